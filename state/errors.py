@@ -1,0 +1,70 @@
+"""The one registry of error codes.
+
+Why one registry: a rejected transaction must carry the same code in its receipt, in an
+RPC error and in the CLI's exit message, and the codes are part of the chain's history
+(receipts are hashed into blocks' results), so they never change meaning once assigned.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    OK = 0
+    # decoding and envelope (1xx)
+    MALFORMED = 100
+    OVERSIZE = 101
+    UNKNOWN_TX_TYPE = 102
+    BAD_SIGNATURE = 103
+    WRONG_CHAIN = 104
+    # replay protection (2xx)
+    NONCE_USED = 200
+    NONCE_TOO_LOW = 201
+    NONCE_OUT_OF_WINDOW = 202
+    # authorisation (3xx)
+    UNAUTHORIZED = 300
+    # reference errors (4xx)
+    UNKNOWN_MARKET = 400
+    UNKNOWN_ASSET = 401
+    UNKNOWN_ORDER = 402
+    UNKNOWN_ACCOUNT = 403
+    DUPLICATE_CLOID = 404
+    # order validity (5xx)
+    OFF_TICK = 500
+    OFF_LOT = 501
+    BELOW_MIN_NOTIONAL = 502
+    ZERO_SIZE = 503
+    PRICE_OUT_OF_RANGE = 504
+    ALO_WOULD_CROSS = 505
+    REDUCE_ONLY_WOULD_INCREASE = 506
+    REDUCE_ONLY_NOT_PERP = 507
+    IOC_NO_FILL = 508
+    TOO_MANY_OPEN_ORDERS = 509
+    BATCH_TOO_LARGE = 510
+    NESTED_BATCH = 511
+    # funds and risk (6xx)
+    INSUFFICIENT_BALANCE = 600
+    INSUFFICIENT_MARGIN = 601
+    AMOUNT_OUT_OF_RANGE = 602
+    UTILIZATION_CAP = 603
+    POOL_ILLIQUID = 604
+    # oracle (7xx)
+    NOT_A_VALIDATOR = 700
+    STALE_PRICE = 701
+    # node-level admission (9xx): never appear in receipts, only in RPC/mempool answers
+    MEMPOOL_FULL = 900
+    DUPLICATE_TX = 901
+    TX_TOO_LARGE = 902
+    NOT_READY = 903
+
+
+class TxError(Exception):
+    """A rejection with a stable code; raised inside checks, turned into a receipt."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: Code, message: str = "") -> None:
+        super().__init__(f"{code.name}: {message}" if message else code.name)
+        self.code = code
+        self.message = message or code.name.lower().replace("_", " ")

@@ -1,0 +1,100 @@
+"""ed25519 keys, addresses and domain-separated signatures.
+
+Verification uses libsodium through PyNaCl: on this project's benchmark machine it verifies
+about 1.7x faster than ``cryptography`` on the same keys (17.0k vs 9.9k verifications/s on
+one core, see bench/state_apply.py), and it releases the GIL, so a thread pool scales
+verification across cores. Keys and signatures are plain ed25519 either way.
+
+Every signature covers ``domain || chain_id || payload``: the domain separates
+transactions from consensus votes and proposals, the chain id separates chains, so a
+devnet transaction cannot be replayed on another chain and a vote is never a valid tx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import nacl.bindings as sodium
+from nacl.exceptions import BadSignatureError
+
+PUBKEY_LEN = 32
+SIG_LEN = 64
+ADDRESS_LEN = 20
+
+DOMAIN_TX = b"bookchain/tx/1\x00"
+DOMAIN_PROPOSAL = b"bookchain/proposal/1\x00"
+DOMAIN_VOTE = b"bookchain/vote/1\x00"
+
+
+def address_of(pubkey: bytes) -> bytes:
+    """An account address: the first 20 bytes of sha256(public key)."""
+    return hashlib.sha256(pubkey).digest()[:ADDRESS_LEN]
+
+
+def address_to_text(address: bytes) -> str:
+    return "0x" + address.hex()
+
+
+def address_from_text(text: str) -> bytes:
+    """Parse ``0x`` + 40 hex digits; raises ValueError on anything else."""
+    body = text[2:] if text.startswith(("0x", "0X")) else text
+    raw = bytes.fromhex(body)
+    if len(raw) != ADDRESS_LEN:
+        raise ValueError(f"an address is {ADDRESS_LEN} bytes, got {len(raw)}")
+    return raw
+
+
+def signing_message(domain: bytes, chain_id: str, payload: bytes) -> bytes:
+    return domain + chain_id.encode() + b"\x00" + payload
+
+
+def verify(pubkey: bytes, message: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is a valid ed25519 signature of ``message`` by ``pubkey``."""
+    if len(pubkey) != PUBKEY_LEN or len(signature) != SIG_LEN:
+        return False
+    try:
+        sodium.crypto_sign_open(signature + message, pubkey)
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateKey:
+    """An ed25519 signing key held as its 32-byte seed (the expanded key is derived once)."""
+
+    seed: bytes
+    _pk: bytes = field(init=False, repr=False, compare=False)
+    _sk: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.seed) != 32:
+            raise ValueError("an ed25519 seed is 32 bytes")
+        pk, sk = sodium.crypto_sign_seed_keypair(self.seed)
+        object.__setattr__(self, "_pk", bytes(pk))
+        object.__setattr__(self, "_sk", bytes(sk))
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        import os  # key generation is the one place randomness is wanted; never in apply paths
+
+        return cls(os.urandom(32))
+
+    @classmethod
+    def from_hex(cls, text: str) -> PrivateKey:
+        return cls(bytes.fromhex(text))
+
+    @property
+    def pubkey(self) -> bytes:
+        return self._pk
+
+    @property
+    def address(self) -> bytes:
+        return address_of(self.pubkey)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(sodium.crypto_sign(message, self._sk)[:SIG_LEN])
+
+    def hex(self) -> str:
+        return self.seed.hex()
