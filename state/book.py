@@ -1,0 +1,171 @@
+"""The order book of one market: price levels in time priority, nothing about money.
+
+Layout: a dict price -> Level for each side plus a sorted list of live prices. The best
+price is one index away, inserting a new level is a ``bisect.insort`` on a short list, and
+each level is a deque in time priority. Cancels are lazy: a cancelled order is marked dead
+and skipped (and popped) when matching reaches it, so a cancel costs O(1) and the FIFO
+never has to be searched. Priority after a restart is rebuilt from each order's ``seq``
+(a chain-wide counter), so a reopened node holds the very same queue order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterator
+
+
+class Order:
+    """A resting (or about to rest) limit order. Mutable: ``size`` shrinks as it fills."""
+
+    __slots__ = (
+        "cloid", "is_buy", "live", "locked", "market", "oid", "orig_size", "owner",
+        "price", "reduce_only", "seq", "size", "tif",
+    )
+
+    def __init__(
+        self,
+        oid: int,
+        seq: int,
+        market: int,
+        owner: bytes,
+        is_buy: bool,
+        price: int,
+        size: int,
+        orig_size: int,
+        tif: int,
+        reduce_only: bool,
+        cloid: bytes | None,
+        locked: int = 0,
+    ) -> None:
+        self.oid = oid
+        self.seq = seq
+        self.market = market
+        self.owner = owner
+        self.is_buy = is_buy
+        self.price = price
+        self.size = size
+        self.orig_size = orig_size
+        self.tif = tif
+        self.reduce_only = reduce_only
+        self.cloid = cloid
+        self.locked = locked  # spot: funds reserved for the remaining size
+        self.live = True
+
+    def record(self) -> list[object]:
+        """The persisted form (canonical positional array)."""
+        return [
+            self.oid, self.seq, self.market, self.owner, self.is_buy, self.price, self.size,
+            self.orig_size, self.tif, self.reduce_only, self.cloid, self.locked,
+        ]
+
+    @classmethod
+    def from_record(cls, r: list[object]) -> Order:
+        return cls(*r)  # type: ignore[arg-type]
+
+
+class Level:
+    __slots__ = ("orders", "price", "total")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.orders: deque[Order] = deque()
+        self.total = 0  # live resting size at this price
+
+    def head(self) -> Order | None:
+        """The oldest live order, discarding dead ones it passes."""
+        orders = self.orders
+        while orders:
+            first = orders[0]
+            if first.live:
+                return first
+            orders.popleft()
+        return None
+
+
+class Book:
+    """Bids and asks of one market. Prices are ticks, sizes lots."""
+
+    __slots__ = ("ask_prices", "asks", "bid_prices", "bids", "market", "orders")
+
+    def __init__(self, market: int) -> None:
+        self.market = market
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_prices: list[int] = []  # ascending; best bid is the last
+        self.ask_prices: list[int] = []  # ascending; best ask is the first
+        self.orders: dict[int, Order] = {}
+
+    # ------------------------------------------------------------------ reads
+    def best_bid(self) -> int | None:
+        return self.bid_prices[-1] if self.bid_prices else None
+
+    def best_ask(self) -> int | None:
+        return self.ask_prices[0] if self.ask_prices else None
+
+    def is_crossed(self) -> bool:
+        bb, ba = self.best_bid(), self.best_ask()
+        return bb is not None and ba is not None and bb >= ba
+
+    def crosses(self, is_buy: bool, price: int) -> bool:
+        """Would an order at ``price`` on this side trade against the opposite side now?"""
+        if is_buy:
+            return bool(self.ask_prices) and price >= self.ask_prices[0]
+        return bool(self.bid_prices) and price <= self.bid_prices[-1]
+
+    def best_level(self, taker_is_buy: bool) -> Level | None:
+        """The best opposite level for a taker on the given side."""
+        if taker_is_buy:
+            return self.asks[self.ask_prices[0]] if self.ask_prices else None
+        return self.bids[self.bid_prices[-1]] if self.bid_prices else None
+
+    def depth(self, levels: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """Aggregated (price, size, order count) per level, best first, for RPC."""
+        bids = [self._agg(self.bids[p]) for p in reversed(self.bid_prices[-levels:])] if levels else []
+        asks = [self._agg(self.asks[p]) for p in self.ask_prices[:levels]] if levels else []
+        return bids, asks
+
+    @staticmethod
+    def _agg(level: Level) -> tuple[int, int, int]:
+        return (level.price, level.total, sum(1 for o in level.orders if o.live))
+
+    def iter_orders(self) -> Iterator[Order]:
+        """All live orders in a deterministic order (by oid)."""
+        for oid in sorted(self.orders):
+            yield self.orders[oid]
+
+    # ------------------------------------------------------------------ writes
+    def add(self, order: Order) -> None:
+        """Rest ``order`` at the back of its price level."""
+        side, prices = (self.bids, self.bid_prices) if order.is_buy else (self.asks, self.ask_prices)
+        level = side.get(order.price)
+        if level is None:
+            level = side[order.price] = Level(order.price)
+            bisect.insort(prices, order.price)
+        level.orders.append(order)
+        level.total += order.size
+        self.orders[order.oid] = order
+
+    def reduce(self, order: Order, by: int) -> None:
+        """Shrink a resting order in place (a fill or a size-down modify keeps its priority)."""
+        order.size -= by
+        side = self.bids if order.is_buy else self.asks
+        side[order.price].total -= by
+        if order.size == 0:
+            self._unlink(order)
+
+    def remove(self, order: Order) -> None:
+        """Take a resting order off the book (cancel, or fully filled)."""
+        side = self.bids if order.is_buy else self.asks
+        side[order.price].total -= order.size
+        self._unlink(order)
+
+    def _unlink(self, order: Order) -> None:
+        order.live = False
+        del self.orders[order.oid]
+        side, prices = (self.bids, self.bid_prices) if order.is_buy else (self.asks, self.ask_prices)
+        level = side[order.price]
+        if level.total == 0 and level.head() is None:
+            del side[order.price]
+            i = bisect.bisect_left(prices, order.price)
+            del prices[i]

@@ -1,0 +1,135 @@
+"""State transition per action kind, and the per-transaction envelope (nonce, receipt).
+
+Read this file top to bottom to know what every transaction does. Each handler checks
+everything before it changes anything, so a rejection (a TxError) leaves the state as it
+was; the envelope then records the nonce only if at least one action took effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from state import matching, nonces, risk
+from state.account import Account
+from state.errors import Code, TxError
+from state.exchange import Exchange
+from state.receipts import ActionResult, Receipt, rejected
+from state.tx import ACTION_NAMES, Batch, Cancel, CancelAll, Deposit, Modify, PlaceOrder, SignedTx, Tif, Withdraw
+
+MAX_AMOUNT = 1 << 62
+
+
+def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> ActionResult:
+    if pubkey != ex.genesis.bridge_authority:
+        raise TxError(Code.UNAUTHORIZED, "only the bridge authority may deposit")
+    ex.must_asset(a.asset)
+    existing = ex.accounts.get(a.to)
+    if a.amount == 0 or (existing.balance(a.asset) if existing else 0) + a.amount > MAX_AMOUNT:
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "deposit amount must be positive and keep the balance below 2^62")
+    acct = ex.account(a.to)
+    acct.credit(a.asset, a.amount)
+    ex.touch(acct)
+    ex.emit(("deposit", a.to, a.asset, a.amount))
+    return ActionResult(Code.OK, status="ok")
+
+
+def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> ActionResult:
+    ex.must_asset(a.asset)
+    if a.amount == 0:
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
+    acct = ex.accounts.get(signer)
+    if acct is None:
+        raise TxError(Code.INSUFFICIENT_BALANCE, "account has no funds")
+    risk.must_afford_withdrawal(ex, acct, a.asset, a.amount)
+    acct.credit(a.asset, -a.amount)
+    ex.touch(acct)
+    ex.emit(("withdraw", signer, a.asset, a.amount, a.destination))
+    return ActionResult(Code.OK, status="ok")
+
+
+def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
+    return matching.place_order(ex, acct, a)
+
+
+def handle_cancel(ex: Exchange, acct: Account, a: Cancel) -> ActionResult:
+    order = ex.find_order(acct, a.market, a.oid, a.cloid)
+    matching.cancel_order(ex, order, "cancelled")
+    return ActionResult(Code.OK, oid=order.oid, status="cancelled", resting=0)
+
+
+def handle_cancel_all(ex: Exchange, acct: Account, a: CancelAll) -> ActionResult:
+    if a.market is not None:
+        ex.market(a.market)
+    oids = sorted(oid for oid, m in acct.open_orders.items() if a.market is None or m == a.market)
+    for oid in oids:
+        matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "cancelled")
+    return ActionResult(Code.OK, status="ok", filled=0, resting=0, message=f"{len(oids)} cancelled")
+
+
+def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
+    order = ex.find_order(acct, a.market, a.oid, a.cloid)
+    if a.price == order.price and 0 < a.size < order.size:
+        matching.shrink_order(ex, order, a.size)
+        return ActionResult(Code.OK, oid=order.oid, status="resting", resting=a.size)
+    replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid)
+    return matching.place_order(ex, acct, replacement, replacing=order)
+
+
+OrderHandler = Callable[[Exchange, Account, Any], ActionResult]
+ORDER_HANDLERS: dict[type, OrderHandler] = {
+    PlaceOrder: handle_order,
+    Cancel: handle_cancel,
+    CancelAll: handle_cancel_all,
+    Modify: handle_modify,
+}
+
+AccountHandler = Callable[[Exchange, bytes, bytes, Any], ActionResult]
+ACCOUNT_HANDLERS: dict[type, AccountHandler] = {
+    Deposit: handle_deposit,
+    Withdraw: handle_withdraw,
+}
+
+
+def register_account_handler(action_type: type, handler: AccountHandler) -> None:
+    """Later subsystems (lending, oracle, risk settings) plug their actions in here."""
+    ACCOUNT_HANDLERS[action_type] = handler
+
+
+def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionResult:
+    try:
+        handler = ORDER_HANDLERS.get(type(action))
+        if handler is not None:
+            return handler(ex, ex.account(signer), action)
+        return ACCOUNT_HANDLERS[type(action)](ex, signer, pubkey, action)
+    except TxError as err:
+        return rejected(err.code, err.message)
+
+
+def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
+    """Apply one signature-checked transaction at the exchange's current block time."""
+    signer = tx.signer
+    kind = ACTION_NAMES.get(type(tx.action), type(tx.action).__name__.lower())
+    kept = ex.nonces.get(signer)
+    try:
+        nonces.must_accept(kept or [], tx.nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
+    except TxError as err:
+        return Receipt(tx.hash, err.code, err.message, signer, kind)
+    action = tx.action
+    if isinstance(action, Batch):
+        if len(action.actions) > ex.genesis.max_batch_actions:
+            return Receipt(tx.hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
+        results = tuple(_run_one(ex, signer, tx.pubkey, a) for a in action.actions)
+    else:
+        results = (_run_one(ex, signer, tx.pubkey, action),)
+    effective = [r for r in results if r.code == Code.OK]
+    if effective:
+        if kept is None:
+            kept = ex.nonces[signer] = []
+        nonces.record(kept, tx.nonce)
+        ex.touch_nonces(signer)
+        return Receipt(tx.hash, Code.OK, "", signer, kind, results)
+    if signer in ex.accounts and ex.accounts[signer].is_empty() and signer not in ex.nonces:
+        del ex.accounts[signer]  # a rejected first contact leaves no trace
+    first = results[0]
+    return Receipt(tx.hash, first.code, first.message, signer, kind, results)

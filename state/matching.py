@@ -1,0 +1,223 @@
+"""The matching engine: validate, reserve, match at price-time priority, settle, rest.
+
+Every check that can reject an order runs before the first mutation, so a rejected order
+changes nothing. Matching walks the opposite side best price first and, within a price,
+oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule). The
+taker's remainder rests (GTC/ALO) or is cancelled (IOC).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state import risk
+from state.book import Order
+from state.errors import Code, TxError
+from state.genesis import PERP, SPOT, MarketSpec
+from state.receipts import ActionResult, Cancelled, Fill
+from state.tx import PlaceOrder, Tif
+
+if TYPE_CHECKING:
+    from state.account import Account
+    from state.exchange import Exchange
+
+MAX_ORDER_NOTIONAL = 10**15  # quote smallest units; keeps every record inside 64 bits
+MAX_POSITION_NOTIONAL = 10**17
+
+
+def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int, int]:
+    """All stateless and stateful checks of a new order. Returns (market, size, reserve)."""
+    market = ex.market(o.market)
+    if o.size == 0:
+        raise TxError(Code.ZERO_SIZE, "order size is zero lots")
+    if o.price == 0 or o.price > market.max_price_ticks:
+        raise TxError(Code.PRICE_OUT_OF_RANGE, f"price must be 1..{market.max_price_ticks} ticks")
+    notional = o.price * o.size * market.tick_value
+    if notional > MAX_ORDER_NOTIONAL:
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"order notional {notional} exceeds {MAX_ORDER_NOTIONAL}")
+    size = o.size
+    if o.reduce_only:
+        if market.kind != PERP:
+            raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp markets")
+        capacity = risk.reduce_capacity(acct, market.market_id, o.is_buy)
+        if capacity == 0:
+            raise TxError(Code.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
+        size = min(size, capacity)
+    elif notional < market.min_notional:
+        raise TxError(Code.BELOW_MIN_NOTIONAL, f"notional {notional} below minimum {market.min_notional}")
+    if market.kind == PERP:
+        pos = acct.positions.get(market.market_id)
+        current = abs(pos.size) if pos else 0
+        if (current + size) * o.price * market.tick_value > MAX_POSITION_NOTIONAL:
+            raise TxError(Code.AMOUNT_OUT_OF_RANGE, "position notional limit")
+    book = ex.books[market.market_id]
+    if o.tif == Tif.ALO and book.crosses(o.is_buy, o.price):
+        raise TxError(Code.ALO_WOULD_CROSS, "post-only order would take liquidity")
+    if o.tif == Tif.IOC and not book.crosses(o.is_buy, o.price):
+        raise TxError(Code.IOC_NO_FILL, "immediate-or-cancel order has nothing to match")
+    if o.cloid is not None and o.cloid in acct.cloids and (replacing is None or replacing.cloid != o.cloid):
+        raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
+    if len(acct.open_orders) >= ex.genesis.max_open_orders_per_account and o.tif != Tif.IOC and replacing is None:
+        raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
+    reserve = risk.must_afford_order(ex, acct, market, o.is_buy, o.price, size, replacing)
+    return market, size, reserve
+
+
+def place_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> ActionResult:
+    """Check, then execute. Raises TxError (with nothing changed) on rejection."""
+    market, size, reserve = must_valid_order(ex, acct, o, replacing)
+    if replacing is not None:
+        cancel_order(ex, replacing, "modified")
+    return execute_order(ex, acct, market, o, size, reserve)
+
+
+def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int, reserve: int) -> ActionResult:
+    oid = ex.next_order_id()
+    order = Order(oid, ex.next_seq(), market.market_id, acct.address, o.is_buy, o.price, size, size,
+                  int(o.tif), o.reduce_only, o.cloid, reserve)
+    if market.kind == SPOT:
+        acct.lock(market.quote if o.is_buy else market.base, reserve)
+    else:
+        acct.order_margin += reserve
+    ex.touch(acct)
+    fills = _match(ex, acct, market, order)
+    filled = size - order.size
+    if order.size == 0:
+        _release(ex, acct, market, order, order.locked)
+        return ActionResult(Code.OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
+    if o.tif == Tif.IOC or (o.reduce_only and risk.reduce_capacity(acct, market.market_id, o.is_buy) == 0):
+        ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "ioc" if o.tif == Tif.IOC else "reduce_only"))
+        _release(ex, acct, market, order, order.locked)
+        status = "filled" if filled and o.tif == Tif.IOC else "cancelled"
+        return ActionResult(Code.OK, oid=oid, status=status, filled=filled, fills=tuple(fills))
+    ex.books[market.market_id].add(order)
+    acct.open_orders[oid] = market.market_id
+    if order.cloid is not None:
+        acct.cloids[order.cloid] = oid
+    ex.touch_order(order)
+    return ActionResult(Code.OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills))
+
+
+def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order) -> list[Fill]:
+    book = ex.books[market.market_id]
+    fills: list[Fill] = []
+    is_buy, limit = order.is_buy, order.price
+    while order.size and book.crosses(is_buy, limit):
+        level = book.best_level(is_buy)
+        assert level is not None
+        maker = level.head()
+        assert maker is not None, "a level with no live order is removed when it empties"
+        maker_acct = ex.accounts[maker.owner]
+        if maker.owner == taker.address:
+            cancel_order(ex, maker, "self_trade")
+            continue
+        qty = min(order.size, maker.size)
+        if maker.reduce_only:
+            qty = min(qty, risk.reduce_capacity(maker_acct, market.market_id, maker.is_buy))
+            if qty == 0:
+                cancel_order(ex, maker, "reduce_only")
+                continue
+        fills.append(_settle(ex, market, maker, maker_acct, order, taker, qty))
+    return fills
+
+
+def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account, taker_order: Order, taker: Account, qty: int) -> Fill:
+    """Move money for one fill at the maker's price; fees (rounded up) to the fee account."""
+    price = maker.price
+    notional = price * qty * market.tick_value
+    maker_fee = risk.fee(notional, ex.genesis.maker_fee_ppm)
+    taker_fee = risk.fee(notional, ex.genesis.taker_fee_ppm)
+    if market.kind == SPOT:
+        _settle_spot_side(ex, market, maker_acct, maker, qty, notional, maker_fee)
+        _settle_spot_side(ex, market, taker, taker_order, qty, notional, taker_fee)
+    else:
+        _settle_perp_side(ex, market, maker_acct, maker, qty, price, maker_fee)
+        _settle_perp_side(ex, market, taker, taker_order, qty, price, taker_fee)
+    fee_acct = ex.account(ex.fee_account)
+    fee_acct.credit(market.quote, maker_fee + taker_fee)
+    ex.touch(fee_acct)
+    ex.touch(maker_acct)
+    taker_order.size -= qty
+    ex.books[market.market_id].reduce(maker, qty)
+    if maker.size == 0:
+        _forget_order(maker_acct, maker)
+        ex.touch_order_removed(maker)
+    else:
+        ex.touch_order(maker)
+    ex.last_price[market.market_id] = price
+    ex.touch_market(market.market_id)
+    fill = Fill(market.market_id, price, qty, taker_order.is_buy, maker.owner, taker.address,
+                maker.oid, taker_order.oid, maker_fee, taker_fee)
+    ex.emit(fill)
+    return fill
+
+
+def _settle_spot_side(ex: Exchange, market: MarketSpec, acct: Account, order: Order, qty: int, notional: int, fee: int) -> None:
+    if order.is_buy:
+        cost = notional + fee
+        order.locked -= cost
+        acct.spend_locked(market.quote, cost)
+        acct.credit(market.base, qty * market.lot_size)
+        remaining = order.size - qty
+        keep = remaining * risk.spot_unit_lock(market, True, order.price, ex.genesis.max_fee_ppm)
+        excess = order.locked - keep
+        if excess:  # price improvement and fee below the worst case come back at once
+            order.locked = keep
+            acct.unlock(market.quote, excess)
+    else:
+        base = qty * market.lot_size
+        order.locked -= base
+        acct.spend_locked(market.base, base)
+        acct.credit(market.quote, notional - fee)
+
+
+def _settle_perp_side(ex: Exchange, market: MarketSpec, acct: Account, order: Order, qty: int, price: int, fee: int) -> None:
+    pnl = acct.position(market.market_id).apply_fill(qty if order.is_buy else -qty, price, market.tick_value)
+    acct.credit(market.quote, pnl - fee)
+    keep = risk.perp_order_margin(market, order.price, order.size - qty)
+    acct.order_margin -= order.locked - keep
+    order.locked = keep
+
+
+def _release(ex: Exchange, acct: Account, market: MarketSpec, order: Order, amount: int) -> None:
+    """Give back what an order still reserves (its remainder leaves the book)."""
+    if amount:
+        if market.kind == SPOT:
+            acct.unlock(market.quote if order.is_buy else market.base, amount)
+        else:
+            acct.order_margin -= amount
+        order.locked = 0
+
+
+def _forget_order(acct: Account, order: Order) -> None:
+    acct.open_orders.pop(order.oid, None)
+    if order.cloid is not None and acct.cloids.get(order.cloid) == order.oid:
+        del acct.cloids[order.cloid]
+
+
+def cancel_order(ex: Exchange, order: Order, reason: str) -> None:
+    """Take a resting order off the book and release its reservation."""
+    acct = ex.accounts[order.owner]
+    market = ex.markets[order.market]
+    ex.books[order.market].remove(order)
+    _release(ex, acct, market, order, order.locked)
+    _forget_order(acct, order)
+    ex.touch(acct)
+    ex.touch_order_removed(order)
+    ex.emit(Cancelled(order.market, order.oid, order.owner, order.size, reason))
+
+
+def shrink_order(ex: Exchange, order: Order, new_size: int) -> None:
+    """A size-down modify at the same price: keeps time priority, returns the excess."""
+    acct = ex.accounts[order.owner]
+    market = ex.markets[order.market]
+    ex.books[order.market].reduce(order, order.size - new_size)
+    if market.kind == SPOT:
+        keep = new_size * risk.spot_unit_lock(market, order.is_buy, order.price, ex.genesis.max_fee_ppm)
+    else:
+        keep = risk.perp_order_margin(market, order.price, new_size)
+    _release(ex, acct, market, order, order.locked - keep)
+    order.locked = keep
+    order.orig_size = new_size
+    ex.touch(acct)
+    ex.touch_order(order)

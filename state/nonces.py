@@ -1,0 +1,33 @@
+"""Replay protection in the style of Hyperliquid: each signer keeps its 100 highest nonces.
+
+A nonce is accepted when it is unused, above the smallest kept nonce once 100 are kept,
+and within a window around the block time (nonces are millisecond timestamps chosen by
+clients, so independent clients of one key don't collide and there is no sequence to
+coordinate). Kept sorted ascending so the smallest is ``kept[0]``.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from state.errors import Code, TxError
+
+KEEP = 100
+
+
+def must_accept(kept: list[int], nonce: int, block_time_ms: int, past_ms: int, future_ms: int) -> None:
+    """Raise the rejection code if ``nonce`` may not be used now; changes nothing."""
+    if nonce <= block_time_ms - past_ms or nonce >= block_time_ms + future_ms:
+        raise TxError(Code.NONCE_OUT_OF_WINDOW, f"nonce {nonce} is outside the window around block time {block_time_ms}")
+    if len(kept) >= KEEP and nonce <= kept[0]:
+        raise TxError(Code.NONCE_TOO_LOW, f"nonce {nonce} is not above the smallest kept nonce {kept[0]}")
+    i = bisect.bisect_left(kept, nonce)
+    if i < len(kept) and kept[i] == nonce:
+        raise TxError(Code.NONCE_USED, f"nonce {nonce} was already used")
+
+
+def record(kept: list[int], nonce: int) -> None:
+    """Insert an accepted nonce, dropping the smallest beyond the 100 kept."""
+    bisect.insort(kept, nonce)
+    if len(kept) > KEEP:
+        del kept[0]

@@ -1,0 +1,279 @@
+"""Transactions: actions, the signed envelope, and their one canonical encoding.
+
+Wire form of a signed transaction (a msgpack array of four)::
+
+    [signer_pubkey: bin32, nonce: uint, action: [tag, field...], signature: bin64]
+
+The signature covers ``DOMAIN_TX || chain_id || 0x00 || <the encodings of the first three
+elements>``. Because decoding enforces the canonical encoding, those bytes are exactly
+``raw[1:-66]`` (strip the one-byte array header and the 66-byte encoded signature), so a
+node never re-encodes a transaction to check it. The transaction hash is sha256(raw).
+
+Actions are positional arrays with a leading tag; a wrong arity is an unknown field, a
+wrong type is malformed, and an unknown tag is ``UNKNOWN_TX_TYPE``. Tags 10+ are reserved
+for lending, oracle and risk actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar, Union
+
+from state.codec import decode, encode, must_bool, must_bytes, must_list, must_uint
+from state.errors import Code, TxError
+from state.keys import DOMAIN_TX, PUBKEY_LEN, SIG_LEN, PrivateKey, address_of, signing_message, verify
+
+MAX_TX_BYTES = 16 * 1024
+CLOID_LEN = 16
+MAX_WITHDRAW_DEST = 64
+
+
+class Tif(IntEnum):
+    GTC = 0  # good till cancelled: match, then rest
+    IOC = 1  # immediate or cancel: match, cancel the remainder
+    ALO = 2  # add liquidity only (post-only): rejected if it would cross
+
+
+def _opt_cloid(v: Any) -> bytes | None:
+    return None if v is None else must_bytes(v, "cloid", CLOID_LEN)
+
+
+def _opt_uint(v: Any, name: str) -> int | None:
+    return None if v is None else must_uint(v, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """Credits ``amount`` of ``asset`` to ``to``; only the bridge authority may sign it."""
+
+    TAG: ClassVar[int] = 1
+    to: bytes
+    asset: int
+    amount: int
+
+    def fields(self) -> list[Any]:
+        return [self.to, self.asset, self.amount]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Deposit:
+        return cls(must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Debits free balance; ``destination`` is an opaque address on the other side of the bridge."""
+
+    TAG: ClassVar[int] = 2
+    asset: int
+    amount: int
+    destination: bytes
+
+    def fields(self) -> list[Any]:
+        return [self.asset, self.amount, self.destination]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Withdraw:
+        return cls(
+            must_uint(f[0], "asset"),
+            must_uint(f[1], "amount"),
+            must_bytes(f[2], "destination", max_len=MAX_WITHDRAW_DEST),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    TAG: ClassVar[int] = 3
+    market: int
+    is_buy: bool
+    price: int  # ticks
+    size: int  # lots
+    tif: Tif
+    reduce_only: bool
+    cloid: bytes | None
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.is_buy, self.price, self.size, int(self.tif), self.reduce_only, self.cloid]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> PlaceOrder:
+        tif = must_uint(f[4], "tif")
+        if tif > 2:
+            raise TxError(Code.MALFORMED, "tif must be 0 (GTC), 1 (IOC) or 2 (ALO)")
+        return cls(
+            must_uint(f[0], "market"),
+            must_bool(f[1], "is_buy"),
+            must_uint(f[2], "price"),
+            must_uint(f[3], "size"),
+            Tif(tif),
+            must_bool(f[5], "reduce_only"),
+            _opt_cloid(f[6]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel one order, named by exactly one of order id and client order id."""
+
+    TAG: ClassVar[int] = 4
+    market: int
+    oid: int | None
+    cloid: bytes | None
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.oid, self.cloid]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Cancel:
+        oid, cloid = _opt_uint(f[1], "oid"), _opt_cloid(f[2])
+        if (oid is None) == (cloid is None):
+            raise TxError(Code.MALFORMED, "cancel names exactly one of oid and cloid")
+        return cls(must_uint(f[0], "market"), oid, cloid)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    TAG: ClassVar[int] = 5
+    market: int | None
+
+    def fields(self) -> list[Any]:
+        return [self.market]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> CancelAll:
+        return cls(_opt_uint(f[0], "market"))
+
+
+@dataclass(frozen=True, slots=True)
+class Modify:
+    """Cancel-replace: keeps time priority only when the price is unchanged and size shrinks."""
+
+    TAG: ClassVar[int] = 6
+    market: int
+    oid: int | None
+    cloid: bytes | None
+    price: int
+    size: int
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.oid, self.cloid, self.price, self.size]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Modify:
+        oid, cloid = _opt_uint(f[1], "oid"), _opt_cloid(f[2])
+        if (oid is None) == (cloid is None):
+            raise TxError(Code.MALFORMED, "modify names exactly one of oid and cloid")
+        return cls(must_uint(f[0], "market"), oid, cloid, must_uint(f[3], "price"), must_uint(f[4], "size"))
+
+
+BatchItem = Union[PlaceOrder, Cancel, CancelAll, Modify]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several order actions under one signature, applied in order; each gets its own result."""
+
+    TAG: ClassVar[int] = 7
+    actions: tuple[BatchItem, ...]
+
+    def fields(self) -> list[Any]:
+        return [[[a.TAG, *a.fields()] for a in self.actions]]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Batch:
+        items = must_list(f[0], "actions", max_len=256)
+        parsed: list[BatchItem] = []
+        for item in items:
+            action = parse_action(item)
+            if isinstance(action, Batch):
+                raise TxError(Code.NESTED_BATCH, "a batch cannot contain a batch")
+            if not isinstance(action, (PlaceOrder, Cancel, CancelAll, Modify)):
+                raise TxError(Code.MALFORMED, "a batch holds only order, cancel, cancel_all and modify")
+            parsed.append(action)
+        if not parsed:
+            raise TxError(Code.MALFORMED, "an empty batch")
+        return cls(tuple(parsed))
+
+
+Action = Union[Deposit, Withdraw, PlaceOrder, Cancel, CancelAll, Modify, Batch]
+
+ACTION_TYPES: dict[int, Any] = {}
+_ARITY: dict[int, int] = {}
+
+
+def register_action(cls: Any, arity: int) -> None:
+    """Later modules (lending, oracle, risk) add their actions here at import time."""
+    if cls.TAG in ACTION_TYPES:
+        raise ValueError(f"action tag {cls.TAG} registered twice")
+    ACTION_TYPES[cls.TAG] = cls
+    _ARITY[cls.TAG] = arity
+
+
+for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1)):
+    register_action(_cls, _n)
+
+ACTION_NAMES = {
+    Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
+    CancelAll: "cancel_all", Modify: "modify", Batch: "batch",
+}
+
+
+def action_to_list(action: Any) -> list[Any]:
+    return [action.TAG, *action.fields()]
+
+
+def parse_action(obj: Any) -> Any:
+    items = must_list(obj, "action", max_len=16)
+    if not items or type(items[0]) is not int:
+        raise TxError(Code.MALFORMED, "an action starts with its integer tag")
+    tag = items[0]
+    cls = ACTION_TYPES.get(tag)
+    if cls is None:
+        raise TxError(Code.UNKNOWN_TX_TYPE, f"unknown action tag {tag}")
+    if len(items) - 1 != _ARITY[tag]:
+        raise TxError(Code.MALFORMED, f"action {tag} takes {_ARITY[tag]} fields, got {len(items) - 1}")
+    return cls.parse(items[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    pubkey: bytes
+    nonce: int
+    action: Any
+    signature: bytes
+    raw: bytes
+    hash: bytes
+
+    @property
+    def signer(self) -> bytes:
+        return address_of(self.pubkey)
+
+    def sign_payload(self) -> bytes:
+        return self.raw[1:-(SIG_LEN + 2)]
+
+    def verify_signature(self, chain_id: str) -> bool:
+        return verify(self.pubkey, signing_message(DOMAIN_TX, chain_id, self.sign_payload()), self.signature)
+
+
+def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
+    """Strictly decode a signed transaction (structure only; the signature is checked apart)."""
+    obj = decode(raw, max_bytes=max_bytes)
+    items = must_list(obj, "tx", length=4)
+    pubkey = must_bytes(items[0], "pubkey", PUBKEY_LEN)
+    nonce = must_uint(items[1], "nonce")
+    action = parse_action(items[2])
+    signature = must_bytes(items[3], "signature", SIG_LEN)
+    raw = bytes(raw)
+    return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest())
+
+
+def sign_tx(key: PrivateKey, nonce: int, action: Any, chain_id: str) -> bytes:
+    """Build the canonical signed bytes of ``action`` by ``key``."""
+    payload = encode(key.pubkey) + encode(nonce) + encode(action_to_list(action))
+    signature = key.sign(signing_message(DOMAIN_TX, chain_id, payload))
+    return b"\x94" + payload + encode(signature)
+
+
+def tx_hash(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
