@@ -122,6 +122,24 @@ class Exchange:
         self._dirty_markets.clear()
         return sorted(writes.items())
 
+    def snapshot_records(self) -> list[tuple[bytes, bytes]]:
+        """Every record of the current state, sorted by key: exactly what the store holds
+        after a commit. Used for state digests, audits and snapshots."""
+        out: list[tuple[bytes, bytes]] = []
+        for addr, acct in self.accounts.items():
+            if not acct.is_empty():
+                out.append((records.account_key(addr), records.encode_record(acct.record())))
+        for book in self.books.values():
+            for oid, order in book.orders.items():
+                out.append((records.order_key(oid), records.encode_record(order.record())))
+        for addr, kept in self.nonces.items():
+            out.append((records.nonce_key(addr), records.encode_record(kept)))
+        for m, px in self.last_price.items():
+            out.append((records.market_key(m), records.encode_record([px])))
+        out.append((records.COUNTERS_KEY, records.encode_record([self.oid_counter, self.seq_counter])))
+        out.sort()
+        return out
+
     # ------------------------------------------------------------------ restore
     def load_records(self, items: list[tuple[bytes, bytes]]) -> None:
         """Rebuild the hot state from stored records (any order); books by priority seq."""

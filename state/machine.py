@@ -140,6 +140,17 @@ class StateMachine:
         return BlockResult(block.height, block.time_ms, ex.app_hash, tuple(r for r in receipts if r is not None),
                            tuple(events), digests)
 
+    def state_digest(self) -> bytes:
+        """sha256 over every state record: equal digests mean equal states, whatever the
+        height (the app hash, by contrast, also commits to history)."""
+        h = hashlib.sha256()
+        for key, value in self.ex.snapshot_records():
+            h.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value)
+        return h.digest()
+
+    def stored_records(self) -> list[tuple[bytes, bytes]]:
+        return self.store.items() if self.store is not None else []
+
     # ------------------------------------------------------------------ admission
     def check_tx(self, raw: bytes, now_ms: int | None = None) -> SignedTx:
         """Mempool admission: decode, signature, and the nonce window against the last

@@ -1,0 +1,93 @@
+"""A tiny in-process chain for state tests: genesis, funded keys, one block per call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from state.errors import Code
+from state.genesis import Genesis, make_genesis_doc
+from state.keys import PrivateKey
+from state.machine import BlockResult, ExecBlock, StateMachine
+from state.receipts import ActionResult, Receipt
+from state.tx import Deposit, PlaceOrder, Tif, sign_tx
+
+CHAIN_ID = "bookchain-test"
+T0 = 1_700_000_000_000
+USDC, BTC, ETH = 0, 1, 2
+BTC_SPOT, ETH_SPOT, BTC_PERP, ETH_PERP = 0, 1, 2, 3
+
+
+def key(i: int) -> PrivateKey:
+    return PrivateKey(bytes([i]) * 32)
+
+
+BRIDGE = key(1)
+
+
+def make_genesis(**overrides: Any) -> Genesis:
+    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[], bridge_pubkey=BRIDGE.pubkey, genesis_time_ms=T0)
+    doc.update(overrides)
+    return Genesis.from_json(doc)
+
+
+class Chain:
+    def __init__(self, path: str | None = None, genesis: Genesis | None = None) -> None:
+        self.genesis = genesis or make_genesis()
+        self.path = path
+        self.sm = StateMachine.open(self.genesis, path)
+        self.time = T0
+        self._nonce: dict[bytes, int] = {}
+        self.blocks: list[ExecBlock] = []
+
+    @property
+    def ex(self) -> Any:
+        return self.sm.ex
+
+    def sign(self, k: PrivateKey, action: Any, nonce: int | None = None) -> bytes:
+        if nonce is None:
+            nonce = max(self._nonce.get(k.pubkey, 0) + 1, self.time)
+            self._nonce[k.pubkey] = nonce
+        return sign_tx(k, nonce, action, self.genesis.chain_id)
+
+    def block(self, *txs: bytes) -> BlockResult:
+        self.time += 1000
+        blk = ExecBlock(self.sm.height + 1, self.time, tuple(txs))
+        self.blocks.append(blk)
+        return self.sm.apply_block(blk)
+
+    def run(self, k: PrivateKey, action: Any) -> Receipt:
+        return self.block(self.sign(k, action)).receipts[0]
+
+    def result(self, k: PrivateKey, action: Any) -> ActionResult:
+        r = self.run(k, action)
+        return r.results[0] if r.results else ActionResult(r.code, r.message)
+
+    def fund(self, k: PrivateKey, asset: int, amount: int) -> None:
+        r = self.run(BRIDGE, Deposit(k.address, asset, amount))
+        assert r.code == Code.OK, r
+
+    def order(self, k: PrivateKey, market: int, is_buy: bool, price: int, size: int,
+              tif: Tif = Tif.GTC, reduce_only: bool = False, cloid: bytes | None = None) -> ActionResult:
+        return self.result(k, PlaceOrder(market, is_buy, price, size, tif, reduce_only, cloid))
+
+    def balance(self, k: PrivateKey, asset: int) -> int:
+        acct = self.ex.accounts.get(k.address)
+        return acct.balance(asset) if acct else 0
+
+    def locked(self, k: PrivateKey, asset: int) -> int:
+        acct = self.ex.accounts.get(k.address)
+        return acct.locked.get(asset, 0) if acct else 0
+
+    def reopen(self) -> None:
+        assert self.path is not None
+        self.sm.close()
+        self.sm = StateMachine.open(self.genesis, self.path)
+
+
+def total_of(ex: Any, asset: int) -> int:
+    """Free + locked balances of every account (fee and insurance accounts included)."""
+    return sum(a.balances.get(asset, 0) + a.locked.get(asset, 0) for a in ex.accounts.values())
+
+
+def perp_entry_total(ex: Any) -> int:
+    return sum(p.signed_entry() for a in ex.accounts.values() for p in a.positions.values())
