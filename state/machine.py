@@ -124,8 +124,11 @@ class StateMachine:
                     receipts[i] = Receipt(h, err.code, err.message)
                     continue
             decoded.append((i, tx))
-        ordered = [item for item in decoded if is_cancel(item[1])]
-        ordered += [item for item in decoded if not is_cancel(item[1])]
+        cancels: list[tuple[int, SignedTx]] = []
+        others: list[tuple[int, SignedTx]] = []
+        for item in decoded:
+            (cancels if is_cancel(item[1]) else others).append(item)
+        ordered = cancels + others
         events: list[tuple[int, Any]] = []
         for i, tx in ordered:
             ex.events = []

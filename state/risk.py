@@ -48,25 +48,19 @@ def reference_price(ex: Exchange, market: MarketSpec, fallback: int) -> int:
     return ex.last_price.get(market.market_id, fallback)
 
 
-def position_margin(ex: Exchange, acct: Account) -> int:
-    total = 0
+def margin_state(ex: Exchange, acct: Account) -> tuple[int, int]:
+    """(collateral, position margin) in one pass: collateral is the free collateral
+    balance plus the unrealized PnL of every position at its reference price; position
+    margin is the initial margin the open positions need at that price."""
+    collateral = acct.balance(ex.collateral_asset)
+    margin = 0
     for m, pos in acct.positions.items():
         if pos.size:
             spec = ex.markets[m]
             px = reference_price(ex, spec, pos.entry_notional // max(1, abs(pos.size) * spec.tick_value))
-            total += ceil_div(abs(pos.size) * px * spec.tick_value, spec.max_leverage)
-    return total
-
-
-def collateral(ex: Exchange, acct: Account) -> int:
-    """Free collateral balance plus unrealized PnL of every perp position."""
-    total = acct.balance(ex.collateral_asset)
-    for m, pos in acct.positions.items():
-        if pos.size:
-            spec = ex.markets[m]
-            px = reference_price(ex, spec, pos.entry_notional // max(1, abs(pos.size) * spec.tick_value))
-            total += pos.unrealized_pnl(px, spec.tick_value)
-    return total
+            collateral += pos.unrealized_pnl(px, spec.tick_value)
+            margin += ceil_div(abs(pos.size) * px * spec.tick_value, spec.max_leverage)
+    return collateral, margin
 
 
 def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
@@ -91,8 +85,8 @@ def must_afford_order(
         released = 0
         if replacing is not None and ex.markets[replacing.market].kind == PERP:
             released = replacing.locked
-        requirement = position_margin(ex, acct) + acct.order_margin - released + need
-        available = collateral(ex, acct)
+        available, pos_margin = margin_state(ex, acct)
+        requirement = pos_margin + acct.order_margin - released + need
         if available < requirement:
             raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {requirement - available}")
         return need
@@ -112,6 +106,7 @@ def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int)
     if amount > have:
         raise TxError(Code.INSUFFICIENT_BALANCE, f"withdraw {amount}, free balance {have}")
     if asset == ex.collateral_asset and (acct.order_margin or any(p.size for p in acct.positions.values())):
-        free = collateral(ex, acct) - position_margin(ex, acct) - acct.order_margin
+        available, pos_margin = margin_state(ex, acct)
+        free = available - pos_margin - acct.order_margin
         if amount > free:
             raise TxError(Code.INSUFFICIENT_MARGIN, f"withdraw {amount} exceeds free collateral {free}")

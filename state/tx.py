@@ -244,10 +244,7 @@ class SignedTx:
     signature: bytes
     raw: bytes
     hash: bytes
-
-    @property
-    def signer(self) -> bytes:
-        return address_of(self.pubkey)
+    signer: bytes  # address_of(pubkey), derived once at decode
 
     def sign_payload(self) -> bytes:
         return self.raw[1:-(SIG_LEN + 2)]
@@ -265,7 +262,7 @@ def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
     action = parse_action(items[2])
     signature = must_bytes(items[3], "signature", SIG_LEN)
     raw = bytes(raw)
-    return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest())
+    return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest(), address_of(pubkey))
 
 
 def sign_tx(key: PrivateKey, nonce: int, action: Any, chain_id: str) -> bytes:
