@@ -65,6 +65,7 @@ class StateMachine:
         self.genesis = genesis
         self.store = store
         self.ex = Exchange(genesis)
+        self._pending: tuple[list[tuple[bytes, bytes | None]], int, bytes] | None = None
         meta = store.meta() if store is not None else None
         if meta is None:
             self._init_genesis()
@@ -104,7 +105,13 @@ class StateMachine:
             self.store.commit(writes, 0, self.ex.app_hash)
 
     # ------------------------------------------------------------------ execution
-    def apply_block(self, block: ExecBlock, verified: Mapping[bytes, SignedTx] | None = None) -> BlockResult:
+    def apply_block(self, block: ExecBlock, verified: Mapping[bytes, SignedTx] | None = None,
+                    *, commit: bool = True) -> BlockResult:
+        """Execute ``block``. With ``commit=False`` the write set is held until
+        ``commit_pending()``, so the node can first persist the block's results: a crash in
+        between leaves the state at the previous height and the block is re-applied."""
+        if self._pending is not None:
+            raise RuntimeError("a block is applied but not committed")
         ex = self.ex
         if block.height != ex.height + 1:
             raise ValueError(f"block {block.height} does not follow height {ex.height}")
@@ -137,8 +144,9 @@ class StateMachine:
         ex.events = []
         writes = ex.collect_writes()
         ex.app_hash = apphash.next_app_hash(ex.app_hash, block.height, writes)
-        if self.store is not None:
-            self.store.commit(writes, block.height, ex.app_hash)
+        self._pending = (writes, block.height, ex.app_hash)
+        if commit:
+            self.commit_pending()
         digests = tuple((k, hashlib.sha256(v).digest()[:8] if v is not None else b"") for k, v in writes)
         return BlockResult(block.height, block.time_ms, ex.app_hash, tuple(r for r in receipts if r is not None),
                            tuple(events), digests)
@@ -153,6 +161,15 @@ class StateMachine:
 
     def stored_records(self) -> list[tuple[bytes, bytes]]:
         return self.store.items() if self.store is not None else []
+
+    def commit_pending(self) -> None:
+        """Write the applied block's write set, height and app hash in one synced batch."""
+        if self._pending is None:
+            raise RuntimeError("no applied block to commit")
+        writes, height, app_hash = self._pending
+        self._pending = None
+        if self.store is not None:
+            self.store.commit(writes, height, app_hash)
 
     # ------------------------------------------------------------------ admission
     def check_tx(self, raw: bytes, now_ms: int | None = None) -> SignedTx:

@@ -1,0 +1,355 @@
+"""HTTP clients for the node's RPC contract (node/API.md): one sync, one async.
+
+Why two: the CLI makes a handful of calls and wants no event loop (``urllib`` is enough and
+starts fast), while the load generator keeps thousands of requests in flight and needs
+aiohttp. Both turn an error answer into ``RpcError`` carrying the registry code name the
+node sent, so a script sees the same ``INSUFFICIENT_BALANCE`` the receipt holds, and both
+turn "nobody listens there" into ``NodeUnreachable`` so the CLI can exit with its own code.
+
+Answers are returned as the parsed JSON, untouched: ``--json`` output must be exactly what
+the node said. ``as_int`` undoes the "big integers travel as strings" convention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:26657"
+DEFAULT_TIMEOUT_S = 15.0
+MAX_BATCH_TXS = 5000
+
+Json = dict[str, Any]
+
+
+class RpcError(Exception):
+    """The node answered with an error: ``code``/``name`` from ``state.errors.Code``.
+
+    ``code`` is -1 (and ``name`` ``HTTP_<status>``) when the answer carried no error body,
+    e.g. a proxy's 502 page.
+    """
+
+    def __init__(self, code: int, name: str, message: str, http_status: int) -> None:
+        super().__init__(f"{name} ({code}): {message}" if message else f"{name} ({code})")
+        self.code = code
+        self.name = name
+        self.message = message
+        self.http_status = http_status
+
+
+class NodeUnreachable(Exception):
+    """No answer at all: refused, DNS failure, reset, or timed out before a status line."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"node at {url} is unreachable: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def as_int(value: Any) -> int:
+    """An integer field as sent by the node (numbers above 2^53 arrive as strings)."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an integer field")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value)
+    raise TypeError(f"not an integer field: {value!r}")
+
+
+def tx_hex(tx: bytes | str) -> str:
+    """Transactions go over the wire as lower-case hex."""
+    return tx.hex() if isinstance(tx, (bytes, bytearray)) else tx.lower().removeprefix("0x")
+
+
+def error_from_answer(status: int, body: bytes) -> RpcError:
+    """Build the ``RpcError`` for a non-2xx answer, tolerating bodies that are not ours."""
+    try:
+        err = json.loads(body)["error"]
+        return RpcError(int(err["code"]), str(err["name"]), str(err.get("message", "")), status)
+    except (ValueError, KeyError, TypeError):
+        text = body.decode("utf-8", "replace").strip()[:200]
+        return RpcError(-1, f"HTTP_{status}", text, status)
+
+
+def parse_answer(status: int, body: bytes) -> Any:
+    if not 200 <= status < 300:
+        raise error_from_answer(status, body)
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise RpcError(-1, "BAD_ANSWER", f"node sent non-JSON: {body[:200]!r}", status) from None
+
+
+def _query(params: dict[str, Any]) -> str:
+    clean = {k: v for k, v in params.items() if v is not None}
+    return ("?" + urllib.parse.urlencode(clean)) if clean else ""
+
+
+class Client:
+    """Blocking client; one instance per node URL. Cheap: no connection is held open."""
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ transport
+    def send(self, method: str, path: str, params: dict[str, Any] | None = None,
+             body: Any = None, timeout: float | None = None) -> bytes:
+        """One HTTP exchange; returns the 2xx body or raises RpcError / NodeUnreachable."""
+        url = self.url + path + _query(params or {})
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+                return bytes(resp.read())
+        except urllib.error.HTTPError as err:
+            raise error_from_answer(err.code, err.read()) from None
+        except urllib.error.URLError as err:
+            raise NodeUnreachable(self.url, str(err.reason)) from None
+        except (TimeoutError, ConnectionError) as err:
+            raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: Any = None, timeout: float | None = None) -> Any:
+        return parse_answer(200, self.send(method, path, params, body, timeout))
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params)
+
+    def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
+        return self.request("POST", path, body=body, timeout=timeout)
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self) -> Json:
+        return self.get("/health")
+
+    def status(self) -> Json:
+        return self.get("/status")
+
+    def validators(self) -> Json:
+        return self.get("/validators")
+
+    def block(self, height: int) -> Json:
+        return self.get("/block", height=height)
+
+    def block_results(self, height: int) -> Json:
+        return self.get("/block_results", height=height)
+
+    def blocks(self, start: int, end: int) -> Json:
+        return self.get("/blocks", **{"from": start, "to": end})
+
+    def tx(self, tx_hash: bytes | str) -> Json:
+        return self.get("/tx", hash=tx_hex(tx_hash))
+
+    def broadcast_tx_sync(self, tx: bytes | str) -> Json:
+        return self.post("/broadcast_tx_sync", {"tx": tx_hex(tx)})
+
+    def broadcast_tx_commit(self, tx: bytes | str, timeout_ms: int = 10_000) -> Json:
+        body = {"tx": tx_hex(tx), "timeout_ms": timeout_ms}
+        # the HTTP timeout must outlast the node's own commit wait, or we'd report
+        # "unreachable" for a node that is merely waiting for the block
+        return self.post("/broadcast_tx_commit", body, timeout=timeout_ms / 1000 + self.timeout)
+
+    def broadcast_txs(self, txs: Iterable[bytes | str]) -> Json:
+        items = [tx_hex(t) for t in txs]
+        if len(items) > MAX_BATCH_TXS:
+            raise ValueError(f"/broadcast_txs takes at most {MAX_BATCH_TXS} txs")
+        return self.post("/broadcast_txs", {"txs": items})
+
+    def markets(self) -> Json:
+        return self.get("/markets")
+
+    def assets(self) -> Json:
+        return self.get("/assets")
+
+    def book(self, market: int | str, depth: int = 20) -> Json:
+        return self.get("/book", market=market, depth=depth)
+
+    def account(self, address: str) -> Json:
+        return self.get("/account", address=address)
+
+    def orders(self, address: str) -> Json:
+        return self.get("/orders", address=address)
+
+    def fills(self, address: str, limit: int = 100) -> Json:
+        return self.get("/fills", address=address, limit=limit)
+
+    def metrics(self) -> str:
+        """Prometheus text, the one endpoint that is not JSON."""
+        return self.send("GET", "/metrics").decode()
+
+    # ------------------------------------------------------------------ helpers
+    def wait_for_height(self, height: int, timeout: float = 30.0, interval: float = 0.1) -> Json:
+        """Poll ``/status`` until ``latest_height >= height``; return that status.
+
+        A node that is still starting (connection refused) is waited for too; only the
+        deadline ends the wait, with a ``TimeoutError`` naming the last height seen.
+        """
+        deadline = time.monotonic() + timeout
+        last: str = "no answer"
+        while True:
+            try:
+                st = self.status()
+                if as_int(st.get("latest_height", 0)) >= height:
+                    return st
+                last = f"height {st.get('latest_height')}"
+            except NodeUnreachable as err:
+                last = err.reason
+            except RpcError as err:
+                last = str(err)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.url} did not reach height {height} within {timeout:.0f}s ({last})")
+            time.sleep(interval)
+
+
+class AsyncClient:
+    """aiohttp client for many concurrent requests; use as ``async with AsyncClient(url)``.
+
+    Pass ``session`` to share one connection pool between clients of several nodes.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = DEFAULT_TIMEOUT_S,
+                 session: Any = None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = session
+        self._own_session = session is None
+
+    async def __aenter__(self) -> AsyncClient:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _ensure_session(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                      body: Any = None, timeout: float | None = None) -> Any:
+        import aiohttp
+
+        session = self._ensure_session()
+        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with session.request(
+                method, self.url + path, params=clean or None, json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            ) as resp:
+                data = await resp.read()
+                return parse_answer(resp.status, data)
+        except aiohttp.ClientConnectionError as err:
+            raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None
+        except TimeoutError:
+            raise NodeUnreachable(self.url, "timed out") from None
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params)
+
+    async def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
+        return await self.request("POST", path, body=body, timeout=timeout)
+
+    async def health(self) -> Json:
+        return await self.get("/health")
+
+    async def status(self) -> Json:
+        return await self.get("/status")
+
+    async def validators(self) -> Json:
+        return await self.get("/validators")
+
+    async def block(self, height: int) -> Json:
+        return await self.get("/block", height=height)
+
+    async def block_results(self, height: int) -> Json:
+        return await self.get("/block_results", height=height)
+
+    async def blocks(self, start: int, end: int) -> Json:
+        return await self.get("/blocks", **{"from": start, "to": end})
+
+    async def tx(self, tx_hash: bytes | str) -> Json:
+        return await self.get("/tx", hash=tx_hex(tx_hash))
+
+    async def broadcast_tx_sync(self, tx: bytes | str) -> Json:
+        return await self.post("/broadcast_tx_sync", {"tx": tx_hex(tx)})
+
+    async def broadcast_tx_commit(self, tx: bytes | str, timeout_ms: int = 10_000) -> Json:
+        body = {"tx": tx_hex(tx), "timeout_ms": timeout_ms}
+        return await self.post("/broadcast_tx_commit", body, timeout=timeout_ms / 1000 + self.timeout)
+
+    async def broadcast_txs(self, txs: Iterable[bytes | str]) -> Json:
+        items = [tx_hex(t) for t in txs]
+        if len(items) > MAX_BATCH_TXS:
+            raise ValueError(f"/broadcast_txs takes at most {MAX_BATCH_TXS} txs")
+        return await self.post("/broadcast_txs", {"txs": items})
+
+    async def markets(self) -> Json:
+        return await self.get("/markets")
+
+    async def assets(self) -> Json:
+        return await self.get("/assets")
+
+    async def book(self, market: int | str, depth: int = 20) -> Json:
+        return await self.get("/book", market=market, depth=depth)
+
+    async def account(self, address: str) -> Json:
+        return await self.get("/account", address=address)
+
+    async def orders(self, address: str) -> Json:
+        return await self.get("/orders", address=address)
+
+    async def fills(self, address: str, limit: int = 100) -> Json:
+        return await self.get("/fills", address=address, limit=limit)
+
+    async def wait_for_height(self, height: int, timeout: float = 30.0, interval: float = 0.1) -> Json:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                st = await self.status()
+                if as_int(st.get("latest_height", 0)) >= height:
+                    return st
+                last = f"height {st.get('latest_height')}"
+            except NodeUnreachable as err:
+                last = err.reason
+            except RpcError as err:
+                last = str(err)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.url} did not reach height {height} within {timeout:.0f}s ({last})")
+            await asyncio.sleep(interval)
+
+    async def subscribe(self, topic: str, **filters: Any) -> AsyncIterator[Json]:
+        """Yield ``{"topic","data"}`` pushes from ``/websocket`` until the socket closes."""
+        import aiohttp
+
+        session = self._ensure_session()
+        ws_url = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/websocket"
+        try:
+            async with session.ws_connect(ws_url, heartbeat=30) as ws:
+                await ws.send_json({"method": "subscribe", "topic": topic, **filters})
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        yield json.loads(msg.data)
+                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+        except aiohttp.ClientConnectionError as err:
+            raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None

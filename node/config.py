@@ -1,0 +1,113 @@
+"""A node's home directory and configuration (see node/API.md for the layout)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from state.keys import PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    timeout_propose_ms: int = 1000
+    timeout_prevote_ms: int = 500
+    timeout_precommit_ms: int = 500
+    timeout_delta_ms: int = 250
+    timeout_commit_ms: int = 100  # pause after a commit: the idle block interval
+    create_empty_blocks: bool = True
+    empty_block_interval_ms: int = 0
+    max_block_txs: int = 5000
+    max_block_bytes: int = 4_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolConfig:
+    max_txs: int = 50_000
+    max_bytes: int = 64_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TestSwitches:
+    """Fault injection for the chaos suite; never set on a real network."""
+
+    equivocate: bool = False
+    slow_propose_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    moniker: str
+    rpc_host: str
+    rpc_port: int
+    p2p_listen: str
+    p2p_peers: tuple[str, ...]
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    test: TestSwitches = field(default_factory=TestSwitches)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def genesis_path(self) -> Path:
+        return self.home / "genesis.json"
+
+    @property
+    def validator_key_path(self) -> Path:
+        return self.home / "keys" / "validator.json"
+
+    @property
+    def p2p_key_path(self) -> Path:
+        return self.home / "keys" / "p2p.key"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "data" / "state"
+
+    @property
+    def blocks_dir(self) -> Path:
+        return self.home / "data" / "blocks"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.home / "data" / "wal"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs" / "node.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "node.pid"
+
+    def validator_key(self) -> PrivateKey | None:
+        if not self.validator_key_path.exists():
+            return None
+        doc = json.loads(self.validator_key_path.read_text())
+        return PrivateKey.from_hex(doc["seed"])
+
+    @classmethod
+    def load(cls, home: str | os.PathLike[str]) -> NodeConfig:
+        root = Path(home)
+        doc: dict[str, Any] = json.loads((root / "config.json").read_text())
+        rpc, p2p = doc["rpc"], doc["p2p"]
+        return cls(
+            home=root,
+            moniker=doc.get("moniker", root.name),
+            rpc_host=rpc.get("host", "127.0.0.1"),
+            rpc_port=int(rpc["port"]),
+            p2p_listen=p2p["listen"],
+            p2p_peers=tuple(p2p.get("peers", [])),
+            consensus=ConsensusConfig(**doc.get("consensus", {})),
+            mempool=MempoolConfig(**doc.get("mempool", {})),
+            test=TestSwitches(**doc.get("test", {})),
+        )
+
+
+def write_validator_key(path: Path, key: PrivateKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seed": key.hex(), "pubkey": key.pubkey.hex()}))
+    path.chmod(0o600)

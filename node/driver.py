@@ -1,0 +1,252 @@
+"""The consensus driver: feeds the sans-IO core with network messages, timers and the
+clock, and performs the actions it returns (WAL, broadcast, timers, commit, sync).
+
+Everything runs on the node's single event-loop thread; the core is never entered
+concurrently. Actions are performed strictly in order: a WAL record is fsync'd before
+the message it records is handed to the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from consensus.actions import (
+    BroadcastProposal,
+    BroadcastVote,
+    CommitBlock,
+    Evidence,
+    RecordWal,
+    RequestSync,
+    ScheduleTimeout,
+)
+from consensus.block import Block
+from consensus.certificate import CommitCertificate
+from consensus.core import ConsensusCore
+from consensus.events import (
+    ProposalReceived,
+    Start,
+    SyncedBlock,
+    TimeoutFired,
+    TxsReady,
+    VoteReceived,
+)
+from consensus.messages import Proposal, Vote
+from node.crashpoints import maybe_crash
+from node.p2p import protocols
+from state.codec import decode, encode
+from state.errors import TxError
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+log = logging.getLogger("bookchain.consensus")
+
+PROPOSAL_TAG = b"P"
+VOTE_TAG = b"V"
+SYNC_BATCH = 50
+SYNC_MAX_BYTES = 24 * 1024 * 1024
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ConsensusDriver:
+    def __init__(self, rt: NodeRuntime, core: ConsensusCore) -> None:
+        self.rt = rt
+        self.core = core
+        self.loop = asyncio.get_running_loop()
+        self.timers: set[asyncio.TimerHandle] = set()
+        self.evidence: list[Evidence] = []
+        self.rounds_total = 0
+        self.bad_messages = 0
+        self._sync_task: asyncio.Task[None] | None = None
+        self._sync_target = 0
+        self.catching_up = False
+        self.stopped = False
+        self.halted: str | None = None
+
+    # ------------------------------------------------------------------ inputs
+    def start_height(self) -> None:
+        ex = self.rt.execution
+        genesis_time = self.rt.genesis.genesis_time_ms
+        self.feed(Start(
+            height=self.rt.sm.height + 1,
+            prev_block_hash=ex.last_block_hash,
+            prev_app_hash=self.rt.sm.app_hash,
+            prev_block_time_ms=ex.last_block_time_ms if self.rt.sm.height else genesis_time,
+            now_ms=now_ms(),
+        ))
+        if len(self.rt.mempool):
+            self.feed(TxsReady(now_ms()))
+
+    async def on_consensus_frame(self, peer_id: str, frame: bytes) -> None:
+        try:
+            tag, body = frame[:1], frame[1:]
+            if tag == PROPOSAL_TAG:
+                event: Any = ProposalReceived(Proposal.decode(body), now_ms())
+            elif tag == VOTE_TAG:
+                event = VoteReceived(Vote.decode(body), now_ms())
+            else:
+                raise TxError(0, "unknown consensus frame tag")  # type: ignore[arg-type]
+        except (TxError, ValueError, TypeError) as err:
+            self.bad_messages += 1
+            log.debug("bad consensus frame from %s: %s", peer_id, err)
+            return
+        self.feed(event)
+
+    def on_txs_available(self) -> None:
+        if not self.rt.config.consensus.create_empty_blocks:
+            self.feed(TxsReady(now_ms()))
+
+    def feed(self, event: Any) -> None:
+        if self.stopped or self.halted:
+            return
+        try:
+            actions = self.core.handle(event)
+        except Exception:
+            log.exception("consensus core failed on %s", type(event).__name__)
+            raise
+        for action in actions:
+            self.perform(action)
+
+    # ------------------------------------------------------------------ actions
+    def perform(self, action: Any) -> None:
+        rt = self.rt
+        if isinstance(action, RecordWal):
+            rt.wal.append(action.record, sync=action.sync)
+            maybe_crash("wal_written")
+        elif isinstance(action, BroadcastVote):
+            frame = VOTE_TAG + self._maybe_equivocate(action.vote).encode()
+            rt.p2p.broadcast(protocols.CONSENSUS, frame)
+            maybe_crash("vote_sent")
+        elif isinstance(action, BroadcastProposal):
+            frame = PROPOSAL_TAG + action.proposal.encode()
+            delay = rt.config.test.slow_propose_ms
+            if delay:
+                self.loop.call_later(delay / 1000, rt.p2p.broadcast, protocols.CONSENSUS, frame)
+            else:
+                rt.p2p.broadcast(protocols.CONSENSUS, frame)
+            log.info("h=%d r=%d proposed block with %d txs", action.proposal.height, action.proposal.round,
+                     len(action.proposal.block.txs))
+        elif isinstance(action, ScheduleTimeout):
+            handle: asyncio.TimerHandle
+            ev = (action.height, action.round, action.step)
+
+            def fire() -> None:
+                self.timers.discard(handle)
+                self.feed(TimeoutFired(ev[0], ev[1], ev[2], now_ms()))
+
+            handle = self.loop.call_later(action.delay_ms / 1000, fire)
+            self.timers.add(handle)
+        elif isinstance(action, CommitBlock):
+            self._commit(action.block, action.certificate)
+        elif isinstance(action, Evidence):
+            self.evidence.append(action)
+            log.warning("h=%d equivocation by validator %s (round %d)", action.vote_a.height,
+                        action.vote_a.validator.hex()[:16], action.vote_a.round)
+        elif isinstance(action, RequestSync):
+            self.request_sync(action.height)
+        else:
+            log.warning("unknown consensus action %r", action)
+
+    def _commit(self, block: Block, cert: CommitCertificate) -> None:
+        from node.execution import AppHashMismatch
+
+        if cert.round > 0:
+            self.rounds_total += cert.round
+        try:
+            result = self.rt.execution.commit(block, cert)
+        except AppHashMismatch as err:
+            self.halted = str(err)
+            log.critical("HALT: %s", err)
+            return
+        log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
+                 block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
+                 self.rt.execution.last_apply_ms)
+        # Start the next height after this action list is done (the core's WAL end marker follows)
+        self.loop.call_soon(self.start_height)
+
+    def _maybe_equivocate(self, vote: Vote) -> Vote:
+        """Test switch: also send a conflicting vote for the same height/round/type."""
+        if not self.rt.config.test.equivocate or self.rt.validator_key is None:
+            return vote
+        import hashlib
+
+        other = hashlib.sha256(b"equivocate" + vote.block_hash).digest() if vote.block_hash else b"\x00" * 32
+        twin = Vote.create(self.rt.validator_key, self.rt.genesis.chain_id, vote.type, vote.height, vote.round, other)
+        self.rt.p2p.broadcast(self.protocols.CONSENSUS, VOTE_TAG + twin.encode())
+        return vote
+
+    # ------------------------------------------------------------------ block sync
+    def request_sync(self, height: int) -> None:
+        self._sync_target = max(self._sync_target, height)
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.ensure_future(self._sync_loop())
+
+    async def _sync_loop(self) -> None:
+        """Fetch blocks with certificates from peers until none has more."""
+        self.catching_up = True
+        try:
+            idle_rounds = 0
+            while not self.stopped and idle_rounds < 2:
+                got = False
+                for peer in sorted(self.rt.p2p.connected_peers()):
+                    start = self.rt.sm.height + 1
+                    try:
+                        resp = await self.rt.p2p.request(peer, self.protocols.SYNC, encode([start, SYNC_BATCH]), timeout_s=10)
+                        items = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)
+                    except Exception as err:  # a peer may be down or send garbage: try another
+                        log.debug("sync from %s failed: %s", peer, err)
+                        continue
+                    if not isinstance(items, list):
+                        continue
+                    for item in items:
+                        try:
+                            block, cert = Block.decode(item[0]), CommitCertificate.decode(item[1])
+                        except (TxError, ValueError, TypeError, IndexError):
+                            self.bad_messages += 1
+                            break
+                        if block.height != self.rt.sm.height + 1:
+                            break
+                        self.feed(SyncedBlock(block, cert))
+                        if self.rt.sm.height < block.height:  # rejected (bad certificate): next peer
+                            break
+                        got = True
+                        await asyncio.sleep(0)
+                idle_rounds = 0 if got else idle_rounds + 1
+                if not got:
+                    await asyncio.sleep(0.2)
+        finally:
+            self.catching_up = False
+
+    async def serve_sync(self, peer_id: str, request: bytes) -> bytes:
+        try:
+            start, count = decode(request, max_bytes=64)
+            if type(start) is not int or type(count) is not int or start < 1:
+                raise ValueError("bad range")
+        except Exception:
+            return encode([])
+        out = []
+        size = 0
+        blocks = self.rt.blocks
+        for h in range(start, min(start + min(count, SYNC_BATCH), blocks.height + 1)):
+            raw_block, raw_cert = blocks.block(h), blocks.certificate(h)
+            if raw_block is None or raw_cert is None:
+                break
+            size += len(raw_block) + len(raw_cert)
+            if out and size > SYNC_MAX_BYTES:
+                break
+            out.append([raw_block, raw_cert])
+        return encode(out)
+
+    def stop(self) -> None:
+        self.stopped = True
+        for t in self.timers:
+            t.cancel()
+        self.timers.clear()
+        if self._sync_task is not None:
+            self._sync_task.cancel()

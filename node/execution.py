@@ -1,0 +1,181 @@
+"""From a committed block to state: the storage order, the handshake, results and waiters.
+
+Order per block (CometBFT's): save block + certificate (synced) -> apply -> save results
+and indexes (synced) -> commit the state batch (synced). A crash anywhere leaves a state
+at some height h and a block store at h or h+1; ``handshake`` re-applies what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from typing import Any
+
+from consensus.block import Block
+from consensus.certificate import CommitCertificate
+from node.blockstore import BlockStore
+from node.events import EventBus
+from node.jsonfmt import event_from_list, receipt_from_list
+from node.mempool import Mempool, verify_batch
+from state.machine import BlockResult, ExecBlock, StateMachine
+from state.receipts import Cancelled, Fill
+from state.tx import SignedTx, tx_hash
+
+log = logging.getLogger("bookchain.exec")
+
+
+class AppHashMismatch(RuntimeError):
+    """Our state after block h-1 differs from the one the chain certified: halt, as
+    CometBFT does, rather than sign anything on a forked state."""
+
+
+def event_to_list(e: Any) -> list[Any]:
+    if isinstance(e, Fill):
+        return ["fill", *e.to_list()]
+    if isinstance(e, Cancelled):
+        return ["cancel", *e.to_list()]
+    return list(e)
+
+
+class Execution:
+    def __init__(self, sm: StateMachine, blocks: BlockStore, mempool: Mempool, bus: EventBus,
+                 verify_pool: Executor | None) -> None:
+        self.sm = sm
+        self.blocks = blocks
+        self.mempool = mempool
+        self.bus = bus
+        self.verify_pool = verify_pool
+        self.waiters: dict[bytes, list[asyncio.Future[tuple[int, int, dict[str, Any]]]]] = {}
+        self.last_block_time_ms = sm.time_ms
+        self.last_block_hash = b""
+        self.last_apply_ms = 0.0
+        self.last_block_txs = 0
+        self.block_interval_ms = 0.0
+        self._last_commit_wall = 0.0
+
+    # ------------------------------------------------------------------ start-up
+    def handshake(self) -> int:
+        """Re-apply stored blocks above the state's height; returns how many."""
+        replayed = 0
+        if self.blocks.height < self.sm.height:
+            raise RuntimeError(f"state at height {self.sm.height} is ahead of the block store at {self.blocks.height}")
+        while self.sm.height < self.blocks.height:
+            h = self.sm.height + 1
+            raw_block, raw_cert = self.blocks.block(h), self.blocks.certificate(h)
+            assert raw_block is not None and raw_cert is not None
+            self._execute(Block.decode(raw_block), CommitCertificate.decode(raw_cert), publish=False)
+            replayed += 1
+        if self.blocks.height:
+            raw = self.blocks.block(self.blocks.height)
+            assert raw is not None
+            block = Block.decode(raw)
+            self.last_block_hash = block.hash
+            self.last_block_time_ms = block.header.time_ms
+        return replayed
+
+    # ------------------------------------------------------------------ commit
+    def commit(self, block: Block, cert: CommitCertificate) -> BlockResult:
+        """Persist and execute a final block (called by the consensus driver)."""
+        if block.height != self.blocks.height + 1:
+            raise RuntimeError(f"commit of {block.height} after stored height {self.blocks.height}")
+        if block.header.prev_app_hash != self.sm.app_hash:
+            raise AppHashMismatch(
+                f"height {block.height}: chain says app hash {block.header.prev_app_hash.hex()} "
+                f"after {block.height - 1}, ours is {self.sm.app_hash.hex()}")
+        self.blocks.save_block(block.height, block.encode(), cert.encode())
+        return self._execute(block, cert, publish=True)
+
+    def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
+        t0 = time.perf_counter()
+        self._verify_missing(block.txs)
+        result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
+                                     self.mempool.verified, commit=False)
+        receipts = [r.to_list() for r in result.receipts]
+        events = [[i, event_to_list(e)] for i, e in result.events]
+        fills: list[tuple[bytes, list[Any]]] = []
+        for _, e in result.events:
+            if isinstance(e, Fill):
+                rec = e.to_list()
+                fills.append((e.maker, rec))
+                if e.taker != e.maker:
+                    fills.append((e.taker, rec))
+        record = [result.app_hash, receipts, events, [list(d) for d in result.write_digests]]
+        hashes = [tx_hash(raw) for raw in block.txs]
+        if block.height > self.blocks.results_height:
+            self.blocks.save_results(block.height, record, hashes, fills)
+        self.sm.commit_pending()
+        self.mempool.on_committed(block.txs, block.header.time_ms)
+        self.last_apply_ms = (time.perf_counter() - t0) * 1000
+        self.last_block_txs = len(block.txs)
+        now = time.monotonic()
+        if self._last_commit_wall:
+            self.block_interval_ms = (now - self._last_commit_wall) * 1000
+        self._last_commit_wall = now
+        self.last_block_hash = block.hash
+        self.last_block_time_ms = block.header.time_ms
+        if publish:
+            self._notify(block, hashes, receipts, events)
+        return result
+
+    def _verify_missing(self, txs: tuple[bytes, ...]) -> None:
+        missing = self.mempool.missing_verifications(txs)
+        if not missing:
+            return
+        for checked in verify_batch(missing, self.sm.genesis.chain_id, self.verify_pool):
+            if isinstance(checked, SignedTx):
+                self.mempool.remember(checked)
+
+    # ------------------------------------------------------------------ notifications
+    def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
+        fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(h, []).append(fut)
+        return fut
+
+    def forget_waiter(self, h: bytes, fut: asyncio.Future[Any]) -> None:
+        lst = self.waiters.get(h)
+        if lst and fut in lst:
+            lst.remove(fut)
+            if not lst:
+                del self.waiters[h]
+
+    def _notify(self, block: Block, hashes: list[bytes], receipts: list[Any], events: list[Any]) -> None:
+        if self.waiters:
+            by_hash = {r[0]: r for r in receipts}
+            for i, h in enumerate(hashes):
+                futs = self.waiters.pop(h, None)
+                if futs and h in by_hash:
+                    rj = receipt_from_list(by_hash[h])
+                    for f in futs:
+                        if not f.done():
+                            f.set_result((block.height, i, rj))
+        bus = self.bus
+        if not bus.subs:
+            return
+        bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
+                                     "time_ms": block.header.time_ms, "txs": len(block.txs),
+                                     "app_hash": self.sm.app_hash.hex()})
+        touched_markets: set[int] = set()
+        for i, e in events:
+            ej = event_from_list(e)
+            if ej["type"] == "fill":
+                touched_markets.add(ej["market"])
+                bus.publish("trades", ej["market"], {"height": block.height, **ej})
+                bus.publish("account", ej["maker"], {"height": block.height, **ej})
+                bus.publish("account", ej["taker"], {"height": block.height, **ej})
+            elif ej["type"] == "cancel":
+                touched_markets.add(ej["market"])
+                bus.publish("account", ej["owner"], {"height": block.height, **ej})
+            elif "address" in ej:
+                bus.publish("account", ej["address"], {"height": block.height, **ej})
+        for r in receipts:
+            for res in r[5]:
+                if res[4] == "resting":
+                    touched_markets.update(m for m in range(len(self.sm.ex.markets)))
+                    break
+        if bus.wants("book"):
+            for m in sorted(touched_markets):
+                bids, asks = self.sm.ex.books[m].depth(20)
+                bus.publish("book", m, {"height": block.height, "market": m,
+                                        "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]})

@@ -1,0 +1,95 @@
+"""JSON views of blocks, receipts and exchange state for RPC (see node/API.md).
+
+Bytes go out as hex (addresses as 0x-hex), and integers beyond 2^53 as decimal strings so
+JavaScript clients never lose precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from state.errors import Code
+from state.keys import address_to_text
+
+JS_SAFE = 1 << 53
+
+
+def num(value: int) -> int | str:
+    return value if -JS_SAFE <= value <= JS_SAFE else str(value)
+
+
+def code_name(code: int) -> str:
+    try:
+        return Code(code).name
+    except ValueError:
+        return "UNKNOWN"
+
+
+def fill_from_list(f: list[Any]) -> dict[str, Any]:
+    market, price, size, taker_is_buy, maker, taker, maker_oid, taker_oid, maker_fee, taker_fee = f
+    return {
+        "market": market, "price": num(price), "size": num(size), "side": "buy" if taker_is_buy else "sell",
+        "maker": address_to_text(maker), "taker": address_to_text(taker), "maker_oid": maker_oid,
+        "taker_oid": taker_oid, "maker_fee": num(maker_fee), "taker_fee": num(taker_fee),
+    }
+
+
+def receipt_from_list(r: list[Any]) -> dict[str, Any]:
+    tx_hash, code, message, signer, kind, results = r
+    return {
+        "tx_hash": tx_hash.hex(), "code": code, "name": code_name(code), "message": message,
+        "signer": address_to_text(signer) if signer else None, "kind": kind,
+        "results": [
+            {"code": c, "name": code_name(c), "message": m, "oid": oid, "status": status,
+             "filled": num(filled), "resting": num(resting), "fills": [fill_from_list(f) for f in fills]}
+            for c, m, oid, status, filled, resting, fills in results
+        ],
+    }
+
+
+def event_from_list(e: list[Any]) -> dict[str, Any]:
+    kind = e[0]
+    if kind == "fill":
+        return {"type": "fill", **fill_from_list(e[1:])}
+    if kind == "cancel":
+        market, oid, owner, remaining, reason = e[1:]
+        return {"type": "cancel", "market": market, "oid": oid, "owner": address_to_text(owner),
+                "remaining": num(remaining), "reason": reason}
+    if kind == "deposit":
+        return {"type": "deposit", "address": address_to_text(e[1]), "asset": e[2], "amount": num(e[3])}
+    if kind == "withdraw":
+        return {"type": "withdraw", "address": address_to_text(e[1]), "asset": e[2], "amount": num(e[3]),
+                "destination": e[4].hex()}
+    return {"type": kind, "data": [x.hex() if isinstance(x, bytes) else x for x in e[1:]]}
+
+
+def results_json(height: int, record: list[Any]) -> dict[str, Any]:
+    app_hash, receipts, events, digests = record
+    return {
+        "height": height,
+        "app_hash": app_hash.hex(),
+        "receipts": [receipt_from_list(r) for r in receipts],
+        "events": [{"tx_index": i, **event_from_list(e)} for i, e in events],
+        "write_digests": [[k.hex(), d.hex()] for k, d in digests],
+    }
+
+
+def header_json(h: Any) -> dict[str, Any]:
+    return {
+        "chain_id": h.chain_id, "height": h.height, "round": h.round, "time_ms": h.time_ms,
+        "prev_block_hash": h.prev_block_hash.hex(), "prev_app_hash": h.prev_app_hash.hex(),
+        "txs_root": h.txs_root.hex(), "proposer": h.proposer.hex(),
+    }
+
+
+def certificate_json(c: Any) -> dict[str, Any]:
+    return {"height": c.height, "round": c.round, "block_hash": c.block_hash.hex(),
+            "precommits": [{"validator": v.hex(), "signature": s.hex()} for v, s in c.precommits]}
+
+
+def block_json(block: Any, cert: Any, raw_block: bytes, raw_cert: bytes) -> dict[str, Any]:
+    return {
+        "height": block.height, "hash": block.hash.hex(), "header": header_json(block.header),
+        "txs": [t.hex() for t in block.txs], "certificate": certificate_json(cert),
+        "raw_block": raw_block.hex(), "raw_certificate": raw_cert.hex(),
+    }

@@ -1,0 +1,67 @@
+"""``bookchain node start --home DIR``: run one node until SIGINT/SIGTERM.
+
+The node runs on one asyncio event loop (uvloop) that also hosts py-libp2p's trio in
+guest mode (node/p2p/bridge.py). Logs go to DIR/logs/node.log and stderr, one line per
+event, with the height in every consensus line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from node.config import NodeConfig
+
+log = logging.getLogger("bookchain.node")
+
+
+def setup_logging(log_path: Path, level: str = "INFO") -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    root = logging.getLogger()
+    root.handlers.clear()
+    for handler in (logging.FileHandler(log_path), logging.StreamHandler(sys.stderr)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("BOOKCHAIN_LOG", level))
+    for noisy in ("libp2p", "multiaddr", "aiohttp.access", "trio", "async_service"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def serve(config: NodeConfig) -> None:
+    from node.runtime import NodeRuntime
+
+    rt = NodeRuntime(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await rt.start()
+        config.pid_path.write_text(str(os.getpid()))
+        await stop.wait()
+        log.info("h=%d shutting down", rt.sm.height)
+    finally:
+        await rt.stop()
+        config.pid_path.unlink(missing_ok=True)
+        log.info("stopped cleanly")
+
+
+def run(home: str) -> None:
+    config = NodeConfig.load(home)
+    setup_logging(config.log_path)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
+        log.warning("uvloop unavailable, using the default asyncio loop")
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])

@@ -1,0 +1,170 @@
+"""The mempool: admission checks, a verified-transaction cache, and the proposer's reap.
+
+Signature verification is the chain's hottest cost, so each transaction is decoded and
+verified once per node, on admission (or when first seen in a proposal), on a thread pool:
+libsodium releases the GIL, so verification scales across cores. The decoded, verified
+object is cached by hash and handed to ``apply_block``; decoding and verification are
+pure functions, so the cache cannot change any result.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from node.config import MempoolConfig
+from state import nonces
+from state.errors import Code, TxError
+from state.machine import StateMachine, decode_verified
+from state.tx import MAX_TX_BYTES, SignedTx, tx_hash
+
+VERIFIED_CACHE = 200_000
+SEEN_CACHE = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    hash: bytes
+    code: Code
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == Code.OK
+
+
+def verify_raw(raw: bytes, chain_id: str) -> SignedTx | TxError:
+    """Decode + verify (runs on worker threads); errors are returned, not raised."""
+    try:
+        return decode_verified(raw, chain_id)
+    except TxError as err:
+        return err
+
+
+class Mempool:
+    def __init__(self, sm: StateMachine, config: MempoolConfig) -> None:
+        self.sm = sm
+        self.config = config
+        self.chain_id = sm.genesis.chain_id
+        self.pending: OrderedDict[bytes, bytes] = OrderedDict()  # hash -> raw, arrival order
+        self.bytes = 0
+        self.verified: OrderedDict[bytes, SignedTx] = OrderedDict()  # LRU of verified txs
+        self.committed: OrderedDict[bytes, None] = OrderedDict()  # recently committed hashes
+        self._new_for_gossip: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    # ------------------------------------------------------------------ admission
+    def precheck(self, raw: bytes) -> Admission | None:
+        """Cheap checks before any cryptography; None means 'go on and verify'."""
+        h = tx_hash(raw)
+        if len(raw) > MAX_TX_BYTES:
+            return Admission(h, Code.TX_TOO_LARGE, f"transaction of {len(raw)} bytes exceeds {MAX_TX_BYTES}")
+        if h in self.pending or h in self.committed:
+            return Admission(h, Code.DUPLICATE_TX, "transaction already in the mempool or committed")
+        if len(self.pending) >= self.config.max_txs or self.bytes + len(raw) > self.config.max_bytes:
+            return Admission(h, Code.MEMPOOL_FULL, "mempool full, retry later")
+        return None
+
+    def admit_verified(self, raw: bytes, checked: SignedTx | TxError, *, gossip: bool = True) -> Admission:
+        """Second half of admission, after verification: nonce window, then insert."""
+        h = tx_hash(raw)
+        if isinstance(checked, TxError):
+            return Admission(h, checked.code, checked.message)
+        again = self.precheck(raw)  # state may have moved while we verified
+        if again is not None:
+            return again
+        ex = self.sm.ex
+        try:
+            nonces.must_accept(ex.nonces.get(checked.signer, []), checked.nonce, ex.time_ms,
+                               self.sm.genesis.nonce_past_window_ms, self.sm.genesis.nonce_future_window_ms)
+        except TxError as err:
+            # the block time lags wall time: accept nonces ahead of it within the window only
+            return Admission(h, err.code, err.message)
+        self.pending[h] = raw
+        self.bytes += len(raw)
+        self.remember(checked)
+        if gossip:
+            self._new_for_gossip.append(raw)
+        return Admission(h, Code.OK)
+
+    def add_sync(self, raw: bytes, *, gossip: bool = True) -> Admission:
+        early = self.precheck(raw)
+        if early is not None:
+            return early
+        return self.admit_verified(raw, verify_raw(raw, self.chain_id), gossip=gossip)
+
+    async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True) -> list[Admission]:
+        """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``."""
+        import asyncio
+
+        results: list[Admission | None] = [self.precheck(r) for r in raws]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            loop = asyncio.get_running_loop()
+            checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)
+            for i, c in zip(todo, checked, strict=True):
+                results[i] = self.admit_verified(raws[i], c, gossip=gossip)
+        return [r for r in results if r is not None]
+
+    def remember(self, tx: SignedTx) -> None:
+        self.verified[tx.hash] = tx
+        if len(self.verified) > VERIFIED_CACHE:
+            self.verified.popitem(last=False)
+
+    def take_gossip(self) -> list[bytes]:
+        out, self._new_for_gossip = self._new_for_gossip, []
+        return out
+
+    # ------------------------------------------------------------------ proposer / commit
+    def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        out: list[bytes] = []
+        size = 0
+        for raw in self.pending.values():
+            if len(out) >= max_txs or size + len(raw) > max_bytes:
+                break
+            out.append(raw)
+            size += len(raw)
+        return out
+
+    def missing_verifications(self, txs: Iterable[bytes]) -> list[bytes]:
+        return [raw for raw in txs if tx_hash(raw) not in self.verified]
+
+    def on_committed(self, txs: Iterable[bytes], block_time_ms: int) -> None:
+        """Drop committed transactions and, now and then, those whose nonce expired."""
+        for raw in txs:
+            h = tx_hash(raw)
+            self.committed[h] = None
+            old = self.pending.pop(h, None)
+            if old is not None:
+                self.bytes -= len(old)
+            self.verified.pop(h, None)
+        while len(self.committed) > SEEN_CACHE:
+            self.committed.popitem(last=False)
+        horizon = block_time_ms - self.sm.genesis.nonce_past_window_ms
+        if self.pending and len(self.committed) % 64 == 0:
+            expired = [h for h, raw in self.pending.items()
+                       if (tx := self.verified.get(h)) is not None and tx.nonce <= horizon]
+            for h in expired:
+                self.bytes -= len(self.pending.pop(h))
+
+
+def verify_batch(raws: list[bytes], chain_id: str, pool: Executor | None) -> list[SignedTx | TxError]:
+    """Verify ``raws``, fanning out over ``pool``'s threads when the batch is large."""
+    if pool is None or len(raws) < 64:
+        return [verify_raw(r, chain_id) for r in raws]
+    workers = getattr(pool, "_max_workers", 2)
+    step = max(1, (len(raws) + workers - 1) // workers)
+    chunks = [raws[i: i + step] for i in range(0, len(raws), step)]
+    futures = [pool.submit(_verify_chunk, c, chain_id) for c in chunks[1:]]
+    out = _verify_chunk(chunks[0], chain_id)
+    for f in futures:
+        out.extend(f.result())
+    return out
+
+
+def _verify_chunk(raws: list[bytes], chain_id: str) -> list[SignedTx | TxError]:
+    return [verify_raw(r, chain_id) for r in raws]

@@ -1,0 +1,367 @@
+"""The RPC server: CometBFT-style chain endpoints, exchange queries, websocket, metrics.
+
+aiohttp on the node's uvloop event loop. Every handler answers JSON; every failure is a
+JSON error with a stable code (state.errors.Code) and never takes the server down.
+Request bodies are capped (``client_max_size``) and batch sizes are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from consensus.block import Block
+from consensus.certificate import CommitCertificate
+from node.jsonfmt import block_json, code_name, fill_from_list, num, results_json
+from state import risk
+from state.errors import Code
+from state.keys import address_from_text, address_to_text
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+log = logging.getLogger("bookchain.rpc")
+
+MAX_BODY = 8 * 1024 * 1024
+MAX_BATCH = 5000
+MAX_BLOCK_RANGE = 100
+MAX_WS_CLIENTS = 1000
+
+
+class RpcError(Exception):
+    def __init__(self, status: int, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: Code, message: str) -> web.Response:
+    return web.json_response({"error": {"code": int(code), "name": code.name, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RpcError as err:
+        return error_response(err.status, err.code, err.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes")
+    except web.HTTPNotFound:
+        return error_response(404, Code.MALFORMED, f"no route {request.path}")
+    except web.HTTPMethodNotAllowed:
+        return error_response(405, Code.MALFORMED, f"{request.method} not allowed on {request.path}")
+    except web.HTTPException:
+        raise
+    except Exception:  # a bug must not take the node down: log it, answer 500
+        log.exception("rpc handler failed on %s", request.path)
+        return error_response(500, Code.MALFORMED, "internal error")
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 62) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise RpcError(400, Code.MALFORMED, f"missing query parameter {name}")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RpcError(400, Code.MALFORMED, f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise RpcError(400, Code.MALFORMED, f"{name} must be in [{lo}, {hi}]")
+    return value
+
+
+def _hex_param(request: web.Request, name: str) -> bytes:
+    raw = request.query.get(name, "")
+    try:
+        return bytes.fromhex(raw.removeprefix("0x"))
+    except ValueError:
+        raise RpcError(400, Code.MALFORMED, f"{name} must be hex") from None
+
+
+def _address_param(request: web.Request) -> bytes:
+    try:
+        return address_from_text(request.query.get("address", ""))
+    except ValueError as err:
+        raise RpcError(400, Code.MALFORMED, f"address: {err}") from None
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RpcError(400, Code.MALFORMED, "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise RpcError(400, Code.MALFORMED, "body must be a JSON object")
+    return body
+
+
+def _tx_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise RpcError(400, Code.MALFORMED, "tx must be a hex string")
+    try:
+        return bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
+
+
+class RpcServer:
+    def __init__(self, rt: NodeRuntime) -> None:
+        self.rt = rt
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+        self.runner: web.AppRunner | None = None
+        self.ws_clients = 0
+        r = self.app.router
+        for path, handler in [
+            ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
+            ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
+            ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
+            ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
+            ("/metrics", self.metrics), ("/websocket", self.websocket),
+        ]:
+            r.add_get(path, handler)
+        r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
+        r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
+        r.add_post("/broadcast_txs", self.broadcast_txs)
+
+    async def start(self, host: str, port: int) -> None:
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # ------------------------------------------------------------------ chain
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "height": self.rt.sm.height})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.rt.status())
+
+    async def validators(self, request: web.Request) -> web.Response:
+        vals = [{"name": v.name, "pubkey": v.pubkey.hex(), "power": v.power} for v in self.rt.genesis.validators]
+        return web.json_response({"validators": vals, "total_power": sum(v.power for v in self.rt.genesis.validators)})
+
+    def _block_at(self, height: int) -> dict[str, Any]:
+        raw_block, raw_cert = self.rt.blocks.block(height), self.rt.blocks.certificate(height)
+        if raw_block is None or raw_cert is None:
+            raise RpcError(404, Code.MALFORMED, f"no block at height {height}")
+        return block_json(Block.decode(raw_block), CommitCertificate.decode(raw_cert), raw_block, raw_cert)
+
+    async def block(self, request: web.Request) -> web.Response:
+        height = _int_param(request, "height", self.rt.blocks.height, lo=1)
+        return web.json_response(self._block_at(height))
+
+    async def blocks(self, request: web.Request) -> web.Response:
+        lo = _int_param(request, "from", 1, lo=1)
+        hi = min(_int_param(request, "to", lo + MAX_BLOCK_RANGE - 1, lo=lo), lo + MAX_BLOCK_RANGE - 1, self.rt.blocks.height)
+        return web.json_response({"blocks": [self._block_at(h) for h in range(lo, hi + 1)]})
+
+    async def block_results(self, request: web.Request) -> web.Response:
+        height = _int_param(request, "height", self.rt.blocks.results_height, lo=1)
+        record = self.rt.blocks.results(height)
+        if record is None:
+            raise RpcError(404, Code.MALFORMED, f"no results at height {height}")
+        return web.json_response(results_json(height, record))
+
+    async def tx(self, request: web.Request) -> web.Response:
+        h = _hex_param(request, "hash")
+        loc = self.rt.blocks.tx_location(h)
+        if loc is None:
+            raise RpcError(404, Code.MALFORMED, "transaction not found")
+        height, index = loc
+        record = self.rt.blocks.results(height)
+        assert record is not None
+        receipt = next((r for r in results_json(height, record)["receipts"] if r["tx_hash"] == h.hex()), None)
+        return web.json_response({"hash": h.hex(), "height": height, "index": index, "receipt": receipt})
+
+    # ------------------------------------------------------------------ submission
+    async def broadcast_tx_sync(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        (adm,) = await self.rt.submit([_tx_bytes(body.get("tx"))])
+        return web.json_response({"hash": adm.hash.hex(), "code": int(adm.code), "name": adm.code.name,
+                                  "message": adm.message}, status=503 if adm.code == Code.MEMPOOL_FULL else 200)
+
+    async def broadcast_txs(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        txs = body.get("txs")
+        if not isinstance(txs, list):
+            raise RpcError(400, Code.MALFORMED, "txs must be a list of hex strings")
+        if len(txs) > MAX_BATCH:
+            raise RpcError(413, Code.BATCH_TOO_LARGE, f"at most {MAX_BATCH} transactions per call")
+        adms = await self.rt.submit([_tx_bytes(t) for t in txs])
+        return web.json_response({"results": [{"hash": a.hash.hex(), "code": int(a.code), "name": a.code.name,
+                                               "message": a.message} for a in adms]})
+
+    async def broadcast_tx_commit(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        raw = _tx_bytes(body.get("tx"))
+        timeout_ms = body.get("timeout_ms", 10_000)
+        if not isinstance(timeout_ms, int) or not 0 < timeout_ms <= 120_000:
+            raise RpcError(400, Code.MALFORMED, "timeout_ms must be an integer in (0, 120000]")
+        from state.tx import tx_hash
+
+        h = tx_hash(raw)
+        fut = self.rt.execution.wait_for(h)
+        (adm,) = await self.rt.submit([raw])
+        if not adm.ok and adm.code != Code.DUPLICATE_TX:
+            self.rt.execution.forget_waiter(h, fut)
+            return web.json_response({"hash": h.hex(), "code": int(adm.code), "name": adm.code.name,
+                                      "message": adm.message, "height": None, "receipt": None},
+                                     status=503 if adm.code == Code.MEMPOOL_FULL else 200)
+        if adm.code == Code.DUPLICATE_TX and (loc := self.rt.blocks.tx_location(h)) is not None:
+            self.rt.execution.forget_waiter(h, fut)
+            record = self.rt.blocks.results(loc[0])
+            assert record is not None
+            receipt = next(r for r in results_json(loc[0], record)["receipts"] if r["tx_hash"] == h.hex())
+            return web.json_response({"hash": h.hex(), "code": receipt["code"], "name": receipt["name"],
+                                      "message": receipt["message"], "height": loc[0], "receipt": receipt})
+        try:
+            height, _index, receipt = await asyncio.wait_for(fut, timeout_ms / 1000)
+        except TimeoutError:
+            self.rt.execution.forget_waiter(h, fut)
+            raise RpcError(504, Code.NOT_READY, f"not committed within {timeout_ms} ms (still in the mempool)") from None
+        return web.json_response({"hash": h.hex(), "code": receipt["code"], "name": receipt["name"],
+                                  "message": receipt["message"], "height": height, "receipt": receipt})
+
+    # ------------------------------------------------------------------ exchange
+    def _market_id(self, request: web.Request) -> int:
+        raw = request.query.get("market", "")
+        markets = self.rt.genesis.markets
+        if raw.isdigit() and int(raw) < len(markets):
+            return int(raw)
+        for m in markets:
+            if m.symbol.lower() == raw.lower():
+                return m.market_id
+        raise RpcError(404, Code.UNKNOWN_MARKET, f"unknown market {raw!r}")
+
+    async def markets(self, request: web.Request) -> web.Response:
+        assets = self.rt.genesis.assets
+        out = [{"id": m.market_id, "symbol": m.symbol, "kind": m.kind, "base": assets[m.base].symbol,
+                "quote": assets[m.quote].symbol, "tick_size": m.tick_size, "lot_size": m.lot_size,
+                "tick_value": m.tick_value, "min_notional": m.min_notional, "max_leverage": m.max_leverage,
+                "last_price": self.rt.sm.ex.last_price.get(m.market_id)} for m in self.rt.genesis.markets]
+        return web.json_response({"markets": out})
+
+    async def assets(self, request: web.Request) -> web.Response:
+        return web.json_response({"assets": [{"id": a.asset_id, "symbol": a.symbol, "decimals": a.decimals}
+                                             for a in self.rt.genesis.assets]})
+
+    async def book(self, request: web.Request) -> web.Response:
+        m = self._market_id(request)
+        depth = _int_param(request, "depth", 20, lo=1, hi=500)
+        bids, asks = self.rt.sm.ex.books[m].depth(depth)
+        return web.json_response({"market": m, "height": self.rt.sm.height,
+                                  "bids": [[num(p), num(s), n] for p, s, n in bids],
+                                  "asks": [[num(p), num(s), n] for p, s, n in asks]})
+
+    def _orders_of(self, address: bytes) -> list[dict[str, Any]]:
+        ex = self.rt.sm.ex
+        acct = ex.accounts.get(address)
+        if acct is None:
+            return []
+        out = []
+        for oid in sorted(acct.open_orders):
+            o = ex.books[acct.open_orders[oid]].orders[oid]
+            out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
+                        "price": num(o.price), "size": num(o.size), "orig_size": num(o.orig_size),
+                        "tif": ["gtc", "ioc", "alo"][o.tif], "reduce_only": o.reduce_only,
+                        "cloid": o.cloid.hex() if o.cloid else None})
+        return out
+
+    async def account(self, request: web.Request) -> web.Response:
+        address = _address_param(request)
+        ex = self.rt.sm.ex
+        acct = ex.accounts.get(address)
+        assets = self.rt.genesis.assets
+        balances, positions, margin = [], [], {}
+        if acct is not None:
+            for a in assets:
+                free, locked = acct.balances.get(a.asset_id, 0), acct.locked.get(a.asset_id, 0)
+                if free or locked:
+                    balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": num(free), "locked": num(locked)})
+            for m, p in sorted(acct.positions.items()):
+                if p.size or p.realized_pnl:
+                    spec = ex.markets[m]
+                    px = ex.last_price.get(m, 0)
+                    positions.append({"market": m, "symbol": spec.symbol, "size": num(p.size),
+                                      "entry_notional": num(p.entry_notional), "realized_pnl": num(p.realized_pnl),
+                                      "unrealized_pnl": num(p.unrealized_pnl(px, spec.tick_value) if px else 0)})
+            collateral, pos_margin = risk.margin_state(ex, acct)
+            margin = {"collateral": num(collateral), "position_margin": num(pos_margin),
+                      "order_margin": num(acct.order_margin),
+                      "free_collateral": num(collateral - pos_margin - acct.order_margin)}
+        return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
+                                  "balances": balances, "positions": positions,
+                                  "open_orders": self._orders_of(address), "margin": margin})
+
+    async def orders(self, request: web.Request) -> web.Response:
+        return web.json_response({"orders": self._orders_of(_address_param(request))})
+
+    async def fills(self, request: web.Request) -> web.Response:
+        address = _address_param(request)
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        return web.json_response({"fills": [{"height": h, **fill_from_list(f)} for h, f in self.rt.blocks.fills(address, limit)]})
+
+    # ------------------------------------------------------------------ ops
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.ws_clients >= MAX_WS_CLIENTS:
+            raise RpcError(503, Code.NOT_READY, "too many websocket clients")
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        self.ws_clients += 1
+        subs = []
+        pump: asyncio.Task[None] | None = None
+        out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
+
+        async def forward(sub: Any) -> None:
+            while True:
+                msg = await sub.queue.get()
+                await ws.send_json({"topic": msg["topic"], "data": msg["data"]})
+
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = json.loads(msg.data)
+                    topic = req["topic"]
+                    if req.get("method") != "subscribe" or topic not in ("blocks", "trades", "book", "account"):
+                        raise ValueError("unknown method or topic")
+                    key: Any = None
+                    if topic in ("trades", "book"):
+                        key = int(req["market"])
+                    elif topic == "account":
+                        key = address_to_text(address_from_text(req["address"]))
+                except (ValueError, KeyError, TypeError) as err:
+                    await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": str(err)}})
+                    continue
+                sub = self.rt.bus.subscribe(topic, key)
+                subs.append(sub)
+                tasks.append(asyncio.ensure_future(forward(sub)))
+                await ws.send_json({"subscribed": topic, "key": key})
+        finally:
+            for t in tasks:
+                t.cancel()
+            for s in subs:
+                self.rt.bus.unsubscribe(s)
+            self.ws_clients -= 1
+            del pump, out
+        return ws
+
+
+__all__ = ["RpcServer", "code_name"]

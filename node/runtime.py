@@ -1,0 +1,201 @@
+"""One running node: wires the state machine, stores, mempool, consensus driver, p2p and
+RPC together, runs start-up recovery, and shuts down cleanly.
+
+Start-up recovery, in order: open the state store (restores the exact committed state and
+books), open the block store, handshake (re-apply stored blocks the state has not seen),
+read and repair the consensus WAL, then join consensus; block sync runs whenever the core
+sees that peers are ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from consensus.block import Block
+from consensus.config import ConsensusConfig as CoreConfig
+from consensus.core import ConsensusCore
+from consensus.validators import ValidatorSet
+from node.blockstore import BlockStore
+from node.config import NodeConfig
+from node.driver import ConsensusDriver
+from node.events import EventBus
+from node.execution import Execution
+from node.mempool import Admission, Mempool
+from node.p2p import protocols
+from node.p2p.host import P2PNode
+from node.rpc import RpcServer
+from node.wal_file import WalFile
+from state.codec import decode, encode
+from state.genesis import Genesis
+from state.keys import PrivateKey
+from state.machine import StateMachine
+
+log = logging.getLogger("bookchain.node")
+
+GOSSIP_INTERVAL_S = 0.02
+GOSSIP_MAX_TXS = 5000
+
+
+class NodeApp:
+    """What consensus asks of the application (consensus.app.App)."""
+
+    def __init__(self, rt: NodeRuntime) -> None:
+        self.rt = rt
+
+    def propose_txs(self, height: int) -> list[bytes]:
+        c = self.rt.config.consensus
+        return self.rt.mempool.reap(c.max_block_txs, c.max_block_bytes)
+
+    def validate_block(self, block: Block) -> bool:
+        # Transactions are executed, not validated, by the state machine: a bad tx gets a
+        # rejection receipt. So a block is valid when its txs fit the chain's limits.
+        from state.tx import MAX_TX_BYTES
+
+        return all(len(tx) <= MAX_TX_BYTES for tx in block.txs)
+
+
+class NodeRuntime:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.genesis = Genesis.load(str(config.genesis_path))
+        self.validator_key: PrivateKey | None = config.validator_key()
+        for d in (config.state_dir, config.blocks_dir, config.wal_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.sm = StateMachine.open(self.genesis, str(config.state_dir))
+        self.blocks = BlockStore(str(config.blocks_dir))
+        self.mempool = Mempool(self.sm, config.mempool)
+        self.bus = EventBus()
+        self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
+        self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool)
+        self.wal = WalFile(config.wal_dir)
+        self.p2p: P2PNode = None  # type: ignore[assignment]
+        self.driver: ConsensusDriver = None  # type: ignore[assignment]
+        self.rpc = RpcServer(self)
+        self.started_at = time.time()
+        self._gossip_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        replayed = self.execution.handshake()
+        log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",
+                 self.sm.height, self.sm.height, self.blocks.height, replayed)
+        c = self.config.consensus
+        core_config = CoreConfig(
+            timeout_propose_ms=c.timeout_propose_ms, timeout_propose_delta_ms=c.timeout_delta_ms,
+            timeout_prevote_ms=c.timeout_prevote_ms, timeout_prevote_delta_ms=c.timeout_delta_ms,
+            timeout_precommit_ms=c.timeout_precommit_ms, timeout_precommit_delta_ms=c.timeout_delta_ms,
+            create_empty_blocks=c.create_empty_blocks, timeout_commit_ms=c.timeout_commit_ms, empty_block_interval_ms=c.empty_block_interval_ms,
+            max_block_txs=c.max_block_txs, max_block_bytes=c.max_block_bytes,
+        )
+        validators = ValidatorSet((v.pubkey, v.power) for v in self.genesis.validators)
+        core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), core_config, self.validator_key)
+        records = self.wal.read_and_repair()
+        if records:
+            core.restore(records)
+            log.info("h=%d restored %d WAL records", self.sm.height, len(records))
+        self.driver = ConsensusDriver(self, core)
+        self.p2p = P2PNode(str(self.config.home), self.config.p2p_listen, peers=list(self.config.p2p_peers))
+        self.p2p.register(protocols.CONSENSUS, self.driver.on_consensus_frame)
+        self.p2p.register(protocols.TX, self.on_tx_frame)
+        self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)
+        await self.p2p.start()
+        await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
+        log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s", self.sm.height, self.config.moniker,
+                 self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
+                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None)
+        self._gossip_task = asyncio.ensure_future(self._gossip_loop())
+        self.driver.request_sync(self.sm.height + 1)
+        self.driver.start_height()
+
+    async def stop(self) -> None:
+        """Stop taking input, then close stores; an in-flight block commit is synchronous
+        on this thread, so it has either fully happened or not started."""
+        if self.driver is not None:
+            self.driver.stop()
+        if self._gossip_task is not None:
+            self._gossip_task.cancel()
+        await self.rpc.stop()
+        if self.p2p is not None:
+            try:
+                await asyncio.wait_for(self.p2p.stop(), 10)
+            except Exception:
+                log.exception("p2p stop failed")
+        self.verify_pool.shutdown(wait=True, cancel_futures=True)
+        self.wal.close()
+        self.blocks.close()
+        self.sm.close()
+
+    # ------------------------------------------------------------------ transactions
+    async def submit(self, raws: list[bytes]) -> list[Admission]:
+        adms = await self.mempool.add_many(raws, self.verify_pool)
+        if any(a.ok for a in adms) and self.driver is not None:
+            self.driver.on_txs_available()
+        return adms
+
+    async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
+        try:
+            raws = decode(frame, max_bytes=protocols.DEFAULT_MAX_FRAME_BYTES[protocols.TX])
+            if not isinstance(raws, list) or not all(type(r) is bytes for r in raws):
+                raise ValueError("a tx frame is a list of transactions")
+        except Exception:
+            self.driver.bad_messages += 1
+            return
+        adms = await self.mempool.add_many(raws, self.verify_pool, gossip=False)
+        if any(a.ok for a in adms):
+            self.driver.on_txs_available()
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await asyncio.sleep(GOSSIP_INTERVAL_S)
+            txs = self.mempool.take_gossip()
+            for i in range(0, len(txs), GOSSIP_MAX_TXS):
+                self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
+
+    # ------------------------------------------------------------------ views
+    def status(self) -> dict[str, Any]:
+        ex = self.execution
+        return {
+            "node_id": self.p2p.peer_id if self.p2p is not None else "",
+            "moniker": self.config.moniker,
+            "chain_id": self.genesis.chain_id,
+            "latest_height": self.sm.height,
+            "latest_block_hash": ex.last_block_hash.hex(),
+            "latest_app_hash": self.sm.app_hash.hex(),
+            "latest_block_time_ms": ex.last_block_time_ms,
+            "catching_up": bool(self.driver and self.driver.catching_up),
+            "halted": self.driver.halted if self.driver else None,
+            "validator": ({"pubkey": self.validator_key.pubkey.hex(),
+                           "power": next((v.power for v in self.genesis.validators if v.pubkey == self.validator_key.pubkey), 0)}
+                          if self.validator_key else None),
+            "peers": sorted(self.p2p.connected_peers()) if self.p2p is not None else [],
+            "mempool_size": len(self.mempool),
+            "consensus": {"height": self.driver.core.height, "round": getattr(self.driver.core, "round", 0),
+                          "evidence": len(self.driver.evidence)} if self.driver else None,
+        }
+
+    def metrics_text(self) -> str:
+        ex = self.execution
+        lines = [
+            ("bookchain_height", self.sm.height, "Latest committed height"),
+            ("bookchain_block_interval_ms", round(ex.block_interval_ms, 3), "Wall time between the last two commits"),
+            ("bookchain_block_txs", ex.last_block_txs, "Transactions in the last block"),
+            ("bookchain_apply_ms", round(ex.last_apply_ms, 3), "Execution + storage time of the last block"),
+            ("bookchain_mempool_txs", len(self.mempool), "Transactions waiting in the mempool"),
+            ("bookchain_mempool_bytes", self.mempool.bytes, "Bytes waiting in the mempool"),
+            ("bookchain_peers", len(self.p2p.connected_peers()) if self.p2p else 0, "Connected peers"),
+            ("bookchain_consensus_extra_rounds_total", self.driver.rounds_total if self.driver else 0,
+             "Rounds beyond round 0 needed to commit, summed over heights"),
+            ("bookchain_consensus_bad_messages_total", self.driver.bad_messages if self.driver else 0,
+             "Undecodable consensus, tx or sync messages received"),
+            ("bookchain_evidence_total", len(self.driver.evidence) if self.driver else 0, "Equivocation evidence seen"),
+            ("bookchain_websocket_clients", self.rpc.ws_clients, "Open websocket connections"),
+        ]
+        out = []
+        for name, value, help_ in lines:
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {value}"]
+        return "\n".join(out) + "\n"

@@ -1,0 +1,47 @@
+"""The consensus WAL on disk: append + fsync, torn-tail repair, reset after each height.
+
+consensus/wal.py owns the record format (length + CRC framed); this file owns the file.
+Records of a finished height are useless once its block is stored, so the file is
+truncated when the end-of-height marker is written: the WAL never holds more than the
+current height, and restart reads only what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record
+
+log = logging.getLogger("bookchain.wal")
+
+
+class WalFile:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "wal.log"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def read_and_repair(self) -> list[WalRecord]:
+        """Records of the last run; a torn or corrupt tail (a crash mid-write) is cut off."""
+        with open(self.path, "rb") as fh:
+            data = fh.read()
+        records, clean = decode_stream(data)
+        if clean < len(data):
+            log.warning("WAL: dropping %d bytes of torn tail after %d records", len(data) - clean, len(records))
+            os.ftruncate(self.fd, clean)
+            os.fsync(self.fd)
+        return records
+
+    def append(self, record: WalRecord, *, sync: bool = True) -> None:
+        os.write(self.fd, encode_record(record))
+        if isinstance(record, WalEndHeight):
+            os.fsync(self.fd)
+            os.ftruncate(self.fd, 0)  # the block is stored: nothing of this height is needed
+            os.fsync(self.fd)
+        elif sync:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
