@@ -1,0 +1,134 @@
+"""State shared by the node's sessions, inbound streams and dialers.
+
+``P2PNode`` is the public face; ``Core`` is what its moving parts need from each other
+(host, bridge, nursery, limits, counters, peers and the bad-frame policy), kept in one
+place so ``session.py`` and ``inbound.py`` do not import the public class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import trio
+from libp2p.host.basic_host import BasicHost
+from libp2p.peer.id import ID
+
+from node.p2p.bridge import TrioBridge, guarded
+from node.p2p.metrics import P2PMetrics
+from node.p2p.peers import BanPolicy, PeerState
+
+log = logging.getLogger(__name__)
+
+OneWayHandler = Callable[[str, bytes], Awaitable[None]]
+RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+Kind = Literal["oneway", "request"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Queue bounds, batch sizes and timeouts; defaults suit a handful of validators."""
+
+    queue_max_frames: int = 10_000
+    queue_max_bytes: int = 64 * MiB
+    inbox_max_frames: int = 4096
+    inbox_max_bytes: int = 64 * MiB
+    max_concurrent_requests: int = 16
+    write_batch_bytes: int = 1 * MiB
+    read_chunk_bytes: int = 1 * MiB
+    open_timeout_s: float = 5.0
+    dial_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 5.0
+    # A frame that was being written when its stream died is retried this many times.
+    max_write_attempts: int = 3
+
+
+@dataclass
+class ProtocolSpec:
+    """One protocol id: one-way or request/response, its frame limit, its handler."""
+
+    protocol_id: str
+    kind: Kind
+    max_frame_bytes: int
+    handler: OneWayHandler | RequestHandler | None = None
+
+
+class Core:
+    """Everything a running node's tasks share; created by ``P2PNode.start``."""
+
+    def __init__(
+        self,
+        bridge: TrioBridge,
+        metrics: P2PMetrics,
+        limits: Limits,
+        ban_policy: BanPolicy,
+        peers: dict[str, PeerState],
+    ) -> None:
+        self.bridge = bridge
+        self.loop = bridge.loop
+        self.metrics = metrics
+        self.limits = limits
+        self.ban_policy = ban_policy
+        self.peers = peers
+        self.host: BasicHost | None = None
+        self.nursery: trio.Nursery | None = None
+        self.stopping = False
+        self.aio_tasks: set[asyncio.Task[Any]] = set()
+        self.inbound_scopes: set[trio.CancelScope] = set()
+
+    # ------------------------------------------------------------ tasks
+
+    def spawn(self, async_fn: Callable[..., Awaitable[object]], *args: Any, name: str) -> None:
+        """Start a trio task in the node's nursery (from either side); errors are logged."""
+        if self.stopping:
+            return
+        self.bridge.run_sync_soon(self._start_soon, async_fn, args, name)
+
+    def _start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...], name: str
+    ) -> None:
+        if self.nursery is None or self.stopping:
+            return
+        self.nursery.start_soon(guarded, async_fn, args, name, name=name)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Remember an asyncio task so ``stop()`` can cancel and await it."""
+        self.aio_tasks.add(task)
+        task.add_done_callback(self.aio_tasks.discard)
+
+    # ------------------------------------------------------------ peers
+
+    def peer_for(self, peer_id: str, pid: ID | None = None) -> PeerState:
+        """The state of ``peer_id``, created (as not configured) on first contact."""
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            peer = self.peers[peer_id] = PeerState(peer_id, pid or ID.from_base58(peer_id))
+        return peer
+
+    def bad_frame(self, peer: PeerState, protocol_id: str, reason: str) -> None:
+        """Count a bad frame from ``peer``; ban and disconnect it if it keeps doing so."""
+        self.metrics.proto(protocol_id).bad_frames += 1
+        self.metrics.bad_frames_by_peer[peer.peer_id] += 1
+        log.info("bad frame from %s on %s: %s", peer.peer_id, protocol_id, reason)
+        if peer.record_bad_frame(self.ban_policy):
+            self.metrics.bans += 1
+            log.warning(
+                "banning peer %s for %.0f s after repeated bad frames",
+                peer.peer_id,
+                peer.banned_until - time.monotonic(),
+            )
+            self.spawn(self._disconnect, peer, name=f"disconnect {peer.peer_id}")
+
+    async def _disconnect(self, peer: PeerState) -> None:
+        peer.pulse()
+        if self.host is not None:
+            with trio.move_on_after(5):
+                await self.host.disconnect(peer.pid)
+

@@ -1,0 +1,561 @@
+"""``P2PNode``: the node's libp2p host, used from asyncio.
+
+Threading model: everything runs on the asyncio (uvloop) thread. py-libp2p runs in a
+trio *guest run* hosted by that loop (see ``bridge.py``); this class's public methods
+are called from asyncio, handlers are asyncio coroutines, and the trio tasks behind
+them (one writer and one reader per stream, one dialer per configured peer) share
+state with asyncio through plain objects because both sides run on the same thread.
+
+Usage from the node::
+
+    p2p = P2PNode(home_dir, "/ip4/0.0.0.0/tcp/26656", peers=config.peers)
+    p2p.register(protocols.CONSENSUS, on_consensus)      # async (peer_id, frame) -> None
+    p2p.register_request(protocols.SYNC, serve_blocks)   # async (peer_id, req) -> bytes
+    await p2p.start()
+    p2p.broadcast(protocols.CONSENSUS, vote_bytes)       # never blocks
+    blocks = await p2p.request(peer_id, protocols.SYNC, req_bytes, timeout_s=5)
+    ...
+    await p2p.stop()
+
+Delivery: frames to one peer on one protocol arrive in the order they were sent, at
+most once per stream. ``send`` enqueues to a bounded per-(peer, protocol) queue that
+drops the *oldest* frame when full (``dropped_out``); a frame in flight when a stream
+dies is re-sent on the next stream (so a receiver may, rarely, see a duplicate after
+a reconnect: consensus and tx handlers must be idempotent anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.network.swarm import Swarm
+from multiaddr import Multiaddr
+
+from node.p2p import identity
+from node.p2p.bridge import TrioBridge
+from node.p2p.core import Core, Kind, Limits, OneWayHandler, ProtocolSpec, RequestHandler
+from node.p2p.errors import NotRunning, PeerUnavailable, RequestTimeout
+from node.p2p.framing import ENVELOPE_BYTES, KIND_REQUEST, MAX_REQUEST_ID, pack_envelope
+from node.p2p.inbound import handle_inbound
+from node.p2p.libp2p_host import build_host
+from node.p2p.metrics import P2PMetrics
+from node.p2p.peers import Backoff, BanPolicy, PeerState, parse_peer_multiaddr
+from node.p2p.protocols import (
+    ABSOLUTE_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAME_BYTES,
+    FALLBACK_MAX_FRAME_BYTES,
+)
+from node.p2p.queues import Entry
+from node.p2p.session import OutboundSession
+
+log = logging.getLogger(__name__)
+
+_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+
+
+class P2PNode:
+    """A libp2p host speaking length-prefixed frame protocols, driven from asyncio."""
+
+    def __init__(
+        self,
+        identity_source: str | os.PathLike[str] | KeyPair,
+        listen_multiaddr: str = "/ip4/127.0.0.1/tcp/0",
+        peers: Iterable[str] = (),
+        *,
+        max_frame_bytes: int | Mapping[str, int] | None = None,
+        limits: Limits | None = None,
+        ban_policy: BanPolicy | None = None,
+    ) -> None:
+        """Configure a node; nothing touches the network before ``start()``.
+
+        ``identity_source``: a node home directory (the key lives in
+        ``<home>/keys/p2p.key`` and is created on first use), the key file itself
+        (``*.key``), or a libp2p ``KeyPair``. ``peers``: multiaddrs with
+        a ``/p2p/<peer id>`` suffix to keep connected to. ``max_frame_bytes``: the
+        limit for protocols without a built-in one (int), or per-protocol overrides.
+        """
+        if isinstance(identity_source, KeyPair):
+            self._key_pair = identity_source
+            self.peer_id = identity.peer_id_of(identity_source)
+        else:
+            self._key_pair, self.peer_id = identity.load_or_create(
+                identity.resolve_key_path(identity_source)
+            )
+        self._listen = Multiaddr(listen_multiaddr)
+        self._frame_limits: dict[str, int] = dict(DEFAULT_MAX_FRAME_BYTES)
+        self._fallback_limit = FALLBACK_MAX_FRAME_BYTES
+        if isinstance(max_frame_bytes, int):
+            self._fallback_limit = max_frame_bytes
+        elif max_frame_bytes is not None:
+            self._frame_limits.update(max_frame_bytes)
+        self.limits = limits or Limits()
+        self.ban_policy = ban_policy or BanPolicy()
+        self.metrics = P2PMetrics()
+        self._specs: dict[str, ProtocolSpec] = {}
+        self._peers: dict[str, PeerState] = {}
+        self._sessions: dict[tuple[str, str], OutboundSession] = {}
+        self._request_ids = itertools.count(1)
+        self._state = _NEW
+        self._core: Core | None = None
+        self._stop_requested = trio.Event()
+        self._main_done: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self.listen_addrs: list[str] = []
+        for text in peers:
+            self.add_peer(text)
+
+    # ================================================================ configuration
+
+    def register(
+        self, protocol_id: str, handler: OneWayHandler, *, max_frame_bytes: int | None = None
+    ) -> None:
+        """Handle one-way frames: ``await handler(peer_id, frame)``, in order per stream."""
+        self._add_spec(protocol_id, "oneway", handler, max_frame_bytes)
+
+    def register_request(
+        self, protocol_id: str, handler: RequestHandler, *, max_frame_bytes: int | None = None
+    ) -> None:
+        """Serve requests: ``await handler(peer_id, request) -> response bytes``."""
+        self._add_spec(protocol_id, "request", handler, max_frame_bytes)
+
+    def add_peer(self, peer_multiaddr: str) -> str:
+        """Keep a connection to ``/…/p2p/<id>`` (dialed with backoff); returns its id."""
+        peer_id, addr = parse_peer_multiaddr(peer_multiaddr)
+        if peer_id == self.peer_id:
+            return peer_id
+        peer = self._peer(peer_id)
+        if all(str(a) != str(addr) for a in peer.addrs):
+            peer.addrs.append(addr)
+        if not peer.configured:
+            peer.configured = True
+            if self._core is not None:
+                self._core.spawn(self._dial_loop, peer, name=f"dial {peer_id}")
+        return peer_id
+
+    def _peer(self, peer_id: str) -> PeerState:
+        if self._core is not None:
+            return self._core.peer_for(peer_id)
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            from libp2p.peer.id import ID
+
+            peer = self._peers[peer_id] = PeerState(peer_id, ID.from_base58(peer_id))
+        return peer
+
+    def _add_spec(
+        self,
+        protocol_id: str,
+        kind: Kind,
+        handler: OneWayHandler | RequestHandler | None,
+        max_frame_bytes: int | None,
+    ) -> ProtocolSpec:
+        existing = self._specs.get(protocol_id)
+        if existing is not None and existing.kind != kind:
+            raise ValueError(f"{protocol_id} is already a {existing.kind} protocol")
+        limit = max_frame_bytes or self._frame_limits.get(protocol_id, self._fallback_limit)
+        if not 0 < limit <= ABSOLUTE_MAX_FRAME_BYTES:
+            raise ValueError(f"max_frame_bytes {limit} out of range")
+        if existing is not None:
+            if handler is not None:
+                existing.handler = handler
+            if max_frame_bytes is not None:
+                existing.max_frame_bytes = limit
+            spec = existing
+        else:
+            spec = self._specs[protocol_id] = ProtocolSpec(protocol_id, kind, limit, handler)
+        if handler is not None and self._core is not None and self._core.host is not None:
+            self._install_handler(spec)
+        return spec
+
+    def _install_handler(self, spec: ProtocolSpec) -> None:
+        core = self._core
+        assert core is not None and core.host is not None
+
+        async def handler(stream: INetStream) -> None:
+            await handle_inbound(core, spec, stream)
+
+        core.host.set_stream_handler(TProtocol(spec.protocol_id), handler)
+
+    # ================================================================ lifecycle
+
+    async def start(self) -> None:
+        """Listen, start dialing configured peers; raises ``OSError`` if the port is taken."""
+        if self._state == _RUNNING:
+            return
+        if self._state != _NEW:
+            raise NotRunning("a stopped P2PNode cannot be restarted; create a new one")
+        _check_port_free(self._listen)
+        bridge = await TrioBridge.acquire()
+        core = Core(bridge, self.metrics, self.limits, self.ban_policy, self._peers)
+        self._core = core
+        self._main_done = bridge.loop.create_future()
+        self._stopped = bridge.loop.create_future()
+        try:
+            self.listen_addrs = await bridge.run(self._launch)
+        except BaseException:
+            self._core = None
+            self._state = _STOPPED
+            _set_done(self._stopped)
+            await bridge.release()
+            raise
+        self._state = _RUNNING
+
+    async def _launch(self) -> list[str]:
+        core = self._core
+        assert core is not None and core.bridge.nursery is not None
+        result: list[str] = await core.bridge.nursery.start(self._trio_main)
+        return result
+
+    async def _trio_main(self, task_status: trio.TaskStatus[list[str]]) -> None:
+        core = self._core
+        assert core is not None and self._main_done is not None
+        started = False
+        try:
+            host = build_host(
+                self._key_pair,
+                dial_timeout_s=self.limits.dial_timeout_s,
+                negotiate_timeout_s=self.limits.open_timeout_s,
+            )
+            core.host = host
+            host.get_network().register_notifee(_Notifee(self, core))
+            for spec in self._specs.values():
+                if spec.handler is not None:
+                    self._install_handler(spec)
+            async with host.run([self._listen]):
+                try:
+                    addrs = host.get_addrs()
+                    if not addrs:
+                        raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {self._listen}")
+                    async with trio.open_nursery() as nursery:
+                        core.nursery = nursery
+                        for peer in list(core.peers.values()):
+                            if peer.configured:
+                                core.spawn(self._dial_loop, peer, name=f"dial {peer.peer_id}")
+                        started = True
+                        task_status.started([str(a) for a in addrs])
+                        await self._stop_requested.wait()
+                        nursery.cancel_scope.cancel()
+                finally:
+                    core.stopping = True
+                    core.nursery = None
+                    for scope in list(core.inbound_scopes):
+                        scope.cancel()
+                    # Close while the swarm service still runs: leaving host.run()
+                    # first stops the service but not the listener, which then
+                    # accepts connections it cannot register (and the port stays
+                    # bound). Shielded so a crash-cancel still releases the port.
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await host.close()
+        except Exception:
+            if not started:
+                raise
+            log.exception("p2p node %s crashed", self.peer_id)
+        finally:
+            core.host = None
+            _set_done(self._main_done)
+
+    async def stop(self) -> None:
+        """Close all streams and connections, release the port, end every task. Idempotent."""
+        if self._state in (_NEW, _STOPPED):
+            self._state = _STOPPED
+            return
+        assert self._stopped is not None
+        if self._state == _STOPPING:
+            await asyncio.shield(self._stopped)
+            return
+        self._state = _STOPPING
+        core = self._core
+        assert core is not None and self._main_done is not None
+        try:
+            core.stopping = True
+            for session in self._sessions.values():
+                session.close()
+            with contextlib.suppress(Exception):
+                core.bridge.run_sync_soon(self._stop_requested.set)
+            await self._main_done
+            tasks = list(core.aio_tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._state = _STOPPED
+            await core.bridge.release()
+            _set_done(self._stopped)
+
+    async def __aenter__(self) -> P2PNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ================================================================ sending
+
+    def send(self, peer_id: str, protocol_id: str, frame: bytes) -> bool:
+        """Queue ``frame`` for ``peer_id`` without blocking.
+
+        Returns False (and counts a drop) if the peer is unknown or banned. A frame
+        above the protocol's limit raises ``ValueError``: the peer would reject it.
+        """
+        core = self._require_running()
+        spec = self._spec_for(protocol_id, "oneway")
+        if len(frame) > spec.max_frame_bytes:
+            raise ValueError(f"frame of {len(frame)} bytes exceeds {spec.max_frame_bytes}")
+        peer = core.peers.get(peer_id)
+        if peer is None or peer.banned() or not (peer.configured or peer.connected):
+            self.metrics.proto(protocol_id).dropped_out += 1
+            return False
+        self._session(core, peer, spec).put(Entry(bytes(frame)))
+        return True
+
+    def broadcast(self, protocol_id: str, frame: bytes) -> int:
+        """``send`` to every connected peer; returns how many peers it was queued for."""
+        return sum(self.send(peer_id, protocol_id, frame) for peer_id in self.connected_peers())
+
+    async def request(
+        self, peer_id: str, protocol_id: str, payload: bytes, timeout_s: float = 10.0
+    ) -> bytes:
+        """Send a request and await the response body.
+
+        Raises ``RequestTimeout``, ``RemoteError`` (the remote handler failed),
+        ``PeerDisconnected`` (the stream died after the request was written),
+        ``PeerUnavailable`` (unknown or banned peer) or ``QueueFull``.
+        """
+        core = self._require_running()
+        spec = self._spec_for(protocol_id, "request")
+        if len(payload) + ENVELOPE_BYTES > spec.max_frame_bytes:
+            raise ValueError(f"request of {len(payload)} bytes exceeds {spec.max_frame_bytes}")
+        peer = core.peers.get(peer_id)
+        if peer is None or peer.banned() or not (peer.configured or peer.connected):
+            raise PeerUnavailable(f"peer {peer_id} is unknown, unreachable or banned")
+        session = self._session(core, peer, spec)
+        request_id = next(self._request_ids) % MAX_REQUEST_ID
+        fut: asyncio.Future[bytes] = core.loop.create_future()
+        session.pending[request_id] = fut
+        stats = self.metrics.proto(protocol_id)
+        stats.requests_out += 1
+        session.put(Entry(pack_envelope(KIND_REQUEST, request_id, bytes(payload)), request_id))
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await fut
+        except TimeoutError:
+            stats.request_timeouts += 1
+            raise RequestTimeout(
+                f"no response from {peer_id} on {protocol_id} within {timeout_s} s"
+            ) from None
+        finally:
+            session.pending.pop(request_id, None)
+
+    def _spec_for(self, protocol_id: str, kind: Kind) -> ProtocolSpec:
+        spec = self._specs.get(protocol_id)
+        if spec is None:
+            return self._add_spec(protocol_id, kind, None, None)
+        if spec.kind != kind:
+            raise ValueError(f"{protocol_id} is a {spec.kind} protocol")
+        return spec
+
+    def _session(self, core: Core, peer: PeerState, spec: ProtocolSpec) -> OutboundSession:
+        key = (peer.peer_id, spec.protocol_id)
+        session = self._sessions.get(key)
+        if session is None:
+            session = self._sessions[key] = OutboundSession(core, peer, spec)
+            core.spawn(session.run, name=f"session {session.label}")
+        return session
+
+    def _require_running(self) -> Core:
+        if self._state != _RUNNING or self._core is None:
+            raise NotRunning(f"p2p node is {self._state}")
+        return self._core
+
+    # ================================================================ state
+
+    def connected_peers(self) -> list[str]:
+        """Peers with a live connection that are not banned, sorted."""
+        return sorted(p.peer_id for p in self._peers.values() if p.usable())
+
+    def is_banned(self, peer_id: str) -> bool:
+        peer = self._peers.get(peer_id)
+        return peer is not None and peer.banned()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Counters as plain dicts (frames/bytes per protocol, drops, reconnects, ...)."""
+        snap = self.metrics.snapshot()
+        snap["connected_peers"] = len(self.connected_peers())
+        snap["queued_frames"] = sum(len(s.queue) for s in self._sessions.values())
+        return snap
+
+    async def wait_for_peers(self, peer_ids: Iterable[str], timeout_s: float = 10.0) -> None:
+        """Wait until all ``peer_ids`` are connected (start-up helper; raises TimeoutError)."""
+        wanted = set(peer_ids)
+        async with asyncio.timeout(timeout_s):
+            while not wanted.issubset(self.connected_peers()):
+                await asyncio.sleep(0.01)
+
+    @property
+    def bridge(self) -> TrioBridge | None:
+        """The trio bridge while running (diagnostics and tests)."""
+        return self._core.bridge if self._core is not None else None
+
+    @property
+    def libp2p_host(self) -> Any:
+        """The underlying py-libp2p host while running (diagnostics and tests only)."""
+        return self._core.host if self._core is not None else None
+
+    # ================================================================ trio side
+
+    async def _dial_loop(self, peer: PeerState) -> None:
+        """Keep ``peer`` connected: dial its addresses with exponential backoff."""
+        core = self._core
+        assert core is not None
+        limits = self.limits
+        backoff = Backoff(limits.backoff_initial_s, limits.backoff_max_s)
+        while not core.stopping:
+            now = time.monotonic()
+            if peer.banned(now):
+                await trio.sleep(max(0.05, peer.banned_until - now))
+                continue
+            host = core.host
+            if host is None:
+                return
+            swarm = host.get_network()
+            _refresh_connected(core, peer)
+            if peer.connected:
+                backoff.reset()
+                await peer.wait_change(2.0)
+                continue
+            self.metrics.dials += 1
+            was_connected_before = peer.ever_connected
+            if await self._dial_once(swarm, peer):
+                if was_connected_before:
+                    self.metrics.reconnects += 1
+                _mark_connected(peer)
+                backoff.reset()
+            else:
+                self.metrics.dial_failures += 1
+                await trio.sleep(backoff.next_delay())
+
+    async def _dial_once(self, swarm: Any, peer: PeerState) -> bool:
+        for addr in list(peer.addrs):
+            try:
+                with trio.fail_after(self.limits.dial_timeout_s):
+                    await swarm.dial_addr(addr, peer.pid)
+                return True
+            except (Exception, trio.TooSlowError) as exc:
+                log.debug("dial %s at %s failed: %r", peer.peer_id, addr, exc)
+        return False
+
+
+# ==================================================================== helpers
+
+
+def _set_done(fut: asyncio.Future[None] | None) -> None:
+    if fut is not None and not fut.done():
+        fut.set_result(None)
+
+
+def _live_connections(core: Core, peer: PeerState) -> list[INetConn]:
+    host = core.host
+    if host is None:
+        return []
+    swarm = host.get_network()
+    if not isinstance(swarm, Swarm):
+        return []
+    return [c for c in swarm.get_connections(peer.pid) if not c.is_closed]
+
+
+def _refresh_connected(core: Core, peer: PeerState) -> None:
+    """Re-derive ``peer.connected`` from the swarm (a safety net for missed events)."""
+    connected = bool(_live_connections(core, peer))
+    if connected != peer.connected:
+        if connected:
+            _mark_connected(peer)
+        else:
+            peer.connected = False
+            peer.pulse()
+
+
+def _mark_connected(peer: PeerState) -> None:
+    if not peer.connected:
+        peer.connected = True
+        peer.ever_connected = True
+        peer.pulse()
+
+
+def _check_port_free(listen: Multiaddr) -> None:
+    """Fail fast if a fixed TCP port is taken.
+
+    libp2p 0.8.1 binds its listener with SO_REUSEPORT, so a second node (or a zombie
+    listener) on the same port would *share* it and the kernel would split incoming
+    connections between them. A plain bind (SO_REUSEADDR only, enough to get past
+    TIME_WAIT after a restart) still fails while anyone listens on the port.
+    """
+    try:
+        port = int(listen.value_for_protocol("tcp") or 0)
+    except Exception:
+        return
+    if port == 0:
+        return
+    family, host = socket.AF_INET, "0.0.0.0"
+    with contextlib.suppress(Exception):
+        host = listen.value_for_protocol("ip4") or host
+    with contextlib.suppress(Exception):
+        ip6 = listen.value_for_protocol("ip6")
+        if ip6:
+            family, host = socket.AF_INET6, ip6
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {listen}: {exc.strerror}") from None
+
+
+class _Notifee(INotifee):
+    """Keeps ``PeerState.connected`` in step with libp2p's connection events."""
+
+    def __init__(self, node: P2PNode, core: Core) -> None:
+        self._node = node
+        self._core = core
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        pid = conn.muxed_conn.peer_id
+        peer = self._core.peer_for(pid.to_base58(), pid)
+        if peer.banned():
+            self._core.spawn(self._core._disconnect, peer, name=f"disconnect {peer.peer_id}")
+            return
+        _mark_connected(peer)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        pid = conn.muxed_conn.peer_id
+        peer = self._core.peers.get(pid.to_base58())
+        if peer is None:
+            return
+        others = [c for c in _live_connections(self._core, peer) if c is not conn]
+        if not others and peer.connected:
+            peer.connected = False
+            peer.pulse()
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None

@@ -1,0 +1,28 @@
+"""Protocol ids the node speaks and their frame size limits.
+
+The limits bound what a peer can make us buffer for one frame: consensus proposals
+carry a block (8 MB), a tx frame carries a batch of transactions (4 MB), and a sync
+response carries a range of blocks with their commit certificates (32 MB).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+CONSENSUS: Final = "/bookchain/consensus/1"
+TX: Final = "/bookchain/tx/1"
+SYNC: Final = "/bookchain/sync/1"
+
+MiB: Final = 1024 * 1024
+
+DEFAULT_MAX_FRAME_BYTES: Final[dict[str, int]] = {
+    CONSENSUS: 8 * MiB,
+    TX: 4 * MiB,
+    SYNC: 32 * MiB,
+}
+
+# For protocols not listed above (tests, future protocols).
+FALLBACK_MAX_FRAME_BYTES: Final = 4 * MiB
+
+# The wire length prefix is a 4-byte unsigned big-endian integer.
+ABSOLUTE_MAX_FRAME_BYTES: Final = (1 << 32) - 1
