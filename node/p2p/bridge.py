@@ -214,7 +214,9 @@ class TrioBridge:
         self._nursery.start_soon(async_fn)
 
 
-async def guarded(async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...], name: str) -> None:
+async def guarded(
+    async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...], name: str
+) -> None:
     """Run a trio task so that an ``Exception`` is logged instead of crashing its nursery."""
     try:
         await async_fn(*args)

@@ -131,4 +131,3 @@ class Core:
         if self.host is not None:
             with trio.move_on_after(5):
                 await self.host.disconnect(peer.pid)
-

@@ -41,7 +41,9 @@ async def _never(*_args: Any, **_kwargs: Any) -> None:
     """Replacement for AutoConnector.maybe_connect: we do our own dialing."""
 
 
-def build_host(key_pair: KeyPair, *, dial_timeout_s: float, negotiate_timeout_s: float) -> BasicHost:
+def build_host(
+    key_pair: KeyPair, *, dial_timeout_s: float, negotiate_timeout_s: float
+) -> BasicHost:
     """A TCP/Noise/yamux host for ``key_pair``; call only from the trio side."""
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     resource_manager = ResourceManager(

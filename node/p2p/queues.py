@@ -83,9 +83,7 @@ class OutQueue:
     def _enforce_bounds(self, *, keep_last: bool) -> None:
         items = self._items
         floor = 1 if keep_last else 0
-        while len(items) > floor and (
-            len(items) > self.max_frames or self.nbytes > self.max_bytes
-        ):
+        while len(items) > floor and (len(items) > self.max_frames or self.nbytes > self.max_bytes):
             old = items.popleft()
             self.nbytes -= len(old.frame)
             self._on_drop(old)
