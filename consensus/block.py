@@ -1,0 +1,161 @@
+"""Blocks and block headers, their canonical encoding and their hash.
+
+Why the hash covers only the header: the header commits to the transactions through
+``txs_root``, so votes and proposals sign 32 bytes however large the block is, and a
+light client can check a header without downloading the transactions. The header also
+carries ``prev_app_hash`` (the state after the previous block), so a commit certificate
+for block h certifies the application state after block h-1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.fields import (
+    HASH_LEN,
+    MAX_BLOCK_TXS,
+    MAX_PROPOSAL_BYTES,
+    MAX_TX_BYTES,
+    must_hash,
+    must_hash_or_empty,
+    must_height,
+    must_pubkey,
+    must_round,
+    must_str,
+)
+from consensus.merkle import txs_root
+from state.codec import decode, encode, must_bytes, must_list, must_uint
+from state.errors import Code, TxError
+
+HEADER_FIELDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """What validators sign (through its hash).
+
+    ``round`` is the round in which the block was first proposed: a block re-proposed in a
+    later round (the Tendermint "valid value") keeps its original round, proposer and time.
+    """
+
+    chain_id: str
+    height: int
+    round: int
+    time_ms: int
+    prev_block_hash: bytes
+    prev_app_hash: bytes
+    txs_root: bytes
+    proposer: bytes
+    _hash: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hashlib.sha256(encode(self.to_list())).digest())
+
+    @property
+    def hash(self) -> bytes:
+        """sha256 of the canonical header encoding: the block's identity in votes."""
+        return self._hash
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.chain_id,
+            self.height,
+            self.round,
+            self.time_ms,
+            self.prev_block_hash,
+            self.prev_app_hash,
+            self.txs_root,
+            self.proposer,
+        ]
+
+    @classmethod
+    def from_list(cls, obj: Any) -> BlockHeader:
+        items = must_list(obj, "header", length=HEADER_FIELDS)
+        height = must_height(items[1], "header.height")
+        prev_block_hash = must_hash_or_empty(items[4], "header.prev_block_hash")
+        if (height == 1) != (len(prev_block_hash) == 0):
+            raise TxError(Code.MALFORMED, "prev_block_hash is empty exactly at height 1")
+        return cls(
+            chain_id=must_str(items[0], "header.chain_id"),
+            height=height,
+            round=must_round(items[2], "header.round"),
+            time_ms=must_uint(items[3], "header.time_ms"),
+            prev_block_hash=prev_block_hash,
+            prev_app_hash=must_hash(items[5], "header.prev_app_hash"),
+            txs_root=must_hash(items[6], "header.txs_root"),
+            proposer=must_pubkey(items[7], "header.proposer"),
+        )
+
+    def encode(self) -> bytes:
+        return encode(self.to_list())
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlockHeader:
+        return cls.from_list(decode(data, max_bytes=1024))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A header and its transactions (opaque bytes to consensus; the state machine parses them)."""
+
+    header: BlockHeader
+    txs: tuple[bytes, ...]
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    def txs_root_matches(self) -> bool:
+        """Recompute the Merkle root: O(len(txs)) hashing, so callers cache the answer."""
+        return txs_root(self.txs) == self.header.txs_root
+
+    def to_list(self) -> list[Any]:
+        return [self.header.to_list(), list(self.txs)]
+
+    @classmethod
+    def from_list(cls, obj: Any) -> Block:
+        items = must_list(obj, "block", length=2)
+        header = BlockHeader.from_list(items[0])
+        raw_txs = must_list(items[1], "block.txs", max_len=MAX_BLOCK_TXS)
+        txs = tuple(must_bytes(tx, "block.tx", max_len=MAX_TX_BYTES) for tx in raw_txs)
+        return cls(header, txs)
+
+    def encode(self) -> bytes:
+        return encode(self.to_list())
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_bytes: int = MAX_PROPOSAL_BYTES) -> Block:
+        return cls.from_list(decode(data, max_bytes=max_bytes))
+
+
+def make_block(
+    *,
+    chain_id: str,
+    height: int,
+    round: int,
+    time_ms: int,
+    prev_block_hash: bytes,
+    prev_app_hash: bytes,
+    proposer: bytes,
+    txs: tuple[bytes, ...],
+) -> Block:
+    """Build a block, computing its transactions root."""
+    if len(prev_app_hash) != HASH_LEN:
+        raise ValueError("prev_app_hash must be 32 bytes")
+    header = BlockHeader(
+        chain_id=chain_id,
+        height=height,
+        round=round,
+        time_ms=time_ms,
+        prev_block_hash=prev_block_hash,
+        prev_app_hash=prev_app_hash,
+        txs_root=txs_root(txs),
+        proposer=proposer,
+    )
+    return Block(header, txs)

@@ -1,0 +1,58 @@
+"""Consensus parameters. Timeouts are in integer milliseconds and grow linearly with the
+round (``base + round * delta``) so that, after GST, some round is long enough for every
+honest validator to hear the proposal and the votes (the liveness argument of Tendermint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.fields import MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES
+from consensus.steps import TimeoutStep
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    timeout_propose_ms: int = 3000
+    timeout_propose_delta_ms: int = 500
+    timeout_prevote_ms: int = 1000
+    timeout_prevote_delta_ms: int = 500
+    timeout_precommit_ms: int = 1000
+    timeout_precommit_delta_ms: int = 500
+    #: Pause after Start before round 0 (CometBFT's timeout_commit); 0 starts at once.
+    timeout_commit_ms: int = 0
+    #: When False, round 0 waits for TxsReady or ``empty_block_interval_ms`` (0 = forever).
+    create_empty_blocks: bool = True
+    empty_block_interval_ms: int = 0
+    #: A fresh proposal whose time is further ahead of the receiver's clock gets a nil prevote.
+    max_clock_drift_ms: int = 5000
+    #: Re-send own current-round votes this often (lossy links, restarted peers); 0 = never.
+    rebroadcast_interval_ms: int = 1000
+    #: Votes further ahead than this many rounds only count for round skipping.
+    round_lookahead: int = 8
+    #: Own blocks are cut to these limits whatever the application returns.
+    max_block_txs: int = 10_000
+    max_block_bytes: int = MAX_PROPOSAL_BYTES - 8192
+    #: Messages for the next height kept until Start (a slower node hears the next height early).
+    max_future_messages: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if type(value) is int and value < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_block_txs > MAX_BLOCK_TXS:
+            raise ValueError(f"max_block_txs is at most {MAX_BLOCK_TXS}")
+
+    def timeout_ms(self, step: TimeoutStep, round: int) -> int:
+        if step == TimeoutStep.PROPOSE:
+            return self.timeout_propose_ms + round * self.timeout_propose_delta_ms
+        if step == TimeoutStep.PREVOTE:
+            return self.timeout_prevote_ms + round * self.timeout_prevote_delta_ms
+        if step == TimeoutStep.PRECOMMIT:
+            return self.timeout_precommit_ms + round * self.timeout_precommit_delta_ms
+        if step == TimeoutStep.NEW_HEIGHT:
+            return self.timeout_commit_ms
+        if step == TimeoutStep.WAIT_TXS:
+            return self.empty_block_interval_ms
+        return self.rebroadcast_interval_ms
