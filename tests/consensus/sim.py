@@ -51,8 +51,8 @@ from consensus import (
     make_block,
 )
 from consensus.messages import NIL
-from consensus.wal import WalStep
 from consensus.steps import RoundStep
+from consensus.wal import WalStep
 from state.keys import PrivateKey
 
 CHAIN_ID = "sim-chain"
