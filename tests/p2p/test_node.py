@@ -16,6 +16,7 @@ from node.p2p import (
     TX,
     BadFrame,
     BanPolicy,
+    Limits,
     P2PNode,
     PeerUnavailable,
     RemoteError,
@@ -238,3 +239,53 @@ async def test_stop_releases_the_port_and_leaves_no_tasks(tmp_path: Path) -> Non
     bridge = TrioBridge._by_loop.get(loop)
     assert bridge is not None and not bridge.running
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@aio(30)
+async def test_full_queue_drops_oldest_and_late_peer_gets_the_newest(tmp_path: Path) -> None:
+    port_b = free_port()
+    b = P2PNode(tmp_path / "b", f"/ip4/127.0.0.1/tcp/{port_b}")
+    a = P2PNode(
+        tmp_path / "a",
+        peers=[f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b.peer_id}"],
+        limits=Limits(queue_max_frames=10),
+    )
+    got = Recorder()
+    try:
+        await a.start()
+        for i in range(25):  # b is not up yet: frames wait in a's bounded queue
+            assert a.send(b.peer_id, CONSENSUS, numbered(i, 32))
+        assert a.metrics.proto(CONSENSUS).dropped_out == 15
+        b.register(CONSENSUS, got)  # registering before or after start both work
+        await b.start()
+        await got.wait(10)
+        await asyncio.sleep(0.2)
+        assert numbers(got.frames[a.peer_id]) == list(range(15, 25))
+        # A handler registered while running is installed immediately.
+        late = Recorder()
+        b.register(TX, late)
+        a.send(b.peer_id, TX, b"late")
+        await late.wait(1)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@aio(30)
+async def test_raw_tcp_garbage_does_not_hurt_the_listener(tmp_path: Path) -> None:
+    got = Recorder()
+    async with mesh(tmp_path, 2) as (a, b):
+        b.register(CONSENSUS, got)
+        port = int(b.listen_addrs[0].split("/tcp/")[1].split("/")[0])
+        for payload in (b"\x00" * 10, b"GET / HTTP/1.1\r\n\r\n", bytes(range(256)) * 64):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await writer.drain()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.read(), 1)  # b hangs up (or ignores us)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        a.send(b.peer_id, CONSENSUS, b"still alive")
+        await got.wait(1)
+        assert b.connected_peers() == [a.peer_id]
