@@ -178,13 +178,14 @@ class ConsensusDriver:
 
         other = hashlib.sha256(b"equivocate" + vote.block_hash).digest() if vote.block_hash else b"\x00" * 32
         twin = Vote.create(self.rt.validator_key, self.rt.genesis.chain_id, vote.type, vote.height, vote.round, other)
-        self.rt.p2p.broadcast(self.protocols.CONSENSUS, VOTE_TAG + twin.encode())
+        self.rt.p2p.broadcast(protocols.CONSENSUS, VOTE_TAG + twin.encode())
         return vote
 
     # ------------------------------------------------------------------ block sync
     def request_sync(self, height: int) -> None:
         self._sync_target = max(self._sync_target, height)
         if self._sync_task is None or self._sync_task.done():
+            log.info("h=%d block sync started (peers seen at %d)", self.rt.sm.height + 1, height)
             self._sync_task = asyncio.ensure_future(self._sync_loop())
 
     async def _sync_loop(self) -> None:
@@ -197,10 +198,10 @@ class ConsensusDriver:
                 for peer in sorted(self.rt.p2p.connected_peers()):
                     start = self.rt.sm.height + 1
                     try:
-                        resp = await self.rt.p2p.request(peer, self.protocols.SYNC, encode([start, SYNC_BATCH]), timeout_s=10)
+                        resp = await self.rt.p2p.request(peer, protocols.SYNC, encode([start, SYNC_BATCH]), timeout_s=10)
                         items = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)
                     except Exception as err:  # a peer may be down or send garbage: try another
-                        log.debug("sync from %s failed: %s", peer, err)
+                        log.info("h=%d sync from %s failed: %r", start, peer[-8:], err)
                         continue
                     if not isinstance(items, list):
                         continue
