@@ -33,7 +33,8 @@ def _reject_map(pairs: list[tuple[Any, Any]]) -> Any:
 
 def encode(obj: Any) -> bytes:
     """Encode arrays/ints/bytes/str/bool/None; the one encoding every node agrees on."""
-    return msgpack.packb(obj, use_bin_type=True)
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
 
 
 def decode(data: bytes, *, max_bytes: int, allow_maps: bool = False) -> Any:

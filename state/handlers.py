@@ -15,7 +15,18 @@ from state.account import Account
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.receipts import ActionResult, Receipt, rejected
-from state.tx import ACTION_NAMES, Batch, Cancel, CancelAll, Deposit, Modify, PlaceOrder, SignedTx, Tif, Withdraw
+from state.tx import (
+    ACTION_NAMES,
+    Batch,
+    Cancel,
+    CancelAll,
+    Deposit,
+    Modify,
+    PlaceOrder,
+    SignedTx,
+    Tif,
+    Withdraw,
+)
 
 MAX_AMOUNT = 1 << 62
 

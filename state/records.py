@@ -41,7 +41,8 @@ def parse_key(key: bytes) -> tuple[bytes, bytes]:
 
 
 def encode_record(rec: Any) -> bytes:
-    return msgpack.packb(rec, use_bin_type=True)
+    out: bytes = msgpack.packb(rec, use_bin_type=True)
+    return out
 
 
 def decode_record(data: bytes) -> Any:

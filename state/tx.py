@@ -23,7 +23,15 @@ from typing import Any, ClassVar, Union
 
 from state.codec import decode, encode, must_bool, must_bytes, must_list, must_uint
 from state.errors import Code, TxError
-from state.keys import DOMAIN_TX, PUBKEY_LEN, SIG_LEN, PrivateKey, address_of, signing_message, verify
+from state.keys import (
+    DOMAIN_TX,
+    PUBKEY_LEN,
+    SIG_LEN,
+    PrivateKey,
+    address_of,
+    signing_message,
+    verify,
+)
 
 MAX_TX_BYTES = 16 * 1024
 CLOID_LEN = 16

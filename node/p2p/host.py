@@ -390,11 +390,24 @@ class P2PNode:
         peer = self._peers.get(peer_id)
         return peer is not None and peer.banned()
 
+    def queued(self, peer_id: str | None = None, protocol_id: str | None = None) -> tuple[int, int]:
+        """(frames, bytes) waiting in outbound queues, optionally for one peer/protocol.
+
+        Lets a producer pace itself (e.g. block sync or a load generator) instead of
+        overrunning the queue and having its oldest frames dropped.
+        """
+        frames = size = 0
+        for (pid, proto), session in self._sessions.items():
+            if (peer_id is None or pid == peer_id) and (protocol_id is None or proto == protocol_id):
+                frames += len(session.queue)
+                size += session.queue.nbytes
+        return frames, size
+
     def metrics_snapshot(self) -> dict[str, Any]:
         """Counters as plain dicts (frames/bytes per protocol, drops, reconnects, ...)."""
         snap = self.metrics.snapshot()
         snap["connected_peers"] = len(self.connected_peers())
-        snap["queued_frames"] = sum(len(s.queue) for s in self._sessions.values())
+        snap["queued_frames"], snap["queued_bytes"] = self.queued()
         return snap
 
     async def wait_for_peers(self, peer_ids: Iterable[str], timeout_s: float = 10.0) -> None:
