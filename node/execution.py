@@ -157,7 +157,7 @@ class Execution:
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})
         touched_markets: set[int] = set()
-        for i, e in events:
+        for _i, e in events:
             ej = event_from_list(e)
             if ej["type"] == "fill":
                 touched_markets.add(ej["market"])

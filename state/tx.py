@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from state.codec import decode, encode, must_bool, must_bytes, must_list, must_uint
 from state.errors import Code, TxError
@@ -175,7 +175,7 @@ class Modify:
         return cls(must_uint(f[0], "market"), oid, cloid, must_uint(f[3], "price"), must_uint(f[4], "size"))
 
 
-BatchItem = Union[PlaceOrder, Cancel, CancelAll, Modify]
+BatchItem = PlaceOrder | Cancel | CancelAll | Modify
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ class Batch:
         return cls(tuple(parsed))
 
 
-Action = Union[Deposit, Withdraw, PlaceOrder, Cancel, CancelAll, Modify, Batch]
+Action = Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
