@@ -1,0 +1,171 @@
+"""What every command shares: where the keys live, which node to talk to, exit codes.
+
+Exit codes are a contract for scripts, so they live in one place:
+
+    0  ok
+    1  the node said no: a rejected transaction or an RPC error (its code NAME is printed)
+    2  usage error: bad option, unknown key, price off the tick grid (click's own code)
+    3  the node is unreachable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cli.keystore import KeyRecord, KeyStore, KeyStoreError, default_home
+from cli.units import Catalog, UnitError
+from node.client import DEFAULT_URL, Client, NodeUnreachable, RpcError
+from state.keys import address_from_text, address_to_text
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+NODE_ENV = "BOOKCHAIN_NODE"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Rejected(click.ClickException):
+    """The node refused: an error answer or a receipt with a non-OK code."""
+
+    exit_code = EXIT_REJECTED
+
+
+class Unreachable(click.ClickException):
+    exit_code = EXIT_UNREACHABLE
+
+
+@dataclass
+class Ctx:
+    """Per-invocation settings; subcommand options override the group's."""
+
+    home: Path = field(default_factory=default_home)
+    node_url: str = field(default_factory=lambda: os.environ.get(NODE_ENV) or DEFAULT_URL)
+    timeout: float = 15.0
+    _catalog: Catalog | None = None
+    _chain_id: str | None = None
+
+    @property
+    def keystore(self) -> KeyStore:
+        return KeyStore(self.home)
+
+    def client(self) -> Client:
+        return Client(self.node_url, timeout=self.timeout)
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            c = self.client()
+            self._catalog = Catalog.from_rpc(c.assets(), c.markets())
+        return self._catalog
+
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = str(self.client().status()["chain_id"])
+        return self._chain_id
+
+    def set_chain_id(self, chain_id: str | None) -> None:
+        if chain_id:
+            self._chain_id = chain_id
+
+    def key(self, name: str) -> KeyRecord:
+        try:
+            return self.keystore.load(name)
+        except KeyStoreError as err:
+            raise click.UsageError(str(err)) from None
+
+    def address(self, ref: str) -> str:
+        """``0x`` + 40 hex, or the address of a key in this home."""
+        if ref.lower().startswith("0x") or (len(ref) == 40 and _is_hex(ref)):
+            try:
+                return address_to_text(address_from_text(ref))
+            except ValueError as err:
+                raise click.BadParameter(f"{ref!r}: {err}") from None
+        try:
+            return self.keystore.load(ref).address_text
+        except KeyStoreError as err:
+            raise click.BadParameter(f"{ref!r} is neither an address nor a key name ({err})") from None
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def get_ctx() -> Ctx:
+    ctx = click.get_current_context()
+    obj = ctx.find_object(Ctx)
+    if obj is None:
+        obj = ctx.ensure_object(Ctx)
+    return obj
+
+
+def _override_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(Ctx).home = Path(value).expanduser()
+
+
+def _override_node(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(Ctx).node_url = value
+
+
+def home_option(f: F) -> F:
+    """``--home`` accepted on the subcommand too (``bookchain keys list --home X``)."""
+    return click.option("--home", "home", default=None, expose_value=False, callback=_override_home,
+                        metavar="DIR", help="CLI home holding keys/ (default $BOOKCHAIN_HOME or ~/.bookchain).")(f)
+
+
+def node_option(f: F) -> F:
+    return click.option("--node", "node", default=None, expose_value=False, callback=_override_node,
+                        metavar="URL", help="Node RPC URL (default $BOOKCHAIN_NODE or http://127.0.0.1:26657).")(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the node's JSON answer unchanged instead of a table.")(f)
+
+
+def print_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+def parse_cloid(text: str) -> bytes:
+    """32 hex digits are taken as the 16-byte cloid; anything else is hashed to 16 bytes,
+    so ``--cloid my-order-1`` is stable across runs and cancellable by the same text."""
+    body = text.strip()
+    raw = body[2:] if body.lower().startswith("0x") else body
+    if len(raw) == 32 and _is_hex(raw):
+        return bytes.fromhex(raw)
+    return hashlib.sha256(body.encode()).digest()[:16]
+
+
+def rpc_failure(err: RpcError) -> Rejected:
+    return Rejected(f"{err.name} (code {err.code}, HTTP {err.http_status}): {err.message}")
+
+
+def unreachable(err: NodeUnreachable) -> Unreachable:
+    return Unreachable(f"{err} (is the node running? set --node or $BOOKCHAIN_NODE)")
+
+
+def translate_errors(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` turning library errors into the CLI's exit codes."""
+    try:
+        return fn()
+    except RpcError as err:
+        raise rpc_failure(err) from None
+    except NodeUnreachable as err:
+        raise unreachable(err) from None
+    except (UnitError, KeyStoreError) as err:
+        raise click.UsageError(str(err)) from None

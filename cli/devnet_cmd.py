@@ -1,0 +1,238 @@
+"""``bookchain devnet``: a local multi-node chain (up, status, logs, down, load, demo).
+
+Thin click layer over devnet/: parse options, call the module, print a table. All state
+lives in the devnet home (default ./devnet-home), so any shell can run ``status`` or
+``down`` for a devnet another shell started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from cli import render
+from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, json_option, print_json
+from devnet.genesis import DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
+from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def devnet_home_option(f: F) -> F:
+    return click.option("--home", "home", default=DEFAULT_HOME, show_default=True, envvar="BOOKCHAIN_DEVNET_HOME",
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="Devnet directory (node homes, genesis, CLI keys, devnet.json). "
+                             "Env: BOOKCHAIN_DEVNET_HOME.")(f)
+
+
+def _fail(err: Exception) -> click.ClickException:
+    return click.ClickException(str(err))
+
+
+@click.group("devnet")
+def devnet() -> None:
+    """Run a local N-validator devnet on 127.0.0.1 (keys and funded accounts included)."""
+
+
+@devnet.command("up")
+@devnet_home_option
+@click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 64),
+              help="Number of validators (only for a new devnet).")
+@click.option("--traders", default=DEFAULT_TRADERS, show_default=True, type=click.IntRange(0, 10_000),
+              help="Funded trader0..N-1 accounts for `devnet load` (only for a new devnet).")
+@click.option("--reset", is_flag=True, help="Stop and delete an existing devnet in --home first (its chain is lost).")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="Seconds to wait for every node to reach height 2.")
+@click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
+              help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
+@json_option
+def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_time_ms: int | None,
+       as_json: bool) -> None:
+    """Create (if needed) and start the devnet, wait for height 2, print the nodes.
+
+    Re-running `up` after `down` restarts the same chain from its data directories.
+    """
+    consensus = (("empty_block_interval_ms", block_time_ms),) if block_time_ms is not None else ()
+    spec = DevnetSpec(nodes=nodes, traders=traders, consensus=consensus)
+    sup = Supervisor(home)
+    say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
+    try:
+        m = sup.up(spec, reset=reset, timeout=timeout, progress=say)
+    except (DevnetError, FileExistsError) as err:
+        raise _fail(err) from None
+    if as_json:
+        print_json(m.to_json())
+        return
+    t = Table(title=f"devnet {m.chain_id} in {sup.home}", title_justify="left")
+    for col in ("node", "pid", "rpc", "p2p"):
+        t.add_column(col)
+    for n in m.nodes:
+        t.add_row(n.name, str(m.processes[n.name].pid), n.rpc_url, n.p2p_addr)
+    render.console().print(t)
+    click.echo(f"\nCLI keys: {m.cli_home} ({', '.join(m.accounts[:4])}{', ...' if len(m.accounts) > 4 else ''}, bridge)")
+    click.echo(f"try:  bookchain --home {m.cli_home} --node {m.nodes[0].rpc_url} query account alice")
+    click.echo(f"      bookchain devnet demo --home {sup.home}")
+
+
+@devnet.command("down")
+@devnet_home_option
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0, 600),
+              help="Seconds between SIGTERM and SIGKILL.")
+@json_option
+def down(home: Path, timeout: float, as_json: bool) -> None:
+    """Stop the devnet's node processes (only the pids `up` recorded); safe to repeat."""
+    outcome = Supervisor(home).down(timeout)
+    if as_json:
+        print_json(outcome)
+        return
+    if not outcome:
+        click.echo(f"no devnet processes recorded in {home}")
+    for name, what in sorted(outcome.items()):
+        click.echo(f"{name}: {what}")
+
+
+@devnet.command("status")
+@devnet_home_option
+@json_option
+def status(home: Path, as_json: bool) -> None:
+    """Heights, peers, pids, and whether app hashes agree at the common height."""
+    try:
+        st = Supervisor(home).status()
+    except DevnetError as err:
+        raise _fail(err) from None
+    if as_json:
+        print_json({"common_height": st.common_height, "hashes_agree": st.hashes_agree,
+                    "nodes": [asdict(r) for r in st.nodes]})
+    else:
+        t = Table(title=f"devnet {home}", title_justify="left")
+        for col in ("node", "pid", "alive", "rpc", "height", "peers", f"app hash @ {st.common_height}", "error"):
+            t.add_column(col)
+        for r in st.nodes:
+            t.add_row(r.name, render._s(r.pid), "yes" if r.alive else "[red]no[/red]", r.rpc_url, render._s(r.height),
+                      render._s(r.peers), render.short(r.app_hash, 16), render._s(r.error))
+        render.console().print(t)
+        verdict = {True: "[green]agree[/green]", False: "[red]DIFFER[/red]", None: "n/a (fewer than 2 nodes answered)"}
+        render.console().print(f"app hashes at height {st.common_height}: {verdict[st.hashes_agree]}")
+    if st.hashes_agree is False:
+        raise SystemExit(EXIT_REJECTED)
+    if not any(r.height is not None for r in st.nodes):
+        raise SystemExit(EXIT_UNREACHABLE)
+
+
+@devnet.command("logs")
+@click.argument("node", metavar="NODE")
+@devnet_home_option
+@click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(0, 100_000), help="Lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+def logs(node: str, home: Path, lines: int, follow: bool) -> None:
+    """Show a node's stdout/stderr log; NODE is a name (node0) or an index (0)."""
+    try:
+        path = Supervisor(home).log_file(node)
+    except DevnetError as err:
+        raise _fail(err) from None
+    for line in tail(path, lines) if lines else []:
+        click.echo(line)
+    if not follow:
+        return
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            while True:
+                chunk = fh.readline()
+                if chunk:
+                    click.echo(chunk.decode("utf-8", "replace").rstrip("\n"))
+                else:
+                    time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+@devnet.command("load")
+@devnet_home_option
+@click.option("--tps", default=200.0, show_default=True, type=click.FloatRange(0.1, 1_000_000), help="Target submit rate (tx/s).")
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(0.1, 86_400), help="Length of the submit phase.")
+@click.option("--accounts", default=None, type=click.IntRange(1), help="Trader accounts to use (default: all in the devnet).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the deterministic order flow.")
+@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Seconds to wait for submitted txs to commit after the submit phase.")
+@click.option("--json", "json_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Also write the report as JSON to FILE ('-' for stdout only).")
+def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int, drain_timeout: float,
+         json_file: Path | None) -> None:
+    """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency."""
+    from rich.progress import Progress
+
+    from devnet.load import prepare, run_load
+
+    quiet = json_file is not None and str(json_file) == "-"
+    with Progress(transient=True, disable=quiet) as bar:
+        count = max(1, round(tps * seconds))
+        task = bar.add_task("signing", total=count)
+        try:
+            plan = prepare(str(home), tps=tps, seconds=seconds, accounts=accounts, seed=seed,
+                           progress=lambda done: bar.update(task, completed=done))
+        except (FileNotFoundError, ValueError) as err:
+            raise _fail(err) from None
+        sub = bar.add_task("submitting", total=count)
+        # RpcError / NodeUnreachable reach the root group, which maps them to exit 1 / 3
+        report = asyncio.run(run_load(plan.urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,
+                                      drain_timeout=drain_timeout,
+                                      progress=lambda done: bar.update(sub, completed=done)))
+    doc = report.to_json()
+    if json_file is not None:
+        if str(json_file) == "-":
+            print_json(doc)
+            return
+        json_file.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    rows = [("target tx/s", doc["target_tps"]), ("submitted", doc["submitted"]), ("accepted", doc["accepted"]),
+            ("committed", doc["committed"]), ("committed ok", doc["committed_ok"]),
+            ("uncommitted", doc["uncommitted"]), ("committed tx/s", doc["tx_per_s"]),
+            ("ok tx/s", doc["ok_tx_per_s"]), ("p50 ms", doc["p50_ms"]), ("p90 ms", doc["p90_ms"]),
+            ("p99 ms", doc["p99_ms"]), ("max ms", doc["max_ms"]), ("blocks", doc["blocks"]),
+            ("heights", f"{doc['first_height']}..{doc['last_height']}"), ("duration s", doc["duration_s"]),
+            ("rejected", doc["rejected"])]
+    rows += [(f"  {name}", n) for name, n in doc["rejected_by_code"].items()]
+    rows += [("mix", ", ".join(f"{k} {v}" for k, v in doc["mix"].items()))]
+    render.console().print(render.kv_table(f"load: {doc['nodes']} nodes, {doc['accounts']} accounts", rows))
+    if json_file is not None:
+        click.echo(f"report written to {json_file}")
+
+
+@devnet.command("demo")
+@devnet_home_option
+@click.option("--node", "node", default="0", show_default=True, help="Node (name or index) to talk to.")
+@click.option("--market", default="BTC/USDC", show_default=True, help="Market of the demo trade.")
+@click.option("--price", default="60000", show_default=True, help="Price of the demo trade (human units).")
+@click.option("--size", default="0.01", show_default=True, help="Size of the demo trade (base units).")
+@json_option
+def demo(home: Path, node: str, market: str, price: str, size: str, as_json: bool) -> None:
+    """alice rests a sell, bob buys it; print the book, the fills and the block holding them."""
+    from devnet.demo import DemoError, run_demo
+
+    say = (lambda _m: None) if as_json else click.echo
+    try:
+        res = run_demo(str(home), node=node, market=market, price=price, size=size, say=say)
+    except FileNotFoundError as err:
+        raise _fail(err) from None
+    except KeyError as err:
+        raise _fail(Exception(err.args[0])) from None
+    except DemoError as err:
+        if not as_json:
+            render.print_receipt(err.answer, None)
+        raise click.ClickException(str(err)) from None
+    if as_json:
+        print_json(res.to_json())
+        return
+    render.print_receipt(res.sell, res.catalog)
+    render.print_receipt(res.buy, res.catalog)
+    render.print_book(res.book, res.catalog)
+    render.print_fills(res.fills, res.catalog)
+    render.print_block(res.block)

@@ -1,0 +1,138 @@
+"""Named signing keys in the CLI home: ``HOME/keys/NAME.json`` = {"seed","pubkey","address"}.
+
+Why plain JSON files with mode 0600 and no passphrase: this is a devnet tool, the same
+trade-off CometBFT's ``priv_validator_key.json`` makes. Files are created with
+``O_EXCL`` and mode 0600 from the first byte (never chmod-after-write, which leaves a
+window where the seed is world-readable) inside a 0700 directory. Loading re-derives the
+public key from the seed and refuses a file whose stored pubkey/address disagree, so a
+hand-edited file cannot make the CLI sign as someone it does not show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from state.keys import PrivateKey, address_to_text
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_HOME = "~/.bookchain"
+HOME_ENV = "BOOKCHAIN_HOME"
+
+
+class KeyStoreError(Exception):
+    """A key is missing, already exists, has a bad name, or its file is corrupt."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    name: str
+    key: PrivateKey
+
+    @property
+    def pubkey_hex(self) -> str:
+        return self.key.pubkey.hex()
+
+    @property
+    def address(self) -> bytes:
+        return self.key.address
+
+    @property
+    def address_text(self) -> str:
+        return address_to_text(self.key.address)
+
+    def public_json(self) -> dict[str, str]:
+        """What ``keys show`` prints: never the seed."""
+        return {"name": self.name, "pubkey": self.pubkey_hex, "address": self.address_text}
+
+    def file_json(self) -> dict[str, str]:
+        return {"seed": self.key.hex(), "pubkey": self.pubkey_hex, "address": self.address_text}
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise KeyStoreError(f"bad key name {name!r}: use letters, digits, '_', '-', '.' (max 64)")
+    return name
+
+
+def parse_seed(text: str) -> PrivateKey:
+    body = text.strip().lower().removeprefix("0x")
+    try:
+        raw = bytes.fromhex(body)
+    except ValueError:
+        raise KeyStoreError("a seed is 64 hex digits") from None
+    if len(raw) != 32:
+        raise KeyStoreError(f"a seed is 32 bytes (64 hex digits), got {len(raw)} bytes")
+    return PrivateKey(raw)
+
+
+def write_private_json(path: Path, doc: dict[str, str], *, overwrite: bool = False) -> None:
+    """Write ``doc`` to ``path`` readable by the owner only, failing if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise KeyStoreError(f"{path} already exists") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+    os.chmod(path, 0o600)  # O_TRUNC on an existing file keeps its old mode
+
+
+class KeyStore:
+    """The keys directory of one CLI home."""
+
+    def __init__(self, home: str | os.PathLike[str]) -> None:
+        self.home = Path(home).expanduser()
+        self.dir = self.home / "keys"
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{check_name(name)}.json"
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def names(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json") if NAME_RE.match(p.stem))
+
+    def add(self, name: str, key: PrivateKey, *, overwrite: bool = False) -> KeyRecord:
+        record = KeyRecord(check_name(name), key)
+        write_private_json(self.path(name), record.file_json(), overwrite=overwrite)
+        return record
+
+    def create(self, name: str) -> KeyRecord:
+        return self.add(name, PrivateKey.generate())
+
+    def load(self, name: str) -> KeyRecord:
+        path = self.path(name)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            known = ", ".join(self.names()) or "none"
+            raise KeyStoreError(f"no key named {name!r} in {self.dir} (known: {known})") from None
+        except ValueError as err:
+            raise KeyStoreError(f"{path}: not JSON ({err})") from None
+        try:
+            key = parse_seed(doc["seed"])
+        except (KeyError, TypeError):
+            raise KeyStoreError(f"{path}: no seed") from None
+        record = KeyRecord(name, key)
+        if doc.get("pubkey", record.pubkey_hex).lower() != record.pubkey_hex:
+            raise KeyStoreError(f"{path}: pubkey does not match the seed")
+        if doc.get("address", record.address_text).lower() != record.address_text:
+            raise KeyStoreError(f"{path}: address does not match the seed")
+        return record
+
+    def all(self) -> list[KeyRecord]:
+        return [self.load(n) for n in self.names()]

@@ -1,0 +1,282 @@
+"""Human tables for RPC answers (``--json`` bypasses all of this).
+
+Prices, sizes and amounts are shown in human units when the market/asset is known from the
+catalog, and as raw integers otherwise: a table must never fail because the node added a
+market the CLI has not seen. Missing fields print as "-" for the same reason.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cli.units import Catalog, MarketInfo
+from node.client import as_int
+
+
+def console() -> Console:
+    # resolved at call time so click's test runner (which swaps sys.stdout) sees the output;
+    # a wide virtual width keeps 0x addresses whole when output is piped
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return as_int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _s(v: Any) -> str:
+    return "-" if v is None or v == "" else str(v)
+
+
+def short(h: Any, n: int = 12) -> str:
+    text = _s(h)
+    return text if len(text) <= n + 2 else text[:n] + "…"
+
+
+class Fmt:
+    """Unit formatting bound to an optional catalog."""
+
+    def __init__(self, cat: Catalog | None) -> None:
+        self.cat = cat
+
+    def market(self, mid: Any) -> MarketInfo | None:
+        return self.cat.maybe_market(_int(mid)) if self.cat is not None else None
+
+    def market_name(self, mid: Any) -> str:
+        m = self.market(mid)
+        return m.symbol if m else _s(mid)
+
+    def price(self, mid: Any, ticks: Any) -> str:
+        m, t = self.market(mid), _int(ticks)
+        return m.ticks_to_price(t) if m and t is not None else _s(ticks)
+
+    def size(self, mid: Any, lots: Any) -> str:
+        m, n = self.market(mid), _int(lots)
+        return m.lots_to_size(n) if m and n is not None else _s(lots)
+
+    def amount(self, asset: Any, units: Any) -> str:
+        u = _int(units)
+        if self.cat is None or u is None:
+            return _s(units)
+        for a in self.cat.assets:
+            if a.id == _int(asset) or a.symbol == asset:
+                return a.from_units(u)
+        return _s(units)
+
+    def quote_amount(self, mid: Any, units: Any) -> str:
+        m, u = self.market(mid), _int(units)
+        return m.quote.from_units(u) if m and u is not None else _s(units)
+
+
+def _time(ms: Any) -> str:
+    t = _int(ms)
+    if not t:
+        return _s(ms)
+    stamp = datetime.fromtimestamp(t / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return f"{stamp} ({t})"
+
+
+def kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in rows:
+        t.add_row(k, _s(v))
+    return t
+
+
+# ---------------------------------------------------------------------------- receipts
+def fills_table(fills: list[dict[str, Any]], f: Fmt, title: str = "fills") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("height", "market", "taker side", "price", "size", "maker", "taker",
+                "maker oid", "taker oid", "maker fee", "taker fee"):
+        t.add_column(col)
+    for x in fills:
+        mid = x.get("market")
+        t.add_row(_s(x.get("height")), f.market_name(mid), _s(x.get("side")), f.price(mid, x.get("price")),
+                  f.size(mid, x.get("size")), short(x.get("maker"), 14), short(x.get("taker"), 14),
+                  _s(x.get("maker_oid")), _s(x.get("taker_oid")),
+                  f.quote_amount(mid, x.get("maker_fee")), f.quote_amount(mid, x.get("taker_fee")))
+    return t
+
+
+def print_receipt(answer: dict[str, Any], cat: Catalog | None, markets: list[int | None] | None = None) -> None:
+    """A broadcast answer (sync or commit) or a /tx answer.
+
+    ``markets`` names the market of each action (the CLI knows what it signed), so filled
+    and resting sizes print in base units even for an order that did not fill.
+    """
+    c = console()
+    f = Fmt(cat)
+    receipt = answer.get("receipt") or {}
+    name = answer.get("name") or receipt.get("name") or ("OK" if answer.get("code", receipt.get("code")) == 0 else "-")
+    message = answer.get("message") or receipt.get("message") or ""
+    where = f" at height {answer['height']}" if answer.get("height") is not None else " (in mempool)" if not receipt else ""
+    style = "green" if name == "OK" else "red"
+    c.print(f"tx {_s(answer.get('hash') or receipt.get('tx_hash'))}{where}: [{style}]{name}[/{style}]"
+            + (f" {message}" if message else ""))
+    if receipt:
+        c.print(f"  kind {_s(receipt.get('kind'))}  signer {_s(receipt.get('signer'))}")
+    results = receipt.get("results") or []
+    if results:
+        t = Table(title="results", title_justify="left")
+        for col in ("#", "status", "code", "oid", "filled", "resting", "message"):
+            t.add_column(col)
+        all_fills: list[dict[str, Any]] = []
+        for i, r in enumerate(results):
+            fills = r.get("fills") or []
+            all_fills.extend(fills)
+            mid = fills[0].get("market") if fills else (markets[i] if markets and i < len(markets) else None)
+            t.add_row(str(i), _s(r.get("status")), _s(r.get("name", r.get("code"))), _s(r.get("oid")),
+                      f.size(mid, r.get("filled")) if mid is not None else _s(r.get("filled")),
+                      f.size(mid, r.get("resting")) if mid is not None else _s(r.get("resting")),
+                      _s(r.get("message")))
+        c.print(t)
+        if all_fills:
+            c.print(fills_table(all_fills, f))
+
+
+# ---------------------------------------------------------------------------- queries
+def print_status(st: dict[str, Any]) -> None:
+    v = st.get("validator") or {}
+    rows = [("node id", st.get("node_id")), ("moniker", st.get("moniker")), ("chain id", st.get("chain_id")),
+            ("height", st.get("latest_height")), ("block hash", st.get("latest_block_hash")),
+            ("app hash", st.get("latest_app_hash")), ("block time", _time(st.get("latest_block_time_ms"))),
+            ("catching up", st.get("catching_up")),
+            ("validator", f"{v.get('pubkey')} (power {v.get('power')})" if v else "no"),
+            ("peers", len(st.get("peers") or [])), ("mempool", st.get("mempool_size"))]
+    console().print(kv_table("status", rows))
+
+
+def print_validators(doc: dict[str, Any]) -> None:
+    t = Table(title=f"validators (total power {_s(doc.get('total_power'))})", title_justify="left")
+    for col in ("name", "pubkey", "power"):
+        t.add_column(col)
+    for v in doc.get("validators", []):
+        t.add_row(_s(v.get("name")), _s(v.get("pubkey")), _s(v.get("power")))
+    console().print(t)
+
+
+def print_block(b: dict[str, Any]) -> None:
+    header = b.get("header") or {}
+    rows = [("height", b.get("height")), ("hash", b.get("hash"))]
+    rows += [(f"header.{k}", v) for k, v in header.items()]
+    rows.append(("txs", len(b.get("txs") or [])))
+    c = console()
+    c.print(kv_table(f"block {_s(b.get('height'))}", rows))
+    txs = b.get("txs") or []
+    if txs:
+        import hashlib
+
+        t = Table(title="txs", title_justify="left")
+        t.add_column("#")
+        t.add_column("hash")
+        t.add_column("bytes")
+        for i, tx in enumerate(txs):
+            t.add_row(str(i), hashlib.sha256(bytes.fromhex(tx)).hexdigest(), str(len(tx) // 2))
+        c.print(t)
+
+
+def print_block_results(r: dict[str, Any], cat: Catalog | None) -> None:
+    c = console()
+    c.print(kv_table(f"block results {_s(r.get('height'))}",
+                     [("height", r.get("height")), ("app hash", r.get("app_hash")),
+                      ("receipts", len(r.get("receipts") or [])), ("events", len(r.get("events") or [])),
+                      ("writes", len(r.get("write_digests") or []))]))
+    t = Table(title="receipts", title_justify="left")
+    for col in ("#", "tx", "kind", "signer", "code", "message", "fills"):
+        t.add_column(col)
+    for i, rc in enumerate(r.get("receipts") or []):
+        nfills = sum(len(x.get("fills") or []) for x in rc.get("results") or [])
+        t.add_row(str(i), short(rc.get("tx_hash"), 16), _s(rc.get("kind")), short(rc.get("signer"), 14),
+                  _s(rc.get("name", rc.get("code"))), _s(rc.get("message")), str(nfills))
+    c.print(t)
+
+
+def print_book(b: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    mid = b.get("market")
+    m = f.market(mid) if _int(mid) is not None else (cat.market(mid) if cat and mid is not None else None)
+    key = m.id if m else mid
+    t = Table(title=f"{m.symbol if m else _s(mid)} book at height {_s(b.get('height'))}", title_justify="left")
+    for col in ("bid orders", "bid size", "bid", "ask", "ask size", "ask orders"):
+        t.add_column(col, justify="right")
+    bids, asks = b.get("bids") or [], b.get("asks") or []
+    for i in range(max(len(bids), len(asks))):
+        bid = bids[i] if i < len(bids) else None
+        ask = asks[i] if i < len(asks) else None
+        t.add_row(
+            _s(bid[2]) if bid else "", f.size(key, bid[1]) if bid else "", f"[green]{f.price(key, bid[0])}[/green]" if bid else "",
+            f"[red]{f.price(key, ask[0])}[/red]" if ask else "", f.size(key, ask[1]) if ask else "", _s(ask[2]) if ask else "",
+        )
+    console().print(t)
+
+
+def orders_table(orders: list[dict[str, Any]], f: Fmt) -> Table:
+    t = Table(title="open orders", title_justify="left")
+    for col in ("oid", "market", "side", "price", "size", "orig size", "tif", "reduce only", "cloid"):
+        t.add_column(col)
+    for o in orders:
+        mid = o.get("market")
+        t.add_row(_s(o.get("oid")), f.market_name(mid), _s(o.get("side")), f.price(mid, o.get("price")),
+                  f.size(mid, o.get("size")), f.size(mid, o.get("orig_size")), _s(o.get("tif")),
+                  _s(o.get("reduce_only")), _s(o.get("cloid")))
+    return t
+
+
+def print_orders(doc: dict[str, Any], cat: Catalog | None) -> None:
+    console().print(orders_table(doc.get("orders") or [], Fmt(cat)))
+
+
+def print_fills(doc: dict[str, Any], cat: Catalog | None) -> None:
+    console().print(fills_table(doc.get("fills") or [], Fmt(cat)))
+
+
+def print_account(a: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    c = console()
+    c.print(f"account {_s(a.get('address'))}")
+    t = Table(title="balances", title_justify="left")
+    for col in ("asset", "free", "locked"):
+        t.add_column(col)
+    for b in a.get("balances") or []:
+        asset = b.get("asset")
+        t.add_row(_s(b.get("symbol") or asset), f.amount(asset, b.get("free")), f.amount(asset, b.get("locked")))
+    c.print(t)
+    positions = a.get("positions") or []
+    if positions:
+        p = Table(title="positions", title_justify="left")
+        for col in ("market", "size", "entry notional", "realized pnl", "unrealized pnl"):
+            p.add_column(col)
+        for x in positions:
+            mid = x.get("market")
+            p.add_row(_s(x.get("symbol") or f.market_name(mid)), f.size(mid, x.get("size")),
+                      f.quote_amount(mid, x.get("entry_notional")), f.quote_amount(mid, x.get("realized_pnl")),
+                      f.quote_amount(mid, x.get("unrealized_pnl")))
+        c.print(p)
+    if a.get("open_orders"):
+        c.print(orders_table(a["open_orders"], f))
+    if a.get("margin"):
+        c.print(kv_table("margin", list(a["margin"].items())))
+
+
+def print_markets(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    t = Table(title="markets", title_justify="left")
+    for col in ("id", "symbol", "kind", "base", "quote", "tick", "lot", "min notional", "max lev", "last price"):
+        t.add_column(col)
+    for m in doc.get("markets") or []:
+        info = f.market(m.get("id"))
+        t.add_row(_s(m.get("id")), _s(m.get("symbol")), _s(m.get("kind")), _s(info.base.symbol if info else m.get("base")),
+                  _s(info.quote.symbol if info else m.get("quote")),
+                  info.tick_text if info else _s(m.get("tick_size")), info.lot_text if info else _s(m.get("lot_size")),
+                  f.quote_amount(m.get("id"), m.get("min_notional")), _s(m.get("max_leverage")),
+                  f.price(m.get("id"), m.get("last_price")) if m.get("last_price") is not None else "-")
+    console().print(t)

@@ -1,0 +1,251 @@
+"""``bookchain tx``: sign an action with a named key, submit it, print the receipt.
+
+Every subcommand is the same three steps, kept in ``submit``: build the action from human
+input (cli.txbuild, using the node's /markets and /assets), sign it with a millisecond
+nonce for the node's chain id, and broadcast it: by default through
+``/broadcast_tx_commit`` so the receipt (fills, oid, status, error code) is printed; with
+``--async`` through ``/broadcast_tx_sync``, which only reports the mempool check.
+
+Lending (``lend``, ``borrow``, ``repay``) will be three more subcommands here once the
+state machine has those actions: a builder in cli/txbuild.py plus a ``submit`` call.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cli import txbuild
+from cli.context import (
+    Rejected,
+    get_ctx,
+    home_option,
+    json_option,
+    node_option,
+    print_json,
+    translate_errors,
+)
+from cli.nonce import NONCES
+from cli.render import print_receipt
+from cli.units import Catalog
+from node.client import RpcError
+from state.keys import address_from_text
+from state.tx import Batch, sign_tx, tx_hash
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(f: F) -> F:
+    """Options every tx subcommand takes (applied bottom-up, shown in this order in --help)."""
+    f = json_option(f)
+    f = click.option("--chain-id", default=None, envvar="BOOKCHAIN_CHAIN_ID", metavar="ID",
+                     help="Chain id to sign for (default: asked from the node's /status).")(f)
+    f = click.option("--timeout-ms", default=10_000, show_default=True, type=click.IntRange(100, 600_000),
+                     help="How long the node waits for the commit before answering 504.")(f)
+    f = click.option("--async", "is_async", is_flag=True,
+                     help="Return after the mempool check (/broadcast_tx_sync) instead of waiting for the block.")(f)
+    f = node_option(f)
+    f = home_option(f)
+    return f
+
+
+def key_option(default: str | None = None) -> Callable[[F], F]:
+    help_text = "Name of the signing key in the CLI home"
+    help_text += f" (default: {default})." if default else "."
+    return click.option("--key", "key_name", required=default is None, default=default, metavar="NAME",
+                        help=help_text)
+
+
+raw_option = click.option("--raw", is_flag=True,
+                          help="Take prices in ticks, sizes in lots and amounts in smallest units (integers).")
+
+
+def catalog() -> Catalog:
+    return translate_errors(get_ctx().catalog)  # type: ignore[no-any-return]
+
+
+def build(fn: Callable[[], Any]) -> Any:
+    """Run an action builder, turning bad human input into a usage error (exit 2)."""
+    return translate_errors(fn)
+
+
+def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain_id: str | None,
+           as_json: bool) -> None:
+    ctx = get_ctx()
+    ctx.set_chain_id(chain_id)
+    rec = ctx.key(key_name)
+
+    def go() -> dict[str, Any]:
+        raw = sign_tx(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id())
+        client = ctx.client()
+        try:
+            if is_async:
+                return client.broadcast_tx_sync(raw)
+            return client.broadcast_tx_commit(raw, timeout_ms)
+        except RpcError as err:
+            if err.http_status == 504:
+                raise Rejected(f"tx {tx_hash(raw).hex()} was not committed within {timeout_ms} ms; "
+                               f"it may still be included: bookchain query tx {tx_hash(raw).hex()}") from None
+            raise
+
+    answer: dict[str, Any] = translate_errors(go)
+    if as_json:
+        print_json(answer)
+    else:
+        print_receipt(answer, ctx._catalog, action_markets(action))
+    code = answer.get("code")
+    if code != 0:
+        name = answer.get("name") or (answer.get("receipt") or {}).get("name") or f"code {code}"
+        message = answer.get("message") or (answer.get("receipt") or {}).get("message") or ""
+        raise Rejected(f"transaction rejected: {name}" + (f": {message}" if message else ""))
+
+
+def action_markets(action: Any) -> list[int | None]:
+    """The market of each action, in receipt result order."""
+    items = action.actions if isinstance(action, Batch) else (action,)
+    return [getattr(a, "market", None) for a in items]
+
+
+@click.group("tx")
+def tx() -> None:
+    """Sign and submit transactions; prints the receipt, exits 1 if the chain rejects it."""
+
+
+@tx.command("deposit")
+@click.argument("to", metavar="TO")
+@click.argument("asset")
+@click.argument("amount")
+@key_option("bridge")
+@raw_option
+@common_options
+def deposit(to: str, asset: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Credit AMOUNT of ASSET to TO (an 0x address or a key name). Signed by the bridge key.
+
+    Example: bookchain tx deposit alice USDC 1000.5
+    """
+    ctx = get_ctx()
+    address = address_from_text(ctx.address(to))
+    action = build(lambda: txbuild.deposit_action(catalog(), address, asset, amount, raw))
+    submit(action, key_name, **opts)
+
+
+@tx.command("withdraw")
+@click.argument("asset")
+@click.argument("amount")
+@click.option("--dest", "destination", default=None, metavar="ADDR",
+              help="Destination on the other side of the bridge: 0x-hex bytes or text (default: your address).")
+@key_option()
+@raw_option
+@common_options
+def withdraw(asset: str, amount: str, destination: str | None, key_name: str, raw: bool, **opts: Any) -> None:
+    """Withdraw AMOUNT of ASSET from the free balance of --key.
+
+    Example: bookchain tx withdraw USDC 250 --key alice
+    """
+    ctx = get_ctx()
+    dest = build(lambda: txbuild.parse_destination(destination)) if destination else ctx.key(key_name).address
+    action = build(lambda: txbuild.withdraw_action(catalog(), asset, amount, dest, raw))
+    submit(action, key_name, **opts)
+
+
+@tx.command("order")
+@click.argument("market")
+@click.argument("side", type=click.Choice(["buy", "sell"], case_sensitive=False))
+@click.option("--size", required=True, metavar="SIZE", help="Size in base units, e.g. 0.25 (lots with --raw).")
+@click.option("--price", required=True, metavar="PRICE", help="Limit price in quote per base, e.g. 60000.5 (ticks with --raw).")
+@click.option("--tif", type=click.Choice(["gtc", "ioc", "alo"], case_sensitive=False), default="gtc", show_default=True,
+              help="gtc rests the remainder, ioc cancels it, alo (post-only) is rejected if it would cross.")
+@click.option("--reduce-only", is_flag=True, help="Perps only: may only shrink the current position.")
+@click.option("--cloid", default=None, metavar="ID", help="Client order id: 32 hex digits, or any text (hashed to 16 bytes).")
+@key_option()
+@raw_option
+@common_options
+def order(market: str, side: str, size: str, price: str, tif: str, reduce_only: bool, cloid: str | None,
+          key_name: str, raw: bool, **opts: Any) -> None:
+    """Place a limit order on MARKET (symbol like BTC/USDC or id); SIDE is buy or sell.
+
+    Example: bookchain tx order BTC/USDC buy --size 0.25 --price 60000 --key bob
+    """
+    action = build(lambda: txbuild.order_action(catalog(), market, side, size, price, tif=tif,
+                                                reduce_only=reduce_only, cloid=cloid, raw=raw))
+    submit(action, key_name, **opts)
+
+
+def _order_ref_options(f: F) -> F:
+    f = click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text).")(f)
+    f = click.option("--oid", default=None, type=click.IntRange(min=0), help="Order id from the placement receipt.")(f)
+    return f
+
+
+@tx.command("cancel")
+@click.argument("market")
+@_order_ref_options
+@key_option()
+@common_options
+def cancel(market: str, oid: int | None, cloid: str | None, key_name: str, **opts: Any) -> None:
+    """Cancel one open order on MARKET, named by exactly one of --oid and --cloid."""
+    action = build(lambda: txbuild.cancel_action(catalog(), market, oid, cloid))
+    submit(action, key_name, **opts)
+
+
+@tx.command("cancel-all")
+@click.argument("market", required=False)
+@key_option()
+@common_options
+def cancel_all(market: str | None, key_name: str, **opts: Any) -> None:
+    """Cancel every open order of --key on MARKET, or on all markets if MARKET is omitted."""
+    action = build(lambda: txbuild.cancel_all_action(catalog(), market))
+    submit(action, key_name, **opts)
+
+
+@tx.command("modify")
+@click.argument("market")
+@_order_ref_options
+@click.option("--size", required=True, metavar="SIZE", help="New size in base units (lots with --raw).")
+@click.option("--price", required=True, metavar="PRICE", help="New price (ticks with --raw).")
+@key_option()
+@raw_option
+@common_options
+def modify(market: str, oid: int | None, cloid: str | None, size: str, price: str, key_name: str, raw: bool,
+           **opts: Any) -> None:
+    """Cancel-replace an open order; it keeps its queue place only if the price is unchanged and the size shrinks."""
+    action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
+    submit(action, key_name, **opts)
+
+
+@tx.command("batch")
+@click.argument("actions", metavar="FILE|-|JSON")
+@key_option()
+@raw_option
+@common_options
+def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Several order actions under one signature, applied in order (each gets its own result).
+
+    ACTIONS is a JSON list read from a file, from stdin ("-") or given inline. Items:
+
+    \b
+      {"type":"order","market":"BTC/USDC","side":"buy","size":"0.1","price":"60000",
+       "tif":"gtc","reduce_only":false,"cloid":"a1"}
+      {"type":"cancel","market":"BTC/USDC","oid":7}   (or "cloid")
+      {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
+      {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
+    """
+    text = actions
+    if actions == "-":
+        text = sys.stdin.read()
+    elif not actions.lstrip().startswith("["):
+        try:
+            text = Path(actions).read_text(encoding="utf-8")
+        except OSError as err:
+            raise click.BadParameter(f"cannot read {actions}: {err.strerror}", param_hint="ACTIONS") from None
+    try:
+        items = json.loads(text)
+    except ValueError as err:
+        raise click.BadParameter(f"not JSON: {err}", param_hint="ACTIONS") from None
+    action = build(lambda: txbuild.batch_action(catalog(), items, raw))
+    submit(action, key_name, **opts)

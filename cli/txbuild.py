@@ -1,0 +1,140 @@
+"""Build ``state.tx`` actions from what a person types (no I/O, so it is unit-testable).
+
+Every builder takes the ``Catalog`` read from the node and either returns the exact action
+or raises ``UnitError``; ``raw=True`` skips the human conversion and takes ticks, lots and
+smallest units as integers, for scripts that already speak the chain's units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.context import parse_cloid
+from cli.units import Catalog, MarketInfo, UnitError
+from state.tx import Batch, BatchItem, Cancel, CancelAll, Deposit, Modify, PlaceOrder, Tif, Withdraw
+
+TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}
+SIDES = {"buy": True, "sell": False}
+
+
+def parse_raw_int(text: str | int, what: str) -> int:
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        try:
+            value = int(str(text).strip().replace("_", ""), 10)
+        except ValueError:
+            raise UnitError(f"{what} {text!r} is not an integer (--raw takes ticks/lots/units)") from None
+    if value < 0:
+        raise UnitError(f"{what} {text!r} is negative")
+    return value
+
+
+def price_ticks(m: MarketInfo, price: str | int, raw: bool) -> int:
+    return parse_raw_int(price, f"{m.symbol} price (ticks)") if raw else m.price_to_ticks(str(price))
+
+
+def size_lots(m: MarketInfo, size: str | int, raw: bool) -> int:
+    return parse_raw_int(size, f"{m.symbol} size (lots)") if raw else m.size_to_lots(str(size))
+
+
+def side_is_buy(side: str) -> bool:
+    try:
+        return SIDES[side.strip().lower()]
+    except KeyError:
+        raise UnitError(f"side must be buy or sell, got {side!r}") from None
+
+
+def tif_of(text: str) -> Tif:
+    try:
+        return TIFS[text.strip().lower()]
+    except KeyError:
+        raise UnitError(f"tif must be gtc, ioc or alo, got {text!r}") from None
+
+
+def order_id(oid: str | int | None, cloid: str | None) -> tuple[int | None, bytes | None]:
+    """Exactly one of ``oid`` and ``cloid`` names an order."""
+    if (oid is None) == (cloid is None):
+        raise UnitError("name the order with exactly one of --oid and --cloid")
+    if oid is not None:
+        return parse_raw_int(oid, "oid"), None
+    assert cloid is not None
+    return None, parse_cloid(cloid)
+
+
+def order_action(cat: Catalog, market: str | int, side: str, size: str | int, price: str | int,
+                 *, tif: str = "gtc", reduce_only: bool = False, cloid: str | None = None,
+                 raw: bool = False) -> PlaceOrder:
+    m = cat.market(market)
+    return PlaceOrder(m.id, side_is_buy(side), price_ticks(m, price, raw), size_lots(m, size, raw),
+                      tif_of(tif), reduce_only, parse_cloid(cloid) if cloid else None)
+
+
+def cancel_action(cat: Catalog, market: str | int, oid: str | int | None = None,
+                  cloid: str | None = None) -> Cancel:
+    m = cat.market(market)
+    o, c = order_id(oid, cloid)
+    return Cancel(m.id, o, c)
+
+
+def cancel_all_action(cat: Catalog, market: str | int | None = None) -> CancelAll:
+    return CancelAll(None if market is None else cat.market(market).id)
+
+
+def modify_action(cat: Catalog, market: str | int, price: str | int, size: str | int,
+                  oid: str | int | None = None, cloid: str | None = None, raw: bool = False) -> Modify:
+    m = cat.market(market)
+    o, c = order_id(oid, cloid)
+    return Modify(m.id, o, c, price_ticks(m, price, raw), size_lots(m, size, raw))
+
+
+def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> Deposit:
+    a = cat.asset(asset)
+    units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
+    return Deposit(to, a.id, units)
+
+
+def withdraw_action(cat: Catalog, asset: str | int, amount: str | int, destination: bytes,
+                    raw: bool = False) -> Withdraw:
+    a = cat.asset(asset)
+    units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
+    return Withdraw(a.id, units, destination)
+
+
+def parse_destination(text: str) -> bytes:
+    """``0x``-hex is taken as bytes (e.g. an address on the other chain); anything else as UTF-8."""
+    body = text.strip()
+    if body.lower().startswith("0x"):
+        try:
+            return bytes.fromhex(body[2:])
+        except ValueError:
+            raise UnitError(f"destination {text!r} starts with 0x but is not hex") from None
+    return body.encode()
+
+
+def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> BatchItem:
+    """One element of ``tx batch``'s JSON list, keyed by ``type``."""
+    if not isinstance(item, dict) or "type" not in item:
+        raise UnitError(f"a batch item is an object with a \"type\": {item!r}")
+    kind = str(item["type"]).replace("-", "_").lower()
+    try:
+        if kind == "order":
+            return order_action(cat, item["market"], item["side"], item["size"], item["price"],
+                                tif=item.get("tif", "gtc"), reduce_only=bool(item.get("reduce_only", False)),
+                                cloid=item.get("cloid"), raw=bool(item.get("raw", raw)))
+        if kind == "cancel":
+            return cancel_action(cat, item["market"], item.get("oid"), item.get("cloid"))
+        if kind == "cancel_all":
+            return cancel_all_action(cat, item.get("market"))
+        if kind == "modify":
+            return modify_action(cat, item["market"], item["price"], item["size"], item.get("oid"),
+                                 item.get("cloid"), raw=bool(item.get("raw", raw)))
+    except KeyError as err:
+        raise UnitError(f"batch item {item!r} lacks {err.args[0]!r}") from None
+    raise UnitError(f"batch item type must be order, cancel, cancel_all or modify, got {item['type']!r}")
+
+
+def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> Batch:
+    if not isinstance(items, list) or not items:
+        raise UnitError("a batch is a non-empty JSON list of actions")
+    return Batch(tuple(batch_item(cat, it, raw) for it in items))
