@@ -9,6 +9,7 @@ and the handshake re-applies any stored block the state has not seen.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -30,6 +31,7 @@ def _h(height: int) -> bytes:
 
 class BlockStore:
     def __init__(self, path: str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
         self.db: Any = plyvel.DB(path, create_if_missing=True)
 
     def close(self) -> None:

@@ -139,6 +139,12 @@ class Client:
     def validators(self) -> Json:
         return self.get("/validators")
 
+    def genesis(self) -> Json:
+        return self.get("/genesis")
+
+    def net_info(self) -> Json:
+        return self.get("/net_info")
+
     def block(self, height: int) -> Json:
         return self.get("/block", height=height)
 
@@ -276,6 +282,12 @@ class AsyncClient:
 
     async def validators(self) -> Json:
         return await self.get("/validators")
+
+    async def genesis(self) -> Json:
+        return await self.get("/genesis")
+
+    async def net_info(self) -> Json:
+        return await self.get("/net_info")
 
     async def block(self, height: int) -> Json:
         return await self.get("/block", height=height)

@@ -123,7 +123,7 @@ class RpcServer:
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
-            ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info),
+            ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis),
         ]:
             r.add_get(path, handler)
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
@@ -316,6 +316,9 @@ class RpcServer:
     # ------------------------------------------------------------------ ops
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
+
+    async def genesis(self, request: web.Request) -> web.Response:
+        return web.json_response({"genesis": self.rt.genesis.raw})
 
     async def net_info(self, request: web.Request) -> web.Response:
         p2p = self.rt.p2p

@@ -1,0 +1,216 @@
+"""Replay: re-execute a chain from genesis into a fresh state and audit every height.
+
+For each height: decode the block and its commit certificate, check the certificate
+against the genesis validator set (>2/3 of the power signed this block hash), check that
+the block's ``prev_app_hash`` equals the app hash our replay computed for the previous
+height, apply the block, and compare our app hash with the chain's record of it (the
+certified ``prev_app_hash`` of the next block and, when available, the node's stored
+results). At the first divergence the report names the height and the state keys whose
+writes differ (from the per-block write digests in block results).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from consensus.block import Block
+from consensus.certificate import CertificateError, CommitCertificate
+from consensus.validators import ValidatorSet
+from state.genesis import Genesis
+from state.machine import ExecBlock, StateMachine
+
+
+class BlockSource(Protocol):
+    def genesis_doc(self) -> dict[str, Any]: ...
+    def height(self) -> int: ...
+    def blocks(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]: ...
+    def result_digests(self, height: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None: ...
+    def close(self) -> None: ...
+
+
+class DirSource:
+    """A node home directory (or a copy of it). A running node holds the LevelDB lock, so
+    the block store is copied to a temporary directory first when it is locked."""
+
+    def __init__(self, home: str) -> None:
+        import plyvel
+
+        from node.blockstore import BlockStore
+
+        self.home = Path(home)
+        blocks_dir = self.home / "data" / "blocks"
+        if not blocks_dir.exists():
+            raise FileNotFoundError(f"{blocks_dir} does not exist (is {home} a node home?)")
+        self._tmp: str | None = None
+        try:
+            self.store = BlockStore(str(blocks_dir))
+        except plyvel.IOError:
+            self._tmp = tempfile.mkdtemp(prefix="bookchain-replay-")
+            copy = Path(self._tmp) / "blocks"
+            shutil.copytree(blocks_dir, copy, ignore=shutil.ignore_patterns("LOCK"))
+            self.store = BlockStore(str(copy))
+
+    def genesis_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.home / "genesis.json").read_text())
+        return doc
+
+    def height(self) -> int:
+        return self.store.height
+
+    def blocks(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+        for h in range(start, end + 1):
+            raw_block, raw_cert = self.store.block(h), self.store.certificate(h)
+            if raw_block is None or raw_cert is None:
+                raise LookupError(f"block {h} is missing from the block store")
+            yield h, raw_block, raw_cert
+
+    def result_digests(self, height: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+        rec = self.store.results(height)
+        if rec is None:
+            return None
+        return rec[0], [(k, d) for k, d in rec[3]]
+
+    def close(self) -> None:
+        self.store.close()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class RpcSource:
+    """A node's RPC: /genesis, /blocks (100 per call) and /block_results."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=self.timeout) as resp:
+            return json.load(resp)
+
+    def genesis_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = self._get("/genesis")["genesis"]
+        return doc
+
+    def height(self) -> int:
+        return int(self._get("/status")["latest_height"])
+
+    def blocks(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+        h = start
+        while h <= end:
+            batch = self._get(f"/blocks?from={h}&to={min(end, h + 99)}")["blocks"]
+            if not batch:
+                raise LookupError(f"the node returned no block at {h}")
+            for b in batch:
+                yield b["height"], bytes.fromhex(b["raw_block"]), bytes.fromhex(b["raw_certificate"])
+                h = b["height"] + 1
+
+    def result_digests(self, height: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+        try:
+            r = self._get(f"/block_results?height={height}")
+        except urllib.error.HTTPError:
+            return None
+        return bytes.fromhex(r["app_hash"]), [(bytes.fromhex(k), bytes.fromhex(d)) for k, d in r["write_digests"]]
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(where: str) -> BlockSource:
+    if where.startswith(("http://", "https://")):
+        return RpcSource(where)
+    return DirSource(where)
+
+
+@dataclass
+class ReplayReport:
+    chain_id: str = ""
+    from_height: int = 1
+    to_height: int = 0
+    replayed: int = 0
+    txs: int = 0
+    final_app_hash: str = ""
+    ok: bool = True
+    divergence_height: int | None = None
+    reason: str = ""
+    differing_keys: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _diff_keys(ours: list[tuple[bytes, bytes]], theirs: list[tuple[bytes, bytes]]) -> list[str]:
+    a, b = dict(ours), dict(theirs)
+    return sorted(k.hex() for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def replay(source: BlockSource, state_dir: str | None, to_height: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+    """Replay ``source`` into a fresh state at ``state_dir`` (None: in memory)."""
+    import time
+
+    t0 = time.perf_counter()
+    genesis = Genesis.from_json(source.genesis_doc())
+    validators = ValidatorSet((v.pubkey, v.power) for v in genesis.validators)
+    report = ReplayReport(chain_id=genesis.chain_id)
+    if state_dir is not None and Path(state_dir).exists() and any(Path(state_dir).iterdir()):
+        raise FileExistsError(f"{state_dir} is not empty: replay needs a fresh state directory")
+    sm = StateMachine.open(genesis, state_dir)
+    top = source.height()
+    end = min(top, to_height) if to_height is not None else top
+    report.to_height = end
+    prev_hash = b""
+    pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # height, our hash, our digests
+    try:
+        for h, raw_block, raw_cert in source.blocks(1, end):
+            block, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
+            if block.height != h or cert.height != h or cert.block_hash != block.hash:
+                return _fail(report, h, "certificate does not commit this block")
+            try:
+                cert.must_verify(validators, genesis.chain_id)
+            except CertificateError as err:
+                return _fail(report, h, f"invalid commit certificate: {err}")
+            if block.header.prev_block_hash != prev_hash:
+                return _fail(report, h, "block does not link to the previous block hash")
+            if not block.txs_root_matches():
+                return _fail(report, h, "transactions do not match the header's txs_root")
+            if block.header.prev_app_hash != sm.app_hash:
+                assert pending is not None or h == 1
+                keys: list[str] = []
+                if pending is not None:
+                    theirs = source.result_digests(pending[0])
+                    keys = _diff_keys(pending[2], theirs[1]) if theirs else []
+                return _fail(report, h - 1, f"app hash after height {h - 1} differs: chain "
+                             f"{block.header.prev_app_hash.hex()}, replay {sm.app_hash.hex()}", keys)
+            result = sm.apply_block(ExecBlock(h, block.header.time_ms, block.txs))
+            pending = (h, result.app_hash, list(result.write_digests))
+            prev_hash = block.hash
+            report.replayed += 1
+            report.txs += len(block.txs)
+            if progress is not None:
+                progress(h, end)
+        if pending is not None:  # the last block: compare with the node's stored results
+            theirs = source.result_digests(pending[0])
+            if theirs is not None and theirs[0] != pending[1]:
+                return _fail(report, pending[0], f"app hash differs from the node's results: node "
+                             f"{theirs[0].hex()}, replay {pending[1].hex()}", _diff_keys(pending[2], theirs[1]))
+        report.final_app_hash = sm.app_hash.hex()
+        return report
+    finally:
+        report.seconds = time.perf_counter() - t0
+        sm.close()
+
+
+def _fail(report: ReplayReport, height: int, reason: str, keys: list[str] | None = None) -> ReplayReport:
+    report.ok = False
+    report.divergence_height = height
+    report.reason = reason
+    report.differing_keys = keys or []
+    return report

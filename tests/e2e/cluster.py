@@ -1,0 +1,122 @@
+"""Real node processes on 127.0.0.1 for end-to-end tests, with per-node kill/restart.
+
+Built on devnet.genesis.create_devnet (the same homes, keys and configs `bookchain
+devnet up` writes); process control is here so tests can SIGKILL or SIGSTOP one node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devnet.genesis import DevnetSpec, create_devnet
+from state.keys import PrivateKey
+from state.tx import sign_tx
+
+
+class Cluster:
+    def __init__(self, root: Path, nodes: int = 4, consensus: dict[str, Any] | None = None) -> None:
+        overrides = {"timeout_propose_ms": 800, "timeout_prevote_ms": 400, "timeout_precommit_ms": 400,
+                     "timeout_commit_ms": 100, **(consensus or {})}
+        self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=4, consensus=tuple(overrides.items())))
+        self.root = root
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.chain_id = self.manifest.chain_id
+        self._nonce = 0
+
+    # ------------------------------------------------------------------ processes
+    def start(self, i: int, env: dict[str, str] | None = None) -> None:
+        node = self.manifest.nodes[i]
+        log = open(Path(node.home) / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the process
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "node.main", node.home], stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, start_new_session=True)
+
+    def start_all(self) -> None:
+        for i in range(len(self.manifest.nodes)):
+            (Path(self.manifest.nodes[i].home) / "logs").mkdir(parents=True, exist_ok=True)
+            self.start(i)
+        self.wait_height(2, timeout=60)
+
+    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[i]
+        proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            proc.wait(timeout=20)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    # ------------------------------------------------------------------ rpc
+    def url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.manifest.nodes[i].rpc_port}"
+
+    def get(self, i: int, path: str, timeout: float = 10) -> Any:
+        with urllib.request.urlopen(self.url(i) + path, timeout=timeout) as resp:
+            return json.load(resp)
+
+    def post(self, i: int, path: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any]:
+        req = urllib.request.Request(self.url(i) + path, data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+    def height(self, i: int) -> int:
+        try:
+            return int(self.get(i, "/status", timeout=3)["latest_height"])
+        except (OSError, ValueError):
+            return -1
+
+    def wait_height(self, h: int, nodes: list[int] | None = None, timeout: float = 60) -> None:
+        nodes = list(range(len(self.manifest.nodes))) if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.height(i) >= h for i in nodes):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"nodes {nodes} did not reach height {h}: {[self.height(i) for i in nodes]}\n"
+                             + self.log_tail(nodes[0]))
+
+    def log_tail(self, i: int, n: int = 30) -> str:
+        path = Path(self.manifest.nodes[i].home) / "logs" / "stdout.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+
+    # ------------------------------------------------------------------ txs
+    def key(self, name: str) -> PrivateKey:
+        doc = json.loads((Path(self.manifest.cli_home) / "keys" / f"{name}.json").read_text())
+        return PrivateKey.from_hex(doc["seed"])
+
+    def nonce(self) -> int:
+        self._nonce = max(self._nonce + 1, time.time_ns() // 1_000_000)
+        return self._nonce
+
+    def sign(self, name: str, action: Any, nonce: int | None = None) -> bytes:
+        return sign_tx(self.key(name), self.nonce() if nonce is None else nonce, action, self.chain_id)
+
+    def commit(self, i: int, raw: bytes) -> Any:
+        status, body = self.post(i, "/broadcast_tx_commit", {"tx": raw.hex(), "timeout_ms": 20_000})
+        assert status == 200, body
+        return body
