@@ -231,8 +231,15 @@ def demo(home: Path, node: str, market: str, price: str, size: str, as_json: boo
     if as_json:
         print_json(res.to_json())
         return
-    render.print_receipt(res.sell, res.catalog)
-    render.print_receipt(res.buy, res.catalog)
+    mid = res.catalog.market(res.market).id
+    c = render.console()
+    c.rule("alice's sell")
+    render.print_receipt(res.sell, res.catalog, [mid])
+    c.rule("bob's buy")
+    render.print_receipt(res.buy, res.catalog, [mid])
+    c.rule("the book after the trade")
     render.print_book(res.book, res.catalog)
+    c.rule("bob's fills")
     render.print_fills(res.fills, res.catalog)
+    c.rule(f"block {res.block.get('height')}, which holds bob's buy")
     render.print_block(res.block)

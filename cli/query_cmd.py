@@ -87,7 +87,7 @@ def q_tx(tx_hash: str, as_json: bool) -> None:
 
 @query_command("book")
 @click.argument("market")
-@click.option("--depth", default=20, show_default=True, type=click.IntRange(1, 1000), help="Price levels per side.")
+@click.option("--depth", default=20, show_default=True, type=click.IntRange(1, 500), help="Price levels per side (the node serves at most 500).")
 def q_book(market: str, depth: int, as_json: bool) -> None:
     """The order book of MARKET (symbol like BTC/USDC, or id), best prices first."""
     show(lambda c: c.book(market, depth), as_json, lambda a: render.print_book(a, _catalog_or_none()))
@@ -111,7 +111,7 @@ def q_orders(who: str, as_json: bool) -> None:
 
 @query_command("fills")
 @click.argument("who", metavar="ADDR|KEYNAME")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="Newest fills to show.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="Newest fills to show (at most 1000).")
 def q_fills(who: str, limit: int, as_json: bool) -> None:
     """Recent fills (newest first) of an address or a local key."""
     address = get_ctx().address(who)

@@ -167,7 +167,7 @@ def print_validators(doc: dict[str, Any]) -> None:
 def print_block(b: dict[str, Any]) -> None:
     header = b.get("header") or {}
     rows = [("height", b.get("height")), ("hash", b.get("hash"))]
-    rows += [(f"header.{k}", v) for k, v in header.items()]
+    rows += [(f"header.{k}", _time(v) if k == "time_ms" else v) for k, v in header.items()]
     rows.append(("txs", len(b.get("txs") or [])))
     c = console()
     c.print(kv_table(f"block {_s(b.get('height'))}", rows))

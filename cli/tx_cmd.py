@@ -45,7 +45,7 @@ def common_options(f: F) -> F:
     f = json_option(f)
     f = click.option("--chain-id", default=None, envvar="BOOKCHAIN_CHAIN_ID", metavar="ID",
                      help="Chain id to sign for (default: asked from the node's /status).")(f)
-    f = click.option("--timeout-ms", default=10_000, show_default=True, type=click.IntRange(100, 600_000),
+    f = click.option("--timeout-ms", default=10_000, show_default=True, type=click.IntRange(100, 120_000),
                      help="How long the node waits for the commit before answering 504.")(f)
     f = click.option("--async", "is_async", is_flag=True,
                      help="Return after the mempool check (/broadcast_tx_sync) instead of waiting for the block.")(f)

@@ -47,7 +47,7 @@ def test_tables_render(env: Env) -> None:
 
 def test_errors(env: Env, dead_url: str) -> None:
     missing = env.run("query", "tx", "ab" * 32)
-    assert missing.exit_code == 1 and "NOT_FOUND" in missing.output and "HTTP 404" in missing.output
+    assert missing.exit_code == 1 and "not found" in missing.output and "HTTP 404" in missing.output
     assert env.run("query", "account", "nobody").exit_code == 2
     assert env.run("query", "account", "0x1234").exit_code == 2
     assert env.run("query", "block", "abc").exit_code == 2

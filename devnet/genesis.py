@@ -1,0 +1,135 @@
+"""Create a devnet on disk: keys, genesis, per-node homes and configs, CLI keys.
+
+Layout (node homes follow node/API.md)::
+
+    DEVNET/devnet.json        manifest: nodes, ports, peer ids, later the pids
+    DEVNET/genesis.json       the shared genesis document
+    DEVNET/cli/keys/*.json    CLI keys: bridge, alice, bob, trader0..traderK-1
+    DEVNET/node0/config.json  rpc + p2p ports, every other node as a peer
+    DEVNET/node0/genesis.json
+    DEVNET/node0/keys/validator.json, keys/p2p.key
+
+Ports are found by binding port 0 on 127.0.0.1, all 2N sockets held open together so the
+kernel hands out distinct ports; they are released just before the nodes start, which is
+the usual (small) race every "find a free port" tool accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cli.keystore import KeyStore, write_private_json
+from devnet import p2pkeys
+from devnet.manifest import Manifest, NodeEntry, save_manifest
+from state.genesis import default_assets, make_genesis_doc
+from state.keys import PrivateKey, address_to_text
+
+CHAIN_ID = "bookchain-devnet"
+DEFAULT_NODES = 4
+DEFAULT_TRADERS = 16
+# human units; every demo and trader account gets the same bag
+DEFAULT_FUNDS: dict[str, int] = {"USDC": 10_000_000, "BTC": 1_000, "ETH": 10_000}
+DEMO_ACCOUNTS = ("alice", "bob")
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetSpec:
+    nodes: int = DEFAULT_NODES
+    traders: int = DEFAULT_TRADERS
+    chain_id: str = CHAIN_ID
+    funds: tuple[tuple[str, int], ...] = tuple(DEFAULT_FUNDS.items())
+    consensus: tuple[tuple[str, Any], ...] = ()  # overrides of config.json "consensus"
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free on ``host`` a moment ago."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((host, 0))
+            ports.append(s.getsockname()[1])
+        return ports
+
+
+def node_config(name: str, rpc_port: int, p2p_port: int, peers: list[str],
+                consensus: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.json of one node (node/API.md); unspecified sections take the node's defaults."""
+    doc: dict[str, Any] = {
+        "moniker": name,
+        "rpc": {"host": "127.0.0.1", "port": rpc_port},
+        "p2p": {"listen": f"/ip4/127.0.0.1/tcp/{p2p_port}", "peers": peers},
+    }
+    if consensus:
+        doc["consensus"] = dict(consensus)
+    return doc
+
+
+def funded_balances(addresses: list[bytes], funds: dict[str, int], decimals: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"address": address_to_text(a), "asset": sym, "amount": str(amount * 10 ** decimals[sym])}
+        for a in addresses for sym, amount in funds.items()
+    ]
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
+                  *, peer_id_of: Callable[[Path], str] = p2pkeys.ensure_peer_id,
+                  now_ms: int | None = None) -> Manifest:
+    """Write a fresh devnet into ``home`` (which must not hold one) and return its manifest."""
+    spec = spec or DevnetSpec()
+    root = Path(home).absolute()
+    if (root / "devnet.json").exists():
+        raise FileExistsError(f"{root} already holds a devnet (devnet.json); use --reset to replace it")
+    root.mkdir(parents=True, exist_ok=True)
+    cli = KeyStore(root / "cli")
+
+    # validators: keys, p2p identities, ports
+    ports = free_ports(2 * spec.nodes)
+    validator_keys = [PrivateKey.generate() for _ in range(spec.nodes)]
+    entries: list[NodeEntry] = []
+    for i, vk in enumerate(validator_keys):
+        node_home = root / f"node{i}"
+        (node_home / "logs").mkdir(parents=True, exist_ok=True)
+        write_private_json(node_home / "keys" / "validator.json",
+                           {"seed": vk.hex(), "pubkey": vk.pubkey.hex()}, overwrite=True)
+        entries.append(NodeEntry(f"node{i}", str(node_home), ports[2 * i], ports[2 * i + 1],
+                                 peer_id_of(node_home), vk.pubkey.hex()))
+
+    # CLI keys: the bridge authority and funded accounts
+    bridge = cli.create("bridge")
+    accounts = [*DEMO_ACCOUNTS, *(f"trader{i}" for i in range(spec.traders))]
+    funded = [cli.create(name) for name in accounts]
+
+    decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
+    doc = make_genesis_doc(
+        chain_id=spec.chain_id,
+        validators=[{"name": e.name, "pubkey": e.validator_pubkey, "power": 1} for e in entries],
+        bridge_pubkey=bridge.key.pubkey,
+        balances=funded_balances([r.address for r in funded], dict(spec.funds), decimals),
+        genesis_time_ms=now_ms if now_ms is not None else time.time_ns() // 1_000_000,
+    )
+    _write_json(root / "genesis.json", doc)
+
+    consensus = dict(spec.consensus)
+    for e in entries:
+        peers = [o.p2p_addr for o in entries if o.name != e.name]
+        node_home = Path(e.home)
+        _write_json(node_home / "genesis.json", doc)
+        _write_json(node_home / "config.json", node_config(e.name, e.rpc_port, e.p2p_port, peers, consensus))
+
+    manifest = Manifest(spec.chain_id, int(doc["genesis_time_ms"]), entries, str(cli.home), accounts)
+    save_manifest(root, manifest)
+    return manifest

@@ -1,0 +1,242 @@
+"""Load generator: submit a pre-signed flow at a target rate, measure submit-to-commit.
+
+Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
+stretch the run) one batch of ``tps * interval`` txs goes to ``/broadcast_txs`` of the
+next node in turn, as its own task, so a slow node does not hold back the others.
+
+Tracking: one task follows the chain by polling ``/status`` and reading
+``/block_results`` for every new height; receipts carry ``tx_hash``, which is matched
+against the submitted hashes. Commit time is when the tracker first saw the block, so
+latencies include up to one poll interval (``poll_s``, 50 ms by default) of slack.
+Polling rather than the websocket keeps the generator on the part of the RPC contract
+whose shapes are fixed; it costs two small requests per block.
+
+Counted as rejected: admission refusals (by the code name the node sent, e.g.
+``MEMPOOL_FULL``), whole-batch RPC errors, and committed txs whose receipt code is not OK
+(e.g. ``UNKNOWN_ORDER`` for a cancel that lost the race with a fill). ``tx_per_s`` counts
+every committed tx: a rejected-in-block tx still went through consensus and execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cli.keystore import KeyStore
+from devnet.flow import SignedFlow, generate
+from devnet.manifest import load_manifest
+from node.client import AsyncClient, NodeUnreachable, RpcError, as_int
+from state.genesis import Genesis
+
+UNREACHABLE = "UNREACHABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    target_tps: float
+    seconds: float
+    nodes: int
+    accounts: int
+    submitted: int
+    accepted: int
+    committed: int
+    committed_ok: int
+    uncommitted: int
+    rejected: int
+    rejected_by_code: dict[str, int]
+    tx_per_s: float
+    ok_tx_per_s: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    submit_s: float
+    duration_s: float
+    blocks: int
+    first_height: int | None
+    last_height: int | None
+    mix: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+class _Tracker:
+    """Shared bookkeeping between the submit tasks and the block follower."""
+
+    def __init__(self) -> None:
+        self.sent_at: dict[str, float] = {}  # hash -> submit time, until resolved
+        self.waiting: set[str] = set()  # accepted (or not yet answered) and not seen in a block
+        self.latencies: list[float] = []
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self.committed = 0
+        self.committed_ok = 0
+        self.blocks = 0
+        self.first_height: int | None = None
+        self.last_height: int | None = None
+        self.last_commit: float | None = None
+
+    def sent(self, hashes: list[str], now: float) -> None:
+        for h in hashes:
+            self.sent_at[h] = now
+            self.waiting.add(h)
+
+    def refused(self, h: str, name: str) -> None:
+        if h in self.waiting:
+            self.waiting.discard(h)
+            self.rejected[name] += 1
+
+    def in_block(self, height: int, receipts: list[dict[str, Any]], now: float) -> None:
+        self.blocks += 1
+        if self.first_height is None:
+            self.first_height = height
+        self.last_height = height
+        for r in receipts:
+            h = str(r.get("tx_hash", "")).lower()
+            if h not in self.waiting:
+                continue
+            self.waiting.discard(h)
+            self.committed += 1
+            self.latencies.append((now - self.sent_at[h]) * 1000)
+            self.last_commit = now
+            code = r.get("code", 0)
+            if code == 0:
+                self.committed_ok += 1
+            else:
+                self.rejected[str(r.get("name") or code)] += 1
+
+
+async def _submit_batch(client: AsyncClient, txs: list[bytes], hashes: list[str], tr: _Tracker) -> None:
+    tr.sent(hashes, time.perf_counter())
+    try:
+        answer = await client.broadcast_txs(txs)
+    except RpcError as err:
+        for h in hashes:
+            tr.refused(h, err.name)
+        return
+    except NodeUnreachable:
+        for h in hashes:
+            tr.refused(h, UNREACHABLE)
+        return
+    for h, res in zip(hashes, answer.get("results", []), strict=False):
+        if res.get("code", 0) != 0:
+            tr.refused(h, str(res.get("name") or res.get("code")))
+        else:
+            tr.accepted += 1
+
+
+async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: asyncio.Event, poll_s: float) -> None:
+    height = start_height
+    while not stop.is_set():
+        try:
+            latest = as_int((await client.status())["latest_height"])
+            while height < latest:
+                results = await client.block_results(height + 1)
+                height += 1
+                tr.in_block(height, results.get("receipts") or [], time.perf_counter())
+        except (NodeUnreachable, RpcError):
+            pass  # a busy or restarting node: try again next poll
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_s)
+
+
+async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: float, accounts: int,
+                   interval: float = 0.1, drain_timeout: float = 30.0, poll_s: float = 0.05,
+                   progress: Any = None) -> LoadReport:
+    """Submit ``flow`` to ``urls`` at ``tps`` and follow the chain until it is committed."""
+    import aiohttp
+
+    if not urls:
+        raise ValueError("no node URLs")
+    per_tick = max(1, round(tps * interval))
+    interval = per_tick / tps  # keep the rate exact after rounding the batch size
+    tr = _Tracker()
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients = [AsyncClient(u, timeout=30.0, session=session) for u in urls]
+        follower = clients[0]
+        start_height = as_int((await follower.status())["latest_height"])
+        stop = asyncio.Event()
+        follow_task = asyncio.create_task(_follow(follower, start_height, tr, stop, poll_s))
+        tasks: list[asyncio.Task[None]] = []
+        t0 = time.perf_counter()
+        n = len(flow.txs)
+        for k, lo in enumerate(range(0, n, per_tick)):
+            delay = t0 + k * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            hi = min(n, lo + per_tick)
+            client = clients[k % len(clients)]
+            tasks.append(asyncio.create_task(
+                _submit_batch(client, list(flow.txs[lo:hi]), list(flow.hashes[lo:hi]), tr)))
+            if progress is not None:
+                progress(hi)
+        await asyncio.gather(*tasks)
+        submit_s = time.perf_counter() - t0
+        deadline = time.perf_counter() + drain_timeout
+        while tr.waiting and time.perf_counter() < deadline:
+            await asyncio.sleep(poll_s)
+        stop.set()
+        await follow_task
+    end = tr.last_commit if tr.last_commit is not None else time.perf_counter()
+    window = max(end - t0, 1e-9)
+    lat = sorted(tr.latencies)
+    return LoadReport(
+        target_tps=tps, seconds=seconds, nodes=len(urls), accounts=accounts,
+        submitted=n, accepted=tr.accepted, committed=tr.committed, committed_ok=tr.committed_ok,
+        uncommitted=len(tr.waiting), rejected=sum(tr.rejected.values()),
+        rejected_by_code=dict(sorted(tr.rejected.items())),
+        tx_per_s=round(tr.committed / window, 1), ok_tx_per_s=round(tr.committed_ok / window, 1),
+        p50_ms=_r(percentile(lat, 50)), p90_ms=_r(percentile(lat, 90)), p99_ms=_r(percentile(lat, 99)),
+        max_ms=_r(lat[-1] if lat else None), submit_s=round(submit_s, 3), duration_s=round(window, 3),
+        blocks=tr.blocks, first_height=tr.first_height, last_height=tr.last_height, mix=flow.counts(),
+    )
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetLoad:
+    """Everything a load run needs, read off a devnet's home."""
+
+    urls: list[str]
+    flow: SignedFlow
+    accounts: int
+
+
+def prepare(home: str, *, tps: float, seconds: float, accounts: int | None = None, seed: int = 1,
+            progress: Any = None) -> DevnetLoad:
+    """Sign ``tps * seconds`` txs from the devnet's trader keys (before any timing starts)."""
+    m = load_manifest(home)
+    if m is None:
+        raise FileNotFoundError(f"no devnet in {home} (run `bookchain devnet up` first)")
+    genesis = Genesis.load(str(Path(home) / "genesis.json"))
+    names = [a for a in m.accounts if a.startswith("trader")]
+    if accounts is not None:
+        if accounts > len(names):
+            raise ValueError(f"the devnet has {len(names)} trader accounts, asked for {accounts} "
+                             "(recreate it with `devnet up --reset --traders N`)")
+        names = names[:accounts]
+    ks = KeyStore(m.cli_home)
+    keys = [ks.load(n).key for n in names]
+    count = max(1, round(tps * seconds))
+    flow = generate(genesis, keys, count, seed=seed, nonce_base_ms=time.time_ns() // 1_000_000,
+                    progress=progress)
+    return DevnetLoad([n.rpc_url for n in m.nodes], flow, len(keys))
