@@ -16,6 +16,7 @@ from typing import Any
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node.blockstore import BlockStore
+from node.crashpoints import maybe_crash
 from node.events import EventBus
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
@@ -85,6 +86,7 @@ class Execution:
                 f"height {block.height}: chain says app hash {block.header.prev_app_hash.hex()} "
                 f"after {block.height - 1}, ours is {self.sm.app_hash.hex()}")
         self.blocks.save_block(block.height, block.encode(), cert.encode())
+        maybe_crash("block_saved")
         return self._execute(block, cert, publish=True)
 
     def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
@@ -105,7 +107,9 @@ class Execution:
         hashes = [tx_hash(raw) for raw in block.txs]
         if block.height > self.blocks.results_height:
             self.blocks.save_results(block.height, record, hashes, fills)
+            maybe_crash("results_saved")
         self.sm.commit_pending()
+        maybe_crash("state_committed")
         self.mempool.on_committed(block.txs, block.header.time_ms)
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)
