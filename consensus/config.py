@@ -5,7 +5,7 @@ honest validator to hear the proposal and the votes (the liveness argument of Te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from consensus.fields import MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES
 from consensus.steps import TimeoutStep
@@ -30,17 +30,18 @@ class ConsensusConfig:
     rebroadcast_interval_ms: int = 1000
     #: Votes further ahead than this many rounds only count for round skipping.
     round_lookahead: int = 8
-    #: Own blocks are cut to these limits whatever the application returns.
+    #: Own blocks are cut to these limits whatever the application returns (received blocks
+    #: are held to the protocol limits only, so nodes with other settings still agree).
     max_block_txs: int = 10_000
     max_block_bytes: int = MAX_PROPOSAL_BYTES - 8192
     #: Messages for the next height kept until Start (a slower node hears the next height early).
     max_future_messages: int = 4096
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
-            value = getattr(self, name)
+        for item in fields(self):
+            value = getattr(self, item.name)
             if type(value) is int and value < 0:
-                raise ValueError(f"{name} must not be negative")
+                raise ValueError(f"{item.name} must not be negative")
         if self.max_block_txs > MAX_BLOCK_TXS:
             raise ValueError(f"max_block_txs is at most {MAX_BLOCK_TXS}")
 

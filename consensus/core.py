@@ -45,7 +45,7 @@ from consensus.events import (
     TxsReady,
     VoteReceived,
 )
-from consensus.fields import HASH_LEN, MAX_TX_BYTES
+from consensus.fields import HASH_LEN, MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES, MAX_TX_BYTES
 from consensus.messages import NIL, Proposal, Vote, VoteType
 from consensus.steps import RoundStep, TimeoutStep
 from consensus.tally import HeightVotes
@@ -95,6 +95,7 @@ class ConsensusCore:
         self._restored: dict[int, list[WalRecord]] = {}
         self._future: list[tuple[ProposalReceived | VoteReceived, bool]] = []
         self._future_keys: set[tuple[object, ...]] = set()
+        self._future_proposals: dict[int, int] = {}
         self._higher: dict[bytes, int] = {}
         self.height = 0
         self._reset_height()
@@ -220,6 +221,7 @@ class ConsensusCore:
             self._start_round(0)
         buffered, self._future = self._future, []
         self._future_keys = set()
+        self._future_proposals = {}
         for message, verified in buffered:
             if isinstance(message, VoteReceived):
                 if message.vote.height == self.height:
@@ -302,7 +304,7 @@ class ConsensusCore:
         proposal = self._own_proposals.get(self.round)
         if proposal is None:
             valid_block = self._blocks.get(self._valid_hash) if self._valid_hash else None
-            if valid_block is not None:
+            if valid_block is not None and self._valid_round < self.round:
                 block, pol_round = valid_block, self._valid_round
             else:
                 block = make_block(
@@ -327,8 +329,15 @@ class ConsensusCore:
     def _reap(self) -> list[bytes]:
         """The application's transactions, cut to this node's block limits."""
         budget = self.config.max_block_bytes - _HEADER_BUDGET
+        offered = self.app.propose_txs(self.height)
+        if (
+            len(offered) <= self.config.max_block_txs
+            and all(type(tx) is bytes and len(tx) <= MAX_TX_BYTES for tx in offered)
+            and sum(map(len, offered)) + _TX_OVERHEAD * len(offered) <= budget
+        ):
+            return list(offered)  # the common case: the mempool already respected the limits
         chosen: list[bytes] = []
-        for tx in self.app.propose_txs(self.height):
+        for tx in offered:
             if len(chosen) >= self.config.max_block_txs:
                 break
             if type(tx) is not bytes or len(tx) > MAX_TX_BYTES:
@@ -445,7 +454,11 @@ class ConsensusCore:
         next_height = height == self.height + 1
         if next_height:
             key = _future_key(message)
-            if key in self._future_keys or len(self._future) >= self.config.max_future_messages:
+            if (
+                key in self._future_keys
+                or len(self._future) >= self.config.max_future_messages
+                or (isinstance(message, Proposal) and not self._may_buffer_proposal(message))
+            ):
                 next_height = False
         if not next_height and height <= self._higher.get(signer, 0):
             return  # nothing new: skip the signature check
@@ -459,6 +472,10 @@ class ConsensusCore:
                 return
         if next_height:
             self._future_keys.add(_future_key(message))
+            if isinstance(message, Proposal):
+                self._future_proposals[message.round] = (
+                    self._future_proposals.get(message.round, 0) + 1
+                )
             event: ProposalReceived | VoteReceived = (
                 VoteReceived(message, self._now)
                 if isinstance(message, Vote)
@@ -472,7 +489,25 @@ class ConsensusCore:
             if self.validators.is_one_third(ahead):
                 # Some honest validator has moved past this height: fetch its blocks.
                 self._sync_requested = True
-                self._out.append(RequestSync(self.height, max(self._higher.values())))
+                self._out.append(RequestSync(self.height, self._seen_height()))
+
+    def _may_buffer_proposal(self, proposal: Proposal) -> bool:
+        """Next-height proposals are large: keep only early rounds, few per round."""
+        return (
+            proposal.round <= self.config.round_lookahead
+            and self._future_proposals.get(proposal.round, 0) < MAX_PROPOSALS_PER_ROUND
+        )
+
+    def _seen_height(self) -> int:
+        """The highest height that validators with more than 1/3 of the power have reached
+        (so one byzantine validator cannot inflate it); our next height if none has."""
+        power = 0
+        ranked = sorted(self._higher.items(), key=lambda item: (-item[1], item[0]))
+        for validator, height in ranked:
+            power += self.validators.power_of(validator)
+            if self.validators.is_one_third(power):
+                return height
+        return self.height + 1
 
     def _on_timeout(self, event: TimeoutFired) -> None:
         if event.height != self.height or self._decision is not None:
@@ -513,7 +548,7 @@ class ConsensusCore:
             if vote is not None:
                 self._out.append(BroadcastVote(vote))
         if self._higher:
-            self._out.append(RequestSync(self.height, max(self._higher.values())))
+            self._out.append(RequestSync(self.height, self._seen_height()))
         self._schedule(TimeoutStep.REBROADCAST, 0)
 
     def _on_txs_ready(self) -> None:
@@ -664,8 +699,10 @@ class ConsensusCore:
             and header.prev_app_hash == self._prev_app_hash
             and header.time_ms > self._prev_time_ms
             and header.proposer == self.validators.proposer(self.height, header.round)
-            and len(block.txs) <= self.config.max_block_txs
-            and sum(len(tx) for tx in block.txs) <= self.config.max_block_bytes
+            # Protocol limits, not this node's config: validity must not differ between
+            # honest nodes. Chain-specific limits belong in App.validate_block.
+            and len(block.txs) <= MAX_BLOCK_TXS
+            and sum(map(len, block.txs)) <= MAX_PROPOSAL_BYTES
         )
 
     def _valid(self, block: Block) -> bool:
