@@ -1,0 +1,108 @@
+"""Load generation: a deterministic pre-signed flow, and the runner's accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import bookchain
+from devnet.flow import FlowMix, generate
+from devnet.load import percentile, prepare, run_load
+from state.errors import Code
+from state.genesis import Genesis, make_genesis_doc
+from state.keys import PrivateKey
+from state.tx import Cancel, PlaceOrder, Tif, decode_tx
+from tests.devnet.fakes import fake_devnet
+
+GENESIS = Genesis.from_json(make_genesis_doc(chain_id="flowtest", validators=[], bridge_pubkey=b"\x01" * 32))
+TRADERS = [PrivateKey(bytes([i + 10]) * 32) for i in range(4)]
+
+
+def test_flow_is_deterministic_and_seeded() -> None:
+    a = generate(GENESIS, TRADERS, 300, seed=7, nonce_base_ms=1_000)
+    b = generate(GENESIS, TRADERS, 300, seed=7, nonce_base_ms=1_000)
+    c = generate(GENESIS, TRADERS, 300, seed=8, nonce_base_ms=1_000)
+    assert a.txs == b.txs and a.txs != c.txs
+    assert len(set(a.hashes)) == 300
+
+
+def test_flow_is_valid_for_the_chain() -> None:
+    mix = FlowMix(max_open=5)
+    flow = generate(GENESIS, TRADERS, 2_000, seed=3, nonce_base_ms=5_000, mix=mix)
+    last_nonce: dict[bytes, int] = {}
+    open_cloids: dict[bytes, set[bytes]] = defaultdict(set)
+    for raw, kind in zip(flow.txs, flow.kinds, strict=True):
+        tx = decode_tx(raw)
+        assert tx.verify_signature("flowtest")
+        assert tx.nonce > last_nonce.get(tx.signer, 0)
+        last_nonce[tx.signer] = tx.nonce
+        a = tx.action
+        if kind == "cancel":
+            assert isinstance(a, Cancel) and a.oid is None and a.cloid in open_cloids[tx.signer]
+            open_cloids[tx.signer].discard(a.cloid)
+        else:
+            assert isinstance(a, PlaceOrder)
+            m = GENESIS.markets[a.market]
+            assert a.price * a.size * m.tick_value >= m.min_notional
+            if kind == "maker":
+                assert a.tif == Tif.GTC and a.cloid is not None
+                open_cloids[tx.signer].add(a.cloid)
+            else:
+                assert a.tif == Tif.IOC
+        assert len(open_cloids[tx.signer]) <= mix.max_open
+    counts = flow.counts()
+    assert counts["maker"] > counts["taker"] > 0 and counts["cancel"] > 0
+
+
+def test_percentile() -> None:
+    assert percentile([], 50) is None
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile(values, 100) == 100
+    assert percentile([5.0], 99) == 5.0
+
+
+def test_run_load_against_a_fake_chain(tmp_path: Path) -> None:
+    home = tmp_path / "dn"
+    with fake_devnet(home, nodes=2, traders=4) as fake:
+        plan = prepare(str(home), tps=400, seconds=1, seed=1)
+        assert len(plan.urls) == 2 and plan.accounts == 4 and len(plan.flow.txs) == 400
+        refused = plan.flow.txs[5].hex()
+        fake.reject_admission[refused] = (Code.MEMPOOL_FULL, "full")
+        report = asyncio.run(run_load(plan.urls, plan.flow, tps=400, seconds=1, accounts=plan.accounts,
+                                      drain_timeout=10))
+    doc = report.to_json()
+    for key in ("tx_per_s", "p50_ms", "p99_ms", "rejected"):
+        assert key in doc
+    assert doc["submitted"] == 400 and doc["accepted"] == 399
+    assert doc["committed"] == 399 and doc["uncommitted"] == 0
+    assert doc["rejected_by_code"]["MEMPOOL_FULL"] == 1
+    assert doc["rejected"] == sum(doc["rejected_by_code"].values())
+    assert doc["committed_ok"] == 399 - (doc["rejected"] - 1)
+    assert 0 < doc["p50_ms"] <= doc["p90_ms"] <= doc["p99_ms"] <= doc["max_ms"]
+    assert doc["tx_per_s"] > 100 and doc["blocks"] >= 2
+
+
+def test_cli_load_writes_json(tmp_path: Path) -> None:
+    home = tmp_path / "dn"
+    out = tmp_path / "report.json"
+    with fake_devnet(home, nodes=1, traders=2):
+        res = CliRunner().invoke(bookchain, ["devnet", "load", "--home", str(home), "--tps", "100", "--seconds", "0.5",
+                                             "--accounts", "2", "--json", str(out)])
+        assert res.exit_code == 0, res.output
+        assert "committed tx/s" in res.output
+        doc = json.loads(out.read_text())
+        assert doc["submitted"] == 50 and doc["accounts"] == 2
+        too_many = CliRunner().invoke(bookchain, ["devnet", "load", "--home", str(home), "--accounts", "3"])
+        assert too_many.exit_code == 1 and "has 2 trader accounts" in too_many.output
+
+
+def test_cli_load_unreachable_exits_3(tmp_path: Path) -> None:
+    home = tmp_path / "dn"
+    with fake_devnet(home, nodes=1, traders=1):
+        pass  # the fake is gone: the manifest points at a closed port
+    res = CliRunner().invoke(bookchain, ["devnet", "load", "--home", str(home), "--tps", "10", "--seconds", "0.1"])
+    assert res.exit_code == 3, res.output
