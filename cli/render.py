@@ -140,7 +140,8 @@ def print_receipt(answer: dict[str, Any], cat: Catalog | None, markets: list[int
                       _s(r.get("message")))
         c.print(t)
         if all_fills:
-            c.print(fills_table(all_fills, f))
+            height = answer.get("height")
+            c.print(fills_table([{"height": height, **x} for x in all_fills], f))
 
 
 # ---------------------------------------------------------------------------- queries

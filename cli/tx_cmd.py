@@ -153,9 +153,39 @@ def withdraw(asset: str, amount: str, destination: str | None, key_name: str, ra
     submit(action, key_name, **opts)
 
 
+def market_side_options(f: F) -> F:
+    """MARKET and SIDE positionally (``tx order BTC/USDC buy``) or as ``--market``/``--side``."""
+    f = click.option("--side", "side_opt", default=None, type=click.Choice(["buy", "sell"], case_sensitive=False),
+                     help="Alternative to the SIDE argument.")(f)
+    f = click.option("--market", "market_opt", default=None, metavar="MARKET",
+                     help="Alternative to the MARKET argument.")(f)
+    f = click.argument("side", required=False, metavar="[SIDE]")(f)
+    f = click.argument("market", required=False, metavar="[MARKET]")(f)
+    return f
+
+
+def pick(positional: str | None, option: str | None, name: str) -> str:
+    if positional and option and positional.lower() != option.lower():
+        raise click.UsageError(f"{name.upper()} given twice: {positional!r} and --{name} {option!r}")
+    value = positional or option
+    if not value:
+        raise click.UsageError(f"missing {name.upper()}: give it as an argument or with --{name}")
+    return value
+
+
+def market_and_side(market: str | None, side: str | None, market_opt: str | None,
+                    side_opt: str | None) -> tuple[str, str]:
+    # `tx order --market BTC/USDC sell`: the lone positional is the side, not the market
+    if market_opt and market and not side and market.lower() in txbuild.SIDES:
+        market, side = None, market
+    chosen = pick(side, side_opt, "side").lower()
+    if chosen not in txbuild.SIDES:
+        raise click.BadParameter(f"{chosen!r} is not buy or sell", param_hint="SIDE")
+    return pick(market, market_opt, "market"), chosen
+
+
 @tx.command("order")
-@click.argument("market")
-@click.argument("side", type=click.Choice(["buy", "sell"], case_sensitive=False))
+@market_side_options
 @click.option("--size", required=True, metavar="SIZE", help="Size in base units, e.g. 0.25 (lots with --raw).")
 @click.option("--price", required=True, metavar="PRICE", help="Limit price in quote per base, e.g. 60000.5 (ticks with --raw).")
 @click.option("--tif", type=click.Choice(["gtc", "ioc", "alo"], case_sensitive=False), default="gtc", show_default=True,
@@ -165,13 +195,17 @@ def withdraw(asset: str, amount: str, destination: str | None, key_name: str, ra
 @key_option()
 @raw_option
 @common_options
-def order(market: str, side: str, size: str, price: str, tif: str, reduce_only: bool, cloid: str | None,
-          key_name: str, raw: bool, **opts: Any) -> None:
-    """Place a limit order on MARKET (symbol like BTC/USDC or id); SIDE is buy or sell.
+def order(market: str | None, side: str | None, market_opt: str | None, side_opt: str | None, size: str, price: str,
+          tif: str, reduce_only: bool, cloid: str | None, key_name: str, raw: bool, **opts: Any) -> None:
+    """Place a limit order: MARKET is a symbol (BTC/USDC) or id, SIDE is buy or sell.
 
-    Example: bookchain tx order BTC/USDC buy --size 0.25 --price 60000 --key bob
+    \b
+    Examples:
+      bookchain tx order BTC/USDC buy --size 0.25 --price 60000 --key bob
+      bookchain tx order --market BTC/USDC --side sell --size 0.01 --price 60000 --key alice
     """
-    action = build(lambda: txbuild.order_action(catalog(), market, side, size, price, tif=tif,
+    mkt, sd = market_and_side(market, side, market_opt, side_opt)
+    action = build(lambda: txbuild.order_action(catalog(), mkt, sd, size, price, tif=tif,
                                                 reduce_only=reduce_only, cloid=cloid, raw=raw))
     submit(action, key_name, **opts)
 

@@ -350,7 +350,11 @@ class AsyncClient:
             await asyncio.sleep(interval)
 
     async def subscribe(self, topic: str, **filters: Any) -> AsyncIterator[Json]:
-        """Yield ``{"topic","data"}`` pushes from ``/websocket`` until the socket closes."""
+        """Yield the ``{"topic","data"}`` pushes of ``/websocket`` until the socket closes.
+
+        ``filters`` are the topic's keys (``market=ID`` for trades/book, ``address=`` for
+        account). The subscription ack is consumed here; an error answer raises RpcError.
+        """
         import aiohttp
 
         session = self._ensure_session()
@@ -359,9 +363,16 @@ class AsyncClient:
             async with session.ws_connect(ws_url, heartbeat=30) as ws:
                 await ws.send_json({"method": "subscribe", "topic": topic, **filters})
                 async for msg in ws:
-                    if msg.type == aiohttp.WSMsgType.TEXT:
-                        yield json.loads(msg.data)
-                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        break
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                            break
+                        continue
+                    doc = json.loads(msg.data)
+                    if "error" in doc:
+                        err = doc["error"]
+                        raise RpcError(int(err.get("code", -1)), str(err.get("name", "ERROR")),
+                                       str(err.get("message", "")), 200)
+                    if "topic" in doc:
+                        yield doc
         except aiohttp.ClientConnectionError as err:
             raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None

@@ -123,3 +123,16 @@ def test_nonces_increase_within_a_process() -> None:
     clock = NonceClock(lambda: 1000)
     assert [clock.next(b"k") for _ in range(3)] == [1000, 1001, 1002]
     assert clock.next(b"other") == 1000
+
+
+def test_market_and_side_as_options_or_arguments(env: Env) -> None:
+    base = ["--size", "0.01", "--price", "40000", "--key", "bob", "--json"]
+    for form in (["--market", "BTC/USDC", "--side", "buy"], ["--market", "BTC/USDC", "buy"],
+                 ["BTC/USDC", "--side", "buy"], ["BTC/USDC", "buy"]):
+        res = env.run("tx", "order", *form, *base)
+        assert res.exit_code == 0, (form, res.output)
+        assert json.loads(res.stdout)["receipt"]["results"][0]["status"] == "resting"
+    for bad in (["BTC/USDC"], ["--side", "buy"], ["BTC/USDC", "buy", "--side", "sell"], ["BTC/USDC", "hold"],
+                ["ETH/USDC", "buy", "--market", "BTC/USDC"]):
+        res = env.run("tx", "order", *bad, *base)
+        assert res.exit_code == 2, (bad, res.output)
