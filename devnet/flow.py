@@ -56,7 +56,7 @@ def _mid_ticks(g: Genesis, m: MarketSpec, mids: dict[str, int]) -> int | None:
     if base not in mids:
         return None
     quote_decimals = g.assets[m.quote].decimals
-    return mids[base] * 10**quote_decimals // m.tick_size
+    return int(mids[base] * 10**quote_decimals) // m.tick_size
 
 
 def _min_lots(m: MarketSpec, price_ticks: int) -> int:

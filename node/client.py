@@ -78,13 +78,17 @@ def error_from_answer(status: int, body: bytes) -> RpcError:
         return RpcError(-1, f"HTTP_{status}", text, status)
 
 
-def parse_answer(status: int, body: bytes) -> Any:
+def parse_answer(status: int, body: bytes) -> Json:
+    """A 2xx answer's JSON object (every JSON endpoint answers an object), else RpcError."""
     if not 200 <= status < 300:
         raise error_from_answer(status, body)
     try:
-        return json.loads(body)
+        doc = json.loads(body)
     except ValueError:
         raise RpcError(-1, "BAD_ANSWER", f"node sent non-JSON: {body[:200]!r}", status) from None
+    if not isinstance(doc, dict):
+        raise RpcError(-1, "BAD_ANSWER", f"node sent a JSON {type(doc).__name__}, not an object", status)
+    return doc
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -120,13 +124,13 @@ class Client:
             raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: Any = None, timeout: float | None = None) -> Any:
+                body: Any = None, timeout: float | None = None) -> Json:
         return parse_answer(200, self.send(method, path, params, body, timeout))
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, **params: Any) -> Json:
         return self.request("GET", path, params)
 
-    def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
+    def post(self, path: str, body: Any, timeout: float | None = None) -> Json:
         return self.request("POST", path, body=body, timeout=timeout)
 
     # ------------------------------------------------------------------ endpoints
@@ -251,7 +255,7 @@ class AsyncClient:
             self._session = None
 
     async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                      body: Any = None, timeout: float | None = None) -> Any:
+                      body: Any = None, timeout: float | None = None) -> Json:
         import aiohttp
 
         session = self._ensure_session()
@@ -268,10 +272,10 @@ class AsyncClient:
         except TimeoutError:
             raise NodeUnreachable(self.url, "timed out") from None
 
-    async def get(self, path: str, **params: Any) -> Any:
+    async def get(self, path: str, **params: Any) -> Json:
         return await self.request("GET", path, params)
 
-    async def post(self, path: str, body: Any, timeout: float | None = None) -> Any:
+    async def post(self, path: str, body: Any, timeout: float | None = None) -> Json:
         return await self.request("POST", path, body=body, timeout=timeout)
 
     async def health(self) -> Json:

@@ -1,0 +1,54 @@
+"""`node start` and the guarded `replay` registration."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli import main as cli_main
+from cli.main import _unavailable, bookchain
+
+
+def test_node_start_needs_a_node_home(tmp_path: Path) -> None:
+    res = CliRunner().invoke(bookchain, ["node", "start", "--home", str(tmp_path)])
+    assert res.exit_code == 2 and "config.json not found" in res.output
+    assert CliRunner().invoke(bookchain, ["node", "start"]).exit_code == 2
+
+
+def test_node_start_reports_a_missing_node_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"rpc": {}, "p2p": {}}))
+    monkeypatch.setitem(sys.modules, "node.main", None)  # makes `from node.main import run` fail
+    res = CliRunner().invoke(bookchain, ["node", "start", "--home", str(tmp_path)])
+    assert res.exit_code == 1 and "cannot import node.main" in res.output
+
+
+def test_node_start_hands_the_home_to_node_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    seen: list[str] = []
+    fake = type(sys)("node.main")
+    fake.run = seen.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "node.main", fake)
+    res = CliRunner().invoke(bookchain, ["node", "start", "--home", str(tmp_path)])
+    assert res.exit_code == 0 and seen == [str(tmp_path)]
+
+
+def test_a_broken_optional_module_becomes_an_explaining_stub() -> None:
+    stub = _unavailable("replay", ImportError("no module named plyvel"))
+    group = click.Group("g", commands={"replay": stub})
+    res = CliRunner().invoke(group, ["replay", "--from", "x"])
+    assert res.exit_code == 1 and "unavailable" in res.output and "plyvel" in res.output
+
+
+def test_replay_is_registered_when_present() -> None:
+    try:
+        import cli.replay  # noqa: F401
+    except ModuleNotFoundError:
+        assert "replay" not in bookchain.commands
+    else:
+        assert "replay" in bookchain.commands
+    assert callable(cli_main.main)
