@@ -23,6 +23,10 @@ class BroadcastProposal:
 
 @dataclass(frozen=True, slots=True)
 class BroadcastVote:
+    """Send ``vote`` to all peers. Usually our own vote; on rebroadcast ticks the core also
+    relays other validators' prevotes that justify a lock (gossip), so do not assume
+    ``vote.validator`` is this node."""
+
     vote: Vote
 
 

@@ -380,7 +380,9 @@ class ConsensusCore:
         self._store_proposal(proposal)
 
     def _store_proposal(self, proposal: Proposal) -> None:
-        self._proposals.setdefault(proposal.round, []).append(proposal)
+        stored = self._proposals.setdefault(proposal.round, [])
+        if all(p.block_hash != proposal.block_hash for p in stored):
+            stored.append(proposal)
         self._blocks.setdefault(proposal.block_hash, proposal.block)
 
     def _on_vote(self, vote: Vote, *, verified: bool) -> None:
@@ -532,21 +534,26 @@ class ConsensusCore:
             self._rebroadcast()
 
     def _rebroadcast(self) -> None:
-        """Re-send what peers may have lost: our proposal and votes of this round, and our
-        prevotes of the rounds a proof of lock may be asked for (our valid and locked
-        rounds, the POL round of this round's proposal), without which a peer that missed
-        that polka could never accept the re-proposed block (lines 28-33)."""
+        """Gossip what peers may have lost: our proposal and votes of this round, and the
+        prevotes that justify a proof of lock (our valid and locked values, the POL of
+        this round's proposals), including other validators' votes. Relaying the latter
+        is what Tendermint's liveness argument assumes: a byzantine validator may have
+        sent its POL prevote only to some nodes, and without relaying, the nodes that
+        missed it could never accept the re-proposed block (lines 28-33)."""
         proposal = self._own_proposals.get(self.round)
         if proposal is not None:
             self._out.append(BroadcastProposal(proposal))
-        pol_rounds = {self._valid_round, self._locked_round}
-        pol_rounds.update(p.pol_round for p in self._proposals.get(self.round, []))
-        wanted = [(self.round, VoteType.PREVOTE), (self.round, VoteType.PRECOMMIT)]
-        wanted += [(r, VoteType.PREVOTE) for r in sorted(pol_rounds) if 0 <= r < self.round]
-        for key in wanted:
-            vote = self._own_votes.get(key)
+        for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            vote = self._own_votes.get((self.round, vote_type))
             if vote is not None:
                 self._out.append(BroadcastVote(vote))
+        polkas = {(self._valid_round, self._valid_hash), (self._locked_round, self._locked_hash)}
+        polkas.update((p.pol_round, p.block_hash) for p in self._proposals.get(self.round, []))
+        for round_, block_hash in sorted(polkas):
+            if 0 <= round_ < self.round or (round_ == self.round and block_hash):
+                for vote in self._votes.get(round_, VoteType.PREVOTE).votes_for(block_hash):
+                    if vote is not self._own_votes.get((self.round, VoteType.PREVOTE)):
+                        self._out.append(BroadcastVote(vote))
         if self._higher:
             self._out.append(RequestSync(self.height, self._seen_height()))
         self._schedule(TimeoutStep.REBROADCAST, 0)

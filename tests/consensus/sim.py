@@ -211,6 +211,7 @@ class Simulation:
         self.seq = 0
         self.now = 0
         self.signed: dict[tuple[bytes, int, int, int], bytes] = {}
+        self.byz_split: dict[tuple[int, int], tuple[set[int], bytes]] = {}
         self.decided: dict[int, bytes] = {}
         self.sent = 0
         self.dropped = 0
@@ -245,8 +246,8 @@ class Simulation:
         delay = self.rng.randint(self.scenario.min_delay_ms, self.scenario.max_delay_ms)
         self.push(self.now + delay, kind, dst, payload)
 
-    def broadcast(self, src: SimNode, message: Proposal | Vote) -> None:
-        if src.byzantine:
+    def broadcast(self, src: SimNode, message: Proposal | Vote, own: bool = True) -> None:
+        if src.byzantine and own:
             self.equivocate(src, message)
             return
         data = encode_message(message)
@@ -255,11 +256,22 @@ class Simulation:
                 self.send(src.index, node.index, _DELIVER, data)
 
     def equivocate(self, src: SimNode, message: Proposal | Vote) -> None:
-        """Byzantine: half the peers get the real message, the other half a conflicting one."""
+        """Byzantine: split the peers in two halves per (height, round). As proposer it sends
+        one block to each half; its votes go to one half, and to the other half it votes
+        for the other half's block (or nil / a random hash when it made no second block)."""
         assert src.key is not None
+        key = (message.height, message.round)
+        split = self.byz_split.get(key)
+        if split is None:
+            peers = [n.index for n in self.nodes if n.index != src.index]
+            self.rng.shuffle(peers)
+            split = (set(peers[: len(peers) // 2]), b"")
+            self.byz_split[key] = split
+        first_half, alt_hash = split
         other: Proposal | Vote
         if isinstance(message, Vote):
-            alt_hash = NIL if message.block_hash else self.rng.randbytes(32)
+            if message.block_hash == alt_hash or not alt_hash:
+                alt_hash = NIL if message.block_hash else self.rng.randbytes(32)
             other = Vote.create(
                 src.key, CHAIN_ID, message.type, message.height, message.round, alt_hash
             )
@@ -279,11 +291,9 @@ class Simulation:
             other = Proposal.create(
                 src.key, CHAIN_ID, message.height, message.round, message.pol_round, alt_block
             )
-        peers = [n.index for n in self.nodes if n.index != src.index]
-        self.rng.shuffle(peers)
-        half = len(peers) // 2
-        for i, peer in enumerate(peers):
-            chosen = message if i < half else other
+            self.byz_split[key] = (first_half, alt_block.hash)
+        for peer in sorted(n.index for n in self.nodes if n.index != src.index):
+            chosen = message if peer in first_half else other
             self.send(src.index, peer, _DELIVER, encode_message(chosen))
 
     # ------------------------------------------------------------------ driving cores
@@ -301,9 +311,10 @@ class Simulation:
         if isinstance(action, RecordWal):
             node.wal += encode_record(action.record)
         elif isinstance(action, BroadcastVote):
-            if not node.byzantine:
+            own = node.key is not None and action.vote.validator == node.key.pubkey
+            if own and not node.byzantine:
                 self.check_no_double_sign(action.vote)
-            self.broadcast(node, action.vote)
+            self.broadcast(node, action.vote, own=own)
         elif isinstance(action, BroadcastProposal):
             self.broadcast(node, action.proposal)
         elif isinstance(action, ScheduleTimeout):

@@ -635,3 +635,54 @@ def test_broadcast_actions_are_typed() -> None:
     me = proposer_index(1, 0)
     actions = start(make_core(me))
     assert of_type(actions, BroadcastVote) and of_type(actions, BroadcastProposal)
+
+
+def test_received_blocks_are_held_to_protocol_limits_not_local_config() -> None:
+    """A node configured for small own blocks still prevotes a bigger valid block."""
+    config = ConsensusConfig(max_block_txs=1, max_block_bytes=64 * 1024, rebroadcast_interval_ms=0)
+    me = not_proposer(1, 0)
+    core = make_core(me, config=config)
+    start(core)
+    block = block_for(txs=[b"tx-%d" % i for i in range(50)])
+    assert prevoted(feed_proposal(core, proposal_for(block))) == block.hash
+
+
+def test_own_blocks_are_cut_to_the_configured_limits() -> None:
+    config = ConsensusConfig(max_block_txs=3, rebroadcast_interval_ms=0)
+    me = proposer_index(1, 0)
+    app = TestApp([b"tx-%d" % i for i in range(10)])
+    (proposal,) = sent_proposals(start(make_core(me, config=config, app=app)))
+    assert proposal.block.txs == (b"tx-0", b"tx-1", b"tx-2")
+
+
+def test_next_height_proposal_buffer_is_bounded() -> None:
+    me = not_proposer(1, 0)
+    core = make_core(me)
+    start(core)
+    prev = hashlib.sha256(b"block-1").digest()
+    for round_ in range(40):
+        for variant in range(3):
+            block = block_for(height=2, round_=round_, prev_hash=prev, txs=[b"v%d" % variant])
+            feed_proposal(core, proposal_for(block))
+    buffered = [m for m, _ in core._future if isinstance(m, ProposalReceived)]
+    lookahead = CONFIG.round_lookahead
+    assert len(buffered) == 2 * (lookahead + 1)  # rounds 0..lookahead, two blocks each
+
+
+def test_rebroadcast_relays_the_polka_behind_our_lock() -> None:
+    """Gossip: a byzantine validator may have sent its POL prevote to us only; relaying the
+    polka lets the others accept the re-proposed block later."""
+    config = ConsensusConfig(rebroadcast_interval_ms=500)
+    me = quiet_validator(0, 1)
+    core = make_core(me, config=config)
+    start(core)
+    block = block_for()
+    feed_proposal(core, proposal_for(block))
+    polka = others(me, 2)
+    feed_votes(core, polka, PREVOTE, 0, block.hash)
+    assert core.locked == (0, block.hash)
+    skip_to_round(me, core, 1)
+    relayed = sent_votes(core.handle(TimeoutFired(1, 0, TimeoutStep.REBROADCAST, NOW + 500)))
+    round0 = {(v.validator, v.block_hash) for v in relayed if v.round == 0 and v.type == PREVOTE}
+    expected = {KEYS[i].pubkey for i in [me, *polka]}
+    assert round0 == {(pk, block.hash) for pk in expected}
