@@ -44,7 +44,7 @@ def devnet() -> None:
 
 @devnet.command("up")
 @devnet_home_option
-@click.option("--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 64),
+@click.option("-n", "--nodes", default=DEFAULT_NODES, show_default=True, type=click.IntRange(1, 64),
               help="Number of validators (only for a new devnet).")
 @click.option("--traders", default=DEFAULT_TRADERS, show_default=True, type=click.IntRange(0, 10_000),
               help="Funded trader0..N-1 accounts for `devnet load` (only for a new devnet).")

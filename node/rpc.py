@@ -52,7 +52,7 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes")
     except web.HTTPNotFound:
-        return error_response(404, Code.MALFORMED, f"no route {request.path}")
+        return error_response(404, Code.NOT_FOUND, f"no route {request.path}")
     except web.HTTPMethodNotAllowed:
         return error_response(405, Code.MALFORMED, f"{request.method} not allowed on {request.path}")
     except web.HTTPException:
@@ -155,7 +155,7 @@ class RpcServer:
     def _block_at(self, height: int) -> dict[str, Any]:
         raw_block, raw_cert = self.rt.blocks.block(height), self.rt.blocks.certificate(height)
         if raw_block is None or raw_cert is None:
-            raise RpcError(404, Code.MALFORMED, f"no block at height {height}")
+            raise RpcError(404, Code.NOT_FOUND, f"no block at height {height}")
         return block_json(Block.decode(raw_block), CommitCertificate.decode(raw_cert), raw_block, raw_cert)
 
     async def block(self, request: web.Request) -> web.Response:
@@ -171,14 +171,14 @@ class RpcServer:
         height = _int_param(request, "height", self.rt.blocks.results_height, lo=1)
         record = self.rt.blocks.results(height)
         if record is None:
-            raise RpcError(404, Code.MALFORMED, f"no results at height {height}")
+            raise RpcError(404, Code.NOT_FOUND, f"no results at height {height}")
         return web.json_response(results_json(height, record))
 
     async def tx(self, request: web.Request) -> web.Response:
         h = _hex_param(request, "hash")
         loc = self.rt.blocks.tx_location(h)
         if loc is None:
-            raise RpcError(404, Code.MALFORMED, "transaction not found")
+            raise RpcError(404, Code.NOT_FOUND, "transaction not found")
         height, index = loc
         record = self.rt.blocks.results(height)
         assert record is not None

@@ -57,6 +57,7 @@ class Code(IntEnum):
     DUPLICATE_TX = 901
     TX_TOO_LARGE = 902
     NOT_READY = 903
+    NOT_FOUND = 904  # RPC: no such block, transaction, route or result
 
 
 class TxError(Exception):

@@ -207,13 +207,13 @@ class FakeNode:
     async def h_block(self, request: web.Request) -> web.Response:
         h = self._height_param(request)
         if h is None:
-            return error(404, Code.MALFORMED, "no block at that height")
+            return error(404, Code.NOT_FOUND, "no block at that height")
         return web.json_response(self.blocks[h - 1])
 
     async def h_block_results(self, request: web.Request) -> web.Response:
         h = self._height_param(request)
         if h is None:
-            return error(404, Code.MALFORMED, "no block at that height")
+            return error(404, Code.NOT_FOUND, "no block at that height")
         return web.json_response(self.results[h - 1])
 
     async def h_blocks(self, request: web.Request) -> web.Response:
@@ -223,7 +223,7 @@ class FakeNode:
     async def h_tx(self, request: web.Request) -> web.Response:
         found = self.tx_index.get(request.query.get("hash", "").lower())
         if found is None:
-            return error(404, Code.MALFORMED, "transaction not found")
+            return error(404, Code.NOT_FOUND, "transaction not found")
         height, index, rj = found
         return web.json_response({"hash": rj["tx_hash"], "height": height, "index": index, "receipt": rj})
 
