@@ -2,6 +2,19 @@
 
 Imports only ``state.codec``, ``state.keys`` and ``state.errors`` from the rest of the
 project; no I/O, clocks, threads or randomness.
+
+Driver contract (what ``node/`` and the test simulator do):
+
+1. Build ``ConsensusCore(chain_id, validators, app, config, key)``; ``key=None`` follows.
+2. At boot, decode the WAL (``decode_stream``), truncate the torn tail, ``core.restore``.
+3. Feed ``Start(height, prev_block_hash, prev_app_hash, prev_block_time_ms, now_ms)``.
+4. Feed every decoded ``Proposal``/``Vote`` (``ProposalReceived``/``VoteReceived``),
+   every due timer (``TimeoutFired``), ``TxsReady`` when the mempool has transactions
+   (also right after Start), and fetched ``SyncedBlock``s.
+5. Perform the returned actions in order: ``RecordWal`` (fsync when ``sync``) before the
+   next action; ``BroadcastProposal``/``BroadcastVote`` to all peers; ``ScheduleTimeout``;
+   ``CommitBlock``: store block + certificate, apply, then Start the next height;
+   ``RequestSync``: fetch blocks from ``height`` on; ``Evidence``: keep or report.
 """
 
 from consensus.actions import (

@@ -211,7 +211,7 @@ class Simulation:
         self.seq = 0
         self.now = 0
         self.signed: dict[tuple[bytes, int, int, int], bytes] = {}
-        self.byz_split: dict[tuple[int, int], tuple[set[int], bytes]] = {}
+        self.byz_split: dict[tuple[int, int], tuple[set[int], bytes, bytes]] = {}
         self.decided: dict[int, bytes] = {}
         self.sent = 0
         self.dropped = 0
@@ -256,21 +256,30 @@ class Simulation:
                 self.send(src.index, node.index, _DELIVER, data)
 
     def equivocate(self, src: SimNode, message: Proposal | Vote) -> None:
-        """Byzantine: split the peers in two halves per (height, round). As proposer it sends
-        one block to each half; its votes go to one half, and to the other half it votes
-        for the other half's block (or nil / a random hash when it made no second block)."""
+        """Byzantine: split the peers in two halves per (height, round), shared by all
+        byzantine validators (they collude). A byzantine proposer sends block A to one half
+        and block B to the other; then every byzantine vote of that round goes for A to the
+        first half and for B to the second, whatever its own core decided. In other rounds
+        its real vote goes to one half and a conflicting one (nil or a random hash) to the
+        other."""
         assert src.key is not None
         key = (message.height, message.round)
         split = self.byz_split.get(key)
         if split is None:
-            peers = [n.index for n in self.nodes if n.index != src.index]
+            peers = [n.index for n in self.nodes]
             self.rng.shuffle(peers)
-            split = (set(peers[: len(peers) // 2]), b"")
+            split = (set(peers[: len(peers) // 2]), b"", b"")
             self.byz_split[key] = split
-        first_half, alt_hash = split
+        first_half, hash_a, hash_b = split
+        first: Proposal | Vote = message
         other: Proposal | Vote
         if isinstance(message, Vote):
-            if message.block_hash == alt_hash or not alt_hash:
+            if hash_a:
+                first = Vote.create(
+                    src.key, CHAIN_ID, message.type, message.height, message.round, hash_a
+                )
+                alt_hash = hash_b
+            else:
                 alt_hash = NIL if message.block_hash else self.rng.randbytes(32)
             other = Vote.create(
                 src.key, CHAIN_ID, message.type, message.height, message.round, alt_hash
@@ -291,9 +300,10 @@ class Simulation:
             other = Proposal.create(
                 src.key, CHAIN_ID, message.height, message.round, message.pol_round, alt_block
             )
-            self.byz_split[key] = (first_half, alt_block.hash)
+            if not hash_a:
+                self.byz_split[key] = (first_half, message.block_hash, alt_block.hash)
         for peer in sorted(n.index for n in self.nodes if n.index != src.index):
-            chosen = message if peer in first_half else other
+            chosen = first if peer in first_half else other
             self.send(src.index, peer, _DELIVER, encode_message(chosen))
 
     # ------------------------------------------------------------------ driving cores
@@ -477,10 +487,10 @@ def random_scenario(seed: int, validators: int) -> Scenario:
     byzantine: set[int] = set()
     crashes: list[Crash] = []
     partitions: list[Partition] = []
-    budget = f
-    if rng.random() < 0.6 and budget:
-        byzantine.add(rng.randrange(validators))
-        budget -= 1
+    if rng.random() < 0.6:
+        # Up to f byzantine validators; several of them collude (one split per round).
+        count = rng.randint(1, f)
+        byzantine.update(rng.sample(range(validators), count))
     honest = [i for i in range(validators) if i not in byzantine]
     if rng.random() < 0.6:
         node = rng.choice(honest)

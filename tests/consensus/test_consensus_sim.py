@@ -179,3 +179,16 @@ def test_no_empty_blocks_with_interval() -> None:
     assert 5 <= node.height <= 9  # about one block per interval
     times = [node.blocks[h][0].header.time_ms for h in sorted(node.blocks)]
     assert all(b - a >= 900 for a, b in itertools.pairwise(times))
+
+
+def test_the_safety_checker_catches_a_fork_beyond_f() -> None:
+    """Sanity check of the harness: two colluding byzantine validators out of four (more
+    than f) do fork the chain, and the simulator's safety assertion reports it."""
+    forked = 0
+    for seed in range(6):
+        try:
+            run(Scenario(validators=4, seed=seed, byzantine={0, 1}, duration_ms=4000))
+        except AssertionError as exc:
+            assert "SAFETY VIOLATION" in str(exc)
+            forked += 1
+    assert forked
