@@ -48,6 +48,9 @@ class Limits:
     backoff_max_s: float = 5.0
     # A frame that was being written when its stream died is retried this many times.
     max_write_attempts: int = 3
+    # How long a writer waits for a receiver that grants no flow-control window
+    # (its handler is busy) before resetting the stream, losing what is in flight.
+    stall_timeout_s: float = 60.0
 
 
 @dataclass
@@ -82,6 +85,8 @@ class Core:
         self.stopping = False
         self.aio_tasks: set[asyncio.Task[Any]] = set()
         self.inbound_scopes: set[trio.CancelScope] = set()
+        # Consumer task of the newest inbound one-way stream per (peer id, protocol id).
+        self.last_inbox: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------ tasks
 

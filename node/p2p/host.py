@@ -398,7 +398,9 @@ class P2PNode:
         """
         frames = size = 0
         for (pid, proto), session in self._sessions.items():
-            if (peer_id is None or pid == peer_id) and (protocol_id is None or proto == protocol_id):
+            if (peer_id is None or pid == peer_id) and (
+                protocol_id is None or proto == protocol_id
+            ):
                 frames += len(session.queue)
                 size += session.queue.nbytes
         return frames, size

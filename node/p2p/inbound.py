@@ -79,14 +79,24 @@ class InboundStream:
         self.label = f"{spec.protocol_id} <- {peer.peer_id}"
         limits = core.limits
         consume = self._consume_request if spec.kind == "request" else self._consume_frame
+        key = (peer.peer_id, spec.protocol_id)
+        previous = core.last_inbox.get(key) if spec.kind == "oneway" else None
         self.inbox = Inbox(
             core.bridge,
             consume,
             high_water_frames=limits.inbox_max_frames,
             high_water_bytes=limits.inbox_max_bytes,
             name=f"inbox {self.label}",
+            after=previous if previous is not None and not previous.done() else None,
         )
         core.track(self.inbox.task)
+        if spec.kind == "oneway":
+            core.last_inbox[key] = self.inbox.task
+            self.inbox.task.add_done_callback(
+                lambda task: (
+                    core.last_inbox.pop(key, None) if core.last_inbox.get(key) is task else None
+                )
+            )
         self.responses: OutQueue | None = None
         self.answering: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(limits.max_concurrent_requests)
@@ -149,6 +159,7 @@ class InboundStream:
             self.stats,
             batch_bytes=self.core.limits.write_batch_bytes,
             max_attempts=1,
+            stall_timeout_s=self.core.limits.stall_timeout_s,
         )
 
     def _on_drop(self, entry: Entry) -> None:

@@ -9,7 +9,9 @@ for consensus the newest messages (current height/round) are the useful ones, an
 node that cannot keep up with a peer for that long is better off catching up via sync.
 
 ``Inbox``: one trio reader task per inbound stream appends frames; one asyncio task
-hands them to the protocol handler one at a time, which preserves per-stream order.
+hands them to the protocol handler one at a time, which preserves per-stream order;
+a new stream's inbox waits for the previous one of the same (peer, protocol) to drain,
+which extends that order across stream resets.
 When the handler falls behind, the reader stops reading, so the backlog stays in the
 yamux window and the sender's queue instead of growing here without bound.
 """
@@ -148,8 +150,10 @@ class Inbox:
         high_water_frames: int,
         high_water_bytes: int,
         name: str,
+        after: asyncio.Task[None] | None = None,
     ) -> None:
         self._bridge = bridge
+        self._after = after
         self._consume = consume
         self._items: deque[bytes] = deque()
         self.nbytes = 0
@@ -214,6 +218,10 @@ class Inbox:
             room.set()
 
     async def _run(self) -> None:
+        if self._after is not None:
+            # The previous stream of the same peer and protocol (e.g. before a stream
+            # reset) delivers its remaining frames first, so order survives reconnects.
+            await asyncio.wait([self._after])
         items = self._items
         while True:
             if not items:

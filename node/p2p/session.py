@@ -117,6 +117,7 @@ class OutboundSession:
             self.stats,
             batch_bytes=limits.write_batch_bytes,
             max_attempts=limits.max_write_attempts,
+            stall_timeout_s=limits.stall_timeout_s,
             on_written=self._note_written if self.spec.kind == "request" else None,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from libp2p.abc import INetStream
@@ -40,6 +41,50 @@ async def run_pair(stream: INetStream, first: StreamTask, second: StreamTask, la
         nursery.start_soon(one, second, nursery.cancel_scope)
 
 
+class StallTimeout(Exception):
+    """The receiver granted no flow-control window for ``stall_timeout_s``."""
+
+
+async def write_all(stream: INetStream, data: bytes, stall_timeout_s: float) -> None:
+    """Write ``data``, waiting as long as ``stall_timeout_s`` for yamux flow control.
+
+    py-libp2p 0.8.1's ``YamuxStream.write`` gives up after 5 s without send window and
+    resets the stream, which throws away everything the receiver has buffered but not
+    yet read (up to its 16 MB window). A receiver whose handler is busy for a few
+    seconds (a big sync batch, a GC pause) would lose frames. So we only ever hand
+    yamux as many bytes as the window allows and do the waiting ourselves.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if muxed is None or not isinstance(getattr(muxed, "send_window", None), int):
+        await stream.write(data)
+        return
+    sent = 0
+    total = len(data)
+    while sent < total:
+        window = muxed.send_window
+        if window <= 0:
+            await _wait_for_window(muxed, stall_timeout_s)
+            continue
+        if sent == 0 and window >= total:
+            await stream.write(data)
+            return
+        chunk = data[sent : sent + window]
+        await stream.write(chunk)
+        sent += len(chunk)
+
+
+async def _wait_for_window(muxed: Any, stall_timeout_s: float) -> None:
+    delay = 0.001
+    with trio.move_on_after(stall_timeout_s):
+        while muxed.send_window <= 0:
+            if getattr(muxed, "closed", False) or getattr(muxed, "send_closed", False):
+                return  # let the next write raise the stream's own error
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return
+    raise StallTimeout(f"no flow-control window for {stall_timeout_s} s")
+
+
 async def write_loop(
     stream: INetStream,
     queue: OutQueue,
@@ -47,6 +92,7 @@ async def write_loop(
     *,
     batch_bytes: int,
     max_attempts: int,
+    stall_timeout_s: float,
     on_written: Callable[[list[Entry]], None] | None = None,
 ) -> None:
     """Drain ``queue`` into ``stream``: the single writer of this stream.
@@ -66,7 +112,7 @@ async def write_loop(
             entry.attempts += 1
         data = encode_frames([entry.frame for entry in batch])
         try:
-            await stream.write(data)
+            await write_all(stream, data, stall_timeout_s)
         except BaseException:
             queue.put_front([e for e in batch if e.attempts < max_attempts])
             for entry in batch:
