@@ -116,10 +116,11 @@ class TrioBridge:
     async def _start(self) -> None:
         self._ready = self.loop.create_future()
         self._done = self.loop.create_future()
+        loop: Any = self.loop  # call_soon's (callback, *args) signature confuses the stubs
         trio.lowlevel.start_guest_run(
             self._main,
-            run_sync_soon_threadsafe=self.loop.call_soon_threadsafe,
-            run_sync_soon_not_threadsafe=self.loop.call_soon,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
             done_callback=self._on_done,
             # asyncio (and uvloop) own signal.set_wakeup_fd; trio must not replace it.
             host_uses_signal_set_wakeup_fd=True,

@@ -219,7 +219,7 @@ class P2PNode:
         result: list[str] = await core.bridge.nursery.start(self._trio_main)
         return result
 
-    async def _trio_main(self, task_status: trio.TaskStatus[list[str]]) -> None:
+    async def _trio_main(self, task_status: trio.TaskStatus[list[str]]) -> None:  # type: ignore[name-defined, unused-ignore]
         core = self._core
         assert core is not None and self._main_done is not None
         started = False

@@ -77,7 +77,7 @@ def build_host(
         swarm.retry_config = RetryConfig(max_retries=0)
         auto_connector = getattr(swarm, "auto_connector", None)
         if auto_connector is not None:
-            auto_connector.maybe_connect = _never  # type: ignore[method-assign]
+            auto_connector.maybe_connect = _never
         else:  # pragma: no cover - depends on the libp2p version
             log.warning("libp2p swarm has no auto_connector; nothing to disable")
     return basic

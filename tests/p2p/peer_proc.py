@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -35,7 +36,12 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.buffer.read1() or done.set())
+
+    def on_stdin() -> None:
+        if not os.read(sys.stdin.fileno(), 4096):  # EOF: the parent wants us to stop
+            done.set()
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
     print(json.dumps({"peer_id": node.peer_id, "addrs": node.listen_addrs}), flush=True)
     try:
         await done.wait()
