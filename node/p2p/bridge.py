@@ -194,7 +194,7 @@ class TrioBridge:
                     if not fut.done():  # else the asyncio caller gave up already
                         _resolve(fut, await async_fn(*args))
             except Exception as exc:
-                _reject(fut, exc)
+                _reject(fut, collapse(exc))
             finally:
                 _reject(fut, BridgeError("trio task was cancelled"))
 
@@ -213,6 +213,14 @@ class TrioBridge:
             _reject(fut, BridgeError("trio bridge has finished"))
             return
         self._nursery.start_soon(async_fn)
+
+
+def collapse(exc: BaseException) -> BaseException:
+    """Unwrap an exception group holding exactly one exception (trio nurseries wrap
+    errors raised inside them), so asyncio callers can catch e.g. ``OSError``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def guarded(

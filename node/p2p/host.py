@@ -17,11 +17,18 @@ Usage from the node::
     ...
     await p2p.stop()
 
-Delivery: frames to one peer on one protocol arrive in the order they were sent, at
-most once per stream. ``send`` enqueues to a bounded per-(peer, protocol) queue that
-drops the *oldest* frame when full (``dropped_out``); a frame in flight when a stream
-dies is re-sent on the next stream (so a receiver may, rarely, see a duplicate after
-a reconnect: consensus and tx handlers must be idempotent anyway).
+All methods must be called from the event loop's thread (the class is not thread-safe,
+by design: there are no locks because nothing else runs concurrently). A handler that
+blocks the loop blocks the network too; push CPU-heavy work to threads.
+
+Delivery is best effort, like any gossip without application acks: frames to one peer
+on one protocol arrive in the order they were sent, including across stream resets
+and reconnects. ``send`` enqueues to a bounded per-(peer, protocol) queue that drops
+the *oldest* frame when full (``dropped_out``). When a stream dies, the batch being
+written is re-sent on the next stream (a receiver may see a duplicate), and frames the
+receiver had buffered but not yet read are lost (a restarting peer loses its buffers
+anyway). Consensus and tx handlers must therefore be idempotent and tolerate gaps,
+which they are (votes and txs are deduplicated; a node that misses a block syncs it).
 """
 
 from __future__ import annotations
@@ -63,7 +70,8 @@ from node.p2p.session import OutboundSession
 
 log = logging.getLogger(__name__)
 
-_NEW, _RUNNING, _STOPPING, _STOPPED = "new", "running", "stopping", "stopped"
+_NEW, _STARTING, _RUNNING = "new", "starting", "running"
+_STOPPING, _STOPPED = "stopping", "stopped"
 
 
 class P2PNode:
@@ -111,6 +119,7 @@ class P2PNode:
         self._state = _NEW
         self._core: Core | None = None
         self._stop_requested = trio.Event()
+        self._started: asyncio.Future[None] | None = None
         self._main_done: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self.listen_addrs: list[str] = []
@@ -193,24 +202,35 @@ class P2PNode:
 
     async def start(self) -> None:
         """Listen, start dialing configured peers; raises ``OSError`` if the port is taken."""
-        if self._state == _RUNNING:
+        if self._state in (_STARTING, _RUNNING):
             return
         if self._state != _NEW:
             raise NotRunning("a stopped P2PNode cannot be restarted; create a new one")
         _check_port_free(self._listen)
-        bridge = await TrioBridge.acquire()
+        self._state = _STARTING
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        self._main_done = loop.create_future()
+        self._stopped = loop.create_future()
+        try:
+            bridge = await TrioBridge.acquire()
+        except BaseException:
+            self._state = _STOPPED
+            _set_done(self._started)
+            _set_done(self._stopped)
+            raise
         core = Core(bridge, self.metrics, self.limits, self.ban_policy, self._peers)
         self._core = core
-        self._main_done = bridge.loop.create_future()
-        self._stopped = bridge.loop.create_future()
         try:
             self.listen_addrs = await bridge.run(self._launch)
         except BaseException:
             self._core = None
             self._state = _STOPPED
-            _set_done(self._stopped)
             await bridge.release()
+            _set_done(self._stopped)
             raise
+        finally:
+            _set_done(self._started)
         self._state = _RUNNING
 
     async def _launch(self) -> list[str]:
@@ -269,6 +289,8 @@ class P2PNode:
 
     async def stop(self) -> None:
         """Close all streams and connections, release the port, end every task. Idempotent."""
+        if self._state == _STARTING and self._started is not None:
+            await asyncio.shield(self._started)  # then stop what was started
         if self._state in (_NEW, _STOPPED):
             self._state = _STOPPED
             return

@@ -339,3 +339,12 @@ async def test_order_survives_a_stream_reset(tmp_path: Path) -> None:
     assert streams >= 2
     assert got == sorted(got)
     assert got[-1] == 199
+
+
+@aio(20)
+async def test_unusable_listen_address_raises_oserror_and_cleans_up(tmp_path: Path) -> None:
+    node = P2PNode(tmp_path, "/ip4/192.0.2.1/tcp/0")  # TEST-NET-1: not on this host
+    with pytest.raises(OSError):
+        await node.start()
+    await node.stop()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
