@@ -14,8 +14,14 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
 - Block time (proposer-based timestamps): a fresh proposal (pol_round -1) must be at most
   ``max_clock_drift_ms`` ahead of the receiver's clock to get its prevote; that check is
   subjective, so it is applied at line 22 only and never to POL or commit rules.
-- Own votes of the current round are re-sent every ``rebroadcast_interval_ms`` so lost
-  messages and restarted peers do not stall a round.
+- Every ``rebroadcast_interval_ms`` the core re-sends its own proposal and votes of the
+  current round and relays the prevotes behind its valid/locked value (the paper
+  assumes gossip: correct processes relay what they receive). This is what keeps lossy
+  links, restarted peers and a byzantine validator that shows its votes to only some
+  nodes from stalling the height.
+- Votes are tallied once per validator *per value*: an equivocator's second vote is
+  reported as evidence and still counted for its own value (safe by quorum
+  intersection), so a polka that others saw can be seen by everyone.
 """
 
 from __future__ import annotations
