@@ -1,7 +1,9 @@
-"""Real node processes on 127.0.0.1 for end-to-end tests, with per-node kill/restart.
+"""A devnet with per-node process control, for end-to-end tests and the chaos suite.
 
 Built on devnet.genesis.create_devnet (the same homes, keys and configs `bookchain
-devnet up` writes); process control is here so tests can SIGKILL or SIGSTOP one node.
+devnet up` writes). Unlike the supervisor, which manages a long-lived devnet for people,
+this keeps a handle per node so a test can SIGKILL, SIGSTOP, restart or cut off one node,
+and can give single nodes fault-injection switches (config "test" section).
 """
 
 from __future__ import annotations
@@ -23,10 +25,17 @@ from state.tx import sign_tx
 
 
 class Cluster:
-    def __init__(self, root: Path, nodes: int = 4, consensus: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Path, nodes: int = 4, consensus: dict[str, Any] | None = None,
+                 switches: dict[int, dict[str, Any]] | None = None, traders: int = 4) -> None:
         overrides = {"timeout_propose_ms": 800, "timeout_prevote_ms": 400, "timeout_precommit_ms": 400,
                      "timeout_commit_ms": 100, **(consensus or {})}
-        self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=4, consensus=tuple(overrides.items())))
+        self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=traders,
+                                                       consensus=tuple(overrides.items())))
+        for i, node in enumerate(self.manifest.nodes):
+            cfg_path = Path(node.home) / "config.json"
+            cfg = json.loads(cfg_path.read_text())
+            cfg["test"] = {"allow_isolate": True, **(switches or {}).get(i, {})}
+            cfg_path.write_text(json.dumps(cfg, indent=2))
         self.root = root
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.chain_id = self.manifest.chain_id
@@ -51,6 +60,14 @@ class Cluster:
         proc.send_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
             proc.wait(timeout=20)
+
+    def alive(self, i: int) -> bool:
+        return i in self.procs and self.procs[i].poll() is None
+
+    def isolate(self, i: int, seconds: float) -> None:
+        """Cut node ``i`` off the network for ``seconds`` (test switch, libp2p layer)."""
+        status, body = self.post(i, "/debug/isolate", {"seconds": seconds})
+        assert status == 200, body
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

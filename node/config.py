@@ -36,6 +36,7 @@ class TestSwitches:
 
     equivocate: bool = False
     slow_propose_ms: int = 0
+    allow_isolate: bool = False  # enables POST /debug/isolate (drop all p2p traffic for a while)
 
 
 @dataclass(frozen=True, slots=True)

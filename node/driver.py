@@ -84,6 +84,8 @@ class ConsensusDriver:
             self.feed(TxsReady(now_ms()))
 
     async def on_consensus_frame(self, peer_id: str, frame: bytes) -> None:
+        if self.rt.isolated():
+            return
         try:
             tag, body = frame[:1], frame[1:]
             if tag == PROPOSAL_TAG:
@@ -121,12 +123,15 @@ class ConsensusDriver:
             maybe_crash("wal_written")
         elif isinstance(action, BroadcastVote):
             frame = VOTE_TAG + self._maybe_equivocate(action.vote).encode()
-            rt.p2p.broadcast(protocols.CONSENSUS, frame)
+            if not rt.isolated():
+                rt.p2p.broadcast(protocols.CONSENSUS, frame)
             maybe_crash("vote_sent")
         elif isinstance(action, BroadcastProposal):
             frame = PROPOSAL_TAG + action.proposal.encode()
             delay = rt.config.test.slow_propose_ms
-            if delay:
+            if rt.isolated():
+                pass
+            elif delay:
                 self.loop.call_later(delay / 1000, rt.p2p.broadcast, protocols.CONSENSUS, frame)
             else:
                 rt.p2p.broadcast(protocols.CONSENSUS, frame)
@@ -196,6 +201,8 @@ class ConsensusDriver:
             while not self.stopped and idle_rounds < 2:
                 got = False
                 for peer in sorted(self.rt.p2p.connected_peers()):
+                    if self.rt.isolated():
+                        break
                     start = self.rt.sm.height + 1
                     try:
                         resp = await self.rt.p2p.request(peer, protocols.SYNC, encode([start, SYNC_BATCH]), timeout_s=10)
@@ -225,6 +232,8 @@ class ConsensusDriver:
             self.catching_up = False
 
     async def serve_sync(self, peer_id: str, request: bytes) -> bytes:
+        if self.rt.isolated():
+            return encode([])
         try:
             start, count = decode(request, max_bytes=64)
             if type(start) is not int or type(count) is not int or start < 1:

@@ -129,6 +129,8 @@ class RpcServer:
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
         r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
         r.add_post("/broadcast_txs", self.broadcast_txs)
+        if rt.config.test.allow_isolate:
+            r.add_post("/debug/isolate", self.debug_isolate)
 
     async def start(self, host: str, port: int) -> None:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -316,6 +318,17 @@ class RpcServer:
     # ------------------------------------------------------------------ ops
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
+
+    async def debug_isolate(self, request: web.Request) -> web.Response:
+        """Test-only (config test.allow_isolate): cut this node off the network for N s."""
+        body = await _json_body(request)
+        seconds = body.get("seconds")
+        if not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600:
+            raise RpcError(400, Code.MALFORMED, "seconds must be a number in [0, 600]")
+        import time
+
+        self.rt.isolated_until = time.monotonic() + seconds
+        return web.json_response({"isolated_for_s": seconds})
 
     async def genesis(self, request: web.Request) -> web.Response:
         return web.json_response({"genesis": self.rt.genesis.raw})

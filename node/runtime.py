@@ -77,6 +77,7 @@ class NodeRuntime:
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.rpc = RpcServer(self)
         self.started_at = time.time()
+        self.isolated_until = 0.0  # monotonic deadline of a test-only network cut
         self._gossip_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,6 +131,11 @@ class NodeRuntime:
         self.blocks.close()
         self.sm.close()
 
+    def isolated(self) -> bool:
+        """A test-only network cut (config test.allow_isolate): while it lasts the node
+        neither sends nor accepts consensus, tx or sync traffic, as if unplugged."""
+        return self.isolated_until > time.monotonic()
+
     # ------------------------------------------------------------------ transactions
     async def submit(self, raws: list[bytes]) -> list[Admission]:
         adms = await self.mempool.add_many(raws, self.verify_pool)
@@ -138,6 +144,8 @@ class NodeRuntime:
         return adms
 
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
+        if self.isolated():
+            return
         try:
             raws = decode(frame, max_bytes=protocols.DEFAULT_MAX_FRAME_BYTES[protocols.TX])
             if not isinstance(raws, list) or not all(type(r) is bytes for r in raws):
@@ -153,6 +161,8 @@ class NodeRuntime:
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)
             txs = self.mempool.take_gossip()
+            if self.isolated():
+                continue
             for i in range(0, len(txs), GOSSIP_MAX_TXS):
                 self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster
+from devnet.cluster import Cluster
 
 
 @pytest.fixture(scope="module")

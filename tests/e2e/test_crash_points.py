@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devnet.cluster import Cluster
 from node.crashpoints import POINTS
 from state.tx import PlaceOrder, Tif
-from tests.e2e.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from devnet.cluster import Cluster
 from node.replay import DirSource, RpcSource, replay
 from state.tx import PlaceOrder, Tif
-from tests.e2e.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 
