@@ -39,27 +39,25 @@ import errno
 import itertools
 import logging
 import os
-import socket
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetStream
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
-from libp2p.network.swarm import Swarm
 from multiaddr import Multiaddr
 
 from node.p2p import identity
 from node.p2p.bridge import TrioBridge
+from node.p2p.connections import Notifee, check_port_free, dial_loop
 from node.p2p.core import Core, Kind, Limits, OneWayHandler, ProtocolSpec, RequestHandler
 from node.p2p.errors import NotRunning, PeerUnavailable, RequestTimeout
 from node.p2p.framing import ENVELOPE_BYTES, KIND_REQUEST, MAX_REQUEST_ID, pack_envelope
 from node.p2p.inbound import handle_inbound
 from node.p2p.libp2p_host import build_host
 from node.p2p.metrics import P2PMetrics
-from node.p2p.peers import Backoff, BanPolicy, PeerState, parse_peer_multiaddr
+from node.p2p.peers import BanPolicy, PeerState, parse_peer_multiaddr
 from node.p2p.protocols import (
     ABSOLUTE_MAX_FRAME_BYTES,
     DEFAULT_MAX_FRAME_BYTES,
@@ -151,7 +149,7 @@ class P2PNode:
         if not peer.configured:
             peer.configured = True
             if self._core is not None:
-                self._core.spawn(self._dial_loop, peer, name=f"dial {peer_id}")
+                self._core.spawn(dial_loop, self._core, peer, name=f"dial {peer_id}")
         return peer_id
 
     def _peer(self, peer_id: str) -> PeerState:
@@ -206,7 +204,7 @@ class P2PNode:
             return
         if self._state != _NEW:
             raise NotRunning("a stopped P2PNode cannot be restarted; create a new one")
-        _check_port_free(self._listen)
+        check_port_free(self._listen)
         self._state = _STARTING
         loop = asyncio.get_running_loop()
         self._started = loop.create_future()
@@ -250,7 +248,7 @@ class P2PNode:
                 negotiate_timeout_s=self.limits.open_timeout_s,
             )
             core.host = host
-            host.get_network().register_notifee(_Notifee(self, core))
+            host.get_network().register_notifee(Notifee(core))
             for spec in self._specs.values():
                 if spec.handler is not None:
                     self._install_handler(spec)
@@ -263,7 +261,7 @@ class P2PNode:
                         core.nursery = nursery
                         for peer in list(core.peers.values()):
                             if peer.configured:
-                                core.spawn(self._dial_loop, peer, name=f"dial {peer.peer_id}")
+                                core.spawn(dial_loop, core, peer, name=f"dial {peer.peer_id}")
                         started = True
                         task_status.started([str(a) for a in addrs])
                         await self._stop_requested.wait()
@@ -451,49 +449,6 @@ class P2PNode:
         """The underlying py-libp2p host while running (diagnostics and tests only)."""
         return self._core.host if self._core is not None else None
 
-    # ================================================================ trio side
-
-    async def _dial_loop(self, peer: PeerState) -> None:
-        """Keep ``peer`` connected: dial its addresses with exponential backoff."""
-        core = self._core
-        assert core is not None
-        limits = self.limits
-        backoff = Backoff(limits.backoff_initial_s, limits.backoff_max_s)
-        while not core.stopping:
-            now = time.monotonic()
-            if peer.banned(now):
-                await trio.sleep(max(0.05, peer.banned_until - now))
-                continue
-            host = core.host
-            if host is None:
-                return
-            swarm = host.get_network()
-            _refresh_connected(core, peer)
-            if peer.connected:
-                backoff.reset()
-                await peer.wait_change(2.0)
-                continue
-            self.metrics.dials += 1
-            was_connected_before = peer.ever_connected
-            if await self._dial_once(swarm, peer):
-                if was_connected_before:
-                    self.metrics.reconnects += 1
-                _mark_connected(peer)
-                backoff.reset()
-            else:
-                self.metrics.dial_failures += 1
-                await trio.sleep(backoff.next_delay())
-
-    async def _dial_once(self, swarm: Any, peer: PeerState) -> bool:
-        for addr in list(peer.addrs):
-            try:
-                with trio.fail_after(self.limits.dial_timeout_s):
-                    await swarm.dial_addr(addr, peer.pid)
-                return True
-            except (Exception, trio.TooSlowError) as exc:
-                log.debug("dial %s at %s failed: %r", peer.peer_id, addr, exc)
-        return False
-
 
 # ==================================================================== helpers
 
@@ -501,98 +456,3 @@ class P2PNode:
 def _set_done(fut: asyncio.Future[None] | None) -> None:
     if fut is not None and not fut.done():
         fut.set_result(None)
-
-
-def _live_connections(core: Core, peer: PeerState) -> list[INetConn]:
-    host = core.host
-    if host is None:
-        return []
-    swarm = host.get_network()
-    if not isinstance(swarm, Swarm):
-        return []
-    return [c for c in swarm.get_connections(peer.pid) if not c.is_closed]
-
-
-def _refresh_connected(core: Core, peer: PeerState) -> None:
-    """Re-derive ``peer.connected`` from the swarm (a safety net for missed events)."""
-    connected = bool(_live_connections(core, peer))
-    if connected != peer.connected:
-        if connected:
-            _mark_connected(peer)
-        else:
-            peer.connected = False
-            peer.pulse()
-
-
-def _mark_connected(peer: PeerState) -> None:
-    if not peer.connected:
-        peer.connected = True
-        peer.ever_connected = True
-        peer.pulse()
-
-
-def _check_port_free(listen: Multiaddr) -> None:
-    """Fail fast if a fixed TCP port is taken.
-
-    libp2p 0.8.1 binds its listener with SO_REUSEPORT, so a second node (or a zombie
-    listener) on the same port would *share* it and the kernel would split incoming
-    connections between them. A plain bind (SO_REUSEADDR only, enough to get past
-    TIME_WAIT after a restart) still fails while anyone listens on the port.
-    """
-    try:
-        port = int(listen.value_for_protocol("tcp") or 0)
-    except Exception:
-        return
-    if port == 0:
-        return
-    family, host = socket.AF_INET, "0.0.0.0"
-    with contextlib.suppress(Exception):
-        host = listen.value_for_protocol("ip4") or host
-    with contextlib.suppress(Exception):
-        ip6 = listen.value_for_protocol("ip6")
-        if ip6:
-            family, host = socket.AF_INET6, ip6
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot listen on {listen}: {exc.strerror}") from None
-
-
-class _Notifee(INotifee):
-    """Keeps ``PeerState.connected`` in step with libp2p's connection events."""
-
-    def __init__(self, node: P2PNode, core: Core) -> None:
-        self._node = node
-        self._core = core
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        pid = conn.muxed_conn.peer_id
-        peer = self._core.peer_for(pid.to_base58(), pid)
-        if peer.banned():
-            self._core.spawn(self._core._disconnect, peer, name=f"disconnect {peer.peer_id}")
-            return
-        _mark_connected(peer)
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        pid = conn.muxed_conn.peer_id
-        peer = self._core.peers.get(pid.to_base58())
-        if peer is None:
-            return
-        others = [c for c in _live_connections(self._core, peer) if c is not conn]
-        if not others and peer.connected:
-            peer.connected = False
-            peer.pulse()
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
