@@ -35,7 +35,7 @@ from consensus.events import (
 )
 from consensus.messages import Proposal, Vote
 from node.crashpoints import maybe_crash
-from node.p2p import protocols
+from node.p2p import BadFrame, protocols
 from state.codec import decode, encode
 from state.errors import TxError
 
@@ -97,7 +97,7 @@ class ConsensusDriver:
         except (TxError, ValueError, TypeError) as err:
             self.bad_messages += 1
             log.debug("bad consensus frame from %s: %s", peer_id, err)
-            return
+            raise BadFrame(f"undecodable consensus frame: {err}") from None  # counted; repeat offenders are banned
         self.feed(event)
 
     def on_txs_available(self) -> None:

@@ -26,7 +26,7 @@ from node.driver import ConsensusDriver
 from node.events import EventBus
 from node.execution import Execution
 from node.mempool import Admission, Mempool
-from node.p2p import protocols
+from node.p2p import BadFrame, protocols
 from node.p2p.host import P2PNode
 from node.rpc import RpcServer
 from node.wal_file import WalFile
@@ -150,9 +150,9 @@ class NodeRuntime:
             raws = decode(frame, max_bytes=protocols.DEFAULT_MAX_FRAME_BYTES[protocols.TX])
             if not isinstance(raws, list) or not all(type(r) is bytes for r in raws):
                 raise ValueError("a tx frame is a list of transactions")
-        except Exception:
+        except Exception as err:
             self.driver.bad_messages += 1
-            return
+            raise BadFrame(f"undecodable tx frame: {err}") from None  # counted; repeat offenders are banned
         adms = await self.mempool.add_many(raws, self.verify_pool, gossip=False)
         if any(a.ok for a in adms):
             self.driver.on_txs_available()
