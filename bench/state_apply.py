@@ -91,7 +91,7 @@ def verify_many(raws: list[bytes], chain_id: str) -> dict[bytes, SignedTx]:
 
 def bench_apply(n_blocks: int, block_size: int, n_accounts: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
-        genesis, keys, sm = make_chain(n_accounts, d)
+        _genesis, keys, sm = make_chain(n_accounts, d)
         gen = FlowGenerator(keys)
         t = time.perf_counter()
         blocks = [[gen.signed(CHAIN) for _ in range(block_size)] for _ in range(n_blocks + 2)]
@@ -172,7 +172,7 @@ def bench_cryptography_verify(txs: list[SignedTx]) -> float:
 def bench_resting(n_resting: int, n_accounts: int) -> dict[str, float]:
     """Peak RSS with ``n_resting`` orders on the books (in-memory machine, synthetic
     pre-verified transactions so that signing 1M orders doesn't dominate the run)."""
-    genesis, keys, sm = make_chain(n_accounts, None)
+    _genesis, keys, sm = make_chain(n_accounts, None)
     base_rss = current_rss_mb()
     rng = random.Random(11)
     per_block = 10_000

@@ -10,7 +10,15 @@ import pytest
 from state.errors import Code
 from state.keys import PrivateKey
 from state.tx import (
-    Batch, Cancel, CancelAll, Deposit, Modify, PlaceOrder, Tif, Withdraw, sign_tx,
+    Batch,
+    Cancel,
+    CancelAll,
+    Deposit,
+    Modify,
+    PlaceOrder,
+    Tif,
+    Withdraw,
+    sign_tx,
 )
 from tests.harness import BRIDGE, BTC, BTC_PERP, BTC_SPOT, CHAIN_ID, USDC, Chain, key
 

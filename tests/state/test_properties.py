@@ -71,7 +71,7 @@ def run_flow(blocks: list[list[tuple[Any, ...]]], markets: list[int], path: str 
     for ops in blocks:
         txs = [chain.sign(*build_action(chain, o, markets)) for o in ops]
         result = chain.block(*txs)
-        for i, e in result.events:
+        for _i, e in result.events:
             if isinstance(e, tuple) and e[0] == "withdraw":
                 withdrawn[e[2]] += e[3]
         hashes.append(chain.sm.app_hash)
