@@ -26,7 +26,8 @@ from state.tx import sign_tx
 
 class Cluster:
     def __init__(self, root: Path, nodes: int = 4, consensus: dict[str, Any] | None = None,
-                 switches: dict[int, dict[str, Any]] | None = None, traders: int = 4) -> None:
+                 switches: dict[int, dict[str, Any]] | None = None, traders: int = 4,
+                 sections: dict[int, dict[str, Any]] | None = None) -> None:
         overrides = {"timeout_propose_ms": 800, "timeout_prevote_ms": 400, "timeout_precommit_ms": 400,
                      "timeout_commit_ms": 100, **(consensus or {})}
         self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=traders,
@@ -35,6 +36,7 @@ class Cluster:
             cfg_path = Path(node.home) / "config.json"
             cfg = json.loads(cfg_path.read_text())
             cfg["test"] = {"allow_isolate": True, **(switches or {}).get(i, {})}
+            cfg.update((sections or {}).get(i, {}))
             cfg_path.write_text(json.dumps(cfg, indent=2))
         self.root = root
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -60,6 +62,13 @@ class Cluster:
         proc.send_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
             proc.wait(timeout=20)
+
+    def set_config(self, i: int, section: str, values: dict[str, Any]) -> None:
+        """Change one node's config.json (takes effect at its next start)."""
+        path = Path(self.manifest.nodes[i].home) / "config.json"
+        cfg = json.loads(path.read_text())
+        cfg[section] = {**cfg.get(section, {}), **values}
+        path.write_text(json.dumps(cfg, indent=2))
 
     def alive(self, i: int) -> bool:
         return i in self.procs and self.procs[i].poll() is None

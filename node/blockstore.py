@@ -23,6 +23,7 @@ _FILL = b"f"
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
+_META_ANCHOR = b"\xffanchor"  # [height, block hash, block time] of a state-sync start
 
 
 def _h(height: int) -> bytes:
@@ -56,6 +57,55 @@ class BlockStore:
     def base(self) -> int:
         """Lowest block still stored (pruning raises it); 1 when nothing was pruned."""
         return max(1, self._meta(_META_BASE))
+
+    def anchor(self) -> tuple[int, bytes, int] | None:
+        """Where a node started from a snapshot: (height, block hash, block time)."""
+        raw = self.db.get(_META_ANCHOR)
+        if raw is None:
+            return None
+        h, block_hash, time_ms = msgpack.unpackb(raw)
+        return h, block_hash, time_ms
+
+    def start_at(self, height: int, block_hash: bytes, time_ms: int) -> None:
+        """Make an empty store continue after ``height`` (state sync from a snapshot)."""
+        if self.height != 0:
+            raise ValueError("only an empty block store can start from a snapshot")
+        with self.db.write_batch(transaction=True, sync=True) as wb:
+            wb.put(_META_HEIGHT, height.to_bytes(8, "big"))
+            wb.put(_META_RESULTS, height.to_bytes(8, "big"))
+            wb.put(_META_BASE, (height + 1).to_bytes(8, "big"))
+            wb.put(_META_ANCHOR, msgpack.packb([height, block_hash, time_ms], use_bin_type=True))
+
+    def prune_below(self, keep_from: int) -> int:
+        """Delete blocks, certificates, results and their tx/fill index entries below
+        ``keep_from``; returns how many heights were pruned. The fill index keys are
+        recomputed from each block's results exactly as ``save_results`` wrote them."""
+        base = self.base
+        top = min(keep_from, self.results_height + 1)
+        if top <= base:
+            return 0
+        from consensus.block import Block
+        from state.tx import tx_hash
+
+        with self.db.write_batch(transaction=True, sync=False) as wb:
+            for h in range(base, top):
+                raw = self.db.get(_BLOCK + _h(h))
+                if raw is not None:
+                    for tx in Block.decode(raw).txs:
+                        wb.delete(_TX + tx_hash(tx))
+                rec = self.results(h)
+                if rec is not None:
+                    n = 0
+                    for _, event in rec[2]:
+                        if event[0] == "fill":
+                            maker, taker = event[5], event[6]
+                            for address in (maker,) if maker == taker else (maker, taker):
+                                wb.delete(_FILL + address + _h(h) + struct.pack(">I", n))
+                                n += 1
+                for prefix in (_BLOCK, _CERT, _RESULTS):
+                    wb.delete(prefix + _h(h))
+            wb.put(_META_BASE, top.to_bytes(8, "big"))
+        return top - base
 
     # ------------------------------------------------------------------ blocks
     def save_block(self, height: int, raw_block: bytes, raw_certificate: bytes) -> None:

@@ -31,6 +31,24 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Retention: keep the last ``retain_blocks`` blocks (0 keeps all); write a state
+    snapshot every ``snapshot_interval`` heights (0: never) and keep the newest
+    ``keep_snapshots``. ``state_sync_from`` (a snapshot file or a node's RPC URL) seeds
+    a fresh node from a snapshot instead of replaying from genesis."""
+
+    retain_blocks: int = 0
+    snapshot_interval: int = 0
+    keep_snapshots: int = 2
+    state_sync_from: str = ""
+
+    def __post_init__(self) -> None:
+        if self.retain_blocks and self.snapshot_interval and self.retain_blocks < 2 * self.snapshot_interval:
+            raise ValueError("retain_blocks must be at least 2 x snapshot_interval, so peers starting "
+                             "from a snapshot can fetch the blocks after it")
+
+
+@dataclass(frozen=True, slots=True)
 class TestSwitches:
     """Fault injection for the chaos suite; never set on a real network."""
 
@@ -49,6 +67,7 @@ class NodeConfig:
     p2p_peers: tuple[str, ...]
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     test: TestSwitches = field(default_factory=TestSwitches)
 
     # ------------------------------------------------------------------ paths
@@ -75,6 +94,10 @@ class NodeConfig:
     @property
     def wal_dir(self) -> Path:
         return self.home / "data" / "wal"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "data" / "snapshots"
 
     @property
     def log_path(self) -> Path:
@@ -104,6 +127,7 @@ class NodeConfig:
             p2p_peers=tuple(p2p.get("peers", [])),
             consensus=ConsensusConfig(**doc.get("consensus", {})),
             mempool=MempoolConfig(**doc.get("mempool", {})),
+            storage=StorageConfig(**doc.get("storage", {})),
             test=TestSwitches(**doc.get("test", {})),
         )
 

@@ -172,6 +172,7 @@ class ConsensusDriver:
         log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
                  block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
                  self.rt.execution.last_apply_ms)
+        self.rt.after_commit(block.height)
         # Start the next height after this action list is done (the core's WAL end marker follows)
         self.loop.call_soon(self.start_height)
 

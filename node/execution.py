@@ -68,7 +68,10 @@ class Execution:
             assert raw_block is not None and raw_cert is not None
             self._execute(Block.decode(raw_block), CommitCertificate.decode(raw_cert), publish=False)
             replayed += 1
-        if self.blocks.height:
+        anchor = self.blocks.anchor()
+        if anchor is not None and anchor[0] == self.blocks.height:  # started from a snapshot
+            self.last_block_hash, self.last_block_time_ms = anchor[1], anchor[2]
+        elif self.blocks.height:
             raw = self.blocks.block(self.blocks.height)
             assert raw is not None
             block = Block.decode(raw)

@@ -123,7 +123,7 @@ class RpcServer:
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
-            ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis),
+            ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis), ("/snapshots", self.snapshots), ("/snapshot", self.snapshot),
         ]:
             r.add_get(path, handler)
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
@@ -162,6 +162,8 @@ class RpcServer:
 
     async def block(self, request: web.Request) -> web.Response:
         height = _int_param(request, "height", self.rt.blocks.height, lo=1)
+        if height < self.rt.blocks.base:
+            raise RpcError(404, Code.NOT_FOUND, f"block {height} was pruned (lowest kept: {self.rt.blocks.base})")
         return web.json_response(self._block_at(height))
 
     async def blocks(self, request: web.Request) -> web.Response:
@@ -329,6 +331,22 @@ class RpcServer:
 
         self.rt.isolated_until = time.monotonic() + seconds
         return web.json_response({"isolated_for_s": seconds})
+
+    async def snapshots(self, request: web.Request) -> web.Response:
+        from node.snapshots import list_snapshots, snapshot_path
+
+        d = self.rt.config.snapshots_dir
+        return web.json_response({"snapshots": [{"height": h, "bytes": snapshot_path(d, h).stat().st_size}
+                                                for h in list_snapshots(d)]})
+
+    async def snapshot(self, request: web.Request) -> web.StreamResponse:
+        from node.snapshots import snapshot_path
+
+        height = _int_param(request, "height", lo=1)
+        path = snapshot_path(self.rt.config.snapshots_dir, height)
+        if not path.exists():
+            raise RpcError(404, Code.NOT_FOUND, f"no snapshot at height {height}")
+        return web.FileResponse(path, headers={"content-type": "application/octet-stream"})
 
     async def genesis(self, request: web.Request) -> web.Response:
         return web.json_response({"genesis": self.rt.genesis.raw})
