@@ -178,8 +178,9 @@ class ConsensusDriver:
 
     def _maybe_equivocate(self, vote: Vote) -> Vote:
         """Test switch: also send a conflicting vote for the same height/round/type."""
-        if not self.rt.config.test.equivocate or self.rt.validator_key is None:
-            return vote
+        key = self.rt.validator_key
+        if not self.rt.config.test.equivocate or key is None or vote.validator != key.pubkey:
+            return vote  # relayed votes of other validators pass through untouched
         import hashlib
 
         other = hashlib.sha256(b"equivocate" + vote.block_hash).digest() if vote.block_hash else b"\x00" * 32
