@@ -1,23 +1,36 @@
-"""Accounts: balances per asset, funds locked by resting spot orders, perp positions.
+"""Accounts: one signed balance per asset (pool position + idle), perp positions, settings.
 
 Perp positions use average-entry accounting: ``entry_notional`` is the quote value paid
 for the open size; reducing realizes PnL into the quote balance. The part of the entry
 notional that a reduction closes is rounded against the account (a long's cost basis up,
 a short's down), and because the realized PnL is computed from that very same number, the
 identity ``sum(quote balances) - sum(signed entry notionals)`` is exactly conserved by
-every trade: no dust is created or destroyed.
+every trade: no dust is created or destroyed (up to the lending pool's share rounding,
+which is always in the protocol's favour, see state/lending.py).
+
+A position also remembers the market's cumulative funding index and funding epoch at its
+last settlement (state/funding.py settles funding and marks it to market lazily, on the
+next touch). Balances are kept by state/lending.py (``scaled``/``idle``); ``balance()`` and
+``credit()`` go through the shared ``Pools``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from state.lending import Pools
+
 
 class Position:
-    __slots__ = ("entry_notional", "realized_pnl", "size")
+    __slots__ = ("entry_notional", "epoch", "funding_index", "realized_pnl", "size")
 
-    def __init__(self, size: int = 0, entry_notional: int = 0, realized_pnl: int = 0) -> None:
+    def __init__(self, size: int = 0, entry_notional: int = 0, realized_pnl: int = 0,
+                 funding_index: int = 0, epoch: int = 0) -> None:
         self.size = size  # signed lots: > 0 long, < 0 short
         self.entry_notional = entry_notional  # quote units, >= 0
         self.realized_pnl = realized_pnl  # cumulative, informational
+        self.funding_index = funding_index  # market's cumulative funding (quote units per lot) last settled
+        self.epoch = epoch  # funding epoch of the last mark-to-market settlement
 
     def signed_entry(self) -> int:
         return self.entry_notional if self.size >= 0 else -self.entry_notional
@@ -26,60 +39,90 @@ class Position:
         return self.size * price * tick_value - self.signed_entry()
 
     def apply_fill(self, delta: int, price: int, tick_value: int) -> int:
-        """Trade ``delta`` lots (signed) at ``price``; returns the PnL realized by it."""
+        """Trade ``delta`` lots (signed) at ``price`` ticks; returns the PnL realized by it."""
+        return self.apply_trade(delta, abs(delta) * price * tick_value)
+
+    def apply_trade(self, delta: int, notional: int) -> int:
+        """Trade ``delta`` lots (signed) for ``notional`` quote units in total; returns the
+        realized PnL. Liquidation transfers and ADL use it with off-tick prices."""
         size = self.size
         if size == 0 or (size > 0) == (delta > 0):
             self.size = size + delta
-            self.entry_notional += abs(delta) * price * tick_value
+            self.entry_notional += notional
             return 0
         closed = min(abs(delta), abs(size))
+        if closed == abs(delta):
+            closed_value = notional
+        elif size > 0:  # a long sells: the part of the proceeds that closes rounds down
+            closed_value = notional * closed // abs(delta)
+        else:  # a short buys back: the part of the cost that closes rounds up
+            closed_value = -(-notional * closed // abs(delta))
         if size > 0:  # closing a long: cost basis rounds up, so the credit rounds down
             basis = -(-self.entry_notional * closed // size)
-            pnl = closed * price * tick_value - basis
+            pnl = closed_value - basis
         else:  # closing a short: proceeds basis rounds down
             basis = self.entry_notional * closed // -size
-            pnl = basis - closed * price * tick_value
+            pnl = basis - closed_value
         self.entry_notional -= basis
         self.size = size + (closed if size < 0 else -closed)
         opened = abs(delta) - closed
         if opened:
             self.size = opened if delta > 0 else -opened
-            self.entry_notional = opened * price * tick_value
+            self.entry_notional = notional - closed_value
         self.realized_pnl += pnl
         return pnl
 
+    def is_blank(self) -> bool:
+        return not (self.size or self.entry_notional or self.realized_pnl)
+
     def record(self) -> list[int]:
-        return [self.size, self.entry_notional, self.realized_pnl]
+        return [self.size, self.entry_notional, self.realized_pnl, self.funding_index, self.epoch]
 
 
 class Account:
-    __slots__ = ("address", "balances", "cloids", "locked", "open_orders", "order_margin", "positions")
+    __slots__ = (
+        "address", "cloids", "idle", "lend_off", "open_orders", "orders", "pools", "positions",
+        "scaled", "unwind", "watch",
+    )
 
-    def __init__(self, address: bytes) -> None:
+    def __init__(self, address: bytes, pools: Pools) -> None:
         self.address = address
-        self.balances: dict[int, int] = {}  # asset -> free amount
-        self.locked: dict[int, int] = {}  # asset -> amount held by resting spot orders
+        self.pools = pools
+        self.scaled: dict[int, int] = {}  # asset -> signed pool shares (see state/lending.py)
+        self.idle: dict[int, int] = {}  # asset -> amount held outside the pool
+        self.lend_off: set[int] = set()  # assets with auto-lending turned off
         self.positions: dict[int, Position] = {}  # perp market -> position
+        self.unwind: tuple[int, ...] = ()  # markets, in the order the account wants them liquidated
+        self.watch: list[Any] | None = None  # liquidation-watch arming (state/watch.py)
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
-        self.order_margin = 0  # sum of margin reserved by open perp orders (derived)
+        # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
+        self.orders: dict[int, list[int]] = {}
 
     def balance(self, asset: int) -> int:
-        return self.balances.get(asset, 0)
+        """The signed balance: negative means borrowed."""
+        return self.pools.real(self, asset)
+
+    @property
+    def balances(self) -> dict[int, int]:
+        """Every non-zero signed balance (a view; write through ``credit``)."""
+        assets = sorted(set(self.scaled) | set(self.idle))
+        out = {a: self.pools.real(self, a) for a in assets}
+        return {a: v for a, v in out.items() if v}
+
+    @property
+    def locked(self) -> dict[int, int]:
+        """Kept for old readers: orders no longer lock funds (they are margined at their
+        worst case, see state/risk.py); ``risk.reserved`` tells what open orders could spend."""
+        return {}
+
+    @property
+    def order_margin(self) -> int:
+        """Kept for old readers: open orders are part of the initial requirement now."""
+        return 0
 
     def credit(self, asset: int, amount: int) -> None:
-        self.balances[asset] = self.balances.get(asset, 0) + amount
-
-    def lock(self, asset: int, amount: int) -> None:
-        self.balances[asset] = self.balances.get(asset, 0) - amount
-        self.locked[asset] = self.locked.get(asset, 0) + amount
-
-    def unlock(self, asset: int, amount: int) -> None:
-        self.locked[asset] -= amount
-        self.balances[asset] = self.balances.get(asset, 0) + amount
-
-    def spend_locked(self, asset: int, amount: int) -> None:
-        self.locked[asset] -= amount
+        self.pools.credit(self, asset, amount)
 
     def position(self, market: int) -> Position:
         pos = self.positions.get(market)
@@ -87,26 +130,51 @@ class Account:
             pos = self.positions[market] = Position()
         return pos
 
+    def has_liabilities(self) -> bool:
+        """A debt or a perp position: only such an account can ever owe the protocol."""
+        return any(s < 0 for s in self.scaled.values()) or any(p.size for p in self.positions.values())
+
+    def add_order(self, market: int, is_buy: bool, size: int, notional: int) -> None:
+        agg = self.orders.get(market)
+        if agg is None:
+            agg = self.orders[market] = [0, 0, 0, 0]
+        i = 0 if is_buy else 2
+        agg[i] += size
+        agg[i + 1] += notional
+        if not (agg[0] or agg[2]):
+            del self.orders[market]
+
     def is_empty(self) -> bool:
         return (
-            not any(self.balances.values())
-            and not any(self.locked.values())
-            and not any(p.size or p.entry_notional or p.realized_pnl for p in self.positions.values())
+            not self.scaled
+            and not self.idle
+            and not self.lend_off
+            and not self.unwind
+            and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
         )
 
     def record(self) -> list[object]:
-        """Persisted form. Open orders, cloids and order margin are rebuilt from the books."""
+        """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books."""
+        assets = sorted(set(self.scaled) | set(self.idle))
         return [
-            [[a, v] for a, v in sorted(self.balances.items()) if v],
-            [[a, v] for a, v in sorted(self.locked.items()) if v],
-            [[m, *p.record()] for m, p in sorted(self.positions.items()) if p.size or p.entry_notional or p.realized_pnl],
+            [[a, self.idle.get(a, 0), self.scaled.get(a, 0)] for a in assets],
+            [[m, *p.record()] for m, p in sorted(self.positions.items()) if not p.is_blank()],
+            sorted(self.lend_off),
+            list(self.unwind),
+            self.watch,
         ]
 
     @classmethod
-    def from_record(cls, address: bytes, r: list[list[list[int]]]) -> Account:
-        acct = cls(address)
-        acct.balances = {a: v for a, v in r[0]}
-        acct.locked = {a: v for a, v in r[1]}
-        acct.positions = {m: Position(s, e, p) for m, s, e, p in r[2]}
+    def from_record(cls, address: bytes, pools: Pools, r: list[Any]) -> Account:
+        acct = cls(address, pools)
+        for a, idle, scaled in r[0]:
+            if idle:
+                acct.idle[a] = idle
+            if scaled:
+                acct.scaled[a] = scaled
+        acct.positions = {m: Position(s, e, p, f, ep) for m, s, e, p, f, ep in r[1]}
+        acct.lend_off = set(r[2])
+        acct.unwind = tuple(r[3])
+        acct.watch = r[4]
         return acct

@@ -19,7 +19,7 @@ class Order:
     """A resting (or about to rest) limit order. Mutable: ``size`` shrinks as it fills."""
 
     __slots__ = (
-        "cloid", "is_buy", "live", "locked", "market", "oid", "orig_size", "owner",
+        "cloid", "is_buy", "live", "market", "oid", "orig_size", "owner",
         "price", "reduce_only", "seq", "size", "tif",
     )
 
@@ -36,7 +36,6 @@ class Order:
         tif: int,
         reduce_only: bool,
         cloid: bytes | None,
-        locked: int = 0,
     ) -> None:
         self.oid = oid
         self.seq = seq
@@ -49,14 +48,13 @@ class Order:
         self.tif = tif
         self.reduce_only = reduce_only
         self.cloid = cloid
-        self.locked = locked  # spot: funds reserved for the remaining size
         self.live = True
 
     def record(self) -> list[object]:
         """The persisted form (canonical positional array)."""
         return [
             self.oid, self.seq, self.market, self.owner, self.is_buy, self.price, self.size,
-            self.orig_size, self.tif, self.reduce_only, self.cloid, self.locked,
+            self.orig_size, self.tif, self.reduce_only, self.cloid,
         ]
 
     @classmethod

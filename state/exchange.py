@@ -1,8 +1,10 @@
-"""The exchange's hot state: books, accounts, nonces, counters, with write tracking.
+"""The exchange's hot state: books, accounts, pools, prices, nonces, with write tracking.
 
 Everything lives in memory for speed; the store is the record. Mutations say which
-records they touched (``touch*``) and ``collect_writes`` turns exactly those into the
-block's write set, sorted by key, which both the LevelDB batch and the app hash consume.
+records they touched (``touch*``, and ``Pools.dirty`` for pools) and ``collect_writes``
+turns exactly those into the block's write set, sorted by key, which both the LevelDB
+batch and the app hash consume. Derived structures (open-order aggregates, position
+holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_records``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from state import records
 from state.account import Account
 from state.book import Book, Order
 from state.errors import Code, TxError
-from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, Genesis, MarketSpec
+from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
+from state.lending import Pools
+from state.prices import MarketState, refresh_index_prices
+from state.watch import Watch
+
+_BLANK_MARKET = MarketState().record()
 
 
 class Exchange:
@@ -25,11 +32,28 @@ class Exchange:
         self.fee_account = FEE_ACCOUNT
         self.insurance_account = INSURANCE_ACCOUNT
         self.books: dict[int, Book] = {m.market_id: Book(m.market_id) for m in self.markets}
+        # asset -> markets on it: its spot markets first, then its perps (index price fallback order)
+        self.markets_of_asset: dict[int, tuple[int, ...]] = {}
+        for kind in (SPOT, PERP):
+            for m in self.markets:
+                if m.kind == kind:
+                    self.markets_of_asset[m.base] = (*self.markets_of_asset.get(m.base, ()), m.market_id)
+        self.pools = Pools(genesis.risk.assets)
+        self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, list[int]] = {}
         self.last_price: dict[int, int] = {}
+        self.mstate: list[MarketState] = [MarketState() for _ in self.markets]
+        self.index_px: list[int] = [0] * len(genesis.assets)  # derived: state/prices.py
+        self.oracle_subs: dict[tuple[int, int], list[int]] = {}  # (asset, validator) -> [price, time]
+        self.position_holders: dict[int, set[bytes]] = {m: set() for m in self.perp_market_ids}  # derived
+        # derived, per perp: sum of signed entry notionals, sum of size x funding index at settlement
+        self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
+        self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
+        self.watch = Watch()  # derived: state/watch.py
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
+        self.funding_epoch = 0
         self.app_hash = genesis.hash()
         self.oid_counter = 0
         self.seq_counter = 0
@@ -38,6 +62,8 @@ class Exchange:
         self._dirty_orders: dict[int, Order | None] = {}
         self._dirty_nonces: set[bytes] = set()
         self._dirty_markets: set[int] = set()
+        self._dirty_oracle: set[tuple[int, int]] = set()
+        refresh_index_prices(self)
 
     # ------------------------------------------------------------------ lookups
     def market(self, market_id: int) -> MarketSpec:
@@ -52,7 +78,7 @@ class Exchange:
     def account(self, address: bytes) -> Account:
         acct = self.accounts.get(address)
         if acct is None:
-            acct = self.accounts[address] = Account(address)
+            acct = self.accounts[address] = Account(address, self.pools)
         return acct
 
     def find_order(self, acct: Account, market_id: int, oid: int | None, cloid: bytes | None) -> Order:
@@ -91,11 +117,37 @@ class Exchange:
     def touch_market(self, market_id: int) -> None:
         self._dirty_markets.add(market_id)
 
+    def touch_oracle(self, asset: int, validator: int) -> None:
+        self._dirty_oracle.add((asset, validator))
+
+    def pool_surplus(self, asset: int) -> int:
+        """Custody not owed to anyone (rounding dust, >= 0). For the collateral asset the
+        perps' claims count too: sum(unrealized PnL) = -sum(signed entries) and
+        -sum(funding owed) = sum(size x index at settlement), since sizes sum to zero."""
+        s = self.pools[asset].surplus()
+        if asset == self.collateral_asset:
+            s += sum(self.perp_entry_sum.values()) - sum(self.perp_fref_sum.values())
+        return s
+
+    def touched_accounts(self) -> set[bytes]:
+        """Accounts written since the last ``collect_writes`` (the block's dirty set)."""
+        return self._dirty_accounts
+
     def emit(self, event: Any) -> None:
         self.events.append(event)
 
     def has_pending_writes(self) -> bool:
-        return bool(self._dirty_accounts or self._dirty_orders or self._dirty_nonces or self._dirty_markets)
+        return bool(self._dirty_accounts or self._dirty_orders or self._dirty_nonces or self._dirty_markets
+                    or self._dirty_oracle or self.pools.dirty)
+
+    def _market_record(self, m: int) -> bytes:
+        return records.encode_record([self.last_price.get(m, 0), *self.mstate[m].record()])
+
+    def _market_is_set(self, m: int) -> bool:
+        return bool(self.last_price.get(m)) or self.mstate[m].record() != _BLANK_MARKET
+
+    def _counters_record(self) -> bytes:
+        return records.encode_record([self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch])
 
     def collect_writes(self) -> list[tuple[bytes, bytes | None]]:
         """The sorted write set of everything touched since the last call (None deletes)."""
@@ -114,12 +166,20 @@ class Exchange:
         for addr in self._dirty_nonces:
             writes[records.nonce_key(addr)] = records.encode_record(self.nonces[addr])
         for m in self._dirty_markets:
-            writes[records.market_key(m)] = records.encode_record([self.last_price.get(m, 0)])
-        writes[records.COUNTERS_KEY] = records.encode_record([self.oid_counter, self.seq_counter])
+            writes[records.market_key(m)] = self._market_record(m) if self._market_is_set(m) else None
+        for a in self.pools.dirty:
+            pool = self.pools[a]
+            writes[records.pool_key(a)] = None if pool.is_default() else records.encode_record(pool.record())
+        for key in self._dirty_oracle:
+            sub = self.oracle_subs.get(key)
+            writes[records.oracle_key(*key)] = records.encode_record(sub) if sub is not None else None
+        writes[records.COUNTERS_KEY] = self._counters_record()
         self._dirty_accounts.clear()
         self._dirty_orders.clear()
         self._dirty_nonces.clear()
         self._dirty_markets.clear()
+        self._dirty_oracle.clear()
+        self.pools.dirty.clear()
         return sorted(writes.items())
 
     def snapshot_records(self) -> list[tuple[bytes, bytes]]:
@@ -134,9 +194,16 @@ class Exchange:
                 out.append((records.order_key(oid), records.encode_record(order.record())))
         for addr, kept in self.nonces.items():
             out.append((records.nonce_key(addr), records.encode_record(kept)))
-        for m, px in self.last_price.items():
-            out.append((records.market_key(m), records.encode_record([px])))
-        out.append((records.COUNTERS_KEY, records.encode_record([self.oid_counter, self.seq_counter])))
+        for m in range(len(self.markets)):
+            if self._market_is_set(m):
+                out.append((records.market_key(m), self._market_record(m)))
+        for a in range(len(self.genesis.assets)):
+            pool = self.pools[a]
+            if not pool.is_default():
+                out.append((records.pool_key(a), records.encode_record(pool.record())))
+        for key, sub in self.oracle_subs.items():
+            out.append((records.oracle_key(*key), records.encode_record(sub)))
+        out.append((records.COUNTERS_KEY, self._counters_record()))
         out.sort()
         return out
 
@@ -148,16 +215,22 @@ class Exchange:
             kind, ident = records.parse_key(key)
             rec = records.decode_record(value)
             if kind == records.ACCOUNT:
-                self.accounts[ident] = Account.from_record(ident, rec)
+                self.accounts[ident] = Account.from_record(ident, self.pools, rec)
             elif kind == records.ORDER:
                 orders.append(Order.from_record(rec))
             elif kind == records.NONCE:
                 self.nonces[ident] = list(rec)
             elif kind == records.MARKET:
+                m = int.from_bytes(ident, "big")
                 if rec[0]:
-                    self.last_price[int.from_bytes(ident, "big")] = rec[0]
+                    self.last_price[m] = rec[0]
+                self.mstate[m].load(rec[1:])
+            elif kind == records.POOL:
+                self.pools[int.from_bytes(ident, "big")].load(rec)
+            elif kind == records.ORACLE:
+                self.oracle_subs[(int.from_bytes(ident[:2], "big"), int.from_bytes(ident[2:], "big"))] = list(rec)
             elif kind == records.COUNTERS:
-                self.oid_counter, self.seq_counter = rec
+                self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch = rec
         orders.sort(key=lambda o: o.seq)
         for order in orders:
             self.books[order.market].add(order)
@@ -165,5 +238,14 @@ class Exchange:
             acct.open_orders[order.oid] = order.market
             if order.cloid is not None:
                 acct.cloids[order.cloid] = order.oid
-            if order.market in self.perp_market_ids:
-                acct.order_margin += order.locked
+            acct.add_order(order.market, order.is_buy, order.size, order.price * order.size * self.markets[order.market].tick_value)
+        for addr in sorted(self.accounts):
+            acct = self.accounts[addr]
+            for m, pos in acct.positions.items():
+                if pos.size:
+                    self.position_holders[m].add(addr)
+                self.perp_entry_sum[m] += pos.signed_entry()
+                self.perp_fref_sum[m] += pos.size * pos.funding_index
+            if acct.watch is not None:
+                self.watch.arm_from_record(addr, acct.watch)
+        refresh_index_prices(self)

@@ -1,9 +1,16 @@
-"""Genesis: the chain's constants (assets, markets, fees, validators, initial balances).
+"""Genesis: the chain's constants (assets, markets, fees, validators, risk, initial balances).
 
 Human-facing values in the JSON are already integers in each asset's smallest unit, so
 nothing here parses decimals. Each market's ``tick_value`` (quote units for one tick on one
 lot) is derived once and must be an exact integer: that is what keeps every notional in the
 engine an exact integer product ``price_ticks * size_lots * tick_value``.
+
+Risk parameters (the ``risk`` section) are all integers: ratios in parts per million
+(``*_ppm``), funding rates in parts per billion (``*_ppb``), amounts in the collateral
+asset's smallest unit, times in milliseconds (the oracle staleness in seconds, as the
+issue names it). Every field has a default, so a document without a ``risk`` section (or
+with only some fields) keeps working; ``make_genesis_doc`` writes the full defaults out.
+Prices are "collateral smallest units per whole unit of the asset" (micro-USDC per BTC).
 """
 
 from __future__ import annotations
@@ -45,6 +52,156 @@ class MarketSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetRisk:
+    """Per-asset margin and lending parameters (ppm; rates are per year)."""
+
+    haircut_im_ppm: int  # collateral value kept for initial margin (BTC 950_000 = 0.95)
+    haircut_mm_ppm: int  # ... for maintenance (BTC 975_000)
+    shock_im_ppm: int  # S_IM: the price move the initial scenarios span (BTC 5%)
+    shock_mm_ppm: int  # S_MM (BTC 3%)
+    base_rate_ppm: int  # borrow rate at zero utilization
+    slope1_ppm: int  # added linearly up to the optimal utilization
+    slope2_ppm: int  # added linearly from the optimal utilization to 100%
+    optimal_util_ppm: int  # the kink
+    reserve_factor_ppm: int  # share of borrow interest that goes to the insurance fund
+    util_cap_ppm: int  # borrows and pool withdrawals stop above this utilization
+
+    @property
+    def max_rate_ppm(self) -> int:
+        return self.base_rate_ppm + self.slope1_ppm + self.slope2_ppm
+
+
+ASSET_RISK_DEFAULTS: dict[str, dict[str, int]] = {
+    "USDC": {"haircut_im_ppm": 1_000_000, "haircut_mm_ppm": 1_000_000, "shock_im_ppm": 0, "shock_mm_ppm": 0,
+             "base_rate_ppm": 0, "slope1_ppm": 40_000, "slope2_ppm": 600_000, "optimal_util_ppm": 900_000,
+             "reserve_factor_ppm": 100_000, "util_cap_ppm": 950_000},
+    "BTC": {"haircut_im_ppm": 950_000, "haircut_mm_ppm": 975_000, "shock_im_ppm": 50_000, "shock_mm_ppm": 30_000,
+            "base_rate_ppm": 0, "slope1_ppm": 40_000, "slope2_ppm": 3_000_000, "optimal_util_ppm": 450_000,
+            "reserve_factor_ppm": 200_000, "util_cap_ppm": 950_000},
+    "ETH": {"haircut_im_ppm": 950_000, "haircut_mm_ppm": 975_000, "shock_im_ppm": 50_000, "shock_mm_ppm": 30_000,
+            "base_rate_ppm": 0, "slope1_ppm": 40_000, "slope2_ppm": 3_000_000, "optimal_util_ppm": 450_000,
+            "reserve_factor_ppm": 200_000, "util_cap_ppm": 950_000},
+}
+# any other asset: a more cautious default
+OTHER_ASSET_RISK: dict[str, int] = {
+    "haircut_im_ppm": 900_000, "haircut_mm_ppm": 950_000, "shock_im_ppm": 100_000, "shock_mm_ppm": 60_000,
+    "base_rate_ppm": 0, "slope1_ppm": 70_000, "slope2_ppm": 3_000_000, "optimal_util_ppm": 450_000,
+    "reserve_factor_ppm": 200_000, "util_cap_ppm": 950_000,
+}
+
+RISK_DEFAULTS: dict[str, dict[str, int]] = {
+    "margin": {
+        "hedge_addon_im_ppm": 10_000,  # 1% of the offset (hedged) notional
+        "hedge_addon_mm_ppm": 5_000,
+        "size_addon_im_ppm": 1_000,  # add-on fraction at the reference notional, grows with sqrt(notional)
+        "size_addon_mm_ppm": 500,
+        "size_addon_ref": 1_000_000_000_000,  # $1M in micro-USDC
+        "borrow_addon_days_im": 3,  # a few days of interest on every borrow
+        "borrow_addon_days_mm": 1,
+    },
+    "oracle": {
+        "staleness_s": 60,  # a validator's price expires after this much block time
+        "min_submissions": 1,  # fresh prices needed to move the oracle
+    },
+    "mark": {"ema_ms": 150_000},  # time constant of the EMA of (book mid - oracle)
+    "funding": {
+        "interval_ms": 3_600_000,  # hourly
+        "interest_ppb": 12_500,  # 0.00125% per interval (0.01% per 8 h)
+        "clamp_ppb": 500_000,  # clamp(interest - premium, +-0.05%)
+        "cap_ppb": 40_000_000,  # |rate| <= 4% per interval
+        "impact_notional": 10_000_000_000,  # $10k: impact bid/ask depth
+    },
+    "liquidation": {
+        "fraction_ppm": 250_000,  # at most 25% of a leg per block through the book
+        "min_notional": 10_000_000_000,  # legs below $10k are unwound whole
+        "fee_ppm": 5_000,  # 0.5% of the liquidated notional to the insurance fund
+        "backstop_ppm": 666_667,  # equity below 2/3 of maintenance: the insurance fund takes over
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RiskParams:
+    assets: tuple[AssetRisk, ...]  # by asset id
+    hedge_addon_im_ppm: int
+    hedge_addon_mm_ppm: int
+    size_addon_im_ppm: int
+    size_addon_mm_ppm: int
+    size_addon_ref: int
+    borrow_addon_days_im: int
+    borrow_addon_days_mm: int
+    oracle_staleness_ms: int
+    oracle_min_submissions: int
+    mark_ema_ms: int
+    funding_interval_ms: int
+    funding_interest_ppb: int
+    funding_clamp_ppb: int
+    funding_cap_ppb: int
+    funding_impact_notional: int
+    liq_fraction_ppm: int
+    liq_min_notional: int
+    liq_fee_ppm: int
+    backstop_ppm: int
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], assets: tuple[AssetSpec, ...]) -> RiskParams:
+        def section(name: str) -> dict[str, int]:
+            given = doc.get(name, {})
+            unknown = set(given) - set(RISK_DEFAULTS[name])
+            if unknown:
+                raise ValueError(f"risk.{name}: unknown fields {sorted(unknown)}")
+            return {k: int(given.get(k, v)) for k, v in RISK_DEFAULTS[name].items()}
+
+        per_asset = doc.get("assets", {})
+        specs = []
+        for a in assets:
+            base = ASSET_RISK_DEFAULTS.get(a.symbol, OTHER_ASSET_RISK)
+            given = per_asset.get(a.symbol, {})
+            unknown = set(given) - set(base)
+            if unknown:
+                raise ValueError(f"risk.assets.{a.symbol}: unknown fields {sorted(unknown)}")
+            r = AssetRisk(**{k: int(given.get(k, v)) for k, v in base.items()})
+            if not (0 < r.haircut_im_ppm <= r.haircut_mm_ppm <= 1_000_000):
+                raise ValueError(f"risk.assets.{a.symbol}: need 0 < haircut_im <= haircut_mm <= 1e6")
+            if not (0 <= r.shock_mm_ppm <= r.shock_im_ppm <= 1_000_000):
+                raise ValueError(f"risk.assets.{a.symbol}: need 0 <= shock_mm <= shock_im <= 1e6")
+            if not (0 < r.optimal_util_ppm < 1_000_000) or not (0 < r.util_cap_ppm <= 1_000_000):
+                raise ValueError(f"risk.assets.{a.symbol}: utilization parameters out of range")
+            if not (0 <= r.reserve_factor_ppm <= 1_000_000):
+                raise ValueError(f"risk.assets.{a.symbol}: reserve factor out of range")
+            specs.append(r)
+        m, o, mk, f, liq = (section(n) for n in ("margin", "oracle", "mark", "funding", "liquidation"))
+        params = cls(
+            assets=tuple(specs),
+            hedge_addon_im_ppm=m["hedge_addon_im_ppm"], hedge_addon_mm_ppm=m["hedge_addon_mm_ppm"],
+            size_addon_im_ppm=m["size_addon_im_ppm"], size_addon_mm_ppm=m["size_addon_mm_ppm"],
+            size_addon_ref=m["size_addon_ref"],
+            borrow_addon_days_im=m["borrow_addon_days_im"], borrow_addon_days_mm=m["borrow_addon_days_mm"],
+            oracle_staleness_ms=o["staleness_s"] * 1000, oracle_min_submissions=o["min_submissions"],
+            mark_ema_ms=mk["ema_ms"],
+            funding_interval_ms=f["interval_ms"], funding_interest_ppb=f["interest_ppb"],
+            funding_clamp_ppb=f["clamp_ppb"], funding_cap_ppb=f["cap_ppb"],
+            funding_impact_notional=f["impact_notional"],
+            liq_fraction_ppm=liq["fraction_ppm"], liq_min_notional=liq["min_notional"],
+            liq_fee_ppm=liq["fee_ppm"], backstop_ppm=liq["backstop_ppm"],
+        )
+        if params.funding_interval_ms <= 0 or params.mark_ema_ms <= 0 or params.size_addon_ref <= 0:
+            raise ValueError("risk: funding interval, mark EMA time and size add-on reference must be positive")
+        if not (0 < params.liq_fraction_ppm <= 1_000_000) or not (0 < params.backstop_ppm <= 1_000_000):
+            raise ValueError("risk.liquidation: fraction and backstop must be in (0, 1e6]")
+        return params
+
+
+def default_risk_doc(assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The full risk section with every default written out (what ``make_genesis_doc`` uses)."""
+    symbols = [a["symbol"] for a in (assets or default_assets())]
+    return {
+        "assets": {s: dict(ASSET_RISK_DEFAULTS.get(s, OTHER_ASSET_RISK)) for s in symbols},
+        **{name: dict(values) for name, values in RISK_DEFAULTS.items()},
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class ValidatorSpec:
     name: str
     pubkey: bytes
@@ -62,6 +219,7 @@ class Genesis:
     validators: tuple[ValidatorSpec, ...]
     bridge_authority: bytes
     balances: tuple[tuple[bytes, int, int], ...]  # (address, asset id, amount)
+    risk: RiskParams
     nonce_past_window_ms: int = 2 * 24 * 3600 * 1000
     nonce_future_window_ms: int = 24 * 3600 * 1000
     max_open_orders_per_account: int = 1000
@@ -143,6 +301,7 @@ class Genesis:
             nonce_future_window_ms=int(limits.get("nonce_future_window_ms", 24 * 3600 * 1000)),
             max_open_orders_per_account=int(limits.get("max_open_orders_per_account", 1000)),
             max_batch_actions=int(limits.get("max_batch_actions", 64)),
+            risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,
         )
 
@@ -197,4 +356,5 @@ def make_genesis_doc(
         "bridge_authority": bridge_pubkey.hex(),
         "balances": balances or [],
         "limits": {},
+        "risk": default_risk_doc(),
     }

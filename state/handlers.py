@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from state import matching, nonces, risk
+from state import lendtx, liquidation, matching, nonces, oracle, risk
 from state.account import Account
 from state.errors import Code, TxError
 from state.exchange import Exchange
@@ -18,11 +18,16 @@ from state.receipts import ActionResult, Receipt, rejected
 from state.tx import (
     ACTION_NAMES,
     Batch,
+    Borrow,
     Cancel,
     CancelAll,
     Deposit,
+    Lend,
     Modify,
+    OraclePrices,
     PlaceOrder,
+    Repay,
+    SetUnwindOrder,
     SignedTx,
     Tif,
     Withdraw,
@@ -39,21 +44,29 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
     if a.amount == 0 or (existing.balance(a.asset) if existing else 0) + a.amount > MAX_AMOUNT:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "deposit amount must be positive and keep the balance below 2^62")
     acct = ex.account(a.to)
-    acct.credit(a.asset, a.amount)
+    acct.credit(a.asset, a.amount)  # repays a debt first, then supplies (or stays idle)
+    ex.pools[a.asset].custody += a.amount
     ex.touch(acct)
     ex.emit(("deposit", a.to, a.asset, a.amount))
     return ActionResult(Code.OK, status="ok")
 
 
-def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> ActionResult:
-    ex.must_asset(a.asset)
-    if a.amount == 0:
+def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) -> Account:
+    """Every check of a withdrawal (also the RPC dry run ``risk.can_withdraw``)."""
+    ex.must_asset(asset)
+    if amount == 0:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
     acct = ex.accounts.get(signer)
     if acct is None:
         raise TxError(Code.INSUFFICIENT_BALANCE, "account has no funds")
-    risk.must_afford_withdrawal(ex, acct, a.asset, a.amount)
-    acct.credit(a.asset, -a.amount)
+    risk.must_afford_withdrawal(ex, acct, asset, amount)
+    return acct
+
+
+def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> ActionResult:
+    acct = must_valid_withdrawal(ex, signer, a.asset, a.amount)
+    acct.credit(a.asset, -a.amount)  # idle first, then supply: never a borrow (checked)
+    ex.pools[a.asset].custody -= a.amount
     ex.touch(acct)
     ex.emit(("withdraw", signer, a.asset, a.amount, a.destination))
     return ActionResult(Code.OK, status="ok")
@@ -99,6 +112,11 @@ AccountHandler = Callable[[Exchange, bytes, bytes, Any], ActionResult]
 ACCOUNT_HANDLERS: dict[type, AccountHandler] = {
     Deposit: handle_deposit,
     Withdraw: handle_withdraw,
+    Lend: lendtx.handle_lend,
+    Borrow: lendtx.handle_borrow,
+    Repay: lendtx.handle_repay,
+    OraclePrices: oracle.handle_oracle,
+    SetUnwindOrder: liquidation.handle_set_unwind_order,
 }
 
 

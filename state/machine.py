@@ -6,6 +6,24 @@ by hash when it admitted the tx to its mempool: decoding and verification are pu
 cache cannot change the outcome), applies cancels first and everything else in the
 proposer's order, and commits the sorted write set with the new height and app hash in
 one atomic LevelDB batch.
+
+The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``)::
+
+    begin   1. interest accrual: every pool's indices advance over the time since the
+               previous block, at the rate fixed at the end of that block; the reserve
+               factor's share goes to the insurance fund          (state/lending.py)
+    txs     2. cancels first, then everything else in the proposer's order; oracle
+               submissions are ordinary transactions; every check in the block sees the
+               index and mark prices of the previous block's end
+    end     3. oracle aggregation: median of the fresh validator submissions (state/oracle.py)
+            4. index prices, then mark prices (basis EMA)            (state/prices.py)
+            5. funding: premium sample; at an interval boundary, the rate and the
+               cumulative funding index                               (state/funding.py)
+            6. liquidation scan of the dirty set: accounts touched in this block plus
+               those whose price, funding or interest triggers fired (state/watch.py,
+               state/liquidation.py)
+            7. interest rates from the new utilization; rounding dust to the insurance fund
+    commit  the sorted write set, the app hash
 """
 
 from __future__ import annotations
@@ -15,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from state import apphash
+from state import apphash, funding, liquidation, oracle, prices
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
@@ -50,6 +68,44 @@ def is_cancel(tx: SignedTx) -> bool:
     if isinstance(a, (Cancel, CancelAll)):
         return True
     return isinstance(a, Batch) and all(isinstance(x, (Cancel, CancelAll)) for x in a.actions)
+
+
+def begin_block(ex: Exchange, time_ms: int) -> None:
+    """Step 1: accrue interest over the time since the previous block."""
+    dt = max(time_ms - ex.time_ms, 0)
+    ex.time_ms = time_ms
+    fund = None
+    for a in range(len(ex.genesis.assets)):
+        pool = ex.pools[a]
+        interest, reserve = pool.accrue(dt)
+        if interest:
+            ex.pools.dirty.add(a)
+        if reserve:
+            fund = fund or ex.account(ex.insurance_account)
+            fund.credit(a, reserve)
+            ex.touch(fund)
+
+
+def end_block(ex: Exchange) -> None:
+    """Steps 3 to 7 (see the module doc)."""
+    oracle.aggregate(ex)
+    prices.refresh_index_prices(ex)
+    prices.update_marks(ex)
+    funding.sample_premiums(ex)
+    settled = funding.maybe_settle(ex)
+    liquidation.run(ex, settled)
+    fund = None
+    for a in range(len(ex.genesis.assets)):
+        pool = ex.pools[a]
+        dust = ex.pool_surplus(a)
+        if dust > 0:
+            fund = fund or ex.account(ex.insurance_account)
+            fund.credit(a, dust)
+            ex.touch(fund)
+        rate = pool.borrow_rate_ppm(pool.utilization_ppm())
+        if rate != pool.rate_ppm:
+            pool.rate_ppm = rate
+            ex.pools.dirty.add(a)
 
 
 def decode_verified(raw: bytes, chain_id: str) -> SignedTx:
@@ -98,6 +154,7 @@ class StateMachine:
         for address, asset, amount in self.genesis.balances:
             acct = self.ex.account(address)
             acct.credit(asset, amount)
+            self.ex.pools[asset].custody += amount
             self.ex.touch(acct)
         writes = self.ex.collect_writes()
         self.ex.app_hash = self.genesis.hash()
@@ -116,8 +173,10 @@ class StateMachine:
         if block.height != ex.height + 1:
             raise ValueError(f"block {block.height} does not follow height {ex.height}")
         ex.height = block.height
-        ex.time_ms = block.time_ms
         ex.events = []
+        end_events: list[Any] = []
+        begin_block(ex, block.time_ms)
+        end_events.extend(ex.events)
         chain_id = self.genesis.chain_id
         receipts: list[Receipt | None] = [None] * len(block.txs)
         decoded: list[tuple[int, SignedTx]] = []
@@ -141,6 +200,10 @@ class StateMachine:
             ex.events = []
             receipts[i] = apply_tx(ex, tx)
             events.extend((i, e) for e in ex.events)
+        ex.events = []
+        end_block(ex)
+        end_events.extend(ex.events)
+        events.extend((-1, e) for e in end_events)  # block-level events carry tx index -1
         ex.events = []
         writes = ex.collect_writes()
         ex.app_hash = apphash.next_app_hash(ex.app_hash, block.height, writes)

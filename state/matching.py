@@ -1,9 +1,14 @@
-"""The matching engine: validate, reserve, match at price-time priority, settle, rest.
+"""The matching engine: validate, check margin, match at price-time priority, settle, rest.
 
 Every check that can reject an order runs before the first mutation, so a rejected order
 changes nothing. Matching walks the opposite side best price first and, within a price,
 oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule). The
 taker's remainder rests (GTC/ALO) or is cancelled (IOC).
+
+Orders reserve nothing: the portfolio-margin check (state/risk.py) counts every open order
+at its worst case, and a fill simply moves balances, which may go negative (a borrow from
+the asset's pool, see state/lending.py). Each account keeps per-market aggregates of its
+open orders (lots and notional per side) for that check.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import TYPE_CHECKING
 from state import risk
 from state.book import Order
 from state.errors import Code, TxError
-from state.genesis import PERP, SPOT, MarketSpec
+from state.funding import trade_position
+from state.genesis import PERP, MarketSpec
 from state.receipts import ActionResult, Cancelled, Fill
 from state.tx import PlaceOrder, Tif
 
@@ -25,8 +31,8 @@ MAX_ORDER_NOTIONAL = 10**15  # quote smallest units; keeps every record inside 6
 MAX_POSITION_NOTIONAL = 10**17
 
 
-def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int, int]:
-    """All stateless and stateful checks of a new order. Returns (market, size, reserve)."""
+def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int]:
+    """All stateless and stateful checks of a new order. Returns (market, size)."""
     market = ex.market(o.market)
     if o.size == 0:
         raise TxError(Code.ZERO_SIZE, "order size is zero lots")
@@ -59,46 +65,41 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
         raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
     if len(acct.open_orders) >= ex.genesis.max_open_orders_per_account and o.tif != Tif.IOC and replacing is None:
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
-    reserve = risk.must_afford_order(ex, acct, market, o.is_buy, o.price, size, replacing)
-    return market, size, reserve
+    risk.must_afford_order(ex, acct, market, o.is_buy, o.price, size, replacing)
+    return market, size
 
 
 def place_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> ActionResult:
     """Check, then execute. Raises TxError (with nothing changed) on rejection."""
-    market, size, reserve = must_valid_order(ex, acct, o, replacing)
+    market, size = must_valid_order(ex, acct, o, replacing)
     if replacing is not None:
         cancel_order(ex, replacing, "modified")
-    return execute_order(ex, acct, market, o, size, reserve)
+    return execute_order(ex, acct, market, o, size)
 
 
-def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int, reserve: int) -> ActionResult:
+def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int) -> ActionResult:
     oid = ex.next_order_id()
     order = Order(oid, ex.next_seq(), market.market_id, acct.address, o.is_buy, o.price, size, size,
-                  int(o.tif), o.reduce_only, o.cloid, reserve)
-    if market.kind == SPOT:
-        acct.lock(market.quote if o.is_buy else market.base, reserve)
-    else:
-        acct.order_margin += reserve
+                  int(o.tif), o.reduce_only, o.cloid)
     ex.touch(acct)
     fills = _match(ex, acct, market, order)
     filled = size - order.size
     if order.size == 0:
-        _release(ex, acct, market, order, order.locked)
         return ActionResult(Code.OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
     if o.tif == Tif.IOC or (o.reduce_only and risk.reduce_capacity(acct, market.market_id, o.is_buy) == 0):
         ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "ioc" if o.tif == Tif.IOC else "reduce_only"))
-        _release(ex, acct, market, order, order.locked)
         status = "filled" if filled and o.tif == Tif.IOC else "cancelled"
         return ActionResult(Code.OK, oid=oid, status=status, filled=filled, fills=tuple(fills))
     ex.books[market.market_id].add(order)
     acct.open_orders[oid] = market.market_id
+    acct.add_order(market.market_id, order.is_buy, order.size, order.price * order.size * market.tick_value)
     if order.cloid is not None:
         acct.cloids[order.cloid] = oid
     ex.touch_order(order)
     return ActionResult(Code.OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills))
 
 
-def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order) -> list[Fill]:
+def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_fee_ppm: int = 0) -> list[Fill]:
     book = ex.books[market.market_id]
     fills: list[Fill] = []
     is_buy, limit = order.is_buy, order.price
@@ -117,28 +118,40 @@ def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order) -> li
             if qty == 0:
                 cancel_order(ex, maker, "reduce_only")
                 continue
-        fills.append(_settle(ex, market, maker, maker_acct, order, taker, qty))
+        if order.reduce_only:
+            qty = min(qty, risk.reduce_capacity(taker, market.market_id, is_buy))
+            if qty == 0:
+                break
+        fills.append(_settle(ex, market, maker, maker_acct, order, taker, qty, liq_fee_ppm))
     return fills
 
 
-def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account, taker_order: Order, taker: Account, qty: int) -> Fill:
-    """Move money for one fill at the maker's price; fees (rounded up) to the fee account."""
+def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account, taker_order: Order, taker: Account,
+            qty: int, liq_fee_ppm: int = 0) -> Fill:
+    """Move money for one fill at the maker's price; fees (rounded up) to the fee account,
+    a liquidation's fee to the insurance fund."""
     price = maker.price
     notional = price * qty * market.tick_value
     maker_fee = risk.fee(notional, ex.genesis.maker_fee_ppm)
     taker_fee = risk.fee(notional, ex.genesis.taker_fee_ppm)
-    if market.kind == SPOT:
-        _settle_spot_side(ex, market, maker_acct, maker, qty, notional, maker_fee)
-        _settle_spot_side(ex, market, taker, taker_order, qty, notional, taker_fee)
+    liq_fee = risk.fee(notional, liq_fee_ppm) if liq_fee_ppm else 0
+    if market.kind != PERP:
+        _settle_spot_side(market, maker_acct, maker.is_buy, qty, notional, maker_fee)
+        _settle_spot_side(market, taker, taker_order.is_buy, qty, notional, taker_fee + liq_fee)
     else:
-        _settle_perp_side(ex, market, maker_acct, maker, qty, price, maker_fee)
-        _settle_perp_side(ex, market, taker, taker_order, qty, price, taker_fee)
+        _settle_perp_side(ex, market, maker_acct, maker.is_buy, qty, notional, maker_fee)
+        _settle_perp_side(ex, market, taker, taker_order.is_buy, qty, notional, taker_fee + liq_fee)
     fee_acct = ex.account(ex.fee_account)
     fee_acct.credit(market.quote, maker_fee + taker_fee)
     ex.touch(fee_acct)
+    if liq_fee:
+        fund = ex.account(ex.insurance_account)
+        fund.credit(market.quote, liq_fee)
+        ex.touch(fund)
     ex.touch(maker_acct)
     taker_order.size -= qty
     ex.books[market.market_id].reduce(maker, qty)
+    maker_acct.add_order(market.market_id, maker.is_buy, -qty, -notional)
     if maker.size == 0:
         _forget_order(maker_acct, maker)
         ex.touch_order_removed(maker)
@@ -152,41 +165,20 @@ def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account,
     return fill
 
 
-def _settle_spot_side(ex: Exchange, market: MarketSpec, acct: Account, order: Order, qty: int, notional: int, fee: int) -> None:
-    if order.is_buy:
-        cost = notional + fee
-        order.locked -= cost
-        acct.spend_locked(market.quote, cost)
-        acct.credit(market.base, qty * market.lot_size)
-        remaining = order.size - qty
-        keep = remaining * risk.spot_unit_lock(market, True, order.price, ex.genesis.max_fee_ppm)
-        excess = order.locked - keep
-        if excess:  # price improvement and fee below the worst case come back at once
-            order.locked = keep
-            acct.unlock(market.quote, excess)
+def _settle_spot_side(market: MarketSpec, acct: Account, is_buy: bool, qty: int, notional: int, fee: int) -> None:
+    base = qty * market.lot_size
+    if is_buy:
+        acct.credit(market.quote, -(notional + fee))
+        acct.credit(market.base, base)
     else:
-        base = qty * market.lot_size
-        order.locked -= base
-        acct.spend_locked(market.base, base)
+        acct.credit(market.base, -base)
         acct.credit(market.quote, notional - fee)
 
 
-def _settle_perp_side(ex: Exchange, market: MarketSpec, acct: Account, order: Order, qty: int, price: int, fee: int) -> None:
-    pnl = acct.position(market.market_id).apply_fill(qty if order.is_buy else -qty, price, market.tick_value)
-    acct.credit(market.quote, pnl - fee)
-    keep = risk.perp_order_margin(market, order.price, order.size - qty)
-    acct.order_margin -= order.locked - keep
-    order.locked = keep
-
-
-def _release(ex: Exchange, acct: Account, market: MarketSpec, order: Order, amount: int) -> None:
-    """Give back what an order still reserves (its remainder leaves the book)."""
-    if amount:
-        if market.kind == SPOT:
-            acct.unlock(market.quote if order.is_buy else market.base, amount)
-        else:
-            acct.order_margin -= amount
-        order.locked = 0
+def _settle_perp_side(ex: Exchange, market: MarketSpec, acct: Account, is_buy: bool, qty: int, notional: int,
+                      fee: int) -> None:
+    trade_position(ex, acct, market.market_id, qty if is_buy else -qty, notional)
+    acct.credit(market.quote, -fee)
 
 
 def _forget_order(acct: Account, order: Order) -> None:
@@ -200,7 +192,7 @@ def cancel_order(ex: Exchange, order: Order, reason: str) -> None:
     acct = ex.accounts[order.owner]
     market = ex.markets[order.market]
     ex.books[order.market].remove(order)
-    _release(ex, acct, market, order, order.locked)
+    acct.add_order(order.market, order.is_buy, -order.size, -order.price * order.size * market.tick_value)
     _forget_order(acct, order)
     ex.touch(acct)
     ex.touch_order_removed(order)
@@ -211,13 +203,9 @@ def shrink_order(ex: Exchange, order: Order, new_size: int) -> None:
     """A size-down modify at the same price: keeps time priority, returns the excess."""
     acct = ex.accounts[order.owner]
     market = ex.markets[order.market]
-    ex.books[order.market].reduce(order, order.size - new_size)
-    if market.kind == SPOT:
-        keep = new_size * risk.spot_unit_lock(market, order.is_buy, order.price, ex.genesis.max_fee_ppm)
-    else:
-        keep = risk.perp_order_margin(market, order.price, new_size)
-    _release(ex, acct, market, order, order.locked - keep)
-    order.locked = keep
+    cut = order.size - new_size
+    ex.books[order.market].reduce(order, cut)
+    acct.add_order(order.market, order.is_buy, -cut, -order.price * cut * market.tick_value)
     order.orig_size = new_size
     ex.touch(acct)
     ex.touch_order(order)

@@ -11,11 +11,13 @@ from typing import Any
 
 import msgpack
 
-ACCOUNT = b"a"
-ORDER = b"o"
-NONCE = b"n"
-MARKET = b"k"
-COUNTERS = b"c"
+ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings, watch arming
+ORDER = b"o"  # oid -> resting order
+NONCE = b"n"  # address -> kept nonces
+MARKET = b"k"  # market id -> last trade, mark, basis EMA, funding index and samples
+POOL = b"p"  # asset id -> lending pool (indices, totals), custody, oracle price
+ORACLE = b"r"  # asset id + validator index -> last price submission
+COUNTERS = b"c"  # order id and priority counters, last block time, funding epoch
 COUNTERS_KEY = COUNTERS
 META_KEY = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -34,6 +36,14 @@ def nonce_key(address: bytes) -> bytes:
 
 def market_key(market_id: int) -> bytes:
     return MARKET + market_id.to_bytes(2, "big")
+
+
+def pool_key(asset: int) -> bytes:
+    return POOL + asset.to_bytes(2, "big")
+
+
+def oracle_key(asset: int, validator: int) -> bytes:
+    return ORACLE + asset.to_bytes(2, "big") + validator.to_bytes(2, "big")
 
 
 def parse_key(key: bytes) -> tuple[bytes, bytes]:

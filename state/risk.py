@@ -1,25 +1,70 @@
-"""Pre-trade checks: the one place that decides whether an account can afford an action.
+"""Portfolio margin: the one place that decides what an account can afford.
 
-This is the simple model of the exchange core: spot orders lock what they could spend;
-perp orders and positions need initial margin (notional / max leverage) out of the
-account's collateral (free quote balance plus unrealized PnL at the reference price, the
-last trade). The portfolio-margin engine replaces the bodies of these functions; the
-call sites in matching and the handlers stay as they are.
+Everything is in collateral smallest units (micro-USDC); prices as in state/prices.py.
+
+Equity (account value)::
+
+    equity = sum over assets of balance * index price      (a positive balance rounds down,
+                                                             a debt rounds up; USDC at par)
+           + sum over perps of size * mark - signed entry   (unrealized PnL)
+           - sum over perps of size * (funding index - position's index)   (funding owed)
+
+Requirement (initial with S_IM, haircut_im, *_im add-ons; maintenance with the *_mm ones).
+For each underlying u (every non-collateral asset the account touches):
+
+- ``Ns`` = spot balance of u valued at the index price (signed; borrowed u is negative),
+  ``P`` = net perp notional on u at mark (signed), ``Pg`` = sum of |perp legs|.
+- Offsets: ``H = min(|Ns|, |P|)`` when spot and perps have opposite signs (the hedged
+  part), plus ``(Pg - |P|) / 2`` between opposite perp legs.
+- Residuals: ``Pr = P`` moved toward zero by H, ``Sr = Ns`` moved toward zero by H.
+- Scenario loss: shock the price by k * S for k in {0, +-1/3, +-2/3, +-1}; the residual perp
+  moves by S per unit move, the residual spot by (1 - haircut) (the haircut is the spot
+  collateral's own shock, applied only to the part that does not hedge a perp, so it never
+  double-counts with the scenario); worst loss = max_k -(k * (S * Pr + (1 - h) * Sr)).
+- Hedge add-on: ``hedge_ppm * H`` (1% of the offset notional for initial margin).
+- Size add-on: ``|Ns + P| * size_ppm * sqrt(|Ns + P| / size_ref)`` (the add-on's fraction
+  grows with the square root of the notional, as FTX's IMF factor did).
+
+Plus, for every debt: ``debt value * borrow rate * days / 365`` (3 days initial, 1 day
+maintenance). An account with no debt and no perp position (and, for initial margin, no
+open order that could create one) has no liabilities and needs nothing.
+
+Open orders count at their worst case for initial margin: per underlying, the requirement
+is the worst of (no order fills, every bid on u fills, every ask on u fills), each fill at
+its limit price with the largest fee (its loss against the mark/index counted). So a
+hedged account (long 1 BTC spot, short 1 BTC perp) needs only the hedge and size add-ons,
+about 1% of one leg, where the two legs apart need about 10% (5% + 5%).
+
+Pre-trade: an order, a withdrawal or a borrow is accepted only when equity >= initial
+requirement afterwards, or when it strictly reduces risk (a perp order within the
+position's reduce capacity; a spot order that only shrinks a balance or a debt and leaves
+a smaller shortfall if it fills). A rejection carries a code and the shortfall.
+
+The ``can_*`` functions and ``margin_summary`` are dry runs over exactly these functions,
+for RPC.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from math import isqrt
+from typing import TYPE_CHECKING, Any
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
+from state.prices import compute_index, mark_price
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.book import Order
     from state.exchange import Exchange
+    from state.tx import PlaceOrder
 
 PPM = 1_000_000
+GRID = (-3, -2, -1, 0, 1, 2, 3)  # shock multiples k = j / 3
+DAYS_PER_YEAR = 365
+
+# (market, is_buy, lots, notional) of an order counted at its worst case or assumed filled
+OrderLeg = tuple[int, bool, int, int]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -31,36 +76,11 @@ def fee(notional: int, ppm: int) -> int:
     return -(-notional * ppm // PPM)
 
 
-def spot_unit_lock(market: MarketSpec, is_buy: bool, price: int, max_fee_ppm: int) -> int:
-    """Funds one lot of a spot order reserves: a buy its notional plus the worst-case fee
-    per lot (per-lot rounding makes the lock additive across partial fills), a sell the lot."""
-    if is_buy:
-        per_lot = price * market.tick_value
-        return per_lot + fee(per_lot, max_fee_ppm)
-    return market.lot_size
-
-
-def perp_order_margin(market: MarketSpec, price: int, size: int) -> int:
-    return ceil_div(size * price * market.tick_value, market.max_leverage)
-
-
-def reference_price(ex: Exchange, market: MarketSpec, fallback: int) -> int:
-    return ex.last_price.get(market.market_id, fallback)
-
-
-def margin_state(ex: Exchange, acct: Account) -> tuple[int, int]:
-    """(collateral, position margin) in one pass: collateral is the free collateral
-    balance plus the unrealized PnL of every position at its reference price; position
-    margin is the initial margin the open positions need at that price."""
-    collateral = acct.balance(ex.collateral_asset)
-    margin = 0
-    for m, pos in acct.positions.items():
-        if pos.size:
-            spec = ex.markets[m]
-            px = reference_price(ex, spec, pos.entry_notional // max(1, abs(pos.size) * spec.tick_value))
-            collateral += pos.unrealized_pnl(px, spec.tick_value)
-            margin += ceil_div(abs(pos.size) * px * spec.tick_value, spec.max_leverage)
-    return collateral, margin
+def value_of(amount: int, px: int, unit: int) -> int:
+    """``amount`` smallest units at ``px`` per whole unit: credits round down, debts up."""
+    if amount >= 0:
+        return amount * px // unit
+    return -((-amount * px + unit - 1) // unit)
 
 
 def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
@@ -71,42 +91,458 @@ def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
     return abs(pos.size)
 
 
+# ---------------------------------------------------------------------------------- prices
+def asset_price(ex: Exchange, asset: int, hint: tuple[int, int] | None = None) -> int:
+    """Index price of ``asset``; before the block step has one, a live book fallback, then
+    ``hint`` = (asset, price) from the order being checked."""
+    px = ex.index_px[asset]
+    if px:
+        return px
+    if hint is not None and hint[0] == asset:
+        return hint[1]
+    return compute_index(ex, asset)
+
+
+def perp_price(ex: Exchange, market: int, hint: tuple[int, int] | None = None) -> int:
+    px = mark_price(ex, market)
+    if px:
+        return px
+    if hint is not None and hint[0] == market:
+        return hint[1]
+    return 0
+
+
+# ---------------------------------------------------------------------------------- engine
+class Assessment:
+    """Equity and requirement of one account, with the per-underlying detail kept for
+    summaries and the liquidation watch."""
+
+    __slots__ = ("debt_value", "equity", "gross", "liabilities", "perp_gross", "requirement", "sources",
+                 "underlyings")
+
+    def __init__(self) -> None:
+        self.equity = 0
+        self.requirement = 0
+        self.liabilities = False
+        self.gross = 0  # sum of |notional| of every priced leg
+        self.perp_gross = 0
+        self.debt_value = 0
+        self.sources: list[tuple[int, int, int]] = []  # (source id, price, |exposure|) for the watch
+        self.underlyings: dict[int, list[int]] = {}  # u -> [Ns, P, Pg, requirement]
+
+    @property
+    def shortfall(self) -> int:
+        return self.requirement - self.equity
+
+
+def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
+    """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc)."""
+    risk = ex.genesis.risk
+    r = risk.assets[u]
+    if initial:
+        shock, cut = r.shock_im_ppm, PPM - r.haircut_im_ppm
+        hedge_ppm, size_ppm = risk.hedge_addon_im_ppm, risk.size_addon_im_ppm
+    else:
+        shock, cut = r.shock_mm_ppm, PPM - r.haircut_mm_ppm
+        hedge_ppm, size_ppm = risk.hedge_addon_mm_ppm, risk.size_addon_mm_ppm
+    h = min(abs(ns), abs(p)) if (ns > 0 > p or ns < 0 < p) else 0
+    pr = p + h if p < 0 else p - h
+    sr = ns + h if ns < 0 else ns - h
+    h += (pg - abs(p)) // 2
+    move = shock * pr + cut * sr  # PnL per unit shock, scaled by PPM
+    worst = 0
+    for j in GRID:
+        loss = -j * move
+        if loss > worst:
+            worst = loss
+    req = -(-worst // (3 * PPM))
+    if h:
+        req += -(-h * hedge_ppm // PPM)
+    net = abs(ns + p)
+    if net and size_ppm:
+        req += -(-net * size_ppm * isqrt(net * 10**12 // risk.size_addon_ref) // 10**12)
+    return req
+
+
+def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:
+    """What filling ``leg`` does: (underlying, d spot value, d perp value, d equity, d USDC)."""
+    m, is_buy, lots, notional = leg
+    spec = ex.markets[m]
+    u = spec.base
+    cost = fee(notional, ex.genesis.max_fee_ppm)
+    base_units = lots * spec.lot_size
+    # a fill at a better price than the mark/index is not counted as a gain (min(..., 0)):
+    # an order's worst case never adds equity, so a stale or pushed price cannot fund it
+    if spec.kind == PERP:
+        px = perp_price(ex, m, (m, hint[1]) if hint is not None and hint[0] == m else None)
+        v = value_of(base_units if is_buy else -base_units, px, ex.unit[u])
+        return u, 0, v, min(v - notional if is_buy else notional + v, 0) - cost, -cost
+    px = asset_price(ex, u, (u, hint[1]) if hint is not None and hint[0] == m else None)
+    v = value_of(base_units if is_buy else -base_units, px, ex.unit[u])
+    if is_buy:
+        return u, v, 0, min(v - notional, 0) - cost, -notional - cost
+    return u, v, 0, min(notional + v, 0) - cost, notional - cost
+
+
+def assess(
+    ex: Exchange,
+    acct: Account,
+    initial: bool,
+    *,
+    orders: bool = False,
+    add: OrderLeg | None = None,
+    drop: Order | None = None,
+    fill: OrderLeg | None = None,
+    d_balance: tuple[int, int] | None = None,
+    d_debt: tuple[int, int] | None = None,
+    detail: bool = False,
+) -> Assessment:
+    """Equity and requirement of ``acct``.
+
+    ``orders``: count open orders (and ``add``, less ``drop``) at their worst case.
+    ``fill``: as if this order had just filled completely at its limit price.
+    ``d_balance``: (asset, delta) applied to the balance first (a withdrawal).
+    ``d_debt``: (asset, extra debt) that leaves the balance unchanged (a borrow).
+    """
+    res = Assessment()
+    pools = ex.pools
+    c = ex.collateral_asset
+    risk = ex.genesis.risk
+    days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
+    hint: tuple[int, int] | None = None
+    leg0 = add or fill
+    if leg0 is not None:
+        hint = (leg0[0], ex.markets[leg0[0]].tick_size * (leg0[3] // max(1, leg0[2] * ex.markets[leg0[0]].tick_value)))
+    spot: dict[int, int] = {}
+    perp: dict[int, list[int]] = {}
+    equity = 0
+    addon_value = 0  # debt value * rate, summed (ppm-year scaled)
+    liab = False
+    usdc = 0
+    assets = set(acct.scaled) | set(acct.idle)
+    if d_balance is not None:
+        assets.add(d_balance[0])
+    if d_debt is not None:
+        assets.add(d_debt[0])
+    for a in sorted(assets):
+        real = pools.real(acct, a)
+        debt = pools.debt(acct, a)
+        if d_balance is not None and d_balance[0] == a:
+            real += d_balance[1]
+            debt = max(debt, -real) if real < 0 else debt
+        if d_debt is not None and d_debt[0] == a:
+            debt += d_debt[1]
+        if debt:  # the add-on uses the rate at the live utilization (with a borrow's extra debt)
+            pool = pools[a]
+            extra = d_debt[1] if d_debt is not None and d_debt[0] == a else 0
+            rate = max(pool.rate_ppm, pool.borrow_rate_ppm(pool.utilization_ppm(extra_debt=extra)))
+        if a == c:
+            usdc = real
+            equity += real
+            if debt:
+                liab = True
+                addon_value += debt * rate
+                res.debt_value += debt
+            continue
+        if not real and not debt:
+            continue
+        px = asset_price(ex, a)
+        v = value_of(real, px, ex.unit[a])
+        equity += v
+        if v:
+            spot[a] = v
+            res.gross += abs(v)
+            if detail:
+                res.sources.append((a, px, abs(v)))
+        if debt:
+            liab = True
+            dv = value_of(debt, px, ex.unit[a])
+            addon_value += dv * rate
+            res.debt_value += dv
+    for m, pos in acct.positions.items():
+        if not pos.size:
+            continue
+        spec = ex.markets[m]
+        st = ex.mstate[m]
+        px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+        if not px:
+            px = ceil_div(pos.entry_notional * spec.tick_size, abs(pos.size) * spec.tick_value)
+        v = value_of(pos.size * spec.lot_size, px, ex.unit[spec.base])
+        equity += v - pos.signed_entry() - pos.size * (st.funding_index - pos.funding_index)
+        agg = perp.get(spec.base)
+        if agg is None:
+            perp[spec.base] = [v, abs(v)]
+        else:
+            agg[0] += v
+            agg[1] += abs(v)
+        res.gross += abs(v)
+        res.perp_gross += abs(v)
+        if detail:
+            res.sources.append((1000 + m, px, abs(v)))
+        liab = True
+    if fill is not None:
+        u, dsv, dpv, dv, du = _leg_effect(ex, fill, hint)
+        equity += dv
+        usdc += du
+        if dsv:
+            spot[u] = spot.get(u, 0) + dsv
+        if dpv:
+            agg = perp.setdefault(u, [0, 0])
+            agg[0] += dpv
+            agg[1] += abs(dpv)
+            liab = True
+        if usdc < 0 or (dsv and spot[u] < 0):
+            liab = True
+    # open orders at their worst case: per underlying, (d spot, d perp, d gross, d equity) if all bids / asks fill
+    cases: dict[int, list[list[int]]] = {}
+    if orders and (acct.orders or add is not None):
+        legs: list[OrderLeg] = []
+        for m, (bl, bn, al, an) in acct.orders.items():
+            if drop is not None and drop.market == m:
+                dn = drop.price * drop.size * ex.markets[m].tick_value
+                if drop.is_buy:
+                    bl, bn = bl - drop.size, bn - dn
+                else:
+                    al, an = al - drop.size, an - dn
+            if bl:
+                legs.append((m, True, bl, bn))
+            if al:
+                legs.append((m, False, al, an))
+        if add is not None:
+            legs.append(add)
+        spend = 0
+        for leg in legs:
+            u, dsv, dpv, dv, du = _leg_effect(ex, leg, hint)
+            side = cases.setdefault(u, [[0, 0, 0, 0], [0, 0, 0, 0]])[0 if leg[1] else 1]
+            side[0] += dsv
+            side[1] += dpv
+            side[2] += abs(dpv)
+            side[3] += dv
+            if dpv:
+                liab = True
+            elif leg[1]:
+                spend -= du
+            elif spot.get(u, 0) + dsv < 0:
+                liab = True
+        if spend > max(usdc, 0):
+            liab = True
+    res.equity = equity
+    res.liabilities = liab
+    if not liab:
+        return res
+    req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
+    for u in sorted(set(spot) | set(perp) | set(cases)):
+        ns = spot.get(u, 0)
+        pagg = perp.get(u)
+        p, pg = (pagg[0], pagg[1]) if pagg is not None else (0, 0)
+        worst = underlying_requirement(ex, u, ns, p, pg, initial)
+        for side in cases.get(u, ()):
+            if side[0] or side[1] or side[3]:
+                r = underlying_requirement(ex, u, ns + side[0], p + side[1], pg + side[2], initial) - side[3]
+                if r > worst:
+                    worst = r
+        req += worst
+        if detail:
+            res.underlyings[u] = [ns, p, pg, worst]
+    res.requirement = req
+    return res
+
+
+# ---------------------------------------------------------------------------------- pre-trade
+def reserved(ex: Exchange, acct: Account) -> dict[int, int]:
+    """What the account's open spot orders would spend if they all filled, per asset (bids:
+    quote incl. the largest fee; asks: base). Informational, and for the pool check."""
+    out: dict[int, int] = {}
+    for m, (bl, bn, al, _an) in acct.orders.items():
+        spec = ex.markets[m]
+        if spec.kind == PERP:
+            continue
+        if bl:
+            out[spec.quote] = out.get(spec.quote, 0) + bn + fee(bn, ex.genesis.max_fee_ppm)
+        if al:
+            out[spec.base] = out.get(spec.base, 0) + al * spec.lot_size
+    return out
+
+
+def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, size: int, notional: int,
+                      replacing: Order | None) -> tuple[int, int]:
+    """(asset, amount) a spot order would have to borrow if it and every other open order on
+    the same asset filled."""
+    asset = market.quote if is_buy else market.base
+    spend = notional + fee(notional, ex.genesis.max_fee_ppm) if is_buy else size * market.lot_size
+    held = reserved(ex, acct).get(asset, 0)
+    if replacing is not None and ex.markets[replacing.market].kind != PERP:
+        rs = ex.markets[replacing.market]
+        if (rs.quote if replacing.is_buy else rs.base) == asset:
+            rn = replacing.price * replacing.size * rs.tick_value
+            held -= rn + fee(rn, ex.genesis.max_fee_ppm) if replacing.is_buy else replacing.size * rs.lot_size
+    available = max(acct.balance(asset), 0) - held
+    return asset, max(0, spend - max(available, 0))
+
+
 def must_afford_order(
     ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int,
     replacing: Order | None = None,
 ) -> int:
-    """Raise INSUFFICIENT_* unless the account can place this order; returns the amount to
-    reserve (spot: funds locked; perp: margin held). ``replacing`` is an order of the same
-    account that is cancelled first (a modify), whose reservation is counted as released."""
-    if market.kind == PERP:
-        need = perp_order_margin(market, price, size)
-        if size <= reduce_capacity(acct, market.market_id, is_buy):
-            return need  # strictly reduces risk: always allowed
-        released = 0
-        if replacing is not None and ex.markets[replacing.market].kind == PERP:
-            released = replacing.locked
-        available, pos_margin = margin_state(ex, acct)
-        requirement = pos_margin + acct.order_margin - released + need
-        if available < requirement:
-            raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {requirement - available}")
-        return need
-    asset = market.quote if is_buy else market.base
-    amount = size * spot_unit_lock(market, is_buy, price, ex.genesis.max_fee_ppm)
-    released = 0
-    if replacing is not None and replacing.market == market.market_id and replacing.is_buy == is_buy:
-        released = replacing.locked
-    have = acct.balance(asset) + released
-    if have < amount:
-        raise TxError(Code.INSUFFICIENT_BALANCE, f"needs {amount}, free {have} (shortfall {amount - have})")
-    return amount
+    """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
+    ``replacing`` is an order of the same account that is cancelled first (a modify).
+    Returns 0 (orders reserve nothing; kept for the call sites)."""
+    if market.kind == PERP and size <= reduce_capacity(acct, market.market_id, is_buy):
+        return 0  # strictly reduces risk: always allowed
+    notional = price * size * market.tick_value
+    leg: OrderLeg = (market.market_id, is_buy, size, notional)
+    borrow = (0, 0)
+    if market.kind != PERP:
+        borrow = _spot_borrow_need(ex, acct, market, is_buy, size, notional, replacing)
+    after = assess(ex, acct, True, orders=True, add=leg, drop=replacing)
+    if after.equity >= after.requirement:
+        if borrow[1]:
+            ex.pools[borrow[0]].must_lend_out(borrow[1], what="borrow")
+        return 0
+    if market.kind != PERP and _only_shrinks(ex, acct, market, is_buy, size):
+        now = assess(ex, acct, True)
+        filled = assess(ex, acct, True, fill=leg)
+        if filled.shortfall < now.shortfall:
+            return 0
+    short = after.requirement - after.equity
+    if market.kind != PERP and borrow[1]:
+        raise TxError(Code.INSUFFICIENT_BALANCE,
+                      f"order needs {borrow[1]} more of asset {borrow[0]} than the account holds and margin "
+                      f"cannot borrow it: initial margin shortfall {short}")
+    raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {short}")
+
+
+def _only_shrinks(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, size: int) -> bool:
+    """A spot order that can only move the base balance toward zero, even if every other
+    open order on that market fills too."""
+    bal = acct.balance(market.base)
+    agg = acct.orders.get(market.market_id, [0, 0, 0, 0])
+    if is_buy:
+        return bal < 0 and (agg[0] + size) * market.lot_size <= -bal
+    return bal > 0 and (agg[2] + size) * market.lot_size <= bal
 
 
 def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int) -> None:
-    have = acct.balance(asset)
+    """A withdrawal takes idle funds (incl. what a ``borrow`` drew) and then supply, never
+    creating a debt; the pool must be liquid for the supplied part, and initial margin must
+    hold afterwards."""
+    idle = acct.idle.get(asset, 0)
+    have = idle + ex.pools.supplied(acct, asset)
     if amount > have:
-        raise TxError(Code.INSUFFICIENT_BALANCE, f"withdraw {amount}, free balance {have}")
-    if asset == ex.collateral_asset and (acct.order_margin or any(p.size for p in acct.positions.values())):
-        available, pos_margin = margin_state(ex, acct)
-        free = available - pos_margin - acct.order_margin
-        if amount > free:
-            raise TxError(Code.INSUFFICIENT_MARGIN, f"withdraw {amount} exceeds free collateral {free}")
+        raise TxError(Code.INSUFFICIENT_BALANCE, f"withdraw {amount}, available {have}")
+    pool = ex.pools[asset]
+    from_pool = amount - min(idle, amount)
+    pool.must_lend_out(from_pool, what="withdrawal")
+    if amount > pool.custody:
+        raise TxError(Code.POOL_ILLIQUID, f"withdraw {amount} exceeds the chain's custody {pool.custody}")
+    after = assess(ex, acct, True, orders=True, d_balance=(asset, -amount))
+    if after.equity < after.requirement:
+        raise TxError(Code.INSUFFICIENT_MARGIN,
+                      f"withdraw {amount} leaves initial margin shortfall {after.requirement - after.equity}")
+
+
+def must_afford_borrow(ex: Exchange, acct: Account, asset: int, amount: int) -> None:
+    """A borrow needs a price for the asset, a liquid pool within its utilization cap, and
+    initial margin with the larger debt."""
+    if asset != ex.collateral_asset and not asset_price(ex, asset):
+        raise TxError(Code.STALE_PRICE, f"asset {asset} has no price yet")
+    ex.pools[asset].must_lend_out(amount, what="borrow")
+    new_debt = amount - min(amount, ex.pools.supplied(acct, asset))
+    after = assess(ex, acct, True, orders=True, d_debt=(asset, new_debt))
+    if after.equity < after.requirement:
+        raise TxError(Code.INSUFFICIENT_MARGIN,
+                      f"borrow {amount} leaves initial margin shortfall {after.requirement - after.equity}")
+
+
+def margin_state(ex: Exchange, acct: Account) -> tuple[int, int]:
+    """(equity, initial requirement including open orders): kept for old readers."""
+    a = assess(ex, acct, True, orders=True)
+    return a.equity, a.requirement
+
+
+def maintenance(ex: Exchange, acct: Account, detail: bool = False) -> Assessment:
+    return assess(ex, acct, False, detail=detail)
+
+
+# ---------------------------------------------------------------------------------- dry runs (RPC)
+def _verdict(fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        fn(*args)
+    except TxError as err:
+        return {"ok": False, "code": int(err.code), "name": err.code.name, "message": err.message}
+    return {"ok": True, "code": 0, "name": "OK", "message": ""}
+
+
+def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str, Any]:
+    """Would this order pass every check now (validity, margin, pools)? No state changes."""
+    from state.account import Account
+    from state.matching import must_valid_order
+
+    acct = ex.accounts.get(address) or Account(address, ex.pools)
+    return _verdict(must_valid_order, ex, acct, order)
+
+
+def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
+    from state.handlers import must_valid_withdrawal
+
+    return _verdict(must_valid_withdrawal, ex, address, asset, amount)
+
+
+def can_borrow(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
+    from state.lendtx import must_valid_borrow
+
+    return _verdict(must_valid_borrow, ex, address, asset, amount)
+
+
+def liquidation_prices(ex: Exchange, acct: Account, mm: Assessment) -> dict[int, int | None]:
+    """Per underlying, the index price at which equity would meet maintenance with every
+    other price fixed (linear estimate; None where the account has no net exposure or the
+    price would not be positive)."""
+    out: dict[int, int | None] = {}
+    for u, (ns, p, _pg, req_u) in sorted(mm.underlyings.items()):
+        n = ns + p  # equity's sensitivity to a relative move x: n * x
+        px = asset_price(ex, u)
+        # equity + n x = (requirement - req_u) + req_u * (1 + x)  =>  x = (req - equity) / (n - req_u)
+        denom = n - req_u
+        if not px or denom == 0 or n == 0:
+            out[u] = None
+            continue
+        liq = px + px * (mm.requirement - mm.equity) // denom
+        out[u] = liq if liq > 0 else None
+    return out
+
+
+def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
+    """Equity, initial and maintenance requirement, margin ratio, free collateral, balances,
+    debts, positions and liquidation prices of one account (JSON-ready integers)."""
+    from state.funding import owed_funding
+
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return {"equity": 0, "initial": 0, "maintenance": 0, "margin_ratio_ppm": 0, "free_collateral": 0,
+                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {}}
+    im = assess(ex, acct, True, orders=True)
+    mm = assess(ex, acct, False, detail=True)
+    balances = []
+    for a in sorted(set(acct.scaled) | set(acct.idle)):
+        balances.append({"asset": a, "balance": acct.balance(a), "idle": acct.idle.get(a, 0),
+                         "supplied": ex.pools.supplied(acct, a), "borrowed": ex.pools.debt(acct, a),
+                         "auto_lend": a not in acct.lend_off, "price": asset_price(ex, a)})
+    positions = []
+    for m, pos in sorted(acct.positions.items()):
+        if pos.size:
+            spec = ex.markets[m]
+            px = perp_price(ex, m)
+            v = value_of(pos.size * spec.lot_size, px, ex.unit[spec.base])
+            positions.append({"market": m, "size": pos.size, "entry_notional": pos.entry_notional, "mark": px,
+                              "notional": v, "unrealized_pnl": v - pos.signed_entry(),
+                              "funding_owed": owed_funding(ex, m, pos), "realized_pnl": pos.realized_pnl})
+    ratio = mm.requirement * PPM // mm.equity if mm.equity > 0 else (0 if not mm.requirement else -1)
+    return {
+        "equity": im.equity, "initial": im.requirement, "maintenance": mm.requirement,
+        "margin_ratio_ppm": ratio, "free_collateral": im.equity - im.requirement,
+        "liquidatable": mm.liabilities and mm.equity < mm.requirement,
+        "balances": balances, "positions": positions,
+        "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
+        "unwind_order": list(acct.unwind),
+    }

@@ -10,8 +10,8 @@ elements>``. Because decoding enforces the canonical encoding, those bytes are e
 node never re-encodes a transaction to check it. The transaction hash is sha256(raw).
 
 Actions are positional arrays with a leading tag; a wrong arity is an unknown field, a
-wrong type is malformed, and an unknown tag is ``UNKNOWN_TX_TYPE``. Tags 10+ are reserved
-for lending, oracle and risk actions.
+wrong type is malformed, and an unknown tag is ``UNKNOWN_TX_TYPE``. Tags 10+ are the
+lending, oracle and risk actions (lend, borrow, repay, oracle, set_unwind_order).
 """
 
 from __future__ import annotations
@@ -204,7 +204,100 @@ class Batch:
         return cls(tuple(parsed))
 
 
-Action = Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch
+@dataclass(frozen=True, slots=True)
+class Lend:
+    """Turn auto-lending of ``asset`` on (the default) or off. Off moves the supplied balance
+    out of the pool (it stops earning and cannot be lent); on moves it back in."""
+
+    TAG: ClassVar[int] = 10
+    asset: int
+    enabled: bool
+
+    def fields(self) -> list[Any]:
+        return [self.asset, self.enabled]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Lend:
+        return cls(must_uint(f[0], "asset"), must_bool(f[1], "enabled"))
+
+
+@dataclass(frozen=True, slots=True)
+class Borrow:
+    """Draw ``amount`` of ``asset`` from its pool into the account's idle balance (the debt
+    grows, the balance does not), allowed within initial margin and the utilization cap.
+    The drawn funds can then be withdrawn or traded."""
+
+    TAG: ClassVar[int] = 11
+    asset: int
+    amount: int
+
+    def fields(self) -> list[Any]:
+        return [self.asset, self.amount]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Borrow:
+        return cls(must_uint(f[0], "asset"), must_uint(f[1], "amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class Repay:
+    """Repay up to ``amount`` of the account's debt in ``asset`` from its idle balance of it
+    (a balance in the pool repays debt by itself: credits always repay first)."""
+
+    TAG: ClassVar[int] = 12
+    asset: int
+    amount: int
+
+    def fields(self) -> list[Any]:
+        return [self.asset, self.amount]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Repay:
+        return cls(must_uint(f[0], "asset"), must_uint(f[1], "amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class OraclePrices:
+    """A validator's price submissions: (asset, price in collateral units per whole unit)."""
+
+    TAG: ClassVar[int] = 13
+    prices: tuple[tuple[int, int], ...]
+
+    def fields(self) -> list[Any]:
+        return [[[a, p] for a, p in self.prices]]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> OraclePrices:
+        items = must_list(f[0], "prices", max_len=64)
+        if not items:
+            raise TxError(Code.MALFORMED, "an oracle update needs at least one price")
+        out = []
+        for item in items:
+            pair = must_list(item, "price", length=2)
+            out.append((must_uint(pair[0], "asset"), must_uint(pair[1], "price")))
+        return cls(tuple(out))
+
+
+@dataclass(frozen=True, slots=True)
+class SetUnwindOrder:
+    """The order in which a liquidation unwinds this account's legs: market ids (a perp
+    market = that position; a spot market = the balance of its base asset). Unlisted legs
+    follow, largest risk contribution first. An empty list restores the default."""
+
+    TAG: ClassVar[int] = 14
+    markets: tuple[int, ...]
+
+    def fields(self) -> list[Any]:
+        return [list(self.markets)]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> SetUnwindOrder:
+        items = must_list(f[0], "markets", max_len=64)
+        return cls(tuple(must_uint(m, "market", hi=65535) for m in items))
+
+
+Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
+          | OraclePrices | SetUnwindOrder)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -218,12 +311,14 @@ def register_action(cls: Any, arity: int) -> None:
     _ARITY[cls.TAG] = arity
 
 
-for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1)):
+for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
+                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
-    CancelAll: "cancel_all", Modify: "modify", Batch: "batch",
+    CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
+    Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order",
 }
 
 

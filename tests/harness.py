@@ -75,8 +75,24 @@ class Chain:
         return acct.balance(asset) if acct else 0
 
     def locked(self, k: PrivateKey, asset: int) -> int:
+        """What the account's open spot orders would spend (orders no longer lock funds)."""
+        from state import risk
+
         acct = self.ex.accounts.get(k.address)
-        return acct.locked.get(asset, 0) if acct else 0
+        return risk.reserved(self.ex, acct).get(asset, 0) if acct else 0
+
+    def fork(self) -> Chain:
+        """An in-memory copy restored from this chain's records (what a restarted node holds)."""
+        from state.exchange import Exchange
+
+        c = Chain(genesis=self.genesis)
+        c.sm.ex = Exchange(self.genesis)
+        c.sm.ex.load_records(self.ex.snapshot_records())
+        c.sm.ex.height, c.sm.ex.app_hash = self.sm.height, self.sm.app_hash
+        c.time = self.time
+        c._nonce = dict(self._nonce)
+        c.blocks = list(self.blocks)
+        return c
 
     def reopen(self) -> None:
         assert self.path is not None
@@ -85,8 +101,8 @@ class Chain:
 
 
 def total_of(ex: Any, asset: int) -> int:
-    """Free + locked balances of every account (fee and insurance accounts included)."""
-    return sum(a.balances.get(asset, 0) + a.locked.get(asset, 0) for a in ex.accounts.values())
+    """Signed balances of every account (fee and insurance accounts included)."""
+    return sum(a.balance(asset) for a in ex.accounts.values())
 
 
 def perp_entry_total(ex: Any) -> int:

@@ -1,4 +1,9 @@
-"""Every rejection path returns its stable code and leaves the state exactly as it was."""
+"""Every rejection path returns its stable code and leaves the state exactly as it was.
+
+"As it was" means: a block holding only the rejected transaction leaves the same state as an
+empty block at the same time on a copy of the chain (the per-block steps, interest, marks
+and funding samples, run either way).
+"""
 
 from __future__ import annotations
 
@@ -11,28 +16,49 @@ from state.errors import Code
 from state.keys import PrivateKey
 from state.tx import (
     Batch,
+    Borrow,
     Cancel,
     CancelAll,
     Deposit,
+    Lend,
     Modify,
+    OraclePrices,
     PlaceOrder,
+    Repay,
+    SetUnwindOrder,
     Tif,
     Withdraw,
     sign_tx,
 )
-from tests.harness import BRIDGE, BTC, BTC_PERP, BTC_SPOT, CHAIN_ID, USDC, Chain, key
+from tests.harness import (
+    BRIDGE,
+    BTC,
+    BTC_PERP,
+    BTC_SPOT,
+    CHAIN_ID,
+    ETH,
+    ETH_SPOT,
+    USDC,
+    Chain,
+    key,
+    make_genesis,
+)
 
-A, B = key(10), key(11)
+A, B, C, V = key(10), key(11), key(12), key(13)
 
 
 @pytest.fixture
 def chain() -> Chain:
-    c = Chain()
+    c = Chain(genesis=make_genesis(validators=[{"name": "v0", "pubkey": V.pubkey.hex(), "power": 1}]))
     c.fund(A, USDC, 100_000_000)  # $100
     c.fund(A, BTC, 10**8)
     c.fund(B, USDC, 100_000_000)
+    c.fund(C, BTC, 10 * 10**8)
     c.order(A, BTC_SPOT, False, 60_000, 2)
     c.order(B, BTC_PERP, True, 50_000, 2)
+    assert c.result(B, Lend(USDC, False)).code == Code.OK  # B's USDC stays out of the pool
+    assert c.result(C, Borrow(USDC, 75_000_000)).code == Code.OK  # A's $100 in the pool is 75% lent
+    assert c.result(C, Withdraw(USDC, 75_000_000, b"out")).code == Code.OK  # nothing idle left
     return c
 
 
@@ -48,7 +74,8 @@ CASES: list[tuple[str, Callable[[Chain], bytes], Code]] = [
     ("price above range", lambda c: c.sign(A, order(price=10**13)), Code.PRICE_OUT_OF_RANGE),
     ("below min notional", lambda c: c.sign(A, order(size=1)), Code.BELOW_MIN_NOTIONAL),
     ("huge notional", lambda c: c.sign(A, order(size=10**11)), Code.AMOUNT_OUT_OF_RANGE),
-    ("insufficient balance", lambda c: c.sign(B, order(is_buy=False)), Code.INSUFFICIENT_BALANCE),
+    # B holds $100 and no BTC: selling 0.2 BTC ($10k) short would borrow far beyond its margin
+    ("insufficient balance", lambda c: c.sign(B, order(is_buy=False, size=2_000)), Code.INSUFFICIENT_BALANCE),
     ("insufficient margin", lambda c: c.sign(B, order(market=BTC_PERP, size=1_000)), Code.INSUFFICIENT_MARGIN),
     ("alo would cross", lambda c: c.sign(B, order(price=60_000, tif=Tif.ALO)), Code.ALO_WOULD_CROSS),
     ("ioc nothing to match", lambda c: c.sign(B, order(tif=Tif.IOC)), Code.IOC_NO_FILL),
@@ -60,7 +87,30 @@ CASES: list[tuple[str, Callable[[Chain], bytes], Code]] = [
     ("deposit unknown asset", lambda c: c.sign(BRIDGE, Deposit(A.address, 9, 5)), Code.UNKNOWN_ASSET),
     ("deposit zero", lambda c: c.sign(BRIDGE, Deposit(A.address, USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
     ("withdraw too much", lambda c: c.sign(A, Withdraw(USDC, 10**12, b"dest")), Code.INSUFFICIENT_BALANCE),
-    ("withdraw locked funds", lambda c: c.sign(A, Withdraw(BTC, 10**8, b"dest")), Code.INSUFFICIENT_BALANCE),
+    ("withdraw lent-out supply", lambda c: c.sign(A, Withdraw(USDC, 100_000_000, b"d")), Code.POOL_ILLIQUID),
+    ("short sale with an empty pool", lambda c: c.sign(C, order(market=ETH_SPOT, is_buy=False, price=30_000, size=10)),
+     Code.POOL_ILLIQUID),
+    ("borrow above the utilization cap", lambda c: c.sign(C, Borrow(USDC, 25_000_000)), Code.UTILIZATION_CAP),
+    ("borrow beyond the pool", lambda c: c.sign(C, Borrow(USDC, 30_000_000)), Code.POOL_ILLIQUID),
+    # 10 of the pool's 11 BTC: the rate jumps to ~255%/year and 3 days of it exceed B's $100
+    ("borrow beyond margin", lambda c: c.sign(B, Borrow(BTC, 10 * 10**8)), Code.INSUFFICIENT_MARGIN),
+    ("borrow zero", lambda c: c.sign(C, Borrow(USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
+    ("borrow unknown asset", lambda c: c.sign(C, Borrow(9, 1)), Code.UNKNOWN_ASSET),
+    ("borrow by nobody", lambda c: c.sign(key(41), Borrow(USDC, 1)), Code.INSUFFICIENT_MARGIN),
+    ("borrow with no price", lambda c: c.sign(C, Borrow(ETH, 1)), Code.STALE_PRICE),
+    ("repay without debt", lambda c: c.sign(A, Repay(USDC, 1)), Code.AMOUNT_OUT_OF_RANGE),
+    ("repay with nothing idle", lambda c: c.sign(C, Repay(USDC, 1)), Code.INSUFFICIENT_BALANCE),
+    ("repay zero", lambda c: c.sign(C, Repay(USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
+    ("lend off beyond pool cash", lambda c: c.sign(A, Lend(USDC, False)), Code.POOL_ILLIQUID),
+    ("lend unknown asset", lambda c: c.sign(A, Lend(7, False)), Code.UNKNOWN_ASSET),
+    ("oracle by a non-validator", lambda c: c.sign(A, OraclePrices(((BTC, 6 * 10**10),))), Code.NOT_A_VALIDATOR),
+    ("oracle zero price", lambda c: c.sign(V, OraclePrices(((BTC, 0),))), Code.PRICE_OUT_OF_RANGE),
+    ("oracle for the collateral", lambda c: c.sign(V, OraclePrices(((USDC, 10**6),))), Code.UNKNOWN_ASSET),
+    ("oracle unknown asset", lambda c: c.sign(V, OraclePrices(((9, 10**6),))), Code.UNKNOWN_ASSET),
+    ("oracle asset twice", lambda c: c.sign(V, OraclePrices(((BTC, 1), (BTC, 2)))), Code.MALFORMED),
+    ("oracle with no price", lambda c: _raw_action(c, [13, []]), Code.MALFORMED),
+    ("unwind unknown market", lambda c: c.sign(A, SetUnwindOrder((BTC_PERP, 42))), Code.UNKNOWN_MARKET),
+    ("unwind market twice", lambda c: c.sign(A, SetUnwindOrder((BTC_PERP, BTC_PERP))), Code.MALFORMED),
     ("withdraw margin in use", lambda c: c.sign(B, Withdraw(USDC, 100_000_000, b"d")), Code.INSUFFICIENT_MARGIN),
     ("withdraw from nobody", lambda c: c.sign(key(40), Withdraw(USDC, 1, b"d")), Code.INSUFFICIENT_BALANCE),
     ("bad signature", lambda c: c.sign(A, order())[:-1] + b"\x00", Code.BAD_SIGNATURE),
@@ -100,18 +150,21 @@ def _noncanonical(c: Chain) -> bytes:
 @pytest.mark.parametrize(("name", "make", "code"), CASES, ids=[c[0] for c in CASES])
 def test_rejection_has_code_and_changes_nothing(chain: Chain, name: str, make: Callable[[Chain], bytes], code: Code) -> None:
     raw = make(chain)
-    before = chain.sm.state_digest()
+    assert_rejected_without_effect(chain, raw, code)
+
+
+def assert_rejected_without_effect(chain: Chain, raw: bytes, code: Code) -> None:
+    empty = chain.fork()
     receipt = chain.block(raw).receipts[0]
     assert receipt.code == code, receipt
-    assert chain.sm.state_digest() == before
+    empty.block()
+    assert chain.sm.state_digest() == empty.sm.state_digest()
 
 
 def test_replayed_transaction_is_rejected(chain: Chain) -> None:
     raw = chain.sign(A, order(price=40_000, size=3))
     assert chain.block(raw).receipts[0].code == Code.OK
-    before = chain.sm.state_digest()
-    assert chain.block(raw).receipts[0].code == Code.NONCE_USED
-    assert chain.sm.state_digest() == before
+    assert_rejected_without_effect(chain, raw, Code.NONCE_USED)
 
 
 def test_nonce_below_the_kept_window_is_rejected(chain: Chain) -> None:
@@ -126,10 +179,8 @@ def test_nonce_below_the_kept_window_is_rejected(chain: Chain) -> None:
 
 def test_a_signer_with_no_history_leaves_no_trace(chain: Chain) -> None:
     stranger = PrivateKey(b"\x77" * 32)
-    before = chain.sm.state_digest()
-    chain.block(chain.sign(stranger, order()))
+    assert_rejected_without_effect(chain, chain.sign(stranger, order()), Code.INSUFFICIENT_BALANCE)
     assert stranger.address not in chain.ex.accounts
-    assert chain.sm.state_digest() == before
 
 
 def test_partially_valid_batch_applies_the_valid_parts(chain: Chain) -> None:

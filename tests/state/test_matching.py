@@ -174,14 +174,15 @@ def test_modify_size_up_loses_priority(chain: Chain) -> None:
 
 
 def test_rejected_modify_keeps_the_original(chain: Chain) -> None:
+    """Portfolio margin lets a spot buy borrow USDC (3 lots for $18 on $13 passes now), but
+    not $15,000 of BTC on $13: the modify is rejected and the original order stays."""
     poor = key(20)
     chain.fund(poor, USDC, 13_000_000)
     oid = chain.order(poor, BTC_SPOT, True, 60_000, 2).oid
-    before = chain.sm.app_hash
-    r = chain.result(poor, Modify(BTC_SPOT, oid, None, 60_000, 3))
+    r = chain.result(poor, Modify(BTC_SPOT, oid, None, 60_000, 2_500))
     assert r.code == Code.INSUFFICIENT_BALANCE
     assert oid in chain.ex.books[BTC_SPOT].orders
-    del before
+    assert chain.locked(poor, USDC) == 2 * (6_000_000 + 2_100)
 
 
 def test_perp_fill_moves_positions_and_realizes_pnl(chain: Chain) -> None:
@@ -213,10 +214,16 @@ def test_fee_and_realized_pnl_round_against_the_account(chain: Chain) -> None:
 
 
 def test_perp_order_needs_margin(chain: Chain) -> None:
+    """$60 of BTC-PERP (no mark yet: the order price is the reference) needs, for initial
+    margin: the 5% scenario loss 3_000_000 + the size add-on
+    ceil(60e6 * 1000 ppm * isqrt(60e6 * 1e12 / 1e12) / 1e12) = 465 + the worst-case taker fee
+    21_000 = 3_021_465 micro-USDC."""
     poor = key(21)
-    chain.fund(poor, USDC, 2_999_999)  # $60 of notional at 20x needs $3: one micro-USDC short
-    assert chain.order(poor, BTC_PERP, True, 60_000, 10).code == Code.INSUFFICIENT_MARGIN
-    assert chain.order(poor, BTC_PERP, True, 60_000, 9).status == "resting"
+    chain.fund(poor, USDC, 3_021_464)
+    r = chain.order(poor, BTC_PERP, True, 60_000, 10)
+    assert r.code == Code.INSUFFICIENT_MARGIN and "shortfall 1" in r.message
+    chain.fund(poor, USDC, 1)
+    assert chain.order(poor, BTC_PERP, True, 60_000, 10).status == "resting"
 
 
 def _place(market: int, is_buy: bool, price: int, size: int) -> object:

@@ -1,0 +1,174 @@
+"""Perp funding and the mark-to-market settlement of positions into USDC.
+
+Sampling (every block, after the marks): for each perp, the premium of the book against
+the oracle (index) price, in parts per billion::
+
+    premium = (max(impact_bid - oracle, 0) - max(oracle - impact_ask, 0)) / oracle
+
+where the impact bid (ask) is the price of the level at which the book's bids (asks), best
+first, reach ``impact_notional``; a side that cannot fill it contributes 0.
+
+Settlement (at each interval boundary of block time, counted from genesis; hourly by
+default)::
+
+    P    = mean of the interval's premium samples (toward zero)
+    rate = clamp(P + clamp(interest - P, -clamp, +clamp), -cap, +cap)
+    funding_index += rate * oracle price of one lot          (quote units per lot, toward zero)
+
+The index is an integer number of quote units per lot, so what a long pays,
+``size * (index_now - index_at_its_last_settlement)``, is exactly what the shorts of the same
+lots receive: funding is zero-sum with no rounding dust at all (the only rounding is that of
+the per-lot amount, which both sides share). Positions settle lazily on their next touch
+(a fill, a liquidation, an ADL): funding owed moves into the USDC balance and the position
+is marked to the mark price of the last settlement boundary (``epoch_mark``), so its PnL
+lands in USDC (a loss beyond the balance is a USDC borrow and pays interest). Until then,
+the owed funding and the unrealized PnL count in equity just the same.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state.prices import mark_price
+from state.risk import value_of
+
+if TYPE_CHECKING:
+    from state.account import Account, Position
+    from state.book import Book
+    from state.exchange import Exchange
+
+PPB = 1_000_000_000
+
+
+def owed_funding(ex: Exchange, market: int, pos: Position) -> int:
+    """Funding the position owes now (negative: is owed)."""
+    return pos.size * (ex.mstate[market].funding_index - pos.funding_index)
+
+
+def _track(ex: Exchange, market: int, pos: Position, sign: int) -> None:
+    """Keep the per-market sums of signed entries and size x funding index (derived) that
+    the collateral pool's dust sweep needs."""
+    ex.perp_entry_sum[market] += sign * pos.signed_entry()
+    ex.perp_fref_sum[market] += sign * pos.size * pos.funding_index
+
+
+def settle_position(ex: Exchange, acct: Account, market: int) -> None:
+    """Settle funding and mark-to-market of one position before it changes (a touch)."""
+    pos = acct.positions.get(market)
+    if pos is None:
+        return
+    st = ex.mstate[market]
+    spec = ex.markets[market]
+    _track(ex, market, pos, -1)
+    if pos.size:
+        owed = pos.size * (st.funding_index - pos.funding_index)
+        if owed:
+            acct.credit(spec.quote, -owed)
+        if pos.epoch < ex.funding_epoch and st.epoch_mark:
+            v = value_of(pos.size * spec.lot_size, st.epoch_mark, ex.unit[spec.base])
+            pnl = v - pos.signed_entry()
+            if pnl:
+                acct.credit(spec.quote, pnl)
+                pos.realized_pnl += pnl
+            pos.entry_notional = abs(v)
+    pos.funding_index = st.funding_index
+    pos.epoch = ex.funding_epoch
+    _track(ex, market, pos, 1)
+    ex.touch(acct)
+
+
+def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notional: int) -> None:
+    """``acct`` trades ``delta`` lots (signed) of the perp for ``notional`` quote units:
+    settles the position first, realizes PnL into the quote balance (fees are separate)."""
+    settle_position(ex, acct, market)
+    pos = acct.position(market)
+    was_open = pos.size != 0
+    _track(ex, market, pos, -1)
+    pnl = pos.apply_trade(delta, notional)
+    _track(ex, market, pos, 1)
+    acct.credit(ex.markets[market].quote, pnl)
+    if (pos.size != 0) != was_open:
+        if pos.size:
+            ex.position_holders[market].add(acct.address)
+        else:
+            ex.position_holders[market].discard(acct.address)
+    ex.touch(acct)
+
+
+def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
+    """Take a (settled) position off ``acct`` (it moves elsewhere whole); returns a copy."""
+    from state.account import Position as _Position
+
+    pos = acct.positions[market]
+    _track(ex, market, pos, -1)
+    moved = _Position(pos.size, pos.entry_notional, 0, pos.funding_index, pos.epoch)
+    pos.size = 0
+    pos.entry_notional = 0
+    ex.position_holders[market].discard(acct.address)
+    ex.touch(acct)
+    return moved
+
+
+def impact_price(book: Book, bids: bool, tick_value: int, notional: int) -> int:
+    """Ticks of the level at which the side reaches ``notional``; 0 if it cannot."""
+    prices = reversed(book.bid_prices) if bids else iter(book.ask_prices)
+    levels = book.bids if bids else book.asks
+    acc = 0
+    for p in prices:
+        acc += p * levels[p].total * tick_value
+        if acc >= notional:
+            return p
+    return 0
+
+
+def sample_premiums(ex: Exchange) -> None:
+    target = ex.genesis.risk.funding_impact_notional
+    for m in sorted(ex.perp_market_ids):
+        spec = ex.markets[m]
+        st = ex.mstate[m]
+        oracle = ex.index_px[spec.base]
+        premium = 0
+        if oracle:
+            book = ex.books[m]
+            ib = impact_price(book, True, spec.tick_value, target) * spec.tick_size
+            ia = impact_price(book, False, spec.tick_value, target) * spec.tick_size
+            if ib > oracle:
+                premium += (ib - oracle) * PPB // oracle
+            if ia and ia < oracle:
+                premium -= (oracle - ia) * PPB // oracle
+        st.premium_sum += premium
+        st.premium_count += 1
+        ex.touch_market(m)
+
+
+def _toward_zero(num: int, den: int) -> int:
+    q = abs(num) // den
+    return q if num >= 0 else -q
+
+
+def maybe_settle(ex: Exchange) -> list[tuple[int, int]]:
+    """At an interval boundary: fix each perp's rate and advance its funding index.
+    Returns [(market, |rate| ppb)] for the liquidation watch."""
+    risk = ex.genesis.risk
+    epoch = (ex.time_ms - ex.genesis.genesis_time_ms) // risk.funding_interval_ms
+    if epoch <= ex.funding_epoch:
+        return []
+    ex.funding_epoch = epoch
+    settled = []
+    for m in sorted(ex.perp_market_ids):
+        spec = ex.markets[m]
+        st = ex.mstate[m]
+        p = _toward_zero(st.premium_sum, st.premium_count) if st.premium_count else 0
+        c = risk.funding_clamp_ppb
+        rate = p + max(-c, min(c, risk.funding_interest_ppb - p))
+        rate = max(-risk.funding_cap_ppb, min(risk.funding_cap_ppb, rate))
+        px = ex.index_px[spec.base] or mark_price(ex, m)
+        per_lot = _toward_zero(rate * spec.lot_size * px, PPB * ex.unit[spec.base])
+        st.funding_index += per_lot
+        st.phi += abs(rate)
+        st.epoch_mark = mark_price(ex, m)
+        st.premium_sum = st.premium_count = 0
+        ex.touch_market(m)
+        ex.emit(("funding", m, rate, per_lot, st.funding_index))
+        settled.append((m, abs(rate)))
+    return settled

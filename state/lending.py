@@ -1,0 +1,303 @@
+"""Lending pools: one per asset, balances scaled by cumulative indices, a kinked rate model.
+
+Balances. An account's holding of an asset has two parts:
+
+- ``scaled`` (signed): its position in the asset's pool. Positive = supplied, stored as
+  supply shares (amount * 1e18 / supply_index); negative = borrowed, stored as debt shares
+  (amount * 1e18 / borrow_index). Interest therefore costs O(1) per block: advancing the
+  two indices changes every supplier's and borrower's balance at once.
+- ``idle`` (>= 0, raw units): what the account holds outside the pool. That is its balance
+  when it turned auto-lending off (``lend`` tx), and what it drew with ``borrow`` and has
+  not spent yet.
+
+The account's balance is ``idle + value(scaled)``; there is no separate spot, futures or
+lending wallet, and margin sees only that sum. Credits repay debt first, then go to the pool
+(auto-lend on, the default) or to ``idle`` (auto-lend off). Debits take ``idle`` first, then
+supply, then borrow: a trade or a perp loss beyond what the account holds is a borrow, and
+it pays interest from that block on.
+
+Rounding (always for the protocol): a supplier's value rounds down, a borrower's debt up; a
+credit's shares round down, a debit's up. Every conversion therefore leaves
+``custody - (value(S) - value(D) + idle_total)`` >= 0 for each pool, where ``custody`` is
+deposits minus withdrawals, ``S``/``D`` the total supply/debt shares. That surplus is the
+rounding dust; the per-block step sweeps it to the insurance fund (``sweep_dust``).
+
+Interest. At the start of each block the borrow index grows by
+``rate * dt / year`` (rate fixed at the end of the previous block from utilization, debt
+rounded up); the interest actually owed, ``ceil(D * Ib1) - ceil(D * Ib0)``, is split: the
+reserve factor's part goes to the insurance fund, the rest raises the supply index by at
+most what suppliers can be paid (``floor(share * 1e18 / S)``). Suppliers therefore never
+receive more than borrowers owe, and the supply rate is, in aggregate, exactly
+``borrow rate * utilization * (1 - reserve factor)``.
+
+Rate model (Aave v3's shape), utilization U = value(D) / value(S), capped at 100% for the
+rate: ``base + slope1 * U / U_opt`` up to the kink, then ``+ slope2 * (U - U_opt) / (1 - U_opt)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state.errors import Code, TxError
+
+if TYPE_CHECKING:
+    from state.account import Account
+    from state.genesis import AssetRisk
+
+ONE = 10**18  # index fixed point
+PPM = 1_000_000
+YEAR_MS = 365 * 24 * 3600 * 1000
+
+
+def big(n: int) -> bytes:
+    """Signed 16-byte encoding for pool totals and indices (they may outgrow 64 bits)."""
+    return n.to_bytes(16, "big", signed=True)
+
+
+def unbig(b: bytes) -> int:
+    return int.from_bytes(b, "big", signed=True)
+
+
+class Pool:
+    """One asset's pool; also holds the asset's custody and oracle price (one record)."""
+
+    __slots__ = (
+        "asset", "borrow_index", "custody", "debt_shares", "idle_total", "oracle_ms", "oracle_px",
+        "params", "rate_ppm", "supply_index", "supply_shares",
+    )
+
+    def __init__(self, asset: int, params: AssetRisk) -> None:
+        self.asset = asset
+        self.params = params
+        self.supply_index = ONE
+        self.borrow_index = ONE
+        self.supply_shares = 0
+        self.debt_shares = 0
+        self.idle_total = 0
+        self.custody = 0  # deposits - withdrawals: what the bridge holds for this chain
+        self.rate_ppm = params.base_rate_ppm  # borrow APR for the next accrual
+        self.oracle_px = 0  # 0 = no oracle price yet
+        self.oracle_ms = 0
+
+    # ------------------------------------------------------------------ values
+    def supply_value(self) -> int:
+        return self.supply_shares * self.supply_index // ONE
+
+    def debt_value(self) -> int:
+        return -(-self.debt_shares * self.borrow_index // ONE)
+
+    def cash(self) -> int:
+        """What the pool can lend out now: supplied minus borrowed."""
+        return self.supply_value() - self.debt_value()
+
+    def utilization_ppm(self, extra_debt: int = 0, less_supply: int = 0) -> int:
+        supply = self.supply_value() - less_supply
+        debt = self.debt_value() + extra_debt
+        if debt <= 0:
+            return 0
+        if supply <= 0:
+            return PPM * 10  # over-borrowed: above any cap
+        return -(-debt * PPM // supply)
+
+    def borrow_rate_ppm(self, util_ppm: int) -> int:
+        p = self.params
+        u = min(util_ppm, PPM)
+        if u <= p.optimal_util_ppm:
+            return p.base_rate_ppm + p.slope1_ppm * u // p.optimal_util_ppm
+        return p.base_rate_ppm + p.slope1_ppm + p.slope2_ppm * (u - p.optimal_util_ppm) // (PPM - p.optimal_util_ppm)
+
+    def supply_rate_ppm(self) -> int:
+        """Informational: borrow rate x utilization x (1 - reserve factor)."""
+        u = min(self.utilization_ppm(), PPM)
+        return self.rate_ppm * u // PPM * (PPM - self.params.reserve_factor_ppm) // PPM
+
+    def surplus(self) -> int:
+        """Custody not owed to anyone: rounding dust (>= 0 by construction)."""
+        return self.custody - (self.supply_value() - self.debt_value() + self.idle_total)
+
+    # ------------------------------------------------------------------ checks
+    def must_lend_out(self, amount: int, *, what: str) -> None:
+        """Raise unless ``amount`` can leave the pool (a borrow or a supplier's withdrawal):
+        the pool must hold it, and utilization must stay within the cap afterwards."""
+        if amount <= 0:
+            return
+        if amount > self.cash():
+            raise TxError(Code.POOL_ILLIQUID, f"{what} {amount} exceeds the pool's available {max(self.cash(), 0)}")
+        is_borrow = what == "borrow"
+        util = self.utilization_ppm(extra_debt=amount if is_borrow else 0, less_supply=0 if is_borrow else amount)
+        if util > self.params.util_cap_ppm:
+            raise TxError(Code.UTILIZATION_CAP,
+                          f"{what} {amount} would take utilization to {util} ppm, cap {self.params.util_cap_ppm}")
+
+    # ------------------------------------------------------------------ accrual
+    def accrue(self, dt_ms: int) -> tuple[int, int]:
+        """Advance the indices over ``dt_ms``; returns (interest owed, reserve part).
+        The caller credits the reserve to the insurance fund."""
+        if dt_ms <= 0 or self.debt_shares <= 0 or self.rate_ppm <= 0:
+            return 0, 0
+        before = self.debt_value()
+        growth = -(-self.borrow_index * self.rate_ppm * dt_ms // (PPM * YEAR_MS))
+        self.borrow_index += growth
+        interest = self.debt_value() - before
+        reserve = interest * self.params.reserve_factor_ppm // PPM
+        to_suppliers = interest - reserve
+        if self.supply_shares > 0 and to_suppliers > 0:
+            self.supply_index += to_suppliers * ONE // self.supply_shares
+        return interest, reserve
+
+    def update_rate(self) -> None:
+        self.rate_ppm = self.borrow_rate_ppm(self.utilization_ppm())
+
+    # ------------------------------------------------------------------ record
+    def is_default(self) -> bool:
+        return (self.supply_index == ONE and self.borrow_index == ONE and not self.supply_shares
+                and not self.debt_shares and not self.idle_total and not self.custody
+                and self.rate_ppm == self.params.base_rate_ppm and not self.oracle_px and not self.oracle_ms)
+
+    def record(self) -> list[object]:
+        return [big(self.supply_index), big(self.borrow_index), big(self.supply_shares), big(self.debt_shares),
+                big(self.idle_total), big(self.custody), self.rate_ppm, self.oracle_px, self.oracle_ms]
+
+    def load(self, r: list[object]) -> None:
+        si, bi, ss, ds, it, cu = (unbig(x) for x in r[:6])  # type: ignore[arg-type]
+        self.supply_index, self.borrow_index, self.supply_shares, self.debt_shares = si, bi, ss, ds
+        self.idle_total, self.custody = it, cu
+        self.rate_ppm, self.oracle_px, self.oracle_ms = r[6], r[7], r[8]  # type: ignore[assignment]
+
+
+class Pools:
+    """All pools plus the set of pools changed since the last write set."""
+
+    __slots__ = ("by_asset", "dirty")
+
+    def __init__(self, params: tuple[AssetRisk, ...]) -> None:
+        self.by_asset = [Pool(a, p) for a, p in enumerate(params)]
+        self.dirty: set[int] = set()
+
+    def __getitem__(self, asset: int) -> Pool:
+        return self.by_asset[asset]
+
+    # ------------------------------------------------------------------ balances
+    def real(self, acct: Account, asset: int) -> int:
+        """The account's signed balance of ``asset`` (idle plus pool position)."""
+        s = acct.scaled.get(asset, 0)
+        idle = acct.idle.get(asset, 0)
+        if s > 0:
+            return idle + s * self.by_asset[asset].supply_index // ONE
+        if s < 0:
+            return idle - (-s * self.by_asset[asset].borrow_index + ONE - 1) // ONE
+        return idle
+
+    def debt(self, acct: Account, asset: int) -> int:
+        s = acct.scaled.get(asset, 0)
+        return (-s * self.by_asset[asset].borrow_index + ONE - 1) // ONE if s < 0 else 0
+
+    def supplied(self, acct: Account, asset: int) -> int:
+        s = acct.scaled.get(asset, 0)
+        return s * self.by_asset[asset].supply_index // ONE if s > 0 else 0
+
+    def credit(self, acct: Account, asset: int, amount: int) -> None:
+        """Add ``amount`` (may be negative: a debit) to the account's balance of ``asset``."""
+        if amount == 0:
+            return
+        pool = self.by_asset[asset]
+        self.dirty.add(asset)
+        scaled = acct.scaled
+        if amount > 0:
+            s = scaled.get(asset, 0)
+            if s < 0:  # repay debt first
+                debt = (-s * pool.borrow_index + ONE - 1) // ONE
+                if amount >= debt:
+                    pool.debt_shares += s
+                    s = 0
+                    amount -= debt
+                else:
+                    shares = amount * ONE // pool.borrow_index
+                    pool.debt_shares -= shares
+                    s += shares
+                    amount = 0
+            if amount:
+                if asset in acct.lend_off:
+                    acct.idle[asset] = acct.idle.get(asset, 0) + amount
+                    pool.idle_total += amount
+                else:
+                    shares = amount * ONE // pool.supply_index
+                    pool.supply_shares += shares
+                    s += shares
+            if s:
+                scaled[asset] = s
+            else:
+                scaled.pop(asset, None)
+            return
+        need = -amount
+        idle = acct.idle.get(asset, 0)
+        if idle:
+            take = idle if idle <= need else need
+            if idle == take:
+                del acct.idle[asset]
+            else:
+                acct.idle[asset] = idle - take
+            pool.idle_total -= take
+            need -= take
+            if not need:
+                return
+        s = scaled.get(asset, 0)
+        if s > 0:
+            supplied = s * pool.supply_index // ONE
+            if need >= supplied:
+                pool.supply_shares -= s
+                s = 0
+                need -= supplied
+            else:
+                shares = -(-need * ONE // pool.supply_index)
+                pool.supply_shares -= shares
+                s -= shares
+                need = 0
+        if need:  # borrow the rest
+            shares = -(-need * ONE // pool.borrow_index)
+            pool.debt_shares += shares
+            s -= shares
+        if s:
+            scaled[asset] = s
+        else:
+            scaled.pop(asset, None)
+
+    def move_supply_to_idle(self, acct: Account, asset: int) -> int:
+        """Auto-lend off: the supplied part leaves the pool into ``idle``; returns the amount."""
+        s = acct.scaled.get(asset, 0)
+        if s <= 0:
+            return 0
+        pool = self.by_asset[asset]
+        amount = s * pool.supply_index // ONE
+        pool.supply_shares -= s
+        del acct.scaled[asset]
+        if amount:
+            acct.idle[asset] = acct.idle.get(asset, 0) + amount
+            pool.idle_total += amount
+        self.dirty.add(asset)
+        return amount
+
+    def move_idle_to_pool(self, acct: Account, asset: int, amount: int | None = None) -> int:
+        """Idle funds go into the pool: they repay debt first, then become supply (with
+        auto-lend off they come back to ``idle``). ``amount`` None moves all of it."""
+        idle = acct.idle.get(asset, 0)
+        take = idle if amount is None else min(amount, idle)
+        if take <= 0:
+            return 0
+        if take == idle:
+            del acct.idle[asset]
+        else:
+            acct.idle[asset] = idle - take
+        self.by_asset[asset].idle_total -= take
+        self.credit(acct, asset, take)  # with auto-lend off, what is left after the debt stays idle
+        return take
+
+    def draw_to_idle(self, acct: Account, asset: int, amount: int) -> None:
+        """``borrow``: take ``amount`` out of the pool position (supply first, then debt)
+        into ``idle``. The account's balance is unchanged; its debt grows."""
+        idle_before = acct.idle.pop(asset, 0)
+        pool = self.by_asset[asset]
+        pool.idle_total -= idle_before
+        self.credit(acct, asset, -amount)  # no idle left, so this comes out of the pool
+        acct.idle[asset] = idle_before + amount
+        pool.idle_total += idle_before + amount

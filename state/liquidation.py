@@ -1,0 +1,309 @@
+"""Liquidation without socialized loss: the block-end scan and its four steps.
+
+The scan (``run``, the last per-block step) checks the accounts state/watch.py names: first
+every candidate is assessed (nothing changes), then each one below maintenance is
+liquidated in address order; accounts that those liquidations touched (makers, ADL
+counterparties) are assessed in a next round, up to ``MAX_ROUNDS``. Every checked account
+is re-armed. An account is liquidated at most once per block.
+
+Steps for an account whose equity is below its maintenance requirement:
+
+1. Its open orders are cancelled.
+2. Partial liquidation through the book, unless equity is already below the backstop
+   threshold (``backstop_ppm`` of maintenance) or not positive: the account's legs (perp
+   positions and spot balances) are unwound in the order it chose with ``set_unwind_order``,
+   then the rest by risk contribution, largest first. Safety bound: a leg is only unwound if
+   doing so lowers the maintenance requirement (a hedge leg is not sold out from under its
+   hedge). Each leg trades as an IOC order of at most ``fraction_ppm`` of the leg (the whole
+   leg below ``min_notional``), limited by the leg's bankruptcy price (the price at which
+   unwinding the whole leg would take equity to zero), paying the taker fee plus the
+   liquidation fee (``fee_ppm``) to the insurance fund. It stops as soon as the account is
+   back above maintenance.
+3. Backstop: if equity is (still) below the backstop threshold, the insurance fund takes
+   everything that is left (positions, balances and debts) at the bankruptcy price: the
+   account ends with nothing, the fund gains or absorbs its remaining equity.
+4. If the fund's equity cannot absorb a negative remainder, the account's perp positions
+   are first auto-deleveraged against opposite positions, ranked by
+   ``unrealized PnL / entry notional * notional / equity`` (profit x leverage), highest
+   first, at bankruptcy prices that spread the deficit over the positions by notional; the
+   fund takes the (now zero-equity) rest. Only if there is no perp to deleverage and the
+   fund is exhausted are lenders of the owed asset haircut (the pool's supply index drops).
+
+An account with no position never absorbs a loss (ADL only meets opposite positions), and
+no account is left with negative equity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state import matching, watch
+from state.book import Order
+from state.errors import Code, TxError
+from state.funding import remove_position, settle_position, trade_position
+from state.genesis import PERP
+from state.lending import ONE
+from state.receipts import ActionResult
+from state.risk import Assessment, assess, asset_price, maintenance, perp_price, value_of
+from state.tx import SetUnwindOrder, Tif
+
+if TYPE_CHECKING:
+    from state.account import Account
+    from state.exchange import Exchange
+
+PPM = 1_000_000
+MAX_ROUNDS = 8
+
+Leg = tuple[int, bool, int, int]  # (market, is_buy, lots, |notional at price|)
+
+
+def handle_set_unwind_order(ex: Exchange, signer: bytes, pubkey: bytes, a: SetUnwindOrder) -> ActionResult:
+    for m in a.markets:
+        ex.market(m)
+    if len(set(a.markets)) != len(a.markets):
+        raise TxError(Code.MALFORMED, "a market appears twice in the unwind order")
+    acct = ex.account(signer)
+    acct.unwind = tuple(a.markets)
+    ex.touch(acct)
+    return ActionResult(Code.OK, status="ok")
+
+
+# ---------------------------------------------------------------------------------- the scan
+def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
+    special = {ex.fee_account, ex.insurance_account}
+    batch = watch.collect(ex, funding)
+    done: set[bytes] = set()
+    for _ in range(MAX_ROUNDS):
+        unhealthy = []
+        for addr in sorted(batch):
+            acct = ex.accounts.get(addr)
+            if acct is None or addr in special or addr in done:
+                continue
+            mm = maintenance(ex, acct, detail=True)
+            if mm.liabilities and mm.equity < mm.requirement:
+                unhealthy.append(addr)
+            else:
+                watch.arm(ex, acct, mm)
+        if not unhealthy:
+            break
+        before = set(ex.touched_accounts())
+        for addr in unhealthy:
+            acct = ex.accounts.get(addr)
+            if acct is not None:
+                liquidate(ex, acct)
+            done.add(addr)
+        batch = (ex.touched_accounts() - before) | {a for a in unhealthy if a not in done}
+    for addr in sorted(done):
+        acct = ex.accounts.get(addr)
+        if acct is not None:
+            watch.arm(ex, acct, maintenance(ex, acct, detail=True))
+
+
+def liquidate(ex: Exchange, acct: Account) -> None:
+    mm = maintenance(ex, acct, detail=True)
+    if not (mm.liabilities and mm.equity < mm.requirement):
+        return
+    addr = acct.address
+    ex.emit(("liquidation", addr, "start", mm.equity, mm.requirement))
+    for oid in sorted(acct.open_orders):
+        matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "liquidation")
+    risk = ex.genesis.risk
+    if not _deep(mm, risk.backstop_ppm):
+        mm = _unwind_through_book(ex, acct, mm)
+    if mm.liabilities and mm.equity < mm.requirement and _deep(mm, risk.backstop_ppm):
+        backstop(ex, acct)
+
+
+def _deep(mm: Assessment, backstop_ppm: int) -> bool:
+    return mm.equity <= 0 or mm.equity * PPM < backstop_ppm * mm.requirement
+
+
+# ---------------------------------------------------------------------------------- step 2
+def _legs(ex: Exchange, acct: Account) -> list[Leg]:
+    """The account's unwindable legs in liquidation order: its own order, then by risk
+    contribution (|notional| x the leg's maintenance rate), largest first."""
+    risk = ex.genesis.risk
+    legs: dict[int, tuple[Leg, int]] = {}
+    for m, pos in acct.positions.items():
+        if pos.size:
+            spec = ex.markets[m]
+            px = perp_price(ex, m)
+            n = abs(value_of(pos.size * spec.lot_size, px, ex.unit[spec.base]))
+            legs[m] = ((m, pos.size < 0, abs(pos.size), n), n * risk.assets[spec.base].shock_mm_ppm)
+    for a in sorted(set(acct.scaled) | set(acct.idle)):
+        if a == ex.collateral_asset:
+            continue
+        spots = [m for m in ex.markets_of_asset.get(a, ()) if ex.markets[m].kind != PERP]
+        bal = acct.balance(a)
+        if not spots or not bal:
+            continue
+        m = next((x for x in acct.unwind if x in spots), spots[0])
+        spec = ex.markets[m]
+        lots = bal // spec.lot_size if bal > 0 else -(bal // spec.lot_size)
+        if lots == 0:
+            continue
+        n = abs(value_of(lots * spec.lot_size, asset_price(ex, a), ex.unit[a]))
+        cut = PPM - risk.assets[a].haircut_mm_ppm
+        legs[m] = ((m, bal < 0, lots, n), n * cut)
+    chosen = [legs[m][0] for m in acct.unwind if m in legs]
+    rest = sorted((m for m in legs if m not in acct.unwind), key=lambda m: (-legs[m][1], m))
+    return chosen + [legs[m][0] for m in rest]
+
+
+def _unwind_through_book(ex: Exchange, acct: Account, mm: Assessment) -> Assessment:
+    risk = ex.genesis.risk
+    for m, is_buy, lots, notional in _legs(ex, acct):
+        if mm.equity >= mm.requirement or _deep(mm, risk.backstop_ppm):
+            break
+        spec = ex.markets[m]
+        chunk = lots if notional <= risk.liq_min_notional else max(1, lots * risk.liq_fraction_ppm // PPM)
+        chunk_notional = notional * chunk // lots
+        if assess(ex, acct, False, fill=(m, is_buy, chunk, chunk_notional)).requirement >= mm.requirement:
+            continue  # safety bound: unwinding this leg alone would not lower the risk
+        # bankruptcy price of the whole leg: unwinding it all there leaves equity zero
+        units = lots * spec.lot_size
+        px = notional * ex.unit[spec.base] // units
+        room = mm.equity * ex.unit[spec.base] // units
+        if is_buy:
+            limit = (px + room) // spec.tick_size
+        else:
+            limit = max(1, -(-(px - room) // spec.tick_size))
+        if limit <= 0 or limit > spec.max_price_ticks:
+            continue
+        book = ex.books[m]
+        if not book.crosses(is_buy, limit):
+            continue
+        order = Order(ex.next_order_id(), ex.next_seq(), m, acct.address, is_buy, limit, chunk, chunk,
+                      int(Tif.IOC), spec.kind == PERP, None)
+        fills = matching._match(ex, acct, spec, order, risk.liq_fee_ppm)
+        filled = chunk - order.size
+        ex.emit(("liquidation", acct.address, "book", m, is_buy, filled, limit))
+        if fills:
+            mm = maintenance(ex, acct, detail=True)
+    return mm
+
+
+# ---------------------------------------------------------------------------------- steps 3 and 4
+def backstop(ex: Exchange, acct: Account) -> None:
+    fund = ex.account(ex.insurance_account)
+    for m in sorted(acct.positions):
+        settle_position(ex, acct, m)
+    mm = maintenance(ex, acct)
+    fund_equity = assess(ex, fund, False).equity
+    if mm.equity < 0 and fund_equity + mm.equity < 0 and any(p.size for p in acct.positions.values()):
+        auto_deleverage(ex, acct, -mm.equity)
+    remainder = maintenance(ex, acct).equity
+    transfer_all(ex, acct, fund)
+    ex.emit(("liquidation", acct.address, "backstop", remainder))
+    fund_mm = assess(ex, fund, False)
+    if fund_mm.equity < 0:
+        socialize(ex, fund, -fund_mm.equity)
+
+
+def transfer_all(ex: Exchange, src: Account, dst: Account) -> None:
+    """Move every position (at its entry notional) and balance of ``src`` to ``dst``."""
+    for m in sorted(src.positions):
+        if not src.positions[m].size:
+            continue
+        settle_position(ex, src, m)
+        moved = remove_position(ex, src, m)
+        trade_position(ex, dst, m, moved.size, moved.entry_notional)
+    for a in sorted(set(src.scaled) | set(src.idle)):
+        amount = src.balance(a)
+        src.credit(a, -amount)
+        dst.credit(a, amount)
+    ex.touch(src)
+    ex.touch(dst)
+
+
+def _adl_score(ex: Exchange, acct: Account, m: int) -> tuple[int, int]:
+    """(rank group, score): profitable positions first, by profit% x leverage."""
+    pos = acct.positions[m]
+    spec = ex.markets[m]
+    v = value_of(pos.size * spec.lot_size, perp_price(ex, m), ex.unit[spec.base])
+    upnl = v - pos.signed_entry()
+    if upnl <= 0 or pos.entry_notional == 0:
+        return 1, 0
+    equity = maintenance(ex, acct).equity
+    if equity <= 0:
+        return 1, 0
+    return 0, upnl * abs(v) * 10**12 // (pos.entry_notional * equity)
+
+
+def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
+    """Close ``acct``'s perps against ranked opposite positions at bankruptcy prices that
+    spread ``deficit`` over its positions by notional."""
+    fund = ex.insurance_account
+    perps = sorted(m for m, p in acct.positions.items() if p.size)
+    values = {}
+    for m in perps:
+        spec = ex.markets[m]
+        values[m] = value_of(acct.positions[m].size * spec.lot_size, perp_price(ex, m), ex.unit[spec.base])
+    total = sum(abs(v) for v in values.values()) or 1
+    left = deficit
+    for i, m in enumerate(perps):
+        share = left if i == len(perps) - 1 else deficit * abs(values[m]) // total
+        left -= share
+        pos = acct.positions[m]
+        z = pos.size
+        # the bankrupt long sells above mark, the bankrupt short buys back below it
+        close = max(values[m] + share, 0) if z > 0 else max(-values[m] - share, 0)
+        ranked = sorted(
+            (a for a in ex.position_holders[m] if a not in (acct.address, fund)
+             and (ex.accounts[a].positions[m].size > 0) != (z > 0)),
+            key=lambda a: (*_neg(_adl_score(ex, ex.accounts[a], m)), a))
+        remaining = abs(z)
+        used = 0
+        for cp_addr in ranked:
+            if not remaining:
+                break
+            cp = ex.accounts[cp_addr]
+            q = min(remaining, abs(cp.positions[m].size))
+            chunk = close - used if q == remaining else close * q // abs(z)
+            _adl_trade(ex, acct, cp, m, q if z < 0 else -q, chunk)
+            ex.emit(("adl", m, acct.address, cp_addr, q, chunk))
+            remaining -= q
+            used += chunk
+        if remaining:  # nothing left to meet: the fund takes the rest at the same price
+            _adl_trade(ex, acct, ex.account(fund), m, remaining if z < 0 else -remaining, close - used)
+
+
+def _neg(t: tuple[int, int]) -> tuple[int, int]:
+    return t[0], -t[1]
+
+
+def _adl_trade(ex: Exchange, src: Account, cp: Account, m: int, delta: int, notional: int) -> None:
+    """``src`` trades ``delta`` lots (signed) with ``cp`` taking the other side, for ``notional``."""
+    for acct, d in ((src, delta), (cp, -delta)):
+        trade_position(ex, acct, m, d, notional)
+
+
+def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
+    """Last resort: write off ``shortfall`` (collateral units) of the fund's debts, taken
+    from the owed asset's suppliers by lowering its supply index."""
+    for a in sorted(fund.scaled):
+        if shortfall <= 0:
+            break
+        s = fund.scaled[a]
+        if s >= 0:
+            continue
+        pool = ex.pools[a]
+        debt = ex.pools.debt(fund, a)
+        px = asset_price(ex, a) if a != ex.collateral_asset else ex.unit[a]
+        debt_value = value_of(debt, px, ex.unit[a]) if px else 0
+        write_off = debt if debt_value <= shortfall or not debt_value else -(-shortfall * debt // debt_value)
+        write_off = min(write_off, debt)
+        shares = -(-write_off * ONE // pool.borrow_index)
+        shares = min(shares, -s)
+        pool.debt_shares -= shares
+        if s + shares:
+            fund.scaled[a] = s + shares
+        else:
+            del fund.scaled[a]
+        if pool.supply_shares:
+            pool.supply_index = max(1, pool.supply_index - (-(-write_off * ONE // pool.supply_shares)))
+        ex.pools.dirty.add(a)
+        ex.touch(fund)
+        ex.emit(("socialized", a, write_off))
+        shortfall -= debt_value if debt_value <= shortfall else shortfall
+    ex.watch.force_all = True

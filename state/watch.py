@@ -1,0 +1,170 @@
+"""Which accounts the liquidation scan must look at this block, without looking at all.
+
+After every maintenance check of an account with liabilities, the account is *armed* with
+its buffer ``B = equity - maintenance`` split in parts, each guarding one way its margin can
+change while nobody touches it:
+
+- prices (half of B): a relative move ``x`` of any price the account depends on (the index
+  of each asset it holds or owes, the mark of each perp it holds) changes equity by at most
+  ``x * gross`` and the requirement by at most ``x * (2 * gross + 2 * requirement)``
+  (requirement rates are below 1 and the size add-on grows as notional^1.5), so with
+  ``X = (B / 2) / (3 * gross + 2 * requirement)`` (capped at 1/3) no move below X in every
+  price can break maintenance. Each price gets two triggers, ``p * (1 + X)`` and
+  ``p * (1 - X)``, kept in per-price heaps.
+- funding (a quarter of B): funding at rate r moves equity by at most
+  ``r * perp notional * (1 + X)``; the account stores each held market's cumulative
+  ``sum |rate|`` at arming and is due when the growth since then reaches its budget.
+- interest (a quarter of B): debts grow at most at the largest borrow rate of any asset, and
+  a jump of the rate moves the borrow add-on by at most ``debt * max rate * days / 365``;
+  the account is due at the time that budget runs out.
+
+An account touched in the block (a trade, a transfer, a setting) is always checked. So the
+scan checks the block's dirty set plus the accounts whose triggers fired, and every account
+that can have fallen below maintenance is among them.
+
+The arming is part of the account's record (``Account.watch``), written when armed, and the
+heaps are rebuilt from the records on load; an entry is live only while it equals the
+account's current arming. So which accounts a block checks depends only on the state, never
+on the history of a node's memory: a node restarted from disk checks exactly the same ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from state.account import Account
+    from state.exchange import Exchange
+    from state.risk import Assessment
+
+PPM = 1_000_000
+PPB = 1_000_000_000
+YEAR_MS = 365 * 24 * 3600 * 1000
+MAX_X_PPM = 333_333
+PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
+
+
+class Watch:
+    __slots__ = ("base", "down", "entries", "force_all", "timeq", "up")
+
+    def __init__(self) -> None:
+        self.up: dict[int, list[tuple[int, bytes]]] = {}  # source -> min-heap of (trigger price, address)
+        self.down: dict[int, list[tuple[int, bytes]]] = {}  # source -> min-heap of (-trigger price, address)
+        self.timeq: list[tuple[int, bytes]] = []  # min-heap of (due time, address)
+        self.entries = 0
+        self.base = 0  # entries right after the last rebuild
+        self.force_all = False  # after a socialized loss every armed account is checked once
+
+    def arm_from_record(self, address: bytes, w: list[Any]) -> None:
+        _x, sources, _budget, _refs, due = w
+        for src, up, down in sources:
+            heapq.heappush(self.up.setdefault(src, []), (up, address))
+            heapq.heappush(self.down.setdefault(src, []), (-down, address))
+        if due is not None:
+            heapq.heappush(self.timeq, (due, address))
+        self.entries += 2 * len(sources) + 1
+
+    def rebuild(self, ex: Exchange) -> None:
+        self.up.clear()
+        self.down.clear()
+        self.timeq.clear()
+        self.entries = 0
+        for addr in sorted(ex.accounts):
+            w = ex.accounts[addr].watch
+            if w is not None:
+                self.arm_from_record(addr, w)
+        self.base = self.entries
+
+
+def source_price(ex: Exchange, src: int) -> int:
+    from state.prices import mark_price
+
+    return mark_price(ex, src - PERP_SOURCE) if src >= PERP_SOURCE else ex.index_px[src]
+
+
+def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
+    """Arm ``acct`` from its maintenance assessment (``detail=True``); healthy or not."""
+    risk = ex.genesis.risk
+    if not mm.liabilities:
+        if acct.watch is not None:
+            acct.watch = None
+            ex.touch(acct)
+        return
+    buffer = max(mm.equity - mm.requirement, 0)
+    g = 3 * mm.gross + 2 * mm.requirement
+    x = min(MAX_X_PPM, buffer * PPM // (2 * g)) if g else MAX_X_PPM
+    sources = []
+    for src, px, _exposure in sorted(mm.sources):
+        sources.append([src, px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)])
+    budget = None
+    refs = []
+    if mm.perp_gross:
+        budget = (buffer // 4) * PPB // (2 * mm.perp_gross)
+        refs = [[m, ex.mstate[m].phi] for m in sorted(acct.positions) if acct.positions[m].size]
+    due = None
+    if mm.debt_value:
+        rmax = max(r.max_rate_ppm for r in risk.assets) or 1
+        jump = -(-mm.debt_value * 2 * rmax * risk.borrow_addon_days_mm // (365 * PPM))
+        left = buffer // 4 - jump
+        due = ex.time_ms + 1 if left <= 0 else ex.time_ms + 1 + left * YEAR_MS * PPM // (2 * mm.debt_value * rmax)
+    if buffer == 0:
+        due = ex.time_ms + 1  # at the edge (or below and partially liquidated): check again next block
+    w: list[Any] = [x, sources, budget, refs, due]
+    if w != acct.watch:
+        acct.watch = w
+        ex.touch(acct)
+    ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
+
+
+def _live(acct: Account | None, src: int, price: int, up: bool) -> bool:
+    if acct is None or acct.watch is None:
+        return False
+    i = 1 if up else 2
+    return any(s[0] == src and s[i] == price for s in acct.watch[1])
+
+
+def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
+    """The accounts to check this block: touched ones plus fired triggers."""
+    w = ex.watch
+    out = set(ex.touched_accounts())
+    accounts = ex.accounts
+    if w.force_all:
+        w.force_all = False
+        out.update(a for a, acct in accounts.items() if acct.watch is not None)
+    for src, heap in w.up.items():
+        price = source_price(ex, src)
+        while heap and heap[0][0] <= price:
+            p, addr = heapq.heappop(heap)
+            w.entries -= 1
+            if _live(accounts.get(addr), src, p, True):
+                out.add(addr)
+    for src, heap in w.down.items():
+        price = source_price(ex, src)
+        while heap and -heap[0][0] >= price:
+            p, addr = heapq.heappop(heap)
+            w.entries -= 1
+            if _live(accounts.get(addr), src, -p, False):
+                out.add(addr)
+    now = ex.time_ms
+    while w.timeq and w.timeq[0][0] <= now:
+        due, addr = heapq.heappop(w.timeq)
+        w.entries -= 1
+        acct = accounts.get(addr)
+        if acct is not None and acct.watch is not None and acct.watch[4] == due:
+            out.add(addr)
+    if funding:
+        markets = {m for m, _rate in funding}
+        for m in sorted(markets):
+            for addr in sorted(ex.position_holders.get(m, ())):
+                acct = accounts[addr]
+                wa = acct.watch
+                if wa is None or wa[2] is None:
+                    out.add(addr)
+                    continue
+                used = sum(ex.mstate[mm].phi - ref for mm, ref in wa[3])
+                if used >= wa[2]:
+                    out.add(addr)
+    if w.entries > 4 * w.base + 200_000:  # stale entries pile up: compact (amortized O(1))
+        w.rebuild(ex)
+    return out
