@@ -42,6 +42,7 @@ PPM = 1_000_000
 PPB = 1_000_000_000
 YEAR_MS = 365 * 24 * 3600 * 1000
 MAX_X_PPM = 333_333
+MAX_BUDGET = 1 << 62
 PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
 
 
@@ -100,14 +101,14 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     budget = None
     refs = []
     if mm.perp_gross:
-        budget = (buffer // 4) * PPB // (2 * mm.perp_gross)
+        budget = min((buffer // 4) * PPB // (2 * mm.perp_gross), MAX_BUDGET)
         refs = [[m, ex.mstate[m].phi] for m in sorted(acct.positions) if acct.positions[m].size]
     due = None
     if mm.debt_value:
         rmax = max(r.max_rate_ppm for r in risk.assets) or 1
         jump = -(-mm.debt_value * 2 * rmax * risk.borrow_addon_days_mm // (365 * PPM))
         left = buffer // 4 - jump
-        due = ex.time_ms + 1 if left <= 0 else ex.time_ms + 1 + left * YEAR_MS * PPM // (2 * mm.debt_value * rmax)
+        due = ex.time_ms + 1 + (0 if left <= 0 else min(left * YEAR_MS * PPM // (2 * mm.debt_value * rmax), YEAR_MS))
     if buffer == 0:
         due = ex.time_ms + 1  # at the edge (or below and partially liquidated): check again next block
     w: list[Any] = [x, sources, budget, refs, due]
