@@ -53,7 +53,8 @@ class Chain:
         self.time += 1000
         blk = ExecBlock(self.sm.height + 1, self.time, tuple(txs))
         self.blocks.append(blk)
-        return self.sm.apply_block(blk)
+        self.last = self.sm.apply_block(blk)
+        return self.last
 
     def run(self, k: PrivateKey, action: Any) -> Receipt:
         return self.block(self.sign(k, action)).receipts[0]
