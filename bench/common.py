@@ -16,8 +16,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
+def current_rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), from /proc."""
+    with open(f"/proc/{pid}/statm") as fh:
         pages = int(fh.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 

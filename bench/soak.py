@@ -16,16 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_json
+from bench.common import current_rss_mb, write_json
 from devnet.cluster import Cluster
 from devnet.load import prepare, run_load
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def disk_mb(path: Path) -> float:
@@ -57,7 +50,7 @@ def main() -> None:
                                               accounts=job.accounts))
                 committed += report.committed
                 s = {"minutes": round((time.monotonic() - t0) / 60, 2), "height": c.height(0), "committed": committed,
-                     "rss_mb": [round(rss_mb(c.procs[i].pid), 1) for i in range(4)],
+                     "rss_mb": [round(current_rss_mb(c.procs[i].pid), 1) for i in range(4)],
                      "disk_mb": [round(disk_mb(Path(c.manifest.nodes[i].home) / "data"), 1) for i in range(4)],
                      "tx_per_s": report.tx_per_s, "p99_ms": report.p99_ms}
                 samples.append(s)
