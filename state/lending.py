@@ -130,11 +130,11 @@ class Pool:
                           f"{what} {amount} would take utilization to {util} ppm, cap {self.params.util_cap_ppm}")
 
     # ------------------------------------------------------------------ accrual
-    def accrue(self, dt_ms: int) -> tuple[int, int]:
-        """Advance the indices over ``dt_ms``; returns (interest owed, reserve part).
+    def accrue(self, dt_ms: int) -> tuple[bool, int]:
+        """Advance the indices over ``dt_ms``; returns (whether they moved, reserve part).
         The caller credits the reserve to the insurance fund."""
         if dt_ms <= 0 or self.debt_shares <= 0 or self.rate_ppm <= 0:
-            return 0, 0
+            return False, 0
         before = self.debt_value()
         growth = -(-self.borrow_index * self.rate_ppm * dt_ms // (PPM * YEAR_MS))
         self.borrow_index += growth
@@ -143,7 +143,7 @@ class Pool:
         to_suppliers = interest - reserve
         if self.supply_shares > 0 and to_suppliers > 0:
             self.supply_index += to_suppliers * ONE // self.supply_shares
-        return interest, reserve
+        return growth > 0, reserve
 
     def update_rate(self) -> None:
         self.rate_ppm = self.borrow_rate_ppm(self.utilization_ppm())

@@ -70,9 +70,24 @@ def handle_set_unwind_order(ex: Exchange, signer: bytes, pubkey: bytes, a: SetUn
 
 # ---------------------------------------------------------------------------------- the scan
 def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
-    special = {ex.fee_account, ex.insurance_account}
-    batch = watch.collect(ex, funding)
     done: set[bytes] = set()
+    _rounds(ex, watch.collect(ex, funding), done)
+    fund = ex.accounts.get(ex.insurance_account)
+    if fund is not None and (fund.has_liabilities() or any(a != ex.collateral_asset for a in fund.scaled)):
+        unwind_fund(ex, fund)
+    if ex.watch.force_all:  # a socialized loss lowered every supplier's balance: check them all now
+        ex.watch.force_all = False
+        _rounds(ex, {a for a, acct in ex.accounts.items() if acct.watch is not None}, done)
+    for addr in sorted(done):
+        acct = ex.accounts.get(addr)
+        if acct is not None:
+            watch.arm(ex, acct, maintenance(ex, acct, detail=True))
+
+
+def _rounds(ex: Exchange, batch: set[bytes], done: set[bytes]) -> None:
+    """Assess ``batch``; liquidate the unhealthy in address order; repeat with the accounts
+    those liquidations touched."""
+    special = {ex.fee_account, ex.insurance_account}
     for _ in range(MAX_ROUNDS):
         unhealthy = []
         for addr in sorted(batch):
@@ -85,18 +100,14 @@ def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
             else:
                 watch.arm(ex, acct, mm)
         if not unhealthy:
-            break
+            return
         before = set(ex.touched_accounts())
         for addr in unhealthy:
             acct = ex.accounts.get(addr)
             if acct is not None:
                 liquidate(ex, acct)
             done.add(addr)
-        batch = (ex.touched_accounts() - before) | {a for a in unhealthy if a not in done}
-    for addr in sorted(done):
-        acct = ex.accounts.get(addr)
-        if acct is not None:
-            watch.arm(ex, acct, maintenance(ex, acct, detail=True))
+        batch = ex.touched_accounts() - before
 
 
 def liquidate(ex: Exchange, acct: Account) -> None:
@@ -183,6 +194,39 @@ def _unwind_through_book(ex: Exchange, acct: Account, mm: Assessment) -> Assessm
     return mm
 
 
+def unwind_fund(ex: Exchange, fund: Account) -> None:
+    """The insurance fund flattens what backstops gave it, every block, through the book:
+    each leg as an IOC no further from the mark (or index) than the maintenance shock S_MM
+    and never past the fund's own bankruptcy price (so unwinding never takes its equity
+    below zero). What the book cannot take waits; if the fund's equity is below its
+    maintenance requirement, its perps are auto-deleveraged (at the mark while its equity
+    is positive, at its bankruptcy prices otherwise). Only a fund left with negative equity
+    and no perp haircuts lenders (``socialize``)."""
+    risk = ex.genesis.risk
+    for m, is_buy, lots, notional in _legs(ex, fund):
+        room = maintenance(ex, fund).equity
+        if room <= 0:
+            break
+        spec = ex.markets[m]
+        units = lots * spec.lot_size
+        px = notional * ex.unit[spec.base] // units
+        dist = min(px * risk.assets[spec.base].shock_mm_ppm // PPM, room * ex.unit[spec.base] // units)
+        limit = (px + dist) // spec.tick_size if is_buy else max(1, -(-(px - dist) // spec.tick_size))
+        if not ex.books[m].crosses(is_buy, limit):
+            continue
+        order = Order(ex.next_order_id(), ex.next_seq(), m, fund.address, is_buy, limit, lots, lots,
+                      int(Tif.IOC), spec.kind == PERP, None)
+        matching._match(ex, fund, spec, order)
+        ex.emit(("liquidation", fund.address, "fund_unwind", m, is_buy, lots - order.size, limit))
+    mm = maintenance(ex, fund)
+    if mm.equity < mm.requirement and any(p.size for p in fund.positions.values()):
+        auto_deleverage(ex, fund, max(0, -mm.equity))
+        ex.emit(("liquidation", fund.address, "fund_adl", mm.equity))
+    after = assess(ex, fund, False)
+    if after.equity < 0:
+        socialize(ex, fund, -after.equity)
+
+
 # ---------------------------------------------------------------------------------- steps 3 and 4
 def backstop(ex: Exchange, acct: Account) -> None:
     fund = ex.account(ex.insurance_account)
@@ -195,9 +239,8 @@ def backstop(ex: Exchange, acct: Account) -> None:
     remainder = maintenance(ex, acct).equity
     transfer_all(ex, acct, fund)
     ex.emit(("liquidation", acct.address, "backstop", remainder))
-    fund_mm = assess(ex, fund, False)
-    if fund_mm.equity < 0:
-        socialize(ex, fund, -fund_mm.equity)
+    # a fund left below zero is dealt with by ``unwind_fund`` at the end of the scan: its
+    # perps are deleveraged first, lenders are haircut only for what remains
 
 
 def transfer_all(ex: Exchange, src: Account, dst: Account) -> None:
@@ -209,6 +252,7 @@ def transfer_all(ex: Exchange, src: Account, dst: Account) -> None:
         moved = remove_position(ex, src, m)
         trade_position(ex, dst, m, moved.size, moved.entry_notional)
     for a in sorted(set(src.scaled) | set(src.idle)):
+        ex.pools.move_idle_to_pool(src, a)  # idle funds repay a debt first: one part left
         amount = src.balance(a)
         src.credit(a, -amount)
         dst.credit(a, amount)
@@ -240,9 +284,11 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
         spec = ex.markets[m]
         values[m] = value_of(acct.positions[m].size * spec.lot_size, perp_price(ex, m), ex.unit[spec.base])
     total = sum(abs(v) for v in values.values()) or 1
+    if deficit:
+        deficit += len(perps) + 1  # covers the per-position rounding: the account ends >= 0
     left = deficit
     for i, m in enumerate(perps):
-        share = left if i == len(perps) - 1 else deficit * abs(values[m]) // total
+        share = left if i == len(perps) - 1 else min(left, -(-deficit * abs(values[m]) // total))
         left -= share
         pos = acct.positions[m]
         z = pos.size
@@ -264,7 +310,7 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
             ex.emit(("adl", m, acct.address, cp_addr, q, chunk))
             remaining -= q
             used += chunk
-        if remaining:  # nothing left to meet: the fund takes the rest at the same price
+        if remaining and acct.address != fund:  # nothing left to meet: the fund takes the rest
             _adl_trade(ex, acct, ex.account(fund), m, remaining if z < 0 else -remaining, close - used)
 
 

@@ -77,8 +77,8 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]
-        interest, reserve = pool.accrue(dt)
-        if interest:
+        moved, reserve = pool.accrue(dt)
+        if moved:
             ex.pools.dirty.add(a)
         if reserve:
             fund = fund or ex.account(ex.insurance_account)

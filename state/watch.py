@@ -55,7 +55,7 @@ class Watch:
         self.timeq: list[tuple[int, bytes]] = []  # min-heap of (due time, address)
         self.entries = 0
         self.base = 0  # entries right after the last rebuild
-        self.force_all = False  # after a socialized loss every armed account is checked once
+        self.force_all = False  # set by a socialized loss: the same scan then checks every armed account
 
     def arm_from_record(self, address: bytes, w: list[Any]) -> None:
         _x, sources, _budget, _refs, due = w
@@ -130,9 +130,6 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
     w = ex.watch
     out = set(ex.touched_accounts())
     accounts = ex.accounts
-    if w.force_all:
-        w.force_all = False
-        out.update(a for a, acct in accounts.items() if acct.watch is not None)
     for src, heap in w.up.items():
         price = source_price(ex, src)
         while heap and heap[0][0] <= price:

@@ -66,18 +66,26 @@ def test_step1_and_step2_cancel_then_partial_through_the_book() -> None:
 
 def test_step3_backstop_the_fund_takes_everything_at_the_bankruptcy_price() -> None:
     """At 55,400: equity 879 is below 2/3 of maintenance (~1,669): the insurance fund takes
-    the position and the collateral; T ends with nothing, the fund gains T's 879."""
+    the position and the collateral; T ends with nothing, the fund gains T's 879. The fund
+    (almost empty before) cannot margin a 1 BTC long with $879, so at the end of the scan
+    it deleverages it against the short (S) at the mark: nobody loses against the mark."""
     c = _setup()
     fund_before = _fund(c)
+    s_before = risk.maintenance(c.ex, c.ex.accounts[S.address]).equity
     set_prices(c, btc=55_400 * USD)
     result = c.last
     stages = [e[2] for e in _liq_events(result, T.address)]
     assert stages == ["start", "backstop"]
     assert T.address not in c.ex.accounts or not c.ex.accounts[T.address].has_liabilities()
+    fund_stages = [e[2] for e in _liq_events(result, INSURANCE_ACCOUNT)]
+    assert fund_stages == ["fund_adl"]
+    adl = [e for _, e in result.events if isinstance(e, tuple) and e[0] == "adl"]
+    assert adl == [("adl", BTC_PERP, INSURANCE_ACCOUNT, S.address, LOTS, 55_400 * USD)]  # at the mark
+    assert c.ex.accounts[S.address].positions[BTC_PERP].size == 0
+    assert risk.maintenance(c.ex, c.ex.accounts[S.address]).equity - s_before == 4_600 * USD  # its gain vs 60k
     fund = c.ex.accounts[INSURANCE_ACCOUNT]
-    assert fund.positions[BTC_PERP].size == LOTS
-    fund_mm = risk.maintenance(c.ex, fund)
-    assert fund_mm.equity - fund_before == 879 * USD
+    assert fund.positions[BTC_PERP].size == 0
+    assert risk.maintenance(c.ex, fund).equity - fund_before == 879 * USD
 
 
 def test_step4_adl_ranks_by_profit_times_leverage_at_the_bankruptcy_price() -> None:
@@ -102,10 +110,11 @@ def test_step4_adl_ranks_by_profit_times_leverage_at_the_bankruptcy_price() -> N
     set_prices(c, btc=50_000 * USD)
     result = c.last
     adl = [e for _, e in result.events if isinstance(e, tuple) and e[0] == "adl"]
-    assert adl == [("adl", BTC_PERP, T.address, S2.address, 5_000, 5_000 * 10_000 * 54_521 * USD // 10**8)]
+    # (+2 micro-USDC: the deficit is padded so rounding cannot leave T below zero)
+    assert adl == [("adl", BTC_PERP, T.address, S2.address, 5_000, 5_000 * 10_000 * 54_521 * USD // 10**8 + 2)]
     s2 = c.ex.accounts[S2.address]
     assert s2.positions[BTC_PERP].size == 0
-    assert s2.positions[BTC_PERP].realized_pnl == 5_000 * (60_000 - 54_521) * 100  # $2,739.5 of its $5,000
+    assert s2.positions[BTC_PERP].realized_pnl == 5_000 * (60_000 - 54_521) * 100 - 2  # $2,739.5 of its $5,000
     assert c.ex.accounts[S1.address].positions[BTC_PERP].size == -5_000
     assert c.ex.accounts[S1.address].balance(USDC) == s1_before
     assert c.ex.accounts[M.address].positions[BTC_PERP].size == 5_000
