@@ -17,7 +17,7 @@ from state.book import Book, Order
 from state.errors import Code, TxError
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
 from state.lending import Pools
-from state.prices import MarketState, refresh_index_prices
+from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -40,6 +40,17 @@ class Exchange:
                     self.markets_of_asset[m.base] = (*self.markets_of_asset.get(m.base, ()), m.market_id)
         self.pools = Pools(genesis.risk.assets)
         self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
+        # per market, for the margin hot path: (is perp, base, lot size, base unit, tick size, tick value)
+        self.minfo: list[tuple[bool, int, int, int, int, int]] = [
+            (m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value) for m in self.markets]
+        risk = genesis.risk
+        # per asset, (initial, maintenance) x (shock, 1 - haircut, hedge add-on, size add-on, size ref)
+        self.uparams: list[tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int]]] = [
+            ((r.shock_im_ppm, 1_000_000 - r.haircut_im_ppm, risk.hedge_addon_im_ppm, risk.size_addon_im_ppm,
+              risk.size_addon_ref),
+             (r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm, risk.hedge_addon_mm_ppm, risk.size_addon_mm_ppm,
+              risk.size_addon_ref)) for r in risk.assets]
+        self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, list[int]] = {}
         self.last_price: dict[int, int] = {}
@@ -249,3 +260,4 @@ class Exchange:
             if acct.watch is not None:
                 self.watch.arm_from_record(addr, acct.watch)
         refresh_index_prices(self)
+        refresh_leg_prices(self)

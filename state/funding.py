@@ -81,6 +81,7 @@ def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notiona
     """``acct`` trades ``delta`` lots (signed) of the perp for ``notional`` quote units:
     settles the position first, realizes PnL into the quote balance (fees are separate)."""
     settle_position(ex, acct, market)
+    ex.pools.changed.add(acct.address)
     pos = acct.position(market)
     was_open = pos.size != 0
     _track(ex, market, pos, -1)
@@ -100,6 +101,7 @@ def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
     from state.account import Position as _Position
 
     pos = acct.positions[market]
+    ex.pools.changed.add(acct.address)
     _track(ex, market, pos, -1)
     moved = _Position(pos.size, pos.entry_notional, 0, pos.funding_index, pos.epoch)
     pos.size = 0

@@ -168,11 +168,12 @@ class Pool:
 class Pools:
     """All pools plus the set of pools changed since the last write set."""
 
-    __slots__ = ("by_asset", "dirty")
+    __slots__ = ("by_asset", "changed", "dirty")
 
     def __init__(self, params: tuple[AssetRisk, ...]) -> None:
         self.by_asset = [Pool(a, p) for a, p in enumerate(params)]
         self.dirty: set[int] = set()
+        self.changed: set[bytes] = set()  # accounts whose balances changed this block (risk scan)
 
     def __getitem__(self, asset: int) -> Pool:
         return self.by_asset[asset]
@@ -202,6 +203,7 @@ class Pools:
             return
         pool = self.by_asset[asset]
         self.dirty.add(asset)
+        self.changed.add(acct.address)
         scaled = acct.scaled
         if amount > 0:
             s = scaled.get(asset, 0)

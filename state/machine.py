@@ -74,6 +74,7 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     """Step 1: accrue interest over the time since the previous block."""
     dt = max(time_ms - ex.time_ms, 0)
     ex.time_ms = time_ms
+    ex.pools.changed = set()  # the risk scan's dirty set is this block's only (a restart has none)
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]
@@ -91,6 +92,7 @@ def end_block(ex: Exchange) -> None:
     oracle.aggregate(ex)
     prices.refresh_index_prices(ex)
     prices.update_marks(ex)
+    prices.refresh_leg_prices(ex)
     funding.sample_premiums(ex)
     settled = funding.maybe_settle(ex)
     liquidation.run(ex, settled)

@@ -129,6 +129,13 @@ def update_marks(ex: Exchange) -> None:
             ex.touch_market(m)
 
 
+def refresh_leg_prices(ex: Exchange) -> None:
+    """The valuation price of each market for the margin hot path: a perp's mark, a spot
+    market's index price (0 = none: the engine falls back per call)."""
+    for m, spec in enumerate(ex.markets):
+        ex.leg_px[m] = mark_price(ex, m) if m in ex.perp_market_ids else ex.index_px[spec.base]
+
+
 def mark_price(ex: Exchange, market_id: int) -> int:
     """The mark used for valuation now: the block's mark, else the index, else last trade."""
     st = ex.mstate[market_id]

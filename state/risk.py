@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
+from state.lending import ONE
 from state.prices import compute_index, mark_price
 
 if TYPE_CHECKING:
@@ -135,53 +136,65 @@ class Assessment:
         return self.requirement - self.equity
 
 
+def scenario_loss(move: int) -> int:
+    """Worst loss over the shock grid k in {0, +-1/3, +-2/3, +-1} of a position whose PnL
+    per unit of shock is ``move`` / PPM: max over j of -(j / 3) * move. Every instrument the
+    exchange lists is linear in the price, so the worst grid point is an end (k = -1 or +1),
+    which is what this evaluates (exactly the grid's maximum); a non-linear instrument would
+    evaluate its PnL at each of the seven points."""
+    worst = 3 * move if move > 0 else -3 * move  # = max(-j * move for j in GRID)
+    return -(-worst // (3 * PPM))
+
+
 def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
     """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc)."""
-    risk = ex.genesis.risk
-    r = risk.assets[u]
-    if initial:
-        shock, cut = r.shock_im_ppm, PPM - r.haircut_im_ppm
-        hedge_ppm, size_ppm = risk.hedge_addon_im_ppm, risk.size_addon_im_ppm
+    shock, cut, hedge_ppm, size_ppm, size_ref = ex.uparams[u][0 if initial else 1]
+    if ns > 0 > p:
+        h = ns if ns < -p else -p
+        pr, sr = p + h, ns - h
+    elif ns < 0 < p:
+        h = -ns if -ns < p else p
+        pr, sr = p - h, ns + h
     else:
-        shock, cut = r.shock_mm_ppm, PPM - r.haircut_mm_ppm
-        hedge_ppm, size_ppm = risk.hedge_addon_mm_ppm, risk.size_addon_mm_ppm
-    h = min(abs(ns), abs(p)) if (ns > 0 > p or ns < 0 < p) else 0
-    pr = p + h if p < 0 else p - h
-    sr = ns + h if ns < 0 else ns - h
-    h += (pg - abs(p)) // 2
-    move = shock * pr + cut * sr  # PnL per unit shock, scaled by PPM
-    worst = 0
-    for j in GRID:
-        loss = -j * move
-        if loss > worst:
-            worst = loss
-    req = -(-worst // (3 * PPM))
+        h, pr, sr = 0, p, ns
+    ap = p if p >= 0 else -p
+    h += (pg - ap) // 2
+    req = scenario_loss(shock * pr + cut * sr)  # residual perp moves by S, residual spot by 1 - haircut
     if h:
         req += -(-h * hedge_ppm // PPM)
-    net = abs(ns + p)
+    net = ns + p
+    if net < 0:
+        net = -net
     if net and size_ppm:
-        req += -(-net * size_ppm * isqrt(net * 10**12 // risk.size_addon_ref) // 10**12)
+        req += -(-net * size_ppm * isqrt(net * 10**12 // size_ref) // 10**12)
     return req
 
 
 def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:
-    """What filling ``leg`` does: (underlying, d spot value, d perp value, d equity, d USDC)."""
+    """What filling ``leg`` does: (underlying, d spot value, d perp value, d equity, d USDC).
+    A fill at a better price than the mark/index is not counted as a gain (min(..., 0)): an
+    order's worst case never adds equity, so a stale or pushed price cannot fund it."""
     m, is_buy, lots, notional = leg
-    spec = ex.markets[m]
-    u = spec.base
-    cost = fee(notional, ex.genesis.max_fee_ppm)
-    base_units = lots * spec.lot_size
-    # a fill at a better price than the mark/index is not counted as a gain (min(..., 0)):
-    # an order's worst case never adds equity, so a stale or pushed price cannot fund it
-    if spec.kind == PERP:
-        px = perp_price(ex, m, (m, hint[1]) if hint is not None and hint[0] == m else None)
-        v = value_of(base_units if is_buy else -base_units, px, ex.unit[u])
-        return u, 0, v, min(v - notional if is_buy else notional + v, 0) - cost, -cost
-    px = asset_price(ex, u, (u, hint[1]) if hint is not None and hint[0] == m else None)
-    v = value_of(base_units if is_buy else -base_units, px, ex.unit[u])
+    is_perp, u, lot_size, unit, _tick_size, _tv = ex.minfo[m]
+    cost = -(-notional * ex.genesis.max_fee_ppm // PPM)
+    px = ex.leg_px[m]
+    if not px:
+        if is_perp:
+            px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+        else:
+            px = asset_price(ex, u, (u, hint[1]) if hint is not None and hint[0] == m else None)
+    units = lots * lot_size
     if is_buy:
-        return u, v, 0, min(v - notional, 0) - cost, -notional - cost
-    return u, v, 0, min(notional + v, 0) - cost, notional - cost
+        v = units * px // unit
+        gain = v - notional
+        if is_perp:
+            return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
+        return u, v, 0, (gain if gain < 0 else 0) - cost, -notional - cost
+    v = -((units * px + unit - 1) // unit)
+    gain = notional + v
+    if is_perp:
+        return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
+    return u, v, 0, (gain if gain < 0 else 0) - cost, notional - cost
 
 
 def assess(
@@ -203,83 +216,108 @@ def assess(
     ``fill``: as if this order had just filled completely at its limit price.
     ``d_balance``: (asset, delta) applied to the balance first (a withdrawal).
     ``d_debt``: (asset, extra debt) that leaves the balance unchanged (a borrow).
+    ``detail``: keep the per-underlying detail and the prices used (summaries, the watch).
+    (Hot path: written for speed; every sum is of integers, so order does not matter.)
     """
     res = Assessment()
-    pools = ex.pools
+    pools = ex.pools.by_asset
     c = ex.collateral_asset
     risk = ex.genesis.risk
     days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
     hint: tuple[int, int] | None = None
     leg0 = add or fill
     if leg0 is not None:
-        hint = (leg0[0], ex.markets[leg0[0]].tick_size * (leg0[3] // max(1, leg0[2] * ex.markets[leg0[0]].tick_value)))
+        info = ex.minfo[leg0[0]]
+        hint = (leg0[0], info[4] * (leg0[3] // max(1, leg0[2] * info[5])))
     spot: dict[int, int] = {}
     perp: dict[int, list[int]] = {}
     equity = 0
     addon_value = 0  # debt value * rate, summed (ppm-year scaled)
+    gross = 0
     liab = False
     usdc = 0
-    assets = set(acct.scaled) | set(acct.idle)
+    scaled = acct.scaled
+    idle = acct.idle
+    assets = scaled.keys() | idle.keys()
     if d_balance is not None:
         assets.add(d_balance[0])
     if d_debt is not None:
         assets.add(d_debt[0])
-    for a in sorted(assets):
-        real = pools.real(acct, a)
-        debt = pools.debt(acct, a)
+    for a in assets:
+        sh = scaled.get(a, 0)
+        real = idle.get(a, 0)
+        pool = pools[a]
+        debt = 0
+        if sh > 0:
+            real += sh * pool.supply_index // ONE
+        elif sh < 0:
+            debt = (-sh * pool.borrow_index + ONE - 1) // ONE
+            real -= debt
         if d_balance is not None and d_balance[0] == a:
             real += d_balance[1]
-            debt = max(debt, -real) if real < 0 else debt
+            if real < -debt:
+                debt = -real
+        extra = 0
         if d_debt is not None and d_debt[0] == a:
-            debt += d_debt[1]
+            extra = d_debt[1]
+            debt += extra
+        rate = 0
         if debt:  # the add-on uses the rate at the live utilization (with a borrow's extra debt)
-            pool = pools[a]
-            extra = d_debt[1] if d_debt is not None and d_debt[0] == a else 0
-            rate = max(pool.rate_ppm, pool.borrow_rate_ppm(pool.utilization_ppm(extra_debt=extra)))
+            liab = True
+            rate = pool.borrow_rate_ppm(pool.utilization_ppm(extra_debt=extra))
+            if pool.rate_ppm > rate:
+                rate = pool.rate_ppm
         if a == c:
             usdc = real
             equity += real
             if debt:
-                liab = True
                 addon_value += debt * rate
                 res.debt_value += debt
             continue
         if not real and not debt:
             continue
-        px = asset_price(ex, a)
-        v = value_of(real, px, ex.unit[a])
+        px = ex.index_px[a] or asset_price(ex, a)
+        unit = ex.unit[a]
+        v = real * px // unit if real >= 0 else -((-real * px + unit - 1) // unit)
         equity += v
         if v:
             spot[a] = v
-            res.gross += abs(v)
+            gross += v if v > 0 else -v
             if detail:
                 res.sources.append((a, px, abs(v)))
         if debt:
-            liab = True
-            dv = value_of(debt, px, ex.unit[a])
+            dv = (debt * px + unit - 1) // unit
             addon_value += dv * rate
             res.debt_value += dv
+    perp_gross = 0
     for m, pos in acct.positions.items():
-        if not pos.size:
+        size = pos.size
+        if not size:
             continue
-        spec = ex.markets[m]
-        st = ex.mstate[m]
-        px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+        _p, u, lot_size, unit, tick_size, tick_value = ex.minfo[m]
+        px = ex.leg_px[m]
         if not px:
-            px = ceil_div(pos.entry_notional * spec.tick_size, abs(pos.size) * spec.tick_value)
-        v = value_of(pos.size * spec.lot_size, px, ex.unit[spec.base])
-        equity += v - pos.signed_entry() - pos.size * (st.funding_index - pos.funding_index)
-        agg = perp.get(spec.base)
+            px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+            if not px:
+                px = ceil_div(pos.entry_notional * tick_size, abs(size) * tick_value)
+        units = size * lot_size
+        v = units * px // unit if units >= 0 else -((-units * px + unit - 1) // unit)
+        entry = pos.entry_notional if size > 0 else -pos.entry_notional
+        equity += v - entry - size * (ex.mstate[m].funding_index - pos.funding_index)
+        av = v if v > 0 else -v
+        agg = perp.get(u)
         if agg is None:
-            perp[spec.base] = [v, abs(v)]
+            perp[u] = [v, av]
         else:
             agg[0] += v
-            agg[1] += abs(v)
-        res.gross += abs(v)
-        res.perp_gross += abs(v)
+            agg[1] += av
+        perp_gross += av
         if detail:
-            res.sources.append((1000 + m, px, abs(v)))
+            res.sources.append((1000 + m, px, av))
         liab = True
+    gross += perp_gross
+    res.gross = gross
+    res.perp_gross = perp_gross
     if fill is not None:
         u, dsv, dpv, dv, du = _leg_effect(ex, fill, hint)
         equity += dv
@@ -299,7 +337,7 @@ def assess(
         legs: list[OrderLeg] = []
         for m, (bl, bn, al, an) in acct.orders.items():
             if drop is not None and drop.market == m:
-                dn = drop.price * drop.size * ex.markets[m].tick_value
+                dn = drop.price * drop.size * ex.minfo[m][5]
                 if drop.is_buy:
                     bl, bn = bl - drop.size, bn - dn
                 else:
@@ -313,25 +351,30 @@ def assess(
         spend = 0
         for leg in legs:
             u, dsv, dpv, dv, du = _leg_effect(ex, leg, hint)
-            side = cases.setdefault(u, [[0, 0, 0, 0], [0, 0, 0, 0]])[0 if leg[1] else 1]
+            sides = cases.get(u)
+            if sides is None:
+                sides = cases[u] = [[0, 0, 0, 0], [0, 0, 0, 0]]
+            side = sides[0 if leg[1] else 1]
             side[0] += dsv
             side[1] += dpv
-            side[2] += abs(dpv)
+            side[2] += dpv if dpv > 0 else -dpv
             side[3] += dv
             if dpv:
                 liab = True
             elif leg[1]:
                 spend -= du
-            elif spot.get(u, 0) + dsv < 0:
-                liab = True
         if spend > max(usdc, 0):
             liab = True
+        if not liab:
+            for u, (_bids, asks) in cases.items():
+                if spot.get(u, 0) + asks[0] < 0:  # asks beyond the balance: a short sale
+                    liab = True
     res.equity = equity
     res.liabilities = liab
     if not liab:
         return res
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
-    for u in sorted(set(spot) | set(perp) | set(cases)):
+    for u in spot.keys() | perp.keys() | cases.keys():
         ns = spot.get(u, 0)
         pagg = perp.get(u)
         p, pg = (pagg[0], pagg[1]) if pagg is not None else (0, 0)

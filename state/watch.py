@@ -18,9 +18,10 @@ change while nobody touches it:
   a jump of the rate moves the borrow add-on by at most ``debt * max rate * days / 365``;
   the account is due at the time that budget runs out.
 
-An account touched in the block (a trade, a transfer, a setting) is always checked. So the
-scan checks the block's dirty set plus the accounts whose triggers fired, and every account
-that can have fallen below maintenance is among them.
+An account whose balances or positions changed in the block (a fill, a transfer, a borrow,
+interest or funding settled on it) is always checked. So the scan checks the block's dirty
+set plus the accounts whose triggers fired, and every account that can have fallen below
+maintenance is among them.
 
 The arming is part of the account's record (``Account.watch``), written when armed, and the
 heaps are rebuilt from the records on load; an entry is live only while it equals the
@@ -126,9 +127,11 @@ def _live(acct: Account | None, src: int, price: int, up: bool) -> bool:
 
 
 def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
-    """The accounts to check this block: touched ones plus fired triggers."""
+    """The accounts to check this block: those whose balances or positions changed, plus
+    fired triggers. (Placing or cancelling orders changes no maintenance requirement.)"""
     w = ex.watch
-    out = set(ex.touched_accounts())
+    out = ex.pools.changed
+    ex.pools.changed = set()
     accounts = ex.accounts
     for src, heap in w.up.items():
         price = source_price(ex, src)
