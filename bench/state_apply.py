@@ -1,6 +1,14 @@
-"""Benchmark the state machine: apply_block throughput, signature verification, memory.
+"""Benchmark the state machine: apply_block throughput, signature verification, memory,
+and the portfolio-margin risk engine.
 
     python -m bench.state_apply [--blocks 20] [--block-size 2000] [--resting 1000000]
+    python -m bench.state_apply --risk [--risk-accounts 100000]      # the risk engine only
+
+``--risk`` measures (see ``bench_risk``): orders/s with margin checks on 1,000 and 100,000
+accounts against the same flow with the risk engine switched off in this process (pre-trade
+check and per-block steps stubbed: "bare matching"), the cost of a block in which the oracle
+moves 10% over 100,000 leveraged accounts (trigger scan + liquidations), and the per-block
+cost of interest accrual and of a funding settlement.
 
 Flow: 1,000 funded accounts on 4 markets (BTC/ETH spot and perps); about 60% limit orders
 within a few ticks of the mid, 25% cancels (by client order id, of orders that may or may
@@ -16,7 +24,9 @@ import hashlib
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from bench.common import current_rss_mb, peak_rss_mb, print_table, write_json
@@ -201,6 +211,155 @@ def bench_resting(n_resting: int, n_accounts: int) -> dict[str, float]:
             "rss_peak_mb": peak_rss_mb(), "resting_orders": resting}
 
 
+# ---------------------------------------------------------------------------------- risk engine
+@contextmanager
+def bare_matching() -> Iterator[None]:
+    """Switch the risk engine off in this process: no pre-trade margin check, no per-block
+    steps (oracle, marks, funding, interest, liquidation scan). Only for measuring."""
+    from state import machine, risk
+
+    saved = (risk.must_afford_order, machine.begin_block, machine.end_block)
+
+    def begin(ex: Any, t: int) -> None:
+        ex.time_ms = t
+
+    risk.must_afford_order = lambda *a, **k: 0  # type: ignore[assignment]
+    machine.begin_block = begin  # type: ignore[assignment]
+    machine.end_block = lambda ex: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        risk.must_afford_order, machine.begin_block, machine.end_block = saved  # type: ignore[assignment]
+
+
+def synthetic_tx(k: PrivateKey, nonce: int, action: Any) -> tuple[bytes, SignedTx]:
+    """A pre-verified transaction without a signature (setup only: signing 100k is slow)."""
+    raw = nonce.to_bytes(8, "big") + k.address
+    return raw, SignedTx(k.pubkey, nonce, action, b"", raw, hashlib.sha256(raw).digest(), k.address)
+
+
+def risk_genesis(n_accounts: int, usdc: list[int], validator: PrivateKey, maker: PrivateKey) -> tuple[Genesis, list[PrivateKey]]:
+    keys = [PrivateKey(i.to_bytes(4, "big") * 8) for i in range(1, n_accounts + 1)]
+    balances = [{"address": address_to_text(k.address), "asset": "USDC", "amount": usdc[i % len(usdc)]}
+                for i, k in enumerate(keys)]
+    balances += [{"address": address_to_text(maker.address), "asset": a, "amount": v}
+                 for a, v in (("USDC", 10**17), ("BTC", 10**13), ("ETH", 10**14))]
+    doc = make_genesis_doc(chain_id=CHAIN, validators=[{"name": "v0", "pubkey": validator.pubkey.hex(), "power": 1}],
+                           bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey, balances=balances, genesis_time_ms=T0)
+    doc["limits"] = {"max_open_orders_per_account": 100_000}
+    return Genesis.from_json(doc), keys
+
+
+def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
+    """``n_accounts`` each long BTC-PERP at 1x to 20x (most 1-5x), a market maker short
+    against them and quoting bids down to -15%; then one block moves the oracle by -10%.
+    Also: a block that accrues interest on borrows, and a funding-settlement block."""
+    from state.tx import Borrow, OraclePrices
+    from state.tx import PlaceOrder as PO
+
+    validator, maker = PrivateKey(b"\x09" * 32), PrivateKey(b"\x08" * 32)
+    equity_usd = [1_000, 2_000, 5_000, 10_000, 20_000]
+    genesis, keys = risk_genesis(n_accounts, [e * 10**6 for e in equity_usd], validator, maker)
+    sm = StateMachine.open(genesis, None)
+    now = T0
+    nonce = T0
+
+    def block(items: list[tuple[PrivateKey, Any]], signed: list[bytes] = ()) -> Any:  # type: ignore[assignment]
+        nonlocal now, nonce
+        now += 1000
+        raws, cache = list(signed), {}
+        for k, action in items:
+            nonce += 1
+            raw, tx = synthetic_tx(k, nonce, action)
+            raws.append(raw)
+            cache[tx.hash] = tx
+        return sm.apply_block(ExecBlock(sm.height + 1, now, tuple(raws)), cache)
+
+    def oracle(px: int) -> bytes:
+        nonlocal nonce
+        nonce += 1
+        return sign_tx(validator, nonce, OraclePrices(((1, px * 10**6), (2, 3_000 * 10**6))), CHAIN)
+
+    block([], [oracle(60_000)])
+    # the maker: one huge ask at 60,000 for everyone to buy from, bids from -1% to -15%
+    block([(maker, PO(2, False, 60_000, 150_000_000, Tif.GTC, False, None))]
+          + [(maker, PO(2, True, 60_000 - 600 * i, 20_000_000, Tif.GTC, False, None)) for i in range(1, 16)])
+    leverage = [1, 1, 2, 2, 3, 3, 4, 5, 8, 20]  # a tenth at 20x, a tenth at 8x
+    t0 = time.perf_counter()
+    for start in range(0, n_accounts, 10_000):
+        items = []
+        for i in range(start, min(start + 10_000, n_accounts)):
+            equity = equity_usd[i % len(equity_usd)] * 10**6
+            lots = equity * leverage[(i // len(equity_usd)) % len(leverage)] // 6_000_000  # $6 a lot
+            items.append((keys[i], PO(2, True, 60_000, max(lots, 2), Tif.IOC, False, None)))
+            if i % 4 == 0:  # a quarter also borrow (and keep idle) some USDC: interest accrues
+                items.append((keys[i], Borrow(0, equity // 10)))
+        block(items)
+    setup_s = time.perf_counter() - t0
+    positions = sum(1 for a in sm.ex.accounts.values() if a.positions.get(2) and a.positions[2].size)
+    block([], [oracle(60_000)])  # one quiet block so every account is armed
+    t = time.perf_counter()
+    block([], [oracle(60_000)])
+    quiet_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    res = block([], [oracle(60_000 * (100 - move_pct) // 100)])
+    move_ms = (time.perf_counter() - t) * 1000
+    liquidated = {e[1] for _, e in res.events if isinstance(e, tuple) and e[0] == "liquidation" and e[2] == "start"}
+    writes = len(res.write_digests)
+    t = time.perf_counter()
+    block([], [oracle(60_000 * (100 - move_pct) // 100)])
+    after_ms = (time.perf_counter() - t) * 1000
+    # interest: an empty block a day later accrues a day of interest on every borrow at once
+    t = time.perf_counter()
+    now += 86_400_000 - 1000
+    block([])
+    interest_ms = (time.perf_counter() - t) * 1000
+    # funding: the next hour boundary settles every perp; the watch checks each holder's budget
+    now = T0 + ((now - T0) // 3_600_000 + 1) * 3_600_000 - 1000
+    t = time.perf_counter()
+    res = block([])
+    funding_ms = (time.perf_counter() - t) * 1000
+    assert any(isinstance(e, tuple) and e[0] == "funding" for _, e in res.events)
+    return {
+        "risk_accounts": n_accounts, "risk_positions": positions, "risk_setup_s": setup_s,
+        "quiet_block_ms": quiet_ms, "price_move_pct": move_pct, "price_move_block_ms": move_ms,
+        "price_move_liquidated": len(liquidated), "price_move_writes": writes,
+        "block_after_move_ms": after_ms, "interest_day_block_ms": interest_ms, "funding_block_ms": funding_ms,
+    }
+
+
+def bench_risk(n_blocks: int, block_size: int, big: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n in (1_000, big):
+        full = bench_apply(n_blocks, block_size, n)
+        with bare_matching():
+            bare = bench_apply(n_blocks, block_size, n)
+        out[f"orders_per_s_risk_{n}"] = full["orders_per_s"]
+        out[f"orders_per_s_bare_{n}"] = bare["orders_per_s"]
+        out[f"risk_cost_x_{n}"] = bare["orders_per_s"] / full["orders_per_s"]
+    out.update(bench_price_move(big))
+    return out
+
+
+def print_risk(r: dict[str, Any], big: int) -> None:
+    print_table("portfolio-margin risk engine", [
+        ("orders/s, risk engine on, 1,000 accounts", r["orders_per_s_risk_1000"], "tx/s"),
+        ("orders/s, bare matching, 1,000 accounts", r["orders_per_s_bare_1000"], "tx/s"),
+        ("risk engine cost (bare / risk), 1,000 accounts", r["risk_cost_x_1000"], "x"),
+        (f"orders/s, risk engine on, {big:,} accounts", r[f"orders_per_s_risk_{big}"], "tx/s"),
+        (f"orders/s, bare matching, {big:,} accounts", r[f"orders_per_s_bare_{big}"], "tx/s"),
+        (f"risk engine cost (bare / risk), {big:,} accounts", r[f"risk_cost_x_{big}"], "x"),
+        (f"accounts with a leveraged BTC-PERP long (of {big:,})", r["risk_positions"], ""),
+        ("quiet block (oracle update, nothing moves)", r["quiet_block_ms"], "ms"),
+        (f"block with a -{r['price_move_pct']}% oracle move", r["price_move_block_ms"], "ms"),
+        ("  accounts liquidated in it", r["price_move_liquidated"], ""),
+        ("  records written by it", r["price_move_writes"], ""),
+        ("block after the move", r["block_after_move_ms"], "ms"),
+        ("block accruing a day of interest (all borrows)", r["interest_day_block_ms"], "ms"),
+        ("block settling funding (all positions)", r["funding_block_ms"], "ms"),
+    ])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=20)
@@ -209,9 +368,16 @@ def main() -> None:
     ap.add_argument("--resting", type=int, default=1_000_000)
     ap.add_argument("--sig-n", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=0, help="verification threads (default: all cores)")
+    ap.add_argument("--risk", action="store_true", help="run only the risk-engine section")
+    ap.add_argument("--risk-accounts", type=int, default=100_000, help="accounts of the large risk runs")
     args = ap.parse_args()
     import os
 
+    if args.risk:
+        r = bench_risk(args.blocks, args.block_size, args.risk_accounts)
+        print_risk(r, args.risk_accounts)
+        write_json("state_apply_risk", {"blocks": args.blocks, "block_size": args.block_size, **r})
+        return
     threads = args.threads or os.cpu_count() or 1
     results: dict[str, Any] = {"accounts": args.accounts, "block_size": args.block_size, "blocks": args.blocks}
     results.update(bench_apply(args.blocks, args.block_size, args.accounts))

@@ -2,9 +2,10 @@
 
 The scan (``run``, the last per-block step) checks the accounts state/watch.py names: first
 every candidate is assessed (nothing changes), then each one below maintenance is
-liquidated in address order; accounts that those liquidations touched (makers, ADL
-counterparties) are assessed in a next round, up to ``MAX_ROUNDS``. Every checked account
-is re-armed. An account is liquidated at most once per block.
+liquidated in address order; accounts that those liquidations changed (makers, ADL
+counterparties) are assessed in a next round, until a round liquidates nobody new; then
+the insurance fund unwinds (``unwind_fund``) and the makers it traded with get the same
+rounds. Every checked account is re-armed. An account is liquidated at most once a block.
 
 Steps for an account whose equity is below its maintenance requirement:
 
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
 
 PPM = 1_000_000
-MAX_ROUNDS = 8
 
 Leg = tuple[int, bool, int, int]  # (market, is_buy, lots, |notional at price|)
 
@@ -74,10 +74,14 @@ def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
     _rounds(ex, watch.collect(ex, funding), done)
     fund = ex.accounts.get(ex.insurance_account)
     if fund is not None and (fund.has_liabilities() or any(a != ex.collateral_asset for a in fund.scaled)):
+        ex.pools.changed = set()
         unwind_fund(ex, fund)
-    if ex.watch.force_all:  # a socialized loss lowered every supplier's balance: check them all now
-        ex.watch.force_all = False
-        _rounds(ex, {a for a, acct in ex.accounts.items() if acct.watch is not None}, done)
+        touched = ex.pools.changed  # makers the fund traded with
+        ex.pools.changed = set()
+        if ex.watch.force_all:  # a socialized loss lowered every supplier's balance: check them all now
+            ex.watch.force_all = False
+            touched |= {a for a, acct in ex.accounts.items() if acct.watch is not None}
+        _rounds(ex, touched, done)
     for addr in sorted(done):
         acct = ex.accounts.get(addr)
         if acct is not None:
@@ -86,9 +90,10 @@ def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
 
 def _rounds(ex: Exchange, batch: set[bytes], done: set[bytes]) -> None:
     """Assess ``batch``; liquidate the unhealthy in address order; repeat with the accounts
-    those liquidations touched."""
+    those liquidations changed (makers they filled, ADL counterparties). Each account is
+    liquidated at most once per block, so this ends."""
     special = {ex.fee_account, ex.insurance_account}
-    for _ in range(MAX_ROUNDS):
+    while batch:
         unhealthy = []
         for addr in sorted(batch):
             acct = ex.accounts.get(addr)
@@ -101,13 +106,14 @@ def _rounds(ex: Exchange, batch: set[bytes], done: set[bytes]) -> None:
                 watch.arm(ex, acct, mm)
         if not unhealthy:
             return
-        before = set(ex.touched_accounts())
+        ex.pools.changed = set()
         for addr in unhealthy:
             acct = ex.accounts.get(addr)
             if acct is not None:
                 liquidate(ex, acct)
             done.add(addr)
-        batch = ex.touched_accounts() - before
+        batch = ex.pools.changed  # makers filled by the liquidations, ADL counterparties
+        ex.pools.changed = set()
 
 
 def liquidate(ex: Exchange, acct: Account) -> None:
