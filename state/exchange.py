@@ -50,6 +50,10 @@ class Exchange:
               risk.size_addon_ref),
              (r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm, risk.hedge_addon_mm_ppm, risk.size_addon_mm_ppm,
               risk.size_addon_ref)) for r in risk.assets]
+        # the watch's bound on the maintenance requirement's slope per unit notional (ppm)
+        scen = max(max(r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm) for r in risk.assets) + risk.hedge_addon_mm_ppm
+        rmax = max(r.max_rate_ppm for r in risk.assets)
+        self.watch_rate_ppm = 2 * scen + -(-rmax * risk.borrow_addon_days_mm // 365)
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, list[int]] = {}
@@ -58,6 +62,8 @@ class Exchange:
         self.index_px: list[int] = [0] * len(genesis.assets)  # derived: state/prices.py
         self.oracle_subs: dict[tuple[int, int], list[int]] = {}  # (asset, validator) -> [price, time]
         self.position_holders: dict[int, set[bytes]] = {m: set() for m in self.perp_market_ids}  # derived
+        self.position_sides: dict[int, tuple[set[bytes], set[bytes]]] = {  # derived: (longs, shorts)
+            m: (set(), set()) for m in self.perp_market_ids}
         # derived, per perp: sum of signed entry notionals, sum of size x funding index at settlement
         self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
         self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
@@ -255,6 +261,7 @@ class Exchange:
             for m, pos in acct.positions.items():
                 if pos.size:
                     self.position_holders[m].add(addr)
+                    self.position_sides[m][0 if pos.size > 0 else 1].add(addr)
                 self.perp_entry_sum[m] += pos.signed_entry()
                 self.perp_fref_sum[m] += pos.size * pos.funding_index
             if acct.watch is not None:

@@ -83,17 +83,32 @@ def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notiona
     settle_position(ex, acct, market)
     ex.pools.changed.add(acct.address)
     pos = acct.position(market)
-    was_open = pos.size != 0
+    before = pos.size
     _track(ex, market, pos, -1)
     pnl = pos.apply_trade(delta, notional)
     _track(ex, market, pos, 1)
     acct.credit(ex.markets[market].quote, pnl)
-    if (pos.size != 0) != was_open:
-        if pos.size:
-            ex.position_holders[market].add(acct.address)
-        else:
-            ex.position_holders[market].discard(acct.address)
+    holders(ex, market, acct.address, before, pos.size)
     ex.touch(acct)
+
+
+def holders(ex: Exchange, market: int, address: bytes, before: int, after: int) -> None:
+    """Keep the derived sets of position holders (all, longs, shorts) of a market."""
+    if (before > 0) == (after > 0) and (before < 0) == (after < 0):
+        return
+    longs, shorts = ex.position_sides[market]
+    if before > 0:
+        longs.discard(address)
+    elif before < 0:
+        shorts.discard(address)
+    if after > 0:
+        longs.add(address)
+    elif after < 0:
+        shorts.add(address)
+    if after:
+        ex.position_holders[market].add(address)
+    else:
+        ex.position_holders[market].discard(address)
 
 
 def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
@@ -104,9 +119,9 @@ def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
     ex.pools.changed.add(acct.address)
     _track(ex, market, pos, -1)
     moved = _Position(pos.size, pos.entry_notional, 0, pos.funding_index, pos.epoch)
+    holders(ex, market, acct.address, pos.size, 0)
     pos.size = 0
     pos.entry_notional = 0
-    ex.position_holders[market].discard(acct.address)
     ex.touch(acct)
     return moved
 

@@ -300,10 +300,9 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
         z = pos.size
         # the bankrupt long sells above mark, the bankrupt short buys back below it
         close = max(values[m] + share, 0) if z > 0 else max(-values[m] - share, 0)
-        ranked = sorted(
-            (a for a in ex.position_holders[m] if a not in (acct.address, fund)
-             and (ex.accounts[a].positions[m].size > 0) != (z > 0)),
-            key=lambda a: (*_neg(_adl_score(ex, ex.accounts[a], m)), a))
+        opposite = ex.position_sides[m][1 if z > 0 else 0]
+        ranked = sorted((a for a in opposite if a not in (acct.address, fund)),
+                        key=lambda a: (*_neg(_adl_score(ex, ex.accounts[a], m)), a))
         remaining = abs(z)
         used = 0
         for cp_addr in ranked:

@@ -4,17 +4,21 @@ After every maintenance check of an account with liabilities, the account is *ar
 its buffer ``B = equity - maintenance`` split in parts, each guarding one way its margin can
 change while nobody touches it:
 
-- prices (half of B): a relative move ``x`` of any price the account depends on (the index
-  of each asset it holds or owes, the mark of each perp it holds) changes equity by at most
-  ``x * gross`` and the requirement by at most ``x * (2 * gross + 2 * requirement)``
-  (requirement rates are below 1 and the size add-on grows as notional^1.5), so with
-  ``X = (B / 2) / (3 * gross + 2 * requirement)`` (capped at 1/3) no move below X in every
-  price can break maintenance. Each price gets two triggers, ``p * (1 + X)`` and
-  ``p * (1 - X)``, kept in per-price heaps.
-- funding (a quarter of B): funding at rate r moves equity by at most
+- prices (three quarters of B): a relative move ``x`` (at most ``X``) of any of the prices the
+  account depends on (the index of each asset it holds or owes, the mark of each perp it
+  holds) changes equity by at most ``x * gross`` (gross = sum of |notional| of those legs)
+  and the maintenance requirement by at most ``x * gross * r + 2 x * requirement``, where
+  ``r`` bounds the requirement's slope per unit of notional: twice the largest
+  ``max(S_MM, 1 - haircut_MM) + hedge add-on`` of any asset (a basis move can turn hedged
+  notional into unhedged), plus the size add-on's rate at ``gross``, plus the borrow
+  add-on's at the largest rate; the ``2 x * requirement`` covers the size add-on's growth
+  (notional^1.5). So with ``X = (3B / 4) / (gross * (1 + r) + 2 * requirement)`` (capped at
+  1/3) no move below X in every price can break maintenance. Each price gets two triggers,
+  ``p * (1 + X)`` and ``p * (1 - X)``, kept in per-price heaps.
+- funding (an eighth of B): funding at rate r moves equity by at most
   ``r * perp notional * (1 + X)``; the account stores each held market's cumulative
   ``sum |rate|`` at arming and is due when the growth since then reaches its budget.
-- interest (a quarter of B): debts grow at most at the largest borrow rate of any asset, and
+- interest (an eighth of B): debts grow at most at the largest borrow rate of any asset, and
   a jump of the rate moves the borrow add-on by at most ``debt * max rate * days / 365``;
   the account is due at the time that budget runs out.
 
@@ -32,6 +36,7 @@ on the history of a node's memory: a node restarted from disk checks exactly the
 from __future__ import annotations
 
 import heapq
+from math import isqrt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -94,21 +99,22 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
             ex.touch(acct)
         return
     buffer = max(mm.equity - mm.requirement, 0)
-    g = 3 * mm.gross + 2 * mm.requirement
-    x = min(MAX_X_PPM, buffer * PPM // (2 * g)) if g else MAX_X_PPM
+    size_rate = risk.size_addon_mm_ppm * isqrt(mm.gross * 10**12 // risk.size_addon_ref) // 10**6
+    g = mm.gross + mm.gross * (ex.watch_rate_ppm + size_rate + 1) // PPM + 2 * mm.requirement
+    x = min(MAX_X_PPM, 3 * buffer * PPM // (4 * g)) if g else MAX_X_PPM
     sources = []
     for src, px, _exposure in sorted(mm.sources):
         sources.append([src, px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)])
     budget = None
     refs = []
     if mm.perp_gross:
-        budget = min((buffer // 4) * PPB // (2 * mm.perp_gross), MAX_BUDGET)
+        budget = min((buffer // 8) * PPB // (2 * mm.perp_gross), MAX_BUDGET)
         refs = [[m, ex.mstate[m].phi] for m in sorted(acct.positions) if acct.positions[m].size]
     due = None
     if mm.debt_value:
         rmax = max(r.max_rate_ppm for r in risk.assets) or 1
         jump = -(-mm.debt_value * 2 * rmax * risk.borrow_addon_days_mm // (365 * PPM))
-        left = buffer // 4 - jump
+        left = buffer // 8 - jump
         due = ex.time_ms + 1 + (0 if left <= 0 else min(left * YEAR_MS * PPM // (2 * mm.debt_value * rmax), YEAR_MS))
     if buffer == 0:
         due = ex.time_ms + 1  # at the edge (or below and partially liquidated): check again next block

@@ -66,6 +66,8 @@ def check_derived(ex: Any) -> None:
         assert acct.orders == aggs.get(addr, {}), addr.hex()
         for m, pos in acct.positions.items():
             assert (addr in ex.position_holders[m]) == (pos.size != 0)
+            assert (addr in ex.position_sides[m][0]) == (pos.size > 0)
+            assert (addr in ex.position_sides[m][1]) == (pos.size < 0)
     for m in ex.perp_market_ids:
         positions = [a.positions[m] for a in ex.accounts.values() if m in a.positions]
         assert sum(p.size for p in positions) == 0
