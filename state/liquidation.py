@@ -282,7 +282,10 @@ def _adl_score(ex: Exchange, acct: Account, m: int) -> tuple[int, int]:
 
 def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
     """Close ``acct``'s perps against ranked opposite positions at bankruptcy prices that
-    spread ``deficit`` over its positions by notional."""
+    spread ``deficit`` over its positions by notional. Each counterparty closes its lots at
+    the mark plus its share of the deficit, but never more than its own equity: ADL can
+    take a counterparty's profit, never push it below zero. A deficit nobody could take
+    stays with ``acct`` (the fund then takes it; lenders only after the fund)."""
     fund = ex.insurance_account
     perps = sorted(m for m, p in acct.positions.items() if p.size)
     values = {}
@@ -296,27 +299,30 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
     for i, m in enumerate(perps):
         share = left if i == len(perps) - 1 else min(left, -(-deficit * abs(values[m]) // total))
         left -= share
-        pos = acct.positions[m]
-        z = pos.size
-        # the bankrupt long sells above mark, the bankrupt short buys back below it
-        close = max(values[m] + share, 0) if z > 0 else max(-values[m] - share, 0)
+        z = acct.positions[m].size
+        fair = abs(values[m])  # the whole position at the mark
         opposite = ex.position_sides[m][1 if z > 0 else 0]
         ranked = sorted((a for a in opposite if a not in (acct.address, fund)),
                         key=lambda a: (*_neg(_adl_score(ex, ex.accounts[a], m)), a))
-        remaining = abs(z)
-        used = 0
+        lots_left, fair_left, owed = abs(z), fair, share
         for cp_addr in ranked:
-            if not remaining:
+            if not lots_left:
                 break
             cp = ex.accounts[cp_addr]
-            q = min(remaining, abs(cp.positions[m].size))
-            chunk = close - used if q == remaining else close * q // abs(z)
+            q = min(lots_left, abs(cp.positions[m].size))
+            fair_q = fair_left if q == lots_left else fair * q // abs(z)
+            want = owed if q == lots_left else owed * q // lots_left
+            extra = max(0, min(want, maintenance(ex, cp).equity - 2))
+            # the bankrupt long sells above the mark, the bankrupt short buys back below it
+            chunk = fair_q + extra if z > 0 else max(fair_q - extra, 0)
             _adl_trade(ex, acct, cp, m, q if z < 0 else -q, chunk)
             ex.emit(("adl", m, acct.address, cp_addr, q, chunk))
-            remaining -= q
-            used += chunk
-        if remaining and acct.address != fund:  # nothing left to meet: the fund takes the rest
-            _adl_trade(ex, acct, ex.account(fund), m, remaining if z < 0 else -remaining, close - used)
+            lots_left -= q
+            fair_left -= fair_q
+            owed -= extra
+        left += owed  # what no counterparty could take moves on to the next market
+        if lots_left and acct.address != fund:  # nothing left to meet: the fund takes the rest
+            _adl_trade(ex, acct, ex.account(fund), m, lots_left if z < 0 else -lots_left, fair_left)
 
 
 def _neg(t: tuple[int, int]) -> tuple[int, int]:
