@@ -1,0 +1,86 @@
+"""The liquidation watch: which accounts a block checks, without checking all of them."""
+
+from __future__ import annotations
+
+from state import records, risk
+from state.tx import Borrow, Tif, Withdraw
+from tests.harness import BTC, BTC_PERP, USDC, Chain, key
+from tests.state.riskkit import BTC_UNIT, PX_60K, USD, risk_chain, set_prices
+
+L, S, LN, B, N = (key(i) for i in range(180, 185))
+
+
+def _written(c: Chain, k: object) -> bool:
+    return records.account_key(k.address) in {key for key, _ in c.last.write_digests}  # type: ignore[attr-defined]
+
+
+def _long(c: Chain, usdc: int = 20_000) -> None:
+    set_prices(c, btc=PX_60K)
+    c.fund(L, USDC, usdc * USD)
+    c.fund(S, USDC, 1_000_000 * USD)
+    c.order(S, BTC_PERP, False, 60_000, 10_000)
+    c.order(L, BTC_PERP, True, 60_000, 10_000, tif=Tif.IOC)
+
+
+def test_an_account_is_armed_with_price_triggers_around_its_prices() -> None:
+    c = risk_chain()
+    _long(c)
+    w = c.ex.accounts[L.address].watch
+    x, sources, budget, refs, due = w
+    # equity ~$19,979, maintenance ~$1,807 on a $60k notional: X = (3/4 * 18,172) / (~67,2k + 3.6k)
+    assert 180_000 < x < 200_000
+    assert sources == [[1000 + BTC_PERP, PX_60K * (10**6 + x) // 10**6, -(-PX_60K * (10**6 - x) // 10**6)]]
+    assert budget is not None and refs == [[BTC_PERP, 0]] and due is None  # no debt: no time trigger
+    assert c.ex.accounts[S.address].watch is not None
+    c.fund(N, USDC, 1_000 * USD)
+    assert c.ex.accounts[N.address].watch is None  # no liabilities: never watched
+
+
+def test_small_moves_check_nobody_and_a_move_past_a_trigger_checks_the_account() -> None:
+    c = risk_chain()
+    _long(c)
+    w = c.ex.accounts[L.address].watch
+    down = w[1][0][2]
+    set_prices(c, btc=59_000 * USD)  # -1.7%: inside the band
+    assert not _written(c, L)
+    set_prices(c, btc=down + USD)
+    assert not _written(c, L)
+    set_prices(c, btc=down - USD)  # past the trigger: checked (healthy) and re-armed lower
+    assert _written(c, L)
+    new = c.ex.accounts[L.address].watch
+    assert new[1][0][2] < down
+    a = risk.maintenance(c.ex, c.ex.accounts[L.address])
+    assert a.equity > a.requirement
+
+
+def test_a_borrower_is_due_when_its_interest_budget_runs_out() -> None:
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(LN, USDC, 100_000 * USD)
+    c.fund(B, BTC, BTC_UNIT)
+    c.block(c.sign(B, Borrow(USDC, 50_000 * USD)), c.sign(B, Withdraw(USDC, 50_000 * USD, b"out")))
+    w = c.ex.accounts[B.address].watch
+    due = w[4]
+    assert due is not None and due > c.time + 1000
+    c.block()
+    assert not _written(c, B)
+    c.time = due  # the next block is past the due time
+    c.block()
+    assert _written(c, B) and c.ex.accounts[B.address].watch[4] > due
+
+
+def test_the_watch_is_rebuilt_from_records_on_restart(tmp_path: object) -> None:
+    c = risk_chain(str(tmp_path))
+    _long(c)
+    down = c.ex.accounts[L.address].watch[1][0][2]
+    c.reopen()
+    heap = c.ex.watch.down[1000 + BTC_PERP]
+    assert (-down, L.address) in heap
+    set_prices(c, btc=down - USD)
+    assert _written(c, L)
+
+
+def test_scenario_shortcut_equals_the_grid_maximum() -> None:
+    for move in (0, 1, -1, 7 * 10**12, -(3 * 10**15) - 1, 123_456_789):
+        grid = max(max(-j * move for j in risk.GRID), 0)
+        assert risk.scenario_loss(move) == -(-grid // (3 * 10**6))
