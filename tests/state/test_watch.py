@@ -84,3 +84,17 @@ def test_scenario_shortcut_equals_the_grid_maximum() -> None:
     for move in (0, 1, -1, 7 * 10**12, -(3 * 10**15) - 1, 123_456_789):
         grid = max(max(-j * move for j in risk.GRID), 0)
         assert risk.scenario_loss(move) == -(-grid // (3 * 10**6))
+
+
+def test_views_for_rpc() -> None:
+    from state import views
+
+    c = risk_chain()
+    _long(c)
+    pools = views.pools_view(c.ex)
+    assert pools[USDC]["supplied"] > 0 and pools[USDC]["surplus"] >= 0
+    mk = views.markets_view(c.ex)[BTC_PERP]
+    assert mk["mark_price"] == PX_60K and mk["open_interest_lots"] == 10_000
+    orc = views.oracle_view(c.ex)
+    assert orc[0]["symbol"] == "BTC" and orc[0]["price"] == PX_60K and orc[0]["submissions"]
+    assert views.insurance_view(c.ex)["equity"] >= 0
