@@ -259,6 +259,9 @@ class Genesis:
             scaled = tick_size * lot_size
             if scaled % (10**base.decimals) != 0 or scaled == 0:
                 raise ValueError(f"market {m['symbol']}: tick_size*lot_size must be a multiple of 10^base decimals")
+            if quote.asset_id != 0:
+                raise ValueError(f"market {m['symbol']}: every market is quoted in the collateral asset "
+                                 f"({assets[0].symbol}), the one margin and PnL settle in")
             kind = m["kind"]
             if kind not in (SPOT, PERP):
                 raise ValueError(f"market {m['symbol']}: kind must be spot or perp")
