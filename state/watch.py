@@ -17,7 +17,8 @@ change while nobody touches it:
   ``p * (1 + X)`` and ``p * (1 - X)``, kept in per-price heaps.
 - funding (an eighth of B): funding at rate r moves equity by at most
   ``r * perp notional * (1 + X)``; the account stores each held market's cumulative
-  ``sum |rate|`` at arming and is due when the growth since then reaches its budget.
+  ``sum |rate|`` at arming and is due when that sum has grown by its budget split evenly
+  over its markets (one heap per market, keyed by ``ref + budget / markets``).
 - interest (an eighth of B): debts grow at most at the largest borrow rate of any asset, and
   a jump of the rate moves the borrow add-on by at most ``debt * max rate * days / 365``;
   the account is due at the time that budget runs out.
@@ -53,29 +54,33 @@ PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1
 
 
 class Watch:
-    __slots__ = ("base", "down", "entries", "force_all", "timeq", "up")
+    __slots__ = ("base", "down", "entries", "force_all", "fund", "timeq", "up")
 
     def __init__(self) -> None:
         self.up: dict[int, list[tuple[int, bytes]]] = {}  # source -> min-heap of (trigger price, address)
         self.down: dict[int, list[tuple[int, bytes]]] = {}  # source -> min-heap of (-trigger price, address)
         self.timeq: list[tuple[int, bytes]] = []  # min-heap of (due time, address)
+        self.fund: dict[int, list[tuple[int, bytes]]] = {}  # market -> min-heap of (phi threshold, address)
         self.entries = 0
         self.base = 0  # entries right after the last rebuild
         self.force_all = False  # set by a socialized loss: the same scan then checks every armed account
 
     def arm_from_record(self, address: bytes, w: list[Any]) -> None:
-        _x, sources, _budget, _refs, due = w
+        _x, sources, budget, refs, due = w
         for src, up, down in sources:
             heapq.heappush(self.up.setdefault(src, []), (up, address))
             heapq.heappush(self.down.setdefault(src, []), (-down, address))
         if due is not None:
             heapq.heappush(self.timeq, (due, address))
-        self.entries += 2 * len(sources) + 1
+        for m, ref in refs:
+            heapq.heappush(self.fund.setdefault(m, []), (ref + budget // len(refs), address))
+        self.entries += 2 * len(sources) + 1 + len(refs)
 
     def rebuild(self, ex: Exchange) -> None:
         self.up.clear()
         self.down.clear()
         self.timeq.clear()
+        self.fund.clear()
         self.entries = 0
         for addr in sorted(ex.accounts):
             w = ex.accounts[addr].watch
@@ -160,18 +165,16 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
         acct = accounts.get(addr)
         if acct is not None and acct.watch is not None and acct.watch[4] == due:
             out.add(addr)
-    if funding:
-        markets = {m for m, _rate in funding}
-        for m in sorted(markets):
-            for addr in sorted(ex.position_holders.get(m, ())):
-                acct = accounts[addr]
-                wa = acct.watch
-                if wa is None or wa[2] is None:
-                    out.add(addr)
-                    continue
-                used = sum(ex.mstate[mm].phi - ref for mm, ref in wa[3])
-                if used >= wa[2]:
-                    out.add(addr)
+    for m, _rate in funding:
+        fheap = w.fund.get(m, [])
+        phi = ex.mstate[m].phi
+        while fheap and fheap[0][0] <= phi:
+            threshold, addr = heapq.heappop(fheap)
+            w.entries -= 1
+            acct = accounts.get(addr)
+            wa = acct.watch if acct is not None else None
+            if wa is not None and any(mm == m and ref + wa[2] // len(wa[3]) == threshold for mm, ref in wa[3]):
+                out.add(addr)
     if w.entries > 4 * w.base + 200_000:  # stale entries pile up: compact (amortized O(1))
         w.rebuild(ex)
     return out

@@ -2,7 +2,7 @@
 
 Each block: the validator moves the oracle (up to +-12%), a market maker requotes both
 books around it, and random users trade perps and spot with leverage, borrow, repay,
-withdraw, toggle auto-lend and set unwind orders. After every block the invariants of
+withdraw, toggle auto-lend and set unwind orders; funding settles every 3 blocks. After every block the invariants of
 tests/state/invariants.py hold (total value incl. pools and insurance fund, derived
 aggregates, store == memory, every account below maintenance was liquidated this block,
 nobody but the fund has negative equity); the app hash is the same fresh, reopened after
@@ -104,7 +104,7 @@ def _action(c: Chain, o: tuple[Any, ...], prices: dict[int, int]) -> tuple[Any, 
 
 def run_risk_flow(flow: list[tuple[int, list[tuple[Any, ...]]]], path: str | None = None,
                   reopen: bool = False) -> tuple[Chain, list[bytes]]:
-    c = risk_chain(path)
+    c = risk_chain(path, risk={"funding": {"interval_ms": 3_000}})  # funding every 3 blocks
     custody = {a: 0 for a in FUND}
     for u in USERS:
         for a, amount in FUND.items():
