@@ -80,9 +80,9 @@ def settle_position(ex: Exchange, acct: Account, market: int) -> None:
 def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notional: int) -> None:
     """``acct`` trades ``delta`` lots (signed) of the perp for ``notional`` quote units:
     settles the position first, realizes PnL into the quote balance (fees are separate)."""
+    pos = acct.position(market)  # a new position starts at the current funding index and epoch
     settle_position(ex, acct, market)
     ex.pools.changed.add(acct.address)
-    pos = acct.position(market)
     before = pos.size
     _track(ex, market, pos, -1)
     pnl = pos.apply_trade(delta, notional)

@@ -97,3 +97,22 @@ def test_funding_is_settled_on_the_next_touch() -> None:
     c.order(S, BTC_PERP, False, 60_000, 10)
     assert c.order(L, BTC_PERP, True, 60_000, 10, tif=Tif.IOC).code == Code.OK  # a touch
     assert lpos.funding_index == c.ex.mstate[BTC_PERP].funding_index and lpos.size == 10_010
+
+
+def test_a_position_opened_after_a_settlement_owes_nothing_of_the_past() -> None:
+    c = risk_chain(risk={"funding": {"interval_ms": 10_000}})
+    set_prices(c, btc=PX_60K)
+    for k in (L, S):
+        c.fund(k, USDC, 100_000 * USD)
+    c.order(S, BTC_PERP, False, 60_000, 100)
+    c.order(L, BTC_PERP, True, 60_000, 100, tif=Tif.IOC)
+    while c.ex.funding_epoch < 2:
+        c.block()
+    index = c.ex.mstate[BTC_PERP].funding_index
+    assert index != 0
+    c.fund(M, USDC, 100_000 * USD)
+    c.order(M, BTC_PERP, False, 60_000, 100)
+    c.order(L, BTC_PERP, True, 60_000, 100, tif=Tif.IOC)
+    mpos = c.ex.accounts[M.address].positions[BTC_PERP]
+    assert (mpos.funding_index, mpos.epoch) == (index, c.ex.funding_epoch)
+    assert funding.owed_funding(c.ex, BTC_PERP, mpos) == 0
