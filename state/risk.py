@@ -31,14 +31,20 @@ open order that could create one) has no liabilities and needs nothing.
 
 Open orders count at their worst case for initial margin: per underlying, the requirement
 is the worst of (no order fills, every bid on u fills, every ask on u fills), each fill at
-its limit price with the largest fee (its loss against the mark/index counted). So a
-hedged account (long 1 BTC spot, short 1 BTC perp) needs only the hedge and size add-ons,
+its limit price with the largest fee (its loss against the mark/index counted, a gain not:
+a bid below the index does not fund itself). The borrow add-on counts today's debts only.
+Spot orders that would have to borrow (their spend beyond the balance left after the other
+open orders) also need the pool to lend it now (cash and utilization cap). So a hedged
+account (long 1 BTC spot, short 1 BTC perp) needs only the hedge and size add-ons,
 about 1% of one leg, where the two legs apart need about 10% (5% + 5%).
 
 Pre-trade: an order, a withdrawal or a borrow is accepted only when equity >= initial
 requirement afterwards, or when it strictly reduces risk (a perp order within the
 position's reduce capacity; a spot order that only shrinks a balance or a debt and leaves
-a smaller shortfall if it fills). A rejection carries a code and the shortfall.
+a smaller shortfall if it fills). A rejection carries a code and the shortfall:
+INSUFFICIENT_MARGIN, or INSUFFICIENT_BALANCE for a spot order that needed to borrow.
+The borrow add-on uses the higher of the pool's rate and the rate at its live utilization
+(after the borrow being checked).
 
 The ``can_*`` functions and ``margin_summary`` are dry runs over exactly these functions,
 for RPC.
