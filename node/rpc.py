@@ -111,6 +111,21 @@ def _tx_bytes(value: Any) -> bytes:
         raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
 
 
+def _nums(value: Any) -> Any:
+    """Integers beyond 2^53 as strings, bytes as hex, recursively (views are plain data)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return num(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _nums(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nums(v) for v in value]
+    return value
+
+
 class RpcServer:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
@@ -123,6 +138,9 @@ class RpcServer:
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
+            ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
+            ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
+            ("/can_borrow", self.can_borrow),
             ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis), ("/snapshots", self.snapshots), ("/snapshot", self.snapshot),
         ]:
             r.add_get(path, handler)
@@ -284,30 +302,65 @@ class RpcServer:
         return out
 
     async def account(self, request: web.Request) -> web.Response:
+        """Balances (signed: negative is borrowed), positions, open orders and the portfolio
+        margin summary (equity, initial/maintenance requirement, ratio, liquidation prices)."""
         address = _address_param(request)
         ex = self.rt.sm.ex
         acct = ex.accounts.get(address)
         assets = self.rt.genesis.assets
-        balances, positions, margin = [], [], {}
+        balances = []
         if acct is not None:
-            for a in assets:
-                free, locked = acct.balances.get(a.asset_id, 0), acct.locked.get(a.asset_id, 0)
-                if free or locked:
-                    balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": num(free), "locked": num(locked)})
-            for m, p in sorted(acct.positions.items()):
-                if p.size or p.realized_pnl:
-                    spec = ex.markets[m]
-                    px = ex.last_price.get(m, 0)
-                    positions.append({"market": m, "symbol": spec.symbol, "size": num(p.size),
-                                      "entry_notional": num(p.entry_notional), "realized_pnl": num(p.realized_pnl),
-                                      "unrealized_pnl": num(p.unrealized_pnl(px, spec.tick_value) if px else 0)})
-            collateral, pos_margin = risk.margin_state(ex, acct)
-            margin = {"collateral": num(collateral), "position_margin": num(pos_margin),
-                      "order_margin": num(acct.order_margin),
-                      "free_collateral": num(collateral - pos_margin - acct.order_margin)}
+            for a, amount in sorted(acct.balances.items()):
+                balances.append({"asset": a, "symbol": assets[a].symbol, "free": num(amount), "locked": 0})
+        summary = _nums(risk.margin_summary(ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
-                                  "balances": balances, "positions": positions,
-                                  "open_orders": self._orders_of(address), "margin": margin})
+                                  "balances": balances, "positions": summary.get("positions", []),
+                                  "open_orders": self._orders_of(address), "margin": summary})
+
+    async def pools(self, request: web.Request) -> web.Response:
+        from state.views import pools_view
+
+        return web.json_response({"height": self.rt.sm.height, "pools": _nums(pools_view(self.rt.sm.ex))})
+
+    async def funding(self, request: web.Request) -> web.Response:
+        from state.views import markets_view
+
+        return web.json_response({"height": self.rt.sm.height, "markets": _nums(markets_view(self.rt.sm.ex))})
+
+    async def oracle(self, request: web.Request) -> web.Response:
+        from state.views import oracle_view
+
+        return web.json_response({"height": self.rt.sm.height, "assets": _nums(oracle_view(self.rt.sm.ex))})
+
+    async def insurance(self, request: web.Request) -> web.Response:
+        from state.views import insurance_view
+
+        return web.json_response({"height": self.rt.sm.height, "insurance": _nums(insurance_view(self.rt.sm.ex))})
+
+    async def can_order(self, request: web.Request) -> web.Response:
+        """Dry run of an order through the same checks the write path uses."""
+        from state.tx import PlaceOrder, Tif
+
+        q = request.query
+        side = q.get("side", "")
+        if side not in ("buy", "sell"):
+            raise RpcError(400, Code.MALFORMED, "side must be buy or sell")
+        tif = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}.get(q.get("tif", "gtc").lower())
+        if tif is None:
+            raise RpcError(400, Code.MALFORMED, "tif must be gtc, ioc or alo")
+        order = PlaceOrder(self._market_id(request), side == "buy", _int_param(request, "price", lo=0),
+                           _int_param(request, "size", lo=0), tif, q.get("reduce_only", "false") == "true", None)
+        return web.json_response(risk.can_place_order(self.rt.sm.ex, _address_param(request), order))
+
+    async def can_withdraw(self, request: web.Request) -> web.Response:
+        address = _address_param(request)
+        return web.json_response(risk.can_withdraw(self.rt.sm.ex, address, _int_param(request, "asset"),
+                                                   _int_param(request, "amount")))
+
+    async def can_borrow(self, request: web.Request) -> web.Response:
+        address = _address_param(request)
+        return web.json_response(risk.can_borrow(self.rt.sm.ex, address, _int_param(request, "asset"),
+                                                 _int_param(request, "amount")))
 
     async def orders(self, request: web.Request) -> web.Response:
         return web.json_response({"orders": self._orders_of(_address_param(request))})
