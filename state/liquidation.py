@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
 
 PPM = 1_000_000
+ROUNDING_HEADROOM = 16  # smallest units an ADL leaves a counterparty for the trade's own rounding
 
 Leg = tuple[int, bool, int, int]  # (market, is_buy, lots, |notional at price|)
 
@@ -312,7 +313,7 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
             q = min(lots_left, abs(cp.positions[m].size))
             fair_q = fair_left if q == lots_left else fair * q // abs(z)
             want = owed if q == lots_left else owed * q // lots_left
-            extra = max(0, min(want, maintenance(ex, cp).equity - 2))
+            extra = max(0, min(want, maintenance(ex, cp).equity - ROUNDING_HEADROOM))
             # the bankrupt long sells above the mark, the bankrupt short buys back below it
             chunk = fair_q + extra if z > 0 else max(fair_q - extra, 0)
             _adl_trade(ex, acct, cp, m, q if z < 0 else -q, chunk)
