@@ -12,7 +12,7 @@ from typing import Any
 from state import risk
 from state.genesis import INSURANCE_ACCOUNT
 from state.receipts import Cancelled, Fill
-from state.tx import Borrow, PlaceOrder, SetUnwindOrder, Tif, Withdraw
+from state.tx import Borrow, SetUnwindOrder, Tif, Withdraw
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key
 from tests.state.invariants import check_all
 from tests.state.riskkit import BTC_UNIT, PX_60K, USD, mm, risk_chain, set_prices
@@ -214,7 +214,3 @@ def test_safety_bound_skips_a_leg_whose_unwinding_adds_risk() -> None:
 def _fund(c: Chain) -> int:
     acct = c.ex.accounts.get(INSURANCE_ACCOUNT)
     return risk.maintenance(c.ex, acct).equity if acct else 0
-
-
-def _place(market: int, is_buy: bool, price: int, size: int) -> PlaceOrder:
-    return PlaceOrder(market, is_buy, price, size, Tif.GTC, False, None)
