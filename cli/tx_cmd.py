@@ -283,3 +283,57 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
         raise click.BadParameter(f"not JSON: {err}", param_hint="ACTIONS") from None
     action = build(lambda: txbuild.batch_action(catalog(), items, raw))
     submit(action, key_name, **opts)
+
+
+@tx.command("lend")
+@click.argument("asset")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+@key_option()
+@common_options
+def lend(asset: str, switch: str, key_name: str, **opts: Any) -> None:
+    """Turn auto-lending of ASSET on (the default: idle balance earns the supply rate) or off.
+
+    Example: bookchain tx lend USDC off --key alice
+    """
+    submit(build(lambda: txbuild.lend_action(catalog(), asset, switch == "on")), key_name, **opts)
+
+
+@tx.command("borrow")
+@click.argument("asset")
+@click.argument("amount")
+@key_option()
+@raw_option
+@common_options
+def borrow(asset: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Borrow AMOUNT of ASSET from its pool (within initial margin and the utilization cap).
+
+    Example: bookchain tx borrow USDC 1000 --key alice
+    """
+    submit(build(lambda: txbuild.borrow_action(catalog(), asset, amount, raw)), key_name, **opts)
+
+
+@tx.command("repay")
+@click.argument("asset")
+@click.argument("amount")
+@key_option()
+@raw_option
+@common_options
+def repay(asset: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Repay up to AMOUNT of ASSET debt from the idle balance of ASSET.
+
+    Example: bookchain tx repay USDC 1000 --key alice
+    """
+    submit(build(lambda: txbuild.repay_action(catalog(), asset, amount, raw)), key_name, **opts)
+
+
+@tx.command("set-unwind")
+@click.argument("markets", nargs=-1)
+@key_option()
+@common_options
+def set_unwind(markets: tuple[str, ...], key_name: str, **opts: Any) -> None:
+    """Choose which positions a liquidation unwinds first (markets in order; none = default:
+    largest risk contribution first).
+
+    Example: bookchain tx set-unwind BTC-PERP ETH/USDC --key alice
+    """
+    submit(build(lambda: txbuild.unwind_action(catalog(), list(markets))), key_name, **opts)

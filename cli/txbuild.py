@@ -11,7 +11,21 @@ from typing import Any
 
 from cli.context import parse_cloid
 from cli.units import Catalog, MarketInfo, UnitError
-from state.tx import Batch, BatchItem, Cancel, CancelAll, Deposit, Modify, PlaceOrder, Tif, Withdraw
+from state.tx import (
+    Batch,
+    BatchItem,
+    Borrow,
+    Cancel,
+    CancelAll,
+    Deposit,
+    Lend,
+    Modify,
+    PlaceOrder,
+    Repay,
+    SetUnwindOrder,
+    Tif,
+    Withdraw,
+)
 
 TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}
 SIDES = {"buy": True, "sell": False}
@@ -92,6 +106,27 @@ def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int,
     a = cat.asset(asset)
     units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
     return Deposit(to, a.id, units)
+
+
+def _amount(cat: Catalog, asset: str | int, amount: str | int, raw: bool) -> tuple[int, int]:
+    a = cat.asset(asset)
+    return a.id, parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
+
+
+def lend_action(cat: Catalog, asset: str | int, enabled: bool) -> Lend:
+    return Lend(cat.asset(asset).id, enabled)
+
+
+def borrow_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> Borrow:
+    return Borrow(*_amount(cat, asset, amount, raw))
+
+
+def repay_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> Repay:
+    return Repay(*_amount(cat, asset, amount, raw))
+
+
+def unwind_action(cat: Catalog, markets: list[str]) -> SetUnwindOrder:
+    return SetUnwindOrder(tuple(cat.market(m).id for m in markets))
 
 
 def withdraw_action(cat: Catalog, asset: str | int, amount: str | int, destination: bytes,
