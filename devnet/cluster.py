@@ -35,7 +35,7 @@ class Cluster:
         for i, node in enumerate(self.manifest.nodes):
             cfg_path = Path(node.home) / "config.json"
             cfg = json.loads(cfg_path.read_text())
-            cfg["test"] = {"allow_isolate": True, **(switches or {}).get(i, {})}
+            cfg["test"] = {**cfg.get("test", {}), "allow_isolate": True, **(switches or {}).get(i, {})}
             cfg.update((sections or {}).get(i, {}))
             cfg_path.write_text(json.dumps(cfg, indent=2))
         self.root = root

@@ -60,6 +60,10 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         return ports
 
 
+#: The devnet validators' static price feed (collateral units per whole unit: USDC has 6 decimals).
+DEVNET_PRICES = {"BTC": 60_000_000_000, "ETH": 3_000_000_000}
+
+
 def node_config(name: str, rpc_port: int, p2p_port: int, peers: list[str],
                 consensus: dict[str, Any] | None = None) -> dict[str, Any]:
     """config.json of one node (node/API.md); unspecified sections take the node's defaults."""
@@ -70,6 +74,8 @@ def node_config(name: str, rpc_port: int, p2p_port: int, peers: list[str],
     }
     if consensus:
         doc["consensus"] = dict(consensus)
+    doc["oracle"] = {"prices": dict(DEVNET_PRICES), "interval_ms": 2000}
+    doc["test"] = {"allow_oracle_override": True}
     return doc
 
 

@@ -49,12 +49,24 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OracleConfig:
+    """A validator's price feed: every ``interval_ms`` it signs an OraclePrices transaction
+    with its validator key. ``prices`` maps asset symbols to collateral units per whole
+    unit (BTC at $60,000 with 6-decimal USDC is 60000000000). A devnet uses a static feed;
+    a production validator would point this at its own price source."""
+
+    prices: dict[str, int] = field(default_factory=dict)
+    interval_ms: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
 class TestSwitches:
     """Fault injection for the chaos suite; never set on a real network."""
 
     equivocate: bool = False
     slow_propose_ms: int = 0
     allow_isolate: bool = False  # enables POST /debug/isolate (drop all p2p traffic for a while)
+    allow_oracle_override: bool = False  # enables POST /debug/oracle (move this validator's feed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,7 @@ class NodeConfig:
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
     test: TestSwitches = field(default_factory=TestSwitches)
 
     # ------------------------------------------------------------------ paths
@@ -128,6 +141,7 @@ class NodeConfig:
             consensus=ConsensusConfig(**doc.get("consensus", {})),
             mempool=MempoolConfig(**doc.get("mempool", {})),
             storage=StorageConfig(**doc.get("storage", {})),
+            oracle=OracleConfig(**doc.get("oracle", {})),
             test=TestSwitches(**doc.get("test", {})),
         )
 

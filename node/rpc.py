@@ -149,6 +149,8 @@ class RpcServer:
         r.add_post("/broadcast_txs", self.broadcast_txs)
         if rt.config.test.allow_isolate:
             r.add_post("/debug/isolate", self.debug_isolate)
+        if rt.config.test.allow_oracle_override:
+            r.add_post("/debug/oracle", self.debug_oracle)
 
     async def start(self, host: str, port: int) -> None:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -400,6 +402,17 @@ class RpcServer:
         if not path.exists():
             raise RpcError(404, Code.NOT_FOUND, f"no snapshot at height {height}")
         return web.FileResponse(path, headers={"content-type": "application/octet-stream"})
+
+    async def debug_oracle(self, request: web.Request) -> web.Response:
+        """Test-only (config test.allow_oracle_override): set this validator's price feed,
+        e.g. {"BTC": 42000000000}, to drill liquidations on a devnet."""
+        body = await _json_body(request)
+        symbols = {a.symbol for a in self.rt.genesis.assets}
+        for symbol, price in body.items():
+            if symbol not in symbols or not isinstance(price, int) or price <= 0:
+                raise RpcError(400, Code.MALFORMED, f"{symbol}: a known asset symbol and a positive integer price")
+        self.rt.oracle_feed.update(body)
+        return web.json_response({"feed": self.rt.oracle_feed})
 
     async def genesis(self, request: web.Request) -> web.Response:
         return web.json_response({"genesis": self.rt.genesis.raw})

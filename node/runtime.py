@@ -81,6 +81,8 @@ class NodeRuntime:
         self.started_at = time.time()
         self.isolated_until = 0.0  # monotonic deadline of a test-only network cut
         self._gossip_task: asyncio.Task[None] | None = None
+        self._oracle_task: asyncio.Task[None] | None = None
+        self.oracle_feed: dict[str, int] = dict(config.oracle.prices)
 
     def _state_sync(self, source: str) -> None:
         from node.snapshots import fetch_snapshot, restore_into
@@ -140,6 +142,8 @@ class NodeRuntime:
                  self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
                  self.validator_key.pubkey.hex()[:16] if self.validator_key else None)
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
+        if self.validator_key is not None and self.oracle_feed:
+            self._oracle_task = asyncio.ensure_future(self._oracle_loop())
         self.driver.request_sync(self.sm.height + 1)
         self.driver.start_height()
 
@@ -148,8 +152,9 @@ class NodeRuntime:
         on this thread, so it has either fully happened or not started."""
         if self.driver is not None:
             self.driver.stop()
-        if self._gossip_task is not None:
-            self._gossip_task.cancel()
+        for task in (self._gossip_task, self._oracle_task):
+            if task is not None:
+                task.cancel()
         await self.rpc.stop()
         if self.p2p is not None:
             try:
@@ -195,6 +200,24 @@ class NodeRuntime:
                 continue
             for i in range(0, len(txs), GOSSIP_MAX_TXS):
                 self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
+
+    async def _oracle_loop(self) -> None:
+        """Sign this validator's prices every interval and submit them like any tx."""
+        from state.tx import OraclePrices, sign_tx
+
+        key = self.validator_key
+        assert key is not None
+        symbols = {a.symbol: a.asset_id for a in self.genesis.assets}
+        last_nonce = 0
+        while True:
+            prices = tuple(sorted((symbols[s], int(p)) for s, p in self.oracle_feed.items() if s in symbols))
+            if prices:
+                last_nonce = max(last_nonce + 1, time.time_ns() // 1_000_000)
+                raw = sign_tx(key, last_nonce, OraclePrices(prices), self.genesis.chain_id)
+                adm = (await self.submit([raw]))[0]
+                if not adm.ok:
+                    log.warning("h=%d oracle update not admitted: %s %s", self.sm.height, adm.code.name, adm.message)
+            await asyncio.sleep(self.config.oracle.interval_ms / 1000)
 
     # ------------------------------------------------------------------ views
     def status(self) -> dict[str, Any]:

@@ -102,3 +102,26 @@ def test_killed_validator_restarts_and_catches_up_while_chain_continues(tmp_path
         c.wait_height(c.height(0), nodes=[2], timeout=30)
     finally:
         c.stop_all()
+
+
+def test_validators_feed_the_oracle_and_lending_uses_it(cluster: Cluster) -> None:
+    import time as _time
+
+    from state.tx import Borrow
+
+    deadline = _time.monotonic() + 20
+    while _time.monotonic() < deadline:
+        assets = {a["symbol"]: a for a in cluster.get(0, "/oracle")["assets"]}
+        if assets["ETH"]["price"] and assets["BTC"]["price"]:
+            break
+        _time.sleep(0.5)
+    assert assets["BTC"]["price"] == 60_000_000_000 and assets["ETH"]["price"] == 3_000_000_000
+    assert len(assets["ETH"]["submissions"]) >= 3  # one per live validator
+    receipt = cluster.commit(1, cluster.sign("bob", Borrow(2, 10**8)))  # 1 ETH against bob's collateral
+    assert receipt["name"] == "OK", receipt
+    bob = cluster.key("bob").address.hex()
+    margin = cluster.get(2, f"/account?address=0x{bob}")["margin"]
+    eth = next(b for b in margin["balances"] if b["asset"] == 2)
+    assert eth["idle"] >= 10**8  # drawn out of the pool (from bob's own supply first, then as debt)
+    pools = {p["symbol"]: p for p in cluster.get(3, "/pools")["pools"]}
+    assert pools["ETH"]["idle"] >= 10**8
