@@ -227,13 +227,14 @@ def assess(
     """
     res = Assessment()
     pools = ex.pools.by_asset
+    index_px, unit_of, minfo, leg_px = ex.index_px, ex.unit, ex.minfo, ex.leg_px
     c = ex.collateral_asset
     risk = ex.genesis.risk
     days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
     hint: tuple[int, int] | None = None
     leg0 = add or fill
     if leg0 is not None:
-        info = ex.minfo[leg0[0]]
+        info = minfo[leg0[0]]
         hint = (leg0[0], info[4] * (leg0[3] // max(1, leg0[2] * info[5])))
     spot: dict[int, int] = {}
     perp: dict[int, list[int]] = {}
@@ -282,8 +283,8 @@ def assess(
             continue
         if not real and not debt:
             continue
-        px = ex.index_px[a] or asset_price(ex, a)
-        unit = ex.unit[a]
+        px = index_px[a] or asset_price(ex, a)
+        unit = unit_of[a]
         v = real * px // unit if real >= 0 else -((-real * px + unit - 1) // unit)
         equity += v
         if v:
@@ -300,8 +301,8 @@ def assess(
         size = pos.size
         if not size:
             continue
-        _p, u, lot_size, unit, tick_size, tick_value = ex.minfo[m]
-        px = ex.leg_px[m]
+        _p, u, lot_size, unit, tick_size, tick_value = minfo[m]
+        px = leg_px[m]
         if not px:
             px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
             if not px:
@@ -343,7 +344,7 @@ def assess(
         legs: list[OrderLeg] = []
         for m, (bl, bn, al, an) in acct.orders.items():
             if drop is not None and drop.market == m:
-                dn = drop.price * drop.size * ex.minfo[m][5]
+                dn = drop.price * drop.size * minfo[m][5]
                 if drop.is_buy:
                     bl, bn = bl - drop.size, bn - dn
                 else:
