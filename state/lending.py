@@ -32,6 +32,15 @@ receive more than borrowers owe, and the supply rate is, in aggregate, exactly
 
 Rate model (Aave v3's shape), utilization U = value(D) / value(S), capped at 100% for the
 rate: ``base + slope1 * U / U_opt`` up to the kink, then ``+ slope2 * (U - U_opt) / (1 - U_opt)``.
+
+Liquidity. A ``borrow``, a supplier's withdrawal (or auto-lend off) and a spot order that
+would borrow are checked against the pool when they happen: the pool must hold the amount
+and utilization must stay within the cap (UTILIZATION_CAP / POOL_ILLIQUID), in transaction
+order, so a borrow never takes what a supplier withdrew earlier in the block. A fill itself
+is never refused: a transfer between two pool members leaves the pool's cash unchanged, but
+one into an account with auto-lend off can push utilization above the cap (then borrows
+and supply withdrawals stop, and the rate is at its maximum, until debts are repaid). Every
+withdrawal is also bounded by ``custody``, so the bridge never pays out more than it holds.
 """
 
 from __future__ import annotations
