@@ -243,3 +243,7 @@ def demo(home: Path, node: str, market: str, price: str, size: str, as_json: boo
     render.print_fills(res.fills, res.catalog)
     c.rule(f"block {res.block.get('height')}, which holds bob's buy")
     render.print_block(res.block)
+    where = "" if str(home) == "devnet-home" else f" --home {home}"
+    c.print(f"\nThe devnet keeps running. Watch it with [bold]bookchain devnet status{where}[/bold] "
+            f"(logs: [bold]bookchain devnet logs node0{where}[/bold]); stop it with "
+            f"[bold]bookchain devnet down{where}[/bold].")
