@@ -64,7 +64,6 @@ class ConsensusDriver:
         self.rounds_total = 0
         self.bad_messages = 0
         self._sync_task: asyncio.Task[None] | None = None
-        self._sync_target = 0
         self.catching_up = False
         self.stopped = False
         self.halted: str | None = None
@@ -190,7 +189,6 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ block sync
     def request_sync(self, height: int) -> None:
-        self._sync_target = max(self._sync_target, height)
         if self._sync_task is None or self._sync_task.done():
             log.info("h=%d block sync started (peers seen at %d)", self.rt.sm.height + 1, height)
             self._sync_task = asyncio.ensure_future(self._sync_loop())

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node.jsonfmt import block_json, code_name, fill_from_list, num, results_json
+from node.jsonfmt import block_json, code_name, fill_from_list, num, receipt_from_list, results_json
 from state import risk
 from state.errors import Code
 from state.keys import address_from_text, address_to_text
@@ -204,10 +204,17 @@ class RpcServer:
         if loc is None:
             raise RpcError(404, Code.NOT_FOUND, "transaction not found")
         height, index = loc
+        return web.json_response({"hash": h.hex(), "height": height, "index": index,
+                                  "receipt": self._committed_receipt(h, height, index)})
+
+    def _committed_receipt(self, h: bytes, height: int, index: int) -> dict[str, Any]:
+        """The receipt of an indexed tx: receipts are stored in block order, one per tx,
+        so only that one is converted (not the whole block's results)."""
         record = self.rt.blocks.results(height)
         assert record is not None
-        receipt = next((r for r in results_json(height, record)["receipts"] if r["tx_hash"] == h.hex()), None)
-        return web.json_response({"hash": h.hex(), "height": height, "index": index, "receipt": receipt})
+        raw = record[1][index]
+        assert raw[0] == h, "tx index and stored receipts disagree"
+        return receipt_from_list(raw)
 
     # ------------------------------------------------------------------ submission
     async def broadcast_tx_sync(self, request: web.Request) -> web.Response:
@@ -245,9 +252,7 @@ class RpcServer:
                                      status=503 if adm.code == Code.MEMPOOL_FULL else 200)
         if adm.code == Code.DUPLICATE_TX and (loc := self.rt.blocks.tx_location(h)) is not None:
             self.rt.execution.forget_waiter(h, fut)
-            record = self.rt.blocks.results(loc[0])
-            assert record is not None
-            receipt = next(r for r in results_json(loc[0], record)["receipts"] if r["tx_hash"] == h.hex())
+            receipt = self._committed_receipt(h, *loc)
             return web.json_response({"hash": h.hex(), "code": receipt["code"], "name": receipt["name"],
                                       "message": receipt["message"], "height": loc[0], "receipt": receipt})
         try:
@@ -429,8 +434,6 @@ class RpcServer:
         await ws.prepare(request)
         self.ws_clients += 1
         subs = []
-        pump: asyncio.Task[None] | None = None
-        out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
 
         async def forward(sub: Any) -> None:
             while True:
@@ -465,7 +468,6 @@ class RpcServer:
             for s in subs:
                 self.rt.bus.unsubscribe(s)
             self.ws_clients -= 1
-            del pump, out
         return ws
 
 
