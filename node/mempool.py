@@ -133,10 +133,10 @@ class Mempool:
     def missing_verifications(self, txs: Iterable[bytes]) -> list[bytes]:
         return [raw for raw in txs if tx_hash(raw) not in self.verified]
 
-    def on_committed(self, txs: Iterable[bytes], block_time_ms: int) -> None:
-        """Drop committed transactions and, now and then, those whose nonce expired."""
-        for raw in txs:
-            h = tx_hash(raw)
+    def on_committed(self, hashes: Iterable[bytes], block_time_ms: int) -> None:
+        """Drop committed transactions (by hash: execution already computed them) and,
+        now and then, those whose nonce expired."""
+        for h in hashes:
             self.committed[h] = None
             old = self.pending.pop(h, None)
             if old is not None:
