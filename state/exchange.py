@@ -55,6 +55,9 @@ class Exchange:
         rmax = max(r.max_rate_ppm for r in risk.assets)
         self.watch_rate_ppm = 2 * scen + -(-rmax * risk.borrow_addon_days_mm // 365)
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
+        self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
+        # memo of risk.underlying_requirement (a pure function); cleared every block to stay small
+        self.req_memo: dict[tuple[int, int, int, int, bool], int] = {}
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, list[int]] = {}
         self.last_price: dict[int, int] = {}

@@ -75,6 +75,7 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     dt = max(time_ms - ex.time_ms, 0)
     ex.time_ms = time_ms
     ex.pools.changed = set()  # the risk scan's dirty set is this block's only (a restart has none)
+    ex.req_memo.clear()
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]

@@ -7,6 +7,7 @@ Values are canonical msgpack arrays (the same codec as transactions).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
@@ -50,8 +51,17 @@ def parse_key(key: bytes) -> tuple[bytes, bytes]:
     return key[:1], key[1:]
 
 
+_local = threading.local()
+
+
 def encode_record(rec: Any) -> bytes:
-    out: bytes = msgpack.packb(rec, use_bin_type=True)
+    """msgpack with one reused Packer per thread (building a Packer per call costs about
+    as much as packing a small record; a Packer is not thread-safe, hence per thread)."""
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    out: bytes = packer.pack(rec)
     return out
 
 

@@ -153,8 +153,21 @@ def scenario_loss(move: int) -> int:
 
 
 def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
-    """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc)."""
-    shock, cut, hedge_ppm, size_ppm, size_ref = ex.uparams[u][0 if initial else 1]
+    """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc).
+
+    A pure function of its arguments and the genesis parameters, so it is memoized in
+    ``ex.req_memo`` (cleared every block): an account's untouched underlyings, and the
+    same account checked twice in a block, hit it about half the time."""
+    key = (u, ns, p, pg, initial)
+    memo = ex.req_memo
+    req = memo.get(key)
+    if req is None:
+        req = memo[key] = _underlying_requirement(ex.uparams[u][0 if initial else 1], ns, p, pg)
+    return req
+
+
+def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: int, pg: int) -> int:
+    shock, cut, hedge_ppm, size_ppm, size_ref = params
     if ns > 0 > p:
         h = ns if ns < -p else -p
         pr, sr = p + h, ns - h
@@ -182,7 +195,7 @@ def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tu
     order's worst case never adds equity, so a stale or pushed price cannot fund it."""
     m, is_buy, lots, notional = leg
     is_perp, u, lot_size, unit, _tick_size, _tv = ex.minfo[m]
-    cost = -(-notional * ex.genesis.max_fee_ppm // PPM)
+    cost = -(-notional * ex.max_fee_ppm // PPM)
     px = ex.leg_px[m]
     if not px:
         if is_perp:
@@ -408,10 +421,25 @@ def reserved(ex: Exchange, acct: Account) -> dict[int, int]:
         if spec.kind == PERP:
             continue
         if bl:
-            out[spec.quote] = out.get(spec.quote, 0) + bn + fee(bn, ex.genesis.max_fee_ppm)
+            out[spec.quote] = out.get(spec.quote, 0) + bn + fee(bn, ex.max_fee_ppm)
         if al:
             out[spec.base] = out.get(spec.base, 0) + al * spec.lot_size
     return out
+
+
+def reserved_of(ex: Exchange, acct: Account, asset: int) -> int:
+    """``reserved(ex, acct).get(asset, 0)`` without building the whole map (pre-trade path)."""
+    held = 0
+    markets = ex.markets
+    for m, (bl, bn, al, _an) in acct.orders.items():
+        spec = markets[m]
+        if spec.kind == PERP:
+            continue
+        if bl and spec.quote == asset:
+            held += bn + fee(bn, ex.max_fee_ppm)
+        if al and spec.base == asset:
+            held += al * spec.lot_size
+    return held
 
 
 def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, size: int, notional: int,
@@ -419,13 +447,13 @@ def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: b
     """(asset, amount) a spot order would have to borrow if it and every other open order on
     the same asset filled."""
     asset = market.quote if is_buy else market.base
-    spend = notional + fee(notional, ex.genesis.max_fee_ppm) if is_buy else size * market.lot_size
-    held = reserved(ex, acct).get(asset, 0)
+    spend = notional + fee(notional, ex.max_fee_ppm) if is_buy else size * market.lot_size
+    held = reserved_of(ex, acct, asset)
     if replacing is not None and ex.markets[replacing.market].kind != PERP:
         rs = ex.markets[replacing.market]
         if (rs.quote if replacing.is_buy else rs.base) == asset:
             rn = replacing.price * replacing.size * rs.tick_value
-            held -= rn + fee(rn, ex.genesis.max_fee_ppm) if replacing.is_buy else replacing.size * rs.lot_size
+            held -= rn + fee(rn, ex.max_fee_ppm) if replacing.is_buy else replacing.size * rs.lot_size
     available = max(acct.balance(asset), 0) - held
     return asset, max(0, spend - max(available, 0))
 

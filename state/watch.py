@@ -54,7 +54,7 @@ PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1
 
 
 class Watch:
-    __slots__ = ("base", "down", "entries", "force_all", "fund", "timeq", "up")
+    __slots__ = ("base", "down", "entries", "fired", "force_all", "fund", "timeq", "up")
 
     def __init__(self) -> None:
         self.up: dict[int, list[tuple[int, bytes]]] = {}  # source -> min-heap of (trigger price, address)
@@ -64,6 +64,10 @@ class Watch:
         self.entries = 0
         self.base = 0  # entries right after the last rebuild
         self.force_all = False  # set by a socialized loss: the same scan then checks every armed account
+        # accounts a live entry of which was popped since they were last armed: re-arming one of
+        # them must push again even when the arming is unchanged (an unfired arming's entries
+        # are all still in the heaps, so re-pushing them would only add duplicates)
+        self.fired: set[bytes] = set()
 
     def arm_from_record(self, address: bytes, w: list[Any]) -> None:
         _x, sources, budget, refs, due = w
@@ -81,6 +85,7 @@ class Watch:
         self.down.clear()
         self.timeq.clear()
         self.fund.clear()
+        self.fired.clear()
         self.entries = 0
         for addr in sorted(ex.accounts):
             w = ex.accounts[addr].watch
@@ -127,6 +132,9 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     if w != acct.watch:
         acct.watch = w
         ex.touch(acct)
+    elif acct.address not in ex.watch.fired:
+        return  # the same arming, none of its entries popped: they are all in the heaps still
+    ex.watch.fired.discard(acct.address)
     ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
 
 
@@ -151,6 +159,7 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
             w.entries -= 1
             if _live(accounts.get(addr), src, p, True):
                 out.add(addr)
+                w.fired.add(addr)
     for src, heap in w.down.items():
         price = source_price(ex, src)
         while heap and -heap[0][0] >= price:
@@ -158,6 +167,7 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
             w.entries -= 1
             if _live(accounts.get(addr), src, -p, False):
                 out.add(addr)
+                w.fired.add(addr)
     now = ex.time_ms
     while w.timeq and w.timeq[0][0] <= now:
         due, addr = heapq.heappop(w.timeq)
@@ -165,6 +175,7 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
         acct = accounts.get(addr)
         if acct is not None and acct.watch is not None and acct.watch[4] == due:
             out.add(addr)
+            w.fired.add(addr)
     for m, _rate in funding:
         fheap = w.fund.get(m, [])
         phi = ex.mstate[m].phi
@@ -175,6 +186,7 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
             wa = acct.watch if acct is not None else None
             if wa is not None and any(mm == m and ref + wa[2] // len(wa[3]) == threshold for mm, ref in wa[3]):
                 out.add(addr)
+                w.fired.add(addr)
     if w.entries > 4 * w.base + 200_000:  # stale entries pile up: compact (amortized O(1))
         w.rebuild(ex)
     return out
