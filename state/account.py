@@ -156,9 +156,10 @@ class Account:
 
     def record(self) -> list[object]:
         """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books."""
-        assets = sorted(set(self.scaled) | set(self.idle))
+        scaled, idle = self.scaled, self.idle
+        assets = sorted(scaled.keys() | idle.keys())
         return [
-            [[a, self.idle.get(a, 0), self.scaled.get(a, 0)] for a in assets],
+            [[a, idle.get(a, 0), scaled.get(a, 0)] for a in assets],
             [[m, *p.record()] for m, p in sorted(self.positions.items()) if not p.is_blank()],
             sorted(self.lend_off),
             list(self.unwind),

@@ -200,9 +200,10 @@ class StateMachine:
         ordered = cancels + others
         events: list[tuple[int, Any]] = []
         for i, tx in ordered:
-            ex.events = []
+            ex.events = tx_events = []
             receipts[i] = apply_tx(ex, tx)
-            events.extend((i, e) for e in ex.events)
+            if tx_events:
+                events.extend([(i, e) for e in tx_events])
         ex.events = []
         end_block(ex)
         end_events.extend(ex.events)
