@@ -1,0 +1,118 @@
+"""Where the devnet's CPU goes per committed transaction, and what that allows.
+
+Wall-clock throughput of a 4-validator devnet on a 2-core machine depends on whatever else
+the machine is doing; CPU time per committed transaction much less so. This runs a devnet
+under a steady signed load well below saturation, reads each node's and the load
+generator's CPU time (user + system, from /proc) over the timed window, and reports:
+
+- CPU microseconds per committed tx for each node, in all and above its idle use (every node verifies and applies every
+  tx, so this is the per-node cost of the whole pipeline: RPC, mempool admission with
+  signature verification, gossip, consensus, execution, storage);
+- the generator's CPU per tx (it shares the machine in ``devnet load``);
+- the ceiling those costs imply on this machine: ``cores * 1e6 / (sum over nodes +
+  generator)`` tx/s, i.e. the rate at which every core would be busy.
+
+    python -m bench.devnet_cpu [--tps 1500] [--seconds 20] [--nodes 4]
+
+Prints a table and writes bench/results/devnet_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import print_table, write_json
+from devnet.cluster import Cluster
+from devnet.load import prepare, run_load
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process so far (fields 14 and 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def idle_cpu_per_s(pids: list[int], seconds: float) -> list[float]:
+    """Each node's CPU use per second with no load: consensus rounds, empty blocks, timers."""
+    before = [cpu_seconds(p) for p in pids]
+    time.sleep(seconds)
+    return [(cpu_seconds(p) - b) / seconds for p, b in zip(pids, before, strict=True)]
+
+
+def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) -> dict[str, Any]:
+    pids = [c.procs[i].pid for i in range(len(c.manifest.nodes))]
+    idle = idle_cpu_per_s(pids, idle_s)
+    job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
+    before = [cpu_seconds(p) for p in pids]
+    gen_before = time.process_time()
+    t0 = time.monotonic()
+    report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts))
+    wall = time.monotonic() - t0
+    gen_cpu = time.process_time() - gen_before
+    node_cpu = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    committed = max(report.committed, 1)
+    per_node_us = [cpu * 1e6 / committed for cpu in node_cpu]
+    # what the txs added on top of the idle chain (blocks come faster under load, so this
+    # slightly undercounts per-block costs; the total above is the upper figure)
+    marginal_us = [(cpu - rate * wall) * 1e6 / committed for cpu, rate in zip(node_cpu, idle, strict=True)]
+    gen_us = gen_cpu * 1e6 / committed
+    total_us = sum(per_node_us) + gen_us
+    cores = os.cpu_count() or 1
+    return {
+        "tps_offered": tps, "seconds": seconds, "committed": report.committed, "tx_per_s": report.tx_per_s,
+        "p50_ms": report.p50_ms, "p99_ms": report.p99_ms, "rejected": report.rejected, "wall_s": wall,
+        "node_cpu_us_per_tx": per_node_us, "node_cpu_us_per_tx_mean": sum(per_node_us) / len(per_node_us),
+        "generator_cpu_us_per_tx": gen_us, "total_cpu_us_per_tx": total_us, "cores": cores,
+        "node_cpu_util": [cpu / wall for cpu in node_cpu],
+        "node_idle_cpu_per_s": idle,
+        "node_marginal_cpu_us_per_tx": marginal_us,
+        "ceiling_tx_per_s": cores * 1e6 / total_us,
+        "ceiling_tx_per_s_without_generator": cores * 1e6 / (total_us - gen_us),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tps", type=float, default=1500, help="offered rate (keep it below saturation)")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--traders", type=int, default=64)
+    ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bookchain-cpu-") as d:
+        c = Cluster(Path(d), nodes=args.nodes, traders=args.traders)
+        try:
+            c.start_all()
+            r = measure(c, d, args.tps, args.seconds, args.idle_seconds)
+        finally:
+            c.stop_all()
+    rows: list[tuple[str, Any, str]] = [
+        ("offered / committed", f"{args.tps:,.0f} / {r['tx_per_s']:,.0f}", "tx/s"),
+        ("submit->commit p50 / p99", f"{r['p50_ms'] or 0:,.0f} / {r['p99_ms'] or 0:,.0f}", "ms"),
+    ]
+    for i, us in enumerate(r["node_cpu_us_per_tx"]):
+        rows.append((f"node{i} CPU per committed tx (of which above idle)",
+                     f"{us:,.1f} ({r['node_marginal_cpu_us_per_tx'][i]:,.1f})", "us"))
+    rows.append(("node CPU when idle (mean)", 100 * sum(r["node_idle_cpu_per_s"]) / len(r["node_idle_cpu_per_s"]),
+                 "% of a core"))
+    rows += [
+        ("load generator CPU per committed tx", r["generator_cpu_us_per_tx"], "us"),
+        ("whole devnet CPU per committed tx", r["total_cpu_us_per_tx"], "us"),
+        (f"ceiling on {r['cores']} cores (all busy)", r["ceiling_tx_per_s"], "tx/s"),
+        ("  same without the generator", r["ceiling_tx_per_s_without_generator"], "tx/s"),
+    ]
+    print_table(f"devnet CPU budget, {args.nodes} validators", rows)
+    write_json("devnet_cpu", {**r, "nodes": args.nodes, "traders": args.traders})
+
+
+if __name__ == "__main__":
+    main()
