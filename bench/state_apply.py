@@ -143,7 +143,7 @@ def bench_apply(n_blocks: int, block_size: int, n_accounts: int) -> dict[str, An
     }
 
 
-def bench_sigverify(n: int, threads: int) -> dict[str, float]:
+def bench_sigverify(n: int, threads: int, repeats: int = 3) -> dict[str, float]:
     from state.tx import decode_tx
 
     keys = [PrivateKey(i.to_bytes(4, "big") * 8) for i in range(1, 101)]
@@ -153,14 +153,16 @@ def bench_sigverify(n: int, threads: int) -> dict[str, float]:
     def check(chunk: list[SignedTx]) -> int:
         return sum(1 for tx in chunk if tx.verify_signature(CHAIN))
 
-    t = time.perf_counter()
-    assert check(txs) == n
-    one = n / (time.perf_counter() - t)
     chunks = [txs[i::threads] for i in range(threads)]
+    one = many = 0.0
     with ThreadPoolExecutor(threads) as pool:
-        t = time.perf_counter()
-        assert sum(pool.map(check, chunks)) == n
-        many = n / (time.perf_counter() - t)
+        for _ in range(repeats):  # interleaved, best of each: other load on the machine hits both alike
+            t = time.perf_counter()
+            assert check(txs) == n
+            one = max(one, n / (time.perf_counter() - t))
+            t = time.perf_counter()
+            assert sum(pool.map(check, chunks)) == n
+            many = max(many, n / (time.perf_counter() - t))
     crypto = bench_cryptography_verify(txs[:2000])
     return {"sig_verify_per_s_1core": one, "sig_verify_per_s_all_cores": many,
             "sig_verify_cores": threads, "sig_verify_per_s_cryptography_1core": crypto}
@@ -399,6 +401,7 @@ def main() -> None:
     results: dict[str, Any] = {"accounts": args.accounts, "block_size": args.block_size, "blocks": args.blocks}
     results.update(bench_apply(args.blocks, args.block_size, args.accounts))
     results.update(bench_sigverify(args.sig_n, threads))
+    results["sig_verify_scaling"] = results["sig_verify_per_s_all_cores"] / (threads * results["sig_verify_per_s_1core"])
     if args.resting:
         results.update(bench_resting(args.resting, args.accounts))
     print_table("bookchain state machine", [
@@ -410,6 +413,7 @@ def main() -> None:
         ("rejected per block", results["rejected_per_block"], ""),
         ("sig verify, 1 core (libsodium)", results["sig_verify_per_s_1core"], "/s"),
         (f"sig verify, {threads} threads (libsodium)", results["sig_verify_per_s_all_cores"], "/s"),
+        (f"sig verify scaling ({threads} threads / {threads} x 1 core)", 100 * results["sig_verify_scaling"], "%"),
         ("sig verify, 1 core (cryptography)", results["sig_verify_per_s_cryptography_1core"], "/s"),
         ("decode + verify, 1 core", results["decode_verify_per_s_1core"], "/s"),
         ("sign, 1 core", results["sign_per_s_1core"], "/s"),
