@@ -181,6 +181,9 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
                            progress=lambda done: bar.update(task, completed=done))
         except (FileNotFoundError, ValueError) as err:
             raise _fail(err) from None
+        from node.gctune import tune_for_throughput
+
+        tune_for_throughput()  # the pre-signed flow is long-lived: keep full collections off it
         sub = bar.add_task("submitting", total=count)
         # RpcError / NodeUnreachable reach the root group, which maps them to exit 1 / 3
         report = asyncio.run(run_load(plan.urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,

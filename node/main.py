@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from node.config import NodeConfig
+from node.gctune import tune_for_throughput
 
 log = logging.getLogger("bookchain.node")
 
@@ -42,6 +43,7 @@ async def serve(config: NodeConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await rt.start()
+        tune_for_throughput()  # after start-up loaded the state: see node/gctune.py
         config.pid_path.write_text(str(os.getpid()))
         await stop.wait()
         log.info("h=%d shutting down", rt.sm.height)
