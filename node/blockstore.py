@@ -4,6 +4,11 @@ Separate from the state store, as in CometBFT. A block and its certificate are w
 (synced) before the block is applied; results are written (synced) after execution and
 before the state commits, so on restart ``results_height >= state height`` always holds
 and the handshake re-applies any stored block the state has not seen.
+
+Besides the full results, each height keeps a compact "commit codes" record: the block's
+tx hashes concatenated (32 bytes each, block order) and their receipt codes as big-endian
+uint16s. ``/commits`` serves it as is, so a client following every block (the load
+generator) costs the node two LevelDB reads per block and no per-transaction work.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from typing import Any
 import msgpack
 import plyvel
 
+from node.codes import pack_codes
+
 _BLOCK = b"b"
 _CERT = b"c"
 _RESULTS = b"r"
 _TX = b"t"
 _FILL = b"f"
+_CODES = b"k"
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
@@ -28,6 +36,9 @@ _META_ANCHOR = b"\xffanchor"  # [height, block hash, block time] of a state-sync
 
 def _h(height: int) -> bytes:
     return struct.pack(">Q", height)
+
+
+_LOC = struct.Struct(">QI")  # tx index value: (height, index in block)
 
 
 class BlockStore:
@@ -102,7 +113,7 @@ class BlockStore:
                             for address in (maker,) if maker == taker else (maker, taker):
                                 wb.delete(_FILL + address + _h(h) + struct.pack(">I", n))
                                 n += 1
-                for prefix in (_BLOCK, _CERT, _RESULTS):
+                for prefix in (_BLOCK, _CERT, _RESULTS, _CODES):
                     wb.delete(prefix + _h(h))
             wb.put(_META_BASE, top.to_bytes(8, "big"))
         return top - base
@@ -125,26 +136,56 @@ class BlockStore:
         return value
 
     # ------------------------------------------------------------------ results
-    def save_results(self, height: int, results: list[Any], tx_hashes: list[bytes],
-                     fills: list[tuple[bytes, list[Any]]]) -> None:
-        """Results of block ``height``, the tx index and per-account fill index, atomically."""
+    def save_results(self, height: int, results: list[Any] | bytes, tx_hashes: list[bytes],
+                     fills: list[tuple[bytes, list[Any] | bytes]], codes: list[int] | None = None) -> None:
+        """Results of block ``height`` (a record or its msgpack bytes), the tx index, the
+        per-account fill index (records or their msgpack bytes) and, with ``codes``, the
+        compact commit codes, atomically."""
+        packer = msgpack.Packer(use_bin_type=True)
+        loc = _LOC.pack
         with self.db.write_batch(transaction=True, sync=True) as wb:
-            wb.put(_RESULTS + _h(height), msgpack.packb(results, use_bin_type=True))
+            put = wb.put
+            put(_RESULTS + _h(height), results if isinstance(results, bytes) else packer.pack(results))
             for i, h in enumerate(tx_hashes):
-                wb.put(_TX + h, msgpack.packb([height, i]))
+                put(_TX + h, loc(height, i))
+            suffix = _h(height)
             for n, (address, fill) in enumerate(fills):
-                wb.put(_FILL + address + _h(height) + struct.pack(">I", n), msgpack.packb(fill, use_bin_type=True))
-            wb.put(_META_RESULTS, height.to_bytes(8, "big"))
+                put(_FILL + address + suffix + struct.pack(">I", n),
+                    fill if isinstance(fill, bytes) else packer.pack(fill))
+            if codes is not None:
+                put(_CODES + _h(height), packer.pack([b"".join(tx_hashes), pack_codes(codes)]))
+            put(_META_RESULTS, height.to_bytes(8, "big"))
 
     def results(self, height: int) -> list[Any] | None:
-        raw = self.db.get(_RESULTS + _h(height))
+        raw = self.results_raw(height)
         return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def results_raw(self, height: int) -> bytes | None:
+        """The stored msgpack of block ``height``'s results record, undecoded."""
+        value: bytes | None = self.db.get(_RESULTS + _h(height))
+        return value
+
+    def commit_codes(self, height: int) -> tuple[bytes, bytes] | None:
+        """(tx hashes concatenated, receipt codes as big-endian uint16s) of block
+        ``height``, in block order; derived from the full results for heights stored
+        before the compact record existed."""
+        raw = self.db.get(_CODES + _h(height))
+        if raw is not None:
+            hashes, codes = msgpack.unpackb(raw)
+            return hashes, codes
+        rec = self.results(height)
+        if rec is None:
+            return None
+        return b"".join(r[0] for r in rec[1]), pack_codes([r[1] for r in rec[1]])
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(_TX + tx_hash)
         if raw is None:
             return None
-        height, index = msgpack.unpackb(raw)
+        if raw[0] == 0x92:  # written before the fixed-width form: msgpack [height, index]
+            height, index = msgpack.unpackb(raw)
+        else:  # a big-endian height below 2^56 never starts with 0x92
+            height, index = _LOC.unpack(raw)
         return height, index
 
     def fills(self, address: bytes, limit: int) -> list[tuple[int, list[Any]]]:

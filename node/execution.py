@@ -13,6 +13,8 @@ import time
 from concurrent.futures import Executor
 from typing import Any
 
+import msgpack
+
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node.blockstore import BlockStore
@@ -55,6 +57,7 @@ class Execution:
         self.last_block_txs = 0
         self.block_interval_ms = 0.0
         self._last_commit_wall = 0.0
+        self._committed = asyncio.Event()  # set (and replaced) at every stored block
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -98,18 +101,29 @@ class Execution:
         result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
                                      self.mempool.verified, commit=False)
         receipts = [r.to_list() for r in result.receipts]
-        events = [[i, event_to_list(e)] for i, e in result.events]
-        fills: list[tuple[bytes, list[Any]]] = []
-        for _, e in result.events:
-            if isinstance(e, Fill):
+        # One conversion per fill serves both its event and its index entries (packed once).
+        pack = msgpack.Packer(use_bin_type=True).pack
+        events: list[list[Any]] = []
+        fills: list[tuple[bytes, list[Any] | bytes]] = []
+        for i, e in result.events:
+            if type(e) is Fill:
                 rec = e.to_list()
-                fills.append((e.maker, rec))
+                events.append([i, ["fill", *rec]])
+                packed = pack(rec)
+                fills.append((e.maker, packed))
                 if e.taker != e.maker:
-                    fills.append((e.taker, rec))
-        record = [result.app_hash, receipts, events, [list(d) for d in result.write_digests]]
-        hashes = [tx_hash(raw) for raw in block.txs]
+                    fills.append((e.taker, packed))
+            else:
+                events.append([i, event_to_list(e)])
+        # receipts come one per tx in block order and carry the tx hash (no re-hashing)
+        if len(receipts) == len(block.txs):
+            hashes = [r[0] for r in receipts]
+        else:  # not expected; keep the index right anyway
+            hashes = [tx_hash(raw) for raw in block.txs]
         if block.height > self.blocks.results_height:
-            self.blocks.save_results(block.height, record, hashes, fills)
+            record = pack([result.app_hash, receipts, events, result.write_digests])
+            codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
+            self.blocks.save_results(block.height, record, hashes, fills, codes)
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
@@ -122,6 +136,8 @@ class Execution:
         self._last_commit_wall = now
         self.last_block_hash = block.hash
         self.last_block_time_ms = block.header.time_ms
+        committed, self._committed = self._committed, asyncio.Event()
+        committed.set()
         if publish:
             self._notify(block, hashes, receipts, events)
         return result
@@ -135,6 +151,20 @@ class Execution:
                 self.mempool.remember(checked)
 
     # ------------------------------------------------------------------ notifications
+    async def wait_for_height(self, height: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until block ``height``'s results are stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.blocks.results_height < height:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._committed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
     def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
         fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(h, []).append(fut)
