@@ -41,7 +41,7 @@ class FlowMix:
 @dataclass(frozen=True, slots=True)
 class SignedFlow:
     txs: tuple[bytes, ...]
-    hashes: tuple[str, ...]
+    hashes: tuple[bytes, ...]  # sha256 of each tx (32 bytes), as /commits and receipts name them
     kinds: tuple[str, ...]  # "maker" | "taker" | "cancel", for reporting the mix
 
     def counts(self) -> dict[str, int]:
@@ -79,7 +79,7 @@ def generate(genesis: Genesis, traders: list[PrivateKey], count: int, *, seed: i
     open_quotes: list[deque[tuple[int, bytes]]] = [deque() for _ in traders]
     next_nonce = [nonce_base_ms] * len(traders)
     txs: list[bytes] = []
-    hashes: list[str] = []
+    hashes: list[bytes] = []
     kinds: list[str] = []
     for i in range(count):
         t = i % len(traders)
@@ -111,7 +111,7 @@ def generate(genesis: Genesis, traders: list[PrivateKey], count: int, *, seed: i
         raw = sign_tx(key, next_nonce[t], action, genesis.chain_id)
         next_nonce[t] += 1
         txs.append(raw)
-        hashes.append(hashlib.sha256(raw).hexdigest())
+        hashes.append(hashlib.sha256(raw).digest())
         kinds.append(kind)
         if progress is not None and i % 1000 == 999:
             progress(i + 1)

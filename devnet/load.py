@@ -2,14 +2,16 @@
 
 Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
 stretch the run) one batch of ``tps * interval`` txs goes to ``/broadcast_txs`` of the
-next node in turn, as its own task, so a slow node does not hold back the others.
+next node in turn, as its own task, so a slow node does not hold back the others. Batches
+travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per tx back): hex
+JSON cost the generator and the node more than the transactions' own checks.
 
-Tracking: one task follows the chain by polling ``/status`` and reading
-``/block_results`` for every new height; receipts carry ``tx_hash``, which is matched
-against the submitted hashes. Commit time is when the tracker first saw the block, so
-latencies include up to one poll interval (``poll_s``, 50 ms by default) of slack.
-Polling rather than the websocket keeps the generator on the part of the RPC contract
-whose shapes are fixed; it costs two small requests per block.
+Tracking: one task follows the chain with ``/commits`` on the first node, in msgpack: per
+block the tx hashes (32 bytes each) and their receipt codes, matched against the submitted
+hashes. It long-polls (``wait_ms``) for the next height, so a block is seen as soon as the
+node has stored its results; commit time is when that answer arrived. It replaces
+``/status`` plus a full JSON ``/block_results`` per block, which cost the followed node
+more CPU than executing the block's transactions.
 
 Counted as rejected: admission refusals (by the code name the node sent, e.g.
 ``MEMPOOL_FULL``), whole-batch RPC errors, and committed txs whose receipt code is not OK
@@ -24,6 +26,7 @@ import contextlib
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ from cli.keystore import KeyStore
 from devnet.flow import SignedFlow, generate
 from devnet.manifest import load_manifest
 from node.client import AsyncClient, NodeUnreachable, RpcError, as_int
+from node.codes import unpack_codes
+from node.jsonfmt import code_name
 from state.genesis import Genesis
 
 UNREACHABLE = "UNREACHABLE"
@@ -79,8 +84,7 @@ class _Tracker:
     """Shared bookkeeping between the submit tasks and the block follower."""
 
     def __init__(self) -> None:
-        self.sent_at: dict[str, float] = {}  # hash -> submit time, until resolved
-        self.waiting: set[str] = set()  # accepted (or not yet answered) and not seen in a block
+        self.waiting: dict[bytes, float] = {}  # tx hash -> submit time, until committed or refused
         self.latencies: list[float] = []
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
@@ -91,40 +95,38 @@ class _Tracker:
         self.last_height: int | None = None
         self.last_commit: float | None = None
 
-    def sent(self, hashes: list[str], now: float) -> None:
-        for h in hashes:
-            self.sent_at[h] = now
-            self.waiting.add(h)
+    def sent(self, hashes: Sequence[bytes], now: float) -> None:
+        self.waiting.update(dict.fromkeys(hashes, now))
 
-    def refused(self, h: str, name: str) -> None:
-        if h in self.waiting:
-            self.waiting.discard(h)
+    def refused(self, h: bytes, name: str) -> None:
+        if self.waiting.pop(h, None) is not None:
             self.rejected[name] += 1
 
-    def in_block(self, height: int, receipts: list[dict[str, Any]], now: float) -> None:
+    def in_block(self, height: int, hashes: bytes, codes: Sequence[int], now: float) -> None:
+        """Block ``height`` committed ``hashes`` (32 bytes each, concatenated) with ``codes``."""
         self.blocks += 1
         if self.first_height is None:
             self.first_height = height
         self.last_height = height
-        for r in receipts:
-            h = str(r.get("tx_hash", "")).lower()
-            if h not in self.waiting:
+        pop = self.waiting.pop
+        latencies = self.latencies
+        for i, code in enumerate(codes):
+            sent = pop(hashes[32 * i: 32 * i + 32], None)
+            if sent is None:
                 continue
-            self.waiting.discard(h)
             self.committed += 1
-            self.latencies.append((now - self.sent_at[h]) * 1000)
+            latencies.append((now - sent) * 1000)
             self.last_commit = now
-            code = r.get("code", 0)
             if code == 0:
                 self.committed_ok += 1
             else:
-                self.rejected[str(r.get("name") or code)] += 1
+                self.rejected[code_name(code)] += 1
 
 
-async def _submit_batch(client: AsyncClient, txs: list[bytes], hashes: list[str], tr: _Tracker) -> None:
+async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Sequence[bytes], tr: _Tracker) -> None:
     tr.sent(hashes, time.perf_counter())
     try:
-        answer = await client.broadcast_txs(txs)
+        answer = await client.broadcast_txs_packed(txs)
     except RpcError as err:
         for h in hashes:
             tr.refused(h, err.name)
@@ -133,30 +135,35 @@ async def _submit_batch(client: AsyncClient, txs: list[bytes], hashes: list[str]
         for h in hashes:
             tr.refused(h, UNREACHABLE)
         return
-    for h, res in zip(hashes, answer.get("results", []), strict=False):
-        if res.get("code", 0) != 0:
-            tr.refused(h, str(res.get("name") or res.get("code")))
+    for h, (_hash, code, _message) in zip(hashes, answer, strict=False):
+        if code != 0:
+            tr.refused(h, code_name(code))
         else:
             tr.accepted += 1
 
 
 async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: asyncio.Event, poll_s: float) -> None:
+    """Follow the chain from ``start_height + 1`` until ``stop``; each call long-polls
+    up to ``poll_s`` for the next height."""
     height = start_height
+    wait_ms = max(1, round(poll_s * 1000))
     while not stop.is_set():
         try:
-            latest = as_int((await client.status())["latest_height"])
-            while height < latest:
-                results = await client.block_results(height + 1)
-                height += 1
-                tr.in_block(height, results.get("receipts") or [], time.perf_counter())
+            _latest, blocks = await client.commits_packed(height + 1, wait_ms=wait_ms)
         except (NodeUnreachable, RpcError):
-            pass  # a busy or restarting node: try again next poll
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), poll_s)
+            with contextlib.suppress(TimeoutError):  # a busy or restarting node: try again
+                await asyncio.wait_for(stop.wait(), poll_s)
+            continue
+        now = time.perf_counter()
+        for h, hashes, codes in blocks:
+            if h != height + 1:
+                break
+            tr.in_block(h, hashes, unpack_codes(codes), now)
+            height = h
 
 
 async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: float, accounts: int,
-                   interval: float = 0.1, drain_timeout: float = 30.0, poll_s: float = 0.05,
+                   interval: float = 0.1, drain_timeout: float = 30.0, poll_s: float = 0.25,
                    progress: Any = None) -> LoadReport:
     """Submit ``flow`` to ``urls`` at ``tps`` and follow the chain until it is committed."""
     import aiohttp
@@ -182,15 +189,14 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
                 await asyncio.sleep(delay)
             hi = min(n, lo + per_tick)
             client = clients[k % len(clients)]
-            tasks.append(asyncio.create_task(
-                _submit_batch(client, list(flow.txs[lo:hi]), list(flow.hashes[lo:hi]), tr)))
+            tasks.append(asyncio.create_task(_submit_batch(client, flow.txs[lo:hi], flow.hashes[lo:hi], tr)))
             if progress is not None:
                 progress(hi)
         await asyncio.gather(*tasks)
         submit_s = time.perf_counter() - t0
         deadline = time.perf_counter() + drain_timeout
         while tr.waiting and time.perf_counter() < deadline:
-            await asyncio.sleep(poll_s)
+            await asyncio.sleep(0.05)
         stop.set()
         await follow_task
     end = tr.last_commit if tr.last_commit is not None else time.perf_counter()

@@ -8,6 +8,10 @@ turn "nobody listens there" into ``NodeUnreachable`` so the CLI can exit with it
 
 Answers are returned as the parsed JSON, untouched: ``--json`` output must be exactly what
 the node said. ``as_int`` undoes the "big integers travel as strings" convention.
+
+The async client also speaks the msgpack form of ``/broadcast_txs`` and ``/commits``
+(node/wire.py): raw bytes instead of hex and compact arrays instead of per-tx dicts, for
+callers that move thousands of transactions a second.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
+
+import msgpack
 
 DEFAULT_URL = "http://127.0.0.1:26657"
 DEFAULT_TIMEOUT_S = 15.0
 MAX_BATCH_TXS = 5000
+MSGPACK = "application/msgpack"
 
 Json = dict[str, Any]
 
@@ -68,14 +75,28 @@ def tx_hex(tx: bytes | str) -> str:
     return tx.hex() if isinstance(tx, (bytes, bytearray)) else tx.lower().removeprefix("0x")
 
 
-def error_from_answer(status: int, body: bytes) -> RpcError:
-    """Build the ``RpcError`` for a non-2xx answer, tolerating bodies that are not ours."""
+def error_from_answer(status: int, body: bytes, content_type: str = "") -> RpcError:
+    """Build the ``RpcError`` for a non-2xx answer (JSON or msgpack), tolerating bodies
+    that are not ours."""
     try:
-        err = json.loads(body)["error"]
+        doc = msgpack.unpackb(body, raw=False) if content_type == MSGPACK else json.loads(body)
+        err = doc["error"]
         return RpcError(int(err["code"]), str(err["name"]), str(err.get("message", "")), status)
-    except (ValueError, KeyError, TypeError):
+    except Exception:  # any undecodable or foreign body: report it as text
         text = body.decode("utf-8", "replace").strip()[:200]
         return RpcError(-1, f"HTTP_{status}", text, status)
+
+
+def parse_packed_answer(status: int, body: bytes, content_type: str) -> Any:
+    """A 2xx msgpack answer, decoded (bin stays bytes), else RpcError."""
+    if not 200 <= status < 300:
+        raise error_from_answer(status, body, content_type)
+    if content_type != MSGPACK:
+        raise RpcError(-1, "BAD_ANSWER", f"node sent {content_type or 'no content type'}, not msgpack", status)
+    try:
+        return msgpack.unpackb(body, raw=False)
+    except Exception:
+        raise RpcError(-1, "BAD_ANSWER", "node sent undecodable msgpack", status) from None
 
 
 def parse_answer(status: int, body: bytes) -> Json:
@@ -272,6 +293,30 @@ class AsyncClient:
         except TimeoutError:
             raise NodeUnreachable(self.url, "timed out") from None
 
+    async def request_packed(self, method: str, path: str, params: dict[str, Any] | None = None,
+                             body: Any = None, timeout: float | None = None) -> Any:
+        """One exchange in msgpack: ``body`` (if any) is sent packed, the answer is unpacked."""
+        import aiohttp
+
+        session = self._ensure_session()
+        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        headers = {"Accept": MSGPACK}
+        data = None
+        if body is not None:
+            data = msgpack.packb(body, use_bin_type=True)
+            headers["Content-Type"] = MSGPACK
+        try:
+            async with session.request(
+                method, self.url + path, params=clean or None, data=data, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            ) as resp:
+                answer = await resp.read()
+                return parse_packed_answer(resp.status, answer, resp.content_type)
+        except aiohttp.ClientConnectionError as err:
+            raise NodeUnreachable(self.url, f"{type(err).__name__}: {err}") from None
+        except TimeoutError:
+            raise NodeUnreachable(self.url, "timed out") from None
+
     async def get(self, path: str, **params: Any) -> Json:
         return await self.request("GET", path, params)
 
@@ -317,6 +362,31 @@ class AsyncClient:
         if len(items) > MAX_BATCH_TXS:
             raise ValueError(f"/broadcast_txs takes at most {MAX_BATCH_TXS} txs")
         return await self.post("/broadcast_txs", {"txs": items})
+
+    async def broadcast_txs_packed(self, txs: Sequence[bytes]) -> list[tuple[bytes, int, str]]:
+        """``/broadcast_txs`` in msgpack: one ``(hash, code, message)`` per tx, in order."""
+        if len(txs) > MAX_BATCH_TXS:
+            raise ValueError(f"/broadcast_txs takes at most {MAX_BATCH_TXS} txs")
+        doc = await self.request_packed("POST", "/broadcast_txs", body=list(txs))
+        try:
+            return [(h, code, message) for h, code, message in doc["results"]]
+        except (KeyError, TypeError, ValueError):
+            raise RpcError(-1, "BAD_ANSWER", "unexpected /broadcast_txs answer", 200) from None
+
+    async def commits(self, start: int, end: int | None = None, wait_ms: int = 0) -> Json:
+        """``/commits`` (JSON): per height, the committed tx hashes and receipt codes."""
+        return await self.get("/commits", **{"from": start, "to": end, "wait_ms": wait_ms or None})
+
+    async def commits_packed(self, start: int, end: int | None = None,
+                             wait_ms: int = 0) -> tuple[int, list[tuple[int, bytes, bytes]]]:
+        """``/commits`` in msgpack: (latest height with results, [(height, hashes, codes)]),
+        hashes 32 bytes each concatenated, codes big-endian uint16s (``unpack_codes``)."""
+        doc = await self.request_packed("GET", "/commits", {"from": start, "to": end, "wait_ms": wait_ms or None},
+                                        timeout=wait_ms / 1000 + self.timeout)
+        try:
+            return int(doc["latest_height"]), [(int(h), bytes(hs), bytes(cs)) for h, hs, cs in doc["blocks"]]
+        except (KeyError, TypeError, ValueError):
+            raise RpcError(-1, "BAD_ANSWER", "unexpected /commits answer", 200) from None
 
     async def markets(self) -> Json:
         return await self.get("/markets")

@@ -2,7 +2,9 @@
 
 aiohttp on the node's uvloop event loop. Every handler answers JSON; every failure is a
 JSON error with a stable code (state.errors.Code) and never takes the server down.
-Request bodies are capped (``client_max_size``) and batch sizes are bounded.
+Request bodies are capped (``client_max_size``) and batch sizes are bounded. The two
+endpoints a high-rate client lives on, ``POST /broadcast_txs`` and ``GET /commits``, also
+speak msgpack (node/wire.py); so do their errors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
+from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import block_json, code_name, fill_from_list, num, receipt_from_list, results_json
+from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from state import risk
 from state.errors import Code
 from state.keys import address_from_text, address_to_text
@@ -30,6 +34,7 @@ log = logging.getLogger("bookchain.rpc")
 MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
+MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_CLIENTS = 1000
 
 
@@ -39,27 +44,29 @@ class RpcError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: Code, message: str) -> web.Response:
-    return web.json_response({"error": {"code": int(code), "name": code.name, "message": message}}, status=status)
+def error_response(status: int, code: Code, message: str, *, packed: bool = False) -> web.Response:
+    doc = {"error": {"code": int(code), "name": code.name, "message": message}}
+    return packed_response(doc, status) if packed else web.json_response(doc, status=status)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    packed = wants_msgpack(request)
     try:
         return await handler(request)
     except RpcError as err:
-        return error_response(err.status, err.code, err.message)
+        return error_response(err.status, err.code, err.message, packed=packed)
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes")
+        return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes", packed=packed)
     except web.HTTPNotFound:
-        return error_response(404, Code.NOT_FOUND, f"no route {request.path}")
+        return error_response(404, Code.NOT_FOUND, f"no route {request.path}", packed=packed)
     except web.HTTPMethodNotAllowed:
-        return error_response(405, Code.MALFORMED, f"{request.method} not allowed on {request.path}")
+        return error_response(405, Code.MALFORMED, f"{request.method} not allowed on {request.path}", packed=packed)
     except web.HTTPException:
         raise
     except Exception:  # a bug must not take the node down: log it, answer 500
         log.exception("rpc handler failed on %s", request.path)
-        return error_response(500, Code.MALFORMED, "internal error")
+        return error_response(500, Code.MALFORMED, "internal error", packed=packed)
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 62) -> int:
@@ -136,6 +143,7 @@ class RpcServer:
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
+            ("/commits", self.commits),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
             ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
@@ -224,6 +232,8 @@ class RpcServer:
                                   "message": adm.message}, status=503 if adm.code == Code.MEMPOOL_FULL else 200)
 
     async def broadcast_txs(self, request: web.Request) -> web.Response:
+        if request.content_type == MSGPACK:
+            return await self._broadcast_txs_packed(request)
         body = await _json_body(request)
         txs = body.get("txs")
         if not isinstance(txs, list):
@@ -233,6 +243,41 @@ class RpcServer:
         adms = await self.rt.submit([_tx_bytes(t) for t in txs])
         return web.json_response({"results": [{"hash": a.hash.hex(), "code": int(a.code), "name": a.code.name,
                                                "message": a.message} for a in adms]})
+
+    async def _broadcast_txs_packed(self, request: web.Request) -> web.Response:
+        """msgpack body: an array of raw txs (bin); answer {"results": [[hash, code, message]]}."""
+        try:
+            raws = unpack_tx_list(await request.read(), MAX_BATCH)
+        except BadBody as err:
+            if err.too_many:
+                raise RpcError(413, Code.BATCH_TOO_LARGE, str(err)) from None
+            raise RpcError(400, Code.MALFORMED, str(err)) from None
+        adms = await self.rt.submit(raws)
+        return packed_response({"results": [[a.hash, int(a.code), a.message] for a in adms]})
+
+    async def commits(self, request: web.Request) -> web.Response:
+        """Which txs each block committed, with their receipt codes: the compact way to follow
+        the chain (the load generator's). ``wait_ms`` long-polls for ``from`` to commit."""
+        lo = _int_param(request, "from", lo=1)
+        hi = _int_param(request, "to", lo + MAX_BLOCK_RANGE - 1, lo=lo)
+        wait_ms = _int_param(request, "wait_ms", 0, lo=0, hi=MAX_COMMITS_WAIT_MS)
+        blocks = self.rt.blocks
+        if lo < blocks.base:
+            raise RpcError(404, Code.NOT_FOUND, f"block {lo} was pruned (lowest kept: {blocks.base})")
+        if wait_ms and blocks.results_height < lo:
+            await self.rt.execution.wait_for_height(lo, wait_ms / 1000)
+        latest = blocks.results_height
+        out: list[tuple[int, bytes, bytes]] = []
+        for h in range(lo, min(hi, lo + MAX_BLOCK_RANGE - 1, latest) + 1):
+            found = blocks.commit_codes(h)
+            if found is None:
+                break
+            out.append((h, *found))
+        if wants_msgpack(request):
+            return packed_response({"latest_height": latest, "blocks": [list(b) for b in out]})
+        return web.json_response({"latest_height": latest, "blocks": [
+            {"height": h, "txs": [[th.hex(), c] for th, c in zip(split_hashes(hashes), unpack_codes(codes), strict=True)]}
+            for h, hashes, codes in out]})
 
     async def broadcast_tx_commit(self, request: web.Request) -> web.Response:
         body = await _json_body(request)

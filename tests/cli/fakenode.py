@@ -15,8 +15,10 @@ import threading
 import time
 from typing import Any
 
+import msgpack
 from aiohttp import web
 
+from node.codes import pack_codes, split_hashes, unpack_codes
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
@@ -59,6 +61,7 @@ class FakeNode:
         self.pending_hashes: set[bytes] = set()
         self.blocks: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []
+        self.commit_codes: list[tuple[bytes, bytes]] = []  # per height: (hashes, codes) as /commits sends them
         self.tx_index: dict[str, tuple[int, int, dict[str, Any]]] = {}
         self.fills_by_addr: dict[str, list[dict[str, Any]]] = {}
         self.waiters: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
@@ -106,6 +109,7 @@ class FakeNode:
         r.add_get("/block", self.h_block)
         r.add_get("/block_results", self.h_block_results)
         r.add_get("/blocks", self.h_blocks)
+        r.add_get("/commits", self.h_commits)
         r.add_get("/tx", self.h_tx)
         r.add_post("/broadcast_tx_sync", self.h_sync)
         r.add_post("/broadcast_tx_commit", self.h_commit)
@@ -150,6 +154,8 @@ class FakeNode:
         receipts = [receipt_json(r) for r in res.receipts]
         self.results.append({"height": height, "app_hash": res.app_hash.hex(), "receipts": receipts,
                              "events": [], "write_digests": []})
+        self.commit_codes.append((b"".join(r.tx_hash for r in res.receipts),
+                                  pack_codes([int(r.code) for r in res.receipts])))
         for i, (raw, rj) in enumerate(zip(txs, receipts, strict=True)):
             h = hashlib.sha256(raw).digest()
             self.pending_hashes.discard(h)
@@ -248,12 +254,33 @@ class FakeNode:
                                   "height": height, "receipt": rj})
 
     async def h_txs(self, request: web.Request) -> web.Response:
+        if request.content_type == "application/msgpack":
+            packed = []
+            for raw in msgpack.unpackb(await request.read()):
+                h, code, msg = self.admit(raw.hex())
+                packed.append([bytes.fromhex(h), int(code), msg])
+            return web.Response(body=msgpack.packb({"results": packed}), content_type="application/msgpack")
         body = await request.json()
         out = []
         for tx in body["txs"]:
             h, code, msg = self.admit(tx)
             out.append({"hash": h, "code": int(code), "name": code.name, "message": msg})
         return web.json_response({"results": out})
+
+    async def h_commits(self, request: web.Request) -> web.Response:
+        lo = int(request.query["from"])
+        wait_s = int(request.query.get("wait_ms", 0)) / 1000
+        deadline = time.monotonic() + wait_s
+        while len(self.blocks) < lo and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        hi = min(int(request.query.get("to", lo + 99)), lo + 99, len(self.blocks))
+        rows = [(h, *self.commit_codes[h - 1]) for h in range(lo, hi + 1)]
+        if "application/msgpack" in request.headers.get("Accept", ""):
+            doc = {"latest_height": len(self.blocks), "blocks": [list(r) for r in rows]}
+            return web.Response(body=msgpack.packb(doc), content_type="application/msgpack")
+        return web.json_response({"latest_height": len(self.blocks), "blocks": [
+            {"height": h, "txs": [[x.hex(), c] for x, c in zip(split_hashes(hs), unpack_codes(cs), strict=True)]}
+            for h, hs, cs in rows]})
 
     async def h_markets(self, _r: web.Request) -> web.Response:
         ms = [{"id": m.market_id, "symbol": m.symbol, "kind": m.kind, "base": m.base, "quote": m.quote,
