@@ -58,9 +58,11 @@ class Mempool:
         return len(self.pending)
 
     # ------------------------------------------------------------------ admission
-    def precheck(self, raw: bytes) -> Admission | None:
-        """Cheap checks before any cryptography; None means 'go on and verify'."""
-        h = tx_hash(raw)
+    def precheck(self, raw: bytes, h: bytes | None = None) -> Admission | None:
+        """Cheap checks before any cryptography; None means 'go on and verify'.
+        ``h`` is ``tx_hash(raw)`` when the caller has it already."""
+        if h is None:
+            h = tx_hash(raw)
         if len(raw) > MAX_TX_BYTES:
             return Admission(h, Code.TX_TOO_LARGE, f"transaction of {len(raw)} bytes exceeds {MAX_TX_BYTES}")
         if h in self.pending or h in self.committed:
@@ -69,12 +71,14 @@ class Mempool:
             return Admission(h, Code.MEMPOOL_FULL, "mempool full, retry later")
         return None
 
-    def admit_verified(self, raw: bytes, checked: SignedTx | TxError, *, gossip: bool = True) -> Admission:
+    def admit_verified(self, raw: bytes, checked: SignedTx | TxError, *, gossip: bool = True,
+                       h: bytes | None = None) -> Admission:
         """Second half of admission, after verification: nonce window, then insert."""
-        h = tx_hash(raw)
+        if h is None:
+            h = checked.hash if isinstance(checked, SignedTx) else tx_hash(raw)
         if isinstance(checked, TxError):
             return Admission(h, checked.code, checked.message)
-        again = self.precheck(raw)  # state may have moved while we verified
+        again = self.precheck(raw, h)  # state may have moved while we verified
         if again is not None:
             return again
         ex = self.sm.ex
@@ -92,22 +96,25 @@ class Mempool:
         return Admission(h, Code.OK)
 
     def add_sync(self, raw: bytes, *, gossip: bool = True) -> Admission:
-        early = self.precheck(raw)
+        h = tx_hash(raw)
+        early = self.precheck(raw, h)
         if early is not None:
             return early
-        return self.admit_verified(raw, verify_raw(raw, self.chain_id), gossip=gossip)
+        return self.admit_verified(raw, verify_raw(raw, self.chain_id), gossip=gossip, h=h)
 
     async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True) -> list[Admission]:
-        """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``."""
+        """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``.
+        Each tx is hashed once here (the verified object carries the same hash)."""
         import asyncio
 
-        results: list[Admission | None] = [self.precheck(r) for r in raws]
+        hashes = [tx_hash(r) for r in raws]
+        results: list[Admission | None] = [self.precheck(r, h) for r, h in zip(raws, hashes, strict=True)]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
             loop = asyncio.get_running_loop()
             checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)
             for i, c in zip(todo, checked, strict=True):
-                results[i] = self.admit_verified(raws[i], c, gossip=gossip)
+                results[i] = self.admit_verified(raws[i], c, gossip=gossip, h=hashes[i])
         return [r for r in results if r is not None]
 
     def remember(self, tx: SignedTx) -> None:

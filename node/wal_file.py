@@ -4,6 +4,13 @@ consensus/wal.py owns the record format (length + CRC framed); this file owns th
 Records of a finished height are useless once its block is stored, so the file is
 truncated when the end-of-height marker is written: the WAL never holds more than the
 current height, and restart reads only what it needs.
+
+The end-of-height marker just empties the file, without an fsync: the driver performs it
+only after the block and its certificate are durably stored, and a restarted core uses
+only the records of the height it starts (``ConsensusCore.restore`` keys them by height),
+so records of a stored height that survive a crash are ignored. The next synced record
+(the first vote of the next height) makes the truncation durable with it. That saves two
+of the ~8 fsyncs a validator made per block, all on the consensus path.
 """
 
 from __future__ import annotations
@@ -35,12 +42,11 @@ class WalFile:
         return records
 
     def append(self, record: WalRecord, *, sync: bool = True) -> None:
-        os.write(self.fd, encode_record(record))
         if isinstance(record, WalEndHeight):
-            os.fsync(self.fd)
             os.ftruncate(self.fd, 0)  # the block is stored: nothing of this height is needed
-            os.fsync(self.fd)
-        elif sync:
+            return
+        os.write(self.fd, encode_record(record))
+        if sync:
             os.fsync(self.fd)
 
     def close(self) -> None:
