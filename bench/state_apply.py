@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.common import current_rss_mb, peak_rss_mb, print_table, write_json
+from node.gctune import tune_for_throughput
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
 from state.machine import ExecBlock, StateMachine, decode_verified
@@ -114,6 +115,7 @@ def bench_apply(n_blocks: int, block_size: int, n_accounts: int) -> dict[str, An
         now = T0 + 1000
         for i in range(2):
             sm.apply_block(ExecBlock(sm.height + 1, now + i, tuple(blocks[i])), cache)
+        tune_for_throughput()  # the node's GC settings (node/gctune.py), as apply_block runs there
         per_block = []
         fills = rejected = 0
         for i in range(2, n_blocks + 2):
