@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from node.config import MempoolConfig
 from state import nonces
@@ -24,8 +24,9 @@ VERIFIED_CACHE = 200_000
 SEEN_CACHE = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
+    """One admission verdict (a tuple: made once per submitted tx, so it must be cheap)."""
+
     hash: bytes
     code: Code
     message: str = ""

@@ -174,8 +174,12 @@ class NodeRuntime:
     # ------------------------------------------------------------------ transactions
     async def submit(self, raws: list[bytes]) -> list[Admission]:
         adms = await self.mempool.add_many(raws, self.verify_pool)
-        if any(a.ok for a in adms) and self.driver is not None:
-            self.driver.on_txs_available()
+        if any(a.ok for a in adms):
+            # gossip a client's batch at once rather than at the next gossip tick: a tx can
+            # only be proposed by a peer once it has reached that peer's mempool
+            self._gossip_now()
+            if self.driver is not None:
+                self.driver.on_txs_available()
         return adms
 
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
@@ -193,13 +197,20 @@ class NodeRuntime:
             self.driver.on_txs_available()
 
     async def _gossip_loop(self) -> None:
+        """Gossip what peers' frames did not bring (e.g. txs of a block we synced), and
+        anything a submit did not flush, every ``GOSSIP_INTERVAL_S``."""
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)
-            txs = self.mempool.take_gossip()
-            if self.isolated():
-                continue
-            for i in range(0, len(txs), GOSSIP_MAX_TXS):
-                self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
+            self._gossip_now()
+
+    def _gossip_now(self) -> None:
+        if self.p2p is None:
+            return  # not started yet: the loop sends them once it runs
+        txs = self.mempool.take_gossip()
+        if not txs or self.isolated():
+            return
+        for i in range(0, len(txs), GOSSIP_MAX_TXS):
+            self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
 
     async def _oracle_loop(self) -> None:
         """Sign this validator's prices every interval and submit them like any tx."""
