@@ -58,6 +58,7 @@ class Execution:
         self.block_interval_ms = 0.0
         self._last_commit_wall = 0.0
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
+        self._closing = False
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -152,18 +153,24 @@ class Execution:
 
     # ------------------------------------------------------------------ notifications
     async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until block ``height``'s results are stored."""
+        """Wait up to ``timeout`` s until block ``height``'s results are stored (False at
+        once when the node is stopping, so a long poll never holds up shutdown)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.blocks.results_height < height:
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._closing:
                 return False
             try:
                 await asyncio.wait_for(self._committed.wait(), remaining)
             except TimeoutError:
                 return False
         return True
+
+    def release_height_waiters(self) -> None:
+        """The node is stopping: every ``wait_for_height`` returns now."""
+        self._closing = True
+        self._committed.set()
 
     def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
         fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()

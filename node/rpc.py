@@ -167,6 +167,7 @@ class RpcServer:
         await site.start()
 
     async def stop(self) -> None:
+        self.rt.execution.release_height_waiters()  # long polls of /commits answer now
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
