@@ -22,6 +22,7 @@ from state.tx import MAX_TX_BYTES, SignedTx, tx_hash
 
 VERIFIED_CACHE = 200_000
 SEEN_CACHE = 200_000
+EXPIRY_SCAN_BLOCKS = 64  # scan the pending txs for expired nonces once per this many blocks
 
 
 class Admission(NamedTuple):
@@ -54,6 +55,7 @@ class Mempool:
         self.verified: OrderedDict[bytes, SignedTx] = OrderedDict()  # LRU of verified txs
         self.committed: OrderedDict[bytes, None] = OrderedDict()  # recently committed hashes
         self._new_for_gossip: list[bytes] = []
+        self._blocks_committed = 0
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -143,21 +145,26 @@ class Mempool:
 
     def on_committed(self, hashes: Iterable[bytes], block_time_ms: int) -> None:
         """Drop committed transactions (by hash: execution already computed them) and,
-        now and then, those whose nonce expired."""
+        every ``EXPIRY_SCAN_BLOCKS`` blocks, those whose nonce expired.
+
+        The scan is paced by blocks, not by the size of the committed-hash cache: once
+        that cache is full its size stays at ``SEEN_CACHE`` (a multiple of 64), which made
+        every block scan the whole pending set after ~200,000 committed txs."""
+        committed, pending, verified = self.committed, self.pending, self.verified
         for h in hashes:
-            self.committed[h] = None
-            old = self.pending.pop(h, None)
+            committed[h] = None
+            old = pending.pop(h, None)
             if old is not None:
                 self.bytes -= len(old)
-            self.verified.pop(h, None)
-        while len(self.committed) > SEEN_CACHE:
-            self.committed.popitem(last=False)
-        horizon = block_time_ms - self.sm.genesis.nonce_past_window_ms
-        if self.pending and len(self.committed) % 64 == 0:
-            expired = [h for h, raw in self.pending.items()
-                       if (tx := self.verified.get(h)) is not None and tx.nonce <= horizon]
+            verified.pop(h, None)
+        while len(committed) > SEEN_CACHE:
+            committed.popitem(last=False)
+        self._blocks_committed += 1
+        if pending and self._blocks_committed % EXPIRY_SCAN_BLOCKS == 0:
+            horizon = block_time_ms - self.sm.genesis.nonce_past_window_ms
+            expired = [h for h in pending if (tx := verified.get(h)) is not None and tx.nonce <= horizon]
             for h in expired:
-                self.bytes -= len(self.pending.pop(h))
+                self.bytes -= len(pending.pop(h))
 
 
 def verify_batch(raws: list[bytes], chain_id: str, pool: Executor | None) -> list[SignedTx | TxError]:
