@@ -200,7 +200,8 @@ class StateMachine:
         ordered = cancels + others
         events: list[tuple[int, Any]] = []
         for i, tx in ordered:
-            ex.events = tx_events = []
+            tx_events: list[Any] = []
+            ex.events = tx_events
             receipts[i] = apply_tx(ex, tx)
             if tx_events:
                 events.extend([(i, e) for e in tx_events])
