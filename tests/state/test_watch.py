@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from state import records, risk
 from state.tx import Borrow, Tif, Withdraw
-from tests.harness import BTC, BTC_PERP, USDC, Chain, key
+from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key
 from tests.state.riskkit import BTC_UNIT, PX_60K, USD, risk_chain, set_prices
 
 L, S, LN, B, N = (key(i) for i in range(180, 185))
@@ -98,3 +98,40 @@ def test_views_for_rpc() -> None:
     orc = views.oracle_view(c.ex)
     assert orc[0]["symbol"] == "BTC" and orc[0]["price"] == PX_60K and orc[0]["submissions"]
     assert views.insurance_view(c.ex)["equity"] >= 0
+
+
+def _heap_entries(c: Chain, address: bytes) -> int:
+    w = c.ex.watch
+    heaps = [*w.up.values(), *w.down.values(), w.timeq, *w.fund.values()]
+    return sum(1 for heap in heaps for _, a in heap if a == address)
+
+
+def test_an_unchanged_unfired_arming_is_not_pushed_again_and_a_fired_one_is() -> None:
+    from state import watch
+
+    c = risk_chain()
+    _long(c)
+    acct = c.ex.accounts[L.address]
+    armed = _heap_entries(c, L.address)
+    assert armed > 0
+    watch.arm(c.ex, acct, risk.maintenance(c.ex, acct, detail=True))  # same arming, nothing popped
+    assert _heap_entries(c, L.address) == armed
+    down = acct.watch[1][0][2]
+    set_prices(c, btc=down - USD)  # fires: checked and re-armed, all of its triggers live again
+    assert L.address not in c.ex.watch.fired
+    assert acct.watch[1][0][2] < down
+    set_prices(c, btc=acct.watch[1][0][2] - USD)  # and the new arming fires in turn
+    assert _written(c, L)
+
+
+def test_reserved_of_is_the_reserved_map_entry() -> None:
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(N, USDC, 1_000_000 * USD)
+    c.fund(N, BTC, 10 * BTC_UNIT)
+    c.order(N, BTC_SPOT, True, 59_000, 10_000)
+    c.order(N, BTC_SPOT, False, 61_000, 20_000)
+    acct = c.ex.accounts[N.address]
+    full = risk.reserved(c.ex, acct)
+    assert set(full) == {USDC, BTC} and all(risk.reserved_of(c.ex, acct, a) == v for a, v in full.items())
+    assert risk.reserved_of(c.ex, acct, ETH) == 0
