@@ -412,23 +412,9 @@ def assess(
 
 
 # ---------------------------------------------------------------------------------- pre-trade
-def reserved(ex: Exchange, acct: Account) -> dict[int, int]:
-    """What the account's open spot orders would spend if they all filled, per asset (bids:
-    quote incl. the largest fee; asks: base). Informational, and for the pool check."""
-    out: dict[int, int] = {}
-    for m, (bl, bn, al, _an) in acct.orders.items():
-        spec = ex.markets[m]
-        if spec.kind == PERP:
-            continue
-        if bl:
-            out[spec.quote] = out.get(spec.quote, 0) + bn + fee(bn, ex.max_fee_ppm)
-        if al:
-            out[spec.base] = out.get(spec.base, 0) + al * spec.lot_size
-    return out
-
-
 def reserved_of(ex: Exchange, acct: Account, asset: int) -> int:
-    """``reserved(ex, acct).get(asset, 0)`` without building the whole map (pre-trade path)."""
+    """What the account's open spot orders would spend of ``asset`` if they all filled (bids:
+    quote incl. the largest fee; asks: base). Informational, and for the pool check."""
     held = 0
     markets = ex.markets
     for m, (bl, bn, al, _an) in acct.orders.items():
@@ -440,6 +426,13 @@ def reserved_of(ex: Exchange, acct: Account, asset: int) -> int:
         if al and spec.base == asset:
             held += al * spec.lot_size
     return held
+
+
+def reserved(ex: Exchange, acct: Account) -> dict[int, int]:
+    """``reserved_of`` for every asset the account's open spot orders could spend."""
+    assets = {a for m in acct.orders if ex.markets[m].kind != PERP for a in (ex.markets[m].quote, ex.markets[m].base)}
+    out = {a: reserved_of(ex, acct, a) for a in sorted(assets)}
+    return {a: v for a, v in out.items() if v}
 
 
 def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, size: int, notional: int,

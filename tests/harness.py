@@ -80,7 +80,7 @@ class Chain:
         from state import risk
 
         acct = self.ex.accounts.get(k.address)
-        return risk.reserved(self.ex, acct).get(asset, 0) if acct else 0
+        return risk.reserved_of(self.ex, acct, asset) if acct else 0
 
     def fork(self) -> Chain:
         """An in-memory copy restored from this chain's records (what a restarted node holds)."""
