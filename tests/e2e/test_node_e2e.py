@@ -52,6 +52,9 @@ def test_bad_transactions_are_rejected_with_codes_and_the_chain_goes_on(cluster:
     nonce = cluster.nonce()
     first = cluster.commit(0, cluster.sign("alice", order(True, 50_000, 3), nonce=nonce))
     assert first["name"] == "OK"
+    # A node checks nonces against its own committed state, so the replay goes to
+    # node 2 only once node 2 has applied the height that used the nonce.
+    cluster.wait_height(first["height"], nodes=[2])
     replayed = cluster.post(2, "/broadcast_tx_sync", {"tx": cluster.sign("alice", order(True, 50_001, 3), nonce=nonce).hex()})[1]
     assert replayed["name"] == "NONCE_USED"
     status, body = cluster.post(0, "/broadcast_tx_sync", {"tx": 5})
