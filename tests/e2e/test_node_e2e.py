@@ -123,6 +123,7 @@ def test_validators_feed_the_oracle_and_lending_uses_it(cluster: Cluster) -> Non
     receipt = cluster.commit(1, cluster.sign("bob", Borrow(2, 10**8)))  # 1 ETH against bob's collateral
     assert receipt["name"] == "OK", receipt
     bob = cluster.key("bob").address.hex()
+    cluster.wait_height(receipt["height"], nodes=[2, 3])  # read other nodes only once they applied it
     margin = cluster.get(2, f"/account?address=0x{bob}")["margin"]
     eth = next(b for b in margin["balances"] if b["asset"] == 2)
     assert eth["idle"] >= 10**8  # drawn out of the pool (from bob's own supply first, then as debt)
