@@ -43,6 +43,9 @@ class SignedFlow:
     txs: tuple[bytes, ...]
     hashes: tuple[bytes, ...]  # sha256 of each tx (32 bytes), as /commits and receipts name them
     kinds: tuple[str, ...]  # "maker" | "taker" | "cancel", for reporting the mix
+    # index (into the ``traders`` list given to ``generate``) of each tx's signer: the load
+    # generator sends all of one trader's txs to one node, as a real client would
+    traders: tuple[int, ...]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -81,6 +84,7 @@ def generate(genesis: Genesis, traders: list[PrivateKey], count: int, *, seed: i
     txs: list[bytes] = []
     hashes: list[bytes] = []
     kinds: list[str] = []
+    signers: list[int] = []
     for i in range(count):
         t = i % len(traders)
         key = traders[t]
@@ -113,8 +117,9 @@ def generate(genesis: Genesis, traders: list[PrivateKey], count: int, *, seed: i
         txs.append(raw)
         hashes.append(hashlib.sha256(raw).digest())
         kinds.append(kind)
+        signers.append(t)
         if progress is not None and i % 1000 == 999:
             progress(i + 1)
     if progress is not None:
         progress(count)
-    return SignedFlow(tuple(txs), tuple(hashes), tuple(kinds))
+    return SignedFlow(tuple(txs), tuple(hashes), tuple(kinds), tuple(signers))

@@ -1,10 +1,17 @@
 """Load generator: submit a pre-signed flow at a target rate, measure submit-to-commit.
 
 Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
-stretch the run) one batch of ``tps * interval`` txs goes to ``/broadcast_txs`` of the
-next node in turn, as its own task, so a slow node does not hold back the others. Batches
-travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per tx back): hex
-JSON cost the generator and the node more than the transactions' own checks.
+stretch the run) the next ``tps * interval`` txs of the flow go out, split by signer:
+trader ``i`` always talks to node ``i % nodes``, as a real client talks to one endpoint.
+Each node's share is one ``/broadcast_txs`` request, as its own task, so a slow node does
+not hold back the others. Keeping a trader on one node keeps its nonces in order on the
+way to the chain (the node admits and gossips them in arrival order); sending one trader's
+batches to the nodes in turn let them overtake each other across nodes, and at saturation
+more than the 100 kept nonces did, which came back as ``NONCE_TOO_LOW``. The flow is
+round-robin over traders, so with a multiple of ``nodes`` traders the rate is the same on
+every node. Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]``
+per tx back): hex JSON cost the generator and the node more than the transactions' own
+checks.
 
 Tracking: one task follows the chain with ``/commits`` on the first node, in msgpack: per
 block the tx hashes (32 bytes each) and their receipt codes, matched against the submitted
@@ -142,6 +149,27 @@ async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Seque
             tr.accepted += 1
 
 
+Batch = tuple[list[bytes], list[bytes]]  # raw txs and their hashes
+
+
+def split_by_node(flow: SignedFlow, per_tick: int, nodes: int) -> list[list[tuple[int, Batch]]]:
+    """Per tick (``per_tick`` consecutive txs of the flow), one batch per node that has
+    txs in it: trader ``i``'s txs go to node ``i % nodes``, in flow (= nonce) order."""
+    out: list[list[tuple[int, Batch]]] = []
+    txs, hashes, traders = flow.txs, flow.hashes, flow.traders
+    for lo in range(0, len(txs), per_tick):
+        by_node: dict[int, Batch] = {}
+        for j in range(lo, min(len(txs), lo + per_tick)):
+            node = traders[j] % nodes
+            batch = by_node.get(node)
+            if batch is None:
+                batch = by_node[node] = ([], [])
+            batch[0].append(txs[j])
+            batch[1].append(hashes[j])
+        out.append(sorted(by_node.items()))
+    return out
+
+
 async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: asyncio.Event, poll_s: float) -> None:
     """Follow the chain from ``start_height + 1`` until ``stop``; each call long-polls
     up to ``poll_s`` for the next height."""
@@ -180,18 +208,18 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         start_height = as_int((await follower.status())["latest_height"])
         stop = asyncio.Event()
         follow_task = asyncio.create_task(_follow(follower, start_height, tr, stop, poll_s))
+        n = len(flow.txs)
+        ticks = split_by_node(flow, per_tick, len(clients))  # before the clock starts
         tasks: list[asyncio.Task[None]] = []
         t0 = time.perf_counter()
-        n = len(flow.txs)
-        for k, lo in enumerate(range(0, n, per_tick)):
+        for k, batches in enumerate(ticks):
             delay = t0 + k * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            hi = min(n, lo + per_tick)
-            client = clients[k % len(clients)]
-            tasks.append(asyncio.create_task(_submit_batch(client, flow.txs[lo:hi], flow.hashes[lo:hi], tr)))
+            for node, (txs, hashes) in batches:
+                tasks.append(asyncio.create_task(_submit_batch(clients[node], txs, hashes, tr)))
             if progress is not None:
-                progress(hi)
+                progress(min(n, (k + 1) * per_tick))
         await asyncio.gather(*tasks)
         submit_s = time.perf_counter() - t0
         deadline = time.perf_counter() + drain_timeout

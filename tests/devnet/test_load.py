@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli.main import bookchain
 from devnet.flow import FlowMix, generate
-from devnet.load import percentile, prepare, run_load
+from devnet.load import percentile, prepare, run_load, split_by_node
 from state.errors import Code
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey
@@ -56,6 +56,32 @@ def test_flow_is_valid_for_the_chain() -> None:
         assert len(open_cloids[tx.signer]) <= mix.max_open
     counts = flow.counts()
     assert counts["maker"] > counts["taker"] > 0 and counts["cancel"] > 0
+
+
+def test_each_trader_goes_to_one_node_in_nonce_order() -> None:
+    """A real client talks to one endpoint: the load generator must not spread one trader's
+    txs over nodes (they overtook each other there and came back NONCE_TOO_LOW)."""
+    traders = [PrivateKey(bytes([i + 30]) * 32) for i in range(8)]
+    flow = generate(GENESIS, traders, 1_000, seed=5, nonce_base_ms=9_000)
+    assert flow.traders[:9] == (0, 1, 2, 3, 4, 5, 6, 7, 0)
+    ticks = split_by_node(flow, 100, 4)
+    assert len(ticks) == 10
+    node_of: dict[bytes, int] = {}
+    last_nonce: dict[bytes, int] = {}
+    sent: list[bytes] = []
+    for batches in ticks:
+        assert [node for node, _ in batches] == [0, 1, 2, 3]
+        assert all(len(txs) == 25 for _, (txs, _) in batches)  # 8 traders over 4 nodes: even
+        for node, (txs, hashes) in batches:
+            assert len(txs) == len(hashes)
+            for raw in txs:
+                tx = decode_tx(raw)
+                assert node_of.setdefault(tx.signer, node) == node
+                assert tx.nonce > last_nonce.get(tx.signer, 0)
+                last_nonce[tx.signer] = tx.nonce
+            sent += hashes
+    assert sorted(sent) == sorted(flow.hashes)
+    assert len(set(node_of.values())) == 4
 
 
 def test_percentile() -> None:
