@@ -7,10 +7,11 @@ Values are canonical msgpack arrays (the same codec as transactions).
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import msgpack
+
+from state.codec import encode
 
 ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings, watch arming
 ORDER = b"o"  # oid -> resting order
@@ -51,18 +52,9 @@ def parse_key(key: bytes) -> tuple[bytes, bytes]:
     return key[:1], key[1:]
 
 
-_local = threading.local()
-
-
 def encode_record(rec: Any) -> bytes:
-    """msgpack with one reused Packer per thread (building a Packer per call costs about
-    as much as packing a small record; a Packer is not thread-safe, hence per thread)."""
-    try:
-        packer = _local.packer
-    except AttributeError:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    out: bytes = packer.pack(rec)
-    return out
+    """A state record's bytes: the canonical encoding (``codec.encode``)."""
+    return encode(rec)
 
 
 def decode_record(data: bytes) -> Any:
