@@ -103,7 +103,9 @@ class Mempool:
         early = self.precheck(raw, h)
         if early is not None:
             return early
-        return self.admit_verified(raw, verify_raw(raw, self.chain_id), gossip=gossip, h=h)
+        known = self.verified.get(h)
+        return self.admit_verified(raw, known if known is not None else verify_raw(raw, self.chain_id),
+                                   gossip=gossip, h=h)
 
     async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True) -> list[Admission]:
         """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``.
@@ -113,6 +115,14 @@ class Mempool:
         hashes = [tx_hash(r) for r in raws]
         results: list[Admission | None] = [self.precheck(r, h) for r, h in zip(raws, hashes, strict=True)]
         todo = [i for i, r in enumerate(results) if r is None]
+        verified = self.verified
+        if any(hashes[i] in verified for i in todo):
+            # already verified (e.g. seen in a proposal before its gossip arrived): never twice
+            for i in todo:
+                known = verified.get(hashes[i])
+                if known is not None:
+                    results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i])
+            todo = [i for i in todo if results[i] is None]
         if todo:
             loop = asyncio.get_running_loop()
             checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)

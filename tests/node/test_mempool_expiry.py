@@ -1,5 +1,6 @@
-"""Mempool bookkeeping at commit: committed txs leave, expired nonces are swept every
-``EXPIRY_SCAN_BLOCKS`` blocks (not every block once the committed-hash cache is full)."""
+"""Mempool bookkeeping: a tx is verified once per node; at commit, committed txs leave and
+expired nonces are swept every ``EXPIRY_SCAN_BLOCKS`` blocks (not every block once the
+committed-hash cache is full)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,31 @@ def test_committed_leave_and_expired_are_swept_every_n_blocks(monkeypatch: pytes
     assert len(pool.committed) == 64  # capped
     assert scans == [EXPIRY_SCAN_BLOCKS, 2 * EXPIRY_SCAN_BLOCKS]
     assert pool.bytes == 0
+
+
+def test_a_tx_already_verified_is_admitted_without_verifying_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tx first seen in a proposal is verified there; when its gossip arrives later, the
+    mempool admits it from the cache instead of paying for the signature twice."""
+    import asyncio
+
+    from state.tx import PlaceOrder, Tif, tx_hash
+    from tests.harness import Chain, key
+
+    chain = Chain()
+    pool = Mempool(chain.sm, MempoolConfig())
+    raws = [chain.sign(key(7), PlaceOrder(0, True, 50_000, 1 + i, Tif.GTC, False, None)) for i in range(3)]
+    pool.remember(mp.verify_raw(raws[0], chain.genesis.chain_id))  # type: ignore[arg-type]
+    pool.remember(mp.verify_raw(raws[1], chain.genesis.chain_id))  # type: ignore[arg-type]
+    verified: list[bytes] = []
+    real = mp.verify_raw
+
+    def counting(raw: bytes, chain_id: str) -> Any:
+        verified.append(raw)
+        return real(raw, chain_id)
+
+    monkeypatch.setattr(mp, "verify_raw", counting)
+    admitted = asyncio.run(pool.add_many(raws, None))
+    assert [a.ok for a in admitted] == [True, True, True]
+    assert verified == [raws[2]]  # only the one never seen before
+    assert pool.add_sync(raws[0]).code.name == "DUPLICATE_TX"
+    assert set(pool.pending) == {tx_hash(r) for r in raws}
