@@ -1,16 +1,18 @@
 """Load generator: submit a pre-signed flow at a target rate, measure submit-to-commit.
 
 Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
-stretch the run) the next ``tps * interval`` txs of the flow go out, split by signer:
-trader ``i`` always talks to node ``i % nodes``, as a real client talks to one endpoint.
-Each node's share is one ``/broadcast_txs`` request, as its own task, so a slow node does
-not hold back the others. Keeping a trader on one node keeps its nonces in order on the
-way to the chain (the node admits and gossips them in arrival order); sending one trader's
-batches to the nodes in turn let them overtake each other across nodes, and at saturation
-more than the 100 kept nonces did, which came back as ``NONCE_TOO_LOW``. The flow is
-round-robin over traders, so with a multiple of ``nodes`` traders the rate is the same on
-every node. Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]``
-per tx back): hex JSON cost the generator and the node more than the transactions' own
+stretch the run) one batch of ``tps * interval`` txs goes to ``/broadcast_txs`` of the
+next node in turn, as its own task, so a slow node does not hold back the others. A
+trader talks to one node only, as a real client talks to one endpoint: trader ``i``'s txs
+go to node ``i % nodes``, and the batch for a node is the next txs of that node's traders
+in flow (= nonce) order. Sending one trader's batches to the nodes in turn let its nonces
+overtake each other across nodes, and at saturation more than the 100 kept nonces did,
+which came back as ``NONCE_TOO_LOW``. One batch per tick to one node (each node gets one
+every ``nodes`` ticks) rather than a slice to every node each tick: the node gossips every
+admitted batch to its peers at once, and each libp2p frame costs the sender and each
+receiver ~0.5 ms of CPU, so four times the requests cost the devnet measurably more CPU
+per tx. Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per
+tx back): hex JSON cost the generator and the node more than the transactions' own
 checks.
 
 Tracking: one task follows the chain with ``/commits`` on the first node, in msgpack: per
@@ -152,21 +154,28 @@ async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Seque
 Batch = tuple[list[bytes], list[bytes]]  # raw txs and their hashes
 
 
-def split_by_node(flow: SignedFlow, per_tick: int, nodes: int) -> list[list[tuple[int, Batch]]]:
-    """Per tick (``per_tick`` consecutive txs of the flow), one batch per node that has
-    txs in it: trader ``i``'s txs go to node ``i % nodes``, in flow (= nonce) order."""
-    out: list[list[tuple[int, Batch]]] = []
-    txs, hashes, traders = flow.txs, flow.hashes, flow.traders
-    for lo in range(0, len(txs), per_tick):
-        by_node: dict[int, Batch] = {}
-        for j in range(lo, min(len(txs), lo + per_tick)):
-            node = traders[j] % nodes
-            batch = by_node.get(node)
-            if batch is None:
-                batch = by_node[node] = ([], [])
-            batch[0].append(txs[j])
-            batch[1].append(hashes[j])
-        out.append(sorted(by_node.items()))
+def split_by_node(flow: SignedFlow, per_tick: int, nodes: int) -> list[tuple[int, Batch]]:
+    """One batch per tick: tick ``k`` goes to node ``k % nodes`` (the next node that still
+    has txs once a node's share is used up) and holds the next ``per_tick`` txs of that
+    node's traders (trader ``i`` belongs to node ``i % nodes``), in flow (= nonce) order.
+    The flow is round-robin over traders, so with a multiple of ``nodes`` traders every
+    node gets the same rate."""
+    queues: list[list[int]] = [[] for _ in range(nodes)]
+    for j, trader in enumerate(flow.traders):
+        queues[trader % nodes].append(j)
+    taken = [0] * nodes
+    left = len(flow.txs)
+    out: list[tuple[int, Batch]] = []
+    k = 0
+    while left:
+        node = k % nodes
+        while taken[node] >= len(queues[node]):
+            node = (node + 1) % nodes
+        picked = queues[node][taken[node]: taken[node] + per_tick]
+        taken[node] += len(picked)
+        left -= len(picked)
+        out.append((node, ([flow.txs[j] for j in picked], [flow.hashes[j] for j in picked])))
+        k += 1
     return out
 
 
@@ -212,14 +221,15 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         ticks = split_by_node(flow, per_tick, len(clients))  # before the clock starts
         tasks: list[asyncio.Task[None]] = []
         t0 = time.perf_counter()
-        for k, batches in enumerate(ticks):
+        done = 0
+        for k, (node, (txs, hashes)) in enumerate(ticks):
             delay = t0 + k * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            for node, (txs, hashes) in batches:
-                tasks.append(asyncio.create_task(_submit_batch(clients[node], txs, hashes, tr)))
+            tasks.append(asyncio.create_task(_submit_batch(clients[node], txs, hashes, tr)))
+            done += len(txs)
             if progress is not None:
-                progress(min(n, (k + 1) * per_tick))
+                progress(done)
         await asyncio.gather(*tasks)
         submit_s = time.perf_counter() - t0
         deadline = time.perf_counter() + drain_timeout

@@ -64,24 +64,25 @@ def test_each_trader_goes_to_one_node_in_nonce_order() -> None:
     traders = [PrivateKey(bytes([i + 30]) * 32) for i in range(8)]
     flow = generate(GENESIS, traders, 1_000, seed=5, nonce_base_ms=9_000)
     assert flow.traders[:9] == (0, 1, 2, 3, 4, 5, 6, 7, 0)
-    ticks = split_by_node(flow, 100, 4)
-    assert len(ticks) == 10
+    ticks = split_by_node(flow, 50, 4)
+    assert len(ticks) == 20 and [node for node, _ in ticks[:8]] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert all(len(txs) == len(hashes) == 50 for _, (txs, hashes) in ticks)  # 8 traders, 4 nodes: even
     node_of: dict[bytes, int] = {}
     last_nonce: dict[bytes, int] = {}
     sent: list[bytes] = []
-    for batches in ticks:
-        assert [node for node, _ in batches] == [0, 1, 2, 3]
-        assert all(len(txs) == 25 for _, (txs, _) in batches)  # 8 traders over 4 nodes: even
-        for node, (txs, hashes) in batches:
-            assert len(txs) == len(hashes)
-            for raw in txs:
-                tx = decode_tx(raw)
-                assert node_of.setdefault(tx.signer, node) == node
-                assert tx.nonce > last_nonce.get(tx.signer, 0)
-                last_nonce[tx.signer] = tx.nonce
-            sent += hashes
+    for node, (txs, hashes) in ticks:
+        for raw in txs:
+            tx = decode_tx(raw)
+            assert node_of.setdefault(tx.signer, node) == node
+            assert tx.nonce > last_nonce.get(tx.signer, 0)
+            last_nonce[tx.signer] = tx.nonce
+        sent += hashes
     assert sorted(sent) == sorted(flow.hashes)
     assert len(set(node_of.values())) == 4
+    # uneven: 3 traders over 2 nodes; node 0's share (2 traders) outlasts node 1's
+    uneven = split_by_node(generate(GENESIS, traders[:3], 90, seed=5, nonce_base_ms=9_000), 10, 2)
+    assert sum(len(txs) for _, (txs, _) in uneven) == 90
+    assert [node for node, _ in uneven][-2:] == [0, 0]
 
 
 def test_percentile() -> None:
