@@ -42,7 +42,11 @@ def encode(obj: Any) -> bytes:
         packer = _local.packer
     except AttributeError:
         packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    out: bytes = packer.pack(obj)
+    try:
+        out: bytes = packer.pack(obj)
+    except Exception:
+        del _local.packer  # never reuse a Packer that failed half-way through a value
+        raise
     return out
 
 
@@ -75,7 +79,6 @@ def decode(data: bytes, *, max_bytes: int, allow_maps: bool = False) -> Any:
         try:
             again = encode(obj)
         except Exception:
-            _local.__dict__.pop("packer", None)  # a failed pack may leave the Packer's buffer dirty
             raise TxError(Code.MALFORMED, "unencodable value") from None
         if again != data:
             raise TxError(Code.MALFORMED, "non-canonical encoding")
