@@ -18,6 +18,9 @@ class ConsensusConfig:
     timeout_precommit_ms: int = 500
     timeout_delta_ms: int = 250
     timeout_commit_ms: int = 100  # pause after a commit: the idle block interval
+    # the same pause when transactions are already waiting in the mempool (-1: always the
+    # full timeout_commit_ms); under load the full pause only adds latency (node/driver.py)
+    timeout_commit_busy_ms: int = 0
     create_empty_blocks: bool = True
     empty_block_interval_ms: int = 0
     max_block_txs: int = 5000
