@@ -2,7 +2,8 @@
 
 Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
 stretch the run) one batch of ``tps * interval`` txs goes to ``/broadcast_txs`` of the
-next node in turn, as its own task, so a slow node does not hold back the others. A
+next node in turn, as its own task, so a slow node does not hold back the others (one
+node's batches go out one after another, in order: see ``_submit_batch``). A
 trader talks to one node only, as a real client talks to one endpoint: trader ``i``'s txs
 go to node ``i % nodes``, and the batch for a node is the next txs of that node's traders
 in flow (= nonce) order. Sending one trader's batches to the nodes in turn let its nonces
@@ -132,10 +133,18 @@ class _Tracker:
                 self.rejected[code_name(code)] += 1
 
 
-async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Sequence[bytes], tr: _Tracker) -> None:
+async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Sequence[bytes], tr: _Tracker,
+                        in_order: asyncio.Lock) -> None:
+    """Send one batch; ``in_order`` (one per node, FIFO) keeps a node's batches in the order
+    they were scheduled. Two requests in flight to one node may be admitted in either order
+    (a node whose loop was busy applying a block reads both sockets at once), and a batch
+    holding more than 100 txs of one trader that overtakes the previous one turns the
+    latter's tail into ``NONCE_TOO_LOW``. Latency counts from the scheduled time, so
+    waiting here for a slow node is measured, not hidden."""
     tr.sent(hashes, time.perf_counter())
     try:
-        answer = await client.broadcast_txs_packed(txs)
+        async with in_order:
+            answer = await client.broadcast_txs_packed(txs)
     except RpcError as err:
         for h in hashes:
             tr.refused(h, err.name)
@@ -220,13 +229,14 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         n = len(flow.txs)
         ticks = split_by_node(flow, per_tick, len(clients))  # before the clock starts
         tasks: list[asyncio.Task[None]] = []
+        in_order = [asyncio.Lock() for _ in clients]
         t0 = time.perf_counter()
         done = 0
         for k, (node, (txs, hashes)) in enumerate(ticks):
             delay = t0 + k * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_submit_batch(clients[node], txs, hashes, tr)))
+            tasks.append(asyncio.create_task(_submit_batch(clients[node], txs, hashes, tr, in_order[node])))
             done += len(txs)
             if progress is not None:
                 progress(done)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli.main import bookchain
 from devnet.flow import FlowMix, generate
-from devnet.load import percentile, prepare, run_load, split_by_node
+from devnet.load import _submit_batch, _Tracker, percentile, prepare, run_load, split_by_node
 from state.errors import Code
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey
@@ -83,6 +83,33 @@ def test_each_trader_goes_to_one_node_in_nonce_order() -> None:
     uneven = split_by_node(generate(GENESIS, traders[:3], 90, seed=5, nonce_base_ms=9_000), 10, 2)
     assert sum(len(txs) for _, (txs, _) in uneven) == 90
     assert [node for node, _ in uneven][-2:] == [0, 0]
+
+
+def test_one_nodes_batches_are_sent_in_order() -> None:
+    """A later batch must not overtake an earlier one on the same node, even when the
+    earlier request is slow: more than 100 txs of a trader overtaking would be NONCE_TOO_LOW."""
+    log: list[str] = []
+
+    class SlowClient:
+        async def broadcast_txs_packed(self, txs: list[bytes]) -> list[tuple[bytes, int, str]]:
+            log.append(f"start {txs[0]!r}")
+            await asyncio.sleep(0.05 if txs[0] == b"a" else 0)
+            log.append(f"end {txs[0]!r}")
+            return [(b"", 0, "")]
+
+    async def run() -> _Tracker:
+        tr = _Tracker()
+        lock = asyncio.Lock()
+        client: object = SlowClient()
+        first = asyncio.create_task(_submit_batch(client, [b"a"], [b"ha"], tr, lock))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        second = asyncio.create_task(_submit_batch(client, [b"b"], [b"hb"], tr, lock))  # type: ignore[arg-type]
+        await asyncio.gather(first, second)
+        return tr
+
+    tr = asyncio.run(run())
+    assert log == ["start b'a'", "end b'a'", "start b'b'", "end b'b'"]
+    assert tr.accepted == 2
 
 
 def test_percentile() -> None:
