@@ -34,7 +34,11 @@ from state.keys import PrivateKey, address_to_text
 
 CHAIN_ID = "bookchain-devnet"
 DEFAULT_NODES = 4
-DEFAULT_TRADERS = 16
+# Enough traders that one rarely has over 100 txs in a block at 5,000 tx/s: cancels run
+# before the block's other txs, so more than 100 of a signer's cancels ahead of its orders
+# push those orders' lower nonces out of the 100 kept (NONCE_TOO_LOW); with 16 traders a
+# 60 s run at 5,000/s lost ~23k orders that way.
+DEFAULT_TRADERS = 64
 # human units; every demo and trader account gets the same bag
 DEFAULT_FUNDS: dict[str, int] = {"USDC": 10_000_000, "BTC": 1_000, "ETH": 10_000}
 DEMO_ACCOUNTS = ("alice", "bob")
