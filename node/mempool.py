@@ -114,15 +114,15 @@ class Mempool:
 
         hashes = [tx_hash(r) for r in raws]
         results: list[Admission | None] = [self.precheck(r, h) for r, h in zip(raws, hashes, strict=True)]
-        todo = [i for i, r in enumerate(results) if r is None]
-        verified = self.verified
-        if any(hashes[i] in verified for i in todo):
-            # already verified (e.g. seen in a proposal before its gossip arrived): never twice
-            for i in todo:
-                known = verified.get(hashes[i])
-                if known is not None:
+        todo: list[int] = []
+        for i, r in enumerate(results):
+            if r is None:
+                # already verified (e.g. seen in a proposal before its gossip arrived): never twice
+                known = self.verified.get(hashes[i])
+                if known is None:
+                    todo.append(i)
+                else:
                     results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i])
-            todo = [i for i in todo if results[i] is None]
         if todo:
             loop = asyncio.get_running_loop()
             checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)
