@@ -369,8 +369,14 @@ def assess(
         if add is not None:
             legs.append(add)
         spend = 0
+        leg_memo = ex.leg_memo
         for leg in legs:
-            u, dsv, dpv, dv, du = _leg_effect(ex, leg, hint)
+            effect = leg_memo.get(leg)
+            if effect is None:
+                effect = _leg_effect(ex, leg, hint)
+                if leg_px[leg[0]]:  # priced by the block's leg price, not a per-call fallback
+                    leg_memo[leg] = effect
+            u, dsv, dpv, dv, du = effect
             sides = cases.get(u)
             if sides is None:
                 sides = cases[u] = [[0, 0, 0, 0], [0, 0, 0, 0]]
