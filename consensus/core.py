@@ -14,8 +14,8 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
 - Block time (proposer-based timestamps): a fresh proposal (pol_round -1) must be at most
   ``max_clock_drift_ms`` ahead of the receiver's clock to get its prevote; that check is
   subjective, so it is applied at line 22 only and never to POL or commit rules.
-- Every ``rebroadcast_interval_ms`` the core re-sends its own proposal and votes of the
-  current round and relays the prevotes behind its valid/locked value (the paper
+- Every ``rebroadcast_interval_ms`` the core re-sends its own proposal (unless every
+  validator has prevoted for it) and votes of the current round and relays the prevotes behind its valid/locked value (the paper
   assumes gossip: correct processes relay what they receive). This is what keeps lossy
   links, restarted peers and a byzantine validator that shows its votes to only some
   nodes from stalling the height.
@@ -547,7 +547,7 @@ class ConsensusCore:
         sent its POL prevote only to some nodes, and without relaying, the nodes that
         missed it could never accept the re-proposed block (lines 28-33)."""
         proposal = self._own_proposals.get(self.round)
-        if proposal is not None:
+        if proposal is not None and not self._everyone_prevoted(self.round, proposal.block_hash):
             self._out.append(BroadcastProposal(proposal))
         for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
             vote = self._own_votes.get((self.round, vote_type))
@@ -563,6 +563,13 @@ class ConsensusCore:
         if self._higher:
             self._out.append(RequestSync(self.height, self._seen_height()))
         self._schedule(TimeoutStep.REBROADCAST, 0)
+
+    def _everyone_prevoted(self, round_: int, block_hash: bytes) -> bool:
+        """Every validator prevoted for ``block_hash`` in ``round_``, so every one of them
+        holds the proposal: re-sending it (a 5,000-tx proposal is ~0.75 MB per peer, and
+        on a saturated devnet a height can outlast the rebroadcast interval) would only
+        cost every node a transfer and a decode."""
+        return len(self._votes.get(round_, VoteType.PREVOTE).votes_for(block_hash)) == len(self.validators)
 
     def _on_txs_ready(self) -> None:
         self._txs_ready = True

@@ -21,6 +21,10 @@ class ConsensusConfig:
     # the same pause when transactions are already waiting in the mempool (-1: always the
     # full timeout_commit_ms); under load the full pause only adds latency (node/driver.py)
     timeout_commit_busy_ms: int = 0
+    # added to the propose, prevote and precommit timeouts: this percentage of the time the
+    # node took to execute the last block. A proposer must finish executing the previous
+    # block before it can propose, and a loaded machine stretches that (node/driver.py)
+    timeout_execution_pct: int = 200
     create_empty_blocks: bool = True
     empty_block_interval_ms: int = 0
     max_block_txs: int = 5000

@@ -51,6 +51,9 @@ SYNC_BATCH = 50
 SYNC_MAX_BYTES = 24 * 1024 * 1024
 
 
+_ROUND_STEPS = frozenset((TimeoutStep.PROPOSE, TimeoutStep.PREVOTE, TimeoutStep.PRECOMMIT))
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -68,6 +71,7 @@ class ConsensusDriver:
         self.catching_up = False
         self.stopped = False
         self.halted: str | None = None
+        self._nil_logged: tuple[int, int, int] | None = None  # last (height, round, type) logged as nil
 
     # ------------------------------------------------------------------ inputs
     def start_height(self) -> None:
@@ -122,7 +126,10 @@ class ConsensusDriver:
             rt.wal.append(action.record, sync=action.sync)
             maybe_crash("wal_written")
         elif isinstance(action, BroadcastVote):
-            frame = VOTE_TAG + self._maybe_equivocate(action.vote).encode()
+            vote = action.vote
+            if vote.is_nil:
+                self._log_nil_vote(vote)
+            frame = VOTE_TAG + self._maybe_equivocate(vote).encode()
             if not rt.isolated():
                 rt.p2p.broadcast(protocols.CONSENSUS, frame)
             maybe_crash("vote_sent")
@@ -159,14 +166,30 @@ class ConsensusDriver:
             log.warning("unknown consensus action %r", action)
 
     def _timeout_delay_ms(self, action: ScheduleTimeout) -> int:
-        """When a timeout fires is the driver's call (time is an input of the core). The
-        pause after a commit (``timeout_commit_ms``) paces empty blocks on an idle chain;
-        with transactions already waiting it only delays them (~100 ms of a 200-300 ms
-        height at 3,000-4,000 tx/s on the devnet), so the next height starts after
-        ``timeout_commit_busy_ms`` instead."""
-        busy = self.rt.config.consensus.timeout_commit_busy_ms
-        if action.step == TimeoutStep.NEW_HEIGHT and 0 <= busy < action.delay_ms and len(self.rt.mempool):
-            return busy
+        """When a timeout fires is the driver's call (time is an input of the core, and
+        timeouts only ever decide liveness, never safety).
+
+        - The pause after a commit (``timeout_commit_ms``) paces empty blocks on an idle
+          chain; with transactions already waiting it only delays them (~100 ms of a
+          200-300 ms height at 3,000-4,000 tx/s on the devnet), so the next height starts
+          after ``timeout_commit_busy_ms`` instead.
+        - The round timeouts (propose, prevote, precommit) grow by ``timeout_execution_pct``
+          of this node's execution time of the last block. The next proposer cannot
+          propose before it has executed that block, and the other validators cannot vote
+          before they have. With fixed timeouts, a saturated devnet (5,000-tx blocks taking
+          0.5-1 s to execute on 4 nodes sharing 2 cores) had proposers finish the previous
+          block a second after the others, who had already voted nil: about one height in
+          ten needed a second round, 1-3 s each. A dead proposer still costs only the
+          base timeout plus that margin.
+        """
+        cfg = self.rt.config.consensus
+        step = action.step
+        if step == TimeoutStep.NEW_HEIGHT:
+            busy = cfg.timeout_commit_busy_ms
+            if 0 <= busy < action.delay_ms and len(self.rt.mempool):
+                return busy
+        elif step in _ROUND_STEPS and cfg.timeout_execution_pct:
+            return action.delay_ms + round(self.rt.execution.last_apply_ms * cfg.timeout_execution_pct / 100)
         return action.delay_ms
 
     def _commit(self, block: Block, cert: CommitCertificate) -> None:
@@ -186,6 +209,15 @@ class ConsensusDriver:
         self.rt.after_commit(block.height)
         # Start the next height after this action list is done (the core's WAL end marker follows)
         self.loop.call_soon(self.start_height)
+
+    def _log_nil_vote(self, vote: Vote) -> None:
+        """A nil vote is the first sign of a failing round (a proposal that came too late
+        or not at all, or no polka in time): say so once, not at every rebroadcast."""
+        key = (vote.height, vote.round, int(vote.type))
+        if key == self._nil_logged:
+            return
+        self._nil_logged = key
+        log.info("h=%d r=%d voted %s nil", vote.height, vote.round, vote.type.name.lower())
 
     def _maybe_equivocate(self, vote: Vote) -> Vote:
         """Test switch: also send a conflicting vote for the same height/round/type."""

@@ -611,6 +611,20 @@ def test_rebroadcast_resends_own_votes_and_reschedules() -> None:
     assert timeouts(actions, TimeoutStep.REBROADCAST)
 
 
+def test_rebroadcast_resends_own_proposal_until_every_validator_prevoted_for_it() -> None:
+    config = ConsensusConfig(rebroadcast_interval_ms=700)
+    me = proposer_index(1, 0)
+    core = make_core(me, config=config)
+    (proposal,) = sent_proposals(start(core))
+    feed_votes(core, others(me, 2), PREVOTE, 0, proposal.block_hash)  # a polka, one peer silent
+    again = core.handle(TimeoutFired(1, 0, TimeoutStep.REBROADCAST, NOW + 700))
+    assert sent_proposals(again) == [proposal]  # the silent validator may have lost it
+    feed_votes(core, others(me, 3)[2:], PREVOTE, 0, proposal.block_hash)
+    actions = core.handle(TimeoutFired(1, 0, TimeoutStep.REBROADCAST, NOW + 1400))
+    assert sent_proposals(actions) == []  # everyone holds it
+    assert timeouts(actions, TimeoutStep.REBROADCAST)
+
+
 def test_start_rejects_going_back_and_ignores_repeats() -> None:
     core = make_core(0)
     start(core, height=3)

@@ -1,6 +1,8 @@
 """The driver's choice of when a consensus timeout fires: the pause after a commit is cut
 to ``timeout_commit_busy_ms`` only when transactions are waiting, so an idle chain keeps
-its pace and a loaded one does not sit out ``timeout_commit_ms`` on every height."""
+its pace and a loaded one does not sit out ``timeout_commit_ms`` on every height; the
+round timeouts stretch with the time the last block took to execute, so a proposer still
+executing a large block is not voted out."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from node.config import ConsensusConfig
 from node.driver import ConsensusDriver
 
 
-def driver(pending: int, busy_ms: int = 0) -> Any:
-    d: Any = ConsensusDriver.__new__(ConsensusDriver)  # only the runtime's config and mempool are read
-    d.rt = SimpleNamespace(config=SimpleNamespace(consensus=ConsensusConfig(timeout_commit_busy_ms=busy_ms)),
-                           mempool=[b"tx"] * pending)
+def driver(pending: int, busy_ms: int = 0, last_apply_ms: float = 0.0, execution_pct: int = 200) -> Any:
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)  # only the runtime's config, mempool, execution are read
+    cfg = ConsensusConfig(timeout_commit_busy_ms=busy_ms, timeout_execution_pct=execution_pct)
+    d.rt = SimpleNamespace(config=SimpleNamespace(consensus=cfg), mempool=[b"tx"] * pending,
+                           execution=SimpleNamespace(last_apply_ms=last_apply_ms))
     return d
 
 
@@ -49,3 +52,14 @@ def test_scheduled_new_height_fires_early_when_busy() -> None:
 
     fired = asyncio.run(run())
     assert len(fired) == 1 and fired[0].height == 7 and fired[0].step == TimeoutStep.NEW_HEIGHT
+
+
+def test_round_timeouts_stretch_with_the_last_block_execution_time() -> None:
+    slow = driver(pending=3, last_apply_ms=300.2)
+    for step in (TimeoutStep.PROPOSE, TimeoutStep.PREVOTE, TimeoutStep.PRECOMMIT):
+        assert delay(slow, step, 1000) == 1600  # + 200% of 300 ms
+        assert delay(driver(pending=3, last_apply_ms=300.2, execution_pct=0), step, 1000) == 1000  # switched off
+        assert delay(driver(pending=3), step, 1000) == 1000  # nothing executed yet
+    assert delay(slow, TimeoutStep.REBROADCAST, 1000) == 1000
+    assert delay(slow, TimeoutStep.NEW_HEIGHT, 100) == 0  # the busy pause rule, unchanged
+    assert delay(driver(pending=0, last_apply_ms=300.2), TimeoutStep.NEW_HEIGHT, 100) == 100
