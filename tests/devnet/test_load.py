@@ -160,3 +160,14 @@ def test_cli_load_unreachable_exits_3(tmp_path: Path) -> None:
         pass  # the fake is gone: the manifest points at a closed port
     res = CliRunner().invoke(bookchain, ["devnet", "load", "--home", str(home), "--tps", "10", "--seconds", "0.1"])
     assert res.exit_code == 3, res.output
+
+
+def test_devnet_flow_applies_to_the_same_app_hash_every_time() -> None:
+    """bench.devnet_flow_apply compares versions of state/ by the app hash it reaches on
+    the devnet's flow: that only works if the hash depends on nothing but the arguments."""
+    from bench.devnet_flow_apply import run
+
+    a = run(traders=4, block_size=50, txs=200)
+    b = run(traders=4, block_size=50, txs=200)
+    assert a["app_hash"] == b["app_hash"]
+    assert a["txs"] == 200 and a["fills"] > 0 and a["rejected"] < a["txs"]
