@@ -15,8 +15,9 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
   ``max_clock_drift_ms`` ahead of the receiver's clock to get its prevote; that check is
   subjective, so it is applied at line 22 only and never to POL or commit rules.
 - Every ``rebroadcast_interval_ms`` the core re-sends its own proposal (unless every
-  validator has prevoted for it) and votes of the current round and relays the prevotes behind its valid/locked value (the paper
-  assumes gossip: correct processes relay what they receive). This is what keeps lossy
+  validator has prevoted for it) and votes of the current round and relays the prevotes
+  behind its valid/locked value (the paper assumes gossip: correct processes relay what
+  they receive). This is what keeps lossy
   links, restarted peers and a byzantine validator that shows its votes to only some
   nodes from stalling the height.
 - Votes are tallied once per validator *per value*: an equivocator's second vote is
