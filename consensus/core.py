@@ -17,9 +17,8 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
 - Every ``rebroadcast_interval_ms`` the core re-sends its own proposal (unless every
   validator has prevoted for it) and votes of the current round and relays the prevotes
   behind its valid/locked value (the paper assumes gossip: correct processes relay what
-  they receive). This is what keeps lossy
-  links, restarted peers and a byzantine validator that shows its votes to only some
-  nodes from stalling the height.
+  they receive). This is what keeps lossy links, restarted peers and a byzantine
+  validator that shows its votes to only some nodes from stalling the height.
 - Votes are tallied once per validator *per value*: an equivocator's second vote is
   reported as evidence and still counted for its own value (safe by quorum
   intersection), so a polka that others saw can be seen by everyone.
