@@ -25,9 +25,9 @@ from typing import Any
 from bench.common import print_table, write_json
 from bench.state_apply import verify_many
 from devnet.flow import generate
-from devnet.genesis import CHAIN_ID, DEFAULT_FUNDS, funded_balances
+from devnet.genesis import CHAIN_ID, DEFAULT_FUNDS, devnet_genesis_doc
 from node.gctune import tune_for_throughput
-from state.genesis import Genesis, default_assets, make_genesis_doc
+from state.genesis import Genesis
 from state.keys import PrivateKey
 from state.machine import ExecBlock, StateMachine
 
@@ -43,11 +43,9 @@ def trader_keys(n: int) -> list[PrivateKey]:
 
 def devnet_genesis(keys: list[PrivateKey]) -> Genesis:
     """The devnet's genesis (assets, markets, risk parameters, funds per trader)."""
-    decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
-    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
-                           balances=funded_balances([k.address for k in keys], dict(DEFAULT_FUNDS), decimals),
-                           genesis_time_ms=T0)
-    return Genesis.from_json(doc)
+    return Genesis.from_json(devnet_genesis_doc(
+        chain_id=CHAIN_ID, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
+        funded=[k.address for k in keys], funds=dict(DEFAULT_FUNDS), genesis_time_ms=T0))
 
 
 def run(traders: int, block_size: int, txs: int) -> dict[str, Any]:

@@ -90,6 +90,16 @@ def funded_balances(addresses: list[bytes], funds: dict[str, int], decimals: dic
     ]
 
 
+def devnet_genesis_doc(*, chain_id: str, validators: list[dict[str, Any]], bridge_pubkey: bytes,
+                       funded: list[bytes], funds: dict[str, int], genesis_time_ms: int) -> dict[str, Any]:
+    """The devnet's genesis document: default assets and markets, every ``funded`` address
+    holding ``funds`` (human units). Benchmarks of the devnet's flow build theirs here too,
+    so they measure the chain the devnet runs."""
+    decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
+    return make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
+                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms)
+
+
 def _write_json(path: Path, doc: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -123,12 +133,12 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
     accounts = [*DEMO_ACCOUNTS, *(f"trader{i}" for i in range(spec.traders))]
     funded = [cli.create(name) for name in accounts]
 
-    decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
-    doc = make_genesis_doc(
+    doc = devnet_genesis_doc(
         chain_id=spec.chain_id,
         validators=[{"name": e.name, "pubkey": e.validator_pubkey, "power": 1} for e in entries],
         bridge_pubkey=bridge.key.pubkey,
-        balances=funded_balances([r.address for r in funded], dict(spec.funds), decimals),
+        funded=[r.address for r in funded],
+        funds=dict(spec.funds),
         genesis_time_ms=now_ms if now_ms is not None else time.time_ns() // 1_000_000,
     )
     _write_json(root / "genesis.json", doc)
