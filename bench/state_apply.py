@@ -350,6 +350,7 @@ def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
         "quiet_block_ms": quiet_ms, "price_move_pct": move_pct, "price_move_block_ms": move_ms,
         "price_move_liquidated": len(liquidated), "price_move_accounts_written": checked,
         "block_after_move_ms": after_ms, "interest_block_ms": min(interest), "funding_block_ms": funding_ms,
+        "app_hash": sm.app_hash.hex(),
     }
 
 
