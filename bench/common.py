@@ -9,6 +9,8 @@ import resource
 from pathlib import Path
 from typing import Any
 
+from state.build import build_name
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -35,7 +37,7 @@ def print_table(title: str, rows: list[tuple[str, Any, str]]) -> None:
 
 def write_json(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {**data, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    data = {**data, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "build": build_name()}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     print(f"wrote {path}")

@@ -30,6 +30,7 @@ from node.p2p import BadFrame, protocols
 from node.p2p.host import P2PNode
 from node.rpc import RpcServer
 from node.wal_file import WalFile
+from state.build import build_name
 from state.codec import decode, encode
 from state.genesis import Genesis
 from state.keys import PrivateKey
@@ -138,9 +139,9 @@ class NodeRuntime:
         self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)
         await self.p2p.start()
         await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
-        log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s", self.sm.height, self.config.moniker,
-                 self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
-                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None)
+        log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s", self.sm.height,
+                 self.config.moniker, self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
+                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None, build_name())
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
         if self.validator_key is not None and self.oracle_feed:
             self._oracle_task = asyncio.ensure_future(self._oracle_loop())
@@ -248,6 +249,7 @@ class NodeRuntime:
                           if self.validator_key else None),
             "peers": sorted(self.p2p.connected_peers()) if self.p2p is not None else [],
             "mempool_size": len(self.mempool),
+            "build": build_name(),
             "consensus": {"height": self.driver.core.height, "round": getattr(self.driver.core, "round", 0),
                           "evidence": len(self.driver.evidence)} if self.driver else None,
         }

@@ -9,6 +9,7 @@ import pytest
 
 from devnet.cluster import Cluster
 from node.replay import DirSource, RpcSource, replay
+from state.build import build_name
 from state.tx import PlaceOrder, Tif
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +40,7 @@ def test_orders_commit_and_every_node_agrees(cluster: Cluster) -> None:
     assert all(a["balances"] == accounts[0]["balances"] for a in accounts)
     tx = cluster.get(1, f"/tx?hash={r2['hash']}")
     assert tx["height"] == r2["height"]
+    assert cluster.get(3, "/status")["build"] == build_name()  # the nodes run this checkout's build
 
 
 def test_bad_transactions_are_rejected_with_codes_and_the_chain_goes_on(cluster: Cluster) -> None:

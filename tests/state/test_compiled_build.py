@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOWS = """
 import contextlib, io, json, sys
 import state.risk
+from state.build import build_name
 from bench.apply_instructions import workload
 from bench.devnet_flow_apply import run
 from bench.state_apply import bench_price_move
@@ -37,6 +38,7 @@ with contextlib.redirect_stdout(out):
     workload(1)
 print(json.dumps({
     "risk_module": state.risk.__file__,
+    "build": build_name(),
     "devnet_flow": run(16, 300, 3000)["app_hash"],
     "bench_flow": out.getvalue().split()[-1],
     "price_move": bench_price_move(400)["app_hash"],
@@ -79,4 +81,5 @@ def test_compiled_state_machine_reaches_the_same_app_hashes(tmp_path: Path) -> N
 
     assert compiled.pop("risk_module").endswith(extension)  # the flows really ran compiled code
     assert pure.pop("risk_module").endswith(".py")
+    assert (compiled.pop("build"), pure.pop("build")) == ("mypyc", "interpreted")
     assert compiled == pure
