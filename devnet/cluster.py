@@ -48,7 +48,7 @@ class Cluster:
         node = self.manifest.nodes[i]
         log = open(Path(node.home) / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the process
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node.main", node.home], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-P", "-m", "node.main", node.home], stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})}, start_new_session=True)
 
     def start_all(self) -> None:

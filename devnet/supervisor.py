@@ -35,7 +35,9 @@ DEFAULT_HOME = "./devnet-home"
 
 
 def default_node_command(node: NodeEntry) -> list[str]:
-    return [sys.executable, "-m", "cli.main", "node", "start", "--home", node.home]
+    """``-P``: the node imports the installed packages, never a ``state/`` that happens to
+    sit in the current directory (a checkout next to a compiled install would shadow it)."""
+    return [sys.executable, "-P", "-m", "cli.main", "node", "start", "--home", node.home]
 
 
 class DevnetError(Exception):

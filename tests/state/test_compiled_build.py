@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+
+from bench.compiled_tree import can_compile, compile_tree, compiled_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,16 +46,6 @@ print(json.dumps({
 """
 
 
-def compiled_modules() -> list[str]:
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        return list(tomllib.load(f)["tool"]["bookchain"]["mypyc"]["modules"])
-
-
-def can_compile() -> bool:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc) is not None and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
-
-
 def run_flows(pythonpath: str, cwd: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": pythonpath}
     done = subprocess.run([sys.executable, "-c", FLOWS], cwd=cwd, env=env, capture_output=True, text=True,
@@ -67,14 +57,9 @@ def run_flows(pythonpath: str, cwd: Path) -> dict[str, str]:
 @pytest.mark.skipif(not can_compile(), reason="no C compiler or Python headers on this machine")
 def test_compiled_state_machine_reaches_the_same_app_hashes(tmp_path: Path) -> None:
     build = tmp_path / "compiled"
-    shutil.copytree(ROOT / "state", build / "state", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    shutil.copy(ROOT / "pyproject.toml", build)  # the mypy settings the sources are checked with
-    modules = compiled_modules()
-    done = subprocess.run([sys.executable, "-m", "mypyc", *modules], cwd=build, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    build.mkdir()
+    assert len(compile_tree(build)) == len(compiled_modules())
     extension = sysconfig.get_config_var("EXT_SUFFIX")
-    assert all((build / m).with_suffix(extension).exists() for m in modules)
 
     compiled = run_flows(f"{build}{os.pathsep}{ROOT}", build)
     pure = run_flows(str(ROOT), ROOT)
