@@ -70,6 +70,7 @@ class NodeRuntime:
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
         self.sm = StateMachine.open(self.genesis, str(config.state_dir))
+        self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
         self.blocks = BlockStore(str(config.blocks_dir))
         self.mempool = Mempool(self.sm, config.mempool)
         self.bus = EventBus()
@@ -141,7 +142,7 @@ class NodeRuntime:
         await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
         log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s", self.sm.height,
                  self.config.moniker, self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
-                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None, build_name())
+                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None, self.build)
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
         if self.validator_key is not None and self.oracle_feed:
             self._oracle_task = asyncio.ensure_future(self._oracle_loop())
@@ -249,7 +250,7 @@ class NodeRuntime:
                           if self.validator_key else None),
             "peers": sorted(self.p2p.connected_peers()) if self.p2p is not None else [],
             "mempool_size": len(self.mempool),
-            "build": build_name(),
+            "build": self.build,
             "consensus": {"height": self.driver.core.height, "round": getattr(self.driver.core, "round", 0),
                           "evidence": len(self.driver.evidence)} if self.driver else None,
         }
