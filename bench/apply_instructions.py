@@ -35,6 +35,7 @@ def workload(blocks: int) -> None:
 
     from bench.state_apply import CHAIN, T0, FlowGenerator, make_chain, verify_many
     from node.gctune import tune_for_throughput
+    from state.build import build_name
     from state.machine import ExecBlock
 
     total = WARMUP + 3  # always build the same flow, so both runs pay the same set-up
@@ -50,19 +51,25 @@ def workload(blocks: int) -> None:
         tune_for_throughput()
         for i in range(WARMUP, WARMUP + blocks):
             sm.apply_block(ExecBlock(sm.height + 1, T0 + 1000 + i, tuple(flow[i])), cache)
-        print("app_hash", sm.app_hash.hex())
+        print("build", build_name())
+        print("app_hash", sm.app_hash.hex())  # last: the compiled-build test reads the final token
 
 
-def instructions(blocks: int) -> tuple[int, str]:
+def instructions(blocks: int) -> tuple[int, str, str]:
+    """(instructions, app hash, build) of one workload run under callgrind. The child gets
+    ``-P`` when this process has it, so a compiled tree on PYTHONPATH is what it measures
+    (plain ``-m`` would put the checkout first and measure the interpreted sources)."""
+    safe = ["-P"] if sys.flags.safe_path else []
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *safe, "-m",
          "bench.apply_instructions", "--workload", str(blocks)],
         capture_output=True, text=True, check=True)
     count = re.search(r"Collected : (\d+)", out.stderr)
     app = re.search(r"app_hash (\w+)", out.stdout)
-    if count is None or app is None:
+    build = re.search(r"build (\w+)", out.stdout)
+    if count is None or app is None or build is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
-    return int(count.group(1)), app.group(1)
+    return int(count.group(1)), app.group(1), build.group(1)
 
 
 def main() -> None:
@@ -76,15 +83,16 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     blocks = min(max(args.blocks, 1), 3)
-    base, _ = instructions(0)
-    full, app_hash = instructions(blocks)
+    base, _, _ = instructions(0)
+    full, app_hash, build = instructions(blocks)
     txs = blocks * BLOCK_SIZE
     r: dict[str, Any] = {"blocks": blocks, "txs": txs, "instructions_per_tx": (full - base) / txs,
-                         "app_hash_after": app_hash}
+                         "app_hash_after": app_hash, "measured_build": build}
     print_table("apply_block under callgrind", [
         ("transactions applied (measured)", txs, ""),
         ("instructions per transaction", r["instructions_per_tx"], ""),
         ("app hash after (compare versions: equal means same semantics)", app_hash[:16], ""),
+        ("build of the state machine measured", build, ""),
     ])
     write_json("apply_instructions", r)
 

@@ -14,24 +14,25 @@ It does not give per-key inclusion proofs against a single root (a Merkle tree w
 from __future__ import annotations
 
 import hashlib
-import struct
 
 DOMAIN = b"bookchain/app/1"
 
 
 def write_set_digest(writes: list[tuple[bytes, bytes | None]]) -> bytes:
-    h = hashlib.sha256()
-    pack = struct.pack
+    """D(h) of the module doc. The framed bytes are joined and hashed once: one ``update``
+    per field cost more than the hashing itself (a block writes ~1-2 records per tx)."""
+    parts: list[bytes] = []
+    add = parts.append
     for key, value in writes:
-        h.update(pack(">I", len(key)))
-        h.update(key)
+        add(len(key).to_bytes(4, "big"))
+        add(key)
         if value is None:
-            h.update(b"\x00")
+            add(b"\x00")
         else:
-            h.update(b"\x01")
-            h.update(pack(">I", len(value)))
-            h.update(value)
-    return h.digest()
+            add(b"\x01")
+            add(len(value).to_bytes(4, "big"))
+            add(value)
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def next_app_hash(prev: bytes, height: int, writes: list[tuple[bytes, bytes | None]]) -> bytes:

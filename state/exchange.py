@@ -175,27 +175,22 @@ class Exchange:
     def collect_writes(self) -> list[tuple[bytes, bytes | None]]:
         """The sorted write set of everything touched since the last call (None deletes)."""
         writes: dict[bytes, bytes | None] = {}
+        encode = records.record_encoder()  # one Packer for the block (see record_encoder)
         for addr in self._dirty_accounts:
             acct = self.accounts[addr]
-            if acct.is_empty():
-                writes[records.account_key(addr)] = None
-            else:
-                writes[records.account_key(addr)] = records.encode_record(acct.record())
+            writes[records.account_key(addr)] = None if acct.is_empty() else encode(acct.record())
         for oid, order in self._dirty_orders.items():
-            if order is None or not order.live:
-                writes[records.order_key(oid)] = None
-            else:
-                writes[records.order_key(oid)] = records.encode_record(order.record())
+            writes[records.order_key(oid)] = None if order is None or not order.live else encode(order.record())
         for addr in self._dirty_nonces:
-            writes[records.nonce_key(addr)] = records.encode_record(self.nonces[addr])
+            writes[records.nonce_key(addr)] = encode(self.nonces[addr])
         for m in self._dirty_markets:
             writes[records.market_key(m)] = self._market_record(m) if self._market_is_set(m) else None
         for a in self.pools.dirty:
             pool = self.pools[a]
-            writes[records.pool_key(a)] = None if pool.is_default() else records.encode_record(pool.record())
+            writes[records.pool_key(a)] = None if pool.is_default() else encode(pool.record())
         for key in self._dirty_oracle:
             sub = self.oracle_subs.get(key)
-            writes[records.oracle_key(*key)] = records.encode_record(sub) if sub is not None else None
+            writes[records.oracle_key(*key)] = encode(sub) if sub is not None else None
         writes[records.COUNTERS_KEY] = self._counters_record()
         self._dirty_accounts.clear()
         self._dirty_orders.clear()
