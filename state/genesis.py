@@ -249,7 +249,7 @@ class Genesis:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Genesis:
         assets = tuple(
-            AssetSpec(i, a["symbol"], int(a["decimals"])) for i, a in enumerate(doc["assets"])
+            AssetSpec(i, _text(a, "symbol", "asset"), int(a["decimals"])) for i, a in enumerate(doc["assets"])
         )
         by_symbol = {a.symbol: a for a in assets}
         markets = []
@@ -262,13 +262,13 @@ class Genesis:
             if quote.asset_id != 0:
                 raise ValueError(f"market {m['symbol']}: every market is quoted in the collateral asset "
                                  f"({assets[0].symbol}), the one margin and PnL settle in")
-            kind = m["kind"]
+            kind = _text(m, "kind", "market")
             if kind not in (SPOT, PERP):
                 raise ValueError(f"market {m['symbol']}: kind must be spot or perp")
             markets.append(
                 MarketSpec(
                     market_id=i,
-                    symbol=m["symbol"],
+                    symbol=_text(m, "symbol", "market"),
                     kind=kind,
                     base=base.asset_id,
                     quote=quote.asset_id,
@@ -281,7 +281,7 @@ class Genesis:
                 )
             )
         validators = tuple(
-            ValidatorSpec(v["name"], bytes.fromhex(v["pubkey"]), int(v.get("power", 1)))
+            ValidatorSpec(_text(v, "name", "validator"), bytes.fromhex(v["pubkey"]), int(v.get("power", 1)))
             for v in doc.get("validators", [])
         )
         balances = tuple(
@@ -291,7 +291,7 @@ class Genesis:
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(
-            chain_id=doc["chain_id"],
+            chain_id=_text(doc, "chain_id", "genesis"),
             genesis_time_ms=int(doc.get("genesis_time_ms", 0)),
             assets=assets,
             markets=tuple(markets),
@@ -312,6 +312,16 @@ class Genesis:
     def load(cls, path: str) -> Genesis:
         with open(path, encoding="utf-8") as fh:
             return cls.from_json(json.load(fh))
+
+
+def _text(doc: dict[str, Any], key: str, where: str) -> str:
+    """A text field of the genesis document, or a clear error. (The compiled build checks
+    annotated types at run time; checking here makes both builds refuse the same documents
+    with the same message.)"""
+    value = doc[key]
+    if type(value) is not str:
+        raise ValueError(f"{where} {key} must be a string, got {type(value).__name__}")
+    return value
 
 
 def canonical_json(doc: Any) -> bytes:
