@@ -32,6 +32,12 @@ def _reject_map(pairs: list[tuple[Any, Any]]) -> Any:
     raise ValueError("maps are not part of the canonical encoding")
 
 
+def new_packer() -> msgpack.Packer:
+    """A Packer with the canonical options: the one place they are set (``encode``'s
+    per-thread Packer and a block's record encoder both come from here)."""
+    return msgpack.Packer(use_bin_type=True)
+
+
 def encode(obj: Any) -> bytes:
     """Encode arrays/ints/bytes/str/bool/None; the one encoding every node agrees on.
 
@@ -41,7 +47,7 @@ def encode(obj: Any) -> bytes:
     try:
         packer = _local.packer
     except AttributeError:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+        packer = _local.packer = new_packer()
     try:
         out: bytes = packer.pack(obj)
     except Exception:

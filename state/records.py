@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from state.codec import encode
+from state.codec import encode, new_packer
 
 ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings, watch arming
 ORDER = b"o"  # oid -> resting order
@@ -62,7 +62,7 @@ def record_encoder() -> Callable[[Any], bytes]:
     """A private encoder for one batch of records (a block's write set): the same bytes as
     ``encode_record``, without its per-call look-up of the thread's shared Packer. Not to
     be shared between threads (a Packer is not thread-safe)."""
-    pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+    pack: Callable[[Any], bytes] = new_packer().pack
     return pack
 
 
