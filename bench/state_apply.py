@@ -166,11 +166,47 @@ def bench_sigverify(n: int, threads: int, repeats: int = 3) -> dict[str, float]:
             assert sum(pool.map(check, chunks)) == n
             many = max(many, n / (time.perf_counter() - t))
     crypto = bench_cryptography_verify(txs[:2000])
+    contended = bench_verify_beside_python(txs[:4000], threads)
     raws = [tx.raw for tx in txs[:5000]]
     decode_s = min(_cpu_seconds(lambda: [decode_tx(r) for r in raws]) for _ in range(7))
     return {"sig_verify_per_s_1core": one, "sig_verify_per_s_all_cores": many,
             "sig_verify_cores": threads, "sig_verify_per_s_cryptography_1core": crypto,
-            "decode_tx_us": decode_s / len(raws) * 1e6}
+            "decode_tx_us": decode_s / len(raws) * 1e6, **contended}
+
+
+def bench_verify_beside_python(txs: list[SignedTx], threads: int) -> dict[str, Any]:
+    """Verification on ``threads`` threads while one more thread runs Python, as a node's
+    main thread does while it executes a block: wall µs per signature one call at a time
+    (PyNaCl: the GIL is released and re-taken around every signature) and a batch per
+    thread (node/sigbatch.py: one GIL release per batch)."""
+    import threading
+
+    from node import sigbatch
+    from state.keys import verify_each
+
+    items = [tx.signature_item(CHAIN) for tx in txs]
+    chunks = [items[i: i + 200] for i in range(0, len(items), 200)]
+    out: dict[str, Any] = {"sig_verify_backend": sigbatch.backend()}
+    for name, fn in (("per_call", verify_each), ("batch", sigbatch.verify_many)):
+        stop = threading.Event()
+
+        def python_work(stop: threading.Event = stop) -> None:
+            table: dict[int, int] = {}
+            while not stop.is_set():
+                for i in range(1000):
+                    table[i] = table.get(i - 1, 0) + i
+
+        busy = threading.Thread(target=python_work)
+        busy.start()
+        try:
+            t = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                assert all(all(r) for r in pool.map(fn, chunks))
+            out[f"sig_verify_beside_python_us_{name}"] = (time.perf_counter() - t) / len(items) * 1e6
+        finally:
+            stop.set()
+            busy.join()
+    return out
 
 
 def _cpu_seconds(fn: Any) -> float:
@@ -428,6 +464,10 @@ def main() -> None:
         (f"sig verify, {threads} threads (libsodium)", results["sig_verify_per_s_all_cores"], "/s"),
         (f"sig verify scaling ({threads} threads / {threads} x 1 core)", 100 * results["sig_verify_scaling"], "%"),
         ("sig verify, 1 core (cryptography)", results["sig_verify_per_s_cryptography_1core"], "/s"),
+        (f"sig verify beside a Python thread, {threads} threads, one call per signature (wall per sig)",
+         results["sig_verify_beside_python_us_per_call"], "µs"),
+        (f"same, a batch per call ({results['sig_verify_backend']}; node/sigbatch.py)",
+         results["sig_verify_beside_python_us_batch"], "µs"),
         ("decode + verify, 1 core", results["decode_verify_per_s_1core"], "/s"),
         ("decode_tx of one order (no signature check; best of 7, CPU time)", results["decode_tx_us"], "µs"),
         ("sign, 1 core", results["sign_per_s_1core"], "/s"),

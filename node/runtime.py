@@ -20,6 +20,7 @@ from consensus.block import Block
 from consensus.config import ConsensusConfig as CoreConfig
 from consensus.core import ConsensusCore
 from consensus.validators import ValidatorSet
+from node import sigbatch
 from node.blockstore import BlockStore
 from node.config import NodeConfig
 from node.driver import ConsensusDriver
@@ -140,9 +141,10 @@ class NodeRuntime:
         self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)
         await self.p2p.start()
         await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
-        log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s", self.sm.height,
-                 self.config.moniker, self.config.rpc_host, self.config.rpc_port, self.config.p2p_listen,
-                 self.validator_key.pubkey.hex()[:16] if self.validator_key else None, self.build)
+        log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s, signatures %s",
+                 self.sm.height, self.config.moniker, self.config.rpc_host, self.config.rpc_port,
+                 self.config.p2p_listen, self.validator_key.pubkey.hex()[:16] if self.validator_key else None,
+                 self.build, sigbatch.backend())
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
         if self.validator_key is not None and self.oracle_feed:
             self._oracle_task = asyncio.ensure_future(self._oracle_loop())
@@ -251,6 +253,7 @@ class NodeRuntime:
             "peers": sorted(self.p2p.connected_peers()) if self.p2p is not None else [],
             "mempool_size": len(self.mempool),
             "build": self.build,
+            "sig_verify": sigbatch.backend(),  # "batch" (node/sigbatch.py) or "per-call"
             "consensus": {"height": self.driver.core.height, "round": getattr(self.driver.core, "round", 0),
                           "evidence": len(self.driver.evidence)} if self.driver else None,
         }

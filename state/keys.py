@@ -13,6 +13,7 @@ devnet transaction cannot be replayed on another chain and a vote is never a val
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import nacl.bindings as sodium
@@ -58,6 +59,15 @@ def verify(pubkey: bytes, message: bytes, signature: bytes) -> bool:
     except (BadSignatureError, ValueError, TypeError):
         return False
     return True
+
+
+SigItem = tuple[bytes, bytes, bytes]  # (signature, message, public key)
+
+
+def verify_each(items: Sequence[SigItem]) -> list[bool]:
+    """``verify`` for each (signature, message, public key): the reference for batch
+    verifiers (node/sigbatch.py must answer exactly this)."""
+    return [verify(pk, msg, sig) for sig, msg, pk in items]
 
 
 @dataclass(frozen=True, slots=True)

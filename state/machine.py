@@ -29,7 +29,7 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
 from state.handlers import apply_tx
+from state.keys import SigItem, verify_each
 from state.receipts import Receipt
 from state.store import StateStore
 from state.tx import Batch, Cancel, CancelAll, SignedTx, decode_tx
@@ -115,8 +116,32 @@ def decode_verified(raw: bytes, chain_id: str) -> SignedTx:
     """Decode and check the signature, or raise the rejection code."""
     tx = decode_tx(raw)
     if not tx.verify_signature(chain_id):
-        raise TxError(Code.BAD_SIGNATURE, "signature does not verify for this chain")
+        raise _bad_signature()
     return tx
+
+
+def decode_verified_many(raws: Sequence[bytes], chain_id: str,
+                         verify_many: Callable[[Sequence[SigItem]], list[bool]] = verify_each,
+                         ) -> list[SignedTx | TxError]:
+    """``decode_verified`` for each of ``raws``, rejections returned as values: all are
+    decoded first, then every signature is checked in one ``verify_many`` call (a batch
+    verifier answers exactly what ``keys.verify`` answers, one signature at a time)."""
+    out: list[SignedTx | TxError] = []
+    items: list[SigItem] = []
+    for raw in raws:
+        try:
+            tx = decode_tx(raw)
+        except TxError as err:
+            out.append(err)
+            continue
+        out.append(tx)
+        items.append(tx.signature_item(chain_id))
+    oks = iter(verify_many(items))
+    return [c if isinstance(c, TxError) or next(oks) else _bad_signature() for c in out]
+
+
+def _bad_signature() -> TxError:
+    return TxError(Code.BAD_SIGNATURE, "signature does not verify for this chain")
 
 
 class StateMachine:

@@ -358,6 +358,11 @@ class SignedTx:
     def verify_signature(self, chain_id: str) -> bool:
         return verify(self.pubkey, signing_message(DOMAIN_TX, chain_id, self.sign_payload()), self.signature)
 
+    def signature_item(self, chain_id: str) -> tuple[bytes, bytes, bytes]:
+        """(signature, signed message, public key): what ``verify_signature`` checks, for
+        batch verifiers (``state.machine.decode_verified_many``)."""
+        return self.signature, signing_message(DOMAIN_TX, chain_id, self.sign_payload()), self.pubkey
+
 
 # pubkey -> address: a node sees the same signers over and over, and hashing the key is a
 # tenth of a decode. A pure function's cache (dict get/set are atomic, so the verification

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from devnet.cluster import Cluster
+from node import sigbatch
 from node.replay import DirSource, RpcSource, replay
 from state.build import build_name
 from state.tx import PlaceOrder, Tif
@@ -41,6 +42,7 @@ def test_orders_commit_and_every_node_agrees(cluster: Cluster) -> None:
     tx = cluster.get(1, f"/tx?hash={r2['hash']}")
     assert tx["height"] == r2["height"]
     assert cluster.get(3, "/status")["build"] == build_name()  # the nodes run this checkout's build
+    assert cluster.get(3, "/status")["sig_verify"] == sigbatch.backend()  # and its signature verifier
 
 
 def test_bad_transactions_are_rejected_with_codes_and_the_chain_goes_on(cluster: Cluster) -> None:

@@ -59,13 +59,13 @@ def test_a_tx_already_verified_is_admitted_without_verifying_it_again(monkeypatc
     pool.remember(mp.verify_raw(raws[0], chain.genesis.chain_id))  # type: ignore[arg-type]
     pool.remember(mp.verify_raw(raws[1], chain.genesis.chain_id))  # type: ignore[arg-type]
     verified: list[bytes] = []
-    real = mp.verify_raw
+    real = mp._verify_chunk
 
-    def counting(raw: bytes, chain_id: str) -> Any:
-        verified.append(raw)
-        return real(raw, chain_id)
+    def counting(chunk: list[bytes], chain_id: str) -> Any:
+        verified.extend(chunk)
+        return real(chunk, chain_id)
 
-    monkeypatch.setattr(mp, "verify_raw", counting)
+    monkeypatch.setattr(mp, "_verify_chunk", counting)
     admitted = asyncio.run(pool.add_many(raws, None))
     assert [a.ok for a in admitted] == [True, True, True]
     assert verified == [raws[2]]  # only the one never seen before
