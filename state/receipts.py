@@ -19,23 +19,12 @@ from typing import Any, Final
 from state.errors import Code
 
 
-class _Record:
-    """Field-wise ``repr`` and equality (so unhashable, like a mutable value) for the slotted
-    records below: what tests and logs need from them."""
-
-    __slots__ = ()
-
-    def _values(self) -> list[Any]:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{tuple(self._values())!r}"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and isinstance(other, _Record) and self._values() == other._values()
+def _record_repr(name: str, values: list[Any]) -> str:
+    """``Name(v1, v2, ...)`` in canonical field order, for tests and logs."""
+    return f"{name}{tuple(values)!r}"
 
 
-class Fill(_Record):
+class Fill:
     """One match: the maker's resting order traded ``size`` lots at ``price`` ticks."""
 
     __slots__ = ("maker", "maker_fee", "maker_oid", "market", "price", "size", "taker", "taker_fee",
@@ -58,11 +47,11 @@ class Fill(_Record):
         return [self.market, self.price, self.size, self.taker_is_buy, self.maker, self.taker,
                 self.maker_oid, self.taker_oid, self.maker_fee, self.taker_fee]
 
-    def _values(self) -> list[Any]:
-        return self.to_list()
+    def __repr__(self) -> str:
+        return _record_repr("Fill", self.to_list())
 
 
-class Cancelled(_Record):
+class Cancelled:
     """An order left the book without filling: by its owner, by STP, IOC remainder, or risk."""
 
     __slots__ = ("market", "oid", "owner", "reason", "remaining")
@@ -77,11 +66,11 @@ class Cancelled(_Record):
     def to_list(self) -> list[Any]:
         return [self.market, self.oid, self.owner, self.remaining, self.reason]
 
-    def _values(self) -> list[Any]:
-        return self.to_list()
+    def __repr__(self) -> str:
+        return _record_repr("Cancelled", self.to_list())
 
 
-class ActionResult(_Record):
+class ActionResult:
     """The outcome of one action (one per batch item)."""
 
     __slots__ = ("code", "filled", "fills", "message", "oid", "resting", "status")
@@ -101,15 +90,15 @@ class ActionResult(_Record):
         return [int(self.code), self.message, self.oid, self.status, self.filled, self.resting,
                 [f.to_list() for f in self.fills]]
 
-    def _values(self) -> list[Any]:
-        return [self.code, self.message, self.oid, self.status, self.filled, self.resting, self.fills]
+    def __repr__(self) -> str:
+        return _record_repr("ActionResult", self.to_list())
 
 
 def rejected(code: Code, message: str) -> ActionResult:
     return ActionResult(code=code, message=message, status="rejected")
 
 
-class Receipt(_Record):
+class Receipt:
     """What one transaction did: its code (the first failing action's, or OK) and the
     result of each action."""
 
@@ -132,5 +121,6 @@ class Receipt(_Record):
         return [self.tx_hash, int(self.code), self.message, self.signer, self.kind,
                 [r.to_list() for r in self.results]]
 
-    def _values(self) -> list[Any]:
-        return [self.tx_hash, self.code, self.message, self.signer, self.kind, self.results]
+    def __repr__(self) -> str:
+        return _record_repr("Receipt", self.to_list())
+
