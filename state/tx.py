@@ -28,6 +28,7 @@ from state.keys import (
     PUBKEY_LEN,
     SIG_LEN,
     PrivateKey,
+    SigItem,
     address_of,
     signing_message,
     verify,
@@ -356,11 +357,12 @@ class SignedTx:
         return self.raw[1:-(SIG_LEN + 2)]
 
     def verify_signature(self, chain_id: str) -> bool:
-        return verify(self.pubkey, signing_message(DOMAIN_TX, chain_id, self.sign_payload()), self.signature)
+        signature, message, pubkey = self.signature_item(chain_id)
+        return verify(pubkey, message, signature)
 
-    def signature_item(self, chain_id: str) -> tuple[bytes, bytes, bytes]:
-        """(signature, signed message, public key): what ``verify_signature`` checks, for
-        batch verifiers (``state.machine.decode_verified_many``)."""
+    def signature_item(self, chain_id: str) -> SigItem:
+        """(signature, signed message, public key): what ``verify_signature`` checks, and
+        what batch verifiers are handed (``state.machine.decode_verified_many``)."""
         return self.signature, signing_message(DOMAIN_TX, chain_id, self.sign_payload()), self.pubkey
 
 
