@@ -185,8 +185,23 @@ def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: 
     if net < 0:
         net = -net
     if net and size_ppm:
-        req += -(-net * size_ppm * isqrt(net * 10**12 // size_ref) // 10**12)
+        req += size_addon(net, size_ppm, size_ref)
     return req
+
+
+def size_addon(net: int, size_ppm: int, size_ref: int) -> int:
+    """``ceil(net * size_ppm * isqrt(net * 10**12 // size_ref) / 10**12)``, computed so its
+    intermediates stay within a machine word for any realistic notional (compiled, a
+    product past 2**62 falls back to arbitrary-precision arithmetic, ~10x slower): the
+    reference usually divides 10**12, and the final product is split at 10**12."""
+    if 10**12 % size_ref == 0:
+        root = isqrt(net * (10**12 // size_ref))
+    else:
+        root = isqrt(net * 10**12 // size_ref)
+    scaled = net * size_ppm
+    whole = scaled // 10**12
+    part = scaled - whole * 10**12
+    return whole * root + -(-part * root // 10**12)
 
 
 def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:
@@ -214,6 +229,38 @@ def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tu
     if is_perp:
         return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
     return u, v, 0, (gain if gain < 0 else 0) - cost, notional - cost
+
+
+class _Underlying:
+    """One underlying's sums inside one ``assess`` call: spot value ``ns``, net perp value
+    ``p``, gross perp value ``pg``, and what filling every bid (``b*``) or every ask (``a*``)
+    on it would change (spot, perp, gross perp, equity).
+
+    Why a class rather than the dicts of lists this used to be: compiled, its int fields are
+    stored unboxed, so the per-leg additions do not allocate; that was a third of ``assess``."""
+
+    __slots__ = ("a_eq", "a_gross", "a_perp", "a_spot", "b_eq", "b_gross", "b_perp", "b_spot", "legs", "ns", "p", "pg")
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.p = 0
+        self.pg = 0
+        self.b_spot = 0
+        self.b_perp = 0
+        self.b_gross = 0
+        self.b_eq = 0
+        self.a_spot = 0
+        self.a_perp = 0
+        self.a_gross = 0
+        self.a_eq = 0
+        self.legs = False  # an open (or added) order leg is on this underlying
+
+
+def _underlying(under: list[_Underlying | None], u: int) -> _Underlying:
+    got = under[u]
+    if got is None:
+        got = under[u] = _Underlying()
+    return got
 
 
 def assess(
@@ -249,23 +296,23 @@ def assess(
     if leg0 is not None:
         info = minfo[leg0[0]]
         hint = (leg0[0], info[4] * (leg0[3] // max(1, leg0[2] * info[5])))
-    spot: dict[int, int] = {}
-    perp: dict[int, list[int]] = {}
+    # an underlying is present (not None) once a spot value, a perp leg or an order leg is on it
+    under: list[_Underlying | None] = [None] * len(unit_of)
     equity = 0
     addon_value = 0  # debt value * rate, summed (ppm-year scaled)
     gross = 0
+    debt_value = 0
     liab = False
     usdc = 0
     scaled = acct.scaled
     idle = acct.idle
-    assets = scaled.keys() | idle.keys()
-    if d_balance is not None:
-        assets.add(d_balance[0])
-    if d_debt is not None:
-        assets.add(d_debt[0])
-    for a in assets:
+    bal_asset = d_balance[0] if d_balance is not None else -1
+    debt_asset = d_debt[0] if d_debt is not None else -1
+    for a in range(len(unit_of)):
         sh = scaled.get(a, 0)
         real = idle.get(a, 0)
+        if not sh and not real and a != bal_asset and a != debt_asset:
+            continue  # (an entry holding zero changes nothing below)
         pool = pools[a]
         debt = 0
         if sh > 0:
@@ -273,12 +320,12 @@ def assess(
         elif sh < 0:
             debt = (-sh * pool.borrow_index + ONE - 1) // ONE
             real -= debt
-        if d_balance is not None and d_balance[0] == a:
+        if a == bal_asset and d_balance is not None:
             real += d_balance[1]
             if real < -debt:
                 debt = -real
         extra = 0
-        if d_debt is not None and d_debt[0] == a:
+        if a == debt_asset and d_debt is not None:
             extra = d_debt[1]
             debt += extra
         rate = 0
@@ -292,7 +339,7 @@ def assess(
             equity += real
             if debt:
                 addon_value += debt * rate
-                res.debt_value += debt
+                debt_value += debt
             continue
         if not real and not debt:
             continue
@@ -301,14 +348,15 @@ def assess(
         v = real * px // unit if real >= 0 else -((-real * px + unit - 1) // unit)
         equity += v
         if v:
-            spot[a] = v
+            _underlying(under, a).ns = v
             gross += v if v > 0 else -v
             if detail:
                 res.sources.append((a, px, abs(v)))
         if debt:
             dv = (debt * px + unit - 1) // unit
             addon_value += dv * rate
-            res.debt_value += dv
+            debt_value += dv
+    res.debt_value = debt_value
     perp_gross = 0
     for m, pos in acct.positions.items():
         size = pos.size
@@ -325,12 +373,9 @@ def assess(
         entry = pos.entry_notional if size > 0 else -pos.entry_notional
         equity += v - entry - size * (ex.mstate[m].funding_index - pos.funding_index)
         av = v if v > 0 else -v
-        agg = perp.get(u)
-        if agg is None:
-            perp[u] = [v, av]
-        else:
-            agg[0] += v
-            agg[1] += av
+        agg = _underlying(under, u)
+        agg.p += v
+        agg.pg += av
         perp_gross += av
         if detail:
             res.sources.append((1000 + m, px, av))
@@ -342,17 +387,19 @@ def assess(
         u, dsv, dpv, dv, du = _leg_effect(ex, fill, hint)
         equity += dv
         usdc += du
+        short_spot = False
         if dsv:
-            spot[u] = spot.get(u, 0) + dsv
+            agg = _underlying(under, u)
+            agg.ns += dsv
+            short_spot = agg.ns < 0
         if dpv:
-            agg = perp.setdefault(u, [0, 0])
-            agg[0] += dpv
-            agg[1] += abs(dpv)
+            agg = _underlying(under, u)
+            agg.p += dpv
+            agg.pg += dpv if dpv > 0 else -dpv
             liab = True
-        if usdc < 0 or (dsv and spot[u] < 0):
+        if usdc < 0 or short_spot:
             liab = True
-    # open orders at their worst case: per underlying, (d spot, d perp, d gross, d equity) if all bids / asks fill
-    cases: dict[int, list[list[int]]] = {}
+    # open orders at their worst case: per underlying, what filling all its bids / all its asks does
     if orders and (acct.orders or add is not None):
         legs: list[OrderLeg] = []
         for m, (bl, bn, al, an) in acct.orders.items():
@@ -377,14 +424,18 @@ def assess(
                 if leg_px[leg[0]]:  # priced by the block's leg price, not a per-call fallback
                     leg_memo[leg] = effect
             u, dsv, dpv, dv, du = effect
-            sides = cases.get(u)
-            if sides is None:
-                sides = cases[u] = [[0, 0, 0, 0], [0, 0, 0, 0]]
-            side = sides[0 if leg[1] else 1]
-            side[0] += dsv
-            side[1] += dpv
-            side[2] += dpv if dpv > 0 else -dpv
-            side[3] += dv
+            agg = _underlying(under, u)
+            agg.legs = True
+            if leg[1]:
+                agg.b_spot += dsv
+                agg.b_perp += dpv
+                agg.b_gross += dpv if dpv > 0 else -dpv
+                agg.b_eq += dv
+            else:
+                agg.a_spot += dsv
+                agg.a_perp += dpv
+                agg.a_gross += dpv if dpv > 0 else -dpv
+                agg.a_eq += dv
             if dpv:
                 liab = True
             elif leg[1]:
@@ -392,24 +443,29 @@ def assess(
         if spend > max(usdc, 0):
             liab = True
         if not liab:
-            for u, (_bids, asks) in cases.items():
-                if spot.get(u, 0) + asks[0] < 0:  # asks beyond the balance: a short sale
-                    liab = True
+            for agg_or_none in under:
+                if agg_or_none is not None and agg_or_none.legs and agg_or_none.ns + agg_or_none.a_spot < 0:
+                    liab = True  # asks beyond the balance: a short sale
     res.equity = equity
     res.liabilities = liab
     if not liab:
         return res
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
-    for u in spot.keys() | perp.keys() | cases.keys():
-        ns = spot.get(u, 0)
-        pagg = perp.get(u)
-        p, pg = (pagg[0], pagg[1]) if pagg is not None else (0, 0)
+    for u in range(len(under)):
+        agg_or_none = under[u]
+        if agg_or_none is None:
+            continue
+        g = agg_or_none
+        ns, p, pg = g.ns, g.p, g.pg
         worst = underlying_requirement(ex, u, ns, p, pg, initial)
-        for side in cases.get(u, ()):
-            if side[0] or side[1] or side[3]:
-                r = underlying_requirement(ex, u, ns + side[0], p + side[1], pg + side[2], initial) - side[3]
-                if r > worst:
-                    worst = r
+        if g.b_spot or g.b_perp or g.b_eq:
+            r = underlying_requirement(ex, u, ns + g.b_spot, p + g.b_perp, pg + g.b_gross, initial) - g.b_eq
+            if r > worst:
+                worst = r
+        if g.a_spot or g.a_perp or g.a_eq:
+            r = underlying_requirement(ex, u, ns + g.a_spot, p + g.a_perp, pg + g.a_gross, initial) - g.a_eq
+            if r > worst:
+                worst = r
         req += worst
         if detail:
             res.underlyings[u] = [ns, p, pg, worst]

@@ -11,6 +11,11 @@ ceil(6e10 * 1000 * 244948 / 1e12) = 14,696,880 and maintenance 7,348,440.
 
 from __future__ import annotations
 
+from math import isqrt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from state import risk
 from state.errors import Code
 from state.tx import Batch, Borrow, PlaceOrder, Tif, Withdraw
@@ -157,3 +162,13 @@ def test_margin_summary_and_liquidation_price() -> None:
     set_prices(c, btc=liq)
     a = mm(c, L)
     assert abs(a.equity - a.requirement) < a.requirement // 1000
+
+
+@given(net=st.one_of(st.integers(1, 10**7), st.integers(1, 10**15), st.integers(1, 10**24)),
+       size_ppm=st.one_of(st.sampled_from([1, 500, 1_000]), st.integers(1, 10**6)),
+       size_ref=st.one_of(st.sampled_from([1, 3, 10**6, 10**12, 7 * 10**11]), st.integers(1, 10**15)))
+def test_size_addon_is_the_documented_formula(net: int, size_ppm: int, size_ref: int) -> None:
+    """The add-on is computed split into word-sized steps; it must equal the plain formula
+    for every notional and parameter, or compiled and interpreted nodes could differ."""
+    want = -(-net * size_ppm * isqrt(net * 10**12 // size_ref) // 10**12)
+    assert risk.size_addon(net, size_ppm, size_ref) == want
