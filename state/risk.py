@@ -445,8 +445,8 @@ def assess(
         if spend > max(usdc, 0):
             liab = True
         if not liab:
-            for agg_or_none in under:
-                if agg_or_none is not None and agg_or_none.legs and agg_or_none.ns + agg_or_none.a_spot < 0:
+            for g in under:
+                if g is not None and g.legs and g.ns + g.a_spot < 0:
                     liab = True  # asks beyond the balance: a short sale
     res.equity = equity
     res.liabilities = liab
@@ -454,10 +454,9 @@ def assess(
         return res
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
     for u in range(len(under)):
-        agg_or_none = under[u]
-        if agg_or_none is None:
+        g = under[u]
+        if g is None:
             continue
-        g = agg_or_none
         ns, p, pg = g.ns, g.p, g.pg
         worst = underlying_requirement(ex, u, ns, p, pg, initial)
         if g.b_spot or g.b_perp or g.b_eq:
