@@ -15,11 +15,16 @@ compares every app hash), so compiled and pure validators can share a chain.
 
 Editable installs never compile the state machine: an extension built next to its source
 would shadow later edits of that source, and a node running stale code forks from the chain.
+
+The compiled build uses a copy of mypyc's C runtime (``lib-rt``) with one function changed,
+``CPyTagged_Multiply``: see ``widen_multiply_fast_path``. ``bench/compiled_tree.py`` runs
+this file (``build_ext --inplace``), so benchmarks and tests compile exactly this way.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -37,6 +42,60 @@ def compiled_modules() -> list[str]:
 
 SIGBATCH = Extension("node._sigbatch", ["node/_sigbatch.c"], optional=True)
 
+# mypyc's inline multiply of two small ints: it takes the fast path only when both
+# operands are in [0, 2**30) and otherwise boxes both into Python ints.
+MULTIPLY_FAST_PATH = """        if (!CPyTagged_IsMultiplyOverflow(left, right)) {
+            return left * CPyTagged_ShortAsSsize_t(right);
+        }"""
+# The same product, kept unboxed whenever it fits a machine word. A small int is stored
+# tagged, as twice its value, so ``left`` (2a) times b is the tagged form of a * b, and
+# every even word is a valid small int: when the multiplication does not overflow the
+# word, the result is exact. When it does, the original slow path runs, as before.
+MULTIPLY_WIDE_FAST_PATH = """        Py_ssize_t product;  /* bookchain: exact overflow check (setup.py) */
+        if (!__builtin_mul_overflow((Py_ssize_t)left, CPyTagged_ShortAsSsize_t(right), &product)) {
+            return (CPyTagged)product;
+        }"""
+
+
+def widen_multiply_fast_path(runtime: str, dest: Path) -> bool:
+    """Copy mypyc's C runtime directory ``runtime`` to ``dest`` and widen its multiply fast
+    path to every product that fits a machine word; returns whether the patch applied.
+
+    Why: mypyc takes its inline multiply only when both operands are in [0, 2**30), so in
+    the compiled state machine every product of a notional, and every product with a
+    negative operand, went through Python's int objects: 10% of the instructions
+    ``apply_block`` executes on the devnet's order flow (callgrind; README, "Compiled
+    build"). The change is one exact overflow test (gcc and clang's
+    ``__builtin_mul_overflow``), so every product is the same number as before. If a mypyc
+    release changes the function, the copy is left as it is: the build is slower, never
+    different."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(runtime, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    header = dest / "CPy.h"
+    text = header.read_text()
+    if text.count(MULTIPLY_FAST_PATH) != 1:
+        print("setup.py: mypyc's CPyTagged_Multiply is not the expected one; building with mypyc's own "
+              "runtime (slower, same results)", file=sys.stderr)
+        return False
+    header.write_text(text.replace(MULTIPLY_FAST_PATH, MULTIPLY_WIDE_FAST_PATH))
+    return True
+
+
+def mypyc_extensions(modules: list[str]) -> list[Extension]:
+    """mypyc's extensions for ``modules`` (paths relative to the current directory), built
+    against the widened runtime copy in ``build/mypyc-runtime``. The generated C includes
+    the runtime's sources (``#include <init.c>``, which includes ``"CPy.h"`` beside it), so
+    the copy replaces mypyc's directory on the include path rather than going before it."""
+    from mypyc.build import include_dir, mypycify
+
+    extensions = mypycify(modules, opt_level="3")
+    runtime = Path("build") / "mypyc-runtime"
+    widen_multiply_fast_path(include_dir(), runtime)
+    for ext in extensions:
+        ext.include_dirs = [str(runtime.resolve()) if d == include_dir() else d for d in ext.include_dirs]
+    return extensions
+
 
 def build_options() -> dict[str, object]:
     """The batch verifier for every build. For a compiled one, also the mypyc modules, and
@@ -49,11 +108,13 @@ def build_options() -> dict[str, object]:
         raise SystemExit("BOOKCHAIN_MYPYC=1 builds a wheel: use `pip install .`, not `pip install -e .` "
                          "(an extension next to its source would shadow later edits)")
     try:
-        from mypyc.build import mypycify
+        import mypyc.build  # noqa: F401
     except ImportError:
         return {"setup_requires": [MYPY], "ext_modules": [SIGBATCH]}
     os.chdir(ROOT)  # mypycify takes paths relative to the project
-    return {"setup_requires": [MYPY], "ext_modules": [SIGBATCH, *mypycify(compiled_modules(), opt_level="3")]}
+    sigbatch = [SIGBATCH] if (ROOT / "node" / "_sigbatch.c").exists() else []  # not in a compiled_tree copy
+    return {"setup_requires": [MYPY], "ext_modules": [*sigbatch, *mypyc_extensions(compiled_modules())]}
 
 
-setup(**build_options())  # type: ignore[arg-type]
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it for the functions above
+    setup(**build_options())  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """Compile a copy of ``state/`` with mypyc, exactly as ``BOOKCHAIN_MYPYC=1 pip install .``
-does, for A/B runs of the benchmarks from this checkout.
+does (it runs the project's ``setup.py`` on the copy), for A/B runs of the benchmarks from
+this checkout.
 
 The compiled install is a wheel in site-packages, and ``python -m bench.…`` run from the
 checkout imports the checkout's ``state/`` first (``-m`` puts the current directory ahead
@@ -18,6 +19,7 @@ builds with this.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -46,9 +48,11 @@ def compile_tree(dest: Path) -> list[Path]:
         shutil.rmtree(dest / "state")
     shutil.copytree(ROOT / "state", dest / "state", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     shutil.copy(ROOT / "pyproject.toml", dest)
+    shutil.copy(ROOT / "setup.py", dest)
     modules = compiled_modules()
-    done = subprocess.run([sys.executable, "-m", "mypyc", *modules], cwd=dest, capture_output=True, text=True,
-                          timeout=900)
+    env = {**os.environ, "BOOKCHAIN_MYPYC": "1"}
+    done = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=dest, env=env,
+                          capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError("mypyc failed:\n" + done.stdout[-3000:] + done.stderr[-3000:])
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
