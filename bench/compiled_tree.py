@@ -19,21 +19,32 @@ builds with this.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def project_setup() -> ModuleType:
+    """The project's ``setup.py`` as a module, for its build functions (its ``setup()``
+    call only runs when the file is run as a script)."""
+    spec = importlib.util.spec_from_file_location("bookchain_setup", ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compiled_modules() -> list[str]:
     """The modules setup.py compiles (``[tool.bookchain.mypyc]`` in pyproject.toml)."""
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        return list(tomllib.load(f)["tool"]["bookchain"]["mypyc"]["modules"])
+    modules: list[str] = project_setup().compiled_modules()
+    return modules
 
 
 def can_compile() -> bool:

@@ -11,7 +11,6 @@ mypyc's small-int range (|x| < 2**62) and of the word, and on random pairs.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.compiled_tree import can_compile
+from bench.compiled_tree import can_compile, project_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = 2**62  # mypyc keeps ints in [-2**62, 2**62) unboxed ("short", stored as twice the value)
@@ -37,22 +36,13 @@ def mul_by_million(a: int) -> int:
 '''
 
 BUILD = '''
-import importlib.util, sys
+import sys
+sys.path.insert(0, {root!r})
 from setuptools import setup
-spec = importlib.util.spec_from_file_location("bookchain_setup", {setup!r})
-project = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(project)
-setup(name="probe", ext_modules=project.mypyc_extensions(["bookchain_mulprobe.py"]),
+from bench.compiled_tree import project_setup
+setup(name="probe", ext_modules=project_setup().mypyc_extensions(["bookchain_mulprobe.py"]),
       script_args=["build_ext", "--inplace"])
 '''
-
-
-def project_setup() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bookchain_setup", ROOT / "setup.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the guard keeps setup() itself from running
-    return module
 
 
 def test_the_patch_applies_to_the_installed_mypyc(tmp_path: Path) -> None:
@@ -74,7 +64,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         pytest.skip("no C compiler or Python headers on this machine")
     where = tmp_path_factory.mktemp("mulprobe")
     (where / "bookchain_mulprobe.py").write_text(PROBE)
-    (where / "build_probe.py").write_text(BUILD.format(setup=str(ROOT / "setup.py")))
+    (where / "build_probe.py").write_text(BUILD.format(root=str(ROOT)))
     subprocess.run([sys.executable, "build_probe.py"], cwd=where, capture_output=True, text=True, timeout=600,
                    check=True)
     sys.path.insert(0, str(where))
