@@ -1,5 +1,6 @@
-"""The batch verifier answers exactly what ``state.keys.verify`` answers, one by one, and
-``decode_verified_many`` exactly what ``decode_verified`` does (codes included)."""
+"""The batch verifier answers exactly what ``state.keys.verify`` answers, one by one (the
+chain's rule, state/sigrule.py), and ``decode_verified_many`` exactly what
+``decode_verified`` does (codes included)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from state.errors import Code, TxError
 from state.keys import DOMAIN_TX, PrivateKey, signing_message, verify_each
 from state.machine import decode_verified_many
 from state.tx import PlaceOrder, SignedTx, Tif, sign_tx
+from tests.state.sigvectors import vectors
 
 KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
 CHAIN = "sigbatch-test"
@@ -65,6 +67,57 @@ def test_valid_and_invalid_in_one_batch() -> None:
     bad = [(s, m + b"!", p) for s, m, p in good[:50]]
     assert sigbatch.verify_many(good + bad) == [True] * 100 + [False] * 50
     assert sigbatch.verify_many([]) == []
+
+
+EDGES = vectors(7) + vectors(8)
+
+
+@pytest.mark.parametrize("edge", EDGES, ids=lambda v: v.name)
+def test_edge_vectors_alone_and_among_honest_signatures(edge) -> None:  # type: ignore[no-untyped-def]
+    """Alone (the single-signature equation) and at each position of a batch of honest
+    signatures (the batch equation, then the per-signature fallback when it fails)."""
+    item = (edge.signature, edge.message, edge.pubkey)
+    assert sigbatch.verify_many([item]) == [edge.rule]
+    honest = [_valid(i, b"m%d" % i) for i in range(9)]
+    for position in (0, 4, 9):
+        batch = [*honest[:position], item, *honest[position:]]
+        assert sigbatch.verify_many(batch) == [True] * position + [edge.rule] + [True] * (9 - position)
+
+
+def test_a_batch_of_signatures_valid_only_after_the_cofactor_passes_whole() -> None:
+    """Signatures with a small-order component in A or R, several per batch: the batch
+    equation (not the fallback) has to accept them, so their torsion must cancel under [8]."""
+    accepted = [(v.signature, v.message, v.pubkey) for v in EDGES if v.rule]
+    honest = [_valid(i, os.urandom(40)) for i in range(20)]
+    batch = accepted * 3 + honest + accepted
+    assert sigbatch.verify_many(batch) == [True] * len(batch) == verify_each(batch)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(range(len(EDGES))), st.integers(0, 3)), max_size=80))
+def test_mixed_batches_match_the_rule(picks: list[tuple[int, int]]) -> None:
+    items = []
+    for edge_index, honest_count in picks:
+        edge = EDGES[edge_index]
+        items.append((edge.signature, edge.message, edge.pubkey))
+        items.extend(_valid(j, b"%d" % j) for j in range(honest_count))
+    expected = [EDGES[e].rule for e, _ in picks]
+    got = sigbatch.verify_many(items)
+    assert got == verify_each(items)
+    position = 0
+    for (_, honest_count), want in zip(picks, expected, strict=True):
+        assert got[position] is want and all(got[position + 1: position + 1 + honest_count])
+        position += 1 + honest_count
+
+
+def test_batches_longer_than_one_multiplication() -> None:
+    """The native verifier checks 64 signatures per multi-scalar multiplication: a bad
+    one in the second chunk must not affect the first or the third."""
+    items = [_valid(i, b"long %d" % i) for i in range(200)]
+    items[100] = (items[100][0], b"changed", items[100][2])
+    expected = [True] * 200
+    expected[100] = False
+    assert sigbatch.verify_many(items) == expected
 
 
 def test_the_native_batch_refuses_malformed_items_instead_of_crashing() -> None:
