@@ -259,45 +259,35 @@ static void ge_to_cached(ge_cached *c, const ge_p3 *p) {
     fe_mul(&c->T2d, &p->T, &FE_D2);
 }
 
-/* r = p + q (RFC 8032's addition for a = -1 with k = 2d; complete on this curve) */
-static void ge_add(ge_p3 *r, const ge_p3 *p, const ge_cached *q) {
+/* r = p + q, or p - q when subtract is set (RFC 8032's addition for a = -1 with k = 2d;
+ * complete on this curve). -q = (-x, y): its cached form swaps Y+X and Y-X and negates
+ * 2dT, which swaps the roles of D - C and D + C. */
+static void ge_add_or_sub(ge_p3 *r, const ge_p3 *p, const ge_cached *q, int subtract) {
     fe a, b, c, d, e, f, g, h;
     fe_sub(&a, &p->Y, &p->X);
-    fe_mul(&a, &a, &q->YmX);
+    fe_mul(&a, &a, subtract ? &q->YpX : &q->YmX);
     fe_add(&b, &p->Y, &p->X);
-    fe_mul(&b, &b, &q->YpX);
+    fe_mul(&b, &b, subtract ? &q->YmX : &q->YpX);
     fe_mul(&c, &p->T, &q->T2d);
     fe_mul(&d, &p->Z, &q->Z);
     fe_add(&d, &d, &d);
     fe_sub(&e, &b, &a);
-    fe_sub(&f, &d, &c);
-    fe_add(&g, &d, &c);
     fe_add(&h, &b, &a);
+    if (subtract) {
+        fe_add(&f, &d, &c);
+        fe_sub(&g, &d, &c);
+    } else {
+        fe_sub(&f, &d, &c);
+        fe_add(&g, &d, &c);
+    }
     fe_mul(&r->X, &e, &f);
     fe_mul(&r->Y, &g, &h);
     fe_mul(&r->T, &e, &h);
     fe_mul(&r->Z, &f, &g);
 }
 
-/* r = p - q: the addition with -q = (-x, y), whose cached form swaps Y+X and Y-X and
- * negates 2dT. */
-static void ge_sub(ge_p3 *r, const ge_p3 *p, const ge_cached *q) {
-    fe a, b, c, d, e, f, g, h;
-    fe_sub(&a, &p->Y, &p->X);
-    fe_mul(&a, &a, &q->YpX);
-    fe_add(&b, &p->Y, &p->X);
-    fe_mul(&b, &b, &q->YmX);
-    fe_mul(&c, &p->T, &q->T2d);
-    fe_mul(&d, &p->Z, &q->Z);
-    fe_add(&d, &d, &d);
-    fe_sub(&e, &b, &a);
-    fe_add(&f, &d, &c);
-    fe_sub(&g, &d, &c);
-    fe_add(&h, &b, &a);
-    fe_mul(&r->X, &e, &f);
-    fe_mul(&r->Y, &g, &h);
-    fe_mul(&r->T, &e, &h);
-    fe_mul(&r->Z, &f, &g);
+static void ge_add(ge_p3 *r, const ge_p3 *p, const ge_cached *q) {
+    ge_add_or_sub(r, p, q, 0);
 }
 
 /* r = 2p (RFC 8032's doubling for a = -1) */
@@ -449,7 +439,7 @@ static void msm(ge_p3 *out, const msm_term *terms, size_t n) {
             if (d > 0)
                 ge_add(out, out, &terms[j].table[d >> 1]);
             else if (d < 0)
-                ge_sub(out, out, &terms[j].table[(-d) >> 1]);
+                ge_add_or_sub(out, out, &terms[j].table[(-d) >> 1], 1);
         }
     }
 }
