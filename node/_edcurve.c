@@ -309,15 +309,19 @@ static void ge_dbl(ge_p3 *r, const ge_p3 *p) {
     fe_mul(&r->Z, &f, &g);
 }
 
-/* [8]p is the identity: the point has small order (p is on the curve, whose group has
- * order 8L; an order-16 point does not exist, so X = 0 after three doublings means the
- * identity). */
-static int ge_has_small_order(const ge_p3 *p) {
+static int ge_is_identity(const ge_p3 *p) {
+    fe y_minus_z;
+    fe_sub(&y_minus_z, &p->Y, &p->Z);
+    return fe_iszero(&p->X) && fe_iszero(&y_minus_z);
+}
+
+/* [8]p is the identity: p is 0 after the cofactor. */
+static int ge_is_identity_times_8(const ge_p3 *p) {
     ge_p3 t;
     ge_dbl(&t, p);
     ge_dbl(&t, &t);
     ge_dbl(&t, &t);
-    return fe_iszero(&t.X);
+    return ge_is_identity(&t);
 }
 
 /* y < p, as a 255-bit little-endian number (the sign bit is not part of y). */
@@ -364,9 +368,12 @@ static int ge_frombytes(ge_p3 *h, const unsigned char s[32]) {
         fe_mul(&h->X, &h->X, &FE_SQRTM1);
     }
     int sign = s[31] >> 7;
-    if (fe_iszero(&h->X)) {
+    unsigned char x[32], x_bits = 0;
+    fe_tobytes(x, &h->X);
+    for (int i = 0; i < 32; i++) x_bits |= x[i];
+    if (x_bits == 0) {
         if (sign) return -1;
-    } else if (fe_isodd(&h->X) != sign) {
+    } else if ((x[0] & 1) != sign) {
         fe_neg(&h->X, &h->X);
     }
     fe_mul(&h->T, &h->X, &h->Y);
@@ -501,8 +508,9 @@ static int prepare(prepared *p, const edc_item *item, unsigned char *scratch, si
     unsigned char digest[64];
     if (sig == NULL || !scalar_is_canonical(sig + 32)) return -1;
     int cached = key_cache_get(item->pk, p->a_table);
-    if (!cached && (ge_frombytes(&A, item->pk) != 0 || ge_has_small_order(&A))) return -1;
-    if (ge_frombytes(&R, sig) != 0 || ge_has_small_order(&R)) return -1;
+    /* small order: [8]P = 0 */
+    if (!cached && (ge_frombytes(&A, item->pk) != 0 || ge_is_identity_times_8(&A))) return -1;
+    if (ge_frombytes(&R, sig) != 0 || ge_is_identity_times_8(&R)) return -1;
     if (64 + item->len > scratch_len) return -1; /* the caller sizes scratch for the longest */
     memcpy(scratch, sig, 32);
     memcpy(scratch + 32, item->pk, 32);
@@ -515,16 +523,6 @@ static int prepare(prepared *p, const edc_item *item, unsigned char *scratch, si
         key_cache_put(item->pk, p->a_table);
     }
     return 0;
-}
-
-static int is_identity_times_8(const ge_p3 *p) {
-    ge_p3 t;
-    ge_dbl(&t, p);
-    ge_dbl(&t, &t);
-    ge_dbl(&t, &t);
-    fe y_minus_z;
-    fe_sub(&y_minus_z, &t.Y, &t.Z);
-    return fe_iszero(&t.X) && fe_iszero(&y_minus_z);
 }
 
 /* The equation for the prepared signatures idx[0..n) with weights z (16 bytes each; NULL
@@ -553,7 +551,7 @@ static int check_equation(prepared *const *ps, const unsigned char *const *sigs,
     scalar_naf(terms[2 * n].naf, neg);
     ge_p3 sum;
     msm(&sum, terms, 2 * n + 1);
-    return is_identity_times_8(&sum);
+    return ge_is_identity_times_8(&sum);
 }
 
 /* 16-byte weights for n signatures: SHA-512 of the batch's R, A, S and k, then of that
@@ -577,23 +575,24 @@ static void derive_weights(unsigned char *z, prepared *const *ps, const unsigned
 }
 
 int edc_verify_many(const edc_item *items, size_t n, unsigned char *out) {
-    if (!READY) return -1;
+    if (!READY) return EDC_NOT_READY;
     size_t longest = 0;
     for (size_t i = 0; i < n; i++)
         if (items[i].sig != NULL && items[i].len > longest) longest = items[i].len;
-    size_t batch = n < BATCH_MAX ? n : BATCH_MAX;
-    prepared *pool = malloc(sizeof(prepared) * (batch ? batch : 1));
-    prepared **ps = malloc(sizeof(prepared *) * (batch ? batch : 1));
-    const unsigned char **sigs = malloc(sizeof(unsigned char *) * (batch ? batch : 1));
-    const unsigned char **pks = malloc(sizeof(unsigned char *) * (batch ? batch : 1));
-    size_t *index = malloc(sizeof(size_t) * (batch ? batch : 1));
+    size_t batch = n == 0 ? 1 : n < BATCH_MAX ? n : BATCH_MAX; /* signatures per chunk */
+    prepared *pool = malloc(sizeof(prepared) * batch);
+    prepared **ps = malloc(sizeof(prepared *) * batch);
+    const unsigned char **sigs = malloc(sizeof(unsigned char *) * batch);
+    const unsigned char **pks = malloc(sizeof(unsigned char *) * batch);
+    size_t *index = malloc(sizeof(size_t) * batch);
     msm_term *terms = malloc(sizeof(msm_term) * (2 * batch + 1));
-    unsigned char *z = malloc(16 * (batch ? batch : 1));
+    unsigned char *z = malloc(16 * batch);
+    /* holds R || A || M for one signature, then R || S || A || k for the whole chunk */
     size_t scratch_len = 64 + longest > 128 * batch ? 64 + longest : 128 * batch;
-    unsigned char *scratch = malloc(scratch_len ? scratch_len : 1);
+    unsigned char *scratch = malloc(scratch_len);
     int status = 0;
     if (!pool || !ps || !sigs || !pks || !index || !terms || !z || !scratch) {
-        status = -1;
+        status = EDC_NO_MEMORY;
         goto done;
     }
     for (size_t start = 0; start < n; start += BATCH_MAX) {
@@ -667,9 +666,7 @@ int edc_init(const edc_sodium *fns) {
     ge_p3 lb;
     msm(&lb, term, 1);
     free(term);
-    fe y_minus_z;
-    fe_sub(&y_minus_z, &lb.Y, &lb.Z);
-    if (!fe_iszero(&lb.X) || !fe_iszero(&y_minus_z)) return -1;
+    if (!ge_is_identity(&lb)) return -1;
     READY = 1;
     return 0;
 }

@@ -28,9 +28,12 @@ typedef struct {
  * edc_verify_many. */
 int edc_init(const edc_sodium *fns);
 
+#define EDC_NO_MEMORY (-1)
+#define EDC_NOT_READY (-2) /* edc_init has not succeeded */
+
 /* out[i] = 1 when items[i] is valid under the rule, 0 otherwise. Thread-safe after
- * edc_init; does not touch Python objects. Returns -1 when memory runs out (out is then
- * undefined), 0 otherwise. */
+ * edc_init; does not touch Python objects. Returns 0, or EDC_NO_MEMORY / EDC_NOT_READY
+ * (out is then undefined). */
 int edc_verify_many(const edc_item *items, size_t n, unsigned char *out);
 
 #endif

@@ -20,8 +20,6 @@
 #define SIG_LEN 64
 #define PUBKEY_LEN 32
 
-static int configured = 0;
-
 /* configure(sha512, scalar_reduce, scalar_mul, scalar_add, scalar_negate): addresses of
  * libsodium's crypto_hash_sha512 and crypto_core_ed25519_scalar_* functions. */
 static PyObject *configure(PyObject *self, PyObject *args) {
@@ -46,7 +44,6 @@ static PyObject *configure(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "ed25519 constants failed their self-check");
         return NULL;
     }
-    configured = 1;
     Py_RETURN_NONE;
 }
 
@@ -56,10 +53,6 @@ static PyObject *configure(PyObject *self, PyObject *args) {
  * state.keys.verify. */
 static PyObject *verify_many(PyObject *self, PyObject *items) {
     (void)self;
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "node._sigbatch.configure() has not run");
-        return NULL;
-    }
     /* A private tuple: its items (tuples of bytes, immutable) stay alive and unchanged
      * while the GIL is released, whatever other threads do with the caller's list. */
     PyObject *held = PySequence_Tuple(items);
@@ -104,6 +97,11 @@ static PyObject *verify_many(PyObject *self, PyObject *items) {
     Py_END_ALLOW_THREADS
     PyMem_Free(jobs);
     Py_DECREF(held);
+    if (status == EDC_NOT_READY) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_RuntimeError, "node._sigbatch.configure() has not run");
+        return NULL;
+    }
     if (status != 0) {
         Py_DECREF(out);
         return PyErr_NoMemory();

@@ -12,9 +12,9 @@ runs Python): per-call verification took 103 µs of CPU per signature instead of
 checks it with the GIL released once, and checks it as a batch: one multi-scalar
 multiplication for up to 64 signatures (node/_edcurve.c), under the chain's signature rule
 (state/sigrule.py, the cofactored equation that makes batching sound). Measured on the
-2-core machine: ~17.5 µs per signature against libsodium's ~41 µs one at a time. A batch
-that fails is re-checked one signature at a time, so one bad signature never fails a good
-one. The extension takes libsodium's SHA-512 and scalar arithmetic from the libsodium
+2-core machine: ~14 µs per signature (17.5 when every key is new) against libsodium's
+~41 µs one at a time. A batch that fails is re-checked one signature at a time, so one bad
+signature never fails a good one. The extension takes libsodium's SHA-512 and scalar arithmetic from the libsodium
 PyNaCl loaded. It is built at install when a C compiler is present; without it,
 ``verify_many`` falls back to ``state.keys.verify_each``, which gives the same answers one
 call at a time (tests compare them on honest, forged and crafted signatures).
