@@ -74,11 +74,9 @@ def vectors(seed: int = 7) -> list[Vector]:
     pk, sig = _sign_with(secret, nonce, a0, add(r0, t8), message)
     out.append(Vector("torsion_in_R", pk, message, sig, True, False))
 
-    # R off by a prime-order point: invalid under both equations.
+    # R off by a prime-order point: [S]B - [k]A - R = -B, invalid under both equations.
     pk, sig = _sign_with(secret, nonce, a0, add(r0, BASE), message)
-    bad_r = add(r0, BASE)
-    s = int.from_bytes(sig[32:], "little")
-    out.append(Vector("wrong_R", pk, message, encode_point(bad_r) + s.to_bytes(32, "little"), False, False))
+    out.append(Vector("wrong_R", pk, message, sig, False, False))
 
     # S + L encodes the same scalar, not canonically.
     pk, sig = _sign_with(secret, nonce, a0, r0, message)
