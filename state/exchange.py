@@ -23,6 +23,10 @@ from state.watch import Watch
 _BLANK_MARKET = MarketState().record()
 
 
+def _group_prefix(group: tuple[bytes, list[tuple[bytes, bytes | None]]]) -> bytes:
+    return group[0]
+
+
 class Exchange:
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
@@ -173,32 +177,48 @@ class Exchange:
         return records.encode_record([self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch])
 
     def collect_writes(self) -> list[tuple[bytes, bytes | None]]:
-        """The sorted write set of everything touched since the last call (None deletes)."""
-        writes: dict[bytes, bytes | None] = {}
+        """The sorted write set of everything touched since the last call (None deletes).
+
+        Built in key order rather than sorted afterwards: each record kind is one key prefix,
+        the kinds are emitted in prefix order, and inside a kind the identities are sorted
+        natively (addresses as bytes, order ids and market/asset ids as ints, whose big-endian
+        key bytes sort the same way). Sorting the (key, value) pairs of a block compared each
+        pair twice over (equality, then order), ~5% of ``apply_block``."""
         encode = records.record_encoder()  # one Packer for the block (see record_encoder)
-        for addr in self._dirty_accounts:
-            acct = self.accounts[addr]
-            writes[records.account_key(addr)] = None if acct.is_empty() else encode(acct.record())
-        for oid, order in self._dirty_orders.items():
-            writes[records.order_key(oid)] = None if order is None or not order.live else encode(order.record())
-        for addr in self._dirty_nonces:
-            writes[records.nonce_key(addr)] = encode(self.nonces[addr])
-        for m in self._dirty_markets:
-            writes[records.market_key(m)] = self._market_record(m) if self._market_is_set(m) else None
-        for a in self.pools.dirty:
-            pool = self.pools[a]
-            writes[records.pool_key(a)] = None if pool.is_default() else encode(pool.record())
-        for key in self._dirty_oracle:
-            sub = self.oracle_subs.get(key)
-            writes[records.oracle_key(*key)] = encode(sub) if sub is not None else None
-        writes[records.COUNTERS_KEY] = self._counters_record()
+        accounts, orders_out = self.accounts, []
+        groups: list[tuple[bytes, list[tuple[bytes, bytes | None]]]] = []
+        out: list[tuple[bytes, bytes | None]] = []
+        for addr in sorted(self._dirty_accounts):
+            acct = accounts[addr]
+            out.append((records.account_key(addr), None if acct.is_empty() else encode(acct.record())))
+        groups.append((records.ACCOUNT, out))
+        groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
+        groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)
+                                        for m in sorted(self._dirty_markets)]))
+        groups.append((records.NONCE, [(records.nonce_key(addr), encode(self.nonces[addr]))
+                                       for addr in sorted(self._dirty_nonces)]))
+        dirty_orders = self._dirty_orders
+        for oid in sorted(dirty_orders):
+            order = dirty_orders[oid]
+            orders_out.append((records.order_key(oid), None if order is None or not order.live else encode(order.record())))
+        groups.append((records.ORDER, orders_out))
+        pools = self.pools
+        groups.append((records.POOL, [(records.pool_key(a), None if pools[a].is_default() else encode(pools[a].record()))
+                                      for a in sorted(pools.dirty)]))
+        subs = self.oracle_subs
+        groups.append((records.ORACLE, [(records.oracle_key(*key), encode(subs[key]) if key in subs else None)
+                                        for key in sorted(self._dirty_oracle)]))
+        groups.sort(key=_group_prefix)
         self._dirty_accounts.clear()
         self._dirty_orders.clear()
         self._dirty_nonces.clear()
         self._dirty_markets.clear()
         self._dirty_oracle.clear()
-        self.pools.dirty.clear()
-        return sorted(writes.items())
+        pools.dirty.clear()
+        writes: list[tuple[bytes, bytes | None]] = []
+        for _prefix, group in groups:
+            writes.extend(group)
+        return writes
 
     def snapshot_records(self) -> list[tuple[bytes, bytes]]:
         """Every record of the current state, sorted by key: exactly what the store holds
