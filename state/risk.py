@@ -178,10 +178,9 @@ def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: 
         h, pr, sr = 0, p, ns
     ap = p if p >= 0 else -p
     h += (pg - ap) // 2
-    # residual perp moves by S, residual spot by 1 - haircut: scenario_loss(shock * pr + cut * sr)
-    req = scenario_loss_of(shock, pr, cut, sr)
+    req = scenario_loss(shock * pr + cut * sr)  # residual perp moves by S, residual spot by 1 - haircut
     if h:
-        req += ppm_ceil(h, hedge_ppm)
+        req += -(-h * hedge_ppm // PPM)
     net = ns + p
     if net < 0:
         net = -net
@@ -190,48 +189,20 @@ def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: 
     return req
 
 
-# Word-sized arithmetic. Notionals reach 10**15 micro-USDC and rates 10**6 ppm, so the plain
-# products (~10**21) exceed a machine word: CPython and the compiled build then switch to
-# arbitrary-precision numbers, several times slower to multiply and divide. These helpers
-# split an operand at PPM (or 10**6) so every intermediate stays below 2**62 for notionals
-# up to ~10**15; they are exact for all integers (tests/state/test_margin.py checks each
-# against its plain formula), so only their speed depends on the magnitudes.
-def ppm_ceil(x: int, ppm: int) -> int:
-    """``ceil(x * ppm / PPM)``: x = q * PPM + r, so x * ppm / PPM = q * ppm + r * ppm / PPM."""
-    q = x // PPM
-    return q * ppm + -(-(x - q * PPM) * ppm // PPM)
-
-
-def scenario_loss_of(shock: int, pr: int, cut: int, sr: int) -> int:
-    """``scenario_loss(shock * pr + cut * sr)`` = ceil(|X| / PPM) for X = shock * pr + cut * sr.
-    With pr, sr split at PPM, X = PPM * q + r (0 <= r < PPM) where q and r come from the
-    parts; X >= 0 exactly when q >= 0, and then ceil(X / PPM) = q + (r > 0), else -q."""
-    qp = pr // PPM
-    qs = sr // PPM
-    low = shock * (pr - qp * PPM) + cut * (sr - qs * PPM)
-    lq = low // PPM
-    q = shock * qp + cut * qs + lq
-    if q >= 0:
-        return q + 1 if low - lq * PPM else q
-    return -q
-
-
 def size_addon(net: int, size_ppm: int, size_ref: int) -> int:
-    """``ceil(net * size_ppm * isqrt(net * 10**12 // size_ref) / 10**12)`` in word-sized
-    steps: the reference usually divides 10**12, and the final product (up to ~10**25) is
-    split at 10**12 and again at 10**6."""
+    """``ceil(net * size_ppm * isqrt(net * 10**12 // size_ref) / 10**12)``, computed in
+    steps that stay below 2**62 for notionals up to about 10**13 (the plain formula's
+    ``net * 10**12`` alone is ~10**25, an arbitrary-precision number several times slower
+    to multiply and divide): the reference usually divides 10**12, and the final product
+    is split at 10**12. ``tests/state/test_margin.py`` checks it equals the formula."""
     if 10**12 % size_ref == 0:
         root = isqrt(net * (10**12 // size_ref))
     else:
         root = isqrt(net * 10**12 // size_ref)
     scaled = net * size_ppm
     whole = scaled // 10**12
-    part = scaled - whole * 10**12  # < 10**12; part * root = (hi * 10**6 + lo) * root
-    hi = part // 10**6
-    t = hi * root  # part * root = t * 10**6 + (part - hi * 10**6) * root
-    t_hi = t // 10**6
-    rest = (t - t_hi * 10**6) * 10**6 + (part - hi * 10**6) * root
-    return whole * root + t_hi + -(-rest // 10**12)
+    part = scaled - whole * 10**12
+    return whole * root + -(-part * root // 10**12)
 
 
 def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:

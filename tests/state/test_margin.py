@@ -172,19 +172,3 @@ def test_size_addon_is_the_documented_formula(net: int, size_ppm: int, size_ref:
     for every notional and parameter, or compiled and interpreted nodes could differ."""
     want = -(-net * size_ppm * isqrt(net * 10**12 // size_ref) // 10**12)
     assert risk.size_addon(net, size_ppm, size_ref) == want
-
-
-notional = st.one_of(st.integers(-10**7, 10**7), st.integers(-10**16, 10**16), st.integers(-10**30, 10**30))
-rate = st.one_of(st.sampled_from([0, 1, 10_000, 50_000, 999_999, 1_000_000]), st.integers(0, 10**7))
-
-
-@given(x=notional, ppm=rate)
-def test_ppm_ceil_is_the_plain_formula(x: int, ppm: int) -> None:
-    assert risk.ppm_ceil(x, ppm) == -(-x * ppm // 10**6)
-
-
-@given(shock=rate, pr=notional, cut=rate, sr=notional)
-def test_split_scenario_loss_is_the_plain_formula(shock: int, pr: int, cut: int, sr: int) -> None:
-    """The requirement's scenario loss is computed from operands split at 10**6 (word-sized
-    steps); it must equal scenario_loss of the plain product for every input."""
-    assert risk.scenario_loss_of(shock, pr, cut, sr) == risk.scenario_loss(shock * pr + cut * sr)
