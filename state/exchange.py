@@ -182,22 +182,24 @@ class Exchange:
         Built in key order rather than sorted afterwards: each record kind is one key prefix,
         the kinds are emitted in prefix order, and inside a kind the identities are sorted
         natively (addresses as bytes, order ids and market/asset ids as ints, whose big-endian
-        key bytes sort the same way). Sorting the (key, value) pairs of a block compared each
-        pair twice over (equality, then order), ~5% of ``apply_block``."""
+        key bytes sort the same way). Sorting the block's (key, value) pairs afterwards compared
+        each pair twice (equality, then order); building them in order executes 2.3% fewer
+        instructions per applied tx (compiled build, ``bench.apply_instructions``)."""
         encode = records.record_encoder()  # one Packer for the block (see record_encoder)
-        accounts, orders_out = self.accounts, []
+        accounts = self.accounts
         groups: list[tuple[bytes, list[tuple[bytes, bytes | None]]]] = []
-        out: list[tuple[bytes, bytes | None]] = []
+        accounts_out: list[tuple[bytes, bytes | None]] = []
         for addr in sorted(self._dirty_accounts):
             acct = accounts[addr]
-            out.append((records.account_key(addr), None if acct.is_empty() else encode(acct.record())))
-        groups.append((records.ACCOUNT, out))
+            accounts_out.append((records.account_key(addr), None if acct.is_empty() else encode(acct.record())))
+        groups.append((records.ACCOUNT, accounts_out))
         groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
         groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)
                                         for m in sorted(self._dirty_markets)]))
         groups.append((records.NONCE, [(records.nonce_key(addr), encode(self.nonces[addr]))
                                        for addr in sorted(self._dirty_nonces)]))
         dirty_orders = self._dirty_orders
+        orders_out: list[tuple[bytes, bytes | None]] = []
         for oid in sorted(dirty_orders):
             order = dirty_orders[oid]
             orders_out.append((records.order_key(oid), None if order is None or not order.live else encode(order.record())))

@@ -54,6 +54,8 @@ class Chain:
         blk = ExecBlock(self.sm.height + 1, self.time, tuple(txs))
         self.blocks.append(blk)
         self.last = self.sm.apply_block(blk)
+        keys = [k for k, _ in self.last.write_digests]
+        assert keys == sorted(set(keys)), "a block's write set must be in strict key order (the app hash frames it so)"
         return self.last
 
     def run(self, k: PrivateKey, action: Any) -> Receipt:
