@@ -110,6 +110,7 @@ def end_block(ex: Exchange) -> None:
         if rate != pool.rate_ppm:
             pool.rate_ppm = rate
             ex.pools.dirty.add(a)
+    ex.req_memo.clear()  # its keys would otherwise live on for the garbage collector to scan
 
 
 def decode_verified(raw: bytes, chain_id: str) -> SignedTx:

@@ -23,6 +23,13 @@ change while nobody touches it:
   a jump of the rate moves the borrow add-on by at most ``debt * max rate * days / 365``;
   the account is due at the time that budget runs out.
 
+A fresh arming uses half of the price band (``X / 2``) and half of the funding budget.
+When a later check finds the arming in place still at least as tight as a full arming
+from that check would be (every trigger inside the new band, every funding threshold and
+the due time no later), and none of its entries has fired, the account keeps it: nothing
+new goes into the record or the heaps. Every guard of the kept arming fires no later than
+the new arming's would, so the bound above holds for it too (``_covers``).
+
 An account whose balances or positions changed in the block (a fill, a transfer, a borrow,
 interest or funding settled on it) is always checked. So the scan checks the block's dirty
 set plus the accounts whose triggers fired, and every account that can have fallen below
@@ -101,7 +108,17 @@ def source_price(ex: Exchange, src: int) -> int:
 
 
 def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
-    """Arm ``acct`` from its maintenance assessment (``detail=True``); healthy or not."""
+    """Arm ``acct`` from its maintenance assessment (``detail=True``), healthy or not; or
+    keep the arming it has when that is still no looser than this assessment allows.
+
+    A fresh arming uses half of the price and funding allowances (the band at ``X / 2``,
+    half the funding budget), so that the account's next checks usually find it still
+    sound: most accounts are checked every block they trade, prices move both ways between
+    checks, and re-arming each of them (new trigger lists in the record, new heap entries)
+    cost more than the checks themselves. The interest due time is the full one: it only
+    comes nearer when the debt or the rate grows, and an idle borrower should not be
+    checked twice as often. Keeping depends only on the state: the arming is in
+    the account's record, and ``Watch.fired`` is filled and emptied within one block's scan."""
     risk = ex.genesis.risk
     if not mm.liabilities:
         if acct.watch is not None:
@@ -112,30 +129,72 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     size_rate = risk.size_addon_mm_ppm * isqrt(mm.gross * 10**12 // risk.size_addon_ref) // 10**6
     g = mm.gross + mm.gross * (ex.watch_rate_ppm + size_rate + 1) // PPM + 2 * mm.requirement
     x = min(MAX_X_PPM, 3 * buffer * PPM // (4 * g)) if g else MAX_X_PPM
-    sources = []
-    for src, px, _exposure in sorted(mm.sources):
-        sources.append([src, px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)])
     budget = None
-    refs = []
+    held: list[int] = []
     if mm.perp_gross:
         budget = min((buffer // 8) * PPB // (2 * mm.perp_gross), MAX_BUDGET)
-        refs = [[m, ex.mstate[m].phi] for m in sorted(acct.positions) if acct.positions[m].size]
-    due = None
+        held = [m for m in sorted(acct.positions) if acct.positions[m].size]
+    span = None  # time until the interest budget runs out (None: no debt, no time trigger)
     if mm.debt_value:
         rmax = max(r.max_rate_ppm for r in risk.assets) or 1
         jump = -(-mm.debt_value * 2 * rmax * risk.borrow_addon_days_mm // (365 * PPM))
         left = buffer // 8 - jump
-        due = ex.time_ms + 1 + (0 if left <= 0 else min(left * YEAR_MS * PPM // (2 * mm.debt_value * rmax), YEAR_MS))
+        span = 0 if left <= 0 else min(left * YEAR_MS * PPM // (2 * mm.debt_value * rmax), YEAR_MS)
     if buffer == 0:
-        due = ex.time_ms + 1  # at the edge (or below and partially liquidated): check again next block
-    w: list[Any] = [x, sources, budget, refs, due]
-    if w != acct.watch:
+        span = 0  # at the edge (or below and partially liquidated): check again next block
+    old = acct.watch
+    if old is not None and acct.address not in ex.watch.fired and _covers(ex, old, mm, x, budget, held, span):
+        return  # every trigger in place fires no later than this assessment's would
+    x //= 2
+    sources = []
+    for src, px, _exposure in sorted(mm.sources):
+        sources.append([src, px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)])
+    refs = [[m, ex.mstate[m].phi] for m in held]
+    due = None if span is None else ex.time_ms + 1 + span
+    w: list[Any] = [x, sources, None if budget is None else budget // 2, refs, due]
+    if w != old:
         acct.watch = w
         ex.touch(acct)
     elif acct.address not in ex.watch.fired:
         return  # the same arming, none of its entries popped: they are all in the heaps still
     ex.watch.fired.discard(acct.address)
     ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
+
+
+def _covers(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | None, held: list[int],
+            span: int | None) -> bool:
+    """Is the arming ``old`` (none of whose entries has fired) at least as tight as a full
+    arming from ``mm`` would be: an up trigger at or below ``p (1 + X)`` and a down trigger
+    at or above ``p (1 - X)`` for every price the account depends on now, a funding
+    threshold at or below ``phi + budget / markets`` for every perp it holds, and a due
+    time no later than the interest budget allows. Then no path of prices, funding and time
+    that leaves ``old`` unfired can break maintenance either."""
+    _x, sources, obudget, orefs, odue = old
+    if span is not None and (odue is None or odue > ex.time_ms + 1 + span):
+        return False
+    for src, px, _exposure in mm.sources:
+        for s in sources:
+            if s[0] == src:
+                if s[1] > px * (PPM + x) // PPM or s[2] < -(-px * (PPM - x) // PPM):
+                    return False
+                break
+        else:
+            return False
+    if budget is not None:
+        if obudget is None or not orefs:
+            return False
+        share = budget // len(held)
+        oshare = obudget // len(orefs)
+        mstate = ex.mstate
+        for m in held:
+            for r in orefs:
+                if r[0] == m:
+                    if r[1] + oshare > mstate[m].phi + share:
+                        return False
+                    break
+            else:
+                return False
+    return True
 
 
 def _live(acct: Account | None, src: int, price: int, up: bool) -> bool:

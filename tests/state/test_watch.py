@@ -27,8 +27,9 @@ def test_an_account_is_armed_with_price_triggers_around_its_prices() -> None:
     _long(c)
     w = c.ex.accounts[L.address].watch
     x, sources, budget, refs, due = w
-    # equity ~$19,979, maintenance ~$1,807 on a $60k notional: X = (3/4 * 18,172) / (~67,2k + 3.6k)
-    assert 180_000 < x < 200_000
+    # equity ~$19,979, maintenance ~$1,807 on a $60k notional: X = (3/4 * 18,172) / (~67,2k + 3.6k),
+    # ~19%, and a fresh arming uses half of it
+    assert 90_000 < x < 100_000
     assert sources == [[1000 + BTC_PERP, PX_60K * (10**6 + x) // 10**6, -(-PX_60K * (10**6 - x) // 10**6)]]
     assert budget is not None and refs == [[BTC_PERP, 0]] and due is None  # no debt: no time trigger
     assert c.ex.accounts[S.address].watch is not None
@@ -135,3 +136,54 @@ def test_reserved_of_is_the_reserved_map_entry() -> None:
     full = risk.reserved(c.ex, acct)
     assert set(full) == {USDC, BTC} and all(risk.reserved_of(c.ex, acct, a) == v for a, v in full.items())
     assert risk.reserved_of(c.ex, acct, ETH) == 0
+
+
+def test_a_check_keeps_an_arming_that_is_still_tight_enough() -> None:
+    c = risk_chain()
+    _long(c)
+    acct = c.ex.accounts[L.address]
+    w, armed = acct.watch, _heap_entries(c, L.address)
+    c.fund(L, USDC, 1_000 * USD)  # touched, so checked: more buffer, the old band is inside the new one
+    set_prices(c, btc=PX_60K + 300 * USD)  # a move well inside the half-width band
+    assert acct.watch is w and _heap_entries(c, L.address) == armed
+    assert L.address not in c.ex.watch.fired
+
+
+def test_a_check_re_arms_when_the_arming_in_place_is_too_loose() -> None:
+    c = risk_chain()
+    _long(c)
+    acct = c.ex.accounts[L.address]
+    w = acct.watch
+    c.order(S, BTC_PERP, False, 60_000, 20_000)
+    c.order(L, BTC_PERP, True, 60_000, 20_000, tif=Tif.IOC)  # three times the notional: a far smaller X
+    new = acct.watch
+    assert new is not w and new[0] < w[0]
+    assert new[1][0][2] > w[1][0][2] and new[1][0][1] < w[1][0][1]  # both triggers moved in
+    # and the tighter arming is what guards it: a move past its down trigger checks it
+    set_prices(c, btc=new[1][0][2] - USD)
+    assert _written(c, L)
+
+
+def test_keeping_follows_the_full_allowance_exactly() -> None:
+    """``_covers`` accepts an arming at the edge of the full band and refuses one a unit past it."""
+    from state import watch
+
+    c = risk_chain()
+    _long(c)
+    acct = c.ex.accounts[L.address]
+    mm = risk.maintenance(c.ex, acct, detail=True)
+    x, _sources, budget, refs, due = acct.watch
+    full = 2 * x + 1  # a full allowance of which x is half
+    (src, px, _e), = mm.sources
+    up, down = px * (10**6 + full) // 10**6, -(-px * (10**6 - full) // 10**6)
+    held = [m for m, _ in refs]
+    edge = [x, [[src, up, down]], budget, refs, due]
+    assert watch._covers(c.ex, edge, mm, full, budget, held, None)
+    assert not watch._covers(c.ex, [x, [[src, up + 1, down]], budget, refs, due], mm, full, budget, held, None)
+    assert not watch._covers(c.ex, [x, [[src, up, down - 1]], budget, refs, due], mm, full, budget, held, None)
+    assert not watch._covers(c.ex, [x, [], budget, refs, due], mm, full, budget, held, None)  # a price unguarded
+    assert not watch._covers(c.ex, [x, [[src, up, down]], None, [], due], mm, full, budget, held, None)
+    assert not watch._covers(c.ex, edge, mm, full, budget, held, 10)  # a debt and no due time
+    assert budget is not None
+    assert watch._covers(c.ex, [x, [[src, up, down]], 2 * budget, refs, due], mm, full, 2 * budget, held, None)
+    assert not watch._covers(c.ex, [x, [[src, up, down]], 2 * budget + 1, refs, due], mm, full, 2 * budget, held, None)
