@@ -60,11 +60,6 @@ class Exchange:
         self.watch_rate_ppm = 2 * scen + -(-rmax * risk.borrow_addon_days_mm // 365)
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
-        # memo of risk.underlying_requirement (a pure function); cleared every block to stay small
-        self.req_memo: dict[tuple[int, int, int, int, bool], int] = {}
-        # memo of risk._leg_effect for legs priced by ``leg_px`` (a pure function of the leg
-        # and that price); cleared whenever ``refresh_leg_prices`` rewrites the prices
-        self.leg_memo: dict[tuple[int, bool, int, int], tuple[int, int, int, int, int]] = {}
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, list[int]] = {}
         self.last_price: dict[int, int] = {}

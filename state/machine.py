@@ -76,7 +76,6 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     dt = max(time_ms - ex.time_ms, 0)
     ex.time_ms = time_ms
     ex.pools.changed = set()  # the risk scan's dirty set is this block's only (a restart has none)
-    ex.req_memo.clear()
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]
@@ -110,7 +109,6 @@ def end_block(ex: Exchange) -> None:
         if rate != pool.rate_ppm:
             pool.rate_ppm = rate
             ex.pools.dirty.add(a)
-    ex.req_memo.clear()  # its keys would otherwise live on for the garbage collector to scan
 
 
 def decode_verified(raw: bytes, chain_id: str) -> SignedTx:

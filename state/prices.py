@@ -131,9 +131,7 @@ def update_marks(ex: Exchange) -> None:
 
 def refresh_leg_prices(ex: Exchange) -> None:
     """The valuation price of each market for the margin hot path: a perp's mark, a spot
-    market's index price (0 = none: the engine falls back per call). Effects of order legs
-    memoized at the old prices are dropped with them."""
-    ex.leg_memo.clear()
+    market's index price (0 = none: the engine falls back per call)."""
     for m, spec in enumerate(ex.markets):
         ex.leg_px[m] = mark_price(ex, m) if m in ex.perp_market_ids else ex.index_px[spec.base]
 

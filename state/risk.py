@@ -155,15 +155,11 @@ def scenario_loss(move: int) -> int:
 def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
     """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc).
 
-    A pure function of its arguments and the genesis parameters, so it is memoized in
-    ``ex.req_memo`` (cleared every block): an account's untouched underlyings, and the
-    same account checked twice in a block, hit it about half the time."""
-    key = (u, ns, p, pg, initial)
-    memo = ex.req_memo
-    req = memo.get(key)
-    if req is None:
-        req = memo[key] = _underlying_requirement(ex.uparams[u][0 if initial else 1], ns, p, pg)
-    return req
+    Computed every time, not memoized: a memo keyed by the five arguments (a new tuple
+    and up to four new int objects per look-up) executed fewer instructions than the
+    computation but took more time, and so did a memo of ``_leg_effect`` (both measured
+    in interleaved runs of ``bench.state_apply``'s flow; see the README)."""
+    return _underlying_requirement(ex.uparams[u][0 if initial else 1], ns, p, pg)
 
 
 def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: int, pg: int) -> int:
@@ -418,14 +414,8 @@ def assess(
         if add is not None:
             legs.append(add)
         spend = 0
-        leg_memo = ex.leg_memo
         for leg in legs:
-            effect = leg_memo.get(leg)
-            if effect is None:
-                effect = _leg_effect(ex, leg, hint)
-                if leg_px[leg[0]]:  # priced by the block's leg price, not a per-call fallback
-                    leg_memo[leg] = effect
-            u, dsv, dpv, dv, du = effect
+            u, dsv, dpv, dv, du = _leg_effect(ex, leg, hint)
             agg = _underlying(under, u)
             agg.legs = True
             if leg[1]:

@@ -11,9 +11,7 @@ every block, and in memory.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
-from unittest.mock import patch
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -140,45 +138,3 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 @given(flows)
 def test_risk_flow_keeps_value_liquidates_and_leaves_no_negative_equity(flow: Any) -> None:
     run_risk_flow(flow)
-
-
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(flows)
-def test_risk_flow_same_app_hash_fresh_reopened_and_in_memory(flow: Any) -> None:
-    with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
-        a, ha = run_risk_flow(flow, d1)
-        b, hb = run_risk_flow(flow, d2, reopen=True)
-        m, hm = run_risk_flow(flow)
-        assert ha == hb == hm
-        assert a.sm.state_digest() == b.sm.state_digest() == m.sm.state_digest()
-
-
-
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(flows)
-def test_margin_memos_only_hold_what_a_fresh_computation_gives(flow: Any) -> None:
-    """The margin engine memoizes two pure functions within a block: ``req_memo`` (one
-    underlying's requirement) and ``leg_memo`` (an order leg's effect at the block's leg
-    price). After every margin check of the flow, each memo entry must equal what the
-    function computes from the state as it is then: a price change that did not clear
-    ``leg_memo`` would leave a stale entry and fail here."""
-    from state import risk
-
-    assess = risk.assess
-    checks = 0
-
-    def checked_assess(ex: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal checks
-        res = assess(ex, *args, **kwargs)
-        for leg, effect in ex.leg_memo.items():
-            assert risk._leg_effect(ex, leg, None) == effect, leg
-        for (u, ns, p, pg, initial), req in ex.req_memo.items():
-            assert risk._underlying_requirement(ex.uparams[u][0 if initial else 1], ns, p, pg) == req
-        checks += 1
-        return res
-
-    with patch.object(risk, "assess", checked_assess):
-        run_risk_flow(flow)
-    assert checks
