@@ -155,7 +155,9 @@ class Account:
         )
 
     def record(self) -> list[object]:
-        """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books."""
+        """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books;
+        the watch arming is a record of its own (``records.WATCH``): most blocks that change
+        an account's balances keep its arming, and it was half of this record's bytes."""
         scaled, idle = self.scaled, self.idle
         assets = sorted(scaled.keys() | idle.keys())
         return [
@@ -163,7 +165,6 @@ class Account:
             [[m, *p.record()] for m, p in sorted(self.positions.items()) if not p.is_blank()],
             sorted(self.lend_off),
             list(self.unwind),
-            self.watch,
         ]
 
     @classmethod
@@ -177,5 +178,4 @@ class Account:
         acct.positions = {m: Position(s, e, p, f, ep) for m, s, e, p, f, ep in r[1]}
         acct.lend_off = set(r[2])
         acct.unwind = tuple(r[3])
-        acct.watch = r[4]
         return acct

@@ -83,6 +83,7 @@ class Exchange:
         self._dirty_accounts: set[bytes] = set()
         self._dirty_orders: dict[int, Order | None] = {}
         self._dirty_nonces: set[bytes] = set()
+        self._dirty_watch: set[bytes] = set()
         self._dirty_markets: set[int] = set()
         self._dirty_oracle: set[tuple[int, int]] = set()
         refresh_index_prices(self)
@@ -133,6 +134,9 @@ class Exchange:
     def touch_order_removed(self, order: Order) -> None:
         self._dirty_orders[order.oid] = None
 
+    def touch_watch(self, acct: Account) -> None:
+        self._dirty_watch.add(acct.address)
+
     def touch_nonces(self, address: bytes) -> None:
         self._dirty_nonces.add(address)
 
@@ -160,7 +164,7 @@ class Exchange:
 
     def has_pending_writes(self) -> bool:
         return bool(self._dirty_accounts or self._dirty_orders or self._dirty_nonces or self._dirty_markets
-                    or self._dirty_oracle or self.pools.dirty)
+                    or self._dirty_oracle or self._dirty_watch or self.pools.dirty)
 
     def _market_record(self, m: int) -> bytes:
         return records.encode_record([self.last_price.get(m, 0), *self.mstate[m].record()])
@@ -205,10 +209,17 @@ class Exchange:
         subs = self.oracle_subs
         groups.append((records.ORACLE, [(records.oracle_key(*key), encode(subs[key]) if key in subs else None)
                                         for key in sorted(self._dirty_oracle)]))
+        watch_out: list[tuple[bytes, bytes | None]] = []
+        for addr in sorted(self._dirty_watch):
+            held = accounts.get(addr)
+            w = held.watch if held is not None else None
+            watch_out.append((records.watch_key(addr), None if w is None else encode(w)))
+        groups.append((records.WATCH, watch_out))
         groups.sort(key=_group_prefix)
         self._dirty_accounts.clear()
         self._dirty_orders.clear()
         self._dirty_nonces.clear()
+        self._dirty_watch.clear()
         self._dirty_markets.clear()
         self._dirty_oracle.clear()
         pools.dirty.clear()
@@ -224,6 +235,8 @@ class Exchange:
         for addr, acct in self.accounts.items():
             if not acct.is_empty():
                 out.append((records.account_key(addr), records.encode_record(acct.record())))
+            if acct.watch is not None:
+                out.append((records.watch_key(addr), records.encode_record(acct.watch)))
         for book in self.books.values():
             for oid, order in book.orders.items():
                 out.append((records.order_key(oid), records.encode_record(order.record())))
@@ -246,6 +259,7 @@ class Exchange:
     def load_records(self, items: list[tuple[bytes, bytes]]) -> None:
         """Rebuild the hot state from stored records (any order); books by priority seq."""
         orders: list[Order] = []
+        watches: list[tuple[bytes, list[Any]]] = []
         for key, value in items:
             kind, ident = records.parse_key(key)
             rec = records.decode_record(value)
@@ -255,6 +269,8 @@ class Exchange:
                 orders.append(Order.from_record(rec))
             elif kind == records.NONCE:
                 self.nonces[ident] = list(rec)
+            elif kind == records.WATCH:
+                watches.append((ident, rec))
             elif kind == records.MARKET:
                 m = int.from_bytes(ident, "big")
                 if rec[0]:
@@ -266,6 +282,8 @@ class Exchange:
                 self.oracle_subs[(int.from_bytes(ident[:2], "big"), int.from_bytes(ident[2:], "big"))] = list(rec)
             elif kind == records.COUNTERS:
                 self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch = rec
+        for addr, w in watches:  # after the accounts, whatever the order of ``items``
+            self.account(addr).watch = w
         orders.sort(key=lambda o: o.seq)
         for order in orders:
             self.books[order.market].add(order)

@@ -14,13 +14,14 @@ import msgpack
 
 from state.codec import encode, new_packer
 
-ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings, watch arming
+ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings
 ORDER = b"o"  # oid -> resting order
 NONCE = b"n"  # address -> kept nonces
 MARKET = b"k"  # market id -> last trade, mark, basis EMA, funding index and samples
 POOL = b"p"  # asset id -> lending pool (indices, totals), custody, oracle price
 ORACLE = b"r"  # asset id + validator index -> last price submission
 COUNTERS = b"c"  # order id and priority counters, last block time, funding epoch
+WATCH = b"w"  # address -> liquidation-watch arming (state/watch.py)
 COUNTERS_KEY = COUNTERS
 META_KEY = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -35,6 +36,10 @@ def order_key(oid: int) -> bytes:
 
 def nonce_key(address: bytes) -> bytes:
     return NONCE + address
+
+
+def watch_key(address: bytes) -> bytes:
+    return WATCH + address
 
 
 def market_key(market_id: int) -> bytes:

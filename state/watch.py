@@ -123,7 +123,7 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     if not mm.liabilities:
         if acct.watch is not None:
             acct.watch = None
-            ex.touch(acct)
+            ex.touch_watch(acct)
         return
     buffer = max(mm.equity - mm.requirement, 0)
     size_rate = risk.size_addon_mm_ppm * isqrt(mm.gross * 10**12 // risk.size_addon_ref) // 10**6
@@ -154,7 +154,7 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     w: list[Any] = [x, sources, None if budget is None else budget // 2, refs, due]
     if w != old:
         acct.watch = w
-        ex.touch(acct)
+        ex.touch_watch(acct)
     elif acct.address not in ex.watch.fired:
         return  # the same arming, none of its entries popped: they are all in the heaps still
     ex.watch.fired.discard(acct.address)

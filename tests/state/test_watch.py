@@ -11,7 +11,10 @@ L, S, LN, B, N = (key(i) for i in range(180, 185))
 
 
 def _written(c: Chain, k: object) -> bool:
-    return records.account_key(k.address) in {key for key, _ in c.last.write_digests}  # type: ignore[attr-defined]
+    """Was the account re-armed (or otherwise written) by the last block?"""
+    keys = {key for key, _ in c.last.write_digests}  # type: ignore[attr-defined]
+    address = k.address  # type: ignore[attr-defined]
+    return records.account_key(address) in keys or records.watch_key(address) in keys
 
 
 def _long(c: Chain, usdc: int = 20_000) -> None:
