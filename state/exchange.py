@@ -18,6 +18,7 @@ from state.errors import Code, TxError
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
 from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
+from state.risk import RequirementParams
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -48,12 +49,13 @@ class Exchange:
         self.minfo: list[tuple[bool, int, int, int, int, int]] = [
             (m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value) for m in self.markets]
         risk = genesis.risk
-        # per asset, (initial, maintenance) x (shock, 1 - haircut, hedge add-on, size add-on, size ref)
-        self.uparams: list[tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int]]] = [
-            ((r.shock_im_ppm, 1_000_000 - r.haircut_im_ppm, risk.hedge_addon_im_ppm, risk.size_addon_im_ppm,
-              risk.size_addon_ref),
-             (r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm, risk.hedge_addon_mm_ppm, risk.size_addon_mm_ppm,
-              risk.size_addon_ref)) for r in risk.assets]
+        # per asset, the parameters of its initial and of its maintenance requirement
+        self.im_params: list[RequirementParams] = [
+            RequirementParams(r.shock_im_ppm, 1_000_000 - r.haircut_im_ppm, risk.hedge_addon_im_ppm,
+                              risk.size_addon_im_ppm, risk.size_addon_ref) for r in risk.assets]
+        self.mm_params: list[RequirementParams] = [
+            RequirementParams(r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm, risk.hedge_addon_mm_ppm,
+                              risk.size_addon_mm_ppm, risk.size_addon_ref) for r in risk.assets]
         # the watch's bound on the maintenance requirement's slope per unit notional (ppm)
         scen = max(max(r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm) for r in risk.assets) + risk.hedge_addon_mm_ppm
         rmax = max(r.max_rate_ppm for r in risk.assets)

@@ -152,6 +152,23 @@ def scenario_loss(move: int) -> int:
     return -(-worst // (3 * PPM))
 
 
+class RequirementParams:
+    """One underlying's parameters for one requirement (initial or maintenance), made once
+    per exchange (``Exchange.im_params``, ``mm_params``). A slotted class rather than a
+    tuple: compiled, its int fields are read unboxed, where a tuple taken from a list was
+    unpacked (and its ints boxed again) on every call."""
+
+    __slots__ = ("cut", "hedge_ppm", "shock", "size_ppm", "size_ref", "size_scale")
+
+    def __init__(self, shock: int, cut: int, hedge_ppm: int, size_ppm: int, size_ref: int) -> None:
+        self.shock = shock  # S, ppm
+        self.cut = cut  # 1 - haircut, ppm
+        self.hedge_ppm = hedge_ppm
+        self.size_ppm = size_ppm
+        self.size_ref = size_ref
+        self.size_scale = 10**12 // size_ref if 10**12 % size_ref == 0 else 0  # see size_addon
+
+
 def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
     """Scenario loss + hedge add-on + size add-on of one underlying (see the module doc).
 
@@ -159,11 +176,10 @@ def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initi
     and up to four new int objects per look-up) executed fewer instructions than the
     computation but took more time, and so did a memo of ``_leg_effect`` (both measured
     in interleaved runs of ``bench.state_apply``'s flow; see the README)."""
-    return _underlying_requirement(ex.uparams[u][0 if initial else 1], ns, p, pg)
+    return _underlying_requirement((ex.im_params if initial else ex.mm_params)[u], ns, p, pg)
 
 
-def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: int, pg: int) -> int:
-    shock, cut, hedge_ppm, size_ppm, size_ref = params
+def _underlying_requirement(prm: RequirementParams, ns: int, p: int, pg: int) -> int:
     if ns > 0 > p:
         h = ns if ns < -p else -p
         pr, sr = p + h, ns - h
@@ -174,14 +190,14 @@ def _underlying_requirement(params: tuple[int, int, int, int, int], ns: int, p: 
         h, pr, sr = 0, p, ns
     ap = p if p >= 0 else -p
     h += (pg - ap) // 2
-    req = scenario_loss(shock * pr + cut * sr)  # residual perp moves by S, residual spot by 1 - haircut
+    req = scenario_loss(prm.shock * pr + prm.cut * sr)  # residual perp moves by S, residual spot by 1 - haircut
     if h:
-        req += -(-h * hedge_ppm // PPM)
+        req += -(-h * prm.hedge_ppm // PPM)
     net = ns + p
     if net < 0:
         net = -net
-    if net and size_ppm:
-        req += size_addon(net, size_ppm, size_ref)
+    if net and prm.size_ppm:
+        req += _size_addon(net, prm.size_ppm, prm.size_ref, prm.size_scale)
     return req
 
 
@@ -191,8 +207,13 @@ def size_addon(net: int, size_ppm: int, size_ref: int) -> int:
     ``net * 10**12`` alone is ~10**25, an arbitrary-precision number several times slower
     to multiply and divide): the reference usually divides 10**12, and the final product
     is split at 10**12. ``tests/state/test_margin.py`` checks it equals the formula."""
-    if 10**12 % size_ref == 0:
-        root = isqrt(net * (10**12 // size_ref))
+    return _size_addon(net, size_ppm, size_ref, 10**12 // size_ref if 10**12 % size_ref == 0 else 0)
+
+
+def _size_addon(net: int, size_ppm: int, size_ref: int, scale: int) -> int:
+    """``size_addon`` with ``scale`` = 10**12 / size_ref when that is exact, else 0."""
+    if scale:
+        root = isqrt(net * scale)
     else:
         root = isqrt(net * 10**12 // size_ref)
     scaled = net * size_ppm
@@ -443,18 +464,20 @@ def assess(
     if not liab:
         return res
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
+    params = ex.im_params if initial else ex.mm_params
     for u in range(len(under)):
         g = under[u]
         if g is None:
             continue
         ns, p, pg = g.ns, g.p, g.pg
-        worst = underlying_requirement(ex, u, ns, p, pg, initial)
+        prm = params[u]
+        worst = _underlying_requirement(prm, ns, p, pg)
         if g.b_spot or g.b_perp or g.b_eq:
-            r = underlying_requirement(ex, u, ns + g.b_spot, p + g.b_perp, pg + g.b_gross, initial) - g.b_eq
+            r = _underlying_requirement(prm, ns + g.b_spot, p + g.b_perp, pg + g.b_gross) - g.b_eq
             if r > worst:
                 worst = r
         if g.a_spot or g.a_perp or g.a_eq:
-            r = underlying_requirement(ex, u, ns + g.a_spot, p + g.a_perp, pg + g.a_gross, initial) - g.a_eq
+            r = _underlying_requirement(prm, ns + g.a_spot, p + g.a_perp, pg + g.a_gross) - g.a_eq
             if r > worst:
                 worst = r
         req += worst

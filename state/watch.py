@@ -169,18 +169,23 @@ def _covers(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | 
     threshold at or below ``phi + budget / markets`` for every perp it holds, and a due
     time no later than the interest budget allows. Then no path of prices, funding and time
     that leaves ``old`` unfired can break maintenance either."""
-    _x, sources, obudget, orefs, odue = old
+    odue: int | None = old[4]
     if span is not None and (odue is None or odue > ex.time_ms + 1 + span):
         return False
+    sources: list[list[int]] = old[1]  # typed, so the compiled build compares unboxed ints
     for src, px, _exposure in mm.sources:
         for s in sources:
             if s[0] == src:
-                if s[1] > px * (PPM + x) // PPM or s[2] < -(-px * (PPM - x) // PPM):
+                up: int = s[1]
+                down: int = s[2]
+                if up > px * (PPM + x) // PPM or down < -(-px * (PPM - x) // PPM):
                     return False
                 break
         else:
             return False
     if budget is not None:
+        obudget: int | None = old[2]
+        orefs: list[list[int]] = old[3]
         if obudget is None or not orefs:
             return False
         share = budget // len(held)
@@ -189,7 +194,8 @@ def _covers(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | 
         for m in held:
             for r in orefs:
                 if r[0] == m:
-                    if r[1] + oshare > mstate[m].phi + share:
+                    ref: int = r[1]
+                    if ref + oshare > mstate[m].phi + share:
                         return False
                     break
             else:
