@@ -28,14 +28,16 @@ When a later check finds the arming in place still at least as tight as a full a
 from that check would be (every trigger inside the new band, every funding threshold and
 the due time no later), and none of its entries has fired, the account keeps it: nothing
 new goes into the record or the heaps. Every guard of the kept arming fires no later than
-the new arming's would, so the bound above holds for it too (``_covers``).
+the new arming's would, so the bound above holds for it too (``_covers``). Whether an
+entry fired is read from the state (``_reached``: is a trigger reached at the current
+prices, funding indexes and time), never from a node's memory.
 
 An account whose balances or positions changed in the block (a fill, a transfer, a borrow,
 interest or funding settled on it) is always checked. So the scan checks the block's dirty
 set plus the accounts whose triggers fired, and every account that can have fallen below
 maintenance is among them.
 
-The arming is part of the account's record (``Account.watch``), written when armed, and the
+The arming is a record of its own (``records.WATCH``, held on ``Account.watch``), written when armed, and the
 heaps are rebuilt from the records on load; an entry is live only while it equals the
 account's current arming. So which accounts a block checks depends only on the state, never
 on the history of a node's memory: a node restarted from disk checks exactly the same ones.
@@ -117,8 +119,8 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     checks, and re-arming each of them (new trigger lists in the record, new heap entries)
     cost more than the checks themselves. The interest due time is the full one: it only
     comes nearer when the debt or the rate grows, and an idle borrower should not be
-    checked twice as often. Keeping depends only on the state: the arming is in
-    the account's record, and ``Watch.fired`` is filled and emptied within one block's scan."""
+    checked twice as often. Keeping depends only on the state: the arming's record and the
+    current prices, funding indexes and time (``_reached``, ``_covers``)."""
     risk = ex.genesis.risk
     if not mm.liabilities:
         if acct.watch is not None:
@@ -143,8 +145,12 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     if buffer == 0:
         span = 0  # at the edge (or below and partially liquidated): check again next block
     old = acct.watch
-    if old is not None and acct.address not in ex.watch.fired and _covers(ex, old, mm, x, budget, held, span):
-        return  # every trigger in place fires no later than this assessment's would
+    if old is not None and not _reached(ex, old) and _covers(ex, old, mm, x, budget, held, span):
+        # every trigger in place fires no later than this assessment's would; none has fired
+        if acct.address in ex.watch.fired:  # (not when the prices agree; keeps the heaps whole regardless)
+            ex.watch.fired.discard(acct.address)
+            ex.watch.arm_from_record(acct.address, old)
+        return
     x //= 2
     sources = []
     for src, px, _exposure in sorted(mm.sources):
@@ -161,9 +167,36 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
 
 
+def _reached(ex: Exchange, w: list[Any]) -> bool:
+    """Is any trigger of the arming ``w`` reached in the current state, by the very
+    conditions ``collect`` pops an entry on? An entry that popped was reached when it did,
+    in this block's scan, so an arming with no trigger reached has all its entries in the
+    heaps. This, not ``Watch.fired``, decides whether an arming may be kept: ``fired`` is
+    a node's memory, emptied whenever the heaps are compacted, and a keep decision taken on
+    it would write different records on a node that compacted at another time."""
+    for s in w[1]:
+        price = source_price(ex, s[0])
+        if price >= s[1] or price <= s[2]:
+            return True
+    due: int | None = w[4]
+    if due is not None and due <= ex.time_ms:
+        return True
+    budget: int | None = w[2]
+    refs: list[list[int]] = w[3]
+    if budget is not None and refs:
+        share = budget // len(refs)
+        mstate = ex.mstate
+        for r in refs:
+            m: int = r[0]
+            ref: int = r[1]
+            if ref + share <= mstate[m].phi:
+                return True
+    return False
+
+
 def _covers(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | None, held: list[int],
             span: int | None) -> bool:
-    """Is the arming ``old`` (none of whose entries has fired) at least as tight as a full
+    """Is the arming ``old`` (none of whose triggers is reached) at least as tight as a full
     arming from ``mm`` would be: an up trigger at or below ``p (1 + X)`` and a down trigger
     at or above ``p (1 - X)`` for every price the account depends on now, a funding
     threshold at or below ``phi + budget / markets`` for every perp it holds, and a due

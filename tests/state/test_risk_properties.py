@@ -12,6 +12,7 @@ every block, and in memory.
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -138,3 +139,26 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 @given(flows)
 def test_risk_flow_keeps_value_liquidates_and_leaves_no_negative_equity(flow: Any) -> None:
     run_risk_flow(flow)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(flows)
+def test_risk_flow_same_app_hash_when_the_watch_compacts_every_block(flow: Any) -> None:
+    """The watch compacts its heaps (``Watch.rebuild``) when stale entries pile up, which
+    depends on a node's memory since its start, not on the state; compacting at every
+    block's scan must not change any app hash. (Compaction forgets which accounts' entries
+    fired; a rule that kept an arming on that memory would fork a restarted node.)"""
+    from state import watch
+
+    _, plain = run_risk_flow(flow)
+    collect = watch.collect
+
+    def compacting(ex: Any, funding: Any) -> Any:
+        out = collect(ex, funding)
+        ex.watch.rebuild(ex)
+        return out
+
+    with patch.object(watch, "collect", compacting):
+        _, compacted = run_risk_flow(flow)
+    assert compacted == plain

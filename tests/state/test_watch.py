@@ -190,3 +190,23 @@ def test_keeping_follows_the_full_allowance_exactly() -> None:
     assert budget is not None
     assert watch._covers(c.ex, [x, [[src, up, down]], 2 * budget, refs, due], mm, full, 2 * budget, held, None)
     assert not watch._covers(c.ex, [x, [[src, up, down]], 2 * budget + 1, refs, due], mm, full, 2 * budget, held, None)
+
+
+def test_an_arming_with_a_reached_trigger_is_replaced_even_if_it_covers() -> None:
+    """Whether a trigger fired is read from the state, not from ``Watch.fired`` (which a
+    heap compaction empties): an arming whose down trigger the price has reached is
+    replaced, though it is tighter than the fresh arming would be."""
+    from state import watch
+
+    c = risk_chain()
+    _long(c)
+    acct = c.ex.accounts[L.address]
+    mm = risk.maintenance(c.ex, acct, detail=True)
+    x, sources, budget, refs, due = acct.watch
+    (src, up, _down), = sources
+    px = watch.source_price(c.ex, src)
+    reached = [x, [[src, up, px]], budget, refs, due]  # down trigger at the price itself
+    acct.watch = reached
+    assert not c.ex.watch.fired and watch._reached(c.ex, reached)
+    watch.arm(c.ex, acct, mm)
+    assert acct.watch != reached and not watch._reached(c.ex, acct.watch)
