@@ -28,9 +28,9 @@ When a later check finds the arming in place still at least as tight as a full a
 from that check would be (every trigger inside the new band, every funding threshold and
 the due time no later), and none of its entries has fired, the account keeps it: nothing
 new goes into the record or the heaps. Every guard of the kept arming fires no later than
-the new arming's would, so the bound above holds for it too (``_covers``). Whether an
-entry fired is read from the state (``_reached``: is a trigger reached at the current
-prices, funding indexes and time), never from a node's memory.
+the new arming's would, so the bound above holds for it too (``_keeps``). Whether an
+entry fired is read from the state (is a trigger reached at the current prices, funding
+indexes and time?), never from a node's memory.
 
 An account whose balances or positions changed in the block (a fill, a transfer, a borrow,
 interest or funding settled on it) is always checked. So the scan checks the block's dirty
@@ -120,7 +120,7 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     cost more than the checks themselves. The interest due time is the full one: it only
     comes nearer when the debt or the rate grows, and an idle borrower should not be
     checked twice as often. Keeping depends only on the state: the arming's record and the
-    current prices, funding indexes and time (``_reached``, ``_covers``)."""
+    current prices, funding indexes and time (``_keeps``)."""
     risk = ex.genesis.risk
     if not mm.liabilities:
         if acct.watch is not None:
@@ -145,9 +145,9 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     if buffer == 0:
         span = 0  # at the edge (or below and partially liquidated): check again next block
     old = acct.watch
-    if old is not None and not _reached(ex, old) and _covers(ex, old, mm, x, budget, held, span):
-        # every trigger in place fires no later than this assessment's would; none has fired
-        if acct.address in ex.watch.fired:  # (not when the prices agree; keeps the heaps whole regardless)
+    if old is not None and _keeps(ex, old, mm, x, budget, held, span):
+        # every trigger in place fires no later than this assessment's would; none is reached
+        if acct.address in ex.watch.fired:  # (only where a price is missing; keeps the heaps whole regardless)
             ex.watch.fired.discard(acct.address)
             ex.watch.arm_from_record(acct.address, old)
         return
@@ -167,68 +167,62 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
 
 
-def _reached(ex: Exchange, w: list[Any]) -> bool:
-    """Is any trigger of the arming ``w`` reached in the current state, by the very
-    conditions ``collect`` pops an entry on? An entry that popped was reached when it did,
-    in this block's scan, so an arming with no trigger reached has all its entries in the
-    heaps. This, not ``Watch.fired``, decides whether an arming may be kept: ``fired`` is
-    a node's memory, emptied whenever the heaps are compacted, and a keep decision taken on
-    it would write different records on a node that compacted at another time."""
-    for s in w[1]:
-        price = source_price(ex, s[0])
-        if price >= s[1] or price <= s[2]:
-            return True
-    due: int | None = w[4]
-    if due is not None and due <= ex.time_ms:
-        return True
-    budget: int | None = w[2]
-    refs: list[list[int]] = w[3]
-    if budget is not None and refs:
-        share = budget // len(refs)
-        mstate = ex.mstate
-        for r in refs:
-            m: int = r[0]
-            ref: int = r[1]
-            if ref + share <= mstate[m].phi:
-                return True
-    return False
+def _keeps(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | None, held: list[int],
+           span: int | None) -> bool:
+    """May the account keep the arming ``old``? Only when none of its triggers is reached
+    now (by the conditions ``collect`` pops an entry on, at the prices ``mm`` used) and it
+    is at least as tight as a full arming from ``mm`` would be: an up trigger at or below
+    ``p (1 + X)`` and a down trigger at or above ``p (1 - X)`` for every price the account
+    depends on now, a funding threshold at or below ``phi + budget / markets`` for every
+    perp it holds, and a due time no later than the interest budget allows. Then no path
+    of prices, funding and time that leaves ``old`` unfired can break maintenance either.
 
-
-def _covers(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | None, held: list[int],
-            span: int | None) -> bool:
-    """Is the arming ``old`` (none of whose triggers is reached) at least as tight as a full
-    arming from ``mm`` would be: an up trigger at or below ``p (1 + X)`` and a down trigger
-    at or above ``p (1 - X)`` for every price the account depends on now, a funding
-    threshold at or below ``phi + budget / markets`` for every perp it holds, and a due
-    time no later than the interest budget allows. Then no path of prices, funding and time
-    that leaves ``old`` unfired can break maintenance either."""
+    Decided from the state alone. ``Watch.fired`` says which entries popped, but it is a
+    node's memory (a compaction of the heaps empties it, and when that runs depends on the
+    node's history); a keep decision taken on it would write different records on nodes
+    that compacted at different times. An entry pops only when its trigger is reached, and
+    a reached arming is never kept, so a kept arming has all its entries in the heaps."""
+    now = ex.time_ms
     odue: int | None = old[4]
-    if span is not None and (odue is None or odue > ex.time_ms + 1 + span):
+    if odue is not None and odue <= now:
+        return False  # reached
+    if span is not None and (odue is None or odue > now + 1 + span):
         return False
     sources: list[list[int]] = old[1]  # typed, so the compiled build compares unboxed ints
+    if len(sources) != len(mm.sources):
+        return False  # (so that every trigger is checked against a current price below)
     for src, px, _exposure in mm.sources:
         for s in sources:
             if s[0] == src:
                 up: int = s[1]
                 down: int = s[2]
+                if px >= up or px <= down:
+                    return False  # reached
                 if up > px * (PPM + x) // PPM or down < -(-px * (PPM - x) // PPM):
                     return False
                 break
         else:
             return False
+    obudget: int | None = old[2]
+    orefs: list[list[int]] = old[3]
+    mstate = ex.mstate
+    oshare = 0
+    if obudget is not None and orefs:
+        oshare = obudget // len(orefs)
+        for r in orefs:
+            m: int = r[0]
+            ref: int = r[1]
+            if ref + oshare <= mstate[m].phi:
+                return False  # reached
     if budget is not None:
-        obudget: int | None = old[2]
-        orefs: list[list[int]] = old[3]
         if obudget is None or not orefs:
             return False
         share = budget // len(held)
-        oshare = obudget // len(orefs)
-        mstate = ex.mstate
-        for m in held:
+        for hm in held:
             for r in orefs:
-                if r[0] == m:
-                    ref: int = r[1]
-                    if ref + oshare > mstate[m].phi + share:
+                if r[0] == hm:
+                    href: int = r[1]
+                    if href + oshare > mstate[hm].phi + share:
                         return False
                     break
             else:

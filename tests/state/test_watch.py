@@ -168,7 +168,7 @@ def test_a_check_re_arms_when_the_arming_in_place_is_too_loose() -> None:
 
 
 def test_keeping_follows_the_full_allowance_exactly() -> None:
-    """``_covers`` accepts an arming at the edge of the full band and refuses one a unit past it."""
+    """``_keeps`` accepts an arming at the edge of the full band and refuses one a unit past it."""
     from state import watch
 
     c = risk_chain()
@@ -181,15 +181,15 @@ def test_keeping_follows_the_full_allowance_exactly() -> None:
     up, down = px * (10**6 + full) // 10**6, -(-px * (10**6 - full) // 10**6)
     held = [m for m, _ in refs]
     edge = [x, [[src, up, down]], budget, refs, due]
-    assert watch._covers(c.ex, edge, mm, full, budget, held, None)
-    assert not watch._covers(c.ex, [x, [[src, up + 1, down]], budget, refs, due], mm, full, budget, held, None)
-    assert not watch._covers(c.ex, [x, [[src, up, down - 1]], budget, refs, due], mm, full, budget, held, None)
-    assert not watch._covers(c.ex, [x, [], budget, refs, due], mm, full, budget, held, None)  # a price unguarded
-    assert not watch._covers(c.ex, [x, [[src, up, down]], None, [], due], mm, full, budget, held, None)
-    assert not watch._covers(c.ex, edge, mm, full, budget, held, 10)  # a debt and no due time
+    assert watch._keeps(c.ex, edge, mm, full, budget, held, None)
+    assert not watch._keeps(c.ex, [x, [[src, up + 1, down]], budget, refs, due], mm, full, budget, held, None)
+    assert not watch._keeps(c.ex, [x, [[src, up, down - 1]], budget, refs, due], mm, full, budget, held, None)
+    assert not watch._keeps(c.ex, [x, [], budget, refs, due], mm, full, budget, held, None)  # a price unguarded
+    assert not watch._keeps(c.ex, [x, [[src, up, down]], None, [], due], mm, full, budget, held, None)
+    assert not watch._keeps(c.ex, edge, mm, full, budget, held, 10)  # a debt and no due time
     assert budget is not None
-    assert watch._covers(c.ex, [x, [[src, up, down]], 2 * budget, refs, due], mm, full, 2 * budget, held, None)
-    assert not watch._covers(c.ex, [x, [[src, up, down]], 2 * budget + 1, refs, due], mm, full, 2 * budget, held, None)
+    assert watch._keeps(c.ex, [x, [[src, up, down]], 2 * budget, refs, due], mm, full, 2 * budget, held, None)
+    assert not watch._keeps(c.ex, [x, [[src, up, down]], 2 * budget + 1, refs, due], mm, full, 2 * budget, held, None)
 
 
 def test_an_arming_with_a_reached_trigger_is_replaced_even_if_it_covers() -> None:
@@ -204,9 +204,11 @@ def test_an_arming_with_a_reached_trigger_is_replaced_even_if_it_covers() -> Non
     mm = risk.maintenance(c.ex, acct, detail=True)
     x, sources, budget, refs, due = acct.watch
     (src, up, _down), = sources
-    px = watch.source_price(c.ex, src)
+    (_src, px, _e), = mm.sources
     reached = [x, [[src, up, px]], budget, refs, due]  # down trigger at the price itself
     acct.watch = reached
-    assert not c.ex.watch.fired and watch._reached(c.ex, reached)
+    assert not c.ex.watch.fired
     watch.arm(c.ex, acct, mm)
-    assert acct.watch != reached and not watch._reached(c.ex, acct.watch)
+    assert acct.watch != reached
+    new = acct.watch[1][0]
+    assert new[2] < px < new[1]
