@@ -189,8 +189,8 @@ def _keeps(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | N
     if span is not None and (odue is None or odue > now + 1 + span):
         return False
     sources: list[list[int]] = old[1]  # typed, so the compiled build compares unboxed ints
-    if len(sources) != len(mm.sources):
-        return False  # (so that every trigger is checked against a current price below)
+    if len(sources) > len(mm.sources) and _reached_elsewhere(ex, sources, mm):
+        return False
     for src, px, _exposure in mm.sources:
         for s in sources:
             if s[0] == src:
@@ -228,6 +228,19 @@ def _keeps(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | N
             else:
                 return False
     return True
+
+
+def _reached_elsewhere(ex: Exchange, sources: list[list[int]], mm: Assessment) -> bool:
+    """Is a price trigger reached among ``sources`` the account no longer depends on (not
+    in ``mm.sources``)? Rare: the account closed a position or emptied a balance."""
+    current = {src for src, _px, _exposure in mm.sources}
+    for s in sources:
+        src: int = s[0]
+        if src not in current:
+            price = source_price(ex, src)
+            if price >= s[1] or price <= s[2]:
+                return True
+    return False
 
 
 def _live(acct: Account | None, src: int, price: int, up: bool) -> bool:
