@@ -37,9 +37,9 @@ interest or funding settled on it) is always checked. So the scan checks the blo
 set plus the accounts whose triggers fired, and every account that can have fallen below
 maintenance is among them.
 
-The arming is a record of its own (``records.WATCH``, held on ``Account.watch``), written when armed, and the
-heaps are rebuilt from the records on load; an entry is live only while it equals the
-account's current arming. So which accounts a block checks depends only on the state, never
+The arming is a record of its own (``records.WATCH``, held on ``Account.watch``), written
+when armed, and the heaps are rebuilt from the records on load; an entry is live only
+while it equals the account's current arming. So which accounts a block checks depends only on the state, never
 on the history of a node's memory: a node restarted from disk checks exactly the same ones.
 """
 
