@@ -213,8 +213,8 @@ class Exchange:
                                         for key in sorted(self._dirty_oracle)]))
         watch_out: list[tuple[bytes, bytes | None]] = []
         for addr in sorted(self._dirty_watch):
-            held = accounts.get(addr)
-            w = held.watch if held is not None else None
+            owner = accounts.get(addr)
+            w = owner.watch if owner is not None else None
             watch_out.append((records.watch_key(addr), None if w is None else encode(w)))
         groups.append((records.WATCH, watch_out))
         groups.sort(key=_group_prefix)

@@ -145,19 +145,18 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
     if buffer == 0:
         span = 0  # at the edge (or below and partially liquidated): check again next block
     old = acct.watch
+    w: list[Any]
     if old is not None and _keeps(ex, old, mm, x, budget, held, span):
-        # every trigger in place fires no later than this assessment's would; none is reached
-        if acct.address in ex.watch.fired:  # (only where a price is missing; keeps the heaps whole regardless)
-            ex.watch.fired.discard(acct.address)
-            ex.watch.arm_from_record(acct.address, old)
-        return
-    x //= 2
-    sources = []
-    for src, px, _exposure in sorted(mm.sources):
-        sources.append([src, px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)])
-    refs = [[m, ex.mstate[m].phi] for m in held]
-    due = None if span is None else ex.time_ms + 1 + span
-    w: list[Any] = [x, sources, None if budget is None else budget // 2, refs, due]
+        w = old  # every trigger in place fires no later than this assessment's would; none is reached
+    else:
+        half = x // 2
+        sources = []
+        for src, px, _exposure in sorted(mm.sources):
+            up, down = _band(px, half)
+            sources.append([src, up, down])
+        refs = [[m, ex.mstate[m].phi] for m in held]
+        due = None if span is None else ex.time_ms + 1 + span
+        w = [half, sources, None if budget is None else budget // 2, refs, due]
     if w != old:
         acct.watch = w
         ex.touch_watch(acct)
@@ -165,6 +164,12 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
         return  # the same arming, none of its entries popped: they are all in the heaps still
     ex.watch.fired.discard(acct.address)
     ex.watch.arm_from_record(acct.address, w)  # (re)push: fired entries were popped
+
+
+def _band(px: int, x: int) -> tuple[int, int]:
+    """The (up, down) triggers around price ``px`` for a relative move ``x`` (ppm): what an
+    arming writes, and what ``_keeps`` compares a kept arming with."""
+    return px * (PPM + x) // PPM, -(-px * (PPM - x) // PPM)
 
 
 def _keeps(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | None, held: list[int],
@@ -198,7 +203,8 @@ def _keeps(ex: Exchange, old: list[Any], mm: Assessment, x: int, budget: int | N
                 down: int = s[2]
                 if px >= up or px <= down:
                     return False  # reached
-                if up > px * (PPM + x) // PPM or down < -(-px * (PPM - x) // PPM):
+                full_up, full_down = _band(px, x)
+                if up > full_up or down < full_down:
                     return False
                 break
         else:
