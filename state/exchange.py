@@ -81,6 +81,7 @@ class Exchange:
         self.app_hash = genesis.hash()
         self.oid_counter = 0
         self.seq_counter = 0
+        self._stored_oid_limit = 0  # orders with a larger id were placed after the last write set
         self.events: list[Any] = []
         self._dirty_accounts: set[bytes] = set()
         self._dirty_orders: dict[int, Order | None] = {}
@@ -201,9 +202,16 @@ class Exchange:
                                        for addr in sorted(self._dirty_nonces)]))
         dirty_orders = self._dirty_orders
         orders_out: list[tuple[bytes, bytes | None]] = []
+        stored_limit = self._stored_oid_limit
         for oid in sorted(dirty_orders):
             order = dirty_orders[oid]
-            orders_out.append((records.order_key(oid), None if order is None or not order.live else encode(order.record())))
+            if order is None or not order.live:
+                if oid > stored_limit:
+                    continue  # placed and gone within this block: never stored, nothing to delete
+                orders_out.append((records.order_key(oid), None))
+            else:
+                orders_out.append((records.order_key(oid), encode(order.record())))
+        self._stored_oid_limit = self.oid_counter
         groups.append((records.ORDER, orders_out))
         pools = self.pools
         groups.append((records.POOL, [(records.pool_key(a), None if pools[a].is_default() else encode(pools[a].record()))
@@ -284,6 +292,7 @@ class Exchange:
                 self.oracle_subs[(int.from_bytes(ident[:2], "big"), int.from_bytes(ident[2:], "big"))] = list(rec)
             elif kind == records.COUNTERS:
                 self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch = rec
+                self._stored_oid_limit = self.oid_counter
         for addr, w in watches:  # after the accounts, whatever the order of ``items``
             self.account(addr).watch = w
         orders.sort(key=lambda o: o.seq)

@@ -81,8 +81,9 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     oid = ex.next_order_id()
     order = Order(oid, ex.next_seq(), market.market_id, acct.address, o.is_buy, o.price, size, size,
                   int(o.tif), o.reduce_only, o.cloid)
-    ex.touch(acct)
     fills = _match(ex, acct, market, order)
+    if fills:
+        ex.touch(acct)  # the taker's balances or position moved (the makers' are touched per fill)
     filled = size - order.size
     if order.size == 0:
         return ActionResult(Code.OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
@@ -194,7 +195,6 @@ def cancel_order(ex: Exchange, order: Order, reason: str) -> None:
     ex.books[order.market].remove(order)
     acct.add_order(order.market, order.is_buy, -order.size, -order.price * order.size * market.tick_value)
     _forget_order(acct, order)
-    ex.touch(acct)
     ex.touch_order_removed(order)
     ex.emit(Cancelled(order.market, order.oid, order.owner, order.size, reason))
 
@@ -207,5 +207,4 @@ def shrink_order(ex: Exchange, order: Order, new_size: int) -> None:
     ex.books[order.market].reduce(order, cut)
     acct.add_order(order.market, order.is_buy, -cut, -order.price * cut * market.tick_value)
     order.orig_size = new_size
-    ex.touch(acct)
     ex.touch_order(order)

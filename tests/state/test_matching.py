@@ -226,6 +226,28 @@ def test_perp_order_needs_margin(chain: Chain) -> None:
     assert chain.order(poor, BTC_PERP, True, 60_000, 10).status == "resting"
 
 
+def test_write_set_holds_only_records_that_changed(chain: Chain) -> None:
+    """Resting and cancelling orders leave the account record as it was (open orders are
+    derived from the books), so their blocks write no account record; an order placed and
+    cancelled in the same block was never stored and writes nothing."""
+    from state import records
+    from state.tx import Cancel
+
+    placed = chain.block(chain.sign(A, _place(BTC_SPOT, False, 61_000, 5)))
+    oid = placed.receipts[0].results[0].oid
+    assert [k for k, _ in placed.write_digests if k[:1] in (records.ORDER, records.ACCOUNT)] == [
+        records.order_key(oid)]
+    cancelled = chain.block(chain.sign(A, Cancel(BTC_SPOT, oid, None)))
+    assert [(k, d) for k, d in cancelled.write_digests if k[:1] in (records.ORDER, records.ACCOUNT)] == [
+        (records.order_key(oid), b"")]
+    same_block = chain.block(chain.sign(A, _place(BTC_SPOT, False, 61_000, 5)),
+                             chain.sign(B, _place(BTC_SPOT, True, 61_000, 5)))
+    rested, taken = (r.results[0] for r in same_block.receipts)
+    assert (rested.status, taken.status) == ("resting", "filled")
+    assert [k for k, _ in same_block.write_digests if k[:1] in (records.ORDER, records.ACCOUNT)] == sorted(
+        records.account_key(a) for a in (A.address, B.address, FEE_ACCOUNT)), "the filled maker order was never stored"
+
+
 def _place(market: int, is_buy: bool, price: int, size: int) -> object:
     from state.tx import PlaceOrder
 
