@@ -9,9 +9,10 @@ holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_reco
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
-from state import records
+from state import nonces, records
 from state.account import Account
 from state.book import Book, Order
 from state.errors import Code, TxError
@@ -63,7 +64,7 @@ class Exchange:
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
         self.accounts: dict[bytes, Account] = {}
-        self.nonces: dict[bytes, list[int]] = {}
+        self.nonces: dict[bytes, array[int]] = {}  # signer -> kept nonces (state/nonces.py)
         self.last_price: dict[int, int] = {}
         self.mstate: list[MarketState] = [MarketState() for _ in self.markets]
         self.index_px: list[int] = [0] * len(genesis.assets)  # derived: state/prices.py
@@ -198,7 +199,7 @@ class Exchange:
         groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
         groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)
                                         for m in sorted(self._dirty_markets)]))
-        groups.append((records.NONCE, [(records.nonce_key(addr), encode(self.nonces[addr]))
+        groups.append((records.NONCE, [(records.nonce_key(addr), nonces.to_bytes(self.nonces[addr]))
                                        for addr in sorted(self._dirty_nonces)]))
         dirty_orders = self._dirty_orders
         orders_out: list[tuple[bytes, bytes | None]] = []
@@ -251,7 +252,7 @@ class Exchange:
             for oid, order in book.orders.items():
                 out.append((records.order_key(oid), records.encode_record(order.record())))
         for addr, kept in self.nonces.items():
-            out.append((records.nonce_key(addr), records.encode_record(kept)))
+            out.append((records.nonce_key(addr), nonces.to_bytes(kept)))
         for m in range(len(self.markets)):
             if self._market_is_set(m):
                 out.append((records.market_key(m), self._market_record(m)))
@@ -272,13 +273,14 @@ class Exchange:
         watches: list[tuple[bytes, list[Any]]] = []
         for key, value in items:
             kind, ident = records.parse_key(key)
+            if kind == records.NONCE:
+                self.nonces[ident] = nonces.from_bytes(value)
+                continue
             rec = records.decode_record(value)
             if kind == records.ACCOUNT:
                 self.accounts[ident] = Account.from_record(ident, self.pools, rec)
             elif kind == records.ORDER:
                 orders.append(Order.from_record(rec))
-            elif kind == records.NONCE:
-                self.nonces[ident] = list(rec)
             elif kind == records.WATCH:
                 watches.append((ident, rec))
             elif kind == records.MARKET:

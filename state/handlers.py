@@ -154,7 +154,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     effective = [r for r in results if r.code == Code.OK]
     if effective:
         if kept is None:
-            kept = ex.nonces[signer] = []
+            kept = ex.nonces[signer] = nonces.new_kept()
         nonces.record(kept, tx.nonce)
         ex.touch_nonces(signer)
         return Receipt(tx.hash, Code.OK, "", signer, kind, results)

@@ -4,18 +4,32 @@ A nonce is accepted when it is unused, above the smallest kept nonce once 100 ar
 and within a window around the block time (nonces are millisecond timestamps chosen by
 clients, so independent clients of one key don't collide and there is no sequence to
 coordinate). Kept sorted ascending so the smallest is ``kept[0]``.
+
+The kept nonces live in an unsigned 64-bit ``array`` (transactions carry nonces in
+[0, 2**63)), and their record is that array's bytes, little-endian: a signer's record is
+rewritten in every block it transacts in, and copying the array out is ~25 times cheaper
+than packing a list of up to 100 integers (``bench.state_apply``'s flow spent 2-3% of
+``apply_block`` there).
 """
 
 from __future__ import annotations
 
 import bisect
+import sys
+from array import array
+from collections.abc import Sequence
 
 from state.errors import Code, TxError
 
 KEEP = 100
+_NATIVE_LE = sys.byteorder == "little"
 
 
-def must_accept(kept: list[int], nonce: int, block_time_ms: int, past_ms: int, future_ms: int) -> None:
+def new_kept() -> array[int]:
+    return array("Q")
+
+
+def must_accept(kept: Sequence[int], nonce: int, block_time_ms: int, past_ms: int, future_ms: int) -> None:
     """Raise the rejection code if ``nonce`` may not be used now; changes nothing."""
     if nonce <= block_time_ms - past_ms or nonce >= block_time_ms + future_ms:
         raise TxError(Code.NONCE_OUT_OF_WINDOW, f"nonce {nonce} is outside the window around block time {block_time_ms}")
@@ -26,8 +40,25 @@ def must_accept(kept: list[int], nonce: int, block_time_ms: int, past_ms: int, f
         raise TxError(Code.NONCE_USED, f"nonce {nonce} was already used")
 
 
-def record(kept: list[int], nonce: int) -> None:
+def record(kept: array[int], nonce: int) -> None:
     """Insert an accepted nonce, dropping the smallest beyond the 100 kept."""
     bisect.insort(kept, nonce)
     if len(kept) > KEEP:
         del kept[0]
+
+
+def to_bytes(kept: array[int]) -> bytes:
+    """The record: 8 bytes per kept nonce, ascending, little-endian."""
+    if _NATIVE_LE:
+        return kept.tobytes()
+    swapped = array("Q", kept)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+def from_bytes(data: bytes) -> array[int]:
+    kept = array("Q")
+    kept.frombytes(data)
+    if not _NATIVE_LE:
+        kept.byteswap()
+    return kept

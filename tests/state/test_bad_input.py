@@ -177,6 +177,23 @@ def test_nonce_below_the_kept_window_is_rejected(chain: Chain) -> None:
     assert chain.block(chain.sign(k, order(price=9_999, size=11), nonce=base + 500)).receipts[0].code == Code.OK
 
 
+def test_kept_nonces_record_is_fixed_width_little_endian_and_restores(chain: Chain) -> None:
+    """The kept nonces are stored as 8 little-endian bytes each, ascending; a restart reads
+    back exactly the window that rejects a stale nonce."""
+    from state import nonces, records
+
+    k = key(51)
+    chain.fund(k, USDC, 10**12)
+    base = chain.time
+    chain.block(*[chain.sign(k, order(price=10_000 + i, size=10), nonce=base + 10 + i) for i in range(105)])
+    stored = dict(chain.ex.snapshot_records())[records.nonce_key(k.address)]
+    assert stored == b"".join((base + 10 + i).to_bytes(8, "little") for i in range(5, 105))
+    assert list(nonces.from_bytes(stored)) == list(chain.ex.nonces[k.address])
+    restarted = chain.fork()
+    assert restarted.block(restarted.sign(k, order(price=9_999, size=11), nonce=base + 14)).receipts[0].code == Code.NONCE_TOO_LOW
+    assert restarted.block(restarted.sign(k, order(price=9_999, size=11), nonce=base + 16)).receipts[0].code == Code.NONCE_USED
+
+
 def test_a_signer_with_no_history_leaves_no_trace(chain: Chain) -> None:
     stranger = PrivateKey(b"\x77" * 32)
     assert_rejected_without_effect(chain, chain.sign(stranger, order()), Code.INSUFFICIENT_BALANCE)
