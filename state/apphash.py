@@ -14,8 +14,9 @@ It does not give per-key inclusion proofs against a single root (a Merkle tree w
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
-DOMAIN = b"bookchain/app/1"
+DOMAIN: Final = b"bookchain/app/1"
 
 
 def write_set_digest(writes: list[tuple[bytes, bytes | None]]) -> bytes:

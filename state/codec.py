@@ -11,15 +11,15 @@ always picks the shortest form for ints and lengths, so the round trip is the pr
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
 from state.errors import Code, TxError
 
-MAX_U64 = (1 << 64) - 1
-MAX_I64 = (1 << 63) - 1
-MIN_I64 = -(1 << 63)
+MAX_U64: Final = (1 << 64) - 1
+MAX_I64: Final = (1 << 63) - 1
+MIN_I64: Final = -(1 << 63)
 
 _local = threading.local()
 

@@ -27,7 +27,7 @@ the owed funding and the unrealized PnL count in equity just the same.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state.prices import mark_price
 from state.risk import value_of
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from state.book import Book
     from state.exchange import Exchange
 
-PPB = 1_000_000_000
+PPB: Final = 1_000_000_000
 
 
 def owed_funding(ex: Exchange, market: int, pos: Position) -> int:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from state.keys import address_from_text
 
-SPOT = "spot"
-PERP = "perp"
+SPOT: Final = "spot"
+PERP: Final = "perp"
 
-FEE_ACCOUNT = b"\x00" * 19 + b"\x01"
-INSURANCE_ACCOUNT = b"\x00" * 19 + b"\x02"
+FEE_ACCOUNT: Final = b"\x00" * 19 + b"\x01"
+INSURANCE_ACCOUNT: Final = b"\x00" * 19 + b"\x02"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ was; the envelope then records the nonce only if at least one action took effect
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from state import lendtx, liquidation, matching, nonces, oracle, risk
 from state.account import Account
@@ -33,7 +33,7 @@ from state.tx import (
     Withdraw,
 )
 
-MAX_AMOUNT = 1 << 62
+MAX_AMOUNT: Final = 1 << 62
 
 
 def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> ActionResult:

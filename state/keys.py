@@ -17,19 +17,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import nacl.bindings as sodium
 from nacl.exceptions import BadSignatureError
 
 from state import sigrule
 
-PUBKEY_LEN = 32
-SIG_LEN = 64
-ADDRESS_LEN = 20
+PUBKEY_LEN: Final = 32
+SIG_LEN: Final = 64
+ADDRESS_LEN: Final = 20
 
-DOMAIN_TX = b"bookchain/tx/1\x00"
-DOMAIN_PROPOSAL = b"bookchain/proposal/1\x00"
-DOMAIN_VOTE = b"bookchain/vote/1\x00"
+DOMAIN_TX: Final = b"bookchain/tx/1\x00"
+DOMAIN_PROPOSAL: Final = b"bookchain/proposal/1\x00"
+DOMAIN_VOTE: Final = b"bookchain/vote/1\x00"
 
 
 def address_of(pubkey: bytes) -> bytes:

@@ -45,7 +45,7 @@ withdrawal is also bounded by ``custody``, so the bridge never pays out more tha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state.errors import Code, TxError
 
@@ -53,9 +53,9 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.genesis import AssetRisk
 
-ONE = 10**18  # index fixed point
-PPM = 1_000_000
-YEAR_MS = 365 * 24 * 3600 * 1000
+ONE: Final = 10**18  # index fixed point
+PPM: Final = 1_000_000
+YEAR_MS: Final = 365 * 24 * 3600 * 1000
 
 
 def big(n: int) -> bytes:

@@ -6,7 +6,7 @@ See state/lending.py for the balance model. Each handler checks everything first
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state import risk
 from state.errors import Code, TxError
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-MAX_AMOUNT = 1 << 62
+MAX_AMOUNT: Final = 1 << 62
 
 
 def handle_lend(ex: Exchange, signer: bytes, pubkey: bytes, a: Lend) -> ActionResult:

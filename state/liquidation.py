@@ -36,7 +36,7 @@ no account is left with negative equity.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state import matching, watch
 from state.book import Order
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-PPM = 1_000_000
-ROUNDING_HEADROOM = 16  # smallest units an ADL leaves a counterparty for the trade's own rounding
+PPM: Final = 1_000_000
+ROUNDING_HEADROOM: Final = 16  # smallest units an ADL leaves a counterparty for the trade's own rounding
 
 Leg = tuple[int, bool, int, int]  # (market, is_buy, lots, |notional at price|)
 

@@ -13,7 +13,7 @@ open orders (lots and notional per side) for that check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state import risk
 from state.book import Order
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-MAX_ORDER_NOTIONAL = 10**15  # quote smallest units; keeps every record inside 64 bits
-MAX_POSITION_NOTIONAL = 10**17
+MAX_ORDER_NOTIONAL: Final = 10**15  # quote smallest units; keeps every record inside 64 bits
+MAX_POSITION_NOTIONAL: Final = 10**17
 
 
 def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int]:

@@ -18,11 +18,12 @@ import bisect
 import sys
 from array import array
 from collections.abc import Sequence
+from typing import Final
 
 from state.errors import Code, TxError
 
-KEEP = 100
-_NATIVE_LE = sys.byteorder == "little"
+KEEP: Final = 100
+_NATIVE_LE: Final = sys.byteorder == "little"
 
 
 def new_kept() -> array[int]:

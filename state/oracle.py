@@ -11,7 +11,7 @@ submission the last oracle price stays, and its age is visible as ``oracle_ms``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from state.errors import Code, TxError
 from state.prices import median
@@ -21,7 +21,7 @@ from state.tx import OraclePrices
 if TYPE_CHECKING:
     from state.exchange import Exchange
 
-MAX_PRICE = 1 << 62
+MAX_PRICE: Final = 1 << 62
 
 
 def validator_index(ex: Exchange, pubkey: bytes) -> int:

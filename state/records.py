@@ -8,22 +8,22 @@ Values are canonical msgpack arrays (the same codec as transactions).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
 from state.codec import encode, new_packer
 
-ACCOUNT = b"a"  # address -> balances, positions, lending and unwind settings
-ORDER = b"o"  # oid -> resting order
-NONCE = b"n"  # address -> kept nonces
-MARKET = b"k"  # market id -> last trade, mark, basis EMA, funding index and samples
-POOL = b"p"  # asset id -> lending pool (indices, totals), custody, oracle price
-ORACLE = b"r"  # asset id + validator index -> last price submission
-COUNTERS = b"c"  # order id and priority counters, last block time, funding epoch
-WATCH = b"w"  # address -> liquidation-watch arming (state/watch.py)
-COUNTERS_KEY = COUNTERS
-META_KEY = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
+ACCOUNT: Final = b"a"  # address -> balances, positions, lending and unwind settings
+ORDER: Final = b"o"  # oid -> resting order
+NONCE: Final = b"n"  # address -> kept nonces
+MARKET: Final = b"k"  # market id -> last trade, mark, basis EMA, funding index and samples
+POOL: Final = b"p"  # asset id -> lending pool (indices, totals), custody, oracle price
+ORACLE: Final = b"r"  # asset id + validator index -> last price submission
+COUNTERS: Final = b"c"  # order id and priority counters, last block time, funding epoch
+WATCH: Final = b"w"  # address -> liquidation-watch arming (state/watch.py)
+COUNTERS_KEY: Final = COUNTERS
+META_KEY: Final = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
 
 def account_key(address: bytes) -> bytes:

@@ -53,7 +53,7 @@ for RPC.
 from __future__ import annotations
 
 from math import isqrt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
@@ -66,9 +66,9 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
     from state.tx import PlaceOrder
 
-PPM = 1_000_000
-GRID = (-3, -2, -1, 0, 1, 2, 3)  # shock multiples k = j / 3
-DAYS_PER_YEAR = 365
+PPM: Final = 1_000_000
+GRID: Final = (-3, -2, -1, 0, 1, 2, 3)  # shock multiples k = j / 3
+DAYS_PER_YEAR: Final = 365
 
 # (market, is_buy, lots, notional) of an order counted at its worst case or assumed filled
 OrderLeg = tuple[int, bool, int, int]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from state.codec import decode, encode, must_bool, must_bytes, must_list, must_uint
 from state.errors import Code, TxError
@@ -34,9 +34,9 @@ from state.keys import (
     verify,
 )
 
-MAX_TX_BYTES = 16 * 1024
-CLOID_LEN = 16
-MAX_WITHDRAW_DEST = 64
+MAX_TX_BYTES: Final = 16 * 1024
+CLOID_LEN: Final = 16
+MAX_WITHDRAW_DEST: Final = 64
 
 
 class Tif(IntEnum):

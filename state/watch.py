@@ -47,18 +47,18 @@ from __future__ import annotations
 
 import heapq
 from math import isqrt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
     from state.risk import Assessment
 
-PPM = 1_000_000
-PPB = 1_000_000_000
-YEAR_MS = 365 * 24 * 3600 * 1000
-MAX_X_PPM = 333_333
-MAX_BUDGET = 1 << 62
+PPM: Final = 1_000_000
+PPB: Final = 1_000_000_000
+YEAR_MS: Final = 365 * 24 * 3600 * 1000
+MAX_X_PPM: Final = 333_333
+MAX_BUDGET: Final = 1 << 62
 PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
 
 
