@@ -34,6 +34,7 @@ from state.tx import (
 )
 
 MAX_AMOUNT: Final = 1 << 62
+OK: Final = Code.OK  # a C static in the compiled build (see matching.GTC)
 
 
 def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> ActionResult:
@@ -79,7 +80,7 @@ def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
 def handle_cancel(ex: Exchange, acct: Account, a: Cancel) -> ActionResult:
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     matching.cancel_order(ex, order, "cancelled")
-    return ActionResult(Code.OK, oid=order.oid, status="cancelled", resting=0)
+    return ActionResult(OK, oid=order.oid, status="cancelled", resting=0)
 
 
 def handle_cancel_all(ex: Exchange, acct: Account, a: CancelAll) -> ActionResult:
@@ -127,38 +128,39 @@ def register_account_handler(action_type: type, handler: AccountHandler) -> None
 
 def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionResult:
     try:
-        handler = ORDER_HANDLERS.get(type(action))
+        kind = type(action)
+        handler = ORDER_HANDLERS.get(kind)
         if handler is not None:
             return handler(ex, ex.account(signer), action)
-        return ACCOUNT_HANDLERS[type(action)](ex, signer, pubkey, action)
+        return ACCOUNT_HANDLERS[kind](ex, signer, pubkey, action)
     except TxError as err:
         return rejected(err.code, err.message)
 
 
 def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
-    """Apply one signature-checked transaction at the exchange's current block time."""
-    signer = tx.signer
-    kind = ACTION_NAMES.get(type(tx.action), type(tx.action).__name__.lower())
+    """Apply one signature-checked transaction at the exchange's current block time.
+    (``tx``'s fields are read once: its class is interpreted, see matching.must_valid_order.)"""
+    signer, nonce, action, tx_hash = tx.signer, tx.nonce, tx.action, tx.hash
+    kind = ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
     kept = ex.nonces.get(signer)
     try:
-        nonces.must_accept(kept or [], tx.nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
+        nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
     except TxError as err:
-        return Receipt(tx.hash, err.code, err.message, signer, kind)
-    action = tx.action
+        return Receipt(tx_hash, err.code, err.message, signer, kind)
     if isinstance(action, Batch):
         if len(action.actions) > ex.genesis.max_batch_actions:
-            return Receipt(tx.hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
+            return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
         results = tuple(_run_one(ex, signer, tx.pubkey, a) for a in action.actions)
     else:
         results = (_run_one(ex, signer, tx.pubkey, action),)
-    effective = [r for r in results if r.code == Code.OK]
-    if effective:
-        if kept is None:
-            kept = ex.nonces[signer] = nonces.new_kept()
-        nonces.record(kept, tx.nonce)
-        ex.touch_nonces(signer)
-        return Receipt(tx.hash, Code.OK, "", signer, kind, results)
+    for r in results:
+        if r.code == OK:  # at least one action took effect: the nonce is used
+            if kept is None:
+                kept = ex.nonces[signer] = nonces.new_kept()
+            nonces.record(kept, nonce)
+            ex.touch_nonces(signer)
+            return Receipt(tx_hash, OK, "", signer, kind, results)
     if signer in ex.accounts and ex.accounts[signer].is_empty() and signer not in ex.nonces:
         del ex.accounts[signer]  # a rejected first contact leaves no trace
     first = results[0]
-    return Receipt(tx.hash, first.code, first.message, signer, kind, results)
+    return Receipt(tx_hash, first.code, first.message, signer, kind, results)

@@ -27,25 +27,35 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
+# Enum members as module constants: the compiled build reads these from C statics, where
+# ``Tif.IOC`` is a module-dict look-up of the class and an attribute look-up on it.
+GTC: Final = Tif.GTC
+IOC: Final = Tif.IOC
+ALO: Final = Tif.ALO
+OK: Final = Code.OK
+
 MAX_ORDER_NOTIONAL: Final = 10**15  # quote smallest units; keeps every record inside 64 bits
 MAX_POSITION_NOTIONAL: Final = 10**17
 
 
 def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int]:
-    """All stateless and stateful checks of a new order. Returns (market, size)."""
+    """All stateless and stateful checks of a new order. Returns (market, size).
+    (Hot path: ``o``'s fields are read once; a transaction's class is interpreted, so each
+    read from compiled code is a generic attribute look-up.)"""
     market = ex.market(o.market)
-    if o.size == 0:
+    price, size, tif, cloid = o.price, o.size, o.tif, o.cloid
+    is_buy = o.is_buy
+    if size == 0:
         raise TxError(Code.ZERO_SIZE, "order size is zero lots")
-    if o.price == 0 or o.price > market.max_price_ticks:
+    if price == 0 or price > market.max_price_ticks:
         raise TxError(Code.PRICE_OUT_OF_RANGE, f"price must be 1..{market.max_price_ticks} ticks")
-    notional = o.price * o.size * market.tick_value
+    notional = price * size * market.tick_value
     if notional > MAX_ORDER_NOTIONAL:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"order notional {notional} exceeds {MAX_ORDER_NOTIONAL}")
-    size = o.size
     if o.reduce_only:
         if market.kind != PERP:
             raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp markets")
-        capacity = risk.reduce_capacity(acct, market.market_id, o.is_buy)
+        capacity = risk.reduce_capacity(acct, market.market_id, is_buy)
         if capacity == 0:
             raise TxError(Code.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
         size = min(size, capacity)
@@ -54,18 +64,19 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
     if market.kind == PERP:
         pos = acct.positions.get(market.market_id)
         current = abs(pos.size) if pos else 0
-        if (current + size) * o.price * market.tick_value > MAX_POSITION_NOTIONAL:
+        if (current + size) * price * market.tick_value > MAX_POSITION_NOTIONAL:
             raise TxError(Code.AMOUNT_OUT_OF_RANGE, "position notional limit")
-    book = ex.books[market.market_id]
-    if o.tif == Tif.ALO and book.crosses(o.is_buy, o.price):
-        raise TxError(Code.ALO_WOULD_CROSS, "post-only order would take liquidity")
-    if o.tif == Tif.IOC and not book.crosses(o.is_buy, o.price):
-        raise TxError(Code.IOC_NO_FILL, "immediate-or-cancel order has nothing to match")
-    if o.cloid is not None and o.cloid in acct.cloids and (replacing is None or replacing.cloid != o.cloid):
+    if tif != GTC:
+        crosses = ex.books[market.market_id].crosses(is_buy, price)
+        if tif == ALO and crosses:
+            raise TxError(Code.ALO_WOULD_CROSS, "post-only order would take liquidity")
+        if tif == IOC and not crosses:
+            raise TxError(Code.IOC_NO_FILL, "immediate-or-cancel order has nothing to match")
+    if cloid is not None and cloid in acct.cloids and (replacing is None or replacing.cloid != cloid):
         raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
-    if len(acct.open_orders) >= ex.genesis.max_open_orders_per_account and o.tif != Tif.IOC and replacing is None:
+    if len(acct.open_orders) >= ex.genesis.max_open_orders_per_account and tif != IOC and replacing is None:
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
-    risk.must_afford_order(ex, acct, market, o.is_buy, o.price, size, replacing)
+    risk.must_afford_order(ex, acct, market, is_buy, price, size, replacing)
     return market, size
 
 
@@ -79,25 +90,26 @@ def place_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | N
 
 def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int) -> ActionResult:
     oid = ex.next_order_id()
-    order = Order(oid, ex.next_seq(), market.market_id, acct.address, o.is_buy, o.price, size, size,
-                  int(o.tif), o.reduce_only, o.cloid)
+    tif, reduce_only, is_buy = o.tif, o.reduce_only, o.is_buy
+    order = Order(oid, ex.next_seq(), market.market_id, acct.address, is_buy, o.price, size, size,
+                  int(tif), reduce_only, o.cloid)
     fills = _match(ex, acct, market, order)
     if fills:
         ex.touch(acct)  # the taker's balances or position moved (the makers' are touched per fill)
     filled = size - order.size
     if order.size == 0:
-        return ActionResult(Code.OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
-    if o.tif == Tif.IOC or (o.reduce_only and risk.reduce_capacity(acct, market.market_id, o.is_buy) == 0):
-        ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "ioc" if o.tif == Tif.IOC else "reduce_only"))
-        status = "filled" if filled and o.tif == Tif.IOC else "cancelled"
-        return ActionResult(Code.OK, oid=oid, status=status, filled=filled, fills=tuple(fills))
+        return ActionResult(OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
+    if tif == IOC or (reduce_only and risk.reduce_capacity(acct, market.market_id, is_buy) == 0):
+        ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "ioc" if tif == IOC else "reduce_only"))
+        status = "filled" if filled and tif == IOC else "cancelled"
+        return ActionResult(OK, oid=oid, status=status, filled=filled, fills=tuple(fills))
     ex.books[market.market_id].add(order)
     acct.open_orders[oid] = market.market_id
-    acct.add_order(market.market_id, order.is_buy, order.size, order.price * order.size * market.tick_value)
+    acct.add_order(market.market_id, is_buy, order.size, order.price * order.size * market.tick_value)
     if order.cloid is not None:
         acct.cloids[order.cloid] = oid
     ex.touch_order(order)
-    return ActionResult(Code.OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills))
+    return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills))
 
 
 def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_fee_ppm: int = 0) -> list[Fill]:
