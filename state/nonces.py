@@ -34,7 +34,10 @@ def must_accept(kept: Sequence[int], nonce: int, block_time_ms: int, past_ms: in
     """Raise the rejection code if ``nonce`` may not be used now; changes nothing."""
     if nonce <= block_time_ms - past_ms or nonce >= block_time_ms + future_ms:
         raise TxError(Code.NONCE_OUT_OF_WINDOW, f"nonce {nonce} is outside the window around block time {block_time_ms}")
-    if len(kept) >= KEEP and nonce <= kept[0]:
+    n = len(kept)
+    if not n or nonce > kept[n - 1]:
+        return  # the usual case: a client's nonces increase
+    if n >= KEEP and nonce <= kept[0]:
         raise TxError(Code.NONCE_TOO_LOW, f"nonce {nonce} is not above the smallest kept nonce {kept[0]}")
     i = bisect.bisect_left(kept, nonce)
     if i < len(kept) and kept[i] == nonce:
@@ -43,7 +46,11 @@ def must_accept(kept: Sequence[int], nonce: int, block_time_ms: int, past_ms: in
 
 def record(kept: array[int], nonce: int) -> None:
     """Insert an accepted nonce, dropping the smallest beyond the 100 kept."""
-    bisect.insort(kept, nonce)
+    n = len(kept)
+    if not n or nonce > kept[n - 1]:
+        kept.append(nonce)
+    else:
+        bisect.insort(kept, nonce)
     if len(kept) > KEEP:
         del kept[0]
 
