@@ -55,7 +55,7 @@ def run(traders: int, block_size: int, txs: int) -> dict[str, Any]:
     cache = verify_many(list(flow.txs), genesis.chain_id)
     blocks = [flow.txs[i: i + block_size] for i in range(0, len(flow.txs), block_size)]
     with tempfile.TemporaryDirectory() as d:
-        sm = StateMachine.open(genesis, os.path.join(d, "state"))
+        sm = StateMachine.open(genesis, os.path.join(d, "state"), sync_commits=False)  # as a node commits
         height_time = T0 + 2000
         for i in range(WARMUP_BLOCKS):
             sm.apply_block(ExecBlock(sm.height + 1, height_time + i * BLOCK_INTERVAL_MS, tuple(blocks[i])), cache)

@@ -70,7 +70,10 @@ class NodeRuntime:
             d.mkdir(parents=True, exist_ok=True)
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
-        self.sm = StateMachine.open(self.genesis, str(config.state_dir))
+        # The block store is the synced record (every block before it is applied, its results
+        # before the state commits); the handshake re-applies what an OS crash took from the
+        # state store, so not every block's state batch is fsynced (StateMachine, README).
+        self.sm = StateMachine.open(self.genesis, str(config.state_dir), sync_commits=False)
         self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
         self.blocks = BlockStore(str(config.blocks_dir))
         self.mempool = Mempool(self.sm, config.mempool)
@@ -96,7 +99,9 @@ class NodeRuntime:
                  snap.height, source, snap.app_hash.hex()[:12])
 
     def after_commit(self, height: int) -> None:
-        """Snapshots and retention, after the block's state is durable."""
+        """Snapshots and retention, after the block's state is committed. A block the state
+        store may still lose to an OS crash (above ``sm.durable_height``) is pruned only
+        after a sync: the handshake would need it."""
         st = self.config.storage
         if st.snapshot_interval and height % st.snapshot_interval == 0:
             from node.snapshots import Snapshot, prune_snapshots, write_snapshot
@@ -111,7 +116,10 @@ class NodeRuntime:
 
             asyncio.get_running_loop().run_in_executor(None, write)
         if st.retain_blocks and height > st.retain_blocks:
-            pruned = self.blocks.prune_below(height - st.retain_blocks + 1)
+            keep_from = height - st.retain_blocks + 1
+            if keep_from > self.sm.durable_height + 1:
+                self.sm.sync_store()  # once per retain_blocks heights at most
+            pruned = self.blocks.prune_below(keep_from)
             if pruned:
                 log.debug("h=%d pruned %d blocks", height, pruned)
 
