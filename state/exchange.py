@@ -61,6 +61,9 @@ class Exchange:
         scen = max(max(r.shock_mm_ppm, 1_000_000 - r.haircut_mm_ppm) for r in risk.assets) + risk.hedge_addon_mm_ppm
         rmax = max(r.max_rate_ppm for r in risk.assets)
         self.watch_rate_ppm = 2 * scen + -(-rmax * risk.borrow_addon_days_mm // 365)
+        self.max_rate_ppm = rmax  # the largest borrow rate any asset can reach
+        ref = risk.size_addon_ref  # the watch's size-add-on rate: see watch.arm
+        self.watch_size_scale = 10**12 // ref if 10**12 % ref == 0 else 0
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
         self.accounts: dict[bytes, Account] = {}

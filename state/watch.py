@@ -128,7 +128,9 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
             ex.touch_watch(acct)
         return
     buffer = max(mm.equity - mm.requirement, 0)
-    size_rate = risk.size_addon_mm_ppm * isqrt(mm.gross * 10**12 // risk.size_addon_ref) // 10**6
+    scale = ex.watch_size_scale  # 10**12 / size_addon_ref when exact: no 10**23-sized product
+    root = isqrt(mm.gross * scale) if scale else isqrt(mm.gross * 10**12 // risk.size_addon_ref)
+    size_rate = risk.size_addon_mm_ppm * root // 10**6
     g = mm.gross + mm.gross * (ex.watch_rate_ppm + size_rate + 1) // PPM + 2 * mm.requirement
     x = min(MAX_X_PPM, 3 * buffer * PPM // (4 * g)) if g else MAX_X_PPM
     budget = None
@@ -138,7 +140,7 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
         held = [m for m in sorted(acct.positions) if acct.positions[m].size]
     span = None  # time until the interest budget runs out (None: no debt, no time trigger)
     if mm.debt_value:
-        rmax = max(r.max_rate_ppm for r in risk.assets) or 1
+        rmax = ex.max_rate_ppm or 1
         jump = -(-mm.debt_value * 2 * rmax * risk.borrow_addon_days_mm // (365 * PPM))
         left = buffer // 8 - jump
         span = 0 if left <= 0 else min(left * YEAR_MS * PPM // (2 * mm.debt_value * rmax), YEAR_MS)
