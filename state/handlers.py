@@ -14,7 +14,7 @@ from state import lendtx, liquidation, matching, nonces, oracle, risk
 from state.account import Account
 from state.errors import Code, TxError
 from state.exchange import Exchange
-from state.receipts import ActionResult, Receipt, rejected
+from state.receipts import OK, ActionResult, Receipt, rejected
 from state.tx import (
     ACTION_NAMES,
     Batch,
@@ -34,7 +34,6 @@ from state.tx import (
 )
 
 MAX_AMOUNT: Final = 1 << 62
-OK: Final = Code.OK  # a C static in the compiled build (see matching.GTC)
 
 
 def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> ActionResult:

@@ -20,19 +20,18 @@ from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
 from state.genesis import PERP, MarketSpec
-from state.receipts import ActionResult, Cancelled, Fill
+from state.receipts import OK, ActionResult, Cancelled, Fill
 from state.tx import PlaceOrder, Tif
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-# Enum members as module constants: the compiled build reads these from C statics, where
-# ``Tif.IOC`` is a module-dict look-up of the class and an attribute look-up on it.
+# Enum members as module constants, as receipts.OK: the compiled build reads these from C
+# statics, where ``Tif.IOC`` is a module-dict look-up of the class and an attribute look-up.
 GTC: Final = Tif.GTC
 IOC: Final = Tif.IOC
 ALO: Final = Tif.ALO
-OK: Final = Code.OK
 
 MAX_ORDER_NOTIONAL: Final = 10**15  # quote smallest units; keeps every record inside 64 bits
 MAX_POSITION_NOTIONAL: Final = 10**17

@@ -18,6 +18,10 @@ from typing import Any, Final
 
 from state.errors import Code
 
+# Code.OK as a module constant: the compiled build reads it from a C static, where
+# ``Code.OK`` is a module-dict look-up of the enum class and an attribute look-up on it.
+OK: Final = Code.OK
+
 
 def _record_repr(name: str, values: list[Any]) -> str:
     """``Name(v1, v2, ...)`` in canonical field order, for tests and logs."""
