@@ -19,7 +19,7 @@ from state.errors import Code, TxError
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
 from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
-from state.risk import RequirementParams
+from state.risk import RequirementParams, size_scale
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -62,8 +62,7 @@ class Exchange:
         rmax = max(r.max_rate_ppm for r in risk.assets)
         self.watch_rate_ppm = 2 * scen + -(-rmax * risk.borrow_addon_days_mm // 365)
         self.max_rate_ppm = rmax  # the largest borrow rate any asset can reach
-        ref = risk.size_addon_ref  # the watch's size-add-on rate: see watch.arm
-        self.watch_size_scale = 10**12 // ref if 10**12 % ref == 0 else 0
+        self.watch_size_scale = size_scale(risk.size_addon_ref)  # the watch's size-add-on rate (watch.arm)
         self.leg_px: list[int] = [0] * len(self.markets)  # derived: valuation price per market (prices.py)
         self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
         self.accounts: dict[bytes, Account] = {}

@@ -166,7 +166,7 @@ class RequirementParams:
         self.hedge_ppm = hedge_ppm
         self.size_ppm = size_ppm
         self.size_ref = size_ref
-        self.size_scale = 10**12 // size_ref if 10**12 % size_ref == 0 else 0  # see size_addon
+        self.size_scale = size_scale(size_ref)
 
 
 def underlying_requirement(ex: Exchange, u: int, ns: int, p: int, pg: int, initial: bool) -> int:
@@ -207,15 +207,26 @@ def size_addon(net: int, size_ppm: int, size_ref: int) -> int:
     ``net * 10**12`` alone is ~10**25, an arbitrary-precision number several times slower
     to multiply and divide): the reference usually divides 10**12, and the final product
     is split at 10**12. ``tests/state/test_margin.py`` checks it equals the formula."""
-    return _size_addon(net, size_ppm, size_ref, 10**12 // size_ref if 10**12 % size_ref == 0 else 0)
+    return _size_addon(net, size_ppm, size_ref, size_scale(size_ref))
+
+
+def size_scale(size_ref: int) -> int:
+    """10**12 / size_ref when that is exact, else 0: made once per parameter set, so the
+    root below multiplies by it instead of forming ``net * 10**12``."""
+    return 10**12 // size_ref if 10**12 % size_ref == 0 else 0
+
+
+def size_root(net: int, size_ref: int, scale: int) -> int:
+    """``isqrt(net * 10**12 // size_ref)``, with ``scale`` from ``size_scale``: the size
+    add-on's root, and the liquidation watch's bound on its rate."""
+    if scale:
+        return isqrt(net * scale)
+    return isqrt(net * 10**12 // size_ref)
 
 
 def _size_addon(net: int, size_ppm: int, size_ref: int, scale: int) -> int:
-    """``size_addon`` with ``scale`` = 10**12 / size_ref when that is exact, else 0."""
-    if scale:
-        root = isqrt(net * scale)
-    else:
-        root = isqrt(net * 10**12 // size_ref)
+    """``size_addon`` with ``scale`` from ``size_scale``."""
+    root = size_root(net, size_ref, scale)
     scaled = net * size_ppm
     whole = scaled // 10**12
     part = scaled - whole * 10**12

@@ -46,8 +46,9 @@ on the history of a node's memory: a node restarted from disk checks exactly the
 from __future__ import annotations
 
 import heapq
-from math import isqrt
 from typing import TYPE_CHECKING, Any, Final
+
+from state.risk import size_root
 
 if TYPE_CHECKING:
     from state.account import Account
@@ -128,9 +129,7 @@ def arm(ex: Exchange, acct: Account, mm: Assessment) -> None:
             ex.touch_watch(acct)
         return
     buffer = max(mm.equity - mm.requirement, 0)
-    scale = ex.watch_size_scale  # 10**12 / size_addon_ref when exact: no 10**23-sized product
-    root = isqrt(mm.gross * scale) if scale else isqrt(mm.gross * 10**12 // risk.size_addon_ref)
-    size_rate = risk.size_addon_mm_ppm * root // 10**6
+    size_rate = risk.size_addon_mm_ppm * size_root(mm.gross, risk.size_addon_ref, ex.watch_size_scale) // 10**6
     g = mm.gross + mm.gross * (ex.watch_rate_ppm + size_rate + 1) // PPM + 2 * mm.requirement
     x = min(MAX_X_PPM, 3 * buffer * PPM // (4 * g)) if g else MAX_X_PPM
     budget = None
