@@ -100,7 +100,7 @@ def verify_many(raws: list[bytes], chain_id: str) -> dict[bytes, SignedTx]:
     out = {}
     for raw in raws:
         tx = decode_verified(raw, chain_id)
-        out[tx.hash] = tx
+        out[tx.raw] = tx
     return out
 
 
@@ -269,7 +269,7 @@ def bench_resting(n_resting: int, n_accounts: int) -> dict[str, float]:
             raw = nonce.to_bytes(8, "big")
             tx = SignedTx(k.pubkey, nonce, action, b"", raw, hashlib.sha256(raw).digest(), k.address)
             raws.append(raw)
-            cache[tx.hash] = tx
+            cache[tx.raw] = tx
             placed += 1
         sm.apply_block(ExecBlock(sm.height + 1, height_time, tuple(raws)), cache)
         height_time += 1
@@ -344,7 +344,7 @@ def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
             nonce += 1
             raw, tx = synthetic_tx(k, nonce, action)
             raws.append(raw)
-            cache[tx.hash] = tx
+            cache[tx.raw] = tx
         return sm.apply_block(ExecBlock(sm.height + 1, now, tuple(raws)), cache)
 
     def oracle(px: int) -> tuple[bytes, ...]:

@@ -128,7 +128,7 @@ class Execution:
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
-        self.mempool.on_committed(hashes, block.header.time_ms)
+        self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)
         now = time.monotonic()

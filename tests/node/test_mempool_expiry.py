@@ -20,9 +20,10 @@ def make() -> Mempool:
 
 
 def add(pool: Mempool, h: bytes, nonce: int) -> None:
-    pool.pending[h] = b"x" * 10
-    pool.bytes += 10
-    pool.verified[h] = SimpleNamespace(hash=h, nonce=nonce)  # type: ignore[assignment]
+    raw = b"raw:" + h.ljust(6, b".")  # ten bytes; the verified cache is keyed by the raw tx
+    pool.pending[h] = raw
+    pool.bytes += len(raw)
+    pool.verified[raw] = SimpleNamespace(hash=h, raw=raw, nonce=nonce)  # type: ignore[assignment]
 
 
 def test_committed_leave_and_expired_are_swept_every_n_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,12 +31,13 @@ def test_committed_leave_and_expired_are_swept_every_n_blocks(monkeypatch: pytes
     pool = make()
     add(pool, b"a", nonce=5_000)
     add(pool, b"old", nonce=100)
-    pool.on_committed([b"a"], block_time_ms=5_000)
+    pool.on_committed([b"a"], [b"raw:a....."], block_time_ms=5_000)
     assert b"a" not in pool.pending and b"a" in pool.committed and pool.bytes == 10
+    assert b"raw:a....." not in pool.verified and b"raw:old..." in pool.verified
     scans = []
     for n in range(2, 3 * EXPIRY_SCAN_BLOCKS + 1):
         before = b"old" in pool.pending
-        pool.on_committed([bytes([n % 256, n // 256])], block_time_ms=5_000)
+        pool.on_committed([bytes([n % 256, n // 256])], [], block_time_ms=5_000)
         if before and b"old" not in pool.pending:
             scans.append(n)
         if n == EXPIRY_SCAN_BLOCKS + 10:
