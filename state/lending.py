@@ -48,12 +48,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from state.errors import Code, TxError
+from state.muldiv import ONE, div_one, mul_one, mul_one_ceil
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.genesis import AssetRisk
 
-ONE: Final = 10**18  # index fixed point
 PPM: Final = 1_000_000
 YEAR_MS: Final = 365 * 24 * 3600 * 1000
 
@@ -90,10 +90,10 @@ class Pool:
 
     # ------------------------------------------------------------------ values
     def supply_value(self) -> int:
-        return self.supply_shares * self.supply_index // ONE
+        return mul_one(self.supply_shares, self.supply_index)
 
     def debt_value(self) -> int:
-        return -(-self.debt_shares * self.borrow_index // ONE)
+        return mul_one_ceil(self.debt_shares, self.borrow_index)
 
     def cash(self) -> int:
         """What the pool can lend out now: supplied minus borrowed."""
@@ -193,18 +193,18 @@ class Pools:
         s = acct.scaled.get(asset, 0)
         idle = acct.idle.get(asset, 0)
         if s > 0:
-            return idle + s * self.by_asset[asset].supply_index // ONE
+            return idle + mul_one(s, self.by_asset[asset].supply_index)
         if s < 0:
-            return idle - (-s * self.by_asset[asset].borrow_index + ONE - 1) // ONE
+            return idle - mul_one_ceil(-s, self.by_asset[asset].borrow_index)
         return idle
 
     def debt(self, acct: Account, asset: int) -> int:
         s = acct.scaled.get(asset, 0)
-        return (-s * self.by_asset[asset].borrow_index + ONE - 1) // ONE if s < 0 else 0
+        return mul_one_ceil(-s, self.by_asset[asset].borrow_index) if s < 0 else 0
 
     def supplied(self, acct: Account, asset: int) -> int:
         s = acct.scaled.get(asset, 0)
-        return s * self.by_asset[asset].supply_index // ONE if s > 0 else 0
+        return mul_one(s, self.by_asset[asset].supply_index) if s > 0 else 0
 
     def credit(self, acct: Account, asset: int, amount: int) -> None:
         """Add ``amount`` (may be negative: a debit) to the account's balance of ``asset``."""
@@ -217,13 +217,13 @@ class Pools:
         if amount > 0:
             s = scaled.get(asset, 0)
             if s < 0:  # repay debt first
-                debt = (-s * pool.borrow_index + ONE - 1) // ONE
+                debt = mul_one_ceil(-s, pool.borrow_index)
                 if amount >= debt:
                     pool.debt_shares += s
                     s = 0
                     amount -= debt
                 else:
-                    shares = amount * ONE // pool.borrow_index
+                    shares = div_one(amount, pool.borrow_index)
                     pool.debt_shares -= shares
                     s += shares
                     amount = 0
@@ -232,7 +232,7 @@ class Pools:
                     acct.idle[asset] = acct.idle.get(asset, 0) + amount
                     pool.idle_total += amount
                 else:
-                    shares = amount * ONE // pool.supply_index
+                    shares = div_one(amount, pool.supply_index)
                     pool.supply_shares += shares
                     s += shares
             if s:
@@ -254,18 +254,18 @@ class Pools:
                 return
         s = scaled.get(asset, 0)
         if s > 0:
-            supplied = s * pool.supply_index // ONE
+            supplied = mul_one(s, pool.supply_index)
             if need >= supplied:
                 pool.supply_shares -= s
                 s = 0
                 need -= supplied
             else:
-                shares = -(-need * ONE // pool.supply_index)
+                shares = -div_one(-need, pool.supply_index)
                 pool.supply_shares -= shares
                 s -= shares
                 need = 0
         if need:  # borrow the rest
-            shares = -(-need * ONE // pool.borrow_index)
+            shares = -div_one(-need, pool.borrow_index)
             pool.debt_shares += shares
             s -= shares
         if s:
@@ -279,7 +279,7 @@ class Pools:
         if s <= 0:
             return 0
         pool = self.by_asset[asset]
-        amount = s * pool.supply_index // ONE
+        amount = mul_one(s, pool.supply_index)
         pool.supply_shares -= s
         del acct.scaled[asset]
         if amount:

@@ -43,7 +43,7 @@ from state.book import Order
 from state.errors import Code, TxError
 from state.funding import remove_position, settle_position, trade_position
 from state.genesis import PERP
-from state.lending import ONE
+from state.muldiv import ONE
 from state.receipts import ActionResult
 from state.risk import Assessment, assess, asset_price, maintenance, perp_price, value_of
 from state.tx import SetUnwindOrder, Tif

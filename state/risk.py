@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
-from state.lending import ONE
+from state.muldiv import mul_div, mul_div_square, mul_one, mul_one_ceil
 from state.prices import compute_index, mark_price
 
 if TYPE_CHECKING:
@@ -84,10 +84,9 @@ def fee(notional: int, ppm: int) -> int:
 
 
 def value_of(amount: int, px: int, unit: int) -> int:
-    """``amount`` smallest units at ``px`` per whole unit: credits round down, debts up."""
-    if amount >= 0:
-        return amount * px // unit
-    return -((-amount * px + unit - 1) // unit)
+    """``amount`` smallest units at ``px`` per whole unit: credits round down, debts up
+    (both are the floor: a debt's value is negative)."""
+    return mul_div(amount, px, unit)
 
 
 def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
@@ -152,6 +151,23 @@ def scenario_loss(move: int) -> int:
     return -(-worst // (3 * PPM))
 
 
+def shock_loss(shock: int, pr: int, cut: int, sr: int) -> int:
+    """``scenario_loss(shock * pr + cut * sr)``, ``ceil(|shock*pr + cut*sr| / PPM)``, without
+    forming the products (each passes 2**62 from about $90M of notional; state/muldiv.py
+    says why that matters). With ``pr = pq*PPM + prr`` and ``sr = sq*PPM + srr``, the sum is
+    ``t*PPM + rr`` where ``t = shock*pq + cut*sq + rem // PPM``, ``rem = shock*prr + cut*srr``
+    and ``0 <= rr < PPM``: its ceiling over PPM is ``t + (rr > 0)`` when ``t >= 0``, and the
+    magnitude's is ``-t`` when ``t < 0``. Exact for all ints."""
+    pq = pr // PPM
+    sq = sr // PPM
+    rem = shock * (pr - pq * PPM) + cut * (sr - sq * PPM)
+    rq = rem // PPM
+    t = shock * pq + cut * sq + rq
+    if t >= 0:
+        return t + 1 if rem != rq * PPM else t
+    return -t
+
+
 class RequirementParams:
     """One underlying's parameters for one requirement (initial or maintenance), made once
     per exchange (``Exchange.im_params``, ``mm_params``). A slotted class rather than a
@@ -190,7 +206,7 @@ def _underlying_requirement(prm: RequirementParams, ns: int, p: int, pg: int) ->
         h, pr, sr = 0, p, ns
     ap = p if p >= 0 else -p
     h += (pg - ap) // 2
-    req = scenario_loss(prm.shock * pr + prm.cut * sr)  # residual perp moves by S, residual spot by 1 - haircut
+    req = shock_loss(prm.shock, pr, prm.cut, sr)  # residual perp moves by S, residual spot by 1 - haircut
     if h:
         req += -(-h * prm.hedge_ppm // PPM)
     net = ns + p
@@ -230,7 +246,7 @@ def _size_addon(net: int, size_ppm: int, size_ref: int, scale: int) -> int:
     scaled = net * size_ppm
     whole = scaled // 10**12
     part = scaled - whole * 10**12
-    return whole * root + -(-part * root // 10**12)
+    return whole * root - mul_div_square(-part, root, 10**6)  # + ceil(part * root / 10**12)
 
 
 def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:
@@ -248,12 +264,12 @@ def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tu
             px = asset_price(ex, u, (u, hint[1]) if hint is not None and hint[0] == m else None)
     units = lots * lot_size
     if is_buy:
-        v = units * px // unit
+        v = mul_div(units, px, unit)
         gain = v - notional
         if is_perp:
             return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
         return u, v, 0, (gain if gain < 0 else 0) - cost, -notional - cost
-    v = -((units * px + unit - 1) // unit)
+    v = mul_div(-units, px, unit)
     gain = notional + v
     if is_perp:
         return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
@@ -346,9 +362,9 @@ def assess(
         pool = pools[a]
         debt = 0
         if sh > 0:
-            real += sh * pool.supply_index // ONE
+            real += mul_one(sh, pool.supply_index)
         elif sh < 0:
-            debt = (-sh * pool.borrow_index + ONE - 1) // ONE
+            debt = mul_one_ceil(-sh, pool.borrow_index)
             real -= debt
         if a == bal_asset and d_balance is not None:
             real += d_balance[1]
@@ -375,7 +391,7 @@ def assess(
             continue
         px = index_px[a] or asset_price(ex, a)
         unit = unit_of[a]
-        v = real * px // unit if real >= 0 else -((-real * px + unit - 1) // unit)
+        v = mul_div(real, px, unit)  # a balance rounds down, a debt up (floor of a negative)
         equity += v
         if v:
             _underlying(under, a).ns = v
@@ -383,7 +399,7 @@ def assess(
             if detail:
                 res.sources.append((a, px, abs(v)))
         if debt:
-            dv = (debt * px + unit - 1) // unit
+            dv = -mul_div(-debt, px, unit)
             addon_value += dv * rate
             debt_value += dv
     res.debt_value = debt_value
@@ -399,7 +415,7 @@ def assess(
             if not px:
                 px = ceil_div(pos.entry_notional * tick_size, abs(size) * tick_value)
         units = size * lot_size
-        v = units * px // unit if units >= 0 else -((-units * px + unit - 1) // unit)
+        v = mul_div(units, px, unit)
         entry = pos.entry_notional if size > 0 else -pos.entry_notional
         equity += v - entry - size * (ex.mstate[m].funding_index - pos.funding_index)
         av = v if v > 0 else -v

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from state import records
 from state.errors import Code
-from state.lending import ONE, YEAR_MS
+from state.lending import YEAR_MS
+from state.muldiv import ONE
 from state.tx import Borrow, Lend, Repay, Withdraw
 from tests.harness import BTC, USDC, key
 from tests.state.invariants import check_value_conserved
