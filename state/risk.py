@@ -52,12 +52,11 @@ for RPC.
 
 from __future__ import annotations
 
-from math import isqrt
 from typing import TYPE_CHECKING, Any, Final
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
-from state.muldiv import mul_div, mul_div_square, mul_one, mul_one_ceil
+from state.muldiv import isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
 from state.prices import compute_index, mark_price
 
 if TYPE_CHECKING:

@@ -3,11 +3,14 @@ for every int: the compiled build's speed must never change a result."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from state import risk
-from state.muldiv import ONE, div_one, mul_div, mul_div_square, mul_one, mul_one_ceil
+from state.muldiv import ONE, div_one, isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
 
 # magnitudes around and far beyond 2**62, both signs
 anyint = st.one_of(st.integers(-(10**6), 10**6), st.integers(-(2**70), 2**70), st.integers(-(10**40), 10**40))
@@ -35,6 +38,19 @@ def test_index_products(a: int, idx: int) -> None:
 @given(st.integers(0, 2 * 10**6), anyint, st.integers(0, 2 * 10**6), anyint)
 def test_shock_loss_is_the_scenario_loss_of_the_sum(shock: int, pr: int, cut: int, sr: int) -> None:
     assert risk.shock_loss(shock, pr, cut, sr) == risk.scenario_loss(shock * pr + cut * sr)
+
+
+@given(st.one_of(st.integers(0, 10**6), st.integers(0, 2**62), st.integers(0, 10**60)))
+def test_isqrt_is_maths(n: int) -> None:
+    assert isqrt(n) == math.isqrt(n)
+
+
+def test_isqrt_around_squares() -> None:
+    for r in (1, 2, 3, 10**6, 2**31 - 1, 2**31, 3_037_000_499):
+        for n in (r * r - 1, r * r, r * r + 1, (r + 1) ** 2 - 1):
+            assert isqrt(n) == math.isqrt(n)
+    with pytest.raises(ValueError):
+        isqrt(-1)
 
 
 def test_named_cases() -> None:
