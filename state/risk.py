@@ -248,11 +248,29 @@ def _size_addon(net: int, size_ppm: int, size_ref: int, scale: int) -> int:
     return whole * root - mul_div_square(-part, root, 10**6)  # + ceil(part * root / 10**12)
 
 
-def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tuple[int, int, int, int, int]:
-    """What filling ``leg`` does: (underlying, d spot value, d perp value, d equity, d USDC).
-    A fill at a better price than the mark/index is not counted as a gain (min(..., 0)): an
-    order's worst case never adds equity, so a stale or pushed price cannot fund it."""
-    m, is_buy, lots, notional = leg
+class _LegEffect:
+    """What filling one order leg does (``_leg_effect``): its underlying, the change of spot
+    value, perp value, equity and USDC; plus the running totals ``assess`` keeps over the
+    open-order legs. One per ``assess`` call, refilled per leg: compiled, its int fields are
+    unboxed, where the 5-tuple it replaced boxed each value and allocated per leg."""
+
+    __slots__ = ("equity", "perp", "perp_leg", "spend", "spot", "u", "usdc")
+
+    def __init__(self) -> None:
+        self.u = 0
+        self.spot = 0
+        self.perp = 0
+        self.equity = 0
+        self.usdc = 0
+        self.spend = 0  # USDC (with the largest fee) that every spot bid filling would spend
+        self.perp_leg = False  # a perp leg with a value: the account has liabilities
+
+
+def _leg_effect(ex: Exchange, m: int, is_buy: bool, lots: int, notional: int, hint: tuple[int, int] | None,
+                out: _LegEffect) -> None:
+    """Fill ``out`` with what filling the leg (market, side, lots, notional) does. A fill at
+    a better price than the mark/index is not counted as a gain (min(..., 0)): an order's
+    worst case never adds equity, so a stale or pushed price cannot fund it."""
     is_perp, u, lot_size, unit, _tick_size, _tv = ex.minfo[m]
     cost = -(-notional * ex.max_fee_ppm // PPM)
     px = ex.leg_px[m]
@@ -265,14 +283,38 @@ def _leg_effect(ex: Exchange, leg: OrderLeg, hint: tuple[int, int] | None) -> tu
     if is_buy:
         v = mul_div(units, px, unit)
         gain = v - notional
-        if is_perp:
-            return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
-        return u, v, 0, (gain if gain < 0 else 0) - cost, -notional - cost
-    v = mul_div(-units, px, unit)
-    gain = notional + v
+        usdc = -notional - cost
+    else:
+        v = mul_div(-units, px, unit)
+        gain = notional + v
+        usdc = notional - cost
+    out.u = u
+    out.equity = (gain if gain < 0 else 0) - cost
     if is_perp:
-        return u, 0, v, (gain if gain < 0 else 0) - cost, -cost
-    return u, v, 0, (gain if gain < 0 else 0) - cost, notional - cost
+        out.spot, out.perp, out.usdc = 0, v, -cost
+    else:
+        out.spot, out.perp, out.usdc = v, 0, usdc
+
+
+def _count_leg(under: list[_Underlying | None], eff: _LegEffect, is_buy: bool) -> None:
+    """Add the leg ``eff`` describes to its underlying's every-bid or every-ask sums."""
+    agg = _underlying(under, eff.u)
+    agg.legs = True
+    dpv = eff.perp
+    if is_buy:
+        agg.b_spot += eff.spot
+        agg.b_perp += dpv
+        agg.b_gross += dpv if dpv > 0 else -dpv
+        agg.b_eq += eff.equity
+    else:
+        agg.a_spot += eff.spot
+        agg.a_perp += dpv
+        agg.a_gross += dpv if dpv > 0 else -dpv
+        agg.a_eq += eff.equity
+    if dpv:
+        eff.perp_leg = True
+    elif is_buy:
+        eff.spend -= eff.usdc
 
 
 class _Underlying:
@@ -429,9 +471,11 @@ def assess(
     res.gross = gross
     res.perp_gross = perp_gross
     if fill is not None:
-        u, dsv, dpv, dv, du = _leg_effect(ex, fill, hint)
-        equity += dv
-        usdc += du
+        eff = _LegEffect()
+        _leg_effect(ex, fill[0], fill[1], fill[2], fill[3], hint, eff)
+        u, dsv, dpv = eff.u, eff.spot, eff.perp
+        equity += eff.equity
+        usdc += eff.usdc
         short_spot = False
         if dsv:
             agg = _underlying(under, u)
@@ -446,7 +490,7 @@ def assess(
             liab = True
     # open orders at their worst case: per underlying, what filling all its bids / all its asks does
     if orders and (acct.orders or add is not None):
-        legs: list[OrderLeg] = []
+        eff = _LegEffect()
         for m, (bl, bn, al, an) in acct.orders.items():
             if drop is not None and drop.market == m:
                 dn = drop.price * drop.size * minfo[m][5]
@@ -455,30 +499,17 @@ def assess(
                 else:
                     al, an = al - drop.size, an - dn
             if bl:
-                legs.append((m, True, bl, bn))
+                _leg_effect(ex, m, True, bl, bn, hint, eff)
+                _count_leg(under, eff, True)
             if al:
-                legs.append((m, False, al, an))
+                _leg_effect(ex, m, False, al, an, hint, eff)
+                _count_leg(under, eff, False)
         if add is not None:
-            legs.append(add)
-        spend = 0
-        for leg in legs:
-            u, dsv, dpv, dv, du = _leg_effect(ex, leg, hint)
-            agg = _underlying(under, u)
-            agg.legs = True
-            if leg[1]:
-                agg.b_spot += dsv
-                agg.b_perp += dpv
-                agg.b_gross += dpv if dpv > 0 else -dpv
-                agg.b_eq += dv
-            else:
-                agg.a_spot += dsv
-                agg.a_perp += dpv
-                agg.a_gross += dpv if dpv > 0 else -dpv
-                agg.a_eq += dv
-            if dpv:
-                liab = True
-            elif leg[1]:
-                spend -= du
+            _leg_effect(ex, add[0], add[1], add[2], add[3], hint, eff)
+            _count_leg(under, eff, add[1])
+        spend = eff.spend
+        if eff.perp_leg:
+            liab = True
         if spend > max(usdc, 0):
             liab = True
         if not liab:
