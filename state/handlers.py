@@ -101,7 +101,7 @@ def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
 
 
 OrderHandler = Callable[[Exchange, Account, Any], ActionResult]
-ORDER_HANDLERS: dict[type, OrderHandler] = {
+ORDER_HANDLERS: Final[dict[type, OrderHandler]] = {
     PlaceOrder: handle_order,
     Cancel: handle_cancel,
     CancelAll: handle_cancel_all,
@@ -109,7 +109,7 @@ ORDER_HANDLERS: dict[type, OrderHandler] = {
 }
 
 AccountHandler = Callable[[Exchange, bytes, bytes, Any], ActionResult]
-ACCOUNT_HANDLERS: dict[type, AccountHandler] = {
+ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     Deposit: handle_deposit,
     Withdraw: handle_withdraw,
     Lend: lendtx.handle_lend,
@@ -118,6 +118,12 @@ ACCOUNT_HANDLERS: dict[type, AccountHandler] = {
     OraclePrices: oracle.handle_oracle,
     SetUnwindOrder: liquidation.handle_set_unwind_order,
 }
+
+
+# Final aliases of the interpreted module's names used per transaction: compiled code reads
+# a Final from a C static, any other module-level name from the module's dict on every use.
+_ACTION_NAMES: Final = ACTION_NAMES
+_BATCH: Final = Batch
 
 
 def register_account_handler(action_type: type, handler: AccountHandler) -> None:
@@ -140,13 +146,13 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     """Apply one signature-checked transaction at the exchange's current block time.
     (``tx``'s fields are read once: its class is interpreted, see matching.must_valid_order.)"""
     signer, nonce, action, tx_hash = tx.signer, tx.nonce, tx.action, tx.hash
-    kind = ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
+    kind = _ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
     kept = ex.nonces.get(signer)
     try:
         nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
     except TxError as err:
         return Receipt(tx_hash, err.code, err.message, signer, kind)
-    if isinstance(action, Batch):
+    if isinstance(action, _BATCH):
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
         results = tuple(_run_one(ex, signer, tx.pubkey, a) for a in action.actions)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from state import apphash, funding, liquidation, oracle, prices
 from state.errors import Code, TxError
@@ -63,12 +63,17 @@ class BlockResult:
     write_digests: tuple[tuple[bytes, bytes], ...]  # (key, sha256(value)[:8] or b"") for audits
 
 
+# Final: compiled code reads these from C statics, not from the module's dict per call
+_CANCELS: Final = (Cancel, CancelAll)
+_BATCH: Final = Batch
+
+
 def is_cancel(tx: SignedTx) -> bool:
     """Cancels go first in a block (as on Hyperliquid): a maker can always pull a quote."""
     a = tx.action
-    if isinstance(a, (Cancel, CancelAll)):
+    if isinstance(a, _CANCELS):
         return True
-    return isinstance(a, Batch) and all(isinstance(x, (Cancel, CancelAll)) for x in a.actions)
+    return isinstance(a, _BATCH) and all(isinstance(x, _CANCELS) for x in a.actions)
 
 
 def begin_block(ex: Exchange, time_ms: int) -> None:

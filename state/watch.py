@@ -60,7 +60,7 @@ PPB: Final = 1_000_000_000
 YEAR_MS: Final = 365 * 24 * 3600 * 1000
 MAX_X_PPM: Final = 333_333
 MAX_BUDGET: Final = 1 << 62
-PERP_SOURCE = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
+PERP_SOURCE: Final = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
 
 
 class Watch:
