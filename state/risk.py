@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
-from state.muldiv import isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
+from state.muldiv import WORDS, isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
 from state.prices import compute_index, mark_price
 
 if TYPE_CHECKING:
@@ -151,12 +151,17 @@ def scenario_loss(move: int) -> int:
 
 
 def shock_loss(shock: int, pr: int, cut: int, sr: int) -> int:
-    """``scenario_loss(shock * pr + cut * sr)``, ``ceil(|shock*pr + cut*sr| / PPM)``, without
-    forming the products (each passes 2**62 from about $90M of notional; state/muldiv.py
-    says why that matters). With ``pr = pq*PPM + prr`` and ``sr = sq*PPM + srr``, the sum is
-    ``t*PPM + rr`` where ``t = shock*pq + cut*sq + rem // PPM``, ``rem = shock*prr + cut*srr``
-    and ``0 <= rr < PPM``: its ceiling over PPM is ``t + (rr > 0)`` when ``t >= 0``, and the
-    magnitude's is ``-t`` when ``t < 0``. Exact for all ints."""
+    """``scenario_loss(shock * pr + cut * sr)``: ``ceil(|shock*pr + cut*sr| / PPM)``."""
+    return shock_loss_words(shock, pr, cut, sr) if WORDS else scenario_loss(shock * pr + cut * sr)
+
+
+def shock_loss_words(shock: int, pr: int, cut: int, sr: int) -> int:
+    """``shock_loss`` without forming the products (each passes 2**62 from about $90M of
+    notional; state/muldiv.py says why that matters). With ``pr = pq*PPM + prr`` and
+    ``sr = sq*PPM + srr``, the sum is ``t*PPM + rr`` where ``t = shock*pq + cut*sq + rem //
+    PPM``, ``rem = shock*prr + cut*srr`` and ``0 <= rr < PPM``: its ceiling over PPM is
+    ``t + (rr > 0)`` when ``t >= 0``, and the magnitude's is ``-t`` when ``t < 0``. Exact for
+    all ints."""
     pq = pr // PPM
     sq = sr // PPM
     rem = shock * (pr - pq * PPM) + cut * (sr - sq * PPM)
