@@ -43,7 +43,7 @@ from state.book import Order
 from state.errors import Code, TxError
 from state.funding import remove_position, settle_position, trade_position
 from state.genesis import PERP
-from state.muldiv import ONE
+from state.muldiv import ONE, div_one
 from state.receipts import ActionResult
 from state.risk import Assessment, assess, asset_price, maintenance, perp_price, value_of
 from state.tx import SetUnwindOrder, Tif
@@ -351,7 +351,7 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         debt_value = value_of(debt, px, ex.unit[a]) if px else 0
         write_off = debt if debt_value <= shortfall or not debt_value else -(-shortfall * debt // debt_value)
         write_off = min(write_off, debt)
-        shares = -(-write_off * ONE // pool.borrow_index)
+        shares = -div_one(-write_off, pool.borrow_index)  # debt shares, rounded up (as a borrow's)
         shares = min(shares, -s)
         pool.debt_shares -= shares
         if s + shares:
