@@ -124,6 +124,20 @@ class Account:
     def credit(self, asset: int, amount: int) -> None:
         self.pools.credit(self, asset, amount)
 
+    def set_unwind(self, markets: tuple[int, ...]) -> None:
+        """The order in which a liquidation unwinds the account's legs (``set_unwind_order``)."""
+        self.unwind = markets
+        self.pools.written.add(self.address)
+
+    def set_auto_lend(self, asset: int, on: bool) -> None:
+        """Record whether credits of ``asset`` go to the pool; the caller moves the funds
+        (``Pools.move_idle_to_pool`` / ``move_supply_to_idle``)."""
+        if on:
+            self.lend_off.discard(asset)
+        else:
+            self.lend_off.add(asset)
+        self.pools.written.add(self.address)
+
     def position(self, market: int) -> Position:
         pos = self.positions.get(market)
         if pos is None:

@@ -1,9 +1,14 @@
 """The exchange's hot state: books, accounts, pools, prices, nonces, with write tracking.
 
-Everything lives in memory for speed; the store is the record. Mutations say which
-records they touched (``touch*``, and ``Pools.dirty`` for pools) and ``collect_writes``
-turns exactly those into the block's write set, sorted by key, which both the LevelDB
-batch and the app hash consume. Derived structures (open-order aggregates, position
+Everything lives in memory for speed; the store is the record. Account records are
+tracked by their mutators: every balance change goes through ``Pools`` (state/lending.py),
+which adds the account to ``Pools.written``, the very set ``collect_writes`` reads as this
+block's dirty accounts, and settings and positions change through ``Account`` setters and
+state/funding.py, which mark it too (tests/state/test_write_tracking.py rejects any other
+direct write). Orders, nonces, markets, pools and oracle records are marked by the
+functions that own them (``touch_*``, ``Pools.dirty``). ``collect_writes`` turns exactly
+those into the block's write set, sorted by key, which both the LevelDB batch and the app
+hash consume. Derived structures (open-order aggregates, position
 holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_records``.
 """
 
@@ -86,7 +91,8 @@ class Exchange:
         self.seq_counter = 0
         self._stored_oid_limit = 0  # orders with a larger id were placed after the last write set
         self.events: list[Any] = []
-        self._dirty_accounts: set[bytes] = set()
+        # the pools' tracker: every balance mutator feeds it (state/lending.py ``Pools.written``)
+        self._dirty_accounts: set[bytes] = self.pools.written
         self._dirty_orders: dict[int, Order | None] = {}
         self._dirty_nonces: set[bytes] = set()
         self._dirty_watch: set[bytes] = set()

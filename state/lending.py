@@ -175,14 +175,22 @@ class Pool:
 
 
 class Pools:
-    """All pools plus the set of pools changed since the last write set."""
+    """All pools, and the write tracking of everything that holds a balance.
 
-    __slots__ = ("by_asset", "changed", "dirty")
+    Every change of an account's balances goes through a method of this class, and each of
+    them adds the account to ``written``, the set the exchange turns into the block's
+    account records (``Exchange.collect_writes``): an account record cannot change without
+    reaching the write set, whichever caller moved the money (a trade, a liquidation's
+    unwind, a backstop, a write-off). ``tests/state/test_write_tracking.py`` checks that
+    no other module assigns an account's balances, settings or positions directly."""
+
+    __slots__ = ("by_asset", "changed", "dirty", "written")
 
     def __init__(self, params: tuple[AssetRisk, ...]) -> None:
         self.by_asset = [Pool(a, p) for a, p in enumerate(params)]
         self.dirty: set[int] = set()
         self.changed: set[bytes] = set()  # accounts whose balances changed this block (risk scan)
+        self.written: set[bytes] = set()  # accounts whose records changed since the last write set
 
     def __getitem__(self, asset: int) -> Pool:
         return self.by_asset[asset]
@@ -213,6 +221,7 @@ class Pools:
         pool = self.by_asset[asset]
         self.dirty.add(asset)
         self.changed.add(acct.address)
+        self.written.add(acct.address)
         scaled = acct.scaled
         if amount > 0:
             s = scaled.get(asset, 0)
@@ -279,6 +288,7 @@ class Pools:
         if s <= 0:
             return 0
         pool = self.by_asset[asset]
+        self.written.add(acct.address)
         amount = mul_one(s, pool.supply_index)
         pool.supply_shares -= s
         del acct.scaled[asset]
@@ -295,6 +305,7 @@ class Pools:
         take = idle if amount is None else min(amount, idle)
         if take <= 0:
             return 0
+        self.written.add(acct.address)
         if take == idle:
             del acct.idle[asset]
         else:
@@ -306,9 +317,26 @@ class Pools:
     def draw_to_idle(self, acct: Account, asset: int, amount: int) -> None:
         """``borrow``: take ``amount`` out of the pool position (supply first, then debt)
         into ``idle``. The account's balance is unchanged; its debt grows."""
+        self.written.add(acct.address)
         idle_before = acct.idle.pop(asset, 0)
         pool = self.by_asset[asset]
         pool.idle_total -= idle_before
         self.credit(acct, asset, -amount)  # no idle left, so this comes out of the pool
         acct.idle[asset] = idle_before + amount
         pool.idle_total += idle_before + amount
+
+    def write_off_debt(self, acct: Account, asset: int, shares: int) -> None:
+        """Cancel ``shares`` (> 0, at most the account's) of the account's debt shares: the
+        last-resort write-off (state/liquidation.py ``socialize``) whose loss the caller
+        then takes from the pool's suppliers."""
+        s = acct.scaled.get(asset, 0)
+        shares = min(shares, -s) if s < 0 else 0
+        if shares <= 0:
+            return
+        self.written.add(acct.address)
+        self.dirty.add(asset)
+        self.by_asset[asset].debt_shares -= shares
+        if s + shares:
+            acct.scaled[asset] = s + shares
+        else:
+            del acct.scaled[asset]

@@ -28,14 +28,14 @@ def handle_lend(ex: Exchange, signer: bytes, pubkey: bytes, a: Lend) -> ActionRe
         return ActionResult(Code.OK, status="ok", message="unchanged")
     if a.enabled:
         assert acct is not None
-        acct.lend_off.discard(a.asset)
+        acct.set_auto_lend(a.asset, True)
         ex.pools.move_idle_to_pool(acct, a.asset)  # repays debt first, then supplies
         ex.touch(acct)
         return ActionResult(Code.OK, status="ok")
     acct = ex.account(signer)
     supplied = ex.pools.supplied(acct, a.asset)
     ex.pools[a.asset].must_lend_out(supplied, what="withdrawal")
-    acct.lend_off.add(a.asset)
+    acct.set_auto_lend(a.asset, False)
     ex.pools.move_supply_to_idle(acct, a.asset)
     ex.touch(acct)
     return ActionResult(Code.OK, status="ok")

@@ -64,7 +64,7 @@ def handle_set_unwind_order(ex: Exchange, signer: bytes, pubkey: bytes, a: SetUn
     if len(set(a.markets)) != len(a.markets):
         raise TxError(Code.MALFORMED, "a market appears twice in the unwind order")
     acct = ex.account(signer)
-    acct.unwind = tuple(a.markets)
+    acct.set_unwind(tuple(a.markets))
     ex.touch(acct)
     return ActionResult(Code.OK, status="ok")
 
@@ -353,11 +353,7 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         write_off = min(write_off, debt)
         shares = -div_one(-write_off, pool.borrow_index)  # debt shares, rounded up (as a borrow's)
         shares = min(shares, -s)
-        pool.debt_shares -= shares
-        if s + shares:
-            fund.scaled[a] = s + shares
-        else:
-            del fund.scaled[a]
+        ex.pools.write_off_debt(fund, a, shares)
         if pool.supply_shares:
             pool.supply_index = max(1, pool.supply_index - (-(-write_off * ONE // pool.supply_shares)))
         ex.pools.dirty.add(a)

@@ -30,11 +30,49 @@ def make_genesis(**overrides: Any) -> Genesis:
     return Genesis.from_json(doc)
 
 
+class MemoryStore:
+    """The state store's interface over a dict: an in-memory chain still commits every
+    block's write set, so each block can check that the records written equal the state
+    held in memory (a mutation that misses the write set is what a restarted node would
+    not see)."""
+
+    def __init__(self) -> None:
+        self.records: dict[bytes, bytes] = {}
+        self._meta: tuple[int, bytes] | None = None
+
+    def meta(self) -> tuple[int, bytes] | None:
+        return self._meta
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return sorted(self.records.items())
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.records.get(key)
+
+    def commit(self, writes: list[tuple[bytes, bytes | None]], height: int, app_hash: bytes, *,
+               sync: bool = True) -> None:
+        for k, v in writes:
+            if v is None:
+                self.records.pop(k, None)
+            else:
+                self.records[k] = v
+        self._meta = (height, app_hash)
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Chain:
     def __init__(self, path: str | None = None, genesis: Genesis | None = None) -> None:
         self.genesis = genesis or make_genesis()
         self.path = path
-        self.sm = StateMachine.open(self.genesis, path)
+        if path is None:
+            self.sm = StateMachine(self.genesis, MemoryStore())  # type: ignore[arg-type]
+        else:
+            self.sm = StateMachine.open(self.genesis, path)
         self.time = T0
         self._nonce: dict[bytes, int] = {}
         self.blocks: list[ExecBlock] = []
@@ -56,7 +94,13 @@ class Chain:
         self.last = self.sm.apply_block(blk)
         keys = [k for k, _ in self.last.write_digests]
         assert keys == sorted(set(keys)), "a block's write set must be in strict key order (the app hash frames it so)"
+        self.must_store_equal_memory()
         return self.last
+
+    def must_store_equal_memory(self) -> None:
+        """The committed records are exactly the state in memory (what a restart loads)."""
+        if isinstance(self.sm.store, MemoryStore):
+            assert self.sm.store.items() == self.ex.snapshot_records(), "a mutation missed the write set"
 
     def run(self, k: PrivateKey, action: Any) -> Receipt:
         return self.block(self.sign(k, action)).receipts[0]
@@ -92,6 +136,8 @@ class Chain:
         c.sm.ex = Exchange(self.genesis)
         c.sm.ex.load_records(self.ex.snapshot_records())
         c.sm.ex.height, c.sm.ex.app_hash = self.sm.height, self.sm.app_hash
+        assert isinstance(c.sm.store, MemoryStore)
+        c.sm.store.records = dict(self.ex.snapshot_records())
         c.time = self.time
         c._nonce = dict(self._nonce)
         c.blocks = list(self.blocks)
