@@ -49,6 +49,7 @@ class Code(IntEnum):
     AMOUNT_OUT_OF_RANGE = 602
     UTILIZATION_CAP = 603
     POOL_ILLIQUID = 604
+    BORROW_LIMIT = 605  # gross borrows above the loan-to-value cap
     # oracle (7xx)
     NOT_A_VALIDATOR = 700
     STALE_PRICE = 701

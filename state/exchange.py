@@ -201,8 +201,9 @@ class Exchange:
         groups: list[tuple[bytes, list[tuple[bytes, bytes | None]]]] = []
         accounts_out: list[tuple[bytes, bytes | None]] = []
         for addr in sorted(self._dirty_accounts):
-            acct = accounts[addr]
-            accounts_out.append((records.account_key(addr), None if acct.is_empty() else encode(acct.record())))
+            acct = accounts.get(addr)
+            accounts_out.append((records.account_key(addr),
+                                 None if acct is None or acct.is_empty() else encode(acct.record())))
         groups.append((records.ACCOUNT, accounts_out))
         groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
         groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)

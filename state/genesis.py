@@ -98,6 +98,9 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
         "size_addon_ref": 1_000_000_000_000,  # $1M in micro-USDC
         "borrow_addon_days_im": 3,  # a few days of interest on every borrow
         "borrow_addon_days_mm": 1,
+        # gross borrows (every debt at its index price) at most this share of the account's
+        # assets (equity + debt): 80% lets debts reach 4x equity, whatever the net delta
+        "max_borrow_ltv_ppm": 800_000,
     },
     "oracle": {
         "staleness_s": 60,  # a validator's price expires after this much block time
@@ -130,6 +133,7 @@ class RiskParams:
     size_addon_ref: int
     borrow_addon_days_im: int
     borrow_addon_days_mm: int
+    max_borrow_ltv_ppm: int
     oracle_staleness_ms: int
     oracle_min_submissions: int
     mark_ema_ms: int
@@ -177,6 +181,7 @@ class RiskParams:
             size_addon_im_ppm=m["size_addon_im_ppm"], size_addon_mm_ppm=m["size_addon_mm_ppm"],
             size_addon_ref=m["size_addon_ref"],
             borrow_addon_days_im=m["borrow_addon_days_im"], borrow_addon_days_mm=m["borrow_addon_days_mm"],
+            max_borrow_ltv_ppm=m["max_borrow_ltv_ppm"],
             oracle_staleness_ms=o["staleness_s"] * 1000, oracle_min_submissions=o["min_submissions"],
             mark_ema_ms=mk["ema_ms"],
             funding_interval_ms=f["interval_ms"], funding_interest_ppb=f["interest_ppb"],
@@ -187,6 +192,8 @@ class RiskParams:
         )
         if params.funding_interval_ms <= 0 or params.mark_ema_ms <= 0 or params.size_addon_ref <= 0:
             raise ValueError("risk: funding interval, mark EMA time and size add-on reference must be positive")
+        if not (0 < params.max_borrow_ltv_ppm < 1_000_000):
+            raise ValueError("risk.margin: max_borrow_ltv_ppm must be in (0, 1e6)")
         if not (0 < params.liq_fraction_ppm <= 1_000_000) or not (0 < params.backstop_ppm <= 1_000_000):
             raise ValueError("risk.liquidation: fraction and backstop must be in (0, 1e6]")
         return params

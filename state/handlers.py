@@ -94,6 +94,9 @@ def handle_cancel_all(ex: Exchange, acct: Account, a: CancelAll) -> ActionResult
 def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     if a.price == order.price and 0 < a.size < order.size:
+        market = ex.markets[order.market]
+        if not order.reduce_only and order.price * a.size * market.tick_value < market.min_notional:
+            raise TxError(Code.BELOW_MIN_NOTIONAL, "the smaller order would be below the minimum notional")
         matching.shrink_order(ex, order, a.size)
         return ActionResult(Code.OK, oid=order.oid, status="resting", resting=a.size)
     replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid)
@@ -152,6 +155,13 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
     except TxError as err:
         return Receipt(tx_hash, err.code, err.message, signer, kind)
+    # an included transaction with a valid signature and a fresh nonce uses the nonce,
+    # whatever its actions do (as on Ethereum): otherwise anyone holding the bytes of a
+    # rejected transaction could replay it once it would succeed
+    if kept is None:
+        kept = ex.nonces[signer] = nonces.new_kept()
+    nonces.record(kept, nonce)
+    ex.touch_nonces(signer)
     if isinstance(action, _BATCH):
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
@@ -159,13 +169,10 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     else:
         results = (_run_one(ex, signer, tx.pubkey, action),)
     for r in results:
-        if r.code == OK:  # at least one action took effect: the nonce is used
-            if kept is None:
-                kept = ex.nonces[signer] = nonces.new_kept()
-            nonces.record(kept, nonce)
-            ex.touch_nonces(signer)
+        if r.code == OK:
             return Receipt(tx_hash, OK, "", signer, kind, results)
-    if signer in ex.accounts and ex.accounts[signer].is_empty() and signer not in ex.nonces:
-        del ex.accounts[signer]  # a rejected first contact leaves no trace
+    acct = ex.accounts.get(signer)
+    if acct is not None and acct.is_empty() and signer not in ex.touched_accounts():
+        del ex.accounts[signer]  # a rejected first contact leaves no account behind
     first = results[0]
     return Receipt(tx_hash, first.code, first.message, signer, kind, results)

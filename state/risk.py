@@ -661,6 +661,37 @@ def must_afford_borrow(ex: Exchange, acct: Account, asset: int, amount: int) -> 
     if after.equity < after.requirement:
         raise TxError(Code.INSUFFICIENT_MARGIN,
                       f"borrow {amount} leaves initial margin shortfall {after.requirement - after.equity}")
+    must_within_borrow_ltv(ex, acct, asset, new_debt, after.equity)
+
+
+def gross_debt_value(ex: Exchange, acct: Account, extra: tuple[int, int] | None = None) -> int:
+    """Every debt of the account at its index price (collateral units, rounded up), plus
+    ``extra`` = (asset, amount) of new debt."""
+    total = 0
+    for a in sorted(acct.scaled):
+        debt = ex.pools.debt(acct, a)
+        if extra is not None and extra[0] == a:
+            debt += extra[1]
+        if debt:
+            total += debt if a == ex.collateral_asset else -value_of(-debt, asset_price(ex, a), ex.unit[a])
+    if extra is not None and extra[0] not in acct.scaled and extra[1]:
+        a, debt = extra
+        total += debt if a == ex.collateral_asset else -value_of(-debt, asset_price(ex, a), ex.unit[a])
+    return total
+
+
+def must_within_borrow_ltv(ex: Exchange, acct: Account, asset: int, new_debt: int, equity: int) -> None:
+    """Gross borrows are capped by the account's assets at ``max_borrow_ltv_ppm``, whatever
+    its net delta: a borrow held idle hedges itself in every price scenario, so without this
+    cap it would need only the interest add-on, and one account could drain a pool and set
+    every borrower's rate (Aave's loan-to-value, applied to equity + debt)."""
+    if new_debt <= 0:
+        return
+    ltv = ex.genesis.risk.max_borrow_ltv_ppm
+    debt = gross_debt_value(ex, acct, (asset, new_debt))
+    if debt * PPM > ltv * (max(equity, 0) + debt):
+        raise TxError(Code.BORROW_LIMIT,
+                      f"gross borrows {debt} would exceed {ltv // 10_000}% of the account's assets")
 
 
 def margin_state(ex: Exchange, acct: Account) -> tuple[int, int]:

@@ -1,8 +1,11 @@
-"""Every rejection path returns its stable code and leaves the state exactly as it was.
+"""Every rejection path returns its stable code and changes nothing but the nonce.
 
-"As it was" means: a block holding only the rejected transaction leaves the same state as an
-empty block at the same time on a copy of the chain (the per-block steps, interest, marks
-and funding samples, run either way).
+"Nothing but the nonce" means: a block holding only the rejected transaction leaves the
+same state as an empty block at the same time on a copy of the chain (the per-block steps,
+interest, marks and funding samples, run either way), except that a transaction with a
+valid signature and a fresh nonce uses that nonce (its signer's nonce record changes), so
+its bytes can never be replayed. A transaction that fails decoding, its signature or its
+nonce check changes nothing at all.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from tests.harness import (
     make_genesis,
 )
 
+NONCE_CODES = {Code.NONCE_USED, Code.NONCE_TOO_LOW, Code.NONCE_OUT_OF_WINDOW}
 A, B, C, V = key(10), key(11), key(12), key(13)
 
 
@@ -154,11 +158,26 @@ def test_rejection_has_code_and_changes_nothing(chain: Chain, name: str, make: C
 
 
 def assert_rejected_without_effect(chain: Chain, raw: bytes, code: Code) -> None:
+    from state.errors import TxError
+    from state.records import nonce_key
+    from state.tx import decode_tx
+
     empty = chain.fork()
     receipt = chain.block(raw).receipts[0]
     assert receipt.code == code, receipt
     empty.block()
-    assert chain.sm.state_digest() == empty.sm.state_digest()
+    before, after = dict(empty.ex.snapshot_records()), dict(chain.ex.snapshot_records())
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    try:
+        tx = decode_tx(raw)
+        counted = tx.verify_signature(CHAIN_ID) and code not in NONCE_CODES
+    except TxError:
+        counted = False
+    if not counted:  # decoding, signature or nonce failed: the transaction never counted
+        assert changed == set()
+        return
+    assert changed == {nonce_key(tx.signer)}, "a rejection changes nothing but the nonce it used"
+    assert tx.nonce in chain.ex.nonces[tx.signer]
 
 
 def test_replayed_transaction_is_rejected(chain: Chain) -> None:
@@ -194,10 +213,43 @@ def test_kept_nonces_record_is_fixed_width_little_endian_and_restores(chain: Cha
     assert restarted.block(restarted.sign(k, order(price=9_999, size=11), nonce=base + 16)).receipts[0].code == Code.NONCE_USED
 
 
-def test_a_signer_with_no_history_leaves_no_trace(chain: Chain) -> None:
+def test_a_signer_with_no_history_leaves_no_account(chain: Chain) -> None:
     stranger = PrivateKey(b"\x77" * 32)
     assert_rejected_without_effect(chain, chain.sign(stranger, order()), Code.INSUFFICIENT_BALANCE)
     assert stranger.address not in chain.ex.accounts
+
+
+def test_a_rejected_withdrawal_cannot_be_replayed_once_it_would_succeed(chain: Chain) -> None:
+    """The audit's replay: a Withdraw rejected for want of funds, replayed after a deposit."""
+    carol = key(52)
+    chain.fund(carol, USDC, 100)
+    raw = chain.sign(carol, Withdraw(USDC, 500, b"out"))
+    assert chain.block(raw).receipts[0].code == Code.INSUFFICIENT_BALANCE
+    chain.fund(carol, USDC, 1_000)
+    assert chain.block(raw).receipts[0].code == Code.NONCE_USED
+    assert chain.balance(carol, USDC) > 1_000  # the 500 never left (pool rounding takes a unit or two)
+
+
+def test_a_rejected_post_only_cannot_rest_when_replayed(chain: Chain) -> None:
+    b, s = key(53), key(54)
+    chain.fund(b, USDC, 10**12)
+    chain.fund(s, BTC, 10**8)
+    assert chain.order(b, BTC_SPOT, True, 50_000, 10).status == "resting"
+    raw = chain.sign(s, PlaceOrder(BTC_SPOT, False, 49_000, 10, Tif.ALO, False, None))
+    assert chain.block(raw).receipts[0].code == Code.ALO_WOULD_CROSS
+    assert chain.run(b, CancelAll(None)).code == Code.OK
+    assert chain.block(raw).receipts[0].code == Code.NONCE_USED
+    assert not [o for o in chain.ex.books[BTC_SPOT].orders.values() if o.owner == s.address]
+
+
+def test_a_size_down_modify_keeps_the_minimum_notional(chain: Chain) -> None:
+    """A 2-lot order at 55,000 ($11) modified down to 1 lot ($5.50) is refused, as a new
+    1-lot order is."""
+    assert chain.order(A, BTC_SPOT, True, 55_000, 2).status == "resting"
+    oid = max(chain.ex.books[BTC_SPOT].orders)
+    assert chain.result(A, Modify(BTC_SPOT, oid, None, 55_000, 1)).code == Code.BELOW_MIN_NOTIONAL
+    assert chain.order(A, BTC_SPOT, True, 55_000, 1).code == Code.BELOW_MIN_NOTIONAL
+    assert chain.ex.books[BTC_SPOT].orders[oid].size == 2
 
 
 def test_partially_valid_batch_applies_the_valid_parts(chain: Chain) -> None:
