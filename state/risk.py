@@ -448,6 +448,10 @@ def assess(
             dv = -mul_div(-debt, px, unit)
             addon_value += dv * rate
             debt_value += dv
+            if detail and not v:
+                # a debt held idle has no net exposure now, but its interest makes one that
+                # the price multiplies: the watch must still see this price move
+                res.sources.append((a, px, dv))
     res.debt_value = debt_value
     perp_gross = 0
     for m, pos in acct.positions.items():

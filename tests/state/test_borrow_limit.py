@@ -37,3 +37,13 @@ def test_a_borrow_within_the_cap_is_accepted_and_the_cap_binds_at_four_times_equ
     c = _chain()
     assert c.result(ATTACKER, Borrow(BTC, 60_000_000)).code == Code.OK  # 0.6 BTC = $36k
     assert c.result(ATTACKER, Borrow(BTC, 10_000_000)).code == Code.BORROW_LIMIT  # +0.1 BTC: $42k
+
+
+def test_a_borrow_held_idle_is_watched_for_its_price() -> None:
+    """Borrowed BTC held idle has no net exposure, but the interest it accrues makes a short
+    that the price multiplies; the liquidation watch must hold a trigger on BTC's price (the
+    adversarial suite found such an account left below maintenance after a price jump)."""
+    c = _chain()
+    assert c.result(ATTACKER, Borrow(BTC, 40_000_000)).code == Code.OK
+    w = c.ex.accounts[ATTACKER.address].watch
+    assert [src[0] for src in w[1]] == [BTC]

@@ -1,0 +1,284 @@
+"""A library of adversarial flows for the state machine, and the invariants every block keeps.
+
+A flow is a list of blocks; a block is a list of steps drawn by hypothesis from the moves
+below. Each step is turned into signed transactions against the current state (so one
+example builds a real chain: makers quoting, leveraged traders, borrowers, lenders,
+wash-traders, an oracle that crashes and recovers, hours of idle time between blocks).
+
+Attack classes the moves cover:
+- leveraged crash: perp longs and shorts up to 20x, spot bought with borrowed USDC, an
+  oracle that falls or jumps by up to 8% a block, books that vanish (liquidations through
+  the book, backstops, ADL, the fund's unwind, write-offs);
+- interest: borrowers at high utilization and idle gaps of up to 3 days (interest pushes
+  borrowers into liquidation with no trade);
+- funding: one-sided quotes far from the oracle held over funding intervals;
+- wash trading and thin books: two accounts trading with each other off the oracle;
+- extreme values: orders at the market's maximum price and at the notional cap, oracle
+  submissions at both ends of their range, borrows and withdrawals of 2^62;
+- replays: previously rejected transactions sent again later;
+- griefing: self-trades, cancels of others' orders, batches mixing valid and invalid actions.
+
+Invariants checked after every block (``check_block``): ``apply_block`` returned (never
+raised); value is conserved per asset (custody = every balance, the fee account, the
+insurance fund and the pools' rounding, ``tests/state/invariants.py``); every pool's surplus
+is >= 0; books and derived aggregates are sound; nobody but the fund ends below zero
+equity, nobody below maintenance is left untouched; a passive account (no position, no
+debt, no order) never loses value unless a "socialized" event says lenders took a loss;
+the committed records equal the state in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from state import risk
+from state.errors import Code
+from state.keys import PrivateKey
+from state.machine import BlockResult
+from state.tx import (
+    Batch,
+    Borrow,
+    Cancel,
+    CancelAll,
+    Deposit,
+    Lend,
+    Modify,
+    OraclePrices,
+    PlaceOrder,
+    Repay,
+    SetUnwindOrder,
+    Tif,
+    Withdraw,
+)
+from tests.harness import BRIDGE, BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key
+from tests.state.invariants import check_all
+from tests.state.riskkit import BTC_UNIT, USD, risk_chain
+
+VALIDATORS = [key(200 + i) for i in range(3)]
+MAKERS = [key(210 + i) for i in range(2)]
+TRADERS = [key(220 + i) for i in range(6)]
+LENDERS = [key(230 + i) for i in range(2)]
+HOLDER = key(235)  # supplies BTC, never trades
+BYSTANDER = key(236)  # holds USDC with auto-lend off, never trades
+PASSIVE = [*LENDERS, HOLDER, BYSTANDER]
+ACTIVE = [*MAKERS, *TRADERS]
+MAX_U62 = (1 << 62) - 1
+
+move = st.one_of(
+    st.tuples(st.just("oracle"), st.integers(-800, 500)),  # basis points this block
+    st.tuples(st.just("quote"), st.integers(1, 5), st.integers(1, 40)),  # levels, thousands of lots
+    st.tuples(st.just("pull")),  # makers cancel everything: an empty book
+    st.tuples(st.just("perp"), st.integers(0, 5), st.booleans(), st.integers(1, 20)),  # who, long?, leverage
+    st.tuples(st.just("spot_margin"), st.integers(0, 5), st.integers(1, 30)),  # who, thousands of USD
+    st.tuples(st.just("borrow"), st.integers(0, 5), st.sampled_from([USDC, BTC]), st.integers(1, 100)),
+    st.tuples(st.just("repay"), st.integers(0, 5)),
+    st.tuples(st.just("withdraw"), st.integers(0, 9), st.sampled_from([USDC, BTC]), st.integers(0, 62)),
+    st.tuples(st.just("wash"), st.integers(0, 5), st.integers(0, 5), st.integers(-500, 1_000)),
+    st.tuples(st.just("one_sided"), st.integers(0, 5), st.booleans(), st.integers(1, 900)),  # bps off oracle
+    st.tuples(st.just("idle"), st.integers(1, 72 * 3600)),  # seconds of block time before the block
+    st.tuples(st.just("extreme"), st.integers(0, 5), st.integers(0, 5)),
+    st.tuples(st.just("replay"), st.integers(0, 50)),
+    st.tuples(st.just("grief"), st.integers(0, 5), st.integers(0, 200)),
+    st.tuples(st.just("lend_toggle"), st.integers(0, 5), st.booleans()),
+    st.tuples(st.just("unwind_order"), st.integers(0, 5)),
+)
+# every trader's opening: (long?, leverage of the perp leg, thousands of USD of spot bought on margin)
+openings = st.lists(st.tuples(st.booleans(), st.integers(0, 20), st.integers(0, 30)),
+                    min_size=len(TRADERS), max_size=len(TRADERS))
+crash = st.lists(st.integers(-800, 300), min_size=0, max_size=8)  # oracle moves, basis points a block
+flows = st.tuples(openings, crash, st.lists(st.lists(move, min_size=1, max_size=6), min_size=1, max_size=12))
+
+
+@dataclass
+class Adversary:
+    """One chain under attack, and what the invariants need to remember between blocks."""
+
+    chain: Chain
+    px: int = 60_000 * USD  # the honest oracle price of BTC (micro-USDC per BTC)
+    custody: dict[int, int] = field(default_factory=dict)
+    seen: list[bytes] = field(default_factory=list)  # every transaction sent, for replays
+    passive_value: dict[bytes, dict[int, int]] = field(default_factory=dict)
+    results: list[BlockResult] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: str | None = None, **genesis: Any) -> Adversary:
+        c = risk_chain(path, validators=VALIDATORS, **genesis)
+        adv = cls(c)
+        adv.custody = {a: c.ex.pools[a].custody for a in (USDC, BTC, ETH)}
+        setup = [adv._oracle_txs()]
+        for mk in MAKERS:
+            setup.append([adv._deposit(mk, USDC, 50_000_000 * USD), adv._deposit(mk, BTC, 500 * BTC_UNIT)])
+        for i, t in enumerate(TRADERS):
+            setup.append([adv._deposit(t, USDC, (5_000 + 3_000 * i) * USD)])
+        for ln in LENDERS:
+            setup.append([adv._deposit(ln, USDC, 2_000_000 * USD)])
+        setup.append([adv._deposit(HOLDER, BTC, 50 * BTC_UNIT)])
+        setup.append([c.sign(BYSTANDER, Lend(USDC, False))])  # auto-lend off first: kept idle
+        setup.append([adv._deposit(BYSTANDER, USDC, 10_000 * USD)])
+        setup.append(adv._quotes(5, 20))
+        for txs in setup:
+            adv.apply(txs)
+        return adv
+
+    # ------------------------------------------------------------------ transactions
+    def _deposit(self, k: PrivateKey, asset: int, amount: int) -> bytes:
+        return self.chain.sign(BRIDGE, Deposit(k.address, asset, amount))
+
+    def _oracle_txs(self) -> list[bytes]:
+        c = self.chain
+        return [c.sign(v, OraclePrices(((BTC, self.px + 1_000 * i),))) for i, v in enumerate(VALIDATORS)]
+
+    def _quotes(self, levels: int, thousands: int) -> list[bytes]:
+        c = self.chain
+        out = []
+        ticks = self.px // USD
+        for j, mk in enumerate(MAKERS):
+            orders: list[Any] = [CancelAll(None)]
+            for i in range(1, levels + 1):
+                off = max(1, ticks * (3 * i + j) // 1000)
+                for market in (BTC_PERP, BTC_SPOT):
+                    orders.append(PlaceOrder(market, True, max(1, ticks - off), thousands * 1_000, Tif.GTC, False, None))
+                    orders.append(PlaceOrder(market, False, ticks + off, thousands * 1_000, Tif.GTC, False, None))
+            out.append(c.sign(mk, Batch(tuple(orders[:64]))))
+        return out
+
+    def txs_for(self, step: tuple[Any, ...]) -> list[bytes]:
+        c = self.chain
+        kind = step[0]
+        ticks = max(1, self.px // USD)
+        if kind == "oracle":
+            self.px = max(1_000 * USD, self.px * (10_000 + step[1]) // 10_000)
+            return self._oracle_txs()
+        if kind == "quote":
+            return self._quotes(step[1], step[2])
+        if kind == "pull":
+            return [c.sign(mk, CancelAll(None)) for mk in MAKERS]
+        if kind == "perp":
+            t = TRADERS[step[1]]
+            equity = max(risk.maintenance(c.ex, c.ex.accounts[t.address]).equity, 0) if t.address in c.ex.accounts else 0
+            lots = min(equity * step[3] * 10_000 // max(self.px, 1), 10**9)
+            limit = ticks * 11 // 10 if step[2] else ticks * 9 // 10
+            return [c.sign(t, PlaceOrder(BTC_PERP, step[2], max(1, limit), max(1, lots), Tif.IOC, False, None))]
+        if kind == "spot_margin":
+            t = TRADERS[step[1]]
+            usd = step[2] * 1_000 * USD
+            lots = usd * 10_000 // max(self.px, 1)
+            return [c.sign(t, Borrow(USDC, usd)),
+                    c.sign(t, PlaceOrder(BTC_SPOT, True, ticks * 11 // 10, max(1, lots), Tif.IOC, False, None))]
+        if kind == "borrow":
+            t = TRADERS[step[1]]
+            unit = 1_000 * USD if step[2] == USDC else BTC_UNIT // 100
+            return [c.sign(t, Borrow(step[2], step[3] * unit))]
+        if kind == "repay":
+            t = TRADERS[step[1]]
+            acct = c.ex.accounts.get(t.address)
+            return [c.sign(t, Repay(a, 1 << 40)) for a in sorted(acct.scaled)] if acct else []
+        if kind == "withdraw":
+            who = (ACTIVE + PASSIVE)[step[1] % len(ACTIVE + PASSIVE)]
+            if who in PASSIVE:  # passive accounts keep their funds in: their value is watched
+                who = TRADERS[step[1] % len(TRADERS)]
+            return [c.sign(who, Withdraw(step[2], min(1 << step[3], MAX_U62), b"out"))]
+        if kind == "wash":
+            a, b, bps = TRADERS[step[1]], TRADERS[step[2]], step[3]
+            p = max(1, ticks * (10_000 + bps) // 10_000)
+            return [c.sign(a, PlaceOrder(BTC_PERP, True, p, 2, Tif.GTC, False, None)),
+                    c.sign(b, PlaceOrder(BTC_PERP, False, p, 2, Tif.GTC, False, None))]
+        if kind == "one_sided":
+            t = TRADERS[step[1]]
+            bps = step[3] if step[2] else -step[3]
+            p = max(1, ticks * (10_000 + bps) // 10_000)
+            return [c.sign(t, PlaceOrder(BTC_PERP, step[2], p, 1_600, Tif.GTC, False, None))]
+        if kind == "idle":
+            c.time += step[1] * 1000
+            return []
+        if kind == "extreme":
+            t = TRADERS[step[1]]
+            spec = c.ex.markets[BTC_PERP]
+            choices: list[Any] = [
+                PlaceOrder(BTC_PERP, True, spec.max_price_ticks, 1, Tif.GTC, False, None),
+                PlaceOrder(BTC_SPOT, False, spec.max_price_ticks, 1, Tif.GTC, False, None),
+                PlaceOrder(BTC_PERP, False, 1, 10**9, Tif.GTC, False, None),
+                Borrow(BTC, MAX_U62),
+                Withdraw(USDC, MAX_U62, b"x"),
+                Modify(BTC_PERP, 1, None, spec.max_price_ticks, 10**9),
+            ]
+            txs = [c.sign(t, choices[step[2] % len(choices)])]
+            if step[2] == 5:  # and a validator at the ends of the oracle's range
+                txs.append(c.sign(VALIDATORS[0], OraclePrices(((BTC, 1 if step[1] % 2 else MAX_U62),))))
+            return txs
+        if kind == "replay":
+            return [self.seen[step[1] % len(self.seen)]] if self.seen else []
+        if kind == "grief":
+            t = TRADERS[step[1]]
+            return [c.sign(t, Batch((Cancel(BTC_PERP, step[2], None), Cancel(BTC_SPOT, step[2], None),
+                                     PlaceOrder(BTC_PERP, True, ticks, 0, Tif.GTC, False, None),
+                                     CancelAll(BTC_PERP))))]
+        if kind == "lend_toggle":
+            return [c.sign(TRADERS[step[1]], Lend(USDC, step[2]))]
+        if kind == "unwind_order":
+            return [c.sign(TRADERS[step[1]], SetUnwindOrder((BTC_SPOT, BTC_PERP)))]
+        raise AssertionError(kind)
+
+    # ------------------------------------------------------------------ blocks
+    def apply(self, txs: list[bytes]) -> BlockResult:
+        """One block: it must apply, and every invariant must hold after it."""
+        before = self._passive_values()
+        result = self.chain.block(*txs)
+        self.results.append(result)
+        self.seen.extend(txs)
+        for _, e in result.events:
+            if isinstance(e, tuple) and e[0] == "deposit":
+                self.custody[e[2]] += e[3]
+            elif isinstance(e, tuple) and e[0] == "withdraw":
+                self.custody[e[2]] -= e[3]
+        self.check_block(result, before)
+        return result
+
+    def run(self, flow: tuple[Any, ...]) -> None:
+        """A whole flow: the traders' openings, a price path with the makers requoting
+        thinly around it, then the drawn steps."""
+        opening, path, blocks = flow
+        for i, (is_long, lev, spot) in enumerate(opening):
+            steps: list[tuple[Any, ...]] = []
+            if lev:
+                steps.append(("perp", i, is_long, lev))
+            if spot:
+                steps.append(("spot_margin", i, spot))
+            if steps:
+                self.step_block(steps)
+        for bps in path:
+            self.step_block([("oracle", bps), ("quote", 2, 5)])
+        for steps in blocks:
+            self.step_block(steps)
+
+    def step_block(self, steps: list[tuple[Any, ...]]) -> BlockResult:
+        txs: list[bytes] = []
+        for s in steps:
+            txs.extend(self.txs_for(s))
+        return self.apply(txs)
+
+    def _passive_values(self) -> dict[bytes, dict[int, int]]:
+        out = {}
+        for k in PASSIVE:
+            acct = self.chain.ex.accounts.get(k.address)
+            if acct is not None and not acct.positions and not acct.open_orders:
+                out[k.address] = {a: acct.balance(a) for a in (USDC, BTC)}
+        return out
+
+    def check_block(self, result: BlockResult, before: dict[bytes, dict[int, int]]) -> None:
+        ex = self.chain.ex
+        events = list(result.events)
+        check_all(self.chain, self.custody, events)  # value, pools, books, liquidations, store == memory
+        for a in (USDC, BTC, ETH):
+            assert ex.pool_surplus(a) >= 0, ("pool surplus", a, ex.pool_surplus(a))
+        socialized = any(isinstance(e, tuple) and e[0] == "socialized" for _, e in events)
+        after = self._passive_values()
+        for addr, vals in before.items():
+            for a, v in vals.items():
+                now = after.get(addr, {}).get(a, v)
+                assert now >= v or socialized, f"passive {addr.hex()[:8]} lost {v - now} of asset {a}"
+        for r in result.receipts:  # every rejection carries a registered code
+            assert Code(r.code) in Code
