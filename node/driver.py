@@ -227,7 +227,7 @@ class ConsensusDriver:
         import hashlib
 
         other = hashlib.sha256(b"equivocate" + vote.block_hash).digest() if vote.block_hash else b"\x00" * 32
-        twin = Vote.create(self.rt.validator_key, self.rt.genesis.chain_id, vote.type, vote.height, vote.round, other)
+        twin = Vote.create(key, self.rt.genesis.chain_id, vote.type, vote.height, vote.round, other)
         self.rt.p2p.broadcast(protocols.CONSENSUS, VOTE_TAG + twin.encode())
         return vote
 
@@ -284,7 +284,7 @@ class ConsensusDriver:
                 raise ValueError("bad range")
         except Exception:
             return encode([])
-        out = []
+        out: list[list[bytes]] = []
         size = 0
         blocks = self.rt.blocks
         for h in range(start, min(start + min(count, SYNC_BATCH), blocks.height + 1)):

@@ -38,8 +38,8 @@ class Snapshot:
 
 
 def encode_snapshot(s: Snapshot) -> bytes:
-    body = msgpack.packb([s.chain_id, s.height, s.app_hash, s.block_hash, s.block_time_ms,
-                          [[k, v] for k, v in s.records]], use_bin_type=True)
+    body: bytes = msgpack.packb([s.chain_id, s.height, s.app_hash, s.block_hash, s.block_time_ms,
+                                 [[k, v] for k, v in s.records]], use_bin_type=True)
     return MAGIC + body + hashlib.sha256(body).digest()
 
 

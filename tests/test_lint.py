@@ -1,5 +1,5 @@
-"""Style and types are part of the suite: ruff on everything, mypy (strict) on the
-deterministic packages, so the README's one test command checks them too."""
+"""Style and types are part of the suite: ruff on everything, mypy (strict) on every
+package (pyproject's ``[tool.mypy] files``), so the README's one test command checks them too."""
 
 from __future__ import annotations
 
@@ -23,6 +23,6 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_is_clean_on_state_and_consensus() -> None:
+def test_mypy_strict_is_clean_on_every_package() -> None:
     result = _run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
