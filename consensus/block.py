@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from consensus.errors import decoder
 from consensus.fields import (
     HASH_LEN,
     MAX_BLOCK_TXS,
@@ -92,6 +93,7 @@ class BlockHeader:
         return encode(self.to_list())
 
     @classmethod
+    @decoder
     def decode(cls, data: bytes) -> BlockHeader:
         return cls.from_list(decode(data, max_bytes=1024))
 
@@ -130,6 +132,7 @@ class Block:
         return encode(self.to_list())
 
     @classmethod
+    @decoder
     def decode(cls, data: bytes, *, max_bytes: int = MAX_PROPOSAL_BYTES) -> Block:
         return cls.from_list(decode(data, max_bytes=max_bytes))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.errors import decoder
 from consensus.fields import (
     MAX_CERTIFICATE_BYTES,
     MAX_VALIDATORS,
@@ -126,5 +127,6 @@ class CommitCertificate:
         return encode(self.to_list())
 
     @classmethod
+    @decoder
     def decode(cls, data: bytes) -> CommitCertificate:
         return cls.from_list(decode(data, max_bytes=MAX_CERTIFICATE_BYTES))

@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import Any
 
 from consensus.block import Block
+from consensus.errors import decoder
 from consensus.fields import (
     MAX_PROPOSAL_BYTES,
     MAX_VOTE_BYTES,
@@ -115,6 +116,7 @@ class Vote:
         return encode(self.to_list())
 
     @classmethod
+    @decoder
     def decode(cls, data: bytes) -> Vote:
         return cls.from_list(decode(data, max_bytes=MAX_VOTE_BYTES))
 
@@ -186,5 +188,6 @@ class Proposal:
         return encode(self.to_list())
 
     @classmethod
+    @decoder
     def decode(cls, data: bytes, *, max_bytes: int = MAX_PROPOSAL_BYTES) -> Proposal:
         return cls.from_list(decode(data, max_bytes=max_bytes))

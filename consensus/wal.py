@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.errors import MalformedMessage, decoder
 from consensus.fields import MAX_PROPOSAL_BYTES, must_height, must_round
 from consensus.messages import Proposal, Vote
 from consensus.steps import RoundStep
@@ -121,6 +122,7 @@ def encode_record(record: WalRecord) -> bytes:
     return _HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
+@decoder
 def decode_record_body(body: bytes) -> WalRecord:
     return record_from_list(decode(body, max_bytes=MAX_RECORD_BYTES))
 
@@ -146,7 +148,7 @@ def decode_stream(data: bytes) -> tuple[list[WalRecord], int]:
             break
         try:
             record = decode_record_body(body)
-        except TxError:
+        except MalformedMessage:
             break
         records.append(record)
         offset = start + length

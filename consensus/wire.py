@@ -7,6 +7,7 @@ simulator and benchmarks use the same bytes the network does.
 
 from __future__ import annotations
 
+from consensus.errors import decoder
 from consensus.fields import MAX_PROPOSAL_BYTES
 from consensus.messages import Proposal, Vote
 from state.codec import decode, encode, must_list, must_uint
@@ -25,6 +26,7 @@ def encode_message(message: ConsensusMessage) -> bytes:
     return encode([KIND_VOTE, message.to_list()])
 
 
+@decoder
 def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> ConsensusMessage:
     items = must_list(decode(data, max_bytes=max_bytes), "message", length=2)
     kind = must_uint(items[0], "message kind")

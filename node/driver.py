@@ -25,6 +25,7 @@ from consensus.actions import (
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from consensus.core import ConsensusCore
+from consensus.errors import MalformedMessage
 from consensus.events import (
     ProposalReceived,
     Start,
@@ -38,7 +39,6 @@ from consensus.steps import TimeoutStep
 from node.crashpoints import maybe_crash
 from node.p2p import BadFrame, protocols
 from state.codec import decode, encode
-from state.errors import TxError
 
 if TYPE_CHECKING:
     from node.runtime import NodeRuntime
@@ -97,8 +97,8 @@ class ConsensusDriver:
             elif tag == VOTE_TAG:
                 event = VoteReceived(Vote.decode(body), now_ms())
             else:
-                raise TxError(0, "unknown consensus frame tag")  # type: ignore[arg-type]
-        except (TxError, ValueError, TypeError) as err:
+                raise MalformedMessage("unknown consensus frame tag")
+        except MalformedMessage as err:
             self.bad_messages += 1
             log.debug("bad consensus frame from %s: %s", peer_id, err)
             raise BadFrame(f"undecodable consensus frame: {err}") from None  # counted; repeat offenders are banned
@@ -259,7 +259,7 @@ class ConsensusDriver:
                     for item in items:
                         try:
                             block, cert = Block.decode(item[0]), CommitCertificate.decode(item[1])
-                        except (TxError, ValueError, TypeError, IndexError):
+                        except (MalformedMessage, IndexError, TypeError):
                             self.bad_messages += 1
                             break
                         if block.height != self.rt.sm.height + 1:

@@ -1,5 +1,5 @@
 """Encodings of blocks, proposals, votes, certificates and wire frames: round trips,
-strict rejection of malformed input, and fuzzing (nothing but TxError escapes)."""
+strict rejection of malformed input, and fuzzing (nothing but MalformedMessage escapes)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from consensus import (
     decode_message,
     encode_message,
 )
+from consensus.errors import MalformedMessage
 from consensus.fields import MAX_VOTE_BYTES
 from consensus.messages import NIL, VoteType
 from consensus.wal import decode_record_body
 from state.codec import encode
-from state.errors import Code, TxError
+from state.errors import Code
 
 from .helpers import CHAIN, KEYS, PRECOMMIT, PREVOTE, block_for, proposal_for, vote
 
@@ -46,7 +47,8 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
 
 
 def rejects(decoder: Callable[[bytes], object], data: bytes) -> Code:
-    with pytest.raises(TxError) as info:
+    """The decoder refuses ``data`` with a consensus error (the codec's code is MALFORMED)."""
+    with pytest.raises(MalformedMessage) as info:
         decoder(data)
     return info.value.code
 
@@ -153,11 +155,11 @@ def test_certificate_entries_are_checked() -> None:
 
 
 # ----------------------------------------------------------------------------- fuzzing
-def only_txerror(data: bytes) -> None:
+def only_malformed(data: bytes) -> None:
     for name, decoder in DECODERS.items():
         try:
             decoder(data)
-        except TxError:
+        except MalformedMessage:
             pass
         except Exception as exc:  # pragma: no cover - the failure being tested for
             raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
@@ -166,7 +168,7 @@ def only_txerror(data: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data: bytes) -> None:
-    only_txerror(data)
+    only_malformed(data)
 
 
 msgpack_values = st.recursive(
@@ -187,7 +189,7 @@ def test_fuzz_structured_values(value: Any) -> None:
         data = msgpack.packb(value, use_bin_type=True)
     except (OverflowError, ValueError):
         return
-    only_txerror(data)
+    only_malformed(data)
 
 
 SAMPLES = [
@@ -208,8 +210,8 @@ def test_fuzz_mutated_valid_encodings(sample: bytes, data: st.DataObject) -> Non
         position = data.draw(st.integers(0, len(mutated) - 1))
         mutated[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(mutated)))
-    only_txerror(bytes(mutated))
-    only_txerror(bytes(mutated[:cut]))
+    only_malformed(bytes(mutated))
+    only_malformed(bytes(mutated[:cut]))
 
 
 @settings(max_examples=100, deadline=None)
