@@ -61,12 +61,12 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     except web.HTTPNotFound:
         return error_response(404, Code.NOT_FOUND, f"no route {request.path}", packed=packed)
     except web.HTTPMethodNotAllowed:
-        return error_response(405, Code.MALFORMED, f"{request.method} not allowed on {request.path}", packed=packed)
+        return error_response(405, Code.METHOD_NOT_ALLOWED, f"{request.method} not allowed on {request.path}", packed=packed)
     except web.HTTPException:
         raise
     except Exception:  # a bug must not take the node down: log it, answer 500
         log.exception("rpc handler failed on %s", request.path)
-        return error_response(500, Code.MALFORMED, "internal error", packed=packed)
+        return error_response(500, Code.INTERNAL_ERROR, "internal error", packed=packed)
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 62) -> int:

@@ -59,6 +59,8 @@ class Code(IntEnum):
     TX_TOO_LARGE = 902
     NOT_READY = 903
     NOT_FOUND = 904  # RPC: no such block, transaction, route or result
+    INTERNAL_ERROR = 905  # RPC: the node failed to answer (a bug; logged)
+    METHOD_NOT_ALLOWED = 906  # RPC: the route exists, not with this HTTP method
 
 
 class TxError(Exception):
