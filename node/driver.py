@@ -88,7 +88,7 @@ class ConsensusDriver:
             self.feed(TxsReady(now_ms()))
 
     async def on_consensus_frame(self, peer_id: str, frame: bytes) -> None:
-        if self.rt.isolated():
+        if self.rt.faults.isolated():
             return
         try:
             tag, body = frame[:1], frame[1:]
@@ -129,17 +129,17 @@ class ConsensusDriver:
             vote = action.vote
             if vote.is_nil:
                 self._log_nil_vote(vote)
-            frame = VOTE_TAG + self._maybe_equivocate(vote).encode()
-            if not rt.isolated():
-                rt.p2p.broadcast(protocols.CONSENSUS, frame)
+            if not rt.faults.isolated():
+                for v in rt.faults.votes_to_send(vote):
+                    rt.p2p.broadcast(protocols.CONSENSUS, VOTE_TAG + v.encode())
             maybe_crash("vote_sent")
         elif isinstance(action, BroadcastProposal):
             frame = PROPOSAL_TAG + action.proposal.encode()
-            delay = rt.config.test.slow_propose_ms
-            if rt.isolated():
+            delay = rt.faults.propose_delay_s()
+            if rt.faults.isolated():
                 pass
             elif delay:
-                self.loop.call_later(delay / 1000, rt.p2p.broadcast, protocols.CONSENSUS, frame)
+                self.loop.call_later(delay, rt.p2p.broadcast, protocols.CONSENSUS, frame)
             else:
                 rt.p2p.broadcast(protocols.CONSENSUS, frame)
             log.info("h=%d r=%d proposed block with %d txs", action.proposal.height, action.proposal.round,
@@ -219,18 +219,6 @@ class ConsensusDriver:
         self._nil_logged = key
         log.info("h=%d r=%d voted %s nil", vote.height, vote.round, vote.type.name.lower())
 
-    def _maybe_equivocate(self, vote: Vote) -> Vote:
-        """Test switch: also send a conflicting vote for the same height/round/type."""
-        key = self.rt.validator_key
-        if not self.rt.config.test.equivocate or key is None or vote.validator != key.pubkey:
-            return vote  # relayed votes of other validators pass through untouched
-        import hashlib
-
-        other = hashlib.sha256(b"equivocate" + vote.block_hash).digest() if vote.block_hash else b"\x00" * 32
-        twin = Vote.create(key, self.rt.genesis.chain_id, vote.type, vote.height, vote.round, other)
-        self.rt.p2p.broadcast(protocols.CONSENSUS, VOTE_TAG + twin.encode())
-        return vote
-
     # ------------------------------------------------------------------ block sync
     def request_sync(self, height: int) -> None:
         if self._sync_task is None or self._sync_task.done():
@@ -245,7 +233,7 @@ class ConsensusDriver:
             while not self.stopped and idle_rounds < 2:
                 got = False
                 for peer in sorted(self.rt.p2p.connected_peers()):
-                    if self.rt.isolated():
+                    if self.rt.faults.isolated():
                         break
                     start = self.rt.sm.height + 1
                     try:
@@ -276,7 +264,7 @@ class ConsensusDriver:
             self.catching_up = False
 
     async def serve_sync(self, peer_id: str, request: bytes) -> bytes:
-        if self.rt.isolated():
+        if self.rt.faults.isolated():
             return encode([])
         try:
             start, count = decode(request, max_bytes=64)

@@ -99,7 +99,7 @@ def _address_param(request: web.Request) -> bytes:
         raise RpcError(400, Code.MALFORMED, f"address: {err}") from None
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -155,10 +155,8 @@ class RpcServer:
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
         r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
         r.add_post("/broadcast_txs", self.broadcast_txs)
-        if rt.config.test.allow_isolate:
-            r.add_post("/debug/isolate", self.debug_isolate)
-        if rt.config.test.allow_oracle_override:
-            r.add_post("/debug/oracle", self.debug_oracle)
+        for path, debug in rt.faults.routes():  # fault injection, off unless config.json's "test" enables it
+            r.add_post(path, debug)
 
     async def start(self, host: str, port: int) -> None:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -227,7 +225,7 @@ class RpcServer:
 
     # ------------------------------------------------------------------ submission
     async def broadcast_tx_sync(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         (adm,) = await self.rt.submit([_tx_bytes(body.get("tx"))])
         return web.json_response({"hash": adm.hash.hex(), "code": int(adm.code), "name": adm.code.name,
                                   "message": adm.message}, status=503 if adm.code == Code.MEMPOOL_FULL else 200)
@@ -235,7 +233,7 @@ class RpcServer:
     async def broadcast_txs(self, request: web.Request) -> web.Response:
         if request.content_type == MSGPACK:
             return await self._broadcast_txs_packed(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         txs = body.get("txs")
         if not isinstance(txs, list):
             raise RpcError(400, Code.MALFORMED, "txs must be a list of hex strings")
@@ -281,7 +279,7 @@ class RpcServer:
             for h, hashes, codes in out]})
 
     async def broadcast_tx_commit(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         raw = _tx_bytes(body.get("tx"))
         timeout_ms = body.get("timeout_ms", 10_000)
         if not isinstance(timeout_ms, int) or not 0 < timeout_ms <= 120_000:
@@ -427,17 +425,6 @@ class RpcServer:
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
 
-    async def debug_isolate(self, request: web.Request) -> web.Response:
-        """Test-only (config test.allow_isolate): cut this node off the network for N s."""
-        body = await _json_body(request)
-        seconds = body.get("seconds")
-        if not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600:
-            raise RpcError(400, Code.MALFORMED, "seconds must be a number in [0, 600]")
-        import time
-
-        self.rt.isolated_until = time.monotonic() + seconds
-        return web.json_response({"isolated_for_s": seconds})
-
     async def snapshots(self, request: web.Request) -> web.Response:
         from node.snapshots import list_snapshots, snapshot_path
 
@@ -453,17 +440,6 @@ class RpcServer:
         if not path.exists():
             raise RpcError(404, Code.NOT_FOUND, f"no snapshot at height {height}")
         return web.FileResponse(path, headers={"content-type": "application/octet-stream"})
-
-    async def debug_oracle(self, request: web.Request) -> web.Response:
-        """Test-only (config test.allow_oracle_override): set this validator's price feed,
-        e.g. {"BTC": 42000000000}, to drill liquidations on a devnet."""
-        body = await _json_body(request)
-        symbols = {a.symbol for a in self.rt.genesis.assets}
-        for symbol, price in body.items():
-            if symbol not in symbols or not isinstance(price, int) or price <= 0:
-                raise RpcError(400, Code.MALFORMED, f"{symbol}: a known asset symbol and a positive integer price")
-        self.rt.oracle_feed.update(body)
-        return web.json_response({"feed": self.rt.oracle_feed})
 
     async def genesis(self, request: web.Request) -> web.Response:
         return web.json_response({"genesis": self.rt.genesis.raw})

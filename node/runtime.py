@@ -26,6 +26,7 @@ from node.config import NodeConfig
 from node.driver import ConsensusDriver
 from node.events import EventBus
 from node.execution import Execution
+from node.faults import Faults
 from node.mempool import Admission, Mempool
 from node.p2p import BadFrame, protocols
 from node.p2p.host import P2PNode
@@ -83,12 +84,13 @@ class NodeRuntime:
         self.wal = WalFile(config.wal_dir)
         self.p2p: P2PNode = None  # type: ignore[assignment]
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
-        self.rpc = RpcServer(self)
         self.started_at = time.time()
-        self.isolated_until = 0.0  # monotonic deadline of a test-only network cut
         self._gossip_task: asyncio.Task[None] | None = None
         self._oracle_task: asyncio.Task[None] | None = None
         self.oracle_feed: dict[str, int] = dict(config.oracle.prices)
+        self.faults = Faults(config.test, self.validator_key, self.genesis.chain_id, self.oracle_feed,
+                             {a.symbol for a in self.genesis.assets})
+        self.rpc = RpcServer(self)
 
     def _state_sync(self, source: str) -> None:
         from node.snapshots import fetch_snapshot, restore_into
@@ -178,11 +180,6 @@ class NodeRuntime:
         self.blocks.close()
         self.sm.close()
 
-    def isolated(self) -> bool:
-        """A test-only network cut (config test.allow_isolate): while it lasts the node
-        neither sends nor accepts consensus, tx or sync traffic, as if unplugged."""
-        return self.isolated_until > time.monotonic()
-
     # ------------------------------------------------------------------ transactions
     async def submit(self, raws: list[bytes]) -> list[Admission]:
         adms = await self.mempool.add_many(raws, self.verify_pool)
@@ -195,7 +192,7 @@ class NodeRuntime:
         return adms
 
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
-        if self.isolated():
+        if self.faults.isolated():
             return
         try:
             raws = decode(frame, max_bytes=protocols.DEFAULT_MAX_FRAME_BYTES[protocols.TX])
@@ -219,7 +216,7 @@ class NodeRuntime:
         if self.p2p is None:
             return  # not started yet: the loop sends them once it runs
         txs = self.mempool.take_gossip()
-        if not txs or self.isolated():
+        if not txs or self.faults.isolated():
             return
         for i in range(0, len(txs), GOSSIP_MAX_TXS):
             self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
