@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from devnet.cluster import Cluster
+from node.client import NodeUnreachable, RpcError
 from state.tx import Cancel, PlaceOrder, Tif
 
 NODES = 4
@@ -86,7 +87,7 @@ class Load(threading.Thread):
                                            {"tx": self.c.sign(who, action).hex(), "timeout_ms": 15_000}, timeout=20)
                 if status == 200 and body.get("height"):
                     self.acked.append(body["hash"])
-            except OSError:
+            except (NodeUnreachable, RpcError):
                 self.failures += 1  # the node died under us: the tx was not acknowledged
             time.sleep(self.period)
 
@@ -135,7 +136,7 @@ def check(c: Cluster, result: ScenarioResult, acked: list[str]) -> None:
         try:
             if all(c.get(i, f"/tx?hash={tx_hash}")["height"] for i in range(NODES)):
                 result.found += 1
-        except OSError:
+        except (NodeUnreachable, RpcError):
             pass
     report = replay(RpcSource(c.url(0)), None, to_height=common)
     result.replay_ok = report.ok

@@ -1,9 +1,10 @@
 """A devnet with per-node process control, for end-to-end tests and the chaos suite.
 
 Built on devnet.genesis.create_devnet (the same homes, keys and configs `bookchain
-devnet up` writes). Unlike the supervisor, which manages a long-lived devnet for people,
-this keeps a handle per node so a test can SIGKILL, SIGSTOP, restart or cut off one node,
-and can give single nodes fault-injection switches (config "test" section).
+devnet up` writes), the supervisor's node command and log files, and node.client for RPC.
+Unlike the supervisor, which manages a long-lived devnet for people, this keeps a handle
+per node so a test can SIGKILL, SIGSTOP, restart or cut off one node, and can give single
+nodes fault-injection switches (config "test" section, node/faults.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from devnet.genesis import DevnetSpec, create_devnet
+from devnet.supervisor import default_node_command, stdout_log, tail
+from node.client import Client, NodeUnreachable, RpcError
 from state.keys import PrivateKey
 from state.tx import sign_tx
 
@@ -46,9 +46,9 @@ class Cluster:
     # ------------------------------------------------------------------ processes
     def start(self, i: int, env: dict[str, str] | None = None) -> None:
         node = self.manifest.nodes[i]
-        log = open(Path(node.home) / "logs" / "stdout.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(stdout_log(node), "ab")  # noqa: SIM115 - owned by the process
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-P", "-m", "node.main", node.home], stdout=log, stderr=subprocess.STDOUT,
+            default_node_command(node), stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})}, start_new_session=True)
 
     def start_all(self) -> None:
@@ -97,23 +97,24 @@ class Cluster:
     def url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.manifest.nodes[i].rpc_port}"
 
+    def client(self, i: int, timeout: float = 10) -> Client:
+        return Client(self.url(i), timeout=timeout)
+
     def get(self, i: int, path: str, timeout: float = 10) -> Any:
-        with urllib.request.urlopen(self.url(i) + path, timeout=timeout) as resp:
-            return json.load(resp)
+        """GET ``path`` (with its query string) from node ``i``; RpcError on an error answer."""
+        return self.client(i, timeout).request("GET", path)
 
     def post(self, i: int, path: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any]:
-        req = urllib.request.Request(self.url(i) + path, data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+        """POST ``body``; (HTTP status, answer), error answers included."""
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, json.load(resp)
-        except urllib.error.HTTPError as err:
-            return err.code, json.load(err)
+            return 200, self.client(i, timeout).post(path, body)
+        except RpcError as err:
+            return err.http_status, {"error": {"code": err.code, "name": err.name, "message": err.message}}
 
     def height(self, i: int) -> int:
         try:
             return int(self.get(i, "/status", timeout=3)["latest_height"])
-        except (OSError, ValueError):
+        except (NodeUnreachable, RpcError, ValueError):
             return -1
 
     def wait_height(self, h: int, nodes: list[int] | None = None, timeout: float = 60) -> None:
@@ -127,8 +128,7 @@ class Cluster:
                              + self.log_tail(nodes[0]))
 
     def log_tail(self, i: int, n: int = 30) -> str:
-        path = Path(self.manifest.nodes[i].home) / "logs" / "stdout.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
+        return "\n".join(tail(stdout_log(self.manifest.nodes[i]), n))
 
     # ------------------------------------------------------------------ txs
     def key(self, name: str) -> PrivateKey:

@@ -88,8 +88,8 @@ def test_commits_long_poll_waits_for_the_next_block_and_bounds_its_range(node: C
     for bad in ("/commits", "/commits?from=0", "/commits?from=1&wait_ms=-1", "/commits?from=1&wait_ms=999999"):
         try:
             node.get(0, bad)
-        except urllib.error.HTTPError as err:
-            assert err.code == 400
+        except RpcError as err:
+            assert err.http_status == 400 and err.name == "MALFORMED"
         else:
             raise AssertionError(f"{bad} was accepted")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devnet.cluster import Cluster
+from node.client import RpcError
 from state.tx import PlaceOrder, Tif
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +30,9 @@ def test_pruned_chain_and_state_sync_from_snapshot(tmp_path: Path) -> None:
         assert 1 <= len(snaps) <= 2 and all(s["height"] % 10 == 0 for s in snaps)
         status, _ = c.post(0, "/broadcast_tx_sync", {"tx": "00"})  # node still healthy
         assert status == 200
-        import urllib.error
-
-        with pytest.raises(urllib.error.HTTPError) as gone:
+        with pytest.raises(RpcError) as gone:
             c.get(0, "/block?height=1")
-        assert gone.value.code == 404
+        assert gone.value.http_status == 404
         c.set_config(3, "storage", {"state_sync_from": c.url(1)})
         c.start(3)
         c.wait_height(c.height(0) + 2, nodes=[3], timeout=60)
@@ -49,14 +48,12 @@ def _app_hashes_at_common_height(c: Cluster, attempts: int = 10) -> set[str]:
     prunes results older than ``retain_blocks``, so on a loaded machine a lagging node can
     fall far enough behind that the leader no longer has its height: take a fresh height
     and ask again (a node that stays that far behind fails the test)."""
-    import urllib.error
-
     for _ in range(attempts):
         top = min(c.height(i) for i in range(4))
         try:
             return {c.get(i, f"/block_results?height={top}")["app_hash"] for i in range(4)}
-        except urllib.error.HTTPError as err:
-            if err.code != 404:
+        except RpcError as err:
+            if err.http_status != 404:
                 raise
             time.sleep(0.5)
     raise AssertionError(f"no height that all 4 nodes still hold: {[c.height(i) for i in range(4)]}")
