@@ -22,7 +22,7 @@ from consensus.certificate import CommitCertificate
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import block_json, code_name, fill_from_list, num, receipt_from_list, results_json
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
-from state import risk
+from state import views
 from state.errors import Code
 from state.keys import address_from_text, address_to_text
 
@@ -363,7 +363,7 @@ class RpcServer:
         if acct is not None:
             for a, amount in sorted(acct.balances.items()):
                 balances.append({"asset": a, "symbol": assets[a].symbol, "free": num(amount), "locked": 0})
-        summary = _nums(risk.margin_summary(ex, address))
+        summary = _nums(views.margin_summary(ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
                                   "balances": balances, "positions": summary.get("positions", []),
                                   "open_orders": self._orders_of(address), "margin": summary})
@@ -401,16 +401,16 @@ class RpcServer:
             raise RpcError(400, Code.MALFORMED, "tif must be gtc, ioc or alo")
         order = PlaceOrder(self._market_id(request), side == "buy", _int_param(request, "price", lo=0),
                            _int_param(request, "size", lo=0), tif, q.get("reduce_only", "false") == "true", None)
-        return web.json_response(risk.can_place_order(self.rt.sm.ex, _address_param(request), order))
+        return web.json_response(views.can_place_order(self.rt.sm.ex, _address_param(request), order))
 
     async def can_withdraw(self, request: web.Request) -> web.Response:
         address = _address_param(request)
-        return web.json_response(risk.can_withdraw(self.rt.sm.ex, address, _int_param(request, "asset"),
+        return web.json_response(views.can_withdraw(self.rt.sm.ex, address, _int_param(request, "asset"),
                                                    _int_param(request, "amount")))
 
     async def can_borrow(self, request: web.Request) -> web.Response:
         address = _address_param(request)
-        return web.json_response(risk.can_borrow(self.rt.sm.ex, address, _int_param(request, "asset"),
+        return web.json_response(views.can_borrow(self.rt.sm.ex, address, _int_param(request, "asset"),
                                                  _int_param(request, "amount")))
 
     async def orders(self, request: web.Request) -> web.Response:

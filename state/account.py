@@ -110,17 +110,6 @@ class Account:
         out = {a: self.pools.real(self, a) for a in assets}
         return {a: v for a, v in out.items() if v}
 
-    @property
-    def locked(self) -> dict[int, int]:
-        """Kept for old readers: orders no longer lock funds (they are margined at their
-        worst case, see state/risk.py); ``risk.reserved`` tells what open orders could spend."""
-        return {}
-
-    @property
-    def order_margin(self) -> int:
-        """Kept for old readers: open orders are part of the initial requirement now."""
-        return 0
-
     def credit(self, asset: int, amount: int) -> None:
         self.pools.credit(self, asset, amount)
 

@@ -52,7 +52,7 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
 
 
 def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) -> Account:
-    """Every check of a withdrawal (also the RPC dry run ``risk.can_withdraw``)."""
+    """Every check of a withdrawal (also the RPC dry run ``views.can_withdraw``)."""
     ex.must_asset(asset)
     if amount == 0:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")

@@ -1,7 +1,7 @@
 """The lending transactions: ``lend`` (auto-lend on/off), ``borrow``, ``repay``.
 
 See state/lending.py for the balance model. Each handler checks everything first; the
-``must_valid_*`` functions are also the RPC dry runs (``risk.can_borrow``).
+``must_valid_*`` functions are also the RPC dry runs (``views.can_borrow``).
 """
 
 from __future__ import annotations

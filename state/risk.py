@@ -52,7 +52,7 @@ for RPC.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from state.account import Account
     from state.book import Order
     from state.exchange import Exchange
-    from state.tx import PlaceOrder
 
 PPM: Final = 1_000_000
 GRID: Final = (-3, -2, -1, 0, 1, 2, 3)  # shock multiples k = j / 3
@@ -698,95 +697,5 @@ def must_within_borrow_ltv(ex: Exchange, acct: Account, asset: int, new_debt: in
                       f"gross borrows {debt} would exceed {ltv // 10_000}% of the account's assets")
 
 
-def margin_state(ex: Exchange, acct: Account) -> tuple[int, int]:
-    """(equity, initial requirement including open orders): kept for old readers."""
-    a = assess(ex, acct, True, orders=True)
-    return a.equity, a.requirement
-
-
 def maintenance(ex: Exchange, acct: Account, detail: bool = False) -> Assessment:
     return assess(ex, acct, False, detail=detail)
-
-
-# ---------------------------------------------------------------------------------- dry runs (RPC)
-def _verdict(fn: Any, *args: Any) -> dict[str, Any]:
-    try:
-        fn(*args)
-    except TxError as err:
-        return {"ok": False, "code": int(err.code), "name": err.code.name, "message": err.message}
-    return {"ok": True, "code": 0, "name": "OK", "message": ""}
-
-
-def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str, Any]:
-    """Would this order pass every check now (validity, margin, pools)? No state changes."""
-    from state.account import Account
-    from state.matching import must_valid_order
-
-    acct = ex.accounts.get(address) or Account(address, ex.pools)
-    return _verdict(must_valid_order, ex, acct, order)
-
-
-def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
-    from state.handlers import must_valid_withdrawal
-
-    return _verdict(must_valid_withdrawal, ex, address, asset, amount)
-
-
-def can_borrow(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
-    from state.lendtx import must_valid_borrow
-
-    return _verdict(must_valid_borrow, ex, address, asset, amount)
-
-
-def liquidation_prices(ex: Exchange, acct: Account, mm: Assessment) -> dict[int, int | None]:
-    """Per underlying, the index price at which equity would meet maintenance with every
-    other price fixed (linear estimate; None where the account has no net exposure or the
-    price would not be positive)."""
-    out: dict[int, int | None] = {}
-    for u, (ns, p, _pg, req_u) in sorted(mm.underlyings.items()):
-        n = ns + p  # equity's sensitivity to a relative move x: n * x
-        px = asset_price(ex, u)
-        # equity + n x = (requirement - req_u) + req_u * (1 + x)  =>  x = (req - equity) / (n - req_u)
-        denom = n - req_u
-        if not px or denom == 0 or n == 0:
-            out[u] = None
-            continue
-        liq = px + px * (mm.requirement - mm.equity) // denom
-        out[u] = liq if liq > 0 else None
-    return out
-
-
-def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
-    """Equity, initial and maintenance requirement, margin ratio, free collateral, balances,
-    debts, positions and liquidation prices of one account (JSON-ready integers)."""
-    from state.funding import owed_funding
-
-    acct = ex.accounts.get(address)
-    if acct is None:
-        return {"equity": 0, "initial": 0, "maintenance": 0, "margin_ratio_ppm": 0, "free_collateral": 0,
-                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {}}
-    im = assess(ex, acct, True, orders=True)
-    mm = assess(ex, acct, False, detail=True)
-    balances = []
-    for a in sorted(set(acct.scaled) | set(acct.idle)):
-        balances.append({"asset": a, "balance": acct.balance(a), "idle": acct.idle.get(a, 0),
-                         "supplied": ex.pools.supplied(acct, a), "borrowed": ex.pools.debt(acct, a),
-                         "auto_lend": a not in acct.lend_off, "price": asset_price(ex, a)})
-    positions = []
-    for m, pos in sorted(acct.positions.items()):
-        if pos.size:
-            spec = ex.markets[m]
-            px = perp_price(ex, m)
-            v = value_of(pos.size * spec.lot_size, px, ex.unit[spec.base])
-            positions.append({"market": m, "size": pos.size, "entry_notional": pos.entry_notional, "mark": px,
-                              "notional": v, "unrealized_pnl": v - pos.signed_entry(),
-                              "funding_owed": owed_funding(ex, m, pos), "realized_pnl": pos.realized_pnl})
-    ratio = mm.requirement * PPM // mm.equity if mm.equity > 0 else (0 if not mm.requirement else -1)
-    return {
-        "equity": im.equity, "initial": im.requirement, "maintenance": mm.requirement,
-        "margin_ratio_ppm": ratio, "free_collateral": im.equity - im.requirement,
-        "liquidatable": mm.liabilities and mm.equity < mm.requirement,
-        "balances": balances, "positions": positions,
-        "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
-        "unwind_order": list(acct.unwind),
-    }

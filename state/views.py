@@ -1,19 +1,29 @@
 """Read-only views of the risk state for RPC: pools, markets (mark, funding), the oracle.
 
 Every function returns plain dicts of ints and strings computed from the committed state
-(no mutation), so the node can serve them as JSON (``num()`` for big integers). The
-per-account views are in state/risk.py (``margin_summary``, ``can_place_order``,
-``can_withdraw``, ``can_borrow``, ``reserved``).
+(no mutation), so the node can serve them as JSON (``num()`` for big integers): pools,
+markets, the oracle, an account's margin summary, and the dry runs of orders, withdrawals
+and borrows, which call the very checks the write path runs (``must_valid_*``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from state.account import Account
+from state.errors import TxError
+from state.funding import owed_funding
+from state.handlers import must_valid_withdrawal
+from state.lendtx import must_valid_borrow
+from state.matching import must_valid_order
 from state.prices import book_price, mark_price
+from state.risk import Assessment, assess, asset_price, perp_price, value_of
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
+    from state.tx import PlaceOrder
+
+PPM: Final = 1_000_000
 
 
 def pools_view(ex: Exchange) -> list[dict[str, Any]]:
@@ -73,6 +83,78 @@ def oracle_view(ex: Exchange) -> list[dict[str, Any]]:
 
 
 def insurance_view(ex: Exchange) -> dict[str, Any]:
-    from state.risk import margin_summary
-
     return margin_summary(ex, ex.insurance_account)
+
+
+def _verdict(fn: Any, *args: Any) -> dict[str, Any]:
+    try:
+        fn(*args)
+    except TxError as err:
+        return {"ok": False, "code": int(err.code), "name": err.code.name, "message": err.message}
+    return {"ok": True, "code": 0, "name": "OK", "message": ""}
+
+
+def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str, Any]:
+    """Would this order pass every check now (validity, margin, pools)? No state changes."""
+    acct = ex.accounts.get(address) or Account(address, ex.pools)
+    return _verdict(must_valid_order, ex, acct, order)
+
+
+def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
+    return _verdict(must_valid_withdrawal, ex, address, asset, amount)
+
+
+def can_borrow(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
+    return _verdict(must_valid_borrow, ex, address, asset, amount)
+
+
+def liquidation_prices(ex: Exchange, acct: Account, mm: Assessment) -> dict[int, int | None]:
+    """Per underlying, the index price at which equity would meet maintenance with every
+    other price fixed (linear estimate; None where the account has no net exposure or the
+    price would not be positive)."""
+    out: dict[int, int | None] = {}
+    for u, (ns, p, _pg, req_u) in sorted(mm.underlyings.items()):
+        n = ns + p  # equity's sensitivity to a relative move x: n * x
+        px = asset_price(ex, u)
+        # equity + n x = (requirement - req_u) + req_u * (1 + x)  =>  x = (req - equity) / (n - req_u)
+        denom = n - req_u
+        if not px or denom == 0 or n == 0:
+            out[u] = None
+            continue
+        liq = px + px * (mm.requirement - mm.equity) // denom
+        out[u] = liq if liq > 0 else None
+    return out
+
+
+def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
+    """Equity, initial and maintenance requirement, margin ratio, free collateral, balances,
+    debts, positions and liquidation prices of one account (JSON-ready integers)."""
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return {"equity": 0, "initial": 0, "maintenance": 0, "margin_ratio_ppm": 0, "free_collateral": 0,
+                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {}}
+    im = assess(ex, acct, True, orders=True)
+    mm = assess(ex, acct, False, detail=True)
+    balances = []
+    for a in sorted(set(acct.scaled) | set(acct.idle)):
+        balances.append({"asset": a, "balance": acct.balance(a), "idle": acct.idle.get(a, 0),
+                         "supplied": ex.pools.supplied(acct, a), "borrowed": ex.pools.debt(acct, a),
+                         "auto_lend": a not in acct.lend_off, "price": asset_price(ex, a)})
+    positions = []
+    for m, pos in sorted(acct.positions.items()):
+        if pos.size:
+            spec = ex.markets[m]
+            px = perp_price(ex, m)
+            v = value_of(pos.size * spec.lot_size, px, ex.unit[spec.base])
+            positions.append({"market": m, "size": pos.size, "entry_notional": pos.entry_notional, "mark": px,
+                              "notional": v, "unrealized_pnl": v - pos.signed_entry(),
+                              "funding_owed": owed_funding(ex, m, pos), "realized_pnl": pos.realized_pnl})
+    ratio = mm.requirement * PPM // mm.equity if mm.equity > 0 else (0 if not mm.requirement else -1)
+    return {
+        "equity": im.equity, "initial": im.requirement, "maintenance": mm.requirement,
+        "margin_ratio_ppm": ratio, "free_collateral": im.equity - im.requirement,
+        "liquidatable": mm.liabilities and mm.equity < mm.requirement,
+        "balances": balances, "positions": positions,
+        "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
+        "unwind_order": list(acct.unwind),
+    }

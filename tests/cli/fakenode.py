@@ -332,7 +332,7 @@ class FakeNode:
         balances = []
         if acct is not None:
             for a in self.genesis.assets:
-                free, locked = acct.balances.get(a.asset_id, 0), acct.locked.get(a.asset_id, 0)
+                free, locked = acct.balances.get(a.asset_id, 0), 0
                 if free or locked:
                     balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free, "locked": locked})
         return web.json_response({"address": address_to_text(address), "balances": balances, "positions": [],

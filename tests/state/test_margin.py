@@ -16,7 +16,7 @@ from math import isqrt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from state import risk
+from state import risk, views
 from state.errors import Code
 from state.tx import Batch, Borrow, PlaceOrder, Tif, Withdraw
 from tests.harness import BTC, BTC_PERP, USDC, key
@@ -109,9 +109,9 @@ def test_withdrawal_beyond_initial_margin_is_rejected_with_shortfall() -> None:
     r = c.block(c.sign(B, Borrow(USDC, 58_000 * USD)), c.sign(B, Withdraw(USDC, 58_000 * USD, b"out")))
     assert r.receipts[0].code == Code.OK  # drawn into idle: the balance is unchanged
     assert r.receipts[1].code == Code.INSUFFICIENT_MARGIN and "shortfall" in r.receipts[1].message
-    verdict = risk.can_withdraw(c.ex, B.address, USDC, 50_000 * USD)
+    verdict = views.can_withdraw(c.ex, B.address, USDC, 50_000 * USD)
     assert verdict["ok"] is True
-    assert risk.can_withdraw(c.ex, B.address, USDC, 58_000 * USD)["name"] == "INSUFFICIENT_MARGIN"
+    assert views.can_withdraw(c.ex, B.address, USDC, 58_000 * USD)["name"] == "INSUFFICIENT_MARGIN"
 
 
 def test_open_orders_count_at_their_worst_side() -> None:
@@ -127,8 +127,8 @@ def test_open_orders_count_at_their_worst_side() -> None:
     assert im(c, OR).requirement == 302_529_754
     assert mm(c, OR).requirement == 0  # orders are not maintenance liabilities
     # one more bid of 1000 lots doubles the bid side: ~$606 of $1000 is fine, 3x is not
-    assert risk.can_place_order(c.ex, OR.address, PlaceOrder(BTC_PERP, True, 59_000, 1_000, Tif.GTC, False, None))["ok"]
-    no = risk.can_place_order(c.ex, OR.address, PlaceOrder(BTC_PERP, True, 59_000, 3_000, Tif.GTC, False, None))
+    assert views.can_place_order(c.ex, OR.address, PlaceOrder(BTC_PERP, True, 59_000, 1_000, Tif.GTC, False, None))["ok"]
+    no = views.can_place_order(c.ex, OR.address, PlaceOrder(BTC_PERP, True, 59_000, 3_000, Tif.GTC, False, None))
     assert no["name"] == "INSUFFICIENT_MARGIN" and "shortfall" in no["message"]
 
 
@@ -140,7 +140,7 @@ def test_reducing_order_is_allowed_below_initial_margin() -> None:
     perp_trade(c, L, S)
     set_prices(c, btc=59_000 * USD)  # L now below initial margin (equity ~$2,079)
     assert im(c, L).shortfall > 0
-    assert risk.can_place_order(c.ex, L.address, PlaceOrder(BTC_PERP, True, 59_000, 10, Tif.GTC, False, None))[
+    assert views.can_place_order(c.ex, L.address, PlaceOrder(BTC_PERP, True, 59_000, 10, Tif.GTC, False, None))[
         "name"] == "INSUFFICIENT_MARGIN"
     assert c.order(L, BTC_PERP, False, 59_500, 5_000).status == "resting"  # reduces: always allowed
 
@@ -151,7 +151,7 @@ def test_margin_summary_and_liquidation_price() -> None:
     c.fund(L, USDC, 10_000 * USD)
     c.fund(S, USDC, 10_000 * USD)
     perp_trade(c, L, S)
-    s = risk.margin_summary(c.ex, L.address)
+    s = views.margin_summary(c.ex, L.address)
     assert (s["equity"], s["maintenance"], s["initial"]) == (9_979_000_000, 1_807_348_440, 3_014_696_880)
     assert s["margin_ratio_ppm"] == 1_807_348_440 * 1_000_000 // 9_979_000_000
     assert s["free_collateral"] == 9_979_000_000 - 3_014_696_880

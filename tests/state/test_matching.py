@@ -143,7 +143,7 @@ def test_cancel_all_per_market(chain: Chain) -> None:
     assert set(chain.ex.accounts[A.address].open_orders.values()) == {BTC_PERP}
     chain.result(A, CancelAll(None))
     assert chain.ex.accounts[A.address].open_orders == {}
-    assert chain.ex.accounts[A.address].order_margin == 0
+    assert chain.ex.accounts[A.address].orders == {}
 
 
 def test_modify_size_down_keeps_priority(chain: Chain) -> None:
