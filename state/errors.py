@@ -17,7 +17,7 @@ class Code(IntEnum):
     OVERSIZE = 101
     UNKNOWN_TX_TYPE = 102
     BAD_SIGNATURE = 103
-    WRONG_CHAIN = 104
+    # 104 is retired: a signature over another chain id fails as BAD_SIGNATURE
     # replay protection (2xx)
     NONCE_USED = 200
     NONCE_TOO_LOW = 201
@@ -28,11 +28,10 @@ class Code(IntEnum):
     UNKNOWN_MARKET = 400
     UNKNOWN_ASSET = 401
     UNKNOWN_ORDER = 402
-    UNKNOWN_ACCOUNT = 403
+    # 403 is reserved for unknown-account rejections
     DUPLICATE_CLOID = 404
     # order validity (5xx)
-    OFF_TICK = 500
-    OFF_LOT = 501
+    # 500 and 501 are retired: prices are ticks and sizes lots by construction
     BELOW_MIN_NOTIONAL = 502
     ZERO_SIZE = 503
     PRICE_OUT_OF_RANGE = 504

@@ -129,11 +129,6 @@ _ACTION_NAMES: Final = ACTION_NAMES
 _BATCH: Final = Batch
 
 
-def register_account_handler(action_type: type, handler: AccountHandler) -> None:
-    """Later subsystems (lending, oracle, risk settings) plug their actions in here."""
-    ACCOUNT_HANDLERS[action_type] = handler
-
-
 def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionResult:
     try:
         kind = type(action)

@@ -200,7 +200,7 @@ def _forget_order(acct: Account, order: Order) -> None:
 
 
 def cancel_order(ex: Exchange, order: Order, reason: str) -> None:
-    """Take a resting order off the book and release its reservation."""
+    """Take a resting order off the book and out of its owner's open-order aggregates."""
     acct = ex.accounts[order.owner]
     market = ex.markets[order.market]
     ex.books[order.market].remove(order)

@@ -326,9 +326,8 @@ class _Underlying:
     ``p``, gross perp value ``pg``, and what filling every bid (``b*``) or every ask (``a*``)
     on it would change (spot, perp, gross perp, equity).
 
-    Why a class rather than the dicts of lists this used to be: compiled, its int fields are
-    stored unboxed, so the per-leg additions do not allocate (a quarter of ``assess``'s
-    instructions went to that boxing)."""
+    Why a slotted class: compiled, its int fields are stored unboxed, so the per-leg
+    additions do not allocate."""
 
     __slots__ = ("a_eq", "a_gross", "a_perp", "a_spot", "b_eq", "b_gross", "b_perp", "b_spot", "legs", "ns", "p", "pg")
 
@@ -595,12 +594,11 @@ def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: b
 def must_afford_order(
     ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int,
     replacing: Order | None = None,
-) -> int:
+) -> None:
     """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
-    ``replacing`` is an order of the same account that is cancelled first (a modify).
-    Returns 0 (orders reserve nothing; kept for the call sites)."""
+    ``replacing`` is an order of the same account that is cancelled first (a modify)."""
     if market.kind == PERP and size <= reduce_capacity(acct, market.market_id, is_buy):
-        return 0  # strictly reduces risk: always allowed
+        return  # strictly reduces risk: always allowed
     notional = price * size * market.tick_value
     leg: OrderLeg = (market.market_id, is_buy, size, notional)
     borrow = (0, 0)
@@ -610,12 +608,12 @@ def must_afford_order(
     if after.equity >= after.requirement:
         if borrow[1]:
             ex.pools[borrow[0]].must_lend_out(borrow[1], what="borrow")
-        return 0
+        return
     if market.kind != PERP and _only_shrinks(ex, acct, market, is_buy, size):
         now = assess(ex, acct, True)
         filled = assess(ex, acct, True, fill=leg)
         if filled.shortfall < now.shortfall:
-            return 0
+            return
     short = after.requirement - after.equity
     if market.kind != PERP and borrow[1]:
         raise TxError(Code.INSUFFICIENT_BALANCE,
