@@ -56,6 +56,8 @@ class Chain:
         self.last = self.sm.apply_block(blk)
         keys = [k for k, _ in self.last.write_digests]
         assert keys == sorted(set(keys)), "a block's write set must be in strict key order (the app hash frames it so)"
+        for a in range(len(self.genesis.assets)):  # custody never owes more than it holds
+            assert self.ex.pool_surplus(a) >= 0, (blk.height, a, self.ex.pool_surplus(a))
         return self.last
 
     def run(self, k: PrivateKey, action: Any) -> Receipt:

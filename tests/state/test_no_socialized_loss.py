@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from state import risk
-from state.genesis import INSURANCE_ACCOUNT
-from state.tx import Batch, Borrow, CancelAll, OraclePrices, PlaceOrder, Tif
+from state import liquidation, risk
+from state.genesis import INSURANCE_ACCOUNT, default_risk_doc
+from state.tx import Batch, Borrow, CancelAll, OraclePrices, PlaceOrder, Tif, Withdraw
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key
-from tests.state.riskkit import BTC_UNIT, USD, risk_chain
+from tests.state.invariants import check_all
+from tests.state.riskkit import BTC_UNIT, USD, risk_chain, set_prices
 
 VALIDATORS = [key(160 + i) for i in range(3)]
 MAKERS = [key(170 + i) for i in range(2)]
@@ -172,3 +173,117 @@ if __name__ == "__main__":
     import sys
 
     pprint.pprint(summary(build_crash(int(sys.argv[1]) * USD if len(sys.argv) > 1 else FUND_SEED)))
+
+
+# ------------------------------------------------------------------ the last resort, exactly
+LN_A, LN_B, BORROWER = key(220), key(221), key(222)
+
+
+def _empty_book_chain(*, interest: bool, seed: int = 10_000 * USD) -> Chain:
+    """No order book at all: BORROWER posts 1 BTC, borrows $50k of USDC and withdraws it;
+    LN_A and LN_B supply $100k and $300k, BYSTANDER $50k. ``interest`` off sets the USDC
+    rate to zero, so both indices stay at exactly 1e18 and every amount is exact; on, the
+    borrow index moves off 1e18, and every conversion rounds."""
+    doc = default_risk_doc()
+    rate = 5_000_000 if interest else 0  # 500% a year: the indices move off 1e18 at once
+    doc["assets"]["USDC"].update(base_rate_ppm=rate, slope1_ppm=0, slope2_ppm=0)
+    c = risk_chain(validators=[VALIDATORS[0]], insurance_fund=seed, risk=doc)
+    for k, amount in ((LN_A, 100_000), (LN_B, 300_000), (BYSTANDER, 50_000)):
+        c.fund(k, USDC, amount * USD)
+    c.fund(HOLDER, BTC, HOLDER_BTC)
+    c.fund(BORROWER, BTC, BTC_UNIT)
+    set_prices(c, btc=60_000 * USD, by=VALIDATORS[0])
+    r = c.block(c.sign(BORROWER, Borrow(USDC, 50_000 * USD)), c.sign(BORROWER, Withdraw(USDC, 50_000 * USD, b"out")))
+    assert all(x.ok for x in r.receipts), r.receipts
+    for _ in range(5):  # interest accrues (when on)
+        c.block()
+    return c
+
+
+def test_empty_book_write_off_is_exactly_the_funds_shortfall_pro_rata() -> None:
+    """BTC to $20k with nobody to sell to: BORROWER's equity is 20,000 - 50,000 = -$30,000.
+    The backstop finds no bid inside the band, the fund takes the BTC and the debt; with its
+    $10,000 seed its equity is -$20,000: that shortfall, to the unit, is written off, pro
+    rata over the USDC suppliers, and the event says how much and of what supply."""
+    c = _empty_book_chain(interest=False)
+    suppliers = (LN_A, LN_B, BYSTANDER)
+    before = {k.address: c.balance(k, USDC) for k in suppliers}
+    holder_btc = c.balance(HOLDER, BTC)
+    set_prices(c, btc=20_000 * USD, by=VALIDATORS[0])
+    soc = [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "socialized"]
+    fund = risk.maintenance(c.ex, c.ex.accounts[INSURANCE_ACCOUNT])
+    # the fund's own seed went first: $30,000 - $10,000, exactly; the fund ends at exactly zero
+    assert soc == [("socialized", USDC, 20_000 * USD, sum(before.values()))]
+    assert c.ex.accounts[INSURANCE_ACCOUNT].balance(BTC) == BTC_UNIT  # nothing to sell it to
+    amount, supply = soc[0][2], soc[0][3]
+    losses = {a: b - c.ex.accounts[a].balance(USDC) for a, b in before.items()}
+    for a, b in before.items():  # pro rata, each supplier's value rounded down
+        assert amount * b // supply <= losses[a] <= amount * b // supply + 1
+    assert amount <= sum(losses.values()) <= amount + len(suppliers)
+    # the fund ends at zero plus the pool's part of the suppliers' rounding (the dust the
+    # block sweeps to the fund)
+    assert 0 <= fund.equity <= sum(losses.values()) - amount
+    assert abs(losses[LN_B.address] - 3 * losses[LN_A.address]) <= 3
+    assert c.balance(HOLDER, BTC) == holder_btc  # BTC suppliers owe nothing for a USDC debt
+    assert all(c.ex.pool_surplus(a) >= 0 for a in (USDC, BTC))
+    check_all(c, {USDC: 460_000 * USD - 50_000 * USD, BTC: HOLDER_BTC + BTC_UNIT}, list(c.last.events))
+
+
+def test_write_off_with_accrued_interest_keeps_pool_surplus_non_negative() -> None:
+    """With interest accrued both indices are off 1e18 and every conversion rounds. The
+    write-off must not take the pool's surplus below zero (it did, by one unit, when the
+    fund's debt shares were removed rounded up while the supply index fell by exactly the
+    written-off amount); every crash depth below gives a different remainder."""
+    for low in range(19_000, 21_000, 173):
+        c = _empty_book_chain(interest=True)
+        set_prices(c, btc=low * USD, by=VALIDATORS[0])  # Chain.block asserts pool_surplus >= 0
+        soc = [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "socialized"]
+        assert len(soc) == 1 and soc[0][1] == USDC
+        fund = risk.maintenance(c.ex, c.ex.accounts[INSURANCE_ACCOUNT])
+        assert 0 <= fund.equity <= 4  # zero, plus the suppliers' rounding dust swept to it
+        assert c.ex.pool_surplus(USDC) >= 0
+
+
+def test_a_fund_with_no_equity_still_sells_inside_the_band() -> None:
+    """The heart of the finding: the fund holds BTC against a USDC debt with zero equity
+    (here: after an empty-book write-off), then a bid appears 1% below the index. The fund
+    sells it all, although that realizes a loss for it (the spread and the fee); only that
+    loss is written off, not every further drop of an unsold position."""
+    c = _empty_book_chain(interest=False, seed=0)
+    set_prices(c, btc=20_000 * USD, by=VALIDATORS[0])
+    fund_acct = c.ex.accounts[INSURANCE_ACCOUNT]
+    assert fund_acct.balance(BTC) == BTC_UNIT and risk.maintenance(c.ex, fund_acct).equity <= 3  # rounding dust
+    mk = MAKERS[0]
+    c.fund(mk, USDC, 1_000_000 * USD)
+    # a bid 1% under the index, inside the 3% band; the block's scan has the fund sell into it
+    c.order(mk, BTC_SPOT, True, 19_800, 10_000)
+    unwinds = [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "liquidation" and e[2] == "fund_unwind"]
+    assert unwinds and unwinds[0][5] == 10_000
+    assert fund_acct.balance(BTC) == 0
+    soc = [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "socialized"]
+    taker_fee = -(-19_800 * USD * c.genesis.taker_fee_ppm // 1_000_000)
+    dust = risk.maintenance(c.ex, fund_acct).equity
+    assert 0 <= dust <= 3
+    assert len(soc) == 1 and 200 * USD + taker_fee - 3 <= soc[0][2] <= 200 * USD + taker_fee  # the spread and the fee
+
+
+def test_socialize_rounding_never_takes_the_pool_surplus_below_zero() -> None:
+    """The write-off itself, from a pool with no dust to spare (surplus exactly 0), at 60
+    amounts with the indices off 1e18. Removing the fund's debt shares rounded up took the
+    pool's debt down by one unit more than the supply, 9 times in these 60 (surplus -1).
+    Now the fund's debt falls by exactly the amount, its equity rises by exactly it, and
+    the supply falls by at least what the pool's debt fell by."""
+    c = _empty_book_chain(interest=True)
+    set_prices(c, btc=20_000 * USD, by=VALIDATORS[0])
+    for i in range(60):
+        f = c.fork()
+        ex = f.ex
+        ex.pools[USDC].custody -= ex.pool_surplus(USDC)  # no dust to absorb a rounding loss
+        fund = ex.accounts[INSURANCE_ACCOUNT]
+        debt = ex.pools.debt(fund, USDC)
+        w = 10**10 + 7_919 * i
+        ex.events = []
+        liquidation.socialize(ex, fund, w)
+        assert ex.pool_surplus(USDC) >= 0, (w, ex.pool_surplus(USDC))
+        assert ex.pools.debt(fund, USDC) == debt - w
+        assert ex.events[0][:3] == ("socialized", USDC, w)
