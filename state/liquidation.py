@@ -20,15 +20,23 @@ Steps for an account whose equity is below its maintenance requirement:
    unwinding the whole leg would take equity to zero), paying the taker fee plus the
    liquidation fee (``fee_ppm``) to the insurance fund. It stops as soon as the account is
    back above maintenance.
-3. Backstop: if equity is (still) below the backstop threshold, the insurance fund takes
-   everything that is left (positions, balances and debts) at the bankruptcy price: the
-   account ends with nothing, the fund gains or absorbs its remaining equity.
-4. If the fund's equity cannot absorb a negative remainder, the account's perp positions
-   are first auto-deleveraged against opposite positions, ranked by
+3. Backstop: if equity is (still) below the backstop threshold, its perps are settled; if
+   the fund could not absorb the account's deficit plus the worst that selling everything
+   inside the protocol band can realize (``band_cost``), its perps are first
+   auto-deleveraged against opposite positions, ranked by
    ``unrealized PnL / entry notional * notional / equity`` (profit x leverage), highest
-   first, at bankruptcy prices that spread the deficit over the positions by notional; the
-   fund takes the (now zero-equity) rest. Only if there is no perp to deleverage and the
-   fund is exhausted are lenders of the owed asset haircut (the pool's supply index drops).
+   first, at bankruptcy prices that spread the deficit over the positions by notional.
+   Then every remaining leg is traded into the book, whole, at the best prices inside the
+   protocol band (``band_limit``: the mark or index moved by the maintenance shock S_MM).
+   The insurance fund takes what is left (the remainder, debts, legs the book could not
+   take) at the bankruptcy price: the account ends with nothing.
+4. At the end of the scan the fund unwinds what it holds the same way, inside the band,
+   even when that realizes a loss for it (its equity does not bound it: the fund is the
+   last resort and its loss is its own); then, if it is below maintenance, its perps are
+   auto-deleveraged. Only a fund left with negative equity and no perp has its debt written
+   off against the owed asset's suppliers, pro rata, for exactly that shortfall, announced
+   as ``("socialized", asset, amount, supply_before)``. The fund is seeded at genesis
+   (``insurance_fund``) and refilled by liquidation fees and backstop remainders.
 
 An account with no position never absorbs a loss (ADL only meets opposite positions), and
 no account is left with negative equity.
