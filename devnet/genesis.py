@@ -42,6 +42,9 @@ DEFAULT_TRADERS = 64
 # human units; every demo and trader account gets the same bag
 DEFAULT_FUNDS: dict[str, int] = {"USDC": 10_000_000, "BTC": 1_000, "ETH": 10_000}
 DEMO_ACCOUNTS = ("alice", "bob")
+# human units of the collateral (USDC) the insurance fund starts with: the last resort
+# between a liquidation that gaps through its bankruptcy price and the lenders
+DEFAULT_INSURANCE_FUND = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +94,17 @@ def funded_balances(addresses: list[bytes], funds: dict[str, int], decimals: dic
 
 
 def devnet_genesis_doc(*, chain_id: str, validators: list[dict[str, Any]], bridge_pubkey: bytes,
-                       funded: list[bytes], funds: dict[str, int], genesis_time_ms: int) -> dict[str, Any]:
+                       funded: list[bytes], funds: dict[str, int], genesis_time_ms: int,
+                       insurance_fund: int = DEFAULT_INSURANCE_FUND) -> dict[str, Any]:
     """The devnet's genesis document: default assets and markets, every ``funded`` address
-    holding ``funds`` (human units). Benchmarks of the devnet's flow build theirs here too,
+    holding ``funds`` (human units), the insurance fund seeded with ``insurance_fund``
+    (human units of the collateral). Benchmarks of the devnet's flow build theirs here too,
     so they measure the chain the devnet runs."""
-    decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
+    assets = default_assets()
+    decimals = {a["symbol"]: int(a["decimals"]) for a in assets}
     return make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
-                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms)
+                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms,
+                            insurance_fund=insurance_fund * 10 ** decimals[assets[0]["symbol"]])
 
 
 def _write_json(path: Path, doc: Any) -> None:

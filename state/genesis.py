@@ -295,6 +295,12 @@ class Genesis:
             (address_from_text(b["address"]), by_symbol[b["asset"]].asset_id, int(b["amount"]))
             for b in doc.get("balances", [])
         )
+        # the insurance fund's genesis balance, in the collateral asset (see make_genesis_doc)
+        seed = int(doc.get("insurance_fund", 0))
+        if seed < 0:
+            raise ValueError("insurance_fund must not be negative")
+        if seed:
+            balances += ((INSURANCE_ACCOUNT, 0, seed),)
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(
@@ -364,9 +370,19 @@ def make_genesis_doc(
     bridge_pubkey: bytes,
     balances: list[dict[str, Any]] | None = None,
     genesis_time_ms: int = 0,
+    insurance_fund: int = 0,
 ) -> dict[str, Any]:
-    """A genesis document with the default assets and markets."""
+    """A genesis document with the default assets and markets.
+
+    ``insurance_fund`` (collateral smallest units) is the insurance fund's genesis balance:
+    the fund stands between a liquidation that gaps through its bankruptcy price and the
+    lenders (it absorbs the deficit, and the spread of its own forced sales, before anything
+    is written off against suppliers), so a chain should not start with it empty. Liquidation
+    fees and the positive remainders of backstopped accounts refill it. Written only when
+    non-zero, so documents without it keep their hash."""
+    extra: dict[str, Any] = {"insurance_fund": insurance_fund} if insurance_fund else {}
     return {
+        **extra,
         "chain_id": chain_id,
         "genesis_time_ms": genesis_time_ms,
         "assets": default_assets(),

@@ -20,15 +20,23 @@ Steps for an account whose equity is below its maintenance requirement:
    unwinding the whole leg would take equity to zero), paying the taker fee plus the
    liquidation fee (``fee_ppm``) to the insurance fund. It stops as soon as the account is
    back above maintenance.
-3. Backstop: if equity is (still) below the backstop threshold, the insurance fund takes
-   everything that is left (positions, balances and debts) at the bankruptcy price: the
-   account ends with nothing, the fund gains or absorbs its remaining equity.
-4. If the fund's equity cannot absorb a negative remainder, the account's perp positions
-   are first auto-deleveraged against opposite positions, ranked by
+3. Backstop: if equity is (still) below the backstop threshold, its perps are settled; if
+   the fund could not absorb the account's deficit plus the worst that selling everything
+   inside the protocol band can realize (``band_cost``), its perps are first
+   auto-deleveraged against opposite positions, ranked by
    ``unrealized PnL / entry notional * notional / equity`` (profit x leverage), highest
-   first, at bankruptcy prices that spread the deficit over the positions by notional; the
-   fund takes the (now zero-equity) rest. Only if there is no perp to deleverage and the
-   fund is exhausted are lenders of the owed asset haircut (the pool's supply index drops).
+   first, at bankruptcy prices that spread the deficit over the positions by notional.
+   Then every remaining leg is traded into the book, whole, at the best prices inside the
+   protocol band (``band_limit``: the mark or index moved by the maintenance shock S_MM).
+   The insurance fund takes what is left (the remainder, debts, legs the book could not
+   take) at the bankruptcy price: the account ends with nothing.
+4. At the end of the scan the fund unwinds what it holds the same way, inside the band,
+   even when that realizes a loss for it (its equity does not bound it: the fund is the
+   last resort and its loss is its own); then, if it is below maintenance, its perps are
+   auto-deleveraged. Only a fund left with negative equity and no perp has its debt written
+   off against the owed asset's suppliers, pro rata, for exactly that shortfall, announced
+   as ``("socialized", asset, amount, supply_before)``. The fund is seeded at genesis
+   (``insurance_fund``) and refilled by liquidation fees and backstop remainders.
 
 An account with no position never absorbs a loss (ADL only meets opposite positions), and
 no account is left with negative equity.
@@ -45,7 +53,7 @@ from state.funding import remove_position, settle_position, trade_position
 from state.genesis import PERP
 from state.muldiv import ONE, div_one
 from state.receipts import ActionResult
-from state.risk import Assessment, assess, asset_price, maintenance, perp_price, value_of
+from state.risk import Assessment, assess, asset_price, fee, maintenance, perp_price, value_of
 from state.tx import SetUnwindOrder, Tif
 
 if TYPE_CHECKING:
@@ -201,30 +209,67 @@ def _unwind_through_book(ex: Exchange, acct: Account, mm: Assessment) -> Assessm
     return mm
 
 
+def band_limit(ex: Exchange, m: int, is_buy: bool) -> int:
+    """The protocol band for a forced trade: the leg's valuation price (a perp's mark, a
+    spot asset's index) moved by the asset's maintenance shock S_MM, in ticks (0: no price).
+
+    The backstop and the insurance fund trade at the best prices the book offers inside
+    this band, whatever that realizes for the fund: the fund is the last resort and its loss
+    is its own. Its own equity does not bound the price (an equity bound at or near zero
+    would stop the fund from ever selling, and the loss would then grow with every further
+    drop and be written off against lenders). S_MM is the move the maintenance requirement
+    already prices in, so a fill inside the band realizes no more than the margin priced."""
+    spec = ex.markets[m]
+    px = perp_price(ex, m) if spec.kind == PERP else asset_price(ex, spec.base)
+    if px <= 0:
+        return 0
+    dist = px * ex.genesis.risk.assets[spec.base].shock_mm_ppm // PPM
+    limit = (px + dist) // spec.tick_size if is_buy else max(1, -(-(px - dist) // spec.tick_size))
+    return min(limit, spec.max_price_ticks)
+
+
+def band_cost(ex: Exchange, acct: Account) -> int:
+    """The most that unwinding every leg of ``acct`` inside the protocol band can realize
+    below its valuation: per leg, the maintenance shock of its notional plus the taker fee."""
+    risk = ex.genesis.risk
+    cost = 0
+    for m, _is_buy, _lots, notional in _legs(ex, acct):
+        shock = risk.assets[ex.markets[m].base].shock_mm_ppm
+        cost += -(-notional * shock // PPM) + fee(notional, ex.genesis.taker_fee_ppm)
+    return cost
+
+
+def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> bool:
+    """Trade every leg of ``acct`` (whole) into the book within the protocol band
+    (``band_limit``); what the book cannot take inside the band stays. Returns whether
+    anything filled."""
+    filled_any = False
+    for m, is_buy, lots, _notional in _legs(ex, acct):
+        spec = ex.markets[m]
+        limit = band_limit(ex, m, is_buy)
+        if limit <= 0 or not ex.books[m].crosses(is_buy, limit):
+            continue
+        order = Order(ex.next_order_id(), ex.next_seq(), m, acct.address, is_buy, limit, lots, lots,
+                      int(Tif.IOC), spec.kind == PERP, None)
+        fills = matching._match(ex, acct, spec, order, fee_ppm)
+        filled_any = filled_any or bool(fills)
+        ex.emit(("liquidation", acct.address, stage, m, is_buy, lots - order.size, limit))
+    if filled_any:
+        ex.touch(acct)
+    return filled_any
+
+
 def unwind_fund(ex: Exchange, fund: Account) -> None:
     """The insurance fund flattens what backstops gave it, every block, through the book:
-    each leg as an IOC no further from the mark (or index) than the maintenance shock S_MM
-    and never past the fund's own bankruptcy price (so unwinding never takes its equity
-    below zero). What the book cannot take waits; if the fund's equity is below its
-    maintenance requirement, its perps are auto-deleveraged (at the mark while its equity
-    is positive, at its bankruptcy prices otherwise). Only a fund left with negative equity
-    and no perp haircuts lenders (``socialize``)."""
-    risk = ex.genesis.risk
-    for m, is_buy, lots, notional in _legs(ex, fund):
-        room = maintenance(ex, fund).equity
-        if room <= 0:
-            break
-        spec = ex.markets[m]
-        units = lots * spec.lot_size
-        px = notional * ex.unit[spec.base] // units
-        dist = min(px * risk.assets[spec.base].shock_mm_ppm // PPM, room * ex.unit[spec.base] // units)
-        limit = (px + dist) // spec.tick_size if is_buy else max(1, -(-(px - dist) // spec.tick_size))
-        if not ex.books[m].crosses(is_buy, limit):
-            continue
-        order = Order(ex.next_order_id(), ex.next_seq(), m, fund.address, is_buy, limit, lots, lots,
-                      int(Tif.IOC), spec.kind == PERP, None)
-        matching._match(ex, fund, spec, order)
-        ex.emit(("liquidation", fund.address, "fund_unwind", m, is_buy, lots - order.size, limit))
+    each leg whole, as an IOC at the best prices inside the protocol band (``band_limit``),
+    even when that realizes a loss for the fund (its equity, even zero or negative, never
+    stops it: waiting only lets a falling market grow the loss that lenders would end up
+    paying). What the book cannot take inside the band waits for the next block. If the
+    fund's equity is then below its maintenance requirement, its perps are auto-deleveraged
+    (at the mark while its equity is positive, at its bankruptcy prices otherwise). Only a
+    fund left with negative equity and no perp haircuts lenders (``socialize``), for
+    exactly that shortfall."""
+    _unwind_in_band(ex, fund, "fund_unwind", 0)
     mm = maintenance(ex, fund)
     if mm.equity < mm.requirement and any(p.size for p in fund.positions.values()):
         auto_deleverage(ex, fund, max(0, -mm.equity))
@@ -236,13 +281,22 @@ def unwind_fund(ex: Exchange, fund: Account) -> None:
 
 # ---------------------------------------------------------------------------------- steps 3 and 4
 def backstop(ex: Exchange, acct: Account) -> None:
+    """The account's perps are settled. If the fund could not absorb the worst the book
+    can do to what is left (its deficit plus ``band_cost``), the perps are first
+    auto-deleveraged: profitable opposite positions pay the deficit, at bankruptcy prices,
+    and the spread of a forced sale is not incurred at all (ADL closes at the mark). Whatever
+    is left (balances, perps nobody was opposite) is traded into the book within the
+    protocol band, at the best prices available, so the fund does not inherit a position a
+    falling market keeps eating; the fund then takes the remainder (equity, debts, and any
+    leg the book could not take) at the bankruptcy price."""
     fund = ex.account(ex.insurance_account)
     for m in sorted(acct.positions):
         settle_position(ex, acct, m)
     mm = maintenance(ex, acct)
     fund_equity = assess(ex, fund, False).equity
-    if mm.equity < 0 and fund_equity + mm.equity < 0 and any(p.size for p in acct.positions.values()):
-        auto_deleverage(ex, acct, -mm.equity)
+    if fund_equity + mm.equity < band_cost(ex, acct) and any(p.size for p in acct.positions.values()):
+        auto_deleverage(ex, acct, max(0, -mm.equity))
+    _unwind_in_band(ex, acct, "backstop_book", 0)
     remainder = maintenance(ex, acct).equity
     transfer_all(ex, acct, fund)
     ex.emit(("liquidation", acct.address, "backstop", remainder))
@@ -338,7 +392,16 @@ def _adl_trade(ex: Exchange, src: Account, cp: Account, m: int, delta: int, noti
 
 def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
     """Last resort: write off ``shortfall`` (collateral units) of the fund's debts, taken
-    from the owed asset's suppliers by lowering its supply index."""
+    from the owed asset's suppliers, pro rata, by lowering its supply index.
+
+    Exactness: the fund keeps the largest debt whose value (rounded up, as every debt is)
+    does not exceed ``debt - write_off``, i.e. ``floor((debt - write_off) * 1e18 / Ib)``
+    shares: its debt falls by exactly ``write_off`` (an index step larger than one unit per
+    share could make it one unit more, never less), so its equity ends at zero, not below.
+    Suppliers lose what the pool's debt fell by (the amount in the event), the index drop
+    rounded up: ``pool_surplus`` cannot go negative (the sub-unit excess is rounding dust the
+    block sweeps to the fund). The event says what each supplier's loss is relative to:
+    ``("socialized", asset, amount, supply_before)``."""
     for a in sorted(fund.scaled):
         if shortfall <= 0:
             break
@@ -351,13 +414,17 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         debt_value = value_of(debt, px, ex.unit[a]) if px else 0
         write_off = debt if debt_value <= shortfall or not debt_value else -(-shortfall * debt // debt_value)
         write_off = min(write_off, debt)
-        shares = -div_one(-write_off, pool.borrow_index)  # debt shares, rounded up (as a borrow's)
-        shares = min(shares, -s)
-        ex.pools.write_off_debt(fund, a, shares)
+        keep = div_one(debt - write_off, pool.borrow_index)  # debt shares left: value <= debt - write_off
+        keep = min(keep, -s)
+        pool_debt_before = pool.debt_value()
+        supply_before = pool.supply_value()
+        ex.pools.write_off_debt(fund, a, -s - keep)
+        amount = max(pool_debt_before - pool.debt_value(), debt - ex.pools.debt(fund, a))
         if pool.supply_shares:
-            pool.supply_index = max(1, pool.supply_index - (-(-write_off * ONE // pool.supply_shares)))
+            drop = -(-amount * ONE // pool.supply_shares)
+            pool.supply_index = max(1, pool.supply_index - drop)
         ex.pools.dirty.add(a)
         ex.touch(fund)
-        ex.emit(("socialized", a, write_off))
+        ex.emit(("socialized", a, amount, supply_before))
         shortfall -= debt_value if debt_value <= shortfall else shortfall
     ex.watch.force_all = True

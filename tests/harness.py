@@ -95,6 +95,8 @@ class Chain:
         keys = [k for k, _ in self.last.write_digests]
         assert keys == sorted(set(keys)), "a block's write set must be in strict key order (the app hash frames it so)"
         self.must_store_equal_memory()
+        for a in range(len(self.genesis.assets)):  # custody never owes more than it holds
+            assert self.ex.pool_surplus(a) >= 0, (blk.height, a, self.ex.pool_surplus(a))
         return self.last
 
     def must_store_equal_memory(self) -> None:
