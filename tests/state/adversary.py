@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from state import risk
 from state.errors import Code
+from state.genesis import INSURANCE_ACCOUNT
 from state.keys import PrivateKey
 from state.machine import BlockResult
 from state.tx import (
@@ -66,6 +67,7 @@ BYSTANDER = key(236)  # holds USDC with auto-lend off, never trades
 PASSIVE = [*LENDERS, HOLDER, BYSTANDER]
 ACTIVE = [*MAKERS, *TRADERS]
 MAX_U62 = (1 << 62) - 1
+FUND_DUST = 1_000  # smallest units of rounding a write-off may leave the fund
 
 move = st.one_of(
     st.tuples(st.just("oracle"), st.integers(-800, 500)),  # basis points this block
@@ -280,5 +282,8 @@ class Adversary:
             for a, v in vals.items():
                 now = after.get(addr, {}).get(a, v)
                 assert now >= v or socialized, f"passive {addr.hex()[:8]} lost {v - now} of asset {a}"
+        if socialized:  # lenders pay only what the fund could not: it ends with nothing left
+            fund = ex.accounts.get(INSURANCE_ACCOUNT)
+            assert fund is None or risk.maintenance(ex, fund).equity <= FUND_DUST, "write-off while the fund had equity"
         for r in result.receipts:  # every rejection carries a registered code
             assert Code(r.code) in Code
