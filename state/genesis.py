@@ -38,6 +38,10 @@ MAX_AMOUNT: Final = 1 << 62  # the largest balance of one account in one asset (
 MAX_PRICE: Final = 1 << 62  # the largest price in collateral units per whole unit (oracle.MAX_PRICE)
 MAX_ORDER_NOTIONAL: Final = 10**15  # matching.MAX_ORDER_NOTIONAL
 MAX_TIME_MS: Final = 1 << 62
+# A market's top price in ticks when its genesis entry names none: 10^7 ticks ($10M per BTC at
+# $1 ticks, $1M per ETH at $0.1). It was 10^12 ($10^12 per BTC): a top that high made the
+# position limit at the top price (matching.MAX_POSITION_VALUE) 1,000 lots.
+DEFAULT_MAX_PRICE_TICKS: Final = 10**7
 PPM_ONE: Final = 1_000_000
 PPB_ONE: Final = 1_000_000_000
 
@@ -333,7 +337,7 @@ class Genesis:
                 raise ValueError(f"market {m['symbol']}: kind must be spot or perp")
             # the book's top price is inside the oracle's absolute range (1..MAX_PRICE), so
             # every price the engine sees (book, oracle, mark) is at most MAX_PRICE
-            max_ticks = ranged(m.get("max_price_ticks", 10**12), 1, MAX_PRICE // tick_size,
+            max_ticks = ranged(m.get("max_price_ticks", DEFAULT_MAX_PRICE_TICKS), 1, MAX_PRICE // tick_size,
                                f"{where}: max_price_ticks (max_price_ticks * tick_size <= 2^62)")
             tick_value = scaled // (10**base.decimals)
             if tick_value > MAX_ORDER_NOTIONAL:
@@ -364,10 +368,16 @@ class Genesis:
             for i, b in enumerate(doc.get("balances", []))
         )
         held: dict[tuple[bytes, int], int] = {}
+        custody: dict[int, int] = {}
         for address, asset, amount in balances:  # one account's balance, as a deposit keeps it
             held[(address, asset)] = total = held.get((address, asset), 0) + amount
             if total > MAX_AMOUNT:
                 raise ValueError(f"balances: {address.hex()} holds more than 2^62 of asset {asset}")
+            # and all of them: a balance can grow past its deposits only by what others lose,
+            # so the chain's custody of an asset bounds every balance of it
+            custody[asset] = custody.get(asset, 0) + amount
+            if custody[asset] > MAX_AMOUNT:
+                raise ValueError(f"balances: more than 2^62 of asset {asset} in total")
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(

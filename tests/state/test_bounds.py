@@ -19,15 +19,32 @@ from hypothesis import strategies as st
 from state import funding
 from state.codec import MAX_U64
 from state.exchange import Exchange
-from state.genesis import Genesis, make_genesis_doc
+from state.genesis import Genesis, default_markets, make_genesis_doc
 from state.machine import ExecBlock
 from state.tx import OraclePrices, PlaceOrder, Tif
-from tests.harness import BRIDGE, BTC, BTC_PERP, CHAIN_ID, ETH, ETH_PERP, T0, USDC, Chain, key
+from tests.harness import (
+    BRIDGE,
+    BTC,
+    BTC_PERP,
+    CHAIN_ID,
+    ETH,
+    ETH_PERP,
+    T0,
+    USDC,
+    Chain,
+    key,
+    make_genesis,
+)
 from tests.state.riskkit import PX_60K, USD, V, risk_chain, set_prices
 
 WHALE, SHORT, MAKER = key(120), key(121), key(122)
-MAX_TICKS = 10**12  # the default max_price_ticks
+MAX_TICKS = make_genesis().markets[BTC_PERP].max_price_ticks  # the default top price
 BIG = 10**15  # $1B: margin for a 1-lot bid at max_price_ticks ($100M notional)
+
+
+def _markets(**fields: Any) -> list[dict[str, Any]]:
+    """The default markets with ``fields`` set on each."""
+    return [{**m, **fields} for m in default_markets()]
 
 
 def _fast_blocks(c: Chain, n: int, step_ms: int = 100, txs: tuple[bytes, ...] = ()) -> None:
@@ -53,15 +70,15 @@ def _all_records_encode(ex: Exchange) -> None:
 
 
 def test_premium_sum_cannot_overflow_with_a_bid_at_max_price_ticks() -> None:
-    """A 1-lot BTC-PERP bid at max_price_ticks (an ask one tick above, so both impact
+    """A 1-lot BTC-PERP bid at max_price_ticks = 10^12 (an ask one tick above, so both impact
     prices exist), oracle $60k, 100 ms blocks: each sample was ~1.7e16 ppb and the market
     record overflowed 64 bits 1,106 blocks later, on every node. Samples are clamped now."""
-    c = risk_chain()
+    c = risk_chain(markets=_markets(max_price_ticks=10**12))  # the finding's top price
     set_prices(c, btc=PX_60K)
     c.fund(WHALE, USDC, BIG)
     c.fund(SHORT, USDC, BIG)
-    assert c.order(WHALE, BTC_PERP, True, MAX_TICKS - 1, 1).code == 0
-    assert c.order(SHORT, BTC_PERP, False, MAX_TICKS, 1).code == 0
+    assert c.order(WHALE, BTC_PERP, True, 10**12 - 1, 1).code == 0
+    assert c.order(SHORT, BTC_PERP, False, 10**12, 1).code == 0
     _fast_blocks(c, 1_300)  # no funding boundary inside (1 h at 100 ms is 36,000 blocks)
     st_ = c.ex.mstate[BTC_PERP]
     cap = c.genesis.risk.funding_cap_ppb
@@ -130,6 +147,10 @@ def test_genesis_balance_beyond_range_is_refused_at_parse() -> None:
         Genesis.from_json(_doc(balances=half))
     ok = [{"address": WHALE.address.hex(), "asset": "USDC", "amount": 1 << 61}] * 2
     Genesis.from_json(_doc(balances=ok))
+    # nor can several accounts hold more than 2^62 of one asset between them
+    many = [{"address": k.address.hex(), "asset": "USDC", "amount": 1 << 61} for k in (WHALE, SHORT, MAKER)]
+    with pytest.raises(ValueError, match="in total"):
+        Genesis.from_json(_doc(balances=many))
 
 
 @pytest.mark.parametrize(("path", "value"), [
@@ -243,7 +264,8 @@ def test_long_run_of_blocks_with_quotes_at_the_extremes(oracle_px: int, bid: int
     in range across many funding intervals."""
     c = _flow_chain()
     a, b, t = TRADERS
-    size = max(1, 10**15 // (bid * 100 * 2))  # half the order notional cap
+    # the largest order the notional cap and the position limit at the top price allow
+    size = max(1, min(10**15 // (bid * 100 * 2), (1 << 60) // (MAX_TICKS * 100 * 2)))
     r = c.block(c.sign(a, PlaceOrder(BTC_PERP, True, bid - 1, size, Tif.GTC, False, None)),
                 c.sign(b, PlaceOrder(BTC_PERP, False, bid, 2 * size, Tif.GTC, False, None)),
                 c.sign(t, PlaceOrder(BTC_PERP, True, bid, size, Tif.IOC, False, None)))
@@ -253,3 +275,38 @@ def test_long_run_of_blocks_with_quotes_at_the_extremes(oracle_px: int, bid: int
         _fast_blocks(c, 1_000, step_ms=100, txs=subs)
         _all_records_encode(c.ex)
     assert c.ex.funding_epoch >= 6
+
+
+# ----------------------------------------------------------------------------- position values
+
+
+def test_position_value_at_the_top_price_fits_64_bits() -> None:
+    """A position opened at $60k up to the notional cap (10^17, 1.67M BTC) and the oracle
+    walked up within the band to the top price of the market: the position marked to market
+    at the settlement (entry notional = size x mark) must still encode. The lots a market
+    lets an account hold, counting its open orders, are bounded by the value at the top
+    price (``matching.MAX_POSITION_VALUE``)."""
+    c = risk_chain(risk={"funding": {"interval_ms": 60_000}})
+    set_prices(c, btc=PX_60K)
+    c.fund(WHALE, USDC, 1 << 62)
+    c.fund(SHORT, USDC, 1 << 62)
+    spec = c.genesis.markets[BTC_PERP]
+    top = spec.max_price_ticks
+    lots = 10**15 // (60_000 * spec.tick_value)  # one order at the order notional cap
+    filled = 0
+    for _ in range(200):
+        r = c.block(c.sign(SHORT, PlaceOrder(BTC_PERP, False, 60_000, lots, Tif.GTC, False, None)),
+                    c.sign(WHALE, PlaceOrder(BTC_PERP, True, 60_000, lots, Tif.IOC, False, None)))
+        if any(x.code != 0 for x in r.receipts):
+            break
+        filled += lots
+    pos = c.ex.accounts[WHALE.address].positions[BTC_PERP]
+    assert pos.size == filled and filled * top * spec.tick_value <= 1 << 60
+    for _ in range(400):  # resubmitted every 10 s: submissions go stale after 60 s
+        _fast_blocks(c, 10, step_ms=1000, txs=(c.sign(V, OraclePrices(((BTC, top * spec.tick_size),))),))
+        if c.ex.pools[BTC].oracle_px == top * spec.tick_size:
+            break
+    _fast_blocks(c, 70, step_ms=1000)  # past a funding boundary: epoch_mark at the top
+    # a touch settles the position to the epoch mark
+    c.block(c.sign(WHALE, PlaceOrder(BTC_PERP, False, top, 1, Tif.GTC, False, None)))
+    _all_records_encode(c.ex)
