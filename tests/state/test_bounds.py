@@ -310,3 +310,34 @@ def test_position_value_at_the_top_price_fits_64_bits() -> None:
     # a touch settles the position to the epoch mark
     c.block(c.sign(WHALE, PlaceOrder(BTC_PERP, False, top, 1, Tif.GTC, False, None)))
     _all_records_encode(c.ex)
+
+
+def test_premium_count_is_bounded_and_the_mean_kept() -> None:
+    """An interval with more samples than MAX_PREMIUM_SAMPLES (blocks sharing a time, or a
+    very long interval) halves sum and count instead of growing them: the count stays at
+    most the bound, the sum within count x cap, and the mean is kept."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    st_ = c.ex.mstate[BTC_PERP]
+    cap = c.genesis.risk.funding_cap_ppb
+    st_.premium_sum, st_.premium_count = funding.MAX_PREMIUM_SAMPLES * cap, funding.MAX_PREMIUM_SAMPLES
+    c.block()
+    assert st_.premium_count == funding.MAX_PREMIUM_SAMPLES // 2 + 1
+    assert st_.premium_sum == funding.MAX_PREMIUM_SAMPLES // 2 * cap  # the new sample is 0 (empty book)
+    assert abs(st_.premium_sum) <= st_.premium_count * cap
+
+
+def test_funding_index_and_phi_saturate_at_their_bounds() -> None:
+    """At the bound the shared index stops moving (so funding stays zero-sum) and phi
+    stops growing, instead of leaving 64 bits."""
+    c = risk_chain(risk={"funding": {"interval_ms": 10_000}})
+    set_prices(c, btc=PX_60K)
+    st_ = c.ex.mstate[BTC_PERP]
+    st_.funding_index, st_.phi = funding.MAX_FUNDING_INDEX - 1, funding.MAX_PHI - 1
+    epoch = c.ex.funding_epoch
+    while c.ex.funding_epoch == epoch:
+        c.block()
+    assert st_.funding_index == funding.MAX_FUNDING_INDEX and st_.phi == funding.MAX_PHI
+    (event,) = [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "funding" and e[1] == BTC_PERP]
+    assert event[3] == 1  # the per-lot amount actually applied
+    _all_records_encode(c.ex)
