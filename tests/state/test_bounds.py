@@ -226,21 +226,42 @@ def _deposit(k: Any, asset: int, amount: int) -> Any:
     return Deposit(k.address, asset, amount)
 
 
-ORACLE_PX = st.sampled_from([1, 2, 10**6, PX_60K, 10**15, 10**18, MAX_TICKS * 10**6, 1 << 62])
+ORACLE_PX = st.sampled_from([1, 2, 10**6, PX_60K, 10**12, 10**13, 10**15, 10**18, MAX_TICKS * 10**6, 1 << 62])
 TICKS = st.sampled_from([1, 2, 59_999, 60_000, 60_001, MAX_TICKS - 1, MAX_TICKS])
 SIZES = st.sampled_from([1, 2, 1_000, 10**6, 10**10, 10**13])
 
 
+AMOUNTS = st.sampled_from([1, 10**6, 10**15, MAX_AMOUNT - 1, MAX_AMOUNT, (1 << 63) - 1])
+
+
 @st.composite
 def _tx(draw: Any, c: Chain) -> bytes:
-    kind = draw(st.integers(0, 3))
-    if kind == 0:
+    """One transaction the decoder accepts, with the extreme values of its fields."""
+    from state.tx import Borrow, Cancel, CancelAll, Deposit, Lend, Modify, Repay, Withdraw
+
+    kind = draw(st.integers(0, 9))
+    if kind <= 1:
         v = draw(st.sampled_from(VALS))
         return c.sign(v, OraclePrices(((BTC, draw(ORACLE_PX)), (ETH, draw(ORACLE_PX)))))
     k = draw(st.sampled_from(TRADERS))
     market = draw(st.sampled_from([BTC_PERP, ETH_PERP, 0]))
-    tif = draw(st.sampled_from([Tif.GTC, Tif.IOC, Tif.ALO]))
-    return c.sign(k, PlaceOrder(market, draw(st.booleans()), draw(TICKS), draw(SIZES), tif, False, None))
+    asset = draw(st.sampled_from([USDC, BTC, ETH]))
+    oid = draw(st.integers(1, 40))
+    action: Any
+    if kind <= 4:
+        tif = draw(st.sampled_from([Tif.GTC, Tif.IOC, Tif.ALO]))
+        action = PlaceOrder(market, draw(st.booleans()), draw(TICKS), draw(SIZES), tif, draw(st.booleans()), None)
+    elif kind == 5:
+        action = Modify(market, oid, None, draw(TICKS), draw(SIZES))
+    elif kind == 6:
+        action = draw(st.sampled_from([Cancel(market, oid, None), CancelAll(None), Lend(asset, draw(st.booleans()))]))
+    elif kind == 7:
+        return c.sign(BRIDGE, Deposit(k.address, asset, draw(AMOUNTS)))
+    elif kind == 8:
+        action = draw(st.sampled_from([Withdraw(asset, draw(AMOUNTS), b"x"), Borrow(asset, draw(AMOUNTS))]))
+    else:
+        action = Repay(asset, draw(AMOUNTS))
+    return c.sign(k, action)
 
 
 @settings(max_examples=12, deadline=None)
@@ -253,6 +274,24 @@ def test_apply_block_never_raises_on_extreme_values(data: Any) -> None:
     for _ in range(data.draw(st.integers(1, 6))):
         txs = tuple(data.draw(st.lists(_tx(c), min_size=1, max_size=6)))
         _fast_blocks(c, data.draw(st.sampled_from([1, 50, 700])), step_ms=100, txs=txs)
+        _all_records_encode(c.ex)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.data())
+def test_apply_block_never_raises_from_an_established_market(data: Any) -> None:
+    """As above, from a market with an oracle at $60k, a two-sided book and open positions
+    (so the move band, liquidations and mark-to-market settlements are exercised)."""
+    c = _flow_chain()
+    a, b, t = TRADERS
+    c.block(*(c.sign(v, OraclePrices(((BTC, PX_60K), (ETH, 3_000 * USD)))) for v in VALS))
+    r = c.block(c.sign(a, PlaceOrder(BTC_PERP, True, 59_990, 10**6, Tif.GTC, False, None)),
+                c.sign(b, PlaceOrder(BTC_PERP, False, 60_000, 2 * 10**6, Tif.GTC, False, None)),
+                c.sign(t, PlaceOrder(BTC_PERP, True, 60_000, 10**6, Tif.IOC, False, None)))
+    assert [x.code for x in r.receipts] == [0, 0, 0]
+    for _ in range(data.draw(st.integers(1, 8))):
+        txs = tuple(data.draw(st.lists(_tx(c), min_size=1, max_size=8)))
+        _fast_blocks(c, data.draw(st.sampled_from([1, 20, 300])), step_ms=100, txs=txs)
         _all_records_encode(c.ex)
 
 
