@@ -72,7 +72,7 @@ class Exchange:
         self.max_fee_ppm = genesis.max_fee_ppm  # an order's worst-case fee rate (hot path)
         self.accounts: dict[bytes, Account] = {}
         self.nonces: dict[bytes, array[int]] = {}  # signer -> kept nonces (state/nonces.py)
-        self.last_price: dict[int, int] = {}
+        self.last_price: dict[int, int] = {}  # market -> ticks of the last trade, 1..max_price_ticks (orders)
         self.mstate: list[MarketState] = [MarketState() for _ in self.markets]
         self.index_px: list[int] = [0] * len(genesis.assets)  # derived: state/prices.py
         self.oracle_subs: dict[tuple[int, int], list[int]] = {}  # (asset, validator) -> [price, time]

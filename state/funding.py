@@ -4,9 +4,30 @@ Sampling (every block, after the marks): for each perp, the premium of the book 
 the oracle (index) price, in parts per billion::
 
     premium = (max(impact_bid - oracle, 0) - max(oracle - impact_ask, 0)) / oracle
+    sample  = clamp(premium, -cap, +cap)      when both impact prices exist, else 0
 
 where the impact bid (ask) is the price of the level at which the book's bids (asks), best
-first, reach ``impact_notional``; a side that cannot fill it contributes 0.
+first, reach ``impact_notional``. A book that cannot fill the impact notional on both sides
+samples 0 (no premium): a one-sided quote is not a price anyone can trade both ways at, and
+a bid nobody can sell into without an ask behind it (or one placed never meaning to fill)
+must not set the rate (audit: a 1,600-lot bid at +4.2% with no asks near it held funding at
+the 4% cap for two hours). A zero sample rather than none, so that such blocks pull the
+interval's mean toward the interest rate instead of leaving it to the two-sided blocks.
+
+Ranges (every stored integer fits msgpack's 64 bits whatever the book and the oracle hold):
+
+- a sample is in [-cap, +cap] (``funding.cap_ppb`` <= 10^9, genesis): the rate is capped
+  there anyway, and an order at ``max_price_ticks`` (10^12 ticks, ~1.7e16 ppb against a
+  $60k oracle) can no longer overflow the sum (the audit's chain halt);
+- ``premium_count`` is at most ``MAX_PREMIUM_SAMPLES`` (2^20): when an interval reaches it
+  (over 29 h of 100 ms blocks, or blocks sharing a time), sum and count are halved
+  (toward zero), which keeps the mean and halves the weight of the older samples; so
+  ``|premium_sum| <= 2^20 * 10^9 < 2^50``;
+- ``funding_index`` stays in +-``MAX_FUNDING_INDEX`` (2^62) quote units per lot: one
+  settlement adds at most cap x one lot's value at the oracle price, and at the bound it
+  saturates (all positions share the one index, so funding stays zero-sum; it only stops
+  accruing, after more than 10^14 hours at the cap for a $6 lot);
+- ``phi`` (cumulative |rate|, ppb) saturates at ``MAX_PHI`` (2^62): 4.6e9 intervals at 100%.
 
 Settlement (at each interval boundary of block time, counted from genesis; hourly by
 default)::
@@ -38,6 +59,9 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
 
 PPB: Final = 1_000_000_000
+MAX_PREMIUM_SAMPLES: Final = 1 << 20
+MAX_FUNDING_INDEX: Final = 1 << 62
+MAX_PHI: Final = 1 << 62
 
 
 def owed_funding(ex: Exchange, market: int, pos: Position) -> int:
@@ -138,21 +162,33 @@ def impact_price(book: Book, bids: bool, tick_value: int, notional: int) -> int:
     return 0
 
 
+def premium_sample(book: Book, tick_size: int, tick_value: int, notional: int, oracle: int, cap: int) -> int:
+    """One block's premium sample (ppb) of a book against the oracle price: 0 unless both
+    impact prices exist, clamped to +-``cap`` (see the module doc)."""
+    if oracle <= 0:
+        return 0
+    ib = impact_price(book, True, tick_value, notional) * tick_size
+    ia = impact_price(book, False, tick_value, notional) * tick_size
+    if not (ib and ia):
+        return 0
+    premium = 0
+    if ib > oracle:
+        premium += (ib - oracle) * PPB // oracle
+    if ia < oracle:
+        premium -= (oracle - ia) * PPB // oracle
+    return max(-cap, min(cap, premium))
+
+
 def sample_premiums(ex: Exchange) -> None:
-    target = ex.genesis.risk.funding_impact_notional
+    risk = ex.genesis.risk
+    target, cap = risk.funding_impact_notional, risk.funding_cap_ppb
     for m in sorted(ex.perp_market_ids):
         spec = ex.markets[m]
         st = ex.mstate[m]
-        oracle = ex.index_px[spec.base]
-        premium = 0
-        if oracle:
-            book = ex.books[m]
-            ib = impact_price(book, True, spec.tick_value, target) * spec.tick_size
-            ia = impact_price(book, False, spec.tick_value, target) * spec.tick_size
-            if ib > oracle:
-                premium += (ib - oracle) * PPB // oracle
-            if ia and ia < oracle:
-                premium -= (oracle - ia) * PPB // oracle
+        premium = premium_sample(ex.books[m], spec.tick_size, spec.tick_value, target, ex.index_px[spec.base], cap)
+        if st.premium_count >= MAX_PREMIUM_SAMPLES:
+            st.premium_sum = _toward_zero(st.premium_sum, 2)
+            st.premium_count //= 2
         st.premium_sum += premium
         st.premium_count += 1
         ex.touch_market(m)
@@ -175,14 +211,16 @@ def maybe_settle(ex: Exchange) -> list[tuple[int, int]]:
     for m in sorted(ex.perp_market_ids):
         spec = ex.markets[m]
         st = ex.mstate[m]
-        p = _toward_zero(st.premium_sum, st.premium_count) if st.premium_count else 0
+        p = _toward_zero(st.premium_sum, st.premium_count) if st.premium_count else 0  # |p| <= cap
         c = risk.funding_clamp_ppb
         rate = p + max(-c, min(c, risk.funding_interest_ppb - p))
         rate = max(-risk.funding_cap_ppb, min(risk.funding_cap_ppb, rate))
         px = ex.index_px[spec.base] or mark_price(ex, m)
         per_lot = _toward_zero(rate * spec.lot_size * px, PPB * ex.unit[spec.base])
-        st.funding_index += per_lot
-        st.phi += abs(rate)
+        index = max(-MAX_FUNDING_INDEX, min(MAX_FUNDING_INDEX, st.funding_index + per_lot))
+        per_lot = index - st.funding_index  # saturated at the bound (see the module doc)
+        st.funding_index = index
+        st.phi = min(st.phi + abs(rate), MAX_PHI)
         st.epoch_mark = mark_price(ex, m)
         st.premium_sum = st.premium_count = 0
         ex.touch_market(m)

@@ -11,6 +11,15 @@ asset's smallest unit, times in milliseconds (the oracle staleness in seconds, a
 issue names it). Every field has a default, so a document without a ``risk`` section (or
 with only some fields) keeps working; ``make_genesis_doc`` writes the full defaults out.
 Prices are "collateral smallest units per whole unit of the asset" (micro-USDC per BTC).
+
+Ranges. Every numeric field is a JSON integer or a decimal string of one (not a bool, not a
+float) inside a documented
+range, checked here: a document outside them is refused with a ValueError naming the field
+when it is parsed, never an OverflowError in a later block. The ranges are what keep every
+integer the state machine stores inside msgpack's 64 bits (see ``RISK_RANGES`` and the
+checks in ``Genesis.from_json``): balances at most ``MAX_AMOUNT`` per account and asset (the
+deposit rule's bound), ``max_price_ticks * tick_size`` at most ``MAX_PRICE`` (the oracle's
+absolute bound), funding rates at most 100% per interval.
 """
 
 from __future__ import annotations
@@ -24,6 +33,17 @@ from state.keys import address_from_text
 
 SPOT: Final = "spot"
 PERP: Final = "perp"
+
+MAX_AMOUNT: Final = 1 << 62  # the largest balance of one account in one asset (handlers.MAX_AMOUNT)
+MAX_PRICE: Final = 1 << 62  # the largest price in collateral units per whole unit (oracle.MAX_PRICE)
+MAX_ORDER_NOTIONAL: Final = 10**15  # matching.MAX_ORDER_NOTIONAL
+MAX_TIME_MS: Final = 1 << 62
+# A market's top price in ticks when its genesis entry names none: 10^7 ticks ($10M per BTC at
+# $1 ticks, $1M per ETH at $0.1). It was 10^12 ($10^12 per BTC): a top that high made the
+# position limit at the top price (matching.MAX_POSITION_VALUE) 1,000 lots.
+DEFAULT_MAX_PRICE_TICKS: Final = 10**7
+PPM_ONE: Final = 1_000_000
+PPB_ONE: Final = 1_000_000_000
 
 FEE_ACCOUNT: Final = b"\x00" * 19 + b"\x01"
 INSURANCE_ACCOUNT: Final = b"\x00" * 19 + b"\x02"
@@ -105,6 +125,7 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
     "oracle": {
         "staleness_s": 60,  # a validator's price expires after this much block time
         "min_submissions": 1,  # fresh prices needed to move the oracle
+        "max_move_ppm": 100_000,  # the oracle price moves at most 10% per block (state/oracle.py)
     },
     "mark": {"ema_ms": 150_000},  # time constant of the EMA of (book mid - oracle)
     "funding": {
@@ -123,6 +144,49 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 
+# [lo, hi] of every risk field: ratios are at most 100% (rates per year at most 1000%),
+# funding rates at most 100% per interval, amounts at most MAX_AMOUNT, times at most 2^40 ms
+# (34 years). The funding cap bounds each premium sample (state/funding.py), the oracle band
+# each block's price move (state/oracle.py).
+_PPM: Final = (0, PPM_ONE)
+_TIME: Final = (1, 1 << 40)
+RISK_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "margin": {
+        "hedge_addon_im_ppm": _PPM, "hedge_addon_mm_ppm": _PPM, "size_addon_im_ppm": _PPM,
+        "size_addon_mm_ppm": _PPM, "size_addon_ref": (1, MAX_AMOUNT),
+        "borrow_addon_days_im": (0, 3650), "borrow_addon_days_mm": (0, 3650),
+        "max_borrow_ltv_ppm": (1, PPM_ONE - 1),
+    },
+    "oracle": {"staleness_s": (1, 86_400), "min_submissions": (1, 1000), "max_move_ppm": (1, PPM_ONE)},
+    "mark": {"ema_ms": _TIME},
+    "funding": {
+        "interval_ms": _TIME, "interest_ppb": (-PPB_ONE, PPB_ONE), "clamp_ppb": (0, PPB_ONE),
+        "cap_ppb": (0, PPB_ONE), "impact_notional": (1, MAX_AMOUNT),
+    },
+    "liquidation": {
+        "fraction_ppm": (1, PPM_ONE), "min_notional": (0, MAX_AMOUNT), "fee_ppm": _PPM,
+        "backstop_ppm": (1, PPM_ONE),
+    },
+}
+_RATE: Final = (0, 10 * PPM_ONE)
+ASSET_RISK_RANGES: dict[str, tuple[int, int]] = {
+    "haircut_im_ppm": _PPM, "haircut_mm_ppm": _PPM, "shock_im_ppm": _PPM, "shock_mm_ppm": _PPM,
+    "base_rate_ppm": _RATE, "slope1_ppm": _RATE, "slope2_ppm": _RATE, "optimal_util_ppm": _PPM,
+    "reserve_factor_ppm": _PPM, "util_cap_ppm": _PPM,
+}
+
+
+def ranged(value: Any, lo: int, hi: int, name: str) -> int:
+    """``value`` as an integer in [lo, hi], else a ValueError naming the field. A JSON
+    integer or a decimal string of one (large amounts are often written as strings, which
+    ``int()`` accepted before the ranges); never a bool or a float (``int(1.5)`` truncates)."""
+    if type(value) is str and value.lstrip("-").isdigit() and value.isascii():
+        value = int(value)
+    if type(value) is not int or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class RiskParams:
     assets: tuple[AssetRisk, ...]  # by asset id
@@ -136,6 +200,7 @@ class RiskParams:
     max_borrow_ltv_ppm: int
     oracle_staleness_ms: int
     oracle_min_submissions: int
+    oracle_max_move_ppm: int
     mark_ema_ms: int
     funding_interval_ms: int
     funding_interest_ppb: int
@@ -154,7 +219,8 @@ class RiskParams:
             unknown = set(given) - set(RISK_DEFAULTS[name])
             if unknown:
                 raise ValueError(f"risk.{name}: unknown fields {sorted(unknown)}")
-            return {k: int(given.get(k, v)) for k, v in RISK_DEFAULTS[name].items()}
+            return {k: ranged(given.get(k, v), *RISK_RANGES[name][k], f"risk.{name}.{k}")
+                    for k, v in RISK_DEFAULTS[name].items()}
 
         per_asset = doc.get("assets", {})
         specs = []
@@ -164,7 +230,8 @@ class RiskParams:
             unknown = set(given) - set(base)
             if unknown:
                 raise ValueError(f"risk.assets.{a.symbol}: unknown fields {sorted(unknown)}")
-            r = AssetRisk(**{k: int(given.get(k, v)) for k, v in base.items()})
+            r = AssetRisk(**{k: ranged(given.get(k, v), *ASSET_RISK_RANGES[k], f"risk.assets.{a.symbol}.{k}")
+                             for k, v in base.items()})
             if not (0 < r.haircut_im_ppm <= r.haircut_mm_ppm <= 1_000_000):
                 raise ValueError(f"risk.assets.{a.symbol}: need 0 < haircut_im <= haircut_mm <= 1e6")
             if not (0 <= r.shock_mm_ppm <= r.shock_im_ppm <= 1_000_000):
@@ -183,6 +250,7 @@ class RiskParams:
             borrow_addon_days_im=m["borrow_addon_days_im"], borrow_addon_days_mm=m["borrow_addon_days_mm"],
             max_borrow_ltv_ppm=m["max_borrow_ltv_ppm"],
             oracle_staleness_ms=o["staleness_s"] * 1000, oracle_min_submissions=o["min_submissions"],
+            oracle_max_move_ppm=o["max_move_ppm"],
             mark_ema_ms=mk["ema_ms"],
             funding_interval_ms=f["interval_ms"], funding_interest_ppb=f["interest_ppb"],
             funding_clamp_ppb=f["clamp_ppb"], funding_cap_ppb=f["cap_ppb"],
@@ -256,13 +324,16 @@ class Genesis:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Genesis:
         assets = tuple(
-            AssetSpec(i, _text(a, "symbol", "asset"), int(a["decimals"])) for i, a in enumerate(doc["assets"])
+            AssetSpec(i, _text(a, "symbol", "asset"), ranged(a["decimals"], 0, 18, f"assets[{i}].decimals"))
+            for i, a in enumerate(doc["assets"])
         )
         by_symbol = {a.symbol: a for a in assets}
         markets = []
         for i, m in enumerate(doc["markets"]):
+            where = f"market {m.get('symbol', i)}"
             base, quote = by_symbol[m["base"]], by_symbol[m["quote"]]
-            tick_size, lot_size = int(m["tick_size"]), int(m["lot_size"])
+            tick_size = ranged(m["tick_size"], 1, MAX_PRICE, f"{where}: tick_size")
+            lot_size = ranged(m["lot_size"], 1, MAX_AMOUNT, f"{where}: lot_size")
             scaled = tick_size * lot_size
             if scaled % (10**base.decimals) != 0 or scaled == 0:
                 raise ValueError(f"market {m['symbol']}: tick_size*lot_size must be a multiple of 10^base decimals")
@@ -272,6 +343,13 @@ class Genesis:
             kind = _text(m, "kind", "market")
             if kind not in (SPOT, PERP):
                 raise ValueError(f"market {m['symbol']}: kind must be spot or perp")
+            # the book's top price is inside the oracle's absolute range (1..MAX_PRICE), so
+            # every price the engine sees (book, oracle, mark) is at most MAX_PRICE
+            max_ticks = ranged(m.get("max_price_ticks", DEFAULT_MAX_PRICE_TICKS), 1, MAX_PRICE // tick_size,
+                               f"{where}: max_price_ticks (max_price_ticks * tick_size <= 2^62)")
+            tick_value = scaled // (10**base.decimals)
+            if tick_value > MAX_ORDER_NOTIONAL:
+                raise ValueError(f"{where}: one tick of one lot is worth more than the largest order")
             markets.append(
                 MarketSpec(
                     market_id=i,
@@ -281,42 +359,56 @@ class Genesis:
                     quote=quote.asset_id,
                     tick_size=tick_size,
                     lot_size=lot_size,
-                    min_notional=int(m.get("min_notional", 0)),
-                    tick_value=scaled // (10**base.decimals),
-                    max_leverage=int(m.get("max_leverage", 1)),
-                    max_price_ticks=int(m.get("max_price_ticks", 10**12)),
+                    min_notional=ranged(m.get("min_notional", 0), 0, MAX_ORDER_NOTIONAL, f"{where}: min_notional"),
+                    tick_value=tick_value,
+                    max_leverage=ranged(m.get("max_leverage", 1), 1, 1000, f"{where}: max_leverage"),
+                    max_price_ticks=max_ticks,
                 )
             )
         validators = tuple(
-            ValidatorSpec(_text(v, "name", "validator"), bytes.fromhex(v["pubkey"]), int(v.get("power", 1)))
-            for v in doc.get("validators", [])
+            ValidatorSpec(_text(v, "name", "validator"), bytes.fromhex(v["pubkey"]),
+                          ranged(v.get("power", 1), 1, 1 << 32, f"validators[{i}].power"))
+            for i, v in enumerate(doc.get("validators", []))
         )
         balances = tuple(
-            (address_from_text(b["address"]), by_symbol[b["asset"]].asset_id, int(b["amount"]))
-            for b in doc.get("balances", [])
+            (address_from_text(b["address"]), by_symbol[b["asset"]].asset_id,
+             ranged(b["amount"], 0, MAX_AMOUNT, f"balances[{i}].amount"))
+            for i, b in enumerate(doc.get("balances", []))
         )
         # the insurance fund's genesis balance, in the collateral asset (see make_genesis_doc)
-        seed = int(doc.get("insurance_fund", 0))
-        if seed < 0:
-            raise ValueError("insurance_fund must not be negative")
+        seed = ranged(doc.get("insurance_fund", 0), 0, MAX_AMOUNT, "insurance_fund")
         if seed:
             balances += ((INSURANCE_ACCOUNT, 0, seed),)
+        held: dict[tuple[bytes, int], int] = {}
+        custody: dict[int, int] = {}
+        for address, asset, amount in balances:  # one account's balance, as a deposit keeps it
+            held[(address, asset)] = total = held.get((address, asset), 0) + amount
+            if total > MAX_AMOUNT:
+                raise ValueError(f"balances: {address.hex()} holds more than 2^62 of asset {asset}")
+            # and all of them: a balance can grow past its deposits only by what others lose,
+            # so the chain's custody of an asset bounds every balance of it
+            custody[asset] = custody.get(asset, 0) + amount
+            if custody[asset] > MAX_AMOUNT:
+                raise ValueError(f"balances: more than 2^62 of asset {asset} in total")
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(
             chain_id=_text(doc, "chain_id", "genesis"),
-            genesis_time_ms=int(doc.get("genesis_time_ms", 0)),
+            genesis_time_ms=ranged(doc.get("genesis_time_ms", 0), 0, MAX_TIME_MS, "genesis_time_ms"),
             assets=assets,
             markets=tuple(markets),
-            maker_fee_ppm=int(fees.get("maker_ppm", 100)),
-            taker_fee_ppm=int(fees.get("taker_ppm", 350)),
+            maker_fee_ppm=ranged(fees.get("maker_ppm", 100), 0, PPM_ONE, "fees.maker_ppm"),
+            taker_fee_ppm=ranged(fees.get("taker_ppm", 350), 0, PPM_ONE, "fees.taker_ppm"),
             validators=validators,
             bridge_authority=bytes.fromhex(doc["bridge_authority"]),
             balances=balances,
-            nonce_past_window_ms=int(limits.get("nonce_past_window_ms", 2 * 24 * 3600 * 1000)),
-            nonce_future_window_ms=int(limits.get("nonce_future_window_ms", 24 * 3600 * 1000)),
-            max_open_orders_per_account=int(limits.get("max_open_orders_per_account", 1000)),
-            max_batch_actions=int(limits.get("max_batch_actions", 64)),
+            nonce_past_window_ms=ranged(limits.get("nonce_past_window_ms", 2 * 24 * 3600 * 1000), 0, 1 << 40,
+                                        "limits.nonce_past_window_ms"),
+            nonce_future_window_ms=ranged(limits.get("nonce_future_window_ms", 24 * 3600 * 1000), 0, 1 << 40,
+                                          "limits.nonce_future_window_ms"),
+            max_open_orders_per_account=ranged(limits.get("max_open_orders_per_account", 1000), 1, 1 << 20,
+                                               "limits.max_open_orders_per_account"),
+            max_batch_actions=ranged(limits.get("max_batch_actions", 64), 1, 256, "limits.max_batch_actions"),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,
         )

@@ -43,6 +43,10 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
     existing = ex.accounts.get(a.to)
     if a.amount == 0 or (existing.balance(a.asset) if existing else 0) + a.amount > MAX_AMOUNT:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "deposit amount must be positive and keep the balance below 2^62")
+    if ex.pools[a.asset].custody + a.amount > MAX_AMOUNT:
+        # custody bounds every balance of the asset (one grows past its deposits only by
+        # what others lose), so it keeps balances, pool totals and sums inside 2^62
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "the chain's custody of this asset would exceed 2^62")
     acct = ex.account(a.to)
     acct.credit(a.asset, a.amount)  # repays a debt first, then supplies (or stays idle)
     ex.pools[a.asset].custody += a.amount

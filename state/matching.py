@@ -35,6 +35,15 @@ ALO: Final = Tif.ALO
 
 MAX_ORDER_NOTIONAL: Final = 10**15  # quote smallest units; keeps every record inside 64 bits
 MAX_POSITION_NOTIONAL: Final = 10**17
+# The most a perp position can be worth at its market's top price (max_price_ticks), counting
+# every open order of the account on the market as filled: 2^60 quote units ($1.15T). The
+# mark is at most 1.5x the top price (state/prices.py: oracle and book at most the top, the
+# basis EMA at most the top), so a position's value at any mark, its entry notional after a
+# mark-to-market, and the PnL one settlement can move are below 2^61 whatever the oracle
+# does later within its range. (The notional cap above is at the order's price, which a
+# price walk can multiply; this one is not.) With the default 10^7 ticks of $1, a BTC-PERP
+# position can reach 1.15e9 lots, 115,292 BTC.
+MAX_POSITION_VALUE: Final = 1 << 60
 
 
 def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int]:
@@ -65,6 +74,10 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
         current = abs(pos.size) if pos else 0
         if (current + size) * price * market.tick_value > MAX_POSITION_NOTIONAL:
             raise TxError(Code.AMOUNT_OUT_OF_RANGE, "position notional limit")
+        if _reach(acct, market.market_id, pos.size if pos else 0, is_buy, size, replacing) * \
+                market.max_price_ticks * market.tick_value > MAX_POSITION_VALUE:
+            raise TxError(Code.AMOUNT_OUT_OF_RANGE, "position value limit at the market's top price "
+                                                    "(position and open orders)")
     if tif != GTC:
         crosses = ex.books[market.market_id].crosses(is_buy, price)
         if tif == ALO and crosses:
@@ -77,6 +90,23 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
     risk.must_afford_order(ex, acct, market, is_buy, price, size, replacing)
     return market, size
+
+
+def _reach(acct: Account, market: int, position: int, is_buy: bool, size: int, replacing: Order | None) -> int:
+    """The largest |position| the account can reach in ``market`` if its open orders on one
+    side (with the new order, without the one it replaces) all fill."""
+    agg = acct.orders.get(market)
+    bids, asks = (agg[0], agg[2]) if agg is not None else (0, 0)
+    if replacing is not None:
+        if replacing.is_buy:
+            bids -= replacing.size
+        else:
+            asks -= replacing.size
+    if is_buy:
+        bids += size
+    else:
+        asks += size
+    return max(abs(position + bids), abs(position - asks))
 
 
 def place_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> ActionResult:

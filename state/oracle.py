@@ -7,6 +7,21 @@ submissions younger than ``risk.oracle.staleness_s`` of block time are fresh; wi
 ``min_submissions`` of them the oracle price becomes their median (an even count takes the
 floor of the mean of the middle two). Stale submissions are deleted. With no fresh
 submission the last oracle price stays, and its age is visible as ``oracle_ms``.
+
+Ranges. A submission must be in 1..``max_price(asset)``: the smallest top price
+(``max_price_ticks * tick_size``) of the asset's markets, at most 2^62 (genesis checks it).
+A price no book can quote is a broken feed, so it is refused (PRICE_OUT_OF_RANGE); with it,
+every price the engine sees (oracle, book, mark) is at most that top, which bounds the
+premium samples, the basis EMA and position values (state/funding.py, state/prices.py).
+
+Move band. Once the asset has an oracle price, a block moves it at most
+``risk.oracle.max_move_ppm`` of itself (at least 1 unit): the new price is the median
+clamped into ``[old - old*band, old + old*band]``. Clamped rather than rejected: honest
+validators following a real crash keep submitting the real price, and the oracle walks there
+one band per block without anyone resubmitting (their submissions stay fresh); a validator
+(or a quorum) that submits 1 for BTC at $60k moves it 10% in that block, not to 1, so no
+premium, mark or liquidation can jump from one block to the next by more than the band.
+The first price of an asset has no band (there is nothing to move from).
 """
 
 from __future__ import annotations
@@ -21,7 +36,26 @@ from state.tx import OraclePrices
 if TYPE_CHECKING:
     from state.exchange import Exchange
 
-MAX_PRICE: Final = 1 << 62
+MAX_PRICE: Final = 1 << 62  # genesis.MAX_PRICE
+PPM: Final = 1_000_000
+
+
+def max_price(ex: Exchange, asset: int) -> int:
+    """The top of the asset's absolute oracle range: the lowest top price of its markets."""
+    top = MAX_PRICE
+    for m in ex.markets_of_asset.get(asset, ()):
+        spec = ex.markets[m]
+        top = min(top, spec.max_price_ticks * spec.tick_size)
+    return top
+
+
+def banded(old: int, px: int, band_ppm: int) -> int:
+    """``px`` clamped to within ``band_ppm`` of ``old`` (at least one unit either way);
+    ``px`` itself when there is no old price yet."""
+    if not old:
+        return px
+    step = max(old * band_ppm // PPM, 1)
+    return max(old - step, 1, min(old + step, px))
 
 
 def validator_index(ex: Exchange, pubkey: bytes) -> int:
@@ -41,8 +75,9 @@ def handle_oracle(ex: Exchange, signer: bytes, pubkey: bytes, a: OraclePrices) -
         if asset in seen:
             raise TxError(Code.MALFORMED, f"asset {asset} appears twice")
         seen.add(asset)
-        if px == 0 or px > MAX_PRICE:
-            raise TxError(Code.PRICE_OUT_OF_RANGE, f"oracle price must be 1..2^62, got {px}")
+        top = max_price(ex, asset)
+        if px == 0 or px > top:
+            raise TxError(Code.PRICE_OUT_OF_RANGE, f"oracle price must be 1..{top}, got {px}")
     for asset, px in a.prices:
         ex.oracle_subs[(asset, vidx)] = [px, ex.time_ms]
         ex.touch_oracle(asset, vidx)
@@ -65,8 +100,8 @@ def aggregate(ex: Exchange) -> None:
     for asset, prices in sorted(fresh.items()):
         if len(prices) < risk.oracle_min_submissions:
             continue
-        px = median(prices)
         pool = ex.pools[asset]
+        px = banded(pool.oracle_px, median(prices), risk.oracle_max_move_ppm)
         if px != pool.oracle_px or pool.oracle_ms != ex.time_ms:
             pool.oracle_px, pool.oracle_ms = px, ex.time_ms
             ex.pools.dirty.add(asset)

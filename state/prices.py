@@ -37,14 +37,16 @@ class MarketState:
     )
 
     def __init__(self) -> None:
-        self.mark = 0  # price units (0: none yet)
-        self.ema_basis = 0  # EMA of (mid - oracle), price units
+        # Ranges (the record is msgpack, 64 bits; T = the market's top price,
+        # max_price_ticks * tick_size <= 2^62, genesis; the oracle is in 1..T, state/oracle.py):
+        self.mark = 0  # price units (0: none yet); 0..1.5T (median of oracle, book, oracle+basis)
+        self.ema_basis = 0  # EMA of (mid - oracle), price units; -T..T (a floored convex step)
         self.ema_ms = 0  # block time of the last EMA update
-        self.funding_index = 0  # cumulative funding, quote units per lot (longs pay when it rises)
-        self.premium_sum = 0  # sum of premium samples (ppb) this funding interval
-        self.premium_count = 0
+        self.funding_index = 0  # cumulative funding, quote units per lot (longs pay when it rises); +-2^62
+        self.premium_sum = 0  # sum of premium samples (ppb) this funding interval; +-count * cap < 2^50
+        self.premium_count = 0  # at most funding.MAX_PREMIUM_SAMPLES (2^20)
         self.epoch_mark = 0  # the mark at the last funding settlement (positions settle to it)
-        self.phi = 0  # cumulative |funding rate| (ppb), for the liquidation watch
+        self.phi = 0  # cumulative |funding rate| (ppb), for the liquidation watch; at most 2^62
 
     def record(self) -> list[int]:
         return [self.mark, self.ema_basis, self.ema_ms, self.funding_index, self.premium_sum,

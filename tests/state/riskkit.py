@@ -24,9 +24,18 @@ def risk_chain(path: str | None = None, validators: list[PrivateKey] | None = No
 
 
 def set_prices(chain: Chain, btc: int | None = None, eth: int | None = None, by: PrivateKey = V) -> None:
+    """Submit the prices and run blocks until the oracle reaches them: a block moves an
+    oracle price at most ``risk.oracle.max_move_ppm`` (state/oracle.py), so a larger move
+    takes several blocks (``chain.last`` is the block that reached the target). With more
+    than one validator the median decides, so only the submission block runs."""
     prices = tuple((a, p) for a, p in ((BTC, btc), (ETH, eth)) if p is not None)
     r = chain.run(by, OraclePrices(prices))
     assert r.code == Code.OK, r
+    if len(chain.genesis.validators) == 1:
+        for _ in range(100):
+            if all(chain.ex.pools[a].oracle_px == p for a, p in prices):
+                break
+            chain.block()
 
 
 def mm(chain: Chain, k: PrivateKey) -> risk.Assessment:

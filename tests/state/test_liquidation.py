@@ -95,8 +95,9 @@ def test_step4_adl_ranks_by_profit_times_leverage_at_the_bankruptcy_price() -> N
     """Shorts S1 ($40k) and S2 ($3k) each sold 0.5 BTC at 60,000; T ($2,750) and M bought.
     A crash to 50,000 leaves T at 2,750 - 10.5 - 5,000 = -2,260.5 with an empty insurance
     fund: T's long is closed against S2 first (same profit, higher leverage) at the
-    bankruptcy price 50,000 + 2,260.5 / 0.5 = 54,521 per BTC; S1 and M are untouched."""
-    c = risk_chain()
+    bankruptcy price 50,000 + 2,260.5 / 0.5 = 54,521 per BTC; S1 and M are untouched.
+    (An instantaneous crash: this chain lets the oracle move 100% in a block.)"""
+    c = risk_chain(risk={"oracle": {"max_move_ppm": 1_000_000}})
     set_prices(c, btc=PX_60K)
     c.fund(T, USDC, 2_750 * USD)
     c.fund(S1, USDC, 40_000 * USD)
@@ -149,8 +150,9 @@ def test_adl_score_ranks_higher_leverage_first() -> None:
 def test_socialized_loss_only_when_fund_and_adl_are_exhausted() -> None:
     """1 BTC collateral, $50k borrowed and withdrawn; BTC crashes to $20k: equity -$30k, no
     perp to deleverage, an empty fund: the fund takes the account and the lenders of USDC
-    absorb the $30k through the supply index."""
-    c = risk_chain()
+    absorb the $30k through the supply index. (An instantaneous crash: this chain lets the
+    oracle move 100% in a block; the default band would walk it down over ~11 blocks.)"""
+    c = risk_chain(risk={"oracle": {"max_move_ppm": 1_000_000}})
     set_prices(c, btc=PX_60K)
     c.fund(LN, USDC, 100_000 * USD)
     c.fund(B, BTC, BTC_UNIT)

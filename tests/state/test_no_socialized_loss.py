@@ -189,6 +189,7 @@ def _empty_book_chain(*, interest: bool, seed: int = 10_000 * USD) -> Chain:
     doc = default_risk_doc()
     rate = 5_000_000 if interest else 0  # 500% a year: the indices move off 1e18 at once
     doc["assets"]["USDC"].update(base_rate_ppm=rate, slope1_ppm=0, slope2_ppm=0)
+    doc["oracle"]["max_move_ppm"] = 1_000_000  # an instant crash: the oracle may jump in one block
     c = risk_chain(validators=[VALIDATORS[0]], insurance_fund=seed, risk=doc)
     for k, amount in ((LN_A, 100_000), (LN_B, 300_000), (BYSTANDER, 50_000)):
         c.fund(k, USDC, amount * USD)
