@@ -119,7 +119,7 @@ class Account:
     def set_unwind(self, markets: tuple[int, ...]) -> None:
         """The order in which a liquidation unwinds the account's legs (``set_unwind_order``)."""
         self.unwind = markets
-        self.pools.written.add(self.address)
+        self.pools.tracker.accounts.add(self.address)
 
     def set_auto_lend(self, asset: int, on: bool) -> None:
         """Record whether credits of ``asset`` go to the pool; the caller moves the funds
@@ -128,7 +128,7 @@ class Account:
             self.lend_off.discard(asset)
         else:
             self.lend_off.add(asset)
-        self.pools.written.add(self.address)
+        self.pools.tracker.accounts.add(self.address)
 
     def position(self, market: int) -> Position:
         pos = self.positions.get(market)

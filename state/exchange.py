@@ -1,14 +1,12 @@
 """The exchange's hot state: books, accounts, pools, prices, nonces, with write tracking.
 
-Everything lives in memory for speed; the store is the record. Account records are
-tracked by their mutators: every balance change goes through ``Pools`` (state/lending.py),
-which adds the account to ``Pools.written``, the very set ``collect_writes`` reads as this
-block's dirty accounts, and settings and positions change through ``Account`` setters and
-state/funding.py, which mark it too (tests/state/test_write_tracking.py rejects any other
-direct write). Orders, nonces, markets, pools and oracle records are marked by the
-functions that own them (``touch_*``, ``Pools.dirty``). ``collect_writes`` turns exactly
-those into the block's write set, sorted by key, which both the LevelDB batch and the app
-hash consume. Derived structures (open-order aggregates, position
+Everything lives in memory for speed; the store is the record. Every mutation is marked
+in one ``WriteTracker`` (state/tracker.py) by the code that makes it: ``Pools`` marks an
+account on every balance change, ``Account`` setters and state/funding.py mark settings
+and positions, ``touch_*`` mark orders, nonces, markets, oracle submissions and armings
+(tests/state/test_write_tracking.py rejects any other direct write). ``collect_writes``
+turns exactly those into the block's write set, sorted by key, which both the LevelDB
+batch and the app hash consume. Derived structures (open-order aggregates, position
 holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_records``.
 """
 
@@ -25,6 +23,7 @@ from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, M
 from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
 from state.risk import RequirementParams, size_scale
+from state.tracker import WriteTracker
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -49,7 +48,8 @@ class Exchange:
             for m in self.markets:
                 if m.kind == kind:
                     self.markets_of_asset[m.base] = (*self.markets_of_asset.get(m.base, ()), m.market_id)
-        self.pools = Pools(genesis.risk.assets)
+        self.tracker = WriteTracker()  # what changed since the last write set (state/tracker.py)
+        self.pools = Pools(genesis.risk.assets, self.tracker)
         self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
         # per market, for the margin hot path: (is perp, base, lot size, base unit, tick size, tick value)
         self.minfo: list[tuple[bool, int, int, int, int, int]] = [
@@ -91,13 +91,6 @@ class Exchange:
         self.seq_counter = 0
         self._stored_oid_limit = 0  # orders with a larger id were placed after the last write set
         self.events: list[Any] = []
-        # the pools' tracker: every balance mutator feeds it (state/lending.py ``Pools.written``)
-        self._dirty_accounts: set[bytes] = self.pools.written
-        self._dirty_orders: dict[int, Order | None] = {}
-        self._dirty_nonces: set[bytes] = set()
-        self._dirty_watch: set[bytes] = set()
-        self._dirty_markets: set[int] = set()
-        self._dirty_oracle: set[tuple[int, int]] = set()
         refresh_index_prices(self)
 
     # ------------------------------------------------------------------ lookups
@@ -138,25 +131,25 @@ class Exchange:
 
     # ------------------------------------------------------------------ write tracking
     def touch(self, acct: Account) -> None:
-        self._dirty_accounts.add(acct.address)
+        self.tracker.accounts.add(acct.address)
 
     def touch_order(self, order: Order) -> None:
-        self._dirty_orders[order.oid] = order
+        self.tracker.orders[order.oid] = order
 
     def touch_order_removed(self, order: Order) -> None:
-        self._dirty_orders[order.oid] = None
+        self.tracker.orders[order.oid] = None
 
     def touch_watch(self, acct: Account) -> None:
-        self._dirty_watch.add(acct.address)
+        self.tracker.watch.add(acct.address)
 
     def touch_nonces(self, address: bytes) -> None:
-        self._dirty_nonces.add(address)
+        self.tracker.nonces.add(address)
 
     def touch_market(self, market_id: int) -> None:
-        self._dirty_markets.add(market_id)
+        self.tracker.markets.add(market_id)
 
     def touch_oracle(self, asset: int, validator: int) -> None:
-        self._dirty_oracle.add((asset, validator))
+        self.tracker.oracle.add((asset, validator))
 
     def pool_surplus(self, asset: int) -> int:
         """Custody not owed to anyone (rounding dust, >= 0). For the collateral asset the
@@ -169,14 +162,13 @@ class Exchange:
 
     def touched_accounts(self) -> set[bytes]:
         """Accounts written since the last ``collect_writes`` (the block's dirty set)."""
-        return self._dirty_accounts
+        return self.tracker.accounts
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
 
     def has_pending_writes(self) -> bool:
-        return bool(self._dirty_accounts or self._dirty_orders or self._dirty_nonces or self._dirty_markets
-                    or self._dirty_oracle or self._dirty_watch or self.pools.dirty)
+        return self.tracker.has_writes()
 
     def _market_record(self, m: int) -> bytes:
         return records.encode_record([self.last_price.get(m, 0), *self.mstate[m].record()])
@@ -198,19 +190,20 @@ class Exchange:
         instructions per applied tx (compiled build, ``bench.apply_instructions``)."""
         encode = records.record_encoder()  # one Packer for the block (see record_encoder)
         accounts = self.accounts
+        tracker = self.tracker
         groups: list[tuple[bytes, list[tuple[bytes, bytes | None]]]] = []
         accounts_out: list[tuple[bytes, bytes | None]] = []
-        for addr in sorted(self._dirty_accounts):
+        for addr in sorted(tracker.accounts):
             acct = accounts.get(addr)
             accounts_out.append((records.account_key(addr),
                                  None if acct is None or acct.is_empty() else encode(acct.record())))
         groups.append((records.ACCOUNT, accounts_out))
         groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
         groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)
-                                        for m in sorted(self._dirty_markets)]))
+                                        for m in sorted(tracker.markets)]))
         groups.append((records.NONCE, [(records.nonce_key(addr), nonces.to_bytes(self.nonces[addr]))
-                                       for addr in sorted(self._dirty_nonces)]))
-        dirty_orders = self._dirty_orders
+                                       for addr in sorted(tracker.nonces)]))
+        dirty_orders = tracker.orders
         orders_out: list[tuple[bytes, bytes | None]] = []
         stored_limit = self._stored_oid_limit
         for oid in sorted(dirty_orders):
@@ -225,24 +218,18 @@ class Exchange:
         groups.append((records.ORDER, orders_out))
         pools = self.pools
         groups.append((records.POOL, [(records.pool_key(a), None if pools[a].is_default() else encode(pools[a].record()))
-                                      for a in sorted(pools.dirty)]))
+                                      for a in sorted(tracker.pools)]))
         subs = self.oracle_subs
         groups.append((records.ORACLE, [(records.oracle_key(*key), encode(subs[key]) if key in subs else None)
-                                        for key in sorted(self._dirty_oracle)]))
+                                        for key in sorted(tracker.oracle)]))
         watch_out: list[tuple[bytes, bytes | None]] = []
-        for addr in sorted(self._dirty_watch):
+        for addr in sorted(tracker.watch):
             owner = accounts.get(addr)
             w = owner.watch if owner is not None else None
             watch_out.append((records.watch_key(addr), None if w is None else encode(w)))
         groups.append((records.WATCH, watch_out))
         groups.sort(key=_group_prefix)
-        self._dirty_accounts.clear()
-        self._dirty_orders.clear()
-        self._dirty_nonces.clear()
-        self._dirty_watch.clear()
-        self._dirty_markets.clear()
-        self._dirty_oracle.clear()
-        pools.dirty.clear()
+        tracker.clear_writes()
         writes: list[tuple[bytes, bytes | None]] = []
         for _prefix, group in groups:
             writes.extend(group)

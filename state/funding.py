@@ -106,7 +106,7 @@ def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notiona
     settles the position first, realizes PnL into the quote balance (fees are separate)."""
     pos = acct.position(market)  # a new position starts at the current funding index and epoch
     settle_position(ex, acct, market)
-    ex.pools.changed.add(acct.address)
+    ex.tracker.scan.add(acct.address)
     before = pos.size
     _track(ex, market, pos, -1)
     pnl = pos.apply_trade(delta, notional)
@@ -140,7 +140,7 @@ def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
     from state.account import Position as _Position
 
     pos = acct.positions[market]
-    ex.pools.changed.add(acct.address)
+    ex.tracker.scan.add(acct.address)
     _track(ex, market, pos, -1)
     moved = _Position(pos.size, pos.entry_notional, 0, pos.funding_index, pos.epoch)
     holders(ex, market, acct.address, pos.size, 0)

@@ -53,6 +53,7 @@ from state.muldiv import ONE, div_one, mul_one, mul_one_ceil
 if TYPE_CHECKING:
     from state.account import Account
     from state.genesis import AssetRisk
+    from state.tracker import WriteTracker
 
 PPM: Final = 1_000_000
 YEAR_MS: Final = 365 * 24 * 3600 * 1000
@@ -178,19 +179,17 @@ class Pools:
     """All pools, and the write tracking of everything that holds a balance.
 
     Every change of an account's balances goes through a method of this class, and each of
-    them adds the account to ``written``, the set the exchange turns into the block's
-    account records (``Exchange.collect_writes``): an account record cannot change without
+    them marks the account in the exchange's ``WriteTracker`` (state/tracker.py), which
+    ``Exchange.collect_writes`` turns into the block's account records: an account record cannot change without
     reaching the write set, whichever caller moved the money (a trade, a liquidation's
     unwind, a backstop, a write-off). ``tests/state/test_write_tracking.py`` checks that
     no other module assigns an account's balances, settings or positions directly."""
 
-    __slots__ = ("by_asset", "changed", "dirty", "written")
+    __slots__ = ("by_asset", "tracker")
 
-    def __init__(self, params: tuple[AssetRisk, ...]) -> None:
+    def __init__(self, params: tuple[AssetRisk, ...], tracker: WriteTracker) -> None:
         self.by_asset = [Pool(a, p) for a, p in enumerate(params)]
-        self.dirty: set[int] = set()
-        self.changed: set[bytes] = set()  # accounts whose balances changed this block (risk scan)
-        self.written: set[bytes] = set()  # accounts whose records changed since the last write set
+        self.tracker = tracker  # the exchange's (state/tracker.py)
 
     def __getitem__(self, asset: int) -> Pool:
         return self.by_asset[asset]
@@ -219,9 +218,8 @@ class Pools:
         if amount == 0:
             return
         pool = self.by_asset[asset]
-        self.dirty.add(asset)
-        self.changed.add(acct.address)
-        self.written.add(acct.address)
+        self.tracker.pools.add(asset)
+        self.tracker.balance_changed(acct.address)
         scaled = acct.scaled
         if amount > 0:
             s = scaled.get(asset, 0)
@@ -288,14 +286,14 @@ class Pools:
         if s <= 0:
             return 0
         pool = self.by_asset[asset]
-        self.written.add(acct.address)
+        self.tracker.accounts.add(acct.address)
         amount = mul_one(s, pool.supply_index)
         pool.supply_shares -= s
         del acct.scaled[asset]
         if amount:
             acct.idle[asset] = acct.idle.get(asset, 0) + amount
             pool.idle_total += amount
-        self.dirty.add(asset)
+        self.tracker.pools.add(asset)
         return amount
 
     def move_idle_to_pool(self, acct: Account, asset: int, amount: int | None = None) -> int:
@@ -305,7 +303,7 @@ class Pools:
         take = idle if amount is None else min(amount, idle)
         if take <= 0:
             return 0
-        self.written.add(acct.address)
+        self.tracker.accounts.add(acct.address)
         if take == idle:
             del acct.idle[asset]
         else:
@@ -317,7 +315,7 @@ class Pools:
     def draw_to_idle(self, acct: Account, asset: int, amount: int) -> None:
         """``borrow``: take ``amount`` out of the pool position (supply first, then debt)
         into ``idle``. The account's balance is unchanged; its debt grows."""
-        self.written.add(acct.address)
+        self.tracker.accounts.add(acct.address)
         idle_before = acct.idle.pop(asset, 0)
         pool = self.by_asset[asset]
         pool.idle_total -= idle_before
@@ -333,8 +331,8 @@ class Pools:
         shares = min(shares, -s) if s < 0 else 0
         if shares <= 0:
             return
-        self.written.add(acct.address)
-        self.dirty.add(asset)
+        self.tracker.accounts.add(acct.address)
+        self.tracker.pools.add(asset)
         self.by_asset[asset].debt_shares -= shares
         if s + shares:
             acct.scaled[asset] = s + shares

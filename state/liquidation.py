@@ -83,10 +83,9 @@ def run(ex: Exchange, funding: list[tuple[int, int]]) -> None:
     _rounds(ex, watch.collect(ex, funding), done)
     fund = ex.accounts.get(ex.insurance_account)
     if fund is not None and (fund.has_liabilities() or any(a != ex.collateral_asset for a in fund.scaled)):
-        ex.pools.changed = set()
+        ex.tracker.take_scan()
         unwind_fund(ex, fund)
-        touched = ex.pools.changed  # makers the fund traded with
-        ex.pools.changed = set()
+        touched = ex.tracker.take_scan()  # makers the fund traded with
         if ex.watch.force_all:  # a socialized loss lowered every supplier's balance: check them all now
             ex.watch.force_all = False
             touched |= {a for a, acct in ex.accounts.items() if acct.watch is not None}
@@ -115,14 +114,13 @@ def _rounds(ex: Exchange, batch: set[bytes], done: set[bytes]) -> None:
                 watch.arm(ex, acct, mm)
         if not unhealthy:
             return
-        ex.pools.changed = set()
+        ex.tracker.take_scan()
         for addr in unhealthy:
             acct = ex.accounts.get(addr)
             if acct is not None:
                 liquidate(ex, acct)
             done.add(addr)
-        batch = ex.pools.changed  # makers filled by the liquidations, ADL counterparties
-        ex.pools.changed = set()
+        batch = ex.tracker.take_scan()  # makers filled by the liquidations, ADL counterparties
 
 
 def liquidate(ex: Exchange, acct: Account) -> None:
@@ -423,7 +421,7 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         if pool.supply_shares:
             drop = -(-amount * ONE // pool.supply_shares)
             pool.supply_index = max(1, pool.supply_index - drop)
-        ex.pools.dirty.add(a)
+        ex.tracker.pools.add(a)
         ex.touch(fund)
         ex.emit(("socialized", a, amount, supply_before))
         shortfall -= debt_value if debt_value <= shortfall else shortfall

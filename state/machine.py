@@ -80,13 +80,13 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     """Step 1: accrue interest over the time since the previous block."""
     dt = max(time_ms - ex.time_ms, 0)
     ex.time_ms = time_ms
-    ex.pools.changed = set()  # the risk scan's dirty set is this block's only (a restart has none)
+    ex.tracker.take_scan()  # the risk scan's dirty set is this block's only (a restart has none)
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]
         moved, reserve = pool.accrue(dt)
         if moved:
-            ex.pools.dirty.add(a)
+            ex.tracker.pools.add(a)
         if reserve:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, reserve)
@@ -113,7 +113,7 @@ def end_block(ex: Exchange) -> None:
         rate = pool.borrow_rate_ppm(pool.utilization_ppm())
         if rate != pool.rate_ppm:
             pool.rate_ppm = rate
-            ex.pools.dirty.add(a)
+            ex.tracker.pools.add(a)
 
 
 def decode_verified(raw: bytes, chain_id: str) -> SignedTx:

@@ -104,4 +104,4 @@ def aggregate(ex: Exchange) -> None:
         px = banded(pool.oracle_px, median(prices), risk.oracle_max_move_ppm)
         if px != pool.oracle_px or pool.oracle_ms != ex.time_ms:
             pool.oracle_px, pool.oracle_ms = px, ex.time_ms
-            ex.pools.dirty.add(asset)
+            ex.tracker.pools.add(asset)

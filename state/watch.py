@@ -261,8 +261,7 @@ def collect(ex: Exchange, funding: list[tuple[int, int]]) -> set[bytes]:
     """The accounts to check this block: those whose balances or positions changed, plus
     fired triggers. (Placing or cancelling orders changes no maintenance requirement.)"""
     w = ex.watch
-    out = ex.pools.changed
-    ex.pools.changed = set()
+    out = ex.tracker.take_scan()
     accounts = ex.accounts
     for src, heap in w.up.items():
         price = source_price(ex, src)

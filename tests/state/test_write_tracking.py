@@ -1,8 +1,8 @@
 """Write tracking by construction: only the tracked mutators change an account's record.
 
 An account record (balances, settings, positions) reaches the block's write set because
-the code that changes it is the code that marks it: ``Pools`` (state/lending.py) marks
-every balance change, ``Account``'s setters mark settings, and the position functions of
+the code that changes it is the code that marks it in the exchange's ``WriteTracker``
+(state/tracker.py): ``Pools`` (state/lending.py) marks every balance change, ``Account``'s setters mark settings, and the position functions of
 state/funding.py mark positions. This test reads the source of ``state/`` and fails if
 any other module assigns those fields directly, which is how a liquidation once changed
 an account in memory without writing it (tests/state/test_committed_liquidation.py).
