@@ -27,7 +27,7 @@ class Position:
     def __init__(self, size: int = 0, entry_notional: int = 0, realized_pnl: int = 0,
                  funding_index: int = 0, epoch: int = 0) -> None:
         # ranges: |size| * max_price_ticks * tick_value <= 2^60 for positions opened by orders
-        # (matching.MAX_POSITION_VALUE), so entry_notional <= 1.5 * 2^60 (the mark is at most
+        # (units.MAX_POSITION_VALUE), so entry_notional <= 1.5 * 2^60 (the mark is at most
         # 1.5x the top price); positions moved whole by liquidation are outside that check
         self.size = size  # signed lots: > 0 long, < 0 short
         self.entry_notional = entry_notional  # quote units, >= 0

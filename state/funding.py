@@ -52,13 +52,13 @@ from typing import TYPE_CHECKING, Final
 
 from state.prices import mark_price
 from state.risk import value_of
+from state.units import PPB
 
 if TYPE_CHECKING:
     from state.account import Account, Position
     from state.book import Book
     from state.exchange import Exchange
 
-PPB: Final = 1_000_000_000
 MAX_PREMIUM_SAMPLES: Final = 1 << 20
 MAX_FUNDING_INDEX: Final = 1 << 62
 MAX_PHI: Final = 1 << 62

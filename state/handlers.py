@@ -32,8 +32,7 @@ from state.tx import (
     Tif,
     Withdraw,
 )
-
-MAX_AMOUNT: Final = 1 << 62
+from state.units import MAX_AMOUNT
 
 
 def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> ActionResult:

@@ -45,18 +45,17 @@ withdrawal is also bounded by ``custody``, so the bridge never pays out more tha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from state.errors import Code, TxError
 from state.muldiv import ONE, div_one, mul_one, mul_one_ceil
+from state.units import PPM, YEAR_MS
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.genesis import AssetRisk
     from state.tracker import WriteTracker
 
-PPM: Final = 1_000_000
-YEAR_MS: Final = 365 * 24 * 3600 * 1000
 
 
 def big(n: int) -> bytes:

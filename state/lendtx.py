@@ -6,18 +6,18 @@ See state/lending.py for the balance model. Each handler checks everything first
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from state import risk
 from state.errors import Code, TxError
 from state.receipts import ActionResult
 from state.tx import Borrow, Lend, Repay
+from state.units import MAX_AMOUNT
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-MAX_AMOUNT: Final = 1 << 62
 
 
 def handle_lend(ex: Exchange, signer: bytes, pubkey: bytes, a: Lend) -> ActionResult:

@@ -55,12 +55,12 @@ from state.muldiv import ONE, div_one
 from state.receipts import ActionResult
 from state.risk import Assessment, assess, asset_price, fee, maintenance, perp_price, value_of
 from state.tx import SetUnwindOrder, Tif
+from state.units import PPM
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
 
-PPM: Final = 1_000_000
 ROUNDING_HEADROOM: Final = 16  # smallest units an ADL leaves a counterparty for the trade's own rounding
 
 Leg = tuple[int, bool, int, int]  # (market, is_buy, lots, |notional at price|)

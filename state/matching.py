@@ -22,6 +22,7 @@ from state.funding import trade_position
 from state.genesis import PERP, MarketSpec
 from state.receipts import OK, ActionResult, Cancelled, Fill
 from state.tx import PlaceOrder, Tif
+from state.units import MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_POSITION_VALUE
 
 if TYPE_CHECKING:
     from state.account import Account
@@ -33,8 +34,6 @@ GTC: Final = Tif.GTC
 IOC: Final = Tif.IOC
 ALO: Final = Tif.ALO
 
-MAX_ORDER_NOTIONAL: Final = 10**15  # quote smallest units; keeps every record inside 64 bits
-MAX_POSITION_NOTIONAL: Final = 10**17
 # The most a perp position can be worth at its market's top price (max_price_ticks), counting
 # every open order of the account on the market as filled: 2^60 quote units ($1.15T). The
 # mark is at most 1.5x the top price (state/prices.py: oracle and book at most the top, the
@@ -42,8 +41,7 @@ MAX_POSITION_NOTIONAL: Final = 10**17
 # mark-to-market, and the PnL one settlement can move are below 2^61 whatever the oracle
 # does later within its range. (The notional cap above is at the order's price, which a
 # price walk can multiply; this one is not.) With the default 10^7 ticks of $1, a BTC-PERP
-# position can reach 1.15e9 lots, 115,292 BTC.
-MAX_POSITION_VALUE: Final = 1 << 60
+# position can reach 1.15e9 lots, 115,292 BTC. (``state.units.MAX_POSITION_VALUE``)
 
 
 def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | None = None) -> tuple[MarketSpec, int]:

@@ -26,18 +26,17 @@ The first price of an asset has no band (there is nothing to move from).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from state.errors import Code, TxError
 from state.prices import median
 from state.receipts import ActionResult
 from state.tx import OraclePrices
+from state.units import MAX_PRICE, PPM
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
 
-MAX_PRICE: Final = 1 << 62  # genesis.MAX_PRICE
-PPM: Final = 1_000_000
 
 
 def max_price(ex: Exchange, asset: int) -> int:

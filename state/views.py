@@ -8,7 +8,7 @@ and borrows, which call the very checks the write path runs (``must_valid_*``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from state.account import Account
 from state.errors import TxError
@@ -18,12 +18,12 @@ from state.lendtx import must_valid_borrow
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
+from state.units import PPM
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
     from state.tx import PlaceOrder
 
-PPM: Final = 1_000_000
 
 
 def pools_view(ex: Exchange) -> list[dict[str, Any]]:

@@ -49,18 +49,15 @@ import heapq
 from typing import TYPE_CHECKING, Any, Final
 
 from state.risk import size_root
+from state.units import PERP_SOURCE, PPB, PPM, YEAR_MS
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.exchange import Exchange
     from state.risk import Assessment
 
-PPM: Final = 1_000_000
-PPB: Final = 1_000_000_000
-YEAR_MS: Final = 365 * 24 * 3600 * 1000
 MAX_X_PPM: Final = 333_333
 MAX_BUDGET: Final = 1 << 62
-PERP_SOURCE: Final = 1000  # source ids: an asset's index is its id, a perp's mark is 1000 + market
 
 
 class Watch:

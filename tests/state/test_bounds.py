@@ -324,7 +324,7 @@ def test_position_value_at_the_top_price_fits_64_bits() -> None:
     walked up within the band to the top price of the market: the position marked to market
     at the settlement (entry notional = size x mark) must still encode. The lots a market
     lets an account hold, counting its open orders, are bounded by the value at the top
-    price (``matching.MAX_POSITION_VALUE``)."""
+    price (``units.MAX_POSITION_VALUE``)."""
     c = risk_chain(risk={"funding": {"interval_ms": 60_000}})
     set_prices(c, btc=PX_60K)
     c.fund(WHALE, USDC, 1 << 61)  # custody of an asset is capped at 2^62
