@@ -11,6 +11,11 @@ asset's smallest unit, times in milliseconds (the oracle staleness in seconds, a
 issue names it). Every field has a default, so a document without a ``risk`` section (or
 with only some fields) keeps working; ``make_genesis_doc`` writes the full defaults out.
 Prices are "collateral smallest units per whole unit of the asset" (micro-USDC per BTC).
+
+``initial_oracle_prices`` (``{"BTC": 60000000000, ...}``, optional) are the oracle prices a
+chain starts with: a chain starts with reference prices and validators move them
+afterwards. An asset with neither an initial nor a validator price has no index and cannot
+be margined against, borrowed or sold short (state/prices.py).
 """
 
 from __future__ import annotations
@@ -103,7 +108,11 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
         "staleness_s": 60,  # a validator's price expires after this much block time
         "min_submissions": 1,  # fresh prices needed to move the oracle
     },
-    "mark": {"ema_ms": 150_000},  # time constant of the EMA of (book mid - oracle)
+    "mark": {
+        "ema_ms": 150_000,  # time constant of the EMA of (impact mid - oracle), in block time
+        "band_ppm": 20_000,  # the mark stays within +-2% of the oracle (S_IM - S_MM of BTC and ETH)
+        "impact_notional": 10_000_000_000,  # $10k: the depth a side needs to count in the mark
+    },
     "funding": {
         "interval_ms": 3_600_000,  # hourly
         "interest_ppb": 12_500,  # 0.00125% per interval (0.01% per 8 h)
@@ -133,6 +142,8 @@ class RiskParams:
     oracle_staleness_ms: int
     oracle_min_submissions: int
     mark_ema_ms: int
+    mark_band_ppm: int
+    mark_impact_notional: int
     funding_interval_ms: int
     funding_interest_ppb: int
     funding_clamp_ppb: int
@@ -178,7 +189,7 @@ class RiskParams:
             size_addon_ref=m["size_addon_ref"],
             borrow_addon_days_im=m["borrow_addon_days_im"], borrow_addon_days_mm=m["borrow_addon_days_mm"],
             oracle_staleness_ms=o["staleness_s"] * 1000, oracle_min_submissions=o["min_submissions"],
-            mark_ema_ms=mk["ema_ms"],
+            mark_ema_ms=mk["ema_ms"], mark_band_ppm=mk["band_ppm"], mark_impact_notional=mk["impact_notional"],
             funding_interval_ms=f["interval_ms"], funding_interest_ppb=f["interest_ppb"],
             funding_clamp_ppb=f["clamp_ppb"], funding_cap_ppb=f["cap_ppb"],
             funding_impact_notional=f["impact_notional"],
@@ -187,6 +198,8 @@ class RiskParams:
         )
         if params.funding_interval_ms <= 0 or params.mark_ema_ms <= 0 or params.size_addon_ref <= 0:
             raise ValueError("risk: funding interval, mark EMA time and size add-on reference must be positive")
+        if not (0 < params.mark_band_ppm <= 1_000_000) or params.mark_impact_notional <= 0:
+            raise ValueError("risk.mark: band must be in (0, 1e6] and the impact notional positive")
         if not (0 < params.liq_fraction_ppm <= 1_000_000) or not (0 < params.backstop_ppm <= 1_000_000):
             raise ValueError("risk.liquidation: fraction and backstop must be in (0, 1e6]")
         return params
@@ -224,6 +237,7 @@ class Genesis:
     nonce_future_window_ms: int = 24 * 3600 * 1000
     max_open_orders_per_account: int = 1000
     max_batch_actions: int = 64
+    initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -288,6 +302,13 @@ class Genesis:
             (address_from_text(b["address"]), by_symbol[b["asset"]].asset_id, int(b["amount"]))
             for b in doc.get("balances", [])
         )
+        initial = [0] * len(assets)
+        for symbol, px in sorted(doc.get("initial_oracle_prices", {}).items()):
+            if symbol not in by_symbol or by_symbol[symbol].asset_id == 0:
+                raise ValueError(f"initial_oracle_prices: {symbol!r} is not a non-collateral asset")
+            if not (0 < int(px) <= 1 << 62):
+                raise ValueError(f"initial_oracle_prices.{symbol}: must be 1..2^62, got {px}")
+            initial[by_symbol[symbol].asset_id] = int(px)
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(
@@ -304,6 +325,7 @@ class Genesis:
             nonce_future_window_ms=int(limits.get("nonce_future_window_ms", 24 * 3600 * 1000)),
             max_open_orders_per_account=int(limits.get("max_open_orders_per_account", 1000)),
             max_batch_actions=int(limits.get("max_batch_actions", 64)),
+            initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,
         )
@@ -357,9 +379,10 @@ def make_genesis_doc(
     bridge_pubkey: bytes,
     balances: list[dict[str, Any]] | None = None,
     genesis_time_ms: int = 0,
+    initial_oracle_prices: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A genesis document with the default assets and markets."""
-    return {
+    doc: dict[str, Any] = {
         "chain_id": chain_id,
         "genesis_time_ms": genesis_time_ms,
         "assets": default_assets(),
@@ -371,3 +394,6 @@ def make_genesis_doc(
         "limits": {},
         "risk": default_risk_doc(),
     }
+    if initial_oracle_prices:
+        doc["initial_oracle_prices"] = dict(initial_oracle_prices)
+    return doc

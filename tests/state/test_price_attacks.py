@@ -79,8 +79,9 @@ def test_attack1_an_unpriced_asset_cannot_be_borrowed_or_perp_traded() -> None:
     assert c.order(LENDER, BTC_SPOT, False, 50_000, 100).code == Code.OK  # sells BTC it holds
     assert c.order(ATTACKER, BTC_SPOT, True, 50_000, 100, Tif.IOC).code == Code.OK
     assert c.balance(ATTACKER, BTC) == 100 * 10_000
-    # the BTC counts as zero: the attacker can withdraw it, but not borrow USDC against it
-    assert c.result(ATTACKER, Withdraw(USDC, 100_000 * USD - 5_000 * USD, b"out")).code == Code.INSUFFICIENT_MARGIN
+    # BTC counts as zero collateral: the lender's 99.99 BTC back no USDC loan it takes out
+    assert c.result(LENDER, Borrow(USDC, 10_000 * USD)).code == Code.OK  # (borrowed cash is equity-neutral)
+    assert c.result(LENDER, Withdraw(USDC, 10_000 * USD, b"out")).code == Code.INSUFFICIENT_MARGIN
     assert c.result(ATTACKER, Withdraw(BTC, 100 * 10_000, b"out")).code == Code.OK
 
 
