@@ -93,11 +93,13 @@ def funded_balances(addresses: list[bytes], funds: dict[str, int], decimals: dic
 def devnet_genesis_doc(*, chain_id: str, validators: list[dict[str, Any]], bridge_pubkey: bytes,
                        funded: list[bytes], funds: dict[str, int], genesis_time_ms: int) -> dict[str, Any]:
     """The devnet's genesis document: default assets and markets, every ``funded`` address
-    holding ``funds`` (human units). Benchmarks of the devnet's flow build theirs here too,
+    holding ``funds`` (human units), starting at the validators' feed prices (the index
+    before the first oracle submission lands; state/prices.py). Benchmarks of the devnet's flow build theirs here too,
     so they measure the chain the devnet runs."""
     decimals = {a["symbol"]: int(a["decimals"]) for a in default_assets()}
     return make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
-                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms)
+                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms,
+                            initial_oracle_prices=DEVNET_PRICES)
 
 
 def _write_json(path: Path, doc: Any) -> None:

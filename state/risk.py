@@ -46,6 +46,13 @@ INSUFFICIENT_MARGIN, or INSUFFICIENT_BALANCE for a spot order that needed to bor
 The borrow add-on uses the higher of the pool's rate and the rate at its live utilization
 (after the borrow being checked).
 
+Assets with no index (no oracle price and no genesis initial price; state/prices.py): such
+an asset counts as zero collateral, and a liability in it (a debt, open asks beyond the
+balance, any perp order on it) gets an initial requirement no equity meets
+(``UNPRICED_REQUIREMENT``), reported as STALE_PRICE: it can be bought with cash and sold
+or withdrawn from a balance, never borrowed, sold short or traded as a perp. An order's
+own price never values what it trades.
+
 The ``can_*`` functions and ``margin_summary`` are dry runs over exactly these functions,
 for RPC.
 """
