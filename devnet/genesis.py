@@ -98,13 +98,15 @@ def devnet_genesis_doc(*, chain_id: str, validators: list[dict[str, Any]], bridg
                        insurance_fund: int = DEFAULT_INSURANCE_FUND) -> dict[str, Any]:
     """The devnet's genesis document: default assets and markets, every ``funded`` address
     holding ``funds`` (human units), the insurance fund seeded with ``insurance_fund``
-    (human units of the collateral). Benchmarks of the devnet's flow build theirs here too,
+    (human units of the collateral), starting at the validators' feed prices (the index
+    before the first oracle submission lands; state/prices.py). Benchmarks of the devnet's flow build theirs here too,
     so they measure the chain the devnet runs."""
     assets = default_assets()
     decimals = {a["symbol"]: int(a["decimals"]) for a in assets}
     return make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
                             balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms,
-                            insurance_fund=insurance_fund * 10 ** decimals[assets[0]["symbol"]])
+                            insurance_fund=insurance_fund * 10 ** decimals[assets[0]["symbol"]],
+                            initial_oracle_prices=DEVNET_PRICES)
 
 
 def _write_json(path: Path, doc: Any) -> None:

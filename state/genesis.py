@@ -20,6 +20,11 @@ integer the state machine stores inside msgpack's 64 bits (see ``RISK_RANGES`` a
 checks in ``Genesis.from_json``): balances at most ``MAX_AMOUNT`` per account and asset (the
 deposit rule's bound), ``max_price_ticks * tick_size`` at most ``MAX_PRICE`` (the oracle's
 absolute bound), funding rates at most 100% per interval.
+
+``initial_oracle_prices`` (``{"BTC": 60000000000, ...}``, optional) are the oracle prices a
+chain starts with: a chain starts with reference prices and validators move them
+afterwards. An asset with neither an initial nor a validator price has no index and cannot
+be margined against, borrowed or sold short (state/prices.py).
 """
 
 from __future__ import annotations
@@ -127,7 +132,11 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
         "min_submissions": 1,  # fresh prices needed to move the oracle
         "max_move_ppm": 100_000,  # the oracle price moves at most 10% per block (state/oracle.py)
     },
-    "mark": {"ema_ms": 150_000},  # time constant of the EMA of (book mid - oracle)
+    "mark": {
+        "ema_ms": 150_000,  # time constant of the EMA of (impact mid - oracle), in block time
+        "band_ppm": 20_000,  # the mark stays within +-2% of the oracle (S_IM - S_MM of BTC and ETH)
+        "impact_notional": 10_000_000_000,  # $10k: the depth a side needs to count in the mark
+    },
     "funding": {
         "interval_ms": 3_600_000,  # hourly
         "interest_ppb": 12_500,  # 0.00125% per interval (0.01% per 8 h)
@@ -158,7 +167,7 @@ RISK_RANGES: dict[str, dict[str, tuple[int, int]]] = {
         "max_borrow_ltv_ppm": (1, PPM_ONE - 1),
     },
     "oracle": {"staleness_s": (1, 86_400), "min_submissions": (1, 1000), "max_move_ppm": (1, PPM_ONE)},
-    "mark": {"ema_ms": _TIME},
+    "mark": {"ema_ms": _TIME, "band_ppm": (1, PPM_ONE), "impact_notional": (1, MAX_ORDER_NOTIONAL)},
     "funding": {
         "interval_ms": _TIME, "interest_ppb": (-PPB_ONE, PPB_ONE), "clamp_ppb": (0, PPB_ONE),
         "cap_ppb": (0, PPB_ONE), "impact_notional": (1, MAX_AMOUNT),
@@ -202,6 +211,8 @@ class RiskParams:
     oracle_min_submissions: int
     oracle_max_move_ppm: int
     mark_ema_ms: int
+    mark_band_ppm: int
+    mark_impact_notional: int
     funding_interval_ms: int
     funding_interest_ppb: int
     funding_clamp_ppb: int
@@ -251,7 +262,7 @@ class RiskParams:
             max_borrow_ltv_ppm=m["max_borrow_ltv_ppm"],
             oracle_staleness_ms=o["staleness_s"] * 1000, oracle_min_submissions=o["min_submissions"],
             oracle_max_move_ppm=o["max_move_ppm"],
-            mark_ema_ms=mk["ema_ms"],
+            mark_ema_ms=mk["ema_ms"], mark_band_ppm=mk["band_ppm"], mark_impact_notional=mk["impact_notional"],
             funding_interval_ms=f["interval_ms"], funding_interest_ppb=f["interest_ppb"],
             funding_clamp_ppb=f["clamp_ppb"], funding_cap_ppb=f["cap_ppb"],
             funding_impact_notional=f["impact_notional"],
@@ -262,6 +273,8 @@ class RiskParams:
             raise ValueError("risk: funding interval, mark EMA time and size add-on reference must be positive")
         if not (0 < params.max_borrow_ltv_ppm < 1_000_000):
             raise ValueError("risk.margin: max_borrow_ltv_ppm must be in (0, 1e6)")
+        if not (0 < params.mark_band_ppm <= 1_000_000) or params.mark_impact_notional <= 0:
+            raise ValueError("risk.mark: band must be in (0, 1e6] and the impact notional positive")
         if not (0 < params.liq_fraction_ppm <= 1_000_000) or not (0 < params.backstop_ppm <= 1_000_000):
             raise ValueError("risk.liquidation: fraction and backstop must be in (0, 1e6]")
         return params
@@ -299,6 +312,7 @@ class Genesis:
     nonce_future_window_ms: int = 24 * 3600 * 1000
     max_open_orders_per_account: int = 1000
     max_batch_actions: int = 64
+    initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -390,6 +404,11 @@ class Genesis:
             custody[asset] = custody.get(asset, 0) + amount
             if custody[asset] > MAX_AMOUNT:
                 raise ValueError(f"balances: more than 2^62 of asset {asset} in total")
+        initial = [0] * len(assets)
+        for symbol, px in sorted(doc.get("initial_oracle_prices", {}).items()):
+            if symbol not in by_symbol or by_symbol[symbol].asset_id == 0:
+                raise ValueError(f"initial_oracle_prices: {symbol!r} is not a non-collateral asset")
+            initial[by_symbol[symbol].asset_id] = ranged(px, 1, MAX_PRICE, f"initial_oracle_prices.{symbol}")
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
         return cls(
@@ -409,6 +428,7 @@ class Genesis:
             max_open_orders_per_account=ranged(limits.get("max_open_orders_per_account", 1000), 1, 1 << 20,
                                                "limits.max_open_orders_per_account"),
             max_batch_actions=ranged(limits.get("max_batch_actions", 64), 1, 256, "limits.max_batch_actions"),
+            initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,
         )
@@ -463,6 +483,7 @@ def make_genesis_doc(
     balances: list[dict[str, Any]] | None = None,
     genesis_time_ms: int = 0,
     insurance_fund: int = 0,
+    initial_oracle_prices: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A genesis document with the default assets and markets.
 
@@ -470,11 +491,10 @@ def make_genesis_doc(
     the fund stands between a liquidation that gaps through its bankruptcy price and the
     lenders (it absorbs the deficit, and the spread of its own forced sales, before anything
     is written off against suppliers), so a chain should not start with it empty. Liquidation
-    fees and the positive remainders of backstopped accounts refill it. Written only when
-    non-zero, so documents without it keep their hash."""
-    extra: dict[str, Any] = {"insurance_fund": insurance_fund} if insurance_fund else {}
-    return {
-        **extra,
+    fees and the positive remainders of backstopped accounts refill it. ``initial_oracle_prices``
+    are the reference prices the chain starts from. Both are written only when given, so
+    documents without them keep their hash."""
+    doc: dict[str, Any] = {
         "chain_id": chain_id,
         "genesis_time_ms": genesis_time_ms,
         "assets": default_assets(),
@@ -486,3 +506,8 @@ def make_genesis_doc(
         "limits": {},
         "risk": default_risk_doc(),
     }
+    if insurance_fund:
+        doc["insurance_fund"] = insurance_fund
+    if initial_oracle_prices:
+        doc["initial_oracle_prices"] = dict(initial_oracle_prices)
+    return doc

@@ -3,29 +3,50 @@
 Units: every price here is "collateral smallest units per whole unit of the asset"
 (micro-USDC per BTC); a market price of ``p`` ticks is ``p * tick_size`` in these units.
 
-Index price of an asset: the oracle price (median of the validators' fresh submissions,
-state/oracle.py); before any oracle price exists (test chains without validators), the book
-price of the asset's spot market, else of its perp market.
-
-Book price of a market: the median of (best bid, best ask, last trade), of those that exist.
+Index price of an asset: its oracle price (median of the validators' fresh submissions,
+state/oracle.py), else its ``initial_oracle_prices`` entry from genesis (a chain starts with
+reference prices; the first validator price replaces it), else none (0). The book never
+sets an index: a price that anyone can trade to (a $1 bid the attacker's accomplice sells
+into) would let them value a borrow at $1. An asset with no index counts as zero
+collateral, cannot be borrowed or sold short, and its perps have no mark and take no new
+position (state/risk.py). A stale oracle (every submission expired) keeps its last price,
+and the price's age shows as ``oracle_ms``: the validators are the price source, and
+their silence is a liveness failure, not a price of zero.
 
 Mark price of a perp, recomputed once per block after the transactions (Hyperliquid's
 formula without the external CEX term, whose place the oracle itself takes)::
 
-    basis_ema  += (mid - oracle - basis_ema) * min(dt, tau) / tau      (when both sides quote)
-    mark        = median(oracle + basis_ema, book price, oracle)
+    impact bid / ask = the average price of selling / buying ``risk.mark_impact_notional``
+                       into the book (none when that side is thinner)
+    impact mid       = (impact bid + impact ask) / 2, when both exist
+    sample           = impact mid - oracle, or 0 without an impact mid
+    basis_ema       += (sample - basis_ema) * (1 - e^(-dt / tau))     (dt: block time since
+                                                                         the last update)
+    mark = median(oracle + basis_ema, impact mid, oracle)   (no impact mid: the mean of the two)
+    mark = clamp(mark, oracle * (1 - band), oracle * (1 + band))
 
-With no oracle price the mark is the book price (and the previous mark if the book is
-empty). Within a block every check uses the marks and index prices of the previous block's
-end, so a block's result never depends on the order of checks inside it.
+Why each piece: depth-weighted impact prices mean quotes thinner than the impact notional
+(and the last trade, which wash trades set for free) never reach the mark; the EMA is a
+function of block time (150 s by default: blocks of 100 ms or 10 s move it alike per
+second, ``ema_decay``), so a proposer's fast blocks do not speed it up; and the band
+(``risk.mark_band_ppm``, 2% by default = S_IM - S_MM of BTC and ETH) bounds what even a
+deep, costly push can do: a position opened at initial margin is not liquidated by the
+mark alone. The EMA starts at 0 (the mark at the oracle) when a market first has an index.
+
+Within a block every check uses the marks and index prices of the previous block's end, so
+a block's result never depends on the order of checks inside it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from state.book import Book
     from state.exchange import Exchange
+
+EMA_ONE: Final = 1 << 64  # fixed-point one of ``ema_decay``
+_EXP_BITS: Final = 96  # internal precision of ``ema_decay``
 
 
 class MarketState:
@@ -67,7 +88,8 @@ def median(values: list[int]) -> int:
 
 
 def book_price(ex: Exchange, market_id: int) -> int:
-    """median(best bid, best ask, last trade) in price units; 0 when none exists."""
+    """median(best bid, best ask, last trade) in price units; 0 when none exists. For
+    display only (state/views.py): no index or mark depends on it."""
     spec = ex.markets[market_id]
     book = ex.books[market_id]
     vals = []
@@ -81,15 +103,68 @@ def book_price(ex: Exchange, market_id: int) -> int:
     return median(vals) * spec.tick_size if vals else 0
 
 
+def impact_price(book: Book, bids: bool, tick_size: int, tick_value: int, notional: int) -> int:
+    """The average price (price units, floored) of filling ``notional`` against one side of
+    ``book``, best level first; 0 when the whole side holds less."""
+    prices = reversed(book.bid_prices) if bids else iter(book.ask_prices)
+    levels = book.bids if bids else book.asks
+    need = notional  # quote units still to fill
+    ticks_lots = 0  # sum of price * lots taken
+    lots = 0
+    for p in prices:
+        per_lot = p * tick_value
+        take = levels[p].total
+        if take * per_lot >= need:
+            take = -(-need // per_lot)
+            ticks_lots += p * take
+            lots += take
+            return ticks_lots * tick_size // lots
+        ticks_lots += p * take
+        lots += take
+        need -= take * per_lot
+    return 0
+
+
+def ema_decay(dt: int, tau: int) -> int:
+    """``e^(-dt / tau)`` in fixed point (``EMA_ONE`` = 1), from integers only: ``dt / tau``
+    is halved k times to at most 1/8, the Taylor series is summed at 96 bits, and the
+    result squared k times. Every step rounds at 2^-96, so decays compose (the decay of
+    a + b equals the product of theirs) to far below one part in 2^64: the EMA moves alike
+    per unit of block time whatever the block interval."""
+    if dt <= 0:
+        return EMA_ONE
+    if dt >= 48 * tau:
+        return 0  # e^-48 < 2^-64
+    one = 1 << _EXP_BITS
+    k = 0
+    while dt * 8 > tau << k:
+        k += 1
+    den = tau << k
+    term = one
+    total = one
+    n = 1
+    while term:
+        term = term * dt // (den * n)
+        total = total - term if n % 2 else total + term
+        n += 1
+    for _ in range(k):
+        total = total * total >> _EXP_BITS
+    return total >> (_EXP_BITS - 64)
+
+
+def advance_basis(basis: int, sample: int, dt: int, tau: int) -> int:
+    """The basis EMA after ``dt`` ms of block time with ``sample`` observed at its end:
+    ``basis + (sample - basis) * (1 - e^(-dt/tau))``, rounded toward negative infinity."""
+    return basis + (sample - basis) * (EMA_ONE - ema_decay(dt, tau)) // EMA_ONE
+
+
 def compute_index(ex: Exchange, asset: int) -> int:
+    """The oracle price, else the genesis initial price, else 0 (no index): never the book."""
     px = ex.pools[asset].oracle_px
     if px:
         return px
-    for m in ex.markets_of_asset.get(asset, ()):
-        px = book_price(ex, m)
-        if px:
-            return px
-    return 0
+    initial = ex.genesis.initial_oracle_prices
+    return initial[asset] if asset < len(initial) else 0
 
 
 def refresh_index_prices(ex: Exchange) -> None:
@@ -100,32 +175,36 @@ def refresh_index_prices(ex: Exchange) -> None:
 
 
 def update_marks(ex: Exchange) -> None:
-    """Advance each perp's basis EMA to block time and recompute its mark."""
-    tau = ex.genesis.risk.mark_ema_ms
+    """Advance each perp's basis EMA to block time and recompute its mark (module doc)."""
+    risk = ex.genesis.risk
+    tau = risk.mark_ema_ms
+    band = risk.mark_band_ppm
+    target = risk.mark_impact_notional
     now = ex.time_ms
     for m in sorted(ex.perp_market_ids):
         spec = ex.markets[m]
         st = ex.mstate[m]
-        oracle = ex.pools[spec.base].oracle_px
-        book = ex.books[m]
-        if oracle and book.bid_prices and book.ask_prices:
-            mid = (book.bid_prices[-1] + book.ask_prices[0]) * spec.tick_size // 2
-            sample = mid - oracle
+        oracle = ex.index_px[spec.base]
+        if not oracle:
+            mark = 0  # no index, no mark: the perp takes no new position (state/risk.py)
+        else:
+            book = ex.books[m]
+            ib = impact_price(book, True, spec.tick_size, spec.tick_value, target)
+            ia = impact_price(book, False, spec.tick_size, spec.tick_value, target)
+            mid = (ib + ia) // 2 if ib and ia else 0
             if st.ema_ms == 0:
-                new_basis = sample
+                new_basis = 0  # the EMA starts here, at the oracle
             else:
-                dt = min(max(now - st.ema_ms, 0), tau)
-                new_basis = st.ema_basis + (sample - st.ema_basis) * dt // tau
+                new_basis = advance_basis(st.ema_basis, mid - oracle if mid else 0, now - st.ema_ms, tau)
             if new_basis != st.ema_basis or st.ema_ms != now:
                 st.ema_basis, st.ema_ms = new_basis, now
                 ex.touch_market(m)
-        bp = book_price(ex, m)
-        if oracle:
-            vals = [oracle + st.ema_basis, oracle] + ([bp] if bp else [])
-            mark = median(vals) if len(vals) == 3 else (oracle + st.ema_basis + oracle) // 2
-            mark = max(mark, 1)
-        else:
-            mark = bp or st.mark
+            if mid:
+                mark = median([oracle + st.ema_basis, mid, oracle])
+            else:
+                mark = (oracle + st.ema_basis + oracle) // 2
+            width = oracle * band // 1_000_000
+            mark = max(oracle - width, min(oracle + width, mark), 1)
         if mark != st.mark:
             st.mark = mark
             ex.touch_market(m)
@@ -139,9 +218,9 @@ def refresh_leg_prices(ex: Exchange) -> None:
 
 
 def mark_price(ex: Exchange, market_id: int) -> int:
-    """The mark used for valuation now: the block's mark, else the index, else last trade."""
+    """The mark used for valuation now: the block's mark, else (before the first block end
+    that had an index) the index; 0 when the underlying has no index."""
     st = ex.mstate[market_id]
     if st.mark:
         return st.mark
-    spec = ex.markets[market_id]
-    return ex.index_px[spec.base] or ex.last_price.get(market_id, 0) * spec.tick_size
+    return ex.index_px[ex.markets[market_id].base] or compute_index(ex, ex.markets[market_id].base)

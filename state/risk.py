@@ -46,6 +46,13 @@ INSUFFICIENT_MARGIN, or INSUFFICIENT_BALANCE for a spot order that needed to bor
 The borrow add-on uses the higher of the pool's rate and the rate at its live utilization
 (after the borrow being checked).
 
+Assets with no index (no oracle price and no genesis initial price; state/prices.py): such
+an asset counts as zero collateral, and a liability in it (a debt, open asks beyond the
+balance, any perp order on it) gets an initial requirement no equity meets
+(``UNPRICED_REQUIREMENT``), reported as STALE_PRICE: it can be bought with cash and sold
+or withdrawn from a balance, never borrowed, sold short or traded as a perp. An order's
+own price never values what it trades.
+
 The ``can_*`` functions and ``margin_summary`` are dry runs over exactly these functions,
 for RPC.
 """
@@ -97,23 +104,64 @@ def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
 
 # ---------------------------------------------------------------------------------- prices
 def asset_price(ex: Exchange, asset: int, hint: tuple[int, int] | None = None) -> int:
-    """Index price of ``asset``; before the block step has one, a live book fallback, then
-    ``hint`` = (asset, price) from the order being checked."""
+    """Index price of ``asset`` (the oracle's, else the genesis initial price; see
+    state/prices.py), 0 when it has none. ``hint`` (an order's own price) is accepted for
+    old callers and ignored: an order must not price what it trades, or a $1 bid would
+    value the short sale that fills it at $1."""
     px = ex.index_px[asset]
     if px:
         return px
-    if hint is not None and hint[0] == asset:
-        return hint[1]
     return compute_index(ex, asset)
 
 
 def perp_price(ex: Exchange, market: int, hint: tuple[int, int] | None = None) -> int:
-    px = mark_price(ex, market)
-    if px:
-        return px
-    if hint is not None and hint[0] == market:
-        return hint[1]
-    return 0
+    """The mark of ``market`` (0 when its underlying has no index); ``hint`` is ignored, as
+    in ``asset_price``."""
+    return mark_price(ex, market)
+
+
+def unpriced(ex: Exchange, asset: int) -> bool:
+    """An asset with no index: zero collateral, no borrow, no short sale, no perp position."""
+    return asset != ex.collateral_asset and not asset_price(ex, asset)
+
+
+def _unpriced_liability(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order | None,
+                        d_balance: tuple[int, int] | None, orders: bool) -> bool:
+    """Initial margin's check for assets with no index, whose value the engine cannot know,
+    so no amount of equity covers a liability in one: a debt; with ``orders``, open asks
+    (with ``add``, less ``drop``) beyond the balance (a short sale once they fill), or any
+    perp order on it. ``assess`` runs it only while some asset has no index."""
+    for a in range(len(ex.unit)):
+        if not unpriced(ex, a):
+            continue
+        bal = acct.balance(a)
+        if d_balance is not None and d_balance[0] == a:
+            bal += d_balance[1]
+        if bal < 0 or ex.pools.debt(acct, a):
+            return True
+        if not orders:
+            continue
+        legs = [(m, v[0], v[2]) for m, v in acct.orders.items()]
+        if add is not None:
+            legs.append((add[0], add[2] if add[1] else 0, 0 if add[1] else add[2]))
+        if drop is not None:
+            legs.append((drop.market, -drop.size if drop.is_buy else 0, 0 if drop.is_buy else -drop.size))
+        asks = 0
+        perp_lots = 0
+        for m, bid_lots, ask_lots in legs:
+            spec = ex.markets[m]
+            if spec.base != a:
+                continue
+            if spec.kind == PERP:
+                perp_lots += bid_lots + ask_lots
+            else:
+                asks += ask_lots * spec.lot_size
+        if perp_lots > 0 or asks > bal:
+            return True
+    return False
+
+
+UNPRICED_REQUIREMENT: Final = 1 << 100  # no equity covers a liability in an asset with no index
 
 
 # ---------------------------------------------------------------------------------- engine
@@ -524,6 +572,9 @@ def assess(
                 if g is not None and g.legs and g.ns + g.a_spot < 0:
                     liab = True  # asks beyond the balance: a short sale
     res.equity = equity
+    blocked = initial and 0 in index_px and _unpriced_liability(ex, acct, add, drop, d_balance, orders)
+    if blocked:
+        liab = True
     res.liabilities = liab
     if not liab:
         return res
@@ -547,7 +598,7 @@ def assess(
         req += worst
         if detail:
             res.underlyings[u] = [ns, p, pg, worst]
-    res.requirement = req
+    res.requirement = req + UNPRICED_REQUIREMENT if blocked else req
     return res
 
 
@@ -614,12 +665,21 @@ def must_afford_order(
         filled = assess(ex, acct, True, fill=leg)
         if filled.shortfall < now.shortfall:
             return
+    _must_be_priced(after, f"order on market {market.market_id}")
     short = after.requirement - after.equity
     if market.kind != PERP and borrow[1]:
         raise TxError(Code.INSUFFICIENT_BALANCE,
                       f"order needs {borrow[1]} more of asset {borrow[0]} than the account holds and margin "
                       f"cannot borrow it: initial margin shortfall {short}")
     raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {short}")
+
+
+def _must_be_priced(after: Assessment, what: str) -> None:
+    """STALE_PRICE rather than a margin shortfall when what failed is a liability in an
+    asset with no index (``_unpriced_liability``): no deposit would fix it."""
+    if after.requirement >= UNPRICED_REQUIREMENT:
+        raise TxError(Code.STALE_PRICE, f"{what} would leave a short sale, debt or perp position in an asset "
+                                        "with no oracle price")
 
 
 def _only_shrinks(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, size: int) -> bool:
@@ -647,6 +707,7 @@ def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int)
         raise TxError(Code.POOL_ILLIQUID, f"withdraw {amount} exceeds the chain's custody {pool.custody}")
     after = assess(ex, acct, True, orders=True, d_balance=(asset, -amount))
     if after.equity < after.requirement:
+        _must_be_priced(after, f"withdraw {amount}")
         raise TxError(Code.INSUFFICIENT_MARGIN,
                       f"withdraw {amount} leaves initial margin shortfall {after.requirement - after.equity}")
 

@@ -24,8 +24,15 @@ def key(i: int) -> PrivateKey:
 BRIDGE = key(1)
 
 
+#: The oracle prices a test chain starts with (genesis ``initial_oracle_prices``): BTC
+#: $60,000, ETH $3,000. A chain without them has no index until a validator submits one,
+#: and then no short sale, borrow or perp position on the asset (state/prices.py).
+INITIAL_PRICES = {"BTC": 60_000_000_000, "ETH": 3_000_000_000}
+
+
 def make_genesis(**overrides: Any) -> Genesis:
-    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[], bridge_pubkey=BRIDGE.pubkey, genesis_time_ms=T0)
+    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[], bridge_pubkey=BRIDGE.pubkey, genesis_time_ms=T0,
+                           initial_oracle_prices=INITIAL_PRICES)
     doc.update(overrides)
     return Genesis.from_json(doc)
 

@@ -40,6 +40,7 @@ from tests.harness import (
     BTC_SPOT,
     CHAIN_ID,
     ETH,
+    ETH_PERP,
     ETH_SPOT,
     USDC,
     Chain,
@@ -101,7 +102,6 @@ CASES: list[tuple[str, Callable[[Chain], bytes], Code]] = [
     ("borrow zero", lambda c: c.sign(C, Borrow(USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
     ("borrow unknown asset", lambda c: c.sign(C, Borrow(9, 1)), Code.UNKNOWN_ASSET),
     ("borrow by nobody", lambda c: c.sign(key(41), Borrow(USDC, 1)), Code.INSUFFICIENT_MARGIN),
-    ("borrow with no price", lambda c: c.sign(C, Borrow(ETH, 1)), Code.STALE_PRICE),
     ("repay without debt", lambda c: c.sign(A, Repay(USDC, 1)), Code.AMOUNT_OUT_OF_RANGE),
     ("repay with nothing idle", lambda c: c.sign(C, Repay(USDC, 1)), Code.INSUFFICIENT_BALANCE),
     ("repay zero", lambda c: c.sign(C, Repay(USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
@@ -178,6 +178,24 @@ def assert_rejected_without_effect(chain: Chain, raw: bytes, code: Code) -> None
         return
     assert changed == {nonce_key(tx.signer)}, "a rejection changes nothing but the nonce it used"
     assert tx.nonce in chain.ex.nonces[tx.signer]
+
+
+NO_PRICE_CASES = [
+    ("borrow with no price", lambda c: c.sign(C, Borrow(ETH, 1))),
+    ("short sale with no price", lambda c: c.sign(C, order(market=ETH_SPOT, is_buy=False, price=30_000, size=10))),
+    ("perp order with no price", lambda c: c.sign(C, order(market=ETH_PERP, is_buy=True, price=30_000, size=10))),
+]
+
+
+@pytest.mark.parametrize(("name", "make"), NO_PRICE_CASES, ids=[c[0] for c in NO_PRICE_CASES])
+def test_no_price_rejection_changes_nothing(name: str, make: Callable[[Chain], bytes]) -> None:
+    """ETH with neither an initial nor a validator price has no index: no borrow, short
+    sale or perp position on it (state/prices.py)."""
+    c = Chain(genesis=make_genesis(initial_oracle_prices={"BTC": 60_000_000_000}))
+    c.fund(C, BTC, 10 * 10**8)
+    c.fund(C, USDC, 100_000_000_000)
+    c.fund(A, ETH, 10 * 10**8)  # a lender: the ETH pool is not empty
+    assert_rejected_without_effect(c, make(c), Code.STALE_PRICE)
 
 
 def test_replayed_transaction_is_rejected(chain: Chain) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from state.errors import Code
-from state.prices import mark_price, median
-from state.tx import OraclePrices, Tif
-from tests.harness import BTC, BTC_PERP, ETH, USDC, key
+from state.prices import EMA_ONE, advance_basis, ema_decay, mark_price, median
+from state.tx import CancelAll, PlaceOrder, Tif
+from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key, make_genesis
 from tests.state.riskkit import USD, risk_chain, set_prices
 
 V1, V2, V3, M = key(80), key(81), key(82), key(83)
@@ -49,37 +51,64 @@ def test_min_submissions_gates_the_oracle() -> None:
     assert c.ex.pools[BTC].oracle_px == 60_100 * USD
 
 
-def test_mark_is_the_median_of_oracle_plus_basis_ema_book_and_oracle() -> None:
-    """Oracle 60,000; book 60,100 / 60,300: the mid's basis is +200 and the first sample sets
-    the EMA, so mark = median(60,200, median(bid, ask) = 60,200, 60,000) = 60,200. Then the
-    oracle moves to 60,100: basis sample +100, EMA += (100 - 200) * 1 s / 150 s (floored):
-    199,333,333; mark = median(60,299.33.., 60,200, 60,100) = 60,200."""
+def test_mark_is_the_median_of_oracle_plus_basis_ema_impact_mid_and_oracle() -> None:
+    """Oracle 60,000; a book of 1 BTC a side at 60,100 / 60,300 (deeper than the $10k impact
+    notional): impact mid 60,200, basis sample +200. The EMA started at 0 at the first block
+    and moves by (1 - e^(-1 s / 150 s)) of the gap per 1 s block: 1,328,898 after one block;
+    mark = median(60,001.33, 60,200, 60,000) = 60,001.33. After 150 s the basis is ~63% of
+    the way, and a wild book cannot drag the mark past the band (2%)."""
     c = risk_chain()
     set_prices(c, btc=60_000 * USD)
     assert mark_price(c.ex, BTC_PERP) == 60_000 * USD  # no book: the oracle
-    c.fund(M, USDC, 100_000 * USD)
+    c.fund(M, USDC, 1_000_000 * USD)
     r = c.block(c.sign(M, _alo(True, 60_100)), c.sign(M, _alo(False, 60_300)))
     assert all(x.code == Code.OK for x in r.receipts)
     st = c.ex.mstate[BTC_PERP]
-    assert st.ema_basis == 200 * USD
-    assert st.mark == 60_200 * USD
-    set_prices(c, btc=60_100 * USD)
-    assert st.ema_basis == 200 * USD - 666_667 == 199_333_333
-    assert st.mark == 60_200 * USD
-    # a wild book cannot drag the mark past oracle + basis: median of three
+    assert st.ema_basis == advance_basis(0, 200 * USD, 1000, 150_000) == 1_328_898
+    assert st.mark == 60_000 * USD + st.ema_basis
+    for _ in range(149):
+        c.block()
+    assert abs(st.ema_basis - 200 * USD * (1 - math.exp(-1))) < 200
+    assert st.mark == 60_000 * USD + st.ema_basis
+    # a wild book: the impact ask at 90,000 pulls the mid up, the band holds the mark
+    c.block(c.sign(M, CancelAll(BTC_PERP)))
     c.block(c.sign(M, _alo(True, 60_150)), c.sign(M, _alo(False, 90_000)))
-    assert 60_100 * USD <= st.mark <= 60_300 * USD
+    for _ in range(600):
+        c.block()
+    assert st.mark == 61_200 * USD  # 60,000 + 2%
 
 
-def test_without_an_oracle_the_mark_follows_the_book() -> None:
-    c = risk_chain()
+def test_basis_ema_is_a_function_of_block_time_not_block_count() -> None:
+    """100 blocks of 100 ms or one of 10 s move the EMA alike (to the rounding of each
+    step), and both match 1 - e^(-10/150) of the gap."""
+    tau = 150_000
+    fast = 0
+    for _ in range(100):
+        fast = advance_basis(fast, 6_000 * USD, 100, tau)
+    slow = advance_basis(0, 6_000 * USD, 10_000, tau)
+    assert abs(fast - slow) <= 100
+    assert abs(slow - 6_000 * USD * (1 - math.exp(-10 / 150))) <= 2
+    assert ema_decay(0, tau) == EMA_ONE and ema_decay(48 * tau, tau) == 0
+    # decays compose: e^-a * e^-b == e^-(a+b) to well below 2^-60
+    assert abs(ema_decay(300, tau) * ema_decay(700, tau) // EMA_ONE - ema_decay(1_000, tau)) < 16
+
+
+def test_without_an_oracle_price_there_is_no_index_and_no_mark() -> None:
+    """No validator price and no initial price: the book sets neither the index nor the
+    mark (state/prices.py), whatever it quotes."""
+    c = Chain(genesis=make_genesis(initial_oracle_prices={}))
     c.fund(M, USDC, 100_000 * USD)
-    c.block(c.sign(M, _alo(True, 59_000)), c.sign(M, _alo(False, 61_000)))
-    assert mark_price(c.ex, BTC_PERP) == 60_000 * USD  # median(bid, ask) with no last trade
-    assert c.ex.index_px[BTC] == 60_000 * USD  # the perp book stands in for the index too
+    c.fund(M, BTC, 10**8)
+    c.block(c.sign(M, PlaceOrder(BTC_SPOT, True, 59_000, 100, Tif.ALO, False, None)),
+            c.sign(M, PlaceOrder(BTC_SPOT, False, 61_000, 100, Tif.ALO, False, None)))
+    assert mark_price(c.ex, BTC_PERP) == 0
+    assert c.ex.index_px[BTC] == 0
+    # a genesis initial price is the index until the first validator price
+    c = risk_chain()
+    assert c.ex.index_px[BTC] == 60_000 * USD
+    set_prices(c, btc=61_000 * USD)
+    assert c.ex.index_px[BTC] == 61_000 * USD
 
 
-def _alo(is_buy: bool, price: int) -> OraclePrices | object:
-    from state.tx import PlaceOrder
-
-    return PlaceOrder(BTC_PERP, is_buy, price, 100, Tif.ALO, False, None)
+def _alo(is_buy: bool, price: int) -> PlaceOrder:
+    return PlaceOrder(BTC_PERP, is_buy, price, 10_000, Tif.ALO, False, None)
