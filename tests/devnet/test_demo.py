@@ -44,7 +44,8 @@ def test_demo_rejection_exits_1(tmp_path: Path) -> None:
     home = tmp_path / "dn"
     with fake_devnet(home, nodes=1, traders=0):
         out = CliRunner().invoke(bookchain, ["devnet", "demo", "--home", str(home), "--size", "5000"])
-    # 5,000 BTC is more than alice holds: the rest would be a margin borrow the pool cannot lend
+    # alice's BTC is valued at the genesis initial price, so margin would carry the short
+    # sale; what stops it is the BTC pool, which cannot lend what the sale would borrow
     assert out.exit_code == 1 and "POOL_ILLIQUID" in out.output
 
 

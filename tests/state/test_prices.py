@@ -112,3 +112,18 @@ def test_without_an_oracle_price_there_is_no_index_and_no_mark() -> None:
 
 def _alo(is_buy: bool, price: int) -> PlaceOrder:
     return PlaceOrder(BTC_PERP, is_buy, price, 10_000, Tif.ALO, False, None)
+
+
+def test_genesis_price_parameters_are_validated() -> None:
+    import pytest
+
+    g = make_genesis()
+    assert g.initial_oracle_prices == (0, 60_000 * USD, 3_000 * USD)
+    assert (g.risk.mark_band_ppm, g.risk.mark_impact_notional) == (20_000, 10_000 * USD)
+    assert make_genesis(initial_oracle_prices={}).initial_oracle_prices == (0, 0, 0)
+    for bad in ({"USDC": 1}, {"DOGE": 1}, {"BTC": 0}, {"BTC": (1 << 62) + 1}):
+        with pytest.raises(ValueError, match="initial_oracle_prices"):
+            make_genesis(initial_oracle_prices=bad)
+    for mark in ({"band_ppm": 0}, {"band_ppm": 1_000_001}, {"impact_notional": 0}):
+        with pytest.raises(ValueError, match=r"risk\.mark"):
+            make_genesis(risk={"mark": mark})
