@@ -32,7 +32,7 @@ from cli.context import (
 )
 from cli.nonce import NONCES
 from cli.render import print_receipt
-from cli.units import Catalog
+from cli.units import MAX_CHAIN_INT, Catalog
 from node.client import RpcError
 from state.keys import address_from_text
 from state.tx import Batch, sign_tx, tx_hash
@@ -212,7 +212,7 @@ def order(market: str | None, side: str | None, market_opt: str | None, side_opt
 
 def _order_ref_options(f: F) -> F:
     f = click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text).")(f)
-    f = click.option("--oid", default=None, type=click.IntRange(min=0), help="Order id from the placement receipt.")(f)
+    f = click.option("--oid", default=None, type=click.IntRange(0, MAX_CHAIN_INT), help="Order id from the placement receipt.")(f)
     return f
 
 

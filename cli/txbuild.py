@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.context import parse_cloid
-from cli.units import Catalog, MarketInfo, UnitError
+from cli.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
 from state.tx import (
     Batch,
     BatchItem,
@@ -41,6 +41,8 @@ def parse_raw_int(text: str | int, what: str) -> int:
             raise UnitError(f"{what} {text!r} is not an integer (--raw takes ticks/lots/units)") from None
     if value < 0:
         raise UnitError(f"{what} {text!r} is negative")
+    if value > MAX_CHAIN_INT:
+        raise UnitError(f"{what} {text} is out of range: it must be between 0 and {MAX_CHAIN_INT}")
     return value
 
 

@@ -17,6 +17,10 @@ from typing import Any
 
 from node.client import as_int
 
+# The codec's ceiling for an unsigned field (state.codec.must_uint: [0, 2^63-1]); a larger
+# integer would fail to encode, so the CLI refuses it as a usage error naming the range.
+MAX_CHAIN_INT = (1 << 63) - 1
+
 
 class UnitError(ValueError):
     """Input that is not a number, negative, or off the tick/lot/decimal grid."""
@@ -27,7 +31,7 @@ def parse_decimal(text: str, what: str) -> Decimal:
         ctx.prec = 60
         try:
             value = Decimal(str(text).strip().replace("_", ""))
-        except InvalidOperation:
+        except (InvalidOperation, ValueError):
             raise UnitError(f"{what} {text!r} is not a number") from None
         if not value.is_finite():
             raise UnitError(f"{what} {text!r} is not a finite number")
@@ -37,12 +41,19 @@ def parse_decimal(text: str, what: str) -> Decimal:
 
 
 def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: str) -> int:
-    """``text * numerator / denominator`` as an exact integer, else a UnitError naming the grid."""
+    """``text * numerator / denominator`` as an exact integer, else a UnitError naming the grid
+    (or the allowed range, in the same units the user typed)."""
     value = parse_decimal(text, what)
     with localcontext() as ctx:
         ctx.prec = 80
-        scaled = value * numerator / denominator
-        if scaled != scaled.to_integral_value():
+        try:
+            scaled = value * numerator / denominator
+        except ArithmeticError:  # an exponent beyond the decimal context (1e999999999)
+            scaled = Decimal(MAX_CHAIN_INT + 1)
+        if scaled > MAX_CHAIN_INT:
+            top = format_scaled(MAX_CHAIN_INT, denominator, numerator)
+            raise UnitError(f"{what} {text} is out of range: it must be between 0 and {top}")
+        if scaled != scaled.to_integral_value() or (value and not scaled):
             raise UnitError(f"{what} {text} is not a multiple of the {grid}")
         return int(scaled)
 
