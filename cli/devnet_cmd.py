@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from cli import render
-from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, json_option, print_json
+from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, json_option_saying, print_json
 from devnet.genesis import DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
 
@@ -53,7 +53,7 @@ def devnet() -> None:
               help="Seconds to wait for every node to reach height 2.")
 @click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
               help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
-@json_option
+@json_option_saying("Print the devnet manifest (chain id, nodes, pids, URLs, accounts) as JSON.")
 def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_time_ms: int | None,
        as_json: bool) -> None:
     """Create (if needed) and start the devnet, wait for height 2, print the nodes.
@@ -86,7 +86,7 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
 @devnet_home_option
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0, 600),
               help="Seconds between SIGTERM and SIGKILL.")
-@json_option
+@json_option_saying("Print what happened to each node process as a JSON object.")
 def down(home: Path, timeout: float, as_json: bool) -> None:
     """Stop the devnet's node processes (only the pids `up` recorded); safe to repeat."""
     outcome = Supervisor(home).down(timeout)
@@ -101,16 +101,21 @@ def down(home: Path, timeout: float, as_json: bool) -> None:
 
 @devnet.command("status")
 @devnet_home_option
-@json_option
+@json_option_saying("Print the common height, whether app hashes agree and each node's status as JSON.")
 def status(home: Path, as_json: bool) -> None:
     """Heights, peers, pids, and whether app hashes agree at the common height."""
     try:
         st = Supervisor(home).status()
     except DevnetError as err:
         raise _fail(err) from None
+    running = any(r.alive or r.height is not None for r in st.nodes)
     if as_json:
-        print_json({"common_height": st.common_height, "hashes_agree": st.hashes_agree,
+        print_json({"running": running, "common_height": st.common_height, "hashes_agree": st.hashes_agree,
                     "nodes": [asdict(r) for r in st.nodes]})
+    elif not running:
+        where = "" if str(home) == DEFAULT_HOME else f" --home {home}"
+        click.echo(f"the devnet in {home} is not running ({len(st.nodes)} nodes, none alive); "
+                   f"start it with: bookchain devnet up{where}")
     else:
         t = Table(title=f"devnet {home}", title_justify="left")
         for col in ("node", "pid", "alive", "rpc", "height", "peers", f"app hash @ {st.common_height}", "error"):
@@ -215,7 +220,7 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
 @click.option("--market", default="BTC/USDC", show_default=True, help="Market of the demo trade.")
 @click.option("--price", default="60000", show_default=True, help="Price of the demo trade (human units).")
 @click.option("--size", default="0.01", show_default=True, help="Size of the demo trade (base units).")
-@json_option
+@json_option_saying("Print the demo's receipts, book, fills and block as JSON.")
 def demo(home: Path, node: str, market: str, price: str, size: str, as_json: bool) -> None:
     """alice rests a sell, bob buys it; print the book, the fills and the block holding them."""
     from devnet.demo import DemoError, run_demo

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from cli.context import Ctx, translate_errors
+from cli.context import Ctx, translate_errors, with_scheme
 from cli.keystore import HOME_ENV
 from node.client import DEFAULT_URL
 
@@ -37,13 +37,14 @@ def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeou
 
     \b
     Exit codes: 0 ok, 1 rejected tx or RPC error (code name printed),
-                2 usage error, 3 node unreachable.
+                2 usage error, 3 node unreachable,
+                4 replay found a divergence from the chain.
     """
     obj = ctx.ensure_object(Ctx)
     if home:
         obj.home = Path(home).expanduser()
     if node_url:
-        obj.node_url = node_url
+        obj.node_url = with_scheme(node_url)
     obj.timeout = timeout
 
 

@@ -269,20 +269,37 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
     """
-    text = actions
-    if actions == "-":
-        text = sys.stdin.read()
-    elif not actions.lstrip().startswith("["):
-        try:
-            text = Path(actions).read_text(encoding="utf-8")
-        except OSError as err:
-            raise click.BadParameter(f"cannot read {actions}: {err.strerror}", param_hint="ACTIONS") from None
-    try:
-        items = json.loads(text)
-    except ValueError as err:
-        raise click.BadParameter(f"not JSON: {err}", param_hint="ACTIONS") from None
+    items = _batch_items(actions)
     action = build(lambda: txbuild.batch_action(catalog(), items, raw))
     submit(action, key_name, **opts)
+
+
+def _batch_items(actions: str) -> Any:
+    """The JSON list of ``tx batch``: from stdin, an existing file, or the argument itself."""
+    hint = "ACTIONS"
+    if actions == "-":
+        source, text = "stdin", sys.stdin.read()
+    else:
+        path = Path(actions)
+        try:
+            is_file = not actions.lstrip().startswith("[") and path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+            is_file = False
+        if is_file:
+            try:
+                source, text = f"file {actions}", path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise click.BadParameter(f"cannot read {actions}: {err}", param_hint=hint) from None
+        else:
+            source, text = "", actions
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        if source:
+            raise click.BadParameter(f"{source} is not valid JSON: {err}", param_hint=hint) from None
+        shown = actions if len(actions) <= 40 else actions[:40] + "…"
+        raise click.BadParameter(f"{shown!r} is neither a file nor valid JSON ({err}); give a JSON list "
+                                 "of actions inline, a file holding one, or - for stdin", param_hint=hint) from None
 
 
 @tx.command("lend")
