@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from cli.context import get_ctx, home_option, json_option, json_option_saying, print_json
+from cli.context import get_ctx, home_option, json_option_saying, print_json
 from cli.keystore import KeyStoreError, parse_seed
 from cli.render import console
 
