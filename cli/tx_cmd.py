@@ -30,6 +30,7 @@ from cli.context import (
     print_json,
     translate_errors,
 )
+from cli.messages import humanize_answer
 from cli.nonce import NONCES
 from cli.render import print_receipt
 from cli.units import MAX_CHAIN_INT, Catalog
@@ -97,6 +98,7 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
     if as_json:
         print_json(answer)
     else:
+        answer = humanize_answer(answer, action, ctx._catalog)
         print_receipt(answer, ctx._catalog, action_markets(action))
     code = answer.get("code")
     if code != 0:
