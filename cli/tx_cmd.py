@@ -243,15 +243,41 @@ def cancel_all(market: str | None, key_name: str, **opts: Any) -> None:
 @click.argument("market")
 @_order_ref_options
 @click.option("--size", required=True, metavar="SIZE", help="New size in base units (lots with --raw).")
-@click.option("--price", required=True, metavar="PRICE", help="New price (ticks with --raw).")
+@click.option("--price", default=None, metavar="PRICE",
+              help="New price (ticks with --raw); default: the order's current price, asked from the node.")
 @key_option()
 @raw_option
 @common_options
-def modify(market: str, oid: int | None, cloid: str | None, size: str, price: str, key_name: str, raw: bool,
+def modify(market: str, oid: int | None, cloid: str | None, size: str, price: str | None, key_name: str, raw: bool,
            **opts: Any) -> None:
-    """Cancel-replace an open order; it keeps its queue place only if the price is unchanged and the size shrinks."""
-    action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
+    """Cancel-replace an open order; it keeps its queue place only if the price is unchanged and the size shrinks.
+
+    Example (shrink order 7, same price): bookchain tx modify BTC/USDC --oid 7 --size 0.05 --key bob
+    """
+    if price is None:
+        ticks = current_price_ticks(market, oid, cloid, key_name)
+        action = build(lambda: txbuild.modify_action(catalog(), market, ticks, size, oid, cloid, raw,
+                                                     price_is_ticks=True))
+    else:
+        action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
     submit(action, key_name, **opts)
+
+
+def current_price_ticks(market: str, oid: int | None, cloid: str | None, key_name: str) -> int:
+    """The price (ticks) of the signer's open order named by --oid/--cloid on MARKET."""
+    ctx = get_ctx()
+    m = build(lambda: catalog().market(market))
+    o, c = build(lambda: txbuild.order_id(oid, cloid))
+    address = ctx.key(key_name).address_text
+    doc = translate_errors(lambda: ctx.client().orders(address))
+    for order in doc.get("orders") or []:
+        if not isinstance(order, dict) or order.get("market") != m.id:
+            continue
+        if (o is not None and order.get("oid") == o) or (c is not None and order.get("cloid") == c.hex()):
+            return int(order["price"])
+    which = f"oid {o}" if o is not None else f"cloid {cloid!r}"
+    raise Rejected(f"UNKNOWN_ORDER: {key_name} has no open order with {which} on {m.symbol} "
+                   "(give --price to send the modify anyway)")
 
 
 @tx.command("batch")

@@ -98,10 +98,12 @@ def cancel_all_action(cat: Catalog, market: str | int | None = None) -> CancelAl
 
 
 def modify_action(cat: Catalog, market: str | int, price: str | int, size: str | int,
-                  oid: str | int | None = None, cloid: str | None = None, raw: bool = False) -> Modify:
+                  oid: str | int | None = None, cloid: str | None = None, raw: bool = False,
+                  *, price_is_ticks: bool = False) -> Modify:
+    """``price_is_ticks``: the price came from the node (the order's own), not from the user."""
     m = cat.market(market)
     o, c = order_id(oid, cloid)
-    return Modify(m.id, o, c, price_ticks(m, price, raw), size_lots(m, size, raw))
+    return Modify(m.id, o, c, price_ticks(m, price, raw or price_is_ticks), size_lots(m, size, raw))
 
 
 def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> Deposit:
