@@ -140,7 +140,7 @@ def _nums(value: Any) -> Any:
 class RpcServer:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
-        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._count_mw, errors_middleware])
         self.runner: web.AppRunner | None = None
         self.ws_clients = 0
         r = self.app.router
@@ -438,8 +438,22 @@ class RpcServer:
         return web.json_response({"fills": [{"height": h, **fill_from_list(f)} for h, f in self.rt.blocks.fills(address, limit)]})
 
     # ------------------------------------------------------------------ ops
+    @web.middleware
+    async def _count_mw(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Counts requests by route (the registered path, so /tx?hash=... is one series and
+        unknown paths share "unmatched" instead of minting a series per probe)."""
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else "unmatched"
+        metrics = getattr(self.rt, "metrics", None)
+        if metrics is not None:
+            metrics.on_request(route)
+        return await handler(request)
+
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=self.rt.metrics_text().encode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def debug_isolate(self, request: web.Request) -> web.Response:
         """Test-only (config test.allow_isolate): cut this node off the network for N s."""
