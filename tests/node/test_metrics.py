@@ -17,7 +17,6 @@ from devnet.supervisor import Supervisor
 from node.client import Client
 from node.metrics import NodeMetrics
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
