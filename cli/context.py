@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -101,9 +102,32 @@ class Ctx:
 
 def with_scheme(url: str) -> str:
     """``127.0.0.1:26657`` means ``http://127.0.0.1:26657``: a node URL without a scheme
-    would otherwise fail as "unreachable"."""
+    would otherwise fail as "unreachable". A URL that cannot name a node is a usage error."""
     text = url.strip()
-    return text if "://" in text else "http://" + text
+    if "://" not in text:
+        text = "http://" + text
+    problem = _url_problem(text)
+    if problem:
+        raise click.BadParameter(f"{url!r} is not a node URL ({problem}); expected e.g. http://127.0.0.1:26657",
+                                 param_hint="--node")
+    return text
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError when out of range or not a number
+        host = parts.hostname
+        if parts.scheme not in ("http", "https"):
+            return "the scheme must be http or https"
+        if not host:
+            return "no host"
+        if not url.isascii():
+            return "use ASCII only (punycode for an international host name)"
+        host.encode("idna")
+    except (ValueError, UnicodeError) as err:
+        return str(err) or type(err).__name__
+    return None
 
 
 def _is_hex(text: str) -> bool:

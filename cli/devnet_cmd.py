@@ -26,9 +26,18 @@ from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class PlainPath(click.Path):
+    """``click.Path`` that refuses a NUL byte as a usage error (``os.stat`` raises ValueError)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if "\x00" in str(value):
+            self.fail("a path cannot contain a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def devnet_home_option(f: F) -> F:
     return click.option("--home", "home", default=DEFAULT_HOME, show_default=True, envvar="BOOKCHAIN_DEVNET_HOME",
-                        type=click.Path(file_okay=False, path_type=Path),
+                        type=PlainPath(file_okay=False, path_type=Path),
                         help="Devnet directory (node homes, genesis, CLI keys, devnet.json). "
                              "Env: BOOKCHAIN_DEVNET_HOME.")(f)
 

@@ -6,6 +6,7 @@ if its module exists, so the CLI keeps working while it is being written.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,26 @@ from cli.context import Ctx, translate_errors, with_scheme
 from cli.keystore import HOME_ENV
 from node.client import DEFAULT_URL
 
+DEBUG_ENV = "BOOKCHAIN_DEBUG"
+
 
 class BookchainGroup(click.Group):
-    """Maps library errors to exit codes for every subcommand, wherever they are raised."""
+    """Maps library errors to exit codes for every subcommand, wherever they are raised.
+
+    Last resort: an exception nothing else expected is a bug, but a user still gets one line
+    naming it (exit 1) instead of a traceback; ``BOOKCHAIN_DEBUG=1`` shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
+        try:
+            return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(
+                f"unexpected error {type(err).__name__}: {err} (a bug: please report it; "
+                f"{DEBUG_ENV}=1 shows the traceback)") from None
 
 
 @click.group("bookchain", cls=BookchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +44,7 @@ class BookchainGroup(click.Group):
 @click.option("--node", "node_url", default=None, envvar="BOOKCHAIN_NODE", metavar="URL",
               help=f"Node RPC URL (default $BOOKCHAIN_NODE or {DEFAULT_URL}).")
 @click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 3600),
-              help="Seconds to wait for an RPC answer.")
+              callback=lambda _c, _p, v: _finite(v), help="Seconds to wait for an RPC answer.")
 @click.version_option(package_name="bookchain", prog_name="bookchain")
 @click.pass_context
 def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeout: float) -> None:
@@ -46,6 +61,12 @@ def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeou
     if node_url:
         obj.node_url = with_scheme(node_url)
     obj.timeout = timeout
+
+
+def _finite(value: float) -> float:
+    if value != value:  # NaN passes FloatRange's comparisons
+        raise click.BadParameter("NaN is not a number of seconds", param_hint="--timeout")
+    return value
 
 
 def _register() -> None:

@@ -322,6 +322,8 @@ def _batch_items(actions: str) -> Any:
             source, text = "", actions
     try:
         return json.loads(text)
+    except RecursionError:
+        raise click.BadParameter("the JSON is nested too deeply", param_hint=hint) from None
     except ValueError as err:
         if source:
             raise click.BadParameter(f"{source} is not valid JSON: {err}", param_hint=hint) from None
