@@ -10,6 +10,7 @@ Anything it does not recognise is left exactly as the node said it.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +79,7 @@ def humanize(name: str | None, message: str, action: Any, cat: Catalog | None) -
 
     text = message
     for pattern, kinds in _PATTERNS:
-        text = pattern.sub(lambda m, k=kinds: sub(m, k), text)
+        text = pattern.sub(functools.partial(sub, kinds=kinds), text)
     if market is not None:
         text = _PRICE_RANGE.sub(lambda m: f"price must be between {market.tick_text} and "
                                           f"{market.ticks_to_price(int(m.group(1)))} {market.quote.symbol}", text)

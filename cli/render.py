@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -102,6 +103,19 @@ def _time(ms: Any) -> str:
         return _s(ms)
     stamp = datetime.fromtimestamp(t / 1000, tz=UTC).isoformat(timespec="milliseconds")
     return f"{stamp} ({t})"
+
+
+def _short_time(ms: Any) -> str:
+    """UTC to the second, for narrow tables (``_time`` adds milliseconds and the raw value)."""
+    t = _int(ms)
+    if not t:
+        return _s(ms)
+    return datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def narrow_table(title: str) -> Table:
+    """A table meant to fit 80 columns: no vertical rules, numbers never cut."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
 
 
 def kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
@@ -281,32 +295,36 @@ def print_account(a: dict[str, Any], cat: Catalog | None) -> None:
     f = Fmt(cat)
     c = console()
     c.print(f"account {_s(a.get('address'))}")
-    margin = a.get("margin") if isinstance(a.get("margin"), dict) else {}
+    raw_margin = a.get("margin")
+    margin: dict[str, Any] = raw_margin if isinstance(raw_margin, dict) else {}
     detail = {str(b.get("asset")): b for b in margin.get("balances") or [] if isinstance(b, dict)}
-    t = Table(title="balances", title_justify="left")
-    for col in ("asset", "balance", "idle", "supplied", "borrowed", "auto-lend", "locked"):
-        t.add_column(col, justify="left" if col == "asset" else "right")
+    plain = [b for b in a.get("balances") or [] if isinstance(b, dict)]
+    show_locked = any(_int(b.get("locked")) for b in plain)  # orders reserve nothing on this chain
+    t = narrow_table("balances (negative = owed)")
+    for col in ("asset", "balance", "idle", "supplied", "borrowed", "auto-lend") + (("locked",) if show_locked else ()):
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
     seen: set[str] = set()
-    for b in a.get("balances") or []:
+    for b in plain:
         asset = b.get("asset")
         seen.add(str(asset))
         d = detail.get(str(asset), {})
-        t.add_row(_s(b.get("symbol") or f.asset_name(asset)), f.amount(asset, d.get("balance", b.get("free"))),
-                  f.amount(asset, d.get("idle")), f.amount(asset, d.get("supplied")),
-                  f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend")), f.amount(asset, b.get("locked")))
+        row = [_s(b.get("symbol") or f.asset_name(asset)), f.amount(asset, d.get("balance", b.get("free"))),
+               f.amount(asset, d.get("idle")), f.amount(asset, d.get("supplied")),
+               f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
+        t.add_row(*row, *((f.amount(asset, b.get("locked")),) if show_locked else ()))
     for key, d in detail.items():  # a borrowed asset has no positive balance: still show its debt
         if key in seen:
             continue
         asset = d.get("asset")
-        t.add_row(f.asset_name(asset), f.amount(asset, d.get("balance")), f.amount(asset, d.get("idle")),
-                  f.amount(asset, d.get("supplied")), f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend")), "-")
+        row = [f.asset_name(asset), f.amount(asset, d.get("balance")), f.amount(asset, d.get("idle")),
+               f.amount(asset, d.get("supplied")), f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
+        t.add_row(*row, *(("-",) if show_locked else ()))
     c.print(t)
     positions = a.get("positions") or []
     if positions:
-        p = Table(title="positions", title_justify="left")
-        for col in ("market", "size", "entry notional", "mark", "notional", "unrealized pnl", "realized pnl",
-                    "funding owed"):
-            p.add_column(col, justify="left" if col == "market" else "right")
+        p = narrow_table("positions (amounts in the quote asset)")
+        for col in ("market", "size", "entry", "mark", "notional", "unrealized", "realized", "funding"):
+            p.add_column(col, justify="left" if col == "market" else "right", min_width=len(col))
         for x in positions:
             mid = x.get("market")
             p.add_row(_s(x.get("symbol") or f.market_name(mid)), f.signed_size(mid, x.get("size")),
@@ -354,26 +372,36 @@ def margin_rows(m: dict[str, Any], cat: Catalog | None) -> list[tuple[str, Any]]
 
 
 def print_pools(doc: dict[str, Any], cat: Catalog | None) -> None:
-    """Fits 80 columns: amounts in asset units, rates as yearly percentages (--json has all)."""
+    """Fits 80 columns: amounts in asset units, yearly rates as percentages; the utilization
+    cap goes in the title when every pool has the same (--json has every field)."""
     f = Fmt(cat)
-    t = Table(title=f"lending pools at height {_s(doc.get('height'))}", title_justify="left")
-    for col in ("asset", "supplied", "borrowed", "available", "util", "cap", "borrow APR", "supply APR"):
-        t.add_column(col, justify="left" if col == "asset" else "right")
-    for p in doc.get("pools") or []:
+    pools = [p for p in doc.get("pools") or [] if isinstance(p, dict)]
+    caps = {p.get("utilization_cap_ppm") for p in pools}
+    one_cap = len(caps) == 1
+    title = f"lending pools at height {_s(doc.get('height'))}, rates a year"
+    if one_cap and pools:
+        title += f", utilization cap {ppm_pct(caps.pop(), 0)}"
+    t = narrow_table(title)
+    cols = ["asset", "supplied", "borrowed", "available", "util", "borrow", "supply"] + ([] if one_cap else ["cap"])
+    for col in cols:
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
+    for p in pools:
         asset = p.get("asset")
-        t.add_row(_s(p.get("symbol") or f.asset_name(asset)), f.amount(asset, p.get("supplied")),
-                  f.amount(asset, p.get("borrowed")), f.amount(asset, p.get("available")),
-                  ppm_pct(p.get("utilization_ppm"), 1), ppm_pct(p.get("utilization_cap_ppm"), 0),
-                  ppm_pct(p.get("borrow_rate_ppm")), ppm_pct(p.get("supply_rate_ppm")))
+        row = [_s(p.get("symbol") or f.asset_name(asset)), f.amount(asset, p.get("supplied")),
+               f.amount(asset, p.get("borrowed")), f.amount(asset, p.get("available")),
+               ppm_pct(p.get("utilization_ppm"), 1), ppm_pct(p.get("borrow_rate_ppm")), ppm_pct(p.get("supply_rate_ppm"))]
+        if not one_cap:
+            row.append(ppm_pct(p.get("utilization_cap_ppm"), 0))
+        t.add_row(*row)
     console().print(t)
 
 
 def print_funding(doc: dict[str, Any], cat: Catalog | None) -> None:
     f = Fmt(cat)
-    t = Table(title=f"prices and funding at height {_s(doc.get('height'))}", title_justify="left")
-    for col in ("market", "index price", "mark price", "last price", "funding index", "avg premium",
-                "next funding"):
-        t.add_column(col, justify="left" if col == "market" else "right")
+    t = narrow_table(f"prices and funding at height {_s(doc.get('height'))} "
+                     "(funding index: quote per base unit, cumulative)")
+    for col in ("market", "index", "mark", "last", "funding index", "premium", "next funding (UTC)"):
+        t.add_column(col, justify="left" if col == "market" else "right", no_wrap=col != "next funding (UTC)")
     for x in doc.get("markets") or []:
         mid = x.get("market")
         perp = x.get("kind") == "perp" or "funding_index" in x
@@ -382,7 +410,7 @@ def print_funding(doc: dict[str, Any], cat: Catalog | None) -> None:
                   f.price(mid, x.get("last_price_ticks")) if _int(x.get("last_price_ticks")) else "-",
                   f.per_base(mid, x.get("funding_index")) if perp else "-",
                   ppb_pct(x.get("premium_avg_ppb")) if perp else "-",
-                  _time(x.get("next_funding_ms")) if perp else "-")
+                  _short_time(x.get("next_funding_ms")) if perp else "-")
     console().print(t)
 
 
@@ -394,14 +422,13 @@ def print_oracle(doc: dict[str, Any], cat: Catalog | None) -> None:
         n = _int(v)
         return _s(v) if coll is None or n is None else coll.from_units(n)
 
-    t = Table(title=f"oracle at height {_s(doc.get('height'))}" + (f" (prices in {coll.symbol})" if coll else ""),
-              title_justify="left")
-    for col in ("asset", "price", "index price", "updated", "submissions"):
-        t.add_column(col, justify="left" if col == "asset" else "right")
+    t = narrow_table(f"oracle at height {_s(doc.get('height'))}" + (f" (prices in {coll.symbol})" if coll else ""))
+    for col in ("asset", "price", "index price", "updated (UTC)", "submissions"):
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
     for x in doc.get("assets") or []:
         subs = x.get("submissions")
         t.add_row(_s(x.get("symbol") or f.asset_name(x.get("asset"))), px(x.get("price")), px(x.get("index_price")),
-                  _time(x.get("time_ms")), str(len(subs)) if isinstance(subs, list) else _s(subs))
+                  _short_time(x.get("time_ms")), str(len(subs)) if isinstance(subs, list) else _s(subs))
     console().print(t)
 
 

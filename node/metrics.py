@@ -41,7 +41,7 @@ def _code_name(code: int) -> str:
 
 class NodeMetrics:
     def __init__(self) -> None:
-        disable_created_metrics()  # the *_created gauges only double the output (process-wide setting)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created gauges only double the output (process-wide setting)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.txs_committed = Counter("bookchain_txs_committed", "Transactions committed in blocks (any code)",
