@@ -42,10 +42,10 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"shortfall (\d+)"), ("coll",)),
     (re.compile(r"gross borrows (\d+)"), ("coll",)),
     (re.compile(r"withdraw (\d+), available (\d+)"), ("asset", "asset")),
-    (re.compile(r"(?:withdraw|borrow|withdrawal) (\d+) (?:leaves|exceeds)"), ("asset",)),
+    (re.compile(r"(?:withdraw|borrow|withdrawal) (\d+) (?:leaves|exceeds|would)"), ("asset",)),
     (re.compile(r"the pool's available (\d+)"), ("asset",)),
     (re.compile(r"the chain's custody (\d+)"), ("asset",)),
-    (re.compile(r"utilization to (\d+) ppm, cap (\d+) ?(?:ppm)?"), ("ppm", "ppm")),
+    (re.compile(r"utilization to (\d+)(?: ppm)?, cap (\d+)(?: ppm)?"), ("ppm", "ppm")),
 ]
 _PRICE_RANGE = re.compile(r"price must be 1\.\.(\d+) ticks")
 _NEEDS_ASSET = re.compile(r"order needs (\d+) more of asset (\d+)")
@@ -69,6 +69,8 @@ def humanize(name: str | None, message: str, action: Any, cat: Catalog | None) -
     }
 
     def sub(m: re.Match[str], kinds: tuple[str, ...]) -> str:
+        if kinds == ("ppm", "ppm"):  # the unit goes with the number
+            return f"utilization to {_pct(int(m.group(1)))}, cap {_pct(int(m.group(2)))}"
         out = m.group(0)
         for i in range(len(kinds), 0, -1):  # right to left, so offsets stay valid
             conv = convs[kinds[i - 1]]

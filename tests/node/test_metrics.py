@@ -82,3 +82,22 @@ def test_registry_is_per_node() -> None:
     assert ("bookchain_tx_rejections_total", {"code": "BELOW_MIN_NOTIONAL"}, 1.0) in fa["bookchain_tx_rejections"][1]
     latency = dict((n, v) for n, _, v in fa["bookchain_submit_to_commit_ms"][1])
     assert latency["bookchain_submit_to_commit_ms_count"] == 1.0  # only the tx admitted here
+
+
+def test_websocket_takes_a_market_symbol_or_id(one_node: Manifest) -> None:
+    import asyncio
+
+    import aiohttp
+
+    async def ask(market: object) -> dict[str, object]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(one_node.nodes[0].rpc_url + "/websocket") as ws:
+                await ws.send_json({"method": "subscribe", "topic": "book", "market": market})
+                return await asyncio.wait_for(ws.receive_json(), 10)  # type: ignore[no-any-return]
+
+    assert asyncio.run(ask("BTC/USDC")) == {"subscribed": "book", "key": 0}
+    assert asyncio.run(ask("btc/usdc")) == {"subscribed": "book", "key": 0}
+    assert asyncio.run(ask(0)) == {"subscribed": "book", "key": 0}
+    assert asyncio.run(ask("0")) == {"subscribed": "book", "key": 0}
+    refused = asyncio.run(ask("DOGE/USDC"))
+    assert refused["error"]["name"] == "UNKNOWN_MARKET" and "BTC/USDC" in refused["error"]["message"]  # type: ignore[index]
