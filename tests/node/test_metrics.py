@@ -90,10 +90,10 @@ def test_websocket_takes_a_market_symbol_or_id(one_node: Manifest) -> None:
     import aiohttp
 
     async def ask(market: object) -> dict[str, object]:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(one_node.nodes[0].rpc_url + "/websocket") as ws:
-                await ws.send_json({"method": "subscribe", "topic": "book", "market": market})
-                return await asyncio.wait_for(ws.receive_json(), 10)  # type: ignore[no-any-return]
+        url = one_node.nodes[0].rpc_url + "/websocket"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_json({"method": "subscribe", "topic": "book", "market": market})
+            return await asyncio.wait_for(ws.receive_json(), 10)  # type: ignore[no-any-return]
 
     assert asyncio.run(ask("BTC/USDC")) == {"subscribed": "book", "key": 0}
     assert asyncio.run(ask("btc/usdc")) == {"subscribed": "book", "key": 0}
