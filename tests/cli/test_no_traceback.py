@@ -173,6 +173,12 @@ def test_modify_defaults_to_the_orders_price(env: Env) -> None:
 def test_devnet_status_when_not_running(tmp_path: Path) -> None:
     res = CliRunner().invoke(bookchain, ["devnet", "status", "--home", str(tmp_path / "none")])
     check(res, "devnet status")
+    from devnet.genesis import DevnetSpec, create_devnet
+
+    create_devnet(tmp_path / "made", DevnetSpec(nodes=2, traders=0))  # created, never started (as after `down`)
+    res = CliRunner().invoke(bookchain, ["devnet", "status", "--home", str(tmp_path / "made")])
+    check(res, "devnet status down")
+    assert "is not running" in res.output and "bookchain devnet up" in res.output and "None" not in res.output
     for sub in ("status", "down", "logs node0"):
         res = CliRunner().invoke(bookchain, ["devnet", *sub.split(), "--home", "\x00bad"])
         check(res, f"devnet {sub} NUL")
