@@ -135,18 +135,18 @@ class KeyStore:
         return record
 
     def unknown(self, name: str) -> str:
-        """"No such key", with at most a few close names rather than every key in the home."""
+        """"No such key": a home with a few keys lists them; a bigger one shows at most four
+        close names (difflib) and how to list them all."""
         names = self.names()
         text = f"unknown key {name!r} in {self.dir}"
-        close = names if len(names) <= 4 else difflib.get_close_matches(name, names, n=4, cutoff=0.6)
-        if len(names) <= 4 and names:
-            text += f" (keys: {', '.join(names)})"
-            return text
+        if not names:
+            return text + " (it has no keys; create one with `bookchain keys new NAME`)"
+        if len(names) <= 4:
+            return text + f" (keys: {', '.join(names)})"
+        close = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
         if close:
             text += f"; did you mean {', '.join(close)}?"
-        elif not names:
-            text += " (it has no keys; create one with `bookchain keys new NAME`)"
-        return text + " (list them with `bookchain keys list`)" if names else text
+        return text + f" ({len(names)} keys: list them with `bookchain keys list`)"
 
     def all(self) -> list[KeyRecord]:
         return [self.load(n) for n in self.names()]
