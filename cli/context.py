@@ -100,6 +100,16 @@ class Ctx:
                                      f"{err}") from None
 
 
+class Seconds(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which passes every comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = super().convert(value, param, ctx)
+        if out != out:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return out
+
+
 def with_scheme(url: str) -> str:
     """``127.0.0.1:26657`` means ``http://127.0.0.1:26657``: a node URL without a scheme
     would otherwise fail as "unreachable". A URL that cannot name a node is a usage error."""

@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from cli import render
-from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, json_option_saying, print_json
+from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, Seconds, json_option_saying, print_json
 from devnet.genesis import DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
 
@@ -58,7 +58,7 @@ def devnet() -> None:
 @click.option("--traders", default=DEFAULT_TRADERS, show_default=True, type=click.IntRange(0, 10_000),
               help="Funded trader0..N-1 accounts for `devnet load` (only for a new devnet).")
 @click.option("--reset", is_flag=True, help="Stop and delete an existing devnet in --home first (its chain is lost).")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+@click.option("--timeout", default=60.0, show_default=True, type=Seconds(1, 3600),
               help="Seconds to wait for every node to reach height 2.")
 @click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
               help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
@@ -93,7 +93,7 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
 
 @devnet.command("down")
 @devnet_home_option
-@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0, 600),
+@click.option("--timeout", default=10.0, show_default=True, type=Seconds(0, 600),
               help="Seconds between SIGTERM and SIGKILL.")
 @json_option_saying("Print what happened to each node process as a JSON object.")
 def down(home: Path, timeout: float, as_json: bool) -> None:
@@ -171,11 +171,11 @@ def logs(node: str, home: Path, lines: int, follow: bool) -> None:
 
 @devnet.command("load")
 @devnet_home_option
-@click.option("--tps", default=200.0, show_default=True, type=click.FloatRange(0.1, 1_000_000), help="Target submit rate (tx/s).")
-@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(0.1, 86_400), help="Length of the submit phase.")
+@click.option("--tps", default=200.0, show_default=True, type=Seconds(0.1, 1_000_000), help="Target submit rate (tx/s).")
+@click.option("--seconds", default=10.0, show_default=True, type=Seconds(0.1, 86_400), help="Length of the submit phase.")
 @click.option("--accounts", default=None, type=click.IntRange(1), help="Trader accounts to use (default: all in the devnet).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the deterministic order flow.")
-@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0, 3600),
+@click.option("--drain-timeout", default=30.0, show_default=True, type=Seconds(0, 3600),
               help="Seconds to wait for submitted txs to commit after the submit phase.")
 @click.option("--json", "json_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="Also write the report as JSON to FILE ('-' for stdout only).")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from cli.context import Ctx, translate_errors, with_scheme
+from cli.context import Ctx, Seconds, translate_errors, with_scheme
 from cli.keystore import HOME_ENV
 from node.client import DEFAULT_URL
 
@@ -22,7 +22,8 @@ DEBUG_ENV = "BOOKCHAIN_DEBUG"
 class BookchainGroup(click.Group):
     """Maps library errors to exit codes for every subcommand, wherever they are raised.
 
-    Last resort: an exception nothing else expected is a bug, but a user still gets one line
+    An OSError is the file system's answer (exit 1 with its message). Last resort: an
+    exception nothing else expected is a bug, but a user still gets one line
     naming it (exit 1) instead of a traceback; ``BOOKCHAIN_DEBUG=1`` shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -30,6 +31,9 @@ class BookchainGroup(click.Group):
             return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except OSError as err:  # the file system said no (missing, too long, read-only, ...): not a bug
+            where = f": {err.filename}" if err.filename else ""
+            raise click.ClickException(f"{err.strerror or err}{where}") from None
         except Exception as err:
             if os.environ.get(DEBUG_ENV):
                 raise
@@ -43,8 +47,8 @@ class BookchainGroup(click.Group):
               help="CLI home with keys/ (default $BOOKCHAIN_HOME or ~/.bookchain).")
 @click.option("--node", "node_url", default=None, envvar="BOOKCHAIN_NODE", metavar="URL",
               help=f"Node RPC URL (default $BOOKCHAIN_NODE or {DEFAULT_URL}).")
-@click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 3600),
-              callback=lambda _c, _p, v: _finite(v), help="Seconds to wait for an RPC answer.")
+@click.option("--timeout", default=15.0, show_default=True, type=Seconds(0.1, 3600),
+              help="Seconds to wait for an RPC answer.")
 @click.version_option(package_name="bookchain", prog_name="bookchain")
 @click.pass_context
 def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeout: float) -> None:
@@ -61,12 +65,6 @@ def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeou
     if node_url:
         obj.node_url = with_scheme(node_url)
     obj.timeout = timeout
-
-
-def _finite(value: float) -> float:
-    if value != value:  # NaN passes FloatRange's comparisons
-        raise click.BadParameter("NaN is not a number of seconds", param_hint="--timeout")
-    return value
 
 
 def _register() -> None:

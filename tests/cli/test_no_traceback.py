@@ -70,6 +70,16 @@ CASES = [
     "keys export {}",
     "--timeout {} query status",
     "--node {} query status",
+    # a devnet home that does not exist (and cannot be created: /proc)
+    "devnet status --home {}",
+    "devnet logs {} --home /proc/no-devnet",
+    "devnet load --home /proc/no-devnet --tps {}",
+    "devnet load --home /proc/no-devnet --seconds {}",
+    "devnet demo --home /proc/no-devnet --price {}",
+    "devnet down --home /proc/no-devnet --timeout {}",
+    "devnet up --home /proc/no-devnet --timeout {}",
+    "devnet up --home /proc/no-devnet --nodes {}",
+    "node start --home {}",
 ]
 
 BATCHES = [
