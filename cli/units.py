@@ -40,7 +40,7 @@ def parse_decimal(text: str, what: str) -> Decimal:
         return value
 
 
-def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: str) -> int:
+def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: str, unit: str = "") -> int:
     """``text * numerator / denominator`` as an exact integer, else a UnitError naming the grid
     (or the allowed range, in the same units the user typed)."""
     value = parse_decimal(text, what)
@@ -52,7 +52,8 @@ def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: st
             scaled = Decimal(MAX_CHAIN_INT + 1)
         if scaled > MAX_CHAIN_INT:
             top = format_scaled(MAX_CHAIN_INT, denominator, numerator)
-            raise UnitError(f"{what} {text} is out of range: it must be between 0 and {top}")
+            raise UnitError(f"{what} {text} is out of range: it must be between 0 and {top}"
+                            + (f" {unit}" if unit else ""))
         if scaled != scaled.to_integral_value() or (value and not scaled):
             raise UnitError(f"{what} {text} is not a multiple of the {grid}")
         return int(scaled)
@@ -77,7 +78,7 @@ class AssetInfo:
 
     def to_units(self, amount: str) -> int:
         return scale_exact(amount, 10**self.decimals, 1, f"{self.symbol} amount",
-                           f"smallest unit (10^-{self.decimals})")
+                           f"smallest unit (10^-{self.decimals})", self.symbol)
 
     def from_units(self, units: int) -> str:
         return format_scaled(units, 1, 10**self.decimals)
@@ -103,11 +104,11 @@ class MarketInfo:
 
     def price_to_ticks(self, price: str) -> int:
         return scale_exact(price, 10**self.quote.decimals, self.tick_size, f"{self.symbol} price",
-                           f"tick size {self.tick_text}")
+                           f"tick size {self.tick_text}", f"{self.quote.symbol} per {self.base.symbol}")
 
     def size_to_lots(self, size: str) -> int:
         return scale_exact(size, 10**self.base.decimals, self.lot_size, f"{self.symbol} size",
-                           f"lot size {self.lot_text}")
+                           f"lot size {self.lot_text}", self.base.symbol)
 
     def ticks_to_price(self, ticks: int) -> str:
         return format_scaled(ticks, self.tick_size, 10**self.quote.decimals)
