@@ -6,6 +6,7 @@ Exit codes are a contract for scripts, so they live in one place:
     1  the node said no: a rejected transaction or an RPC error (its code NAME is printed)
     2  usage error: bad option, unknown key, price off the tick grid (click's own code)
     3  the node is unreachable
+    4  ``replay`` found a divergence (the replayed state differs from the chain's)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -29,6 +31,7 @@ EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_DIVERGED = 4
 
 NODE_ENV = "BOOKCHAIN_NODE"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +52,7 @@ class Ctx:
     """Per-invocation settings; subcommand options override the group's."""
 
     home: Path = field(default_factory=default_home)
-    node_url: str = field(default_factory=lambda: os.environ.get(NODE_ENV) or DEFAULT_URL)
+    node_url: str = field(default_factory=lambda: with_scheme(os.environ.get(NODE_ENV) or DEFAULT_URL))
     timeout: float = 15.0
     _catalog: Catalog | None = None
     _chain_id: str | None = None
@@ -87,12 +90,54 @@ class Ctx:
         if ref.lower().startswith("0x") or (len(ref) == 40 and _is_hex(ref)):
             try:
                 return address_to_text(address_from_text(ref))
-            except ValueError as err:
-                raise click.BadParameter(f"{ref!r}: {err}") from None
+            except ValueError:
+                raise click.BadParameter(f"{ref!r} is not an address: an address is 0x followed by "
+                                         "40 hex digits (0-9, a-f), e.g. 0x" + "ab" * 20) from None
         try:
             return self.keystore.load(ref).address_text
         except KeyStoreError as err:
-            raise click.BadParameter(f"{ref!r} is neither an address nor a key name ({err})") from None
+            raise click.BadParameter(f"{ref!r} is neither an address (0x + 40 hex digits) nor a key name: "
+                                     f"{err}") from None
+
+
+class Seconds(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which passes every comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        out = super().convert(value, param, ctx)
+        if out != out:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return out
+
+
+def with_scheme(url: str) -> str:
+    """``127.0.0.1:26657`` means ``http://127.0.0.1:26657``: a node URL without a scheme
+    would otherwise fail as "unreachable". A URL that cannot name a node is a usage error."""
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    problem = _url_problem(text)
+    if problem:
+        raise click.BadParameter(f"{url!r} is not a node URL ({problem}); expected e.g. http://127.0.0.1:26657",
+                                 param_hint="--node")
+    return text
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError when out of range or not a number
+        host = parts.hostname
+        if parts.scheme not in ("http", "https"):
+            return "the scheme must be http or https"
+        if not host:
+            return "no host"
+        if not url.isascii():
+            return "use ASCII only (punycode for an international host name)"
+        host.encode("idna")
+    except (ValueError, UnicodeError) as err:
+        return str(err) or type(err).__name__
+    return None
 
 
 def _is_hex(text: str) -> bool:
@@ -118,7 +163,7 @@ def _override_home(ctx: click.Context, _param: click.Parameter, value: str | Non
 
 def _override_node(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
-        ctx.ensure_object(Ctx).node_url = value
+        ctx.ensure_object(Ctx).node_url = with_scheme(value)
 
 
 def home_option(f: F) -> F:
@@ -132,9 +177,16 @@ def node_option(f: F) -> F:
                         metavar="URL", help="Node RPC URL (default $BOOKCHAIN_NODE or http://127.0.0.1:26657).")(f)
 
 
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print the node's JSON answer unchanged instead of a table.")(f)
+JSON_HELP = "Print the node's JSON answer unchanged instead of a table."
+
+
+def json_option(f: F, help_text: str = JSON_HELP) -> F:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)(f)
+
+
+def json_option_saying(help_text: str) -> Callable[[F], F]:
+    """``--json`` for a command whose JSON is not a node's answer (keys, devnet)."""
+    return lambda f: json_option(f, help_text)
 
 
 def print_json(doc: Any) -> None:

@@ -19,16 +19,25 @@ import click
 from rich.table import Table
 
 from cli import render
-from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, json_option, print_json
+from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, Seconds, json_option_saying, print_json
 from devnet.genesis import DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class PlainPath(click.Path):
+    """``click.Path`` that refuses a NUL byte as a usage error (``os.stat`` raises ValueError)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if "\x00" in str(value):
+            self.fail("a path cannot contain a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def devnet_home_option(f: F) -> F:
     return click.option("--home", "home", default=DEFAULT_HOME, show_default=True, envvar="BOOKCHAIN_DEVNET_HOME",
-                        type=click.Path(file_okay=False, path_type=Path),
+                        type=PlainPath(file_okay=False, path_type=Path),
                         help="Devnet directory (node homes, genesis, CLI keys, devnet.json). "
                              "Env: BOOKCHAIN_DEVNET_HOME.")(f)
 
@@ -49,11 +58,11 @@ def devnet() -> None:
 @click.option("--traders", default=DEFAULT_TRADERS, show_default=True, type=click.IntRange(0, 10_000),
               help="Funded trader0..N-1 accounts for `devnet load` (only for a new devnet).")
 @click.option("--reset", is_flag=True, help="Stop and delete an existing devnet in --home first (its chain is lost).")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+@click.option("--timeout", default=60.0, show_default=True, type=Seconds(1, 3600),
               help="Seconds to wait for every node to reach height 2.")
 @click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
               help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
-@json_option
+@json_option_saying("Print the devnet manifest (chain id, nodes, pids, URLs, accounts) as JSON.")
 def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_time_ms: int | None,
        as_json: bool) -> None:
     """Create (if needed) and start the devnet, wait for height 2, print the nodes.
@@ -84,9 +93,9 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
 
 @devnet.command("down")
 @devnet_home_option
-@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0, 600),
+@click.option("--timeout", default=10.0, show_default=True, type=Seconds(0, 600),
               help="Seconds between SIGTERM and SIGKILL.")
-@json_option
+@json_option_saying("Print what happened to each node process as a JSON object.")
 def down(home: Path, timeout: float, as_json: bool) -> None:
     """Stop the devnet's node processes (only the pids `up` recorded); safe to repeat."""
     outcome = Supervisor(home).down(timeout)
@@ -101,16 +110,21 @@ def down(home: Path, timeout: float, as_json: bool) -> None:
 
 @devnet.command("status")
 @devnet_home_option
-@json_option
+@json_option_saying("Print the common height, whether app hashes agree and each node's status as JSON.")
 def status(home: Path, as_json: bool) -> None:
     """Heights, peers, pids, and whether app hashes agree at the common height."""
     try:
         st = Supervisor(home).status()
     except DevnetError as err:
         raise _fail(err) from None
+    running = any(r.alive or r.height is not None for r in st.nodes)
     if as_json:
-        print_json({"common_height": st.common_height, "hashes_agree": st.hashes_agree,
+        print_json({"running": running, "common_height": st.common_height, "hashes_agree": st.hashes_agree,
                     "nodes": [asdict(r) for r in st.nodes]})
+    elif not running:
+        where = "" if str(home) == DEFAULT_HOME else f" --home {home}"
+        click.echo(f"the devnet in {home} is not running ({len(st.nodes)} nodes, none alive); "
+                   f"start it with: bookchain devnet up{where}")
     else:
         t = Table(title=f"devnet {home}", title_justify="left")
         for col in ("node", "pid", "alive", "rpc", "height", "peers", f"app hash @ {st.common_height}", "error"):
@@ -157,11 +171,11 @@ def logs(node: str, home: Path, lines: int, follow: bool) -> None:
 
 @devnet.command("load")
 @devnet_home_option
-@click.option("--tps", default=200.0, show_default=True, type=click.FloatRange(0.1, 1_000_000), help="Target submit rate (tx/s).")
-@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(0.1, 86_400), help="Length of the submit phase.")
+@click.option("--tps", default=200.0, show_default=True, type=Seconds(0.1, 1_000_000), help="Target submit rate (tx/s).")
+@click.option("--seconds", default=10.0, show_default=True, type=Seconds(0.1, 86_400), help="Length of the submit phase.")
 @click.option("--accounts", default=None, type=click.IntRange(1), help="Trader accounts to use (default: all in the devnet).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the deterministic order flow.")
-@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0, 3600),
+@click.option("--drain-timeout", default=30.0, show_default=True, type=Seconds(0, 3600),
               help="Seconds to wait for submitted txs to commit after the submit phase.")
 @click.option("--json", "json_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="Also write the report as JSON to FILE ('-' for stdout only).")
@@ -215,7 +229,7 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
 @click.option("--market", default="BTC/USDC", show_default=True, help="Market of the demo trade.")
 @click.option("--price", default="60000", show_default=True, help="Price of the demo trade (human units).")
 @click.option("--size", default="0.01", show_default=True, help="Size of the demo trade (base units).")
-@json_option
+@json_option_saying("Print the demo's receipts, book, fills and block as JSON.")
 def demo(home: Path, node: str, market: str, price: str, size: str, as_json: bool) -> None:
     """alice rests a sell, bob buys it; print the book, the fills and the block holding them."""
     from devnet.demo import DemoError, run_demo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from cli.context import get_ctx, home_option, json_option, print_json
+from cli.context import get_ctx, home_option, json_option_saying, print_json
 from cli.keystore import KeyStoreError, parse_seed
 from cli.render import console
 
@@ -22,7 +22,7 @@ def keys() -> None:
 @keys.command("new")
 @click.argument("name")
 @home_option
-@json_option
+@json_option_saying("Print the new key's name, pubkey and address as JSON (never the seed).")
 def keys_new(name: str, as_json: bool) -> None:
     """Generate a new ed25519 key called NAME and print its address (not its seed)."""
     try:
@@ -37,7 +37,7 @@ def keys_new(name: str, as_json: bool) -> None:
 
 @keys.command("list")
 @home_option
-@json_option
+@json_option_saying("Print the keys (name, pubkey, address) as a JSON list.")
 def keys_list(as_json: bool) -> None:
     """List every key in the CLI home with its address."""
     ks = get_ctx().keystore
@@ -60,7 +60,7 @@ def keys_list(as_json: bool) -> None:
 @click.argument("name")
 @click.option("--private", is_flag=True, help="Also print the secret seed (anyone with it can sign as you).")
 @home_option
-@json_option
+@json_option_saying("Print the key as JSON.")
 def keys_show(name: str, private: bool, as_json: bool) -> None:
     """Show the address and public key of NAME."""
     try:
@@ -82,7 +82,7 @@ def keys_show(name: str, private: bool, as_json: bool) -> None:
 @click.argument("seed_hex", metavar="HEX")
 @click.option("--force", is_flag=True, help="Replace an existing key of the same name.")
 @home_option
-@json_option
+@json_option_saying("Print the imported key's name, pubkey and address as JSON.")
 def keys_import(name: str, seed_hex: str, force: bool, as_json: bool) -> None:
     """Store the 32-byte seed HEX (64 hex digits) under NAME."""
     try:

@@ -10,6 +10,7 @@ hand-edited file cannot make the CLI sign as someone it does not show.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -119,8 +120,7 @@ class KeyStore:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            known = ", ".join(self.names()) or "none"
-            raise KeyStoreError(f"no key named {name!r} in {self.dir} (known: {known})") from None
+            raise KeyStoreError(self.unknown(name)) from None
         except ValueError as err:
             raise KeyStoreError(f"{path}: not JSON ({err})") from None
         try:
@@ -133,6 +133,20 @@ class KeyStore:
         if doc.get("address", record.address_text).lower() != record.address_text:
             raise KeyStoreError(f"{path}: address does not match the seed")
         return record
+
+    def unknown(self, name: str) -> str:
+        """"No such key": a home with a few keys lists them; a bigger one shows at most four
+        close names (difflib) and how to list them all."""
+        names = self.names()
+        text = f"unknown key {name!r} in {self.dir}"
+        if not names:
+            return text + " (it has no keys; create one with `bookchain keys new NAME`)"
+        if len(names) <= 4:
+            return text + f" (keys: {', '.join(names)})"
+        close = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
+        if close:
+            text += f"; did you mean {', '.join(close)}?"
+        return text + f" ({len(names)} keys: list them with `bookchain keys list`)"
 
     def all(self) -> list[KeyRecord]:
         return [self.load(n) for n in self.names()]

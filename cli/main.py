@@ -6,21 +6,40 @@ if its module exists, so the CLI keeps working while it is being written.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.context import Ctx, translate_errors
+from cli.context import Ctx, Seconds, translate_errors, with_scheme
 from cli.keystore import HOME_ENV
 from node.client import DEFAULT_URL
 
+DEBUG_ENV = "BOOKCHAIN_DEBUG"
+
 
 class BookchainGroup(click.Group):
-    """Maps library errors to exit codes for every subcommand, wherever they are raised."""
+    """Maps library errors to exit codes for every subcommand, wherever they are raised.
+
+    An OSError is the file system's answer (exit 1 with its message). Last resort: an
+    exception nothing else expected is a bug, but a user still gets one line
+    naming it (exit 1) instead of a traceback; ``BOOKCHAIN_DEBUG=1`` shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
+        try:
+            return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except OSError as err:  # the file system said no (missing, too long, read-only, ...): not a bug
+            where = f": {err.filename}" if err.filename else ""
+            raise click.ClickException(f"{err.strerror or err}{where}") from None
+        except Exception as err:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(
+                f"unexpected error {type(err).__name__}: {err} (a bug: please report it; "
+                f"{DEBUG_ENV}=1 shows the traceback)") from None
 
 
 @click.group("bookchain", cls=BookchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +47,7 @@ class BookchainGroup(click.Group):
               help="CLI home with keys/ (default $BOOKCHAIN_HOME or ~/.bookchain).")
 @click.option("--node", "node_url", default=None, envvar="BOOKCHAIN_NODE", metavar="URL",
               help=f"Node RPC URL (default $BOOKCHAIN_NODE or {DEFAULT_URL}).")
-@click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 3600),
+@click.option("--timeout", default=15.0, show_default=True, type=Seconds(0.1, 3600),
               help="Seconds to wait for an RPC answer.")
 @click.version_option(package_name="bookchain", prog_name="bookchain")
 @click.pass_context
@@ -37,13 +56,14 @@ def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeou
 
     \b
     Exit codes: 0 ok, 1 rejected tx or RPC error (code name printed),
-                2 usage error, 3 node unreachable.
+                2 usage error, 3 node unreachable,
+                4 replay found a divergence from the chain.
     """
     obj = ctx.ensure_object(Ctx)
     if home:
         obj.home = Path(home).expanduser()
     if node_url:
-        obj.node_url = node_url
+        obj.node_url = with_scheme(node_url)
     obj.timeout = timeout
 
 

@@ -124,36 +124,21 @@ def q_markets(as_json: bool) -> None:
     show(lambda c: c.markets(), as_json, lambda a: render.print_markets(a, _catalog_or_none()))
 
 
-def _rows(key: str, title: str) -> Callable[[Any], None]:
-    """A table of the list under ``key`` (one row per item, one column per field)."""
-    def human(answer: Any) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        items = answer.get(key, []) if isinstance(answer, dict) else []
-        table = Table(title=f"{title} (height {answer.get('height', '?')})")
-        cols = [c for c in (items[0].keys() if items else []) if not isinstance(items[0][c], (list, dict))]
-        for c in cols:
-            table.add_column(c)
-        for item in items:
-            table.add_row(*(str(item.get(c, "")) for c in cols))
-        Console().print(table)
-    return human
-
-
 @query_command("pools")
 def q_pools(as_json: bool) -> None:
-    """Lending pools: supplied, borrowed, utilization, borrow and supply rates (ppm a year)."""
-    show(lambda c: c.get("/pools"), as_json, _rows("pools", "pools"))
+    """Lending pools: supplied, borrowed, available, utilization and its cap, borrow and supply rates a year."""
+    show(lambda c: c.get("/pools"), as_json, lambda a: render.print_pools(a, _catalog_or_none()))
 
 
 @query_command("funding")
 def q_funding(as_json: bool) -> None:
-    """Per market: index and mark prices, funding index, average premium, next funding time."""
-    show(lambda c: c.get("/funding"), as_json, _rows("markets", "funding"))
+    """Per market: index, mark and last prices, funding index (quote per base unit), average premium,
+    next funding time."""
+    show(lambda c: c.get("/funding"), as_json, lambda a: render.print_funding(a, _catalog_or_none()))
 
 
 @query_command("oracle")
 def q_oracle(as_json: bool) -> None:
-    """Oracle prices per asset and the validators' fresh submissions."""
-    show(lambda c: c.get("/oracle"), as_json, _rows("assets", "oracle"))
+    """Oracle prices per asset (in the collateral asset), when they were set, and how many fresh
+    validator submissions there are."""
+    show(lambda c: c.get("/oracle"), as_json, lambda a: render.print_oracle(a, _catalog_or_none()))

@@ -11,10 +11,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cli.units import Catalog, MarketInfo
+from cli.units import AssetInfo, Catalog, MarketInfo, format_scaled
 from node.client import as_int
 
 
@@ -70,6 +71,27 @@ class Fmt:
                 return a.from_units(u)
         return _s(units)
 
+    def asset_name(self, asset: Any) -> str:
+        if self.cat is not None:
+            for a in self.cat.assets:
+                if a.id == _int(asset):
+                    return a.symbol
+        return _s(asset)
+
+    def signed_size(self, mid: Any, lots: Any) -> str:
+        n = _int(lots)
+        if n is not None and n < 0:
+            return "-" + self.size(mid, -n)
+        return self.size(mid, lots)
+
+    def per_base(self, mid: Any, per_lot: Any) -> str:
+        """Quote smallest units per lot (a funding index) as quote per whole base unit."""
+        m, u = self.market(mid), _int(per_lot)
+        if m is None or u is None:
+            return _s(per_lot)
+        sign, u = ("-", -u) if u < 0 else ("", u)
+        return sign + format_scaled(u * 10**m.base.decimals, 1, m.lot_size * 10**m.quote.decimals)
+
     def quote_amount(self, mid: Any, units: Any) -> str:
         m, u = self.market(mid), _int(units)
         return m.quote.from_units(u) if m and u is not None else _s(units)
@@ -81,6 +103,19 @@ def _time(ms: Any) -> str:
         return _s(ms)
     stamp = datetime.fromtimestamp(t / 1000, tz=UTC).isoformat(timespec="milliseconds")
     return f"{stamp} ({t})"
+
+
+def _short_time(ms: Any) -> str:
+    """UTC to the second, for narrow tables (``_time`` adds milliseconds and the raw value)."""
+    t = _int(ms)
+    if not t:
+        return _s(ms)
+    return datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def narrow_table(title: str) -> Table:
+    """A table meant to fit 80 columns: no vertical rules, numbers never cut."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
 
 
 def kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
@@ -240,32 +275,161 @@ def print_fills(doc: dict[str, Any], cat: Catalog | None) -> None:
     console().print(fills_table(doc.get("fills") or [], Fmt(cat)))
 
 
+def ppm_pct(v: Any, digits: int = 2) -> str:
+    """Parts per million as a percentage (``950000`` -> ``95.00%``)."""
+    n = _int(v)
+    return _s(v) if n is None else f"{n / 10_000:.{digits}f}%"
+
+
+def ppb_pct(v: Any) -> str:
+    n = _int(v)
+    return _s(v) if n is None else f"{n / 10_000_000:.4f}%"
+
+
+def collateral_of(cat: Catalog | None) -> AssetInfo | None:
+    """Every market is quoted in the collateral asset (state/genesis.py)."""
+    return cat.markets[0].quote if cat is not None and cat.markets else None
+
+
 def print_account(a: dict[str, Any], cat: Catalog | None) -> None:
     f = Fmt(cat)
     c = console()
     c.print(f"account {_s(a.get('address'))}")
-    t = Table(title="balances", title_justify="left")
-    for col in ("asset", "free", "locked"):
-        t.add_column(col)
-    for b in a.get("balances") or []:
+    raw_margin = a.get("margin")
+    margin: dict[str, Any] = raw_margin if isinstance(raw_margin, dict) else {}
+    detail = {str(b.get("asset")): b for b in margin.get("balances") or [] if isinstance(b, dict)}
+    plain = [b for b in a.get("balances") or [] if isinstance(b, dict)]
+    show_locked = any(_int(b.get("locked")) for b in plain)  # orders reserve nothing on this chain
+    t = narrow_table("balances (negative = owed)")
+    for col in ("asset", "balance", "idle", "supplied", "borrowed", "auto-lend") + (("locked",) if show_locked else ()):
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
+    seen: set[str] = set()
+    for b in plain:
         asset = b.get("asset")
-        t.add_row(_s(b.get("symbol") or asset), f.amount(asset, b.get("free")), f.amount(asset, b.get("locked")))
+        seen.add(str(asset))
+        d = detail.get(str(asset), {})
+        row = [_s(b.get("symbol") or f.asset_name(asset)), f.amount(asset, d.get("balance", b.get("free"))),
+               f.amount(asset, d.get("idle")), f.amount(asset, d.get("supplied")),
+               f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
+        t.add_row(*row, *((f.amount(asset, b.get("locked")),) if show_locked else ()))
+    for key, d in detail.items():  # a borrowed asset has no positive balance: still show its debt
+        if key in seen:
+            continue
+        asset = d.get("asset")
+        row = [f.asset_name(asset), f.amount(asset, d.get("balance")), f.amount(asset, d.get("idle")),
+               f.amount(asset, d.get("supplied")), f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
+        t.add_row(*row, *(("-",) if show_locked else ()))
     c.print(t)
     positions = a.get("positions") or []
     if positions:
-        p = Table(title="positions", title_justify="left")
-        for col in ("market", "size", "entry notional", "realized pnl", "unrealized pnl"):
-            p.add_column(col)
+        p = narrow_table("positions (amounts in the quote asset)")
+        for col in ("market", "size", "entry", "mark", "notional", "unrealized", "realized", "funding"):
+            p.add_column(col, justify="left" if col == "market" else "right", min_width=len(col))
         for x in positions:
             mid = x.get("market")
-            p.add_row(_s(x.get("symbol") or f.market_name(mid)), f.size(mid, x.get("size")),
-                      f.quote_amount(mid, x.get("entry_notional")), f.quote_amount(mid, x.get("realized_pnl")),
-                      f.quote_amount(mid, x.get("unrealized_pnl")))
+            p.add_row(_s(x.get("symbol") or f.market_name(mid)), f.signed_size(mid, x.get("size")),
+                      f.quote_amount(mid, x.get("entry_notional")), f.quote_amount(mid, x.get("mark")),
+                      f.quote_amount(mid, x.get("notional")), f.quote_amount(mid, x.get("unrealized_pnl")),
+                      f.quote_amount(mid, x.get("realized_pnl")), f.quote_amount(mid, x.get("funding_owed")))
         c.print(p)
     if a.get("open_orders"):
         c.print(orders_table(a["open_orders"], f))
-    if a.get("margin"):
-        c.print(kv_table("margin", list(a["margin"].items())))
+    if margin:
+        c.print(kv_table("margin", margin_rows(margin, cat)))
+
+
+def _yes(v: Any) -> str:
+    return "-" if v is None else ("yes" if v else "no")
+
+
+def margin_rows(m: dict[str, Any], cat: Catalog | None) -> list[tuple[str, Any]]:
+    """The scalar margin figures in collateral units; the lists become words, not reprs."""
+    f = Fmt(cat)
+    coll = collateral_of(cat)
+    sym = f" {coll.symbol}" if coll else ""
+
+    def money(v: Any) -> str:
+        n = _int(v)
+        return _s(v) if coll is None or n is None else coll.from_units(n) + sym
+
+    rows: list[tuple[str, Any]] = [
+        ("equity", money(m.get("equity"))), ("initial requirement", money(m.get("initial"))),
+        ("maintenance requirement", money(m.get("maintenance"))), ("free collateral", money(m.get("free_collateral"))),
+        ("margin ratio", ppm_pct(m.get("margin_ratio_ppm")) if _int(m.get("margin_ratio_ppm")) != -1 else "no equity"),
+        ("liquidatable", _yes(m.get("liquidatable"))),
+    ]
+    liq = m.get("liquidation_prices")
+    if isinstance(liq, dict):
+        for asset, px in sorted(liq.items(), key=lambda kv: str(kv[0])):
+            rows.append((f"liquidation price {f.asset_name(asset)}", "none" if px is None else money(px)))
+    unwind = m.get("unwind_order")
+    if isinstance(unwind, list):
+        rows.append(("unwind order", ", ".join(f.market_name(x) for x in unwind) or "default (largest risk first)"))
+    known = {"equity", "initial", "maintenance", "free_collateral", "margin_ratio_ppm", "liquidatable",
+             "liquidation_prices", "unwind_order", "balances", "positions"}
+    rows += [(k, v) for k, v in m.items() if k not in known and not isinstance(v, (list, dict))]
+    return rows
+
+
+def print_pools(doc: dict[str, Any], cat: Catalog | None) -> None:
+    """Fits 80 columns: amounts in asset units, yearly rates as percentages; the utilization
+    cap goes in the title when every pool has the same (--json has every field)."""
+    f = Fmt(cat)
+    pools = [p for p in doc.get("pools") or [] if isinstance(p, dict)]
+    caps = {p.get("utilization_cap_ppm") for p in pools}
+    one_cap = len(caps) == 1
+    title = f"lending pools at height {_s(doc.get('height'))}, rates a year"
+    if one_cap and pools:
+        title += f", utilization cap {ppm_pct(caps.pop(), 0)}"
+    t = narrow_table(title)
+    cols = ["asset", "supplied", "borrowed", "available", "util", "borrow", "supply"] + ([] if one_cap else ["cap"])
+    for col in cols:
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
+    for p in pools:
+        asset = p.get("asset")
+        row = [_s(p.get("symbol") or f.asset_name(asset)), f.amount(asset, p.get("supplied")),
+               f.amount(asset, p.get("borrowed")), f.amount(asset, p.get("available")),
+               ppm_pct(p.get("utilization_ppm"), 1), ppm_pct(p.get("borrow_rate_ppm")), ppm_pct(p.get("supply_rate_ppm"))]
+        if not one_cap:
+            row.append(ppm_pct(p.get("utilization_cap_ppm"), 0))
+        t.add_row(*row)
+    console().print(t)
+
+
+def print_funding(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    t = narrow_table(f"prices and funding at height {_s(doc.get('height'))} "
+                     "(funding index: quote per base unit, cumulative)")
+    for col in ("market", "index", "mark", "last", "funding index", "premium", "next funding (UTC)"):
+        t.add_column(col, justify="left" if col == "market" else "right", no_wrap=col != "next funding (UTC)")
+    for x in doc.get("markets") or []:
+        mid = x.get("market")
+        perp = x.get("kind") == "perp" or "funding_index" in x
+        t.add_row(_s(x.get("symbol") or f.market_name(mid)), f.quote_amount(mid, x.get("index_price")),
+                  f.quote_amount(mid, x.get("mark_price")) if perp else "-",
+                  f.price(mid, x.get("last_price_ticks")) if _int(x.get("last_price_ticks")) else "-",
+                  f.per_base(mid, x.get("funding_index")) if perp else "-",
+                  ppb_pct(x.get("premium_avg_ppb")) if perp else "-",
+                  _short_time(x.get("next_funding_ms")) if perp else "-")
+    console().print(t)
+
+
+def print_oracle(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    coll = collateral_of(cat)
+
+    def px(v: Any) -> str:
+        n = _int(v)
+        return _s(v) if coll is None or n is None else coll.from_units(n)
+
+    t = narrow_table(f"oracle at height {_s(doc.get('height'))}" + (f" (prices in {coll.symbol})" if coll else ""))
+    for col in ("asset", "price", "index price", "updated (UTC)", "submissions"):
+        t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
+    for x in doc.get("assets") or []:
+        subs = x.get("submissions")
+        t.add_row(_s(x.get("symbol") or f.asset_name(x.get("asset"))), px(x.get("price")), px(x.get("index_price")),
+                  _short_time(x.get("time_ms")), str(len(subs)) if isinstance(subs, list) else _s(subs))
+    console().print(t)
 
 
 def print_markets(doc: dict[str, Any], cat: Catalog | None) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -23,12 +25,19 @@ def replay(source: str, state_home: str, to_height: int | None, as_json: bool) -
     certificate against the genesis validators and each app hash against the chain's.
 
     Exits 0 when every height matches, 4 at the first divergence (the report names the
-    height and the differing state keys), 3 when the source cannot be read.
+    height and the differing state keys), 3 when the source cannot be read (node
+    unreachable), 2 when --home is not a new, empty directory.
     """
     from node.replay import open_source
     from node.replay import replay as run_replay
 
     console = Console(stderr=True)
+    target = Path(state_home)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise click.BadParameter(f"{state_home} already exists and is not an empty directory; "
+                                 "replay writes a fresh state: give a new directory", param_hint="--home")
+    if "://" not in source and not Path(source).exists() and ":" in source:
+        source = "http://" + source  # 127.0.0.1:26657 is a URL without its scheme
     try:
         src = open_source(source)
     except Exception as err:
@@ -43,6 +52,12 @@ def replay(source: str, state_home: str, to_height: int | None, as_json: bool) -
                 bar.update(task, completed=h, total=end)
 
             report = run_replay(src, state_home, to_height, progress)
+    except FileExistsError as err:
+        raise click.BadParameter(str(err), param_hint="--home") from None
+    except (urllib.error.URLError, OSError, LookupError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        console.print(f"[red]cannot read {source}: {reason}")
+        sys.exit(3)
     finally:
         src.close()
     if as_json:

@@ -30,9 +30,10 @@ from cli.context import (
     print_json,
     translate_errors,
 )
+from cli.messages import humanize_answer
 from cli.nonce import NONCES
 from cli.render import print_receipt
-from cli.units import Catalog
+from cli.units import MAX_CHAIN_INT, Catalog
 from node.client import RpcError
 from state.keys import address_from_text
 from state.tx import Batch, sign_tx, tx_hash
@@ -97,6 +98,7 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
     if as_json:
         print_json(answer)
     else:
+        answer = humanize_answer(answer, action, ctx._catalog)
         print_receipt(answer, ctx._catalog, action_markets(action))
     code = answer.get("code")
     if code != 0:
@@ -212,7 +214,7 @@ def order(market: str | None, side: str | None, market_opt: str | None, side_opt
 
 def _order_ref_options(f: F) -> F:
     f = click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text).")(f)
-    f = click.option("--oid", default=None, type=click.IntRange(min=0), help="Order id from the placement receipt.")(f)
+    f = click.option("--oid", default=None, type=click.IntRange(0, MAX_CHAIN_INT), help="Order id from the placement receipt.")(f)
     return f
 
 
@@ -241,15 +243,41 @@ def cancel_all(market: str | None, key_name: str, **opts: Any) -> None:
 @click.argument("market")
 @_order_ref_options
 @click.option("--size", required=True, metavar="SIZE", help="New size in base units (lots with --raw).")
-@click.option("--price", required=True, metavar="PRICE", help="New price (ticks with --raw).")
+@click.option("--price", default=None, metavar="PRICE",
+              help="New price (ticks with --raw); default: the order's current price, asked from the node.")
 @key_option()
 @raw_option
 @common_options
-def modify(market: str, oid: int | None, cloid: str | None, size: str, price: str, key_name: str, raw: bool,
+def modify(market: str, oid: int | None, cloid: str | None, size: str, price: str | None, key_name: str, raw: bool,
            **opts: Any) -> None:
-    """Cancel-replace an open order; it keeps its queue place only if the price is unchanged and the size shrinks."""
-    action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
+    """Cancel-replace an open order; it keeps its queue place only if the price is unchanged and the size shrinks.
+
+    Example (shrink order 7, same price): bookchain tx modify BTC/USDC --oid 7 --size 0.05 --key bob
+    """
+    if price is None:
+        ticks = current_price_ticks(market, oid, cloid, key_name)
+        action = build(lambda: txbuild.modify_action(catalog(), market, ticks, size, oid, cloid, raw,
+                                                     price_is_ticks=True))
+    else:
+        action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
     submit(action, key_name, **opts)
+
+
+def current_price_ticks(market: str, oid: int | None, cloid: str | None, key_name: str) -> int:
+    """The price (ticks) of the signer's open order named by --oid/--cloid on MARKET."""
+    ctx = get_ctx()
+    m = build(lambda: catalog().market(market))
+    o, c = build(lambda: txbuild.order_id(oid, cloid))
+    address = ctx.key(key_name).address_text
+    doc = translate_errors(lambda: ctx.client().orders(address))
+    for order in doc.get("orders") or []:
+        if not isinstance(order, dict) or order.get("market") != m.id:
+            continue
+        if (o is not None and order.get("oid") == o) or (c is not None and order.get("cloid") == c.hex()):
+            return int(order["price"])
+    which = f"oid {o}" if o is not None else f"cloid {cloid!r}"
+    raise Rejected(f"UNKNOWN_ORDER: {key_name} has no open order with {which} on {m.symbol} "
+                   "(give --price to send the modify anyway)")
 
 
 @tx.command("batch")
@@ -269,20 +297,39 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
     """
-    text = actions
-    if actions == "-":
-        text = sys.stdin.read()
-    elif not actions.lstrip().startswith("["):
-        try:
-            text = Path(actions).read_text(encoding="utf-8")
-        except OSError as err:
-            raise click.BadParameter(f"cannot read {actions}: {err.strerror}", param_hint="ACTIONS") from None
-    try:
-        items = json.loads(text)
-    except ValueError as err:
-        raise click.BadParameter(f"not JSON: {err}", param_hint="ACTIONS") from None
+    items = _batch_items(actions)
     action = build(lambda: txbuild.batch_action(catalog(), items, raw))
     submit(action, key_name, **opts)
+
+
+def _batch_items(actions: str) -> Any:
+    """The JSON list of ``tx batch``: from stdin, an existing file, or the argument itself."""
+    hint = "ACTIONS"
+    if actions == "-":
+        source, text = "stdin", sys.stdin.read()
+    else:
+        path = Path(actions)
+        try:
+            is_file = not actions.lstrip().startswith("[") and path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+            is_file = False
+        if is_file:
+            try:
+                source, text = f"file {actions}", path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise click.BadParameter(f"cannot read {actions}: {err}", param_hint=hint) from None
+        else:
+            source, text = "", actions
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise click.BadParameter("the JSON is nested too deeply", param_hint=hint) from None
+    except ValueError as err:
+        if source:
+            raise click.BadParameter(f"{source} is not valid JSON: {err}", param_hint=hint) from None
+        shown = actions if len(actions) <= 40 else actions[:40] + "…"
+        raise click.BadParameter(f"{shown!r} is neither a file nor valid JSON ({err}); give a JSON list "
+                                 "of actions inline, a file holding one, or - for stdin", param_hint=hint) from None
 
 
 @tx.command("lend")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli.context import parse_cloid
-from cli.units import Catalog, MarketInfo, UnitError
+from cli.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
 from state.tx import (
     Batch,
     BatchItem,
@@ -41,6 +41,8 @@ def parse_raw_int(text: str | int, what: str) -> int:
             raise UnitError(f"{what} {text!r} is not an integer (--raw takes ticks/lots/units)") from None
     if value < 0:
         raise UnitError(f"{what} {text!r} is negative")
+    if value > MAX_CHAIN_INT:
+        raise UnitError(f"{what} {text} is out of range: it must be between 0 and {MAX_CHAIN_INT}")
     return value
 
 
@@ -96,10 +98,12 @@ def cancel_all_action(cat: Catalog, market: str | int | None = None) -> CancelAl
 
 
 def modify_action(cat: Catalog, market: str | int, price: str | int, size: str | int,
-                  oid: str | int | None = None, cloid: str | None = None, raw: bool = False) -> Modify:
+                  oid: str | int | None = None, cloid: str | None = None, raw: bool = False,
+                  *, price_is_ticks: bool = False) -> Modify:
+    """``price_is_ticks``: the price came from the node (the order's own), not from the user."""
     m = cat.market(market)
     o, c = order_id(oid, cloid)
-    return Modify(m.id, o, c, price_ticks(m, price, raw), size_lots(m, size, raw))
+    return Modify(m.id, o, c, price_ticks(m, price, raw or price_is_ticks), size_lots(m, size, raw))
 
 
 def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> Deposit:

@@ -17,6 +17,10 @@ from typing import Any
 
 from node.client import as_int
 
+# The codec's ceiling for an unsigned field (state.codec.must_uint: [0, 2^63-1]); a larger
+# integer would fail to encode, so the CLI refuses it as a usage error naming the range.
+MAX_CHAIN_INT = (1 << 63) - 1
+
 
 class UnitError(ValueError):
     """Input that is not a number, negative, or off the tick/lot/decimal grid."""
@@ -27,7 +31,7 @@ def parse_decimal(text: str, what: str) -> Decimal:
         ctx.prec = 60
         try:
             value = Decimal(str(text).strip().replace("_", ""))
-        except InvalidOperation:
+        except (InvalidOperation, ValueError):
             raise UnitError(f"{what} {text!r} is not a number") from None
         if not value.is_finite():
             raise UnitError(f"{what} {text!r} is not a finite number")
@@ -36,13 +40,21 @@ def parse_decimal(text: str, what: str) -> Decimal:
         return value
 
 
-def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: str) -> int:
-    """``text * numerator / denominator`` as an exact integer, else a UnitError naming the grid."""
+def scale_exact(text: str, numerator: int, denominator: int, what: str, grid: str, unit: str = "") -> int:
+    """``text * numerator / denominator`` as an exact integer, else a UnitError naming the grid
+    (or the allowed range, in the same units the user typed)."""
     value = parse_decimal(text, what)
     with localcontext() as ctx:
         ctx.prec = 80
-        scaled = value * numerator / denominator
-        if scaled != scaled.to_integral_value():
+        try:
+            scaled = value * numerator / denominator
+        except ArithmeticError:  # an exponent beyond the decimal context (1e999999999)
+            scaled = Decimal(MAX_CHAIN_INT + 1)
+        if scaled > MAX_CHAIN_INT:
+            top = format_scaled(MAX_CHAIN_INT, denominator, numerator)
+            raise UnitError(f"{what} {text} is out of range: it must be between 0 and {top}"
+                            + (f" {unit}" if unit else ""))
+        if scaled != scaled.to_integral_value() or (value and not scaled):
             raise UnitError(f"{what} {text} is not a multiple of the {grid}")
         return int(scaled)
 
@@ -66,7 +78,7 @@ class AssetInfo:
 
     def to_units(self, amount: str) -> int:
         return scale_exact(amount, 10**self.decimals, 1, f"{self.symbol} amount",
-                           f"smallest unit (10^-{self.decimals})")
+                           f"smallest unit (10^-{self.decimals})", self.symbol)
 
     def from_units(self, units: int) -> str:
         return format_scaled(units, 1, 10**self.decimals)
@@ -92,11 +104,11 @@ class MarketInfo:
 
     def price_to_ticks(self, price: str) -> int:
         return scale_exact(price, 10**self.quote.decimals, self.tick_size, f"{self.symbol} price",
-                           f"tick size {self.tick_text}")
+                           f"tick size {self.tick_text}", f"{self.quote.symbol} per {self.base.symbol}")
 
     def size_to_lots(self, size: str) -> int:
         return scale_exact(size, 10**self.base.decimals, self.lot_size, f"{self.symbol} size",
-                           f"lot size {self.lot_text}")
+                           f"lot size {self.lot_text}", self.base.symbol)
 
     def ticks_to_price(self, ticks: int) -> str:
         return format_scaled(ticks, self.tick_size, 10**self.quote.decimals)

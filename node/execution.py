@@ -22,6 +22,7 @@ from node.crashpoints import maybe_crash
 from node.events import EventBus
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
+from node.metrics import NodeMetrics
 from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
 from state.tx import SignedTx, tx_hash
@@ -57,6 +58,7 @@ class Execution:
         self.last_block_txs = 0
         self.block_interval_ms = 0.0
         self._last_commit_wall = 0.0
+        self.metrics: NodeMetrics | None = None  # set by the runtime; None in tools and tests
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
         self._closing = False
 
@@ -132,9 +134,12 @@ class Execution:
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)
         now = time.monotonic()
-        if self._last_commit_wall:
-            self.block_interval_ms = (now - self._last_commit_wall) * 1000
+        interval = (now - self._last_commit_wall) * 1000 if self._last_commit_wall else None
+        if interval is not None:
+            self.block_interval_ms = interval
         self._last_commit_wall = now
+        if self.metrics is not None and publish:
+            self.metrics.on_block(hashes, (r[1] for r in receipts), self.last_apply_ms, interval)
         self.last_block_hash = block.hash
         self.last_block_time_ms = block.header.time_ms
         committed, self._committed = self._committed, asyncio.Event()

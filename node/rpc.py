@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bookchain.rpc")
 
+
+class UnknownMarket(LookupError):
+    """A market reference that is neither an id nor a symbol of this chain."""
+
 MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
@@ -136,7 +140,7 @@ def _nums(value: Any) -> Any:
 class RpcServer:
     def __init__(self, rt: NodeRuntime) -> None:
         self.rt = rt
-        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._count_mw, errors_middleware])
         self.runner: web.AppRunner | None = None
         self.ws_clients = 0
         r = self.app.router
@@ -310,13 +314,23 @@ class RpcServer:
     # ------------------------------------------------------------------ exchange
     def _market_id(self, request: web.Request) -> int:
         raw = request.query.get("market", "")
+        try:
+            return self._market_ref(raw)
+        except UnknownMarket as err:
+            raise RpcError(404, Code.UNKNOWN_MARKET, str(err)) from None
+
+    def _market_ref(self, ref: Any) -> int:
+        """A market id (int or digits) or a symbol (any case), as /book and the websocket take it."""
         markets = self.rt.genesis.markets
-        if raw.isdigit() and int(raw) < len(markets):
+        if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(markets):
+            return ref
+        raw = str(ref).strip()
+        if raw.isascii() and raw.isdigit() and len(raw) < 10 and int(raw) < len(markets):
             return int(raw)
         for m in markets:
             if m.symbol.lower() == raw.lower():
                 return m.market_id
-        raise RpcError(404, Code.UNKNOWN_MARKET, f"unknown market {raw!r}")
+        raise UnknownMarket(f"unknown market {ref!r}; markets: {', '.join(m.symbol for m in markets)}")
 
     async def markets(self, request: web.Request) -> web.Response:
         assets = self.rt.genesis.assets
@@ -422,8 +436,22 @@ class RpcServer:
         return web.json_response({"fills": [{"height": h, **fill_from_list(f)} for h, f in self.rt.blocks.fills(address, limit)]})
 
     # ------------------------------------------------------------------ ops
+    @web.middleware
+    async def _count_mw(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Counts requests by route (the registered path, so /tx?hash=... is one series and
+        unknown paths share "unmatched" instead of minting a series per probe)."""
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else "unmatched"
+        metrics = getattr(self.rt, "metrics", None)
+        if metrics is not None:
+            metrics.on_request(route)
+        return await handler(request)
+
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.rt.metrics_text(), content_type="text/plain")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=self.rt.metrics_text().encode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def snapshots(self, request: web.Request) -> web.Response:
         from node.snapshots import list_snapshots, snapshot_path
@@ -474,10 +502,18 @@ class RpcServer:
                         raise ValueError("unknown method or topic")
                     key: Any = None
                     if topic in ("trades", "book"):
-                        key = int(req["market"])
+                        key = self._market_ref(req["market"])
                     elif topic == "account":
                         key = address_to_text(address_from_text(req["address"]))
-                except (ValueError, KeyError, TypeError) as err:
+                except LookupError as err:  # UnknownMarket is a LookupError too (before KeyError's case)
+                    if isinstance(err, UnknownMarket):
+                        await ws.send_json({"error": {"code": int(Code.UNKNOWN_MARKET), "name": "UNKNOWN_MARKET",
+                                                      "message": str(err)}})
+                    else:
+                        await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED",
+                                                      "message": f"missing field {err}"}})
+                    continue
+                except (ValueError, TypeError) as err:
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": str(err)}})
                     continue
                 sub = self.rt.bus.subscribe(topic, key)

@@ -28,6 +28,7 @@ from node.events import EventBus
 from node.execution import Execution
 from node.faults import Faults
 from node.mempool import Admission, Mempool
+from node.metrics import NodeMetrics
 from node.p2p import BadFrame, protocols
 from node.p2p.host import P2PNode
 from node.rpc import RpcServer
@@ -81,6 +82,8 @@ class NodeRuntime:
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool)
+        self.metrics = NodeMetrics()
+        self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
         self.p2p: P2PNode = None  # type: ignore[assignment]
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
@@ -183,6 +186,7 @@ class NodeRuntime:
     # ------------------------------------------------------------------ transactions
     async def submit(self, raws: list[bytes]) -> list[Admission]:
         adms = await self.mempool.add_many(raws, self.verify_pool)
+        self.metrics.on_admitted(a.hash for a in adms if a.ok)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
             # only be proposed by a peer once it has reached that peer's mempool
@@ -263,24 +267,27 @@ class NodeRuntime:
                           "evidence": len(self.driver.evidence)} if self.driver else None,
         }
 
+    def _register_gauges(self) -> None:
+        """The point-in-time figures of /metrics, read at scrape time (node/metrics.py)."""
+        m, ex = self.metrics, self.execution
+        m.gauge("bookchain_height", "Latest committed height", lambda: self.sm.height)
+        m.gauge("bookchain_block_txs", "Transactions in the last block", lambda: ex.last_block_txs)
+        m.gauge("bookchain_last_block_interval_ms", "Wall time between the last two commits",
+                lambda: round(ex.block_interval_ms, 3))
+        m.gauge("bookchain_last_apply_ms", "Execution + storage time of the last block", lambda: round(ex.last_apply_ms, 3))
+        m.gauge("bookchain_mempool_txs", "Transactions waiting in the mempool", lambda: len(self.mempool))
+        m.gauge("bookchain_mempool_bytes", "Bytes waiting in the mempool", lambda: self.mempool.bytes)
+        m.gauge("bookchain_peers", "Connected peers", lambda: len(self.p2p.connected_peers()) if self.p2p else 0)
+        m.gauge("bookchain_websocket_clients", "Open websocket connections", lambda: self.rpc.ws_clients)
+        m.counter_from("bookchain_consensus_extra_rounds", "Rounds beyond round 0 needed to commit, summed over heights",
+                       lambda: self.driver.rounds_total if self.driver else 0)
+        m.counter_from("bookchain_consensus_bad_messages", "Undecodable consensus, tx or sync messages received",
+                       lambda: self.driver.bad_messages if self.driver else 0)
+        m.counter_from("bookchain_evidence", "Equivocation evidence seen",
+                       lambda: len(self.driver.evidence) if self.driver else 0)
+
     def metrics_text(self) -> str:
-        ex = self.execution
-        lines = [
-            ("bookchain_height", self.sm.height, "Latest committed height"),
-            ("bookchain_block_interval_ms", round(ex.block_interval_ms, 3), "Wall time between the last two commits"),
-            ("bookchain_block_txs", ex.last_block_txs, "Transactions in the last block"),
-            ("bookchain_apply_ms", round(ex.last_apply_ms, 3), "Execution + storage time of the last block"),
-            ("bookchain_mempool_txs", len(self.mempool), "Transactions waiting in the mempool"),
-            ("bookchain_mempool_bytes", self.mempool.bytes, "Bytes waiting in the mempool"),
-            ("bookchain_peers", len(self.p2p.connected_peers()) if self.p2p else 0, "Connected peers"),
-            ("bookchain_consensus_extra_rounds_total", self.driver.rounds_total if self.driver else 0,
-             "Rounds beyond round 0 needed to commit, summed over heights"),
-            ("bookchain_consensus_bad_messages_total", self.driver.bad_messages if self.driver else 0,
-             "Undecodable consensus, tx or sync messages received"),
-            ("bookchain_evidence_total", len(self.driver.evidence) if self.driver else 0, "Equivocation evidence seen"),
-            ("bookchain_websocket_clients", self.rpc.ws_clients, "Open websocket connections"),
-        ]
-        out = []
-        for name, value, help_ in lines:
-            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {value}"]
-        return "\n".join(out) + "\n"
+        if not getattr(self, "_gauges_registered", False):
+            self._register_gauges()
+            self._gauges_registered = True
+        return self.metrics.text()

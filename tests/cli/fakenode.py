@@ -25,6 +25,27 @@ from state.keys import address_from_text, address_to_text
 from state.machine import ExecBlock, StateMachine
 from state.receipts import ActionResult, Fill, Receipt
 from state.tx import Tif
+from state.views import markets_view, oracle_view, pools_view
+
+
+def jsonable(value: Any) -> Any:
+    """The node's view JSON (node/rpc.py ``_nums``): bytes as hex, dict keys as text."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _margin_summary(ex: Any, address: bytes) -> Any:
+    """state.views.margin_summary (it lived in state.risk before the views module took it)."""
+    from state import risk, views
+
+    fn = getattr(views, "margin_summary", None) or getattr(risk, "margin_summary")  # noqa: B009
+    return fn(ex, address)
+
 
 TIF_NAMES = {int(Tif.GTC): "gtc", int(Tif.IOC): "ioc", int(Tif.ALO): "alo"}
 
@@ -120,6 +141,9 @@ class FakeNode:
         r.add_get("/account", self.h_account)
         r.add_get("/orders", self.h_orders)
         r.add_get("/fills", self.h_fills)
+        r.add_get("/pools", self.h_pools)
+        r.add_get("/funding", self.h_funding)
+        r.add_get("/oracle", self.h_oracle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -335,8 +359,19 @@ class FakeNode:
                 free, locked = acct.balances.get(a.asset_id, 0), 0
                 if free or locked:
                     balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free, "locked": locked})
-        return web.json_response({"address": address_to_text(address), "balances": balances, "positions": [],
-                                  "open_orders": self._orders(address), "margin": {}})
+        summary = jsonable(_margin_summary(self.sm.ex, address))
+        return web.json_response({"address": address_to_text(address), "height": self.sm.height,
+                                  "balances": balances, "positions": summary.get("positions", []),
+                                  "open_orders": self._orders(address), "margin": summary})
+
+    async def h_pools(self, request: web.Request) -> web.Response:
+        return web.json_response({"height": self.sm.height, "pools": jsonable(pools_view(self.sm.ex))})
+
+    async def h_funding(self, request: web.Request) -> web.Response:
+        return web.json_response({"height": self.sm.height, "markets": jsonable(markets_view(self.sm.ex))})
+
+    async def h_oracle(self, request: web.Request) -> web.Response:
+        return web.json_response({"height": self.sm.height, "assets": jsonable(oracle_view(self.sm.ex))})
 
     async def h_orders(self, request: web.Request) -> web.Response:
         address = self._address(request)
