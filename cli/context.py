@@ -11,7 +11,6 @@ Exit codes are a contract for scripts, so they live in one place:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -22,9 +21,9 @@ from urllib.parse import urlsplit
 
 import click
 
-from cli.keystore import KeyRecord, KeyStore, KeyStoreError, default_home
-from cli.units import Catalog, UnitError
 from node.client import DEFAULT_URL, Client, NodeUnreachable, RpcError
+from node.wallet.keystore import KeyRecord, KeyStore, KeyStoreError, default_home
+from node.wallet.units import Catalog, UnitError
 from state.keys import address_from_text, address_to_text
 
 EXIT_OK = 0
@@ -191,16 +190,6 @@ def json_option_saying(help_text: str) -> Callable[[F], F]:
 
 def print_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2))
-
-
-def parse_cloid(text: str) -> bytes:
-    """32 hex digits are taken as the 16-byte cloid; anything else is hashed to 16 bytes,
-    so ``--cloid my-order-1`` is stable across runs and cancellable by the same text."""
-    body = text.strip()
-    raw = body[2:] if body.lower().startswith("0x") else body
-    if len(raw) == 32 and _is_hex(raw):
-        return bytes.fromhex(raw)
-    return hashlib.sha256(body.encode()).digest()[:16]
 
 
 def rpc_failure(err: RpcError) -> Rejected:

@@ -6,8 +6,8 @@ import click
 from rich.table import Table
 
 from cli.context import get_ctx, home_option, json_option_saying, print_json
-from cli.keystore import KeyStoreError, parse_seed
 from cli.render import console
+from node.wallet.keystore import KeyStoreError, parse_seed
 
 
 def _fail(err: KeyStoreError) -> click.UsageError:

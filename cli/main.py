@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from cli.context import Ctx, Seconds, translate_errors, with_scheme
-from cli.keystore import HOME_ENV
 from node.client import DEFAULT_URL
+from node.wallet.keystore import HOME_ENV
 
 DEBUG_ENV = "BOOKCHAIN_DEBUG"
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cli.units import AssetInfo, Catalog
+from node.wallet.units import AssetInfo, Catalog
 
 Conv = Callable[[int], str]
 

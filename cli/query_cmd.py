@@ -9,8 +9,8 @@ import click
 
 from cli import render
 from cli.context import get_ctx, home_option, json_option, node_option, print_json, translate_errors
-from cli.units import Catalog
 from node.client import Client, as_int
+from node.wallet.units import Catalog
 
 
 def _catalog_or_none() -> Catalog | None:

@@ -15,8 +15,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cli.units import AssetInfo, Catalog, MarketInfo, format_scaled
 from node.client import as_int
+from node.wallet.units import AssetInfo, Catalog, MarketInfo, format_scaled
 
 
 def console() -> Console:

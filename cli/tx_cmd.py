@@ -1,13 +1,13 @@
 """``bookchain tx``: sign an action with a named key, submit it, print the receipt.
 
 Every subcommand is the same three steps, kept in ``submit``: build the action from human
-input (cli.txbuild, using the node's /markets and /assets), sign it with a millisecond
+input (node/wallet/txbuild.py, using the node's /markets and /assets), sign it with a millisecond
 nonce for the node's chain id, and broadcast it: by default through
 ``/broadcast_tx_commit`` so the receipt (fills, oid, status, error code) is printed; with
 ``--async`` through ``/broadcast_tx_sync``, which only reports the mempool check.
 
 Lending (``lend``, ``borrow``, ``repay``) will be three more subcommands here once the
-state machine has those actions: a builder in cli/txbuild.py plus a ``submit`` call.
+state machine has those actions: a builder in node/wallet/txbuild.py plus a ``submit`` call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import click
 
-from cli import txbuild
 from cli.context import (
     Rejected,
     get_ctx,
@@ -31,10 +30,11 @@ from cli.context import (
     translate_errors,
 )
 from cli.messages import humanize_answer
-from cli.nonce import NONCES
 from cli.render import print_receipt
-from cli.units import MAX_CHAIN_INT, Catalog
 from node.client import RpcError
+from node.wallet import txbuild
+from node.wallet.nonce import NONCES
+from node.wallet.units import MAX_CHAIN_INT, Catalog
 from state.keys import address_from_text
 from state.tx import Batch, sign_tx, tx_hash
 

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cli.keystore import KeyStore
-from cli.nonce import NONCES
-from cli.txbuild import order_action
-from cli.units import Catalog
 from devnet.manifest import load_manifest
 from node.client import Client
+from node.wallet.keystore import KeyStore
+from node.wallet.nonce import NONCES
+from node.wallet.txbuild import order_action
+from node.wallet.units import Catalog
 from state.tx import sign_tx
 
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.keystore import KeyStore, write_private_json
 from devnet import p2pkeys
 from devnet.manifest import Manifest, NodeEntry, save_manifest
+from node.wallet.keystore import KeyStore, write_private_json
 from state.genesis import default_assets, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
 

@@ -41,12 +41,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.keystore import KeyStore
 from devnet.flow import SignedFlow, generate
 from devnet.manifest import load_manifest
 from node.client import AsyncClient, NodeUnreachable, RpcError, as_int
 from node.codes import unpack_codes
 from node.jsonfmt import code_name
+from node.wallet.keystore import KeyStore
 from state.genesis import Genesis
 
 UNREACHABLE = "UNREACHABLE"

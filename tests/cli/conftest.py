@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.keystore import KeyStore
 from cli.main import bookchain
+from node.wallet.keystore import KeyStore
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import address_to_text
 from tests.cli.fakenode import FakeNode

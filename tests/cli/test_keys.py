@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.keystore import KeyStore, KeyStoreError
 from cli.main import bookchain
+from node.wallet.keystore import KeyStore, KeyStoreError
 from state.keys import PrivateKey, address_to_text
 
 

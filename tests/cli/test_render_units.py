@@ -11,7 +11,7 @@ from rich.console import Console
 
 import cli.render as render
 from cli.messages import humanize, humanize_answer
-from cli.units import Catalog
+from node.wallet.units import Catalog
 from state.tx import Batch, Borrow, PlaceOrder, Tif, Withdraw
 
 CAT = Catalog.from_rpc(

@@ -118,7 +118,7 @@ def test_mempool_refusal_exits_1(env: Env) -> None:
 
 
 def test_nonces_increase_within_a_process() -> None:
-    from cli.nonce import NonceClock
+    from node.wallet.nonce import NonceClock
 
     clock = NonceClock(lambda: 1000)
     assert [clock.next(b"k") for _ in range(3)] == [1000, 1001, 1002]

@@ -6,18 +6,18 @@ import hashlib
 
 import pytest
 
-from cli.context import parse_cloid
-from cli.txbuild import (
+from node.wallet.txbuild import (
     batch_action,
     cancel_action,
     cancel_all_action,
     deposit_action,
     modify_action,
     order_action,
+    parse_cloid,
     parse_destination,
     withdraw_action,
 )
-from cli.units import Catalog, UnitError
+from node.wallet.units import Catalog, UnitError
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey
 from state.tx import Batch, Cancel, CancelAll, Deposit, Modify, PlaceOrder, Tif, decode_tx, sign_tx

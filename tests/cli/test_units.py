@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.units import Catalog, UnitError
+from node.wallet.units import Catalog, UnitError
 from state.genesis import Genesis, make_genesis_doc
 
 CAT = Catalog.from_genesis(Genesis.from_json(make_genesis_doc(chain_id="t", validators=[], bridge_pubkey=b"\x01" * 32)))

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.keystore import KeyStore
 from devnet.genesis import DEFAULT_FUNDS, DevnetSpec, create_devnet, free_ports
 from devnet.manifest import load_manifest
 from node.p2p import identity
+from node.wallet.keystore import KeyStore
 from state.genesis import Genesis
 from state.keys import PrivateKey
 

@@ -7,10 +7,10 @@ smallest units as integers, for scripts that already speak the chain's units.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from cli.context import parse_cloid
-from cli.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
+from node.wallet.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
 from state.tx import (
     Batch,
     BatchItem,
@@ -177,3 +177,13 @@ def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> Batch:
     if not isinstance(items, list) or not items:
         raise UnitError("a batch is a non-empty JSON list of actions")
     return Batch(tuple(batch_item(cat, it, raw) for it in items))
+
+
+def parse_cloid(text: str) -> bytes:
+    """32 hex digits are taken as the 16-byte cloid; anything else is hashed to 16 bytes,
+    so ``--cloid my-order-1`` is stable across runs and cancellable by the same text."""
+    body = text.strip()
+    raw = body[2:] if body.lower().startswith("0x") else body
+    if len(raw) == 32 and all(c in "0123456789abcdefABCDEF" for c in raw):
+        return bytes.fromhex(raw)
+    return hashlib.sha256(body.encode()).digest()[:16]
