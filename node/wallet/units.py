@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from node.client import as_int
 
@@ -156,23 +156,34 @@ class Catalog:
         return cls(assets, markets)
 
     def market(self, ref: str | int) -> MarketInfo:
-        text = str(ref).strip()
-        for m in self.markets:
-            if m.symbol.upper() == text.upper() or (text.isdigit() and m.id == int(text)):
-                return m
-        known = ", ".join(f"{m.symbol} ({m.id})" for m in self.markets)
-        raise UnitError(f"unknown market {ref!r}; markets: {known}")
+        return _by_ref(self.markets, ref, "market")
 
     def asset(self, ref: str | int) -> AssetInfo:
-        text = str(ref).strip()
-        for a in self.assets:
-            if a.symbol.upper() == text.upper() or (text.isdigit() and a.id == int(text)):
-                return a
-        known = ", ".join(f"{a.symbol} ({a.id})" for a in self.assets)
-        raise UnitError(f"unknown asset {ref!r}; assets: {known}")
+        return _by_ref(self.assets, ref, "asset")
 
     def maybe_market(self, market_id: Any) -> MarketInfo | None:
         for m in self.markets:
             if m.id == market_id:
                 return m
         return None
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def _by_ref(items: list[N], ref: str | int, kind: str) -> N:
+    """The item whose symbol (any case) or id is ``ref``, else a UnitError listing them."""
+    text = str(ref).strip()
+    for item in items:
+        if item.symbol.upper() == text.upper() or (text.isdigit() and item.id == int(text)):
+            return item
+    known = ", ".join(f"{item.symbol} ({item.id})" for item in items)
+    raise UnitError(f"unknown {kind} {ref!r}; {kind}s: {known}")
