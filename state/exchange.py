@@ -22,7 +22,7 @@ from state.errors import Code, TxError
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
 from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
-from state.risk import RequirementParams, size_scale
+from state.risk import LegInfo, RequirementParams, size_scale
 from state.tracker import WriteTracker
 from state.watch import Watch
 
@@ -51,9 +51,9 @@ class Exchange:
         self.tracker = WriteTracker()  # what changed since the last write set (state/tracker.py)
         self.pools = Pools(genesis.risk.assets, self.tracker)
         self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
-        # per market, for the margin hot path: (is perp, base, lot size, base unit, tick size, tick value)
-        self.minfo: list[tuple[bool, int, int, int, int, int]] = [
-            (m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value) for m in self.markets]
+        # per market, what the margin hot path reads (state/risk.py ``LegInfo``)
+        self.minfo: list[LegInfo] = [
+            LegInfo(m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value) for m in self.markets]
         risk = genesis.risk
         # per asset, the parameters of its initial and of its maintenance requirement
         self.im_params: list[RequirementParams] = [

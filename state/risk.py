@@ -65,15 +65,14 @@ from state.errors import Code, TxError
 from state.genesis import PERP, MarketSpec
 from state.muldiv import WORDS, isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
 from state.prices import compute_index, mark_price
+from state.units import DAYS_PER_YEAR, PERP_SOURCE, PPM
 
 if TYPE_CHECKING:
     from state.account import Account
     from state.book import Order
     from state.exchange import Exchange
 
-PPM: Final = 1_000_000
 GRID: Final = (-3, -2, -1, 0, 1, 2, 3)  # shock multiples k = j / 3
-DAYS_PER_YEAR: Final = 365
 
 # (market, is_buy, lots, notional) of an order counted at its worst case or assumed filled
 OrderLeg = tuple[int, bool, int, int]
@@ -318,12 +317,28 @@ class _LegEffect:
         self.perp_leg = False  # a perp leg with a value: the account has liabilities
 
 
+class LegInfo:
+    """What the margin hot path reads of a market, precomputed once from genesis
+    (``Exchange.minfo``): a slotted record, whose int fields the compiled build keeps unboxed."""
+
+    __slots__ = ("base", "is_perp", "lot_size", "tick_size", "tick_value", "unit")
+
+    def __init__(self, is_perp: bool, base: int, lot_size: int, unit: int, tick_size: int, tick_value: int) -> None:
+        self.is_perp = is_perp
+        self.base = base  # the underlying asset
+        self.lot_size = lot_size  # base smallest units per lot
+        self.unit = unit  # base smallest units per whole unit
+        self.tick_size = tick_size  # collateral units per whole unit per tick
+        self.tick_value = tick_value  # quote units per tick per lot
+
+
 def _leg_effect(ex: Exchange, m: int, is_buy: bool, lots: int, notional: int, hint: tuple[int, int] | None,
                 out: _LegEffect) -> None:
     """Fill ``out`` with what filling the leg (market, side, lots, notional) does. A fill at
     a better price than the mark/index is not counted as a gain (min(..., 0)): an order's
     worst case never adds equity, so a stale or pushed price cannot fund it."""
-    is_perp, u, lot_size, unit, _tick_size, _tv = ex.minfo[m]
+    info = ex.minfo[m]
+    is_perp, u, lot_size, unit = info.is_perp, info.base, info.lot_size, info.unit
     cost = -(-notional * ex.max_fee_ppm // PPM)
     px = ex.leg_px[m]
     if not px:
@@ -401,6 +416,19 @@ def _underlying(under: list[_Underlying | None], u: int) -> _Underlying:
     return got
 
 
+class _Sums:
+    """The running sums of one ``assess`` call, shared by its steps (a slotted class: the
+    compiled build keeps its fields native, so splitting ``assess`` into steps costs calls,
+    not boxing)."""
+
+    __slots__ = ("addon_value", "liab", "usdc")
+
+    def __init__(self) -> None:
+        self.addon_value = 0  # debt value x borrow rate, summed (ppm-year scaled)
+        self.usdc = 0  # the collateral balance (what order spending is compared with)
+        self.liab = False  # has the account anything it could owe?
+
+
 def assess(
     ex: Exchange,
     acct: Account,
@@ -421,27 +449,49 @@ def assess(
     ``d_balance``: (asset, delta) applied to the balance first (a withdrawal).
     ``d_debt``: (asset, extra debt) that leaves the balance unchanged (a borrow).
     ``detail``: keep the per-underlying detail and the prices used (summaries, the watch).
-    (Hot path: written for speed; every sum is of integers, so order does not matter.)
+
+    The steps: balances and debts (``_count_balances``), perp positions
+    (``_count_positions``), a hypothetical fill (``_count_fill``), open orders at their worst
+    case (``_count_orders``), then the requirement per underlying (``_requirement``).
     """
     res = Assessment()
-    pools = ex.pools.by_asset
-    index_px, unit_of, minfo, leg_px = ex.index_px, ex.unit, ex.minfo, ex.leg_px
-    c = ex.collateral_asset
-    risk = ex.genesis.risk
-    days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
+    sums = _Sums()
     hint: tuple[int, int] | None = None
     leg0 = add or fill
     if leg0 is not None:
-        info = minfo[leg0[0]]
-        hint = (leg0[0], info[4] * (leg0[3] // max(1, leg0[2] * info[5])))
+        info = ex.minfo[leg0[0]]
+        hint = (leg0[0], info.tick_size * (leg0[3] // max(1, leg0[2] * info.tick_value)))
     # an underlying is present (not None) once a spot value, a perp leg or an order leg is on it
-    under: list[_Underlying | None] = [None] * len(unit_of)
+    under: list[_Underlying | None] = [None] * len(ex.unit)
+    _count_balances(ex, acct, res, sums, under, d_balance, d_debt, detail)
+    _count_positions(ex, acct, res, sums, under, hint, detail)
+    if fill is not None:
+        _count_fill(ex, fill, hint, res, sums, under)
+    if orders and (acct.orders or add is not None):
+        _count_orders(ex, acct, add, drop, hint, sums, under)
+    blocked = initial and 0 in ex.index_px and _unpriced_liability(ex, acct, add, drop, d_balance, orders)
+    if blocked:
+        sums.liab = True
+    res.liabilities = sums.liab
+    if not sums.liab:
+        return res
+    req = _requirement(ex, initial, sums.addon_value, under, res, detail)
+    res.requirement = req + UNPRICED_REQUIREMENT if blocked else req
+    return res
+
+
+def _count_balances(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, under: list[_Underlying | None],
+                    d_balance: tuple[int, int] | None, d_debt: tuple[int, int] | None, detail: bool) -> None:
+    """Every balance at its index price (a balance rounds down, a debt up), the debts' value
+    and interest add-on, and each asset's net spot value on its underlying."""
+    pools = ex.pools.by_asset
+    index_px, unit_of = ex.index_px, ex.unit
+    c = ex.collateral_asset
     equity = 0
-    addon_value = 0  # debt value * rate, summed (ppm-year scaled)
+    addon_value = 0
     gross = 0
     debt_value = 0
     liab = False
-    usdc = 0
     scaled = acct.scaled
     idle = acct.idle
     bal_asset = d_balance[0] if d_balance is not None else -1
@@ -473,7 +523,7 @@ def assess(
             if pool.rate_ppm > rate:
                 rate = pool.rate_ppm
         if a == c:
-            usdc = real
+            sums.usdc = real
             equity += real
             if debt:
                 addon_value += debt * rate
@@ -498,86 +548,105 @@ def assess(
                 # a debt held idle has no net exposure now, but its interest makes one that
                 # the price multiplies: the watch must still see this price move
                 res.sources.append((a, px, dv))
+    res.equity = equity
+    res.gross = gross
     res.debt_value = debt_value
+    sums.addon_value = addon_value
+    sums.liab = liab
+
+
+def _count_positions(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, under: list[_Underlying | None],
+                     hint: tuple[int, int] | None, detail: bool) -> None:
+    """Every perp position at its mark: unrealized PnL and funding owed into equity, its
+    value onto its underlying."""
+    minfo, leg_px, mstate = ex.minfo, ex.leg_px, ex.mstate
+    equity = 0
     perp_gross = 0
     for m, pos in acct.positions.items():
         size = pos.size
         if not size:
             continue
-        _p, u, lot_size, unit, tick_size, tick_value = minfo[m]
+        mi = minfo[m]
         px = leg_px[m]
         if not px:
             px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
             if not px:
-                px = ceil_div(pos.entry_notional * tick_size, abs(size) * tick_value)
-        units = size * lot_size
-        v = mul_div(units, px, unit)
+                px = ceil_div(pos.entry_notional * mi.tick_size, abs(size) * mi.tick_value)
+        v = mul_div(size * mi.lot_size, px, mi.unit)
         entry = pos.entry_notional if size > 0 else -pos.entry_notional
-        equity += v - entry - size * (ex.mstate[m].funding_index - pos.funding_index)
+        equity += v - entry - size * (mstate[m].funding_index - pos.funding_index)
         av = v if v > 0 else -v
-        agg = _underlying(under, u)
+        agg = _underlying(under, mi.base)
         agg.p += v
         agg.pg += av
         perp_gross += av
         if detail:
-            res.sources.append((1000 + m, px, av))
-        liab = True
-    gross += perp_gross
-    res.gross = gross
+            res.sources.append((PERP_SOURCE + m, px, av))
+        sums.liab = True
+    res.equity += equity
+    res.gross += perp_gross
     res.perp_gross = perp_gross
-    if fill is not None:
-        eff = _LegEffect()
-        _leg_effect(ex, fill[0], fill[1], fill[2], fill[3], hint, eff)
-        u, dsv, dpv = eff.u, eff.spot, eff.perp
-        equity += eff.equity
-        usdc += eff.usdc
-        short_spot = False
-        if dsv:
-            agg = _underlying(under, u)
-            agg.ns += dsv
-            short_spot = agg.ns < 0
-        if dpv:
-            agg = _underlying(under, u)
-            agg.p += dpv
-            agg.pg += dpv if dpv > 0 else -dpv
-            liab = True
-        if usdc < 0 or short_spot:
-            liab = True
-    # open orders at their worst case: per underlying, what filling all its bids / all its asks does
-    if orders and (acct.orders or add is not None):
-        eff = _LegEffect()
-        for m, (bl, bn, al, an) in acct.orders.items():
-            if drop is not None and drop.market == m:
-                dn = drop.price * drop.size * minfo[m][5]
-                if drop.is_buy:
-                    bl, bn = bl - drop.size, bn - dn
-                else:
-                    al, an = al - drop.size, an - dn
-            if bl:
-                _leg_effect(ex, m, True, bl, bn, hint, eff)
-                _count_leg(under, eff, True)
-            if al:
-                _leg_effect(ex, m, False, al, an, hint, eff)
-                _count_leg(under, eff, False)
-        if add is not None:
-            _leg_effect(ex, add[0], add[1], add[2], add[3], hint, eff)
-            _count_leg(under, eff, add[1])
-        spend = eff.spend
-        if eff.perp_leg:
-            liab = True
-        if spend > max(usdc, 0):
-            liab = True
-        if not liab:
-            for g in under:
-                if g is not None and g.legs and g.ns + g.a_spot < 0:
-                    liab = True  # asks beyond the balance: a short sale
-    res.equity = equity
-    blocked = initial and 0 in index_px and _unpriced_liability(ex, acct, add, drop, d_balance, orders)
-    if blocked:
-        liab = True
-    res.liabilities = liab
-    if not liab:
-        return res
+
+
+def _count_fill(ex: Exchange, fill: OrderLeg, hint: tuple[int, int] | None, res: Assessment, sums: _Sums,
+                under: list[_Underlying | None]) -> None:
+    """As if ``fill`` had just filled completely at its limit price."""
+    eff = _LegEffect()
+    _leg_effect(ex, fill[0], fill[1], fill[2], fill[3], hint, eff)
+    u, dsv, dpv = eff.u, eff.spot, eff.perp
+    res.equity += eff.equity
+    sums.usdc += eff.usdc
+    short_spot = False
+    if dsv:
+        agg = _underlying(under, u)
+        agg.ns += dsv
+        short_spot = agg.ns < 0
+    if dpv:
+        agg = _underlying(under, u)
+        agg.p += dpv
+        agg.pg += dpv if dpv > 0 else -dpv
+        sums.liab = True
+    if sums.usdc < 0 or short_spot:
+        sums.liab = True
+
+
+def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order | None,
+                  hint: tuple[int, int] | None, sums: _Sums, under: list[_Underlying | None]) -> None:
+    """Open orders (with ``add``, without ``drop``) at their worst case: per underlying,
+    what filling all its bids, or all its asks, would do."""
+    eff = _LegEffect()
+    minfo = ex.minfo
+    for m, (bl, bn, al, an) in acct.orders.items():
+        if drop is not None and drop.market == m:
+            dn = drop.price * drop.size * minfo[m].tick_value
+            if drop.is_buy:
+                bl, bn = bl - drop.size, bn - dn
+            else:
+                al, an = al - drop.size, an - dn
+        if bl:
+            _leg_effect(ex, m, True, bl, bn, hint, eff)
+            _count_leg(under, eff, True)
+        if al:
+            _leg_effect(ex, m, False, al, an, hint, eff)
+            _count_leg(under, eff, False)
+    if add is not None:
+        _leg_effect(ex, add[0], add[1], add[2], add[3], hint, eff)
+        _count_leg(under, eff, add[1])
+    if eff.perp_leg or eff.spend > max(sums.usdc, 0):
+        sums.liab = True
+    if not sums.liab:
+        for g in under:
+            if g is not None and g.legs and g.ns + g.a_spot < 0:
+                sums.liab = True  # asks beyond the balance: a short sale
+                return
+
+
+def _requirement(ex: Exchange, initial: bool, addon_value: int, under: list[_Underlying | None],
+                 res: Assessment, detail: bool) -> int:
+    """The borrow add-on plus, per underlying, the worst of its scenario requirement as it
+    is, with every bid filled, and with every ask filled."""
+    risk = ex.genesis.risk
+    days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
     params = ex.im_params if initial else ex.mm_params
     for u in range(len(under)):
@@ -598,8 +667,7 @@ def assess(
         req += worst
         if detail:
             res.underlyings[u] = [ns, p, pg, worst]
-    res.requirement = req + UNPRICED_REQUIREMENT if blocked else req
-    return res
+    return req
 
 
 # ---------------------------------------------------------------------------------- pre-trade
