@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from state.errors import Code
+from state.events import fields_of
 from state.keys import address_to_text
 
 JS_SAFE = 1 << 53
@@ -55,12 +56,19 @@ def event_from_list(e: list[Any]) -> dict[str, Any]:
         market, oid, owner, remaining, reason = e[1:]
         return {"type": "cancel", "market": market, "oid": oid, "owner": address_to_text(owner),
                 "remaining": num(remaining), "reason": reason}
-    if kind == "deposit":
-        return {"type": "deposit", "address": address_to_text(e[1]), "asset": e[2], "amount": num(e[3])}
-    if kind == "withdraw":
-        return {"type": "withdraw", "address": address_to_text(e[1]), "asset": e[2], "amount": num(e[3]),
-                "destination": e[4].hex()}
-    return {"type": kind, "data": [x.hex() if isinstance(x, bytes) else x for x in e[1:]]}
+    names = fields_of(e)
+    if names is None or len(names) != len(e):  # a kind this version does not know
+        return {"type": kind, "data": [_json_value("", x) for x in e[1:]]}
+    return {"type": kind, **{n: _json_value(n, x) for n, x in zip(names[1:], e[1:], strict=True)}}
+
+
+def _json_value(name: str, x: Any) -> Any:
+    """An event field as JSON: accounts as addresses, other bytes as hex, big ints as strings."""
+    if isinstance(x, bytes):
+        return address_to_text(x) if name in ("account", "counterparty") else x.hex()
+    if isinstance(x, int) and not isinstance(x, bool):
+        return num(x)
+    return x
 
 
 def results_json(height: int, record: list[Any]) -> dict[str, Any]:

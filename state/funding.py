@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from state.events import FundingSettled
 from state.prices import mark_price
 from state.risk import value_of
 from state.units import PPB
@@ -224,6 +225,6 @@ def maybe_settle(ex: Exchange) -> list[tuple[int, int]]:
         st.epoch_mark = mark_price(ex, m)
         st.premium_sum = st.premium_count = 0
         ex.touch_market(m)
-        ex.emit(("funding", m, rate, per_lot, st.funding_index))
+        ex.emit(FundingSettled("funding", m, rate, per_lot, st.funding_index))
         settled.append((m, abs(rate)))
     return settled

@@ -13,6 +13,7 @@ from typing import Any, Final
 from state import lendtx, liquidation, matching, nonces, oracle, risk
 from state.account import Account
 from state.errors import Code, TxError
+from state.events import Deposited, Withdrawn
 from state.exchange import Exchange
 from state.receipts import OK, ActionResult, Receipt, rejected
 from state.tx import (
@@ -50,7 +51,7 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
     acct.credit(a.asset, a.amount)  # repays a debt first, then supplies (or stays idle)
     ex.pools[a.asset].custody += a.amount
     ex.touch(acct)
-    ex.emit(("deposit", a.to, a.asset, a.amount))
+    ex.emit(Deposited("deposit", a.to, a.asset, a.amount))
     return ActionResult(Code.OK, status="ok")
 
 
@@ -71,7 +72,7 @@ def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> 
     acct.credit(a.asset, -a.amount)  # idle first, then supply: never a borrow (checked)
     ex.pools[a.asset].custody -= a.amount
     ex.touch(acct)
-    ex.emit(("withdraw", signer, a.asset, a.amount, a.destination))
+    ex.emit(Withdrawn("withdraw", signer, a.asset, a.amount, a.destination))
     return ActionResult(Code.OK, status="ok")
 
 

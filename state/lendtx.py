@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from state import risk
 from state.errors import Code, TxError
+from state.events import Borrowed, Repaid
 from state.receipts import ActionResult
 from state.tx import Borrow, Lend, Repay
 from state.units import MAX_AMOUNT
@@ -56,7 +57,7 @@ def handle_borrow(ex: Exchange, signer: bytes, pubkey: bytes, a: Borrow) -> Acti
     acct = must_valid_borrow(ex, signer, a.asset, a.amount)
     ex.pools.draw_to_idle(acct, a.asset, a.amount)
     ex.touch(acct)
-    ex.emit(("borrow", signer, a.asset, a.amount))
+    ex.emit(Borrowed("borrow", signer, a.asset, a.amount))
     return ActionResult(Code.OK, status="ok")
 
 
@@ -74,5 +75,5 @@ def handle_repay(ex: Exchange, signer: bytes, pubkey: bytes, a: Repay) -> Action
     amount = min(a.amount, idle, debt)
     ex.pools.move_idle_to_pool(acct, a.asset, amount)
     ex.touch(acct)
-    ex.emit(("repay", signer, a.asset, amount))
+    ex.emit(Repaid("repay", signer, a.asset, amount))
     return ActionResult(Code.OK, status="ok", filled=amount)

@@ -49,6 +49,14 @@ from typing import TYPE_CHECKING, Final
 from state import matching, watch
 from state.book import Order
 from state.errors import Code, TxError
+from state.events import (
+    Backstopped,
+    Deleveraged,
+    FundDeleveraged,
+    LiquidationStarted,
+    LiquidationTrade,
+    Socialized,
+)
 from state.funding import remove_position, settle_position, trade_position
 from state.genesis import PERP
 from state.muldiv import ONE, div_one
@@ -128,7 +136,7 @@ def liquidate(ex: Exchange, acct: Account) -> None:
     if not (mm.liabilities and mm.equity < mm.requirement):
         return
     addr = acct.address
-    ex.emit(("liquidation", addr, "start", mm.equity, mm.requirement))
+    ex.emit(LiquidationStarted("liquidation", addr, "start", mm.equity, mm.requirement))
     for oid in sorted(acct.open_orders):
         matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "liquidation")
     risk = ex.genesis.risk
@@ -201,7 +209,7 @@ def _unwind_through_book(ex: Exchange, acct: Account, mm: Assessment) -> Assessm
                       int(Tif.IOC), spec.kind == PERP, None)
         fills = matching._match(ex, acct, spec, order, risk.liq_fee_ppm)
         filled = chunk - order.size
-        ex.emit(("liquidation", acct.address, "book", m, is_buy, filled, limit))
+        ex.emit(LiquidationTrade("liquidation", acct.address, "book", m, is_buy, filled, limit))
         if fills:
             mm = maintenance(ex, acct, detail=True)
     return mm
@@ -251,7 +259,7 @@ def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> bo
                       int(Tif.IOC), spec.kind == PERP, None)
         fills = matching._match(ex, acct, spec, order, fee_ppm)
         filled_any = filled_any or bool(fills)
-        ex.emit(("liquidation", acct.address, stage, m, is_buy, lots - order.size, limit))
+        ex.emit(LiquidationTrade("liquidation", acct.address, stage, m, is_buy, lots - order.size, limit))
     if filled_any:
         ex.touch(acct)
     return filled_any
@@ -271,7 +279,7 @@ def unwind_fund(ex: Exchange, fund: Account) -> None:
     mm = maintenance(ex, fund)
     if mm.equity < mm.requirement and any(p.size for p in fund.positions.values()):
         auto_deleverage(ex, fund, max(0, -mm.equity))
-        ex.emit(("liquidation", fund.address, "fund_adl", mm.equity))
+        ex.emit(FundDeleveraged("liquidation", fund.address, "fund_adl", mm.equity))
     after = assess(ex, fund, False)
     if after.equity < 0:
         socialize(ex, fund, -after.equity)
@@ -297,7 +305,7 @@ def backstop(ex: Exchange, acct: Account) -> None:
     _unwind_in_band(ex, acct, "backstop_book", 0)
     remainder = maintenance(ex, acct).equity
     transfer_all(ex, acct, fund)
-    ex.emit(("liquidation", acct.address, "backstop", remainder))
+    ex.emit(Backstopped("liquidation", acct.address, "backstop", remainder))
     # a fund left below zero is dealt with by ``unwind_fund`` at the end of the scan: its
     # perps are deleveraged first, lenders are haircut only for what remains
 
@@ -369,7 +377,7 @@ def auto_deleverage(ex: Exchange, acct: Account, deficit: int) -> None:
             # the bankrupt long sells above the mark, the bankrupt short buys back below it
             chunk = fair_q + extra if z > 0 else max(fair_q - extra, 0)
             _adl_trade(ex, acct, cp, m, q if z < 0 else -q, chunk)
-            ex.emit(("adl", m, acct.address, cp_addr, q, chunk))
+            ex.emit(Deleveraged("adl", m, acct.address, cp_addr, q, chunk))
             lots_left -= q
             fair_left -= fair_q
             owed -= extra
@@ -423,6 +431,6 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
             pool.supply_index = max(1, pool.supply_index - drop)
         ex.tracker.pools.add(a)
         ex.touch(fund)
-        ex.emit(("socialized", a, amount, supply_before))
+        ex.emit(Socialized("socialized", a, amount, supply_before))
         shortfall -= debt_value if debt_value <= shortfall else shortfall
     ex.watch.force_all = True
