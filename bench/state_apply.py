@@ -52,7 +52,8 @@ def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False)
         for asset, amount in (("USDC", 10**14), ("BTC", 10**12), ("ETH", 10**13)):
             balances.append({"address": address_to_text(k.address), "asset": asset, "amount": amount})
     doc = make_genesis_doc(chain_id=CHAIN, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
-                           balances=balances, genesis_time_ms=T0)
+                           balances=balances, genesis_time_ms=T0,
+                           initial_oracle_prices={"BTC": 60_000_000_000, "ETH": 3_000_000_000})  # the MIDS
     doc["limits"] = {"max_open_orders_per_account": 100_000}
     genesis = Genesis.from_json(doc)
     return genesis, keys, StateMachine.open(genesis, path, sync_commits=sync_commits)
