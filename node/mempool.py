@@ -21,7 +21,7 @@ from node import sigbatch
 from node.config import MempoolConfig
 from state import nonces
 from state.errors import Code, TxError
-from state.machine import StateMachine, decode_verified, decode_verified_many
+from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit_signer
 from state.tx import MAX_TX_BYTES, SignedTx, tx_hash
 
 VERIFIED_CACHE = 200_000
@@ -94,6 +94,10 @@ class Mempool:
                                self.sm.genesis.nonce_past_window_ms, self.sm.genesis.nonce_future_window_ms)
         except TxError as err:
             # the block time lags wall time: accept nonces ahead of it within the window only
+            return Admission(h, err.code, err.message)
+        try:
+            must_admit_signer(ex, checked)
+        except TxError as err:
             return Admission(h, err.code, err.message)
         self.pending[h] = raw
         self.bytes += len(raw)

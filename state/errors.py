@@ -28,7 +28,7 @@ class Code(IntEnum):
     UNKNOWN_MARKET = 400
     UNKNOWN_ASSET = 401
     UNKNOWN_ORDER = 402
-    # 403 is reserved for unknown-account rejections
+    UNKNOWN_ACCOUNT = 403  # admission: a signer with no account sends anything but a deposit or prices
     DUPLICATE_CLOID = 404
     # order validity (5xx)
     # 500 and 501 are retired: prices are ticks and sizes lots by construction

@@ -41,7 +41,7 @@ from state.handlers import apply_tx
 from state.keys import SigItem, verify_each
 from state.receipts import Receipt
 from state.store import StateStore
-from state.tx import Batch, Cancel, CancelAll, SignedTx, decode_tx, tx_hash
+from state.tx import Batch, Cancel, CancelAll, Deposit, OraclePrices, SignedTx, decode_tx, tx_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,7 @@ class BlockResult:
 # Final: compiled code reads these from C statics, not from the module's dict per call
 _CANCELS: Final = (Cancel, CancelAll)
 _BATCH: Final = Batch
+_OPEN_TO_NEWCOMERS: Final = (Deposit, OraclePrices)  # the bridge and the validators may be new signers
 
 
 def is_cancel(tx: SignedTx) -> bool:
@@ -306,4 +307,19 @@ class StateMachine:
         t = self.ex.time_ms if now_ms is None else now_ms
         nonces.must_accept(self.ex.nonces.get(tx.signer, []), tx.nonce, t,
                            self.genesis.nonce_past_window_ms, self.genesis.nonce_future_window_ms)
+        must_admit_signer(self.ex, tx)
         return tx
+
+
+def must_admit_signer(ex: Exchange, tx: SignedTx) -> None:
+    """Mempool admission keeps out what is clearly invalid: a signer the chain has never
+    seen (no account, no nonce) can only deposit as the bridge or submit prices as a
+    validator. Everything else it sends would be rejected in a block and, because an
+    included transaction uses its nonce, would still cost a nonce record: refused here,
+    such spam never reaches a block (a proposer that includes it anyway gets the same
+    rejection codes as before)."""
+    if tx.signer in ex.accounts or tx.signer in ex.nonces:
+        return
+    if isinstance(tx.action, _OPEN_TO_NEWCOMERS):
+        return
+    raise TxError(Code.UNKNOWN_ACCOUNT, "this key has no account on the chain: deposit to it first")

@@ -35,7 +35,7 @@ def test_json_receipt_is_the_node_answer(env: Env) -> None:
 def test_rejected_tx_exits_1_with_code_name(env: Env) -> None:
     res = env.run("tx", "order", "BTC/USDC", "buy", "--size", "1", "--price", "60000", "--key", "pauper")
     assert res.exit_code == 1
-    assert "INSUFFICIENT_BALANCE" in res.output
+    assert "UNKNOWN_ACCOUNT" in res.output  # a key the chain has never seen: refused at admission
     res = env.run("tx", "cancel", "BTC/USDC", "--oid", "999", "--key", "alice")
     assert res.exit_code == 1 and "UNKNOWN_ORDER" in res.output
 

@@ -56,6 +56,7 @@ def test_a_tx_already_verified_is_admitted_without_verifying_it_again(monkeypatc
     from tests.harness import Chain, key
 
     chain = Chain()
+    chain.fund(key(7), 0, 10**12)  # admission refuses keys the chain has never seen
     pool = Mempool(chain.sm, MempoolConfig())
     raws = [chain.sign(key(7), PlaceOrder(0, True, 50_000, 1 + i, Tif.GTC, False, None)) for i in range(3)]
     pool.remember(mp.verify_raw(raws[0], chain.genesis.chain_id))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from state.errors import Code
+from state.errors import Code, TxError
 from state.keys import PrivateKey
 from state.tx import (
     Batch,
@@ -274,3 +274,16 @@ def test_partially_valid_batch_applies_the_valid_parts(chain: Chain) -> None:
     r = chain.run(A, Batch((order(price=40_000, size=3), order(size=0), Cancel(BTC_SPOT, 999, None))))
     assert r.code == Code.OK
     assert [x.code for x in r.results] == [Code.OK, Code.ZERO_SIZE, Code.UNKNOWN_ORDER]
+
+
+def test_admission_keeps_unknown_signers_out_except_deposits_and_prices(chain: Chain) -> None:
+    """A key the chain has never seen can only be the bridge depositing or a validator
+    submitting prices; anything else it sends is refused at admission (it would be rejected
+    in a block and, using a nonce, would still cost a record)."""
+    stranger = PrivateKey(b"\x78" * 32)
+    with pytest.raises(TxError) as err:
+        chain.sm.check_tx(chain.sign(stranger, order()))
+    assert err.value.code == Code.UNKNOWN_ACCOUNT
+    chain.sm.check_tx(chain.sign(BRIDGE, Deposit(stranger.address, USDC, 10**9)))  # the bridge: admitted
+    chain.fund(stranger, USDC, 10**12)
+    chain.sm.check_tx(chain.sign(stranger, order()))  # once funded, admitted
