@@ -6,6 +6,7 @@ honest validator to hear the proposal and the votes (the liveness argument of Te
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from consensus.fields import MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES
 from consensus.steps import TimeoutStep
@@ -36,14 +37,34 @@ class ConsensusConfig:
     max_block_bytes: int = MAX_PROPOSAL_BYTES - 8192
     #: Messages for the next height kept until Start (a slower node hears the next height early).
     max_future_messages: int = 4096
+    #: Read by the node's driver, which decides when a timeout the core asked for fires (an
+    #: input of this sans-IO core, so safety never depends on them): the pause after a
+    #: commit when transactions already wait (-1: always the full ``timeout_commit_ms``),
+    #: and the percentage of the last block's execution time added to the round timeouts
+    #: (a proposer cannot propose before it has executed the previous block).
+    timeout_commit_busy_ms: int = 0
+    timeout_execution_pct: int = 200
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if type(value) is int and value < 0:
+            if type(value) is int and value < (-1 if item.name == "timeout_commit_busy_ms" else 0):
                 raise ValueError(f"{item.name} must not be negative")
         if self.max_block_txs > MAX_BLOCK_TXS:
             raise ValueError(f"max_block_txs is at most {MAX_BLOCK_TXS}")
+
+    @classmethod
+    def from_node_json(cls, doc: dict[str, Any]) -> ConsensusConfig:
+        """The ``consensus`` section of a node's config.json (node/API.md): the node's own
+        defaults (faster rounds than the core's, sized for a devnet), one ``timeout_delta_ms``
+        for the three round timeouts' growth. Unknown keys are refused."""
+        values: dict[str, Any] = {**NODE_DEFAULTS, **doc}
+        unknown = set(values) - set(NODE_DEFAULTS)
+        if unknown:
+            raise ValueError(f"consensus: unknown fields {sorted(unknown)}")
+        delta = values.pop("timeout_delta_ms")
+        return cls(timeout_propose_delta_ms=delta, timeout_prevote_delta_ms=delta,
+                   timeout_precommit_delta_ms=delta, **values)
 
     def timeout_ms(self, step: TimeoutStep, round: int) -> int:
         if step == TimeoutStep.PROPOSE:
@@ -57,3 +78,19 @@ class ConsensusConfig:
         if step == TimeoutStep.WAIT_TXS:
             return self.empty_block_interval_ms
         return self.rebroadcast_interval_ms
+
+
+#: config.json's ``consensus`` section and its defaults (``ConsensusConfig.from_node_json``)
+NODE_DEFAULTS: dict[str, Any] = {
+    "timeout_propose_ms": 1000,
+    "timeout_prevote_ms": 500,
+    "timeout_precommit_ms": 500,
+    "timeout_delta_ms": 250,
+    "timeout_commit_ms": 100,  # pause after a commit: the idle block interval
+    "timeout_commit_busy_ms": 0,
+    "timeout_execution_pct": 200,
+    "create_empty_blocks": True,
+    "empty_block_interval_ms": 0,
+    "max_block_txs": 5000,
+    "max_block_bytes": 4_000_000,
+}

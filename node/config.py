@@ -8,27 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consensus.config import ConsensusConfig
 from state.keys import PrivateKey
-
-
-@dataclass(frozen=True, slots=True)
-class ConsensusConfig:
-    timeout_propose_ms: int = 1000
-    timeout_prevote_ms: int = 500
-    timeout_precommit_ms: int = 500
-    timeout_delta_ms: int = 250
-    timeout_commit_ms: int = 100  # pause after a commit: the idle block interval
-    # the same pause when transactions are already waiting in the mempool (-1: always the
-    # full timeout_commit_ms); under load the full pause only adds latency (node/driver.py)
-    timeout_commit_busy_ms: int = 0
-    # added to the propose, prevote and precommit timeouts: this percentage of the time the
-    # node took to execute the last block. A proposer must finish executing the previous
-    # block before it can propose, and a loaded machine stretches that (node/driver.py)
-    timeout_execution_pct: int = 200
-    create_empty_blocks: bool = True
-    empty_block_interval_ms: int = 0
-    max_block_txs: int = 5000
-    max_block_bytes: int = 4_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +65,7 @@ class NodeConfig:
     rpc_port: int
     p2p_listen: str
     p2p_peers: tuple[str, ...]
-    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    consensus: ConsensusConfig = field(default_factory=lambda: ConsensusConfig.from_node_json({}))
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
@@ -145,7 +126,7 @@ class NodeConfig:
             rpc_port=int(rpc["port"]),
             p2p_listen=p2p["listen"],
             p2p_peers=tuple(p2p.get("peers", [])),
-            consensus=ConsensusConfig(**doc.get("consensus", {})),
+            consensus=ConsensusConfig.from_node_json(doc.get("consensus", {})),
             mempool=MempoolConfig(**doc.get("mempool", {})),
             storage=StorageConfig(**doc.get("storage", {})),
             oracle=OracleConfig(**doc.get("oracle", {})),

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from consensus.block import Block
-from consensus.config import ConsensusConfig as CoreConfig
 from consensus.core import ConsensusCore
 from consensus.validators import ValidatorSet
 from node import sigbatch
@@ -133,16 +132,8 @@ class NodeRuntime:
         replayed = self.execution.handshake()
         log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",
                  self.sm.height, self.sm.height, self.blocks.height, replayed)
-        c = self.config.consensus
-        core_config = CoreConfig(
-            timeout_propose_ms=c.timeout_propose_ms, timeout_propose_delta_ms=c.timeout_delta_ms,
-            timeout_prevote_ms=c.timeout_prevote_ms, timeout_prevote_delta_ms=c.timeout_delta_ms,
-            timeout_precommit_ms=c.timeout_precommit_ms, timeout_precommit_delta_ms=c.timeout_delta_ms,
-            create_empty_blocks=c.create_empty_blocks, timeout_commit_ms=c.timeout_commit_ms, empty_block_interval_ms=c.empty_block_interval_ms,
-            max_block_txs=c.max_block_txs, max_block_bytes=c.max_block_bytes,
-        )
         validators = ValidatorSet((v.pubkey, v.power) for v in self.genesis.validators)
-        core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), core_config, self.validator_key)
+        core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), self.config.consensus, self.validator_key)
         records = self.wal.read_and_repair()
         if records:
             core.restore(records)

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from consensus.actions import ScheduleTimeout
+from consensus.config import ConsensusConfig
 from consensus.steps import TimeoutStep
-from node.config import ConsensusConfig
 from node.driver import ConsensusDriver
 
 
