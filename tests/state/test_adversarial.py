@@ -21,7 +21,16 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 @SETTINGS
 @given(flows)
 def test_attack_flows_keep_every_invariant(flow: tuple[Any, ...]) -> None:
+    """With an empty insurance fund: write-offs happen, and only once the fund is exhausted."""
     Adversary.open().run(flow)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(flows)
+def test_attack_flows_with_a_seeded_fund_keep_every_invariant(flow: tuple[Any, ...]) -> None:
+    """The devnet's configuration: the fund seeded at genesis ($1M)."""
+    Adversary.open(insurance_fund=1_000_000 * 10**6).run(flow)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
