@@ -41,7 +41,7 @@ from node.p2p import BadFrame, protocols
 from state.codec import decode, encode
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.ports import DriverHost
 
 log = logging.getLogger("bookchain.consensus")
 
@@ -59,7 +59,7 @@ def now_ms() -> int:
 
 
 class ConsensusDriver:
-    def __init__(self, rt: NodeRuntime, core: ConsensusCore) -> None:
+    def __init__(self, rt: DriverHost, core: ConsensusCore) -> None:
         self.rt = rt
         self.core = core
         self.loop = asyncio.get_running_loop()

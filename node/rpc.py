@@ -27,7 +27,7 @@ from state.errors import Code
 from state.keys import address_from_text, address_to_text
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.ports import RpcHost
 
 log = logging.getLogger("bookchain.rpc")
 
@@ -138,7 +138,7 @@ def _nums(value: Any) -> Any:
 
 
 class RpcServer:
-    def __init__(self, rt: NodeRuntime) -> None:
+    def __init__(self, rt: RpcHost) -> None:
         self.rt = rt
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._count_mw, errors_middleware])
         self.runner: web.AppRunner | None = None

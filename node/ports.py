@@ -1,0 +1,61 @@
+"""What the RPC server and the consensus driver may use of a running node, and nothing more.
+
+``NodeRuntime`` (node/runtime.py) owns every part of a node and satisfies both protocols;
+the RPC server and the driver are typed against these instead of against the runtime, so
+mypy holds them to this surface, and a test can drive either with a fake that has only
+these members. The RPC never touches the mempool, the WAL or consensus; the driver never
+serves RPC or metrics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from node.blockstore import BlockStore
+    from node.config import NodeConfig
+    from node.events import EventBus
+    from node.execution import Execution
+    from node.faults import Faults
+    from node.mempool import Admission, Mempool
+    from node.p2p.host import P2PNode
+    from node.wal_file import WalFile
+    from state.genesis import Genesis
+    from state.machine import StateMachine
+
+
+class RpcHost(Protocol):
+    """The RPC server's view: committed state and blocks to read, commits to wait for, a
+    bus of events to stream, a way to submit transactions, status and metrics."""
+
+    sm: StateMachine
+    blocks: BlockStore
+    execution: Execution
+    bus: EventBus
+    genesis: Genesis
+    config: NodeConfig
+    faults: Faults
+    p2p: P2PNode
+
+    async def submit(self, raws: list[bytes]) -> list[Admission]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def metrics_text(self) -> str: ...
+
+
+class DriverHost(Protocol):
+    """The consensus driver's view: the network, the mempool to reap, execution and the
+    block store to commit into, the WAL, fault injection, and the committed height."""
+
+    sm: StateMachine
+    blocks: BlockStore
+    execution: Execution
+    mempool: Mempool
+    genesis: Genesis
+    config: NodeConfig
+    faults: Faults
+    p2p: P2PNode
+    wal: WalFile
+
+    def after_commit(self, height: int) -> None: ...
