@@ -1,4 +1,5 @@
-"""Liquidation without socialized loss: the block-end scan and its four steps.
+"""Liquidation: the block-end scan and its steps; lenders lose only what is left once the
+insurance fund is exhausted and every ADL counterparty has been used.
 
 The scan (``run``, the last per-block step) checks the accounts state/watch.py names: first
 every candidate is assessed (nothing changes), then each one below maintenance is
@@ -35,11 +36,11 @@ Steps for an account whose equity is below its maintenance requirement:
    last resort and its loss is its own); then, if it is below maintenance, its perps are
    auto-deleveraged. Only a fund left with negative equity and no perp has its debt written
    off against the owed asset's suppliers, pro rata, for exactly that shortfall, announced
-   as ``("socialized", asset, amount, supply_before)``. The fund is seeded at genesis
+   as a ``Socialized`` event (asset, amount, supply before). The fund is seeded at genesis
    (``insurance_fund``) and refilled by liquidation fees and backstop remainders.
 
-An account with no position never absorbs a loss (ADL only meets opposite positions), and
-no account is left with negative equity.
+An account with no position never absorbs a loss while the fund has equity (ADL only
+meets opposite positions), and no account but the fund is left with negative equity.
 """
 
 from __future__ import annotations

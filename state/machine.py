@@ -1,9 +1,9 @@
 """The state machine: ``apply_block(block) -> BlockResult`` and restore from disk.
 
 ``apply_block`` is a pure function of the previous committed state and the block: it
-decodes each transaction (or takes the decoded, signature-checked object the node cached
-by hash when it admitted the tx to its mempool: decoding and verification are pure, so a
-cache cannot change the outcome), applies cancels first and everything else in the
+decodes each transaction (or takes the decoded, signature-checked object the node cached,
+keyed by its raw bytes, when it admitted the tx to its mempool: decoding and verification
+are pure, so a cache cannot change the outcome), applies cancels first and everything else in the
 proposer's order, and commits the sorted write set with the new height and app hash in
 one atomic LevelDB batch.
 
