@@ -299,9 +299,8 @@ def print_account(a: dict[str, Any], cat: Catalog | None) -> None:
     margin: dict[str, Any] = raw_margin if isinstance(raw_margin, dict) else {}
     detail = {str(b.get("asset")): b for b in margin.get("balances") or [] if isinstance(b, dict)}
     plain = [b for b in a.get("balances") or [] if isinstance(b, dict)]
-    show_locked = any(_int(b.get("locked")) for b in plain)  # orders reserve nothing on this chain
     t = narrow_table("balances (negative = owed)")
-    for col in ("asset", "balance", "idle", "supplied", "borrowed", "auto-lend") + (("locked",) if show_locked else ()):
+    for col in ("asset", "balance", "idle", "supplied", "borrowed", "auto-lend"):
         t.add_column(col, justify="left" if col == "asset" else "right", no_wrap=True)
     seen: set[str] = set()
     for b in plain:
@@ -311,14 +310,14 @@ def print_account(a: dict[str, Any], cat: Catalog | None) -> None:
         row = [_s(b.get("symbol") or f.asset_name(asset)), f.amount(asset, d.get("balance", b.get("free"))),
                f.amount(asset, d.get("idle")), f.amount(asset, d.get("supplied")),
                f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
-        t.add_row(*row, *((f.amount(asset, b.get("locked")),) if show_locked else ()))
+        t.add_row(*row)
     for key, d in detail.items():  # a borrowed asset has no positive balance: still show its debt
         if key in seen:
             continue
         asset = d.get("asset")
         row = [f.asset_name(asset), f.amount(asset, d.get("balance")), f.amount(asset, d.get("idle")),
                f.amount(asset, d.get("supplied")), f.amount(asset, d.get("borrowed")), _yes(d.get("auto_lend"))]
-        t.add_row(*row, *(("-",) if show_locked else ()))
+        t.add_row(*row)
     c.print(t)
     positions = a.get("positions") or []
     if positions:

@@ -334,10 +334,11 @@ class RpcServer:
 
     async def markets(self, request: web.Request) -> web.Response:
         assets = self.rt.genesis.assets
+        last = views.last_prices(self.rt.sm.ex)
         out = [{"id": m.market_id, "symbol": m.symbol, "kind": m.kind, "base": assets[m.base].symbol,
                 "quote": assets[m.quote].symbol, "tick_size": m.tick_size, "lot_size": m.lot_size,
                 "tick_value": m.tick_value, "min_notional": m.min_notional, "max_leverage": m.max_leverage,
-                "last_price": self.rt.sm.ex.last_price.get(m.market_id)} for m in self.rt.genesis.markets]
+                "last_price": last[m.market_id]} for m in self.rt.genesis.markets]
         return web.json_response({"markets": out})
 
     async def assets(self, request: web.Request) -> web.Response:
@@ -347,36 +348,20 @@ class RpcServer:
     async def book(self, request: web.Request) -> web.Response:
         m = self._market_id(request)
         depth = _int_param(request, "depth", 20, lo=1, hi=500)
-        bids, asks = self.rt.sm.ex.books[m].depth(depth)
+        book = views.book_view(self.rt.sm.ex, m, depth)
         return web.json_response({"market": m, "height": self.rt.sm.height,
-                                  "bids": [[num(p), num(s), n] for p, s, n in bids],
-                                  "asks": [[num(p), num(s), n] for p, s, n in asks]})
+                                  "bids": [[num(p), num(s), n] for p, s, n in book["bids"]],
+                                  "asks": [[num(p), num(s), n] for p, s, n in book["asks"]]})
 
     def _orders_of(self, address: bytes) -> list[dict[str, Any]]:
-        ex = self.rt.sm.ex
-        acct = ex.accounts.get(address)
-        if acct is None:
-            return []
-        out = []
-        for oid in sorted(acct.open_orders):
-            o = ex.books[acct.open_orders[oid]].orders[oid]
-            out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
-                        "price": num(o.price), "size": num(o.size), "orig_size": num(o.orig_size),
-                        "tif": ["gtc", "ioc", "alo"][o.tif], "reduce_only": o.reduce_only,
-                        "cloid": o.cloid.hex() if o.cloid else None})
-        return out
+        return [_nums(o) for o in views.open_orders_view(self.rt.sm.ex, address)]
 
     async def account(self, request: web.Request) -> web.Response:
         """Balances (signed: negative is borrowed), positions, open orders and the portfolio
         margin summary (equity, initial/maintenance requirement, ratio, liquidation prices)."""
         address = _address_param(request)
         ex = self.rt.sm.ex
-        acct = ex.accounts.get(address)
-        assets = self.rt.genesis.assets
-        balances = []
-        if acct is not None:
-            for a, amount in sorted(acct.balances.items()):
-                balances.append({"asset": a, "symbol": assets[a].symbol, "free": num(amount), "locked": 0})
+        balances = [_nums(b) for b in views.balances_view(ex, address)]
         summary = _nums(views.margin_summary(ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
                                   "balances": balances, "positions": summary.get("positions", []),

@@ -158,3 +158,38 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
         "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
         "unwind_order": list(acct.unwind),
     }
+
+
+def book_view(ex: Exchange, market: int, depth: int) -> dict[str, Any]:
+    """The best ``depth`` levels of each side: [[price ticks, lots, orders]], best first."""
+    bids, asks = ex.books[market].depth(depth)
+    return {"market": market, "bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}
+
+
+def last_prices(ex: Exchange) -> dict[int, int | None]:
+    """Each market's last trade price in ticks (None before its first trade)."""
+    return {m: ex.last_price.get(m) for m in range(len(ex.markets))}
+
+
+def open_orders_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
+    """The account's open orders, by order id."""
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return []
+    out = []
+    for oid in sorted(acct.open_orders):
+        o = ex.books[acct.open_orders[oid]].orders[oid]
+        out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
+                    "price": o.price, "size": o.size, "orig_size": o.orig_size,
+                    "tif": ["gtc", "ioc", "alo"][o.tif], "reduce_only": o.reduce_only,
+                    "cloid": o.cloid.hex() if o.cloid else None})
+    return out
+
+
+def balances_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
+    """Every non-zero signed balance (negative: borrowed)."""
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return []
+    assets = ex.genesis.assets
+    return [{"asset": a, "symbol": assets[a].symbol, "free": amount} for a, amount in sorted(acct.balances.items())]

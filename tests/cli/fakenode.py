@@ -356,9 +356,9 @@ class FakeNode:
         balances = []
         if acct is not None:
             for a in self.genesis.assets:
-                free, locked = acct.balances.get(a.asset_id, 0), 0
-                if free or locked:
-                    balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free, "locked": locked})
+                free = acct.balances.get(a.asset_id, 0)
+                if free:
+                    balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free})
         summary = jsonable(_margin_summary(self.sm.ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.sm.height,
                                   "balances": balances, "positions": summary.get("positions", []),

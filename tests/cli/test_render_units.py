@@ -68,7 +68,7 @@ def test_batch_results_use_their_own_action() -> None:
 
 def test_account_shows_debts_and_a_readable_margin(out80: io.StringIO) -> None:
     render.print_account({
-        "address": "0x" + "ab" * 20, "balances": [{"asset": 0, "symbol": "USDC", "free": 1_000_000_123_456, "locked": 0}],
+        "address": "0x" + "ab" * 20, "balances": [{"asset": 0, "symbol": "USDC", "free": 1_000_000_123_456}],
         "positions": [{"market": 2, "size": -150, "entry_notional": 9_000_000_000, "mark": 60_010_000_000,
                        "notional": -9_001_500_000, "unrealized_pnl": -1_500_000, "funding_owed": 12, "realized_pnl": 0}],
         "margin": {"equity": 1_000_000_123_456, "initial": 450_000_000, "maintenance": 225_000_000,
