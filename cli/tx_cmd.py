@@ -296,8 +296,16 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
       {"type":"cancel","market":"BTC/USDC","oid":7}   (or "cloid")
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
+                                                      ("price" optional: the order's own)
     """
     items = _batch_items(actions)
+    if isinstance(items, list):
+        for item in items:  # a modify without a price keeps the order's, asked from the node
+            if isinstance(item, dict) and str(item.get("type", "")).lower() == "modify" and "price" not in item \
+                    and "market" in item and ("oid" in item or "cloid" in item):
+                oid = item.get("oid")
+                item["price_ticks"] = current_price_ticks(str(item["market"]), oid if isinstance(oid, int) else None,
+                                                          item.get("cloid"), key_name)
     action = build(lambda: txbuild.batch_action(catalog(), items, raw))
     submit(action, key_name, **opts)
 

@@ -166,6 +166,9 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> BatchItem:
         if kind == "cancel_all":
             return cancel_all_action(cat, item.get("market"))
         if kind == "modify":
+            if "price" not in item and "price_ticks" in item:  # the order's own price, from the node
+                return modify_action(cat, item["market"], item["price_ticks"], item["size"], item.get("oid"),
+                                     item.get("cloid"), raw=bool(item.get("raw", raw)), price_is_ticks=True)
             return modify_action(cat, item["market"], item["price"], item["size"], item.get("oid"),
                                  item.get("cloid"), raw=bool(item.get("raw", raw)))
     except KeyError as err:

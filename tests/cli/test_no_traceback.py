@@ -178,6 +178,12 @@ def test_modify_defaults_to_the_orders_price(env: Env) -> None:
     assert after["price"] == before["price"] and after["size"] == before["size"] // 2
     res = env.run("tx", "modify", "BTC/USDC", "--oid", "424242", "--size", "0.01", "--key", "bob")
     assert res.exit_code == 1 and "no open order" in res.output
+    # a batch's modify without a price keeps the order's too
+    items = f'[{{"type":"modify","market":"BTC/USDC","oid":{oid},"size":"0.005"}}]'
+    res = env.run("tx", "batch", items, "--key", "bob")
+    assert res.exit_code == 0, res.output
+    last = the_order()
+    assert last["price"] == before["price"] and last["size"] == before["size"] // 4
 
 
 def test_devnet_status_when_not_running(tmp_path: Path) -> None:
