@@ -101,3 +101,19 @@ def block_json(block: Any, cert: Any, raw_block: bytes, raw_cert: bytes) -> dict
         "txs": [t.hex() for t in block.txs], "certificate": certificate_json(cert),
         "raw_block": raw_block.hex(), "raw_certificate": raw_cert.hex(),
     }
+
+
+def view_json(value: Any) -> Any:
+    """A state view (plain data) as JSON: integers beyond 2^53 as strings, bytes as hex,
+    dict keys as text, recursively."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return num(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): view_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [view_json(v) for v in value]
+    return value

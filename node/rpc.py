@@ -20,7 +20,15 @@ from aiohttp import WSMsgType, web
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node.codes import split_hashes, unpack_codes
-from node.jsonfmt import block_json, code_name, fill_from_list, num, receipt_from_list, results_json
+from node.jsonfmt import (
+    block_json,
+    code_name,
+    fill_from_list,
+    num,
+    receipt_from_list,
+    results_json,
+    view_json,
+)
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from state import views
 from state.errors import Code
@@ -120,21 +128,6 @@ def _tx_bytes(value: Any) -> bytes:
         return bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
         raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
-
-
-def _nums(value: Any) -> Any:
-    """Integers beyond 2^53 as strings, bytes as hex, recursively (views are plain data)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return num(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): _nums(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nums(v) for v in value]
-    return value
 
 
 class RpcServer:
@@ -354,15 +347,15 @@ class RpcServer:
                                   "asks": [[num(p), num(s), n] for p, s, n in book["asks"]]})
 
     def _orders_of(self, address: bytes) -> list[dict[str, Any]]:
-        return [_nums(o) for o in views.open_orders_view(self.rt.sm.ex, address)]
+        return [view_json(o) for o in views.open_orders_view(self.rt.sm.ex, address)]
 
     async def account(self, request: web.Request) -> web.Response:
         """Balances (signed: negative is borrowed), positions, open orders and the portfolio
         margin summary (equity, initial/maintenance requirement, ratio, liquidation prices)."""
         address = _address_param(request)
         ex = self.rt.sm.ex
-        balances = [_nums(b) for b in views.balances_view(ex, address)]
-        summary = _nums(views.margin_summary(ex, address))
+        balances = [view_json(b) for b in views.balances_view(ex, address)]
+        summary = view_json(views.margin_summary(ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
                                   "balances": balances, "positions": summary.get("positions", []),
                                   "open_orders": self._orders_of(address), "margin": summary})
@@ -370,22 +363,22 @@ class RpcServer:
     async def pools(self, request: web.Request) -> web.Response:
         from state.views import pools_view
 
-        return web.json_response({"height": self.rt.sm.height, "pools": _nums(pools_view(self.rt.sm.ex))})
+        return web.json_response({"height": self.rt.sm.height, "pools": view_json(pools_view(self.rt.sm.ex))})
 
     async def funding(self, request: web.Request) -> web.Response:
         from state.views import markets_view
 
-        return web.json_response({"height": self.rt.sm.height, "markets": _nums(markets_view(self.rt.sm.ex))})
+        return web.json_response({"height": self.rt.sm.height, "markets": view_json(markets_view(self.rt.sm.ex))})
 
     async def oracle(self, request: web.Request) -> web.Response:
         from state.views import oracle_view
 
-        return web.json_response({"height": self.rt.sm.height, "assets": _nums(oracle_view(self.rt.sm.ex))})
+        return web.json_response({"height": self.rt.sm.height, "assets": view_json(oracle_view(self.rt.sm.ex))})
 
     async def insurance(self, request: web.Request) -> web.Response:
         from state.views import insurance_view
 
-        return web.json_response({"height": self.rt.sm.height, "insurance": _nums(insurance_view(self.rt.sm.ex))})
+        return web.json_response({"height": self.rt.sm.height, "insurance": view_json(insurance_view(self.rt.sm.ex))})
 
     async def can_order(self, request: web.Request) -> web.Response:
         """Dry run of an order through the same checks the write path uses."""

@@ -11,23 +11,9 @@ import hashlib
 from typing import Any
 
 from node.wallet.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
-from state.tx import (
-    Batch,
-    BatchItem,
-    Borrow,
-    Cancel,
-    CancelAll,
-    Deposit,
-    Lend,
-    Modify,
-    PlaceOrder,
-    Repay,
-    SetUnwindOrder,
-    Tif,
-    Withdraw,
-)
+from state import tx
 
-TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}
+TIFS = {"gtc": tx.Tif.GTC, "ioc": tx.Tif.IOC, "alo": tx.Tif.ALO}
 SIDES = {"buy": True, "sell": False}
 
 
@@ -61,7 +47,7 @@ def side_is_buy(side: str) -> bool:
         raise UnitError(f"side must be buy or sell, got {side!r}") from None
 
 
-def tif_of(text: str) -> Tif:
+def tif_of(text: str) -> tx.Tif:
     try:
         return TIFS[text.strip().lower()]
     except KeyError:
@@ -80,36 +66,36 @@ def order_id(oid: str | int | None, cloid: str | None) -> tuple[int | None, byte
 
 def order_action(cat: Catalog, market: str | int, side: str, size: str | int, price: str | int,
                  *, tif: str = "gtc", reduce_only: bool = False, cloid: str | None = None,
-                 raw: bool = False) -> PlaceOrder:
+                 raw: bool = False) -> tx.PlaceOrder:
     m = cat.market(market)
-    return PlaceOrder(m.id, side_is_buy(side), price_ticks(m, price, raw), size_lots(m, size, raw),
+    return tx.PlaceOrder(m.id, side_is_buy(side), price_ticks(m, price, raw), size_lots(m, size, raw),
                       tif_of(tif), reduce_only, parse_cloid(cloid) if cloid else None)
 
 
 def cancel_action(cat: Catalog, market: str | int, oid: str | int | None = None,
-                  cloid: str | None = None) -> Cancel:
+                  cloid: str | None = None) -> tx.Cancel:
     m = cat.market(market)
     o, c = order_id(oid, cloid)
-    return Cancel(m.id, o, c)
+    return tx.Cancel(m.id, o, c)
 
 
-def cancel_all_action(cat: Catalog, market: str | int | None = None) -> CancelAll:
-    return CancelAll(None if market is None else cat.market(market).id)
+def cancel_all_action(cat: Catalog, market: str | int | None = None) -> tx.CancelAll:
+    return tx.CancelAll(None if market is None else cat.market(market).id)
 
 
 def modify_action(cat: Catalog, market: str | int, price: str | int, size: str | int,
                   oid: str | int | None = None, cloid: str | None = None, raw: bool = False,
-                  *, price_is_ticks: bool = False) -> Modify:
+                  *, price_is_ticks: bool = False) -> tx.Modify:
     """``price_is_ticks``: the price came from the node (the order's own), not from the user."""
     m = cat.market(market)
     o, c = order_id(oid, cloid)
-    return Modify(m.id, o, c, price_ticks(m, price, raw or price_is_ticks), size_lots(m, size, raw))
+    return tx.Modify(m.id, o, c, price_ticks(m, price, raw or price_is_ticks), size_lots(m, size, raw))
 
 
-def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> Deposit:
+def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> tx.Deposit:
     a = cat.asset(asset)
     units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
-    return Deposit(to, a.id, units)
+    return tx.Deposit(to, a.id, units)
 
 
 def _amount(cat: Catalog, asset: str | int, amount: str | int, raw: bool) -> tuple[int, int]:
@@ -117,27 +103,27 @@ def _amount(cat: Catalog, asset: str | int, amount: str | int, raw: bool) -> tup
     return a.id, parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
 
 
-def lend_action(cat: Catalog, asset: str | int, enabled: bool) -> Lend:
-    return Lend(cat.asset(asset).id, enabled)
+def lend_action(cat: Catalog, asset: str | int, enabled: bool) -> tx.Lend:
+    return tx.Lend(cat.asset(asset).id, enabled)
 
 
-def borrow_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> Borrow:
-    return Borrow(*_amount(cat, asset, amount, raw))
+def borrow_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> tx.Borrow:
+    return tx.Borrow(*_amount(cat, asset, amount, raw))
 
 
-def repay_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> Repay:
-    return Repay(*_amount(cat, asset, amount, raw))
+def repay_action(cat: Catalog, asset: str | int, amount: str | int, raw: bool = False) -> tx.Repay:
+    return tx.Repay(*_amount(cat, asset, amount, raw))
 
 
-def unwind_action(cat: Catalog, markets: list[str]) -> SetUnwindOrder:
-    return SetUnwindOrder(tuple(cat.market(m).id for m in markets))
+def unwind_action(cat: Catalog, markets: list[str]) -> tx.SetUnwindOrder:
+    return tx.SetUnwindOrder(tuple(cat.market(m).id for m in markets))
 
 
 def withdraw_action(cat: Catalog, asset: str | int, amount: str | int, destination: bytes,
-                    raw: bool = False) -> Withdraw:
+                    raw: bool = False) -> tx.Withdraw:
     a = cat.asset(asset)
     units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
-    return Withdraw(a.id, units, destination)
+    return tx.Withdraw(a.id, units, destination)
 
 
 def parse_destination(text: str) -> bytes:
@@ -151,7 +137,7 @@ def parse_destination(text: str) -> bytes:
     return body.encode()
 
 
-def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> BatchItem:
+def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> tx.BatchItem:
     """One element of ``tx batch``'s JSON list, keyed by ``type``."""
     if not isinstance(item, dict) or "type" not in item:
         raise UnitError(f"a batch item is an object with a \"type\": {item!r}")
@@ -176,10 +162,10 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> BatchItem:
     raise UnitError(f"batch item type must be order, cancel, cancel_all or modify, got {item['type']!r}")
 
 
-def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> Batch:
+def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> tx.Batch:
     if not isinstance(items, list) or not items:
         raise UnitError("a batch is a non-empty JSON list of actions")
-    return Batch(tuple(batch_item(cat, it, raw) for it in items))
+    return tx.Batch(tuple(batch_item(cat, it, raw) for it in items))
 
 
 def parse_cloid(text: str) -> bytes:

@@ -19,33 +19,14 @@ import msgpack
 from aiohttp import web
 
 from node.codes import pack_codes, split_hashes, unpack_codes
+from node.jsonfmt import view_json
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
 from state.machine import ExecBlock, StateMachine
 from state.receipts import ActionResult, Fill, Receipt
 from state.tx import Tif
-from state.views import markets_view, oracle_view, pools_view
-
-
-def jsonable(value: Any) -> Any:
-    """The node's view JSON (node/rpc.py ``_nums``): bytes as hex, dict keys as text."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def _margin_summary(ex: Any, address: bytes) -> Any:
-    """state.views.margin_summary (it lived in state.risk before the views module took it)."""
-    from state import risk, views
-
-    fn = getattr(views, "margin_summary", None) or getattr(risk, "margin_summary")  # noqa: B009
-    return fn(ex, address)
-
+from state.views import margin_summary, markets_view, oracle_view, pools_view
 
 TIF_NAMES = {int(Tif.GTC): "gtc", int(Tif.IOC): "ioc", int(Tif.ALO): "alo"}
 
@@ -359,19 +340,19 @@ class FakeNode:
                 free = acct.balances.get(a.asset_id, 0)
                 if free:
                     balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free})
-        summary = jsonable(_margin_summary(self.sm.ex, address))
+        summary = view_json(margin_summary(self.sm.ex, address))
         return web.json_response({"address": address_to_text(address), "height": self.sm.height,
                                   "balances": balances, "positions": summary.get("positions", []),
                                   "open_orders": self._orders(address), "margin": summary})
 
     async def h_pools(self, request: web.Request) -> web.Response:
-        return web.json_response({"height": self.sm.height, "pools": jsonable(pools_view(self.sm.ex))})
+        return web.json_response({"height": self.sm.height, "pools": view_json(pools_view(self.sm.ex))})
 
     async def h_funding(self, request: web.Request) -> web.Response:
-        return web.json_response({"height": self.sm.height, "markets": jsonable(markets_view(self.sm.ex))})
+        return web.json_response({"height": self.sm.height, "markets": view_json(markets_view(self.sm.ex))})
 
     async def h_oracle(self, request: web.Request) -> web.Response:
-        return web.json_response({"height": self.sm.height, "assets": jsonable(oracle_view(self.sm.ex))})
+        return web.json_response({"height": self.sm.height, "assets": view_json(oracle_view(self.sm.ex))})
 
     async def h_orders(self, request: web.Request) -> web.Response:
         address = self._address(request)

@@ -34,26 +34,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from state import risk
+from state import risk, tx
 from state.errors import Code
 from state.genesis import INSURANCE_ACCOUNT
 from state.keys import PrivateKey
 from state.machine import BlockResult
-from state.tx import (
-    Batch,
-    Borrow,
-    Cancel,
-    CancelAll,
-    Deposit,
-    Lend,
-    Modify,
-    OraclePrices,
-    PlaceOrder,
-    Repay,
-    SetUnwindOrder,
-    Tif,
-    Withdraw,
-)
 from tests.harness import BRIDGE, BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key
 from tests.state.invariants import check_all
 from tests.state.riskkit import BTC_UNIT, USD, risk_chain
@@ -117,7 +102,7 @@ class Adversary:
         for ln in LENDERS:
             setup.append([adv._deposit(ln, USDC, 2_000_000 * USD)])
         setup.append([adv._deposit(HOLDER, BTC, 50 * BTC_UNIT)])
-        setup.append([c.sign(BYSTANDER, Lend(USDC, False))])  # auto-lend off first: kept idle
+        setup.append([c.sign(BYSTANDER, tx.Lend(USDC, False))])  # auto-lend off first: kept idle
         setup.append([adv._deposit(BYSTANDER, USDC, 10_000 * USD)])
         setup.append(adv._quotes(5, 20))
         for txs in setup:
@@ -126,24 +111,24 @@ class Adversary:
 
     # ------------------------------------------------------------------ transactions
     def _deposit(self, k: PrivateKey, asset: int, amount: int) -> bytes:
-        return self.chain.sign(BRIDGE, Deposit(k.address, asset, amount))
+        return self.chain.sign(BRIDGE, tx.Deposit(k.address, asset, amount))
 
     def _oracle_txs(self) -> list[bytes]:
         c = self.chain
-        return [c.sign(v, OraclePrices(((BTC, self.px + 1_000 * i),))) for i, v in enumerate(VALIDATORS)]
+        return [c.sign(v, tx.OraclePrices(((BTC, self.px + 1_000 * i),))) for i, v in enumerate(VALIDATORS)]
 
     def _quotes(self, levels: int, thousands: int) -> list[bytes]:
         c = self.chain
         out = []
         ticks = self.px // USD
         for j, mk in enumerate(MAKERS):
-            orders: list[Any] = [CancelAll(None)]
+            orders: list[Any] = [tx.CancelAll(None)]
             for i in range(1, levels + 1):
                 off = max(1, ticks * (3 * i + j) // 1000)
                 for market in (BTC_PERP, BTC_SPOT):
-                    orders.append(PlaceOrder(market, True, max(1, ticks - off), thousands * 1_000, Tif.GTC, False, None))
-                    orders.append(PlaceOrder(market, False, ticks + off, thousands * 1_000, Tif.GTC, False, None))
-            out.append(c.sign(mk, Batch(tuple(orders[:64]))))
+                    orders.append(tx.PlaceOrder(market, True, max(1, ticks - off), thousands * 1_000, tx.Tif.GTC, False, None))
+                    orders.append(tx.PlaceOrder(market, False, ticks + off, thousands * 1_000, tx.Tif.GTC, False, None))
+            out.append(c.sign(mk, tx.Batch(tuple(orders[:64]))))
         return out
 
     def txs_for(self, step: tuple[Any, ...]) -> list[bytes]:
@@ -156,42 +141,42 @@ class Adversary:
         if kind == "quote":
             return self._quotes(step[1], step[2])
         if kind == "pull":
-            return [c.sign(mk, CancelAll(None)) for mk in MAKERS]
+            return [c.sign(mk, tx.CancelAll(None)) for mk in MAKERS]
         if kind == "perp":
             t = TRADERS[step[1]]
             equity = max(risk.maintenance(c.ex, c.ex.accounts[t.address]).equity, 0) if t.address in c.ex.accounts else 0
             lots = min(equity * step[3] * 10_000 // max(self.px, 1), 10**9)
             limit = ticks * 11 // 10 if step[2] else ticks * 9 // 10
-            return [c.sign(t, PlaceOrder(BTC_PERP, step[2], max(1, limit), max(1, lots), Tif.IOC, False, None))]
+            return [c.sign(t, tx.PlaceOrder(BTC_PERP, step[2], max(1, limit), max(1, lots), tx.Tif.IOC, False, None))]
         if kind == "spot_margin":
             t = TRADERS[step[1]]
             usd = step[2] * 1_000 * USD
             lots = usd * 10_000 // max(self.px, 1)
-            return [c.sign(t, Borrow(USDC, usd)),
-                    c.sign(t, PlaceOrder(BTC_SPOT, True, ticks * 11 // 10, max(1, lots), Tif.IOC, False, None))]
+            return [c.sign(t, tx.Borrow(USDC, usd)),
+                    c.sign(t, tx.PlaceOrder(BTC_SPOT, True, ticks * 11 // 10, max(1, lots), tx.Tif.IOC, False, None))]
         if kind == "borrow":
             t = TRADERS[step[1]]
             unit = 1_000 * USD if step[2] == USDC else BTC_UNIT // 100
-            return [c.sign(t, Borrow(step[2], step[3] * unit))]
+            return [c.sign(t, tx.Borrow(step[2], step[3] * unit))]
         if kind == "repay":
             t = TRADERS[step[1]]
             acct = c.ex.accounts.get(t.address)
-            return [c.sign(t, Repay(a, 1 << 40)) for a in sorted(acct.scaled)] if acct else []
+            return [c.sign(t, tx.Repay(a, 1 << 40)) for a in sorted(acct.scaled)] if acct else []
         if kind == "withdraw":
             who = (ACTIVE + PASSIVE)[step[1] % len(ACTIVE + PASSIVE)]
             if who in PASSIVE:  # passive accounts keep their funds in: their value is watched
                 who = TRADERS[step[1] % len(TRADERS)]
-            return [c.sign(who, Withdraw(step[2], min(1 << step[3], MAX_U62), b"out"))]
+            return [c.sign(who, tx.Withdraw(step[2], min(1 << step[3], MAX_U62), b"out"))]
         if kind == "wash":
             a, b, bps = TRADERS[step[1]], TRADERS[step[2]], step[3]
             p = max(1, ticks * (10_000 + bps) // 10_000)
-            return [c.sign(a, PlaceOrder(BTC_PERP, True, p, 2, Tif.GTC, False, None)),
-                    c.sign(b, PlaceOrder(BTC_PERP, False, p, 2, Tif.GTC, False, None))]
+            return [c.sign(a, tx.PlaceOrder(BTC_PERP, True, p, 2, tx.Tif.GTC, False, None)),
+                    c.sign(b, tx.PlaceOrder(BTC_PERP, False, p, 2, tx.Tif.GTC, False, None))]
         if kind == "one_sided":
             t = TRADERS[step[1]]
             bps = step[3] if step[2] else -step[3]
             p = max(1, ticks * (10_000 + bps) // 10_000)
-            return [c.sign(t, PlaceOrder(BTC_PERP, step[2], p, 1_600, Tif.GTC, False, None))]
+            return [c.sign(t, tx.PlaceOrder(BTC_PERP, step[2], p, 1_600, tx.Tif.GTC, False, None))]
         if kind == "idle":
             c.time += step[1] * 1000
             return []
@@ -199,28 +184,28 @@ class Adversary:
             t = TRADERS[step[1]]
             spec = c.ex.markets[BTC_PERP]
             choices: list[Any] = [
-                PlaceOrder(BTC_PERP, True, spec.max_price_ticks, 1, Tif.GTC, False, None),
-                PlaceOrder(BTC_SPOT, False, spec.max_price_ticks, 1, Tif.GTC, False, None),
-                PlaceOrder(BTC_PERP, False, 1, 10**9, Tif.GTC, False, None),
-                Borrow(BTC, MAX_U62),
-                Withdraw(USDC, MAX_U62, b"x"),
-                Modify(BTC_PERP, 1, None, spec.max_price_ticks, 10**9),
+                tx.PlaceOrder(BTC_PERP, True, spec.max_price_ticks, 1, tx.Tif.GTC, False, None),
+                tx.PlaceOrder(BTC_SPOT, False, spec.max_price_ticks, 1, tx.Tif.GTC, False, None),
+                tx.PlaceOrder(BTC_PERP, False, 1, 10**9, tx.Tif.GTC, False, None),
+                tx.Borrow(BTC, MAX_U62),
+                tx.Withdraw(USDC, MAX_U62, b"x"),
+                tx.Modify(BTC_PERP, 1, None, spec.max_price_ticks, 10**9),
             ]
             txs = [c.sign(t, choices[step[2] % len(choices)])]
             if step[2] == 5:  # and a validator at the ends of the oracle's range
-                txs.append(c.sign(VALIDATORS[0], OraclePrices(((BTC, 1 if step[1] % 2 else MAX_U62),))))
+                txs.append(c.sign(VALIDATORS[0], tx.OraclePrices(((BTC, 1 if step[1] % 2 else MAX_U62),))))
             return txs
         if kind == "replay":
             return [self.seen[step[1] % len(self.seen)]] if self.seen else []
         if kind == "grief":
             t = TRADERS[step[1]]
-            return [c.sign(t, Batch((Cancel(BTC_PERP, step[2], None), Cancel(BTC_SPOT, step[2], None),
-                                     PlaceOrder(BTC_PERP, True, ticks, 0, Tif.GTC, False, None),
-                                     CancelAll(BTC_PERP))))]
+            return [c.sign(t, tx.Batch((tx.Cancel(BTC_PERP, step[2], None), tx.Cancel(BTC_SPOT, step[2], None),
+                                     tx.PlaceOrder(BTC_PERP, True, ticks, 0, tx.Tif.GTC, False, None),
+                                     tx.CancelAll(BTC_PERP))))]
         if kind == "lend_toggle":
-            return [c.sign(TRADERS[step[1]], Lend(USDC, step[2]))]
+            return [c.sign(TRADERS[step[1]], tx.Lend(USDC, step[2]))]
         if kind == "unwind_order":
-            return [c.sign(TRADERS[step[1]], SetUnwindOrder((BTC_SPOT, BTC_PERP)))]
+            return [c.sign(TRADERS[step[1]], tx.SetUnwindOrder((BTC_SPOT, BTC_PERP)))]
         raise AssertionError(kind)
 
     # ------------------------------------------------------------------ blocks
