@@ -1,7 +1,6 @@
 """The ``bookchain`` command: one group, one module per concern.
 
-Subcommand modules register here; ``replay`` is owned by the node team and registered only
-if its module exists, so the CLI keeps working while it is being written.
+Subcommand modules register here.
 """
 
 from __future__ import annotations
@@ -72,33 +71,11 @@ def _register() -> None:
     from cli.keys_cmd import keys
     from cli.node_cmd import node
     from cli.query_cmd import query
+    from cli.replay import replay
     from cli.tx_cmd import tx
 
-    for cmd in (keys, tx, query, node, devnet):
+    for cmd in (keys, tx, query, node, devnet, replay):
         bookchain.add_command(cmd)
-    try:
-        from cli.replay import replay
-    except ModuleNotFoundError as err:
-        if err.name != "cli.replay":
-            bookchain.add_command(_unavailable("replay", err))
-        # else: cli/replay.py is written by the node team; until then there is no `replay`
-    except ImportError as err:
-        bookchain.add_command(_unavailable("replay", err))
-    else:
-        bookchain.add_command(replay)
-
-
-def _unavailable(name: str, err: Exception) -> click.Command:
-    """A stand-in that explains why a command's module failed to import, instead of
-    breaking every other command of the CLI."""
-
-    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-                   add_help_option=False)
-    def stub() -> None:
-        raise click.ClickException(f"`bookchain {name}` is unavailable: {type(err).__name__}: {err}")
-
-    stub.help = f"(unavailable: {err})"
-    return stub
 
 
 _register()
