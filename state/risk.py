@@ -102,20 +102,18 @@ def reduce_capacity(acct: Account, market: int, is_buy: bool) -> int:
 
 
 # ---------------------------------------------------------------------------------- prices
-def asset_price(ex: Exchange, asset: int, hint: tuple[int, int] | None = None) -> int:
+def asset_price(ex: Exchange, asset: int) -> int:
     """Index price of ``asset`` (the oracle's, else the genesis initial price; see
-    state/prices.py), 0 when it has none. ``hint`` (an order's own price) is accepted for
-    old callers and ignored: an order must not price what it trades, or a $1 bid would
-    value the short sale that fills it at $1."""
+    state/prices.py), 0 when it has none. Never an order's own price: an order must not
+    price what it trades, or a $1 bid would value the short sale that fills it at $1."""
     px = ex.index_px[asset]
     if px:
         return px
     return compute_index(ex, asset)
 
 
-def perp_price(ex: Exchange, market: int, hint: tuple[int, int] | None = None) -> int:
-    """The mark of ``market`` (0 when its underlying has no index); ``hint`` is ignored, as
-    in ``asset_price``."""
+def perp_price(ex: Exchange, market: int) -> int:
+    """The mark of ``market`` (0 when its underlying has no index), as ``asset_price``."""
     return mark_price(ex, market)
 
 
@@ -332,8 +330,7 @@ class LegInfo:
         self.tick_value = tick_value  # quote units per tick per lot
 
 
-def _leg_effect(ex: Exchange, m: int, is_buy: bool, lots: int, notional: int, hint: tuple[int, int] | None,
-                out: _LegEffect) -> None:
+def _leg_effect(ex: Exchange, m: int, is_buy: bool, lots: int, notional: int, out: _LegEffect) -> None:
     """Fill ``out`` with what filling the leg (market, side, lots, notional) does. A fill at
     a better price than the mark/index is not counted as a gain (min(..., 0)): an order's
     worst case never adds equity, so a stale or pushed price cannot fund it."""
@@ -343,9 +340,9 @@ def _leg_effect(ex: Exchange, m: int, is_buy: bool, lots: int, notional: int, hi
     px = ex.leg_px[m]
     if not px:
         if is_perp:
-            px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+            px = perp_price(ex, m)
         else:
-            px = asset_price(ex, u, (u, hint[1]) if hint is not None and hint[0] == m else None)
+            px = asset_price(ex, u)
     units = lots * lot_size
     if is_buy:
         v = mul_div(units, px, unit)
@@ -456,19 +453,14 @@ def assess(
     """
     res = Assessment()
     sums = _Sums()
-    hint: tuple[int, int] | None = None
-    leg0 = add or fill
-    if leg0 is not None:
-        info = ex.minfo[leg0[0]]
-        hint = (leg0[0], info.tick_size * (leg0[3] // max(1, leg0[2] * info.tick_value)))
     # an underlying is present (not None) once a spot value, a perp leg or an order leg is on it
     under: list[_Underlying | None] = [None] * len(ex.unit)
     _count_balances(ex, acct, res, sums, under, d_balance, d_debt, detail)
-    _count_positions(ex, acct, res, sums, under, hint, detail)
+    _count_positions(ex, acct, res, sums, under, detail)
     if fill is not None:
-        _count_fill(ex, fill, hint, res, sums, under)
+        _count_fill(ex, fill, res, sums, under)
     if orders and (acct.orders or add is not None):
-        _count_orders(ex, acct, add, drop, hint, sums, under)
+        _count_orders(ex, acct, add, drop, sums, under)
     blocked = initial and 0 in ex.index_px and _unpriced_liability(ex, acct, add, drop, d_balance, orders)
     if blocked:
         sums.liab = True
@@ -556,7 +548,7 @@ def _count_balances(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, u
 
 
 def _count_positions(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, under: list[_Underlying | None],
-                     hint: tuple[int, int] | None, detail: bool) -> None:
+                     detail: bool) -> None:
     """Every perp position at its mark: unrealized PnL and funding owed into equity, its
     value onto its underlying."""
     minfo, leg_px, mstate = ex.minfo, ex.leg_px, ex.mstate
@@ -569,7 +561,7 @@ def _count_positions(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, 
         mi = minfo[m]
         px = leg_px[m]
         if not px:
-            px = perp_price(ex, m, hint if hint is not None and hint[0] == m else None)
+            px = perp_price(ex, m)
             if not px:
                 px = ceil_div(pos.entry_notional * mi.tick_size, abs(size) * mi.tick_value)
         v = mul_div(size * mi.lot_size, px, mi.unit)
@@ -588,11 +580,11 @@ def _count_positions(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, 
     res.perp_gross = perp_gross
 
 
-def _count_fill(ex: Exchange, fill: OrderLeg, hint: tuple[int, int] | None, res: Assessment, sums: _Sums,
+def _count_fill(ex: Exchange, fill: OrderLeg, res: Assessment, sums: _Sums,
                 under: list[_Underlying | None]) -> None:
     """As if ``fill`` had just filled completely at its limit price."""
     eff = _LegEffect()
-    _leg_effect(ex, fill[0], fill[1], fill[2], fill[3], hint, eff)
+    _leg_effect(ex, fill[0], fill[1], fill[2], fill[3], eff)
     u, dsv, dpv = eff.u, eff.spot, eff.perp
     res.equity += eff.equity
     sums.usdc += eff.usdc
@@ -611,7 +603,7 @@ def _count_fill(ex: Exchange, fill: OrderLeg, hint: tuple[int, int] | None, res:
 
 
 def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order | None,
-                  hint: tuple[int, int] | None, sums: _Sums, under: list[_Underlying | None]) -> None:
+                  sums: _Sums, under: list[_Underlying | None]) -> None:
     """Open orders (with ``add``, without ``drop``) at their worst case: per underlying,
     what filling all its bids, or all its asks, would do."""
     eff = _LegEffect()
@@ -624,13 +616,13 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
             else:
                 al, an = al - drop.size, an - dn
         if bl:
-            _leg_effect(ex, m, True, bl, bn, hint, eff)
+            _leg_effect(ex, m, True, bl, bn, eff)
             _count_leg(under, eff, True)
         if al:
-            _leg_effect(ex, m, False, al, an, hint, eff)
+            _leg_effect(ex, m, False, al, an, eff)
             _count_leg(under, eff, False)
     if add is not None:
-        _leg_effect(ex, add[0], add[1], add[2], add[3], hint, eff)
+        _leg_effect(ex, add[0], add[1], add[2], add[3], eff)
         _count_leg(under, eff, add[1])
     if eff.perp_leg or eff.spend > max(sums.usdc, 0):
         sums.liab = True
