@@ -48,9 +48,8 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
         # what others lose), so it keeps balances, pool totals and sums inside 2^62
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "the chain's custody of this asset would exceed 2^62")
     acct = ex.account(a.to)
-    acct.credit(a.asset, a.amount)  # repays a debt first, then supplies (or stays idle)
+    acct.credit(a.asset, a.amount)  # repays a debt first, then supplies (or stays idle); marks the account
     ex.pools[a.asset].custody += a.amount
-    ex.touch(acct)
     ex.emit(Deposited("deposit", a.to, a.asset, a.amount))
     return ActionResult(Code.OK, status="ok")
 
@@ -69,9 +68,8 @@ def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) 
 
 def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> ActionResult:
     acct = must_valid_withdrawal(ex, signer, a.asset, a.amount)
-    acct.credit(a.asset, -a.amount)  # idle first, then supply: never a borrow (checked)
+    acct.credit(a.asset, -a.amount)  # idle first, then supply: never a borrow (checked); marks the account
     ex.pools[a.asset].custody -= a.amount
-    ex.touch(acct)
     ex.emit(Withdrawn("withdraw", signer, a.asset, a.amount, a.destination))
     return ActionResult(Code.OK, status="ok")
 

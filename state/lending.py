@@ -322,18 +322,25 @@ class Pools:
         acct.idle[asset] = idle_before + amount
         pool.idle_total += idle_before + amount
 
-    def write_off_debt(self, acct: Account, asset: int, shares: int) -> None:
-        """Cancel ``shares`` (> 0, at most the account's) of the account's debt shares: the
-        last-resort write-off (state/liquidation.py ``socialize``) whose loss the caller
-        then takes from the pool's suppliers."""
+    def write_off_debt(self, acct: Account, asset: int, shares: int) -> int:
+        """The last-resort write-off (state/liquidation.py ``socialize``): cancel ``shares``
+        (at most the account's) of the account's debt shares and take the loss from the
+        pool's suppliers, pro rata, by lowering the supply index by what the pool's debt fell
+        (or the account's, if more), rounded up, so the pool's surplus cannot go negative.
+        Returns that amount."""
+        pool = self.by_asset[asset]
         s = acct.scaled.get(asset, 0)
         shares = min(shares, -s) if s < 0 else 0
-        if shares <= 0:
-            return
-        self.tracker.accounts.add(acct.address)
         self.tracker.pools.add(asset)
-        self.by_asset[asset].debt_shares -= shares
-        if s + shares:
-            acct.scaled[asset] = s + shares
-        else:
-            del acct.scaled[asset]
+        debt_before, pool_debt_before = self.debt(acct, asset), pool.debt_value()
+        if shares > 0:
+            self.tracker.accounts.add(acct.address)
+            pool.debt_shares -= shares
+            if s + shares:
+                acct.scaled[asset] = s + shares
+            else:
+                del acct.scaled[asset]
+        amount = max(pool_debt_before - pool.debt_value(), debt_before - self.debt(acct, asset))
+        if pool.supply_shares:
+            pool.supply_index = max(1, pool.supply_index - (-(-amount * ONE // pool.supply_shares)))
+        return amount

@@ -31,14 +31,12 @@ def handle_lend(ex: Exchange, signer: bytes, pubkey: bytes, a: Lend) -> ActionRe
         assert acct is not None
         acct.set_auto_lend(a.asset, True)
         ex.pools.move_idle_to_pool(acct, a.asset)  # repays debt first, then supplies
-        ex.touch(acct)
         return ActionResult(Code.OK, status="ok")
     acct = ex.account(signer)
     supplied = ex.pools.supplied(acct, a.asset)
     ex.pools[a.asset].must_lend_out(supplied, what="withdrawal")
     acct.set_auto_lend(a.asset, False)
     ex.pools.move_supply_to_idle(acct, a.asset)
-    ex.touch(acct)
     return ActionResult(Code.OK, status="ok")
 
 
@@ -56,7 +54,6 @@ def must_valid_borrow(ex: Exchange, signer: bytes, asset: int, amount: int) -> A
 def handle_borrow(ex: Exchange, signer: bytes, pubkey: bytes, a: Borrow) -> ActionResult:
     acct = must_valid_borrow(ex, signer, a.asset, a.amount)
     ex.pools.draw_to_idle(acct, a.asset, a.amount)
-    ex.touch(acct)
     ex.emit(Borrowed("borrow", signer, a.asset, a.amount))
     return ActionResult(Code.OK, status="ok")
 
@@ -74,6 +71,5 @@ def handle_repay(ex: Exchange, signer: bytes, pubkey: bytes, a: Repay) -> Action
         raise TxError(Code.INSUFFICIENT_BALANCE, "nothing idle to repay from (credits in the pool repay by themselves)")
     amount = min(a.amount, idle, debt)
     ex.pools.move_idle_to_pool(acct, a.asset, amount)
-    ex.touch(acct)
     ex.emit(Repaid("repay", signer, a.asset, amount))
     return ActionResult(Code.OK, status="ok", filled=amount)

@@ -60,7 +60,7 @@ from state.events import (
 )
 from state.funding import remove_position, settle_position, trade_position
 from state.genesis import PERP
-from state.muldiv import ONE, div_one
+from state.muldiv import div_one
 from state.receipts import ActionResult
 from state.risk import Assessment, assess, asset_price, fee, maintenance, perp_price, value_of
 from state.tx import SetUnwindOrder, Tif
@@ -82,7 +82,6 @@ def handle_set_unwind_order(ex: Exchange, signer: bytes, pubkey: bytes, a: SetUn
         raise TxError(Code.MALFORMED, "a market appears twice in the unwind order")
     acct = ex.account(signer)
     acct.set_unwind(tuple(a.markets))
-    ex.touch(acct)
     return ActionResult(Code.OK, status="ok")
 
 
@@ -246,11 +245,9 @@ def band_cost(ex: Exchange, acct: Account) -> int:
     return cost
 
 
-def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> bool:
+def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> None:
     """Trade every leg of ``acct`` (whole) into the book within the protocol band
-    (``band_limit``); what the book cannot take inside the band stays. Returns whether
-    anything filled."""
-    filled_any = False
+    (``band_limit``); what the book cannot take inside the band stays."""
     for m, is_buy, lots, _notional in _legs(ex, acct):
         spec = ex.markets[m]
         limit = band_limit(ex, m, is_buy)
@@ -258,12 +255,8 @@ def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> bo
             continue
         order = Order(ex.next_order_id(), ex.next_seq(), m, acct.address, is_buy, limit, lots, lots,
                       int(Tif.IOC), spec.kind == PERP, None)
-        fills = matching._match(ex, acct, spec, order, fee_ppm)
-        filled_any = filled_any or bool(fills)
+        matching._match(ex, acct, spec, order, fee_ppm)
         ex.emit(LiquidationTrade("liquidation", acct.address, stage, m, is_buy, lots - order.size, limit))
-    if filled_any:
-        ex.touch(acct)
-    return filled_any
 
 
 def unwind_fund(ex: Exchange, fund: Account) -> None:
@@ -423,15 +416,9 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         write_off = min(write_off, debt)
         keep = div_one(debt - write_off, pool.borrow_index)  # debt shares left: value <= debt - write_off
         keep = min(keep, -s)
-        pool_debt_before = pool.debt_value()
         supply_before = pool.supply_value()
-        ex.pools.write_off_debt(fund, a, -s - keep)
-        amount = max(pool_debt_before - pool.debt_value(), debt - ex.pools.debt(fund, a))
-        if pool.supply_shares:
-            drop = -(-amount * ONE // pool.supply_shares)
-            pool.supply_index = max(1, pool.supply_index - drop)
-        ex.tracker.pools.add(a)
-        ex.touch(fund)
+        amount = ex.pools.write_off_debt(fund, a, -s - keep)
+        ex.touch(fund)  # (also when no share was left to cancel: the record is rewritten as before)
         ex.emit(Socialized("socialized", a, amount, supply_before))
         shortfall -= debt_value if debt_value <= shortfall else shortfall
     ex.watch.force_all = True

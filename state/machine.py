@@ -91,7 +91,6 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
         if reserve:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, reserve)
-            ex.touch(fund)
 
 
 def end_block(ex: Exchange) -> None:
@@ -110,7 +109,6 @@ def end_block(ex: Exchange) -> None:
         if dust > 0:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, dust)
-            ex.touch(fund)
         rate = pool.borrow_rate_ppm(pool.utilization_ppm())
         if rate != pool.rate_ppm:
             pool.rate_ppm = rate

@@ -120,9 +120,7 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     tif, reduce_only, is_buy = o.tif, o.reduce_only, o.is_buy
     order = Order(oid, ex.next_seq(), market.market_id, acct.address, is_buy, o.price, size, size,
                   int(tif), reduce_only, o.cloid)
-    fills = _match(ex, acct, market, order)
-    if fills:
-        ex.touch(acct)  # the taker's balances or position moved (the makers' are touched per fill)
+    fills = _match(ex, acct, market, order)  # every fill marks both accounts (state/tracker.py)
     filled = size - order.size
     if order.size == 0:
         return ActionResult(OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
@@ -183,12 +181,9 @@ def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account,
         _settle_perp_side(ex, market, taker, taker_order.is_buy, qty, notional, taker_fee + liq_fee)
     fee_acct = ex.account(ex.fee_account)
     fee_acct.credit(market.quote, maker_fee + taker_fee)
-    ex.touch(fee_acct)
+    ex.touch(fee_acct)  # (also with zero fees: the record is rewritten as before)
     if liq_fee:
-        fund = ex.account(ex.insurance_account)
-        fund.credit(market.quote, liq_fee)
-        ex.touch(fund)
-    ex.touch(maker_acct)
+        ex.account(ex.insurance_account).credit(market.quote, liq_fee)
     taker_order.size -= qty
     ex.books[market.market_id].reduce(maker, qty)
     maker_acct.add_order(market.market_id, maker.is_buy, -qty, -notional)
