@@ -151,8 +151,9 @@ def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
     return moved
 
 
-def impact_price(book: Book, bids: bool, tick_value: int, notional: int) -> int:
-    """Ticks of the level at which the side reaches ``notional``; 0 if it cannot."""
+def impact_level(book: Book, bids: bool, tick_value: int, notional: int) -> int:
+    """Ticks of the level at which the side reaches ``notional``; 0 if it cannot. (Funding's
+    impact price is that level; the mark's, ``prices.impact_price``, is the average fill.)"""
     prices = reversed(book.bid_prices) if bids else iter(book.ask_prices)
     levels = book.bids if bids else book.asks
     acc = 0
@@ -168,8 +169,8 @@ def premium_sample(book: Book, tick_size: int, tick_value: int, notional: int, o
     impact prices exist, clamped to +-``cap`` (see the module doc)."""
     if oracle <= 0:
         return 0
-    ib = impact_price(book, True, tick_value, notional) * tick_size
-    ia = impact_price(book, False, tick_value, notional) * tick_size
+    ib = impact_level(book, True, tick_value, notional) * tick_size
+    ia = impact_level(book, False, tick_value, notional) * tick_size
     if not (ib and ia):
         return 0
     premium = 0

@@ -35,20 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from state.keys import address_from_text
+from state.units import MAX_AMOUNT, MAX_ORDER_NOTIONAL, MAX_PRICE, MAX_TIME_MS, PPB, PPM
 
 SPOT: Final = "spot"
 PERP: Final = "perp"
 
-MAX_AMOUNT: Final = 1 << 62  # the largest balance of one account in one asset (handlers.MAX_AMOUNT)
-MAX_PRICE: Final = 1 << 62  # the largest price in collateral units per whole unit (oracle.MAX_PRICE)
-MAX_ORDER_NOTIONAL: Final = 10**15  # matching.MAX_ORDER_NOTIONAL
-MAX_TIME_MS: Final = 1 << 62
 # A market's top price in ticks when its genesis entry names none: 10^7 ticks ($10M per BTC at
-# $1 ticks, $1M per ETH at $0.1). It was 10^12 ($10^12 per BTC): a top that high made the
-# position limit at the top price (matching.MAX_POSITION_VALUE) 1,000 lots.
+# $1 ticks, $1M per ETH at $0.1). Much higher and the position limit at the top price
+# (units.MAX_POSITION_VALUE) would allow few lots.
 DEFAULT_MAX_PRICE_TICKS: Final = 10**7
-PPM_ONE: Final = 1_000_000
-PPB_ONE: Final = 1_000_000_000
 
 FEE_ACCOUNT: Final = b"\x00" * 19 + b"\x01"
 INSURANCE_ACCOUNT: Final = b"\x00" * 19 + b"\x02"
@@ -157,27 +152,27 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
 # funding rates at most 100% per interval, amounts at most MAX_AMOUNT, times at most 2^40 ms
 # (34 years). The funding cap bounds each premium sample (state/funding.py), the oracle band
 # each block's price move (state/oracle.py).
-_PPM: Final = (0, PPM_ONE)
+_PPM: Final = (0, PPM)
 _TIME: Final = (1, 1 << 40)
 RISK_RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "margin": {
         "hedge_addon_im_ppm": _PPM, "hedge_addon_mm_ppm": _PPM, "size_addon_im_ppm": _PPM,
         "size_addon_mm_ppm": _PPM, "size_addon_ref": (1, MAX_AMOUNT),
         "borrow_addon_days_im": (0, 3650), "borrow_addon_days_mm": (0, 3650),
-        "max_borrow_ltv_ppm": (1, PPM_ONE - 1),
+        "max_borrow_ltv_ppm": (1, PPM - 1),
     },
-    "oracle": {"staleness_s": (1, 86_400), "min_submissions": (1, 1000), "max_move_ppm": (1, PPM_ONE)},
-    "mark": {"ema_ms": _TIME, "band_ppm": (1, PPM_ONE), "impact_notional": (1, MAX_ORDER_NOTIONAL)},
+    "oracle": {"staleness_s": (1, 86_400), "min_submissions": (1, 1000), "max_move_ppm": (1, PPM)},
+    "mark": {"ema_ms": _TIME, "band_ppm": (1, PPM), "impact_notional": (1, MAX_ORDER_NOTIONAL)},
     "funding": {
-        "interval_ms": _TIME, "interest_ppb": (-PPB_ONE, PPB_ONE), "clamp_ppb": (0, PPB_ONE),
-        "cap_ppb": (0, PPB_ONE), "impact_notional": (1, MAX_AMOUNT),
+        "interval_ms": _TIME, "interest_ppb": (-PPB, PPB), "clamp_ppb": (0, PPB),
+        "cap_ppb": (0, PPB), "impact_notional": (1, MAX_AMOUNT),
     },
     "liquidation": {
-        "fraction_ppm": (1, PPM_ONE), "min_notional": (0, MAX_AMOUNT), "fee_ppm": _PPM,
-        "backstop_ppm": (1, PPM_ONE),
+        "fraction_ppm": (1, PPM), "min_notional": (0, MAX_AMOUNT), "fee_ppm": _PPM,
+        "backstop_ppm": (1, PPM),
     },
 }
-_RATE: Final = (0, 10 * PPM_ONE)
+_RATE: Final = (0, 10 * PPM)
 ASSET_RISK_RANGES: dict[str, tuple[int, int]] = {
     "haircut_im_ppm": _PPM, "haircut_mm_ppm": _PPM, "shock_im_ppm": _PPM, "shock_mm_ppm": _PPM,
     "base_rate_ppm": _RATE, "slope1_ppm": _RATE, "slope2_ppm": _RATE, "optimal_util_ppm": _PPM,
@@ -269,15 +264,7 @@ class RiskParams:
             liq_fraction_ppm=liq["fraction_ppm"], liq_min_notional=liq["min_notional"],
             liq_fee_ppm=liq["fee_ppm"], backstop_ppm=liq["backstop_ppm"],
         )
-        if params.funding_interval_ms <= 0 or params.mark_ema_ms <= 0 or params.size_addon_ref <= 0:
-            raise ValueError("risk: funding interval, mark EMA time and size add-on reference must be positive")
-        if not (0 < params.max_borrow_ltv_ppm < 1_000_000):
-            raise ValueError("risk.margin: max_borrow_ltv_ppm must be in (0, 1e6)")
-        if not (0 < params.mark_band_ppm <= 1_000_000) or params.mark_impact_notional <= 0:
-            raise ValueError("risk.mark: band must be in (0, 1e6] and the impact notional positive")
-        if not (0 < params.liq_fraction_ppm <= 1_000_000) or not (0 < params.backstop_ppm <= 1_000_000):
-            raise ValueError("risk.liquidation: fraction and backstop must be in (0, 1e6]")
-        return params
+        return params  # every field is inside its RISK_RANGES entry (``section``)
 
 
 def default_risk_doc(assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -416,8 +403,8 @@ class Genesis:
             genesis_time_ms=ranged(doc.get("genesis_time_ms", 0), 0, MAX_TIME_MS, "genesis_time_ms"),
             assets=assets,
             markets=tuple(markets),
-            maker_fee_ppm=ranged(fees.get("maker_ppm", 100), 0, PPM_ONE, "fees.maker_ppm"),
-            taker_fee_ppm=ranged(fees.get("taker_ppm", 350), 0, PPM_ONE, "fees.taker_ppm"),
+            maker_fee_ppm=ranged(fees.get("maker_ppm", 100), 0, PPM, "fees.maker_ppm"),
+            taker_fee_ppm=ranged(fees.get("taker_ppm", 350), 0, PPM, "fees.taker_ppm"),
             validators=validators,
             bridge_authority=bytes.fromhex(doc["bridge_authority"]),
             balances=balances,
