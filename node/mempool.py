@@ -19,9 +19,8 @@ from typing import NamedTuple
 
 from node import sigbatch
 from node.config import MempoolConfig
-from state import nonces
 from state.errors import Code, TxError
-from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit_signer
+from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit
 from state.tx import MAX_TX_BYTES, SignedTx, tx_hash
 
 VERIFIED_CACHE = 200_000
@@ -88,15 +87,9 @@ class Mempool:
         again = self.precheck(raw, h)  # state may have moved while we verified
         if again is not None:
             return again
-        ex = self.sm.ex
         try:
-            nonces.must_accept(ex.nonces.get(checked.signer, []), checked.nonce, ex.time_ms,
-                               self.sm.genesis.nonce_past_window_ms, self.sm.genesis.nonce_future_window_ms)
-        except TxError as err:
-            # the block time lags wall time: accept nonces ahead of it within the window only
-            return Admission(h, err.code, err.message)
-        try:
-            must_admit_signer(ex, checked)
+            # against the block time, which lags wall time: nonces ahead of it within the window only
+            must_admit(self.sm.ex, checked, self.sm.ex.time_ms)
         except TxError as err:
             return Admission(h, err.code, err.message)
         self.pending[h] = raw

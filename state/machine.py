@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from state import apphash, funding, liquidation, oracle, prices
+from state import apphash, funding, liquidation, nonces, oracle, prices
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
@@ -299,23 +299,23 @@ class StateMachine:
     def check_tx(self, raw: bytes, now_ms: int | None = None) -> SignedTx:
         """Mempool admission: decode, signature, and the nonce window against the last
         committed state (a cheap dry run; the block is the authority)."""
-        from state import nonces
-
         tx = decode_verified(raw, self.genesis.chain_id)
-        t = self.ex.time_ms if now_ms is None else now_ms
-        nonces.must_accept(self.ex.nonces.get(tx.signer, []), tx.nonce, t,
-                           self.genesis.nonce_past_window_ms, self.genesis.nonce_future_window_ms)
-        must_admit_signer(self.ex, tx)
+        must_admit(self.ex, tx, self.ex.time_ms if now_ms is None else now_ms)
         return tx
 
 
-def must_admit_signer(ex: Exchange, tx: SignedTx) -> None:
-    """Mempool admission keeps out what is clearly invalid: a signer the chain has never
-    seen (no account, no nonce) can only deposit as the bridge or submit prices as a
-    validator. Everything else it sends would be rejected in a block and, because an
-    included transaction uses its nonce, would still cost a nonce record: refused here,
-    such spam never reaches a block (a proposer that includes it anyway gets the same
-    rejection codes as before)."""
+def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
+    """The state checks of mempool admission for a decoded, signature-checked ``tx``: its
+    nonce is fresh and inside the window around ``now_ms``, and its signer may send it.
+
+    A signer the chain has never seen (no account, no nonce) can only deposit as the bridge
+    or submit prices as a validator. Everything else it sends would be rejected in a block
+    and, because an included transaction uses its nonce, would still cost a nonce record:
+    refused here, such spam never reaches a block (a proposer that includes it anyway gets
+    the same rejection codes as before)."""
+    genesis = ex.genesis
+    nonces.must_accept(ex.nonces.get(tx.signer, []), tx.nonce, now_ms,
+                       genesis.nonce_past_window_ms, genesis.nonce_future_window_ms)
     if tx.signer in ex.accounts or tx.signer in ex.nonces:
         return
     if isinstance(tx.action, _OPEN_TO_NEWCOMERS):
