@@ -25,18 +25,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from state.errors import Code
+from node.jsonfmt import code_name
 
 # submit times kept for the latency histogram; a tx that never commits ages out
 MAX_TRACKED = 100_000
 _MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000)
-
-
-def _code_name(code: int) -> str:
-    try:
-        return Code(code).name
-    except ValueError:
-        return str(code)
 
 
 class NodeMetrics:
@@ -85,7 +78,7 @@ class NodeMetrics:
         for h, code in zip(hashes, codes, strict=False):
             n += 1
             if code != 0:
-                self.tx_rejections.labels(code=_code_name(code)).inc()
+                self.tx_rejections.labels(code=code_name(code)).inc()
             t = self._submitted.pop(h, None)
             if t is not None:
                 self.commit_latency.observe((now - t) * 1000)
