@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from node.execution import Execution
     from node.faults import Faults
     from node.mempool import Admission, Mempool
+    from node.metrics import NodeMetrics
     from node.p2p.host import P2PNode
     from node.wal_file import WalFile
     from state.genesis import Genesis
@@ -36,6 +37,7 @@ class RpcHost(Protocol):
     config: NodeConfig
     faults: Faults
     p2p: P2PNode
+    metrics: NodeMetrics
 
     async def submit(self, raws: list[bytes]) -> list[Admission]: ...
 

@@ -421,9 +421,7 @@ class RpcServer:
         unknown paths share "unmatched" instead of minting a series per probe)."""
         info = request.match_info
         route = info.route.resource.canonical if info.route.resource is not None else "unmatched"
-        metrics = getattr(self.rt, "metrics", None)
-        if metrics is not None:
-            metrics.on_request(route)
+        self.rt.metrics.on_request(route)
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
