@@ -179,9 +179,9 @@ class Pools:
 
     Every change of an account's balances goes through a method of this class, and each of
     them marks the account in the exchange's ``WriteTracker`` (state/tracker.py), which
-    ``Exchange.collect_writes`` turns into the block's account records: an account record cannot change without
-    reaching the write set, whichever caller moved the money (a trade, a liquidation's
-    unwind, a backstop, a write-off). ``tests/state/test_write_tracking.py`` checks that
+    ``Exchange.collect_writes`` turns into the block's account records: an account record
+    cannot change without reaching the write set, whichever caller moved the money (a
+    trade, a liquidation's unwind, a backstop, a write-off). ``tests/state/test_write_tracking.py`` checks that
     no other module assigns an account's balances, settings or positions directly."""
 
     __slots__ = ("by_asset", "tracker")

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
 
 
-
 def max_price(ex: Exchange, asset: int) -> int:
     """The top of the asset's absolute oracle range: the lowest top price of its markets."""
     top = MAX_PRICE
