@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.common import current_rss_mb, peak_rss_mb, print_table, write_json
+from devnet.genesis import DEVNET_PRICES
 from node.gctune import tune_for_throughput
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
@@ -53,7 +54,7 @@ def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False)
             balances.append({"address": address_to_text(k.address), "asset": asset, "amount": amount})
     doc = make_genesis_doc(chain_id=CHAIN, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
                            balances=balances, genesis_time_ms=T0,
-                           initial_oracle_prices={"BTC": 60_000_000_000, "ETH": 3_000_000_000})  # the MIDS
+                           initial_oracle_prices=DEVNET_PRICES)  # the devnet's prices: the MIDS
     doc["limits"] = {"max_open_orders_per_account": 100_000}
     genesis = Genesis.from_json(doc)
     return genesis, keys, StateMachine.open(genesis, path, sync_commits=sync_commits)
