@@ -42,6 +42,7 @@ class Code(IntEnum):
     TOO_MANY_OPEN_ORDERS = 509
     BATCH_TOO_LARGE = 510
     NESTED_BATCH = 511
+    PRICE_OUT_OF_BAND = 512  # a limit or trigger price too far from the oracle (the market's band)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

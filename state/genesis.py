@@ -45,6 +45,10 @@ PERP: Final = "perp"
 # (units.MAX_POSITION_VALUE) would allow few lots.
 DEFAULT_MAX_PRICE_TICKS: Final = 10**7
 
+# How far from the oracle price a limit or trigger price may be, when a market's genesis entry
+# names no ``price_band_ppm``: 20%, wider than any honest quote and narrower than a fat finger.
+DEFAULT_PRICE_BAND_PPM: Final = 200_000
+
 FEE_ACCOUNT: Final = b"\x00" * 19 + b"\x01"
 INSURANCE_ACCOUNT: Final = b"\x00" * 19 + b"\x02"
 
@@ -69,6 +73,8 @@ class MarketSpec:
     tick_value: int  # quote units per tick per lot (derived)
     max_leverage: int  # perps: initial margin = notional / max_leverage
     max_price_ticks: int
+    # a limit or trigger price more than this far from the oracle price is refused (ppm of it)
+    price_band_ppm: int = DEFAULT_PRICE_BAND_PPM
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +370,8 @@ class Genesis:
                     tick_value=tick_value,
                     max_leverage=ranged(m.get("max_leverage", 1), 1, 1000, f"{where}: max_leverage"),
                     max_price_ticks=max_ticks,
+                    price_band_ppm=ranged(m.get("price_band_ppm", DEFAULT_PRICE_BAND_PPM), 1, 1 << 60,
+                                          f"{where}: price_band_ppm"),
                 )
             )
         validators = tuple(

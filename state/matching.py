@@ -22,7 +22,7 @@ from state.funding import trade_position
 from state.genesis import PERP, MarketSpec
 from state.receipts import OK, ActionResult, Cancelled, Fill
 from state.tx import PlaceOrder, Tif
-from state.units import MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_POSITION_VALUE
+from state.units import MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_POSITION_VALUE, PPM
 
 if TYPE_CHECKING:
     from state.account import Account
@@ -55,6 +55,7 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
         raise TxError(Code.ZERO_SIZE, "order size is zero lots")
     if price == 0 or price > market.max_price_ticks:
         raise TxError(Code.PRICE_OUT_OF_RANGE, f"price must be 1..{market.max_price_ticks} ticks")
+    must_in_band(ex, market, price)
     notional = price * size * market.tick_value
     if notional > MAX_ORDER_NOTIONAL:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"order notional {notional} exceeds {MAX_ORDER_NOTIONAL}")
@@ -88,6 +89,21 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
     risk.must_afford_order(ex, acct, market, is_buy, price, size, replacing)
     return market, size
+
+
+def must_in_band(ex: Exchange, market: MarketSpec, price: int) -> None:
+    """Refuse a limit or trigger price (ticks) further than the market's band from the oracle
+    price of its base asset: a careless IOC cannot sweep the book to its far end, and a bad
+    quote cannot rest where no honest trader would take it. An asset without an oracle price
+    has no band (it cannot be margined either, state/prices.py). Liquidations do not come
+    through here: their bound is the bankruptcy price (state/liquidation.py)."""
+    ref = ex.index_px[market.base]
+    if ref and abs(price * market.tick_size - ref) * PPM > market.price_band_ppm * ref:
+        band = market.price_band_ppm
+        lo = max(1, -(-ref * (PPM - band) // (PPM * market.tick_size)))
+        hi = min(market.max_price_ticks, ref * (PPM + band) // (PPM * market.tick_size))
+        raise TxError(Code.PRICE_OUT_OF_BAND, f"price {price} is outside the band {lo}..{hi} ticks "
+                                              f"({band / 10_000:g}% around the oracle price)")
 
 
 def _reach(acct: Account, market: int, position: int, is_buy: bool, size: int, replacing: Order | None) -> int:

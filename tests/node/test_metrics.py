@@ -48,7 +48,7 @@ def test_metrics_types_and_counts(one_node: Manifest) -> None:
     base = ["--home", str(one_node.cli_home), "--node", url, "tx", "order", "BTC/USDC", "buy", "--key", "alice"]
     ok = runner.invoke(bookchain, [*base, "--size", "0.01", "--price", "50000"])
     assert ok.exit_code == 0, ok.output
-    small = runner.invoke(bookchain, [*base, "--size", "0.0001", "--price", "1"])
+    small = runner.invoke(bookchain, [*base, "--size", "0.0001", "--price", "50000"])
     assert small.exit_code == 1 and "BELOW_MIN_NOTIONAL" in small.output
     assert "USDC below minimum" in small.output  # the message speaks units, not integers
 

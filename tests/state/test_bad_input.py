@@ -77,6 +77,7 @@ CASES: list[tuple[str, Callable[[Chain], bytes], Code]] = [
     ("zero size", lambda c: c.sign(A, order(size=0)), Code.ZERO_SIZE),
     ("zero price", lambda c: c.sign(A, order(price=0)), Code.PRICE_OUT_OF_RANGE),
     ("price above range", lambda c: c.sign(A, order(price=10**13)), Code.PRICE_OUT_OF_RANGE),
+    ("price outside the band", lambda c: c.sign(A, order(price=47_999)), Code.PRICE_OUT_OF_BAND),
     ("below min notional", lambda c: c.sign(A, order(size=1)), Code.BELOW_MIN_NOTIONAL),
     ("huge notional", lambda c: c.sign(A, order(size=10**11)), Code.AMOUNT_OUT_OF_RANGE),
     # B holds $100 and no BTC: selling 0.2 BTC ($10k) short would borrow far beyond its margin
@@ -199,7 +200,7 @@ def test_no_price_rejection_changes_nothing(name: str, make: Callable[[Chain], b
 
 
 def test_replayed_transaction_is_rejected(chain: Chain) -> None:
-    raw = chain.sign(A, order(price=40_000, size=3))
+    raw = chain.sign(A, order(price=50_000, size=3))
     assert chain.block(raw).receipts[0].code == Code.OK
     assert_rejected_without_effect(chain, raw, Code.NONCE_USED)
 
@@ -208,10 +209,10 @@ def test_nonce_below_the_kept_window_is_rejected(chain: Chain) -> None:
     k = key(50)
     chain.fund(k, USDC, 10**12)
     base = chain.time
-    txs = [chain.sign(k, order(price=10_000 + i, size=10), nonce=base + 10 + i) for i in range(100)]
+    txs = [chain.sign(k, order(price=50_000 + i, size=10), nonce=base + 10 + i) for i in range(100)]
     assert all(r.code == Code.OK for r in chain.block(*txs).receipts)
-    assert chain.block(chain.sign(k, order(price=9_999, size=11), nonce=base + 5)).receipts[0].code == Code.NONCE_TOO_LOW
-    assert chain.block(chain.sign(k, order(price=9_999, size=11), nonce=base + 500)).receipts[0].code == Code.OK
+    assert chain.block(chain.sign(k, order(price=49_999, size=11), nonce=base + 5)).receipts[0].code == Code.NONCE_TOO_LOW
+    assert chain.block(chain.sign(k, order(price=49_999, size=11), nonce=base + 500)).receipts[0].code == Code.OK
 
 
 def test_kept_nonces_record_is_fixed_width_little_endian_and_restores(chain: Chain) -> None:
@@ -222,13 +223,13 @@ def test_kept_nonces_record_is_fixed_width_little_endian_and_restores(chain: Cha
     k = key(51)
     chain.fund(k, USDC, 10**12)
     base = chain.time
-    chain.block(*[chain.sign(k, order(price=10_000 + i, size=10), nonce=base + 10 + i) for i in range(105)])
+    chain.block(*[chain.sign(k, order(price=50_000 + i, size=10), nonce=base + 10 + i) for i in range(105)])
     stored = dict(chain.ex.snapshot_records())[records.nonce_key(k.address)]
     assert stored == b"".join((base + 10 + i).to_bytes(8, "little") for i in range(5, 105))
     assert list(nonces.from_bytes(stored)) == list(chain.ex.nonces[k.address])
     restarted = chain.fork()
-    assert restarted.block(restarted.sign(k, order(price=9_999, size=11), nonce=base + 14)).receipts[0].code == Code.NONCE_TOO_LOW
-    assert restarted.block(restarted.sign(k, order(price=9_999, size=11), nonce=base + 16)).receipts[0].code == Code.NONCE_USED
+    assert restarted.block(restarted.sign(k, order(price=49_999, size=11), nonce=base + 14)).receipts[0].code == Code.NONCE_TOO_LOW
+    assert restarted.block(restarted.sign(k, order(price=49_999, size=11), nonce=base + 16)).receipts[0].code == Code.NONCE_USED
 
 
 def test_a_signer_with_no_history_leaves_no_account(chain: Chain) -> None:
@@ -271,7 +272,7 @@ def test_a_size_down_modify_keeps_the_minimum_notional(chain: Chain) -> None:
 
 
 def test_partially_valid_batch_applies_the_valid_parts(chain: Chain) -> None:
-    r = chain.run(A, Batch((order(price=40_000, size=3), order(size=0), Cancel(BTC_SPOT, 999, None))))
+    r = chain.run(A, Batch((order(price=50_000, size=3), order(size=0), Cancel(BTC_SPOT, 999, None))))
     assert r.code == Code.OK
     assert [x.code for x in r.results] == [Code.OK, Code.ZERO_SIZE, Code.UNKNOWN_ORDER]
 

@@ -42,6 +42,11 @@ MAX_TICKS = make_genesis().markets[BTC_PERP].max_price_ticks  # the default top 
 BIG = 10**15  # $1B: margin for a 1-lot bid at max_price_ticks ($100M notional)
 
 
+# a price band wider than any price can be from its oracle: these tests check that the
+# engine's integers stay bounded at the extremes a band would otherwise keep orders from
+NO_BAND = 1 << 60
+
+
 def _markets(**fields: Any) -> list[dict[str, Any]]:
     """The default markets with ``fields`` set on each."""
     return [{**m, **fields} for m in default_markets()]
@@ -73,7 +78,8 @@ def test_premium_sum_cannot_overflow_with_a_bid_at_max_price_ticks() -> None:
     """A 1-lot BTC-PERP bid at max_price_ticks = 10^12 (an ask one tick above, so both impact
     prices exist), oracle $60k, 100 ms blocks: each sample was ~1.7e16 ppb and the market
     record overflowed 64 bits 1,106 blocks later, on every node. Samples are clamped now."""
-    c = risk_chain(markets=_markets(max_price_ticks=10**12))  # the finding's top price
+    # the finding's top price, and no price band (the bounds must hold without one)
+    c = risk_chain(markets=_markets(max_price_ticks=10**12, price_band_ppm=NO_BAND))
     set_prices(c, btc=PX_60K)
     c.fund(WHALE, USDC, BIG)
     c.fund(SHORT, USDC, BIG)
@@ -214,7 +220,8 @@ MAX_AMOUNT = 1 << 62
 
 
 def _flow_chain() -> Chain:
-    c = risk_chain(validators=VALS, risk={"funding": {"interval_ms": 60_000}})
+    c = risk_chain(validators=VALS, risk={"funding": {"interval_ms": 60_000}},
+                   markets=_markets(price_band_ppm=NO_BAND))  # quotes at the extremes
     for k in TRADERS:  # together at the custody cap (2^62 of an asset on the chain)
         c.block(c.sign(BRIDGE, _deposit(k, USDC, MAX_AMOUNT // len(TRADERS))))
     return c

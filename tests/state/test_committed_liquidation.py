@@ -13,6 +13,7 @@ from pathlib import Path
 
 from state.machine import StateMachine
 from state.tx import Borrow, Withdraw
+from state.genesis import default_markets
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key
 from tests.state.riskkit import PX_60K, USD, risk_chain, set_prices
 
@@ -20,7 +21,8 @@ CAROL, MAKER = key(110), key(111)
 
 
 def _carol_borrows_against_btc(path: str) -> Chain:
-    c = risk_chain(path)
+    # a band of 30%: the maker's bid rests 23.5% under the oracle, waiting for the crash
+    c = risk_chain(path, markets=[{**m, "price_band_ppm": 300_000} for m in default_markets()])
     set_prices(c, btc=PX_60K)
     c.fund(CAROL, BTC, 10**8)
     c.fund(MAKER, USDC, 10_000_000 * USD)

@@ -29,7 +29,7 @@ def _setup(t_usdc: int = 5_500 * USD) -> Chain:
         c.fund(k, USDC, 1_000_000 * USD)
     assert c.order(S, BTC_PERP, False, 60_000, LOTS).status == "resting"
     assert c.order(T, BTC_PERP, True, 60_000, LOTS, tif=Tif.IOC).status == "filled"
-    assert c.order(T, BTC_PERP, True, 40_000, 100).status == "resting"  # an open order to cancel
+    assert c.order(T, BTC_PERP, True, 50_000, 100).status == "resting"  # an open order to cancel
     return c
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from state.errors import Code
 from state.prices import mark_price
 from state.tx import PlaceOrder, Tif, Withdraw
+from state.genesis import default_markets
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key, make_genesis
 from tests.state.riskkit import USD, risk_chain, set_prices
 
@@ -55,8 +56,13 @@ def test_attack1_no_oracle_price_means_no_index_and_no_short_sale() -> None:
 
 def test_attack1_a_genesis_reference_price_values_the_short_sale() -> None:
     """With an initial oracle price in genesis (and still no validator), the $1 trade does
-    not move the index: the accomplice's 20 BTC short is valued at $60k each and refused."""
-    c = Chain(genesis=make_genesis(initial_oracle_prices={"BTC": 60_000 * USD}))
+    not move the index: the accomplice's 20 BTC short is valued at $60k each and refused.
+    (The markets' price band would refuse the $1 orders first; without one, the margin rule
+    still holds.)"""
+    banded = _spot_attack(Chain(genesis=make_genesis(initial_oracle_prices={"BTC": 60_000 * USD})))
+    assert banded["bid"] == banded["short_sale"] == Code.PRICE_OUT_OF_BAND, banded
+    no_band = [{**m, "price_band_ppm": 1 << 60} for m in default_markets()]
+    c = Chain(genesis=make_genesis(initial_oracle_prices={"BTC": 60_000 * USD}, markets=no_band))
     codes = _spot_attack(c)
     assert codes["short_sale"] in (Code.INSUFFICIENT_BALANCE, Code.INSUFFICIENT_MARGIN), codes
     assert c.ex.index_px[BTC] == 60_000 * USD
