@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rich import box
@@ -77,6 +78,21 @@ class Fmt:
                 if a.id == _int(asset):
                     return a.symbol
         return _s(asset)
+
+    def avg_price(self, mid: Any, ticks: Any) -> str:
+        """A mean fill price in ticks (a decimal string) in quote per base, to the tick's precision
+        plus two places."""
+        m = self.market(mid)
+        if ticks is None:
+            return "-"
+        if m is None:
+            return _s(ticks)
+        try:
+            value = Decimal(str(ticks)) * m.tick_size / 10**m.quote.decimals
+        except InvalidOperation:
+            return _s(ticks)
+        places = max(0, -Decimal(m.tick_text).as_tuple().exponent) + 2  # type: ignore[operator]
+        return f"{value:.{places}f}"
 
     def signed_size(self, mid: Any, lots: Any) -> str:
         n = _int(lots)
@@ -162,7 +178,7 @@ def print_receipt(answer: dict[str, Any], cat: Catalog | None, markets: list[int
     results = receipt.get("results") or []
     if results:
         t = Table(title="results", title_justify="left")
-        for col in ("#", "status", "code", "oid", "filled", "resting", "message"):
+        for col in ("#", "status", "code", "oid", "filled", "avg price", "resting", "message"):
             t.add_column(col)
         all_fills: list[dict[str, Any]] = []
         for i, r in enumerate(results):
@@ -171,12 +187,26 @@ def print_receipt(answer: dict[str, Any], cat: Catalog | None, markets: list[int
             mid = fills[0].get("market") if fills else (markets[i] if markets and i < len(markets) else None)
             t.add_row(str(i), _s(r.get("status")), _s(r.get("name", r.get("code"))), _s(r.get("oid")),
                       f.size(mid, r.get("filled")) if mid is not None else _s(r.get("filled")),
+                      f.avg_price(mid, r.get("avg_price")),
                       f.size(mid, r.get("resting")) if mid is not None else _s(r.get("resting")),
-                      _s(r.get("message")))
+                      _result_note(r, f, mid))
         c.print(t)
         if all_fills:
             height = answer.get("height")
             c.print(fills_table([{"height": height, **x} for x in all_fills], f))
+
+
+def _result_note(r: dict[str, Any], f: Fmt, mid: Any) -> str:
+    """The result's message, plus what happened to the part of an order that neither
+    traded nor rests: an IOC or market order's remainder cancelled, a reduce-only order cut."""
+    notes = [_s(r.get("message"))] if r.get("message") else []
+    for key, text in (("cancelled", "remainder cancelled"), ("clipped", "reduce-only clipped by")):
+        lots = _int(r.get(key))
+        if lots:
+            notes.append(f"{text} {f.size(mid, lots) if mid is not None else lots}")
+    if r.get("status") == "waiting":
+        notes.append("waiting for its trigger")
+    return "; ".join(notes)
 
 
 # ---------------------------------------------------------------------------- queries

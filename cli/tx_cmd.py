@@ -212,6 +212,41 @@ def order(market: str | None, side: str | None, market_opt: str | None, side_opt
     submit(action, key_name, **opts)
 
 
+@tx.command("market")
+@market_side_options
+@click.option("--size", required=True, metavar="SIZE", help="Size in base units, e.g. 0.25 (lots with --raw).")
+@click.option("--slippage", default=txbuild.DEFAULT_SLIPPAGE, show_default=True, metavar="FRACTION",
+              help="How far past the mark (perps) or oracle price (spot) the order may trade: 0.05 is 5%.")
+@click.option("--reduce-only", is_flag=True, help="Perps only: may only shrink the current position.")
+@click.option("--cloid", default=None, metavar="ID", help="Client order id: 32 hex digits, or any text (hashed to 16 bytes).")
+@key_option()
+@raw_option
+@common_options
+def market_order(market: str | None, side: str | None, market_opt: str | None, side_opt: str | None, size: str,
+                 slippage: str, reduce_only: bool, cloid: str | None, key_name: str, raw: bool, **opts: Any) -> None:
+    """Buy or sell SIZE now at the best prices on the book, up to --slippage past the mark.
+
+    A market order is an immediate-or-cancel order whose limit is the mark price (a perp's;
+    a spot pair's oracle price) plus the slippage for a buy, minus it for a sell, kept inside
+    the market's price band. The receipt shows what filled, at what average price, and the
+    remainder that was cancelled.
+
+    \b
+    Examples:
+      bookchain tx market BTC-PERP buy --size 0.1 --key bob
+      bookchain tx market ETH/USDC sell --size 2 --slippage 0.01 --key alice
+    """
+    mkt, sd = market_and_side(market, side, market_opt, side_opt)
+    m = build(lambda: catalog().market(mkt))
+    rows = translate_errors(lambda: get_ctx().client().markets())["markets"]
+    row = next((r for r in rows if int(r["id"]) == m.id), None)
+    if row is None:
+        raise click.UsageError(f"the node does not list market {mkt}")
+    action = build(lambda: txbuild.market_order_action(catalog(), row, sd, size, slippage, reduce_only=reduce_only,
+                                                       cloid=cloid, raw=raw))
+    submit(action, key_name, **opts)
+
+
 def _order_ref_options(f: F) -> F:
     f = click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text).")(f)
     f = click.option("--oid", default=None, type=click.IntRange(0, MAX_CHAIN_INT), help="Order id from the placement receipt.")(f)

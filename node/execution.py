@@ -220,7 +220,7 @@ class Execution:
                 bus.publish("account", ej["address"], {"height": block.height, **ej})
         for r in receipts:
             for res in r[5]:
-                if res[4] == "resting":
+                if res[3] == "resting":
                     touched_markets.update(m for m in range(len(self.sm.ex.markets)))
                     break
         if bus.wants("book"):

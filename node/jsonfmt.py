@@ -40,12 +40,30 @@ def receipt_from_list(r: list[Any]) -> dict[str, Any]:
     return {
         "tx_hash": tx_hash.hex(), "code": code, "name": code_name(code), "message": message,
         "signer": address_to_text(signer) if signer else None, "kind": kind,
-        "results": [
-            {"code": c, "name": code_name(c), "message": m, "oid": oid, "status": status,
-             "filled": num(filled), "resting": num(resting), "fills": [fill_from_list(f) for f in fills]}
-            for c, m, oid, status, filled, resting, fills in results
-        ],
+        "results": [result_from_list(r) for r in results],
     }
+
+
+def result_from_list(r: list[Any]) -> dict[str, Any]:
+    """One action's result; ``avg_price`` (ticks, a decimal string: the size-weighted mean of
+    its fills, exact to 6 places) when it traded. Results stored before ``cancelled`` and
+    ``clipped`` existed have 7 fields and read as zero for both."""
+    c, m, oid, status, filled, resting, fills = r[:7]
+    cancelled, clipped = (r[7], r[8]) if len(r) >= 9 else (0, 0)
+    out = {"code": c, "name": code_name(c), "message": m, "oid": oid, "status": status,
+           "filled": num(filled), "resting": num(resting), "cancelled": num(cancelled), "clipped": num(clipped),
+           "fills": [fill_from_list(f) for f in fills]}
+    if fills and filled:
+        out["avg_price"] = _ratio_text(sum(f[1] * f[2] for f in fills), sum(f[2] for f in fills))
+    return out
+
+
+def _ratio_text(num_: int, den: int, places: int = 6) -> str:
+    """num_/den rounded half-up to ``places`` decimals, trailing zeros dropped."""
+    scaled = (num_ * 10**places * 2 + den) // (2 * den)
+    whole, frac = divmod(scaled, 10**places)
+    text = f"{whole}.{frac:0{places}d}".rstrip("0").rstrip(".")
+    return text
 
 
 def event_from_list(e: list[Any]) -> dict[str, Any]:

@@ -326,13 +326,7 @@ class RpcServer:
         raise UnknownMarket(f"unknown market {ref!r}; markets: {', '.join(m.symbol for m in markets)}")
 
     async def markets(self, request: web.Request) -> web.Response:
-        assets = self.rt.genesis.assets
-        last = views.last_prices(self.rt.sm.ex)
-        out = [{"id": m.market_id, "symbol": m.symbol, "kind": m.kind, "base": assets[m.base].symbol,
-                "quote": assets[m.quote].symbol, "tick_size": m.tick_size, "lot_size": m.lot_size,
-                "tick_value": m.tick_value, "min_notional": m.min_notional, "max_leverage": m.max_leverage,
-                "last_price": last[m.market_id]} for m in self.rt.genesis.markets]
-        return web.json_response({"markets": out})
+        return web.json_response({"markets": view_json(views.market_rows(self.rt.sm.ex))})
 
     async def assets(self, request: web.Request) -> web.Response:
         return web.json_response({"assets": [{"id": a.asset_id, "symbol": a.symbol, "decimals": a.decimals}

@@ -138,19 +138,22 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
                   int(tif), reduce_only, o.cloid)
     fills = _match(ex, acct, market, order)  # every fill marks both accounts (state/tracker.py)
     filled = size - order.size
+    clipped = o.size - size  # a reduce-only order cut to the position at placement
     if order.size == 0:
-        return ActionResult(OK, oid=oid, status="filled", filled=filled, fills=tuple(fills))
+        return ActionResult(OK, oid=oid, status="filled", filled=filled, fills=tuple(fills), clipped=clipped)
     if tif == IOC or (reduce_only and risk.reduce_capacity(acct, market.market_id, is_buy) == 0):
         ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "ioc" if tif == IOC else "reduce_only"))
         status = "filled" if filled and tif == IOC else "cancelled"
-        return ActionResult(OK, oid=oid, status=status, filled=filled, fills=tuple(fills))
+        return ActionResult(OK, oid=oid, status=status, filled=filled, fills=tuple(fills),
+                            cancelled=order.size, clipped=clipped)
     ex.books[market.market_id].add(order)
     acct.open_orders[oid] = market.market_id
     acct.add_order(market.market_id, is_buy, order.size, order.price * order.size * market.tick_value)
     if order.cloid is not None:
         acct.cloids[order.cloid] = oid
     ex.touch_order(order)
-    return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills))
+    return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills),
+                        clipped=clipped)
 
 
 def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_fee_ppm: int = 0) -> list[Fill]:

@@ -75,13 +75,18 @@ class Cancelled:
 
 
 class ActionResult:
-    """The outcome of one action (one per batch item)."""
+    """The outcome of one action (one per batch item). For an order: ``filled`` lots traded
+    now, ``resting`` lots left on the book, ``cancelled`` lots of the remainder cancelled at
+    once (an IOC's, or a reduce-only order's once the position is flat), ``clipped`` lots cut
+    off at placement because a reduce-only order was larger than the position. So
+    ``filled + resting + cancelled + clipped`` is the size the order asked for."""
 
-    __slots__ = ("code", "filled", "fills", "message", "oid", "resting", "status")
+    __slots__ = ("cancelled", "clipped", "code", "filled", "fills", "message", "oid", "resting", "status")
 
     def __init__(self, code: Code, message: str = "", oid: int | None = None,
-                 status: str = "",  # resting | filled | cancelled | ok | rejected
-                 filled: int = 0, resting: int = 0, fills: tuple[Fill, ...] = ()) -> None:
+                 status: str = "",  # resting | filled | cancelled | ok | rejected | waiting
+                 filled: int = 0, resting: int = 0, fills: tuple[Fill, ...] = (),
+                 cancelled: int = 0, clipped: int = 0) -> None:
         self.code: Final = code
         self.message: Final = message
         self.oid: Final = oid
@@ -89,10 +94,12 @@ class ActionResult:
         self.filled: Final = filled
         self.resting: Final = resting
         self.fills: Final = fills
+        self.cancelled: Final = cancelled
+        self.clipped: Final = clipped
 
     def to_list(self) -> list[Any]:
         return [int(self.code), self.message, self.oid, self.status, self.filled, self.resting,
-                [f.to_list() for f in self.fills]]
+                [f.to_list() for f in self.fills], self.cancelled, self.clipped]
 
     def __repr__(self) -> str:
         return _record_repr("ActionResult", self.to_list())

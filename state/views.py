@@ -44,6 +44,27 @@ def pools_view(ex: Exchange) -> list[dict[str, Any]]:
     return out
 
 
+def market_rows(ex: Exchange) -> list[dict[str, Any]]:
+    """The ``/markets`` listing: each market's constants, its last trade (ticks, None before
+    the first), the oracle price of its base asset (price units; its price band is centred
+    on it) and its reference price, which market orders are priced from: a perp's mark, a
+    spot pair's oracle price (0 where the asset has no price)."""
+    assets = ex.genesis.assets
+    out = []
+    for m, spec in enumerate(ex.markets):
+        oracle_px = ex.index_px[spec.base]
+        out.append({
+            "id": m, "symbol": spec.symbol, "kind": spec.kind, "base": assets[spec.base].symbol,
+            "quote": assets[spec.quote].symbol, "tick_size": spec.tick_size, "lot_size": spec.lot_size,
+            "tick_value": spec.tick_value, "min_notional": spec.min_notional, "max_leverage": spec.max_leverage,
+            "max_price_ticks": spec.max_price_ticks, "price_band_ppm": spec.price_band_ppm,
+            "oracle_price": oracle_px,
+            "reference_price": mark_price(ex, m) if m in ex.perp_market_ids else oracle_px,
+            "last_price": ex.last_price.get(m),
+        })
+    return out
+
+
 def markets_view(ex: Exchange) -> list[dict[str, Any]]:
     """Per market: index and (perps) mark price, basis EMA, funding index, the current
     interval's average premium, the last settled funding epoch and its mark."""
@@ -164,11 +185,6 @@ def book_view(ex: Exchange, market: int, depth: int) -> dict[str, Any]:
     """The best ``depth`` levels of each side: [[price ticks, lots, orders]], best first."""
     bids, asks = ex.books[market].depth(depth)
     return {"market": market, "bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}
-
-
-def last_prices(ex: Exchange) -> dict[int, int | None]:
-    """Each market's last trade price in ticks (None before its first trade)."""
-    return {m: ex.last_price.get(m) for m in range(len(ex.markets))}
 
 
 def open_orders_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:

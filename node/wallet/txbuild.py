@@ -8,6 +8,7 @@ smallest units as integers, for scripts that already speak the chain's units.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from node.wallet.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
@@ -70,6 +71,53 @@ def order_action(cat: Catalog, market: str | int, side: str, size: str | int, pr
     m = cat.market(market)
     return tx.PlaceOrder(m.id, side_is_buy(side), price_ticks(m, price, raw), size_lots(m, size, raw),
                       tif_of(tif), reduce_only, parse_cloid(cloid) if cloid else None)
+
+
+PPM = 1_000_000
+DEFAULT_SLIPPAGE = "0.05"  # 5%, as Hyperliquid's SDK prices its market orders
+
+
+def slippage_ppm(text: str) -> int:
+    """A slippage fraction (``0.05`` is 5%) as an exact number of parts per million in (0, 1e6)."""
+    try:
+        value = Decimal(text.strip()) * PPM
+    except InvalidOperation:
+        raise UnitError(f"slippage {text!r} is not a number (0.05 is 5%)") from None
+    if value != value.to_integral_value() or not 0 < value < PPM:
+        raise UnitError(f"slippage {text!r} must be a fraction between 0 and 1 with at most 6 decimals (0.05 is 5%)")
+    return int(value)
+
+
+def market_limit_ticks(m: MarketInfo, is_buy: bool, reference_px: int, oracle_px: int, band_ppm: int,
+                       max_ticks: int, slip_ppm: int) -> int:
+    """The limit price (ticks) of a market order: the reference price (a perp's mark, a spot
+    pair's oracle price, in quote smallest units per whole base unit) moved ``slip_ppm``
+    against the taker, rounded to a tick away from the reference (a buy up, a sell down) and
+    kept inside the market's price band around the oracle, which the chain would refuse."""
+    if reference_px <= 0 or oracle_px <= 0:
+        raise UnitError(f"{m.symbol} has no oracle price yet: place a limit order with a price instead")
+    den = PPM * m.tick_size
+    if is_buy:
+        ticks = -(-reference_px * (PPM + slip_ppm) // den)
+        ticks = min(ticks, oracle_px * (PPM + band_ppm) // den, max_ticks)
+    else:
+        ticks = reference_px * (PPM - slip_ppm) // den
+        ticks = max(ticks, -(-oracle_px * max(PPM - band_ppm, 0) // den), 1)
+    return ticks
+
+
+def market_order_action(cat: Catalog, market_row: dict[str, Any], side: str, size: str | int, slippage: str,
+                        *, reduce_only: bool = False, cloid: str | None = None, raw: bool = False) -> tx.PlaceOrder:
+    """An IOC priced from the node's ``/markets`` row for the market (``reference_price``,
+    ``oracle_price``, ``price_band_ppm``, ``max_price_ticks``): whatever does not fill at once,
+    within the slippage, is cancelled."""
+    m = cat.market(int(market_row["id"]))
+    is_buy = side_is_buy(side)
+    limit = market_limit_ticks(m, is_buy, int(market_row.get("reference_price") or 0),
+                               int(market_row.get("oracle_price") or 0), int(market_row.get("price_band_ppm") or 0),
+                               int(market_row.get("max_price_ticks") or MAX_CHAIN_INT), slippage_ppm(slippage))
+    return tx.PlaceOrder(m.id, is_buy, limit, size_lots(m, size, raw), tx.Tif.IOC, reduce_only,
+                         parse_cloid(cloid) if cloid else None)
 
 
 def cancel_action(cat: Catalog, market: str | int, oid: str | int | None = None,

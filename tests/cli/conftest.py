@@ -45,7 +45,8 @@ def funded_genesis(keys: KeyStore, names: list[str]) -> Genesis:
         for sym, amount in (("USDC", 1_000_000 * 10**6), ("BTC", 10 * 10**8), ("ETH", 100 * 10**8)):
             balances.append({"address": address_to_text(rec.address), "asset": sym, "amount": amount})
     doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[{"name": "v0", "pubkey": "11" * 32, "power": 1}],
-                           bridge_pubkey=bridge.key.pubkey, balances=balances, genesis_time_ms=1_700_000_000_000)
+                           bridge_pubkey=bridge.key.pubkey, balances=balances, genesis_time_ms=1_700_000_000_000,
+                           initial_oracle_prices={"BTC": 60_000 * 10**6})  # ETH: no price yet
     return Genesis.from_json(doc)
 
 

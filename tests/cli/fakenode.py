@@ -19,33 +19,21 @@ import msgpack
 from aiohttp import web
 
 from node.codes import pack_codes, split_hashes, unpack_codes
-from node.jsonfmt import view_json
+from node.jsonfmt import receipt_from_list, view_json
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
 from state.machine import ExecBlock, StateMachine
-from state.receipts import ActionResult, Fill, Receipt
+from state.receipts import Receipt
 from state.tx import Tif
-from state.views import margin_summary, markets_view, oracle_view, pools_view
+from state.views import margin_summary, market_rows, markets_view, oracle_view, pools_view
 
 TIF_NAMES = {int(Tif.GTC): "gtc", int(Tif.IOC): "ioc", int(Tif.ALO): "alo"}
 
 
-def fill_json(f: Fill) -> dict[str, Any]:
-    return {"market": f.market, "price": f.price, "size": f.size, "side": "buy" if f.taker_is_buy else "sell",
-            "maker": address_to_text(f.maker), "taker": address_to_text(f.taker), "maker_oid": f.maker_oid,
-            "taker_oid": f.taker_oid, "maker_fee": f.maker_fee, "taker_fee": f.taker_fee}
-
-
-def result_json(r: ActionResult) -> dict[str, Any]:
-    return {"code": int(r.code), "name": Code(r.code).name, "message": r.message, "oid": r.oid,
-            "status": r.status, "filled": r.filled, "resting": r.resting, "fills": [fill_json(f) for f in r.fills]}
-
-
 def receipt_json(r: Receipt) -> dict[str, Any]:
-    return {"tx_hash": r.tx_hash.hex(), "code": int(r.code), "name": Code(r.code).name, "message": r.message,
-            "signer": address_to_text(r.signer) if r.signer else "", "kind": r.kind,
-            "results": [result_json(x) for x in r.results]}
+    """The receipt as the real node renders it (node/jsonfmt.py)."""
+    return receipt_from_list(r.to_list())
 
 
 def error(status: int, code: Code | int, message: str, name: str | None = None) -> web.Response:
@@ -288,10 +276,7 @@ class FakeNode:
             for h, hs, cs in rows]})
 
     async def h_markets(self, _r: web.Request) -> web.Response:
-        ms = [{"id": m.market_id, "symbol": m.symbol, "kind": m.kind, "base": m.base, "quote": m.quote,
-               "tick_size": m.tick_size, "lot_size": m.lot_size, "tick_value": m.tick_value,
-               "min_notional": m.min_notional, "max_leverage": m.max_leverage,
-               "last_price": self.sm.ex.last_price.get(m.market_id)} for m in self.genesis.markets]
+        ms = view_json(market_rows(self.sm.ex))
         return web.json_response({"markets": ms})
 
     async def h_assets(self, _r: web.Request) -> web.Response:

@@ -126,7 +126,7 @@ def test_nonces_increase_within_a_process() -> None:
 
 
 def test_market_and_side_as_options_or_arguments(env: Env) -> None:
-    base = ["--size", "0.01", "--price", "40000", "--key", "bob", "--json"]
+    base = ["--size", "0.01", "--price", "50000", "--key", "bob", "--json"]
     for form in (["--market", "BTC/USDC", "--side", "buy"], ["--market", "BTC/USDC", "buy"],
                  ["BTC/USDC", "--side", "buy"], ["BTC/USDC", "buy"]):
         res = env.run("tx", "order", *form, *base)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from state.genesis import default_markets
 from state.machine import StateMachine
 from state.tx import Borrow, Withdraw
-from state.genesis import default_markets
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key
 from tests.state.riskkit import PX_60K, USD, risk_chain, set_prices
 

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 from state.errors import Code
+from state.genesis import default_markets
 from state.prices import mark_price
 from state.tx import PlaceOrder, Tif, Withdraw
-from state.genesis import default_markets
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key, make_genesis
 from tests.state.riskkit import USD, risk_chain, set_prices
 
