@@ -10,7 +10,8 @@ import click
 from cli import render
 from cli.context import get_ctx, home_option, json_option, node_option, print_json, translate_errors
 from node.client import Client, as_int
-from node.wallet.units import Catalog
+from node.wallet.txbuild import parse_cloid
+from node.wallet.units import MAX_CHAIN_INT, Catalog
 
 
 def _catalog_or_none() -> Catalog | None:
@@ -107,6 +108,31 @@ def q_orders(who: str, as_json: bool) -> None:
     """Open orders of an address or a local key."""
     address = get_ctx().address(who)
     show(lambda c: c.orders(address), as_json, lambda a: render.print_orders(a, _catalog_or_none()))
+
+
+@query_command("order")
+@click.option("--oid", default=None, type=click.IntRange(1, MAX_CHAIN_INT), help="Order id from the placement receipt.")
+@click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text); needs --owner.")
+@click.option("--owner", default=None, metavar="ADDR|KEYNAME", help="Whose client order id --cloid is.")
+def q_order(oid: int | None, cloid: str | None, owner: str | None, as_json: bool) -> None:
+    """What became of one order: open, filled, cancelled (and why), triggered or expired.
+
+    \b
+    Examples:
+      bookchain query order --oid 42
+      bookchain query order --cloid my-order-1 --owner bob
+    """
+    if (oid is None) == (cloid is None):
+        raise click.UsageError("name the order with exactly one of --oid and --cloid")
+    if cloid is not None and owner is None:
+        raise click.UsageError("--cloid needs --owner (a client order id is unique per account)")
+    if oid is not None:
+        show(lambda c: c.order_status(oid=oid), as_json, lambda a: render.print_order_status(a, _catalog_or_none()))
+        return
+    assert cloid is not None and owner is not None
+    address, raw_cloid = get_ctx().address(owner), translate_errors(lambda: parse_cloid(cloid))
+    show(lambda c: c.order_status(address=address, cloid=raw_cloid), as_json,
+         lambda a: render.print_order_status(a, _catalog_or_none()))
 
 
 @query_command("fills")

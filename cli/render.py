@@ -210,6 +210,22 @@ def _result_note(r: dict[str, Any], f: Fmt, mid: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- queries
+def print_order_status(doc: dict[str, Any], cat: Catalog | None) -> None:
+    o = doc.get("order") or {}
+    f = Fmt(cat)
+    mid = o.get("market")
+    rows: list[tuple[str, Any]] = [("oid", o.get("oid")), ("status", o.get("status"))]
+    if o.get("reason"):
+        rows.append(("reason", o.get("reason")))
+    rows += [("market", f.market_name(mid)), ("owner", o.get("owner"))]
+    if o.get("status") == "open":
+        rows += [("side", o.get("side")), ("price", f.price(mid, o.get("price"))),
+                 ("size", f.size(mid, o.get("size"))), ("placed size", f.size(mid, o.get("orig_size")))]
+    if o.get("height") is not None:
+        rows.append(("at height", o.get("height")))
+    console().print(kv_table("order", rows))
+
+
 def print_status(st: dict[str, Any]) -> None:
     v = st.get("validator") or {}
     rows = [("node id", st.get("node_id")), ("moniker", st.get("moniker")), ("chain id", st.get("chain_id")),

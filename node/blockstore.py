@@ -38,6 +38,8 @@ _RESULTS = b"r"
 _TX = b"t"
 _FILL = b"f"
 _CODES = b"k"
+_ORDER = b"o"  # oid -> [status, reason, height, owner, market] of a finished order (node/orderindex.py)
+_CLOID = b"l"  # owner + cloid -> [oid, height] of an order placed with a client order id
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
@@ -117,6 +119,7 @@ class BlockStore:
                         wb.delete(_TX + tx_hash(tx))
                 rec = self.results(h)
                 if rec is not None:
+                    self._prune_order_entries(wb, h, rec, raw)
                     n = 0
                     for _, event in rec[2]:
                         if event[0] == "fill":
@@ -128,6 +131,39 @@ class BlockStore:
                     wb.delete(prefix + _h(h))
             wb.put(_META_BASE, top.to_bytes(8, "big"))
         return top - base
+
+    def _prune_order_entries(self, wb: Any, h: int, rec: list[Any], raw_block: bytes | None) -> None:
+        """Drop the order outcomes and client-order-id entries written at height ``h`` (an
+        entry rewritten by a later block says a later height and stays)."""
+        from consensus.block import Block
+        from state.errors import TxError
+        from state.tx import Batch, decode_tx
+
+        oids: set[int] = set()
+        for receipt in rec[1]:
+            oids.update(res[2] for res in receipt[5] if res[2] is not None)
+        for _, event in rec[2]:
+            if event[0] == "fill":
+                oids.add(event[7])  # maker_oid
+            elif event[0] == "cancel" or event[0] == "triggered":
+                oids.add(event[2])
+        for oid in oids:
+            stored = self.order_outcome(oid)
+            if stored is not None and stored[2] == h:
+                wb.delete(_ORDER + _h(oid))
+        for tx in Block.decode(raw_block).txs if raw_block is not None else ():
+            try:
+                decoded = decode_tx(tx)
+            except TxError:
+                continue
+            items = decoded.action.actions if isinstance(decoded.action, Batch) else (decoded.action,)
+            for item in items:
+                cloid = getattr(item, "cloid", None)
+                if cloid is not None:
+                    key = _CLOID + decoded.signer + cloid
+                    value = self.db.get(key)
+                    if value is not None and msgpack.unpackb(value)[1] == h:
+                        wb.delete(key)
 
     # ------------------------------------------------------------------ blocks
     def save_block(self, height: int, raw_block: bytes, raw_certificate: bytes) -> None:
@@ -148,10 +184,12 @@ class BlockStore:
 
     # ------------------------------------------------------------------ results
     def save_results(self, height: int, results: list[Any] | bytes, tx_hashes: list[bytes],
-                     fills: list[tuple[bytes, list[Any] | bytes]], codes: list[int] | None = None) -> None:
+                     fills: list[tuple[bytes, list[Any] | bytes]], codes: list[int] | None = None,
+                     orders: dict[int, list[Any]] | None = None,
+                     cloids: list[tuple[bytes, bytes, int]] | None = None) -> None:
         """Results of block ``height`` (a record or its msgpack bytes), the tx index, the
-        per-account fill index (records or their msgpack bytes) and, with ``codes``, the
-        compact commit codes, atomically."""
+        per-account fill index (records or their msgpack bytes), with ``codes`` the compact
+        commit codes, and the order outcome and client-order-id indexes, atomically."""
         packer = msgpack.Packer(use_bin_type=True)
         loc = _LOC.pack
         with self.db.write_batch(transaction=True, sync=True) as wb:
@@ -165,6 +203,10 @@ class BlockStore:
                     fill if isinstance(fill, bytes) else packer.pack(fill))
             if codes is not None:
                 put(_CODES + _h(height), packer.pack([b"".join(tx_hashes), pack_codes(codes)]))
+            for oid, outcome in sorted((orders or {}).items()):
+                put(_ORDER + _h(oid), packer.pack(outcome))
+            for owner, cloid, oid in cloids or ():
+                put(_CLOID + owner + cloid, packer.pack([oid, height]))
             put(_META_RESULTS, height.to_bytes(8, "big"))
 
     def results(self, height: int) -> list[Any] | None:
@@ -198,6 +240,16 @@ class BlockStore:
         else:  # a big-endian height below 2^56 never starts with 0x92
             height, index = _LOC.unpack(raw)
         return height, index
+
+    def order_outcome(self, oid: int) -> list[Any] | None:
+        """[status, reason, height, owner, market] of a finished order, or None."""
+        raw = self.db.get(_ORDER + _h(oid))
+        return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def oid_of_cloid(self, owner: bytes, cloid: bytes) -> int | None:
+        """The oid of the last order ``owner`` placed with ``cloid``, or None."""
+        raw = self.db.get(_CLOID + owner + cloid)
+        return None if raw is None else int(msgpack.unpackb(raw)[0])
 
     def fills(self, address: bytes, limit: int) -> list[tuple[int, list[Any]]]:
         """Newest first: (height, fill record)."""

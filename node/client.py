@@ -215,6 +215,12 @@ class Client:
     def fills(self, address: str, limit: int = 100) -> Json:
         return self.get("/fills", address=address, limit=limit)
 
+    def order_status(self, oid: int | None = None, address: str | None = None, cloid: bytes | None = None) -> Json:
+        """By ``oid``, or by ``address`` and ``cloid``."""
+        if oid is not None:
+            return self.get("/order_status", oid=oid)
+        return self.get("/order_status", address=address, cloid=(cloid or b"").hex())
+
     def metrics(self) -> str:
         """Prometheus text, the one endpoint that is not JSON."""
         return self.send("GET", "/metrics").decode()

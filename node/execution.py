@@ -17,6 +17,7 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
+from node import orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
@@ -126,7 +127,9 @@ class Execution:
         if block.height > self.blocks.results_height:
             record = pack([result.app_hash, receipts, events, result.write_digests])
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
-            self.blocks.save_results(block.height, record, hashes, fills, codes)
+            orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
+            cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
+            self.blocks.save_results(block.height, record, hashes, fills, codes, orders, cloids)
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")

@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
+from node import orderindex
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
     block_json,
@@ -33,6 +34,7 @@ from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_m
 from state import views
 from state.errors import Code
 from state.keys import address_from_text, address_to_text
+from state.tx import CLOID_LEN
 
 if TYPE_CHECKING:
     from node.ports import RpcHost
@@ -143,6 +145,7 @@ class RpcServer:
             ("/commits", self.commits),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
+            ("/order_status", self.order_status),
             ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
             ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
             ("/can_borrow", self.can_borrow),
@@ -401,6 +404,28 @@ class RpcServer:
 
     async def orders(self, request: web.Request) -> web.Response:
         return web.json_response({"orders": self._orders_of(_address_param(request))})
+
+    async def order_status(self, request: web.Request) -> web.Response:
+        """One order's status by ``oid``, or by ``address`` and ``cloid`` (hex): open (live
+        state), or what became of it (node/orderindex.py); 404 for an order this node never
+        saw finish (unknown, or before its kept results)."""
+        ex = self.rt.sm.ex
+        if "oid" in request.query:
+            oid = _int_param(request, "oid", lo=1)
+        else:
+            address, cloid = _address_param(request), _hex_param(request, "cloid")
+            if len(cloid) != CLOID_LEN:
+                raise RpcError(400, Code.MALFORMED, f"cloid must be {CLOID_LEN} bytes of hex")
+            acct = ex.accounts.get(address)
+            live = acct.cloids.get(cloid) if acct is not None else None
+            found = live if live is not None else self.rt.blocks.oid_of_cloid(address, cloid)
+            if found is None:
+                raise RpcError(404, Code.NOT_FOUND, "no order with this cloid for this address")
+            oid = found
+        view = orderindex.status_view(ex, oid, self.rt.blocks.order_outcome(oid))
+        if view is None:
+            raise RpcError(404, Code.NOT_FOUND, f"order {oid} is unknown to this node")
+        return web.json_response({"height": self.rt.sm.height, "order": view_json(view)})
 
     async def fills(self, request: web.Request) -> web.Response:
         address = _address_param(request)

@@ -1,0 +1,96 @@
+"""What became of each order: the node's index of order outcomes, from block results.
+
+The state machine keeps only live orders (on the book, or waiting for their trigger); an
+order that filled, was cancelled, expired or triggered leaves no record there. A trader
+asking "what happened to order 42" (Hyperliquid's ``orderStatus``) is answered by the node
+from what each block emitted, as CometBFT indexes transactions: nothing here is consensus
+state, every node derives the same entries from the same blocks, and a node restarted or
+state-synced indexes from where its results begin.
+
+Per block, in event order (the last word about an order wins):
+
+- ``Cancelled`` (``cancel`` events): ``cancelled`` with the event's reason (``cancelled`` by
+  its owner, ``ioc``, ``reduce_only``, ``self_trade``, ``modified``, ``liquidation``, ...),
+  except the reason ``expired``, which is the status ``expired``;
+- a fill whose maker order is no longer live after the block: ``filled``;
+- an order result with status ``filled`` and nothing cancelled (a taker that filled whole);
+- ``triggered`` events: ``triggered`` (if the order it became rests, the live state answers
+  ``open`` first; if it then trades or is cancelled in the same block, that comes later);
+
+and for every placement that named a client order id, ``(owner, cloid) -> oid``, so the
+status can be asked by cloid after the order is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from state.exchange import Exchange
+from state.keys import address_to_text
+from state.receipts import Cancelled, Fill, Receipt
+from state.tx import Batch, SignedTx
+
+# the Cancelled reasons that are a status of their own
+_STATUS_OF_REASON = {"expired": "expired"}
+
+
+def outcomes(ex: Exchange, height: int, events: Sequence[tuple[int, Any]],
+             receipts: Sequence[Receipt]) -> dict[int, list[Any]]:
+    """oid -> [status, reason, height, owner, market] for the orders this block finished
+    (``ex`` is the state after the block: a maker still on a book is still open)."""
+    out: dict[int, list[Any]] = {}
+    for r in receipts:
+        for res in r.results:
+            if res.oid is not None and res.status == "filled" and not res.cancelled:
+                fill = res.fills[0] if res.fills else None
+                out[res.oid] = ["filled", "", height, r.signer, fill.market if fill else None]
+    for _, e in events:
+        kind = type(e)
+        if kind is Fill:
+            if e.maker_oid not in ex.books[e.market].orders:
+                out[e.maker_oid] = ["filled", "", height, e.maker, e.market]
+        elif kind is Cancelled:
+            out[e.oid] = [_STATUS_OF_REASON.get(e.reason, "cancelled"), e.reason, height, e.owner, e.market]
+        elif isinstance(e, tuple) and e and e[0] == "triggered":
+            fields = e._asdict()  # type: ignore[attr-defined]
+            out[fields["oid"]] = ["triggered", "", height, fields["owner"], fields["market"]]
+    return out
+
+
+def cloids(receipts: Sequence[Receipt], txs: Sequence[bytes],
+           verified: Mapping[bytes, SignedTx]) -> list[tuple[bytes, bytes, int]]:
+    """(owner, cloid, oid) for every order placed in the block with a client order id. The
+    actions come from the node's cache of decoded transactions (every tx of a block it
+    executed is in it), paired with their results one to one."""
+    out: list[tuple[bytes, bytes, int]] = []
+    by_hash = {r.tx_hash: r for r in receipts}
+    for raw in txs:
+        tx = verified.get(raw)
+        if tx is None:
+            continue
+        receipt = by_hash.get(tx.hash)
+        if receipt is None:
+            continue
+        items = tx.action.actions if isinstance(tx.action, Batch) else (tx.action,)
+        for item, res in zip(items, receipt.results, strict=False):
+            cloid = getattr(item, "cloid", None)
+            if cloid is not None and res.oid is not None:
+                out.append((tx.signer, cloid, res.oid))
+    return out
+
+
+def status_view(ex: Exchange, oid: int, stored: list[Any] | None) -> dict[str, Any] | None:
+    """The status of ``oid``: open (on a book) from the live state, else what the index
+    recorded, else None (no such order, or finished before this node's results begin)."""
+    for market, book in ex.books.items():
+        order = book.orders.get(oid)
+        if order is not None:
+            return {"oid": oid, "status": "open", "market": market, "owner": address_to_text(order.owner),
+                    "side": "buy" if order.is_buy else "sell", "price": order.price, "size": order.size,
+                    "orig_size": order.orig_size, "cloid": order.cloid}
+    if stored is None:
+        return None
+    status, reason, height, owner, market = stored
+    return {"oid": oid, "status": status, "reason": reason, "height": height, "owner": address_to_text(owner),
+            "market": market}
