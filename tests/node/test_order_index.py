@@ -6,6 +6,7 @@ from pathlib import Path
 
 from node import orderindex
 from node.blockstore import BlockStore
+from node.execution import event_to_list
 from state.tx import Cancel, PlaceOrder, Tif, decode_tx
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key
 
@@ -29,7 +30,8 @@ class IndexedChain:
         verified = {raw: decode_tx(raw) for raw in txs}
         orders = orderindex.outcomes(self.c.ex, r.height, r.events, r.receipts)
         cloids = orderindex.cloids(r.receipts, txs, verified)
-        self.store.save_results(r.height, [], [x.tx_hash for x in r.receipts], [], None, orders, cloids)
+        record = [r.app_hash, [x.to_list() for x in r.receipts], [[i, event_to_list(e)] for i, e in r.events], []]
+        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids)
 
     def order(self, k: object, is_buy: bool, price: int, size: int, tif: Tif = Tif.GTC,
               cloid: bytes | None = None) -> int:
@@ -74,3 +76,17 @@ def test_unknown_order_has_no_status(tmp_path: Path) -> None:
     ix = IndexedChain(tmp_path)
     assert ix.status(12345) is None
     assert ix.store.oid_of_cloid(A.address, CLOID) is None
+
+
+def test_pruning_drops_the_outcomes_of_pruned_heights_only(tmp_path: Path) -> None:
+    """An order cancelled at a pruned height loses its entry; one that finished later keeps
+    its own, even if it was placed at a pruned height."""
+    ix = IndexedChain(tmp_path)
+    early = ix.order(A, True, 59_000, 10)
+    late = ix.order(A, True, 58_000, 10)
+    ix.block(ix.c.sign(A, Cancel(BTC_SPOT, early, None)))
+    cut = ix.c.sm.height + 1
+    ix.block(ix.c.sign(A, Cancel(BTC_SPOT, late, None)))
+    assert ix.store.prune_below(cut) > 0
+    assert ix.store.order_outcome(early) is None
+    assert (ix.status(late) or {})["status"] == "cancelled"
