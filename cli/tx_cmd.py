@@ -155,6 +155,26 @@ def withdraw(asset: str, amount: str, destination: str | None, key_name: str, ra
     submit(action, key_name, **opts)
 
 
+@tx.command("transfer")
+@click.argument("to", metavar="TO")
+@click.argument("asset")
+@click.argument("amount")
+@key_option()
+@raw_option
+@common_options
+def transfer(to: str, asset: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Send AMOUNT of ASSET from the free balance of --key to TO (an 0x address or a key name).
+
+    Checked as a withdrawal: the sender must hold the amount and stay above initial margin.
+
+    Example: bookchain tx transfer carol USDC 250 --key alice
+    """
+    ctx = get_ctx()
+    address = address_from_text(ctx.address(to))
+    action = build(lambda: txbuild.transfer_action(catalog(), address, asset, amount, raw))
+    submit(action, key_name, **opts)
+
+
 def market_side_options(f: F) -> F:
     """MARKET and SIDE positionally (``tx order BTC/USDC buy``) or as ``--market``/``--side``."""
     f = click.option("--side", "side_opt", default=None, type=click.Choice(["buy", "sell"], case_sensitive=False),

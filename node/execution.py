@@ -219,8 +219,10 @@ class Execution:
             elif ej["type"] == "cancel":
                 touched_markets.add(ej["market"])
                 bus.publish("account", ej["owner"], {"height": block.height, **ej})
-            elif "address" in ej:
-                bus.publish("account", ej["address"], {"height": block.height, **ej})
+            else:  # an event about accounts goes to each of them (a transfer: both sides)
+                for field in ("account", "counterparty", "address"):
+                    if field in ej:
+                        bus.publish("account", ej[field], {"height": block.height, **ej})
         for r in receipts:
             for res in r[5]:
                 if res[3] == "resting":

@@ -27,6 +27,16 @@ class Withdrawn(NamedTuple):
     destination: bytes
 
 
+class Transferred(NamedTuple):
+    """``account`` sent ``amount`` of ``asset`` to ``counterparty``."""
+
+    kind: str  # "transfer"
+    account: bytes
+    counterparty: bytes
+    asset: int
+    amount: int
+
+
 class Borrowed(NamedTuple):
     kind: str  # "borrow"
     account: bytes
@@ -115,6 +125,7 @@ class Socialized(NamedTuple):
 SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "deposit": Deposited._fields,
     "withdraw": Withdrawn._fields,
+    "transfer": Transferred._fields,
     "borrow": Borrowed._fields,
     "repay": Repaid._fields,
     "funding": FundingSettled._fields,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import lendtx, liquidation, matching, nonces, oracle, risk
+from state import lendtx, liquidation, matching, nonces, oracle, transfers
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -31,6 +31,7 @@ from state.tx import (
     SetUnwindOrder,
     SignedTx,
     Tif,
+    Transfer,
     Withdraw,
 )
 from state.units import MAX_AMOUNT
@@ -54,20 +55,8 @@ def handle_deposit(ex: Exchange, signer: bytes, pubkey: bytes, a: Deposit) -> Ac
     return ActionResult(Code.OK, status="ok")
 
 
-def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) -> Account:
-    """Every check of a withdrawal (also the RPC dry run ``views.can_withdraw``)."""
-    ex.must_asset(asset)
-    if amount == 0:
-        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
-    acct = ex.accounts.get(signer)
-    if acct is None:
-        raise TxError(Code.INSUFFICIENT_BALANCE, "account has no funds")
-    risk.must_afford_withdrawal(ex, acct, asset, amount)
-    return acct
-
-
 def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> ActionResult:
-    acct = must_valid_withdrawal(ex, signer, a.asset, a.amount)
+    acct = transfers.must_valid_withdrawal(ex, signer, a.asset, a.amount)
     acct.credit(a.asset, -a.amount)  # idle first, then supply: never a borrow (checked); marks the account
     ex.pools[a.asset].custody -= a.amount
     ex.emit(Withdrawn("withdraw", signer, a.asset, a.amount, a.destination))
@@ -122,6 +111,7 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     Repay: lendtx.handle_repay,
     OraclePrices: oracle.handle_oracle,
     SetUnwindOrder: liquidation.handle_set_unwind_order,
+    Transfer: transfers.handle_transfer,
 }
 
 

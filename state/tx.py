@@ -300,8 +300,25 @@ class SetUnwindOrder:
         return cls(tuple(must_uint(m, "market", hi=65535) for m in items))
 
 
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Send ``amount`` of ``asset`` from the signer's free balance to ``to`` (state/transfers.py)."""
+
+    TAG: ClassVar[int] = 19
+    to: bytes
+    asset: int
+    amount: int
+
+    def fields(self) -> list[Any]:
+        return [self.to, self.asset, self.amount]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> Transfer:
+        return cls(must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount"))
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder)
+          | OraclePrices | SetUnwindOrder | Transfer)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -316,13 +333,13 @@ def register_action(cls: Any, arity: int) -> None:
 
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
-                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1)):
+                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
-    Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order",
+    Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order", Transfer: "transfer",
 }
 
 

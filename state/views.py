@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from state.account import Account
 from state.errors import TxError
 from state.funding import owed_funding
-from state.handlers import must_valid_withdrawal
 from state.lendtx import must_valid_borrow
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
+from state.transfers import must_valid_withdrawal
 from state.units import PPM
 
 if TYPE_CHECKING:

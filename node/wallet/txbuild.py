@@ -141,9 +141,11 @@ def modify_action(cat: Catalog, market: str | int, price: str | int, size: str |
 
 
 def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> tx.Deposit:
-    a = cat.asset(asset)
-    units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
-    return tx.Deposit(to, a.id, units)
+    return tx.Deposit(to, *_amount(cat, asset, amount, raw))
+
+
+def transfer_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> tx.Transfer:
+    return tx.Transfer(to, *_amount(cat, asset, amount, raw))
 
 
 def _amount(cat: Catalog, asset: str | int, amount: str | int, raw: bool) -> tuple[int, int]:
@@ -169,9 +171,7 @@ def unwind_action(cat: Catalog, markets: list[str]) -> tx.SetUnwindOrder:
 
 def withdraw_action(cat: Catalog, asset: str | int, amount: str | int, destination: bytes,
                     raw: bool = False) -> tx.Withdraw:
-    a = cat.asset(asset)
-    units = parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
-    return tx.Withdraw(a.id, units, destination)
+    return tx.Withdraw(*_amount(cat, asset, amount, raw), destination)
 
 
 def parse_destination(text: str) -> bytes:

@@ -136,3 +136,12 @@ def test_market_and_side_as_options_or_arguments(env: Env) -> None:
                 ["ETH/USDC", "buy", "--market", "BTC/USDC"]):
         res = env.run("tx", "order", *bad, *base)
         assert res.exit_code == 2, (bad, res.output)
+
+
+def test_transfer_moves_funds_to_a_key_or_address(env: Env) -> None:
+    res = env.run("tx", "transfer", "bob", "USDC", "250.5", "--key", "alice", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["receipt"]["kind"] == "transfer"
+    too_much = env.run("tx", "transfer", "bob", "USDC", "2000000", "--key", "alice")
+    assert too_much.exit_code == 1 and "INSUFFICIENT_BALANCE" in too_much.output
+    assert env.run("tx", "transfer", "bob", "USDC", "0.0000001", "--key", "alice").exit_code == 2

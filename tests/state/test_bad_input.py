@@ -30,6 +30,7 @@ from state.tx import (
     Repay,
     SetUnwindOrder,
     Tif,
+    Transfer,
     Withdraw,
     sign_tx,
 )
@@ -94,6 +95,9 @@ CASES: list[tuple[str, Callable[[Chain], bytes], Code]] = [
     ("deposit zero", lambda c: c.sign(BRIDGE, Deposit(A.address, USDC, 0)), Code.AMOUNT_OUT_OF_RANGE),
     ("withdraw too much", lambda c: c.sign(A, Withdraw(USDC, 10**12, b"dest")), Code.INSUFFICIENT_BALANCE),
     ("withdraw lent-out supply", lambda c: c.sign(A, Withdraw(USDC, 100_000_000, b"d")), Code.POOL_ILLIQUID),
+    ("transfer too much", lambda c: c.sign(A, Transfer(B.address, USDC, 10**12)), Code.INSUFFICIENT_BALANCE),
+    ("transfer to oneself", lambda c: c.sign(A, Transfer(A.address, USDC, 1)), Code.MALFORMED),
+    ("transfer margin in use", lambda c: c.sign(B, Transfer(C.address, USDC, 100_000_000)), Code.INSUFFICIENT_MARGIN),
     ("short sale with an empty pool", lambda c: c.sign(C, order(market=ETH_SPOT, is_buy=False, price=30_000, size=10)),
      Code.POOL_ILLIQUID),
     ("borrow above the utilization cap", lambda c: c.sign(C, Borrow(USDC, 25_000_000)), Code.UTILIZATION_CAP),
