@@ -175,6 +175,28 @@ def transfer(to: str, asset: str, amount: str, key_name: str, raw: bool, **opts:
     submit(action, key_name, **opts)
 
 
+@tx.command("leverage")
+@click.argument("market")
+@click.argument("leverage", metavar="LEVERAGE")
+@key_option()
+@common_options
+def leverage(market: str, leverage: str, key_name: str, **opts: Any) -> None:
+    """Set the leverage --key allows itself on a perp or future MARKET: 1 up to the market's
+    maximum (shown by `query markets`), or `max` to restore it.
+
+    Lower leverage raises the initial margin the market's positions and orders need; it
+    never lowers what the portfolio scenarios ask. Lowering it with a position open must
+    leave the account above initial margin.
+
+    \b
+    Examples:
+      bookchain tx leverage BTC-PERP 5 --key bob
+      bookchain tx leverage BTC-PERP max --key bob
+    """
+    action = build(lambda: txbuild.leverage_action(catalog(), market, leverage))
+    submit(action, key_name, **opts)
+
+
 def market_side_options(f: F) -> F:
     """MARKET and SIDE positionally (``tx order BTC/USDC buy``) or as ``--market``/``--side``."""
     f = click.option("--side", "side_opt", default=None, type=click.Choice(["buy", "sell"], case_sensitive=False),

@@ -84,7 +84,7 @@ class Position:
 
 class Account:
     __slots__ = (
-        "address", "cloids", "idle", "lend_off", "open_orders", "orders", "pools", "positions",
+        "address", "cloids", "idle", "lend_off", "leverage", "open_orders", "orders", "pools", "positions",
         "scaled", "unwind", "watch",
     )
 
@@ -96,6 +96,7 @@ class Account:
         self.lend_off: set[int] = set()  # assets with auto-lending turned off
         self.positions: dict[int, Position] = {}  # perp market -> position
         self.unwind: tuple[int, ...] = ()  # markets, in the order the account wants them liquidated
+        self.leverage: dict[int, int] = {}  # derivative market -> leverage chosen below the market's max
         self.watch: list[Any] | None = None  # liquidation-watch arming (state/watch.py)
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
@@ -119,6 +120,15 @@ class Account:
     def set_unwind(self, markets: tuple[int, ...]) -> None:
         """The order in which a liquidation unwinds the account's legs (``set_unwind_order``)."""
         self.unwind = markets
+        self.pools.tracker.accounts.add(self.address)
+
+    def set_leverage(self, market: int, leverage: int | None) -> None:
+        """The leverage the account allows itself on ``market`` (``update_leverage``); None
+        restores the market's maximum."""
+        if leverage is None:
+            self.leverage.pop(market, None)
+        else:
+            self.leverage[market] = leverage
         self.pools.tracker.accounts.add(self.address)
 
     def set_auto_lend(self, asset: int, on: bool) -> None:
@@ -156,6 +166,7 @@ class Account:
             and not self.idle
             and not self.lend_off
             and not self.unwind
+            and not self.leverage
             and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
         )
@@ -166,12 +177,15 @@ class Account:
         an account's balances keep its arming, and it was half of this record's bytes."""
         scaled, idle = self.scaled, self.idle
         assets = sorted(scaled.keys() | idle.keys())
-        return [
+        rec: list[object] = [
             [[a, idle.get(a, 0), scaled.get(a, 0)] for a in assets],
             [[m, *p.record()] for m, p in sorted(self.positions.items()) if not p.is_blank()],
             sorted(self.lend_off),
             list(self.unwind),
         ]
+        if self.leverage:  # later settings are appended only when set: most records stay short
+            rec.append([[m, lev] for m, lev in sorted(self.leverage.items())])
+        return rec
 
     @classmethod
     def from_record(cls, address: bytes, pools: Pools, r: list[Any]) -> Account:
@@ -184,4 +198,6 @@ class Account:
         acct.positions = {m: Position(s, e, p, f, ep) for m, s, e, p, f, ep in r[1]}
         acct.lend_off = set(r[2])
         acct.unwind = tuple(r[3])
+        if len(r) > 4:
+            acct.leverage = {m: lev for m, lev in r[4]}
         return acct

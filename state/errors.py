@@ -50,6 +50,7 @@ class Code(IntEnum):
     UTILIZATION_CAP = 603
     POOL_ILLIQUID = 604
     BORROW_LIMIT = 605  # gross borrows above the loan-to-value cap
+    LEVERAGE_OUT_OF_RANGE = 620  # update_leverage: 1..the market's max_leverage, derivatives only
     # oracle (7xx)
     NOT_A_VALIDATOR = 700
     STALE_PRICE = 701

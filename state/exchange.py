@@ -53,7 +53,8 @@ class Exchange:
         self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
         # per market, what the margin hot path reads (state/risk.py ``LegInfo``)
         self.minfo: list[LegInfo] = [
-            LegInfo(m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value) for m in self.markets]
+            LegInfo(m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value, m.max_leverage)
+            for m in self.markets]
         risk = genesis.risk
         # per asset, the parameters of its initial and of its maintenance requirement
         self.im_params: list[RequirementParams] = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import lendtx, liquidation, matching, nonces, oracle, transfers
+from state import lendtx, leverage, liquidation, matching, nonces, oracle, transfers
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -32,6 +32,7 @@ from state.tx import (
     SignedTx,
     Tif,
     Transfer,
+    UpdateLeverage,
     Withdraw,
 )
 from state.units import MAX_AMOUNT
@@ -112,6 +113,7 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     OraclePrices: oracle.handle_oracle,
     SetUnwindOrder: liquidation.handle_set_unwind_order,
     Transfer: transfers.handle_transfer,
+    UpdateLeverage: leverage.handle_update_leverage,
 }
 
 

@@ -319,10 +319,12 @@ class LegInfo:
     """What the margin hot path reads of a market, precomputed once from genesis
     (``Exchange.minfo``): a slotted record, whose int fields the compiled build keeps unboxed."""
 
-    __slots__ = ("base", "is_perp", "lot_size", "tick_size", "tick_value", "unit")
+    __slots__ = ("base", "is_perp", "lot_size", "max_leverage", "tick_size", "tick_value", "unit")
 
-    def __init__(self, is_perp: bool, base: int, lot_size: int, unit: int, tick_size: int, tick_value: int) -> None:
+    def __init__(self, is_perp: bool, base: int, lot_size: int, unit: int, tick_size: int, tick_value: int,
+                 max_leverage: int = 1) -> None:
         self.is_perp = is_perp
+        self.max_leverage = max_leverage  # derivatives: the largest leverage an account may choose
         self.base = base  # the underlying asset
         self.lot_size = lot_size  # base smallest units per lot
         self.unit = unit  # base smallest units per whole unit
@@ -389,7 +391,8 @@ class _Underlying:
     Why a slotted class: compiled, its int fields are stored unboxed, so the per-leg
     additions do not allocate."""
 
-    __slots__ = ("a_eq", "a_gross", "a_perp", "a_spot", "b_eq", "b_gross", "b_perp", "b_spot", "legs", "ns", "p", "pg")
+    __slots__ = ("a_eq", "a_gross", "a_perp", "a_spot", "b_eq", "b_gross", "b_perp", "b_spot", "legs", "lev", "ns", "p",
+                 "pg")
 
     def __init__(self) -> None:
         self.ns = 0
@@ -404,6 +407,7 @@ class _Underlying:
         self.a_gross = 0
         self.a_eq = 0
         self.legs = False  # an open (or added) order leg is on this underlying
+        self.lev = 0  # the lowest leverage of the derivative markets the account uses on it (0: none)
 
 
 def _underlying(under: list[_Underlying | None], u: int) -> _Underlying:
@@ -571,6 +575,7 @@ def _count_positions(ex: Exchange, acct: Account, res: Assessment, sums: _Sums, 
         agg = _underlying(under, mi.base)
         agg.p += v
         agg.pg += av
+        _use_leverage(agg, acct, m, mi)
         perp_gross += av
         if detail:
             res.sources.append((PERP_SOURCE + m, px, av))
@@ -621,9 +626,13 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
         if al:
             _leg_effect(ex, m, False, al, an, eff)
             _count_leg(under, eff, False)
+        if (bl or al) and minfo[m].is_perp:
+            _use_leverage(_underlying(under, minfo[m].base), acct, m, minfo[m])
     if add is not None:
         _leg_effect(ex, add[0], add[1], add[2], add[3], eff)
         _count_leg(under, eff, add[1])
+        if minfo[add[0]].is_perp:
+            _use_leverage(_underlying(under, eff.u), acct, add[0], minfo[add[0]])
     if eff.perp_leg or eff.spend > max(sums.usdc, 0):
         sums.liab = True
     if not sums.liab:
@@ -633,10 +642,33 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
                 return
 
 
+def _use_leverage(agg: _Underlying, acct: Account, m: int, mi: LegInfo) -> None:
+    """Note that the account uses derivative market ``m`` on ``agg``'s underlying, at the
+    leverage it chose there (``update_leverage``), else the market's maximum."""
+    lev = acct.leverage.get(m, mi.max_leverage) if acct.leverage else mi.max_leverage
+    if agg.lev == 0 or lev < agg.lev:
+        agg.lev = lev
+
+
+def leverage_floor(ns: int, p: int, lev: int) -> int:
+    """The least initial requirement leverage allows on one underlying: its derivative value
+    ``p`` not offset by its spot value ``ns`` (min(|ns + p|, |p|)), over the lowest leverage
+    of the derivative markets used on it, rounded up.
+
+    Why not every position's notional: a perp hedged by the spot it shorts carries no price
+    risk, and portfolio margin would lose its point; a perp that adds to a spot holding is
+    floored on the perp alone (the spot is fully funded). So no account can hold more
+    unhedged derivative exposure than the markets' leverage allows, hedge or not."""
+    net = ns + p
+    exposure = min(net if net > 0 else -net, p if p > 0 else -p)
+    return -(-exposure // lev)
+
+
 def _requirement(ex: Exchange, initial: bool, addon_value: int, under: list[_Underlying | None],
                  res: Assessment, detail: bool) -> int:
-    """The borrow add-on plus, per underlying, the worst of its scenario requirement as it
-    is, with every bid filled, and with every ask filled."""
+    """The borrow add-on plus, per underlying, the worst of its requirement as it is, with
+    every bid filled, and with every ask filled; each is the scenario requirement, and for
+    the initial requirement at least the leverage floor (``leverage_floor``)."""
     risk = ex.genesis.risk
     days = risk.borrow_addon_days_im if initial else risk.borrow_addon_days_mm
     req = -(-addon_value * days // (PPM * DAYS_PER_YEAR)) if addon_value else 0
@@ -647,13 +679,28 @@ def _requirement(ex: Exchange, initial: bool, addon_value: int, under: list[_Und
             continue
         ns, p, pg = g.ns, g.p, g.pg
         prm = params[u]
+        lev = g.lev if initial else 0
         worst = _underlying_requirement(prm, ns, p, pg)
+        if lev:
+            floor = leverage_floor(ns, p, lev)
+            if floor > worst:
+                worst = floor
         if g.b_spot or g.b_perp or g.b_eq:
-            r = _underlying_requirement(prm, ns + g.b_spot, p + g.b_perp, pg + g.b_gross) - g.b_eq
+            r = _underlying_requirement(prm, ns + g.b_spot, p + g.b_perp, pg + g.b_gross)
+            if lev:
+                floor = leverage_floor(ns + g.b_spot, p + g.b_perp, lev)
+                if floor > r:
+                    r = floor
+            r -= g.b_eq
             if r > worst:
                 worst = r
         if g.a_spot or g.a_perp or g.a_eq:
-            r = _underlying_requirement(prm, ns + g.a_spot, p + g.a_perp, pg + g.a_gross) - g.a_eq
+            r = _underlying_requirement(prm, ns + g.a_spot, p + g.a_perp, pg + g.a_gross)
+            if lev:
+                floor = leverage_floor(ns + g.a_spot, p + g.a_perp, lev)
+                if floor > r:
+                    r = floor
+            r -= g.a_eq
             if r > worst:
                 worst = r
         req += worst

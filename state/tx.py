@@ -317,8 +317,25 @@ class Transfer:
         return cls(must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount"))
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateLeverage:
+    """The leverage the signer allows itself on a derivative market, 1..its ``max_leverage``
+    (0 restores the maximum). It can only raise the initial requirement (state/leverage.py)."""
+
+    TAG: ClassVar[int] = 20
+    market: int
+    leverage: int
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.leverage]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> UpdateLeverage:
+        return cls(must_uint(f[0], "market", hi=65535), must_uint(f[1], "leverage", hi=1000))
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder | Transfer)
+          | OraclePrices | SetUnwindOrder | Transfer | UpdateLeverage)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -333,13 +350,15 @@ def register_action(cls: Any, arity: int) -> None:
 
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
-                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3)):
+                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3),
+                 (UpdateLeverage, 2)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
     Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order", Transfer: "transfer",
+    UpdateLeverage: "update_leverage",
 }
 
 

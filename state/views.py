@@ -56,7 +56,9 @@ def market_rows(ex: Exchange) -> list[dict[str, Any]]:
         out.append({
             "id": m, "symbol": spec.symbol, "kind": spec.kind, "base": assets[spec.base].symbol,
             "quote": assets[spec.quote].symbol, "tick_size": spec.tick_size, "lot_size": spec.lot_size,
-            "tick_value": spec.tick_value, "min_notional": spec.min_notional, "max_leverage": spec.max_leverage,
+            "tick_value": spec.tick_value, "min_notional": spec.min_notional,
+            # spot has no leverage setting: a spot order's margin is its haircuts and the borrow cap
+            "max_leverage": spec.max_leverage if ex.minfo[m].is_perp else None,
             "max_price_ticks": spec.max_price_ticks, "price_band_ppm": spec.price_band_ppm,
             "oracle_price": oracle_px,
             "reference_price": mark_price(ex, m) if m in ex.perp_market_ids else oracle_px,
@@ -178,6 +180,9 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
         "balances": balances, "positions": positions,
         "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
         "unwind_order": list(acct.unwind),
+        # per derivative market: the leverage the account allows itself (the market's max unless lowered)
+        "leverage": {str(m): acct.leverage.get(m, ex.markets[m].max_leverage)
+                     for m in range(len(ex.markets)) if ex.minfo[m].is_perp},
     }
 
 

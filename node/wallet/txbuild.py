@@ -153,6 +153,12 @@ def _amount(cat: Catalog, asset: str | int, amount: str | int, raw: bool) -> tup
     return a.id, parse_raw_int(amount, f"{a.symbol} amount") if raw else a.to_units(str(amount))
 
 
+def leverage_action(cat: Catalog, market: str | int, leverage: str | int) -> tx.UpdateLeverage:
+    text = str(leverage).strip().lower()
+    value = 0 if text == "max" else parse_raw_int(text.removesuffix("x"), "leverage")
+    return tx.UpdateLeverage(cat.market(market).id, value)
+
+
 def lend_action(cat: Catalog, asset: str | int, enabled: bool) -> tx.Lend:
     return tx.Lend(cat.asset(asset).id, enabled)
 

@@ -145,3 +145,14 @@ def test_transfer_moves_funds_to_a_key_or_address(env: Env) -> None:
     too_much = env.run("tx", "transfer", "bob", "USDC", "2000000", "--key", "alice")
     assert too_much.exit_code == 1 and "INSUFFICIENT_BALANCE" in too_much.output
     assert env.run("tx", "transfer", "bob", "USDC", "0.0000001", "--key", "alice").exit_code == 2
+
+
+def test_leverage_is_set_and_shown(env: Env) -> None:
+    res = env.run("tx", "leverage", "BTC-PERP", "5x", "--key", "alice")
+    assert res.exit_code == 0, res.output
+    assert env.json("query", "account", "alice")["margin"]["leverage"]["2"] == 5
+    too_high = env.run("tx", "leverage", "BTC-PERP", "50", "--key", "alice")
+    assert too_high.exit_code == 1 and "LEVERAGE_OUT_OF_RANGE" in too_high.output
+    assert env.run("tx", "leverage", "BTC-PERP", "max", "--key", "alice").exit_code == 0
+    assert env.json("query", "account", "alice")["margin"]["leverage"]["2"] == 20
+    assert env.run("tx", "leverage", "BTC-PERP", "lots", "--key", "alice").exit_code == 2
