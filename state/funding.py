@@ -42,8 +42,15 @@ lots receive: funding is zero-sum with no rounding dust at all (the only roundin
 the per-lot amount, which both sides share). Positions settle lazily on their next touch
 (a fill, a liquidation, an ADL): funding owed moves into the USDC balance and the position
 is marked to the mark price of the last settlement boundary (``epoch_mark``), so its PnL
-lands in USDC (a loss beyond the balance is a USDC borrow and pays interest). Until then,
-the owed funding and the unrealized PnL count in equity just the same.
+lands in USDC (a loss beyond the balance is a USDC borrow and pays interest).
+
+Interest-bearing PnL (Backpack's perpetuals): at every boundary, right after the index
+moves, every open position of the market is settled that way, touched or not, in address
+order: O(positions) once an interval. So a floating profit is USDC supplied to the pool
+from that moment and earns the supply rate, and a floating loss is USDC owed (a borrow,
+once the balance is spent) and pays the borrow rate, as if each position were closed and
+reopened at the boundary's mark. Between boundaries, the funding owed and the unrealized
+PnL since the last one count in equity just the same.
 """
 
 from __future__ import annotations
@@ -228,4 +235,7 @@ def maybe_settle(ex: Exchange) -> list[tuple[int, int]]:
         ex.touch_market(m)
         ex.emit(FundingSettled("funding", m, rate, per_lot, st.funding_index))
         settled.append((m, abs(rate)))
+        accounts = ex.accounts
+        for address in sorted(ex.position_holders[m]):  # interest-bearing PnL: every position, now
+            settle_position(ex, accounts[address], m)
     return settled

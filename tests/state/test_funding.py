@@ -5,8 +5,9 @@ The genesis here settles every 10 s of block time (blocks are 1 s apart) instead
 
 from __future__ import annotations
 
+from typing import Any
+
 from state import funding
-from state.errors import Code
 from state.tx import PlaceOrder, Tif
 from tests.harness import BTC_PERP, USDC, key
 from tests.state.riskkit import PX_60K, USD, risk_chain, set_prices
@@ -59,44 +60,46 @@ def test_premium_from_impact_prices_and_zero_sum_payment() -> None:
     assert funding.impact_level(book, True, 100, 10_000 * USD) == 60_300
     assert funding.impact_level(book, False, 100, 10_000 * USD) == 60_500
     assert funding.impact_level(book, False, 100, 13_000 * USD) == 0  # too deep: no impact ask
-    events = []
+    events: list[Any] = []
+    before: dict[Any, int] = {}
+    entry = 0
     while len(events) < 2:  # the first interval may include samples from before the book
+        before = {k: ex.accounts[k.address].balance(USDC) for k in (L, S)}
+        entry = ex.accounts[L.address].positions[BTC_PERP].entry_notional
         events += _funding_events(c.block())
-    first, second = events
+    second = events[1]
     assert second[2] == 4_500_000 and second[3] == 27_000
     lpos = ex.accounts[L.address].positions[BTC_PERP]
     spos = ex.accounts[S.address].positions[BTC_PERP]
-    owed = 10_000 * (first[3] + second[3])
-    assert funding.owed_funding(ex, BTC_PERP, lpos) == owed
-    assert funding.owed_funding(ex, BTC_PERP, spos) == -owed  # zero-sum, no dust at all
-    # lazy: nothing moved yet; settling moves exactly the owed funding (plus the
-    # mark-to-market to the interval's mark, which is the same for both sides)
-    before = {k: ex.accounts[k.address].balance(USDC) for k in (L, S)}
+    # every position settled at the boundary, untouched: the funding of the interval
+    # ($270 a BTC) and the mark-to-market from the last boundary's mark to this one's
+    owed = 10_000 * second[3]
     mark = st.epoch_mark
-    for k in (L, S):
-        funding.settle_position(ex, ex.accounts[k.address], BTC_PERP)
-    pnl_long = 10_000 * 10_000 * mark // 10**8 - 60_000 * 10_000 * 100
+    pnl_long = 10_000 * 10_000 * mark // 10**8 - entry
     assert ex.accounts[L.address].balance(USDC) - before[L] == -owed + pnl_long
-    assert ex.accounts[S.address].balance(USDC) - before[S] == owed - pnl_long
+    assert ex.accounts[S.address].balance(USDC) - before[S] == owed - pnl_long  # zero-sum, no dust
     assert lpos.entry_notional == spos.entry_notional == 10_000 * 10_000 * mark // 10**8
-    assert funding.owed_funding(ex, BTC_PERP, lpos) == 0
+    assert funding.owed_funding(ex, BTC_PERP, lpos) == funding.owed_funding(ex, BTC_PERP, spos) == 0
 
 
-def test_funding_is_settled_on_the_next_touch() -> None:
+def test_every_position_settles_at_the_boundary_untouched() -> None:
+    """Interest-bearing PnL: at the first boundary the long, untouched, has paid its funding
+    and been marked to the boundary's mark in USDC; nothing is owed afterwards."""
     c = risk_chain(risk={"funding": {"interval_ms": 10_000}})
     set_prices(c, btc=PX_60K)
     for k in (L, S):
         c.fund(k, USDC, 100_000 * USD)
     c.order(S, BTC_PERP, False, 60_000, 10_000)
     c.order(L, BTC_PERP, True, 60_000, 10_000, tif=Tif.IOC)
+    lpos = c.ex.accounts[L.address].positions[BTC_PERP]
+    before = c.ex.accounts[L.address].balance(USDC)
     while not c.ex.funding_epoch:
         c.block()
-    lpos = c.ex.accounts[L.address].positions[BTC_PERP]
-    owed = funding.owed_funding(c.ex, BTC_PERP, lpos)
-    assert owed == 10_000 * c.ex.mstate[BTC_PERP].funding_index != 0
-    c.order(S, BTC_PERP, False, 60_000, 10)
-    assert c.order(L, BTC_PERP, True, 60_000, 10, tif=Tif.IOC).code == Code.OK  # a touch
-    assert lpos.funding_index == c.ex.mstate[BTC_PERP].funding_index and lpos.size == 10_010
+    st = c.ex.mstate[BTC_PERP]
+    assert lpos.funding_index == st.funding_index != 0 and lpos.epoch == 1
+    assert funding.owed_funding(c.ex, BTC_PERP, lpos) == 0
+    pnl = 10_000 * 10_000 * st.epoch_mark // 10**8 - 60_000 * 10_000 * 100
+    assert c.ex.accounts[L.address].balance(USDC) - before == -10_000 * st.funding_index + pnl
 
 
 def test_a_position_opened_after_a_settlement_owes_nothing_of_the_past() -> None:
