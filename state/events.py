@@ -62,6 +62,17 @@ class FundingSettled(NamedTuple):
     funding_index: int
 
 
+class FundingPaid(NamedTuple):
+    """At a funding boundary, one position settled into USDC: ``funding`` paid (negative:
+    received) and ``pnl`` realized by marking it to the boundary's mark."""
+
+    kind: str  # "funding_payment"
+    account: bytes
+    market: int
+    funding: int
+    pnl: int
+
+
 class LiquidationStarted(NamedTuple):
     kind: str  # "liquidation"
     account: bytes
@@ -129,6 +140,7 @@ SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "borrow": Borrowed._fields,
     "repay": Repaid._fields,
     "funding": FundingSettled._fields,
+    "funding_payment": FundingPaid._fields,
     "adl": Deleveraged._fields,
     "socialized": Socialized._fields,
     "liquidation:start": LiquidationStarted._fields,

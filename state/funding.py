@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from state.events import FundingSettled
+from state.events import FundingPaid, FundingSettled
 from state.prices import mark_price
 from state.risk import value_of
 from state.units import PPB
@@ -84,14 +84,16 @@ def _track(ex: Exchange, market: int, pos: Position, sign: int) -> None:
     ex.perp_fref_sum[market] += sign * pos.size * pos.funding_index
 
 
-def settle_position(ex: Exchange, acct: Account, market: int) -> None:
-    """Settle funding and mark-to-market of one position before it changes (a touch)."""
+def settle_position(ex: Exchange, acct: Account, market: int) -> tuple[int, int]:
+    """Settle funding and mark-to-market of one position before it changes (a touch), or at
+    a boundary. Returns (funding paid, negative if received; PnL realized into USDC)."""
     pos = acct.positions.get(market)
     if pos is None:
-        return
+        return 0, 0
     st = ex.mstate[market]
     spec = ex.markets[market]
     _track(ex, market, pos, -1)
+    owed = pnl = 0
     if pos.size:
         owed = pos.size * (st.funding_index - pos.funding_index)
         if owed:
@@ -107,6 +109,7 @@ def settle_position(ex: Exchange, acct: Account, market: int) -> None:
     pos.epoch = ex.funding_epoch
     _track(ex, market, pos, 1)
     ex.touch(acct)
+    return owed, pnl
 
 
 def trade_position(ex: Exchange, acct: Account, market: int, delta: int, notional: int) -> None:
@@ -237,5 +240,7 @@ def maybe_settle(ex: Exchange) -> list[tuple[int, int]]:
         settled.append((m, abs(rate)))
         accounts = ex.accounts
         for address in sorted(ex.position_holders[m]):  # interest-bearing PnL: every position, now
-            settle_position(ex, accounts[address], m)
+            paid, pnl = settle_position(ex, accounts[address], m)
+            if paid or pnl:
+                ex.emit(FundingPaid("funding_payment", address, m, paid, pnl))
     return settled

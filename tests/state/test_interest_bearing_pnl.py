@@ -46,6 +46,9 @@ def test_winner_supplies_and_loser_borrows_from_the_boundary_on() -> None:
     assert c.ex.funding_epoch == 1
     assert c.ex.mstate[BTC_PERP].epoch_mark == PX_63K
     funding = 78 * 10_000
+    paid = sorted(e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "funding_payment")
+    assert paid == sorted([("funding_payment", W.address, BTC_PERP, funding, 3_000 * USD),
+                           ("funding_payment", LO.address, BTC_PERP, -funding, -3_000 * USD)])
     assert c.balance(W, USDC) == 10_000 * USD - fees_w + 3_000 * USD - funding
     assert c.ex.pools.debt(lo, USDC) == 3_000 * USD - funding - lo_usdc
     # the pool's rate from now on: utilization = debt / supply, rounded up; the kink curve
