@@ -51,6 +51,9 @@ class Code(IntEnum):
     POOL_ILLIQUID = 604
     BORROW_LIMIT = 605  # gross borrows above the loan-to-value cap
     LEVERAGE_OUT_OF_RANGE = 620  # update_leverage: 1..the market's max_leverage, derivatives only
+    TOO_MANY_AGENTS = 621  # limits.max_agents_per_account
+    TOO_MANY_SUB_ACCOUNTS = 622  # limits.max_sub_accounts
+    SUB_ACCOUNT_EXISTS = 623
     # oracle (7xx)
     NOT_A_VALIDATOR = 700
     STALE_PRICE = 701

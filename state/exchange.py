@@ -84,6 +84,10 @@ class Exchange:
         self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
         self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
         self.watch = Watch()  # derived: state/watch.py
+        self.agents: dict[bytes, list[Any]] = {}  # agent -> [master, valid_until_ms, approved_ms, name] (agents.py)
+        self.subs: dict[bytes, list[Any]] = {}  # sub-account -> [master, name] (state/agents.py)
+        self.agents_of: dict[bytes, set[bytes]] = {}  # derived: master -> its agents
+        self.subs_of: dict[bytes, set[bytes]] = {}  # derived: master -> its sub-accounts
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0
@@ -148,6 +152,12 @@ class Exchange:
 
     def touch_market(self, market_id: int) -> None:
         self.tracker.markets.add(market_id)
+
+    def touch_agent(self, agent: bytes) -> None:
+        self.tracker.agents.add(agent)
+
+    def touch_sub(self, address: bytes) -> None:
+        self.tracker.subs.add(address)
 
     def touch_oracle(self, asset: int, validator: int) -> None:
         self.tracker.oracle.add((asset, validator))
@@ -229,6 +239,11 @@ class Exchange:
             w = owner.watch if owner is not None else None
             watch_out.append((records.watch_key(addr), None if w is None else encode(w)))
         groups.append((records.WATCH, watch_out))
+        agent_recs, sub_recs = self.agents, self.subs
+        groups.append((records.AGENT, [(records.agent_key(a), encode(agent_recs[a]) if a in agent_recs else None)
+                                       for a in sorted(tracker.agents)]))
+        groups.append((records.SUB_ACCOUNT, [(records.sub_account_key(a), encode(sub_recs[a]) if a in sub_recs else None)
+                                             for a in sorted(tracker.subs)]))
         groups.sort(key=_group_prefix)
         tracker.clear_writes()
         writes: list[tuple[bytes, bytes | None]] = []
@@ -259,6 +274,10 @@ class Exchange:
                 out.append((records.pool_key(a), records.encode_record(pool.record())))
         for key, sub in self.oracle_subs.items():
             out.append((records.oracle_key(*key), records.encode_record(sub)))
+        for addr, agent in self.agents.items():
+            out.append((records.agent_key(addr), records.encode_record(agent)))
+        for addr, sub in self.subs.items():
+            out.append((records.sub_account_key(addr), records.encode_record(sub)))
         out.append((records.COUNTERS_KEY, self._counters_record()))
         out.sort()
         return out
@@ -289,6 +308,12 @@ class Exchange:
                 self.pools[int.from_bytes(ident, "big")].load(rec)
             elif kind == records.ORACLE:
                 self.oracle_subs[(int.from_bytes(ident[:2], "big"), int.from_bytes(ident[2:], "big"))] = list(rec)
+            elif kind == records.AGENT:
+                self.agents[ident] = rec
+                self.agents_of.setdefault(rec[0], set()).add(ident)
+            elif kind == records.SUB_ACCOUNT:
+                self.subs[ident] = rec
+                self.subs_of.setdefault(rec[0], set()).add(ident)
             elif kind == records.COUNTERS:
                 self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch = rec
                 self._stored_oid_limit = self.oid_counter

@@ -305,6 +305,8 @@ class Genesis:
     nonce_future_window_ms: int = 24 * 3600 * 1000
     max_open_orders_per_account: int = 1000
     max_batch_actions: int = 64
+    max_agents_per_account: int = 10
+    max_sub_accounts: int = 10
     initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -423,6 +425,9 @@ class Genesis:
             max_open_orders_per_account=ranged(limits.get("max_open_orders_per_account", 1000), 1, 1 << 20,
                                                "limits.max_open_orders_per_account"),
             max_batch_actions=ranged(limits.get("max_batch_actions", 64), 1, 256, "limits.max_batch_actions"),
+            max_agents_per_account=ranged(limits.get("max_agents_per_account", 10), 0, 1000,
+                                          "limits.max_agents_per_account"),
+            max_sub_accounts=ranged(limits.get("max_sub_accounts", 10), 0, 1000, "limits.max_sub_accounts"),
             initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,

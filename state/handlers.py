@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import lendtx, leverage, liquidation, matching, nonces, oracle, transfers
+from state import agents, lendtx, leverage, liquidation, matching, nonces, oracle, transfers
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -18,16 +18,19 @@ from state.exchange import Exchange
 from state.receipts import OK, ActionResult, Receipt, rejected
 from state.tx import (
     ACTION_NAMES,
+    ApproveAgent,
     Batch,
     Borrow,
     Cancel,
     CancelAll,
+    CreateSubAccount,
     Deposit,
     Lend,
     Modify,
     OraclePrices,
     PlaceOrder,
     Repay,
+    RevokeAgent,
     SetUnwindOrder,
     SignedTx,
     Tif,
@@ -114,6 +117,9 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     SetUnwindOrder: liquidation.handle_set_unwind_order,
     Transfer: transfers.handle_transfer,
     UpdateLeverage: leverage.handle_update_leverage,
+    ApproveAgent: agents.handle_approve_agent,
+    RevokeAgent: agents.handle_revoke_agent,
+    CreateSubAccount: agents.handle_create_sub_account,
 }
 
 
@@ -151,17 +157,23 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         kept = ex.nonces[signer] = nonces.new_kept()
     nonces.record(kept, nonce)
     ex.touch_nonces(signer)
+    account = signer
+    if ex.agents or ex.subs:  # who the transaction acts for (state/agents.py)
+        try:
+            account, action, _ = agents.acting_account(ex, tx)
+        except TxError as err:
+            return Receipt(tx_hash, err.code, err.message, signer, kind)
     if isinstance(action, _BATCH):
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
-        results = tuple(_run_one(ex, signer, tx.pubkey, a) for a in action.actions)
+        results = tuple(_run_one(ex, account, tx.pubkey, a) for a in action.actions)
     else:
-        results = (_run_one(ex, signer, tx.pubkey, action),)
+        results = (_run_one(ex, account, tx.pubkey, action),)
     for r in results:
         if r.code == OK:
             return Receipt(tx_hash, OK, "", signer, kind, results)
-    acct = ex.accounts.get(signer)
-    if acct is not None and acct.is_empty() and signer not in ex.touched_accounts():
-        del ex.accounts[signer]  # a rejected first contact leaves no account behind
+    acct = ex.accounts.get(account)
+    if acct is not None and acct.is_empty() and account not in ex.touched_accounts():
+        del ex.accounts[account]  # a rejected first contact leaves no account behind
     first = results[0]
     return Receipt(tx_hash, first.code, first.message, signer, kind, results)

@@ -41,7 +41,17 @@ from state.handlers import apply_tx
 from state.keys import SigItem, verify_each
 from state.receipts import Receipt
 from state.store import StateStore
-from state.tx import Batch, Cancel, CancelAll, Deposit, OraclePrices, SignedTx, decode_tx, tx_hash
+from state.tx import (
+    ActAs,
+    Batch,
+    Cancel,
+    CancelAll,
+    Deposit,
+    OraclePrices,
+    SignedTx,
+    decode_tx,
+    tx_hash,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +80,11 @@ _OPEN_TO_NEWCOMERS: Final = (Deposit, OraclePrices)  # the bridge and the valida
 
 
 def is_cancel(tx: SignedTx) -> bool:
-    """Cancels go first in a block (as on Hyperliquid): a maker can always pull a quote."""
+    """Cancels go first in a block (as on Hyperliquid): a maker can always pull a quote
+    (also one a sub-account's, ``act_as``)."""
     a = tx.action
+    if isinstance(a, ActAs):
+        a = a.action
     if isinstance(a, _CANCELS):
         return True
     return isinstance(a, _BATCH) and all(isinstance(x, _CANCELS) for x in a.actions)
@@ -316,7 +329,7 @@ def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
     genesis = ex.genesis
     nonces.must_accept(ex.nonces.get(tx.signer, []), tx.nonce, now_ms,
                        genesis.nonce_past_window_ms, genesis.nonce_future_window_ms)
-    if tx.signer in ex.accounts or tx.signer in ex.nonces:
+    if tx.signer in ex.accounts or tx.signer in ex.nonces or tx.signer in ex.agents:
         return
     if isinstance(tx.action, _OPEN_TO_NEWCOMERS):
         return

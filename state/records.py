@@ -22,6 +22,8 @@ POOL: Final = b"p"  # asset id -> lending pool (indices, totals), custody, oracl
 ORACLE: Final = b"r"  # asset id + validator index -> last price submission
 COUNTERS: Final = b"c"  # order id and priority counters, last block time, funding epoch
 WATCH: Final = b"w"  # address -> liquidation-watch arming (state/watch.py)
+AGENT: Final = b"g"  # agent address -> [master, valid until (ms, 0: none), approved at (ms), name]
+SUB_ACCOUNT: Final = b"u"  # sub-account address -> [master, name]
 COUNTERS_KEY: Final = COUNTERS
 META_KEY: Final = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -36,6 +38,14 @@ def order_key(oid: int) -> bytes:
 
 def nonce_key(address: bytes) -> bytes:
     return NONCE + address
+
+
+def agent_key(address: bytes) -> bytes:
+    return AGENT + address
+
+
+def sub_account_key(address: bytes) -> bytes:
+    return SUB_ACCOUNT + address
 
 
 def watch_key(address: bytes) -> bytes:

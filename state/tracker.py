@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class WriteTracker:
-    __slots__ = ("accounts", "markets", "nonces", "oracle", "orders", "pools", "scan", "watch")
+    __slots__ = ("accounts", "agents", "markets", "nonces", "oracle", "orders", "pools", "scan", "subs", "watch")
 
     def __init__(self) -> None:
         self.accounts: set[bytes] = set()  # account records
@@ -31,6 +31,8 @@ class WriteTracker:
         self.oracle: set[tuple[int, int]] = set()  # (asset, validator) submissions
         self.pools: set[int] = set()  # lending pools, by asset
         self.scan: set[bytes] = set()  # accounts the liquidation scan must assess
+        self.agents: set[bytes] = set()  # agent approvals, by agent address
+        self.subs: set[bytes] = set()  # sub-accounts, by address
 
     def balance_changed(self, address: bytes) -> None:
         """An account's balances moved: its record is written and the scan checks it."""
@@ -45,7 +47,7 @@ class WriteTracker:
 
     def has_writes(self) -> bool:
         return bool(self.accounts or self.orders or self.nonces or self.watch or self.markets
-                    or self.oracle or self.pools)
+                    or self.oracle or self.pools or self.agents or self.subs)
 
     def clear_writes(self) -> None:
         self.accounts.clear()
@@ -55,3 +57,5 @@ class WriteTracker:
         self.markets.clear()
         self.oracle.clear()
         self.pools.clear()
+        self.agents.clear()
+        self.subs.clear()

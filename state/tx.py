@@ -33,6 +33,7 @@ from state.keys import (
     signing_message,
     verify,
 )
+from state.units import MAX_TIME_MS
 
 MAX_TX_BYTES: Final = 16 * 1024
 CLOID_LEN: Final = 16
@@ -334,8 +335,87 @@ class UpdateLeverage:
         return cls(must_uint(f[0], "market", hi=65535), must_uint(f[1], "leverage", hi=1000))
 
 
+MAX_NAME_LEN: Final = 32
+
+
+def _name(v: Any, what: str) -> str:
+    if type(v) is not str or not 0 < len(v.encode()) <= MAX_NAME_LEN or not v.isprintable():
+        raise TxError(Code.MALFORMED, f"{what} must be printable text of 1..{MAX_NAME_LEN} bytes")
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveAgent:
+    """Let the key whose address is ``agent`` trade for the signer (state/agents.py): place,
+    cancel and modify orders, and act for its sub-accounts; never move funds. ``valid_until_ms``
+    (0: no expiry) ends it at that block time."""
+
+    TAG: ClassVar[int] = 21
+    agent: bytes
+    name: str
+    valid_until_ms: int
+
+    def fields(self) -> list[Any]:
+        return [self.agent, self.name, self.valid_until_ms]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> ApproveAgent:
+        return cls(must_bytes(f[0], "agent", 20), _name(f[1], "agent name"),
+                   must_uint(f[2], "valid_until_ms", hi=MAX_TIME_MS))
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeAgent:
+    TAG: ClassVar[int] = 22
+    agent: bytes
+
+    def fields(self) -> list[Any]:
+        return [self.agent]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> RevokeAgent:
+        return cls(must_bytes(f[0], "agent", 20))
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSubAccount:
+    """A named sub-account of the signer: a full account with its own margin, at the address
+    ``agents.sub_account_address(master, name)``."""
+
+    TAG: ClassVar[int] = 23
+    name: str
+
+    def fields(self) -> list[Any]:
+        return [self.name]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> CreateSubAccount:
+        return cls(_name(f[0], "sub-account name"))
+
+
+@dataclass(frozen=True, slots=True)
+class ActAs:
+    """Run ``action`` as the sub-account ``account`` of the signer (or of the master the
+    signing agent trades for): Hyperliquid's ``vaultAddress``, inside the signed action."""
+
+    TAG: ClassVar[int] = 24
+    account: bytes
+    action: Any
+
+    def fields(self) -> list[Any]:
+        return [self.account, action_to_list(self.action)]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> ActAs:
+        inner = parse_action(f[1])
+        if isinstance(inner, (ActAs, ApproveAgent, RevokeAgent, CreateSubAccount, Deposit, OraclePrices)):
+            raise TxError(Code.MALFORMED, "a sub-account cannot be asked to do that")
+        return cls(must_bytes(f[0], "account", 20), inner)
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder | Transfer | UpdateLeverage)
+          | OraclePrices | SetUnwindOrder | Transfer | UpdateLeverage | ApproveAgent | RevokeAgent
+          | CreateSubAccount | ActAs)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -351,14 +431,15 @@ def register_action(cls: Any, arity: int) -> None:
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
                  (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3),
-                 (UpdateLeverage, 2)):
+                 (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1), (ActAs, 2)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
     Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order", Transfer: "transfer",
-    UpdateLeverage: "update_leverage",
+    UpdateLeverage: "update_leverage", ApproveAgent: "approve_agent", RevokeAgent: "revoke_agent",
+    CreateSubAccount: "create_sub_account", ActAs: "act_as",
 }
 
 

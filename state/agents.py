@@ -1,0 +1,143 @@
+"""Agent (API) keys and sub-accounts: who a transaction acts for.
+
+A transaction's signer is the key that signed it. It acts for:
+
+- the signer's own account, usually;
+- the master account, when the signer is an agent the master approved (``approve_agent``,
+  Hyperliquid's ``approveAgent``, dYdX's permissioned keys) that has not expired, and the
+  transaction's nonce (a millisecond timestamp) is not older than the approval's block: a
+  transaction signed before an approval never acts under it;
+- a sub-account, when the action is ``act_as(sub, action)`` and the sub-account belongs to
+  the account the signer acts for (Hyperliquid's ``vaultAddress``, inside the signed bytes).
+
+An agent may place, cancel and modify orders (and triggers), set the dead-man switch, and
+do so for its master's sub-accounts; anything else it signs (withdraw, transfer, borrow,
+lending switches, leverage, agents, sub-accounts) is refused with ``UNAUTHORIZED``. Nonces
+stay per signing key: an agent's transactions use the agent's nonce record, which is kept
+like any other, so none can be replayed. A revoked agent is forgotten at once; whatever it
+signs afterwards acts for its own address, which holds nothing of the master's.
+
+Sub-accounts are full accounts with their own margin at a derived address
+(``sub_account_address``); the master funds them with ``transfer`` and moves funds back with
+``act_as(sub, transfer(master, ...))``. A sub-account has no sub-accounts or agents of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+from state.errors import Code, TxError
+from state.exchange import Exchange
+from state.receipts import OK, ActionResult
+from state.tx import (
+    ActAs,
+    ApproveAgent,
+    Batch,
+    Cancel,
+    CancelAll,
+    CreateSubAccount,
+    Modify,
+    PlaceOrder,
+    RevokeAgent,
+    SignedTx,
+)
+
+SUB_DOMAIN: Final = b"bookchain/sub-account\x00"
+
+#: what an agent may sign (besides ``act_as`` around one of them); later order actions
+#: register themselves here (``allow_for_agents``)
+AGENT_ACTIONS: set[type] = {PlaceOrder, Cancel, CancelAll, Modify}
+
+
+def allow_for_agents(cls: type) -> None:
+    AGENT_ACTIONS.add(cls)
+
+
+def sub_account_address(master: bytes, name: str) -> bytes:
+    """The address of ``master``'s sub-account ``name``: no key has it, only the master."""
+    return hashlib.sha256(SUB_DOMAIN + master + name.encode()).digest()[:20]
+
+
+def live_agent(ex: Exchange, signer: bytes, nonce: int) -> list[Any] | None:
+    """The approval ``signer`` holds as an agent, if it may act under it now with ``nonce``."""
+    agent = ex.agents.get(signer)
+    if agent is None:
+        return None
+    _master, valid_until, approved_ms, _name = agent
+    if valid_until and ex.time_ms > valid_until:
+        return None
+    if nonce < approved_ms:
+        return None
+    return agent
+
+
+def acting_account(ex: Exchange, tx: SignedTx) -> tuple[bytes, Any, bool]:
+    """(account, action, signed by an agent) of ``tx``, or a TxError saying why it may not
+    act: an agent beyond its rights, a sub-account of someone else."""
+    action = tx.action
+    account = tx.signer
+    agent = live_agent(ex, tx.signer, tx.nonce) if ex.agents else None
+    if agent is None and tx.signer in ex.agents:
+        raise TxError(Code.UNAUTHORIZED, "this agent key has expired, or the transaction was signed before "
+                                         "its approval")
+    if agent is not None:
+        account = agent[0]
+    if isinstance(action, ActAs):
+        sub = ex.subs.get(action.account)
+        if sub is None or sub[0] != account:
+            raise TxError(Code.UNAUTHORIZED, "not a sub-account of the signing account")
+        account, action = action.account, action.action
+    if agent is not None:
+        items = action.actions if isinstance(action, Batch) else (action,)
+        for item in items:
+            if type(item) not in AGENT_ACTIONS:
+                raise TxError(Code.UNAUTHORIZED, "an agent key may only trade: place, cancel and modify orders")
+    return account, action, agent is not None
+
+
+def handle_approve_agent(ex: Exchange, signer: bytes, pubkey: bytes, a: ApproveAgent) -> ActionResult:
+    if signer in ex.subs:
+        raise TxError(Code.UNAUTHORIZED, "a sub-account's master approves agents, for all its sub-accounts")
+    fresh = a.agent not in ex.accounts and (a.agent not in ex.nonces or a.agent in ex.agents)
+    if a.agent == signer or a.agent in ex.subs or not fresh:
+        raise TxError(Code.UNAUTHORIZED, "an agent must be a fresh key: not an account, nor one that signed before")
+    held = ex.agents.get(a.agent)
+    if held is not None and held[0] != signer:
+        raise TxError(Code.UNAUTHORIZED, "this key is another account's agent")
+    if a.valid_until_ms and a.valid_until_ms <= ex.time_ms:
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "valid_until_ms is already past")
+    mine = ex.agents_of.setdefault(signer, set())
+    if held is None and len(mine) >= ex.genesis.max_agents_per_account:
+        raise TxError(Code.TOO_MANY_AGENTS, f"at most {ex.genesis.max_agents_per_account} agents per account")
+    ex.agents[a.agent] = [signer, a.valid_until_ms, ex.time_ms, a.name]
+    mine.add(a.agent)
+    ex.touch_agent(a.agent)
+    return ActionResult(OK, status="ok")
+
+
+def handle_revoke_agent(ex: Exchange, signer: bytes, pubkey: bytes, a: RevokeAgent) -> ActionResult:
+    held = ex.agents.get(a.agent)
+    if held is None or held[0] != signer:
+        raise TxError(Code.UNKNOWN_ACCOUNT, "no such agent of this account")
+    del ex.agents[a.agent]
+    ex.agents_of[signer].discard(a.agent)
+    ex.touch_agent(a.agent)
+    return ActionResult(OK, status="ok")
+
+
+def handle_create_sub_account(ex: Exchange, signer: bytes, pubkey: bytes, a: CreateSubAccount) -> ActionResult:
+    if signer in ex.subs:
+        raise TxError(Code.UNAUTHORIZED, "a sub-account has no sub-accounts")
+    address = sub_account_address(signer, a.name)
+    if address in ex.subs:
+        raise TxError(Code.SUB_ACCOUNT_EXISTS, f"sub-account {a.name!r} exists already")
+    if address in ex.accounts or address in ex.nonces:  # a 160-bit collision; never in practice
+        raise TxError(Code.UNAUTHORIZED, "that address is taken")
+    mine = ex.subs_of.setdefault(signer, set())
+    if len(mine) >= ex.genesis.max_sub_accounts:
+        raise TxError(Code.TOO_MANY_SUB_ACCOUNTS, f"at most {ex.genesis.max_sub_accounts} sub-accounts")
+    ex.subs[address] = [signer, a.name]
+    mine.add(address)
+    ex.touch_sub(address)
+    return ActionResult(OK, status="ok", message=address.hex())
