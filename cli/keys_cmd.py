@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import click
 from rich.table import Table
 
-from cli.context import get_ctx, home_option, json_option_saying, print_json
+from cli.context import (
+    get_ctx,
+    home_option,
+    json_option,
+    json_option_saying,
+    node_option,
+    print_json,
+    translate_errors,
+)
 from cli.render import console
+from cli.tx_cmd import common_options, submit
 from node.wallet.keystore import KeyStoreError, parse_seed
+from state.keys import address_from_text
+from state.tx import ApproveAgent, RevokeAgent
 
 
 def _fail(err: KeyStoreError) -> click.UsageError:
@@ -105,3 +119,80 @@ def keys_export(name: str) -> None:
     except KeyStoreError as err:
         raise _fail(err) from None
     click.echo(rec.key.hex())
+
+
+@keys.group("agent")
+def agent() -> None:
+    """Agent (API) keys: a key that trades for an account but can never move its funds."""
+
+
+@agent.command("approve")
+@click.argument("name")
+@click.option("--key", "key_name", required=True, metavar="NAME", help="The account's own key (it signs the approval).")
+@click.option("--valid-for", type=click.IntRange(1, 10 * 365 * 86_400), default=None, metavar="SECONDS",
+              help="The approval ends this many seconds from now (default: until revoked).")
+@common_options
+def agent_approve(name: str, key_name: str, valid_for: int | None, **opts: Any) -> None:
+    """Approve the key NAME (created in the CLI home if it does not exist) as an agent of --key.
+
+    The agent may place, cancel and modify orders and set the dead-man switch, for the
+    account and its sub-accounts; never withdraw, transfer, borrow, change leverage or
+    approve agents. Sign with it as with any key: `--key NAME`.
+
+    \b
+    Example:
+      bookchain keys agent approve alice-bot --key alice --valid-for 86400
+      bookchain tx order BTC-PERP buy --size 0.01 --price 60000 --key alice-bot
+    """
+    ks = get_ctx().keystore
+    try:
+        rec = ks.load(name) if ks.exists(name) else ks.create(name)
+    except KeyStoreError as err:
+        raise _fail(err) from None
+    until = int(time.time() * 1000) + valid_for * 1000 if valid_for else 0
+    submit(ApproveAgent(rec.address, name[:32], until), key_name, **opts)
+
+
+@agent.command("revoke")
+@click.argument("agent_ref", metavar="NAME|ADDR")
+@click.option("--key", "key_name", required=True, metavar="NAME", help="The account's own key.")
+@common_options
+def agent_revoke(agent_ref: str, key_name: str, **opts: Any) -> None:
+    """Revoke an agent of --key: from the next transaction on, it acts for nobody.
+
+    Example: bookchain keys agent revoke alice-bot --key alice
+    """
+    address = address_from_text(get_ctx().address(agent_ref))
+    submit(RevokeAgent(address), key_name, **opts)
+
+
+@agent.command("list")
+@click.option("--key", "key_name", required=True, metavar="NAME", help="The account's key (or an address).")
+@node_option
+@home_option
+@json_option
+def agent_list(key_name: str, as_json: bool) -> None:
+    """The agents and sub-accounts of --key's account, from the node.
+
+    Example: bookchain keys agent list --key alice
+    """
+    ctx = get_ctx()
+    doc = translate_errors(lambda: ctx.client().account(ctx.address(key_name)))
+    out = {"agents": doc.get("agents", []), "sub_accounts": doc.get("sub_accounts", [])}
+    if as_json:
+        print_json(out)
+        return
+    t = Table(title="agents", title_justify="left")
+    for col in ("name", "address", "valid until"):
+        t.add_column(col)
+    for a in out["agents"]:
+        until = int(a.get("valid_until_ms") or 0)
+        t.add_row(str(a.get("name")), str(a.get("address")),
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(until / 1000)) if until else "until revoked")
+    console().print(t)
+    s = Table(title="sub-accounts", title_justify="left")
+    for col in ("name", "address"):
+        s.add_column(col)
+    for x in out["sub_accounts"]:
+        s.add_row(str(x.get("name")), str(x.get("address")))
+    console().print(s)

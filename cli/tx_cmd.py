@@ -35,8 +35,18 @@ from node.client import RpcError
 from node.wallet import txbuild
 from node.wallet.nonce import NONCES
 from node.wallet.units import MAX_CHAIN_INT, Catalog
+from state.agents import sub_account_address
 from state.keys import address_from_text
-from state.tx import Batch, sign_tx, tx_hash
+from state.tx import (
+    ActAs,
+    ApproveAgent,
+    Batch,
+    CreateSubAccount,
+    Deposit,
+    RevokeAgent,
+    sign_tx,
+    tx_hash,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +60,8 @@ def common_options(f: F) -> F:
                      help="How long the node waits for the commit before answering 504.")(f)
     f = click.option("--async", "is_async", is_flag=True,
                      help="Return after the mempool check (/broadcast_tx_sync) instead of waiting for the block.")(f)
+    f = click.option("--account", "sub_account", default=None, metavar="NAME|0xADDR",
+                     help="Act for this sub-account of the key's account (its name, or its 0x address).")(f)
     f = node_option(f)
     f = home_option(f)
     return f
@@ -75,11 +87,27 @@ def build(fn: Callable[[], Any]) -> Any:
     return translate_errors(fn)
 
 
+def sub_account_of(key_name: str, account: str) -> bytes:
+    """The address of sub-account ``account`` (a name, or an 0x address) of the account the
+    key acts for: its own, or, for an agent key, its master's (asked from the node)."""
+    ctx = get_ctx()
+    if account.lower().startswith("0x"):
+        return address_from_text(ctx.address(account))
+    rec = ctx.key(key_name)
+    links = translate_errors(lambda: ctx.client().account(rec.address_text))
+    master = links.get("agent_of") or rec.address_text
+    return sub_account_address(address_from_text(master), account)
+
+
 def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain_id: str | None,
-           as_json: bool) -> None:
+           as_json: bool, sub_account: str | None = None) -> None:
     ctx = get_ctx()
     ctx.set_chain_id(chain_id)
     rec = ctx.key(key_name)
+    if sub_account is not None:
+        if isinstance(action, (Deposit, ApproveAgent, RevokeAgent, CreateSubAccount)):
+            raise click.UsageError("--account does not apply to this command")
+        action = ActAs(sub_account_of(key_name, sub_account), action)
 
     def go() -> dict[str, Any]:
         raw = sign_tx(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id())
@@ -109,6 +137,8 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
 
 def action_markets(action: Any) -> list[int | None]:
     """The market of each action, in receipt result order."""
+    if isinstance(action, ActAs):
+        action = action.action
     items = action.actions if isinstance(action, Batch) else (action,)
     return [getattr(a, "market", None) for a in items]
 
@@ -163,16 +193,43 @@ def withdraw(asset: str, amount: str, destination: str | None, key_name: str, ra
 @raw_option
 @common_options
 def transfer(to: str, asset: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
-    """Send AMOUNT of ASSET from the free balance of --key to TO (an 0x address or a key name).
+    """Send AMOUNT of ASSET from the free balance of --key to TO: an 0x address, a key name,
+    or sub:NAME, the key's sub-account NAME.
 
     Checked as a withdrawal: the sender must hold the amount and stay above initial margin.
+    A sub-account sends back to its master with --account NAME.
 
-    Example: bookchain tx transfer carol USDC 250 --key alice
+    \b
+    Examples:
+      bookchain tx transfer carol USDC 250 --key alice
+      bookchain tx transfer sub:hedge USDC 1000 --key alice
+      bookchain tx transfer alice USDC 500 --key alice --account hedge
     """
     ctx = get_ctx()
-    address = address_from_text(ctx.address(to))
+    if to.startswith("sub:"):
+        address = sub_account_of(key_name, to[4:])
+    else:
+        address = address_from_text(ctx.address(to))
     action = build(lambda: txbuild.transfer_action(catalog(), address, asset, amount, raw))
     submit(action, key_name, **opts)
+
+
+@tx.command("subaccount")
+@click.argument("name")
+@key_option()
+@common_options
+def subaccount(name: str, key_name: str, **opts: Any) -> None:
+    """Create the sub-account NAME of --key's account: a full account with its own margin.
+
+    Fund it with `tx transfer`, then act for it with `--account NAME` on any tx command.
+
+    \b
+    Example:
+      bookchain tx subaccount hedge --key alice
+      bookchain tx transfer $(bookchain query account alice --json | jq -r '.sub_accounts[0].address') USDC 1000 --key alice
+      bookchain tx order BTC-PERP sell --size 0.1 --price 60000 --key alice --account hedge
+    """
+    submit(CreateSubAccount(name), key_name, **opts)
 
 
 @tx.command("leverage")

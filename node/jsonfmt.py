@@ -135,3 +135,25 @@ def view_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [view_json(v) for v in value]
     return value
+
+
+def account_json(ex: Any, address: bytes, height: int) -> dict[str, Any]:
+    """The ``/account`` answer (node/API.md) from the live exchange state."""
+    from state import views
+
+    summary = view_json(views.margin_summary(ex, address))
+    links = views.account_links(ex, address)
+
+    def text(a: bytes | None) -> str | None:
+        return address_to_text(a) if a else None
+
+    return {
+        "address": address_to_text(address), "height": height,
+        "balances": [view_json(b) for b in views.balances_view(ex, address)],
+        "positions": summary.get("positions", []),
+        "open_orders": [view_json(o) for o in views.open_orders_view(ex, address)],
+        "margin": summary,
+        "agents": [{**view_json(a), "address": text(a["address"])} for a in links["agents"]],
+        "sub_accounts": [{**view_json(x), "address": text(x["address"])} for x in links["sub_accounts"]],
+        "master": text(links["master"]), "agent_of": text(links["agent_of"]),
+    }

@@ -22,6 +22,7 @@ from consensus.certificate import CommitCertificate
 from node import orderindex
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
+    account_json,
     block_json,
     code_name,
     fill_from_list,
@@ -347,15 +348,10 @@ class RpcServer:
         return [view_json(o) for o in views.open_orders_view(self.rt.sm.ex, address)]
 
     async def account(self, request: web.Request) -> web.Response:
-        """Balances (signed: negative is borrowed), positions, open orders and the portfolio
-        margin summary (equity, initial/maintenance requirement, ratio, liquidation prices)."""
-        address = _address_param(request)
-        ex = self.rt.sm.ex
-        balances = [view_json(b) for b in views.balances_view(ex, address)]
-        summary = view_json(views.margin_summary(ex, address))
-        return web.json_response({"address": address_to_text(address), "height": self.rt.sm.height,
-                                  "balances": balances, "positions": summary.get("positions", []),
-                                  "open_orders": self._orders_of(address), "margin": summary})
+        """Balances (signed: negative is borrowed), positions, open orders, the portfolio
+        margin summary (equity, initial/maintenance requirement, ratio, liquidation prices),
+        and the account's agents, sub-accounts and master."""
+        return web.json_response(account_json(self.rt.sm.ex, _address_param(request), self.rt.sm.height))
 
     async def pools(self, request: web.Request) -> web.Response:
         from state.views import pools_view

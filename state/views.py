@@ -186,6 +186,19 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
     }
 
 
+def account_links(ex: Exchange, address: bytes) -> dict[str, Any]:
+    """Who else acts for or through ``address`` (state/agents.py): its agents, its
+    sub-accounts, its master if it is a sub-account, and the account it trades for if it
+    is an agent key."""
+    agents = [{"address": a, "name": ex.agents[a][3], "valid_until_ms": ex.agents[a][1],
+               "approved_ms": ex.agents[a][2]} for a in sorted(ex.agents_of.get(address, ()))]
+    subs = [{"address": a, "name": ex.subs[a][1]} for a in sorted(ex.subs_of.get(address, ()))]
+    sub = ex.subs.get(address)
+    agent = ex.agents.get(address)
+    return {"agents": agents, "sub_accounts": subs, "master": sub[0] if sub else None,
+            "agent_of": agent[0] if agent else None}
+
+
 def book_view(ex: Exchange, market: int, depth: int) -> dict[str, Any]:
     """The best ``depth`` levels of each side: [[price ticks, lots, orders]], best first."""
     bids, asks = ex.books[market].depth(depth)

@@ -19,14 +19,14 @@ import msgpack
 from aiohttp import web
 
 from node.codes import pack_codes, split_hashes, unpack_codes
-from node.jsonfmt import receipt_from_list, view_json
+from node.jsonfmt import account_json, receipt_from_list, view_json
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
 from state.machine import ExecBlock, StateMachine
 from state.receipts import Receipt
 from state.tx import Tif
-from state.views import margin_summary, market_rows, markets_view, oracle_view, pools_view
+from state.views import market_rows, markets_view, oracle_view, pools_view
 
 TIF_NAMES = {int(Tif.GTC): "gtc", int(Tif.IOC): "ioc", int(Tif.ALO): "alo"}
 
@@ -318,17 +318,7 @@ class FakeNode:
         address = self._address(request)
         if address is None:
             return error(400, Code.MALFORMED, "bad address")
-        acct = self.sm.ex.accounts.get(address)
-        balances = []
-        if acct is not None:
-            for a in self.genesis.assets:
-                free = acct.balances.get(a.asset_id, 0)
-                if free:
-                    balances.append({"asset": a.asset_id, "symbol": a.symbol, "free": free})
-        summary = view_json(margin_summary(self.sm.ex, address))
-        return web.json_response({"address": address_to_text(address), "height": self.sm.height,
-                                  "balances": balances, "positions": summary.get("positions", []),
-                                  "open_orders": self._orders(address), "margin": summary})
+        return web.json_response(account_json(self.sm.ex, address, self.sm.height))
 
     async def h_pools(self, request: web.Request) -> web.Response:
         return web.json_response({"height": self.sm.height, "pools": view_json(pools_view(self.sm.ex))})
