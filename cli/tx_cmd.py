@@ -232,6 +232,43 @@ def subaccount(name: str, key_name: str, **opts: Any) -> None:
     submit(CreateSubAccount(name), key_name, **opts)
 
 
+@tx.command("margin-mode")
+@click.argument("market")
+@click.argument("mode", type=click.Choice(["isolated", "cross"], case_sensitive=False))
+@key_option()
+@common_options
+def margin_mode(market: str, mode: str, key_name: str, **opts: Any) -> None:
+    """Trade a perp or future MARKET isolated (its own margin) or cross (the portfolio, the
+    default). Switch with no position or open order on the market.
+
+    \b
+    Example:
+      bookchain tx margin-mode BTC-PERP isolated --key bob
+      bookchain tx isolated-margin BTC-PERP 500 --key bob
+    """
+    action = build(lambda: txbuild.margin_mode_action(catalog(), market, mode))
+    submit(action, key_name, **opts)
+
+
+@tx.command("isolated-margin", context_settings={"ignore_unknown_options": True})
+@click.argument("market")
+@click.argument("amount")
+@key_option()
+@raw_option
+@common_options
+def isolated_margin(market: str, amount: str, key_name: str, raw: bool, **opts: Any) -> None:
+    """Move AMOUNT of USDC into an isolated MARKET's margin; a negative AMOUNT moves it out
+    (what stays must cover the position's initial margin).
+
+    \b
+    Examples:
+      bookchain tx isolated-margin BTC-PERP 500 --key bob
+      bookchain tx isolated-margin BTC-PERP -200 --key bob
+    """
+    action = build(lambda: txbuild.isolated_margin_action(catalog(), market, amount, raw))
+    submit(action, key_name, **opts)
+
+
 @tx.command("leverage")
 @click.argument("market")
 @click.argument("leverage", metavar="LEVERAGE")

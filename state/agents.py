@@ -129,13 +129,15 @@ def handle_revoke_agent(ex: Exchange, signer: bytes, pubkey: bytes, a: RevokeAge
 def handle_create_sub_account(ex: Exchange, signer: bytes, pubkey: bytes, a: CreateSubAccount) -> ActionResult:
     if signer in ex.subs:
         raise TxError(Code.UNAUTHORIZED, "a sub-account has no sub-accounts")
+    if a.name.startswith("isolated:"):
+        raise TxError(Code.MALFORMED, "names starting with 'isolated:' are the isolated positions' (set_margin_mode)")
     address = sub_account_address(signer, a.name)
     if address in ex.subs:
         raise TxError(Code.SUB_ACCOUNT_EXISTS, f"sub-account {a.name!r} exists already")
     if address in ex.accounts or address in ex.nonces:  # a 160-bit collision; never in practice
         raise TxError(Code.UNAUTHORIZED, "that address is taken")
     mine = ex.subs_of.setdefault(signer, set())
-    if len(mine) >= ex.genesis.max_sub_accounts:
+    if sum(1 for x in mine if not ex.subs[x][1].startswith("isolated:")) >= ex.genesis.max_sub_accounts:
         raise TxError(Code.TOO_MANY_SUB_ACCOUNTS, f"at most {ex.genesis.max_sub_accounts} sub-accounts")
     ex.subs[address] = [signer, a.name]
     mine.add(address)

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import agents, lendtx, leverage, liquidation, matching, nonces, oracle, transfers
+from state import (
+    agents,
+    isolated,
+    lendtx,
+    leverage,
+    liquidation,
+    matching,
+    nonces,
+    oracle,
+    transfers,
+)
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -31,10 +41,12 @@ from state.tx import (
     PlaceOrder,
     Repay,
     RevokeAgent,
+    SetMarginMode,
     SetUnwindOrder,
     SignedTx,
     Tif,
     Transfer,
+    UpdateIsolatedMargin,
     UpdateLeverage,
     Withdraw,
 )
@@ -120,6 +132,8 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     ApproveAgent: agents.handle_approve_agent,
     RevokeAgent: agents.handle_revoke_agent,
     CreateSubAccount: agents.handle_create_sub_account,
+    SetMarginMode: isolated.handle_set_margin_mode,
+    UpdateIsolatedMargin: isolated.handle_update_isolated_margin,
 }
 
 
@@ -134,6 +148,12 @@ def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionR
         kind = type(action)
         handler = ORDER_HANDLERS.get(kind)
         if handler is not None:
+            if ex.subs and signer in ex.subs_of:  # an order on an isolated market goes to its account
+                market = getattr(action, "market", None)
+                if market is not None:
+                    return handler(ex, ex.account(isolated.route(ex, signer, market)), action)
+                for _m, iso in isolated.isolated_markets(ex, signer):  # cancel_all: theirs too
+                    handler(ex, ex.account(iso), action)
             return handler(ex, ex.account(signer), action)
         return ACCOUNT_HANDLERS[kind](ex, signer, pubkey, action)
     except TxError as err:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final
 
-from state.codec import decode, encode, must_bool, must_bytes, must_list, must_uint
+from state.codec import decode, encode, must_bool, must_bytes, must_int, must_list, must_uint
 from state.errors import Code, TxError
 from state.keys import (
     DOMAIN_TX,
@@ -33,7 +33,7 @@ from state.keys import (
     signing_message,
     verify,
 )
-from state.units import MAX_TIME_MS
+from state.units import MAX_AMOUNT, MAX_TIME_MS
 
 MAX_TX_BYTES: Final = 16 * 1024
 CLOID_LEN: Final = 16
@@ -413,9 +413,45 @@ class ActAs:
         return cls(must_bytes(f[0], "account", 20), inner)
 
 
+@dataclass(frozen=True, slots=True)
+class SetMarginMode:
+    """Trade a derivative market isolated (its own margin) or cross (the portfolio); switch
+    only with no position or order there (state/isolated.py)."""
+
+    TAG: ClassVar[int] = 25
+    market: int
+    isolated: bool
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.isolated]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> SetMarginMode:
+        return cls(must_uint(f[0], "market", hi=65535), must_bool(f[1], "isolated"))
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateIsolatedMargin:
+    """Move ``amount`` USDC into (positive) or out of (negative) an isolated market's margin."""
+
+    TAG: ClassVar[int] = 26
+    market: int
+    amount: int
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.amount]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> UpdateIsolatedMargin:
+        amount = must_int(f[1], "amount")
+        if abs(amount) > MAX_AMOUNT:
+            raise TxError(Code.MALFORMED, "amount must be within +-2^62")
+        return cls(must_uint(f[0], "market", hi=65535), amount)
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
           | OraclePrices | SetUnwindOrder | Transfer | UpdateLeverage | ApproveAgent | RevokeAgent
-          | CreateSubAccount | ActAs)
+          | CreateSubAccount | ActAs | SetMarginMode | UpdateIsolatedMargin)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -431,7 +467,8 @@ def register_action(cls: Any, arity: int) -> None:
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
                  (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3),
-                 (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1), (ActAs, 2)):
+                 (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1), (ActAs, 2),
+                 (SetMarginMode, 2), (UpdateIsolatedMargin, 2)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
@@ -439,7 +476,8 @@ ACTION_NAMES = {
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
     Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order", Transfer: "transfer",
     UpdateLeverage: "update_leverage", ApproveAgent: "approve_agent", RevokeAgent: "revoke_agent",
-    CreateSubAccount: "create_sub_account", ActAs: "act_as",
+    CreateSubAccount: "create_sub_account", ActAs: "act_as", SetMarginMode: "set_margin_mode",
+    UpdateIsolatedMargin: "update_isolated_margin",
 }
 
 

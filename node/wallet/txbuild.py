@@ -159,6 +159,22 @@ def leverage_action(cat: Catalog, market: str | int, leverage: str | int) -> tx.
     return tx.UpdateLeverage(cat.market(market).id, value)
 
 
+def margin_mode_action(cat: Catalog, market: str | int, mode: str) -> tx.SetMarginMode:
+    text = mode.strip().lower()
+    if text not in ("isolated", "cross"):
+        raise UnitError(f"margin mode must be isolated or cross, got {mode!r}")
+    return tx.SetMarginMode(cat.market(market).id, text == "isolated")
+
+
+def isolated_margin_action(cat: Catalog, market: str | int, amount: str, raw: bool = False) -> tx.UpdateIsolatedMargin:
+    """``amount`` of the collateral asset (USDC) into the market's isolated margin; negative: out."""
+    m = cat.market(market)
+    text = amount.strip()
+    sign = -1 if text.startswith("-") else 1
+    _, units = _amount(cat, m.quote.id, text.lstrip("+-"), raw)
+    return tx.UpdateIsolatedMargin(m.id, sign * units)
+
+
 def lend_action(cat: Catalog, asset: str | int, enabled: bool) -> tx.Lend:
     return tx.Lend(cat.asset(asset).id, enabled)
 

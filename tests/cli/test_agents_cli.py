@@ -32,3 +32,15 @@ def test_a_sub_account_is_funded_and_traded_by_name(env: Env) -> None:
     back = env.run("tx", "transfer", "bob", "USDC", "100", "--key", "bob", "--account", "hedge")
     assert back.exit_code == 0, back.output
     assert env.run("tx", "deposit", "bob", "USDC", "1", "--account", "hedge").exit_code == 2
+
+
+def test_isolated_margin_from_the_cli(env: Env) -> None:
+    assert env.run("tx", "margin-mode", "BTC-PERP", "isolated", "--key", "alice").exit_code == 0
+    res = env.run("tx", "isolated-margin", "BTC-PERP", "500", "--key", "alice")
+    assert res.exit_code == 0, res.output
+    assert env.run("tx", "isolated-margin", "BTC-PERP", "-200", "--key", "alice").exit_code == 0
+    iso = [a for a in env.json("query", "account", "alice")["sub_accounts"] if a["name"] == "isolated:2"]
+    assert len(iso) == 1
+    assert env.json("query", "account", iso[0]["address"])["balances"][0]["free"] == 300 * 10**6
+    assert env.run("tx", "margin-mode", "BTC-PERP", "cross", "--key", "alice").exit_code == 0
+    assert env.run("tx", "margin-mode", "BTC-PERP", "sideways", "--key", "alice").exit_code == 2
