@@ -42,6 +42,7 @@ class Code(IntEnum):
     TOO_MANY_OPEN_ORDERS = 509
     BATCH_TOO_LARGE = 510
     NESTED_BATCH = 511
+    MARKET_CLOSED = 513  # a dated future at or past its expiry (state/futures.py)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601
