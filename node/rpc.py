@@ -332,6 +332,11 @@ class RpcServer:
                 "quote": assets[m.quote].symbol, "tick_size": m.tick_size, "lot_size": m.lot_size,
                 "tick_value": m.tick_value, "min_notional": m.min_notional, "max_leverage": m.max_leverage,
                 "last_price": last[m.market_id]} for m in self.rt.genesis.markets]
+        for row, m in zip(out, self.rt.genesis.markets, strict=True):
+            if m.expiry_ms:  # a dated future: its terms and whether it has settled (state/futures.py)
+                st = self.rt.sm.ex.mstate[m.market_id]
+                row.update({"expiry_ms": m.expiry_ms, "settlement_window_ms": m.settlement_window_ms,
+                            "settled": bool(st.settled), "settlement_price": st.settlement_price})
         return web.json_response({"markets": out})
 
     async def assets(self, request: web.Request) -> web.Response:
