@@ -28,30 +28,27 @@ Expiry. At the first block whose time is >= ``expiry_ms`` (``begin_block``, afte
 moves, before the transactions): every open order of the market is cancelled (reason
 ``expired_market``), then every position is closed at S in sorted address order through
 ``funding.trade_position`` (so entry, realized PnL and the derived entry sums stay right) and
-the market is marked settled. From then on orders are refused with MARKET_CLOSED.
+the market is marked settled. From then on orders are refused with MARKET_CLOSED
+(``must_open``, in state/dated.py so that matching can call it without an import cycle).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from state.errors import Code, TxError
+from state.dated import must_open
 from state.events import FutureSettled, PositionSettled
 from state.funding import trade_position
+from state.matching import cancel_order
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
-    from state.genesis import MarketSpec
+
+__all__ = ["accumulate", "cancel_market_orders", "expire_due", "must_open", "settle_market", "settlement_price"]
 
 LIMB_BITS: Final = 62
 LIMB_MASK: Final = (1 << LIMB_BITS) - 1
 EXPIRED_REASON: Final = "expired_market"
-
-
-def must_open(ex: Exchange, market: MarketSpec) -> None:
-    """Refuse an order (or modify) on a future at or past its expiry, or already settled."""
-    if market.expiry_ms and (ex.time_ms >= market.expiry_ms or ex.mstate[market.market_id].settled):
-        raise TxError(Code.MARKET_CLOSED, f"market {market.symbol} expired at {market.expiry_ms} ms")
 
 
 def accumulate(ex: Exchange) -> None:
@@ -91,8 +88,6 @@ def settlement_price(ex: Exchange, m: int) -> int:
 def cancel_market_orders(ex: Exchange, market_id: int, reason: str) -> int:
     """Cancel every open order of the market (oldest id first); returns how many. (Trigger
     orders, when they exist, belong here too.)"""
-    from state.matching import cancel_order  # matching calls ``must_open``: import when used
-
     book = ex.books[market_id]
     oids = sorted(book.orders)
     for oid in oids:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from state import futures, risk
+from state import dated, risk
 from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
@@ -59,7 +59,7 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
     if notional > MAX_ORDER_NOTIONAL:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"order notional {notional} exceeds {MAX_ORDER_NOTIONAL}")
     if market.expiry_ms:
-        futures.must_open(ex, market)  # a dated future at or past expiry takes no order
+        dated.must_open(ex, market)  # a dated future at or past expiry takes no order
     if o.reduce_only:
         if not market.is_derivative:
             raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp and future markets")
