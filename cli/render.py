@@ -404,8 +404,9 @@ def print_funding(doc: dict[str, Any], cat: Catalog | None) -> None:
     for x in doc.get("markets") or []:
         mid = x.get("market")
         perp = x.get("kind") == "perp" or "funding_index" in x
+        marked = perp or "mark_price" in x  # a future has a mark, no funding
         t.add_row(_s(x.get("symbol") or f.market_name(mid)), f.quote_amount(mid, x.get("index_price")),
-                  f.quote_amount(mid, x.get("mark_price")) if perp else "-",
+                  f.quote_amount(mid, x.get("mark_price")) if marked else "-",
                   f.price(mid, x.get("last_price_ticks")) if _int(x.get("last_price_ticks")) else "-",
                   f.per_base(mid, x.get("funding_index")) if perp else "-",
                   ppb_pct(x.get("premium_avg_ppb")) if perp else "-",
