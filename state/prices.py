@@ -1,4 +1,4 @@
-"""Index (oracle) prices per asset and mark prices per perp, computed at block time.
+"""Index (oracle) prices per asset and mark prices per perp (and dated future), at block time.
 
 Units: every price here is "collateral smallest units per whole unit of the asset"
 (micro-USDC per BTC); a market price of ``p`` ticks is ``p * tick_size`` in these units.
@@ -204,6 +204,8 @@ def update_marks(ex: Exchange) -> None:
     for m in sorted(ex.deriv_market_ids):  # perps and futures alike
         spec = ex.markets[m]
         st = ex.mstate[m]
+        if st.settled:
+            continue  # an expired future: no positions, no book; its record stops changing
         oracle = ex.index_px[spec.base]
         if not oracle:
             mark = 0  # no index, no mark: the perp takes no new position (state/risk.py)

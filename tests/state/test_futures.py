@@ -155,6 +155,23 @@ def test_no_window_block_settles_at_index_at_expiry() -> None:
     assert futures.settlement_price(c.ex, FUT) == 60_001 * 1_000_000
 
 
+def test_gap_over_the_window_settles_at_the_index() -> None:
+    """No block falls in the window (the chain jumps from T0+45 s to T0+65 s): the settlement
+    price is the index at expiry, $60,000; the settled market's record then stops changing."""
+    c = _chain()
+    _trade(c)
+    _until(c, EXPIRY - WINDOW - 4_000)
+    c.block()
+    c.time = EXPIRY + 4_000  # the next block is at T0+65 s
+    before = c.balance(A, USDC)
+    r = c.block()
+    (fs,) = [e for _, e in r.events if isinstance(e, FutureSettled)]
+    assert fs.price == 60_000 * 1_000_000 and c.ex.mstate[FUT].settle_weight == 0
+    assert c.balance(A, USDC) - before == -9_000 * 60_000 * 100 + 54_000 * USD == 0
+    c.block()
+    assert not any(k[:1] == b"k" and int.from_bytes(k[1:], "big") == FUT for k, _ in c.last.write_digests)
+
+
 def test_no_funding_on_futures() -> None:
     """Funding every 10 s: the perp's index moves, the future's never does."""
     c = _chain(expiry=T0 + 10**9, risk={"funding": {"interval_ms": 10_000}})
