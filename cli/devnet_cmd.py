@@ -20,7 +20,7 @@ from rich.table import Table
 
 from cli import render
 from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, Seconds, json_option_saying, print_json
-from devnet.genesis import DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
+from devnet.genesis import DEFAULT_FUTURE_EXPIRY_S, DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,15 +62,21 @@ def devnet() -> None:
               help="Seconds to wait for every node to reach height 2.")
 @click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
               help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
+@click.option("--future-expiry", "future_expiry", default=DEFAULT_FUTURE_EXPIRY_S, show_default=True,
+              type=click.IntRange(0, 10**9), metavar="SECONDS",
+              help="BTC-FUT (market 4) expires this many seconds after genesis; 0 leaves it out (new devnet only).")
 @json_option_saying("Print the devnet manifest (chain id, nodes, pids, URLs, accounts) as JSON.")
 def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_time_ms: int | None,
-       as_json: bool) -> None:
+       future_expiry: int, as_json: bool) -> None:
     """Create (if needed) and start the devnet, wait for height 2, print the nodes.
 
     Re-running `up` after `down` restarts the same chain from its data directories.
+    A new devnet has a dated future, BTC-FUT, expiring --future-expiry seconds after genesis.
+
+    Example: bookchain devnet up -n 4 --future-expiry 300
     """
     consensus = (("empty_block_interval_ms", block_time_ms),) if block_time_ms is not None else ()
-    spec = DevnetSpec(nodes=nodes, traders=traders, consensus=consensus)
+    spec = DevnetSpec(nodes=nodes, traders=traders, consensus=consensus, future_expiry_s=future_expiry)
     sup = Supervisor(home)
     say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
     try:

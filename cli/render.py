@@ -450,8 +450,9 @@ def print_funding(doc: dict[str, Any], cat: Catalog | None) -> None:
     for x in doc.get("markets") or []:
         mid = x.get("market")
         perp = x.get("kind") == "perp" or "funding_index" in x
+        marked = perp or "mark_price" in x  # a future has a mark, no funding
         t.add_row(_s(x.get("symbol") or f.market_name(mid)), f.quote_amount(mid, x.get("index_price")),
-                  f.quote_amount(mid, x.get("mark_price")) if perp else "-",
+                  f.quote_amount(mid, x.get("mark_price")) if marked else "-",
                   f.price(mid, x.get("last_price_ticks")) if _int(x.get("last_price_ticks")) else "-",
                   f.per_base(mid, x.get("funding_index")) if perp else "-",
                   ppb_pct(x.get("premium_avg_ppb")) if perp else "-",
@@ -480,13 +481,27 @@ def print_oracle(doc: dict[str, Any], cat: Catalog | None) -> None:
 def print_markets(doc: dict[str, Any], cat: Catalog | None) -> None:
     f = Fmt(cat)
     t = Table(title="markets", title_justify="left")
-    for col in ("id", "symbol", "kind", "base", "quote", "tick", "lot", "min notional", "max lev", "last price"):
+    rows = doc.get("markets") or []
+    dated = any(isinstance(m, dict) and m.get("expiry_ms") for m in rows)  # futures: one more column
+    for col in ("id", "symbol", "kind", "base", "quote", "tick", "lot", "min notional", "max lev", "last price",
+                *(("expiry (UTC) / settlement",) if dated else ())):
         t.add_column(col)
-    for m in doc.get("markets") or []:
+    for m in rows:
         info = f.market(m.get("id"))
         t.add_row(_s(m.get("id")), _s(m.get("symbol")), _s(m.get("kind")), _s(info.base.symbol if info else m.get("base")),
                   _s(info.quote.symbol if info else m.get("quote")),
                   info.tick_text if info else _s(m.get("tick_size")), info.lot_text if info else _s(m.get("lot_size")),
                   f.quote_amount(m.get("id"), m.get("min_notional")), _s(m.get("max_leverage")),
-                  f.price(m.get("id"), m.get("last_price")) if m.get("last_price") is not None else "-")
+                  f.price(m.get("id"), m.get("last_price")) if m.get("last_price") is not None else "-",
+                  *((_expiry_text(f, m),) if dated else ()))
     console().print(t)
+
+
+def _expiry_text(f: Fmt, m: dict[str, Any]) -> str:
+    """A future's expiry, and once settled its settlement price; "-" for other markets."""
+    if not m.get("expiry_ms"):
+        return "-"
+    text = _short_time(m.get("expiry_ms"))
+    if m.get("settled"):
+        text += f" settled at {f.quote_amount(m.get('id'), m.get('settlement_price'))}"
+    return text

@@ -29,7 +29,7 @@ from typing import Any
 from devnet import p2pkeys
 from devnet.manifest import Manifest, NodeEntry, save_manifest
 from node.wallet.keystore import KeyStore, write_private_json
-from state.genesis import default_assets, make_genesis_doc
+from state.genesis import default_assets, future_market, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
 
 CHAIN_ID = "bookchain-devnet"
@@ -47,6 +47,14 @@ DEMO_ACCOUNTS = ("alice", "bob")
 DEFAULT_INSURANCE_FUND = 1_000_000
 
 
+#: The devnet's dated future (market 4, after the four default markets): BTC-FUT expires this
+#: many seconds after the devnet's genesis time, its settlement price averaging the oracle
+#: over the last minute (state/futures.py).
+DEFAULT_FUTURE_EXPIRY_S = 600
+FUTURE_SYMBOL = "BTC-FUT"
+FUTURE_WINDOW_MS = 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class DevnetSpec:
     nodes: int = DEFAULT_NODES
@@ -54,6 +62,7 @@ class DevnetSpec:
     chain_id: str = CHAIN_ID
     funds: tuple[tuple[str, int], ...] = tuple(DEFAULT_FUNDS.items())
     consensus: tuple[tuple[str, Any], ...] = ()  # overrides of config.json "consensus"
+    future_expiry_s: int = DEFAULT_FUTURE_EXPIRY_S  # BTC-FUT expires this long after genesis (0: none)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -95,18 +104,23 @@ def funded_balances(addresses: list[bytes], funds: dict[str, int], decimals: dic
 
 def devnet_genesis_doc(*, chain_id: str, validators: list[dict[str, Any]], bridge_pubkey: bytes,
                        funded: list[bytes], funds: dict[str, int], genesis_time_ms: int,
-                       insurance_fund: int = DEFAULT_INSURANCE_FUND) -> dict[str, Any]:
+                       insurance_fund: int = DEFAULT_INSURANCE_FUND, future_expiry_s: int = 0) -> dict[str, Any]:
     """The devnet's genesis document: default assets and markets, every ``funded`` address
     holding ``funds`` (human units), the insurance fund seeded with ``insurance_fund``
     (human units of the collateral), starting at the validators' feed prices (the index
     before the first oracle submission lands; state/prices.py). Benchmarks of the devnet's flow build theirs here too,
-    so they measure the chain the devnet runs."""
+    so they measure the chain the devnet runs. ``future_expiry_s`` > 0 appends BTC-FUT (market
+    4) expiring that many seconds after ``genesis_time_ms``; the default markets 0..3 stay."""
     assets = default_assets()
     decimals = {a["symbol"]: int(a["decimals"]) for a in assets}
-    return make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
-                            balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms,
-                            insurance_fund=insurance_fund * 10 ** decimals[assets[0]["symbol"]],
-                            initial_oracle_prices=DEVNET_PRICES)
+    doc = make_genesis_doc(chain_id=chain_id, validators=validators, bridge_pubkey=bridge_pubkey,
+                           balances=funded_balances(funded, funds, decimals), genesis_time_ms=genesis_time_ms,
+                           insurance_fund=insurance_fund * 10 ** decimals[assets[0]["symbol"]],
+                           initial_oracle_prices=DEVNET_PRICES)
+    if future_expiry_s > 0:
+        doc["markets"].append(future_market(FUTURE_SYMBOL, "BTC", genesis_time_ms + future_expiry_s * 1000,
+                                            FUTURE_WINDOW_MS))
+    return doc
 
 
 def _write_json(path: Path, doc: Any) -> None:
@@ -149,6 +163,7 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
         funded=[r.address for r in funded],
         funds=dict(spec.funds),
         genesis_time_ms=now_ms if now_ms is not None else time.time_ns() // 1_000_000,
+        future_expiry_s=spec.future_expiry_s,
     )
     _write_json(root / "genesis.json", doc)
 

@@ -43,6 +43,7 @@ class Code(IntEnum):
     BATCH_TOO_LARGE = 510
     NESTED_BATCH = 511
     PRICE_OUT_OF_BAND = 512  # a limit or trigger price too far from the oracle (the market's band)
+    MARKET_CLOSED = 513  # a dated future at or past its expiry (state/futures.py)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

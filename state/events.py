@@ -133,6 +133,28 @@ class Socialized(NamedTuple):
     supply_before: int
 
 
+class FutureSettled(NamedTuple):
+    """A dated future reached its expiry: every position closed at ``price`` (price units, a
+    whole number of ticks); ``positions`` were settled, ``open_interest`` lots long (= short)."""
+
+    kind: str  # "settlement"
+    market: int
+    price: int
+    positions: int
+    open_interest: int
+
+
+class PositionSettled(NamedTuple):
+    """One position of an expired future closed at the settlement price: ``size`` lots
+    (signed, before), ``pnl`` quote units credited (value at settlement - signed entry)."""
+
+    kind: str  # "position_settled"
+    market: int
+    account: bytes
+    size: int
+    pnl: int
+
+
 SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "deposit": Deposited._fields,
     "withdraw": Withdrawn._fields,
@@ -143,6 +165,8 @@ SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "funding_payment": FundingPaid._fields,
     "adl": Deleveraged._fields,
     "socialized": Socialized._fields,
+    "settlement": FutureSettled._fields,
+    "position_settled": PositionSettled._fields,
     "liquidation:start": LiquidationStarted._fields,
     "liquidation:book": LiquidationTrade._fields,
     "liquidation:backstop_book": LiquidationTrade._fields,

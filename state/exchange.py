@@ -19,7 +19,7 @@ from state import nonces, records
 from state.account import Account
 from state.book import Book, Order
 from state.errors import Code, TxError
-from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
+from state.genesis import FEE_ACCOUNT, FUTURE, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
 from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
 from state.risk import LegInfo, RequirementParams, size_scale
@@ -37,14 +37,17 @@ class Exchange:
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.markets: tuple[MarketSpec, ...] = genesis.markets
-        self.perp_market_ids = frozenset(m.market_id for m in self.markets if m.kind == PERP)
+        self.perp_market_ids = frozenset(m.market_id for m in self.markets if m.kind == PERP)  # funding
+        # perps and futures: the markets whose fills are positions (holders, entry sums, marks)
+        self.deriv_market_ids = frozenset(m.market_id for m in self.markets if m.is_derivative)
+        self.future_market_ids = frozenset(m.market_id for m in self.markets if m.kind == FUTURE)
         self.collateral_asset = 0  # the first asset in genesis (USDC) settles perps
         self.fee_account = FEE_ACCOUNT
         self.insurance_account = INSURANCE_ACCOUNT
         self.books: dict[int, Book] = {m.market_id: Book(m.market_id) for m in self.markets}
         # asset -> markets on it: its spot markets first, then its perps (index price fallback order)
         self.markets_of_asset: dict[int, tuple[int, ...]] = {}
-        for kind in (SPOT, PERP):
+        for kind in (SPOT, PERP, FUTURE):
             for m in self.markets:
                 if m.kind == kind:
                     self.markets_of_asset[m.base] = (*self.markets_of_asset.get(m.base, ()), m.market_id)
@@ -53,7 +56,8 @@ class Exchange:
         self.unit: list[int] = [10**a.decimals for a in genesis.assets]  # smallest units per whole unit
         # per market, what the margin hot path reads (state/risk.py ``LegInfo``)
         self.minfo: list[LegInfo] = [
-            LegInfo(m.kind == PERP, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value, m.max_leverage)
+            LegInfo(m.is_derivative, m.base, m.lot_size, self.unit[m.base], m.tick_size, m.tick_value,
+                    m.max_leverage)
             for m in self.markets]
         risk = genesis.risk
         # per asset, the parameters of its initial and of its maintenance requirement
@@ -77,12 +81,13 @@ class Exchange:
         self.mstate: list[MarketState] = [MarketState() for _ in self.markets]
         self.index_px: list[int] = [0] * len(genesis.assets)  # derived: state/prices.py
         self.oracle_subs: dict[tuple[int, int], list[int]] = {}  # (asset, validator) -> [price, time]
-        self.position_holders: dict[int, set[bytes]] = {m: set() for m in self.perp_market_ids}  # derived
+        self.position_holders: dict[int, set[bytes]] = {m: set() for m in self.deriv_market_ids}  # derived
         self.position_sides: dict[int, tuple[set[bytes], set[bytes]]] = {  # derived: (longs, shorts)
-            m: (set(), set()) for m in self.perp_market_ids}
-        # derived, per perp: sum of signed entry notionals, sum of size x funding index at settlement
-        self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
-        self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
+            m: (set(), set()) for m in self.deriv_market_ids}
+        # derived, per perp or future: sum of signed entry notionals, sum of size x funding index
+        # at settlement (always 0 for a future: its funding index never moves)
+        self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.deriv_market_ids, 0)
+        self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.deriv_market_ids, 0)
         self.watch = Watch()  # derived: state/watch.py
         self.agents: dict[bytes, list[Any]] = {}  # agent -> [master, valid_until_ms, approved_ms, name] (agents.py)
         self.subs: dict[bytes, list[Any]] = {}  # sub-account -> [master, name] (state/agents.py)

@@ -39,6 +39,11 @@ from state.units import MAX_AMOUNT, MAX_ORDER_NOTIONAL, MAX_PRICE, MAX_TIME_MS, 
 
 SPOT: Final = "spot"
 PERP: Final = "perp"
+FUTURE: Final = "future"  # linear, USDC-settled, dated: positions like a perp's, no funding (state/futures.py)
+# market kinds whose trades are positions in ``acct.positions`` (margined, liquidated, ADL'd alike)
+DERIVATIVES: Final = (PERP, FUTURE)
+DEFAULT_SETTLEMENT_WINDOW_MS: Final = 3_600_000  # a future's settlement TWAP spans the last hour
+MAX_SETTLEMENT_WINDOW_MS: Final = 1 << 40
 
 # A market's top price in ticks when its genesis entry names none: 10^7 ticks ($10M per BTC at
 # $1 ticks, $1M per ETH at $0.1). Much higher and the position limit at the top price
@@ -64,7 +69,7 @@ class AssetSpec:
 class MarketSpec:
     market_id: int
     symbol: str
-    kind: str  # SPOT or PERP
+    kind: str  # SPOT, PERP or FUTURE
     base: int  # asset id (for a perp: the underlying, never held as a balance)
     quote: int  # asset id of the settlement asset
     tick_size: int  # quote smallest units per whole base unit per tick
@@ -75,6 +80,14 @@ class MarketSpec:
     max_price_ticks: int
     # a limit or trigger price more than this far from the oracle price is refused (ppm of it)
     price_band_ppm: int = DEFAULT_PRICE_BAND_PPM
+    expiry_ms: int = 0  # futures: block time at which the market settles (0 for other kinds)
+    settlement_window_ms: int = 0  # futures: the oracle TWAP window before expiry (0 for other kinds)
+
+    @property
+    def is_derivative(self) -> bool:
+        """A perp or a future: fills move a position (not balances), margined and liquidated
+        alike. Funding is the perps' alone (``kind == PERP``)."""
+        return self.kind in DERIVATIVES
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,8 +363,17 @@ class Genesis:
                 raise ValueError(f"market {m['symbol']}: every market is quoted in the collateral asset "
                                  f"({assets[0].symbol}), the one margin and PnL settle in")
             kind = _text(m, "kind", "market")
-            if kind not in (SPOT, PERP):
-                raise ValueError(f"market {m['symbol']}: kind must be spot or perp")
+            if kind not in (SPOT, PERP, FUTURE):
+                raise ValueError(f"market {m['symbol']}: kind must be spot, perp or future")
+            expiry = window = 0
+            if kind == FUTURE:
+                genesis_ms = ranged(doc.get("genesis_time_ms", 0), 0, MAX_TIME_MS, "genesis_time_ms")
+                expiry = ranged(m.get("expiry_ms"), genesis_ms + 1, MAX_TIME_MS,
+                                f"{where}: expiry_ms (after genesis_time_ms)")
+                window = ranged(m.get("settlement_window_ms", DEFAULT_SETTLEMENT_WINDOW_MS), 1,
+                                MAX_SETTLEMENT_WINDOW_MS, f"{where}: settlement_window_ms")
+            elif "expiry_ms" in m or "settlement_window_ms" in m:
+                raise ValueError(f"{where}: expiry_ms and settlement_window_ms are for futures only")
             # the book's top price is inside the oracle's absolute range (1..MAX_PRICE), so
             # every price the engine sees (book, oracle, mark) is at most MAX_PRICE
             max_ticks = ranged(m.get("max_price_ticks", DEFAULT_MAX_PRICE_TICKS), 1, MAX_PRICE // tick_size,
@@ -374,6 +396,8 @@ class Genesis:
                     max_price_ticks=max_ticks,
                     price_band_ppm=ranged(m.get("price_band_ppm", DEFAULT_PRICE_BAND_PPM), 1, 1 << 60,
                                           f"{where}: price_band_ppm"),
+                    expiry_ms=expiry,
+                    settlement_window_ms=window,
                 )
             )
         validators = tuple(
@@ -465,6 +489,15 @@ def default_markets() -> list[dict[str, Any]]:
         {"symbol": "ETH-PERP", "kind": PERP, "base": "ETH", "quote": "USDC", "tick_size": 100_000,
          "lot_size": 100_000, "min_notional": 10_000_000, "max_leverage": 20},
     ]
+
+
+def future_market(symbol: str, base: str, expiry_ms: int, window_ms: int = DEFAULT_SETTLEMENT_WINDOW_MS,
+                  ) -> dict[str, Any]:
+    """A dated future's genesis entry on ``base`` (quoted and settled in USDC), with the
+    contract terms of the same-base perp in ``default_markets`` (tick, lot, leverage). Not in
+    ``default_markets``: the devnet appends it after the four markets (ids 0..3 stay)."""
+    like = next(m for m in default_markets() if m["kind"] == PERP and m["base"] == base)
+    return {**like, "symbol": symbol, "kind": FUTURE, "expiry_ms": expiry_ms, "settlement_window_ms": window_ms}
 
 
 def default_assets() -> list[dict[str, Any]]:

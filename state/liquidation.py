@@ -59,7 +59,6 @@ from state.events import (
     Socialized,
 )
 from state.funding import remove_position, settle_position, trade_position
-from state.genesis import PERP
 from state.muldiv import div_one
 from state.receipts import ActionResult
 from state.risk import Assessment, assess, asset_price, fee, maintenance, perp_price, value_of
@@ -165,7 +164,7 @@ def _legs(ex: Exchange, acct: Account) -> list[Leg]:
     for a in sorted(set(acct.scaled) | set(acct.idle)):
         if a == ex.collateral_asset:
             continue
-        spots = [m for m in ex.markets_of_asset.get(a, ()) if ex.markets[m].kind != PERP]
+        spots = [m for m in ex.markets_of_asset.get(a, ()) if not ex.markets[m].is_derivative]
         bal = acct.balance(a)
         if not spots or not bal:
             continue
@@ -206,7 +205,7 @@ def _unwind_through_book(ex: Exchange, acct: Account, mm: Assessment) -> Assessm
         if not book.crosses(is_buy, limit):
             continue
         order = Order(ex.next_order_id(), ex.next_seq(), m, acct.address, is_buy, limit, chunk, chunk,
-                      int(Tif.IOC), spec.kind == PERP, None)
+                      int(Tif.IOC), spec.is_derivative, None)
         fills = matching._match(ex, acct, spec, order, risk.liq_fee_ppm)
         filled = chunk - order.size
         ex.emit(LiquidationTrade("liquidation", acct.address, "book", m, is_buy, filled, limit))
@@ -226,7 +225,7 @@ def band_limit(ex: Exchange, m: int, is_buy: bool) -> int:
     drop and be written off against lenders). S_MM is the move the maintenance requirement
     already prices in, so a fill inside the band realizes no more than the margin priced."""
     spec = ex.markets[m]
-    px = perp_price(ex, m) if spec.kind == PERP else asset_price(ex, spec.base)
+    px = perp_price(ex, m) if spec.is_derivative else asset_price(ex, spec.base)
     if px <= 0:
         return 0
     dist = px * ex.genesis.risk.assets[spec.base].shock_mm_ppm // PPM
@@ -254,7 +253,7 @@ def _unwind_in_band(ex: Exchange, acct: Account, stage: str, fee_ppm: int) -> No
         if limit <= 0 or not ex.books[m].crosses(is_buy, limit):
             continue
         order = Order(ex.next_order_id(), ex.next_seq(), m, acct.address, is_buy, limit, lots, lots,
-                      int(Tif.IOC), spec.kind == PERP, None)
+                      int(Tif.IOC), spec.is_derivative, None)
         matching._match(ex, acct, spec, order, fee_ppm)
         ex.emit(LiquidationTrade("liquidation", acct.address, stage, m, is_buy, lots - order.size, limit))
 

@@ -12,11 +12,14 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
     begin   1. interest accrual: every pool's indices advance over the time since the
                previous block, at the rate fixed at the end of that block; the reserve
                factor's share goes to the insurance fund          (state/lending.py)
+            1b. dated futures whose expiry the block time reached: orders cancelled,
+               positions closed at the settlement price            (state/futures.py)
     txs     2. cancels first, then everything else in the proposer's order; oracle
                submissions are ordinary transactions; every check in the block sees the
                index and mark prices of the previous block's end
     end     3. oracle aggregation: median of the fresh validator submissions (state/oracle.py)
-            4. index prices, then mark prices (basis EMA)            (state/prices.py)
+            4. index prices, the futures' settlement TWAP (state/futures.py), then mark
+               prices (basis EMA)                                    (state/prices.py)
             5. funding: premium sample; at an interval boundary, the rate and the
                cumulative funding index                               (state/funding.py)
             6. liquidation scan of the dirty set: accounts touched in this block plus
@@ -33,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from state import apphash, funding, liquidation, nonces, oracle, prices
+from state import apphash, funding, futures, liquidation, nonces, oracle, prices
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
@@ -104,12 +107,14 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
         if reserve:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, reserve)
+    futures.expire_due(ex)  # dated futures at their expiry settle before any tx (state/futures.py)
 
 
 def end_block(ex: Exchange) -> None:
     """Steps 3 to 7 (see the module doc)."""
     oracle.aggregate(ex)
     prices.refresh_index_prices(ex)
+    futures.accumulate(ex)  # settlement TWAP of dated futures inside their window
     prices.update_marks(ex)
     prices.refresh_leg_prices(ex)
     funding.sample_premiums(ex)

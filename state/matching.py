@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from state import risk
+from state import dated, risk
 from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
-from state.genesis import PERP, MarketSpec
+from state.genesis import MarketSpec
 from state.receipts import OK, ActionResult, Cancelled, Fill
 from state.tx import PlaceOrder, Tif
 from state.units import MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_POSITION_VALUE, PPM
@@ -59,16 +59,18 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
     notional = price * size * market.tick_value
     if notional > MAX_ORDER_NOTIONAL:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"order notional {notional} exceeds {MAX_ORDER_NOTIONAL}")
+    if market.expiry_ms:
+        dated.must_open(ex, market)  # a dated future at or past expiry takes no order
     if o.reduce_only:
-        if market.kind != PERP:
-            raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp markets")
+        if not market.is_derivative:
+            raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp and future markets")
         capacity = risk.reduce_capacity(acct, market.market_id, is_buy)
         if capacity == 0:
             raise TxError(Code.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
         size = min(size, capacity)
     elif notional < market.min_notional:
         raise TxError(Code.BELOW_MIN_NOTIONAL, f"notional {notional} below minimum {market.min_notional}")
-    if market.kind == PERP:
+    if market.is_derivative:
         pos = acct.positions.get(market.market_id)
         current = abs(pos.size) if pos else 0
         if (current + size) * price * market.tick_value > MAX_POSITION_NOTIONAL:
@@ -192,7 +194,7 @@ def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account,
     maker_fee = risk.fee(notional, ex.genesis.maker_fee_ppm)
     taker_fee = risk.fee(notional, ex.genesis.taker_fee_ppm)
     liq_fee = risk.fee(notional, liq_fee_ppm) if liq_fee_ppm else 0
-    if market.kind != PERP:
+    if not market.is_derivative:
         _settle_spot_side(market, maker_acct, maker.is_buy, qty, notional, maker_fee)
         _settle_spot_side(market, taker, taker_order.is_buy, qty, notional, taker_fee + liq_fee)
     else:

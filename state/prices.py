@@ -1,4 +1,4 @@
-"""Index (oracle) prices per asset and mark prices per perp, computed at block time.
+"""Index (oracle) prices per asset and mark prices per perp (and dated future), at block time.
 
 Units: every price here is "collateral smallest units per whole unit of the asset"
 (micro-USDC per BTC); a market price of ``p`` ticks is ``p * tick_size`` in these units.
@@ -55,6 +55,7 @@ class MarketState:
 
     __slots__ = (
         "ema_basis", "ema_ms", "epoch_mark", "funding_index", "mark", "phi", "premium_count", "premium_sum",
+        "settle_ms", "settle_sum_hi", "settle_sum_lo", "settle_weight", "settled", "settlement_price",
     )
 
     def __init__(self) -> None:
@@ -68,14 +69,33 @@ class MarketState:
         self.premium_count = 0  # at most funding.MAX_PREMIUM_SAMPLES (2^20)
         self.epoch_mark = 0  # the mark at the last funding settlement (positions settle to it)
         self.phi = 0  # cumulative |funding rate| (ppb), for the liquidation watch; at most 2^62
+        # futures only (state/futures.py): the settlement TWAP's exact sum of index x dt, split
+        # in two limbs (sum = hi * 2^62 + lo < 2^102: hi < 2^40, lo < 2^62), its weight (ms,
+        # <= the window <= 2^40), the block time of the last accumulation, and once settled the
+        # flag (0/1) and the settlement price (price units, a whole number of ticks)
+        self.settle_sum_hi = 0
+        self.settle_sum_lo = 0
+        self.settle_weight = 0
+        self.settle_ms = 0
+        self.settled = 0
+        self.settlement_price = 0
 
     def record(self) -> list[int]:
-        return [self.mark, self.ema_basis, self.ema_ms, self.funding_index, self.premium_sum,
+        """The stored fields; a future's settlement fields are appended only once any is set,
+        so the records (and app hashes) of perps, spots and untouched futures keep their bytes."""
+        base = [self.mark, self.ema_basis, self.ema_ms, self.funding_index, self.premium_sum,
                 self.premium_count, self.epoch_mark, self.phi]
+        extra = [self.settle_sum_hi, self.settle_sum_lo, self.settle_weight, self.settle_ms, self.settled,
+                 self.settlement_price]
+        return base + extra if any(extra) else base
 
     def load(self, r: list[int]) -> None:
+        """Accepts records with or without the settlement fields (see ``record``)."""
         (self.mark, self.ema_basis, self.ema_ms, self.funding_index, self.premium_sum,
-         self.premium_count, self.epoch_mark, self.phi) = r
+         self.premium_count, self.epoch_mark, self.phi) = r[:8]
+        if len(r) > 8:
+            (self.settle_sum_hi, self.settle_sum_lo, self.settle_weight, self.settle_ms, self.settled,
+             self.settlement_price) = r[8:14]
 
 
 def median(values: list[int]) -> int:
@@ -181,9 +201,11 @@ def update_marks(ex: Exchange) -> None:
     band = risk.mark_band_ppm
     target = risk.mark_impact_notional
     now = ex.time_ms
-    for m in sorted(ex.perp_market_ids):
+    for m in sorted(ex.deriv_market_ids):  # perps and futures alike
         spec = ex.markets[m]
         st = ex.mstate[m]
+        if st.settled:
+            continue  # an expired future: no positions, no book; its record stops changing
         oracle = ex.index_px[spec.base]
         if not oracle:
             mark = 0  # no index, no mark: the perp takes no new position (state/risk.py)
@@ -214,7 +236,7 @@ def refresh_leg_prices(ex: Exchange) -> None:
     """The valuation price of each market for the margin hot path: a perp's mark, a spot
     market's index price (0 = none: the engine falls back per call)."""
     for m, spec in enumerate(ex.markets):
-        ex.leg_px[m] = mark_price(ex, m) if m in ex.perp_market_ids else ex.index_px[spec.base]
+        ex.leg_px[m] = mark_price(ex, m) if m in ex.deriv_market_ids else ex.index_px[spec.base]
 
 
 def mark_price(ex: Exchange, market_id: int) -> int:

@@ -62,7 +62,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from state.errors import Code, TxError
-from state.genesis import PERP, MarketSpec
+from state.genesis import MarketSpec
 from state.muldiv import WORDS, isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
 from state.prices import compute_index, mark_price
 from state.units import DAYS_PER_YEAR, PERP_SOURCE, PPM
@@ -149,7 +149,7 @@ def _unpriced_liability(ex: Exchange, acct: Account, add: OrderLeg | None, drop:
             spec = ex.markets[m]
             if spec.base != a:
                 continue
-            if spec.kind == PERP:
+            if spec.is_derivative:
                 perp_lots += bid_lots + ask_lots
             else:
                 asks += ask_lots * spec.lot_size
@@ -717,7 +717,7 @@ def reserved_of(ex: Exchange, acct: Account, asset: int) -> int:
     markets = ex.markets
     for m, (bl, bn, al, _an) in acct.orders.items():
         spec = markets[m]
-        if spec.kind == PERP:
+        if spec.is_derivative:
             continue
         if bl and spec.quote == asset:
             held += bn + fee(bn, ex.max_fee_ppm)
@@ -728,7 +728,7 @@ def reserved_of(ex: Exchange, acct: Account, asset: int) -> int:
 
 def reserved(ex: Exchange, acct: Account) -> dict[int, int]:
     """``reserved_of`` for every asset the account's open spot orders could spend."""
-    assets = {a for m in acct.orders if ex.markets[m].kind != PERP for a in (ex.markets[m].quote, ex.markets[m].base)}
+    assets = {a for m in acct.orders if not ex.markets[m].is_derivative for a in (ex.markets[m].quote, ex.markets[m].base)}
     out = {a: reserved_of(ex, acct, a) for a in sorted(assets)}
     return {a: v for a, v in out.items() if v}
 
@@ -740,7 +740,7 @@ def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: b
     asset = market.quote if is_buy else market.base
     spend = notional + fee(notional, ex.max_fee_ppm) if is_buy else size * market.lot_size
     held = reserved_of(ex, acct, asset)
-    if replacing is not None and ex.markets[replacing.market].kind != PERP:
+    if replacing is not None and not ex.markets[replacing.market].is_derivative:
         rs = ex.markets[replacing.market]
         if (rs.quote if replacing.is_buy else rs.base) == asset:
             rn = replacing.price * replacing.size * rs.tick_value
@@ -755,26 +755,26 @@ def must_afford_order(
 ) -> None:
     """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
     ``replacing`` is an order of the same account that is cancelled first (a modify)."""
-    if market.kind == PERP and size <= reduce_capacity(acct, market.market_id, is_buy):
+    if market.is_derivative and size <= reduce_capacity(acct, market.market_id, is_buy):
         return  # strictly reduces risk: always allowed
     notional = price * size * market.tick_value
     leg: OrderLeg = (market.market_id, is_buy, size, notional)
     borrow = (0, 0)
-    if market.kind != PERP:
+    if not market.is_derivative:
         borrow = _spot_borrow_need(ex, acct, market, is_buy, size, notional, replacing)
     after = assess(ex, acct, True, orders=True, add=leg, drop=replacing)
     if after.equity >= after.requirement:
         if borrow[1]:
             ex.pools[borrow[0]].must_lend_out(borrow[1], what="borrow")
         return
-    if market.kind != PERP and _only_shrinks(ex, acct, market, is_buy, size):
+    if not market.is_derivative and _only_shrinks(ex, acct, market, is_buy, size):
         now = assess(ex, acct, True)
         filled = assess(ex, acct, True, fill=leg)
         if filled.shortfall < now.shortfall:
             return
     _must_be_priced(after, f"order on market {market.market_id}")
     short = after.requirement - after.equity
-    if market.kind != PERP and borrow[1]:
+    if not market.is_derivative and borrow[1]:
         raise TxError(Code.INSUFFICIENT_BALANCE,
                       f"order needs {borrow[1]} more of asset {borrow[0]} than the account holds and margin "
                       f"cannot borrow it: initial margin shortfall {short}")

@@ -61,15 +61,20 @@ def market_rows(ex: Exchange) -> list[dict[str, Any]]:
             "max_leverage": spec.max_leverage if ex.minfo[m].is_perp else None,
             "max_price_ticks": spec.max_price_ticks, "price_band_ppm": spec.price_band_ppm,
             "oracle_price": oracle_px,
-            "reference_price": mark_price(ex, m) if m in ex.perp_market_ids else oracle_px,
+            "reference_price": mark_price(ex, m) if spec.is_derivative else oracle_px,
             "last_price": ex.last_price.get(m),
         })
+        if spec.expiry_ms:  # a dated future: its terms and whether it has settled (state/futures.py)
+            st = ex.mstate[m]
+            out[-1].update({"expiry_ms": spec.expiry_ms, "settlement_window_ms": spec.settlement_window_ms,
+                            "settled": bool(st.settled), "settlement_price": st.settlement_price})
     return out
 
 
 def markets_view(ex: Exchange) -> list[dict[str, Any]]:
     """Per market: index and (perps) mark price, basis EMA, funding index, the current
-    interval's average premium, the last settled funding epoch and its mark."""
+    interval's average premium, the last settled funding epoch and its mark; (futures) the
+    expiry, settlement window, whether settled and at what price, the mark."""
     risk = ex.genesis.risk
     next_funding = ex.genesis.genesis_time_ms + (ex.funding_epoch + 1) * risk.funding_interval_ms
     out = []
@@ -77,6 +82,14 @@ def markets_view(ex: Exchange) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"market": m, "symbol": spec.symbol, "kind": spec.kind,
                                "index_price": ex.index_px[spec.base], "book_price": book_price(ex, m),
                                "last_price_ticks": ex.last_price.get(m, 0)}
+        if spec.expiry_ms:  # a dated future (state/futures.py)
+            fst = ex.mstate[m]
+            row.update({
+                "expiry_ms": spec.expiry_ms, "settlement_window_ms": spec.settlement_window_ms,
+                "settled": bool(fst.settled), "settlement_price": fst.settlement_price,
+                "mark_price": mark_price(ex, m),
+                "open_interest_lots": sum(ex.accounts[a].positions[m].size for a in ex.position_sides[m][0]),
+            })
         if m in ex.perp_market_ids:
             st = ex.mstate[m]
             row.update({

@@ -101,3 +101,26 @@ def test_pools_funding_oracle_fit_80_columns(out80: io.StringIO) -> None:
     fits(text)
     assert "2000000.123456" in text and "75.0%" in text and "12.35%" in text and "cap 95%" in text
     assert "60010" in text and "-12.345" in text and "2026-12-04 20:13:20Z" in text  # mark, funding index, next
+
+
+def test_markets_show_a_futures_expiry_and_settlement(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.StringIO()
+    monkeypatch.setattr(render, "console", lambda: Console(file=buf, width=220))
+    cat = Catalog.from_rpc(
+        {"assets": [{"id": 0, "symbol": "USDC", "decimals": 6}, {"id": 1, "symbol": "BTC", "decimals": 8}]},
+        {"markets": [{"id": 0, "symbol": "BTC/USDC", "kind": "spot", "base": 1, "quote": 0, "tick_size": 1_000_000,
+                      "lot_size": 10_000},
+                     {"id": 1, "symbol": "BTC-FUT", "kind": "future", "base": 1, "quote": 0,
+                      "tick_size": 1_000_000, "lot_size": 10_000}]})
+    render.print_markets({"markets": [
+        {"id": 0, "symbol": "BTC/USDC", "kind": "spot", "base": "BTC", "quote": "USDC", "tick_size": 1_000_000,
+         "lot_size": 10_000, "min_notional": 10_000_000, "max_leverage": 1, "last_price": None},
+        {"id": 1, "symbol": "BTC-FUT", "kind": "future", "base": "BTC", "quote": "USDC", "tick_size": 1_000_000,
+         "lot_size": 10_000, "min_notional": 10_000_000, "max_leverage": 20, "last_price": 60_000,
+         "expiry_ms": 1_796_415_200_000, "settlement_window_ms": 60_000, "settled": True,
+         "settlement_price": 60_556_000_000}]}, cat)
+    text = buf.getvalue()
+    assert "expiry (UTC) / settlement" in text and "2026-12-04 20:13:20Z settled at 60556" in text
+    buf.truncate(0)
+    render.print_markets({"markets": [{"id": 0, "symbol": "BTC/USDC", "kind": "spot"}]}, cat)
+    assert "expiry" not in buf.getvalue()  # no futures, no column

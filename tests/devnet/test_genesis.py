@@ -109,3 +109,17 @@ def test_consensus_overrides_reach_config(tmp_path: Path) -> None:
     cfg = json.loads((Path(m.nodes[0].home) / "config.json").read_text())
     assert cfg["consensus"] == {"empty_block_interval_ms": 250}
     assert cfg["p2p"]["peers"] == []
+
+
+def test_devnet_appends_a_btc_future_after_the_four_markets(tmp_path: Path) -> None:
+    """BTC-FUT is market 4, expiring --future-expiry seconds after the devnet's genesis time
+    with a one-minute settlement window; 0 leaves it out. Markets 0..3 do not move."""
+    now = 1_700_000_000_000
+    create_devnet(tmp_path / "a", DevnetSpec(nodes=1, traders=0, future_expiry_s=300), now_ms=now)
+    g = Genesis.load(str(tmp_path / "a" / "genesis.json"))
+    assert [m.symbol for m in g.markets] == ["BTC/USDC", "ETH/USDC", "BTC-PERP", "ETH-PERP", "BTC-FUT"]
+    fut = g.markets[4]
+    assert (fut.kind, fut.expiry_ms, fut.settlement_window_ms) == ("future", now + 300_000, 60_000)
+    create_devnet(tmp_path / "b", DevnetSpec(nodes=1, traders=0, future_expiry_s=0), now_ms=now)
+    assert len(Genesis.load(str(tmp_path / "b" / "genesis.json")).markets) == 4
+    assert DevnetSpec().future_expiry_s == 600
