@@ -664,6 +664,17 @@ def leverage_floor(ns: int, p: int, lev: int) -> int:
     return -(-exposure // lev)
 
 
+def _case_requirement(prm: RequirementParams, ns: int, p: int, pg: int, lev: int) -> int:
+    """One case of an underlying: its scenario requirement, at least the leverage floor
+    (``lev`` 0: none, the maintenance requirement)."""
+    r = _underlying_requirement(prm, ns, p, pg)
+    if lev:
+        floor = leverage_floor(ns, p, lev)
+        if floor > r:
+            return floor
+    return r
+
+
 def _requirement(ex: Exchange, initial: bool, addon_value: int, under: list[_Underlying | None],
                  res: Assessment, detail: bool) -> int:
     """The borrow add-on plus, per underlying, the worst of its requirement as it is, with
@@ -680,27 +691,13 @@ def _requirement(ex: Exchange, initial: bool, addon_value: int, under: list[_Und
         ns, p, pg = g.ns, g.p, g.pg
         prm = params[u]
         lev = g.lev if initial else 0
-        worst = _underlying_requirement(prm, ns, p, pg)
-        if lev:
-            floor = leverage_floor(ns, p, lev)
-            if floor > worst:
-                worst = floor
+        worst = _case_requirement(prm, ns, p, pg, lev)
         if g.b_spot or g.b_perp or g.b_eq:
-            r = _underlying_requirement(prm, ns + g.b_spot, p + g.b_perp, pg + g.b_gross)
-            if lev:
-                floor = leverage_floor(ns + g.b_spot, p + g.b_perp, lev)
-                if floor > r:
-                    r = floor
-            r -= g.b_eq
+            r = _case_requirement(prm, ns + g.b_spot, p + g.b_perp, pg + g.b_gross, lev) - g.b_eq
             if r > worst:
                 worst = r
         if g.a_spot or g.a_perp or g.a_eq:
-            r = _underlying_requirement(prm, ns + g.a_spot, p + g.a_perp, pg + g.a_gross)
-            if lev:
-                floor = leverage_floor(ns + g.a_spot, p + g.a_perp, lev)
-                if floor > r:
-                    r = floor
-            r -= g.a_eq
+            r = _case_requirement(prm, ns + g.a_spot, p + g.a_perp, pg + g.a_gross, lev) - g.a_eq
             if r > worst:
                 worst = r
         req += worst

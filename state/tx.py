@@ -57,6 +57,11 @@ def _opt_uint(v: Any, name: str) -> int | None:
     return None if v is None else must_uint(v, name)
 
 
+def _to_asset_amount(f: list[Any]) -> tuple[bytes, int, int]:
+    """The fields of a deposit and of a transfer: (to address, asset, amount)."""
+    return must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount")
+
+
 @dataclass(frozen=True, slots=True)
 class Deposit:
     """Credits ``amount`` of ``asset`` to ``to``; only the bridge authority may sign it."""
@@ -71,7 +76,7 @@ class Deposit:
 
     @classmethod
     def parse(cls, f: list[Any]) -> Deposit:
-        return cls(must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount"))
+        return cls(*_to_asset_amount(f))
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +315,11 @@ class Transfer:
     asset: int
     amount: int
 
-    def fields(self) -> list[Any]:
-        return [self.to, self.asset, self.amount]
+    fields = Deposit.fields
 
     @classmethod
     def parse(cls, f: list[Any]) -> Transfer:
-        return cls(must_bytes(f[0], "to", 20), must_uint(f[1], "asset"), must_uint(f[2], "amount"))
+        return cls(*_to_asset_amount(f))
 
 
 @dataclass(frozen=True, slots=True)
