@@ -17,7 +17,7 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import orderindex
+from node import history, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
@@ -25,6 +25,7 @@ from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
 from state.machine import BlockResult, ExecBlock, StateMachine
+from state.keys import address_to_text
 from state.receipts import Cancelled, Fill
 from state.tx import SignedTx, tx_hash
 
@@ -62,6 +63,7 @@ class Execution:
         self.metrics: NodeMetrics | None = None  # set by the runtime; None in tools and tests
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
         self._closing = False
+        self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -129,7 +131,9 @@ class Execution:
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
             cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
-            self.blocks.save_results(block.height, record, hashes, fills, codes, orders, cloids)
+            extra = history.block_puts(block.height, block.header.time_ms, events, orders, self.candles,
+                                       self.sm.ex.markets)
+            self.blocks.save_results(block.height, record, hashes, fills, codes, orders, cloids, extra)
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
@@ -214,15 +218,12 @@ class Execution:
             if ej["type"] == "fill":
                 touched_markets.add(ej["market"])
                 bus.publish("trades", ej["market"], {"height": block.height, **ej})
-                bus.publish("account", ej["maker"], {"height": block.height, **ej})
-                bus.publish("account", ej["taker"], {"height": block.height, **ej})
             elif ej["type"] == "cancel":
                 touched_markets.add(ej["market"])
-                bus.publish("account", ej["owner"], {"height": block.height, **ej})
-            else:  # an event about accounts goes to each of them (a transfer: both sides)
-                for field in ("account", "counterparty", "address"):
-                    if field in ej:
-                        bus.publish("account", ej[field], {"height": block.height, **ej})
+            # every account the event names, once each (the same rule as the history index:
+            # maker and taker, owner, account and counterparty)
+            for address in history.addresses_of(e):
+                bus.publish("account", address_to_text(address), {"height": block.height, **ej})
         for r in receipts:
             for res in r[5]:
                 if res[3] == "resting":
