@@ -24,8 +24,8 @@ block, so stores written compressed still open and read.
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgpack

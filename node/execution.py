@@ -24,8 +24,8 @@ from node.events import EventBus
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
-from state.machine import BlockResult, ExecBlock, StateMachine
 from state.keys import address_to_text
+from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
 from state.tx import SignedTx, tx_hash
 

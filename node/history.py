@@ -141,12 +141,10 @@ def read_history(db: Any, address: bytes, *, limit: int, before: tuple[int, int]
     stop = prefix + struct.pack(">QI", *before) if before is not None else None
     wanted = frozenset(kinds) if kinds else None
     out: list[tuple[int, int, int, list[Any]]] = []
-    scanned = 0
     it = db.iterator(prefix=prefix, reverse=True) if stop is None else \
         db.iterator(start=prefix, stop=stop, reverse=True)
-    for key, value in it:
+    for scanned, (key, value) in enumerate(it, 1):
         height, seq = struct.unpack(">QI", key[len(prefix):])
-        scanned += 1
         time_ms, event = msgpack.unpackb(value, raw=False)
         if start_ms is not None and time_ms < start_ms:
             return out, None  # block times never decrease: nothing older matches
