@@ -528,7 +528,8 @@ def _history_detail(e: dict[str, Any], f: Fmt, me: str) -> str:
 def print_history(doc: dict[str, Any], cat: Catalog | None) -> None:
     f = Fmt(cat)
     me = _s(doc.get("address"))
-    t = narrow_table(f"history of {me} (newest first)")
+    console().print(f"history of {me} (newest first)")
+    t = narrow_table("")
     for col in ("time (UTC)", "height", "kind", "detail"):
         t.add_column(col, no_wrap=col != "detail")
     for e in doc.get("entries") or []:
