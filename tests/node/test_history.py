@@ -311,3 +311,61 @@ def test_account_stream_reaches_every_named_account_once() -> None:
 
     got = asyncio.run(run())
     assert got == {"a": ["fill", "fill"], "b": ["fill", "adl"], "c": ["cancel", "adl", "funding_payment"]}
+
+
+# ---------------------------------------------------------------------------- through the node's execution
+def test_execution_indexes_blocks_and_a_handshake_does_not_double_count(tmp_path: Path) -> None:
+    """Blocks committed through node/execution.py index history and candles; a state that
+    restarts behind the block store re-applies them (handshake) without indexing them again,
+    and the next trade adds to the stored candle (the fresh process has no cached one)."""
+    from consensus.block import make_block
+    from consensus.certificate import CommitCertificate
+    from consensus.messages import Vote, VoteType
+    from node.config import MempoolConfig
+    from node.events import EventBus
+    from node.execution import Execution
+    from node.mempool import Mempool
+    from state.genesis import Genesis, make_genesis_doc
+    from state.keys import PrivateKey, address_to_text
+    from state.machine import StateMachine
+    from state.tx import sign_tx
+
+    vals = [PrivateKey(bytes([60 + i]) * 32) for i in range(3)]
+    balances = [{"address": address_to_text(k.address), "asset": sym, "amount": amt}
+                for k in (A, B) for sym, amt in (("USDC", 10**12), ("BTC", 10**9))]
+    doc = make_genesis_doc(chain_id="hist-test", genesis_time_ms=T0, bridge_pubkey=BRIDGE.pubkey, balances=balances,
+                           validators=[{"name": f"v{i}", "pubkey": k.pubkey.hex(), "power": 1} for i, k in enumerate(vals)],
+                           initial_oracle_prices={"BTC": 60_000_000_000})
+    genesis = Genesis.from_json(doc)
+    store = BlockStore(str(tmp_path / "blocks"))
+
+    def node(sm: StateMachine) -> Execution:
+        return Execution(sm, store, Mempool(sm, MempoolConfig()), EventBus(), None)
+
+    def commit(ex: Execution, k: Any, action: Any) -> None:
+        h = ex.sm.height + 1
+        txs = (sign_tx(k, T0 + h, action, "hist-test"),)
+        block = make_block(chain_id="hist-test", height=h, round=0, time_ms=M + 1000 * h, prev_block_hash=ex.last_block_hash,
+                           prev_app_hash=ex.sm.app_hash, proposer=vals[0].pubkey, txs=txs)
+        cert = CommitCertificate.from_votes([Vote.create(v, "hist-test", VoteType.PRECOMMIT, h, 0, block.hash) for v in vals])
+        ex.commit(block, cert)
+
+    ex = node(StateMachine.open(genesis, None))
+    commit(ex, A, PlaceOrder(BTC_SPOT, False, 60_000, 10, Tif.GTC, False, None))
+    commit(ex, B, PlaceOrder(BTC_SPOT, True, 60_000, 4, Tif.IOC, False, None))
+    commit(ex, B, PlaceOrder(BTC_SPOT, True, 60_000, 6, Tif.IOC, False, None))
+
+    def state() -> tuple[Any, ...]:
+        (c,) = store.candles(BTC_SPOT, "1m")
+        return (c["v"], c["n"], len(store.history(A.address, 100)[0]), len(store.history(B.address, 100)[0]),
+                [o["status"] for o in store.order_history(A.address, 10)])
+
+    assert state() == (10, 2, 2, 2, ["filled"])
+    restarted = node(StateMachine.open(genesis, None))  # a state at height 0 behind a store at 3
+    assert restarted.handshake() == 3
+    assert state() == (10, 2, 2, 2, ["filled"])
+    commit(restarted, A, PlaceOrder(BTC_SPOT, False, 60_100, 5, Tif.GTC, False, None))
+    commit(restarted, B, PlaceOrder(BTC_SPOT, True, 60_100, 5, Tif.IOC, False, None))
+    (c,) = store.candles(BTC_SPOT, "1m")
+    assert (c["o"], c["h"], c["c"], c["v"], c["n"]) == (60_000, 60_100, 60_100, 15, 3)
+    store.close()
