@@ -107,18 +107,13 @@ class Execution:
         result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
                                      self.mempool.verified, commit=False)
         receipts = [r.to_list() for r in result.receipts]
-        # One conversion per fill serves both its event and its index entries (packed once).
+        # Fills reach the per-account index through the account history (node/history.py),
+        # which /fills reads: one entry per fill and account, not two.
         pack = msgpack.Packer(use_bin_type=True).pack
         events: list[list[Any]] = []
-        fills: list[tuple[bytes, list[Any] | bytes]] = []
         for i, e in result.events:
             if type(e) is Fill:
-                rec = e.to_list()
-                events.append([i, ["fill", *rec]])
-                packed = pack(rec)
-                fills.append((e.maker, packed))
-                if e.taker != e.maker:
-                    fills.append((e.taker, packed))
+                events.append([i, ["fill", *e.to_list()]])
             else:
                 events.append([i, event_to_list(e)])
         # receipts come one per tx in block order and carry the tx hash (no re-hashing)
@@ -133,7 +128,7 @@ class Execution:
             cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
             extra = history.block_puts(block.height, block.header.time_ms, events, orders, self.candles,
                                        self.sm.ex.markets)
-            self.blocks.save_results(block.height, record, hashes, fills, codes, orders, cloids, extra)
+            self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")

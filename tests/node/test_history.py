@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from node import history, orderindex
 from node.blockstore import BlockStore
 from node.execution import event_to_list
-from state.receipts import Fill
 from state.tx import Cancel, PlaceOrder, Tif, Transfer, Withdraw, decode_tx
 from tests.harness import BRIDGE, BTC, BTC_SPOT, T0, USDC, Chain, key
 
@@ -45,11 +44,7 @@ class HistChain:
         events = [[i, event_to_list(e)] for i, e in r.events]
         record = [r.app_hash, [x.to_list() for x in r.receipts], events, []]
         extra = history.block_puts(r.height, self.c.time, events, orders, self.candles, self.c.ex.markets)
-        fills: list[tuple[bytes, Any]] = []
-        for _, e in r.events:
-            if type(e) is Fill:
-                fills += [(e.maker, e.to_list())] + ([(e.taker, e.to_list())] if e.taker != e.maker else [])
-        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], fills, None, orders, cloids,
+        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids,
                                 extra)
         return r
 
@@ -369,3 +364,19 @@ def test_execution_indexes_blocks_and_a_handshake_does_not_double_count(tmp_path
     (c,) = store.candles(BTC_SPOT, "1m")
     assert (c["o"], c["h"], c["c"], c["v"], c["n"]) == (60_000, 60_100, 60_100, 15, 3)
     store.close()
+
+
+def test_fills_are_served_from_the_history_then_the_old_fill_index(tmp_path: Path) -> None:
+    """/fills reads fills from the account history; a store written before the history
+    existed still answers with its fill index entries, below the history's heights."""
+    hc = HistChain(tmp_path)
+    legacy = ["legacy"]  # a fill index entry as an older node wrote it (at height 1)
+    hc.store.db.put(b"f" + A.address + (1).to_bytes(8, "big") + (0).to_bytes(4, "big"),
+                    __import__("msgpack").packb(legacy))
+    hc.order(A, False, 60_000, 10)
+    hc.order(B, True, 60_000, 3, Tif.IOC)
+    hc.order(B, True, 60_000, 2, Tif.IOC)
+    got = hc.store.fills(A.address, 10)
+    assert [(f[1], f[2]) for _, f in got[:2]] == [(60_000, 2), (60_000, 3)]
+    assert got[2] == (1, legacy) and len(got) == 3
+    assert [f[2] for _, f in hc.store.fills(B.address, 1)] == [2]
