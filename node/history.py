@@ -12,7 +12,9 @@ Three indexes (key prefixes below; all big-endian so a range is one prefix scan)
   of the block that names the account (fills as maker and taker, cancels as owner, deposits,
   withdrawals, transfers on both sides, borrows, repays, liquidation and ADL events on both
   sides, ``funding_payment``). ``seq`` is the event's index in the block's events, so a
-  cursor ``height:seq`` means the same for every account. Interest accrues continuously
+  cursor ``height:seq`` means the same for every account. It is also the per-account fill
+  index: ``/fills`` reads its fill entries (BlockStore.fills), so a fill costs one entry
+  per account, as before the history existed. Interest accrues continuously
   with no per-account event: the history shows it only as the balance's movement between
   entries (not itemized). Pruned with the blocks.
 - historical orders, ``_OHIST + owner(20) + height(8) + oid(8) -> [status, reason, market]``:
@@ -23,9 +25,12 @@ Three indexes (key prefixes below; all big-endian so a range is one prefix scan)
   pruned: a market has at most 1,440 + 288 + 96 + 24 + 6 + 1 candles a day (~40 bytes each,
   ~75 KB/day per market), so years of them take less room than a minute of blocks.
 
-Per block the cost is one put per (event, address) and, per market that traded, one put per
-interval; no LevelDB read except the first candle of each (market, interval) after a start
-(``CandleBook`` keeps the last candle of each in memory).
+Per block the cost is one put per (event, address), one per finished order and, per market
+that traded, one per interval; no LevelDB read except the first candle of each (market,
+interval) after a start (``CandleBook`` keeps the last candle of each in memory). Measured
+on a block of 2,500 fills, 500 cancels and 2,500 finished orders: 4-7 ms to build the
+~8,000 entries and ~22 ms to build and write them in ``save_results``' batch, where the
+fill index it replaces took ~15 ms.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from node.client import Client
+import pytest
+
+from node.client import Client, RpcError
 from tests.cli.conftest import Env
 
 
@@ -34,3 +36,8 @@ def test_history_candles_and_order_history_after_a_trade(env: Env) -> None:
         assert res.exit_code == 0 and expect in res.output, (args, res.output)
     bad = env.run("query", "history", "bob", "--before", "x:y")
     assert bad.exit_code == 1 and "MALFORMED" in bad.output
+    with pytest.raises(RpcError) as err:
+        c.history(bob, kinds="fill,bogus")
+    assert "bogus" in str(err.value)
+    with pytest.raises(RpcError):
+        c.candles("BTC/USDC", interval="2m")

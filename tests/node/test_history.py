@@ -24,8 +24,8 @@ M = T0 + 40_000  # a minute boundary (T0 is 20 s into its minute) that is not a 
 class HistChain:
     """A harness chain whose blocks are indexed into a block store with node/history.py."""
 
-    def __init__(self, tmp: Path, fund: bool = True) -> None:
-        self.c = Chain()
+    def __init__(self, tmp: Path, fund: bool = True, chain: Chain | None = None) -> None:
+        self.c = chain or Chain()
         self.path = str(tmp / "blocks")
         self.store = BlockStore(self.path)
         self.candles = history.CandleBook(self.store.get)
@@ -380,3 +380,30 @@ def test_fills_are_served_from_the_history_then_the_old_fill_index(tmp_path: Pat
     assert [(f[1], f[2]) for _, f in got[:2]] == [(60_000, 2), (60_000, 3)]
     assert got[2] == (1, legacy) and len(got) == 3
     assert [f[2] for _, f in hc.store.fills(B.address, 1)] == [2]
+
+
+def test_a_funding_boundary_reaches_both_positions_histories(tmp_path: Path) -> None:
+    """End to end from the state machine: W long and LO short 1 BTC-PERP at $60,000, the
+    oracle at $63,000 at the boundary (tests/state/test_interest_bearing_pnl.py's numbers):
+    W pays 780,000 funding and realizes +$3,000; LO the opposite. Each history has its
+    own ``funding_payment``; the market-wide ``funding`` event is in neither."""
+    from state.tx import OraclePrices
+    from tests.harness import BTC_PERP
+    from tests.state.riskkit import BTC_UNIT, PX_60K, USD, V, risk_chain, set_prices
+
+    day = 86_400_000
+    c = risk_chain(risk={"funding": {"interval_ms": 400 * day}})
+    hc = HistChain(tmp_path, fund=False, chain=c)
+    set_prices(c, btc=PX_60K)
+    c.fund(A, USDC, 10_000 * USD)
+    c.fund(B, BTC, BTC_UNIT)
+    c.fund(B, USDC, 10 * USD)
+    hc.block(c.sign(B, PlaceOrder(BTC_PERP, False, 60_000, 10_000, Tif.GTC, False, None)))
+    hc.block(c.sign(A, PlaceOrder(BTC_PERP, True, 60_000, 10_000, Tif.GTC, False, None)))
+    set_prices(c, btc=63_000 * USD)
+    boundary = c.genesis.genesis_time_ms + 400 * day
+    hc.block(c.sign(V, OraclePrices(((BTC, 63_000 * USD),))), at=boundary)
+    for k, funding, pnl in ((A, 780_000, 3_000 * USD), (B, -780_000, -3_000 * USD)):
+        entries, _ = hc.store.history(k.address, 10, kinds=["funding_payment"])
+        assert [(t, e) for _, _, t, e in entries] == [(boundary, ["funding_payment", k.address, BTC_PERP, funding, pnl])]
+        assert "funding" not in hc.kinds(k)
