@@ -193,12 +193,19 @@ def test_history_pages_with_a_cursor_and_filters_kinds_and_time(tmp_path: Path) 
 
 
 def test_history_is_pruned_with_the_blocks(tmp_path: Path) -> None:
-    hc = HistChain(tmp_path)  # A's deposits at heights 1 and 2
+    """Every entry of a pruned height goes (deposits, both sides of a fill, an IOC's cancel);
+    later ones stay."""
+    hc = HistChain(tmp_path)  # deposits at heights 1-4
+    hc.order(A, False, 60_000, 5)
+    hc.order(B, True, 60_000, 8, Tif.IOC)  # 5 filled, 3 cancelled
     cut = hc.c.sm.height + 1
     hc.block(hc.c.sign(A, Transfer(C.address, USDC, 10**6)))
     assert hc.store.prune_below(cut) > 0
     assert hc.kinds(A) == ["transfer"]
+    assert hc.kinds(B) == []
     assert hc.kinds(C) == ["transfer"]
+    left = [k for k, _ in hc.store.db.iterator(prefix=b"h")]
+    assert len(left) == 2 and all(int.from_bytes(k[21:29], "big") >= cut for k in left)
 
 
 def test_accounts_of_each_event_kind() -> None:
