@@ -292,10 +292,9 @@ class CandleBook:
         return out
 
     def _load(self, market: int, code: int, start: int) -> list[int] | None:
-        cur = self.last.get((market, code))
-        if cur is not None and cur[0] > start:  # cannot happen: block times never decrease
-            return None
-        if cur is not None:  # the cached candle is older: this interval starts fresh
+        """The stored candle starting at ``start``, read only when nothing is cached for
+        (market, interval): a cached candle of an earlier interval means this one is new."""
+        if (market, code) in self.last:
             return None
         raw = self._get(candle_key(market, code, start))
         return None if raw is None else [start, *msgpack.unpackb(raw)]
