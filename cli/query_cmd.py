@@ -104,10 +104,72 @@ def q_account(who: str, as_json: bool) -> None:
 
 @query_command("orders")
 @click.argument("who", metavar="ADDR|KEYNAME")
-def q_orders(who: str, as_json: bool) -> None:
-    """Open orders of an address or a local key."""
+@click.option("--history", "finished", is_flag=True, help="Finished orders (filled, cancelled, expired) instead of open ones.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="With --history: newest orders to show.")
+@click.option("--before", default=None, type=click.IntRange(1, MAX_CHAIN_INT), metavar="HEIGHT",
+              help="With --history: only orders finished below this height (paging).")
+def q_orders(who: str, finished: bool, limit: int, before: int | None, as_json: bool) -> None:
+    """Open orders of an address or a local key; with --history, its finished orders
+    newest first with their final status (kept as long as the node keeps blocks).
+
+    \b
+    Examples:
+      bookchain query orders alice
+      bookchain query orders alice --history --limit 20
+    """
     address = get_ctx().address(who)
+    if finished:
+        show(lambda c: c.order_history(address, limit, before), as_json,
+             lambda a: render.print_order_history(a, _catalog_or_none()))
+        return
     show(lambda c: c.orders(address), as_json, lambda a: render.print_orders(a, _catalog_or_none()))
+
+
+_KINDS = ("fill", "cancel", "deposit", "withdraw", "transfer", "borrow", "repay", "funding_payment",
+          "liquidation", "adl")
+
+
+@query_command("history")
+@click.argument("who", metavar="ADDR|KEYNAME")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(_KINDS), help="Only these kinds (repeatable).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000), help="Entries per page.")
+@click.option("--before", default=None, metavar="HEIGHT:SEQ", help="Continue from a previous page's cursor.")
+@click.option("--start", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS", help="Not before this time (ms since the epoch).")
+@click.option("--end", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS", help="Not after this time (ms since the epoch).")
+def q_history(who: str, kinds: tuple[str, ...], limit: int, before: str | None, start: int | None,
+              end: int | None, as_json: bool) -> None:
+    """An account's history newest first: fills, cancels, deposits, withdrawals, transfers,
+    borrows, repays, funding payments, liquidations and ADL. Interest is not itemized: it
+    shows as the balance's movement. Kept as long as the node keeps blocks.
+
+    \b
+    Examples:
+      bookchain query history alice
+      bookchain query history 0x1234...abcd --kind deposit --kind withdraw
+      bookchain query history alice --before 1200:3
+    """
+    address = get_ctx().address(who)
+    show(lambda c: c.history(address, limit, before, ",".join(kinds) or None, start, end), as_json,
+         lambda a: render.print_history(a, _catalog_or_none()))
+
+
+@query_command("candles")
+@click.argument("market")
+@click.option("--interval", default="1m", show_default=True, type=click.Choice(["1m", "5m", "15m", "1h", "4h", "1d"]),
+              help="Candle length.")
+@click.option("--start", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS", help="First candle start (ms since the epoch).")
+@click.option("--end", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS", help="Last candle start (ms since the epoch).")
+@click.option("--limit", default=60, show_default=True, type=click.IntRange(1, 5000), help="At most this many candles (the latest without --start).")
+def q_candles(market: str, interval: str, start: int | None, end: int | None, limit: int, as_json: bool) -> None:
+    """OHLCV candles of MARKET (symbol or id) built from its fills, oldest first.
+
+    \b
+    Examples:
+      bookchain query candles BTC/USDC
+      bookchain query candles BTC-PERP --interval 1h --limit 24 --json
+    """
+    show(lambda c: c.candles(market, interval, start, end, limit), as_json,
+         lambda a: render.print_candles(a, _catalog_or_none()))
 
 
 @query_command("order")

@@ -505,3 +505,76 @@ def _expiry_text(f: Fmt, m: dict[str, Any]) -> str:
     if m.get("settled"):
         text += f" settled at {f.quote_amount(m.get('id'), m.get('settlement_price'))}"
     return text
+
+
+# ---------------------------------------------------------------------------- history, candles
+def _history_detail(e: dict[str, Any], f: Fmt, me: str) -> str:
+    """One history entry in words, amounts in human units where the catalog knows them."""
+    kind = e.get("type")
+    mid = e.get("market")
+    if kind == "fill":
+        maker = e.get("maker") == me
+        taker_buys = e.get("side") == "buy"
+        side = ("sell" if taker_buys else "buy") if maker else ("buy" if taker_buys else "sell")
+        fee = e.get("maker_fee") if maker else e.get("taker_fee")
+        return (f"{side} {f.size(mid, e.get('size'))} {f.market_name(mid)} @ {f.price(mid, e.get('price'))} "
+                f"({'maker' if maker else 'taker'}, fee {f.quote_amount(mid, fee)}, oid "
+                f"{e.get('maker_oid') if maker else e.get('taker_oid')})")
+    if kind == "cancel":
+        return (f"order {e.get('oid')} on {f.market_name(mid)}: {f.size(mid, e.get('remaining'))} cancelled "
+                f"({e.get('reason')})")
+    if kind in ("deposit", "withdraw", "borrow", "repay"):
+        return f"{f.amount(e.get('asset'), e.get('amount'))} {f.asset_name(e.get('asset'))}"
+    if kind == "transfer":
+        out = e.get("account") == me
+        other = e.get("counterparty") if out else e.get("account")
+        return (f"{'sent' if out else 'received'} {f.amount(e.get('asset'), e.get('amount'))} "
+                f"{f.asset_name(e.get('asset'))} {'to' if out else 'from'} {short(other, 14)}")
+    if kind == "funding_payment":
+        return (f"{f.market_name(mid)}: funding paid {f.quote_amount(mid, e.get('funding'))}, "
+                f"pnl realized {f.quote_amount(mid, e.get('pnl'))}")
+    if kind == "adl":
+        role = "closed" if e.get("account") == me else "counterparty of"
+        return f"{role} {f.size(mid, e.get('lots'))} {f.market_name(mid)} (notional {f.quote_amount(mid, e.get('notional'))})"
+    rest = {k: v for k, v in e.items() if k not in ("type", "height", "seq", "time_ms", "account")}
+    return ", ".join(f"{k}={_s(v)}" for k, v in rest.items())
+
+
+def print_history(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    me = _s(doc.get("address"))
+    console().print(f"history of {me} (newest first)")
+    t = narrow_table("")
+    for col in ("time (UTC)", "height", "kind", "detail"):
+        t.add_column(col, no_wrap=col != "detail")
+    for e in doc.get("entries") or []:
+        t.add_row(_short_time(e.get("time_ms")), _s(e.get("height")), _s(e.get("type")), _history_detail(e, f, me))
+    c = console()
+    c.print(t)
+    if doc.get("next"):
+        c.print(f"more: --before {doc['next']}")
+    c.print("interest accrues continuously and shows only as balance changes (not itemized)")
+
+
+def print_order_history(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    t = narrow_table(f"finished orders of {_s(doc.get('address'))} (newest first)")
+    for col in ("oid", "market", "status", "reason", "height"):
+        t.add_column(col, no_wrap=True)
+    for o in doc.get("orders") or []:
+        t.add_row(_s(o.get("oid")), f.market_name(o.get("market")), _s(o.get("status")), _s(o.get("reason")),
+                  _s(o.get("height")))
+    console().print(t)
+
+
+def print_candles(doc: dict[str, Any], cat: Catalog | None) -> None:
+    f = Fmt(cat)
+    mid = doc.get("market")
+    t = narrow_table(f"{f.market_name(mid)} {_s(doc.get('interval'))} candles")
+    for col in ("open time (UTC)", "open", "high", "low", "close", "volume", "trades", "quote volume"):
+        t.add_column(col, justify="left" if col.startswith("open time") else "right", no_wrap=True)
+    for k in doc.get("candles") or []:
+        t.add_row(_short_time(k.get("t")), f.price(mid, k.get("o")), f.price(mid, k.get("h")),
+                  f.price(mid, k.get("l")), f.price(mid, k.get("c")), f.size(mid, k.get("v")), _s(k.get("n")),
+                  f.quote_amount(mid, k.get("quote_volume")))
+    console().print(t)

@@ -11,7 +11,7 @@ uint16s. ``/commits`` serves it as is, so a client following every block (the lo
 generator) costs the node two LevelDB reads per block and no per-transaction work.
 
 Compaction: the store takes ~2 MB/s at 5,000 tx/s (blocks ~680 B, results ~750 B, tx and
-fill index entries per tx), and every node writes the same bytes, so all nodes of a devnet
+fill index entries per tx; fills are now indexed as account history entries, node/history.py), and every node writes the same bytes, so all nodes of a devnet
 compact at the same moment. With LevelDB's default snappy compression those compactions
 took 0.5-1.8 s of a core each, on four nodes at once, and were the devnet's p99 latency
 (5,000/s for a minute: p99 1.1-1.2 s, every spike at a compaction in the nodes' LOG
@@ -24,12 +24,14 @@ block, so stores written compressed still open and read.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import plyvel
 
+from node import history
 from node.codes import pack_codes
 
 _BLOCK = b"b"
@@ -40,6 +42,7 @@ _FILL = b"f"
 _CODES = b"k"
 _ORDER = b"o"  # oid -> [status, reason, height, owner, market] of a finished order (node/orderindex.py)
 _CLOID = b"l"  # owner + cloid -> [oid, height] of an order placed with a client order id
+# b"h" account history, b"O" orders per account, b"C" candles: node/history.py
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
@@ -120,6 +123,8 @@ class BlockStore:
                 rec = self.results(h)
                 if rec is not None:
                     self._prune_order_entries(wb, h, rec, raw)
+                    for key in history.history_prune_keys(h, rec[2]):
+                        wb.delete(key)
                     n = 0
                     for _, event in rec[2]:
                         if event[0] == "fill":
@@ -151,6 +156,22 @@ class BlockStore:
             stored = self.order_outcome(oid)
             if stored is not None and stored[2] == h:
                 wb.delete(_ORDER + _h(oid))
+        # the per-account order entries of height h: every (owner, oid) the block could
+        # have finished (deleting a key never written is harmless)
+        owners: set[tuple[bytes, int]] = set()
+        for receipt in rec[1]:
+            if receipt[3]:
+                owners.update((receipt[3], res[2]) for res in receipt[5] if res[2] is not None)
+        for _, event in rec[2]:
+            if event[0] == "fill":
+                owners.add((event[5], event[7]))
+            elif event[0] == "cancel":
+                owners.add((event[3], event[2]))
+            elif event[0] == "triggered":
+                owners.update((a, event[2]) for a in event[1:] if isinstance(a, bytes) and len(a) == 20)
+        for owner, oid in owners:
+            if isinstance(owner, bytes) and isinstance(oid, int):
+                wb.delete(history.order_key(owner, h, oid))
         for tx in Block.decode(raw_block).txs if raw_block is not None else ():
             try:
                 decoded = decode_tx(tx)
@@ -186,10 +207,12 @@ class BlockStore:
     def save_results(self, height: int, results: list[Any] | bytes, tx_hashes: list[bytes],
                      fills: list[tuple[bytes, list[Any] | bytes]], codes: list[int] | None = None,
                      orders: dict[int, list[Any]] | None = None,
-                     cloids: list[tuple[bytes, bytes, int]] | None = None) -> None:
+                     cloids: list[tuple[bytes, bytes, int]] | None = None,
+                     extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
         """Results of block ``height`` (a record or its msgpack bytes), the tx index, the
         per-account fill index (records or their msgpack bytes), with ``codes`` the compact
-        commit codes, and the order outcome and client-order-id indexes, atomically."""
+        commit codes, the order outcome and client-order-id indexes, and ``extra`` puts
+        (history, per-account orders and candles: node/history.py), atomically."""
         packer = msgpack.Packer(use_bin_type=True)
         loc = _LOC.pack
         with self.db.write_batch(transaction=True, sync=True) as wb:
@@ -207,6 +230,8 @@ class BlockStore:
                 put(_ORDER + _h(oid), packer.pack(outcome))
             for owner, cloid, oid in cloids or ():
                 put(_CLOID + owner + cloid, packer.pack([oid, height]))
+            for key, value in extra:
+                put(key, value)
             put(_META_RESULTS, height.to_bytes(8, "big"))
 
     def results(self, height: int) -> list[Any] | None:
@@ -252,12 +277,39 @@ class BlockStore:
         return None if raw is None else int(msgpack.unpackb(raw)[0])
 
     def fills(self, address: bytes, limit: int) -> list[tuple[int, list[Any]]]:
-        """Newest first: (height, fill record)."""
-        out = []
+        """Newest first: (height, fill record). Fills are read from the account history
+        (node/history.py); a store written before it existed continues with its own fill
+        index entries, all at heights below the history's."""
+        entries, _ = history.read_history(self.db, address, limit=limit, kinds=("fill",), max_scan=200_000)
+        out: list[tuple[int, list[Any]]] = [(h, event[1:]) for h, _seq, _t, event in entries]
+        if len(out) >= limit:
+            return out
         prefix = _FILL + address
-        for key, value in self.db.iterator(prefix=prefix, reverse=True):
+        it = self.db.iterator(prefix=prefix, reverse=True) if not out else \
+            self.db.iterator(start=prefix, stop=prefix + _h(out[-1][0]), reverse=True)
+        for key, value in it:
             height = struct.unpack(">Q", key[len(prefix): len(prefix) + 8])[0]
             out.append((height, msgpack.unpackb(value, raw=False)))
             if len(out) >= limit:
                 break
         return out
+
+    # ------------------------------------------------------------------ history (node/history.py)
+    def get(self, key: bytes) -> bytes | None:
+        """A raw read (the candle book's first look at a candle after a start)."""
+        value: bytes | None = self.db.get(key)
+        return value
+
+    def history(self, address: bytes, limit: int, before: tuple[int, int] | None = None,
+                start_ms: int | None = None, end_ms: int | None = None,
+                kinds: list[str] | None = None) -> tuple[list[tuple[int, int, int, list[Any]]], str | None]:
+        """Newest first: (height, seq, time_ms, event) of ``address``, and the next cursor."""
+        return history.read_history(self.db, address, limit=limit, before=before, start_ms=start_ms,
+                                    end_ms=end_ms, kinds=kinds)
+
+    def order_history(self, owner: bytes, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        return history.read_orders(self.db, owner, limit=limit, before=before)
+
+    def candles(self, market: int, interval: str, start_ms: int = 0, end_ms: int | None = None,
+                limit: int = 500) -> list[dict[str, Any]]:
+        return history.read_candles(self.db, market, interval, start_ms=start_ms, end_ms=end_ms, limit=limit)

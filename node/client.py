@@ -215,6 +215,29 @@ class Client:
     def fills(self, address: str, limit: int = 100) -> Json:
         return self.get("/fills", address=address, limit=limit)
 
+    def history(self, address: str, limit: int = 100, before: str | None = None, kinds: str | None = None,
+                start: int | None = None, end: int | None = None) -> Json:
+        """An account's events newest first; ``before`` is a previous page's ``next``."""
+        params: dict[str, object] = {"address": address, "limit": limit}
+        for name, value in (("before", before), ("kinds", kinds), ("start", start), ("end", end)):
+            if value is not None:
+                params[name] = value
+        return self.get("/history", **params)
+
+    def order_history(self, address: str, limit: int = 100, before: int | None = None) -> Json:
+        if before is None:
+            return self.get("/orders/history", address=address, limit=limit)
+        return self.get("/orders/history", address=address, limit=limit, before=before)
+
+    def candles(self, market: str, interval: str = "1m", start: int | None = None, end: int | None = None,
+                limit: int = 500) -> Json:
+        params: dict[str, object] = {"market": market, "interval": interval, "limit": limit}
+        if start is not None:
+            params["start"] = start
+        if end is not None:
+            params["end"] = end
+        return self.get("/candles", **params)
+
     def order_status(self, oid: int | None = None, address: str | None = None, cloid: bytes | None = None) -> Json:
         """By ``oid``, or by ``address`` and ``cloid``."""
         if oid is not None:

@@ -17,13 +17,14 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import orderindex
+from node import history, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
+from state.keys import address_to_text
 from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
 from state.tx import SignedTx, tx_hash
@@ -62,6 +63,7 @@ class Execution:
         self.metrics: NodeMetrics | None = None  # set by the runtime; None in tools and tests
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
         self._closing = False
+        self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -105,18 +107,13 @@ class Execution:
         result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
                                      self.mempool.verified, commit=False)
         receipts = [r.to_list() for r in result.receipts]
-        # One conversion per fill serves both its event and its index entries (packed once).
+        # Fills reach the per-account index through the account history (node/history.py),
+        # which /fills reads: one entry per fill and account, not two.
         pack = msgpack.Packer(use_bin_type=True).pack
         events: list[list[Any]] = []
-        fills: list[tuple[bytes, list[Any] | bytes]] = []
         for i, e in result.events:
             if type(e) is Fill:
-                rec = e.to_list()
-                events.append([i, ["fill", *rec]])
-                packed = pack(rec)
-                fills.append((e.maker, packed))
-                if e.taker != e.maker:
-                    fills.append((e.taker, packed))
+                events.append([i, ["fill", *e.to_list()]])
             else:
                 events.append([i, event_to_list(e)])
         # receipts come one per tx in block order and carry the tx hash (no re-hashing)
@@ -129,7 +126,9 @@ class Execution:
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
             cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
-            self.blocks.save_results(block.height, record, hashes, fills, codes, orders, cloids)
+            extra = history.block_puts(block.height, block.header.time_ms, events, orders, self.candles,
+                                       self.sm.ex.markets)
+            self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
@@ -214,15 +213,12 @@ class Execution:
             if ej["type"] == "fill":
                 touched_markets.add(ej["market"])
                 bus.publish("trades", ej["market"], {"height": block.height, **ej})
-                bus.publish("account", ej["maker"], {"height": block.height, **ej})
-                bus.publish("account", ej["taker"], {"height": block.height, **ej})
             elif ej["type"] == "cancel":
                 touched_markets.add(ej["market"])
-                bus.publish("account", ej["owner"], {"height": block.height, **ej})
-            else:  # an event about accounts goes to each of them (a transfer: both sides)
-                for field in ("account", "counterparty", "address"):
-                    if field in ej:
-                        bus.publish("account", ej[field], {"height": block.height, **ej})
+            # every account the event names, once each (the same rule as the history index:
+            # maker and taker, owner, account and counterparty)
+            for address in history.addresses_of(e):
+                bus.publish("account", address_to_text(address), {"height": block.height, **ej})
         for r in receipts:
             for res in r[5]:
                 if res[3] == "resting":

@@ -19,12 +19,13 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import orderindex
+from node import history, orderindex
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
     account_json,
     block_json,
     code_name,
+    event_from_list,
     fill_from_list,
     num,
     receipt_from_list,
@@ -147,6 +148,7 @@ class RpcServer:
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
             ("/order_status", self.order_status),
+            ("/history", self.history), ("/orders/history", self.orders_history), ("/candles", self.candles),
             ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
             ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
             ("/can_borrow", self.can_borrow),
@@ -427,6 +429,51 @@ class RpcServer:
         address = _address_param(request)
         limit = _int_param(request, "limit", 100, lo=1, hi=1000)
         return web.json_response({"fills": [{"height": h, **fill_from_list(f)} for h, f in self.rt.blocks.fills(address, limit)]})
+
+    async def history(self, request: web.Request) -> web.Response:
+        """An account's indexed events newest first (node/history.py), paged by ``before``
+        (the ``next`` cursor of the previous page, ``height:seq``)."""
+        address = _address_param(request)
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        q = request.query
+        before = None
+        if "before" in q:
+            try:
+                before = history.parse_cursor(q["before"])
+            except ValueError:
+                raise RpcError(400, Code.MALFORMED, "before must be HEIGHT:SEQ (a next cursor)") from None
+        kinds = [k.strip() for k in q.get("kinds", "").split(",") if k.strip()] or None
+        unknown = sorted(set(kinds or ()) - set(history.KINDS))
+        if unknown:
+            raise RpcError(400, Code.MALFORMED, f"unknown kinds {unknown}; kinds: {', '.join(history.KINDS)}")
+        start = _int_param(request, "start", 0) if "start" in q else None
+        end = _int_param(request, "end", 0) if "end" in q else None
+        entries, cursor = self.rt.blocks.history(address, limit, before, start, end, kinds)
+        return web.json_response({
+            "address": address_to_text(address), "base": self.rt.blocks.base,
+            "entries": [{"height": h, "seq": s, "time_ms": t, **event_from_list(e)} for h, s, t, e in entries],
+            "next": cursor})
+
+    async def orders_history(self, request: web.Request) -> web.Response:
+        """An account's finished orders newest first with their final status."""
+        address = _address_param(request)
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        before = _int_param(request, "before", 0, lo=1) if "before" in request.query else None
+        return web.json_response({"address": address_to_text(address),
+                                  "orders": self.rt.blocks.order_history(address, limit, before)})
+
+    async def candles(self, request: web.Request) -> web.Response:
+        """OHLCV of a market (prices in ticks, volume in lots, quote_volume in quote units)."""
+        m = self._market_id(request)
+        interval = request.query.get("interval", "1m")
+        if interval not in history.INTERVALS:
+            raise RpcError(400, Code.MALFORMED, f"interval must be one of {', '.join(history.INTERVALS)}")
+        start = _int_param(request, "start", 0)
+        end = _int_param(request, "end", 0) if "end" in request.query else None
+        limit = _int_param(request, "limit", 500, lo=1, hi=5000)
+        rows = self.rt.blocks.candles(m, interval, start, end, limit)
+        return web.json_response({"market": m, "interval": interval,
+                                  "candles": [{k: num(v) for k, v in c.items()} for c in rows]})
 
     # ------------------------------------------------------------------ ops
     @web.middleware

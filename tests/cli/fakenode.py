@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
 from aiohttp import web
 
+from node import history, orderindex
+from node.blockstore import BlockStore
 from node.codes import pack_codes, split_hashes, unpack_codes
+from node.execution import event_to_list
 from node.jsonfmt import account_json, receipt_from_list, view_json
+from node.rpc import RpcError, RpcServer
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
@@ -41,6 +47,16 @@ def error(status: int, code: Code | int, message: str, name: str | None = None) 
     return web.json_response({"error": {"code": int(code), "name": name, "message": message}}, status=status)
 
 
+def _answer_errors(handler: Any) -> Any:
+    """A real RPC handler's RpcError as the node answers it (node/rpc.py errors_middleware)."""
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except RpcError as err:
+            return error(err.status, err.code, err.message)
+    return wrapped
+
+
 class FakeNode:
     def __init__(self, genesis: Genesis, *, block_ms: int = 50, moniker: str = "fake0") -> None:
         self.genesis = genesis
@@ -54,6 +70,9 @@ class FakeNode:
         self.commit_codes: list[tuple[bytes, bytes]] = []  # per height: (hashes, codes) as /commits sends them
         self.tx_index: dict[str, tuple[int, int, dict[str, Any]]] = {}
         self.fills_by_addr: dict[str, list[dict[str, Any]]] = {}
+        # the node's real history/order/candle indexes and their real RPC handlers
+        self.store = BlockStore(tempfile.mkdtemp(prefix="fakenode-blocks-"))
+        self.candle_book = history.CandleBook(self.store.get)
         self.waiters: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
         self.reject_admission: dict[str, tuple[Code, str]] = {}  # tests inject mempool refusals
         self.port = 0
@@ -113,6 +132,11 @@ class FakeNode:
         r.add_get("/pools", self.h_pools)
         r.add_get("/funding", self.h_funding)
         r.add_get("/oracle", self.h_oracle)
+        real = RpcServer.__new__(RpcServer)
+        real.rt = SimpleNamespace(blocks=self.store, sm=self.sm, genesis=self.genesis)  # type: ignore[assignment]
+        for path, handler in (("/history", real.history), ("/orders/history", real.orders_history),
+                              ("/candles", real.candles)):
+            r.add_get(path, _answer_errors(handler))
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -123,6 +147,7 @@ class FakeNode:
         await self._stop.wait()
         producer.cancel()
         await self._runner.cleanup()
+        self.store.close()
 
     @web.middleware
     async def _log_mw(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -147,6 +172,10 @@ class FakeNode:
         receipts = [receipt_json(r) for r in res.receipts]
         self.results.append({"height": height, "app_hash": res.app_hash.hex(), "receipts": receipts,
                              "events": [], "write_digests": []})
+        events = [[i, event_to_list(e)] for i, e in res.events]
+        orders = orderindex.outcomes(self.sm.ex, height, res.events, res.receipts)
+        extra = history.block_puts(height, t, events, orders, self.candle_book, self.sm.ex.markets)
+        self.store.save_results(height, [res.app_hash, [], events, []], [], [], None, orders, None, extra)
         self.commit_codes.append((b"".join(r.tx_hash for r in res.receipts),
                                   pack_codes([int(r.code) for r in res.receipts])))
         for i, (raw, rj) in enumerate(zip(txs, receipts, strict=True)):

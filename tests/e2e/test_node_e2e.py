@@ -133,3 +133,23 @@ def test_validators_feed_the_oracle_and_lending_uses_it(cluster: Cluster) -> Non
     assert eth["idle"] >= 10**8  # drawn out of the pool (from bob's own supply first, then as debt)
     pools = {p["symbol"]: p for p in cluster.get(3, "/pools")["pools"]}
     assert pools["ETH"]["idle"] >= 10**8
+
+
+def test_every_node_serves_the_same_history_candles_and_order_history(cluster: Cluster) -> None:
+    """The node indexes of node/history.py on real validators: derived from the same blocks,
+    every node answers /history, /candles, /orders/history and /fills alike."""
+    cluster.commit(0, cluster.sign("alice", order(False, 61_000, 10)))
+    r = cluster.commit(1, cluster.sign("bob", order(True, 61_000, 10, Tif.IOC)))
+    cluster.wait_height(r["height"] + 1)
+    bob = "0x" + cluster.key("bob").address.hex()
+    hist = [cluster.get(i, f"/history?address={bob}&kinds=fill") for i in range(4)]
+    assert all(h["entries"] == hist[0]["entries"] for h in hist)
+    res = r["receipt"]["results"][0]
+    in_block = [(e["price"], e["size"]) for e in hist[0]["entries"] if e["height"] == r["height"]]
+    assert sorted(in_block) == sorted((f["price"], f["size"]) for f in res["fills"]) and in_block
+    fills = cluster.get(2, f"/fills?address={bob}&limit=1")["fills"]
+    assert [(f["price"], f["size"]) for f in fills] == in_block[:1]
+    candles = [cluster.get(i, "/candles?market=BTC/USDC&interval=1h")["candles"] for i in range(4)]
+    assert all(c == candles[0] for c in candles) and candles[0][-1]["c"] == res["fills"][-1]["price"]
+    finished = [cluster.get(i, f"/orders/history?address={bob}")["orders"] for i in range(4)]
+    assert all(f == finished[0] for f in finished) and finished[0][0]["oid"] == res["oid"]
