@@ -84,7 +84,7 @@ class Position:
 
 class Account:
     __slots__ = (
-        "address", "cloids", "idle", "lend_off", "open_orders", "orders", "pools", "positions",
+        "address", "cloids", "dead_man", "idle", "lend_off", "open_orders", "orders", "pools", "positions",
         "scaled", "unwind", "watch",
     )
 
@@ -97,6 +97,8 @@ class Account:
         self.positions: dict[int, Position] = {}  # perp market -> position
         self.unwind: tuple[int, ...] = ()  # markets, in the order the account wants them liquidated
         self.watch: list[Any] | None = None  # liquidation-watch arming (state/watch.py)
+        # dead-man switch (state/lifetimes.py): [deadline ms (0 = none), UTC day, sets that day]
+        self.dead_man: list[int] | None = None
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
@@ -130,6 +132,11 @@ class Account:
             self.lend_off.add(asset)
         self.pools.tracker.accounts.add(self.address)
 
+    def set_dead_man(self, value: list[int] | None) -> None:
+        """The dead-man switch's [deadline_ms, day, count] (``schedule_cancel``); None = never set."""
+        self.dead_man = value
+        self.pools.tracker.accounts.add(self.address)
+
     def position(self, market: int) -> Position:
         pos = self.positions.get(market)
         if pos is None:
@@ -158,20 +165,25 @@ class Account:
             and not self.unwind
             and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
+            and self.dead_man is None
         )
 
     def record(self) -> list[object]:
         """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books;
         the watch arming is a record of its own (``records.WATCH``): most blocks that change
-        an account's balances keep its arming, and it was half of this record's bytes."""
+        an account's balances keep its arming, and it was half of this record's bytes. The
+        dead-man switch is a 5th element, present only once the account has used it."""
         scaled, idle = self.scaled, self.idle
         assets = sorted(scaled.keys() | idle.keys())
-        return [
+        rec: list[object] = [
             [[a, idle.get(a, 0), scaled.get(a, 0)] for a in assets],
             [[m, *p.record()] for m, p in sorted(self.positions.items()) if not p.is_blank()],
             sorted(self.lend_off),
             list(self.unwind),
         ]
+        if self.dead_man is not None:
+            rec.append(list(self.dead_man))
+        return rec
 
     @classmethod
     def from_record(cls, address: bytes, pools: Pools, r: list[Any]) -> Account:
@@ -184,4 +196,6 @@ class Account:
         acct.positions = {m: Position(s, e, p, f, ep) for m, s, e, p, f, ep in r[1]}
         acct.lend_off = set(r[2])
         acct.unwind = tuple(r[3])
+        if len(r) > 4 and r[4]:
+            acct.dead_man = [int(x) for x in r[4]]
         return acct

@@ -12,6 +12,7 @@ holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_reco
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from typing import Any
 
@@ -83,6 +84,9 @@ class Exchange:
         self.perp_entry_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
         self.perp_fref_sum: dict[int, int] = dict.fromkeys(self.perp_market_ids, 0)
         self.watch = Watch()  # derived: state/watch.py
+        # derived, state/lifetimes.py: min-heaps with lazy deletion (stale entries are skipped)
+        self.order_expiries: list[tuple[int, int, int]] = []  # (expires_at, oid, market)
+        self.dead_men: list[tuple[int, bytes]] = []  # (dead-man deadline, address)
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0
@@ -301,6 +305,9 @@ class Exchange:
             if order.cloid is not None:
                 acct.cloids[order.cloid] = order.oid
             acct.add_order(order.market, order.is_buy, order.size, order.price * order.size * self.markets[order.market].tick_value)
+            if order.expires_at:
+                self.order_expiries.append((order.expires_at, order.oid, order.market))
+        heapq.heapify(self.order_expiries)
         for addr in sorted(self.accounts):
             acct = self.accounts[addr]
             for m, pos in acct.positions.items():
@@ -311,5 +318,8 @@ class Exchange:
                 self.perp_fref_sum[m] += pos.size * pos.funding_index
             if acct.watch is not None:
                 self.watch.arm_from_record(addr, acct.watch)
+            if acct.dead_man is not None and acct.dead_man[0]:
+                self.dead_men.append((acct.dead_man[0], addr))
+        heapq.heapify(self.dead_men)
         refresh_index_prices(self)
         refresh_leg_prices(self)

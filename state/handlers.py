@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import lendtx, liquidation, matching, nonces, oracle, risk
+from state import lendtx, lifetimes, liquidation, matching, nonces, oracle, risk
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -28,6 +28,7 @@ from state.tx import (
     OraclePrices,
     PlaceOrder,
     Repay,
+    ScheduleCancel,
     SetUnwindOrder,
     SignedTx,
     Tif,
@@ -75,6 +76,7 @@ def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> 
 
 
 def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
+    lifetimes.must_live_order(ex, a)
     return matching.place_order(ex, acct, a)
 
 
@@ -101,7 +103,9 @@ def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
             raise TxError(Code.BELOW_MIN_NOTIONAL, "the smaller order would be below the minimum notional")
         matching.shrink_order(ex, order, a.size)
         return ActionResult(Code.OK, oid=order.oid, status="resting", resting=a.size)
-    replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid)
+    replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid,
+                             order.expires_at or None)  # keeps the order's expiry
+    lifetimes.must_live_order(ex, replacement)
     return matching.place_order(ex, acct, replacement, replacing=order)
 
 
@@ -122,6 +126,7 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     Repay: lendtx.handle_repay,
     OraclePrices: oracle.handle_oracle,
     SetUnwindOrder: liquidation.handle_set_unwind_order,
+    ScheduleCancel: lifetimes.handle_schedule_cancel,
 }
 
 
@@ -149,6 +154,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     kind = _ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
     kept = ex.nonces.get(signer)
     try:
+        lifetimes.must_not_expired(tx, ex.time_ms)  # before the nonce: an expired tx consumes nothing
         nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
     except TxError as err:
         return Receipt(tx_hash, err.code, err.message, signer, kind)
