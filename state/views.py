@@ -15,6 +15,7 @@ from state.errors import TxError
 from state.funding import owed_funding
 from state.handlers import must_valid_withdrawal
 from state.lendtx import must_valid_borrow
+from state.lifetimes import dead_man_view
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
@@ -132,7 +133,8 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
     acct = ex.accounts.get(address)
     if acct is None:
         return {"equity": 0, "initial": 0, "maintenance": 0, "margin_ratio_ppm": 0, "free_collateral": 0,
-                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {}}
+                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {},
+                "dead_man": dead_man_view(ex, None)}
     im = assess(ex, acct, True, orders=True)
     mm = assess(ex, acct, False, detail=True)
     balances = []
@@ -157,6 +159,7 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
         "balances": balances, "positions": positions,
         "liquidation_prices": {str(u): p for u, p in liquidation_prices(ex, acct, mm).items()},
         "unwind_order": list(acct.unwind),
+        "dead_man": dead_man_view(ex, acct),  # the dead-man switch: deadline_ms, used_today, per_day_limit
     }
 
 
@@ -182,7 +185,8 @@ def open_orders_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
         out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
                     "price": o.price, "size": o.size, "orig_size": o.orig_size,
                     "tif": ["gtc", "ioc", "alo"][o.tif], "reduce_only": o.reduce_only,
-                    "cloid": o.cloid.hex() if o.cloid else None})
+                    "cloid": o.cloid.hex() if o.cloid else None,
+                    "expires_at_ms": o.expires_at or None})
     return out
 
 
