@@ -87,6 +87,7 @@ class Exchange:
         # derived, state/lifetimes.py: min-heaps with lazy deletion (stale entries are skipped)
         self.order_expiries: list[tuple[int, int, int]] = []  # (expires_at, oid, market)
         self.dead_men: list[tuple[int, bytes]] = []  # (dead-man deadline, address)
+        self.lifetime_heap_bounds = [1024, 1024]  # sizes past which those two are rebuilt
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0

@@ -21,7 +21,11 @@ Both are found without scanning: min-heaps on the Exchange (``order_expiries`` o
 (expires_at, oid, market), ``dead_men`` of (deadline, address)), derived and rebuilt by
 ``Exchange.load_records``. Entries are never removed when an order is cancelled or filled
 or a switch renewed: a popped entry that no longer matches live state is skipped (lazy
-deletion), so every mutation stays O(log n) and each entry is popped once.
+deletion), so every mutation stays O(log n) and each entry is popped once. Stale entries
+far in the future would pile up (place and cancel a year-long GTT order, again and again),
+so a heap that outgrows twice its size at the last rebuild (plus ``COMPACT_SLACK``) is
+rebuilt from the live orders / armed switches: amortized O(1) per push, and invisible to
+the state (the heaps are derived; a rebuild holds exactly the entries that can still act).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from state.exchange import Exchange
 
 DAY_MS: Final = 86_400_000
+COMPACT_SLACK: Final = 1024
 
 
 def must_live_order(ex: Exchange, o: PlaceOrder) -> None:
@@ -83,6 +88,23 @@ def begin_block(ex: Exchange) -> None:
         cancelled = cancel_all_for(ex, acct, "dead_man")
         acct.set_dead_man([0, acct.dead_man[1], acct.dead_man[2]])
         ex.emit(DeadManFired("dead_man", address, deadline, cancelled))
+    _maybe_compact(ex)
+
+
+def _maybe_compact(ex: Exchange) -> None:
+    """Drop the stale entries of a heap grown past its bound (see the module doc)."""
+    if len(ex.order_expiries) > ex.lifetime_heap_bounds[0]:
+        live = [(o.expires_at, o.oid, o.market) for m in sorted(ex.books)
+                for o in ex.books[m].orders.values() if o.expires_at]
+        heapq.heapify(live)
+        ex.order_expiries = live
+        ex.lifetime_heap_bounds[0] = 2 * len(live) + COMPACT_SLACK
+    if len(ex.dead_men) > ex.lifetime_heap_bounds[1]:
+        armed = [(a.dead_man[0], addr) for addr, a in sorted(ex.accounts.items())
+                 if a.dead_man is not None and a.dead_man[0]]
+        heapq.heapify(armed)
+        ex.dead_men = armed
+        ex.lifetime_heap_bounds[1] = 2 * len(armed) + COMPACT_SLACK
 
 
 def handle_schedule_cancel(ex: Exchange, signer: bytes, pubkey: bytes, a: ScheduleCancel) -> ActionResult:

@@ -338,3 +338,20 @@ def test_no_expired_order_survives_a_block_and_no_switch_fires_early(steps: list
             assert not deadline or deadline > now  # a due switch has fired
     fork = chain.fork()
     assert fork.ex.snapshot_records() == chain.ex.snapshot_records()
+
+
+def test_stale_heap_entries_are_compacted(chain: Chain) -> None:
+    """Place-and-cancel of far-future GTT orders leaves stale entries; a heap past its bound
+    is rebuilt from the live orders and armed switches only."""
+    from state.lifetimes import COMPACT_SLACK
+
+    far = chain.time + 10**9
+    oid = chain.result(A, _gtt(far)).oid
+    chain.result(A, ScheduleCancel(far))
+    for i in range(COMPACT_SLACK + 5):
+        chain.ex.order_expiries.append((far + i, 10**6 + i, BTC_SPOT))  # as if placed and cancelled
+        chain.ex.dead_men.append((far + i, B.address))  # as if renewed
+    _empty_block(chain)
+    assert chain.ex.order_expiries == [(far, oid, BTC_SPOT)]
+    assert chain.ex.dead_men == [(far, A.address)]
+    assert chain.ex.lifetime_heap_bounds == [2 + COMPACT_SLACK, 2 + COMPACT_SLACK]
