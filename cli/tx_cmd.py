@@ -311,7 +311,8 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
 
     \b
       {"type":"order","market":"BTC/USDC","side":"buy","size":"0.1","price":"60000",
-       "tif":"gtc","reduce_only":false,"cloid":"a1"}
+       "tif":"gtc","reduce_only":false,"cloid":"a1","expires_at_ms":1767225600000}
+                                                      ("expires_at_ms" optional: good-til-time)
       {"type":"cancel","market":"BTC/USDC","oid":7}   (or "cloid")
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}

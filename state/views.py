@@ -15,7 +15,7 @@ from state.errors import TxError
 from state.funding import owed_funding
 from state.handlers import must_valid_withdrawal
 from state.lendtx import must_valid_borrow
-from state.lifetimes import dead_man_view
+from state.lifetimes import dead_man_view, must_live_order
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
@@ -98,7 +98,12 @@ def _verdict(fn: Any, *args: Any) -> dict[str, Any]:
 def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str, Any]:
     """Would this order pass every check now (validity, margin, pools)? No state changes."""
     acct = ex.accounts.get(address) or Account(address, ex.pools)
-    return _verdict(must_valid_order, ex, acct, order)
+
+    def check() -> None:
+        must_live_order(ex, order)
+        must_valid_order(ex, acct, order)
+
+    return _verdict(check)
 
 
 def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:

@@ -170,7 +170,8 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> tx.BatchItem:
         if kind == "order":
             return order_action(cat, item["market"], item["side"], item["size"], item["price"],
                                 tif=item.get("tif", "gtc"), reduce_only=bool(item.get("reduce_only", False)),
-                                cloid=item.get("cloid"), raw=bool(item.get("raw", raw)))
+                                cloid=item.get("cloid"), raw=bool(item.get("raw", raw)),
+                                expires_at_ms=_opt_ms(item.get("expires_at_ms")))
         if kind == "cancel":
             return cancel_action(cat, item["market"], item.get("oid"), item.get("cloid"))
         if kind == "cancel_all":
@@ -184,6 +185,11 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> tx.BatchItem:
     except KeyError as err:
         raise UnitError(f"batch item {item!r} lacks {err.args[0]!r}") from None
     raise UnitError(f"batch item type must be order, cancel, cancel_all or modify, got {item['type']!r}")
+
+
+def _opt_ms(value: Any) -> int | None:
+    """A batch order's optional ``expires_at_ms`` (good-til-time, unix ms)."""
+    return None if value is None else parse_raw_int(value, "expires_at_ms")
 
 
 def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> tx.Batch:

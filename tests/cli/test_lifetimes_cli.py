@@ -56,3 +56,14 @@ def test_builders() -> None:
     k = PrivateKey(b"\x05" * 32)
     assert decode_tx(sign(k, 1, ScheduleCancel(None), "t", expires_after_ms=9)).expires_after == 9
     assert decode_tx(sign(k, 1, ScheduleCancel(None), "t")).expires_after is None
+
+
+def test_batch_order_item_takes_expires_at_ms() -> None:
+    from node.wallet.txbuild import batch_action
+    from tests.cli.test_txbuild import CAT
+
+    b = batch_action(CAT, [{"type": "order", "market": "BTC/USDC", "side": "buy", "size": "0.1", "price": "60000",
+                            "expires_at_ms": 123}])
+    assert b.actions[0].expires_at_ms == 123  # type: ignore[union-attr]
+    b = batch_action(CAT, [{"type": "order", "market": "BTC/USDC", "side": "buy", "size": "0.1", "price": "60000"}])
+    assert b.actions[0].expires_at_ms is None  # type: ignore[union-attr]

@@ -355,3 +355,19 @@ def test_stale_heap_entries_are_compacted(chain: Chain) -> None:
     assert chain.ex.order_expiries == [(far, oid, BTC_SPOT)]
     assert chain.ex.dead_men == [(far, A.address)]
     assert chain.ex.lifetime_heap_bounds == [2 + COMPACT_SLACK, 2 + COMPACT_SLACK]
+
+
+def test_views_show_expiry_and_dead_man(chain: Chain) -> None:
+    from state import views
+
+    expiry = chain.time + 60_000
+    chain.result(A, _gtt(expiry))
+    assert views.open_orders_view(chain.ex, A.address)[0]["expires_at_ms"] == expiry
+    assert views.margin_summary(chain.ex, A.address)["dead_man"] == {
+        "deadline_ms": None, "used_today": 0, "per_day_limit": 10}
+    deadline = chain.time + 60_000
+    chain.result(A, ScheduleCancel(deadline))
+    assert views.margin_summary(chain.ex, A.address)["dead_man"] == {
+        "deadline_ms": deadline, "used_today": 1, "per_day_limit": 10}
+    verdict = views.can_place_order(chain.ex, A.address, _gtt(chain.time))
+    assert verdict["name"] == "ORDER_EXPIRED"
