@@ -410,8 +410,13 @@ def margin_rows(m: dict[str, Any], cat: Catalog | None) -> list[tuple[str, Any]]
     unwind = m.get("unwind_order")
     if isinstance(unwind, list):
         rows.append(("unwind order", ", ".join(f.market_name(x) for x in unwind) or "default (largest risk first)"))
+    dead = m.get("dead_man")
+    if isinstance(dead, dict):
+        deadline = dead.get("deadline_ms")
+        rows.append(("dead-man switch", "off" if deadline is None else f"cancels all orders at {_s(deadline)} ms"))
+        rows.append(("dead-man changes today", f"{_s(dead.get('used_today'))} of {_s(dead.get('per_day_limit'))}"))
     known = {"equity", "initial", "maintenance", "free_collateral", "margin_ratio_ppm", "liquidatable",
-             "liquidation_prices", "unwind_order", "balances", "positions"}
+             "liquidation_prices", "unwind_order", "balances", "positions", "dead_man"}
     rows += [(k, v) for k, v in m.items() if k not in known and not isinstance(v, (list, dict))]
     return rows
 

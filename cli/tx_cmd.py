@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,16 +38,7 @@ from node.wallet.nonce import NONCES
 from node.wallet.units import MAX_CHAIN_INT, Catalog
 from state.agents import sub_account_address
 from state.keys import address_from_text
-from state.tx import (
-    ActAs,
-    ApproveAgent,
-    Batch,
-    CreateSubAccount,
-    Deposit,
-    RevokeAgent,
-    sign_tx,
-    tx_hash,
-)
+from state.tx import ActAs, ApproveAgent, Batch, CreateSubAccount, Deposit, RevokeAgent, tx_hash
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +46,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def common_options(f: F) -> F:
     """Options every tx subcommand takes (applied bottom-up, shown in this order in --help)."""
     f = json_option(f)
+    f = click.option("--expires-after", "expires_after_s", default=None, type=click.IntRange(1, 10**9), metavar="SECONDS",
+                     help="Put expires_after = now + SECONDS in the envelope: a block later than that rejects the "
+                          "tx (TX_EXPIRED) without using its nonce, and the mempool drops it.")(f)
     f = click.option("--chain-id", default=None, envvar="BOOKCHAIN_CHAIN_ID", metavar="ID",
                      help="Chain id to sign for (default: asked from the node's /status).")(f)
     f = click.option("--timeout-ms", default=10_000, show_default=True, type=click.IntRange(100, 120_000),
@@ -87,6 +82,12 @@ def build(fn: Callable[[], Any]) -> Any:
     return translate_errors(fn)
 
 
+def now_ms() -> int:
+    """Wall-clock milliseconds: what expiries typed as "in N seconds" count from (block
+    times follow the validators' clocks)."""
+    return time.time_ns() // 1_000_000
+
+
 def sub_account_of(key_name: str, account: str) -> bytes:
     """The address of sub-account ``account`` (a name, or an 0x address) of the account the
     key acts for: its own, or, for an agent key, its master's (asked from the node)."""
@@ -100,7 +101,7 @@ def sub_account_of(key_name: str, account: str) -> bytes:
 
 
 def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain_id: str | None,
-           as_json: bool, sub_account: str | None = None) -> None:
+           as_json: bool, expires_after_s: int | None = None, sub_account: str | None = None) -> None:
     ctx = get_ctx()
     ctx.set_chain_id(chain_id)
     rec = ctx.key(key_name)
@@ -108,9 +109,10 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
         if isinstance(action, (Deposit, ApproveAgent, RevokeAgent, CreateSubAccount)):
             raise click.UsageError("--account does not apply to this command")
         action = ActAs(sub_account_of(key_name, sub_account), action)
+    expires_after = now_ms() + expires_after_s * 1000 if expires_after_s is not None else None
 
     def go() -> dict[str, Any]:
-        raw = sign_tx(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id())
+        raw = txbuild.sign(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id(), expires_after_ms=expires_after)
         client = ctx.client()
         try:
             if is_async:
@@ -330,21 +332,29 @@ def market_and_side(market: str | None, side: str | None, market_opt: str | None
               help="gtc rests the remainder, ioc cancels it, alo (post-only) is rejected if it would cross.")
 @click.option("--reduce-only", is_flag=True, help="Perps only: may only shrink the current position.")
 @click.option("--cloid", default=None, metavar="ID", help="Client order id: 32 hex digits, or any text (hashed to 16 bytes).")
+@click.option("--expires-in", "expires_in", default=None, type=click.IntRange(1, 10**9), metavar="SECONDS",
+              help="Good-til-time: the order is cancelled at the first block more than SECONDS from now.")
+@click.option("--expires-at", "expires_at", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS",
+              help="Good-til-time with an absolute expiry (unix ms, compared with block times).")
 @key_option()
 @raw_option
 @common_options
 def order(market: str | None, side: str | None, market_opt: str | None, side_opt: str | None, size: str, price: str,
-          tif: str, reduce_only: bool, cloid: str | None, key_name: str, raw: bool, **opts: Any) -> None:
+          tif: str, reduce_only: bool, cloid: str | None, expires_in: int | None, expires_at: int | None,
+          key_name: str, raw: bool, **opts: Any) -> None:
     """Place a limit order: MARKET is a symbol (BTC/USDC) or id, SIDE is buy or sell.
 
     \b
     Examples:
       bookchain tx order BTC/USDC buy --size 0.25 --price 60000 --key bob
       bookchain tx order --market BTC/USDC --side sell --size 0.01 --price 60000 --key alice
+      bookchain tx order BTC/USDC buy --size 0.1 --price 59000 --expires-in 3600 --key bob
     """
     mkt, sd = market_and_side(market, side, market_opt, side_opt)
+    expiry = build(lambda: txbuild.expiry_ms(now_ms(), expires_in, expires_at))
     action = build(lambda: txbuild.order_action(catalog(), mkt, sd, size, price, tif=tif,
-                                                reduce_only=reduce_only, cloid=cloid, raw=raw))
+                                                reduce_only=reduce_only, cloid=cloid, raw=raw,
+                                                expires_at_ms=expiry))
     submit(action, key_name, **opts)
 
 
@@ -463,7 +473,8 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
 
     \b
       {"type":"order","market":"BTC/USDC","side":"buy","size":"0.1","price":"60000",
-       "tif":"gtc","reduce_only":false,"cloid":"a1"}
+       "tif":"gtc","reduce_only":false,"cloid":"a1","expires_at_ms":1767225600000}
+                                                      ("expires_at_ms" optional: good-til-time)
       {"type":"cancel","market":"BTC/USDC","oid":7}   (or "cloid")
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
@@ -563,3 +574,24 @@ def set_unwind(markets: tuple[str, ...], key_name: str, **opts: Any) -> None:
     Example: bookchain tx set-unwind BTC-PERP ETH/USDC --key alice
     """
     submit(build(lambda: txbuild.unwind_action(catalog(), list(markets))), key_name, **opts)
+
+
+@tx.command("schedule-cancel")
+@click.option("--in", "in_seconds", default=None, type=click.IntRange(1, 10**9), metavar="SECONDS",
+              help="Arm (or move) the switch SECONDS from now (at least the chain's minimum, 5 s by default).")
+@click.option("--clear", is_flag=True, help="Disarm the switch.")
+@key_option()
+@common_options
+def schedule_cancel(in_seconds: int | None, clear: bool, key_name: str, **opts: Any) -> None:
+    """The dead-man switch: unless renewed, every open order of --key is cancelled at the
+    deadline. Each set or clear counts against a per-day limit (10 by default).
+
+    \b
+    Examples:
+      bookchain tx schedule-cancel --in 60 --key alice
+      bookchain tx schedule-cancel --clear --key alice
+    """
+    if clear == (in_seconds is not None):
+        raise click.UsageError("give exactly one of --in SECONDS and --clear")
+    deadline = None if clear else now_ms() + (in_seconds or 0) * 1000
+    submit(txbuild.schedule_cancel_action(deadline), key_name, **opts)

@@ -8,10 +8,15 @@ object is cached by its raw bytes and handed to ``apply_block``: a block's trans
 found by the bytes themselves (Python's dict hash of the bytes, ~20x cheaper than the
 sha256 a look-up by tx hash needs; the verified object carries that hash already).
 Decoding and verification are pure functions, so the cache cannot change any result.
+
+A transaction with ``expires_after`` (state/lifetimes.py) is dropped once a committed
+block's time passes it (a heap, so no scan of the pending set) and never reaped after the
+last committed block's time passed it: block times only grow, so it could only be TX_EXPIRED.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Executor
@@ -59,6 +64,7 @@ class Mempool:
         self.committed: OrderedDict[bytes, None] = OrderedDict()  # recently committed hashes
         self._new_for_gossip: list[bytes] = []
         self._blocks_committed = 0
+        self._expiring: list[tuple[int, bytes]] = []  # (expires_after, hash) of pending txs, lazy
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -94,6 +100,8 @@ class Mempool:
             return Admission(h, err.code, err.message)
         self.pending[h] = raw
         self.bytes += len(raw)
+        if checked.expires_after is not None:
+            heapq.heappush(self._expiring, (checked.expires_after, h))
         self.remember(checked)
         if gossip:
             self._new_for_gossip.append(raw)
@@ -144,9 +152,13 @@ class Mempool:
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
         out: list[bytes] = []
         size = 0
+        now, verified = self.sm.ex.time_ms, self.verified
         for raw in self.pending.values():
             if len(out) >= max_txs or size + len(raw) > max_bytes:
                 break
+            tx = verified.get(raw)
+            if tx is not None and tx.expires_after is not None and tx.expires_after < now:
+                continue  # expired already: dropped at the next commit
             out.append(raw)
             size += len(raw)
         return out
@@ -174,6 +186,13 @@ class Mempool:
         while len(committed) > SEEN_CACHE:
             committed.popitem(last=False)
         self._blocks_committed += 1
+        expiring = self._expiring
+        while expiring and expiring[0][0] < block_time_ms:
+            _, h = heapq.heappop(expiring)
+            old = pending.pop(h, None)
+            if old is not None:
+                self.bytes -= len(old)
+                verified.pop(old, None)
         if pending and self._blocks_committed % EXPIRY_SCAN_BLOCKS == 0:
             horizon = block_time_ms - self.sm.genesis.nonce_past_window_ms
             expired = [h for h, raw in pending.items() if (tx := verified.get(raw)) is not None and tx.nonce <= horizon]

@@ -84,7 +84,8 @@ class Position:
 
 class Account:
     __slots__ = (
-        "address", "cloids", "idle", "lend_off", "leverage", "open_orders", "orders", "pools", "positions",
+        "address", "cloids", "dead_man", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
+        "positions",
         "scaled", "unwind", "watch",
     )
 
@@ -98,6 +99,8 @@ class Account:
         self.unwind: tuple[int, ...] = ()  # markets, in the order the account wants them liquidated
         self.leverage: dict[int, int] = {}  # derivative market -> leverage chosen below the market's max
         self.watch: list[Any] | None = None  # liquidation-watch arming (state/watch.py)
+        # dead-man switch (state/lifetimes.py): [deadline ms (0 = none), UTC day, sets that day]
+        self.dead_man: list[int] | None = None
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
@@ -140,6 +143,11 @@ class Account:
             self.lend_off.add(asset)
         self.pools.tracker.accounts.add(self.address)
 
+    def set_dead_man(self, value: list[int] | None) -> None:
+        """The dead-man switch's [deadline_ms, day, count] (``schedule_cancel``); None = never set."""
+        self.dead_man = value
+        self.pools.tracker.accounts.add(self.address)
+
     def position(self, market: int) -> Position:
         pos = self.positions.get(market)
         if pos is None:
@@ -169,12 +177,14 @@ class Account:
             and not self.leverage
             and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
+            and self.dead_man is None
         )
 
     def record(self) -> list[object]:
         """Persisted form. Open orders, cloids and order aggregates are rebuilt from the books;
         the watch arming is a record of its own (``records.WATCH``): most blocks that change
-        an account's balances keep its arming, and it was half of this record's bytes."""
+        an account's balances keep its arming, and it was half of this record's bytes. The
+        dead-man switch is a 5th element, present only once the account has used it."""
         scaled, idle = self.scaled, self.idle
         assets = sorted(scaled.keys() | idle.keys())
         rec: list[object] = [
@@ -183,8 +193,12 @@ class Account:
             sorted(self.lend_off),
             list(self.unwind),
         ]
-        if self.leverage:  # later settings are appended only when set: most records stay short
+        # later settings are appended only when set, so most records stay short: [4] leverage
+        # per market (present, maybe empty, when [5] is), [5] the dead-man switch
+        if self.leverage or self.dead_man is not None:
             rec.append([[m, lev] for m, lev in sorted(self.leverage.items())])
+        if self.dead_man is not None:
+            rec.append(list(self.dead_man))
         return rec
 
     @classmethod
@@ -200,4 +214,6 @@ class Account:
         acct.unwind = tuple(r[3])
         if len(r) > 4:
             acct.leverage = {m: lev for m, lev in r[4]}
+        if len(r) > 5 and r[5]:
+            acct.dead_man = [int(x) for x in r[5]]
         return acct

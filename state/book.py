@@ -19,7 +19,7 @@ class Order:
     """A resting (or about to rest) limit order. Mutable: ``size`` shrinks as it fills."""
 
     __slots__ = (
-        "cloid", "is_buy", "live", "market", "oid", "orig_size", "owner",
+        "cloid", "expires_at", "is_buy", "live", "market", "oid", "orig_size", "owner",
         "price", "reduce_only", "seq", "size", "tif",
     )
 
@@ -36,6 +36,7 @@ class Order:
         tif: int,
         reduce_only: bool,
         cloid: bytes | None,
+        expires_at: int = 0,
     ) -> None:
         self.oid = oid
         self.seq = seq
@@ -48,17 +49,23 @@ class Order:
         self.tif = tif
         self.reduce_only = reduce_only
         self.cloid = cloid
+        self.expires_at = expires_at  # good-til-time: last block time (ms) it may rest at; 0 = none
         self.live = True
 
     def record(self) -> list[object]:
-        """The persisted form (canonical positional array)."""
-        return [
+        """The persisted form (canonical positional array). The expiry is appended only
+        when set, so an order without one keeps the 11-field record it always had."""
+        rec: list[object] = [
             self.oid, self.seq, self.market, self.owner, self.is_buy, self.price, self.size,
             self.orig_size, self.tif, self.reduce_only, self.cloid,
         ]
+        if self.expires_at:
+            rec.append(self.expires_at)
+        return rec
 
     @classmethod
     def from_record(cls, r: list[object]) -> Order:
+        """Accepts the 11-field record (no expiry) and the 12-field one."""
         return cls(*r)  # type: ignore[arg-type]
 
 

@@ -22,6 +22,7 @@ class Code(IntEnum):
     NONCE_USED = 200
     NONCE_TOO_LOW = 201
     NONCE_OUT_OF_WINDOW = 202
+    TX_EXPIRED = 203  # included after the envelope's expires_after: consumes nothing, not even the nonce
     # authorisation (3xx)
     UNAUTHORIZED = 300
     # reference errors (4xx)
@@ -44,6 +45,9 @@ class Code(IntEnum):
     NESTED_BATCH = 511
     PRICE_OUT_OF_BAND = 512  # a limit or trigger price too far from the oracle (the market's band)
     MARKET_CLOSED = 513  # a dated future at or past its expiry (state/futures.py)
+    SCHEDULE_CANCEL_LIMIT = 514  # too many dead-man switch sets/clears this UTC day
+    SCHEDULE_CANCEL_TOO_SOON = 515  # a dead-man deadline closer than orders.schedule_cancel_min_ms
+    ORDER_EXPIRED = 517  # a good-til-time order whose expiry is not after the block time
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

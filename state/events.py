@@ -155,6 +155,16 @@ class PositionSettled(NamedTuple):
     pnl: int
 
 
+class DeadManFired(NamedTuple):
+    """An account's dead-man switch reached its deadline: ``cancelled`` open orders were
+    cancelled (state/lifetimes.py)."""
+
+    kind: str  # "dead_man"
+    account: bytes
+    deadline_ms: int
+    cancelled: int
+
+
 SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "deposit": Deposited._fields,
     "withdraw": Withdrawn._fields,
@@ -173,6 +183,7 @@ SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "liquidation:fund_unwind": LiquidationTrade._fields,
     "liquidation:backstop": Backstopped._fields,
     "liquidation:fund_adl": FundDeleveraged._fields,
+    "dead_man": DeadManFired._fields,
 }
 
 

@@ -12,6 +12,7 @@ holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_reco
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from typing import Any
 
@@ -93,6 +94,10 @@ class Exchange:
         self.subs: dict[bytes, list[Any]] = {}  # sub-account -> [master, name] (state/agents.py)
         self.agents_of: dict[bytes, set[bytes]] = {}  # derived: master -> its agents
         self.subs_of: dict[bytes, set[bytes]] = {}  # derived: master -> its sub-accounts
+        # derived, state/lifetimes.py: min-heaps with lazy deletion (stale entries are skipped)
+        self.order_expiries: list[tuple[int, int, int]] = []  # (expires_at, oid, market)
+        self.dead_men: list[tuple[int, bytes]] = []  # (dead-man deadline, address)
+        self.lifetime_heap_bounds = [1024, 1024]  # sizes past which those two are rebuilt
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0
@@ -332,6 +337,9 @@ class Exchange:
             if order.cloid is not None:
                 acct.cloids[order.cloid] = order.oid
             acct.add_order(order.market, order.is_buy, order.size, order.price * order.size * self.markets[order.market].tick_value)
+            if order.expires_at:
+                self.order_expiries.append((order.expires_at, order.oid, order.market))
+        heapq.heapify(self.order_expiries)
         for addr in sorted(self.accounts):
             acct = self.accounts[addr]
             for m, pos in acct.positions.items():
@@ -342,5 +350,8 @@ class Exchange:
                 self.perp_fref_sum[m] += pos.size * pos.funding_index
             if acct.watch is not None:
                 self.watch.arm_from_record(addr, acct.watch)
+            if acct.dead_man is not None and acct.dead_man[0]:
+                self.dead_men.append((acct.dead_man[0], addr))
+        heapq.heapify(self.dead_men)
         refresh_index_prices(self)
         refresh_leg_prices(self)

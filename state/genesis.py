@@ -199,6 +199,30 @@ ASSET_RISK_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
+# The "orders" section: order-lifetime rules (state/lifetimes.py). Every field has a default,
+# so documents without the section parse as before (and keep their hash: the section is not
+# written out by make_genesis_doc). Other order rules add their fields to these two dicts.
+ORDERS_DEFAULTS: dict[str, int] = {
+    "schedule_cancel_min_ms": 5_000,  # a dead-man deadline at least this far past the block time
+    "schedule_cancel_per_day": 10,  # dead-man sets or clears per account per UTC day
+}
+ORDERS_RANGES: dict[str, tuple[int, int]] = {
+    "schedule_cancel_min_ms": (0, 1 << 40),
+    "schedule_cancel_per_day": (1, 1 << 20),
+}
+
+
+def orders_section(doc: dict[str, Any]) -> dict[str, int]:
+    """The "orders" section with defaults filled in and every field range-checked."""
+    given = doc.get("orders", {})
+    if not isinstance(given, dict):
+        raise ValueError("orders: must be an object")
+    unknown = set(given) - set(ORDERS_DEFAULTS)
+    if unknown:
+        raise ValueError(f"orders: unknown fields {sorted(unknown)}")
+    return {k: ranged(given.get(k, v), *ORDERS_RANGES[k], f"orders.{k}") for k, v in ORDERS_DEFAULTS.items()}
+
+
 def ranged(value: Any, lo: int, hi: int, name: str) -> int:
     """``value`` as an integer in [lo, hi], else a ValueError naming the field. A JSON
     integer or a decimal string of one (large amounts are often written as strings, which
@@ -321,6 +345,8 @@ class Genesis:
     max_agents_per_account: int = 10
     max_sub_accounts: int = 10
     initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
+    schedule_cancel_min_ms: int = 5_000  # orders.schedule_cancel_min_ms (state/lifetimes.py)
+    schedule_cancel_per_day: int = 10  # orders.schedule_cancel_per_day
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -432,6 +458,7 @@ class Genesis:
             initial[by_symbol[symbol].asset_id] = ranged(px, 1, MAX_PRICE, f"initial_oracle_prices.{symbol}")
         fees = doc.get("fees", {})
         limits = doc.get("limits", {})
+        orders = orders_section(doc)
         return cls(
             chain_id=_text(doc, "chain_id", "genesis"),
             genesis_time_ms=ranged(doc.get("genesis_time_ms", 0), 0, MAX_TIME_MS, "genesis_time_ms"),
@@ -454,6 +481,8 @@ class Genesis:
             max_sub_accounts=ranged(limits.get("max_sub_accounts", 10), 0, 1000, "limits.max_sub_accounts"),
             initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
+            schedule_cancel_min_ms=orders["schedule_cancel_min_ms"],
+            schedule_cancel_per_day=orders["schedule_cancel_per_day"],
             raw=doc,
         )
 

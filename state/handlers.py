@@ -15,6 +15,7 @@ from state import (
     isolated,
     lendtx,
     leverage,
+    lifetimes,
     liquidation,
     matching,
     nonces,
@@ -41,6 +42,7 @@ from state.tx import (
     PlaceOrder,
     Repay,
     RevokeAgent,
+    ScheduleCancel,
     SetMarginMode,
     SetUnwindOrder,
     SignedTx,
@@ -80,6 +82,7 @@ def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> 
 
 
 def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
+    lifetimes.must_live_order(ex, a)
     return matching.place_order(ex, acct, a)
 
 
@@ -106,7 +109,9 @@ def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
             raise TxError(Code.BELOW_MIN_NOTIONAL, "the smaller order would be below the minimum notional")
         matching.shrink_order(ex, order, a.size)
         return ActionResult(Code.OK, oid=order.oid, status="resting", resting=a.size)
-    replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid)
+    replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid,
+                             order.expires_at or None)  # keeps the order's expiry
+    lifetimes.must_live_order(ex, replacement)
     return matching.place_order(ex, acct, replacement, replacing=order)
 
 
@@ -134,6 +139,7 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     CreateSubAccount: agents.handle_create_sub_account,
     SetMarginMode: isolated.handle_set_margin_mode,
     UpdateIsolatedMargin: isolated.handle_update_isolated_margin,
+    ScheduleCancel: lifetimes.handle_schedule_cancel,
 }
 
 
@@ -167,6 +173,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     kind = _ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
     kept = ex.nonces.get(signer)
     try:
+        lifetimes.must_not_expired(tx, ex.time_ms)  # before the nonce: an expired tx consumes nothing
         nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
     except TxError as err:
         return Receipt(tx_hash, err.code, err.message, signer, kind)

@@ -12,7 +12,9 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
     begin   1. interest accrual: every pool's indices advance over the time since the
                previous block, at the rate fixed at the end of that block; the reserve
                factor's share goes to the insurance fund          (state/lending.py)
-            1b. dated futures whose expiry the block time reached: orders cancelled,
+           1b. good-til-time orders past their expiry are cancelled, then due dead-man
+               switches fire                                      (state/lifetimes.py)
+            1c. dated futures whose expiry the block time reached: orders cancelled,
                positions closed at the settlement price            (state/futures.py)
     txs     2. cancels first, then everything else in the proposer's order; oracle
                submissions are ordinary transactions; every check in the block sees the
@@ -36,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from state import apphash, funding, futures, liquidation, nonces, oracle, prices
+from state import apphash, funding, futures, lifetimes, liquidation, nonces, oracle, prices
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
@@ -107,6 +109,7 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
         if reserve:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, reserve)
+    lifetimes.begin_block(ex)  # expire good-til-time orders, fire dead-man switches
     futures.expire_due(ex)  # dated futures at their expiry settle before any tx (state/futures.py)
 
 
@@ -332,6 +335,7 @@ def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
     refused here, such spam never reaches a block (a proposer that includes it anyway gets
     the same rejection codes as before)."""
     genesis = ex.genesis
+    lifetimes.must_not_expired(tx, now_ms)
     nonces.must_accept(ex.nonces.get(tx.signer, []), tx.nonce, now_ms,
                        genesis.nonce_past_window_ms, genesis.nonce_future_window_ms)
     if tx.signer in ex.accounts or tx.signer in ex.nonces or tx.signer in ex.agents:

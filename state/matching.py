@@ -13,6 +13,7 @@ open orders (lots and notional per side) for that check.
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING, Final
 
 from state import dated, risk
@@ -137,7 +138,7 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     oid = ex.next_order_id()
     tif, reduce_only, is_buy = o.tif, o.reduce_only, o.is_buy
     order = Order(oid, ex.next_seq(), market.market_id, acct.address, is_buy, o.price, size, size,
-                  int(tif), reduce_only, o.cloid)
+                  int(tif), reduce_only, o.cloid, o.expires_at_ms or 0)
     fills = _match(ex, acct, market, order)  # every fill marks both accounts (state/tracker.py)
     filled = size - order.size
     clipped = o.size - size  # a reduce-only order cut to the position at placement
@@ -154,6 +155,8 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     if order.cloid is not None:
         acct.cloids[order.cloid] = oid
     ex.touch_order(order)
+    if order.expires_at:  # good-til-time: state/lifetimes.py expires it (lazy heap)
+        heapq.heappush(ex.order_expiries, (order.expires_at, oid, market.market_id))
     return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills),
                         clipped=clipped)
 

@@ -1,11 +1,20 @@
 """Transactions: actions, the signed envelope, and their one canonical encoding.
 
-Wire form of a signed transaction (a msgpack array of four)::
+Wire form of a signed transaction (a msgpack array of four, or of five)::
 
     [signer_pubkey: bin32, nonce: uint, action: [tag, field...], signature: bin64]
+    [signer_pubkey: bin32, nonce: uint, action: [tag, field...], expires_after: uint, signature: bin64]
 
-The signature covers ``DOMAIN_TX || chain_id || 0x00 || <the encodings of the first three
-elements>``. Because decoding enforces the canonical encoding, those bytes are exactly
+The five-element form carries ``expires_after`` (ms, Hyperliquid's expiresAfter): a block
+whose time is past it rejects the transaction with ``TX_EXPIRED`` and consumes nothing.
+The four-element form means "no expiry"; a None in the fifth place is malformed, so a
+transaction has one encoding.
+
+The signature covers ``DOMAIN_TX || chain_id || 0x00 || <the encodings of every element
+but the signature>``. The five-element payload can never equal a four-element one: msgpack
+values are self-delimiting, so the bytes of (pubkey, nonce, action) end exactly where the
+action's encoding ends, and a payload with an extra trailing uint is a longer, different
+byte string (a signature for one form never verifies the other). Because decoding enforces the canonical encoding, those bytes are exactly
 ``raw[1:-66]`` (strip the one-byte array header and the 66-byte encoded signature), so a
 node never re-encodes a transaction to check it. The transaction hash is sha256(raw).
 
@@ -110,9 +119,15 @@ class PlaceOrder:
     tif: Tif
     reduce_only: bool
     cloid: bytes | None
+    # good-til-time: the last block time (ms) the order may rest at; None = no expiry. The
+    # 7-field form means None, the 8-field form needs an integer (one encoding per action)
+    expires_at_ms: int | None = None
 
     def fields(self) -> list[Any]:
-        return [self.market, self.is_buy, self.price, self.size, int(self.tif), self.reduce_only, self.cloid]
+        out = [self.market, self.is_buy, self.price, self.size, int(self.tif), self.reduce_only, self.cloid]
+        if self.expires_at_ms is not None:
+            out.append(self.expires_at_ms)
+        return out
 
     @classmethod
     def parse(cls, f: list[Any]) -> PlaceOrder:
@@ -127,6 +142,7 @@ class PlaceOrder:
             _TIF_BY_CODE[tif],
             must_bool(f[5], "reduce_only"),
             _opt_cloid(f[6]),
+            must_uint(f[7], "expires_at_ms", hi=MAX_TIME_MS) if len(f) > 7 else None,
         )
 
 
@@ -453,32 +469,52 @@ class UpdateIsolatedMargin:
         return cls(must_uint(f[0], "market", hi=65535), amount)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleCancel:
+    """The dead-man switch (Hyperliquid's scheduleCancel): at block time ``time_ms`` every
+    open order of the signer is cancelled unless the switch is renewed or cleared first.
+    None clears it. (state/lifetimes.py)"""
+
+    TAG: ClassVar[int] = 16
+    time_ms: int | None
+
+    def fields(self) -> list[Any]:
+        return [self.time_ms]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> ScheduleCancel:
+        return cls(None if f[0] is None else must_uint(f[0], "time_ms", hi=MAX_TIME_MS))
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder | Transfer | UpdateLeverage | ApproveAgent | RevokeAgent
+          | OraclePrices | SetUnwindOrder | ScheduleCancel | Transfer | UpdateLeverage | ApproveAgent | RevokeAgent
           | CreateSubAccount | ActAs | SetMarginMode | UpdateIsolatedMargin)
 
 ACTION_TYPES: dict[int, Any] = {}
-_ARITY: dict[int, int] = {}
+_ARITY: dict[int, tuple[int, ...]] = {}  # tag -> the field counts it accepts
 
 
-def register_action(cls: Any, arity: int) -> None:
-    """Later modules (lending, oracle, risk) add their actions here at import time."""
+def register_action(cls: Any, arity: int | tuple[int, ...]) -> None:
+    """Later modules (lending, oracle, risk) add their actions here at import time. A tuple
+    arity allows optional trailing fields (PlaceOrder: 7, or 8 with an expiry)."""
     if cls.TAG in ACTION_TYPES:
         raise ValueError(f"action tag {cls.TAG} registered twice")
     ACTION_TYPES[cls.TAG] = cls
-    _ARITY[cls.TAG] = arity
+    _ARITY[cls.TAG] = arity if isinstance(arity, tuple) else (arity,)
 
 
-for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
-                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (Transfer, 3),
-                 (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1), (ActAs, 2),
-                 (SetMarginMode, 2), (UpdateIsolatedMargin, 2)):
+_n: int | tuple[int, ...]
+for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, (7, 8)), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
+                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (ScheduleCancel, 1),
+                 (Transfer, 3), (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1),
+                 (ActAs, 2), (SetMarginMode, 2), (UpdateIsolatedMargin, 2)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
-    Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order", Transfer: "transfer",
+    Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order",
+    ScheduleCancel: "schedule_cancel", Transfer: "transfer",
     UpdateLeverage: "update_leverage", ApproveAgent: "approve_agent", RevokeAgent: "revoke_agent",
     CreateSubAccount: "create_sub_account", ActAs: "act_as", SetMarginMode: "set_margin_mode",
     UpdateIsolatedMargin: "update_isolated_margin",
@@ -497,8 +533,9 @@ def parse_action(obj: Any) -> Any:
     cls = ACTION_TYPES.get(tag)
     if cls is None:
         raise TxError(Code.UNKNOWN_TX_TYPE, f"unknown action tag {tag}")
-    if len(items) - 1 != _ARITY[tag]:
-        raise TxError(Code.MALFORMED, f"action {tag} takes {_ARITY[tag]} fields, got {len(items) - 1}")
+    arity = _ARITY[tag]
+    if len(items) - 1 not in arity:
+        raise TxError(Code.MALFORMED, f"action {tag} takes {' or '.join(map(str, arity))} fields, got {len(items) - 1}")
     return cls.parse(items[1:])
 
 
@@ -511,6 +548,7 @@ class SignedTx:
     raw: bytes
     hash: bytes
     signer: bytes  # address_of(pubkey), derived once at decode
+    expires_after: int | None = None  # block time (ms) after which the tx is TX_EXPIRED
 
     def sign_payload(self) -> bytes:
         return self.raw[1:-(SIG_LEN + 2)]
@@ -535,11 +573,14 @@ _SIGNERS_MAX = 100_000
 def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
     """Strictly decode a signed transaction (structure only; the signature is checked apart)."""
     obj = decode(raw, max_bytes=max_bytes)
-    items = must_list(obj, "tx", length=4)
+    items = must_list(obj, "tx", max_len=5)
+    if len(items) not in (4, 5):
+        raise TxError(Code.MALFORMED, "a transaction is [pubkey, nonce, action, (expires_after,) signature]")
     pubkey = must_bytes(items[0], "pubkey", PUBKEY_LEN)
     nonce = must_uint(items[1], "nonce")
     action = parse_action(items[2])
-    signature = must_bytes(items[3], "signature", SIG_LEN)
+    expires_after = must_uint(items[3], "expires_after", hi=MAX_TIME_MS) if len(items) == 5 else None
+    signature = must_bytes(items[-1], "signature", SIG_LEN)
     if type(raw) is not bytes:
         raw = bytes(raw)
     signer = _SIGNERS.get(pubkey)
@@ -547,14 +588,17 @@ def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
         if len(_SIGNERS) >= _SIGNERS_MAX:
             _SIGNERS.clear()
         signer = _SIGNERS[pubkey] = address_of(pubkey)
-    return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest(), signer)
+    return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest(), signer, expires_after)
 
 
-def sign_tx(key: PrivateKey, nonce: int, action: Any, chain_id: str) -> bytes:
-    """Build the canonical signed bytes of ``action`` by ``key``."""
+def sign_tx(key: PrivateKey, nonce: int, action: Any, chain_id: str, expires_after: int | None = None) -> bytes:
+    """Build the canonical signed bytes of ``action`` by ``key`` (with ``expires_after``:
+    the five-element envelope, rejected by any block whose time is past it)."""
     payload = encode(key.pubkey) + encode(nonce) + encode(action_to_list(action))
+    if expires_after is not None:
+        payload += encode(expires_after)
     signature = key.sign(signing_message(DOMAIN_TX, chain_id, payload))
-    return b"\x94" + payload + encode(signature)
+    return (b"\x94" if expires_after is None else b"\x95") + payload + encode(signature)
 
 
 def tx_hash(raw: bytes) -> bytes:

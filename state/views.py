@@ -14,6 +14,7 @@ from state.account import Account
 from state.errors import TxError
 from state.funding import owed_funding
 from state.lendtx import must_valid_borrow
+from state.lifetimes import dead_man_view, must_live_order
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
@@ -133,7 +134,12 @@ def _verdict(fn: Any, *args: Any) -> dict[str, Any]:
 def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str, Any]:
     """Would this order pass every check now (validity, margin, pools)? No state changes."""
     acct = ex.accounts.get(address) or Account(address, ex.pools)
-    return _verdict(must_valid_order, ex, acct, order)
+
+    def check() -> None:
+        must_live_order(ex, order)
+        must_valid_order(ex, acct, order)
+
+    return _verdict(check)
 
 
 def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
@@ -168,7 +174,8 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
     acct = ex.accounts.get(address)
     if acct is None:
         return {"equity": 0, "initial": 0, "maintenance": 0, "margin_ratio_ppm": 0, "free_collateral": 0,
-                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {}}
+                "liquidatable": False, "balances": [], "positions": [], "liquidation_prices": {},
+                "dead_man": dead_man_view(ex, None)}
     im = assess(ex, acct, True, orders=True)
     mm = assess(ex, acct, False, detail=True)
     balances = []
@@ -196,6 +203,7 @@ def margin_summary(ex: Exchange, address: bytes) -> dict[str, Any]:
         # per derivative market: the leverage the account allows itself (the market's max unless lowered)
         "leverage": {str(m): acct.leverage.get(m, ex.markets[m].max_leverage)
                      for m in range(len(ex.markets)) if ex.minfo[m].is_perp},
+        "dead_man": dead_man_view(ex, acct),  # the dead-man switch: deadline_ms, used_today, per_day_limit
     }
 
 
@@ -229,7 +237,8 @@ def open_orders_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
         out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
                     "price": o.price, "size": o.size, "orig_size": o.orig_size,
                     "tif": ["gtc", "ioc", "alo"][o.tif], "reduce_only": o.reduce_only,
-                    "cloid": o.cloid.hex() if o.cloid else None})
+                    "cloid": o.cloid.hex() if o.cloid else None,
+                    "expires_at_ms": o.expires_at or None})
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from node.wallet.units import MAX_CHAIN_INT, Catalog, MarketInfo, UnitError
 from state import tx
+from state.keys import PrivateKey
 
 TIFS = {"gtc": tx.Tif.GTC, "ioc": tx.Tif.IOC, "alo": tx.Tif.ALO}
 SIDES = {"buy": True, "sell": False}
@@ -67,10 +68,33 @@ def order_id(oid: str | int | None, cloid: str | None) -> tuple[int | None, byte
 
 def order_action(cat: Catalog, market: str | int, side: str, size: str | int, price: str | int,
                  *, tif: str = "gtc", reduce_only: bool = False, cloid: str | None = None,
-                 raw: bool = False) -> tx.PlaceOrder:
+                 raw: bool = False, expires_at_ms: int | None = None) -> tx.PlaceOrder:
+    """``expires_at_ms`` makes it good-til-time: removed at the first block past that time."""
     m = cat.market(market)
     return tx.PlaceOrder(m.id, side_is_buy(side), price_ticks(m, price, raw), size_lots(m, size, raw),
-                      tif_of(tif), reduce_only, parse_cloid(cloid) if cloid else None)
+                      tif_of(tif), reduce_only, parse_cloid(cloid) if cloid else None, expires_at_ms)
+
+
+def expiry_ms(now_ms: int, in_seconds: int | None = None, at_ms: int | None = None) -> int | None:
+    """An absolute expiry (ms) from ``--expires-in SECONDS`` or ``--expires-at MS`` (at most one)."""
+    if in_seconds is not None and at_ms is not None:
+        raise UnitError("give at most one of --expires-in and --expires-at")
+    if at_ms is not None:
+        return at_ms
+    if in_seconds is not None:
+        return now_ms + in_seconds * 1000
+    return None
+
+
+def schedule_cancel_action(time_ms: int | None) -> tx.ScheduleCancel:
+    """Arm the dead-man switch at ``time_ms`` (block time, ms), or clear it with None."""
+    return tx.ScheduleCancel(time_ms)
+
+
+def sign(key: PrivateKey, nonce: int, action: Any, chain_id: str, *, expires_after_ms: int | None = None) -> bytes:
+    """The signed transaction bytes; with ``expires_after_ms`` the envelope carries it, and a
+    block whose time is past it rejects the tx (TX_EXPIRED) without using the nonce."""
+    return tx.sign_tx(key, nonce, action, chain_id, expires_after=expires_after_ms)
 
 
 PPM = 1_000_000
@@ -216,7 +240,8 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> tx.BatchItem:
         if kind == "order":
             return order_action(cat, item["market"], item["side"], item["size"], item["price"],
                                 tif=item.get("tif", "gtc"), reduce_only=bool(item.get("reduce_only", False)),
-                                cloid=item.get("cloid"), raw=bool(item.get("raw", raw)))
+                                cloid=item.get("cloid"), raw=bool(item.get("raw", raw)),
+                                expires_at_ms=_opt_ms(item.get("expires_at_ms")))
         if kind == "cancel":
             return cancel_action(cat, item["market"], item.get("oid"), item.get("cloid"))
         if kind == "cancel_all":
@@ -230,6 +255,11 @@ def batch_item(cat: Catalog, item: dict[str, Any], raw: bool) -> tx.BatchItem:
     except KeyError as err:
         raise UnitError(f"batch item {item!r} lacks {err.args[0]!r}") from None
     raise UnitError(f"batch item type must be order, cancel, cancel_all or modify, got {item['type']!r}")
+
+
+def _opt_ms(value: Any) -> int | None:
+    """A batch order's optional ``expires_at_ms`` (good-til-time, unix ms)."""
+    return None if value is None else parse_raw_int(value, "expires_at_ms")
 
 
 def batch_action(cat: Catalog, items: list[Any], raw: bool = False) -> tx.Batch:

@@ -340,7 +340,8 @@ class FakeNode:
                     out.append({"oid": o.oid, "market": o.market, "side": "buy" if o.is_buy else "sell",
                                 "price": o.price, "size": o.size, "orig_size": o.orig_size,
                                 "tif": TIF_NAMES.get(int(o.tif), str(o.tif)), "reduce_only": o.reduce_only,
-                                "cloid": o.cloid.hex() if o.cloid else None})
+                                "cloid": o.cloid.hex() if o.cloid else None,
+                                "expires_at_ms": o.expires_at or None})
         return out
 
     async def h_account(self, request: web.Request) -> web.Response:

@@ -74,3 +74,28 @@ def test_a_tx_already_verified_is_admitted_without_verifying_it_again(monkeypatc
     assert verified == [raws[2]]  # only the one never seen before
     assert pool.add_sync(raws[0]).code.name == "DUPLICATE_TX"
     assert set(pool.pending) == {tx_hash(r) for r in raws}
+
+
+def test_a_tx_with_expires_after_is_refused_late_not_reaped_and_dropped_at_commit() -> None:
+    """``expires_after`` (state/lifetimes.py): admission refuses an expired tx; a pending one
+    is skipped by reap once the last block's time passed it, and dropped at the next commit."""
+    from state.errors import Code
+    from state.tx import PlaceOrder, Tif, sign_tx
+    from tests.harness import Chain, key
+
+    chain = Chain()
+    k = key(7)
+    chain.fund(k, 0, 10**12)
+    pool = Mempool(chain.sm, MempoolConfig())
+    now = chain.time
+    order = PlaceOrder(0, True, 59_000, 10, Tif.GTC, False, None)
+    late = sign_tx(k, now + 1, order, chain.genesis.chain_id, expires_after=now - 1)
+    assert pool.add_sync(late).code == Code.TX_EXPIRED
+    soon = sign_tx(k, now + 2, order, chain.genesis.chain_id, expires_after=now + 500)
+    keep = sign_tx(k, now + 3, order, chain.genesis.chain_id)
+    assert pool.add_sync(soon).code == Code.OK and pool.add_sync(keep).code == Code.OK
+    assert pool.reap(10, 1 << 20) == [soon, keep]
+    chain.block()  # the chain moves 1000 ms past ``now``: ``soon`` can only be TX_EXPIRED now
+    assert pool.reap(10, 1 << 20) == [keep]
+    pool.on_committed([], [], block_time_ms=chain.time)
+    assert list(pool.pending.values()) == [keep] and pool.bytes == len(keep)

@@ -70,6 +70,8 @@ move = st.one_of(
     st.tuples(st.just("grief"), st.integers(0, 5), st.integers(0, 200)),
     st.tuples(st.just("lend_toggle"), st.integers(0, 5), st.booleans()),
     st.tuples(st.just("unwind_order"), st.integers(0, 5)),
+    st.tuples(st.just("gtt"), st.integers(0, 5), st.booleans(), st.integers(0, 7_200)),  # expires in s
+    st.tuples(st.just("dead_man"), st.integers(0, 5), st.integers(0, 7_200)),  # deadline in s (0: clear)
 )
 # every trader's opening: (long?, leverage of the perp leg, thousands of USD of spot bought on margin)
 openings = st.lists(st.tuples(st.booleans(), st.integers(0, 20), st.integers(0, 30)),
@@ -206,6 +208,12 @@ class Adversary:
             return [c.sign(TRADERS[step[1]], tx.Lend(USDC, step[2]))]
         if kind == "unwind_order":
             return [c.sign(TRADERS[step[1]], tx.SetUnwindOrder((BTC_SPOT, BTC_PERP)))]
+        if kind == "gtt":  # a good-til-time quote off the oracle (state/lifetimes.py)
+            p = max(1, ticks * (99 if step[2] else 101) // 100)
+            return [c.sign(TRADERS[step[1]], tx.PlaceOrder(BTC_PERP, step[2], p, 5, tx.Tif.GTC, False, None,
+                                                           c.time + step[3] * 1000))]
+        if kind == "dead_man":
+            return [c.sign(TRADERS[step[1]], tx.ScheduleCancel(c.time + step[2] * 1000 if step[2] else None))]
         raise AssertionError(kind)
 
     # ------------------------------------------------------------------ blocks

@@ -15,7 +15,7 @@ from pathlib import Path
 
 STATE = Path(__file__).resolve().parents[2] / "state"
 
-BALANCE_FIELDS = {"scaled", "idle", "lend_off", "unwind", "positions"}
+BALANCE_FIELDS = {"scaled", "idle", "lend_off", "unwind", "positions", "dead_man"}
 POSITION_FIELDS = {"entry_notional", "realized_pnl", "epoch"}
 MUTATING_METHODS = {"add", "discard", "pop", "clear", "update", "setdefault", "remove", "popitem"}
 # module -> the fields it may assign: the tracked mutators' own modules
