@@ -85,7 +85,7 @@ class Position:
 class Account:
     __slots__ = (
         "address", "cloids", "idle", "lend_off", "open_orders", "orders", "pools", "positions",
-        "scaled", "unwind", "watch",
+        "scaled", "triggers", "unwind", "watch",
     )
 
     def __init__(self, address: bytes, pools: Pools) -> None:
@@ -98,7 +98,8 @@ class Account:
         self.unwind: tuple[int, ...] = ()  # markets, in the order the account wants them liquidated
         self.watch: list[Any] | None = None  # liquidation-watch arming (state/watch.py)
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
-        self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
+        self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open or trigger order (derived)
+        self.triggers: dict[int, int] = {}  # oid -> market of a waiting trigger order (derived)
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
         self.orders: dict[int, list[int]] = {}
 
@@ -158,6 +159,7 @@ class Account:
             and not self.unwind
             and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
+            and not self.triggers
         )
 
     def record(self) -> list[object]:

@@ -42,6 +42,7 @@ class Code(IntEnum):
     TOO_MANY_OPEN_ORDERS = 509
     BATCH_TOO_LARGE = 510
     NESTED_BATCH = 511
+    BAD_TRIGGER = 516  # an invalid trigger order spec (state/triggers.py)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

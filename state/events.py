@@ -112,6 +112,19 @@ class Socialized(NamedTuple):
     supply_before: int
 
 
+class Triggered(NamedTuple):
+    """A trigger order's reference price crossed its trigger: it enters matching now with
+    the same oid (its fills and cancels follow). Prices: reference in price units, trigger
+    in ticks."""
+
+    kind: str  # "triggered"
+    market: int
+    oid: int
+    owner: bytes
+    reference_price: int
+    trigger_price: int
+
+
 SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "deposit": Deposited._fields,
     "withdraw": Withdrawn._fields,
@@ -120,6 +133,7 @@ SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "funding": FundingSettled._fields,
     "adl": Deleveraged._fields,
     "socialized": Socialized._fields,
+    "triggered": Triggered._fields,
     "liquidation:start": LiquidationStarted._fields,
     "liquidation:book": LiquidationTrade._fields,
     "liquidation:backstop_book": LiquidationTrade._fields,

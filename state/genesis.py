@@ -299,6 +299,7 @@ class Genesis:
     nonce_future_window_ms: int = 24 * 3600 * 1000
     max_open_orders_per_account: int = 1000
     max_batch_actions: int = 64
+    trigger_slippage_ppm: int = 50_000  # a market trigger's IOC limit: reference -/+ this (state/triggers.py)
     initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -415,6 +416,8 @@ class Genesis:
             max_open_orders_per_account=ranged(limits.get("max_open_orders_per_account", 1000), 1, 1 << 20,
                                                "limits.max_open_orders_per_account"),
             max_batch_actions=ranged(limits.get("max_batch_actions", 64), 1, 256, "limits.max_batch_actions"),
+            trigger_slippage_ppm=ranged(doc.get("orders", {}).get("trigger_slippage_ppm", 50_000), 0, PPM - 1,
+                                        "orders.trigger_slippage_ppm"),
             initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             raw=doc,

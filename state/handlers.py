@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from state import lendtx, liquidation, matching, nonces, oracle, risk
+from state import lendtx, liquidation, matching, nonces, oracle, risk, triggers
 from state.account import Account
 from state.errors import Code, TxError
 from state.events import Deposited, Withdrawn
@@ -25,8 +25,10 @@ from state.tx import (
     Deposit,
     Lend,
     Modify,
+    ModifyTrigger,
     OraclePrices,
     PlaceOrder,
+    PlaceTrigger,
     Repay,
     SetUnwindOrder,
     SignedTx,
@@ -79,6 +81,10 @@ def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
 
 
 def handle_cancel(ex: Exchange, acct: Account, a: Cancel) -> ActionResult:
+    trig = triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid)
+    if trig is not None:
+        triggers.cancel_trigger(ex, trig, "cancelled")
+        return ActionResult(OK, oid=trig.oid, status="cancelled", resting=0)
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     matching.cancel_order(ex, order, "cancelled")
     return ActionResult(OK, oid=order.oid, status="cancelled", resting=0)
@@ -90,10 +96,13 @@ def handle_cancel_all(ex: Exchange, acct: Account, a: CancelAll) -> ActionResult
     oids = sorted(oid for oid, m in acct.open_orders.items() if a.market is None or m == a.market)
     for oid in oids:
         matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "cancelled")
-    return ActionResult(Code.OK, status="ok", filled=0, resting=0, message=f"{len(oids)} cancelled")
+    n = len(oids) + (triggers.cancel_account_triggers(ex, acct, "cancelled", a.market) if acct.triggers else 0)
+    return ActionResult(Code.OK, status="ok", filled=0, resting=0, message=f"{n} cancelled")
 
 
 def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
+    if acct.triggers and triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid) is not None:
+        raise TxError(Code.UNKNOWN_ORDER, "that is a trigger order: change it with modify_trigger")
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     if a.price == order.price and 0 < a.size < order.size:
         market = ex.markets[order.market]
@@ -111,6 +120,8 @@ ORDER_HANDLERS: Final[dict[type, OrderHandler]] = {
     Cancel: handle_cancel,
     CancelAll: handle_cancel_all,
     Modify: handle_modify,
+    PlaceTrigger: triggers.handle_place_trigger,
+    ModifyTrigger: triggers.handle_modify_trigger,
 }
 
 AccountHandler = Callable[[Exchange, bytes, bytes, Any], ActionResult]

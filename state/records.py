@@ -22,6 +22,7 @@ POOL: Final = b"p"  # asset id -> lending pool (indices, totals), custody, oracl
 ORACLE: Final = b"r"  # asset id + validator index -> last price submission
 COUNTERS: Final = b"c"  # order id and priority counters, last block time, funding epoch
 WATCH: Final = b"w"  # address -> liquidation-watch arming (state/watch.py)
+TRIGGER: Final = b"t"  # oid -> waiting trigger order (state/triggers.py)
 COUNTERS_KEY: Final = COUNTERS
 META_KEY: Final = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -32,6 +33,10 @@ def account_key(address: bytes) -> bytes:
 
 def order_key(oid: int) -> bytes:
     return ORDER + oid.to_bytes(8, "big")
+
+
+def trigger_key(oid: int) -> bytes:
+    return TRIGGER + oid.to_bytes(8, "big")
 
 
 def nonce_key(address: bytes) -> bytes:

@@ -300,8 +300,70 @@ class SetUnwindOrder:
         return cls(tuple(must_uint(m, "market", hi=65535) for m in items))
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceTrigger:
+    """A stop / take-profit order resting outside the book until the reference price
+    crosses ``trigger_price`` (state/triggers.py). ``tpsl``: 0 take-profit, 1 stop-loss.
+    ``size`` 0 on a reduce-only perp trigger is a position TP/SL: the whole position
+    whatever its size when it fires. ``limit_price`` is 0 for a market trigger."""
+
+    TAG: ClassVar[int] = 15
+    market: int
+    is_buy: bool
+    size: int  # lots (0: the whole position)
+    trigger_price: int  # ticks
+    tpsl: int  # 0 = tp, 1 = sl
+    is_market: bool
+    limit_price: int  # ticks; 0 for a market trigger
+    reduce_only: bool
+    cloid: bytes | None
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.is_buy, self.size, self.trigger_price, self.tpsl, self.is_market,
+                self.limit_price, self.reduce_only, self.cloid]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> PlaceTrigger:
+        return cls(
+            must_uint(f[0], "market"),
+            must_bool(f[1], "is_buy"),
+            must_uint(f[2], "size"),
+            must_uint(f[3], "trigger_price"),
+            must_uint(f[4], "tpsl", hi=1),
+            must_bool(f[5], "is_market"),
+            must_uint(f[6], "limit_price"),
+            must_bool(f[7], "reduce_only"),
+            _opt_cloid(f[8]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyTrigger:
+    """Replace a waiting trigger's trigger price, limit price and size (checked like a new
+    one; it keeps its oid). Names exactly one of oid and cloid."""
+
+    TAG: ClassVar[int] = 18
+    market: int
+    oid: int | None
+    cloid: bytes | None
+    trigger_price: int
+    limit_price: int
+    size: int
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.oid, self.cloid, self.trigger_price, self.limit_price, self.size]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> ModifyTrigger:
+        oid, cloid = _opt_uint(f[1], "oid"), _opt_cloid(f[2])
+        if (oid is None) == (cloid is None):
+            raise TxError(Code.MALFORMED, "modify_trigger names exactly one of oid and cloid")
+        return cls(must_uint(f[0], "market"), oid, cloid, must_uint(f[3], "trigger_price"),
+                   must_uint(f[4], "limit_price"), must_uint(f[5], "size"))
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder)
+          | OraclePrices | SetUnwindOrder | PlaceTrigger | ModifyTrigger)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -316,13 +378,15 @@ def register_action(cls: Any, arity: int) -> None:
 
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
-                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1)):
+                 (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1),
+                 (PlaceTrigger, 9), (ModifyTrigger, 6)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
     Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order",
+    PlaceTrigger: "trigger", ModifyTrigger: "modify_trigger",
 }
 
 
