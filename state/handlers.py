@@ -27,6 +27,7 @@ from state.tx import (
     Modify,
     ModifyTrigger,
     OraclePrices,
+    PlaceGroup,
     PlaceOrder,
     PlaceTrigger,
     Repay,
@@ -174,6 +175,11 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
         results = tuple(_run_one(ex, signer, tx.pubkey, a) for a in action.actions)
+    elif isinstance(action, PlaceGroup):
+        try:
+            results = triggers.handle_place_group(ex, ex.account(signer), action)
+        except TxError as err:
+            results = (rejected(err.code, err.message),)
     else:
         results = (_run_one(ex, signer, tx.pubkey, action),)
     for r in results:

@@ -203,9 +203,12 @@ def on_parent_fill(ex: Exchange, parent_oid: int, qty: int) -> None:
     (Called from matching guarded by ``oid in ex.trigger_groups``.)"""
     for oid in sorted(ex.trigger_groups.get(parent_oid, ())):
         t = ex.triggers[oid]
+        acct = ex.accounts[t.owner]
         if t.active():
             _unindex(ex, t)
+        margin(ex, acct, t, -1)
         t.size += qty
+        margin(ex, acct, t, 1)  # (a spot child: counted from now on, it sells what the parent bought)
         _index(ex, t)
         ex.tracker.triggers[oid] = t
 

@@ -74,7 +74,7 @@ from state.trigbook import (
     reference_price,
     slipped_ticks,
 )
-from state.tx import ModifyTrigger, PlaceOrder, PlaceTrigger, Tif
+from state.tx import ModifyTrigger, PlaceGroup, PlaceOrder, PlaceTrigger, Tif
 from state.units import MAX_ORDER_NOTIONAL
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SL", "TP", "Trigger", "cancel_account_triggers", "cancel_market_triggers", "cancel_trigger", "find_trigger",
-    "handle_modify_trigger", "handle_place_trigger", "on_parent_fill", "on_parent_gone", "run",
+    "handle_modify_trigger", "handle_place_group", "handle_place_trigger", "on_parent_fill", "on_parent_gone", "run",
 ]
 
 
@@ -151,21 +151,31 @@ def _position_tpsl(ex: Exchange, acct: Account, market: int, tpsl: int) -> Trigg
 
 
 # ---------------------------------------------------------------------------------- actions
-def handle_place_trigger(ex: Exchange, acct: Account, a: PlaceTrigger) -> ActionResult:
+def _check_place(ex: Exchange, acct: Account, a: PlaceTrigger, extra: int = 0) -> Trigger | None:
+    """Every check of a new trigger (``extra`` more orders placed with it); returns the
+    position TP/SL of the same kind it replaces, if any."""
     market = ex.market(a.market)
     whole = a.size == 0 and a.reduce_only
     _must_valid_spec(ex, acct, market, a.is_buy, a.size, a.trigger_price, a.is_market, a.limit_price,
                      a.reduce_only, whole, None)
     old = _position_tpsl(ex, acct, market.market_id, a.tpsl) if whole else None
-    must_open_slot(ex, acct, 1 if old is not None else 0)
+    must_open_slot(ex, acct, (1 if old is not None else 0) - extra)
     if a.cloid is not None and a.cloid in acct.cloids and (old is None or old.cloid != a.cloid):
         raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
+    return old
+
+
+def _place(ex: Exchange, acct: Account, a: PlaceTrigger, old: Trigger | None) -> ActionResult:
     if old is not None:
         cancel_trigger(ex, old, "replaced")
-    t = Trigger(ex.next_order_id(), market.market_id, acct.address, a.is_buy, a.size, a.trigger_price, a.tpsl,
-                a.is_market, a.limit_price, a.reduce_only, a.cloid, whole)
+    t = Trigger(ex.next_order_id(), a.market, acct.address, a.is_buy, a.size, a.trigger_price, a.tpsl,
+                a.is_market, a.limit_price, a.reduce_only, a.cloid, a.size == 0 and a.reduce_only)
     add_trigger(ex, acct, t)
     return ActionResult(OK, oid=t.oid, status="waiting")
+
+
+def handle_place_trigger(ex: Exchange, acct: Account, a: PlaceTrigger) -> ActionResult:
+    return _place(ex, acct, a, _check_place(ex, acct, a))
 
 
 def handle_modify_trigger(ex: Exchange, acct: Account, a: ModifyTrigger) -> ActionResult:
@@ -184,6 +194,58 @@ def handle_modify_trigger(ex: Exchange, acct: Account, a: ModifyTrigger) -> Acti
     t.trigger, t.limit, t.size = a.trigger_price, a.limit_price, a.size
     add_trigger(ex, acct, t)
     return ActionResult(OK, oid=t.oid, status="waiting")
+
+
+def handle_place_group(ex: Exchange, acct: Account, a: PlaceGroup) -> tuple[ActionResult, ...]:
+    """normalTpsl: the parent order, then its children, stored inactive (size 0) and grown
+    by the parent's fills (``on_parent_fill``); positionTpsl: each child as a position
+    TP/SL. One result per order: the parent's matching result, then "waiting" per child.
+    Everything is checked before anything changes."""
+    if a.grouping == 2:
+        for c in a.children:
+            if c.size != 0 or not c.reduce_only:
+                raise TxError(Code.BAD_TRIGGER, "a position TP/SL has size 0 and is reduce-only")
+            if c.market != a.children[0].market:
+                raise TxError(Code.BAD_TRIGGER, "a group's orders are on one market")
+        if len({c.cloid for c in a.children if c.cloid is not None}) < len([c for c in a.children if c.cloid]):
+            raise TxError(Code.DUPLICATE_CLOID, "two orders of the group share a client order id")
+        olds = [_check_place(ex, acct, c, len(a.children) - 1) for c in a.children]
+        return tuple(_place(ex, acct, c, old) for c, old in zip(a.children, olds, strict=True))
+    parent = a.parent
+    assert parent is not None
+    market, size = matching.must_valid_order(ex, acct, parent)
+    cloids = [c.cloid for c in a.children if c.cloid is not None]
+    if parent.cloid is not None:
+        cloids.append(parent.cloid)
+    if len(set(cloids)) != len(cloids) or any(c in acct.cloids for c in cloids):
+        raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
+    limit = ex.genesis.max_open_orders_per_account
+    if len(acct.open_orders) + len(acct.triggers) + 1 + len(a.children) > limit:
+        raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {limit} open orders (book and trigger orders)")
+    for c in a.children:
+        if c.market != parent.market or c.is_buy == parent.is_buy:
+            raise TxError(Code.BAD_TRIGGER, "a TP/SL child is on the parent's market, on the other side")
+        if c.size != 0:
+            raise TxError(Code.BAD_TRIGGER, "a TP/SL child has size 0: it grows as the parent fills")
+        if c.reduce_only != is_derivative(market):
+            raise TxError(Code.BAD_TRIGGER, "a TP/SL child is reduce-only on a perp and not on spot")
+        _must_valid_prices(market, c.trigger_price, c.is_market, c.limit_price)
+        if not c.reduce_only:  # a spot child: the parent's full size must clear the minimum
+            price = c.trigger_price if c.is_market else c.limit_price
+            if price * size * market.tick_value < market.min_notional:
+                raise TxError(Code.BELOW_MIN_NOTIONAL, f"notional below minimum {market.min_notional}")
+    parent_oid = ex.next_order_id()
+    kids: list[Trigger] = []
+    for c in a.children:
+        t = Trigger(ex.next_order_id(), market.market_id, acct.address, c.is_buy, 0, c.trigger_price, c.tpsl,
+                    c.is_market, c.limit_price, c.reduce_only, c.cloid, False, parent_oid)
+        add_trigger(ex, acct, t)
+        kids.append(t)
+    first = matching.execute_order(ex, acct, market, parent, size, parent_oid)
+    if parent_oid not in ex.books[market.market_id].orders:
+        on_parent_gone(ex, parent_oid)  # filled or cancelled at once: unfilled children go
+    return (first, *(ActionResult(OK, oid=t.oid, status="waiting" if t.oid in ex.triggers else "cancelled")
+                     for t in kids))
 
 
 # ---------------------------------------------------------------------------------- firing

@@ -362,8 +362,42 @@ class ModifyTrigger:
                    must_uint(f[4], "limit_price"), must_uint(f[5], "size"))
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceGroup:
+    """Orders placed together (state/triggers.py). ``grouping`` 1 (normalTpsl): ``parent``
+    is a PlaceOrder and the children (size 0, opposite side, same market) are its TP and/or
+    SL, live only as far as the parent fills, one-cancels-other. ``grouping`` 2
+    (positionTpsl): no parent, the children are position TP/SLs (size 0, reduce-only)."""
+
+    TAG: ClassVar[int] = 17
+    grouping: int  # 1 = normalTpsl, 2 = positionTpsl
+    parent: PlaceOrder | None
+    children: tuple[PlaceTrigger, ...]
+
+    def fields(self) -> list[Any]:
+        return [self.grouping, None if self.parent is None else action_to_list(self.parent),
+                [action_to_list(c) for c in self.children]]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> PlaceGroup:
+        grouping = must_uint(f[0], "grouping", hi=2)
+        if grouping == 0:
+            raise TxError(Code.MALFORMED, "grouping must be 1 (normalTpsl) or 2 (positionTpsl)")
+        parent = None if f[1] is None else parse_action(f[1])
+        if (parent is None) != (grouping == 2) or (parent is not None and not isinstance(parent, PlaceOrder)):
+            raise TxError(Code.MALFORMED, "normalTpsl needs a parent order; positionTpsl has none")
+        items = must_list(f[2], "children", max_len=2)
+        children = tuple(parse_action(c) for c in items)
+        if not children or not all(isinstance(c, PlaceTrigger) for c in children):
+            raise TxError(Code.MALFORMED, "a group's children are one or two trigger orders")
+        if len({c.tpsl for c in children}) != len(children):
+            raise TxError(Code.MALFORMED, "a group has at most one take-profit and one stop-loss")
+        return cls(grouping, parent, children)
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
-          | OraclePrices | SetUnwindOrder | PlaceTrigger | ModifyTrigger)
+          | OraclePrices | SetUnwindOrder | PlaceTrigger | ModifyTrigger
+          | PlaceGroup)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, int] = {}
@@ -379,14 +413,14 @@ def register_action(cls: Any, arity: int) -> None:
 
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, 7), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
                  (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1),
-                 (PlaceTrigger, 9), (ModifyTrigger, 6)):
+                 (PlaceTrigger, 9), (ModifyTrigger, 6), (PlaceGroup, 3)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
     Deposit: "deposit", Withdraw: "withdraw", PlaceOrder: "order", Cancel: "cancel",
     CancelAll: "cancel_all", Modify: "modify", Batch: "batch", Lend: "lend", Borrow: "borrow",
     Repay: "repay", OraclePrices: "oracle", SetUnwindOrder: "set_unwind_order",
-    PlaceTrigger: "trigger", ModifyTrigger: "modify_trigger",
+    PlaceTrigger: "trigger", ModifyTrigger: "modify_trigger", PlaceGroup: "group",
 }
 
 

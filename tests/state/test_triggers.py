@@ -17,7 +17,16 @@ from state import triggers
 from state.errors import Code
 from state.events import Triggered
 from state.receipts import Cancelled, Fill
-from state.tx import Cancel, CancelAll, Modify, ModifyTrigger, PlaceTrigger, Tif
+from state.tx import (
+    Cancel,
+    CancelAll,
+    Modify,
+    ModifyTrigger,
+    PlaceGroup,
+    PlaceOrder,
+    PlaceTrigger,
+    Tif,
+)
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key
 from tests.state.riskkit import USD, risk_chain, set_prices
 
@@ -324,3 +333,94 @@ def test_hooks_cancel_account_and_market_triggers(chain: Chain) -> None:
     assert sorted(ex.triggers) == [c_oid] and p not in ex.triggers
     assert [e.reason for e in ex.events] == ["dead_man", "expired"]
     chain.block()  # the harness checks the store equals memory
+
+
+# ---------------------------------------------------------------------------------- OCO groups
+def _group(c: Chain, parent: PlaceOrder, *children: PlaceTrigger) -> Any:
+    r = c.run(A, PlaceGroup(1, parent, tuple(children)))
+    assert r.code == Code.OK, r
+    return r.results
+
+
+def _bracket(c: Chain) -> tuple[int, int, int]:
+    """A bids 10 BTC-PERP lots at 59,000 with a TP at 62,000 and an SL at 58,000."""
+    res = _group(c, PlaceOrder(BTC_PERP, True, 59_000, 10, Tif.GTC, False, None),
+                 trig(BTC_PERP, False, 0, 62_000, TP, reduce_only=True),
+                 trig(BTC_PERP, False, 0, 58_000, SL, reduce_only=True))
+    assert [r.status for r in res] == ["resting", "waiting", "waiting"]
+    return res[0].oid, res[1].oid, res[2].oid
+
+
+def test_oco_children_are_inactive_before_the_parent_fills(chain: Chain) -> None:
+    parent, tp, sl = _bracket(chain)
+    assert parent < tp < sl
+    assert (chain.ex.triggers[tp].size, chain.ex.triggers[sl].size) == (0, 0)
+    idx = chain.ex.trigger_index[BTC_PERP]
+    assert idx.rises == [] and idx.falls == []
+    set_prices(chain, btc=57_000 * USD)  # below the SL: an inactive child does not fire
+    assert events(chain, Triggered) == [] and sorted(chain.ex.triggers) == [tp, sl]
+    assert chain.ex.trigger_groups == {parent: [tp, sl]}
+
+
+def test_oco_partial_parent_fill_activates_that_size(chain: Chain) -> None:
+    _parent, tp, sl = _bracket(chain)
+    chain.order(B, BTC_PERP, False, 59_000, 4, Tif.IOC)
+    assert (chain.ex.triggers[tp].size, chain.ex.triggers[sl].size) == (4, 4)
+    idx = chain.ex.trigger_index[BTC_PERP]
+    assert idx.rises == [(62_000, tp)] and idx.falls == [(58_000, sl)]
+    chain.order(B, BTC_PERP, False, 59_000, 3, Tif.IOC)
+    assert (chain.ex.triggers[tp].size, chain.ex.triggers[sl].size) == (7, 7)
+    fork = chain.fork()  # the restored state has the same group and index
+    assert fork.ex.trigger_groups == chain.ex.trigger_groups
+    assert fork.ex.trigger_index[BTC_PERP].falls == [(58_000, sl)]
+
+
+def test_oco_one_child_fires_and_the_sibling_is_cancelled(chain: Chain) -> None:
+    parent, tp, sl = _bracket(chain)
+    chain.order(B, BTC_PERP, False, 59_000, 4, Tif.IOC)
+    chain.result(A, Cancel(BTC_PERP, parent, None))  # partly filled, then cancelled: children keep 4
+    assert (chain.ex.triggers[tp].size, chain.ex.triggers[sl].size) == (4, 4)
+    chain.order(C, BTC_PERP, True, 57_000, 20)
+    set_prices(chain, btc=57_500 * USD)
+    assert [e.oid for e in events(chain, Triggered)] == [sl]
+    assert [(e.oid, e.reason) for e in events(chain, Cancelled)] == [(tp, "oco")]
+    (fill,) = [f for f in events(chain, Fill) if f.taker_oid == sl]
+    assert (fill.size, fill.price) == (4, 57_000)
+    assert chain.ex.triggers == {} and chain.ex.accounts[A.address].positions[BTC_PERP].size == 0
+
+
+def test_oco_parent_cancelled_unfilled_takes_its_children(chain: Chain) -> None:
+    parent, tp, sl = _bracket(chain)
+    chain.result(A, Cancel(BTC_PERP, parent, None))
+    assert [(e.oid, e.reason) for e in events(chain, Cancelled)] == [
+        (parent, "cancelled"), (tp, "parent_cancelled"), (sl, "parent_cancelled")]
+    assert chain.ex.triggers == {} and chain.ex.accounts[A.address].triggers == {}
+
+
+def test_oco_parent_filled_at_once_activates_the_children_fully(chain: Chain) -> None:
+    chain.order(B, BTC_PERP, False, 59_000, 10)
+    res = _group(chain, PlaceOrder(BTC_PERP, True, 59_000, 10, Tif.GTC, False, None),
+                 trig(BTC_PERP, False, 0, 58_000, SL, reduce_only=True))
+    assert [(r.status, r.filled) for r in res] == [("filled", 10), ("waiting", 0)]
+    assert chain.ex.triggers[res[1].oid].size == 10
+
+
+def test_oco_group_rejections_change_nothing(chain: Chain) -> None:
+    parent = PlaceOrder(BTC_PERP, True, 59_000, 10, Tif.GTC, False, None)
+    for children, code in [
+        ((trig(BTC_PERP, True, 0, 62_000, TP, reduce_only=True),), Code.BAD_TRIGGER),  # same side
+        ((trig(BTC_PERP, False, 5, 62_000, TP, reduce_only=True),), Code.BAD_TRIGGER),  # a size
+        ((trig(BTC_PERP, False, 0, 62_000, TP),), Code.BAD_TRIGGER),  # not reduce-only on a perp
+        ((trig(BTC_PERP, False, 0, 0, TP, reduce_only=True),), Code.BAD_TRIGGER),  # no trigger price
+    ]:
+        r = chain.run(A, PlaceGroup(1, parent, children))
+        assert r.code == code, r
+    assert chain.ex.triggers == {} and chain.ex.books[BTC_PERP].orders == {}
+
+
+def test_position_tpsl_group_places_both(chain: Chain) -> None:
+    _long(chain, 5)
+    r = chain.run(A, PlaceGroup(2, None, (trig(BTC_PERP, False, 0, 65_000, TP, reduce_only=True),
+                                          trig(BTC_PERP, False, 0, 55_000, SL, reduce_only=True))))
+    assert [x.status for x in r.results] == ["waiting", "waiting"]
+    assert all(chain.ex.triggers[x.oid].whole for x in r.results)
