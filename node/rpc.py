@@ -142,7 +142,8 @@ class RpcServer:
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
             ("/commits", self.commits),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
-            ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
+            ("/account", self.account), ("/orders", self.orders), ("/triggers", self.triggers),
+            ("/fills", self.fills),
             ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
             ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
             ("/can_borrow", self.can_borrow),
@@ -407,6 +408,11 @@ class RpcServer:
 
     async def orders(self, request: web.Request) -> web.Response:
         return web.json_response({"orders": self._orders_of(_address_param(request))})
+
+    async def triggers(self, request: web.Request) -> web.Response:
+        """The account's waiting trigger orders (stop / take-profit, state/triggers.py)."""
+        return web.json_response({"triggers": [view_json(t) for t in
+                                               views.triggers_view(self.rt.sm.ex, _address_param(request))]})
 
     async def fills(self, request: web.Request) -> web.Response:
         address = _address_param(request)
