@@ -424,3 +424,20 @@ def test_position_tpsl_group_places_both(chain: Chain) -> None:
                                           trig(BTC_PERP, False, 0, 55_000, SL, reduce_only=True))))
     assert [x.status for x in r.results] == ["waiting", "waiting"]
     assert all(chain.ex.triggers[x.oid].whole for x in r.results)
+
+
+def test_triggers_view_shows_kind_prices_and_active_size(chain: Chain) -> None:
+    from state.views import triggers_view
+
+    parent, tp, sl = _bracket(chain)
+    chain.order(B, BTC_PERP, False, 59_000, 4, Tif.IOC)
+    stop = place(chain, A, trig(BTC_SPOT, False, 10, 59_000, SL, limit=58_900, cloid=b"v" * 16))
+    view = triggers_view(chain.ex, A.address)
+    assert [v["oid"] for v in view] == [tp, sl, stop]
+    assert view[0]["trigger"] == {"kind": "tp", "trigger_price": 62_000, "is_market": True, "limit": 0,
+                                  "active_size": 4, "parent": parent}
+    assert view[2] == {"oid": stop, "market": BTC_SPOT, "side": "sell",
+                       "trigger": {"kind": "sl", "trigger_price": 59_000, "is_market": False, "limit": 58_900,
+                                   "active_size": 10, "parent": None},
+                       "reduce_only": False, "cloid": (b"v" * 16).hex()}
+    assert triggers_view(chain.ex, D.address) == []
