@@ -16,7 +16,15 @@ from node.wallet.txbuild import (
 )
 from node.wallet.units import Catalog, UnitError
 from state.genesis import Genesis, make_genesis_doc
-from state.tx import ModifyTrigger, PlaceGroup, PlaceOrder, PlaceTrigger, Tif, action_to_list, parse_action
+from state.tx import (
+    ModifyTrigger,
+    PlaceGroup,
+    PlaceOrder,
+    PlaceTrigger,
+    Tif,
+    action_to_list,
+    parse_action,
+)
 
 CAT = Catalog.from_genesis(Genesis.from_json(make_genesis_doc(chain_id="t", validators=[], bridge_pubkey=b"\x01" * 32)))
 
