@@ -441,3 +441,20 @@ def test_triggers_view_shows_kind_prices_and_active_size(chain: Chain) -> None:
                                    "active_size": 10, "parent": None},
                        "reduce_only": False, "cloid": (b"v" * 16).hex()}
     assert triggers_view(chain.ex, D.address) == []
+
+
+def test_liquidation_cancels_the_accounts_triggers() -> None:
+    """As in test_liquidation: T buys 1 BTC-PERP at 60,000 with $5,500; at 56,200 it is
+    liquidated, and its orders and its waiting stop (at 50,000, not reached) are cancelled."""
+    c = risk_chain()
+    set_prices(c, btc=60_000 * USD)
+    c.fund(D, USDC, 5_500 * USD)
+    for k in (B, C):
+        c.fund(k, USDC, 1_000_000 * USD)
+    c.order(B, BTC_PERP, False, 60_000, 10_000)
+    assert c.order(D, BTC_PERP, True, 60_000, 10_000, Tif.IOC).status == "filled"
+    stop = place(c, D, trig(BTC_PERP, False, 0, 50_000, SL, reduce_only=True))
+    c.order(C, BTC_PERP, True, 55_000, 100_000)
+    set_prices(c, btc=56_200 * USD)
+    assert (stop, "liquidation") in [(e.oid, e.reason) for e in events(c, Cancelled)]
+    assert c.ex.triggers == {}
