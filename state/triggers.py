@@ -187,9 +187,11 @@ def handle_modify_trigger(ex: Exchange, acct: Account, a: ModifyTrigger) -> Acti
         raise TxError(Code.BAD_TRIGGER, "an OCO child's size follows its parent's fills; keep its size")
     if t.whole and a.size != 0:
         raise TxError(Code.BAD_TRIGGER, "a position TP/SL covers the whole position; its size stays 0")
-    check_size = a.size if not t.parent or a.size else 1  # an inactive child: prices only
-    _must_valid_spec(ex, acct, market, t.is_buy, check_size if not t.whole else 0, a.trigger_price, t.is_market,
-                     a.limit_price, t.reduce_only, t.whole, t)
+    if t.parent:  # an OCO child: its size follows the parent (checked at placement); prices only
+        _must_valid_prices(market, a.trigger_price, t.is_market, a.limit_price)
+    else:
+        _must_valid_spec(ex, acct, market, t.is_buy, a.size, a.trigger_price, t.is_market, a.limit_price,
+                         t.reduce_only, t.whole, t)
     forget(ex, t)
     t.trigger, t.limit, t.size = a.trigger_price, a.limit_price, a.size
     add_trigger(ex, acct, t)

@@ -11,7 +11,8 @@ node never re-encodes a transaction to check it. The transaction hash is sha256(
 
 Actions are positional arrays with a leading tag; a wrong arity is an unknown field, a
 wrong type is malformed, and an unknown tag is ``UNKNOWN_TX_TYPE``. Tags 10+ are the
-lending, oracle and risk actions (lend, borrow, repay, oracle, set_unwind_order).
+lending, oracle and risk actions (lend, borrow, repay, oracle, set_unwind_order); 15, 17 and
+18 the trigger orders (trigger, group, modify_trigger: state/triggers.py).
 """
 
 from __future__ import annotations

@@ -458,3 +458,13 @@ def test_liquidation_cancels_the_accounts_triggers() -> None:
     set_prices(c, btc=56_200 * USD)
     assert (stop, "liquidation") in [(e.oid, e.reason) for e in events(c, Cancelled)]
     assert c.ex.triggers == {}
+
+
+def test_modify_trigger_of_an_oco_child_moves_its_prices_only(chain: Chain) -> None:
+    parent, tp, sl = _bracket(chain)
+    r = chain.result(A, ModifyTrigger(BTC_PERP, sl, None, 57_500, 0, 0))
+    assert (r.code, r.oid) == (Code.OK, sl)
+    assert chain.ex.triggers[sl].trigger == 57_500 and chain.ex.trigger_groups == {parent: [tp, sl]}
+    assert chain.result(A, ModifyTrigger(BTC_PERP, sl, None, 57_500, 0, 3)).code == Code.BAD_TRIGGER
+    chain.order(B, BTC_PERP, False, 59_000, 2, Tif.IOC)
+    assert chain.ex.trigger_index[BTC_PERP].falls == [(57_500, sl)]
