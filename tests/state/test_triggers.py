@@ -468,3 +468,12 @@ def test_modify_trigger_of_an_oco_child_moves_its_prices_only(chain: Chain) -> N
     assert chain.result(A, ModifyTrigger(BTC_PERP, sl, None, 57_500, 0, 3)).code == Code.BAD_TRIGGER
     chain.order(B, BTC_PERP, False, 59_000, 2, Tif.IOC)
     assert chain.ex.trigger_index[BTC_PERP].falls == [(57_500, sl)]
+
+
+def test_genesis_trigger_slippage_is_read_and_ranged() -> None:
+    from tests.harness import make_genesis
+
+    assert make_genesis().trigger_slippage_ppm == 50_000
+    assert make_genesis(orders={"trigger_slippage_ppm": 10_000}).trigger_slippage_ppm == 10_000
+    with pytest.raises(ValueError, match="orders.trigger_slippage_ppm"):
+        make_genesis(orders={"trigger_slippage_ppm": 1_000_000})
