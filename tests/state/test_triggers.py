@@ -475,5 +475,5 @@ def test_genesis_trigger_slippage_is_read_and_ranged() -> None:
 
     assert make_genesis().trigger_slippage_ppm == 50_000
     assert make_genesis(orders={"trigger_slippage_ppm": 10_000}).trigger_slippage_ppm == 10_000
-    with pytest.raises(ValueError, match="orders.trigger_slippage_ppm"):
+    with pytest.raises(ValueError, match=r"orders\.trigger_slippage_ppm"):
         make_genesis(orders={"trigger_slippage_ppm": 1_000_000})
