@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import bookchain
+from node.client import Client
 from node.wallet.txbuild import (
     bracket_action,
     modify_trigger_action,
@@ -25,6 +26,7 @@ from state.tx import (
     action_to_list,
     parse_action,
 )
+from tests.cli.conftest import Env
 
 CAT = Catalog.from_genesis(Genesis.from_json(make_genesis_doc(chain_id="t", validators=[], bridge_pubkey=b"\x01" * 32)))
 
@@ -69,3 +71,20 @@ def test_trigger_commands_have_help_with_an_example(name: str) -> None:
 def test_order_help_mentions_tp_and_sl() -> None:
     r = CliRunner().invoke(bookchain, ["tx", "order", "--help"])
     assert "--tp" in r.output and "--sl" in r.output
+
+
+def test_stop_then_query_triggers_then_cancel(env: Env) -> None:
+    Client(env.node.url).wait_for_height(2, timeout=5)
+    placed = env.run("tx", "stop", "BTC/USDC", "sell", "0.5", "--trigger", "50000", "--cloid", "s1", "--key", "alice")
+    assert placed.exit_code == 0, placed.output
+    assert "waiting for trigger" in placed.output
+    shown = env.run("query", "triggers", "alice")
+    assert shown.exit_code == 0 and "50000" in shown.output and "sl" in shown.output, shown.output
+    alice = env.keys.load("alice").address_text
+    assert env.json("query", "triggers", "alice") == Client(env.node.url).triggers(alice)
+    moved = env.run("tx", "modify-trigger", "BTC/USDC", "--cloid", "s1", "--trigger", "49000", "--size", "0.5",
+                    "--key", "alice")
+    assert moved.exit_code == 0, moved.output
+    gone = env.run("tx", "cancel", "BTC/USDC", "--cloid", "s1", "--key", "alice")
+    assert gone.exit_code == 0, gone.output
+    assert Client(env.node.url).triggers(alice) == {"triggers": []}
