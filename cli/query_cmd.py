@@ -197,6 +197,17 @@ def q_order(oid: int | None, cloid: str | None, owner: str | None, as_json: bool
          lambda a: render.print_order_status(a, _catalog_or_none()))
 
 
+@query_command("triggers")
+@click.argument("who", metavar="ADDR|KEYNAME")
+def q_triggers(who: str, as_json: bool) -> None:
+    """Waiting trigger orders (stop / take-profit) of an address or a local key.
+
+    Example: bookchain query triggers bob
+    """
+    address = get_ctx().address(who)
+    show(lambda c: c.triggers(address), as_json, lambda a: render.print_triggers(a, _catalog_or_none()))
+
+
 @query_command("fills")
 @click.argument("who", metavar="ADDR|KEYNAME")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="Newest fills to show (at most 1000).")

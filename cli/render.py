@@ -185,7 +185,8 @@ def print_receipt(answer: dict[str, Any], cat: Catalog | None, markets: list[int
             fills = r.get("fills") or []
             all_fills.extend(fills)
             mid = fills[0].get("market") if fills else (markets[i] if markets and i < len(markets) else None)
-            t.add_row(str(i), _s(r.get("status")), _s(r.get("name", r.get("code"))), _s(r.get("oid")),
+            status = "waiting for trigger" if r.get("status") == "waiting" else _s(r.get("status"))
+            t.add_row(str(i), status, _s(r.get("name", r.get("code"))), _s(r.get("oid")),
                       f.size(mid, r.get("filled")) if mid is not None else _s(r.get("filled")),
                       f.avg_price(mid, r.get("avg_price")),
                       f.size(mid, r.get("resting")) if mid is not None else _s(r.get("resting")),
@@ -315,6 +316,22 @@ def orders_table(orders: list[dict[str, Any]], f: Fmt) -> Table:
 
 def print_orders(doc: dict[str, Any], cat: Catalog | None) -> None:
     console().print(orders_table(doc.get("orders") or [], Fmt(cat)))
+
+
+def print_triggers(doc: dict[str, Any], cat: Catalog | None) -> None:
+    """Waiting trigger orders (stop / take-profit)."""
+    f = Fmt(cat)
+    t = Table(title="trigger orders", title_justify="left")
+    for col in ("oid", "market", "side", "kind", "trigger", "limit", "active size", "parent", "reduce only", "cloid"):
+        t.add_column(col)
+    for o in doc.get("triggers") or []:
+        mid, tr = o.get("market"), o.get("trigger") or {}
+        size = tr.get("active_size")
+        t.add_row(_s(o.get("oid")), f.market_name(mid), _s(o.get("side")), _s(tr.get("kind")),
+                  f.price(mid, tr.get("trigger_price")), "market" if tr.get("is_market") else f.price(mid, tr.get("limit")),
+                  "position" if size == "position" else f.size(mid, size), _s(tr.get("parent")),
+                  _s(o.get("reduce_only")), _s(o.get("cloid")))
+    console().print(t)
 
 
 def print_fills(doc: dict[str, Any], cat: Catalog | None) -> None:

@@ -38,7 +38,16 @@ from node.wallet.nonce import NONCES
 from node.wallet.units import MAX_CHAIN_INT, Catalog
 from state.agents import sub_account_address
 from state.keys import address_from_text
-from state.tx import ActAs, ApproveAgent, Batch, CreateSubAccount, Deposit, RevokeAgent, tx_hash
+from state.tx import (
+    ActAs,
+    ApproveAgent,
+    Batch,
+    CreateSubAccount,
+    Deposit,
+    PlaceGroup,
+    RevokeAgent,
+    tx_hash,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,7 +150,10 @@ def action_markets(action: Any) -> list[int | None]:
     """The market of each action, in receipt result order."""
     if isinstance(action, ActAs):
         action = action.action
-    items = action.actions if isinstance(action, Batch) else (action,)
+    if isinstance(action, PlaceGroup):
+        items: Any = ((action.parent,) if action.parent is not None else ()) + action.children
+    else:
+        items = action.actions if isinstance(action, Batch) else (action,)
     return [getattr(a, "market", None) for a in items]
 
 
@@ -336,12 +348,16 @@ def market_and_side(market: str | None, side: str | None, market_opt: str | None
               help="Good-til-time: the order is cancelled at the first block more than SECONDS from now.")
 @click.option("--expires-at", "expires_at", default=None, type=click.IntRange(0, MAX_CHAIN_INT), metavar="MS",
               help="Good-til-time with an absolute expiry (unix ms, compared with block times).")
+@click.option("--tp", default=None, metavar="PRICE",
+              help="Attach a take-profit (market trigger at PRICE) that covers what this order fills.")
+@click.option("--sl", default=None, metavar="PRICE",
+              help="Attach a stop-loss (market trigger at PRICE) that covers what this order fills.")
 @key_option()
 @raw_option
 @common_options
 def order(market: str | None, side: str | None, market_opt: str | None, side_opt: str | None, size: str, price: str,
           tif: str, reduce_only: bool, cloid: str | None, expires_in: int | None, expires_at: int | None,
-          key_name: str, raw: bool, **opts: Any) -> None:
+          tp: str | None, sl: str | None, key_name: str, raw: bool, **opts: Any) -> None:
     """Place a limit order: MARKET is a symbol (BTC/USDC) or id, SIDE is buy or sell.
 
     \b
@@ -349,12 +365,16 @@ def order(market: str | None, side: str | None, market_opt: str | None, side_opt
       bookchain tx order BTC/USDC buy --size 0.25 --price 60000 --key bob
       bookchain tx order --market BTC/USDC --side sell --size 0.01 --price 60000 --key alice
       bookchain tx order BTC/USDC buy --size 0.1 --price 59000 --expires-in 3600 --key bob
+      bookchain tx order BTC-PERP buy --size 0.1 --price 60000 --tp 66000 --sl 57000 --key bob
     """
     mkt, sd = market_and_side(market, side, market_opt, side_opt)
     expiry = build(lambda: txbuild.expiry_ms(now_ms(), expires_in, expires_at))
     action = build(lambda: txbuild.order_action(catalog(), mkt, sd, size, price, tif=tif,
                                                 reduce_only=reduce_only, cloid=cloid, raw=raw,
                                                 expires_at_ms=expiry))
+    if tp is not None or sl is not None:
+        parent = action
+        action = build(lambda: txbuild.bracket_action(catalog(), parent, tp, sl, raw=raw))
     submit(action, key_name, **opts)
 
 
@@ -441,6 +461,73 @@ def modify(market: str, oid: int | None, cloid: str | None, size: str, price: st
                                                      price_is_ticks=True))
     else:
         action = build(lambda: txbuild.modify_action(catalog(), market, price, size, oid, cloid, raw))
+    submit(action, key_name, **opts)
+
+
+def _trigger_command(name: str, kind: str, what: str, example: str) -> None:
+    @tx.command(name, help=f"""Place a {what} trigger order on MARKET: it waits outside the book and,
+when the reference price (a perp's mark, a spot market's index) reaches --trigger, enters
+the book with the same order id: a market order (IOC, 5% slippage limit) unless --limit.
+
+\b
+Example: {example}""")
+    @click.argument("market")
+    @click.argument("side", type=click.Choice(["buy", "sell"], case_sensitive=False))
+    @click.argument("size")
+    @click.option("--trigger", required=True, metavar="PRICE", help="Trigger price (ticks with --raw).")
+    @click.option("--limit", default=None, metavar="PRICE", help="Limit price once triggered; default: a market order.")
+    @click.option("--reduce-only", is_flag=True, help="Perps only: may only shrink the position (no margin counted).")
+    @click.option("--cloid", default=None, metavar="ID", help="Client order id (hex or text).")
+    @key_option()
+    @raw_option
+    @common_options
+    def cmd(market: str, side: str, size: str, trigger: str, limit: str | None, reduce_only: bool, cloid: str | None,
+            key_name: str, raw: bool, **opts: Any) -> None:
+        action = build(lambda: txbuild.trigger_action(catalog(), market, side, size, trigger, kind, limit=limit,
+                                                      reduce_only=reduce_only, cloid=cloid, raw=raw))
+        submit(action, key_name, **opts)
+
+
+_trigger_command("stop", "sl", "stop-loss", "bookchain tx stop BTC-PERP sell 0.1 --trigger 57000 --reduce-only --key bob")
+_trigger_command("take-profit", "tp", "take-profit",
+                 "bookchain tx take-profit BTC/USDC sell 0.5 --trigger 66000 --limit 65900 --key bob")
+
+
+@tx.command("tpsl")
+@click.argument("market")
+@click.option("--side", type=click.Choice(["buy", "sell"], case_sensitive=False), default="sell", show_default=True,
+              help="The closing side: sell closes a long, buy closes a short.")
+@click.option("--tp", default=None, metavar="PRICE", help="Take-profit trigger price.")
+@click.option("--sl", default=None, metavar="PRICE", help="Stop-loss trigger price.")
+@key_option()
+@raw_option
+@common_options
+def tpsl(market: str, side: str, tp: str | None, sl: str | None, key_name: str, raw: bool, **opts: Any) -> None:
+    """Position TP/SL: market triggers that close the whole position, whatever its size
+    when they fire; a new one replaces the old of its kind; removed when the position closes.
+
+    Example (a long): bookchain tx tpsl BTC-PERP --tp 66000 --sl 57000 --key bob
+    """
+    action = build(lambda: txbuild.position_tpsl_action(catalog(), market, side, tp, sl, raw=raw))
+    submit(action, key_name, **opts)
+
+
+@tx.command("modify-trigger")
+@click.argument("market")
+@_order_ref_options
+@click.option("--trigger", required=True, metavar="PRICE", help="New trigger price (ticks with --raw).")
+@click.option("--limit", default=None, metavar="PRICE", help="New limit price (a limit trigger only).")
+@click.option("--size", required=True, metavar="SIZE", help="New size in base units (0 for a position TP/SL).")
+@key_option()
+@raw_option
+@common_options
+def modify_trigger(market: str, oid: int | None, cloid: str | None, trigger: str, limit: str | None, size: str,
+                   key_name: str, raw: bool, **opts: Any) -> None:
+    """Change a waiting trigger order's trigger price, limit price and size; it keeps its id.
+
+    Example: bookchain tx modify-trigger BTC-PERP --oid 12 --trigger 56500 --size 0.1 --key bob
+    """
+    action = build(lambda: txbuild.modify_trigger_action(catalog(), market, trigger, size, limit, oid, cloid, raw))
     submit(action, key_name, **opts)
 
 

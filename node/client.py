@@ -212,6 +212,9 @@ class Client:
     def orders(self, address: str) -> Json:
         return self.get("/orders", address=address)
 
+    def triggers(self, address: str) -> Json:
+        return self.get("/triggers", address=address)
+
     def fills(self, address: str, limit: int = 100) -> Json:
         return self.get("/fills", address=address, limit=limit)
 
@@ -431,6 +434,9 @@ class AsyncClient:
 
     async def orders(self, address: str) -> Json:
         return await self.get("/orders", address=address)
+
+    async def triggers(self, address: str) -> Json:
+        return await self.get("/triggers", address=address)
 
     async def fills(self, address: str, limit: int = 100) -> Json:
         return await self.get("/fills", address=address, limit=limit)

@@ -89,6 +89,10 @@ def status_view(ex: Exchange, oid: int, stored: list[Any] | None) -> dict[str, A
             return {"oid": oid, "status": "open", "market": market, "owner": address_to_text(order.owner),
                     "side": "buy" if order.is_buy else "sell", "price": order.price, "size": order.size,
                     "orig_size": order.orig_size, "cloid": order.cloid}
+    trig = ex.triggers.get(oid)
+    if trig is not None:
+        return {"oid": oid, "status": "waiting", "market": trig.market, "owner": address_to_text(trig.owner),
+                "side": "buy" if trig.is_buy else "sell", "trigger_price": trig.trigger, "cloid": trig.cloid}
     if stored is None:
         return None
     status, reason, height, owner, market = stored

@@ -146,8 +146,8 @@ class RpcServer:
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
             ("/commits", self.commits),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
-            ("/account", self.account), ("/orders", self.orders), ("/fills", self.fills),
-            ("/order_status", self.order_status),
+            ("/account", self.account), ("/orders", self.orders), ("/triggers", self.triggers),
+            ("/fills", self.fills), ("/order_status", self.order_status),
             ("/history", self.history), ("/orders/history", self.orders_history), ("/candles", self.candles),
             ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
             ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
@@ -424,6 +424,11 @@ class RpcServer:
         if view is None:
             raise RpcError(404, Code.NOT_FOUND, f"order {oid} is unknown to this node")
         return web.json_response({"height": self.rt.sm.height, "order": view_json(view)})
+
+    async def triggers(self, request: web.Request) -> web.Response:
+        """The account's waiting trigger orders (stop / take-profit, state/triggers.py)."""
+        return web.json_response({"triggers": [view_json(t) for t in
+                                               views.triggers_view(self.rt.sm.ex, _address_param(request))]})
 
     async def fills(self, request: web.Request) -> web.Response:
         address = _address_param(request)

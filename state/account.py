@@ -85,8 +85,7 @@ class Position:
 class Account:
     __slots__ = (
         "address", "cloids", "dead_man", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
-        "positions",
-        "scaled", "unwind", "watch",
+        "positions", "scaled", "triggers", "unwind", "watch",
     )
 
     def __init__(self, address: bytes, pools: Pools) -> None:
@@ -102,7 +101,8 @@ class Account:
         # dead-man switch (state/lifetimes.py): [deadline ms (0 = none), UTC day, sets that day]
         self.dead_man: list[int] | None = None
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
-        self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open order (derived)
+        self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open or trigger order (derived)
+        self.triggers: dict[int, int] = {}  # oid -> market of a waiting trigger order (derived)
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
         self.orders: dict[int, list[int]] = {}
 
@@ -178,6 +178,7 @@ class Account:
             and all(p.is_blank() for p in self.positions.values())
             and not self.open_orders
             and self.dead_man is None
+            and not self.triggers
         )
 
     def record(self) -> list[object]:

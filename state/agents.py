@@ -38,20 +38,21 @@ from state.tx import (
     CancelAll,
     CreateSubAccount,
     Modify,
+    ModifyTrigger,
+    PlaceGroup,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
     SignedTx,
 )
 
 SUB_DOMAIN: Final = b"bookchain/sub-account\x00"
 
-#: what an agent may sign (besides ``act_as`` around one of them); later order actions
-#: register themselves here (``allow_for_agents``)
-AGENT_ACTIONS: set[type] = {PlaceOrder, Cancel, CancelAll, Modify}
-
-
-def allow_for_agents(cls: type) -> None:
-    AGENT_ACTIONS.add(cls)
+#: what an agent may sign (besides ``act_as`` around one of them): orders, triggers, cancels,
+#: modifies and the dead-man switch
+AGENT_ACTIONS: set[type] = {PlaceOrder, Cancel, CancelAll, Modify, PlaceTrigger, ModifyTrigger, PlaceGroup,
+                             ScheduleCancel}
 
 
 def sub_account_address(master: bytes, name: str) -> bytes:

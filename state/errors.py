@@ -47,6 +47,7 @@ class Code(IntEnum):
     MARKET_CLOSED = 513  # a dated future at or past its expiry (state/futures.py)
     SCHEDULE_CANCEL_LIMIT = 514  # too many dead-man switch sets/clears this UTC day
     SCHEDULE_CANCEL_TOO_SOON = 515  # a dead-man deadline closer than orders.schedule_cancel_min_ms
+    BAD_TRIGGER = 516  # an invalid trigger order spec (state/triggers.py)
     ORDER_EXPIRED = 517  # a good-til-time order whose expiry is not after the block time
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600

@@ -165,6 +165,19 @@ class DeadManFired(NamedTuple):
     cancelled: int
 
 
+class Triggered(NamedTuple):
+    """A trigger order's reference price crossed its trigger: it enters matching now with
+    the same oid (its fills and cancels follow). Prices: reference in price units, trigger
+    in ticks."""
+
+    kind: str  # "triggered"
+    market: int
+    oid: int
+    owner: bytes
+    reference_price: int
+    trigger_price: int
+
+
 SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "deposit": Deposited._fields,
     "withdraw": Withdrawn._fields,
@@ -177,6 +190,7 @@ SCHEMA: Final[dict[str, tuple[str, ...]]] = {
     "socialized": Socialized._fields,
     "settlement": FutureSettled._fields,
     "position_settled": PositionSettled._fields,
+    "triggered": Triggered._fields,
     "liquidation:start": LiquidationStarted._fields,
     "liquidation:book": LiquidationTrade._fields,
     "liquidation:backstop_book": LiquidationTrade._fields,

@@ -25,6 +25,7 @@ from state.lending import Pools
 from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
 from state.risk import LegInfo, RequirementParams, size_scale
 from state.tracker import WriteTracker
+from state.trigbook import Trigger, TriggerIndex, add_trigger
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -98,6 +99,9 @@ class Exchange:
         self.order_expiries: list[tuple[int, int, int]] = []  # (expires_at, oid, market)
         self.dead_men: list[tuple[int, bytes]] = []  # (dead-man deadline, address)
         self.lifetime_heap_bounds = [1024, 1024]  # sizes past which those two are rebuilt
+        self.triggers: dict[int, Trigger] = {}  # oid -> waiting trigger order (state/triggers.py)
+        self.trigger_index: dict[int, TriggerIndex] = {m.market_id: TriggerIndex() for m in self.markets}  # derived
+        self.trigger_groups: dict[int, list[int]] = {}  # derived: parent oid -> its OCO children's oids
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0
@@ -235,6 +239,16 @@ class Exchange:
                 orders_out.append((records.order_key(oid), None))
             else:
                 orders_out.append((records.order_key(oid), encode(order.record())))
+        triggers_out: list[tuple[bytes, bytes | None]] = []
+        for oid in sorted(tracker.triggers):
+            trig = tracker.triggers[oid]
+            if trig is None or self.triggers.get(oid) is not trig:
+                if oid > stored_limit:
+                    continue  # placed and gone within this block
+                triggers_out.append((records.trigger_key(oid), None))
+            else:
+                triggers_out.append((records.trigger_key(oid), encode(trig.record())))
+        groups.append((records.TRIGGER, triggers_out))
         self._stored_oid_limit = self.oid_counter
         groups.append((records.ORDER, orders_out))
         pools = self.pools
@@ -273,6 +287,8 @@ class Exchange:
         for book in self.books.values():
             for oid, order in book.orders.items():
                 out.append((records.order_key(oid), records.encode_record(order.record())))
+        for oid, trig in self.triggers.items():
+            out.append((records.trigger_key(oid), records.encode_record(trig.record())))
         for addr, kept in self.nonces.items():
             out.append((records.nonce_key(addr), nonces.to_bytes(kept)))
         for m in range(len(self.markets)):
@@ -296,6 +312,7 @@ class Exchange:
     def load_records(self, items: list[tuple[bytes, bytes]]) -> None:
         """Rebuild the hot state from stored records (any order); books by priority seq."""
         orders: list[Order] = []
+        trigs: list[Trigger] = []
         watches: list[tuple[bytes, list[Any]]] = []
         for key, value in items:
             kind, ident = records.parse_key(key)
@@ -309,6 +326,8 @@ class Exchange:
                 orders.append(Order.from_record(rec))
             elif kind == records.WATCH:
                 watches.append((ident, rec))
+            elif kind == records.TRIGGER:
+                trigs.append(Trigger.from_record(int.from_bytes(ident, "big"), rec))
             elif kind == records.MARKET:
                 m = int.from_bytes(ident, "big")
                 if rec[0]:
@@ -340,6 +359,10 @@ class Exchange:
             if order.expires_at:
                 self.order_expiries.append((order.expires_at, order.oid, order.market))
         heapq.heapify(self.order_expiries)
+        trigs.sort(key=lambda t: t.oid)
+        for trig in trigs:
+            add_trigger(self, self.account(trig.owner), trig)
+        self.tracker.triggers.clear()  # restored, not written
         for addr in sorted(self.accounts):
             acct = self.accounts[addr]
             for m, pos in acct.positions.items():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from state import trigbook
 from state.dated import must_open
 from state.events import FutureSettled, PositionSettled
 from state.funding import trade_position
@@ -86,13 +87,13 @@ def settlement_price(ex: Exchange, m: int) -> int:
 
 
 def cancel_market_orders(ex: Exchange, market_id: int, reason: str) -> int:
-    """Cancel every open order of the market (oldest id first); returns how many. (Trigger
-    orders, when they exist, belong here too.)"""
+    """Cancel every open order of the market (oldest id first), then its waiting trigger
+    orders; returns how many."""
     book = ex.books[market_id]
     oids = sorted(book.orders)
     for oid in oids:
         cancel_order(ex, book.orders[oid], reason)
-    return len(oids)
+    return len(oids) + trigbook.cancel_market_triggers(ex, market_id, reason)
 
 
 def settle_market(ex: Exchange, m: int) -> None:

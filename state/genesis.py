@@ -205,10 +205,12 @@ ASSET_RISK_RANGES: dict[str, tuple[int, int]] = {
 ORDERS_DEFAULTS: dict[str, int] = {
     "schedule_cancel_min_ms": 5_000,  # a dead-man deadline at least this far past the block time
     "schedule_cancel_per_day": 10,  # dead-man sets or clears per account per UTC day
+    "trigger_slippage_ppm": 50_000,  # a market trigger's IOC limit: reference -/+ this (state/triggers.py)
 }
 ORDERS_RANGES: dict[str, tuple[int, int]] = {
     "schedule_cancel_min_ms": (0, 1 << 40),
     "schedule_cancel_per_day": (1, 1 << 20),
+    "trigger_slippage_ppm": (0, PPM - 1),
 }
 
 
@@ -344,6 +346,7 @@ class Genesis:
     max_batch_actions: int = 64
     max_agents_per_account: int = 10
     max_sub_accounts: int = 10
+    trigger_slippage_ppm: int = 50_000  # a market trigger's IOC limit: reference -/+ this (state/triggers.py)
     initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     schedule_cancel_min_ms: int = 5_000  # orders.schedule_cancel_min_ms (state/lifetimes.py)
     schedule_cancel_per_day: int = 10  # orders.schedule_cancel_per_day
@@ -479,6 +482,7 @@ class Genesis:
             max_agents_per_account=ranged(limits.get("max_agents_per_account", 10), 0, 1000,
                                           "limits.max_agents_per_account"),
             max_sub_accounts=ranged(limits.get("max_sub_accounts", 10), 0, 1000, "limits.max_sub_accounts"),
+            trigger_slippage_ppm=orders["trigger_slippage_ppm"],
             initial_oracle_prices=tuple(initial),
             risk=RiskParams.from_json(doc.get("risk", {}), assets),
             schedule_cancel_min_ms=orders["schedule_cancel_min_ms"],

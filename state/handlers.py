@@ -21,6 +21,7 @@ from state import (
     nonces,
     oracle,
     transfers,
+    triggers,
 )
 from state.account import Account
 from state.errors import Code, TxError
@@ -38,8 +39,11 @@ from state.tx import (
     Deposit,
     Lend,
     Modify,
+    ModifyTrigger,
     OraclePrices,
+    PlaceGroup,
     PlaceOrder,
+    PlaceTrigger,
     Repay,
     RevokeAgent,
     ScheduleCancel,
@@ -87,6 +91,10 @@ def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
 
 
 def handle_cancel(ex: Exchange, acct: Account, a: Cancel) -> ActionResult:
+    trig = triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid)
+    if trig is not None:
+        triggers.cancel_trigger(ex, trig, "cancelled")
+        return ActionResult(OK, oid=trig.oid, status="cancelled", resting=0)
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     matching.cancel_order(ex, order, "cancelled")
     return ActionResult(OK, oid=order.oid, status="cancelled", resting=0)
@@ -98,10 +106,13 @@ def handle_cancel_all(ex: Exchange, acct: Account, a: CancelAll) -> ActionResult
     oids = sorted(oid for oid, m in acct.open_orders.items() if a.market is None or m == a.market)
     for oid in oids:
         matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "cancelled")
-    return ActionResult(Code.OK, status="ok", filled=0, resting=0, message=f"{len(oids)} cancelled")
+    n = len(oids) + (triggers.cancel_account_triggers(ex, acct, "cancelled", a.market) if acct.triggers else 0)
+    return ActionResult(Code.OK, status="ok", filled=0, resting=0, message=f"{n} cancelled")
 
 
 def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
+    if acct.triggers and triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid) is not None:
+        raise TxError(Code.UNKNOWN_ORDER, "that is a trigger order: change it with modify_trigger")
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
     if a.price == order.price and 0 < a.size < order.size:
         market = ex.markets[order.market]
@@ -121,6 +132,8 @@ ORDER_HANDLERS: Final[dict[type, OrderHandler]] = {
     Cancel: handle_cancel,
     CancelAll: handle_cancel_all,
     Modify: handle_modify,
+    PlaceTrigger: triggers.handle_place_trigger,
+    ModifyTrigger: triggers.handle_modify_trigger,
 }
 
 AccountHandler = Callable[[Exchange, bytes, bytes, Any], ActionResult]
@@ -194,6 +207,13 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)
         results = tuple(_run_one(ex, account, tx.pubkey, a) for a in action.actions)
+    elif isinstance(action, PlaceGroup):
+        try:
+            group_market = action.parent.market if action.parent is not None else action.children[0].market
+            owner = isolated.route(ex, account, group_market) if ex.subs else account
+            results = triggers.handle_place_group(ex, ex.account(owner), action)
+        except TxError as err:
+            results = (rejected(err.code, err.message),)
     else:
         results = (_run_one(ex, account, tx.pubkey, action),)
     for r in results:

@@ -64,7 +64,8 @@ def _must_be_flat(ex: Exchange, address: bytes, market: int, who: str) -> None:
     if acct is None:
         return
     pos = acct.positions.get(market)
-    if (pos is not None and pos.size) or any(m == market for m in acct.open_orders.values()):
+    if (pos is not None and pos.size) or any(m == market for m in acct.open_orders.values()) \
+            or any(m == market for m in acct.triggers.values()):
         raise TxError(Code.UNAUTHORIZED, f"{who} still has a position or open orders on market {market}")
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Final
 
-from state import matching
+from state import isolated, matching, trigbook
 from state.errors import Code, TxError
 from state.events import DeadManFired
 from state.receipts import ActionResult
@@ -60,13 +60,17 @@ def must_not_expired(tx: SignedTx, now_ms: int) -> None:
 
 
 def cancel_all_for(ex: Exchange, acct: Account, reason: str) -> int:
-    """Cancel every open order of ``acct`` now, by oid; returns how many. The one hook that
-    cancels "everything of an account" (the dead-man switch): trigger orders are to be
-    cancelled here too once they exist."""
-    oids = sorted(acct.open_orders)
-    for oid in oids:
-        matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], reason)
-    return len(oids)
+    """Cancel every open order of ``acct`` now, by oid, and its waiting trigger orders, and
+    those of its isolated positions' accounts (state/isolated.py); returns how many. The one
+    hook that cancels "everything of an account" (the dead-man switch)."""
+    count = 0
+    for holder in [acct, *(ex.accounts[a] for _m, a in isolated.isolated_markets(ex, acct.address)
+                           if a in ex.accounts)]:
+        oids = sorted(holder.open_orders)
+        for oid in oids:
+            matching.cancel_order(ex, ex.books[holder.open_orders[oid]].orders[oid], reason)
+        count += len(oids) + trigbook.cancel_account_triggers(ex, holder, reason)
+    return count
 
 
 def begin_block(ex: Exchange) -> None:

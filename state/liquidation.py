@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from state import matching, watch
+from state import matching, trigbook, watch
 from state.book import Order
 from state.errors import Code, TxError
 from state.events import (
@@ -138,6 +138,8 @@ def liquidate(ex: Exchange, acct: Account) -> None:
     ex.emit(LiquidationStarted("liquidation", addr, "start", mm.equity, mm.requirement))
     for oid in sorted(acct.open_orders):
         matching.cancel_order(ex, ex.books[acct.open_orders[oid]].orders[oid], "liquidation")
+    if acct.triggers:  # its stops and take-profits go with its orders (state/triggers.py)
+        trigbook.cancel_account_triggers(ex, acct, "liquidation")
     risk = ex.genesis.risk
     if not _deep(mm, risk.backstop_ppm):
         mm = _unwind_through_book(ex, acct, mm)

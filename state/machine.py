@@ -21,7 +21,8 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
                index and mark prices of the previous block's end
     end     3. oracle aggregation: median of the fresh validator submissions (state/oracle.py)
             4. index prices, the futures' settlement TWAP (state/futures.py), then mark
-               prices (basis EMA)                                    (state/prices.py)
+               prices (basis EMA)                                    (state/prices.py),
+               then trigger orders fire, in oid order                 (state/triggers.py)
             5. funding: premium sample; at an interval boundary, the rate and the
                cumulative funding index                               (state/funding.py)
             6. liquidation scan of the dirty set: accounts touched in this block plus
@@ -38,7 +39,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from state import apphash, funding, futures, lifetimes, liquidation, nonces, oracle, prices
+from state import (
+    apphash,
+    funding,
+    futures,
+    lifetimes,
+    liquidation,
+    nonces,
+    oracle,
+    prices,
+    triggers,
+)
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
@@ -120,6 +131,7 @@ def end_block(ex: Exchange) -> None:
     futures.accumulate(ex)  # settlement TWAP of dated futures inside their window
     prices.update_marks(ex)
     prices.refresh_leg_prices(ex)
+    triggers.run(ex)  # stop / take-profit orders whose reference crossed, by oid (state/triggers.py)
     funding.sample_premiums(ex)
     settled = funding.maybe_settle(ex)
     liquidation.run(ex, settled)

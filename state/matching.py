@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Final
 
-from state import dated, risk
+from state import dated, risk, trigbook
 from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
@@ -88,7 +88,8 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
             raise TxError(Code.IOC_NO_FILL, "immediate-or-cancel order has nothing to match")
     if cloid is not None and cloid in acct.cloids and (replacing is None or replacing.cloid != cloid):
         raise TxError(Code.DUPLICATE_CLOID, "client order id already used by an open order")
-    if len(acct.open_orders) >= ex.genesis.max_open_orders_per_account and tif != IOC and replacing is None:
+    if len(acct.open_orders) + len(acct.triggers) >= ex.genesis.max_open_orders_per_account and tif != IOC \
+            and replacing is None:
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"at most {ex.genesis.max_open_orders_per_account} open orders")
     risk.must_afford_order(ex, acct, market, is_buy, price, size, replacing)
     return market, size
@@ -134,14 +135,20 @@ def place_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Order | N
     return execute_order(ex, acct, market, o, size)
 
 
-def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int) -> ActionResult:
-    oid = ex.next_order_id()
+def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder, size: int,
+                  oid: int = 0) -> ActionResult:
+    """Match a checked order, then rest or cancel its remainder. ``oid``: a fired trigger
+    order keeps its own id (state/triggers.py); 0 takes the next one."""
+    if not oid:
+        oid = ex.next_order_id()
     tif, reduce_only, is_buy = o.tif, o.reduce_only, o.is_buy
     order = Order(oid, ex.next_seq(), market.market_id, acct.address, is_buy, o.price, size, size,
                   int(tif), reduce_only, o.cloid, o.expires_at_ms or 0)
     fills = _match(ex, acct, market, order)  # every fill marks both accounts (state/tracker.py)
     filled = size - order.size
     clipped = o.size - size  # a reduce-only order cut to the position at placement
+    if filled and ex.trigger_groups and oid in ex.trigger_groups:
+        trigbook.on_parent_fill(ex, oid, filled)  # an OCO parent's own fills activate its children
     if order.size == 0:
         return ActionResult(OK, oid=oid, status="filled", filled=filled, fills=tuple(fills), clipped=clipped)
     if tif == IOC or (reduce_only and risk.reduce_capacity(acct, market.market_id, is_buy) == 0):
@@ -211,6 +218,8 @@ def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account,
     taker_order.size -= qty
     ex.books[market.market_id].reduce(maker, qty)
     maker_acct.add_order(market.market_id, maker.is_buy, -qty, -notional)
+    if ex.trigger_groups and maker.oid in ex.trigger_groups:
+        trigbook.on_parent_fill(ex, maker.oid, qty)
     if maker.size == 0:
         _forget_order(maker_acct, maker)
         ex.touch_order_removed(maker)
@@ -255,6 +264,8 @@ def cancel_order(ex: Exchange, order: Order, reason: str) -> None:
     _forget_order(acct, order)
     ex.touch_order_removed(order)
     ex.emit(Cancelled(order.market, order.oid, order.owner, order.size, reason))
+    if ex.trigger_groups and order.oid in ex.trigger_groups:
+        trigbook.on_parent_gone(ex, order.oid)
 
 
 def shrink_order(ex: Exchange, order: Order, new_size: int) -> None:

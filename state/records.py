@@ -24,6 +24,7 @@ COUNTERS: Final = b"c"  # order id and priority counters, last block time, fundi
 WATCH: Final = b"w"  # address -> liquidation-watch arming (state/watch.py)
 AGENT: Final = b"g"  # agent address -> [master, valid until (ms, 0: none), approved at (ms), name]
 SUB_ACCOUNT: Final = b"u"  # sub-account address -> [master, name]
+TRIGGER: Final = b"t"  # oid -> waiting trigger order (state/triggers.py)
 COUNTERS_KEY: Final = COUNTERS
 META_KEY: Final = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -34,6 +35,10 @@ def account_key(address: bytes) -> bytes:
 
 def order_key(oid: int) -> bytes:
     return ORDER + oid.to_bytes(8, "big")
+
+
+def trigger_key(oid: int) -> bytes:
+    return TRIGGER + oid.to_bytes(8, "big")
 
 
 def nonce_key(address: bytes) -> bytes:

@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from state.book import Order
+    from state.trigbook import Trigger
 
 
 class WriteTracker:
-    __slots__ = ("accounts", "agents", "markets", "nonces", "oracle", "orders", "pools", "scan", "subs", "watch")
+    __slots__ = ("accounts", "agents", "markets", "nonces", "oracle", "orders", "pools", "scan", "subs", "triggers",
+                 "watch")
 
     def __init__(self) -> None:
         self.accounts: set[bytes] = set()  # account records
         self.orders: dict[int, Order | None] = {}  # oid -> the order (None: removed)
+        self.triggers: dict[int, Trigger | None] = {}  # oid -> the trigger order (None: removed)
         self.nonces: set[bytes] = set()
         self.watch: set[bytes] = set()  # liquidation-watch armings, by account
         self.markets: set[int] = set()
@@ -47,11 +50,12 @@ class WriteTracker:
 
     def has_writes(self) -> bool:
         return bool(self.accounts or self.orders or self.nonces or self.watch or self.markets
-                    or self.oracle or self.pools or self.agents or self.subs)
+                    or self.oracle or self.pools or self.agents or self.subs or self.triggers)
 
     def clear_writes(self) -> None:
         self.accounts.clear()
         self.orders.clear()
+        self.triggers.clear()
         self.nonces.clear()
         self.watch.clear()
         self.markets.clear()

@@ -20,7 +20,8 @@ node never re-encodes a transaction to check it. The transaction hash is sha256(
 
 Actions are positional arrays with a leading tag; a wrong arity is an unknown field, a
 wrong type is malformed, and an unknown tag is ``UNKNOWN_TX_TYPE``. Tags 10+ are the
-lending, oracle and risk actions (lend, borrow, repay, oracle, set_unwind_order).
+lending, oracle and risk actions (lend, borrow, repay, oracle, set_unwind_order); 15, 17 and
+18 the trigger orders (trigger, group, modify_trigger: state/triggers.py).
 """
 
 from __future__ import annotations
@@ -486,9 +487,105 @@ class ScheduleCancel:
         return cls(None if f[0] is None else must_uint(f[0], "time_ms", hi=MAX_TIME_MS))
 
 
+@dataclass(frozen=True, slots=True)
+class PlaceTrigger:
+    """A stop / take-profit order resting outside the book until the reference price
+    crosses ``trigger_price`` (state/triggers.py). ``tpsl``: 0 take-profit, 1 stop-loss.
+    ``size`` 0 on a reduce-only perp trigger is a position TP/SL: the whole position
+    whatever its size when it fires. ``limit_price`` is 0 for a market trigger."""
+
+    TAG: ClassVar[int] = 15
+    market: int
+    is_buy: bool
+    size: int  # lots (0: the whole position)
+    trigger_price: int  # ticks
+    tpsl: int  # 0 = tp, 1 = sl
+    is_market: bool
+    limit_price: int  # ticks; 0 for a market trigger
+    reduce_only: bool
+    cloid: bytes | None
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.is_buy, self.size, self.trigger_price, self.tpsl, self.is_market,
+                self.limit_price, self.reduce_only, self.cloid]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> PlaceTrigger:
+        return cls(
+            must_uint(f[0], "market"),
+            must_bool(f[1], "is_buy"),
+            must_uint(f[2], "size"),
+            must_uint(f[3], "trigger_price"),
+            must_uint(f[4], "tpsl", hi=1),
+            must_bool(f[5], "is_market"),
+            must_uint(f[6], "limit_price"),
+            must_bool(f[7], "reduce_only"),
+            _opt_cloid(f[8]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyTrigger:
+    """Replace a waiting trigger's trigger price, limit price and size (checked like a new
+    one; it keeps its oid). Names exactly one of oid and cloid."""
+
+    TAG: ClassVar[int] = 18
+    market: int
+    oid: int | None
+    cloid: bytes | None
+    trigger_price: int
+    limit_price: int
+    size: int
+
+    def fields(self) -> list[Any]:
+        return [self.market, self.oid, self.cloid, self.trigger_price, self.limit_price, self.size]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> ModifyTrigger:
+        oid, cloid = _opt_uint(f[1], "oid"), _opt_cloid(f[2])
+        if (oid is None) == (cloid is None):
+            raise TxError(Code.MALFORMED, "modify_trigger names exactly one of oid and cloid")
+        return cls(must_uint(f[0], "market"), oid, cloid, must_uint(f[3], "trigger_price"),
+                   must_uint(f[4], "limit_price"), must_uint(f[5], "size"))
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceGroup:
+    """Orders placed together (state/triggers.py). ``grouping`` 1 (normalTpsl): ``parent``
+    is a PlaceOrder and the children (size 0, opposite side, same market) are its TP and/or
+    SL, live only as far as the parent fills, one-cancels-other. ``grouping`` 2
+    (positionTpsl): no parent, the children are position TP/SLs (size 0, reduce-only)."""
+
+    TAG: ClassVar[int] = 17
+    grouping: int  # 1 = normalTpsl, 2 = positionTpsl
+    parent: PlaceOrder | None
+    children: tuple[PlaceTrigger, ...]
+
+    def fields(self) -> list[Any]:
+        return [self.grouping, None if self.parent is None else action_to_list(self.parent),
+                [action_to_list(c) for c in self.children]]
+
+    @classmethod
+    def parse(cls, f: list[Any]) -> PlaceGroup:
+        grouping = must_uint(f[0], "grouping", hi=2)
+        if grouping == 0:
+            raise TxError(Code.MALFORMED, "grouping must be 1 (normalTpsl) or 2 (positionTpsl)")
+        parent = None if f[1] is None else parse_action(f[1])
+        if (parent is None) != (grouping == 2) or (parent is not None and not isinstance(parent, PlaceOrder)):
+            raise TxError(Code.MALFORMED, "normalTpsl needs a parent order; positionTpsl has none")
+        items = must_list(f[2], "children", max_len=2)
+        children = tuple(parse_action(c) for c in items)
+        if not children or not all(isinstance(c, PlaceTrigger) for c in children):
+            raise TxError(Code.MALFORMED, "a group's children are one or two trigger orders")
+        if len({c.tpsl for c in children}) != len(children):
+            raise TxError(Code.MALFORMED, "a group has at most one take-profit and one stop-loss")
+        return cls(grouping, parent, children)
+
+
 Action = (Deposit | Withdraw | PlaceOrder | Cancel | CancelAll | Modify | Batch | Lend | Borrow | Repay
           | OraclePrices | SetUnwindOrder | ScheduleCancel | Transfer | UpdateLeverage | ApproveAgent | RevokeAgent
-          | CreateSubAccount | ActAs | SetMarginMode | UpdateIsolatedMargin)
+          | CreateSubAccount | ActAs | SetMarginMode | UpdateIsolatedMargin | PlaceTrigger | ModifyTrigger
+          | PlaceGroup)
 
 ACTION_TYPES: dict[int, Any] = {}
 _ARITY: dict[int, tuple[int, ...]] = {}  # tag -> the field counts it accepts
@@ -507,7 +604,8 @@ _n: int | tuple[int, ...]
 for _cls, _n in ((Deposit, 3), (Withdraw, 3), (PlaceOrder, (7, 8)), (Cancel, 3), (CancelAll, 1), (Modify, 5), (Batch, 1),
                  (Lend, 2), (Borrow, 2), (Repay, 2), (OraclePrices, 1), (SetUnwindOrder, 1), (ScheduleCancel, 1),
                  (Transfer, 3), (UpdateLeverage, 2), (ApproveAgent, 3), (RevokeAgent, 1), (CreateSubAccount, 1),
-                 (ActAs, 2), (SetMarginMode, 2), (UpdateIsolatedMargin, 2)):
+                 (ActAs, 2), (SetMarginMode, 2), (UpdateIsolatedMargin, 2),
+                 (PlaceTrigger, 9), (ModifyTrigger, 6), (PlaceGroup, 3)):
     register_action(_cls, _n)
 
 ACTION_NAMES = {
@@ -518,6 +616,7 @@ ACTION_NAMES = {
     UpdateLeverage: "update_leverage", ApproveAgent: "approve_agent", RevokeAgent: "revoke_agent",
     CreateSubAccount: "create_sub_account", ActAs: "act_as", SetMarginMode: "set_margin_mode",
     UpdateIsolatedMargin: "update_isolated_margin",
+    PlaceTrigger: "trigger", ModifyTrigger: "modify_trigger", PlaceGroup: "group",
 }
 
 

@@ -242,6 +242,24 @@ def open_orders_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def triggers_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
+    """The account's waiting trigger orders, by order id. ``size`` is the active size (an
+    OCO child's grows as its parent fills; a position TP/SL's is "position")."""
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return []
+    out = []
+    for oid in sorted(acct.triggers):
+        t = ex.triggers[oid]
+        out.append({"oid": oid, "market": t.market, "side": "buy" if t.is_buy else "sell",
+                    "trigger": {"kind": "tp" if t.tpsl == 0 else "sl", "trigger_price": t.trigger,
+                                "is_market": t.is_market, "limit": t.limit,
+                                "active_size": "position" if t.whole else t.size,
+                                "parent": t.parent or None},
+                    "reduce_only": t.reduce_only, "cloid": t.cloid.hex() if t.cloid else None})
+    return out
+
+
 def balances_view(ex: Exchange, address: bytes) -> list[dict[str, Any]]:
     """Every non-zero signed balance (negative: borrowed)."""
     acct = ex.accounts.get(address)

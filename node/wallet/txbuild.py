@@ -164,6 +164,59 @@ def modify_action(cat: Catalog, market: str | int, price: str | int, size: str |
     return tx.Modify(m.id, o, c, price_ticks(m, price, raw or price_is_ticks), size_lots(m, size, raw))
 
 
+def trigger_action(cat: Catalog, market: str | int, side: str, size: str | int, trigger: str | int, tpsl: str,
+                   *, limit: str | int | None = None, reduce_only: bool = False, cloid: str | None = None,
+                   raw: bool = False) -> tx.PlaceTrigger:
+    """A stop-loss (``tpsl="sl"``) or take-profit (``"tp"``): a market trigger unless
+    ``limit`` is given. Size 0 with ``reduce_only`` is a position TP/SL (the whole position)."""
+    m = cat.market(market)
+    kind = _tpsl_code(tpsl)
+    lim = 0 if limit is None else price_ticks(m, limit, raw)
+    lots = 0 if str(size).strip() in ("0", "all") else size_lots(m, size, raw)
+    return tx.PlaceTrigger(m.id, side_is_buy(side), lots, price_ticks(m, trigger, raw), kind, limit is None, lim,
+                           reduce_only, parse_cloid(cloid) if cloid else None)
+
+
+def _tpsl_code(text: str) -> int:
+    try:
+        return {"tp": 0, "sl": 1}[text.strip().lower()]
+    except KeyError:
+        raise UnitError(f"trigger kind must be tp or sl, got {text!r}") from None
+
+
+def position_tpsl_action(cat: Catalog, market: str | int, side: str, tp: str | int | None, sl: str | int | None,
+                         *, raw: bool = False) -> tx.PlaceGroup:
+    """A positionTpsl group: market TP and/or SL on the whole position. ``side`` is the
+    closing side (sell for a long)."""
+    if tp is None and sl is None:
+        raise UnitError("give --tp and/or --sl")
+    children = tuple(trigger_action(cat, market, side, 0, price, kind, reduce_only=True, raw=raw)
+                     for kind, price in (("tp", tp), ("sl", sl)) if price is not None)
+    return tx.PlaceGroup(2, None, children)
+
+
+def bracket_action(cat: Catalog, parent: tx.PlaceOrder, tp: str | int | None, sl: str | int | None,
+                   *, raw: bool = False) -> tx.PlaceGroup:
+    """A normalTpsl group: ``parent`` with market TP/SL children on the other side, live as
+    far as the parent fills (reduce-only on a perp)."""
+    m = cat.market(parent.market)
+    perp = m.kind != "spot"
+    close = "sell" if parent.is_buy else "buy"
+    children = tuple(trigger_action(cat, parent.market, close, 0, price, kind, reduce_only=perp, raw=raw)
+                     for kind, price in (("tp", tp), ("sl", sl)) if price is not None)
+    return tx.PlaceGroup(1, parent, children)
+
+
+def modify_trigger_action(cat: Catalog, market: str | int, trigger: str | int, size: str | int,
+                          limit: str | int | None = None, oid: str | int | None = None, cloid: str | None = None,
+                          raw: bool = False) -> tx.ModifyTrigger:
+    m = cat.market(market)
+    o, c = order_id(oid, cloid)
+    lots = 0 if str(size).strip() in ("0", "all") else size_lots(m, size, raw)
+    return tx.ModifyTrigger(m.id, o, c, price_ticks(m, trigger, raw), 0 if limit is None else price_ticks(m, limit, raw),
+                            lots)
+
+
 def deposit_action(cat: Catalog, to: bytes, asset: str | int, amount: str | int, raw: bool = False) -> tx.Deposit:
     return tx.Deposit(to, *_amount(cat, asset, amount, raw))
 

@@ -32,7 +32,7 @@ from state.keys import address_from_text, address_to_text
 from state.machine import ExecBlock, StateMachine
 from state.receipts import Receipt
 from state.tx import Tif
-from state.views import market_rows, markets_view, oracle_view, pools_view
+from state.views import market_rows, markets_view, oracle_view, pools_view, triggers_view
 
 TIF_NAMES = {int(Tif.GTC): "gtc", int(Tif.IOC): "ioc", int(Tif.ALO): "alo"}
 
@@ -128,6 +128,7 @@ class FakeNode:
         r.add_get("/book", self.h_book)
         r.add_get("/account", self.h_account)
         r.add_get("/orders", self.h_orders)
+        r.add_get("/triggers", self.h_triggers)
         r.add_get("/fills", self.h_fills)
         r.add_get("/pools", self.h_pools)
         r.add_get("/funding", self.h_funding)
@@ -358,6 +359,12 @@ class FakeNode:
 
     async def h_oracle(self, request: web.Request) -> web.Response:
         return web.json_response({"height": self.sm.height, "assets": view_json(oracle_view(self.sm.ex))})
+
+    async def h_triggers(self, request: web.Request) -> web.Response:
+        address = self._address(request)
+        if address is None:
+            return error(400, Code.MALFORMED, "bad address")
+        return web.json_response({"triggers": view_json(triggers_view(self.sm.ex, address))})
 
     async def h_orders(self, request: web.Request) -> web.Response:
         address = self._address(request)
