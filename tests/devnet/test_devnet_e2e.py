@@ -143,6 +143,93 @@ def test_demo_and_a_short_load(devnet: Manifest) -> None:
     assert report["p50_ms"] is not None and report["tx_per_s"] > 0
 
 
+def _set_feeds(m: Manifest, btc: int) -> None:
+    """Move every validator's BTC feed (the test switch /debug/oracle): the oracle is their median."""
+    for n in m.nodes:
+        Client(n.rpc_url).post("/debug/oracle", {"BTC": btc})
+
+
+def _wait_until(check: Any, timeout: float = 45.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for the condition")
+
+
+def _new_funded_key(cli: list[str], name: str, usdc: str = "100000") -> None:
+    """A key no earlier test (or the load flow) has traded with, funded through the bridge."""
+    assert bookchain(*cli, "keys", "new", name).returncode == 0
+    assert bookchain_json(*cli, "tx", "deposit", name, "USDC", usdc)["code"] == 0
+
+
+def test_a_stop_loss_from_the_cli_fires_when_the_oracle_moves(devnet: Manifest) -> None:
+    """A fresh account buys 0.1 BTC-PERP and places a reduce-only stop-market at 58,000; bob
+    bids 0.1 at 56,000. The validators' feeds drop BTC to 55,000: the mark follows the
+    oracle below the trigger, the stop fires at the end of that block and sells."""
+    cli = ["--home", devnet.cli_home, "--node", devnet.nodes[0].rpc_url]
+    _new_funded_key(cli, "stopper")
+    assert bookchain_json(*cli, "tx", "order", "BTC-PERP", "sell", "--size", "0.1", "--price", "60000",
+                          "--key", "alice")["code"] == 0
+    buy = bookchain_json(*cli, "tx", "order", "BTC-PERP", "buy", "--size", "0.1", "--price", "60000",
+                         "--tif", "ioc", "--key", "stopper")
+    assert buy["receipt"]["results"][0]["status"] == "filled"
+    assert bookchain_json(*cli, "tx", "order", "BTC-PERP", "buy", "--size", "0.1", "--price", "56000",
+                          "--key", "bob")["code"] == 0
+    stop = bookchain_json(*cli, "tx", "stop", "BTC-PERP", "sell", "0.1", "--trigger", "58000", "--reduce-only",
+                          "--key", "stopper")
+    (placed,) = stop["receipt"]["results"]
+    assert placed["status"] == "waiting", stop
+    oid = placed["oid"]
+    assert [t["oid"] for t in bookchain_json(*cli, "query", "triggers", "stopper")["triggers"]] == [oid]
+    try:
+        _set_feeds(devnet, 55_000_000_000)
+
+        def closed() -> bool:
+            acct = bookchain_json(*cli, "query", "account", "stopper")
+            return not any(p["market"] == 2 and int(p["size"]) for p in acct["positions"])
+
+        _wait_until(closed)
+        status = bookchain_json(*cli, "query", "order", "--oid", str(oid))["order"]
+        assert status["status"] in ("filled", "triggered"), status
+        assert bookchain_json(*cli, "query", "triggers", "stopper")["triggers"] == []
+    finally:
+        _set_feeds(devnet, 60_000_000_000)
+    _wait_until(lambda: int(Client(devnet.nodes[0].rpc_url).get("/oracle")["assets"][0]["price"]) == 60_000_000_000)
+
+
+def test_a_dead_man_switch_cancels_a_quoting_accounts_orders(devnet: Manifest) -> None:
+    cli = ["--home", devnet.cli_home, "--node", devnet.nodes[1].rpc_url]
+    _new_funded_key(cli, "quoter")
+    for px in ("59000", "58000"):
+        assert bookchain_json(*cli, "tx", "order", "BTC/USDC", "buy", "--size", "0.01", "--price", px,
+                              "--key", "quoter")["code"] == 0
+    assert len(bookchain_json(*cli, "query", "orders", "quoter")["orders"]) == 2
+    armed = bookchain_json(*cli, "tx", "schedule-cancel", "--in", "6", "--key", "quoter")
+    assert armed["code"] == 0
+    _wait_until(lambda: bookchain_json(*cli, "query", "orders", "quoter")["orders"] == [], timeout=30)
+    history = bookchain_json(*cli, "query", "history", "quoter", "--kind", "cancel")["entries"]
+    assert [e["reason"] for e in history] == ["dead_man", "dead_man"]
+
+
+def test_a_bot_trades_through_an_agent_key_and_a_sub_account(devnet: Manifest) -> None:
+    cli = ["--home", devnet.cli_home, "--node", devnet.nodes[2].rpc_url]
+    assert bookchain_json(*cli, "keys", "agent", "approve", "bot-e2e", "--key", "bob")["code"] == 0
+    assert bookchain_json(*cli, "tx", "subaccount", "bots", "--key", "bob")["code"] == 0
+    assert bookchain_json(*cli, "tx", "transfer", "sub:bots", "USDC", "5000", "--key", "bob")["code"] == 0
+    placed = bookchain_json(*cli, "tx", "order", "BTC/USDC", "buy", "--size", "0.01", "--price", "59500",
+                            "--key", "bot-e2e", "--account", "bots")
+    assert placed["receipt"]["results"][0]["status"] == "resting"
+    sub = bookchain_json(*cli, "query", "account", "bob")["sub_accounts"][0]["address"]
+    assert len(bookchain_json(*cli, "query", "orders", sub)["orders"]) == 1
+    refused = bookchain(*cli, "tx", "withdraw", "USDC", "1", "--key", "bot-e2e")
+    assert refused.returncode == 1 and "UNAUTHORIZED" in refused.stdout + refused.stderr
+    drained = bookchain(*cli, "tx", "transfer", "bob", "USDC", "1", "--key", "bot-e2e", "--account", "bots")
+    assert drained.returncode == 1 and "UNAUTHORIZED" in drained.stdout + drained.stderr
+
+
 def test_down_leaves_no_process_behind(devnet: Manifest) -> None:
     """Runs last in this module (pytest keeps file order): stop, then look for survivors."""
     home = Path(devnet.cli_home).parent
