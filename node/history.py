@@ -243,15 +243,22 @@ def block_trades(events: Sequence[Sequence[Any]], tick_value: Callable[[int], in
         if agg is None:
             out[market] = [price, price, price, price, size, 1, quote]
         else:
-            if price > agg[1]:
-                agg[1] = price
-            if price < agg[2]:
-                agg[2] = price
-            agg[3] = price
-            agg[4] += size
-            agg[5] += 1
-            agg[6] += quote
+            _merge_into(agg, 0, price, price, price, size, 1, quote)
     return out
+
+
+def _merge_into(agg: list[int], i: int, high: int, low: int, close: int, volume: int, count: int,
+                quote: int) -> None:
+    """Fold later trades into a candle whose open is at ``agg[i]``: high, low, close, volume,
+    count and quote volume follow it."""
+    if high > agg[i + 1]:
+        agg[i + 1] = high
+    if low < agg[i + 2]:
+        agg[i + 2] = low
+    agg[i + 3] = close
+    agg[i + 4] += volume
+    agg[i + 5] += count
+    agg[i + 6] += quote
 
 
 class CandleBook:
@@ -279,14 +286,7 @@ class CandleBook:
                 if cur is None:
                     cur = [start, o, h, lo, c, v, n, q]
                 else:
-                    if h > cur[2]:
-                        cur[2] = h
-                    if lo < cur[3]:
-                        cur[3] = lo
-                    cur[4] = c
-                    cur[5] += v
-                    cur[6] += n
-                    cur[7] += q
+                    _merge_into(cur, 1, h, lo, c, v, n, q)
                 last[(market, code)] = cur
                 out.append((candle_key(market, code, start), pack(cur[1:])))
         return out

@@ -122,6 +122,14 @@ class Exchange:
         if asset_id >= len(self.genesis.assets):
             raise TxError(Code.UNKNOWN_ASSET, f"no asset {asset_id}")
 
+    def holder(self, address: bytes, code: Code, message: str) -> Account:
+        """The existing account at ``address``, or the rejection ``code``: for actions that
+        need something already held (a withdrawal, a transfer, a borrow)."""
+        acct = self.accounts.get(address)
+        if acct is None:
+            raise TxError(code, message)
+        return acct
+
     def account(self, address: bytes) -> Account:
         acct = self.accounts.get(address)
         if acct is None:

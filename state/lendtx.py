@@ -44,9 +44,7 @@ def must_valid_borrow(ex: Exchange, signer: bytes, asset: int, amount: int) -> A
     ex.must_asset(asset)
     if amount == 0 or amount > MAX_AMOUNT:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "borrow amount must be in 1..2^62")
-    acct = ex.accounts.get(signer)
-    if acct is None:
-        raise TxError(Code.INSUFFICIENT_MARGIN, "the account holds nothing to borrow against")
+    acct = ex.holder(signer, Code.INSUFFICIENT_MARGIN, "the account holds nothing to borrow against")
     risk.must_afford_borrow(ex, acct, asset, amount)
     return acct
 

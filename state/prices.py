@@ -73,12 +73,8 @@ class MarketState:
         # in two limbs (sum = hi * 2^62 + lo < 2^102: hi < 2^40, lo < 2^62), its weight (ms,
         # <= the window <= 2^40), the block time of the last accumulation, and once settled the
         # flag (0/1) and the settlement price (price units, a whole number of ticks)
-        self.settle_sum_hi = 0
-        self.settle_sum_lo = 0
-        self.settle_weight = 0
-        self.settle_ms = 0
-        self.settled = 0
-        self.settlement_price = 0
+        self.settle_sum_hi = self.settle_sum_lo = self.settle_weight = self.settle_ms = 0
+        self.settled = self.settlement_price = 0
 
     def record(self) -> list[int]:
         """The stored fields; a future's settlement fields are appended only once any is set,

@@ -25,9 +25,7 @@ def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) 
     ex.must_asset(asset)
     if amount == 0:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
-    acct = ex.accounts.get(signer)
-    if acct is None:
-        raise TxError(Code.INSUFFICIENT_BALANCE, "account has no funds")
+    acct = ex.holder(signer, Code.INSUFFICIENT_BALANCE, "account has no funds")
     risk.must_afford_withdrawal(ex, acct, asset, amount)
     return acct
 
