@@ -44,15 +44,19 @@ T0 = 1_700_000_000_000
 MIDS = {0: 60_000, 1: 30_000, 2: 60_000, 3: 30_000}
 
 
-def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False) -> tuple[Genesis, list[PrivateKey], StateMachine]:
+def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False,
+               validator: PrivateKey | None = None) -> tuple[Genesis, list[PrivateKey], StateMachine]:
     """The benchmark chain, its state committed as a node commits it (``sync_commits``
-    off: the node's block store is the synced record, see ``StateMachine``)."""
+    off: the node's block store is the synced record, see ``StateMachine``). With a
+    ``validator`` key the genesis lists it, so that it may submit oracle prices (the
+    trigger flow, bench/trigger_flow.py)."""
     keys = [PrivateKey(i.to_bytes(4, "big") * 8) for i in range(1, n_accounts + 1)]
     balances = []
     for k in keys:
         for asset, amount in (("USDC", 10**14), ("BTC", 10**12), ("ETH", 10**13)):
             balances.append({"address": address_to_text(k.address), "asset": asset, "amount": amount})
-    doc = make_genesis_doc(chain_id=CHAIN, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
+    validators = [] if validator is None else [{"name": "v0", "pubkey": validator.pubkey.hex(), "power": 1}]
+    doc = make_genesis_doc(chain_id=CHAIN, validators=validators, bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
                            balances=balances, genesis_time_ms=T0,
                            initial_oracle_prices=DEVNET_PRICES)  # the devnet's prices: the MIDS
     doc["limits"] = {"max_open_orders_per_account": 100_000}
