@@ -39,8 +39,8 @@ from state.genesis import Genesis, MarketSpec
 from state.keys import PrivateKey
 from state.machine import ExecBlock
 from state.receipts import Cancelled
-from state.tx import OraclePrices, PlaceTrigger, SignedTx, decode_tx, sign_tx
 from state.trigbook import SL
+from state.tx import OraclePrices, PlaceTrigger, SignedTx, decode_tx, sign_tx
 from state.units import PPM
 
 VALIDATOR = PrivateKey(b"\x09" * 32)
@@ -268,7 +268,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, Any, str]]:
             ("  of which the price walk (moves only vs current)", r[f"cost_pct_price_moves_{clock}"], "%"),
             ("  of which the triggers (trigger flow vs moves only)", r[f"cost_pct_triggers_alone_{clock}"], "%"),
         ]
-    return rows + [
+    return [
+        *rows,
         ("block apply p50, current / trigger flow (wall, best per block)",
          f"{r['current_block_ms_p50_wall']:.1f} / {r['triggers_block_ms_p50_wall']:.1f}", "ms"),
         ("triggers placed per block (accepted)", r["triggers_triggers_placed_per_block"], ""),
