@@ -484,13 +484,16 @@ def main() -> None:
                          "flow vs price walk alone, interleaved, and libsodium's verify rate; "
                          "e.g. --resting 0 --blocks 10 --compare-triggers")
     ap.add_argument("--trigger-pct", type=int, default=10, help="compare-triggers: share of trigger orders (%%)")
+    ap.add_argument("--trigger-breakdown", action="store_true",
+                    help="compare-triggers: also a flow whose triggers never fire (placing vs firing)")
     args = ap.parse_args()
     import os
 
     if args.compare_triggers:
         from bench import trigger_flow
 
-        r = trigger_flow.compare(args.blocks, args.block_size, args.accounts, args.repeats, args.trigger_pct)
+        r = trigger_flow.compare(args.blocks, args.block_size, args.accounts, args.repeats, args.trigger_pct,
+                                 breakdown=args.trigger_breakdown)
         print_table("trigger orders: current flow vs trigger flow (best time per block, interleaved runs)",
                     trigger_flow.table_rows(r))
         write_json("state_apply_triggers", r)

@@ -51,7 +51,8 @@ class TriggerFlowGenerator(FlowGenerator):
     """The current mix plus trigger orders and a per-block oracle move (module doc)."""
 
     def __init__(self, keys: list[PrivateKey], genesis: Genesis, validator: PrivateKey = VALIDATOR, seed: int = 7,
-                 trigger_pct: int = 10, move_ppm: int = 10_000, bound_ppm: int = 80_000) -> None:
+                 trigger_pct: int = 10, move_ppm: int = 10_000, bound_ppm: int = 80_000, never_fire: bool = False,
+                 ) -> None:
         super().__init__(keys, seed)
         self.genesis = genesis
         self.validator = validator
@@ -59,6 +60,7 @@ class TriggerFlowGenerator(FlowGenerator):
         self.trigger_pct = trigger_pct
         self.move_ppm = move_ppm
         self.bound_ppm = bound_ppm
+        self.never_fire = never_fire  # triggers beyond the walk's bound: placement and storage only
         self.start = {a: px for a, px in enumerate(genesis.initial_oracle_prices) if px}
         self.px = dict(self.start)  # the oracle price the walk is at (price units per whole unit)
         self.validator_nonce = T0
@@ -93,7 +95,11 @@ class TriggerFlowGenerator(FlowGenerator):
         is_buy = rng.random() < 0.5
         tpsl = rng.randrange(2)
         rises = (tpsl == SL) == is_buy  # fires when the price rises to it (state/trigbook.py)
-        dist = cur * rng.randint(2_000, 30_000) // PPM
+        if self.never_fire:  # 0.2%..1% beyond the walk's bound from the start price (inside the 20% band)
+            cur = self.start[market.base] // market.tick_size
+            dist = cur * (self.bound_ppm + rng.randint(2_000, 10_000)) // PPM
+        else:
+            dist = cur * rng.randint(2_000, 30_000) // PPM
         trigger = cur + dist if rises else cur - dist
         is_market = rng.random() < 0.5
         limit = 0 if is_market else trigger + (trigger * 5_000 // PPM) * (1 if is_buy else -1)
@@ -132,9 +138,9 @@ class Flow:
 
 
 def make_flow(name: str, n_blocks: int, block_size: int, n_accounts: int, trigger_pct: int | None,
-              seed: int = 7) -> Flow:
+              seed: int = 7, never_fire: bool = False) -> Flow:
     """``trigger_pct`` None: the current flow (no oracle transaction either); a number: the
-    price walk with that share of trigger orders."""
+    price walk with that share of trigger orders (``never_fire``: placed out of its reach)."""
     genesis, keys, _sm = make_chain(n_accounts, None, validator=VALIDATOR)
     t = time.perf_counter()
     if trigger_pct is None:
@@ -142,7 +148,7 @@ def make_flow(name: str, n_blocks: int, block_size: int, n_accounts: int, trigge
         blocks = [[gen.signed(CHAIN) for _ in range(block_size)] for _ in range(n_blocks + WARMUP_BLOCKS)]
         trig: frozenset[bytes] = frozenset()
     else:
-        tgen = TriggerFlowGenerator(keys, genesis, seed=seed, trigger_pct=trigger_pct)
+        tgen = TriggerFlowGenerator(keys, genesis, seed=seed, trigger_pct=trigger_pct, never_fire=never_fire)
         blocks = [tgen.block(CHAIN, block_size) for _ in range(n_blocks + WARMUP_BLOCKS)]
         trig = frozenset(tgen.trigger_raws)
     sign_s = time.perf_counter() - t
@@ -213,16 +219,19 @@ def libsodium_rate(flow: Flow, n: int, repeats: int = 3) -> float:
 
 
 def compare(n_blocks: int, block_size: int, n_accounts: int, repeats: int = 3, trigger_pct: int = 10,
-            sig_n: int = 5_000) -> dict[str, Any]:
+            sig_n: int = 5_000, breakdown: bool = False) -> dict[str, Any]:
     """The current flow (A), the trigger flow (B) and the price walk alone (C) applied on
     fresh chains interleaved A B C A B C ... after one untimed run of each. Every run of a
     flow applies the same blocks to the same state (the app hashes are checked), so each
     block's best time over the repeats is its cost without the noise of a shared machine;
     tx/s = the flow's timed transactions / the sum of those best times (wall, and the main
-    thread's CPU time)."""
+    thread's CPU time). With ``breakdown``, a fourth flow (D) places the same share of
+    triggers out of the walk's reach: D vs C is placing and storing them, B vs D firing."""
     flows = [make_flow("current", n_blocks, block_size, n_accounts, None),
              make_flow("triggers", n_blocks, block_size, n_accounts, trigger_pct),
              make_flow("moves_only", n_blocks, block_size, n_accounts, 0)]
+    if breakdown:
+        flows.append(make_flow("never_fire", n_blocks, block_size, n_accounts, trigger_pct, never_fire=True))
     sodium = libsodium_rate(flows[0], sig_n)
     runs: dict[str, list[dict[str, Any]]] = {f.name: [] for f in flows}
     for rep in range(repeats + 1):
@@ -249,6 +258,10 @@ def compare(n_blocks: int, block_size: int, n_accounts: int, repeats: int = 3, t
         out[f"cost_pct_{clock}"] = 100 * (1 - b / a)
         out[f"cost_pct_price_moves_{clock}"] = 100 * (1 - c / a)
         out[f"cost_pct_triggers_alone_{clock}"] = 100 * (1 - b / c)
+        if breakdown:
+            d = out[f"never_fire_tx_per_s_{clock}"]
+            out[f"cost_pct_placing_{clock}"] = 100 * (1 - d / c)
+            out[f"cost_pct_firing_{clock}"] = 100 * (1 - b / d)
     out["sign_per_s_1core"] = sum(len(blk) for blk in flows[1].blocks) / flows[1].sign_s
     return out
 
@@ -268,6 +281,12 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, Any, str]]:
             ("  of which the price walk (moves only vs current)", r[f"cost_pct_price_moves_{clock}"], "%"),
             ("  of which the triggers (trigger flow vs moves only)", r[f"cost_pct_triggers_alone_{clock}"], "%"),
         ]
+        if f"cost_pct_placing_{clock}" in r:
+            rows += [
+                (f"triggers placed out of reach (never fire): tx/s ({what})", r[f"never_fire_tx_per_s_{clock}"], "tx/s"),
+                ("    placing and storing them (never-fire vs moves only)", r[f"cost_pct_placing_{clock}"], "%"),
+                ("    firing them (trigger flow vs never-fire)", r[f"cost_pct_firing_{clock}"], "%"),
+            ]
     return [
         *rows,
         ("block apply p50, current / trigger flow (wall, best per block)",
