@@ -17,12 +17,15 @@ and sell, half market and half limit (limit 0.5% past the trigger), 40% of the p
 reduce-only, trigger prices 0.2%..3% from the current price on the side where they wait
 (a buy stop above, a buy take-profit below...), so a share fires as the price walks.
 
-The measurement (``compare``): the two flows are signed once, decoded into the mempool's
+The measurement (``compare``): the flows are signed once, decoded into the mempool's
 verified cache (signatures are valid by construction: a sample is verified, and timed, as
-libsodium's one-core verify rate), then applied on fresh chains interleaved A B A B ...
-(the best run of each counts: noise on a shared machine only slows a run). A third flow,
-the price walk without triggers, splits the cost between the moving oracle and the
-triggers themselves. Every run of a flow must reach the same app hash (checked).
+libsodium's one-core verify rate), then applied on fresh chains interleaved A B C A B C ...
+after one untimed round; each block's best time over the rounds counts (noise on a shared
+machine only slows a block). A: the current flow; B: the trigger flow; C: the price walk
+without triggers (B vs C is the triggers' own cost); with ``breakdown``, D: B's triggers
+placed out of the walk's reach (D vs C: placing and carrying them; B vs D: firing them).
+Every run of a flow must reach the same app hash (checked). Figures and where the cost
+goes: docs/performance.md, "Trigger orders".
 """
 
 from __future__ import annotations
