@@ -3,6 +3,7 @@ and the portfolio-margin risk engine.
 
     python -m bench.state_apply [--blocks 20] [--block-size 2000] [--resting 1000000]
     python -m bench.state_apply --risk [--risk-accounts 100000]      # the risk engine only
+    python -m bench.state_apply --resting 0 --blocks 10 --compare-triggers   # trigger orders' cost
 
 ``--risk`` measures (see ``bench_risk``): orders/s with margin checks on 1,000 and 100,000
 accounts against the same flow with the risk engine switched off in this process (pre-trade
@@ -44,15 +45,19 @@ T0 = 1_700_000_000_000
 MIDS = {0: 60_000, 1: 30_000, 2: 60_000, 3: 30_000}
 
 
-def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False) -> tuple[Genesis, list[PrivateKey], StateMachine]:
+def make_chain(n_accounts: int, path: str | None, *, sync_commits: bool = False,
+               validator: PrivateKey | None = None) -> tuple[Genesis, list[PrivateKey], StateMachine]:
     """The benchmark chain, its state committed as a node commits it (``sync_commits``
-    off: the node's block store is the synced record, see ``StateMachine``)."""
+    off: the node's block store is the synced record, see ``StateMachine``). With a
+    ``validator`` key the genesis lists it, so that it may submit oracle prices (the
+    trigger flow, bench/trigger_flow.py)."""
     keys = [PrivateKey(i.to_bytes(4, "big") * 8) for i in range(1, n_accounts + 1)]
     balances = []
     for k in keys:
         for asset, amount in (("USDC", 10**14), ("BTC", 10**12), ("ETH", 10**13)):
             balances.append({"address": address_to_text(k.address), "asset": asset, "amount": amount})
-    doc = make_genesis_doc(chain_id=CHAIN, validators=[], bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
+    validators = [] if validator is None else [{"name": "v0", "pubkey": validator.pubkey.hex(), "power": 1}]
+    doc = make_genesis_doc(chain_id=CHAIN, validators=validators, bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey,
                            balances=balances, genesis_time_ms=T0,
                            initial_oracle_prices=DEVNET_PRICES)  # the devnet's prices: the MIDS
     doc["limits"] = {"max_open_orders_per_account": 100_000}
@@ -106,12 +111,24 @@ def verify_many(raws: list[bytes], chain_id: str) -> dict[bytes, SignedTx]:
     return out
 
 
-def bench_apply(n_blocks: int, block_size: int, n_accounts: int, sync_commits: bool = False) -> dict[str, Any]:
+def bench_apply(n_blocks: int, block_size: int, n_accounts: int, sync_commits: bool = False,
+                flow: str = "orders") -> dict[str, Any]:
+    """``flow`` "orders": the mix of the module doc; "triggers": the same with 10% trigger
+    orders and an oracle move of ~1% per block (bench/trigger_flow.py)."""
+    from bench.trigger_flow import VALIDATOR, TriggerFlowGenerator  # (it imports this module)
+
     with tempfile.TemporaryDirectory() as d:
-        _genesis, keys, sm = make_chain(n_accounts, d, sync_commits=sync_commits)
-        gen = FlowGenerator(keys)
+        genesis, keys, sm = make_chain(n_accounts, d, sync_commits=sync_commits,
+                                       validator=VALIDATOR if flow == "triggers" else None)
+        gen = FlowGenerator(keys) if flow == "orders" else TriggerFlowGenerator(keys, genesis)
+
+        def make_block() -> list[bytes]:
+            if isinstance(gen, TriggerFlowGenerator):
+                return gen.block(CHAIN, block_size)
+            return [gen.signed(CHAIN) for _ in range(block_size)]
+
         t = time.perf_counter()
-        blocks = [[gen.signed(CHAIN) for _ in range(block_size)] for _ in range(n_blocks + 2)]
+        blocks = [make_block() for _ in range(n_blocks + 2)]
         sign_s = time.perf_counter() - t
         all_raws = [r for b in blocks for r in b]
         t = time.perf_counter()
@@ -131,7 +148,7 @@ def bench_apply(n_blocks: int, block_size: int, n_accounts: int, sync_commits: b
             fills += sum(len(a.fills) for r in res.receipts for a in r.results)
             rejected += sum(1 for r in res.receipts if r.code != 0)
         t = time.perf_counter()
-        cold_block = [gen.signed(CHAIN) for _ in range(block_size)]
+        cold_block = make_block()
         t = time.perf_counter()
         sm.apply_block(ExecBlock(sm.height + 1, now + n_blocks + 5, tuple(cold_block)))
         cold_s = time.perf_counter() - t
@@ -456,11 +473,31 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="verification threads (default: all cores)")
     ap.add_argument("--risk", action="store_true", help="run only the risk-engine section")
     ap.add_argument("--risk-accounts", type=int, default=100_000, help="accounts of the large risk runs")
-    ap.add_argument("--repeats", type=int, default=3, help="risk: interleaved runs of risk on / bare (best counts)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="risk: interleaved runs of risk on / bare (best counts); compare-triggers: timed rounds")
     ap.add_argument("--sync-state", action="store_true", help="fsync the state batch of every block (not as a node does)")
+    ap.add_argument("--flow", choices=("orders", "triggers"), default="orders",
+                    help="the apply_block flow: the order mix, or the same with 10%% trigger orders and a ~1%% "
+                         "oracle move per block")
+    ap.add_argument("--compare-triggers", action="store_true",
+                    help="run only the trigger-flow comparison (bench/trigger_flow.py): current flow vs trigger "
+                         "flow vs price walk alone, interleaved, and libsodium's verify rate; "
+                         "e.g. --resting 0 --blocks 10 --compare-triggers")
+    ap.add_argument("--trigger-pct", type=int, default=10, help="compare-triggers: share of trigger orders (%%)")
+    ap.add_argument("--trigger-breakdown", action="store_true",
+                    help="compare-triggers: also a flow whose triggers never fire (placing vs firing)")
     args = ap.parse_args()
     import os
 
+    if args.compare_triggers:
+        from bench import trigger_flow
+
+        r = trigger_flow.compare(args.blocks, args.block_size, args.accounts, args.repeats, args.trigger_pct,
+                                 breakdown=args.trigger_breakdown)
+        print_table("trigger orders: current flow vs trigger flow (best time per block, interleaved runs)",
+                    trigger_flow.table_rows(r))
+        write_json("state_apply_triggers", r)
+        return
     if args.risk:
         r = bench_risk(args.blocks, args.block_size, args.risk_accounts, args.repeats)
         print_risk(r, args.risk_accounts)
@@ -469,7 +506,9 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     results: dict[str, Any] = {"accounts": args.accounts, "block_size": args.block_size, "blocks": args.blocks,
                                "state_batch_synced_every_block": args.sync_state}
-    results.update(bench_apply(args.blocks, args.block_size, args.accounts, sync_commits=args.sync_state))
+    results["flow"] = args.flow
+    results.update(bench_apply(args.blocks, args.block_size, args.accounts, sync_commits=args.sync_state,
+                               flow=args.flow))
     results.update(bench_sigverify(args.sig_n, threads))
     results["sig_verify_scaling"] = results["sig_verify_per_s_all_cores"] / (threads * results["sig_verify_per_s_1core"])
     if args.resting:

@@ -265,9 +265,11 @@ def sweep_closed_positions(ex: Exchange) -> None:
         acct = ex.accounts.get(addr)
         if acct is None or not acct.triggers:
             continue
-        for oid in sorted(acct.triggers):
+        # only position TP/SLs can go stale: filter before sorting (an account's other
+        # triggers, often all of them, cost no sort); the same oids in the same order
+        for oid in sorted([oid for oid in acct.triggers if ex.triggers[oid].whole]):
             t = ex.triggers[oid]
-            if t.whole and _stale_position_tpsl(ex, t):
+            if _stale_position_tpsl(ex, t):
                 cancel_trigger(ex, t, "position_closed")
 
 

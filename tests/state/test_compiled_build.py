@@ -5,10 +5,11 @@ Compiled code differs from interpreted code where types are concerned (it checks
 annotations at run time) and nowhere else in what it computes, so the danger is a silent
 difference in some path of the state machine: a compiled validator would fork from the
 pure ones. This compiles the modules setup.py compiles, exactly as it does, then applies
-three flows both ways and compares the app hashes, which chain every height's writes:
+four flows both ways and compares the app hashes, which chain every height's writes:
 the devnet's order flow (spot and perps, cancels, crossing IOCs), the benchmark's
-1,000-account mix, and a leveraged book through an oracle crash (liquidations, borrows,
-interest, a funding settlement).
+1,000-account mix, a leveraged book through an oracle crash (liquidations, borrows,
+interest, a funding settlement), and the benchmark's trigger flow (stop / take-profit
+orders placed and fired as the oracle walks, bench/trigger_flow.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from state.build import build_name
 from bench.apply_instructions import workload
 from bench.devnet_flow_apply import run
 from bench.state_apply import bench_price_move
+from bench.trigger_flow import make_flow, run_flow
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     workload(1)
@@ -42,6 +44,7 @@ print(json.dumps({
     "devnet_flow": run(16, 300, 3000)["app_hash"],
     "bench_flow": out.getvalue().split()[-1],
     "price_move": bench_price_move(400)["app_hash"],
+    "trigger_flow": run_flow(make_flow("triggers", 4, 400, 100, 20), 100)["app_hash"],
 }))
 """
 
