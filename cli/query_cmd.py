@@ -139,8 +139,9 @@ _KINDS = ("fill", "cancel", "deposit", "withdraw", "transfer", "borrow", "repay"
 def q_history(who: str, kinds: tuple[str, ...], limit: int, before: str | None, start: int | None,
               end: int | None, as_json: bool) -> None:
     """An account's history newest first: fills, cancels, deposits, withdrawals, transfers,
-    borrows, repays, funding payments, liquidations, ADL, triggered stops, dead-man switches and settled futures. Interest is not itemized: it
-    shows as the balance's movement. Kept as long as the node keeps blocks.
+    borrows, repays, funding payments, liquidations, ADL, triggered stops, dead-man switches
+    and settled futures. Interest is not itemized: it shows as the balance's movement. Kept
+    as long as the node keeps blocks.
 
     \b
     Examples:
