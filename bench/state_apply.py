@@ -311,11 +311,11 @@ def bare_matching() -> Iterator[None]:
 
     risk.must_afford_order = lambda *a, **k: 0  # type: ignore[assignment]
     machine.begin_block = begin  # type: ignore[assignment]
-    machine.end_block = lambda ex: None  # type: ignore[assignment]
+    machine.end_block = lambda ex: None
     try:
         yield
     finally:
-        risk.must_afford_order, machine.begin_block, machine.end_block = saved  # type: ignore[assignment]
+        risk.must_afford_order, machine.begin_block, machine.end_block = saved
 
 
 def synthetic_tx(k: PrivateKey, nonce: int, action: Any) -> tuple[bytes, SignedTx]:
@@ -377,7 +377,7 @@ def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
           + [(maker, PO(2, True, 60_000 - 600 * i, 20_000_000, Tif.GTC, False, None)) for i in range(1, 16)])
     t0 = time.perf_counter()
     for start in range(0, n_accounts, 10_000):
-        items = []
+        items: list[tuple[PrivateKey, Any]] = []
         for i in range(start, min(start + 10_000, n_accounts)):
             equity = equity_usd[i % len(equity_usd)] * 10**6
             lev = 12 if i % 100 < 3 else 1 + (i // len(equity_usd)) % 5
