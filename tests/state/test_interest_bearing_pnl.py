@@ -80,3 +80,36 @@ def test_without_a_boundary_nothing_is_realized() -> None:
     c.block(c.sign(V, OraclePrices(((BTC, PX_63K),))))
     assert c.balance(W, USDC) == before
     assert c.ex.accounts[W.address].positions[BTC_PERP].entry_notional == 60_000 * USD
+
+
+def test_the_boundary_settlement_leaves_equity_as_it_was() -> None:
+    """Why the boundary sweep need not queue its accounts for the liquidation scan: settling
+    moves into the balance exactly what equity already counted (the funding owed, the PnL to
+    the boundary's mark), up to the pool's share rounding (a unit or two). A loss that opens a
+    USDC debt adds the debt's interest add-on to the requirement: such accounts stay queued."""
+    from state import funding, risk
+
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(W, USDC, 10_000 * USD)
+    c.fund(LO, BTC, BTC_UNIT)
+    c.fund(LO, USDC, 10 * USD)
+    c.order(LO, BTC_PERP, False, 60_000, 10_000)
+    c.order(W, BTC_PERP, True, 60_000, 10_000)
+    set_prices(c, btc=PX_63K)
+    ex = c.ex
+    st = ex.mstate[BTC_PERP]
+    st.epoch_mark = st.mark  # a boundary, as maybe_settle makes one: the index moves, the epoch ends
+    st.funding_index += 787
+    ex.funding_epoch += 1
+    for k in (W, LO):
+        acct = ex.accounts[k.address]
+        before = risk.maintenance(ex, acct)
+        paid, pnl = funding.settle_position(ex, acct, BTC_PERP)
+        after = risk.maintenance(ex, acct)
+        assert paid and pnl
+        assert abs(after.equity - before.equity) <= 2, (k, before.equity, after.equity)
+        if acct.balance(USDC) >= 0:
+            assert after.requirement == before.requirement
+        else:  # LO: its loss is now a borrow, whose add-on (a day of interest) the requirement adds
+            assert 0 < after.requirement - before.requirement < USD
