@@ -195,24 +195,49 @@ def l2_book(ex: Exchange, coin: Any, time_ms: int | None = None) -> dict[str, An
     return {"coin": coin, "time": ex.time_ms if time_ms is None else time_ms, "levels": [side(bids), side(asks)]}
 
 
+HOUR_MS = 3_600_000
+
+
+def premium_ppb(ex: Exchange, market: int) -> int:
+    """The current funding interval's average premium so far (ppb, toward zero)."""
+    st = ex.mstate[market]
+    if market not in ex.perp_market_ids or not st.premium_count:
+        return 0
+    q = abs(st.premium_sum) // st.premium_count
+    return q if st.premium_sum >= 0 else -q
+
+
+def predicted_rate_ppb(ex: Exchange, market: int) -> int:
+    """The rate the interval would settle at now: state/funding.py ``maybe_settle``'s
+    formula (premium plus the clamped interest term, capped) on the premium so far."""
+    if market not in ex.perp_market_ids:
+        return 0
+    risk = ex.genesis.risk
+    p, c = premium_ppb(ex, market), risk.funding_clamp_ppb
+    rate = p + max(-c, min(c, risk.funding_interest_ppb - p))
+    return max(-risk.funding_cap_ppb, min(risk.funding_cap_ppb, rate))
+
+
 def asset_ctxs(ex: Exchange) -> list[dict[str, Any]]:
-    """Per perp-universe entry: funding (the current interval's average premium, a rate
-    per interval), open interest (base units), mark, oracle, mid, premium, impact prices
-    (the best bid and ask). Day volume and previous-day price are not tracked in state: 0
-    and the mark."""
+    """Per perp-universe entry: funding (the predicted rate, per hour as Hyperliquid
+    quotes it: the per-interval rate scaled by an hour over the interval), open interest
+    (base units), mark, oracle, mid, premium (the interval's average so far), impact prices
+    (the best bid and ask). Day volume and previous-day price are not tracked in state:
+    "0" and the mark. A dated future has no funding: "0"."""
+    interval = ex.genesis.risk.funding_interval_ms
     out = []
     for m in perp_ids(ex):
         spec = ex.markets[m]
         u = Units(ex, m)
-        st = ex.mstate[m]
-        premium_ppb = st.premium_sum // st.premium_count if m in ex.perp_market_ids and st.premium_count else 0
+        prem = premium_ppb(ex, m)
+        rate = ratio(predicted_rate_ppb(ex, m) * HOUR_MS, interval * 10**9, 12) if interval else "0"
         oi = sum(ex.accounts[a].positions[m].size for a in sorted(ex.position_sides[m][0]))
         mark = u.price_units(reference_px(ex, m))
         book = ex.books[m]
         bid, ask = book.best_bid(), book.best_ask()
         out.append({
-            "funding": dec(premium_ppb, 9), "openInterest": u.sz(oi), "prevDayPx": mark, "dayNtlVlm": "0",
-            "premium": dec(premium_ppb, 9), "oraclePx": u.price_units(ex.index_px[spec.base]), "markPx": mark,
+            "funding": rate, "openInterest": u.sz(oi), "prevDayPx": mark, "dayNtlVlm": "0",
+            "premium": dec(prem, 9), "oraclePx": u.price_units(ex.index_px[spec.base]), "markPx": mark,
             "midPx": mid_text(ex, m),
             "impactPxs": None if bid is None or ask is None else [u.px(bid), u.px(ask)],
         })
@@ -305,7 +330,7 @@ def open_orders(ex: Exchange, address: bytes, frontend: bool = False) -> list[di
 def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[int, int, int, list[Any]]]
                ) -> list[dict[str, Any]]:
     """The account's fills, newest first, from history entries (height, seq, time_ms,
-    ["fill", market, price, size, taker_is_buy, maker, taker, maker_oid, taker_oid,
+    ["fill", market, price, size, taker_is_buy, _maker, taker, maker_oid, taker_oid,
     maker_fee, taker_fee]) as node/history.py stores them. ``tid`` is height * 2^20 + seq;
     start position, direction and closed PnL are not indexed (``dir`` is Buy / Sell)."""
     qdec = ex.genesis.assets[ex.collateral_asset].decimals
@@ -313,7 +338,7 @@ def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[int, int, i
     for height, seq, time_ms, e in entries:
         if not e or e[0] != "fill" or len(e) < 11:
             continue
-        market, price, size, taker_is_buy, maker, taker, maker_oid, taker_oid, maker_fee, taker_fee = e[1:11]
+        market, price, size, taker_is_buy, _maker, taker, maker_oid, taker_oid, maker_fee, taker_fee = e[1:11]
         if not 0 <= market < len(ex.markets):
             continue
         crossed = taker == address
@@ -346,7 +371,9 @@ def order_status(ex: Exchange, view: dict[str, Any] | None, status_ms: int) -> d
     if view is None:
         return {"status": "unknownOid"}
     m = view.get("market")
-    coin = coin_of(ex, m) if isinstance(m, int) and 0 <= m < len(ex.markets) else ""
+    if not isinstance(m, int) or not 0 <= m < len(ex.markets):
+        m = -1
+    coin = coin_of(ex, m) if m >= 0 else ""
     order: dict[str, Any] = {"coin": coin, "oid": view["oid"], "timestamp": 0}
     if "side" in view:
         order["side"] = "B" if view["side"] == "buy" else "A"

@@ -294,3 +294,13 @@ def test_exchange_status_and_rate_limit(chain: Chain) -> None:
 def test_malformed_requests_are_info_errors(chain: Chain, body: Any) -> None:
     with pytest.raises(hlinfo.InfoError):
         hlinfo.answer(chain.ex, body)
+
+
+def test_funding_is_the_predicted_hourly_rate(chain: Chain) -> None:
+    # no premium sampled: the interest term alone, 12_500 ppb per 1h interval = 0.00125%/h
+    assert hlinfo.asset_ctxs(chain.ex)[0]["funding"] == "0.0000125"
+    st = chain.ex.mstate[BTC_PERP]
+    st.premium_sum, st.premium_count = 2_000_000, 2  # a view test: premium 1_000_000 ppb = 0.1%
+    ctx = hlinfo.asset_ctxs(chain.ex)[0]
+    # rate = p + clamp(interest - p, +-500_000) = 1_000_000 - 500_000
+    assert (ctx["premium"], ctx["funding"]) == ("0.001", "0.0005")
