@@ -248,6 +248,21 @@ def meta_and_asset_ctxs(ex: Exchange) -> list[Any]:
     return [meta(ex), asset_ctxs(ex)]
 
 
+def spot_asset_ctxs(ex: Exchange) -> list[dict[str, Any]]:
+    """Per spot pair: its coin (the pair's name), mark (the oracle price of its base), mid.
+    Day volume, previous-day price and supply are not tracked: "0", the mark, "0"."""
+    out = []
+    for m in spot_ids(ex):
+        mark = Units(ex, m).price_units(reference_px(ex, m))
+        out.append({"coin": ex.markets[m].symbol, "markPx": mark, "midPx": mid_text(ex, m), "prevDayPx": mark,
+                    "dayNtlVlm": "0", "circulatingSupply": "0", "totalSupply": "0"})
+    return out
+
+
+def spot_meta_and_asset_ctxs(ex: Exchange) -> list[Any]:
+    return [spot_meta(ex), spot_asset_ctxs(ex)]
+
+
 # ---------------------------------------------------------------------------- accounts
 def parse_user(value: Any) -> bytes:
     if not isinstance(value, str):
@@ -297,6 +312,24 @@ def clearinghouse_state(ex: Exchange, address: bytes) -> dict[str, Any]:
     return {"assetPositions": positions, "marginSummary": summary, "crossMarginSummary": dict(summary),
             "crossMaintenanceMarginUsed": dec(s["maintenance"], qdec),
             "withdrawable": dec(max(s["free_collateral"], 0), qdec), "time": ex.time_ms}
+
+
+def spot_clearinghouse_state(ex: Exchange, address: bytes) -> dict[str, Any]:
+    """Every non-zero balance (signed: negative is borrowed) in whole units; ``hold`` is
+    what the account's open spot orders would spend (state/risk.py ``reserved_of``)."""
+    from state.risk import reserved_of
+
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return {"balances": []}
+    assets = ex.genesis.assets
+    out = []
+    for a, amount in sorted(acct.balances.items()):
+        if amount or reserved_of(ex, acct, a):
+            d = assets[a].decimals
+            out.append({"coin": assets[a].symbol, "token": a, "hold": dec(reserved_of(ex, acct, a), d),
+                        "total": dec(amount, d), "entryNtl": "0"})
+    return {"balances": out}
 
 
 _TIF = ["Gtc", "Ioc", "Alo"]
@@ -485,6 +518,8 @@ HANDLERS: dict[str, Callable[[Any, dict[str, Any], Any], Any]] = {
     "allMids": lambda ex, b, s: all_mids(ex),
     "l2Book": lambda ex, b, s: l2_book(ex, b.get("coin")),
     "metaAndAssetCtxs": lambda ex, b, s: meta_and_asset_ctxs(ex),
+    "spotMetaAndAssetCtxs": lambda ex, b, s: spot_meta_and_asset_ctxs(ex),
+    "spotClearinghouseState": lambda ex, b, s: spot_clearinghouse_state(ex, parse_user(b.get("user"))),
     "clearinghouseState": lambda ex, b, s: clearinghouse_state(ex, parse_user(b.get("user"))),
     "openOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user"))),
     "frontendOpenOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user")), frontend=True),

@@ -304,3 +304,22 @@ def test_funding_is_the_predicted_hourly_rate(chain: Chain) -> None:
     ctx = hlinfo.asset_ctxs(chain.ex)[0]
     # rate = p + clamp(interest - p, +-500_000) = 1_000_000 - 500_000
     assert (ctx["premium"], ctx["funding"]) == ("0.001", "0.0005")
+
+
+def test_spot_clearinghouse_state_balances_and_hold(chain: Chain) -> None:
+    chain.order(A, BTC_SPOT, False, 61_000, 2_500)  # asks 0.25 BTC: held
+    sc = hlinfo.answer(chain.ex, {"type": "spotClearinghouseState", "user": user(A)})
+    assert sc["balances"] == [
+        {"coin": "USDC", "token": 0, "hold": "0", "total": "1000000", "entryNtl": "0"},
+        {"coin": "BTC", "token": 1, "hold": "0.25", "total": "10", "entryNtl": "0"},
+    ]
+    assert hlinfo.spot_clearinghouse_state(chain.ex, key(99).address) == {"balances": []}
+
+
+def test_spot_meta_and_asset_ctxs(chain: Chain) -> None:
+    chain.order(A, BTC_SPOT, True, 59_999, 10)
+    chain.order(B, BTC_SPOT, False, 60_002, 10)
+    sm, ctxs = hlinfo.answer(chain.ex, {"type": "spotMetaAndAssetCtxs"})
+    assert sm == hlinfo.spot_meta(chain.ex)
+    assert ctxs[0]["coin"] == "BTC/USDC" and ctxs[0]["markPx"] == "60000" and ctxs[0]["midPx"] == "60000.5"
+    assert ctxs[1]["midPx"] is None
