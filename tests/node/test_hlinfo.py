@@ -323,3 +323,38 @@ def test_spot_meta_and_asset_ctxs(chain: Chain) -> None:
     assert sm == hlinfo.spot_meta(chain.ex)
     assert ctxs[0]["coin"] == "BTC/USDC" and ctxs[0]["markPx"] == "60000" and ctxs[0]["midPx"] == "60000.5"
     assert ctxs[1]["midPx"] is None
+
+
+# ---------------------------------------------------------------------------- over HTTP
+def test_info_route_answers_json_and_400s(tmp_path: Path) -> None:
+    """The real handler (node/rpc.py ``hl_info``) behind the real error middleware."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from node.rpc import RpcServer, errors_middleware
+
+    ix = IndexedChain(tmp_path)
+    ix.order(A, BTC_PERP, True, 60_000, 2_500)
+    real = RpcServer.__new__(RpcServer)
+    real.rt = SimpleNamespace(blocks=ix.store, sm=ix.c.sm, genesis=ix.c.ex.genesis)  # type: ignore[assignment]
+
+    async def go() -> None:
+        app = web.Application(middlewares=[errors_middleware])
+        app.router.add_post("/info", real.hl_info)
+        async with TestClient(TestServer(app)) as client:
+            r = await client.post("/info", json={"type": "l2Book", "coin": "BTC"})
+            assert r.status == 200
+            assert (await r.json())["levels"][0] == [{"px": "60000", "sz": "0.25", "n": 1}]
+            r = await client.post("/info", json={"type": "meta"})
+            assert (await r.json())["universe"][0]["name"] == "BTC"
+            for body in ({"type": "bogus"}, {"type": "l2Book", "coin": "XYZ"}):
+                r = await client.post("/info", json=body)
+                assert r.status == 400
+                assert (await r.json())["error"]["name"] == "MALFORMED"
+            r = await client.post("/info", data=b"{not json")
+            assert r.status == 400 and (await r.json())["error"]["name"] == "MALFORMED"
+
+    asyncio.run(go())
