@@ -358,3 +358,25 @@ def test_info_route_answers_json_and_400s(tmp_path: Path) -> None:
             assert r.status == 400 and (await r.json())["error"]["name"] == "MALFORMED"
 
     asyncio.run(go())
+
+
+# ---------------------------------------------------------------------------- the SDK itself
+def test_hyperliquid_sdk_info_reads_the_chain(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hyperliquid-python-sdk's ``Info`` over node/hlinfo.py (its HTTP post replaced by the
+    pure answer): its start-up metadata parsing and the read calls a trader makes. Skipped
+    where the SDK is not installed (it is not a dependency of the node)."""
+    api = pytest.importorskip("hyperliquid.api")
+    info_mod = pytest.importorskip("hyperliquid.info")
+    monkeypatch.setattr(api.API, "post", lambda self, path, payload=None: hlinfo.answer(chain.ex, payload))
+    chain.order(A, BTC_PERP, True, 60_000, 2_500)
+    chain.order(B, BTC_PERP, False, 60_000, 1_000)
+    info = info_mod.Info("http://127.0.0.1:1", skip_ws=True)
+    assert info.name_to_asset("BTC") == 0 and info.name_to_asset("ETH") == 1
+    assert info.name_to_asset("BTC/USDC") == 10_000
+    assert info.l2_snapshot("BTC")["levels"][0] == [{"px": "60000", "sz": "0.15", "n": 1}]
+    assert info.all_mids()["BTC"] == "60000"
+    pos = info.user_state(user(A))["assetPositions"][0]["position"]
+    assert (pos["coin"], pos["szi"], pos["entryPx"]) == ("BTC", "0.1", "60000")
+    (o,) = info.open_orders(user(A))
+    assert (o["coin"], o["sz"], o["side"]) == ("BTC", "0.15", "B")
+    assert info.query_order_by_oid(user(A), o["oid"])["order"]["status"] == "open"
