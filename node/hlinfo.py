@@ -351,13 +351,36 @@ def order_json(ex: Exchange, o: Any, frontend: bool) -> dict[str, Any]:
     return out
 
 
+def trigger_json(ex: Exchange, t: Any) -> dict[str, Any]:
+    """A waiting trigger order (state/trigbook.py ``Trigger``) as a frontend order: a
+    market trigger shows its trigger price as the limit; a position TP/SL (``whole``) has
+    size "0" (the whole position when it fires), as Hyperliquid shows one."""
+    u = Units(ex, t.market)
+    kind = ("Take Profit" if t.tpsl == 0 else "Stop") + (" Market" if t.is_market else " Limit")
+    rises = (t.tpsl == 1) == t.is_buy  # state/trigbook.py ``Trigger.rises``
+    size = "0" if t.whole else u.sz(t.size)
+    out: dict[str, Any] = {
+        "coin": coin_of(ex, t.market), "limitPx": u.px(t.trigger if t.is_market else t.limit), "oid": t.oid,
+        "side": "B" if t.is_buy else "A", "sz": size, "timestamp": 0, "origSz": size, "orderType": kind,
+        "tif": None, "reduceOnly": bool(t.reduce_only), "isTrigger": True, "triggerPx": u.px(t.trigger),
+        "triggerCondition": f"Price {'above' if rises else 'below'} {u.px(t.trigger)}",
+        "isPositionTpsl": bool(t.whole), "children": []}
+    if t.cloid:
+        out["cloid"] = "0x" + t.cloid.hex()
+    return out
+
+
 def open_orders(ex: Exchange, address: bytes, frontend: bool = False) -> list[dict[str, Any]]:
-    """The account's resting orders, newest first (as Hyperliquid lists them)."""
+    """The account's resting orders, newest first (as Hyperliquid lists them); the
+    frontend listing adds its waiting trigger orders."""
     acct = ex.accounts.get(address)
     if acct is None:
         return []
-    return [order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend)
-            for oid in sorted(acct.open_orders, reverse=True)]
+    out = [(oid, order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend))
+           for oid in acct.open_orders]
+    if frontend:
+        out += [(oid, trigger_json(ex, ex.triggers[oid])) for oid in acct.triggers]
+    return [o for _, o in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
 def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[int, int, int, list[Any]]]

@@ -380,3 +380,23 @@ def test_hyperliquid_sdk_info_reads_the_chain(chain: Chain, monkeypatch: pytest.
     (o,) = info.open_orders(user(A))
     assert (o["coin"], o["sz"], o["side"]) == ("BTC", "0.15", "B")
     assert info.query_order_by_oid(user(A), o["oid"])["order"]["status"] == "open"
+
+
+def test_frontend_open_orders_list_waiting_triggers(chain: Chain) -> None:
+    from state.tx import PlaceTrigger
+
+    chain.order(A, BTC_PERP, True, 60_000, 100)
+    chain.order(B, BTC_PERP, False, 60_000, 100)  # A long 0.01 BTC
+    limit = chain.order(A, BTC_PERP, True, 59_000, 10).oid
+    chain.run(A, PlaceTrigger(BTC_PERP, False, 100, 58_000, 1, True, 0, True, None))  # stop market, sell
+    chain.run(A, PlaceTrigger(BTC_PERP, False, 0, 62_000, 0, False, 61_900, True, CLOID))  # position TP, limit
+    fo = hlinfo.answer(chain.ex, {"type": "frontendOpenOrders", "user": user(A)})
+    tp, sl, lim = fo
+    assert lim["oid"] == limit and lim["isTrigger"] is False
+    assert (sl["orderType"], sl["isTrigger"], sl["triggerPx"], sl["limitPx"], sl["sz"], sl["side"]) == \
+        ("Stop Market", True, "58000", "58000", "0.01", "A")
+    assert sl["triggerCondition"] == "Price below 58000" and sl["reduceOnly"] is True
+    assert (tp["orderType"], tp["limitPx"], tp["triggerCondition"], tp["isPositionTpsl"], tp["sz"]) == \
+        ("Take Profit Limit", "61900", "Price above 62000", True, "0")
+    assert tp["cloid"] == "0x" + CLOID.hex()
+    assert [o["oid"] for o in hlinfo.open_orders(chain.ex, A.address)] == [limit]  # plain listing: the book
