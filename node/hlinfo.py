@@ -8,7 +8,7 @@ block store indexed (passed in as plain data), so it is tested without a node.
 
 Naming follows Hyperliquid: the perp universe (perps, then dated futures) is indexed from
 0 and a perp is named by its base asset (``BTC``), a future by its symbol; spot pairs are
-indexed from 10000 (``@0`` or their symbol ``BTC/USDC``). Numbers are decimal strings in
+indexed from 10000 and named ``@i`` (requests also take their symbol ``BTC/USDC``). Numbers are decimal strings in
 human units: prices ``ticks * tick_size / 10^quote_decimals``, sizes ``lots * lot_size /
 10^base_decimals``, exact (ratios such as an entry price are rounded to 8 places).
 """
@@ -97,10 +97,14 @@ def spot_ids(ex: Exchange) -> list[int]:
 
 
 def coin_of(ex: Exchange, market: int) -> str:
-    """Hyperliquid's coin name: a perp's base asset, a future's or spot pair's symbol."""
+    """Hyperliquid's coin name: a perp's base asset, a future's symbol, a spot pair's
+    ``@i`` (its spot universe index, as Hyperliquid names non-canonical pairs; clients
+    such as the SDK map the pair's ``BASE/QUOTE`` name to it from spotMeta)."""
     spec = ex.markets[market]
     if market in ex.perp_market_ids:
         return ex.genesis.assets[spec.base].symbol
+    if not spec.is_derivative:
+        return f"@{spot_ids(ex).index(market)}"
     return spec.symbol
 
 
@@ -147,7 +151,7 @@ def spot_meta(ex: Exchange) -> dict[str, Any]:
                "index": a.asset_id, "tokenId": "0x" + a.asset_id.to_bytes(16, "big").hex(),
                "isCanonical": True, "evmContract": None, "fullName": None}
               for a in ex.genesis.assets]
-    universe = [{"name": ex.markets[m].symbol, "tokens": [ex.markets[m].base, ex.markets[m].quote],
+    universe = [{"name": f"@{i}", "tokens": [ex.markets[m].base, ex.markets[m].quote],
                  "index": i, "isCanonical": True} for i, m in enumerate(spot_ids(ex))]
     return {"tokens": tokens, "universe": universe}
 
@@ -172,15 +176,13 @@ def mid_text(ex: Exchange, market: int) -> str | None:
 
 def all_mids(ex: Exchange) -> dict[str, str]:
     """Coin -> mid (the mark or oracle price where the book is one-sided): perps by coin,
-    spot pairs by ``@i`` as Hyperliquid keys them, and by symbol."""
+    spot pairs by ``@i`` as Hyperliquid keys them."""
     out: dict[str, str] = {}
     for m in perp_ids(ex) + spot_ids(ex):
         mid = mid_text(ex, m)
         if mid is None:
             mid = Units(ex, m).price_units(reference_px(ex, m))
         out[coin_of(ex, m)] = mid
-    for i, m in enumerate(spot_ids(ex)):
-        out[f"@{i}"] = out[coin_of(ex, m)]
     return out
 
 
@@ -249,12 +251,12 @@ def meta_and_asset_ctxs(ex: Exchange) -> list[Any]:
 
 
 def spot_asset_ctxs(ex: Exchange) -> list[dict[str, Any]]:
-    """Per spot pair: its coin (the pair's name), mark (the oracle price of its base), mid.
+    """Per spot pair: its coin (``@i``), mark (the oracle price of its base), mid.
     Day volume, previous-day price and supply are not tracked: "0", the mark, "0"."""
     out = []
     for m in spot_ids(ex):
         mark = Units(ex, m).price_units(reference_px(ex, m))
-        out.append({"coin": ex.markets[m].symbol, "markPx": mark, "midPx": mid_text(ex, m), "prevDayPx": mark,
+        out.append({"coin": coin_of(ex, m), "markPx": mark, "midPx": mid_text(ex, m), "prevDayPx": mark,
                     "dayNtlVlm": "0", "circulatingSupply": "0", "totalSupply": "0"})
     return out
 

@@ -113,14 +113,13 @@ def test_spot_meta_tokens_are_assets_and_pairs_name_them(chain: Chain) -> None:
     sm = hlinfo.answer(chain.ex, {"type": "spotMeta"})
     assert [(t["name"], t["index"], t["weiDecimals"], t["szDecimals"]) for t in sm["tokens"]] == [
         ("USDC", 0, 6, 6), ("BTC", 1, 8, 4), ("ETH", 2, 8, 3)]
-    assert sm["universe"] == [{"name": "BTC/USDC", "tokens": [1, 0], "index": 0, "isCanonical": True},
-                              {"name": "ETH/USDC", "tokens": [2, 0], "index": 1, "isCanonical": True}]
+    assert sm["universe"] == [{"name": "@0", "tokens": [1, 0], "index": 0, "isCanonical": True},
+                              {"name": "@1", "tokens": [2, 0], "index": 1, "isCanonical": True}]
 
 
 def test_all_mids_falls_back_to_oracle_and_uses_the_book_mid(chain: Chain) -> None:
     mids = hlinfo.answer(chain.ex, {"type": "allMids"})
-    assert mids == {"BTC": "60000", "ETH": "3000", "BTC/USDC": "60000", "ETH/USDC": "3000",
-                    "@0": "60000", "@1": "3000"}
+    assert mids == {"BTC": "60000", "ETH": "3000", "@0": "60000", "@1": "3000"}
     chain.order(A, BTC_PERP, True, 60_000, 10)
     chain.order(B, BTC_PERP, False, 60_001, 10)
     assert hlinfo.all_mids(chain.ex)["BTC"] == "60000.5"  # half a $1 tick
@@ -138,10 +137,12 @@ def test_l2_book_levels_in_human_units(chain: Chain) -> None:
     assert asks == [{"px": "60002", "sz": "0.0005", "n": 1}]
 
 
-def test_l2_book_of_a_spot_pair_by_at_index(chain: Chain) -> None:
+def test_l2_book_of_a_spot_pair_by_at_index_or_symbol(chain: Chain) -> None:
     chain.order(A, BTC_SPOT, True, 60_000, 2_500)
     book = hlinfo.answer(chain.ex, {"type": "l2Book", "coin": "@0"})
     assert book["levels"] == [[{"px": "60000", "sz": "0.25", "n": 1}], []]
+    assert hlinfo.l2_book(chain.ex, "BTC/USDC")["levels"] == book["levels"]
+    assert hlinfo.l2_book(chain.ex, "BTC-PERP")["levels"] == [[], []]  # a perp by its symbol
 
 
 def test_l2_book_eth_tick_is_a_dime(chain: Chain) -> None:
@@ -207,7 +208,7 @@ def test_open_orders_and_frontend_open_orders(chain: Chain) -> None:
     chain.order(B, BTC_PERP, False, 60_000, 500)  # first is partly filled: 0.2 of 0.25 left
     oo = hlinfo.answer(chain.ex, {"type": "openOrders", "user": user(A)})
     assert oo == [
-        {"coin": "BTC/USDC", "limitPx": "61000", "oid": second, "side": "A", "sz": "0.01", "timestamp": 0,
+        {"coin": "@0", "limitPx": "61000", "oid": second, "side": "A", "sz": "0.01", "timestamp": 0,
          "origSz": "0.01"},
         {"coin": "BTC", "limitPx": "60000", "oid": first, "side": "B", "sz": "0.2", "timestamp": 0,
          "origSz": "0.25"},
@@ -321,7 +322,7 @@ def test_spot_meta_and_asset_ctxs(chain: Chain) -> None:
     chain.order(B, BTC_SPOT, False, 60_002, 10)
     sm, ctxs = hlinfo.answer(chain.ex, {"type": "spotMetaAndAssetCtxs"})
     assert sm == hlinfo.spot_meta(chain.ex)
-    assert ctxs[0]["coin"] == "BTC/USDC" and ctxs[0]["markPx"] == "60000" and ctxs[0]["midPx"] == "60000.5"
+    assert ctxs[0]["coin"] == "@0" and ctxs[0]["markPx"] == "60000" and ctxs[0]["midPx"] == "60000.5"
     assert ctxs[1]["midPx"] is None
 
 
@@ -373,6 +374,7 @@ def test_hyperliquid_sdk_info_reads_the_chain(chain: Chain, monkeypatch: pytest.
     info = info_mod.Info("http://127.0.0.1:1", skip_ws=True)
     assert info.name_to_asset("BTC") == 0 and info.name_to_asset("ETH") == 1
     assert info.name_to_asset("BTC/USDC") == 10_000
+    assert info.name_to_coin["BTC/USDC"] == "@0"
     assert info.l2_snapshot("BTC")["levels"][0] == [{"px": "60000", "sz": "0.15", "n": 1}]
     assert info.all_mids()["BTC"] == "60000"
     pos = info.user_state(user(A))["assetPositions"][0]["position"]
