@@ -402,3 +402,53 @@ def test_frontend_open_orders_list_waiting_triggers(chain: Chain) -> None:
         ("Take Profit Limit", "61900", "Price above 62000", True, "0")
     assert tp["cloid"] == "0x" + CLOID.hex()
     assert [o["oid"] for o in hlinfo.open_orders(chain.ex, A.address)] == [limit]  # plain listing: the book
+
+
+# ---------------------------------------------------------------------------- properties
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=50)
+                     | st.sampled_from(["BTC", "@0", "@9", "ETH-PERP", "1m", "0x" + "11" * 20, "0x" + "00" * 16]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+                     max_leaves=6)
+_FIELDS = ["coin", "user", "oid", "req", "startTime", "endTime"]
+
+
+@given(st.sampled_from([*hlinfo.HANDLERS, "nope"]),
+       st.dictionaries(st.sampled_from(_FIELDS), _JUNK, max_size=4),
+       st.dictionaries(st.sampled_from(["coin", "interval", "startTime", "endTime"]), _JUNK, max_size=4))
+def test_any_request_answers_or_is_an_info_error(kind: str, fields: dict[str, Any], req: dict[str, Any]) -> None:
+    """Whatever a client sends, ``answer`` returns JSON-ready data or raises InfoError
+    (the route's 400), never anything else (a 500)."""
+    import json
+
+    body = {"type": kind, **fields}
+    if "req" in fields and isinstance(fields["req"], dict):
+        body["req"] = req
+    try:
+        out = hlinfo.answer(_PROP_CHAIN.ex, body)
+    except hlinfo.InfoError:
+        return
+    json.dumps(out)
+
+
+@given(st.integers(0, 10_000_000), st.integers(0, 2**40))
+def test_px_and_sz_text_are_exact(ticks: int, lots: int) -> None:
+    from decimal import Decimal
+
+    for m in (BTC_SPOT, BTC_PERP, ETH_PERP):
+        u = hlinfo.Units(_PROP_CHAIN.ex, m)
+        assert Decimal(u.px(ticks)) * 10**u.quote_dec == ticks * u.tick_size
+        assert Decimal(u.sz(lots)) * 10**u.base_dec == lots * u.lot_size
+
+
+def _prop_chain() -> Chain:
+    c = Chain()
+    c.fund(A, USDC, 1_000_000 * 10**6)
+    c.fund(A, BTC, 10 * 10**8)
+    c.fund(B, USDC, 1_000_000 * 10**6)
+    c.order(A, BTC_PERP, True, 60_000, 100)
+    c.order(B, BTC_PERP, False, 60_000, 50)
+    c.order(A, BTC_SPOT, False, 61_000, 10)
+    return c
+
+
+_PROP_CHAIN = _prop_chain()
