@@ -8,9 +8,10 @@ block store indexed (passed in as plain data), so it is tested without a node.
 
 Naming follows Hyperliquid: the perp universe (perps, then dated futures) is indexed from
 0 and a perp is named by its base asset (``BTC``), a future by its symbol; spot pairs are
-indexed from 10000 and named ``@i`` (requests also take their symbol ``BTC/USDC``). Numbers are decimal strings in
-human units: prices ``ticks * tick_size / 10^quote_decimals``, sizes ``lots * lot_size /
-10^base_decimals``, exact (ratios such as an entry price are rounded to 8 places).
+indexed from 10000 and named ``@i`` (requests also take a market's symbol, ``BTC/USDC``).
+Numbers are decimal strings in human units: prices ``ticks * tick_size /
+10^quote_decimals``, sizes ``lots * lot_size / 10^base_decimals``, exact (ratios such as
+an entry price are rounded to 8 places).
 """
 
 from __future__ import annotations
