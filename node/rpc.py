@@ -158,6 +158,7 @@ class RpcServer:
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
         r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
         r.add_post("/broadcast_txs", self.broadcast_txs)
+        r.add_post("/info", self.hl_info)  # Hyperliquid-compatible reads (node/hlinfo.py)
         for path, debug in rt.faults.routes():  # fault injection, off unless config.json's "test" enables it
             r.add_post(path, debug)
 
@@ -479,6 +480,17 @@ class RpcServer:
         rows = self.rt.blocks.candles(m, interval, start, end, limit)
         return web.json_response({"market": m, "interval": interval,
                                   "candles": [{k: num(v) for k, v in c.items()} for c in rows]})
+
+    async def hl_info(self, request: web.Request) -> web.Response:
+        """Hyperliquid's ``POST /info`` (node/hlinfo.py): its request types and JSON shapes,
+        so its SDKs read a devnet unchanged; 400 for an unknown or malformed request."""
+        from node.hlinfo import InfoError, answer
+
+        body = await json_body(request)
+        try:
+            return web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks))
+        except InfoError as err:
+            raise RpcError(400, Code.MALFORMED, str(err)) from None
 
     # ------------------------------------------------------------------ ops
     @web.middleware

@@ -138,6 +138,7 @@ class FakeNode:
         for path, handler in (("/history", real.history), ("/orders/history", real.orders_history),
                               ("/candles", real.candles)):
             r.add_get(path, _answer_errors(handler))
+        r.add_post("/info", _answer_errors(real.hl_info))  # Hyperliquid-compatible reads (node/hlinfo.py)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

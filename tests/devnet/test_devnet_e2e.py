@@ -122,6 +122,31 @@ def test_book_and_accounts_identical_across_nodes(devnet: Manifest) -> None:
     assert views[0][0]["asks"] == [[61_000, 3_000, 1]]
 
 
+def test_hyperliquid_info_on_every_node(devnet: Manifest) -> None:
+    """``POST /info`` (node/hlinfo.py) on real nodes: Hyperliquid's shapes, the same answer
+    everywhere at one height, and a 400 JSON error for an unknown type."""
+    import urllib.error
+    import urllib.request
+
+    status = Client(devnet.nodes[0].rpc_url).status()
+    wait_all(devnet, as_int(status["latest_height"]) + 1)
+    answers = []
+    for n in devnet.nodes:
+        c = Client(n.rpc_url)
+        meta = c.post("/info", {"type": "meta"})
+        book = c.post("/info", {"type": "l2Book", "coin": "@0"})
+        book.pop("time")
+        answers.append((meta, book))
+        assert {"name": "BTC", "szDecimals": 4} .items() <= meta["universe"][0].items()
+        assert set(c.post("/info", {"type": "allMids"})) >= {"BTC", "@0"}
+        req = urllib.request.Request(n.rpc_url + "/info", data=b'{"type": "bogus"}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 400 and json.loads(err.value.read())["error"]["name"] == "MALFORMED"
+    assert all(a == answers[0] for a in answers[1:])
+
+
 def test_rejection_exit_code_and_unreachable(devnet: Manifest) -> None:
     cli = ["--home", devnet.cli_home, "--node", devnet.nodes[1].rpc_url]
     res = bookchain(*cli, "tx", "cancel", "BTC/USDC", "--oid", "999999", "--key", "bob")
