@@ -10,11 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import history, orderindex
+from node import history
 from node.blockstore import BlockStore
-from node.execution import event_to_list
-from state.tx import Cancel, PlaceOrder, Tif, Transfer, Withdraw, decode_tx
+from state.tx import Cancel, PlaceOrder, Tif, Transfer, Withdraw
 from tests.harness import BRIDGE, BTC, BTC_SPOT, T0, USDC, Chain, key
+from tests.node.indexing import index_block
 
 A, B, C = key(40), key(41), key(42)
 TV = 100  # BTC/USDC's tick_value in the test genesis: quote units per tick per lot
@@ -38,14 +38,7 @@ class HistChain:
         if at is not None:
             self.c.time = at - 1000  # Chain.block adds a second
         r = self.c.block(*txs)
-        verified = {raw: decode_tx(raw) for raw in txs}
-        orders = orderindex.outcomes(self.c.ex, r.height, r.events, r.receipts)
-        cloids = orderindex.cloids(r.receipts, txs, verified)
-        events = [[i, event_to_list(e)] for i, e in r.events]
-        record = [r.app_hash, [x.to_list() for x in r.receipts], events, []]
-        extra = history.block_puts(r.height, self.c.time, events, orders, self.candles, self.c.ex.markets)
-        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids,
-                                extra)
+        index_block(self.store, self.candles, self.c.ex, r, txs, self.c.time)
         return r
 
     def order(self, k: Any, is_buy: bool, price: int, size: int, tif: Tif = Tif.GTC, at: int | None = None) -> int:

@@ -13,12 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import history, hlinfo, orderindex
+from node import history, hlinfo
 from node.blockstore import BlockStore
-from node.execution import event_to_list
 from state.keys import address_to_text
-from state.tx import Cancel, PlaceOrder, Tif, decode_tx
+from state.tx import Cancel, PlaceOrder, Tif
+from state.views import margin_summary
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH_PERP, USDC, Chain, key
+from tests.node.indexing import index_block
 
 A, B, C = key(40), key(41), key(42)
 CLOID = bytes(range(16))
@@ -51,13 +52,7 @@ class IndexedChain:
 
     def block(self, *txs: bytes) -> None:
         r = self.c.block(*txs)
-        verified = {raw: decode_tx(raw) for raw in txs}
-        orders = orderindex.outcomes(self.c.ex, r.height, r.events, r.receipts)
-        cloids = orderindex.cloids(r.receipts, txs, verified)
-        events = [[i, event_to_list(e)] for i, e in r.events]
-        record = [r.app_hash, [x.to_list() for x in r.receipts], events, []]
-        extra = history.block_puts(r.height, self.c.ex.time_ms, events, orders, self.candles, self.c.ex.markets)
-        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids, extra)
+        index_block(self.store, self.candles, self.c.ex, r, txs, self.c.ex.time_ms)
 
     def order(self, k: Any, market: int, is_buy: bool, price: int, size: int, tif: Tif = Tif.GTC,
               cloid: bytes | None = None) -> int:
@@ -183,7 +178,7 @@ def test_clearinghouse_state_of_a_long(chain: Chain) -> None:
     assert p["leverage"] == {"type": "cross", "value": 20} and p["maxLeverage"] == 20
     assert p["marginUsed"] == hlinfo.dec(value // 20, 6)  # $300 at $60,000
     assert set(p["cumFunding"]) == {"allTime", "sinceOpen", "sinceChange"}
-    s = hlinfo.margin_summary(chain.ex, A.address)
+    s = margin_summary(chain.ex, A.address)
     ms = ch["marginSummary"]
     assert ms == ch["crossMarginSummary"]
     assert ms["accountValue"] == hlinfo.dec(s["equity"], 6)
@@ -340,7 +335,7 @@ def test_info_route_answers_json_and_400s(tmp_path: Path) -> None:
     ix = IndexedChain(tmp_path)
     ix.order(A, BTC_PERP, True, 60_000, 2_500)
     real = RpcServer.__new__(RpcServer)
-    real.rt = SimpleNamespace(blocks=ix.store, sm=ix.c.sm, genesis=ix.c.ex.genesis)  # type: ignore[assignment]
+    real.rt = SimpleNamespace(blocks=ix.store, sm=ix.c.sm, genesis=ix.c.ex.genesis)
 
     async def go() -> None:
         app = web.Application(middlewares=[errors_middleware])

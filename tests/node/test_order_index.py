@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node import orderindex
+from node import history, orderindex
 from node.blockstore import BlockStore
-from node.execution import event_to_list
-from state.tx import Cancel, PlaceOrder, Tif, decode_tx
+from state.tx import Cancel, PlaceOrder, Tif
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key
+from tests.node.indexing import index_block
 
 A, B = key(30), key(31)
 CLOID = bytes(range(16))
@@ -21,17 +21,14 @@ class IndexedChain:
     def __init__(self, tmp: Path) -> None:
         self.c = Chain()
         self.store = BlockStore(str(tmp / "blocks"))
+        self.candles = history.CandleBook(self.store.db.get)
         for k in (A, B):
             self.c.fund(k, USDC, 10_000_000 * 10**6)
             self.c.fund(k, BTC, 10 * 10**8)
 
     def block(self, *txs: bytes) -> None:
         r = self.c.block(*txs)
-        verified = {raw: decode_tx(raw) for raw in txs}
-        orders = orderindex.outcomes(self.c.ex, r.height, r.events, r.receipts)
-        cloids = orderindex.cloids(r.receipts, txs, verified)
-        record = [r.app_hash, [x.to_list() for x in r.receipts], [[i, event_to_list(e)] for i, e in r.events], []]
-        self.store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids)
+        index_block(self.store, self.candles, self.c.ex, r, txs, self.c.ex.time_ms)
 
     def order(self, k: object, is_buy: bool, price: int, size: int, tif: Tif = Tif.GTC,
               cloid: bytes | None = None) -> int:
