@@ -103,7 +103,10 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
               help="Seconds between SIGTERM and SIGKILL.")
 @json_option_saying("Print what happened to each node process as a JSON object.")
 def down(home: Path, timeout: float, as_json: bool) -> None:
-    """Stop the devnet's node processes (only the pids `up` recorded); safe to repeat."""
+    """Stop the devnet's node processes (only the pids `up` recorded); safe to repeat.
+
+    Example: bookchain devnet down
+    """
     outcome = Supervisor(home).down(timeout)
     if as_json:
         print_json(outcome)
@@ -118,7 +121,10 @@ def down(home: Path, timeout: float, as_json: bool) -> None:
 @devnet_home_option
 @json_option_saying("Print the common height, whether app hashes agree and each node's status as JSON.")
 def status(home: Path, as_json: bool) -> None:
-    """Heights, peers, pids, and whether app hashes agree at the common height."""
+    """Heights, peers, pids, and whether app hashes agree at the common height.
+
+    Example: bookchain devnet status
+    """
     try:
         st = Supervisor(home).status()
     except DevnetError as err:
@@ -153,7 +159,10 @@ def status(home: Path, as_json: bool) -> None:
 @click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(0, 100_000), help="Lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 def logs(node: str, home: Path, lines: int, follow: bool) -> None:
-    """Show a node's stdout/stderr log; NODE is a name (node0) or an index (0)."""
+    """Show a node's stdout/stderr log; NODE is a name (node0) or an index (0).
+
+    Example: bookchain devnet logs node0 -n 50
+    """
     try:
         path = Supervisor(home).log_file(node)
     except DevnetError as err:
@@ -187,7 +196,10 @@ def logs(node: str, home: Path, lines: int, follow: bool) -> None:
               metavar="FILE", help="Also write the report as JSON to FILE ('-' for stdout only).")
 def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int, drain_timeout: float,
          json_file: Path | None) -> None:
-    """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency."""
+    """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency.
+
+    Example: bookchain devnet load --tps 2000 --seconds 20
+    """
     from rich.progress import Progress
 
     from devnet.load import prepare, run_load
@@ -237,7 +249,10 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
 @click.option("--size", default="0.01", show_default=True, help="Size of the demo trade (base units).")
 @json_option_saying("Print the demo's receipts, book, fills and block as JSON.")
 def demo(home: Path, node: str, market: str, price: str, size: str, as_json: bool) -> None:
-    """alice rests a sell, bob buys it; print the book, the fills and the block holding them."""
+    """alice rests a sell, bob buys it; print the book, the fills and the block holding them.
+
+    Example: bookchain devnet demo
+    """
     from devnet.demo import DemoError, run_demo
 
     say = (lambda _m: None) if as_json else click.echo

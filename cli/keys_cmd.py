@@ -38,7 +38,10 @@ def keys() -> None:
 @home_option
 @json_option_saying("Print the new key's name, pubkey and address as JSON (never the seed).")
 def keys_new(name: str, as_json: bool) -> None:
-    """Generate a new ed25519 key called NAME and print its address (not its seed)."""
+    """Generate a new ed25519 key called NAME and print its address (not its seed).
+
+    Example: bookchain keys new carol
+    """
     try:
         rec = get_ctx().keystore.create(name)
     except KeyStoreError as err:
@@ -53,7 +56,10 @@ def keys_new(name: str, as_json: bool) -> None:
 @home_option
 @json_option_saying("Print the keys (name, pubkey, address) as a JSON list.")
 def keys_list(as_json: bool) -> None:
-    """List every key in the CLI home with its address."""
+    """List every key in the CLI home with its address.
+
+    Example: bookchain keys list --json
+    """
     ks = get_ctx().keystore
     try:
         records = ks.all()
@@ -76,7 +82,10 @@ def keys_list(as_json: bool) -> None:
 @home_option
 @json_option_saying("Print the key as JSON.")
 def keys_show(name: str, private: bool, as_json: bool) -> None:
-    """Show the address and public key of NAME."""
+    """Show the address and public key of NAME.
+
+    Example: bookchain keys show carol
+    """
     try:
         rec = get_ctx().keystore.load(name)
     except KeyStoreError as err:
@@ -98,7 +107,10 @@ def keys_show(name: str, private: bool, as_json: bool) -> None:
 @home_option
 @json_option_saying("Print the imported key's name, pubkey and address as JSON.")
 def keys_import(name: str, seed_hex: str, force: bool, as_json: bool) -> None:
-    """Store the 32-byte seed HEX (64 hex digits) under NAME."""
+    """Store the 32-byte seed HEX (64 hex digits) under NAME.
+
+    Example: bookchain keys import carol "$(bookchain keys export carol --home old-home)"
+    """
     try:
         rec = get_ctx().keystore.add(name, parse_seed(seed_hex), overwrite=force)
     except KeyStoreError as err:
@@ -113,7 +125,10 @@ def keys_import(name: str, seed_hex: str, force: bool, as_json: bool) -> None:
 @click.argument("name")
 @home_option
 def keys_export(name: str) -> None:
-    """Print the secret seed of NAME as hex (for `keys import` elsewhere)."""
+    """Print the secret seed of NAME as hex (for `keys import` elsewhere).
+
+    Example: bookchain keys export carol
+    """
     try:
         rec = get_ctx().keystore.load(name)
     except KeyStoreError as err:

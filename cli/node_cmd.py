@@ -21,7 +21,10 @@ def node() -> None:
 @click.option("--home", "home", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Node home directory holding config.json, genesis.json, keys/ and data/ (see node/API.md).")
 def start(home: Path) -> None:
-    """Start the node in the foreground (Ctrl-C or SIGTERM stops it cleanly)."""
+    """Start the node in the foreground (Ctrl-C or SIGTERM stops it cleanly).
+
+    Example: bookchain node start --home devnet-home/node0
+    """
     if not (home / "config.json").is_file():
         raise click.UsageError(f"{home}/config.json not found: is this a node home? "
                                "(`bookchain devnet up` creates homes under ./devnet-home)")

@@ -54,27 +54,39 @@ def _height(h: str | None) -> Callable[[Client], int]:
 
 @query_command("status")
 def q_status(as_json: bool) -> None:
-    """Node id, chain id, latest height/hashes, peers, mempool size."""
+    """Node id, chain id, latest height/hashes, peers, mempool size.
+
+    Example: bookchain query status
+    """
     show(lambda c: c.status(), as_json, render.print_status)
 
 
 @query_command("validators")
 def q_validators(as_json: bool) -> None:
-    """The validator set and voting powers."""
+    """The validator set and voting powers.
+
+    Example: bookchain query validators --json
+    """
     show(lambda c: c.validators(), as_json, render.print_validators)
 
 
 @query_command("block")
 @click.argument("height", required=False, metavar="[HEIGHT|latest]")
 def q_block(height: str | None, as_json: bool) -> None:
-    """The block at HEIGHT (default latest): header, tx hashes, certificate."""
+    """The block at HEIGHT (default latest): header, tx hashes, certificate.
+
+    Example: bookchain query block 42
+    """
     show(lambda c: c.block(_height(height)(c)), as_json, render.print_block)
 
 
 @query_command("block-results")
 @click.argument("height", required=False, metavar="[HEIGHT|latest]")
 def q_block_results(height: str | None, as_json: bool) -> None:
-    """Receipts, events and app hash after applying the block at HEIGHT (default latest)."""
+    """Receipts, events and app hash after applying the block at HEIGHT (default latest).
+
+    Example: bookchain query block-results 42 --json
+    """
     show(lambda c: c.block_results(_height(height)(c)), as_json,
          lambda a: render.print_block_results(a, _catalog_or_none()))
 
@@ -82,7 +94,10 @@ def q_block_results(height: str | None, as_json: bool) -> None:
 @query_command("tx")
 @click.argument("tx_hash", metavar="HASH")
 def q_tx(tx_hash: str, as_json: bool) -> None:
-    """A committed transaction by its hash (hex): height, index and receipt."""
+    """A committed transaction by its hash (hex): height, index and receipt.
+
+    Example: bookchain query tx 3f9a...c1
+    """
     show(lambda c: c.tx(tx_hash), as_json, lambda a: render.print_receipt(a, _catalog_or_none()))
 
 
@@ -90,14 +105,20 @@ def q_tx(tx_hash: str, as_json: bool) -> None:
 @click.argument("market")
 @click.option("--depth", default=20, show_default=True, type=click.IntRange(1, 500), help="Price levels per side (the node serves at most 500).")
 def q_book(market: str, depth: int, as_json: bool) -> None:
-    """The order book of MARKET (symbol like BTC/USDC, or id), best prices first."""
+    """The order book of MARKET (symbol like BTC/USDC, or id), best prices first.
+
+    Example: bookchain query book BTC-PERP --depth 10
+    """
     show(lambda c: c.book(market, depth), as_json, lambda a: render.print_book(a, _catalog_or_none()))
 
 
 @query_command("account")
 @click.argument("who", metavar="ADDR|KEYNAME")
 def q_account(who: str, as_json: bool) -> None:
-    """Balances, positions, open orders and margin of an address or a local key."""
+    """Balances, positions, open orders and margin of an address or a local key.
+
+    Example: bookchain query account alice
+    """
     address = get_ctx().address(who)
     show(lambda c: c.account(address), as_json, lambda a: render.print_account(a, _catalog_or_none()))
 
@@ -213,32 +234,47 @@ def q_triggers(who: str, as_json: bool) -> None:
 @click.argument("who", metavar="ADDR|KEYNAME")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="Newest fills to show (at most 1000).")
 def q_fills(who: str, limit: int, as_json: bool) -> None:
-    """Recent fills (newest first) of an address or a local key."""
+    """Recent fills (newest first) of an address or a local key.
+
+    Example: bookchain query fills alice --limit 20
+    """
     address = get_ctx().address(who)
     show(lambda c: c.fills(address, limit), as_json, lambda a: render.print_fills(a, _catalog_or_none()))
 
 
 @query_command("markets")
 def q_markets(as_json: bool) -> None:
-    """Markets with tick and lot sizes in human units."""
+    """Markets with tick and lot sizes in human units.
+
+    Example: bookchain query markets
+    """
     show(lambda c: c.markets(), as_json, lambda a: render.print_markets(a, _catalog_or_none()))
 
 
 @query_command("pools")
 def q_pools(as_json: bool) -> None:
-    """Lending pools: supplied, borrowed, available, utilization and its cap, borrow and supply rates a year."""
+    """Lending pools: supplied, borrowed, available, utilization and its cap, borrow and supply rates a year.
+
+    Example: bookchain query pools
+    """
     show(lambda c: c.get("/pools"), as_json, lambda a: render.print_pools(a, _catalog_or_none()))
 
 
 @query_command("funding")
 def q_funding(as_json: bool) -> None:
     """Per market: index, mark and last prices, funding index (quote per base unit), average premium,
-    next funding time."""
+    next funding time.
+
+    Example: bookchain query funding
+    """
     show(lambda c: c.get("/funding"), as_json, lambda a: render.print_funding(a, _catalog_or_none()))
 
 
 @query_command("oracle")
 def q_oracle(as_json: bool) -> None:
     """Oracle prices per asset (in the collateral asset), when they were set, and how many fresh
-    validator submissions there are."""
+    validator submissions there are.
+
+    Example: bookchain query oracle --json
+    """
     show(lambda c: c.get("/oracle"), as_json, lambda a: render.print_oracle(a, _catalog_or_none()))

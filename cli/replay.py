@@ -27,6 +27,8 @@ def replay(source: str, state_home: str, to_height: int | None, as_json: bool) -
     Exits 0 when every height matches, 4 at the first divergence (the report names the
     height and the differing state keys), 3 when the source cannot be read (node
     unreachable), 2 when --home is not a new, empty directory.
+
+    Example: bookchain replay --from http://127.0.0.1:26657 --home /tmp/replay
     """
     from node.replay import open_source
     from node.replay import replay as run_replay

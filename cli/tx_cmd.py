@@ -425,7 +425,10 @@ def _order_ref_options(f: F) -> F:
 @key_option()
 @common_options
 def cancel(market: str, oid: int | None, cloid: str | None, key_name: str, **opts: Any) -> None:
-    """Cancel one open order on MARKET, named by exactly one of --oid and --cloid."""
+    """Cancel one open order on MARKET, named by exactly one of --oid and --cloid.
+
+    Example: bookchain tx cancel BTC/USDC --oid 42 --key bob
+    """
     action = build(lambda: txbuild.cancel_action(catalog(), market, oid, cloid))
     submit(action, key_name, **opts)
 
@@ -435,7 +438,10 @@ def cancel(market: str, oid: int | None, cloid: str | None, key_name: str, **opt
 @key_option()
 @common_options
 def cancel_all(market: str | None, key_name: str, **opts: Any) -> None:
-    """Cancel every open order of --key on MARKET, or on all markets if MARKET is omitted."""
+    """Cancel every open order of --key on MARKET, or on all markets if MARKET is omitted.
+
+    Example: bookchain tx cancel-all BTC-PERP --key bob
+    """
     action = build(lambda: txbuild.cancel_all_action(catalog(), market))
     submit(action, key_name, **opts)
 
@@ -566,6 +572,8 @@ def batch(actions: str, key_name: str, raw: bool, **opts: Any) -> None:
       {"type":"cancel_all","market":"BTC/USDC"}       (market optional)
       {"type":"modify","market":"BTC/USDC","oid":7,"price":"60001","size":"0.05"}
                                                       ("price" optional: the order's own)
+
+    Example: bookchain tx batch orders.json --key bob
     """
     items = _batch_items(actions)
     if isinstance(items, list):
