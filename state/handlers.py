@@ -86,12 +86,11 @@ def handle_withdraw(ex: Exchange, signer: bytes, pubkey: bytes, a: Withdraw) -> 
 
 
 def handle_order(ex: Exchange, acct: Account, a: PlaceOrder) -> ActionResult:
-    lifetimes.must_live_order(ex, a)
     return matching.place_order(ex, acct, a)
 
 
 def handle_cancel(ex: Exchange, acct: Account, a: Cancel) -> ActionResult:
-    trig = triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid)
+    trig = triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid) if acct.triggers else None
     if trig is not None:
         triggers.cancel_trigger(ex, trig, "cancelled")
         return ActionResult(OK, oid=trig.oid, status="cancelled", resting=0)
@@ -122,7 +121,6 @@ def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
         return ActionResult(Code.OK, oid=order.oid, status="resting", resting=a.size)
     replacement = PlaceOrder(order.market, order.is_buy, a.price, a.size, Tif(order.tif), order.reduce_only, order.cloid,
                              order.expires_at or None)  # keeps the order's expiry
-    lifetimes.must_live_order(ex, replacement)
     return matching.place_order(ex, acct, replacement, replacing=order)
 
 
@@ -209,8 +207,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         results = tuple(_run_one(ex, account, tx.pubkey, a) for a in action.actions)
     elif isinstance(action, PlaceGroup):
         try:
-            group_market = action.parent.market if action.parent is not None else action.children[0].market
-            owner = isolated.route(ex, account, group_market) if ex.subs else account
+            owner = isolated.route(ex, account, action.market) if ex.subs else account
             results = triggers.handle_place_group(ex, ex.account(owner), action)
         except TxError as err:
             results = (rejected(err.code, err.message),)

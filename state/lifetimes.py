@@ -37,7 +37,7 @@ from state import isolated, matching, trigbook
 from state.errors import Code, TxError
 from state.events import DeadManFired
 from state.receipts import ActionResult
-from state.tx import PlaceOrder, ScheduleCancel, SignedTx
+from state.tx import ScheduleCancel, SignedTx
 
 if TYPE_CHECKING:
     from state.account import Account
@@ -45,12 +45,6 @@ if TYPE_CHECKING:
 
 DAY_MS: Final = 86_400_000
 COMPACT_SLACK: Final = 1024
-
-
-def must_live_order(ex: Exchange, o: PlaceOrder) -> None:
-    """Refuse a good-til-time order that is already expired at the current block time."""
-    if o.expires_at_ms is not None and o.expires_at_ms <= ex.time_ms:
-        raise TxError(Code.ORDER_EXPIRED, f"order expires at {o.expires_at_ms} ms, not after the block time {ex.time_ms}")
 
 
 def must_not_expired(tx: SignedTx, now_ms: int) -> None:

@@ -49,6 +49,9 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
     """All stateless and stateful checks of a new order. Returns (market, size).
     (Hot path: ``o``'s fields are read once; a transaction's class is interpreted, so each
     read from compiled code is a generic attribute look-up.)"""
+    expires = o.expires_at_ms
+    if expires is not None and expires <= ex.time_ms:  # good-til-time, already past (state/lifetimes.py)
+        raise TxError(Code.ORDER_EXPIRED, f"order expires at {expires} ms, not after the block time {ex.time_ms}")
     market = ex.market(o.market)
     price, size, tif, cloid = o.price, o.size, o.tif, o.cloid
     is_buy = o.is_buy

@@ -565,6 +565,11 @@ class PlaceGroup:
         return [self.grouping, None if self.parent is None else action_to_list(self.parent),
                 [action_to_list(c) for c in self.children]]
 
+    @property
+    def market(self) -> int:
+        """The group's market: its orders are all on one (checked when it is placed)."""
+        return self.parent.market if self.parent is not None else self.children[0].market
+
     @classmethod
     def parse(cls, f: list[Any]) -> PlaceGroup:
         grouping = must_uint(f[0], "grouping", hi=2)

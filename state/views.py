@@ -14,7 +14,7 @@ from state.account import Account
 from state.errors import TxError
 from state.funding import owed_funding
 from state.lendtx import must_valid_borrow
-from state.lifetimes import dead_man_view, must_live_order
+from state.lifetimes import dead_man_view
 from state.matching import must_valid_order
 from state.prices import book_price, mark_price
 from state.risk import Assessment, assess, asset_price, perp_price, value_of
@@ -135,11 +135,7 @@ def can_place_order(ex: Exchange, address: bytes, order: PlaceOrder) -> dict[str
     """Would this order pass every check now (validity, margin, pools)? No state changes."""
     acct = ex.accounts.get(address) or Account(address, ex.pools)
 
-    def check() -> None:
-        must_live_order(ex, order)
-        must_valid_order(ex, acct, order)
-
-    return _verdict(check)
+    return _verdict(must_valid_order, ex, acct, order)
 
 
 def can_withdraw(ex: Exchange, address: bytes, asset: int, amount: int) -> dict[str, Any]:
