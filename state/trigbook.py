@@ -80,13 +80,8 @@ class TriggerIndex:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def is_derivative(market: MarketSpec) -> bool:
-    """Markets whose reference is the mark: perps and dated futures."""
-    return market.is_derivative
-
-
 def reference_price(ex: Exchange, market: MarketSpec) -> int:
-    if is_derivative(market):
+    if market.is_derivative:  # perps and futures: the mark
         return ex.mstate[market.market_id].mark
     return ex.index_px[market.base]
 

@@ -67,7 +67,6 @@ from state.trigbook import (
     cancel_trigger,
     find_trigger,
     forget,
-    is_derivative,
     margin,
     on_parent_fill,
     on_parent_gone,
@@ -109,7 +108,7 @@ def _must_valid_spec(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bo
                      replacing: Trigger | None) -> None:
     """Every check of a new (or modified) trigger but the open-order count and the cloid."""
     _must_valid_prices(ex, market, trigger, is_market, limit)
-    if reduce_only and not is_derivative(market):
+    if reduce_only and not market.is_derivative:
         raise TxError(Code.REDUCE_ONLY_NOT_PERP, "reduce-only applies to perp markets")
     if whole:
         if not reduce_only:
@@ -232,7 +231,7 @@ def handle_place_group(ex: Exchange, acct: Account, a: PlaceGroup) -> tuple[Acti
             raise TxError(Code.BAD_TRIGGER, "a TP/SL child is on the parent's market, on the other side")
         if c.size != 0:
             raise TxError(Code.BAD_TRIGGER, "a TP/SL child has size 0: it grows as the parent fills")
-        if c.reduce_only != is_derivative(market):
+        if c.reduce_only != market.is_derivative:
             raise TxError(Code.BAD_TRIGGER, "a TP/SL child is reduce-only on a perp and not on spot")
         _must_valid_prices(ex, market, c.trigger_price, c.is_market, c.limit_price)
         if not c.reduce_only:  # a spot child: the parent's full size must clear the minimum
