@@ -73,10 +73,10 @@ def live_agent(ex: Exchange, signer: bytes, nonce: int) -> list[Any] | None:
     return agent
 
 
-def acting_account(ex: Exchange, tx: SignedTx) -> tuple[bytes, Any, bool]:
-    """(account, action, signed by an agent) of ``tx``, or a TxError saying why it may not
-    act: an agent beyond its rights, a sub-account of someone else."""
-    action = tx.action
+def acting_account(ex: Exchange, tx: SignedTx, action: Any) -> tuple[bytes, Any, bool]:
+    """(account, action, signed by an agent) of ``tx`` carrying ``action`` (its own, or the
+    native action a Hyperliquid one stands for), or a TxError saying why it may not act: an
+    agent beyond its rights, a sub-account of someone else."""
     account = tx.signer
     agent = live_agent(ex, tx.signer, tx.nonce) if ex.agents else None
     if agent is None and tx.signer in ex.agents:

@@ -18,6 +18,7 @@ class Code(IntEnum):
     UNKNOWN_TX_TYPE = 102
     BAD_SIGNATURE = 103
     # 104 is retired: a signature over another chain id fails as BAD_SIGNATURE
+    WRONG_CHAIN = 105  # a Hyperliquid user-signed action for another hyperliquidChain (state/hltx.py)
     # replay protection (2xx)
     NONCE_USED = 200
     NONCE_TOO_LOW = 201
@@ -49,6 +50,7 @@ class Code(IntEnum):
     SCHEDULE_CANCEL_TOO_SOON = 515  # a dead-man deadline closer than orders.schedule_cancel_min_ms
     BAD_TRIGGER = 516  # an invalid trigger order spec (state/triggers.py)
     ORDER_EXPIRED = 517  # a good-til-time order whose expiry is not after the block time
+    BAD_DECIMAL = 518  # a Hyperliquid price or size off its rules or off the market's tick or lot (state/hlexec.py)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

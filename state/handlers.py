@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from state import (
     agents,
+    hlexec,
     isolated,
     lendtx,
     leverage,
@@ -30,6 +31,7 @@ from state.exchange import Exchange
 from state.receipts import OK, ActionResult, Receipt, rejected
 from state.tx import (
     ACTION_NAMES,
+    SCHEME_HL,
     ApproveAgent,
     Batch,
     Borrow,
@@ -181,8 +183,13 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     """Apply one signature-checked transaction at the exchange's current block time.
     (``tx``'s fields are read once: its class is interpreted, see matching.must_valid_order.)"""
     signer, nonce, action, tx_hash = tx.signer, tx.nonce, tx.action, tx.hash
-    kind = _ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
+    hl = tx.scheme == SCHEME_HL
+    kind = "hl:" + action.type if hl else _ACTION_NAMES.get(type(action)) or type(action).__name__.lower()
     kept = ex.nonces.get(signer)
+    if hl and kept is None and signer not in ex.accounts and signer not in ex.agents:
+        # any signature recovers some address: one the chain has never seen (a tampered
+        # action, another chain's signature) is refused and leaves nothing behind
+        return Receipt(tx_hash, Code.UNKNOWN_ACCOUNT, "the signer has no account on this chain", signer, kind)
     try:
         lifetimes.must_not_expired(tx, ex.time_ms)  # before the nonce: an expired tx consumes nothing
         nonces.must_accept(kept or [], nonce, ex.time_ms, ex.genesis.nonce_past_window_ms, ex.genesis.nonce_future_window_ms)
@@ -196,9 +203,14 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     nonces.record(kept, nonce)
     ex.touch_nonces(signer)
     account = signer
+    if hl:  # a Hyperliquid action stands for a native one (state/hlexec.py)
+        try:
+            action = hlexec.resolve(ex, tx)
+        except TxError as err:
+            return Receipt(tx_hash, err.code, err.message, signer, kind)
     if ex.agents or ex.subs:  # who the transaction acts for (state/agents.py)
         try:
-            account, action, _ = agents.acting_account(ex, tx)
+            account, action, _ = agents.acting_account(ex, tx, action)
         except TxError as err:
             return Receipt(tx_hash, err.code, err.message, signer, kind)
     if isinstance(action, _BATCH):
@@ -213,6 +225,8 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
             results = (rejected(err.code, err.message),)
     else:
         results = (_run_one(ex, account, tx.pubkey, action),)
+    if not results:  # Hyperliquid's noop: the nonce is used, nothing else happens
+        return Receipt(tx_hash, OK, "", signer, kind)
     for r in results:
         if r.code == OK:
             return Receipt(tx_hash, OK, "", signer, kind, results)

@@ -58,6 +58,7 @@ from state.keys import SigItem, verify_each
 from state.receipts import Receipt
 from state.store import StateStore
 from state.tx import (
+    SCHEME_ED25519,
     ActAs,
     Batch,
     Cancel,
@@ -171,9 +172,11 @@ def decode_verified_many(raws: Sequence[bytes], chain_id: str,
             out.append(err)
             continue
         out.append(tx)
-        items.append(tx.signature_item(chain_id))
+        if tx.scheme == SCHEME_ED25519:  # a Hyperliquid tx's signer was recovered at decode
+            items.append(tx.signature_item(chain_id))
     oks = iter(verify_many(items))
-    return [c if isinstance(c, TxError) or next(oks) else _bad_signature() for c in out]
+    return [c if isinstance(c, TxError) or c.scheme != SCHEME_ED25519 or next(oks) else _bad_signature()
+            for c in out]
 
 
 def _bad_signature() -> TxError:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final
 
+from state import hltx
 from state.codec import decode, encode, must_bool, must_bytes, must_int, must_list, must_uint
 from state.errors import Code, TxError
 from state.keys import (
@@ -651,13 +652,18 @@ class SignedTx:
     signature: bytes
     raw: bytes
     hash: bytes
-    signer: bytes  # address_of(pubkey), derived once at decode
+    signer: bytes  # address_of(pubkey), derived once at decode (a Hyperliquid tx: the recovered address)
     expires_after: int | None = None  # block time (ms) after which the tx is TX_EXPIRED
+    # SCHEME_ED25519, or SCHEME_HL: a Hyperliquid-signed tx (state/hltx.py), whose signature
+    # was checked by recovering ``signer`` at decode and whose action is an HlAction
+    scheme: int = 0
 
     def sign_payload(self) -> bytes:
         return self.raw[1:-(SIG_LEN + 2)]
 
     def verify_signature(self, chain_id: str) -> bool:
+        if self.scheme == SCHEME_HL:
+            return True  # decode recovered the signer; any other signature names another signer
         signature, message, pubkey = self.signature_item(chain_id)
         return verify(pubkey, message, signature)
 
@@ -674,8 +680,15 @@ _SIGNERS: dict[bytes, bytes] = {}
 _SIGNERS_MAX = 100_000
 
 
+SCHEME_ED25519: Final = 0
+SCHEME_HL: Final = 1
+
+
 def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
-    """Strictly decode a signed transaction (structure only; the signature is checked apart)."""
+    """Strictly decode a signed transaction (structure only; an ed25519 signature is checked
+    apart, a Hyperliquid one is checked here by recovering its signer: state/hltx.py)."""
+    if raw[:4] == hltx.PREFIX:
+        return _decode_hl(raw, max_bytes)
     obj = decode(raw, max_bytes=max_bytes)
     items = must_list(obj, "tx", max_len=5)
     if len(items) not in (4, 5):
@@ -693,6 +706,13 @@ def decode_tx(raw: bytes, *, max_bytes: int = MAX_TX_BYTES) -> SignedTx:
             _SIGNERS.clear()
         signer = _SIGNERS[pubkey] = address_of(pubkey)
     return SignedTx(pubkey, nonce, action, signature, raw, hashlib.sha256(raw).digest(), signer, expires_after)
+
+
+def _decode_hl(raw: bytes, max_bytes: int) -> SignedTx:
+    env = hltx.decode_envelope(raw, max_bytes)
+    raw = bytes(raw)
+    return SignedTx(b"", env.nonce, env.action, env.signature, raw, hashlib.sha256(raw).digest(), env.signer(),
+                    env.expires_after, SCHEME_HL)
 
 
 def sign_tx(key: PrivateKey, nonce: int, action: Any, chain_id: str, expires_after: int | None = None) -> bytes:
