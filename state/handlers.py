@@ -32,6 +32,7 @@ from state.receipts import OK, ActionResult, Receipt, rejected
 from state.tx import (
     ACTION_NAMES,
     SCHEME_HL,
+    ActAs,
     ApproveAgent,
     Batch,
     Borrow,
@@ -208,7 +209,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
             action = hlexec.resolve(ex, tx)
         except TxError as err:
             return Receipt(tx_hash, err.code, err.message, signer, kind)
-    if ex.agents or ex.subs:  # who the transaction acts for (state/agents.py)
+    if ex.agents or ex.subs or type(action) is ActAs:  # who the transaction acts for (state/agents.py)
         try:
             account, action, _ = agents.acting_account(ex, tx, action)
         except TxError as err:

@@ -67,6 +67,14 @@ _VALID_UNTIL: Final = " valid_until "
 NOOP: Final = Batch(())  # uses the nonce, runs nothing (apply_tx answers OK)
 
 
+def _choice(table: dict[str, Any], value: Any, what: str) -> Any:
+    """``table[value]`` for a text ``value`` (a list or map there must not reach a dict look-up)."""
+    found = table.get(value) if type(value) is str else None
+    if found is None:
+        raise TxError(Code.MALFORMED, f"{what} must be one of {', '.join(table)}")
+    return found
+
+
 def _field(body: dict[str, Any], name: str, kind: type) -> Any:
     value = body.get(name)
     if type(value) is not kind:
@@ -118,14 +126,10 @@ def _order(ex: Exchange, wire: Any, child: bool = False) -> PlaceOrder | PlaceTr
     if len(kind) != 1:
         raise TxError(Code.MALFORMED, "an order type is {limit: ...} or {trigger: ...}")
     if "limit" in kind:
-        tif = _TIFS.get(_field(kind, "limit", dict).get("tif"))
-        if tif is None:
-            raise TxError(Code.MALFORMED, "tif must be Gtc, Ioc, Alo or FrontendMarket")
+        tif = _choice(_TIFS, _field(kind, "limit", dict).get("tif"), "tif")
         return PlaceOrder(market, is_buy, price, size, tif, reduce_only, cloid)
     trig = _field(kind, "trigger", dict)
-    tpsl = _TPSL.get(trig.get("tpsl"))
-    if tpsl is None:
-        raise TxError(Code.MALFORMED, "tpsl must be tp or sl")
+    tpsl = _choice(_TPSL, trig.get("tpsl"), "tpsl")
     is_market = _field(trig, "isMarket", bool)
     trigger_price = hlassets.price_ticks(ex, market, trig.get("triggerPx"))
     return PlaceTrigger(market, is_buy, 0 if child else size, trigger_price, tpsl, is_market,
