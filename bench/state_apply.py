@@ -4,6 +4,7 @@ and the portfolio-margin risk engine.
     python -m bench.state_apply [--blocks 20] [--block-size 2000] [--resting 1000000]
     python -m bench.state_apply --risk [--risk-accounts 100000]      # the risk engine only
     python -m bench.state_apply --resting 0 --blocks 10 --compare-triggers   # trigger orders' cost
+    python -m bench.state_apply --resting 0 --blocks 10 --compare-hl   # Hyperliquid-signed vs native txs
 
 ``--risk`` measures (see ``bench_risk``): orders/s with margin checks on 1,000 and 100,000
 accounts against the same flow with the risk engine switched off in this process (pre-trade
@@ -483,12 +484,22 @@ def main() -> None:
                     help="run only the trigger-flow comparison (bench/trigger_flow.py): current flow vs trigger "
                          "flow vs price walk alone, interleaved, and libsodium's verify rate; "
                          "e.g. --resting 0 --blocks 10 --compare-triggers")
+    ap.add_argument("--compare-hl", action="store_true",
+                    help="run only the Hyperliquid-signed vs native comparison (bench/hl_flow.py)")
     ap.add_argument("--trigger-pct", type=int, default=10, help="compare-triggers: share of trigger orders (%%)")
     ap.add_argument("--trigger-breakdown", action="store_true",
                     help="compare-triggers: also a flow whose triggers never fire (placing vs firing)")
     args = ap.parse_args()
     import os
 
+    if args.compare_hl:
+        from bench import hl_flow
+
+        r = hl_flow.compare(args.blocks, args.block_size, args.accounts, args.repeats)
+        print_table("Hyperliquid-signed vs native transactions (same flow; apply: best per block, interleaved)",
+                    hl_flow.table_rows(r))
+        write_json("state_apply_hl", r)
+        return
     if args.compare_triggers:
         from bench import trigger_flow
 

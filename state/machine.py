@@ -59,6 +59,7 @@ from state.receipts import Receipt
 from state.store import StateStore
 from state.tx import (
     SCHEME_ED25519,
+    SCHEME_HL,
     ActAs,
     Batch,
     Cancel,
@@ -93,13 +94,17 @@ class BlockResult:
 # Final: compiled code reads these from C statics, not from the module's dict per call
 _CANCELS: Final = (Cancel, CancelAll)
 _BATCH: Final = Batch
+_HL_CANCELS: Final = ("cancel", "cancelByCloid")
 _OPEN_TO_NEWCOMERS: Final = (Deposit, OraclePrices)  # the bridge and the validators may be new signers
 
 
 def is_cancel(tx: SignedTx) -> bool:
     """Cancels go first in a block (as on Hyperliquid): a maker can always pull a quote
-    (also one a sub-account's, ``act_as``)."""
+    (also one a sub-account's, ``act_as``; also Hyperliquid's ``cancel`` and ``cancelByCloid``,
+    whatever their vault: state/hltx.py)."""
     a = tx.action
+    if tx.scheme == SCHEME_HL:
+        return bool(a.type in _HL_CANCELS)
     if isinstance(a, ActAs):
         a = a.action
     if isinstance(a, _CANCELS):
