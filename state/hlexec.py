@@ -24,6 +24,8 @@ The mapping (Hyperliquid -> bookchain):
   the sub-account, or from it acting for it), ``usdSend`` / ``spotSend`` (``transfer``),
   ``withdraw3`` (``withdraw`` to the 20-byte destination), ``approveAgent`` (a name ending
   ``valid_until <ms>`` sets the expiry, as Hyperliquid's does).
+- ``borrowLend``: ``lend`` on / off (``supply`` / ``withdraw`` with amount null: lending
+  here is a switch over the whole balance), ``borrow``, ``repay`` (null: the whole debt).
 - ``noop`` and ``usdClassTransfer`` (one account holds spot and perps here) use the nonce
   and do nothing else.
 - ``vaultAddress`` on an L1 action is ``act_as`` of that sub-account.
@@ -42,13 +44,16 @@ from state.tx import (
     ActAs,
     ApproveAgent,
     Batch,
+    Borrow,
     Cancel,
     CreateSubAccount,
+    Lend,
     Modify,
     ModifyTrigger,
     PlaceGroup,
     PlaceOrder,
     PlaceTrigger,
+    Repay,
     ScheduleCancel,
     SetMarginMode,
     SignedTx,
@@ -263,6 +268,27 @@ def _sub_transfer(ex: Exchange, body: dict[str, Any], master: bytes, asset: int,
     return ActAs(sub, Transfer(master, asset, amount))
 
 
+def _borrow_lend(ex: Exchange, body: dict[str, Any]) -> Any:
+    """``{operation, token, amount}``. Lending here is a switch, not an amount: an account's
+    balance of an asset is in the pool (earning) unless it turned lending off, so ``supply``
+    and ``withdraw`` take ``amount: null`` (all of it); ``borrow`` needs an amount, ``repay``
+    repays up to its amount (null: the whole debt)."""
+    token = body.get("token")
+    if type(token) is not int or not 0 <= token < len(ex.genesis.assets):
+        raise TxError(Code.UNKNOWN_ASSET, "token must be a token index of spotMeta")
+    operation = body.get("operation")
+    amount = body.get("amount")
+    if operation in ("supply", "withdraw"):
+        if amount is not None:
+            raise TxError(Code.MALFORMED, "supply and withdraw switch lending of the whole balance: amount null")
+        return Lend(token, operation == "supply")
+    if operation == "borrow":
+        return Borrow(token, hlassets.asset_amount(ex, token, amount))
+    if operation == "repay":
+        return Repay(token, MAX_AMOUNT if amount is None else hlassets.asset_amount(ex, token, amount))
+    raise TxError(Code.MALFORMED, "operation must be supply, withdraw, borrow or repay")
+
+
 def acting_for(ex: Exchange, tx: SignedTx) -> bytes:
     """The account whose orders a modify looks at: the agent's master, if an agent signed."""
     agent = agents.live_agent(ex, tx.signer, tx.nonce) if ex.agents else None
@@ -318,6 +344,8 @@ def resolve(ex: Exchange, tx: SignedTx) -> Any:
         native = _approve_agent(body)
     elif kind in ("noop", "usdClassTransfer"):
         native = NOOP
-    else:  # borrowLend and anything the decoder admits without a mapping
+    elif kind == "borrowLend":
+        native = _borrow_lend(ex, body)
+    else:  # anything the decoder admits without a mapping
         raise TxError(Code.UNKNOWN_TX_TYPE, f"action {kind!r} is not supported")
     return native if a.vault is None else ActAs(a.vault, native)

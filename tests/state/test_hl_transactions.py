@@ -197,3 +197,22 @@ def test_own_signer_matches_the_sdk_byte_for_byte(chain: Chain) -> None:
     mine = hltx.sign_l1(ALICE, action, nonce)
     assert mine == sdk_l1(ALICE, action, nonce)
     assert msgpack.unpackb(msgpack.packb(action)) == action
+
+
+def test_borrow_lend_borrows_repays_and_switches_lending(chain: Chain) -> None:
+    from state.tx import Deposit
+
+    chain.run(key(1), Deposit(BOB.address, 2, 10 * 10**8))  # lenders of ETH
+    r = chain.block(sdk_l1(ALICE, {"type": "borrowLend", "operation": "borrow", "token": 2, "amount": "0.5"},
+                           chain.time + 1)).receipts[0]
+    assert r.code == Code.OK, r
+    assert chain.ex.pools.debt(chain.ex.accounts[ALICE.address], 2) >= 50_000_000
+    r = chain.block(sdk_l1(ALICE, {"type": "borrowLend", "operation": "repay", "token": 2, "amount": None},
+                           chain.time + 1)).receipts[0]
+    assert r.code == Code.OK, r
+    r = chain.block(sdk_l1(ALICE, {"type": "borrowLend", "operation": "supply", "token": 0, "amount": "5"},
+                           chain.time + 1)).receipts[0]
+    assert r.code == Code.MALFORMED
+    r = chain.block(sdk_l1(ALICE, {"type": "borrowLend", "operation": "withdraw", "token": 0, "amount": None},
+                           chain.time + 1)).receipts[0]
+    assert r.code == Code.OK, r
