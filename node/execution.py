@@ -17,7 +17,7 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, orderindex
+from node import history, hlws, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
@@ -64,6 +64,7 @@ class Execution:
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
         self._closing = False
         self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
+        self.hl = hlws.Publisher()  # Hyperliquid /ws pushes (node/hlws.py), built only while subscribed
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -202,6 +203,8 @@ class Execution:
                         if not f.done():
                             f.set_result((block.height, i, rj))
         bus = self.bus
+        self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
+                        self.candles, block.txs, self.mempool.verified)
         if not bus.subs:
             return
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
