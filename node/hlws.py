@@ -453,7 +453,8 @@ def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
         rows = src.candles(sub.market, sub.interval, 0, None, 1)
         return [msg("candle", c) for c in candle_snapshot(ex, sub.coin, sub.interval, rows)]
     user = sub.user
-    assert user is not None
+    if user is None:  # trades
+        return []
     text = address_to_text(user)
     if kind == "userFills":
         entries, _ = src.history(user, SNAPSHOT_FILLS, None, None, None, ["fill"])
