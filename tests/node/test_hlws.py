@@ -217,7 +217,7 @@ def test_user_fills_snapshot_comes_first_with_is_snapshot(node: Node) -> None:
     node.order(B, True, 60_000, 1_000, Tif.IOC)
     node.order(B, True, 60_000, 500, Tif.IOC)
     s = hlws.Session(node)
-    ack, snap = subscribe(s, {"type": "userFills", "user": user(A)})
+    _ack, snap = subscribe(s, {"type": "userFills", "user": user(A)})
     assert snap["channel"] == "userFills"
     assert snap["data"]["isSnapshot"] is True and snap["data"]["user"] == user(A)
     assert [(f["sz"], f["side"], f["crossed"]) for f in snap["data"]["fills"]] == [("0.1", "A", False), ("0.05", "A", False)]
@@ -237,7 +237,7 @@ def test_publisher_builds_only_while_the_bus_wants_it(node: Node) -> None:
 
 
 def test_an_order_resting_before_anyone_listened_is_described_when_cancelled(node: Node) -> None:
-    _, raw = node.order(A, True, 59_000, 300)  # no bundle was built before this block's
+    node.order(A, True, 59_000, 300)
     oid = node.c.last.receipts[0].results[0].oid
     node.pub = hlws.Publisher()  # a publisher that starts now learns the live orders
     node.block()
