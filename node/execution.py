@@ -203,10 +203,11 @@ class Execution:
                         if not f.done():
                             f.set_result((block.height, i, rj))
         bus = self.bus
-        self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
-                        self.candles, block.txs, self.mempool.verified)
         if not bus.subs:
             return
+        if bus.wants(hlws.TOPIC):
+            self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
+                            self.candles, block.txs, self.mempool.verified)
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})

@@ -199,12 +199,15 @@ def _placements(txs: Sequence[bytes], verified: Mapping[bytes, Any], receipts: S
 class Publisher:
     """Turns committed blocks into bundles while someone listens (see the module docstring).
     Keeps the last published books and mids (to push only changes) and, while active, the
-    details of every live order (to describe one after it filled or was cancelled)."""
+    details of every live order (to describe one after it filled or was cancelled). A
+    block skipped (no listener then) makes all of it stale: the next bundle starts afresh
+    and carries every book and the mids again."""
 
-    __slots__ = ("active", "books", "memo", "mids")
+    __slots__ = ("active", "books", "height", "memo", "mids")
 
     def __init__(self) -> None:
         self.active = False
+        self.height = 0  # of the last bundle: a gap (nobody listened meanwhile) starts afresh
         self.books: dict[int, list[list[dict[str, Any]]]] = {}
         self.mids: dict[str, str] = {}
         self.memo: dict[int, OrderInfo] = {}
@@ -223,6 +226,9 @@ class Publisher:
                receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any,
                txs: Sequence[bytes] = (), verified: Mapping[bytes, Any] | None = None) -> Bundle:
         """The bundle of a block just applied to ``ex`` (``events``: [tx_index, event list])."""
+        if self.active and height != self.height + 1:
+            self.active, self.books, self.mids, self.memo = False, {}, {}, {}
+        self.height = height
         b = Bundle(height, time_ms)
         for oid_signer_item in _placements(txs, verified or {}, receipts):
             signer, item, oid = oid_signer_item

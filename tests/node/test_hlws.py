@@ -247,3 +247,11 @@ def test_an_order_resting_before_anyone_listened_is_described_when_cancelled(nod
     (u,) = m["data"]
     assert u["status"] == "canceled" and u["order"]["side"] == "B" and u["order"]["limitPx"] == "59000"
     assert u["order"]["origSz"] == "0.03"
+
+
+def test_a_skipped_block_makes_the_next_bundle_start_afresh(node: Node) -> None:
+    node.block()
+    assert node.block().books == {}  # nothing changed
+    node.c.block()  # applied while nobody listened: no bundle
+    again = node.block()
+    assert sorted(again.books) == list(range(len(node.c.ex.markets))) and again.mids is not None
