@@ -579,16 +579,17 @@ class Endpoint:
                 if m.type != WSMsgType.TEXT:
                     continue
                 replies = session.receive(m.data)
-                if session.subs and bus_sub is None:
+                if session.subs and bus_sub is None:  # queue from now on: no block is missed
                     bus_sub = bus.subscribe(TOPIC)
-                    forward = asyncio.ensure_future(self._forward(ws, session, bus_sub))
                 elif not session.subs and bus_sub is not None:
-                    assert forward is not None
-                    forward.cancel()
+                    if forward is not None:
+                        forward.cancel()
                     bus.unsubscribe(bus_sub)
                     bus_sub = forward = None
                 for reply in replies:
                     await ws.send_str(json.dumps(reply, separators=(",", ":")))
+                if bus_sub is not None and forward is None:  # pushes only after the snapshot went out
+                    forward = asyncio.ensure_future(self._forward(ws, session, bus_sub))
         finally:
             if forward is not None:
                 forward.cancel()

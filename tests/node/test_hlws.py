@@ -255,3 +255,82 @@ def test_a_skipped_block_makes_the_next_bundle_start_afresh(node: Node) -> None:
     node.c.block()  # applied while nobody listened: no bundle
     again = node.block()
     assert sorted(again.books) == list(range(len(node.c.ex.markets))) and again.mids is not None
+
+
+def test_user_events_notifications_and_fundings_from_a_bundle(node: Node) -> None:
+    """Liquidation, ADL, dead-man, a cancel the user did not ask for and a funding payment,
+    as the events of one block (their list forms, state/events.py)."""
+    a = A.address
+    b = hlws.Bundle(9, 1_700_000_123_000)
+    b.events = [(0, hlws.ZERO_HASH, ["funding", BTC_PERP, 1_000_000, 5, 0]),
+                (1, hlws.ZERO_HASH, ["funding_payment", a, BTC_PERP, 1_500_000, 0]),
+                (2, hlws.ZERO_HASH, ["liquidation", a, "start", 900_000_000, 1_000_000_000]),
+                (3, hlws.ZERO_HASH, ["adl", BTC_PERP, a, B.address, 100, 6_000_000_000]),
+                (4, hlws.ZERO_HASH, ["dead_man", a, 1_700_000_000_000, 2]),
+                (5, hlws.ZERO_HASH, ["cancel", BTC_PERP, 77, a, 10, "expired"]),
+                (6, hlws.ZERO_HASH, ["cancel", BTC_PERP, 78, a, 10, "cancelled"])]
+    b.rates[BTC_PERP] = 1_000_000
+    b.szi[(a, BTC_PERP)] = -2_500
+    ex = node.c.ex
+    interval_h = ex.genesis.risk.funding_interval_ms / 3_600_000
+    rate = float(hlws._funding_rate(ex, 1_000_000))
+    assert rate == pytest.approx(0.001 / interval_h)
+    funding = {"time": b.time_ms, "coin": "BTC", "usdc": "-1.5", "szi": "-0.25", "fundingRate": hlws._funding_rate(ex, 1_000_000)}
+
+    def build(kind: str) -> list[dict[str, Any]]:
+        return hlws.build(ex, hlws.parse_subscription(ex, {"type": kind, "user": user(A)}), b)
+
+    assert build("userFundings") == [{"channel": "userFundings", "data": {"user": user(A), "fundings": [funding]}}]
+    events = [m["data"] for m in build("userEvents")]
+    assert all(m["channel"] == "user" for m in build("userEvents"))
+    assert events[0] == {"funding": funding}
+    assert events[1] == {"liquidation": {"lid": (9 << 20) + 2, "liquidator": "0x" + "00" * 20,
+                                         "liquidated_user": user(A), "liquidated_ntl_pos": "0",
+                                         "liquidated_account_value": "900"}}
+    assert events[2] == {"nonUserCancel": [{"coin": "BTC", "oid": 77}]}
+    notes = [m["data"]["notification"] for m in build("notification")]
+    assert len(notes) == 3
+    assert "liquidated" in notes[0] and "900" in notes[0] and "1000" in notes[0]
+    assert "Auto-deleveraged: 0.01 BTC" in notes[1] and "Scheduled cancel" in notes[2]
+    assert hlws.build(ex, hlws.parse_subscription(ex, {"type": "notification", "user": user(B)}), b) == [
+        {"channel": "notification", "data": {"notification": notes[1]}}]  # the ADL counterparty
+
+
+def test_the_endpoint_over_a_real_socket(node: Node) -> None:
+    """aiohttp end to end in process: subscribe, snapshot, a push after a block, the client cap."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    host = SimpleNamespace(rt=node, ws_clients=0)
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", hlws.route(host, 1))
+        async with TestClient(TestServer(app)) as client:
+            ws = await client.ws_connect("/ws")
+            await ws.send_str("nonsense")
+            assert (await ws.receive_json())["channel"] == "error"
+            await ws.send_json({"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC"}})
+            assert (await ws.receive_json())["channel"] == "subscriptionResponse"
+            assert (await ws.receive_json())["data"]["levels"] == [[], []]
+            assert node.bus.wants(hlws.TOPIC)
+            busy = await client.get("/ws")
+            assert busy.status == 503 and (await busy.json())["error"]["name"] == "NOT_READY"
+            raw = node.c.sign(A, PlaceOrder(BTC_PERP, True, 59_000, 100, Tif.GTC, False, None))
+            r = node.c.block(raw)
+            node.pub.publish(node.bus, node.c.ex, r.height, node.c.ex.time_ms, [x.tx_hash for x in r.receipts],
+                             [x.to_list() for x in r.receipts], [[i, event_to_list(e)] for i, e in r.events],
+                             node.candles)
+            push = await asyncio.wait_for(ws.receive_json(), 5)
+            assert push == {"channel": "l2Book", "data": {"coin": "BTC", "time": node.c.ex.time_ms, "levels": [
+                [{"px": "59000", "sz": "0.01", "n": 1}], []]}}
+            await ws.send_json({"method": "unsubscribe", "subscription": {"type": "l2Book", "coin": "BTC"}})
+            assert (await ws.receive_json())["data"]["method"] == "unsubscribe"
+            assert not node.bus.wants(hlws.TOPIC)
+            await ws.close()
+        assert host.ws_clients == 0
+
+    asyncio.run(run())
