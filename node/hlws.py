@@ -196,6 +196,11 @@ def _placements(txs: Sequence[bytes], verified: Mapping[bytes, Any], receipts: S
     return out
 
 
+# what a block's events say about an order: (status, market, remaining lots, owner, is_buy, a traded price)
+Status = tuple[str, int, int | None, bytes | None, bool | None, int | None]
+_UNKNOWN: Status = ("open", -1, None, None, None, None)
+
+
 class Publisher:
     """Turns committed blocks into bundles while someone listens (see the module docstring).
     Keeps the last published books and mids (to push only changes) and, while active, the
@@ -235,19 +240,20 @@ class Publisher:
             self.memo.setdefault(oid, OrderInfo(item.market, signer, bool(item.is_buy), item.price, item.size,
                                                 getattr(item, "cloid", None), time_ms))
         traded: set[int] = set()
-        status: dict[int, tuple[str, int, int | None, bytes | None]] = {}  # oid -> (status, market, remaining, owner)
+        status: dict[int, Status] = {}
         for seq, (i, e) in enumerate(events):
             b.events.append((seq, "0x" + hashes[i].hex() if 0 <= i < len(hashes) else ZERO_HASH, e))
             kind = e[0]
             if kind == "fill":
                 market, maker, taker, maker_oid, taker_oid = e[1], e[5], e[6], e[7], e[8]
                 traded.add(market)
-                status[maker_oid] = ("open", market, None, maker)
-                status[taker_oid] = ("open", market, None, taker)
+                status[maker_oid] = ("open", market, None, maker, not e[4], e[2])
+                status[taker_oid] = ("open", market, None, taker, bool(e[4]), e[2])
             elif kind == "cancel":
-                status[e[2]] = (_CANCEL_STATUS.get(e[5], "canceled"), e[1], e[4], e[3])
+                side, px = status.get(e[2], _UNKNOWN)[4:]
+                status[e[2]] = (_CANCEL_STATUS.get(e[5], "canceled"), e[1], e[4], e[3], side, px)
             elif kind == "triggered":
-                status[e[2]] = ("triggered", e[1], None, e[3])
+                status[e[2]] = ("triggered", e[1], None, e[3], None, None)
             elif kind == "funding":
                 b.rates[e[1]] = e[2]
             elif kind == "funding_payment":
@@ -257,7 +263,7 @@ class Publisher:
         for r in receipts:  # placements that rest (or filled whole) without another event
             for res in r[5]:
                 if res[0] == 0 and res[2] is not None and res[3] in ("resting", "filled"):
-                    status.setdefault(res[2], ("open", -1, None, None))
+                    status.setdefault(res[2], _UNKNOWN)
         self._orders(ex, b, status)
         for m in range(len(ex.markets)):
             levels, before = _levels(ex, m), self.books.get(m)
@@ -284,12 +290,13 @@ class Publisher:
                                                           o.cloid, time_ms))
         return b
 
-    def _orders(self, ex: Exchange, b: Bundle, status: dict[int, tuple[str, int, int | None, bytes | None]]) -> None:
+    def _orders(self, ex: Exchange, b: Bundle, status: dict[int, Status]) -> None:
         """One orderUpdates entry per order the block touched, in oid order: live orders
-        from the state, finished ones from the memo (forgotten then)."""
+        from the state, finished ones from the memo (forgotten then), or, for an order the
+        memo never saw (it finished in the first block after a start), from its fills."""
         live_in = {oid: m for m, book in ex.books.items() for oid in book.orders} if status else {}
         for oid in sorted(status):
-            st, market, remaining, owner = status[oid]
+            st, market, remaining, owner, is_buy, px = status[oid]
             m = live_in.get(oid)
             info = self.memo.get(oid)
             if m is not None:
@@ -310,14 +317,15 @@ class Publisher:
                 cloid = info.cloid
                 owner = owner if owner is not None else info.owner  # the event names the owner, not an agent
                 del self.memo[oid]
-            else:  # placed before anyone listened: what the events tell
-                if market < 0 or owner is None:
+            else:  # placed before anyone listened: what its fills tell (side, a price), if it traded
+                if market < 0 or owner is None or is_buy is None or px is None:
                     continue
                 u = Units(ex, market)
                 if st == "open":
                     st, remaining = "filled", 0
-                order = {"coin": coin_of(ex, market), "side": "B", "limitPx": "0", "sz": u.sz(remaining or 0),
-                         "oid": oid, "timestamp": b.time_ms, "origSz": u.sz(remaining or 0)}
+                order = {"coin": coin_of(ex, market), "side": "B" if is_buy else "A", "limitPx": u.px(px),
+                         "sz": u.sz(remaining or 0), "oid": oid, "timestamp": b.time_ms,
+                         "origSz": u.sz(remaining or 0)}
                 cloid = None
             if owner is None:
                 continue

@@ -334,3 +334,15 @@ def test_the_endpoint_over_a_real_socket(node: Node) -> None:
         assert host.ws_clients == 0
 
     asyncio.run(run())
+
+
+def test_an_order_the_publisher_never_saw_is_described_from_its_fills(node: Node) -> None:
+    node.order(A, False, 60_000, 2_500)
+    node.pub = hlws.Publisher()  # starts at the block that fills it: no memo of it
+    s = hlws.Session(node)
+    subscribe(s, {"type": "orderUpdates", "user": user(A)})
+    b, _ = node.order(B, True, 60_000, 2_500, Tif.IOC)
+    (m,) = pushed(s, b)
+    (u,) = m["data"]
+    assert u["status"] == "filled"
+    assert (u["order"]["coin"], u["order"]["side"], u["order"]["limitPx"], u["order"]["sz"]) == ("BTC", "A", "60000", "0")
