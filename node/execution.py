@@ -133,6 +133,8 @@ class Execution:
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
+        if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
+            self.hl.remember(block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)
@@ -207,7 +209,7 @@ class Execution:
             return
         if bus.wants(hlws.TOPIC):
             self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
-                            self.candles, block.txs, self.mempool.verified)
+                            self.candles)
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})

@@ -217,28 +217,35 @@ class Publisher:
         self.mids: dict[str, str] = {}
         self.memo: dict[int, OrderInfo] = {}
 
+    def _at(self, height: int) -> None:
+        """Start afresh when a block was skipped (nobody listened then)."""
+        if self.active and height not in (self.height, self.height + 1):
+            self.active, self.books, self.mids, self.memo = False, {}, {}, {}
+        self.height = height
+
+    def remember(self, height: int, time_ms: int, txs: Sequence[bytes], verified: Mapping[bytes, Any],
+                 receipts: Sequence[list[Any]]) -> None:
+        """Note the orders a block placed (limit price, side, size: only its transactions
+        say so for an order that never rests). node/execution.py calls it before the
+        mempool drops the block's decoded transactions."""
+        self._at(height)
+        for signer, item, oid in _placements(txs, verified, receipts):
+            self.memo.setdefault(oid, OrderInfo(item.market, signer, bool(item.is_buy), item.price, item.size,
+                                                getattr(item, "cloid", None), time_ms))
+
     def publish(self, bus: EventBus, ex: Exchange, height: int, time_ms: int, hashes: Sequence[bytes],
-                receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any,
-                txs: Sequence[bytes] = (), verified: Mapping[bytes, Any] | None = None) -> None:
+                receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any) -> None:
         if not bus.wants(TOPIC):
             if self.active:  # nobody listens: forget, so nothing stale is kept or sent later
                 self.active, self.books, self.mids, self.memo = False, {}, {}, {}
             return
-        b = self.bundle(ex, height, time_ms, hashes, receipts, events, candles, txs, verified or {})
-        bus.publish(TOPIC, None, {"bundle": b})
+        bus.publish(TOPIC, None, {"bundle": self.bundle(ex, height, time_ms, hashes, receipts, events, candles)})
 
     def bundle(self, ex: Exchange, height: int, time_ms: int, hashes: Sequence[bytes],
-               receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any,
-               txs: Sequence[bytes] = (), verified: Mapping[bytes, Any] | None = None) -> Bundle:
+               receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any) -> Bundle:
         """The bundle of a block just applied to ``ex`` (``events``: [tx_index, event list])."""
-        if self.active and height != self.height + 1:
-            self.active, self.books, self.mids, self.memo = False, {}, {}, {}
-        self.height = height
+        self._at(height)
         b = Bundle(height, time_ms)
-        for oid_signer_item in _placements(txs, verified or {}, receipts):
-            signer, item, oid = oid_signer_item
-            self.memo.setdefault(oid, OrderInfo(item.market, signer, bool(item.is_buy), item.price, item.size,
-                                                getattr(item, "cloid", None), time_ms))
         traded: set[int] = set()
         status: dict[int, Status] = {}
         for seq, (i, e) in enumerate(events):
