@@ -14,7 +14,9 @@ Three parts, so the protocol is tested without sockets or a node:
   block changed into a ``Bundle`` of plain data (its fills and events with tx hashes, the
   books and mids that changed, the candles it touched, one status per order it touched)
   and publishes it once on the bus. Book depth and order details are read here, at commit
-  time, because the state moves on before a slow client reads its queue.
+  time, because the state moves on before a slow client reads its queue; the orders a
+  block placed are noted (``remember``) from its decoded transactions, the only record of
+  an IOC's limit price and size, so an order that left the book is still described.
 - ``Session`` (one per connection): parses client messages, keeps the connection's
   subscriptions, answers snapshots from the live state and the node's indexes, and turns
   each bundle into that connection's messages. A bundle caches the text of every message
