@@ -17,7 +17,7 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, orderindex
+from node import history, hlws, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
@@ -64,6 +64,7 @@ class Execution:
         self._committed = asyncio.Event()  # set (and replaced) at every stored block
         self._closing = False
         self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
+        self.hl = hlws.Publisher()  # Hyperliquid /ws pushes (node/hlws.py), built only while subscribed
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -132,6 +133,8 @@ class Execution:
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
+        if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
+            self.hl.remember(block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)
@@ -204,6 +207,9 @@ class Execution:
         bus = self.bus
         if not bus.subs:
             return
+        if bus.wants(hlws.TOPIC):
+            self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
+                            self.candles)
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})
