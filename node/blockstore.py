@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 import plyvel
 
-from node import history
+from node import history, orderindex
 from node.codes import pack_codes
 
 _BLOCK = b"b"
@@ -154,6 +154,8 @@ class BlockStore:
                 oids.add(event[2])
         for oid in oids:
             stored = self.order_outcome(oid)
+            if stored is not None:
+                wb.delete(orderindex.placed_key(oid))  # finished: its placement goes with its block
             if stored is not None and stored[2] == h:
                 wb.delete(_ORDER + _h(oid))
         # the per-account order entries of height h: every (owner, oid) the block could
@@ -270,6 +272,15 @@ class BlockStore:
         """[status, reason, height, owner, market] of a finished order, or None."""
         raw = self.db.get(_ORDER + _h(oid))
         return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def order_placed(self, oid: int) -> list[Any] | None:
+        """The placement record of an order (node/orderindex.py ``placements``), or None."""
+        raw = self.db.get(orderindex.placed_key(oid))
+        return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def funding_rates(self, market: int, start_ms: int = 0, end_ms: int | None = None,
+                      limit: int = 500) -> list[dict[str, int]]:
+        return history.read_funding(self.db, market, start_ms=start_ms, end_ms=end_ms, limit=limit)
 
     def oid_of_cloid(self, owner: bytes, cloid: bytes) -> int | None:
         """The oid of the last order ``owner`` placed with ``cloid``, or None."""
