@@ -273,6 +273,20 @@ class BlockStore:
         raw = self.db.get(_ORDER + _h(oid))
         return None if raw is None else msgpack.unpackb(raw, raw=False)
 
+    def block_time(self, height: int) -> int | None:
+        """The time (ms) of stored block ``height``, or None (pruned, or not stored)."""
+        from consensus.block import Block
+
+        raw = self.block(height)
+        return None if raw is None else int(Block.decode(raw).header.time_ms)
+
+    def history_extra(self, address: bytes, limit: int, before: tuple[int, int] | None = None,
+                      start_ms: int | None = None, end_ms: int | None = None, kinds: list[str] | None = None,
+                      ) -> tuple[list[tuple[int, int, int, list[Any], history.Extra]], str | None]:
+        """``history`` with each entry's tx hash and fill context (node/history.py ``Extra``)."""
+        return history.read_history_extra(self.db, address, limit=limit, before=before, start_ms=start_ms,
+                                          end_ms=end_ms, kinds=kinds)
+
     def order_placed(self, oid: int) -> list[Any] | None:
         """The placement record of an order (node/orderindex.py ``placements``), or None."""
         raw = self.db.get(orderindex.placed_key(oid))

@@ -91,7 +91,8 @@ class Held:
         self.pending = pending
 
     def record(self) -> bytes:
-        return msgpack.packb([self.shares, self.start, self.pending], use_bin_type=True)
+        packed: bytes = msgpack.packb([self.shares, self.start, self.pending], use_bin_type=True)
+        return packed
 
 
 def _index(ex: Exchange, asset: int, shares: int) -> int:
@@ -207,8 +208,8 @@ class InterestBook:
         pack = msgpack.Packer(use_bin_type=True).pack
         head = b"\x92" + pack(time_ms)
         pools = ex.pools
-        indexes = {}
-        rates = {}
+        indexes: dict[tuple[int, bool], int] = {}
+        rates: dict[tuple[int, bool], int] = {}
         puts: list[tuple[bytes, bytes]] = []
         listed: list[list[Any]] = []
         gone = []
