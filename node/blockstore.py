@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 import plyvel
 
-from node import history, orderindex
+from node import history, interest, orderindex
 from node.codes import pack_codes
 
 _BLOCK = b"b"
@@ -42,7 +42,9 @@ _FILL = b"f"
 _CODES = b"k"
 _ORDER = b"o"  # oid -> [status, reason, height, owner, market] of a finished order (node/orderindex.py)
 _CLOID = b"l"  # owner + cloid -> [oid, height] of an order placed with a client order id
-# b"h" account history, b"O" orders per account, b"C" candles: node/history.py
+# b"h" account history, b"O" orders per account, b"C" candles, b"F" funding rates: node/history.py;
+# b"P" fill positions: node/fillbook.py; b"T" order placements: node/orderindex.py;
+# b"i", b"j" interest itemization: node/interest.py
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
@@ -124,6 +126,8 @@ class BlockStore:
                 if rec is not None:
                     self._prune_order_entries(wb, h, rec, raw)
                     for key in history.history_prune_keys(h, rec[2]):
+                        wb.delete(key)
+                    for key in interest.prune_keys(self.db, h):
                         wb.delete(key)
                     n = 0
                     for _, event in rec[2]:

@@ -14,11 +14,16 @@ Three indexes (key prefixes below; all big-endian so a range is one prefix scan)
   sides, ``funding_payment``). ``seq`` is the event's index in the block's events, so a
   cursor ``height:seq`` means the same for every account. It is also the per-account fill
   index: ``/fills`` reads its fill entries (BlockStore.fills), so a fill costs one entry
-  per account, as before the history existed. Interest accrues continuously
-  with no per-account event: the history shows it only as the balance's movement between
-  entries (not itemized). Pruned with the blocks.
+  per account, as before the history existed. An entry may carry the emitting
+  transaction's hash and, for a fill, the side's start position and closed PnL
+  (node/fillbook.py), read back as ``Extra``. Interest on lending and borrowing is itemized
+  by node/interest.py: hourly ``interest`` entries per (account, asset), at a ``seq`` above
+  any event index. Pruned with the blocks.
 - historical orders, ``_OHIST + owner(20) + height(8) + oid(8) -> [status, reason, market]``:
   the order outcomes of node/orderindex.py, listable per account. Pruned with the blocks.
+- funding rates, ``_FUNDING + market(2) + time_ms(8) -> [rate_ppb, per_lot, funding_index]``:
+  one per perp per funding boundary, from the block's ``funding`` events (Hyperliquid's
+  ``fundingHistory``). Kept when blocks are pruned, like candles (24 a day per perp).
 - candles, ``_CANDLE + market(2) + interval(1) + start_ms(8) -> [o, h, l, c, v, n, quote]``:
   prices in ticks, ``v`` in lots, ``quote`` = sum(price * size * tick_value) in quote units,
   ``n`` fills. Built from each block's fills at the block's time. Kept when blocks are
@@ -59,7 +64,7 @@ _INTERVAL_LIST = tuple(INTERVALS.values())
 
 # history kinds a client may filter on (the ``kinds`` parameter)
 KINDS = ("fill", "cancel", "deposit", "withdraw", "transfer", "borrow", "repay", "funding_payment",
-         "liquidation", "adl")
+         "liquidation", "adl", "interest")
 
 _ACCOUNT_FIELDS = ("account", "counterparty", "owner", "maker", "taker", "address")
 
