@@ -148,7 +148,7 @@ def test_history_rpc_shape_and_hyperliquid_ledger(tmp_path: Path) -> None:
     t = setup(ix)
     ix.block(at=t + HOUR)
     entries, _ = ix.store.history(B.address, 10, kinds=["interest"])
-    (h, seq, _t, e) = entries[0]
+    (_h, seq, _t, e) = entries[0]
     assert seq == interest.SEQ_BASE + USDC
     assert event_from_list(e) == {"type": "interest", "account": address_to_text(B.address), "asset": USDC,
                                   "amount": -1_027_398, "rate_ppm": 20_000}
