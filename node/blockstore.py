@@ -277,6 +277,15 @@ class BlockStore:
         raw = self.db.get(_ORDER + _h(oid))
         return None if raw is None else msgpack.unpackb(raw, raw=False)
 
+    def order_status_time(self, owner: bytes, height: int, oid: int) -> int | None:
+        """The block time node/history.py recorded with ``owner``'s order outcome at
+        ``height``, else the stored block's time, else None."""
+        raw = self.db.get(history.order_key(owner, height, oid))
+        rec = msgpack.unpackb(raw, raw=False) if raw is not None else None
+        if rec is not None and len(rec) > 3:
+            return int(rec[3])
+        return self.block_time(height)
+
     def block_time(self, height: int) -> int | None:
         """The time (ms) of stored block ``height``, or None (pruned, or not stored)."""
         from consensus.block import Block

@@ -557,7 +557,7 @@ class Sources:
     def order_history(self, owner: bytes, limit: int, before: int | None = None) -> list[dict[str, Any]]:
         return []
 
-    def block_time(self, height: int) -> int | None:
+    def order_status_time(self, owner: bytes, height: int, oid: int) -> int | None:
         return None
 
     def oid_of_cloid(self, owner: bytes, cloid: bytes) -> int | None:
@@ -617,7 +617,7 @@ def _order_status(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any
     placed = src.order_placed(oid)
     status_ms = ex.time_ms
     if view is not None and view["status"] not in ("open", "waiting"):
-        status_ms = src.block_time(view["height"]) or ex.time_ms
+        status_ms = src.order_status_time(user, view["height"], oid) or ex.time_ms
     return order_status(ex, view, status_ms, placed)
 
 
