@@ -53,16 +53,16 @@ class FillContext:
         self.closed_pnl = closed_pnl  # quote units, fees excluded
 
 
-def _deltas(e: Sequence[Any]) -> list[tuple[bytes, int, int, int]]:
-    """(account, market, signed lots, notional or -1 for "at the event's price") of an event
-    that trades a position; [] for the others. ``position_settled`` closes at its PnL:
-    handled by the caller."""
-    kind = e[0]
-    if kind == "fill":
-        market, _price, size, taker_is_buy, maker, taker = e[1:7]
-        taker_delta = size if taker_is_buy else -size
-        return [(taker, market, taker_delta, -1), (maker, market, -taker_delta, -1)]
-    return []
+def _block_trades(events: Sequence[Sequence[Any]], derivative: frozenset[int]) -> dict[tuple[bytes, int], int]:
+    """(account, market) -> signed lots this block's fills traded."""
+    out: dict[tuple[bytes, int], int] = {}
+    for _, e in events:
+        if e[0] == "fill" and e[1] in derivative:
+            market, size, taker_is_buy, maker, taker = e[1], e[3], e[4], e[5], e[6]
+            d = size if taker_is_buy else -size
+            out[(taker, market)] = out.get((taker, market), 0) + d
+            out[(maker, market)] = out.get((maker, market), 0) - d
+    return out
 
 
 class FillBook:
@@ -85,65 +85,59 @@ class FillBook:
               ) -> tuple[dict[tuple[int, bytes], FillContext], list[tuple[bytes, bytes]]]:
         """Walk one block's ``[tx_index, event list]`` pairs: the context of each fill side,
         keyed by (seq, account), and the puts of the positions it touched. ``ex`` is the
-        state after the block (None in tools without one: no reconciliation)."""
-        derivative: Callable[[int], bool]
-        if ex is not None:
-            markets = ex.markets
-            derivative = lambda m: 0 <= m < len(markets) and bool(markets[m].is_derivative)  # noqa: E731
-            tick_value: Callable[[int], int] = lambda m: int(markets[m].tick_value)  # noqa: E731
-        else:
-            derivative = lambda m: False  # noqa: E731
-            tick_value = lambda m: 1  # noqa: E731
-        # this block's trades per position, to seed one first seen mid-life from the state
-        block_delta: dict[tuple[bytes, int], int] = {}
-        for _, e in events:
-            if e[0] == "fill" and derivative(e[1]):
-                for a, m, d, _n in _deltas(e):
-                    block_delta[(a, m)] = block_delta.get((a, m), 0) + d
-            elif e[0] == "adl" and derivative(e[1]):
-                for a in (e[2], e[3]):
-                    block_delta.setdefault((a, e[1]), 0)
+        state after the block (None in tools without one: nothing is tracked)."""
         out: dict[tuple[int, bytes], FillContext] = {}
+        if ex is None:
+            return out, []
+        derivative = frozenset(m.market_id for m in ex.markets if m.is_derivative)
+        tick_values = [int(m.tick_value) for m in ex.markets]
+        positions = self.positions
         touched: set[tuple[bytes, int]] = set()
+        traded: list[dict[tuple[bytes, int], int]] = []  # this block's trades, computed on a first seed
+
+        def position(address: bytes, market: int) -> Position:
+            key = (address, market)
+            pos = positions.get(key)
+            if pos is None:
+                pos = self._load(address, market)
+                if pos is None:
+                    if not traded:
+                        traded.append(_block_trades(events, derivative))
+                    pos = _seed(ex, address, market, traded[0].get(key, 0))
+                positions[key] = pos
+            touched.add(key)
+            return pos
+
         for seq, (_, e) in enumerate(events):
             kind = e[0]
             if kind == "fill":
-                market, price = e[1], e[2]
-                if not derivative(market):
+                market = e[1]
+                if market not in derivative:
                     continue
-                for a, m, d, _n in _deltas(e):
-                    pos = self._position(a, m, ex, block_delta)
-                    touched.add((a, m))
-                    start = pos.size
-                    pnl = pos.apply_fill(d, price, tick_value(m))
-                    if (seq, a) not in out:  # a self-trade: the first side's start
-                        out[(seq, a)] = FillContext(start, pnl)
-                    else:
-                        out[(seq, a)].closed_pnl += pnl
-            elif kind == "adl" and derivative(e[1]):
+                price, size, taker_is_buy, maker, taker = e[2:7]
+                tv = tick_values[market]
+                d = size if taker_is_buy else -size
+                pos = position(taker, market)
+                start = pos.size
+                out[(seq, taker)] = FillContext(start, pos.apply_fill(d, price, tv))
+                pos = position(maker, market)
+                start = pos.size
+                pnl = pos.apply_fill(-d, price, tv)
+                ctx = out.get((seq, maker))
+                if ctx is None:
+                    out[(seq, maker)] = FillContext(start, pnl)
+                else:  # a self-trade: one context, the taker side's start
+                    ctx.closed_pnl += pnl
+            elif kind == "adl" and e[1] in derivative:
                 market, account, counterparty, lots, notional = e[1:6]
                 for a in (account, counterparty):
-                    pos = self._position(a, market, ex, block_delta)
-                    touched.add((a, market))
+                    pos = position(a, market)
                     if pos.size:
                         pos.apply_trade(-lots if pos.size > 0 else lots, notional)
-            elif kind == "position_settled" and derivative(e[1]):
-                key = (e[2], e[1])
-                pos = self._position(e[2], e[1], ex, block_delta)
-                touched.add(key)
+            elif kind == "position_settled" and e[1] in derivative:
+                pos = position(e[2], e[1])
                 pos.size, pos.entry_notional = 0, 0
         return out, self._reconcile(touched, ex)
-
-    def _position(self, address: bytes, market: int, ex: Exchange | None,
-                  block_delta: dict[tuple[bytes, int], int]) -> Position:
-        key = (address, market)
-        pos = self.positions.get(key)
-        if pos is None:
-            pos = self._load(address, market)
-            if pos is None:
-                pos = _seed(ex, address, market, block_delta.get(key, 0))
-            self.positions[key] = pos
-        return pos
 
     def _reconcile(self, touched: set[tuple[bytes, int]], ex: Exchange | None) -> list[tuple[bytes, bytes]]:
         pack = msgpack.Packer(use_bin_type=True).pack
