@@ -738,7 +738,7 @@ def _user_role(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any]:
 _LEDGER_KINDS = ["deposit", "withdraw", "transfer", "borrow", "repay", "liquidation", "interest"]
 
 
-def ledger_delta(ex: Exchange, user: bytes, e: Sequence[Any]) -> dict[str, Any] | None:
+def ledger_delta(ex: Exchange, e: Sequence[Any]) -> dict[str, Any] | None:
     """One history entry as a Hyperliquid ledger delta (None: not a ledger movement). The
     collateral asset's amounts are ``usdc``; any other asset's are ``token`` + ``amount``.
     Lending (issue 24) is ``borrowLend``: ``operation`` borrow, repay or interest (hourly,
@@ -791,7 +791,7 @@ def _ledger(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]
     entries, _ = src.history_extra(user, MAX_LEDGER, None, start, end, _LEDGER_KINDS)
     out = []
     for row in reversed(entries):
-        delta = ledger_delta(ex, user, row[3])
+        delta = ledger_delta(ex, row[3])
         if delta is not None:
             extra = row[4] if len(row) > 4 else None
             out.append({"time": row[2], "hash": tx_hash_text(extra.tx_hash if extra is not None else None),
