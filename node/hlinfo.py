@@ -3,8 +3,9 @@
 Hyperliquid's SDKs (hyperliquid-python-sdk's ``Info``, ccxt) read an exchange through one
 endpoint, ``POST /info`` with ``{"type": ...}``. Answering in their shapes lets those
 clients read a bookchain devnet unchanged. Everything here is a pure function of the
-exchange state (``ex``) and, for fills, candles and finished orders, of what the node's
-block store indexed (passed in as plain data), so it is tested without a node.
+exchange state (``ex``) and, for fills, candles, orders' placements and outcomes, funding
+rates and ledger entries (interest included, node/interest.py), of what the node's block
+store indexed (``Sources``), so it is tested without a node.
 
 Naming follows Hyperliquid: the perp universe (perps, then dated futures) is indexed from
 0 and a perp is named by its base asset (``BTC``), a future by its symbol; spot pairs are

@@ -276,3 +276,24 @@ def test_ccxt_reads_the_chain(tmp_path: Path) -> None:
     assert {x["status"] for x in orders} >= {"open", "closed"}
     assert {"perpDexs", "metaAndAssetCtxs", "spotMetaAndAssetCtxs", "l2Book", "clearinghouseState",
             "userFills", "frontendOpenOrders", "fundingHistory", "historicalOrders"} <= set(sent)
+
+
+def test_hyperliquid_sdk_reads_the_new_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hyperliquid-python-sdk's ``Info``, its HTTP post answered by ``/info``."""
+    api = pytest.importorskip("hyperliquid.api")
+    from hyperliquid.info import Info
+
+    ix = Indexed(tmp_path)
+    trade(ix, B, A, False, 60_000, 2_500)
+    t0 = ix.c.ex.time_ms
+    ix.block(at=ix.c.genesis.genesis_time_ms + HOUR * ((t0 - ix.c.genesis.genesis_time_ms) // HOUR + 1))
+    monkeypatch.setattr(api.API, "post", lambda self, path, payload=None: ix.info(payload or {}))
+    info = Info("http://node.invalid", skip_ws=True)
+    (fill,) = info.user_fills(user(A))
+    assert fill["dir"] == "Open Long" and fill["hash"] != "0x" + "00" * 32
+    assert len(info.user_funding_history(user(A), 0)) == 1
+    assert info.funding_history("BTC", 0)[-1]["coin"] == "BTC"
+    assert [o["status"] for o in info.historical_orders(user(B))] == ["filled"]
+    assert info.query_sub_accounts(user(A)) is None
+    assert info.user_role(user(A)) == {"role": "user"}
+    assert info.query_referral_state(user(A))["referredBy"] is None
