@@ -147,7 +147,7 @@ def q_orders(who: str, finished: bool, limit: int, before: int | None, as_json: 
 
 
 _KINDS = ("fill", "cancel", "deposit", "withdraw", "transfer", "borrow", "repay", "funding_payment",
-          "liquidation", "adl", "triggered", "dead_man", "position_settled")
+          "liquidation", "adl", "triggered", "dead_man", "position_settled", "interest")
 
 
 @query_command("history")
@@ -160,15 +160,16 @@ _KINDS = ("fill", "cancel", "deposit", "withdraw", "transfer", "borrow", "repay"
 def q_history(who: str, kinds: tuple[str, ...], limit: int, before: str | None, start: int | None,
               end: int | None, as_json: bool) -> None:
     """An account's history newest first: fills, cancels, deposits, withdrawals, transfers,
-    borrows, repays, funding payments, liquidations, ADL, triggered stops, dead-man switches
-    and settled futures. Interest is not itemized: it shows as the balance's movement. Kept
-    as long as the node keeps blocks.
+    borrows, repays, funding payments, liquidations, ADL, triggered stops, dead-man switches,
+    settled futures and hourly interest earned or paid per asset. Kept as long as the node
+    keeps blocks.
 
     \b
     Examples:
       bookchain query history alice
       bookchain query history 0x1234...abcd --kind deposit --kind withdraw
       bookchain query history alice --before 1200:3
+      bookchain query history alice --kind interest
     """
     address = get_ctx().address(who)
     show(lambda c: c.history(address, limit, before, ",".join(kinds) or None, start, end), as_json,

@@ -555,6 +555,12 @@ def _history_detail(e: dict[str, Any], f: Fmt, me: str) -> str:
     if kind == "funding_payment":
         return (f"{f.market_name(mid)}: funding paid {f.quote_amount(mid, e.get('funding'))}, "
                 f"pnl realized {f.quote_amount(mid, e.get('pnl'))}")
+    if kind == "interest":
+        amount = _s(e.get("amount"))
+        earned = not amount.startswith("-")
+        shown = amount if earned else amount[1:]
+        return (f"interest {'earned' if earned else 'paid'} {f.amount(e.get('asset'), shown)} "
+                f"{f.asset_name(e.get('asset'))} (APR {int(e.get('rate_ppm') or 0) / 10_000:.2f}%)")
     if kind == "adl":
         role = "closed" if e.get("account") == me else "counterparty of"
         return f"{role} {f.size(mid, e.get('lots'))} {f.market_name(mid)} (notional {f.quote_amount(mid, e.get('notional'))})"
@@ -575,7 +581,6 @@ def print_history(doc: dict[str, Any], cat: Catalog | None) -> None:
     c.print(t)
     if doc.get("next"):
         c.print(f"more: --before {doc['next']}")
-    c.print("interest accrues continuously and shows only as balance changes (not itemized)")
 
 
 def print_order_history(doc: dict[str, Any], cat: Catalog | None) -> None:

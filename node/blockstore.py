@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 import plyvel
 
-from node import history
+from node import history, interest, orderindex
 from node.codes import pack_codes
 
 _BLOCK = b"b"
@@ -42,7 +42,9 @@ _FILL = b"f"
 _CODES = b"k"
 _ORDER = b"o"  # oid -> [status, reason, height, owner, market] of a finished order (node/orderindex.py)
 _CLOID = b"l"  # owner + cloid -> [oid, height] of an order placed with a client order id
-# b"h" account history, b"O" orders per account, b"C" candles: node/history.py
+# b"h" account history, b"O" orders per account, b"C" candles, b"F" funding rates: node/history.py;
+# b"P" fill positions: node/fillbook.py; b"T" order placements: node/orderindex.py;
+# b"i", b"j" interest itemization: node/interest.py
 _META_HEIGHT = b"\xffheight"
 _META_RESULTS = b"\xffresults"
 _META_BASE = b"\xffbase"
@@ -125,6 +127,8 @@ class BlockStore:
                     self._prune_order_entries(wb, h, rec, raw)
                     for key in history.history_prune_keys(h, rec[2]):
                         wb.delete(key)
+                    for key in interest.prune_keys(self.db, h):
+                        wb.delete(key)
                     n = 0
                     for _, event in rec[2]:
                         if event[0] == "fill":
@@ -154,6 +158,8 @@ class BlockStore:
                 oids.add(event[2])
         for oid in oids:
             stored = self.order_outcome(oid)
+            if stored is not None:
+                wb.delete(orderindex.placed_key(oid))  # finished: its placement goes with its block
             if stored is not None and stored[2] == h:
                 wb.delete(_ORDER + _h(oid))
         # the per-account order entries of height h: every (owner, oid) the block could
@@ -270,6 +276,38 @@ class BlockStore:
         """[status, reason, height, owner, market] of a finished order, or None."""
         raw = self.db.get(_ORDER + _h(oid))
         return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def order_status_time(self, owner: bytes, height: int, oid: int) -> int | None:
+        """The block time node/history.py recorded with ``owner``'s order outcome at
+        ``height``, else the stored block's time, else None."""
+        raw = self.db.get(history.order_key(owner, height, oid))
+        rec = msgpack.unpackb(raw, raw=False) if raw is not None else None
+        if rec is not None and len(rec) > 3:
+            return int(rec[3])
+        return self.block_time(height)
+
+    def block_time(self, height: int) -> int | None:
+        """The time (ms) of stored block ``height``, or None (pruned, or not stored)."""
+        from consensus.block import Block
+
+        raw = self.block(height)
+        return None if raw is None else int(Block.decode(raw).header.time_ms)
+
+    def history_extra(self, address: bytes, limit: int, before: tuple[int, int] | None = None,
+                      start_ms: int | None = None, end_ms: int | None = None, kinds: list[str] | None = None,
+                      ) -> tuple[list[tuple[int, int, int, list[Any], history.Extra]], str | None]:
+        """``history`` with each entry's tx hash and fill context (node/history.py ``Extra``)."""
+        return history.read_history_extra(self.db, address, limit=limit, before=before, start_ms=start_ms,
+                                          end_ms=end_ms, kinds=kinds)
+
+    def order_placed(self, oid: int) -> list[Any] | None:
+        """The placement record of an order (node/orderindex.py ``placements``), or None."""
+        raw = self.db.get(orderindex.placed_key(oid))
+        return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+    def funding_rates(self, market: int, start_ms: int = 0, end_ms: int | None = None,
+                      limit: int = 500) -> list[dict[str, int]]:
+        return history.read_funding(self.db, market, start_ms=start_ms, end_ms=end_ms, limit=limit)
 
     def oid_of_cloid(self, owner: bytes, cloid: bytes) -> int | None:
         """The oid of the last order ``owner`` placed with ``cloid``, or None."""

@@ -17,10 +17,11 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, hlws, orderindex
+from node import history, hlws, interest, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
+from node.fillbook import FillBook
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
@@ -65,6 +66,8 @@ class Execution:
         self._closing = False
         self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
         self.hl = hlws.Publisher()  # Hyperliquid /ws pushes (node/hlws.py), built only while subscribed
+        self.fillbook = FillBook(blocks.get)  # positions per (account, market) for fill context
+        self.interest = interest.InterestBook(blocks.db)  # hourly interest entries (node/interest.py)
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -105,6 +108,9 @@ class Execution:
     def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
         t0 = time.perf_counter()
         self._verify_missing(block.txs)
+        indexing = block.height > self.blocks.results_height
+        if indexing:
+            self.interest.before_block(self.sm.ex)  # the state this block starts from
         result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
                                      self.mempool.verified, commit=False)
         receipts = [r.to_list() for r in result.receipts]
@@ -122,13 +128,19 @@ class Execution:
             hashes = [r[0] for r in receipts]
         else:  # not expected; keep the index right anyway
             hashes = [tx_hash(raw) for raw in block.txs]
-        if block.height > self.blocks.results_height:
+        if indexing:
             record = pack([result.app_hash, receipts, events, result.write_digests])
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
             cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
-            extra = history.block_puts(block.height, block.header.time_ms, events, orders, self.candles,
-                                       self.sm.ex.markets)
+            ex, time_ms = self.sm.ex, block.header.time_ms
+            fills, positions = self.fillbook.block(events, ex)
+            extra = history.block_puts(block.height, time_ms, events, orders, self.candles, ex.markets,
+                                       hashes=hashes, fills=fills)
+            extra += positions
+            extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, result.receipts, block.txs,
+                                                                     self.mempool.verified))
+            extra += self.interest.block(ex, block.height, time_ms, result.write_digests)
             self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)
             maybe_crash("results_saved")
         self.sm.commit_pending()

@@ -3,8 +3,9 @@
 Hyperliquid's SDKs (hyperliquid-python-sdk's ``Info``, ccxt) read an exchange through one
 endpoint, ``POST /info`` with ``{"type": ...}``. Answering in their shapes lets those
 clients read a bookchain devnet unchanged. Everything here is a pure function of the
-exchange state (``ex``) and, for fills, candles and finished orders, of what the node's
-block store indexed (passed in as plain data), so it is tested without a node.
+exchange state (``ex``) and, for fills, candles, orders' placements and outcomes, funding
+rates and ledger entries (interest included, node/interest.py), of what the node's block
+store indexed (``Sources``), so it is tested without a node.
 
 Naming follows Hyperliquid: the perp universe (perps, then dated futures) is indexed from
 0 and a perp is named by its base asset (``BTC``), a future by its symbol; spot pairs are
@@ -338,12 +339,13 @@ def spot_clearinghouse_state(ex: Exchange, address: bytes) -> dict[str, Any]:
 _TIF = ["Gtc", "Ioc", "Alo"]
 
 
-def order_json(ex: Exchange, o: Any, frontend: bool) -> dict[str, Any]:
+def order_json(ex: Exchange, o: Any, frontend: bool, placed_ms: int = 0) -> dict[str, Any]:
     """One resting order (state/book.py ``Order``). Orders carry no placement time in
-    state: ``timestamp`` is 0."""
+    state: ``placed_ms`` is the time of the block that placed it, from the node's placement
+    index (node/orderindex.py ``placements``), 0 when unknown."""
     u = Units(ex, o.market)
     out: dict[str, Any] = {"coin": coin_of(ex, o.market), "limitPx": u.px(o.price), "oid": o.oid,
-                           "side": "B" if o.is_buy else "A", "sz": u.sz(o.size), "timestamp": 0,
+                           "side": "B" if o.is_buy else "A", "sz": u.sz(o.size), "timestamp": placed_ms,
                            "origSz": u.sz(o.orig_size)}
     if o.cloid:
         out["cloid"] = "0x" + o.cloid.hex()
@@ -354,7 +356,7 @@ def order_json(ex: Exchange, o: Any, frontend: bool) -> dict[str, Any]:
     return out
 
 
-def trigger_json(ex: Exchange, t: Any) -> dict[str, Any]:
+def trigger_json(ex: Exchange, t: Any, placed_ms: int = 0) -> dict[str, Any]:
     """A waiting trigger order (state/trigbook.py ``Trigger``) as a frontend order: a
     market trigger shows its trigger price as the limit; a position TP/SL (``whole``) has
     size "0" (the whole position when it fires), as Hyperliquid shows one."""
@@ -364,7 +366,7 @@ def trigger_json(ex: Exchange, t: Any) -> dict[str, Any]:
     size = "0" if t.whole else u.sz(t.size)
     out: dict[str, Any] = {
         "coin": coin_of(ex, t.market), "limitPx": u.px(t.trigger if t.is_market else t.limit), "oid": t.oid,
-        "side": "B" if t.is_buy else "A", "sz": size, "timestamp": 0, "origSz": size, "orderType": kind,
+        "side": "B" if t.is_buy else "A", "sz": size, "timestamp": placed_ms, "origSz": size, "orderType": kind,
         "tif": None, "reduceOnly": bool(t.reduce_only), "isTrigger": True, "triggerPx": u.px(t.trigger),
         "triggerCondition": f"Price {'above' if rises else 'below'} {u.px(t.trigger)}",
         "isPositionTpsl": bool(t.whole), "children": []}
@@ -373,28 +375,54 @@ def trigger_json(ex: Exchange, t: Any) -> dict[str, Any]:
     return out
 
 
-def open_orders(ex: Exchange, address: bytes, frontend: bool = False) -> list[dict[str, Any]]:
+def placed_ms(src: Any, oid: int) -> int:
+    """The time of the block that placed ``oid`` (node/orderindex.py), 0 when not indexed."""
+    rec = src.order_placed(oid) if src is not None else None
+    return int(rec[0]) if rec else 0
+
+
+def open_orders(ex: Exchange, address: bytes, frontend: bool = False, src: Any = None) -> list[dict[str, Any]]:
     """The account's resting orders, newest first (as Hyperliquid lists them); the
     frontend listing adds its waiting trigger orders."""
     acct = ex.accounts.get(address)
     if acct is None:
         return []
-    out = [(oid, order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend))
+    out = [(oid, order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend, placed_ms(src, oid)))
            for oid in acct.open_orders]
     if frontend:
-        out += [(oid, trigger_json(ex, ex.triggers[oid])) for oid in acct.triggers]
+        out += [(oid, trigger_json(ex, ex.triggers[oid], placed_ms(src, oid))) for oid in acct.triggers]
     return [o for _, o in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
-def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[int, int, int, list[Any]]]
-               ) -> list[dict[str, Any]]:
+def fill_dir(is_derivative: bool, is_buy: bool, start: int, size: int) -> str:
+    """Hyperliquid's ``dir`` of a fill: "Buy"/"Sell" on a spot pair; on a perp or future what
+    it did to the position it started from (``start`` signed lots, ``size`` lots traded)."""
+    if not is_derivative:
+        return "Buy" if is_buy else "Sell"
+    if start == 0 or (start > 0) == is_buy:
+        return "Open Long" if is_buy else "Open Short"
+    if size > abs(start):
+        return "Short > Long" if is_buy else "Long > Short"
+    return "Close Short" if is_buy else "Close Long"
+
+
+def tx_hash_text(h: bytes | None) -> str:
+    """A transaction hash as Hyperliquid shows one; all zeros for block-level events."""
+    return "0x" + (h.hex() if h else "00" * 32)
+
+
+def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """The account's fills, newest first, from history entries (height, seq, time_ms,
     ["fill", market, price, size, taker_is_buy, _maker, taker, maker_oid, taker_oid,
-    maker_fee, taker_fee]) as node/history.py stores them. ``tid`` is height * 2^20 + seq;
-    start position, direction and closed PnL are not indexed (``dir`` is Buy / Sell)."""
+    maker_fee, taker_fee], and optionally node/history.py's ``Extra``). ``tid`` is
+    height * 2^20 + seq, ``time`` the block's, ``hash`` the transaction's. ``startPosition``,
+    ``dir`` and ``closedPnl`` (fees excluded) come from the node's position of the account
+    at indexing (node/fillbook.py); a spot fill's start position is not tracked ("0")."""
     qdec = ex.genesis.assets[ex.collateral_asset].decimals
     out = []
-    for height, seq, time_ms, e in entries:
+    for row in entries:
+        height, seq, time_ms, e = row[:4]
+        extra = row[4] if len(row) > 4 else None
         if not e or e[0] != "fill" or len(e) < 11:
             continue
         market, price, size, taker_is_buy, _maker, taker, maker_oid, taker_oid, maker_fee, taker_fee = e[1:11]
@@ -403,9 +431,13 @@ def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[int, int, i
         crossed = taker == address
         is_buy = bool(taker_is_buy) if crossed else not taker_is_buy
         u = Units(ex, market)
+        start = extra.start if extra is not None and extra.start is not None else 0
         out.append({"coin": coin_of(ex, market), "px": u.px(price), "sz": u.sz(size), "side": "B" if is_buy else "A",
-                    "time": time_ms, "startPosition": "0", "dir": "Buy" if is_buy else "Sell", "closedPnl": "0",
-                    "hash": "0x" + "00" * 32, "oid": taker_oid if crossed else maker_oid, "crossed": crossed,
+                    "time": time_ms, "startPosition": u.sz(start),
+                    "dir": fill_dir(ex.markets[market].is_derivative, is_buy, start, size),
+                    "closedPnl": dec(extra.closed_pnl if extra is not None else 0, qdec),
+                    "hash": tx_hash_text(extra.tx_hash if extra is not None else None),
+                    "oid": taker_oid if crossed else maker_oid, "crossed": crossed,
                     "fee": dec(taker_fee if crossed else maker_fee, qdec), "tid": (height << 20) + seq,
                     "feeToken": ex.genesis.assets[ex.collateral_asset].symbol})
     return out
@@ -425,25 +457,62 @@ _HL_REASON = {"ioc": "ioc canceled", "reduce_only": "reduceOnlyCanceled", "self_
               "liquidation": "liquidatedCanceled", "modified": "canceled", "cancelled": "canceled"}
 
 
-def order_status(ex: Exchange, view: dict[str, Any] | None, status_ms: int) -> dict[str, Any]:
-    """node/orderindex.py ``status_view`` as Hyperliquid's ``orderStatus`` answer."""
+def hl_status(status: str, reason: str) -> str:
+    """An order outcome (node/orderindex.py) in Hyperliquid's status words."""
+    if status == "cancelled":
+        return _HL_REASON.get(reason, "canceled")
+    return _HL_STATUS.get(status, status)
+
+
+def placed_order_json(ex: Exchange, oid: int, rec: Sequence[Any], remaining: int | None) -> dict[str, Any]:
+    """A frontend order from its placement record (node/orderindex.py ``placements``: [time,
+    owner, market, is_buy, limit, orig lots, tif, reduce_only, cloid, trigger, tpsl,
+    is_market, whole]); ``remaining`` lots (None: the original size)."""
+    time_ms, _owner, market, is_buy, limit, orig, tif, reduce_only, cloid, trigger, tpsl, is_market, whole = rec[:13]
+    u = Units(ex, market)
+    is_trigger = tpsl >= 0
+    if is_trigger:
+        kind = ("Take Profit" if tpsl == 0 else "Stop") + (" Market" if is_market else " Limit")
+        rises = (tpsl == 1) == bool(is_buy)
+        cond = f"Price {'above' if rises else 'below'} {u.px(trigger)}"
+    else:
+        kind, cond = "Limit", "N/A"
+    orig_text = "0" if whole else u.sz(orig)
+    out: dict[str, Any] = {
+        "coin": coin_of(ex, market), "side": "B" if is_buy else "A",
+        "limitPx": u.px(trigger if is_trigger and is_market else limit),
+        "sz": orig_text if remaining is None else u.sz(remaining), "oid": oid, "timestamp": time_ms,
+        "triggerCondition": cond, "isTrigger": is_trigger, "triggerPx": u.px(trigger) if is_trigger else "0",
+        "children": [], "isPositionTpsl": bool(whole), "reduceOnly": bool(reduce_only), "orderType": kind,
+        "origSz": orig_text, "tif": _TIF[tif] if 0 <= tif < len(_TIF) else None,
+        "cloid": "0x" + bytes(cloid).hex() if cloid else None}
+    return out
+
+
+def order_status(ex: Exchange, view: dict[str, Any] | None, status_ms: int,
+                 placed: Sequence[Any] | None = None) -> dict[str, Any]:
+    """node/orderindex.py ``status_view`` as Hyperliquid's ``orderStatus`` answer; with the
+    order's placement record the order is whole (side, limit, sizes, placement time)."""
     if view is None:
         return {"status": "unknownOid"}
     m = view.get("market")
     if not isinstance(m, int) or not 0 <= m < len(ex.markets):
         m = -1
     coin = coin_of(ex, m) if m >= 0 else ""
-    order: dict[str, Any] = {"coin": coin, "oid": view["oid"], "timestamp": 0}
-    if "side" in view:
-        order["side"] = "B" if view["side"] == "buy" else "A"
-    if coin and "price" in view:
-        u = Units(ex, m)
-        order.update({"limitPx": u.px(view["price"]), "sz": u.sz(view["size"]), "origSz": u.sz(view["orig_size"])})
-    if view.get("cloid"):
-        order["cloid"] = "0x" + bytes(view["cloid"]).hex()
-    status = _HL_STATUS.get(view["status"], view["status"])
-    if view["status"] == "cancelled":
-        status = _HL_REASON.get(view.get("reason", ""), "canceled")
+    order: dict[str, Any]
+    if placed is not None and m >= 0 and view["status"] not in ("open", "waiting"):
+        order = placed_order_json(ex, view["oid"], placed, 0 if view["status"] == "filled" else None)
+    else:
+        order = {"coin": coin, "oid": view["oid"], "timestamp": int(placed[0]) if placed else 0}
+        if "side" in view:
+            order["side"] = "B" if view["side"] == "buy" else "A"
+        if coin and "price" in view:
+            u = Units(ex, m)
+            order.update({"limitPx": u.px(view["price"]), "sz": u.sz(view["size"]),
+                          "origSz": u.sz(view["orig_size"])})
+        if view.get("cloid"):
+            order["cloid"] = "0x" + bytes(view["cloid"]).hex()
+    status = hl_status(view["status"], view.get("reason", ""))
     return {"status": "order", "order": {"order": order, "status": status, "statusTimestamp": status_ms}}
 
 
@@ -458,19 +527,38 @@ def user_rate_limit() -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- dispatch
 class Sources:
-    """What the node indexed beyond the state (node/blockstore.py), for fills, candles
-    and finished orders; tests pass a stub."""
+    """What the node indexed beyond the state (node/blockstore.py, node/history.py), for
+    fills, candles, finished orders, funding and ledger entries; tests pass a stub, and this
+    empty one answers for a bare state."""
 
     def history(self, address: bytes, limit: int, before: tuple[int, int] | None = None,
                 start_ms: int | None = None, end_ms: int | None = None,
                 kinds: list[str] | None = None) -> tuple[list[tuple[int, int, int, list[Any]]], str | None]:
         return [], None
 
+    def history_extra(self, address: bytes, limit: int, before: tuple[int, int] | None = None,
+                      start_ms: int | None = None, end_ms: int | None = None,
+                      kinds: list[str] | None = None) -> tuple[list[tuple[Any, ...]], str | None]:
+        return [], None
+
     def candles(self, market: int, interval: str, start_ms: int = 0, end_ms: int | None = None,
                 limit: int = 500) -> list[dict[str, Any]]:
         return []
 
+    def funding_rates(self, market: int, start_ms: int = 0, end_ms: int | None = None,
+                      limit: int = 500) -> list[dict[str, int]]:
+        return []
+
     def order_outcome(self, oid: int) -> list[Any] | None:
+        return None
+
+    def order_placed(self, oid: int) -> list[Any] | None:
+        return None
+
+    def order_history(self, owner: bytes, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def order_status_time(self, owner: bytes, height: int, oid: int) -> int | None:
         return None
 
     def oid_of_cloid(self, owner: bytes, cloid: bytes) -> int | None:
@@ -527,15 +615,196 @@ def _order_status(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any
     view = status_view(ex, oid, src.order_outcome(oid))
     if view is not None and view.get("owner") != address_to_text(user):
         view = None  # Hyperliquid answers per user
-    return order_status(ex, view, ex.time_ms)
+    placed = src.order_placed(oid)
+    status_ms = ex.time_ms
+    if view is not None and view["status"] not in ("open", "waiting"):
+        status_ms = src.order_status_time(user, view["height"], oid) or ex.time_ms
+    return order_status(ex, view, status_ms, placed)
 
 
 def _user_fills(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]]:
     user = parse_user(body.get("user"))
     start = _int_field(body, "startTime", required=False) if body.get("type") == "userFillsByTime" else None
     end = _int_field(body, "endTime", required=False) if start is not None else None
-    entries, _ = src.history(user, MAX_FILLS, None, start, end, ["fill"])
+    entries, _ = src.history_extra(user, MAX_FILLS, None, start, end, ["fill"])
     return user_fills(ex, user, entries)
+
+
+MAX_ORDERS = 2000
+MAX_LEDGER = 2000
+
+
+def _time_range(body: dict[str, Any]) -> tuple[int, int | None]:
+    start = _int_field(body, "startTime")
+    assert start is not None
+    return start, _int_field(body, "endTime", required=False)
+
+
+def _historical_orders(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]]:
+    """The account's orders, newest first: open ones (status "open", from the state) then
+    finished ones (node/history.py's per-account order outcomes with their placement
+    records). A finished order's ``sz`` is what was left: "0" when filled; a cancelled
+    order's remainder is not indexed, so it shows its original size."""
+    user = parse_user(body.get("user"))
+    out: list[tuple[int, dict[str, Any]]] = []
+    for o in open_orders(ex, user, frontend=True, src=src):
+        out.append((o["oid"], {"order": o, "status": "open", "statusTimestamp": o["timestamp"]}))
+    seen = {oid for oid, _ in out}
+    for row in src.order_history(user, MAX_ORDERS):
+        oid = row["oid"]
+        if oid in seen:
+            continue
+        rec = src.order_placed(oid)
+        market = row.get("market")
+        if rec is None or not isinstance(market, int) or not 0 <= market < len(ex.markets):
+            continue
+        remaining = 0 if row["status"] in ("filled", "triggered") else None
+        out.append((oid, {"order": placed_order_json(ex, oid, rec, remaining),
+                          "status": hl_status(row["status"], row.get("reason") or ""),
+                          "statusTimestamp": row.get("time_ms", 0)}))
+    out.sort(key=lambda x: x[0], reverse=True)
+    return [o for _, o in out[:MAX_ORDERS]]
+
+
+def _rate_at(src: Any, market: int, time_ms: int) -> dict[str, int] | None:
+    rows = src.funding_rates(market, time_ms, time_ms, 1)
+    return rows[0] if rows else None
+
+
+def _user_funding(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]]:
+    """Funding payments oldest first, from the history's ``funding_payment`` entries:
+    ``usdc`` received (negative: paid), the interval's ``fundingRate`` (per interval, as
+    settled), ``szi`` the position it was paid on (the payment over the interval's funding
+    per lot). The mark-to-market PnL a boundary also settles is not funding and is left out."""
+    user = parse_user(body.get("user"))
+    start, end = _time_range(body)
+    entries, _ = src.history(user, MAX_LEDGER, None, start, end, ["funding_payment"])
+    qdec = ex.genesis.assets[ex.collateral_asset].decimals
+    out = []
+    for _h, _s, time_ms, e in reversed(entries):
+        market, paid = e[2], e[3]
+        if not 0 <= market < len(ex.markets):
+            continue
+        rate = _rate_at(src, market, time_ms)
+        per_lot = rate["per_lot"] if rate else 0
+        lots = 0
+        if per_lot:
+            q, r = divmod(abs(paid), abs(per_lot))
+            lots = (q + (1 if 2 * r >= abs(per_lot) else 0)) * (1 if (paid >= 0) == (per_lot >= 0) else -1)
+        out.append({"delta": {"type": "funding", "coin": coin_of(ex, market), "usdc": dec(-paid, qdec),
+                              "szi": Units(ex, market).sz(lots),
+                              "fundingRate": dec(rate["rate_ppb"], 9) if rate else "0",
+                              "nSamples": None},
+                    "hash": tx_hash_text(None), "time": time_ms})
+    return out
+
+
+def _funding_history(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]]:
+    """A perp's funding settlements oldest first (node/history.py's funding index):
+    ``fundingRate`` per interval as settled; ``premium`` the rate above the interest term
+    (the chain records the settled rate, not the premium samples behind it)."""
+    m = market_of_coin(ex, body.get("coin"))
+    start, end = _time_range(body)
+    interest_ppb = ex.genesis.risk.funding_interest_ppb
+    return [{"coin": body["coin"], "fundingRate": dec(r["rate_ppb"], 9),
+             "premium": dec(r["rate_ppb"] - interest_ppb, 9), "time": r["time"]}
+            for r in src.funding_rates(m, start, end, MAX_LEDGER)]
+
+
+def _sub_accounts(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]] | None:
+    """The master's sub-accounts (state/agents.py), each with its perp and spot state; null
+    when it has none, as Hyperliquid answers."""
+    master = parse_user(body.get("user"))
+    subs = sorted(ex.subs_of.get(master, ()), key=lambda a: str(ex.subs[a][1]))
+    if not subs:
+        return None
+    return [{"name": ex.subs[a][1], "subAccountUser": address_to_text(a), "master": address_to_text(master),
+             "clearinghouseState": clearinghouse_state(ex, a), "spotState": spot_clearinghouse_state(ex, a)}
+            for a in subs]
+
+
+def _user_role(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any]:
+    """What an address is: an approved agent, a sub-account, an account (one with a record
+    or sub-accounts), or missing."""
+    a = parse_user(body.get("user"))
+    if a in ex.agents:
+        return {"role": "agent", "data": {"user": address_to_text(ex.agents[a][0])}}
+    if a in ex.subs:
+        return {"role": "subAccount", "data": {"master": address_to_text(ex.subs[a][0])}}
+    if a in ex.accounts or a in ex.subs_of:
+        return {"role": "user"}
+    return {"role": "missing"}
+
+
+_LEDGER_KINDS = ["deposit", "withdraw", "transfer", "borrow", "repay", "liquidation", "interest"]
+
+
+def ledger_delta(ex: Exchange, e: Sequence[Any]) -> dict[str, Any] | None:
+    """One history entry as a Hyperliquid ledger delta (None: not a ledger movement). The
+    collateral asset's amounts are ``usdc``; any other asset's are ``token`` + ``amount``.
+    Lending (issue 24) is ``borrowLend``: ``operation`` borrow, repay or interest (hourly,
+    node/interest.py; ``amount`` signed: earned > 0, paid < 0, ``rate`` the pool's APR)."""
+    assets = ex.genesis.assets
+    kind = e[0]
+
+    def amount_fields(asset: int, amount: int) -> dict[str, Any]:
+        if not 0 <= asset < len(assets):
+            return {"token": str(asset), "amount": str(amount)}
+        text = dec(amount, assets[asset].decimals)
+        if asset == ex.collateral_asset:
+            return {"usdc": text}
+        return {"token": assets[asset].symbol, "amount": text}
+
+    if kind == "deposit":
+        return {"type": "deposit", **amount_fields(e[2], e[3])}
+    if kind == "withdraw":
+        return {"type": "withdraw", **amount_fields(e[2], e[3]), "nonce": 0, "fee": "0"}
+    if kind == "transfer":
+        sender, receiver, asset, amount = e[1], e[2], e[3], e[4]
+        related = ex.subs.get(sender, [None])[0] == receiver or ex.subs.get(receiver, [None])[0] == sender
+        kind_name = "subAccountTransfer" if related else (
+            "internalTransfer" if asset == ex.collateral_asset else "spotTransfer")
+        return {"type": kind_name, **amount_fields(asset, amount), "user": address_to_text(sender),
+                "destination": address_to_text(receiver), "fee": "0"}
+    if kind in ("borrow", "repay"):
+        fields = amount_fields(e[2], e[3])
+        amount = fields.get("usdc", fields.get("amount"))
+        return {"type": "borrowLend", "token": assets[e[2]].symbol if 0 <= e[2] < len(assets) else str(e[2]),
+                "operation": kind, "amount": amount, "interestAmount": "0"}
+    if kind == "interest":
+        asset, amount, rate = e[2], e[3], e[4]
+        text = dec(amount, assets[asset].decimals) if 0 <= asset < len(assets) else str(amount)
+        return {"type": "borrowLend", "token": assets[asset].symbol if 0 <= asset < len(assets) else str(asset),
+                "operation": "interest", "amount": text, "interestAmount": text, "rate": dec(rate, 6)}
+    if kind == "liquidation" and len(e) > 4 and e[2] == "start":
+        qdec = assets[ex.collateral_asset].decimals
+        return {"type": "liquidation", "accountValue": dec(e[3], qdec), "leverageType": "Cross",
+                "liquidatedNtlPos": "0", "liquidatedPositions": []}
+    return None
+
+
+def _ledger(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any]]:
+    """Deposits, withdrawals, transfers, lending (borrows, repays, hourly interest) and
+    liquidations, oldest first, each with the hash of its transaction (zeros for a
+    block-level entry: interest, liquidation)."""
+    user = parse_user(body.get("user"))
+    start, end = _time_range(body)
+    entries, _ = src.history_extra(user, MAX_LEDGER, None, start, end, _LEDGER_KINDS)
+    out = []
+    for row in reversed(entries):
+        delta = ledger_delta(ex, row[3])
+        if delta is not None:
+            extra = row[4] if len(row) > 4 else None
+            out.append({"time": row[2], "hash": tx_hash_text(extra.tx_hash if extra is not None else None),
+                        "delta": delta})
+    return out
+
+
+def referral(ex: Exchange, address: bytes) -> dict[str, Any]:
+    """bookchain has no referral program: nobody referred, nothing earned."""
+    return {"referredBy": None, "cumVlm": "0", "unclaimedRewards": "0", "claimedRewards": "0",
+            "builderRewards": "0", "referrerState": {"stage": "needToTrade", "data": {"required": "0"}},
+            "rewardHistory": []}
 
 
 HANDLERS: dict[str, Callable[[Any, dict[str, Any], Any], Any]] = {
@@ -547,8 +816,16 @@ HANDLERS: dict[str, Callable[[Any, dict[str, Any], Any], Any]] = {
     "spotMetaAndAssetCtxs": lambda ex, b, s: spot_meta_and_asset_ctxs(ex),
     "spotClearinghouseState": lambda ex, b, s: spot_clearinghouse_state(ex, parse_user(b.get("user"))),
     "clearinghouseState": lambda ex, b, s: clearinghouse_state(ex, parse_user(b.get("user"))),
-    "openOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user"))),
-    "frontendOpenOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user")), frontend=True),
+    "openOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user")), src=s),
+    "frontendOpenOrders": lambda ex, b, s: open_orders(ex, parse_user(b.get("user")), frontend=True, src=s),
+    "historicalOrders": _historical_orders,
+    "userFunding": _user_funding,
+    "fundingHistory": _funding_history,
+    "userNonFundingLedgerUpdates": _ledger,
+    "subAccounts": _sub_accounts,
+    "userRole": _user_role,
+    "perpDexs": lambda ex, b, s: [None],  # one perp dex, the chain's own (Hyperliquid lists it as null)
+    "referral": lambda ex, b, s: referral(ex, parse_user(b.get("user"))),
     "userFills": _user_fills,
     "userFillsByTime": _user_fills,
     "candleSnapshot": _candles,

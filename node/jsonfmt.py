@@ -74,6 +74,10 @@ def event_from_list(e: list[Any]) -> dict[str, Any]:
         market, oid, owner, remaining, reason = e[1:]
         return {"type": "cancel", "market": market, "oid": oid, "owner": address_to_text(owner),
                 "remaining": num(remaining), "reason": reason}
+    if kind == "interest" and len(e) == 5:  # node/interest.py: hourly, not a block event
+        _, account, asset, amount, rate = e
+        return {"type": "interest", "account": address_to_text(account), "asset": asset, "amount": num(amount),
+                "rate_ppm": rate}
     names = fields_of(e)
     if names is None or len(names) != len(e):  # a kind this version does not know
         return {"type": kind, "data": [_json_value("", x) for x in e[1:]]}

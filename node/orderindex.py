@@ -26,10 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgpack
+
 from state.exchange import Exchange
 from state.keys import address_to_text
 from state.receipts import Cancelled, Fill, Receipt
-from state.tx import Batch, SignedTx
+from state.tx import ActAs, Batch, PlaceOrder, SignedTx
 
 # the Cancelled reasons that are a status of their own
 _STATUS_OF_REASON = {"expired": "expired"}
@@ -98,3 +100,75 @@ def status_view(ex: Exchange, oid: int, stored: list[Any] | None) -> dict[str, A
     status, reason, height, owner, market = stored
     return {"oid": oid, "status": status, "reason": reason, "height": height, "owner": address_to_text(owner),
             "market": market}
+
+
+# ---------------------------------------------------------------------------- placements
+# Orders carry no placement time in state. The node records, for every order a block placed,
+# the block's time and what the order was, so /info can show a ``timestamp`` for an open order
+# and the whole order (side, limit, original size, tif, trigger) after it is gone:
+# ``_PLACED + oid(8) -> [time_ms, owner, market, is_buy, limit ticks, orig lots, tif (-1: a
+# trigger), reduce_only, cloid (b"": none), trigger ticks (0: none), tpsl (-1: none), is_market,
+# whole]``. Kept while the order lives; pruned with its block once the order has finished.
+_PLACED = b"T"
+_PLACED_STATUSES = frozenset({"resting", "filled", "cancelled", "waiting"})
+
+
+def placed_key(oid: int) -> bytes:
+    return _PLACED + oid.to_bytes(8, "big")
+
+
+def _items(action: Any) -> tuple[Any, ...]:
+    if isinstance(action, ActAs):
+        action = action.action
+    return action.actions if isinstance(action, Batch) else (action,)
+
+
+def placements(ex: Exchange, time_ms: int, receipts: Sequence[Receipt], txs: Sequence[bytes],
+               verified: Mapping[bytes, SignedTx]) -> list[tuple[int, list[Any]]]:
+    """(oid, placement record) of every order the block placed (see above). What the order
+    was comes from the live state when it still rests or waits, else from the decoded
+    action (a native order placed and finished in this block), else from its fills."""
+    by_hash = {}
+    for raw in txs:
+        tx = verified.get(raw)
+        if tx is not None:
+            by_hash[tx.hash] = tx
+    out: list[tuple[int, list[Any]]] = []
+    for r in receipts:
+        tx = by_hash.get(r.tx_hash)
+        items = _items(tx.action) if tx is not None else ()
+        for n, res in enumerate(r.results):
+            if res.oid is None or res.status not in _PLACED_STATUSES:
+                continue
+            item = items[n] if n < len(items) and len(items) == len(r.results) else None
+            rec = _placement(ex, time_ms, r.signer, res, item)
+            if rec is not None:
+                out.append((res.oid, rec))
+    return out
+
+
+def _placement(ex: Exchange, time_ms: int, signer: bytes, res: Any, item: Any) -> list[Any] | None:
+    oid = res.oid
+    for market, book in ex.books.items():
+        o = book.orders.get(oid)
+        if o is not None:
+            return [time_ms, o.owner, market, o.is_buy, o.price, o.orig_size, int(o.tif), bool(o.reduce_only),
+                    o.cloid or b"", 0, -1, False, False]
+    t = ex.triggers.get(oid)
+    if t is not None:
+        return [time_ms, t.owner, t.market, t.is_buy, t.limit, t.size, -1, bool(t.reduce_only), t.cloid or b"",
+                t.trigger, t.tpsl, bool(t.is_market), bool(t.whole)]
+    orig = res.filled + res.resting + res.cancelled + res.clipped
+    owner = res.fills[0].taker if res.fills else signer
+    if isinstance(item, PlaceOrder):
+        return [time_ms, owner, item.market, item.is_buy, item.price, orig or item.size, int(item.tif),
+                item.reduce_only, item.cloid or b"", 0, -1, False, False]
+    if res.fills:
+        f = res.fills[0]
+        return [time_ms, owner, f.market, f.taker_is_buy, f.price, orig, 1, False, b"", 0, -1, False, False]
+    return None
+
+
+def placement_puts(placed: Sequence[tuple[int, list[Any]]]) -> list[tuple[bytes, bytes]]:
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return [(placed_key(oid), pack(rec)) for oid, rec in placed]
