@@ -42,6 +42,7 @@ _FILL = b"f"
 _CODES = b"k"
 _ORDER = b"o"  # oid -> [status, reason, height, owner, market] of a finished order (node/orderindex.py)
 _CLOID = b"l"  # owner + cloid -> [oid, height] of an order placed with a client order id
+_CLOIDS_AT = b"L"  # height -> the _CLOID keys that block wrote (what pruning it deletes)
 # b"h" account history, b"O" orders per account, b"C" candles, b"F" funding rates: node/history.py;
 # b"P" fill positions: node/fillbook.py; b"T" order placements: node/orderindex.py;
 # b"i", b"j" interest itemization: node/interest.py
@@ -178,7 +179,15 @@ class BlockStore:
         for owner, oid in owners:
             if isinstance(owner, bytes) and isinstance(oid, int):
                 wb.delete(history.order_key(owner, h, oid))
-        for tx in Block.decode(raw_block).txs if raw_block is not None else ():
+        listed = self.db.get(_CLOIDS_AT + _h(h))
+        if listed is not None:  # the keys the block wrote, whoever they were for
+            wb.delete(_CLOIDS_AT + _h(h))
+            for suffix in msgpack.unpackb(listed):
+                value = self.db.get(_CLOID + suffix)
+                if value is not None and msgpack.unpackb(value)[1] == h:
+                    wb.delete(_CLOID + suffix)
+            return
+        for tx in Block.decode(raw_block).txs if raw_block is not None else ():  # results saved before the list
             try:
                 decoded = decode_tx(tx)
             except TxError:
@@ -236,6 +245,8 @@ class BlockStore:
                 put(_ORDER + _h(oid), packer.pack(outcome))
             for owner, cloid, oid in cloids or ():
                 put(_CLOID + owner + cloid, packer.pack([oid, height]))
+            if cloids:
+                put(_CLOIDS_AT + _h(height), packer.pack([owner + cloid for owner, cloid, _ in cloids]))
             for key, value in extra:
                 put(key, value)
             put(_META_RESULTS, height.to_bytes(8, "big"))

@@ -132,7 +132,7 @@ class Execution:
             record = pack([result.app_hash, receipts, events, result.write_digests])
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
-            cloids = orderindex.cloids(result.receipts, block.txs, self.mempool.verified)
+            cloids = orderindex.cloids(self.sm.ex, result.receipts, block.txs, self.mempool.verified)
             ex, time_ms = self.sm.ex, block.header.time_ms
             fills, positions = self.fillbook.block(events, ex)
             extra = history.block_puts(block.height, time_ms, events, orders, self.candles, ex.markets,
@@ -146,7 +146,7 @@ class Execution:
         self.sm.commit_pending()
         maybe_crash("state_committed")
         if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
-            self.hl.remember(block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
+            self.hl.remember(self.sm.ex, block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
         self.last_apply_ms = (time.perf_counter() - t0) * 1000
         self.last_block_txs = len(block.txs)

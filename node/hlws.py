@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from node import orderindex
 from node.history import INTERVALS
 from node.hlinfo import (
     BOOK_LEVELS,
@@ -177,11 +178,11 @@ def best_levels(levels: list[list[dict[str, Any]]]) -> list[dict[str, Any] | Non
     return [side[0] if side else None for side in levels]
 
 
-def _placements(txs: Sequence[bytes], verified: Mapping[bytes, Any], receipts: Sequence[list[Any]]
-                ) -> list[tuple[bytes, Any, int]]:
-    """(signer, PlaceOrder-like action, oid) of every order the block placed: the decoded
-    actions (the node's cache, node/orderindex.py ``cloids`` reads it the same way) paired
-    with their results."""
+def _placements(ex: Exchange, txs: Sequence[bytes], verified: Mapping[bytes, Any],
+                receipts: Sequence[list[Any]]) -> list[tuple[bytes, Any, int]]:
+    """(account, PlaceOrder-like action, oid) of every order the block placed: the decoded
+    actions (the node's cache) as node/orderindex.py ``native_view`` reads them (Hyperliquid
+    actions mapped, agents and sub-accounts resolved), paired with their results."""
     by_hash = {r[0]: r for r in receipts}
     out: list[tuple[bytes, Any, int]] = []
     for raw in txs:
@@ -189,12 +190,13 @@ def _placements(txs: Sequence[bytes], verified: Mapping[bytes, Any], receipts: S
         receipt = by_hash.get(getattr(tx, "hash", b"")) if tx is not None else None
         if tx is None or receipt is None:
             continue
-        action = tx.action
-        items = getattr(action, "actions", None) or (getattr(action, "parent", None) or action,)
-        for item, res in zip(items, receipt[5], strict=False):
+        owner, items = orderindex.native_view(ex, tx)
+        if len(items) != len(receipt[5]):
+            continue
+        for item, res in zip(items, receipt[5], strict=True):
             oid = res[2]
             if oid is not None and res[0] == 0 and all(hasattr(item, a) for a in ("market", "is_buy", "price", "size")):
-                out.append((tx.signer, item, oid))
+                out.append((owner, item, oid))
     return out
 
 
@@ -225,13 +227,13 @@ class Publisher:
             self.active, self.books, self.mids, self.memo = False, {}, {}, {}
         self.height = height
 
-    def remember(self, height: int, time_ms: int, txs: Sequence[bytes], verified: Mapping[bytes, Any],
-                 receipts: Sequence[list[Any]]) -> None:
+    def remember(self, ex: Exchange, height: int, time_ms: int, txs: Sequence[bytes],
+                 verified: Mapping[bytes, Any], receipts: Sequence[list[Any]]) -> None:
         """Note the orders a block placed (limit price, side, size: only its transactions
         say so for an order that never rests). node/execution.py calls it before the
         mempool drops the block's decoded transactions."""
         self._at(height)
-        for signer, item, oid in _placements(txs, verified, receipts):
+        for signer, item, oid in _placements(ex, txs, verified, receipts):
             self.memo.setdefault(oid, OrderInfo(item.market, signer, bool(item.is_buy), item.price, item.size,
                                                 getattr(item, "cloid", None), time_ms))
 

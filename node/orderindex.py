@@ -28,10 +28,12 @@ from typing import Any
 
 import msgpack
 
+from state import hlexec
+from state.errors import TxError
 from state.exchange import Exchange
 from state.keys import address_to_text
 from state.receipts import Cancelled, Fill, Receipt
-from state.tx import ActAs, Batch, PlaceOrder, SignedTx
+from state.tx import SCHEME_HL, ActAs, Batch, PlaceGroup, PlaceOrder, SignedTx
 
 # the Cancelled reasons that are a status of their own
 _STATUS_OF_REASON = {"expired": "expired"}
@@ -60,11 +62,12 @@ def outcomes(ex: Exchange, height: int, events: Sequence[tuple[int, Any]],
     return out
 
 
-def cloids(receipts: Sequence[Receipt], txs: Sequence[bytes],
+def cloids(ex: Exchange, receipts: Sequence[Receipt], txs: Sequence[bytes],
            verified: Mapping[bytes, SignedTx]) -> list[tuple[bytes, bytes, int]]:
-    """(owner, cloid, oid) for every order placed in the block with a client order id. The
-    actions come from the node's cache of decoded transactions (every tx of a block it
-    executed is in it), paired with their results one to one."""
+    """(owner, cloid, oid) for every order placed in the block with a client order id, the
+    owner being the account it acts for (``native_view``). The actions come from the node's
+    cache of decoded transactions (every tx of a block it executed is in it), paired with
+    their results one to one."""
     out: list[tuple[bytes, bytes, int]] = []
     by_hash = {r.tx_hash: r for r in receipts}
     for raw in txs:
@@ -74,11 +77,13 @@ def cloids(receipts: Sequence[Receipt], txs: Sequence[bytes],
         receipt = by_hash.get(tx.hash)
         if receipt is None:
             continue
-        items = tx.action.actions if isinstance(tx.action, Batch) else (tx.action,)
-        for item, res in zip(items, receipt.results, strict=False):
+        owner, items = native_view(ex, tx)
+        if len(items) != len(receipt.results):
+            continue  # a rejected tx placed nothing
+        for item, res in zip(items, receipt.results, strict=True):
             cloid = getattr(item, "cloid", None)
             if cloid is not None and res.oid is not None:
-                out.append((tx.signer, cloid, res.oid))
+                out.append((owner, cloid, res.oid))
     return out
 
 
@@ -117,10 +122,30 @@ def placed_key(oid: int) -> bytes:
     return _PLACED + oid.to_bytes(8, "big")
 
 
-def _items(action: Any) -> tuple[Any, ...]:
+def native_view(ex: Exchange, tx: SignedTx) -> tuple[bytes, tuple[Any, ...]]:
+    """(account, native actions) of a committed ``tx``, as the node reads it after its block:
+    a Hyperliquid-signed tx's action mapped onto native ones as the block mapped it
+    (state/hlexec.py: which orders and cloids depends only on the markets), an agent's for
+    its master, ``act_as`` for the sub-account; one item per result the receipt holds
+    (a group: its parent, then its children). Nothing when the mapping fails (the tx was
+    refused, so it placed nothing)."""
+    action = tx.action
+    if tx.scheme == SCHEME_HL:
+        try:
+            action = hlexec.resolve(ex, tx)
+        except TxError:
+            return tx.signer, ()
+    owner = tx.signer
+    agent = ex.agents.get(owner)
+    if agent is not None:
+        owner = agent[0]
     if isinstance(action, ActAs):
-        action = action.action
-    return action.actions if isinstance(action, Batch) else (action,)
+        owner, action = action.account, action.action
+    if isinstance(action, Batch):
+        return owner, tuple(action.actions)
+    if isinstance(action, PlaceGroup):
+        return owner, ((action.parent,) if action.parent is not None else ()) + tuple(action.children)
+    return owner, (action,)
 
 
 def placements(ex: Exchange, time_ms: int, receipts: Sequence[Receipt], txs: Sequence[bytes],
@@ -136,12 +161,12 @@ def placements(ex: Exchange, time_ms: int, receipts: Sequence[Receipt], txs: Seq
     out: list[tuple[int, list[Any]]] = []
     for r in receipts:
         tx = by_hash.get(r.tx_hash)
-        items = _items(tx.action) if tx is not None else ()
+        owner, items = native_view(ex, tx) if tx is not None else (r.signer, ())
         for n, res in enumerate(r.results):
             if res.oid is None or res.status not in _PLACED_STATUSES:
                 continue
             item = items[n] if n < len(items) and len(items) == len(r.results) else None
-            rec = _placement(ex, time_ms, r.signer, res, item)
+            rec = _placement(ex, time_ms, owner, res, item)
             if rec is not None:
                 out.append((res.oid, rec))
     return out

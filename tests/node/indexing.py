@@ -31,7 +31,7 @@ def index_block(store: BlockStore, candles: history.CandleBook, ex: Any, r: Any,
     books = books or Books(store)
     verified = {raw: decode_tx(raw) for raw in txs}
     orders = orderindex.outcomes(ex, r.height, r.events, r.receipts)
-    cloids = orderindex.cloids(r.receipts, txs, verified)
+    cloids = orderindex.cloids(ex, r.receipts, txs, verified)
     events = [[i, event_to_list(e)] for i, e in r.events]
     record = [r.app_hash, [x.to_list() for x in r.receipts], events, []]
     hashes = [x.tx_hash for x in r.receipts]

@@ -52,7 +52,7 @@ class Node:
         index_block(self.blocks, self.candles, self.c.ex, r, txs, self.c.ex.time_ms)
         receipts = [x.to_list() for x in r.receipts]
         events = [[i, event_to_list(e)] for i, e in r.events]
-        self.pub.remember(r.height, self.c.ex.time_ms, txs, {raw: decode_tx(raw) for raw in txs}, receipts)
+        self.pub.remember(self.c.ex, r.height, self.c.ex.time_ms, txs, {raw: decode_tx(raw) for raw in txs}, receipts)
         return self.pub.bundle(self.c.ex, r.height, self.c.ex.time_ms, [x.tx_hash for x in r.receipts], receipts,
                                events, self.candles)
 
