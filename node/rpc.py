@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, hlws, orderindex
+from node import history, hlexchange, hlws, orderindex
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
     account_json,
@@ -159,6 +159,7 @@ class RpcServer:
         r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
         r.add_post("/broadcast_txs", self.broadcast_txs)
         r.add_post("/info", self.hl_info)  # Hyperliquid-compatible reads (node/hlinfo.py)
+        r.add_post("/exchange", hlexchange.route(rt))  # Hyperliquid-signed actions (node/hlexchange.py)
         r.add_get("/ws", hlws.route(self, MAX_WS_CLIENTS))  # Hyperliquid's websocket (node/hlws.py)
         for path, debug in rt.faults.routes():  # fault injection, off unless config.json's "test" enables it
             r.add_post(path, debug)
