@@ -30,8 +30,8 @@ Answers, in Hyperliquid's shapes (its SDK hands them to the caller; ccxt's
   same shape with HTTP 422, Hyperliquid's status for an undeserializable body, plus
   ``msg`` (the SDK's ``ClientError`` reads ``code`` and ``msg`` of a 4xx JSON answer).
 - no block within the wait: ``status: err`` with ``NOT_READY``, the tx hash, and the
-  warning that it may still land (it is in the mempool: resending the same body is
-  answered from the block once it commits, as a duplicate).
+  warning that it may still land (it is in the mempool). Resending the same body is safe:
+  once committed it is answered from its stored receipt, before then it waits again.
 """
 
 from __future__ import annotations
@@ -114,21 +114,31 @@ def parse_body(text: bytes) -> Any:
         raise Refusal(Code.MALFORMED, "Failed to deserialize the JSON body: not valid JSON", HTTP_UNPROCESSABLE) from None
 
 
-def prepare(ex: Exchange, body: Any, chain_id: str) -> Prepared:
-    """The transaction of ``body`` and its dry run against the committed state ``ex``.
-    Raises Refusal with the code a block would give."""
+def request_tx(body: Any) -> bytes:
+    """The on-chain bytes of a request body (state/hltx.py ``tx_from_request``)."""
     try:
-        raw = tx_from_request(body)
+        return tx_from_request(body)
     except TxError as err:
-        http = HTTP_UNPROCESSABLE if err.code in _UNDESERIALIZABLE else 200
-        raise Refusal(err.code, err.message, http) from None
+        raise Refusal(err.code, err.message, HTTP_UNPROCESSABLE if err.code in _UNDESERIALIZABLE else 200) from None
+
+
+def prepare(ex: Exchange, raw: bytes, chain_id: str, *, fresh: bool = True) -> Prepared:
+    """``raw`` decoded, and (``fresh``: not committed yet) dry-run against the committed
+    state ``ex``: the mempool's admission and the action's mapping. Raises Refusal with the
+    code a block would give. A committed tx is only decoded (its receipt is the answer)."""
     try:
         tx = decode_verified(raw, chain_id)
-        must_admit(ex, tx, ex.time_ms)  # the mempool's own check: unknown signer, nonce window
-        native = hlexec.resolve(ex, tx)
+        if fresh:
+            must_admit(ex, tx, ex.time_ms)  # the mempool's own check: unknown signer, nonce window
     except TxError as err:
         raise Refusal(err.code, err.message) from None
-    groups = modify_groups(native) if tx.action.type == "batchModify" else ()
+    try:
+        native = hlexec.resolve(ex, tx)
+    except TxError as err:
+        if fresh:
+            raise Refusal(err.code, err.message) from None
+        native = None
+    groups = modify_groups(native) if tx.action.type == "batchModify" and native is not None else ()
     return Prepared(raw, tx, groups)
 
 
@@ -277,11 +287,15 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
 
 async def handle(host: ExchangeHost, request: web.Request) -> web.Response:
     """``POST /exchange``."""
+    ex = host.sm.ex
     try:
-        body = parse_body(await request.read())
-        prepared = prepare(host.sm.ex, body, host.sm.genesis.chain_id)
+        raw = request_tx(parse_body(await request.read()))
+        done = _committed(host.blocks, tx_hash(raw))  # a client resending after a timeout
+        prepared = prepare(ex, raw, host.sm.genesis.chain_id, fresh=done is None)
     except Refusal as err:
         return web.json_response(error_body(err.code, err.message, err.http), status=err.http)
+    if done is not None:
+        return web.json_response(answer(ex, prepared, done))
     return web.json_response(await submit_and_wait(host, prepared))
 
 
