@@ -53,8 +53,6 @@ from state.machine import decode_verified, must_admit
 from state.tx import ActAs, Batch, Cancel, SignedTx, tx_hash
 
 if TYPE_CHECKING:
-    from node.blockstore import BlockStore
-    from node.execution import Execution
     from node.mempool import Admission
     from state.exchange import Exchange
     from state.machine import StateMachine
@@ -70,12 +68,33 @@ REDUCE_ONLY_MISSED: Final = "Reduce only order would increase position."
 CHILD_DROPPED: Final = "The parent order neither rested nor filled: its TP/SL was cancelled."
 
 
+class Committed(Protocol):
+    """What the endpoint reads of the block store (node/blockstore.py)."""
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
+
+    def results(self, height: int) -> list[Any] | None: ...
+
+
+class CommitWaiters(Protocol):
+    """node/execution.py's commit waiters."""
+
+    def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]: ...
+
+    def forget_waiter(self, h: bytes, fut: asyncio.Future[Any]) -> None: ...
+
+
 class ExchangeHost(Protocol):
     """What the endpoint uses of a node (node/ports.py ``RpcHost`` has all of it)."""
 
-    sm: StateMachine
-    blocks: BlockStore
-    execution: Execution
+    @property
+    def sm(self) -> StateMachine: ...
+
+    @property
+    def blocks(self) -> Committed: ...
+
+    @property
+    def execution(self) -> CommitWaiters: ...
 
     async def submit(self, raws: list[bytes]) -> list[Admission]: ...
 
@@ -254,7 +273,7 @@ def _ok(kind: str, data: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- the endpoint
-def _committed(blocks: BlockStore, h: bytes) -> dict[str, Any] | None:
+def _committed(blocks: Committed, h: bytes) -> dict[str, Any] | None:
     loc = blocks.tx_location(h)
     if loc is None:
         return None

@@ -62,8 +62,8 @@ class Waiters:
     def __init__(self) -> None:
         self.futs: dict[bytes, list[asyncio.Future[Any]]] = {}
 
-    def wait_for(self, h: bytes) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
+        fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self.futs.setdefault(h, []).append(fut)
         return fut
 
