@@ -141,6 +141,10 @@ def _user_signed_digest(body: dict[str, Any], nonce: int) -> bytes:
         if type(chain_text) is not str or not chain_text.startswith("0x") or len(chain_text) > 66:
             raise ValueError("signatureChainId is 0x and hex digits")
         chain_id = int(chain_text[2:], 16)
+        if body["type"] == "approveAgent" and "agentName" not in body:
+            # the SDK's approve_agent() without a name signs agentName "" and then deletes the
+            # field from the action it posts; Hyperliquid reads the missing name as ""
+            body = {**body, "agentName": ""}
         return eip712.user_signed_digest(primary, fields, body, chain_id)
     except (KeyError, ValueError) as err:
         raise TxError(Code.MALFORMED, f"{body['type']}: {err}") from None

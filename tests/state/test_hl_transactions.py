@@ -216,3 +216,18 @@ def test_borrow_lend_borrows_repays_and_switches_lending(chain: Chain) -> None:
     r = chain.block(sdk_l1(ALICE, {"type": "borrowLend", "operation": "withdraw", "token": 0, "amount": None},
                            chain.time + 1)).receipts[0]
     assert r.code == Code.OK, r
+
+
+def test_approve_agent_without_a_name_as_the_sdk_posts_it(chain: Chain) -> None:
+    """The SDK's ``approve_agent()`` signs ``agentName: ""`` then drops the field from the
+    action it posts: the signature must still recover the master."""
+    agent = EthKey(bytes([10]) * 32)
+    nonce = chain.time + 1
+    action = {"type": "approveAgent", "agentAddress": "0x" + agent.address.hex(), "agentName": "", "nonce": nonce}
+    sig = signing.sign_agent(_sdk_wallet(ALICE), action, False)
+    del action["agentName"]
+    raw = hltx.tx_from_request({"action": action, "nonce": nonce, "signature": sig})
+    assert decode_tx(raw).signer == ALICE.address
+    r = chain.block(raw).receipts[0]
+    assert r.code == Code.OK, r
+    assert chain.ex.agents[agent.address][0] == ALICE.address
