@@ -206,9 +206,8 @@ def order_status(ex: Exchange, wire: dict[str, Any], result: dict[str, Any], *, 
                                        "avgPx": _fills_avg_px(ex, market, result["fills"]), "oid": oid}, wire)}
     if child:
         return {"error": CHILD_DROPPED}
-    if status == "cancelled":
-        return {"error": REDUCE_ONLY_MISSED if wire.get("r") is True and "limit" in wire.get("t", {}) and
-                wire["t"]["limit"].get("tif") != "Ioc" else IOC_MISSED}
+    if status == "cancelled":  # nothing traded: a reduce-only order with no position left, or an IOC
+        return {"error": REDUCE_ONLY_MISSED if wire.get("r") is True else IOC_MISSED}
     return {"error": f"unexpected order status {status!r}"}
 
 
