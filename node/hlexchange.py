@@ -61,7 +61,6 @@ HTTP_UNPROCESSABLE: Final = 422
 WAIT_S: Final = 15.0
 #: codes of a body no client could have signed: Hyperliquid refuses those as undeserializable
 _UNDESERIALIZABLE: Final = frozenset({Code.MALFORMED, Code.UNKNOWN_TX_TYPE})
-_ORDER_TYPES: Final = frozenset({"order", "batchModify"})
 _CANCEL_TYPES: Final = frozenset({"cancel", "cancelByCloid"})
 IOC_MISSED: Final = "Order could not immediately match against any resting orders."
 REDUCE_ONLY_MISSED: Final = "Reduce only order would increase position."
@@ -117,7 +116,8 @@ def error_body(code: Code, message: str, http: int = 200) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- before the block
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A request that passed every check a block would make at once. ``groups``: for a
+    """A request's decoded transaction (checked as a block would check it, unless it is
+    committed already). ``groups``: for a
     batchModify, how many native actions each modify became (a modify that changes the
     side, tif, reduce-only flag or cloid is a cancel and a new order), to read its results."""
 
@@ -129,7 +129,7 @@ class Prepared:
 def parse_body(text: bytes) -> Any:
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise Refusal(Code.MALFORMED, "Failed to deserialize the JSON body: not valid JSON", HTTP_UNPROCESSABLE) from None
 
 

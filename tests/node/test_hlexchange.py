@@ -287,6 +287,7 @@ def _refused(node: Node, body: Any, name: str, http: int = 200) -> dict[str, Any
 def test_malformed_bodies_are_422(node: Node, sign: Signer) -> None:
     _refused(node, b"{not json", "MALFORMED", 422)
     _refused(node, [1, 2], "MALFORMED", 422)
+    _refused(node, b"[" * 100_000, "MALFORMED", 422)  # nesting past the parser's recursion limit
     body = sign.l1(ALICE, orders(order_wire(BTC_ASSET, True, "59000", "0.01")))
     _refused(node, {**body, "signature": "0xabc"}, "MALFORMED", 422)
     _refused(node, {k: v for k, v in body.items() if k != "nonce"}, "MALFORMED", 422)
