@@ -154,6 +154,7 @@ ACCOUNT_HANDLERS: Final[dict[type, AccountHandler]] = {
     SetMarginMode: isolated.handle_set_margin_mode,
     UpdateIsolatedMargin: isolated.handle_update_isolated_margin,
     ScheduleCancel: lifetimes.handle_schedule_cancel,
+    hlexec.Refused: hlexec.refused_result,
 }
 
 

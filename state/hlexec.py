@@ -11,7 +11,8 @@ The mapping (Hyperliquid -> bookchain):
 
 - ``order``: each order wire is a ``PlaceOrder`` (limit: ``Gtc``, ``Ioc``, ``Alo``;
   ``FrontendMarket`` is IOC) or a ``PlaceTrigger`` (``trigger``: market or limit stop /
-  take-profit), in a ``Batch`` so each gets its own result; grouping ``normalTpsl`` is a
+  take-profit), in a ``Batch`` so each gets its own result (an order the mapping refuses
+  keeps its slot as ``Refused``: the others still run, unless none is left); grouping ``normalTpsl`` is a
   ``PlaceGroup`` (the parent and its TP/SL, one-cancels-other), ``positionTpsl`` a
   position TP/SL group (sized to the whole position).
 - ``cancel`` / ``cancelByCloid``: ``Cancel`` each, in a ``Batch``.
@@ -33,12 +34,14 @@ The mapping (Hyperliquid -> bookchain):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from state import agents, hlassets, isolated
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.hltx import HlAction
+from state.receipts import ActionResult, rejected
 from state.tx import (
     MAX_NAME_LEN,
     ActAs,
@@ -141,11 +144,37 @@ def _order(ex: Exchange, wire: Any, child: bool = False) -> PlaceOrder | PlaceTr
                         0 if is_market else price, reduce_only, cloid)
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An order of a Hyperliquid batch that its mapping refused (a price off the rules, an
+    unknown asset): its slot in the batch answers that code and the others run, as
+    Hyperliquid answers each order of a batch on its own."""
+
+    code: Code
+    message: str
+
+
+def refused_result(ex: Exchange, signer: bytes, pubkey: bytes, a: Refused) -> ActionResult:
+    return rejected(a.code, a.message)
+
+
+agents.AGENT_ACTIONS.add(Refused)  # its slot fails whoever signed
+
+
+def _order_or_refused(ex: Exchange, wire: Any) -> Any:
+    try:
+        return _order(ex, wire)
+    except TxError as err:
+        return Refused(err.code, err.message)
+
+
 def _place(ex: Exchange, body: dict[str, Any]) -> Any:
     wires = _list(body, "orders")
     grouping = body.get("grouping", "na")
     if grouping == "na":
-        orders: tuple[Any, ...] = tuple(_order(ex, w) for w in wires)  # a Batch built here may hold triggers
+        orders: tuple[Any, ...] = tuple(_order_or_refused(ex, w) for w in wires)  # may hold triggers
+        if all(type(o) is Refused for o in orders):
+            raise TxError(orders[0].code, orders[0].message)  # nothing to run: the whole action is refused
         return Batch(orders)
     if grouping == "normalTpsl":
         parent = _order(ex, wires[0])

@@ -231,3 +231,12 @@ def test_approve_agent_without_a_name_as_the_sdk_posts_it(chain: Chain) -> None:
     r = chain.block(raw).receipts[0]
     assert r.code == Code.OK, r
     assert chain.ex.agents[agent.address][0] == ALICE.address
+
+
+def test_an_order_off_the_rules_fails_alone_in_its_batch(chain: Chain) -> None:
+    action = order_action(order_wire(BTC_ASSET, True, "59000", "0.01"), order_wire(BTC_ASSET, True, "58000.5", "0.01"),
+                          order_wire(7, True, "58000", "0.01"))
+    r = chain.block(sdk_l1(ALICE, action, chain.time + 1)).receipts[0]
+    assert r.code == Code.OK
+    assert [x.code for x in r.results] == [Code.OK, Code.BAD_DECIMAL, Code.UNKNOWN_MARKET]
+    assert len(chain.ex.books[BTC_PERP].orders) == 1
