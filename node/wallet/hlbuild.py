@@ -37,7 +37,13 @@ from typing import Any, Final
 from node.wallet.units import Catalog, MarketInfo, UnitError
 from state import hltx
 from state.eip712 import EthKey
-from state.hlassets import MAX_SIG_FIGS, PERP_MAX_DECIMALS, SPOT_MAX_DECIMALS, SPOT_OFFSET, sz_decimals
+from state.hlassets import (
+    MAX_SIG_FIGS,
+    PERP_MAX_DECIMALS,
+    SPOT_MAX_DECIMALS,
+    SPOT_OFFSET,
+    sz_decimals,
+)
 from state.keys import address_to_text
 from state.tx import (
     ActAs,
@@ -147,7 +153,7 @@ def _usd_micro(cat: Catalog, units: int) -> int:
     scaled = units * 10**_USD_DECIMALS
     if scaled % 10**decimals:
         raise HlBuildError("the amount is finer than 10^-6 USDC", "BAD_DECIMAL")
-    return scaled // 10**decimals
+    return int(scaled // 10**decimals)
 
 
 def _hex(raw: bytes) -> str:
