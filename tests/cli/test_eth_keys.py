@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -79,6 +80,11 @@ def test_list_and_show_say_the_scheme_and_old_files_load(tmp_path: Path) -> None
         ks.load_any("eve")
 
 
+def _j(env: Env, *args: str) -> Any:
+    """The command's --json answer."""
+    return env.json(*args)
+
+
 @pytest.fixture
 def eve(env: Env) -> Env:
     """A funded secp256k1 key ``eve`` in the CLI home."""
@@ -95,12 +101,12 @@ def test_orders_cancels_and_market_orders_signed_by_an_eth_key(eve: Env) -> None
     doc = json.loads(res.stdout)
     assert doc["code"] == 0 and doc["receipt"]["results"][0]["status"] == "resting"
     oid = doc["receipt"]["results"][0]["oid"]
-    (order,) = eve.json("query", "orders", "eve")["orders"]
+    (order,) = _j(eve, "query", "orders", "eve")["orders"]
     assert order["oid"] == oid and order["size"] == 2_500
-    looked_up = eve.json("query", "tx", doc["hash"])
+    looked_up = _j(eve, "query", "tx", doc["hash"])
     assert looked_up["receipt"]["code"] == 0
     assert eve.run("tx", "cancel", "BTC/USDC", "--oid", str(oid), "--key", "eve").exit_code == 0
-    assert eve.json("query", "orders", "eve")["orders"] == []
+    assert _j(eve, "query", "orders", "eve")["orders"] == []
     rest = eve.run("tx", "order", "BTC/USDC", "sell", "--size", "0.1", "--price", "60000", "--key", "alice")
     assert rest.exit_code == 0, rest.output
     market = eve.run("tx", "market", "BTC/USDC", "buy", "--size", "0.1", "--key", "eve")
@@ -111,38 +117,38 @@ def test_orders_cancels_and_market_orders_signed_by_an_eth_key(eve: Env) -> None
 
 
 def test_funds_leverage_sub_accounts_and_agents_with_an_eth_key(eve: Env) -> None:
-    bob = eve.json("keys", "show", "bob")["address"]
-    before = eve.json("query", "account", "bob")["balances"][0]["free"]
+    bob = _j(eve, "keys", "show", "bob")["address"]
+    before = _j(eve, "query", "account", "bob")["balances"][0]["free"]
     assert eve.run("tx", "transfer", "bob", "USDC", "250", "--key", "eve").exit_code == 0
-    assert eve.json("query", "account", "bob")["balances"][0]["free"] == before + 250 * 10**6
+    assert _j(eve, "query", "account", "bob")["balances"][0]["free"] == before + 250 * 10**6
     assert eve.run("tx", "transfer", bob, "BTC", "0.5", "--key", "eve").exit_code == 0
     out = eve.run("tx", "withdraw", "USDC", "100", "--key", "eve")
     assert out.exit_code == 0, out.output
     lev = eve.run("tx", "leverage", "BTC-PERP", "5", "--key", "eve")
     assert lev.exit_code == 0, lev.output
-    assert eve.json("query", "account", "eve")["margin"]["leverage"]["2"] == 5
+    assert _j(eve, "query", "account", "eve")["margin"]["leverage"]["2"] == 5
     assert eve.run("tx", "subaccount", "hedge", "--key", "eve").exit_code == 0
     assert eve.run("tx", "transfer", "sub:hedge", "USDC", "1000", "--key", "eve").exit_code == 0
     placed = eve.run("tx", "order", "BTC/USDC", "buy", "--size", "0.01", "--price", "59000", "--key", "eve",
                      "--account", "hedge")
     assert placed.exit_code == 0, placed.output
-    sub = eve.json("query", "account", "eve")["sub_accounts"][0]["address"]
-    assert len(eve.json("query", "orders", sub)["orders"]) == 1
+    sub = _j(eve, "query", "account", "eve")["sub_accounts"][0]["address"]
+    assert len(_j(eve, "query", "orders", sub)["orders"]) == 1
     back = eve.run("tx", "transfer", "eve", "USDC", "100", "--key", "eve", "--account", "hedge")
     assert back.exit_code == 0, back.output
     approve = eve.run("keys", "agent", "approve", "eve-bot", "--key", "eve", "--valid-for", "3600")
     assert approve.exit_code == 0, approve.output
-    assert [a["name"] for a in eve.json("keys", "agent", "list", "--key", "eve")["agents"]] == ["eve-bot"]
+    assert [a["name"] for a in _j(eve, "keys", "agent", "list", "--key", "eve")["agents"]] == ["eve-bot"]
     bot = eve.run("tx", "order", "BTC/USDC", "buy", "--size", "0.01", "--price", "58000", "--key", "eve-bot")
     assert bot.exit_code == 0, bot.output
-    assert len(eve.json("query", "orders", "eve")["orders"]) == 1
+    assert len(_j(eve, "query", "orders", "eve")["orders"]) == 1
     eth_bot = eve.run("keys", "agent", "approve", "eve-eth-bot", "--eth", "--key", "eve")
     assert eth_bot.exit_code == 0, eth_bot.output
-    assert eve.json("keys", "show", "eve-eth-bot")["scheme"] == "secp256k1"
-    cancel = eve.run("tx", "cancel", "BTC/USDC", "--oid", str(eve.json("query", "orders", "eve")["orders"][0]["oid"]),
+    assert _j(eve, "keys", "show", "eve-eth-bot")["scheme"] == "secp256k1"
+    cancel = eve.run("tx", "cancel", "BTC/USDC", "--oid", str(_j(eve, "query", "orders", "eve")["orders"][0]["oid"]),
                      "--key", "eve-eth-bot")
     assert cancel.exit_code == 0, cancel.output
-    assert eve.json("query", "orders", "eve")["orders"] == []
+    assert _j(eve, "query", "orders", "eve")["orders"] == []
 
 
 @pytest.mark.parametrize("args", [
