@@ -51,8 +51,10 @@ from state.tx import (
     Batch,
     CreateSubAccount,
     Deposit,
+    Modify,
     PlaceGroup,
     RevokeAgent,
+    Tif,
     UpdateLeverage,
     tx_hash,
 )
@@ -170,6 +172,26 @@ def isolated_markets(address: bytes) -> frozenset[int]:
                      if n.startswith(ISOLATED_PREFIX) and n[len(ISOLATED_PREFIX):].isdigit())
 
 
+_TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}
+
+
+def resting_orders(address: bytes) -> tuple[hlbuild.RestingOrder, ...]:
+    """The open orders of ``address`` (or of its master, for an agent key), from the node:
+    what a Hyperliquid modify restates."""
+    ctx = get_ctx()
+    client = ctx.client()
+    text = "0x" + address.hex()
+    master = translate_errors(lambda: client.account(text)).get("agent_of")
+    doc = translate_errors(lambda: client.orders(master or text))
+    out = []
+    for o in doc.get("orders") or []:
+        if isinstance(o, dict) and o.get("tif") in _TIFS:
+            cloid = o.get("cloid")
+            out.append(hlbuild.RestingOrder(int(o["market"]), int(o["oid"]), o.get("side") == "buy", _TIFS[o["tif"]],
+                                            bool(o.get("reduce_only")), bytes.fromhex(cloid) if cloid else None))
+    return tuple(out)
+
+
 def hl_sign(rec: EthKeyRecord, action: Any, expires_after: int | None) -> bytes:
     """``action`` signed by a secp256k1 key as the Hyperliquid action that stands for it
     (nonce: a millisecond timestamp, as every CLI nonce); a usage error naming the command
@@ -177,7 +199,9 @@ def hl_sign(rec: EthKeyRecord, action: Any, expires_after: int | None) -> bytes:
     acting = action.account if isinstance(action, ActAs) else rec.address
     inner = action.action if isinstance(action, ActAs) else action
     isolated = isolated_markets(acting) if isinstance(inner, UpdateLeverage) else frozenset()
-    hc = hlbuild.HlContext(catalog(), rec.address, isolated)
+    modifies = isinstance(inner, Modify) or (isinstance(inner, Batch) and any(isinstance(a, Modify)
+                                                                              for a in inner.actions))
+    hc = hlbuild.HlContext(catalog(), rec.address, isolated, resting_orders(acting) if modifies else ())
     nonce = NONCES.next(rec.address)
     try:
         return hlbuild.sign(rec.key, hlbuild.build(hc, action, nonce), nonce, expires_after_ms=expires_after)

@@ -12,7 +12,9 @@ What maps (native -> Hyperliquid):
 - ``PlaceOrder`` (and a ``Batch`` of them) -> ``order`` with grouping ``na``; ``PlaceTrigger``
   -> an order wire of type ``trigger``; ``PlaceGroup`` -> ``normalTpsl`` / ``positionTpsl``;
 - ``Cancel`` (and a ``Batch`` of them, all by oid or all by cloid) -> ``cancel`` /
-  ``cancelByCloid``;
+  ``cancelByCloid``; ``Modify`` (and a ``Batch`` of them) -> ``modify`` / ``batchModify``,
+  which restate the whole order: its side, time in force, reduce-only flag and cloid come
+  from the open order itself (``HlContext.resting``, read from the node);
 - ``UpdateLeverage`` -> ``updateLeverage`` (``isCross`` is the account's current mode, so
   the mode stays), ``UpdateIsolatedMargin`` -> ``updateIsolatedMargin``, ``ScheduleCancel``,
   ``CreateSubAccount``, ``Lend`` / ``Borrow`` / ``Repay`` -> ``borrowLend``;
@@ -22,7 +24,7 @@ What maps (native -> Hyperliquid):
 - ``ActAs(sub, x)`` -> ``x`` with ``vaultAddress`` = sub for an L1 action, and
   ``ActAs(sub, Transfer(master, ...))`` -> ``subAccountTransfer`` / ``subAccountSpotTransfer``.
 
-Anything else (deposits, cancel-all, modifies, margin mode, unwind order, revoking an agent,
+Anything else (deposits, cancel-all, trigger modifies, margin mode, unwind order, revoking an agent,
 good-til-time orders) has no Hyperliquid action the chain executes, and is refused with
 ``NO_HYPERLIQUID_EQUIVALENT``. Numbers are written as Hyperliquid's decimal strings; a price
 Hyperliquid's rules refuse (more than five significant figures with decimals) is refused
@@ -53,6 +55,7 @@ from state.tx import (
     Cancel,
     CreateSubAccount,
     Lend,
+    Modify,
     PlaceGroup,
     PlaceOrder,
     PlaceTrigger,
@@ -91,14 +94,28 @@ class HlRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RestingOrder:
+    """An open order as the node lists it: what a Hyperliquid modify must restate."""
+
+    market: int
+    oid: int
+    is_buy: bool
+    tif: Tif
+    reduce_only: bool
+    cloid: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class HlContext:
     """What the mapping needs besides the action: the node's markets and assets, the
-    account the key acts for (a sub-account's funds go back only to it), and the markets
-    that account trades isolated (``updateLeverage`` restates the margin mode)."""
+    account the key acts for (a sub-account's funds go back only to it), the markets that
+    account trades isolated (``updateLeverage`` restates the margin mode) and its open
+    orders (a modify restates the order)."""
 
     cat: Catalog
     account: bytes
     isolated: frozenset[int] = frozenset()
+    resting: tuple[RestingOrder, ...] = ()
 
 
 # ------------------------------------------------------------------------ numbers and ids
@@ -199,13 +216,27 @@ def _cancels(cat: Catalog, cancels: list[Cancel]) -> dict[str, Any]:
     raise HlBuildError("one Hyperliquid cancel names its orders all by oid or all by cloid")
 
 
-def _batch(cat: Catalog, b: Batch) -> dict[str, Any]:
+def _modify_entry(hc: HlContext, m: Modify) -> dict[str, Any]:
+    """``{oid, order}``: the order restated with the new price and size."""
+    for r in hc.resting:
+        if r.market == m.market and ((m.oid is not None and r.oid == m.oid)
+                                     or (m.oid is None and m.cloid is not None and r.cloid == m.cloid)):
+            order = PlaceOrder(m.market, r.is_buy, m.price, m.size, r.tif, r.reduce_only, r.cloid)
+            return {"oid": m.oid if m.oid is not None else _hex(m.cloid or b""), "order": order_wire(hc.cat, order)}
+    which = f"oid {m.oid}" if m.oid is not None else f"cloid {_hex(m.cloid or b'')}"
+    raise HlBuildError(f"no open order with {which} on {hc.cat.market(m.market).symbol}: a Hyperliquid modify "
+                       "restates the whole order, so it needs the open order", "UNKNOWN_ORDER")
+
+
+def _batch(hc: HlContext, b: Batch) -> dict[str, Any]:
     items = list(b.actions)
     if all(isinstance(a, PlaceOrder) for a in items):
-        return _orders(cat, [a for a in items if isinstance(a, PlaceOrder)])
+        return _orders(hc.cat, [a for a in items if isinstance(a, PlaceOrder)])
     if all(isinstance(a, Cancel) for a in items):
-        return _cancels(cat, [a for a in items if isinstance(a, Cancel)])
-    raise HlBuildError("a batch signed by a secp256k1 key holds only orders or only cancels "
+        return _cancels(hc.cat, [a for a in items if isinstance(a, Cancel)])
+    if all(isinstance(a, Modify) for a in items):
+        return {"type": "batchModify", "modifies": [_modify_entry(hc, a) for a in items if isinstance(a, Modify)]}
+    raise HlBuildError("a batch signed by a secp256k1 key holds only orders, only cancels or only modifies "
                        "(Hyperliquid signs one kind of action at a time)")
 
 
@@ -237,8 +268,10 @@ def l1_action(hc: HlContext, action: Any) -> dict[str, Any] | None:
         return _orders(cat, list(action.children), "positionTpsl")
     if isinstance(action, Cancel):
         return _cancels(cat, [action])
+    if isinstance(action, Modify):
+        return {"type": "modify", **_modify_entry(hc, action)}
     if isinstance(action, Batch):
-        return _batch(cat, action)
+        return _batch(hc, action)
     if isinstance(action, UpdateLeverage):
         return _leverage(hc, action)
     if isinstance(action, UpdateIsolatedMargin):

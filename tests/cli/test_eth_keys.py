@@ -105,6 +105,13 @@ def test_orders_cancels_and_market_orders_signed_by_an_eth_key(eve: Env) -> None
     assert order["oid"] == oid and order["size"] == 2_500
     looked_up = _j(eve, "query", "tx", doc["hash"])
     assert looked_up["receipt"]["code"] == 0
+    # a modify restates the open order (side, tif, cloid from the node); a new price is a new oid
+    moved = _j(eve, "tx", "modify", "BTC/USDC", "--oid", str(oid), "--size", "0.2", "--price", "61500", "--key", "eve")
+    oid = moved["receipt"]["results"][0]["oid"]
+    assert eve.run("tx", "modify", "BTC/USDC", "--oid", str(oid), "--size", "0.15", "--key", "eve").exit_code == 0
+    (order,) = _j(eve, "query", "orders", "eve")["orders"]
+    assert (order["price"], order["size"], order["side"], order["tif"]) == (61_500, 1_500, "sell", "gtc")
+    oid = order["oid"]
     assert eve.run("tx", "cancel", "BTC/USDC", "--oid", str(oid), "--key", "eve").exit_code == 0
     assert _j(eve, "query", "orders", "eve")["orders"] == []
     rest = eve.run("tx", "order", "BTC/USDC", "sell", "--size", "0.1", "--price", "60000", "--key", "alice")
@@ -157,6 +164,7 @@ def test_funds_leverage_sub_accounts_and_agents_with_an_eth_key(eve: Env) -> Non
     ("tx", "margin-mode", "BTC-PERP", "isolated", "--key", "eve"),
     ("tx", "set-unwind", "BTC-PERP", "--key", "eve"),
     ("keys", "agent", "revoke", "bob", "--key", "eve"),
+    ("tx", "modify-trigger", "BTC-PERP", "--oid", "1", "--trigger", "57000", "--size", "0.1", "--key", "eve"),
     ("tx", "order", "BTC/USDC", "buy", "--size", "0.1", "--price", "59000", "--expires-in", "60", "--key", "eve"),
 ])
 def test_commands_without_an_equivalent_name_the_command_and_send_nothing(eve: Env, args: tuple[str, ...]) -> None:

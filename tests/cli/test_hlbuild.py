@@ -189,3 +189,22 @@ def test_good_til_time_and_finer_prices_are_refused_before_signing(chain: Chain)
     with pytest.raises(hlbuild.HlBuildError, match="expiresAfter"):
         hlbuild.sign(KEY, hlbuild.build(_ctx(chain), Transfer(OTHER.address, USDC, 1), NONCE), NONCE,
                      expires_after_ms=NONCE + 1)
+
+
+def test_modifies_restate_the_open_order_and_resolve_to_the_native_modify(chain: Chain) -> None:
+    cat = _cat(chain)
+    placed = txbuild.order_action(cat, "BTC/USDC", "sell", "0.25", "61000", cloid="ask-1")
+    raw = hlbuild.sign(KEY, hlbuild.build(_ctx(chain), placed, chain.time + 1), chain.time + 1)
+    oid = chain.block(raw).receipts[0].results[0].oid
+    resting = (hlbuild.RestingOrder(placed.market, oid, False, placed.tif, False, placed.cloid),)
+    hc = hlbuild.HlContext(cat, KEY.address, frozenset(), resting)
+    by_oid = txbuild.modify_action(cat, "BTC/USDC", "61500", "0.2", oid=oid)
+    by_cloid = txbuild.modify_action(cat, "BTC/USDC", "61200", "0.1", cloid="ask-1")
+    for native, expected in ((by_oid, by_oid), (Batch((by_oid, by_cloid)), Batch((by_oid, by_cloid)))):
+        req = hlbuild.build(hc, native, NONCE)
+        assert req.action["type"] == ("modify" if native is by_oid else "batchModify")
+        tx = decode_tx(hlbuild.sign(KEY, req, NONCE))
+        assert hlexec.resolve(chain.ex, tx) == (_batch((expected,)) if native is by_oid else expected)
+    with pytest.raises(hlbuild.HlBuildError) as err:
+        hlbuild.build(_ctx(chain), by_oid, NONCE)  # the open order unknown: nothing to restate
+    assert err.value.code == "UNKNOWN_ORDER"
