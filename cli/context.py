@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import click
 
 from node.client import DEFAULT_URL, Client, NodeUnreachable, RpcError
-from node.wallet.keystore import KeyRecord, KeyStore, KeyStoreError, default_home
+from node.wallet.keystore import AnyKeyRecord, KeyStore, KeyStoreError, default_home
 from node.wallet.units import Catalog, UnitError
 from state.keys import address_from_text, address_to_text
 
@@ -78,9 +78,10 @@ class Ctx:
         if chain_id:
             self._chain_id = chain_id
 
-    def key(self, name: str) -> KeyRecord:
+    def key(self, name: str) -> AnyKeyRecord:
+        """The key ``name`` of either scheme (tx commands sign with whichever it is)."""
         try:
-            return self.keystore.load(name)
+            return self.keystore.load_any(name)
         except KeyStoreError as err:
             raise click.UsageError(str(err)) from None
 
@@ -93,7 +94,7 @@ class Ctx:
                 raise click.BadParameter(f"{ref!r} is not an address: an address is 0x followed by "
                                          "40 hex digits (0-9, a-f), e.g. 0x" + "ab" * 20) from None
         try:
-            return self.keystore.load(ref).address_text
+            return self.keystore.load_any(ref).address_text
         except KeyStoreError as err:
             raise click.BadParameter(f"{ref!r} is neither an address (0x + 40 hex digits) nor a key name: "
                                      f"{err}") from None

@@ -20,8 +20,11 @@ from rich.table import Table
 
 from cli import render
 from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, Seconds, json_option_saying, print_json
+from devnet import ethaccounts
 from devnet.genesis import DEFAULT_FUTURE_EXPIRY_S, DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
+from devnet.manifest import Manifest
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
+from node.wallet.keystore import EthKeyRecord, KeyStore, KeyStoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,18 +68,25 @@ def devnet() -> None:
 @click.option("--future-expiry", "future_expiry", default=DEFAULT_FUTURE_EXPIRY_S, show_default=True,
               type=click.IntRange(0, 10**9), metavar="SECONDS",
               help="BTC-FUT (market 4) expires this many seconds after genesis; 0 leaves it out (new devnet only).")
-@json_option_saying("Print the devnet manifest (chain id, nodes, pids, URLs, accounts) as JSON.")
+@click.option("--eth-accounts", "eth_accounts", default=ethaccounts.DEFAULT_ETH_ACCOUNTS, show_default=True,
+              type=click.IntRange(0, ethaccounts.MAX_ETH_ACCOUNTS), metavar="N",
+              help="Funded Ethereum (secp256k1) test accounts eth0..N-1, the same keys on every devnet, for "
+                   "the Hyperliquid SDK and ccxt (new devnet only).")
+@json_option_saying("Print the devnet manifest (chain id, nodes, pids, URLs, accounts, Ethereum test keys) as JSON.")
 def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_time_ms: int | None,
-       future_expiry: int, as_json: bool) -> None:
+       future_expiry: int, eth_accounts: int, as_json: bool) -> None:
     """Create (if needed) and start the devnet, wait for height 2, print the nodes.
 
     Re-running `up` after `down` restarts the same chain from its data directories.
-    A new devnet has a dated future, BTC-FUT, expiring --future-expiry seconds after genesis.
+    A new devnet has a dated future, BTC-FUT, expiring --future-expiry seconds after genesis,
+    and --eth-accounts funded Ethereum test accounts whose private keys `up` prints (test
+    keys: public, the same on every devnet, never to be used anywhere else).
 
     Example: bookchain devnet up -n 4 --future-expiry 300
     """
     consensus = (("empty_block_interval_ms", block_time_ms),) if block_time_ms is not None else ()
-    spec = DevnetSpec(nodes=nodes, traders=traders, consensus=consensus, future_expiry_s=future_expiry)
+    spec = DevnetSpec(nodes=nodes, traders=traders, consensus=consensus, future_expiry_s=future_expiry,
+                      eth_accounts=eth_accounts)
     sup = Supervisor(home)
     say = (lambda _m: None) if as_json else (lambda m: click.echo(m, err=True))
     try:
@@ -84,7 +94,7 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
     except (DevnetError, FileExistsError) as err:
         raise _fail(err) from None
     if as_json:
-        print_json(m.to_json())
+        print_json({**m.to_json(), "eth_test_accounts": eth_test_accounts(m)})
         return
     t = Table(title=f"devnet {m.chain_id} in {sup.home}", title_justify="left")
     for col in ("node", "pid", "rpc", "p2p"):
@@ -95,6 +105,38 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
     click.echo(f"\nCLI keys: {m.cli_home} ({', '.join(m.accounts[:4])}{', ...' if len(m.accounts) > 4 else ''}, bridge)")
     click.echo(f"try:  bookchain --home {m.cli_home} --node {m.nodes[0].rpc_url} query account alice")
     click.echo(f"      bookchain devnet demo --home {sup.home}")
+    print_eth_accounts(m)
+
+
+def eth_test_accounts(m: Manifest) -> list[dict[str, str]]:
+    """The devnet's Ethereum test accounts from its CLI keystore: name, address, private key."""
+    ks = KeyStore(m.cli_home)
+    out = []
+    for name in m.eth_accounts:
+        try:
+            rec = ks.load_any(name)
+        except KeyStoreError:
+            continue  # removed by hand: nothing to print
+        if isinstance(rec, EthKeyRecord):
+            out.append({"name": name, "address": rec.address_text, "private_key": rec.secret_hex})
+    return out
+
+
+def print_eth_accounts(m: Manifest) -> None:
+    """The Ethereum test accounts as Anvil prints its own, and how to use one from the SDK."""
+    accounts = eth_test_accounts(m)
+    if not accounts:
+        return
+    t = Table(title=f"Ethereum test accounts, funded at genesis ({ethaccounts.WARNING})", title_justify="left")
+    for col in ("key", "address", "private key"):
+        t.add_column(col)
+    for a in accounts:
+        t.add_row(a["name"], a["address"], a["private_key"])
+    click.echo()
+    render.console().print(t)
+    click.echo("Hyperliquid SDK: " + ethaccounts.sdk_line(accounts[0]["private_key"], m.nodes[0].rpc_url))
+    click.echo(f"CLI:  bookchain --home {m.cli_home} --node {m.nodes[0].rpc_url} tx order BTC-PERP buy "
+               f"--size 0.01 --price 59000 --key {accounts[0]['name']}")
 
 
 @devnet.command("down")

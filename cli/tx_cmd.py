@@ -6,6 +6,11 @@ nonce for the node's chain id, and broadcast it: by default through
 ``/broadcast_tx_commit`` so the receipt (fills, oid, status, error code) is printed; with
 ``--async`` through ``/broadcast_tx_sync``, which only reports the mempool check.
 
+A secp256k1 (``--eth``) key cannot sign a native transaction; ``submit`` writes the same
+action as the Hyperliquid action the chain maps back onto it (node/wallet/hlbuild.py) and
+signs that, so every command that has an equivalent works with either kind of key, and one
+that has none says so (``NO_HYPERLIQUID_EQUIVALENT``, exit 2) before anything is sent.
+
 Lending (``lend``, ``borrow``, ``repay``) will be three more subcommands here once the
 state machine has those actions: a builder in node/wallet/txbuild.py plus a ``submit`` call.
 """
@@ -33,10 +38,12 @@ from cli.context import (
 from cli.messages import humanize_answer
 from cli.render import print_receipt
 from node.client import RpcError
-from node.wallet import txbuild
+from node.wallet import hlbuild, txbuild
+from node.wallet.keystore import EthKeyRecord
 from node.wallet.nonce import NONCES
 from node.wallet.units import MAX_CHAIN_INT, Catalog
 from state.agents import sub_account_address
+from state.isolated import ISOLATED_PREFIX
 from state.keys import address_from_text
 from state.tx import (
     ActAs,
@@ -44,8 +51,11 @@ from state.tx import (
     Batch,
     CreateSubAccount,
     Deposit,
+    Modify,
     PlaceGroup,
     RevokeAgent,
+    Tif,
+    UpdateLeverage,
     tx_hash,
 )
 
@@ -119,9 +129,15 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
             raise click.UsageError("--account does not apply to this command")
         action = ActAs(sub_account_of(key_name, sub_account), action)
     expires_after = now_ms() + expires_after_s * 1000 if expires_after_s is not None else None
+    eth_raw = hl_sign(rec, action, expires_after) if isinstance(rec, EthKeyRecord) else None
 
     def go() -> dict[str, Any]:
-        raw = txbuild.sign(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id(), expires_after_ms=expires_after)
+        if eth_raw is not None:
+            raw = eth_raw
+        else:
+            assert not isinstance(rec, EthKeyRecord)
+            raw = txbuild.sign(rec.key, NONCES.next(rec.key.pubkey), action, ctx.chain_id(),
+                               expires_after_ms=expires_after)
         client = ctx.client()
         try:
             if is_async:
@@ -144,6 +160,55 @@ def submit(action: Any, key_name: str, *, is_async: bool, timeout_ms: int, chain
         name = answer.get("name") or (answer.get("receipt") or {}).get("name") or f"code {code}"
         message = answer.get("message") or (answer.get("receipt") or {}).get("message") or ""
         raise Rejected(f"transaction rejected: {name}" + (f": {message}" if message else ""))
+
+
+def isolated_markets(address: bytes) -> frozenset[int]:
+    """The markets ``address`` trades isolated: its sub-accounts named ``isolated:<market>``
+    (state/isolated.py), asked from the node."""
+    ctx = get_ctx()
+    doc = translate_errors(lambda: ctx.client().account("0x" + address.hex()))
+    names = [str(x.get("name", "")) for x in doc.get("sub_accounts") or [] if isinstance(x, dict)]
+    return frozenset(int(n[len(ISOLATED_PREFIX):]) for n in names
+                     if n.startswith(ISOLATED_PREFIX) and n[len(ISOLATED_PREFIX):].isdigit())
+
+
+_TIFS = {"gtc": Tif.GTC, "ioc": Tif.IOC, "alo": Tif.ALO}
+
+
+def resting_orders(address: bytes) -> tuple[hlbuild.RestingOrder, ...]:
+    """The open orders of ``address`` (or of its master, for an agent key), from the node:
+    what a Hyperliquid modify restates."""
+    ctx = get_ctx()
+    client = ctx.client()
+    text = "0x" + address.hex()
+    master = translate_errors(lambda: client.account(text)).get("agent_of")
+    doc = translate_errors(lambda: client.orders(master or text))
+    out = []
+    for o in doc.get("orders") or []:
+        if isinstance(o, dict) and o.get("tif") in _TIFS:
+            cloid = o.get("cloid")
+            out.append(hlbuild.RestingOrder(int(o["market"]), int(o["oid"]), o.get("side") == "buy", _TIFS[o["tif"]],
+                                            bool(o.get("reduce_only")), bytes.fromhex(cloid) if cloid else None))
+    return tuple(out)
+
+
+def hl_sign(rec: EthKeyRecord, action: Any, expires_after: int | None) -> bytes:
+    """``action`` signed by a secp256k1 key as the Hyperliquid action that stands for it
+    (nonce: a millisecond timestamp, as every CLI nonce); a usage error naming the command
+    when Hyperliquid has no such action."""
+    acting = action.account if isinstance(action, ActAs) else rec.address
+    inner = action.action if isinstance(action, ActAs) else action
+    isolated = isolated_markets(acting) if isinstance(inner, UpdateLeverage) else frozenset()
+    modifies = isinstance(inner, Modify) or (isinstance(inner, Batch) and any(isinstance(a, Modify)
+                                                                              for a in inner.actions))
+    hc = hlbuild.HlContext(catalog(), rec.address, isolated, resting_orders(acting) if modifies else ())
+    nonce = NONCES.next(rec.address)
+    try:
+        return hlbuild.sign(rec.key, hlbuild.build(hc, action, nonce), nonce, expires_after_ms=expires_after)
+    except hlbuild.HlBuildError as err:
+        command = click.get_current_context().command_path
+        raise click.UsageError(f"{err}. `{command}` cannot be signed by {rec.name!r}, a secp256k1 key; "
+                               "sign it with an ed25519 key (bookchain keys new NAME)") from None
 
 
 def action_markets(action: Any) -> list[int | None]:

@@ -4,7 +4,8 @@ Layout (node homes follow node/API.md)::
 
     DEVNET/devnet.json        manifest: nodes, ports, peer ids, later the pids
     DEVNET/genesis.json       the shared genesis document
-    DEVNET/cli/keys/*.json    CLI keys: bridge, alice, bob, trader0..traderK-1
+    DEVNET/cli/keys/*.json    CLI keys: bridge, alice, bob, trader0..traderK-1, and the
+                              secp256k1 test accounts eth0..ethM-1 (devnet/ethaccounts.py)
     DEVNET/node0/config.json  rpc + p2p ports, every other node as a peer
     DEVNET/node0/genesis.json
     DEVNET/node0/keys/validator.json, keys/p2p.key
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devnet import p2pkeys
+from devnet import ethaccounts, p2pkeys
 from devnet.manifest import Manifest, NodeEntry, save_manifest
 from node.wallet.keystore import KeyStore, write_private_json
 from state.genesis import default_assets, future_market, make_genesis_doc
@@ -63,6 +64,7 @@ class DevnetSpec:
     funds: tuple[tuple[str, int], ...] = tuple(DEFAULT_FUNDS.items())
     consensus: tuple[tuple[str, Any], ...] = ()  # overrides of config.json "consensus"
     future_expiry_s: int = DEFAULT_FUTURE_EXPIRY_S  # BTC-FUT expires this long after genesis (0: none)
+    eth_accounts: int = ethaccounts.DEFAULT_ETH_ACCOUNTS  # funded deterministic secp256k1 test accounts
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -154,13 +156,16 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
     # CLI keys: the bridge authority and funded accounts
     bridge = cli.create("bridge")
     accounts = [*DEMO_ACCOUNTS, *(f"trader{i}" for i in range(spec.traders))]
-    funded = [cli.create(name) for name in accounts]
+    funded = [cli.create(name).address for name in accounts]
+    # Ethereum test accounts (the same keys on every devnet), with the same bag as alice's
+    eth_accounts = [ethaccounts.account_name(i) for i in range(spec.eth_accounts)]
+    funded += [cli.add_eth(name, ethaccounts.account_key(i)).address for i, name in enumerate(eth_accounts)]
 
     doc = devnet_genesis_doc(
         chain_id=spec.chain_id,
         validators=[{"name": e.name, "pubkey": e.validator_pubkey, "power": 1} for e in entries],
         bridge_pubkey=bridge.key.pubkey,
-        funded=[r.address for r in funded],
+        funded=funded,
         funds=dict(spec.funds),
         genesis_time_ms=now_ms if now_ms is not None else time.time_ns() // 1_000_000,
         future_expiry_s=spec.future_expiry_s,
@@ -174,6 +179,7 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
         _write_json(node_home / "genesis.json", doc)
         _write_json(node_home / "config.json", node_config(e.name, e.rpc_port, e.p2p_port, peers, consensus))
 
-    manifest = Manifest(spec.chain_id, int(doc["genesis_time_ms"]), entries, str(cli.home), accounts)
+    manifest = Manifest(spec.chain_id, int(doc["genesis_time_ms"]), entries, str(cli.home), accounts,
+                        eth_accounts=eth_accounts)
     save_manifest(root, manifest)
     return manifest

@@ -51,6 +51,7 @@ class Manifest:
     cli_home: str
     accounts: list[str]
     processes: dict[str, ProcessEntry] = field(default_factory=dict)
+    eth_accounts: list[str] = field(default_factory=list)  # CLI names of the secp256k1 test accounts
 
     def node(self, ref: str) -> NodeEntry:
         """A node by name (``node0``) or index (``0``)."""
@@ -65,6 +66,7 @@ class Manifest:
             "created_ms": self.created_ms,
             "cli_home": self.cli_home,
             "accounts": self.accounts,
+            "eth_accounts": self.eth_accounts,
             "nodes": [{**asdict(n), "rpc_url": n.rpc_url, "p2p_addr": n.p2p_addr} for n in self.nodes],
             "processes": {k: {**asdict(p), "cmd": list(p.cmd)} for k, p in sorted(self.processes.items())},
         }
@@ -77,7 +79,7 @@ class Manifest:
                                  tuple(p.get("cmd", ())))
                  for k, p in doc.get("processes", {}).items()}
         return cls(doc["chain_id"], int(doc["created_ms"]), nodes, doc["cli_home"], list(doc.get("accounts", [])),
-                   procs)
+                   procs, list(doc.get("eth_accounts", [])))
 
 
 def manifest_path(home: str | os.PathLike[str]) -> Path:

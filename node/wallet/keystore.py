@@ -1,5 +1,10 @@
 """Named signing keys in the CLI home: ``HOME/keys/NAME.json`` = {"seed","pubkey","address"}.
 
+Two schemes: ed25519 (the chain's native transactions; the file has no ``scheme`` field, so
+every file written before secp256k1 keys existed loads unchanged) and secp256k1, an
+Ethereum key that signs Hyperliquid-style actions (state/hltx.py), whose file says
+``"scheme": "secp256k1"`` and whose address is the Ethereum one (keccak of the public key).
+
 Why plain JSON files with mode 0600 and no passphrase: this is a devnet tool, the same
 trade-off CometBFT's ``priv_validator_key.json`` makes. Files are created with
 ``O_EXCL`` and mode 0600 from the first byte (never chmod-after-write, which leaves a
@@ -17,7 +22,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from coincurve import PrivateKey as _SecpKey
+
+from state.eip712 import EthKey
 from state.keys import PrivateKey, address_to_text
+
+SCHEME_ED25519 = "ed25519"
+SCHEME_SECP256K1 = "secp256k1"
+SCHEMES = (SCHEME_ED25519, SCHEME_SECP256K1)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_HOME = "~/.bookchain"
@@ -34,8 +46,15 @@ def default_home() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
+    """An ed25519 key: signs native transactions."""
+
     name: str
     key: PrivateKey
+    scheme = SCHEME_ED25519
+
+    @property
+    def secret_hex(self) -> str:
+        return self.key.hex()
 
     @property
     def pubkey_hex(self) -> str:
@@ -51,10 +70,47 @@ class KeyRecord:
 
     def public_json(self) -> dict[str, str]:
         """What ``keys show`` prints: never the seed."""
-        return {"name": self.name, "pubkey": self.pubkey_hex, "address": self.address_text}
+        return {"name": self.name, "scheme": self.scheme, "pubkey": self.pubkey_hex, "address": self.address_text}
 
     def file_json(self) -> dict[str, str]:
         return {"seed": self.key.hex(), "pubkey": self.pubkey_hex, "address": self.address_text}
+
+
+@dataclass(frozen=True, slots=True)
+class EthKeyRecord:
+    """A secp256k1 (Ethereum) key: signs Hyperliquid-style actions, the ones its SDK and
+    ccxt send; its pubkey is shown compressed (33 bytes), its address is Ethereum's."""
+
+    name: str
+    key: EthKey
+    scheme = SCHEME_SECP256K1
+
+    @property
+    def secret_hex(self) -> str:
+        return self.key.hex()
+
+    @property
+    def pubkey_hex(self) -> str:
+        return _SecpKey(self.key.secret).public_key.format(compressed=True).hex()
+
+    @property
+    def address(self) -> bytes:
+        return self.key.address
+
+    @property
+    def address_text(self) -> str:
+        return address_to_text(self.key.address)
+
+    def public_json(self) -> dict[str, str]:
+        return {"name": self.name, "scheme": self.scheme, "pubkey": self.pubkey_hex, "address": self.address_text}
+
+    def file_json(self) -> dict[str, str]:
+        return {"scheme": self.scheme, "seed": self.key.hex(), "pubkey": self.pubkey_hex,
+                "address": self.address_text}
+
+
+#: A stored key of either scheme.
+AnyKeyRecord = KeyRecord | EthKeyRecord
 
 
 def check_name(name: str) -> str:
@@ -72,6 +128,21 @@ def parse_seed(text: str) -> PrivateKey:
     if len(raw) != 32:
         raise KeyStoreError(f"a seed is 32 bytes (64 hex digits), got {len(raw)} bytes")
     return PrivateKey(raw)
+
+
+def parse_eth_key(text: str) -> EthKey:
+    """A secp256k1 private key: 64 hex digits, ``0x`` optional (as wallets export it)."""
+    body = text.strip().lower().removeprefix("0x")
+    try:
+        raw = bytes.fromhex(body)
+    except ValueError:
+        raise KeyStoreError("a secp256k1 private key is 64 hex digits (0x optional)") from None
+    if len(raw) != 32:
+        raise KeyStoreError(f"a secp256k1 private key is 32 bytes (64 hex digits), got {len(raw)} bytes")
+    try:
+        return EthKey(raw)
+    except ValueError as err:
+        raise KeyStoreError(str(err)) from None
 
 
 def write_private_json(path: Path, doc: dict[str, str], *, overwrite: bool = False) -> None:
@@ -115,7 +186,23 @@ class KeyStore:
     def create(self, name: str) -> KeyRecord:
         return self.add(name, PrivateKey.generate())
 
+    def add_eth(self, name: str, key: EthKey, *, overwrite: bool = False) -> EthKeyRecord:
+        record = EthKeyRecord(check_name(name), key)
+        write_private_json(self.path(name), record.file_json(), overwrite=overwrite)
+        return record
+
+    def create_eth(self, name: str) -> EthKeyRecord:
+        return self.add_eth(name, EthKey.generate())
+
     def load(self, name: str) -> KeyRecord:
+        """An ed25519 key (what signs native transactions); a secp256k1 key is refused."""
+        record = self.load_any(name)
+        if not isinstance(record, KeyRecord):
+            raise KeyStoreError(f"key {name!r} is a secp256k1 (Ethereum) key; this needs an ed25519 key")
+        return record
+
+    def load_any(self, name: str) -> AnyKeyRecord:
+        """The key ``name`` of either scheme, checked against its stored pubkey and address."""
         path = self.path(name)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -123,11 +210,18 @@ class KeyStore:
             raise KeyStoreError(self.unknown(name)) from None
         except ValueError as err:
             raise KeyStoreError(f"{path}: not JSON ({err})") from None
+        scheme = doc.get("scheme", SCHEME_ED25519) if isinstance(doc, dict) else SCHEME_ED25519
+        if scheme not in SCHEMES:
+            raise KeyStoreError(f"{path}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+        record: AnyKeyRecord
         try:
-            key = parse_seed(doc["seed"])
-        except (KeyError, TypeError):
+            seed = doc["seed"]
+            if scheme == SCHEME_SECP256K1:
+                record = EthKeyRecord(name, parse_eth_key(seed))
+            else:
+                record = KeyRecord(name, parse_seed(seed))
+        except (KeyError, TypeError, AttributeError):
             raise KeyStoreError(f"{path}: no seed") from None
-        record = KeyRecord(name, key)
         if doc.get("pubkey", record.pubkey_hex).lower() != record.pubkey_hex:
             raise KeyStoreError(f"{path}: pubkey does not match the seed")
         if doc.get("address", record.address_text).lower() != record.address_text:
@@ -148,5 +242,5 @@ class KeyStore:
             text += f"; did you mean {', '.join(close)}?"
         return text + f" ({len(names)} keys: list them with `bookchain keys list`)"
 
-    def all(self) -> list[KeyRecord]:
-        return [self.load(n) for n in self.names()]
+    def all(self) -> list[AnyKeyRecord]:
+        return [self.load_any(n) for n in self.names()]

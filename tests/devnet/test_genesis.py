@@ -68,7 +68,7 @@ def test_genesis_loads_and_funds_the_demo_accounts(devnet: Path) -> None:
     for n in m.nodes:
         assert json.loads((Path(n.home) / "genesis.json").read_text()) == g.raw
     ks = KeyStore(m.cli_home)
-    assert ks.names() == sorted(["alice", "bob", "bridge", "trader0", "trader1", "trader2"])
+    assert ks.names() == sorted(["alice", "bob", "bridge", "trader0", "trader1", "trader2", *(f"eth{i}" for i in range(5))])
     assert g.bridge_authority == ks.load("bridge").key.pubkey
     funded = {}
     for address, asset, amount in g.balances:
