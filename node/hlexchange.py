@@ -193,6 +193,8 @@ def _with_cloid(doc: dict[str, Any], wire: dict[str, Any]) -> dict[str, Any]:
 def order_status(ex: Exchange, wire: dict[str, Any], result: dict[str, Any], *, child: bool = False,
                  parent_filled: bool = False) -> Any:
     """One order's Hyperliquid status from its action result (node/jsonfmt.py's form)."""
+    if result["code"] == Code.IOC_NO_FILL:  # Hyperliquid's words, which clients match on
+        return {"error": f"{IOC_MISSED} asset={wire.get('a')}"}
     if result["code"] != Code.OK:
         return {"error": result["message"] or result["name"]}
     status, oid, filled = result["status"], result["oid"], int(result["filled"])
