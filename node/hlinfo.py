@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from state.hlassets import perp_ids, spot_ids, sz_decimals
 from state.keys import address_from_text, address_to_text
 from state.views import margin_summary
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
 
-SPOT_OFFSET = 10_000  # Hyperliquid numbers spot assets from 10000
 BOOK_LEVELS = 20
 RATIO_PLACES = 8
 
@@ -80,24 +80,7 @@ class Units:
         return dec(px, self.quote_dec)
 
 
-def sz_decimals(lot_size: int, decimals: int) -> int:
-    """How many decimals a size has: those of one lot (0.0001 BTC -> 4)."""
-    text = dec(lot_size, decimals)
-    return len(text.partition(".")[2])
-
-
 # ---------------------------------------------------------------------------- coins
-def perp_ids(ex: Exchange) -> list[int]:
-    """The perp universe in Hyperliquid's order: perps, then dated futures, by market id."""
-    perps = [m.market_id for m in ex.markets if m.market_id in ex.perp_market_ids]
-    futures = [m.market_id for m in ex.markets if m.market_id in ex.future_market_ids]
-    return perps + futures
-
-
-def spot_ids(ex: Exchange) -> list[int]:
-    return [m.market_id for m in ex.markets if not m.is_derivative]
-
-
 def coin_of(ex: Exchange, market: int) -> str:
     """Hyperliquid's coin name: a perp's base asset, a future's symbol, a spot pair's
     ``@i`` (its spot universe index, as Hyperliquid names non-canonical pairs; clients
