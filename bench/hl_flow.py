@@ -96,7 +96,7 @@ def make_flows(genesis: Genesis, keys: list[PrivateKey], eth: list[EthKey], n_bl
     return native, hl
 
 
-def decode_rate(raws: list[bytes], verify: Any, repeats: int = 3) -> float:
+def decode_rate(raws: list[Any], verify: Any, repeats: int = 3) -> float:
     best = 0.0
     for _ in range(repeats):
         t = time.perf_counter()

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from devnet.manifest import Manifest, load_manifest
-from devnet.procs import is_ours_and_alive, stop
 from node.client import Client, as_int
+from tests.devnet.conftest import running_devnet
 
 pytestmark = [
     pytest.mark.e2e,
@@ -60,19 +60,8 @@ def processes_mentioning(text: str) -> list[int]:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manifest]:
     home = tmp_path_factory.mktemp("e2e") / "devnet"
-    try:
-        res = bookchain("devnet", "up", "--home", str(home), "--nodes", str(NODES), "--traders", "4",
-                        "--timeout", "90")
-        assert res.returncode == 0, res.stdout + res.stderr
-        m = load_manifest(home)
-        assert m is not None
+    with running_devnet(home, nodes=NODES, traders=4) as (m, _out):
         yield m
-    finally:
-        down = bookchain("devnet", "down", "--home", str(home))
-        m = load_manifest(home) if home.exists() else None
-        if m is not None:  # belt and braces: the recorded pids only
-            stop({n: e for n, e in m.processes.items() if is_ours_and_alive(e)}, timeout=5)
-        assert down.returncode == 0, down.stdout + down.stderr
 
 
 def wait_all(m: Manifest, height: int, timeout: float = 30) -> None:

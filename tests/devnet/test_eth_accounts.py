@@ -19,11 +19,11 @@ from cli.main import bookchain as bookchain_cli
 from devnet import ethaccounts
 from devnet.genesis import DEFAULT_FUNDS, DevnetSpec, create_devnet
 from devnet.manifest import Manifest, NodeEntry, load_manifest
-from devnet.procs import is_ours_and_alive, stop
 from devnet.supervisor import Supervisor
 from node.wallet.keystore import EthKeyRecord, KeyStore
 from state.eip712 import SECP256K1_N
 from state.genesis import Genesis
+from tests.devnet.conftest import running_devnet
 
 STANDIN = str(Path(__file__).with_name("standin_node.py"))
 # pinned: docs and scripts name these; a change here changes every devnet's test accounts
@@ -127,21 +127,10 @@ def test_devnet_up_json_lists_the_test_keys(devnet_home: Path, monkeypatch: pyte
 # ------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Manifest, str]]:
-    from tests.devnet.test_devnet_e2e import bookchain
 
     home = tmp_path_factory.mktemp("ethe2e") / "devnet"
-    try:
-        res = bookchain("devnet", "up", "--home", str(home), "--nodes", "1", "--traders", "0", "--timeout", "90")
-        assert res.returncode == 0, res.stdout + res.stderr
-        m = load_manifest(home)
-        assert m is not None
-        yield m, res.stdout
-    finally:
-        down = bookchain("devnet", "down", "--home", str(home))
-        m = load_manifest(home) if home.exists() else None
-        if m is not None:  # belt and braces: the recorded pids only
-            stop({n: e for n, e in m.processes.items() if is_ours_and_alive(e)}, timeout=5)
-        assert down.returncode == 0, down.stdout + down.stderr
+    with running_devnet(home, nodes=1, traders=0) as (m, out):
+        yield m, out
 
 
 @pytest.mark.e2e

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from devnet.manifest import Manifest, load_manifest
-from devnet.procs import is_ours_and_alive, stop
-from tests.devnet.test_devnet_e2e import bookchain, bookchain_json
+from devnet.manifest import Manifest
+from tests.devnet.conftest import running_devnet
+from tests.devnet.test_devnet_e2e import bookchain_json
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,18 +31,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manifest]:
     home = tmp_path_factory.mktemp("hlws") / "devnet"
-    try:
-        res = bookchain("devnet", "up", "--home", str(home), "--nodes", "1", "--traders", "0", "--timeout", "90")
-        assert res.returncode == 0, res.stdout + res.stderr
-        m = load_manifest(home)
-        assert m is not None
+    with running_devnet(home, nodes=1, traders=0) as (m, _out):
         yield m
-    finally:
-        down = bookchain("devnet", "down", "--home", str(home))
-        m = load_manifest(home) if home.exists() else None
-        if m is not None:  # belt and braces: the recorded pids only
-            stop({n: e for n, e in m.processes.items() if is_ours_and_alive(e)}, timeout=5)
-        assert down.returncode == 0, down.stdout + down.stderr
 
 
 class Inbox:
