@@ -176,8 +176,11 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ transactions
     async def submit(self, raws: list[bytes]) -> list[Admission]:
-        adms = await self.mempool.add_many(raws, self.verify_pool)
-        self.metrics.on_admitted(a.hash for a in adms if a.ok)
+        """A client's batch: admitted within the admission window and the signers' shares
+        (node/admission.py); nothing here waits for a block."""
+        t0 = time.perf_counter()
+        adms = await self.mempool.add_many(raws, self.verify_pool, bound=True)
+        self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
             # only be proposed by a peer once it has reached that peer's mempool
@@ -268,6 +271,12 @@ class NodeRuntime:
         m.gauge("bookchain_last_apply_ms", "Execution + storage time of the last block", lambda: round(ex.last_apply_ms, 3))
         m.gauge("bookchain_mempool_txs", "Transactions waiting in the mempool", lambda: len(self.mempool))
         m.gauge("bookchain_mempool_bytes", "Bytes waiting in the mempool", lambda: self.mempool.bytes)
+        m.gauge("bookchain_commit_rate", "Measured commit rate (tx/s, EWMA) the admission window is sized by",
+                lambda: round(self.mempool.rate.per_s, 1))
+        m.gauge("bookchain_admission_window_txs", "Pending txs the mempool admits from clients now (0: off)",
+                self.mempool.window_txs)
+        m.counter_from("bookchain_mempool_busy", "Submissions refused with MEMPOOL_BUSY (retryable)",
+                       lambda: self.mempool.refused_busy)
         m.gauge("bookchain_peers", "Connected peers", lambda: len(self.p2p.connected_peers()) if self.p2p else 0)
         m.gauge("bookchain_websocket_clients", "Open websocket connections", lambda: self.rpc.ws_clients)
         m.counter_from("bookchain_consensus_extra_rounds", "Rounds beyond round 0 needed to commit, summed over heights",

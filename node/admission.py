@@ -1,0 +1,95 @@
+"""Admission sized in time: how many transactions a client may still add to the mempool.
+
+Why time, not a count: a count cap sized for a fast machine queues seconds of backlog on a
+slow one, and every admitted transaction then waits behind it (a devnet offered 6,000/s
+against a capacity of ~5,000/s had a 50,000-tx mempool and a 16 s p99). The node measures
+how many transactions it commits per second (``CommitRate``) and admits from clients only
+while the pending set holds less than ``admission_window_ms`` of that rate (the *window*);
+beyond it a submission is refused at once with ``MEMPOOL_BUSY``, which a client retries.
+The count cap (``max_txs``) stays as a hard ceiling whatever the rate says.
+
+Why a floor: the rate is what the chain committed, not what it could commit; an idle node
+measures ~0/s, and must still take a burst. The window is never below ``floor`` txs.
+
+Fairness per signer (Hyperliquid limits actions per address): a signer may hold at most
+``max(per_signer_min, window // active_signers)`` pending transactions, so one account
+flooding the node is refused while the others still get in; and once the pending set
+fills the window, a signer still under its fair share (``window // active_signers``) is
+admitted anyway, so a flooder that filled the window alone cannot lock a newcomer out
+until its backlog drains. Those admissions are bounded: the shares of all signers sum to
+the window, so the overshoot is at most what signers held beyond shares that shrank as
+others arrived (and never past ``2 x window``, checked before any signature is verified).
+
+This is node policy, not consensus: it decides what enters this node's mempool from its
+clients (gossip from peers only meets the hard ceiling, so every node holds the same
+pending set to propose from), never what a block may contain.
+"""
+
+from __future__ import annotations
+
+import math
+
+from state.errors import Code
+
+#: Time constant of the commit-rate average (s): a few blocks at saturation, so the window
+#: follows a slowing chain within a couple of seconds without jumping at one odd block.
+RATE_TAU_S = 2.0
+
+
+class CommitRate:
+    """A time-weighted EWMA of committed transactions per second.
+
+    Each block contributes ``txs / dt`` (``dt``: wall time since the previous commit) with
+    weight ``1 - exp(-dt / tau)``: a burst of blocks a few ms apart moves the estimate by
+    as little as those few ms deserve, a long gap by almost all of it."""
+
+    __slots__ = ("_last", "per_s", "tau_s")
+
+    def __init__(self, tau_s: float = RATE_TAU_S) -> None:
+        self.tau_s = tau_s
+        self.per_s = 0.0
+        self._last: float | None = None
+
+    def on_block(self, txs: int, now: float) -> None:
+        last, self._last = self._last, now
+        if last is None:
+            return  # the first commit seen: no interval to divide by yet
+        dt = now - last
+        if dt <= 0:
+            return
+        alpha = 1.0 - math.exp(-dt / self.tau_s)
+        self.per_s += alpha * (txs / dt - self.per_s)
+
+
+class Window:
+    """The admission bound and the per-signer shares, from the measured rate."""
+
+    __slots__ = ("floor", "per_signer_min", "rate", "window_ms")
+
+    def __init__(self, window_ms: int, floor: int, per_signer_min: int, rate: CommitRate) -> None:
+        self.window_ms = window_ms
+        self.floor = floor
+        self.per_signer_min = per_signer_min
+        self.rate = rate
+
+    def size(self) -> int:
+        """How many pending txs the mempool may hold from clients right now."""
+        return max(self.floor, int(self.rate.per_s * self.window_ms / 1000))
+
+    def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
+        """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``
+        signers holding any (this one counted); else the refusal."""
+        window = self.size()
+        fair = window // max(1, active)
+        share = max(self.per_signer_min, fair)
+        if held >= share:
+            return Code.MEMPOOL_BUSY, (f"signer holds {held} pending transactions, its share of the "
+                                       f"{window}-tx admission window; retry later")
+        if pending >= window and held >= fair:
+            return Code.MEMPOOL_BUSY, (f"{pending} transactions pending, {self.window_ms} ms of the "
+                                       f"commit rate; retry later")
+        return None
+
+    def saturated(self, pending: int) -> bool:
+        """Beyond any signer's admission: refuse before paying for the signature."""
+        return pending >= 2 * self.size()
