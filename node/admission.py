@@ -20,6 +20,15 @@ until its backlog drains. Those admissions are bounded: the shares of all signer
 the window, so the overshoot is at most what signers held beyond shares that shrank as
 others arrived (and never past ``2 x window``, checked before any signature is verified).
 
+Refusing must cost less than admitting, or a flood of refusals eats the capacity the window
+is sized by: a native transaction names its public key at a fixed place of its envelope, so
+the verdict is first taken on that claimed signer, before the signature is verified (a
+forged claim cannot make a refusal wrong: it only refuses when the named signer already
+holds its share, and its own transactions would be refused as well). What survives is
+verified and judged again on the verified signer. The proposer cuts its blocks to
+``reap_window_ms`` of the rate: a transaction waits for the block in flight and then its
+own, so blocks of seconds would put seconds on every admitted transaction's latency.
+
 This is node policy, not consensus: it decides what enters this node's mempool from its
 clients (gossip from peers only meets the hard ceiling, so every node holds the same
 pending set to propose from), never what a block may contain.
@@ -30,6 +39,7 @@ from __future__ import annotations
 import math
 
 from state.errors import Code
+from state.keys import PUBKEY_LEN, address_of
 
 #: Time constant of the commit-rate average (s): a few blocks at saturation, so the window
 #: follows a slowing chain within a couple of seconds without jumping at one odd block.
@@ -93,3 +103,24 @@ class Window:
     def saturated(self, pending: int) -> bool:
         """Beyond any signer's admission: refuse before paying for the signature."""
         return pending >= 2 * self.size()
+
+
+# A native envelope: fixarray(4 or 5), then the public key as msgpack bin8 of 32 bytes
+# (state/tx.py sign_tx). Hyperliquid-signed txs name no key: their signer is recovered.
+_NATIVE_HEADS = (bytes([0x94, 0xC4, PUBKEY_LEN]), bytes([0x95, 0xC4, PUBKEY_LEN]))
+_CLAIMED: dict[bytes, bytes] = {}  # pubkey -> address, cleared when full
+_CLAIMED_MAX = 100_000
+
+
+def claimed_signer(raw: bytes) -> bytes | None:
+    """The address a native tx says signed it, read off the envelope without decoding it
+    or checking its signature (None for any other shape: it is judged after verification)."""
+    if len(raw) <= 3 + PUBKEY_LEN or raw[:3] not in _NATIVE_HEADS:
+        return None
+    pubkey = raw[3:3 + PUBKEY_LEN]
+    address = _CLAIMED.get(pubkey)
+    if address is None:
+        if len(_CLAIMED) >= _CLAIMED_MAX:
+            _CLAIMED.clear()
+        address = _CLAIMED[pubkey] = address_of(pubkey)
+    return address

@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from typing import NamedTuple
 
 from node import sigbatch
-from node.admission import CommitRate, Window
+from node.admission import CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
 from state.errors import Code, TxError
 from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit
@@ -154,6 +154,8 @@ class Mempool:
 
         hashes = [tx_hash(r) for r in raws]
         results: list[Admission | None] = [self.precheck(r, h, bound=bound) for r, h in zip(raws, hashes, strict=True)]
+        if bound and self.config.admission_window_ms:
+            self._refuse_claimed(raws, hashes, results)
         todo: list[int] = []
         for i, r in enumerate(results):
             if r is None:
@@ -170,6 +172,22 @@ class Mempool:
                 results[i] = self.admit_verified(raws[i], c, gossip=gossip, h=hashes[i], bound=bound)
         return [r for r in results if r is not None]
 
+    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:
+        """The window's verdict on each survivor's claimed signer, before any signature is
+        checked (node/admission.py): what it refuses would be refused after verification."""
+        pending, held, window = len(self.pending), self.held, self.window
+        for i, r in enumerate(results):
+            if r is not None:
+                continue
+            signer = claimed_signer(raws[i])
+            if signer is None:
+                continue
+            n = held.get(signer, 0)
+            refusal = window.verdict(pending, n, len(held) + (n == 0))
+            if refusal is not None:
+                self.refused_busy += 1
+                results[i] = Admission(hashes[i], *refusal)
+
     def remember(self, tx: SignedTx) -> None:
         self.verified[tx.raw] = tx
         if len(self.verified) > VERIFIED_CACHE:
@@ -181,6 +199,10 @@ class Mempool:
 
     # ------------------------------------------------------------------ proposer / commit
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        """The next block's txs, in arrival order, cut to ``reap_window_ms`` of the rate."""
+        cap = self.block_cap()
+        if cap:
+            max_txs = min(max_txs, cap)
         out: list[bytes] = []
         size = 0
         now, verified = self.sm.ex.time_ms, self.verified
@@ -246,6 +268,13 @@ class Mempool:
             self.held[signer] = left
         else:
             del self.held[signer]
+
+    def block_cap(self) -> int:
+        """Most txs the proposer puts in a block now (0: no cap beyond consensus's)."""
+        c = self.config
+        if not c.admission_window_ms or not c.reap_window_ms:
+            return 0
+        return max(c.admission_floor_txs // 2, int(self.rate.per_s * c.reap_window_ms / 1000), 1)
 
     def window_txs(self) -> int:
         """The admission window now, in txs (0 when admission in time is off)."""
