@@ -86,7 +86,7 @@ def test_the_window_is_the_rate_times_admission_window_ms_never_below_the_floor(
 
 
 def test_mempool_busy_is_its_own_retryable_code() -> None:
-    assert Code.MEMPOOL_BUSY == 907 and Code.MEMPOOL_FULL == 900
+    assert int(Code.MEMPOOL_BUSY) == 907 and int(Code.MEMPOOL_FULL) == 900
     assert Code.MEMPOOL_BUSY in RETRYABLE and Code.MEMPOOL_FULL in RETRYABLE  # HTTP 503 on the sync routes
 
 
