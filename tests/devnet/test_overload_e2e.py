@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -81,7 +81,7 @@ async def _offer(m: Manifest) -> tuple[dict[int, int], dict[bytes, int], list[st
         node = AsyncClient(m.nodes[0].rpc_url, timeout=30.0, session=session)
         start = as_int((await node.status())["latest_height"])
 
-        async def send(txs: list[bytes], into: dict[bytes, int] | None) -> None:
+        async def send(txs: Sequence[bytes], into: dict[bytes, int] | None) -> None:
             for h, code, _message in await node.broadcast_txs_packed(txs):
                 if into is None:
                     flood_codes[code] = flood_codes.get(code, 0) + 1
