@@ -4,9 +4,12 @@ Why time, not a count: a count cap sized for a fast machine queues seconds of ba
 slow one, and every admitted transaction then waits behind it (a devnet offered 6,000/s
 against a capacity of ~5,000/s had a 50,000-tx mempool and a 16 s p99). The node measures
 how many transactions it commits per second (``CommitRate``) and admits from clients only
-while the pending set holds less than ``admission_window_ms`` of that rate (the *window*);
-beyond it a submission is refused at once with ``MEMPOOL_BUSY``, which a client retries.
-The count cap (``max_txs``) stays as a hard ceiling whatever the rate says.
+what it expects to commit within ``admission_window_ms``: a transaction admitted behind
+``pending`` others commits after them and after its own block (at most ``reap_window_ms``
+of the rate, see below), so the pending set may hold ``rate x (admission_window_ms -
+reap_window_ms)`` (the *window*); beyond it a submission is refused at once with
+``MEMPOOL_BUSY``, which a client retries. The count cap (``max_txs``) stays as a hard
+ceiling whatever the rate says.
 
 Why a floor: the rate is what the chain committed, not what it could commit; an idle node
 measures ~0/s, and must still take a burst. The window is never below ``floor`` txs.
@@ -74,17 +77,18 @@ class CommitRate:
 class Window:
     """The admission bound and the per-signer shares, from the measured rate."""
 
-    __slots__ = ("floor", "per_signer_min", "rate", "window_ms")
+    __slots__ = ("block_ms", "floor", "per_signer_min", "rate", "window_ms")
 
-    def __init__(self, window_ms: int, floor: int, per_signer_min: int, rate: CommitRate) -> None:
+    def __init__(self, window_ms: int, floor: int, per_signer_min: int, rate: CommitRate, block_ms: int = 0) -> None:
         self.window_ms = window_ms
+        self.block_ms = block_ms  # a tx's own block: the part of the bound not spent waiting
         self.floor = floor
         self.per_signer_min = per_signer_min
         self.rate = rate
 
     def size(self) -> int:
         """How many pending txs the mempool may hold from clients right now."""
-        return max(self.floor, int(self.rate.per_s * self.window_ms / 1000))
+        return max(self.floor, int(self.rate.per_s * max(0, self.window_ms - self.block_ms) / 1000))
 
     def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
         """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``
@@ -96,8 +100,8 @@ class Window:
             return Code.MEMPOOL_BUSY, (f"signer holds {held} pending transactions, its share of the "
                                        f"{window}-tx admission window; retry later")
         if pending >= window and held >= fair:
-            return Code.MEMPOOL_BUSY, (f"{pending} transactions pending, {self.window_ms} ms of the "
-                                       f"commit rate; retry later")
+            return Code.MEMPOOL_BUSY, (f"{pending} transactions pending, more than this node commits "
+                                       f"within {self.window_ms} ms; retry later")
         return None
 
     def saturated(self, pending: int) -> bool:

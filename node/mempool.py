@@ -76,7 +76,7 @@ class Mempool:
         self.clock = clock
         self.rate = CommitRate()
         self.window = Window(config.admission_window_ms, config.admission_floor_txs, config.per_signer_min,
-                             self.rate)
+                             self.rate, config.reap_window_ms)
         self.refused_busy = 0  # MEMPOOL_BUSY answers given (a counter for /metrics)
 
     def __len__(self) -> int:

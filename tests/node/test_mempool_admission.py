@@ -73,13 +73,16 @@ def test_commit_rate_is_a_time_weighted_average_of_committed_txs_per_second() ->
     assert rate.per_s < 1
 
 
-def test_the_window_is_the_rate_times_admission_window_ms_never_below_the_floor() -> None:
+def test_the_window_is_what_the_rate_commits_within_the_bound_never_below_the_floor() -> None:
     rate = CommitRate()
     window = Window(1000, 2000, 100, rate)
     assert window.size() == 2000  # idle: the floor still admits a burst
     rate.per_s = 4500.0
     assert window.size() == 4500
     assert Window(600, 2000, 100, rate).size() == 2700
+    # a tx waits for those ahead and then for its own block: the block's share is not queue
+    assert Window(1000, 2000, 100, rate, block_ms=300).size() == 3150
+    assert Window(1000, 2000, 100, rate, block_ms=1500).size() == 2000
     assert window.verdict(4499, 0, 1) is None
     refused = window.verdict(4500, 4500, 1)
     assert refused is not None and refused[0] == Code.MEMPOOL_BUSY
