@@ -175,11 +175,12 @@ class NodeRuntime:
         self.sm.close()
 
     # ------------------------------------------------------------------ transactions
-    async def submit(self, raws: list[bytes]) -> list[Admission]:
+    async def submit(self, raws: list[bytes], *, bound: bool = True) -> list[Admission]:
         """A client's batch: admitted within the admission window and the signers' shares
-        (node/admission.py); nothing here waits for a block."""
+        (node/admission.py; ``bound=False`` for the node's own duties, e.g. its validator's
+        price feed); nothing here waits for a block."""
         t0 = time.perf_counter()
-        adms = await self.mempool.add_many(raws, self.verify_pool, bound=True)
+        adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
@@ -232,7 +233,7 @@ class NodeRuntime:
             if prices:
                 last_nonce = max(last_nonce + 1, time.time_ns() // 1_000_000)
                 raw = sign_tx(key, last_nonce, OraclePrices(prices), self.genesis.chain_id)
-                adm = (await self.submit([raw]))[0]
+                adm = (await self.submit([raw], bound=False))[0]  # a validator duty, not a client's load
                 if not adm.ok:
                     log.warning("h=%d oracle update not admitted: %s %s", self.sm.height, adm.code.name, adm.message)
             await asyncio.sleep(self.config.oracle.interval_ms / 1000)
