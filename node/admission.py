@@ -47,6 +47,13 @@ from state.keys import PUBKEY_LEN, address_of
 #: Time constant of the commit-rate average (s): a few blocks at saturation, so the window
 #: follows a slowing chain within a couple of seconds without jumping at one odd block.
 RATE_TAU_S = 2.0
+#: How long a rate the chain has shown holds (the decay's time constant, s). The window and
+#: the block cut are sized by this recent peak, not by the average alone: the rate the
+#: chain commits depends on how many transactions it is given, so a bound sized by the
+#: average alone ratchets down after a slow block (a smaller window, smaller blocks, whose
+#: fixed costs weigh more, a lower rate, a smaller window again). Measured: a 60 s run at
+#: 5,000/s offered stayed at 2,900 tx/s committed, 42% refused, where other runs did 4,100.
+PEAK_TAU_S = 30.0
 
 
 class CommitRate:
@@ -56,12 +63,18 @@ class CommitRate:
     weight ``1 - exp(-dt / tau)``: a burst of blocks a few ms apart moves the estimate by
     as little as those few ms deserve, a long gap by almost all of it."""
 
-    __slots__ = ("_last", "per_s", "tau_s")
+    __slots__ = ("_last", "peak", "peak_tau_s", "per_s", "tau_s")
 
-    def __init__(self, tau_s: float = RATE_TAU_S) -> None:
+    def __init__(self, tau_s: float = RATE_TAU_S, peak_tau_s: float = PEAK_TAU_S) -> None:
         self.tau_s = tau_s
+        self.peak_tau_s = peak_tau_s
         self.per_s = 0.0
+        self.peak = 0.0  # the highest average lately, decaying with ``peak_tau_s``
         self._last: float | None = None
+
+    def capacity(self) -> float:
+        """What the chain has shown it commits per second lately (the bounds' measure)."""
+        return max(self.per_s, self.peak)
 
     def on_block(self, txs: int, now: float) -> None:
         last, self._last = self._last, now
@@ -72,10 +85,11 @@ class CommitRate:
             return
         alpha = 1.0 - math.exp(-dt / self.tau_s)
         self.per_s += alpha * (txs / dt - self.per_s)
+        self.peak = max(self.per_s, self.peak * math.exp(-dt / self.peak_tau_s))
 
 
 class Window:
-    """The admission bound and the per-signer shares, from the measured rate."""
+    """The admission bound and the per-signer shares, from the measured rate (its recent peak)."""
 
     __slots__ = ("block_ms", "floor", "per_signer_min", "rate", "window_ms")
 
@@ -88,7 +102,7 @@ class Window:
 
     def size(self) -> int:
         """How many pending txs the mempool may hold from clients right now."""
-        return max(self.floor, int(self.rate.per_s * max(0, self.window_ms - self.block_ms) / 1000))
+        return max(self.floor, int(self.rate.capacity() * max(0, self.window_ms - self.block_ms) / 1000))
 
     def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
         """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``

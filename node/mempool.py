@@ -274,7 +274,7 @@ class Mempool:
         c = self.config
         if not c.admission_window_ms or not c.reap_window_ms:
             return 0
-        return max(c.admission_floor_txs // 2, int(self.rate.per_s * c.reap_window_ms / 1000), 1)
+        return max(c.admission_floor_txs // 2, int(self.rate.capacity() * c.reap_window_ms / 1000), 1)
 
     def window_txs(self) -> int:
         """The admission window now, in txs (0 when admission in time is off)."""

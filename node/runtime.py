@@ -274,6 +274,8 @@ class NodeRuntime:
         m.gauge("bookchain_mempool_bytes", "Bytes waiting in the mempool", lambda: self.mempool.bytes)
         m.gauge("bookchain_commit_rate", "Measured commit rate (tx/s, EWMA) the admission window is sized by",
                 lambda: round(self.mempool.rate.per_s, 1))
+        m.gauge("bookchain_commit_capacity", "Recent peak of the commit rate (tx/s): admission and the block cut are "
+                "sized by it", lambda: round(self.mempool.rate.capacity(), 1))
         m.gauge("bookchain_admission_window_txs", "Pending txs the mempool admits from clients now (0: off)",
                 self.mempool.window_txs)
         m.counter_from("bookchain_mempool_busy", "Submissions refused with MEMPOOL_BUSY (retryable)",

@@ -5,12 +5,13 @@ cost no signature check, and the proposer's reap cut to a share of the rate."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
 
 from node import mempool as mp
-from node.admission import CommitRate, Window, claimed_signer
+from node.admission import PEAK_TAU_S, CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
 from node.mempool import Mempool
 from node.rpc import RETRYABLE
@@ -71,6 +72,28 @@ def test_commit_rate_is_a_time_weighted_average_of_committed_txs_per_second() ->
     assert rate.per_s < 1
     rate.on_block(7, t + 20.0)  # no time passed: nothing to learn from
     assert rate.per_s < 1
+    # what the chain showed it can commit holds for a while (PEAK_TAU_S), then fades
+    assert rate.capacity() == pytest.approx(1000 * math.exp(-20.0 / PEAK_TAU_S), rel=0.02)
+    rate.on_block(0, t + 200.0)
+    assert rate.capacity() < 5
+
+
+def test_a_slow_block_does_not_shrink_the_bounds_the_recent_peak_sizes_them() -> None:
+    chain, pool, clock = setup([A], admission_floor_txs=100, admission_window_ms=1000, reap_window_ms=300)
+
+    def block(seconds: float, n: int) -> None:
+        clock.now += seconds
+        pool.on_committed([clock.now.hex().encode() + i.to_bytes(2, "big") for i in range(n)], [],
+                          chain.ex.time_ms)
+
+    for _ in range(80):  # 1,000 txs every 0.25 s: 4,000/s
+        block(0.25, 1000)
+    assert pool.rate.per_s == pytest.approx(4000, rel=0.01)
+    assert pool.window_txs() == pytest.approx(2800, rel=0.01) and pool.block_cap() == pytest.approx(1200, rel=0.01)
+    block(2.0, 1000)  # one slow block
+    assert pool.rate.per_s < 2500
+    # sized by what the chain has shown (fading over PEAK_TAU_S), not by the dip (< 1,750 and < 750)
+    assert pool.window_txs() > 2600 and pool.block_cap() > 1100
 
 
 def test_the_window_is_what_the_rate_commits_within_the_bound_never_below_the_floor() -> None:
