@@ -269,14 +269,19 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
             print_json(doc)
             return
         json_file.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    rows = [("target tx/s", doc["target_tps"]), ("submitted", doc["submitted"]), ("accepted", doc["accepted"]),
-            ("committed", doc["committed"]), ("committed ok", doc["committed_ok"]),
-            ("uncommitted", doc["uncommitted"]), ("committed tx/s", doc["tx_per_s"]),
-            ("ok tx/s", doc["ok_tx_per_s"]), ("p50 ms", doc["p50_ms"]), ("p90 ms", doc["p90_ms"]),
-            ("p99 ms", doc["p99_ms"]), ("max ms", doc["max_ms"]), ("blocks", doc["blocks"]),
-            ("heights", f"{doc['first_height']}..{doc['last_height']}"), ("duration s", doc["duration_s"]),
-            ("rejected", doc["rejected"])]
-    rows += [(f"  {name}", n) for name, n in doc["rejected_by_code"].items()]
+    rows = [("target tx/s", doc["target_tps"]), ("submitted", doc["submitted"]), ("admitted", doc["accepted"]),
+            ("refused (not lost)", doc["refused"])]
+    rows += [(f"  {name}", n) for name, n in doc["refused_by_code"].items()]
+    rows += [("committed", doc["committed"]), ("committed ok", doc["committed_ok"]),
+             ("uncommitted", doc["uncommitted"]), ("committed tx/s", doc["tx_per_s"]),
+             ("ok tx/s", doc["ok_tx_per_s"]), ("p50 ms (admitted)", doc["p50_ms"]), ("p90 ms", doc["p90_ms"]),
+             ("p99 ms", doc["p99_ms"]), ("max ms", doc["max_ms"]),
+             ("submit answer p50 / p99 / max ms",
+              f"{doc['submit_p50_ms']} / {doc['submit_p99_ms']} / {doc['submit_max_ms']}"),
+             ("blocks", doc["blocks"]), ("heights", f"{doc['first_height']}..{doc['last_height']}"),
+             ("duration s", doc["duration_s"]),
+             ("failed in block", sum(doc["failed_in_block_by_code"].values()))]
+    rows += [(f"  {name}", n) for name, n in doc["failed_in_block_by_code"].items()]
     rows += [("mix", ", ".join(f"{k} {v}" for k, v in doc["mix"].items()))]
     render.console().print(render.kv_table(f"load: {doc['nodes']} nodes, {doc['accounts']} accounts", rows))
     if json_file is not None:

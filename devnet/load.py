@@ -23,10 +23,16 @@ node has stored its results; commit time is when that answer arrived. It replace
 ``/status`` plus a full JSON ``/block_results`` per block, which cost the followed node
 more CPU than executing the block's transactions.
 
-Counted as rejected: admission refusals (by the code name the node sent, e.g.
-``MEMPOOL_FULL``), whole-batch RPC errors, and committed txs whose receipt code is not OK
-(e.g. ``UNKNOWN_ORDER`` for a cancel that lost the race with a fill). ``tx_per_s`` counts
-every committed tx: a rejected-in-block tx still went through consensus and execution.
+Counted apart: *admitted* txs (the node answered OK), *refused* ones (the node's admission
+answer, by code name, e.g. ``MEMPOOL_BUSY`` when the admission window is full, and
+whole-batch RPC errors), and committed txs whose receipt code is not OK (*failed in block*,
+e.g. ``UNKNOWN_ORDER`` for a cancel that lost the race with a fill). A refused tx was
+never the chain's: it is not lost, and not counted as uncommitted. Latency percentiles
+are of admitted txs only (from the scheduled submit to the commit seen); ``submit_*_ms``
+are the round trips of the ``/broadcast_txs`` calls (a node's admission answer time, plus
+the wire). ``rejected`` and ``rejected_by_code`` sum both kinds, as before.
+``tx_per_s`` counts every committed tx: a failed-in-block tx still went through consensus
+and execution.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ class LoadReport:
     uncommitted: int
     rejected: int
     rejected_by_code: dict[str, int]
+    refused: int
+    refused_by_code: dict[str, int]
+    failed_in_block_by_code: dict[str, int]
     tx_per_s: float
     ok_tx_per_s: float
     p50_ms: float | None
@@ -76,7 +85,14 @@ class LoadReport:
     blocks: int
     first_height: int | None
     last_height: int | None
+    submit_p50_ms: float | None = None
+    submit_p99_ms: float | None = None
+    submit_max_ms: float | None = None
     mix: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def admitted(self) -> int:
+        return self.accepted
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +112,9 @@ class _Tracker:
     def __init__(self) -> None:
         self.waiting: dict[bytes, float] = {}  # tx hash -> submit time, until committed or refused
         self.latencies: list[float] = []
-        self.rejected: Counter[str] = Counter()
+        self.refused_by: Counter[str] = Counter()  # admission answers that were not OK
+        self.failed_by: Counter[str] = Counter()  # committed with a receipt code that is not OK
+        self.round_trips: list[float] = []  # ms per /broadcast_txs call
         self.accepted = 0
         self.committed = 0
         self.committed_ok = 0
@@ -108,9 +126,14 @@ class _Tracker:
     def sent(self, hashes: Sequence[bytes], now: float) -> None:
         self.waiting.update(dict.fromkeys(hashes, now))
 
+    @property
+    def rejected(self) -> Counter[str]:
+        """Refusals and failures in blocks together (the report's ``rejected_by_code``)."""
+        return self.refused_by + self.failed_by
+
     def refused(self, h: bytes, name: str) -> None:
         if self.waiting.pop(h, None) is not None:
-            self.rejected[name] += 1
+            self.refused_by[name] += 1
 
     def in_block(self, height: int, hashes: bytes, codes: Sequence[int], now: float) -> None:
         """Block ``height`` committed ``hashes`` (32 bytes each, concatenated) with ``codes``."""
@@ -130,7 +153,7 @@ class _Tracker:
             if code == 0:
                 self.committed_ok += 1
             else:
-                self.rejected[code_name(code)] += 1
+                self.failed_by[code_name(code)] += 1
 
 
 async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Sequence[bytes], tr: _Tracker,
@@ -144,7 +167,9 @@ async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Seque
     tr.sent(hashes, time.perf_counter())
     try:
         async with in_order:
+            t0 = time.perf_counter()
             answer = await client.broadcast_txs_packed(txs)
+            tr.round_trips.append((time.perf_counter() - t0) * 1000)
     except RpcError as err:
         for h in hashes:
             tr.refused(h, err.name)
@@ -250,15 +275,21 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
     end = tr.last_commit if tr.last_commit is not None else time.perf_counter()
     window = max(end - t0, 1e-9)
     lat = sorted(tr.latencies)
+    trips = sorted(tr.round_trips)
+    rejected = tr.rejected
     return LoadReport(
         target_tps=tps, seconds=seconds, nodes=len(urls), accounts=accounts,
         submitted=n, accepted=tr.accepted, committed=tr.committed, committed_ok=tr.committed_ok,
-        uncommitted=len(tr.waiting), rejected=sum(tr.rejected.values()),
-        rejected_by_code=dict(sorted(tr.rejected.items())),
+        uncommitted=len(tr.waiting), rejected=sum(rejected.values()),
+        rejected_by_code=dict(sorted(rejected.items())),
+        refused=sum(tr.refused_by.values()), refused_by_code=dict(sorted(tr.refused_by.items())),
+        failed_in_block_by_code=dict(sorted(tr.failed_by.items())),
         tx_per_s=round(tr.committed / window, 1), ok_tx_per_s=round(tr.committed_ok / window, 1),
         p50_ms=_r(percentile(lat, 50)), p90_ms=_r(percentile(lat, 90)), p99_ms=_r(percentile(lat, 99)),
         max_ms=_r(lat[-1] if lat else None), submit_s=round(submit_s, 3), duration_s=round(window, 3),
-        blocks=tr.blocks, first_height=tr.first_height, last_height=tr.last_height, mix=flow.counts(),
+        blocks=tr.blocks, first_height=tr.first_height, last_height=tr.last_height,
+        submit_p50_ms=_r(percentile(trips, 50)), submit_p99_ms=_r(percentile(trips, 99)),
+        submit_max_ms=_r(trips[-1] if trips else None), mix=flow.counts(),
     )
 
 

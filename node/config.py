@@ -14,8 +14,26 @@ from state.keys import PrivateKey
 
 @dataclass(frozen=True, slots=True)
 class MempoolConfig:
+    """The count and byte caps are the hard ceiling; clients' submissions meet a bound in
+    time first (node/admission.py): admitted only what the measured commit rate commits
+    within ``admission_window_ms`` (0 turns it off), the wait plus the tx's own block; the
+    proposer reaps at most ``reap_window_ms`` of the rate into a block (never fewer than
+    half the floor; 0: only the consensus limits). The pending set's bound is never below
+    ``admission_floor_txs``, and a signer holds at most ``max(per_signer_min, bound /
+    active signers)`` of it."""
+
     max_txs: int = 50_000
     max_bytes: int = 64_000_000
+    admission_window_ms: int = 1000
+    admission_floor_txs: int = 2000
+    per_signer_min: int = 100
+    reap_window_ms: int = 300
+
+    def __post_init__(self) -> None:
+        for name in ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs", "per_signer_min",
+                     "reap_window_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"mempool: {name} must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

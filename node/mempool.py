@@ -12,17 +12,23 @@ Decoding and verification are pure functions, so the cache cannot change any res
 A transaction with ``expires_after`` (state/lifetimes.py) is dropped once a committed
 block's time passes it (a heap, so no scan of the pending set) and never reaped after the
 last committed block's time passed it: block times only grow, so it could only be TX_EXPIRED.
+
+Clients' submissions (``bound=True``) are admitted within a bound in time and a share per
+signer (node/admission.py); peers' gossip meets only the hard count and byte caps, so the
+nodes keep one pending set to propose from. The proposer's reap is in arrival order.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import NamedTuple
 
 from node import sigbatch
+from node.admission import CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
 from state.errors import Code, TxError
 from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit
@@ -54,7 +60,7 @@ def verify_raw(raw: bytes, chain_id: str) -> SignedTx | TxError:
 
 
 class Mempool:
-    def __init__(self, sm: StateMachine, config: MempoolConfig) -> None:
+    def __init__(self, sm: StateMachine, config: MempoolConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.sm = sm
         self.config = config
         self.chain_id = sm.genesis.chain_id
@@ -65,14 +71,22 @@ class Mempool:
         self._new_for_gossip: list[bytes] = []
         self._blocks_committed = 0
         self._expiring: list[tuple[int, bytes]] = []  # (expires_after, hash) of pending txs, lazy
+        self.signer_of: dict[bytes, bytes] = {}  # hash -> signer of each pending tx
+        self.held: dict[bytes, int] = {}  # signer -> its pending txs (no zero entries)
+        self.clock = clock
+        self.rate = CommitRate()
+        self.window = Window(config.admission_window_ms, config.admission_floor_txs, config.per_signer_min,
+                             self.rate, config.reap_window_ms)
+        self.refused_busy = 0  # MEMPOOL_BUSY answers given (a counter for /metrics)
 
     def __len__(self) -> int:
         return len(self.pending)
 
     # ------------------------------------------------------------------ admission
-    def precheck(self, raw: bytes, h: bytes | None = None) -> Admission | None:
+    def precheck(self, raw: bytes, h: bytes | None = None, *, bound: bool = False) -> Admission | None:
         """Cheap checks before any cryptography; None means 'go on and verify'.
-        ``h`` is ``tx_hash(raw)`` when the caller has it already."""
+        ``h`` is ``tx_hash(raw)`` when the caller has it already; ``bound``: a client's
+        submission, refused at once when the pending set is beyond any signer's admission."""
         if h is None:
             h = tx_hash(raw)
         if len(raw) > MAX_TX_BYTES:
@@ -81,18 +95,31 @@ class Mempool:
             return Admission(h, Code.DUPLICATE_TX, "transaction already in the mempool or committed")
         if len(self.pending) >= self.config.max_txs or self.bytes + len(raw) > self.config.max_bytes:
             return Admission(h, Code.MEMPOOL_FULL, "mempool full, retry later")
+        if bound and self.config.admission_window_ms and self.window.saturated(len(self.pending)):
+            self.refused_busy += 1
+            return Admission(h, Code.MEMPOOL_BUSY, f"{len(self.pending)} transactions pending, twice the "
+                                                   f"admission window; retry later")
         return None
 
     def admit_verified(self, raw: bytes, checked: SignedTx | TxError, *, gossip: bool = True,
-                       h: bytes | None = None) -> Admission:
-        """Second half of admission, after verification: nonce window, then insert."""
+                       h: bytes | None = None, bound: bool = False) -> Admission:
+        """Second half of admission, after verification: nonce window, the admission window
+        and the signer's share (``bound``: a client's submission), then insert. A refusal
+        changes nothing (the refused tx is not even kept in the verified cache)."""
         if h is None:
             h = checked.hash if isinstance(checked, SignedTx) else tx_hash(raw)
         if isinstance(checked, TxError):
             return Admission(h, checked.code, checked.message)
-        again = self.precheck(raw, h)  # state may have moved while we verified
+        again = self.precheck(raw, h, bound=bound)  # state may have moved while we verified
         if again is not None:
             return again
+        signer = checked.signer
+        held = self.held.get(signer, 0)
+        if bound and self.config.admission_window_ms:
+            refusal = self.window.verdict(len(self.pending), held, len(self.held) + (held == 0))
+            if refusal is not None:
+                self.refused_busy += 1
+                return Admission(h, *refusal)
         try:
             # against the block time, which lags wall time: nonces ahead of it within the window only
             must_admit(self.sm.ex, checked, self.sm.ex.time_ms)
@@ -100,6 +127,8 @@ class Mempool:
             return Admission(h, err.code, err.message)
         self.pending[h] = raw
         self.bytes += len(raw)
+        self.signer_of[h] = signer
+        self.held[signer] = held + 1
         if checked.expires_after is not None:
             heapq.heappush(self._expiring, (checked.expires_after, h))
         self.remember(checked)
@@ -107,22 +136,26 @@ class Mempool:
             self._new_for_gossip.append(raw)
         return Admission(h, Code.OK)
 
-    def add_sync(self, raw: bytes, *, gossip: bool = True) -> Admission:
+    def add_sync(self, raw: bytes, *, gossip: bool = True, bound: bool = False) -> Admission:
         h = tx_hash(raw)
-        early = self.precheck(raw, h)
+        early = self.precheck(raw, h, bound=bound)
         if early is not None:
             return early
         known = self.verified.get(raw)
         return self.admit_verified(raw, known if known is not None else verify_raw(raw, self.chain_id),
-                                   gossip=gossip, h=h)
+                                   gossip=gossip, h=h, bound=bound)
 
-    async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True) -> list[Admission]:
+    async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True,
+                       bound: bool = False) -> list[Admission]:
         """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``.
-        Each tx is hashed once here (the verified object carries the same hash)."""
+        Each tx is hashed once here (the verified object carries the same hash). ``bound``:
+        a client's batch, admitted within the window and the signers' shares."""
         import asyncio
 
         hashes = [tx_hash(r) for r in raws]
-        results: list[Admission | None] = [self.precheck(r, h) for r, h in zip(raws, hashes, strict=True)]
+        results: list[Admission | None] = [self.precheck(r, h, bound=bound) for r, h in zip(raws, hashes, strict=True)]
+        if bound and self.config.admission_window_ms:
+            self._refuse_claimed(raws, hashes, results)
         todo: list[int] = []
         for i, r in enumerate(results):
             if r is None:
@@ -131,13 +164,29 @@ class Mempool:
                 if known is None:
                     todo.append(i)
                 else:
-                    results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i])
+                    results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i], bound=bound)
         if todo:
             loop = asyncio.get_running_loop()
             checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)
             for i, c in zip(todo, checked, strict=True):
-                results[i] = self.admit_verified(raws[i], c, gossip=gossip, h=hashes[i])
+                results[i] = self.admit_verified(raws[i], c, gossip=gossip, h=hashes[i], bound=bound)
         return [r for r in results if r is not None]
+
+    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:
+        """The window's verdict on each survivor's claimed signer, before any signature is
+        checked (node/admission.py): what it refuses would be refused after verification."""
+        pending, held, window = len(self.pending), self.held, self.window
+        for i, r in enumerate(results):
+            if r is not None:
+                continue
+            signer = claimed_signer(raws[i])
+            if signer is None:
+                continue
+            n = held.get(signer, 0)
+            refusal = window.verdict(pending, n, len(held) + (n == 0))
+            if refusal is not None:
+                self.refused_busy += 1
+                results[i] = Admission(hashes[i], *refusal)
 
     def remember(self, tx: SignedTx) -> None:
         self.verified[tx.raw] = tx
@@ -150,6 +199,10 @@ class Mempool:
 
     # ------------------------------------------------------------------ proposer / commit
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        """The next block's txs, in arrival order, cut to ``reap_window_ms`` of the rate."""
+        cap = self.block_cap()
+        if cap:
+            max_txs = min(max_txs, cap)
         out: list[bytes] = []
         size = 0
         now, verified = self.sm.ex.time_ms, self.verified
@@ -176,11 +229,15 @@ class Mempool:
         that cache is full its size stays at ``SEEN_CACHE`` (a multiple of 64), which made
         every block scan the whole pending set after ~200,000 committed txs."""
         committed, pending, verified = self.committed, self.pending, self.verified
+        n = 0
         for h in hashes:
+            n += 1
             committed[h] = None
             old = pending.pop(h, None)
             if old is not None:
                 self.bytes -= len(old)
+                self._release(h)
+        self.rate.on_block(n, self.clock())
         for raw in raws:
             verified.pop(raw, None)
         while len(committed) > SEEN_CACHE:
@@ -192,12 +249,36 @@ class Mempool:
             old = pending.pop(h, None)
             if old is not None:
                 self.bytes -= len(old)
+                self._release(h)
                 verified.pop(old, None)
         if pending and self._blocks_committed % EXPIRY_SCAN_BLOCKS == 0:
             horizon = block_time_ms - self.sm.genesis.nonce_past_window_ms
             expired = [h for h, raw in pending.items() if (tx := verified.get(raw)) is not None and tx.nonce <= horizon]
             for h in expired:
                 self.bytes -= len(pending.pop(h))
+                self._release(h)
+
+    def _release(self, h: bytes) -> None:
+        """A pending tx left (committed or expired): its signer holds one fewer."""
+        signer = self.signer_of.pop(h, None)
+        if signer is None:
+            return
+        left = self.held[signer] - 1
+        if left:
+            self.held[signer] = left
+        else:
+            del self.held[signer]
+
+    def block_cap(self) -> int:
+        """Most txs the proposer puts in a block now (0: no cap beyond consensus's)."""
+        c = self.config
+        if not c.admission_window_ms or not c.reap_window_ms:
+            return 0
+        return max(c.admission_floor_txs // 2, int(self.rate.capacity() * c.reap_window_ms / 1000), 1)
+
+    def window_txs(self) -> int:
+        """The admission window now, in txs (0 when admission in time is off)."""
+        return self.window.size() if self.config.admission_window_ms else 0
 
 
 def verify_batch(raws: list[bytes], chain_id: str, pool: Executor | None) -> list[SignedTx | TxError]:

@@ -52,6 +52,7 @@ MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_CLIENTS = 1000
+RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 
 
 class RpcError(Exception):
@@ -234,7 +235,7 @@ class RpcServer:
         body = await json_body(request)
         (adm,) = await self.rt.submit([_tx_bytes(body.get("tx"))])
         return web.json_response({"hash": adm.hash.hex(), "code": int(adm.code), "name": adm.code.name,
-                                  "message": adm.message}, status=503 if adm.code == Code.MEMPOOL_FULL else 200)
+                                  "message": adm.message}, status=503 if adm.code in RETRYABLE else 200)
 
     async def broadcast_txs(self, request: web.Request) -> web.Response:
         if request.content_type == MSGPACK:
@@ -299,7 +300,7 @@ class RpcServer:
             self.rt.execution.forget_waiter(h, fut)
             return web.json_response({"hash": h.hex(), "code": int(adm.code), "name": adm.code.name,
                                       "message": adm.message, "height": None, "receipt": None},
-                                     status=503 if adm.code == Code.MEMPOOL_FULL else 200)
+                                     status=503 if adm.code in RETRYABLE else 200)
         if adm.code == Code.DUPLICATE_TX and (loc := self.rt.blocks.tx_location(h)) is not None:
             self.rt.execution.forget_waiter(h, fut)
             receipt = self._committed_receipt(h, *loc)

@@ -73,6 +73,7 @@ class Code(IntEnum):
     NOT_FOUND = 904  # RPC: no such block, transaction, route or result
     INTERNAL_ERROR = 905  # RPC: the node failed to answer (a bug; logged)
     METHOD_NOT_ALLOWED = 906  # RPC: the route exists, not with this HTTP method
+    MEMPOOL_BUSY = 907  # retryable: the pending set holds the admission window (or the signer its share)
 
 
 class TxError(Exception):
