@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from devnet.flow import generate
-from devnet.manifest import Manifest, load_manifest
-from devnet.procs import is_ours_and_alive, stop
+from devnet.manifest import Manifest
 from node.client import AsyncClient, as_int
 from node.codes import unpack_codes
 from node.wallet.keystore import KeyStore
 from state.errors import Code
 from state.genesis import Genesis
+from tests.devnet.conftest import running_devnet
 
 pytestmark = [
     pytest.mark.e2e,
@@ -40,26 +37,11 @@ TICK = 0.1
 NORMAL_PER_TICK = 4
 
 
-def bookchain(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-
-
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manifest]:
     home = tmp_path_factory.mktemp("overload") / "devnet"
-    try:
-        res = bookchain("devnet", "up", "--home", str(home), "--traders", "2", "--timeout", "90")
-        assert res.returncode == 0, res.stdout + res.stderr
-        m = load_manifest(home)
-        assert m is not None
+    with running_devnet(home, nodes=4, traders=2) as (m, _out):
         yield m
-    finally:
-        down = bookchain("devnet", "down", "--home", str(home))
-        m = load_manifest(home) if home.exists() else None
-        if m is not None:  # the recorded pids only
-            stop({n: e for n, e in m.processes.items() if is_ours_and_alive(e)}, timeout=5)
-        assert down.returncode == 0, down.stdout + down.stderr
 
 
 async def _offer(m: Manifest) -> tuple[dict[int, int], dict[bytes, int], list[str], int]:
