@@ -46,6 +46,7 @@ from aiohttp import web
 
 from node.hlinfo import Units, ratio
 from node.jsonfmt import receipt_from_list
+from node.mempool import verify_raw
 from state import hlassets, hlexec
 from state.errors import Code, TxError
 from state.hltx import tx_from_request
@@ -141,12 +142,16 @@ def request_tx(body: Any) -> bytes:
         raise Refusal(err.code, err.message, HTTP_UNPROCESSABLE if err.code in _UNDESERIALIZABLE else 200) from None
 
 
-def prepare(ex: Exchange, raw: bytes, chain_id: str, *, fresh: bool = True) -> Prepared:
-    """``raw`` decoded, and (``fresh``: not committed yet) dry-run against the committed
-    state ``ex``: the mempool's admission and the action's mapping. Raises Refusal with the
-    code a block would give. A committed tx is only decoded (its receipt is the answer)."""
+def prepare(ex: Exchange, raw: bytes, chain_id: str, *, fresh: bool = True,
+            decoded: SignedTx | TxError | None = None) -> Prepared:
+    """``raw`` decoded (or ``decoded``, what a verification thread made of it), and
+    (``fresh``: not committed yet) dry-run against the committed state ``ex``: the mempool's
+    admission and the action's mapping. Raises Refusal with the code a block would give. A
+    committed tx is only decoded (its receipt is the answer)."""
     try:
-        tx = decode_verified(raw, chain_id)
+        if isinstance(decoded, TxError):
+            raise decoded
+        tx = decoded if decoded is not None else decode_verified(raw, chain_id)
         if fresh:
             must_admit(ex, tx, ex.time_ms)  # the mempool's own check: unknown signer, nonce window
     except TxError as err:
@@ -308,12 +313,19 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
 async def handle(host: ExchangeHost, request: web.Request) -> web.Response:
     """``POST /exchange``."""
     ex = host.sm.ex
+    chain_id = host.sm.genesis.chain_id
     try:
         raw = request_tx(parse_body(await request.read()))
         done = _committed(host.blocks, tx_hash(raw))  # a client resending after a timeout
-        prepared = prepare(ex, raw, host.sm.genesis.chain_id, fresh=done is None)
+        # recovering the signer (~50 µs) runs on the verification threads, not the event loop
+        pool = getattr(host, "verify_pool", None)
+        decoded = await asyncio.get_running_loop().run_in_executor(pool, verify_raw, raw, chain_id)
+        prepared = prepare(ex, raw, chain_id, fresh=done is None, decoded=decoded)
     except Refusal as err:
         return web.json_response(error_body(err.code, err.message, err.http), status=err.http)
+    mempool = getattr(host, "mempool", None)
+    if mempool is not None:
+        mempool.remember(prepared.tx)  # admission finds it verified: never twice
     if done is not None:
         return web.json_response(answer(ex, prepared, done))
     return web.json_response(await submit_and_wait(host, prepared))
