@@ -43,6 +43,16 @@ class Exchange:
         # perps and futures: the markets whose fills are positions (holders, entry sums, marks)
         self.deriv_market_ids = frozenset(m.market_id for m in self.markets if m.is_derivative)
         self.future_market_ids = frozenset(m.market_id for m in self.markets if m.kind == FUTURE)
+        # Hyperliquid's asset numbering (state/hlassets.py): perps then futures, and spot pairs,
+        # each by market id; fixed at genesis like the markets
+        self.hl_perp_ids: tuple[int, ...] = tuple(
+            [m.market_id for m in self.markets if m.kind == PERP] + [m.market_id for m in self.markets if m.kind == FUTURE])
+        self.hl_spot_ids: tuple[int, ...] = tuple(m.market_id for m in self.markets if not m.is_derivative)
+        # each market's size decimals in Hyperliquid's sense: those of one lot (10_000 sats -> 4)
+        self.hl_sz_decimals: dict[int, int] = {}
+        for m in self.markets:
+            lot = str(m.lot_size)
+            self.hl_sz_decimals[m.market_id] = max(0, genesis.assets[m.base].decimals - (len(lot) - len(lot.rstrip("0"))))
         self.collateral_asset = 0  # the first asset in genesis (USDC) settles perps
         self.fee_account = FEE_ACCOUNT
         self.insurance_account = INSURANCE_ACCOUNT

@@ -29,20 +29,18 @@ MAX_DECIMAL_TEXT: Final = 40
 
 def perp_ids(ex: Exchange) -> list[int]:
     """The perp universe in Hyperliquid's order: perps, then dated futures, by market id."""
-    perps = [m.market_id for m in ex.markets if m.market_id in ex.perp_market_ids]
-    futures = [m.market_id for m in ex.markets if m.market_id in ex.future_market_ids]
-    return perps + futures
+    return list(ex.hl_perp_ids)
 
 
 def spot_ids(ex: Exchange) -> list[int]:
-    return [m.market_id for m in ex.markets if not m.is_derivative]
+    return list(ex.hl_spot_ids)
 
 
 def market_of_asset(ex: Exchange, asset: object) -> int:
     """The market a Hyperliquid asset id names, or UNKNOWN_MARKET."""
     if type(asset) is not int or asset < 0:
         raise TxError(Code.UNKNOWN_MARKET, "an asset id is a non-negative integer")
-    ids = spot_ids(ex) if asset >= SPOT_OFFSET else perp_ids(ex)
+    ids = ex.hl_spot_ids if asset >= SPOT_OFFSET else ex.hl_perp_ids
     index = asset - SPOT_OFFSET if asset >= SPOT_OFFSET else asset
     if index >= len(ids):
         raise TxError(Code.UNKNOWN_MARKET, f"unknown asset {asset}")
@@ -92,8 +90,7 @@ def price_ticks(ex: Exchange, market: int, text: object) -> int:
     """A Hyperliquid price string as ticks of ``market``, under Hyperliquid's rules."""
     spec = ex.markets[market]
     digits, places = parse_decimal(text, "price")
-    base_dec = ex.genesis.assets[spec.base].decimals
-    max_places = (PERP_MAX_DECIMALS if spec.is_derivative else SPOT_MAX_DECIMALS) - sz_decimals(spec.lot_size, base_dec)
+    max_places = (PERP_MAX_DECIMALS if spec.is_derivative else SPOT_MAX_DECIMALS) - ex.hl_sz_decimals[market]
     if places > max(0, max_places):
         raise TxError(Code.BAD_DECIMAL, f"price {text} has more than {max(0, max_places)} decimals")
     if places and len(str(digits).lstrip("0")) > MAX_SIG_FIGS:
@@ -109,8 +106,8 @@ def size_lots(ex: Exchange, market: int, text: object) -> int:
     spec = ex.markets[market]
     digits, places = parse_decimal(text, "size")
     base_dec = ex.genesis.assets[spec.base].decimals
-    if places > sz_decimals(spec.lot_size, base_dec):
-        raise TxError(Code.BAD_DECIMAL, f"size {text} has more than {sz_decimals(spec.lot_size, base_dec)} decimals")
+    if places > ex.hl_sz_decimals[market]:
+        raise TxError(Code.BAD_DECIMAL, f"size {text} has more than {ex.hl_sz_decimals[market]} decimals")
     lots = _exact(digits, places, base_dec, spec.lot_size, "size", str(text))
     if lots >= 1 << 62:
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"size {text} is too large")
