@@ -18,9 +18,9 @@ its UTF-8 bytes; ``address``: 12 zero bytes and the 20 address bytes; ``uint64``
 ``uint256``: 32 big-endian bytes; ``bool``: 0 or 1 as uint256; ``bytes32``: itself).
 
 The signer is the address the signature recovers: the last 20 bytes of keccak(uncompressed
-public key without its 0x04 prefix). A signature is ``r || s || v`` with v in {27, 28} (or
-{0, 1}), and ``s`` must be in the lower half of the group order (EIP-2), so each signed
-message has one signature encoding. Recovery is libsecp256k1's (coincurve), keccak is
+public key without its 0x04 prefix). A signature is ``r || s || v`` with v in {27, 28} (clients that
+send 0 or 1 are normalised before the bytes go on chain), and ``s`` must be in the lower half
+of the group order (EIP-2), so each signed message has one signature encoding. Recovery is libsecp256k1's (coincurve), keccak is
 eth-hash's (pycryptodome backend); both are deterministic functions of their input, so
 ``state/`` may call them.
 """
@@ -141,8 +141,7 @@ def recover(digest: bytes, signature: bytes) -> bytes | None:
         return None
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
-    v = signature[64]
-    recid = v - 27 if v >= 27 else v
+    recid = signature[64] - 27  # v is 27 or 28 on chain (one encoding per signature)
     if not (0 < r < SECP256K1_N and 0 < s <= HALF_N) or recid not in (0, 1):
         return None
     try:

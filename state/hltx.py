@@ -228,6 +228,7 @@ def signature_from_json(sig: Any) -> bytes:
     v = sig.get("v")
     if type(v) is not int or v not in (0, 1, 27, 28):
         raise TxError(Code.MALFORMED, "signature v must be 27 or 28")
+    v = v + 27 if v < 27 else v  # one encoding on chain: 27 or 28
     return _hex_bytes(sig.get("r"), "signature r", 32) + _hex_bytes(sig.get("s"), "signature s", 32) + bytes([v])
 
 

@@ -240,3 +240,22 @@ def test_an_order_off_the_rules_fails_alone_in_its_batch(chain: Chain) -> None:
     assert r.code == Code.OK
     assert [x.code for x in r.results] == [Code.OK, Code.BAD_DECIMAL, Code.UNKNOWN_MARKET]
     assert len(chain.ex.books[BTC_PERP].orders) == 1
+
+
+def test_one_signature_encoding_on_chain(chain: Chain) -> None:
+    """v is 27 or 28 and s is low: the other encodings of the same signature are refused
+    (a client's v of 0/1 is normalised before the bytes go on chain)."""
+    from state.eip712 import SECP256K1_N
+
+    raw = hltx.sign_l1(ALICE, order_action(order_wire(BTC_ASSET, True, "59000", "0.01")), chain.time + 1)
+    sig = raw[-65:]
+    low_v = raw[:-1] + bytes([sig[64] - 27])
+    high_s = raw[:-65] + sig[:32] + (SECP256K1_N - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big") \
+        + bytes([55 - sig[64]])
+    for bad in (low_v, high_s):
+        with pytest.raises(Exception) as err:
+            decode_tx(bad)
+        assert getattr(err.value, "code", None) == Code.BAD_SIGNATURE
+    body = {"action": order_action(order_wire(BTC_ASSET, True, "59000", "0.01")), "nonce": chain.time + 1,
+            "signature": {"r": "0x" + sig[:32].hex(), "s": "0x" + sig[32:64].hex(), "v": sig[64] - 27}}
+    assert hltx.tx_from_request(body) == raw
