@@ -17,12 +17,12 @@ Run (root, Linux)::
     python -m bench.partition --peer-timeout-ms 0            # keepalive off
 
 ``--code`` runs the nodes from another checkout (PYTHONPATH), the harness from this one.
+Results go to ``bench/results/partition.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import write_json
 from devnet.cluster import Cluster
 from devnet.netcut import NetCut, available
 from devnet.supervisor import default_node_command, stdout_log
@@ -169,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cuts", default="split:5,split:20,isolate:5,isolate:20")
     ap.add_argument("--code", type=Path, default=None, help="run the nodes from this checkout")
     ap.add_argument("--peer-timeout-ms", type=int, default=None)
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     why = available()
     if why:
@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         catch = f"{r.catch_up_s:.2f}" if r.kind == "isolate" else "-"
         print(f"{r.kind:<8} {r.seconds:>4.0f} {r.heal_to_block_s:>14.2f} {catch:>11} {r.reconnects:>11} "
               f"{r.peer_timeouts:>9}")
-    if args.json is not None:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    write_json("partition", {"code": str(args.code or "this checkout"), "peer_timeout_ms": args.peer_timeout_ms,
+                              "cuts": [asdict(r) for r in results]})
     return 0
 
 

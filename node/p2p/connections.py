@@ -3,7 +3,7 @@
 Each configured peer gets one ``dial_loop`` task that dials its addresses with
 ``Swarm.dial_addr`` (not ``host.connect``: that path adds a 250 ms happy-eyeballs pause,
 depends on peerstore addresses that expire after 120 s, and blacklists a peer for 60 s
-after a failed dial) and backs off exponentially (100 ms -> 1 s by default, each attempt
+after a failed dial) and backs off exponentially (100 ms -> 0.5 s by default, each attempt
 bounded by ``dial_attempt_s``) while the peer is down, so a restarted validator, or one
 behind a cut that healed, is back within about a second. ``Notifee`` keeps
 ``PeerState.connected`` in step with the swarm and drops banned peers that connect to us.

@@ -52,9 +52,10 @@ class Limits:
     # after 1 s, then 3 s, so a long attempt waits out the very back-off we avoid.
     dial_attempt_s: float = 2.0
     # Redial back-off (x2 per failure, +-20 % jitter). The cap bounds how long a peer
-    # that is reachable again waits for our next attempt.
+    # that is reachable again waits for our next attempt: with 2-s attempts (SYNs at 0 s
+    # and 1 s) and a 0.5-s cap, a SYN leaves at least every 1.5 s while a peer is cut off.
     backoff_initial_s: float = 0.1
-    backoff_max_s: float = 1.0
+    backoff_max_s: float = 0.5
     # Keepalive (keepalive.py): a ping every ``ping_interval_s``; a peer we heard
     # nothing from (no pong, no frame) for ``peer_timeout_s`` has its connections
     # closed hard and goes back to the dial loop. 0 disables the keepalive.
