@@ -126,6 +126,25 @@ class ConsensusCore:
         """(validRound, hash of validValue); (-1, b"") when none."""
         return self._valid_round, self._valid_hash
 
+    def own_messages(self) -> list[Proposal | Vote]:
+        """This validator's own proposal and votes of the current height and round.
+
+        What a peer that was cut off needs from us to make progress in this round; the
+        driver re-sends them to a peer as soon as it reconnects instead of waiting for the
+        next rebroadcast tick. A read-only view: it changes nothing and emits no action.
+        """
+        if self._decision is not None:
+            return []  # the height is over here; the peer learns the block by sync
+        out: list[Proposal | Vote] = []
+        proposal = self._own_proposals.get(self.round)
+        if proposal is not None:
+            out.append(proposal)
+        for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            vote = self._own_votes.get((self.round, vote_type))
+            if vote is not None:
+                out.append(vote)
+        return out
+
     def restore(self, records: Iterable[WalRecord]) -> None:
         """Load WAL records of a previous run; call before the first Start.
 

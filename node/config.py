@@ -83,6 +83,9 @@ class NodeConfig:
     rpc_port: int
     p2p_listen: str
     p2p_peers: tuple[str, ...]
+    # A connected peer silent this long (no pong to our 1 s pings, no frame) has its
+    # connections closed and is redialed; 0 turns the keepalive off (node/p2p/keepalive.py).
+    p2p_peer_timeout_ms: int = 3000
     consensus: ConsensusConfig = field(default_factory=lambda: ConsensusConfig.from_node_json({}))
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -144,12 +147,21 @@ class NodeConfig:
             rpc_port=int(rpc["port"]),
             p2p_listen=p2p["listen"],
             p2p_peers=tuple(p2p.get("peers", [])),
+            p2p_peer_timeout_ms=_peer_timeout_ms(p2p.get("peer_timeout_ms", 3000)),
             consensus=ConsensusConfig.from_node_json(doc.get("consensus", {})),
             mempool=MempoolConfig(**doc.get("mempool", {})),
             storage=StorageConfig(**doc.get("storage", {})),
             oracle=OracleConfig(**doc.get("oracle", {})),
             test=TestSwitches(**doc.get("test", {})),
         )
+
+
+def _peer_timeout_ms(value: Any) -> int:
+    """0 (off) or at least 500 ms: shorter than a couple of ping intervals would close
+    healthy connections whenever a busy peer answers late."""
+    if type(value) is not int or not (value == 0 or 500 <= value <= 600_000):
+        raise ValueError("p2p.peer_timeout_ms must be 0 (off) or an integer in [500, 600000]")
+    return value
 
 
 def write_validator_key(path: Path, key: PrivateKey) -> None:

@@ -104,6 +104,27 @@ class ConsensusDriver:
             raise BadFrame(f"undecodable consensus frame: {err}") from None  # counted; repeat offenders are banned
         self.feed(event)
 
+    def on_peer_connected(self, peer_id: str) -> None:
+        """A peer came back (after a cut, a restart, a dead connection): send it our own
+        proposal and votes of the current height and round right away.
+
+        The core re-sends them to everyone every ``rebroadcast_interval_ms`` anyway, but
+        the frames sent while the peer was away died with the old connection, and after
+        a 2-2 split neither half can finish a round without the other's votes, so the
+        first round after the heal would wait up to one more interval for them. Bounded:
+        one proposal and two votes per reconnect. A peer that is behind sees our votes of
+        a later height and catches up by block sync; one that is ahead does the same for
+        us."""
+        if self.stopped or self.halted or self.rt.faults.isolated():
+            return
+        messages = self.core.own_messages()
+        for message in messages:
+            tag = PROPOSAL_TAG if isinstance(message, Proposal) else VOTE_TAG
+            self.rt.p2p.send(peer_id, protocols.CONSENSUS, tag + message.encode())
+        if messages:
+            log.info("h=%d r=%d peer %s connected: re-sent our %d consensus messages",
+                     self.core.height, self.core.round, peer_id[-8:], len(messages))
+
     def on_txs_available(self) -> None:
         if not self.rt.config.consensus.create_empty_blocks:
             self.feed(TxsReady(now_ms()))

@@ -29,6 +29,7 @@ from node.faults import Faults
 from node.mempool import Admission, Mempool
 from node.metrics import NodeMetrics
 from node.p2p import BadFrame, protocols
+from node.p2p.core import Limits
 from node.p2p.host import P2PNode
 from node.rpc import RpcServer
 from node.wal_file import WalFile
@@ -139,7 +140,11 @@ class NodeRuntime:
             core.restore(records)
             log.info("h=%d restored %d WAL records", self.sm.height, len(records))
         self.driver = ConsensusDriver(self, core)
-        self.p2p = P2PNode(str(self.config.home), self.config.p2p_listen, peers=list(self.config.p2p_peers))
+        timeout_s = self.config.p2p_peer_timeout_ms / 1000
+        limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
+        self.p2p = P2PNode(str(self.config.home), self.config.p2p_listen, peers=list(self.config.p2p_peers),
+                           limits=limits)
+        self.p2p.on_peer_connected(self.driver.on_peer_connected)
         self.p2p.register(protocols.CONSENSUS, self.driver.on_consensus_frame)
         self.p2p.register(protocols.TX, self.on_tx_frame)
         self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)

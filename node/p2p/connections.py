@@ -3,10 +3,12 @@
 Each configured peer gets one ``dial_loop`` task that dials its addresses with
 ``Swarm.dial_addr`` (not ``host.connect``: that path adds a 250 ms happy-eyeballs pause,
 depends on peerstore addresses that expire after 120 s, and blacklists a peer for 60 s
-after a failed dial) and backs off exponentially (100 ms -> 5 s by default) while the
-peer is down, so a restarted validator is back within one backoff step. ``Notifee``
-keeps ``PeerState.connected`` in step with the swarm and drops banned peers that
-connect to us.
+after a failed dial) and backs off exponentially (100 ms -> 0.5 s by default, each attempt
+bounded by ``dial_attempt_s``) while the peer is down, so a restarted validator, or one
+behind a cut that healed, is back within about a second. ``Notifee`` keeps
+``PeerState.connected`` in step with the swarm and drops banned peers that connect to us.
+Every peer that connects gets a keepalive watchdog (``keepalive.py``): a connection that
+went silent is closed by it and then redialed here.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from typing import Any
 
 import trio
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
-from libp2p.network.swarm import Swarm
 from multiaddr import Multiaddr
 
 from node.p2p.core import Core
+from node.p2p.keepalive import ensure_keepalive
 from node.p2p.peers import Backoff, PeerState
 
 log = logging.getLogger(__name__)
@@ -43,15 +45,13 @@ async def dial_loop(core: Core, peer: PeerState) -> None:
         swarm = host.get_network()
         refresh_connected(core, peer)
         if peer.connected:
+            ensure_keepalive(core, peer)  # in case a spawn during start-up was lost
             backoff.reset()
             await peer.wait_change(2.0)
             continue
         core.metrics.dials += 1
-        was_connected_before = peer.ever_connected
         if await _dial_once(core, swarm, peer):
-            if was_connected_before:
-                core.metrics.reconnects += 1
-            mark_connected(peer)
+            mark_connected(core, peer)
             backoff.reset()
         else:
             core.metrics.dial_failures += 1
@@ -61,7 +61,7 @@ async def dial_loop(core: Core, peer: PeerState) -> None:
 async def _dial_once(core: Core, swarm: Any, peer: PeerState) -> bool:
     for addr in list(peer.addrs):
         try:
-            with trio.fail_after(core.limits.dial_timeout_s):
+            with trio.fail_after(core.limits.dial_attempt_s):
                 await swarm.dial_addr(addr, peer.pid)
             return True
         except (Exception, trio.TooSlowError) as exc:
@@ -69,32 +69,29 @@ async def _dial_once(core: Core, swarm: Any, peer: PeerState) -> bool:
     return False
 
 
-def live_connections(core: Core, peer: PeerState) -> list[INetConn]:
-    host = core.host
-    if host is None:
-        return []
-    swarm = host.get_network()
-    if not isinstance(swarm, Swarm):
-        return []
-    return [c for c in swarm.get_connections(peer.pid) if not c.is_closed]
-
-
 def refresh_connected(core: Core, peer: PeerState) -> None:
     """Re-derive ``peer.connected`` from the swarm (a safety net for missed events)."""
-    connected = bool(live_connections(core, peer))
+    connected = bool(core.connections_of(peer))
     if connected != peer.connected:
         if connected:
-            mark_connected(peer)
+            mark_connected(core, peer)
         else:
             peer.connected = False
             peer.pulse()
 
 
-def mark_connected(peer: PeerState) -> None:
-    if not peer.connected:
-        peer.connected = True
-        peer.ever_connected = True
-        peer.pulse()
+def mark_connected(core: Core, peer: PeerState) -> None:
+    """``peer`` has a connection: wake its waiters, start its keepalive, tell the node."""
+    if peer.connected:
+        return
+    if peer.ever_connected:
+        core.metrics.reconnects += 1
+    peer.connected = True
+    peer.ever_connected = True
+    peer.liveness.restart(time.monotonic())
+    ensure_keepalive(core, peer)
+    peer.pulse()
+    core.announce_connected(peer)
 
 
 def check_port_free(listen: Multiaddr) -> None:
@@ -138,14 +135,14 @@ class Notifee(INotifee):
         if peer.banned():
             self._core.spawn(self._core._disconnect, peer, name=f"disconnect {peer.peer_id}")
             return
-        mark_connected(peer)
+        mark_connected(self._core, peer)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         pid = conn.muxed_conn.peer_id
         peer = self._core.peers.get(pid.to_base58())
         if peer is None:
             return
-        others = [c for c in live_connections(self._core, peer) if c is not conn]
+        others = [c for c in self._core.connections_of(peer) if c is not conn]
         if not others and peer.connected:
             peer.connected = False
             peer.pulse()

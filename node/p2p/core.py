@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import trio
+from libp2p.abc import INetConn
 from libp2p.host.basic_host import BasicHost
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 
 from node.p2p.bridge import TrioBridge, guarded
@@ -43,9 +45,22 @@ class Limits:
     write_batch_bytes: int = 1 * MiB
     read_chunk_bytes: int = 1 * MiB
     open_timeout_s: float = 5.0
+    # libp2p's own bounds on a dial and on the Noise/yamux upgrade of either side.
     dial_timeout_s: float = 5.0
+    # Our bound on one dial attempt. Short, so that a peer behind a cut that healed is
+    # tried again with a fresh SYN soon: the kernel retransmits an unanswered SYN only
+    # after 1 s, then 3 s, so a long attempt waits out the very back-off we avoid.
+    dial_attempt_s: float = 2.0
+    # Redial back-off (x2 per failure, +-20 % jitter). The cap bounds how long a peer
+    # that is reachable again waits for our next attempt: with 2-s attempts (SYNs at 0 s
+    # and 1 s) and a 0.5-s cap, a SYN leaves at least every 1.5 s while a peer is cut off.
     backoff_initial_s: float = 0.1
-    backoff_max_s: float = 5.0
+    backoff_max_s: float = 0.5
+    # Keepalive (keepalive.py): a ping every ``ping_interval_s``; a peer we heard
+    # nothing from (no pong, no frame) for ``peer_timeout_s`` has its connections
+    # closed hard and goes back to the dial loop. 0 disables the keepalive.
+    ping_interval_s: float = 1.0
+    peer_timeout_s: float = 3.0
     # A frame that was being written when its stream died is retried this many times.
     max_write_attempts: int = 3
     # How long a writer waits for a receiver that grants no flow-control window
@@ -87,6 +102,8 @@ class Core:
         self.inbound_scopes: set[trio.CancelScope] = set()
         # Consumer task of the newest inbound one-way stream per (peer id, protocol id).
         self.last_inbox: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Asyncio callback told the id of every peer that (re)connects.
+        self.on_peer_connected: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------ tasks
 
@@ -116,6 +133,23 @@ class Core:
         if peer is None:
             peer = self.peers[peer_id] = PeerState(peer_id, pid or ID.from_base58(peer_id))
         return peer
+
+    def connections_of(self, peer: PeerState) -> list[INetConn]:
+        """The swarm's open connections to ``peer``."""
+        host = self.host
+        if host is None:
+            return []
+        swarm = host.get_network()
+        if not isinstance(swarm, Swarm):
+            return []
+        return [c for c in swarm.get_connections(peer.pid) if not c.is_closed]
+
+    def announce_connected(self, peer: PeerState) -> None:
+        """Tell the asyncio side that ``peer`` is (again) connected, on its own turn of
+        the loop so a slow callback never runs inside a libp2p event."""
+        callback = self.on_peer_connected
+        if callback is not None and not self.stopping:
+            self.loop.call_soon(callback, peer.peer_id)
 
     def bad_frame(self, peer: PeerState, protocol_id: str, reason: str) -> None:
         """Count a bad frame from ``peer``; ban and disconnect it if it keeps doing so."""

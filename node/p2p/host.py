@@ -39,7 +39,7 @@ import errno
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
@@ -55,6 +55,7 @@ from node.p2p.core import Core, Kind, Limits, OneWayHandler, ProtocolSpec, Reque
 from node.p2p.errors import NotRunning, PeerUnavailable, RequestTimeout
 from node.p2p.framing import ENVELOPE_BYTES, KIND_REQUEST, MAX_REQUEST_ID, pack_envelope
 from node.p2p.inbound import handle_inbound
+from node.p2p.keepalive import serve_ping
 from node.p2p.libp2p_host import build_host
 from node.p2p.metrics import P2PMetrics
 from node.p2p.peers import BanPolicy, PeerState, parse_peer_multiaddr
@@ -62,6 +63,7 @@ from node.p2p.protocols import (
     ABSOLUTE_MAX_FRAME_BYTES,
     DEFAULT_MAX_FRAME_BYTES,
     FALLBACK_MAX_FRAME_BYTES,
+    PING,
 )
 from node.p2p.queues import Entry
 from node.p2p.session import OutboundSession
@@ -114,6 +116,7 @@ class P2PNode:
         self._peers: dict[str, PeerState] = {}
         self._sessions: dict[tuple[str, str], OutboundSession] = {}
         self._request_ids = itertools.count(1)
+        self._on_peer_connected: Callable[[str], None] | None = None
         self._state = _NEW
         self._core: Core | None = None
         self._stop_requested = trio.Event()
@@ -137,6 +140,13 @@ class P2PNode:
     ) -> None:
         """Serve requests: ``await handler(peer_id, request) -> response bytes``."""
         self._add_spec(protocol_id, "request", handler, max_frame_bytes)
+
+    def on_peer_connected(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback(peer_id)`` (on the asyncio side) whenever a peer connects or
+        reconnects, e.g. to re-send it what it missed while it was away."""
+        self._on_peer_connected = callback
+        if self._core is not None:
+            self._core.on_peer_connected = callback
 
     def add_peer(self, peer_multiaddr: str) -> str:
         """Keep a connection to ``/…/p2p/<id>`` (dialed with backoff); returns its id."""
@@ -218,6 +228,7 @@ class P2PNode:
             _set_done(self._stopped)
             raise
         core = Core(bridge, self.metrics, self.limits, self.ban_policy, self._peers)
+        core.on_peer_connected = self._on_peer_connected
         self._core = core
         try:
             self.listen_addrs = await bridge.run(self._launch)
@@ -249,6 +260,11 @@ class P2PNode:
             )
             core.host = host
             host.get_network().register_notifee(Notifee(core))
+
+            async def ping_handler(stream: INetStream) -> None:
+                await serve_ping(core, stream)
+
+            host.set_stream_handler(TProtocol(PING), ping_handler)
             for spec in self._specs.values():
                 if spec.handler is not None:
                     self._install_handler(spec)

@@ -136,6 +136,7 @@ class InboundStream:
             data = await stream.read(chunk)
             if not data:
                 return
+            self.peer.heard()
             try:
                 frames = parser.feed(data)
             except FrameTooLarge as exc:

@@ -41,8 +41,14 @@ class P2PMetrics:
     bad_frames_by_peer: Counter[str] = field(default_factory=Counter)
     dials: int = 0
     dial_failures: int = 0
-    # Successful dials to a configured peer we had been connected to before.
+    # Connections regained to a peer we had been connected to before (dialed by
+    # either side).
     reconnects: int = 0
+    # Keepalive: pings written, pongs read, and peers found silent for the peer timeout
+    # (their connections were closed and redialed).
+    pings_out: int = 0
+    pongs_in: int = 0
+    peer_timeouts: int = 0
     bans: int = 0
     streams_opened: int = 0
     stream_failures: int = 0

@@ -18,6 +18,8 @@ import trio
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
+from node.p2p.liveness import Liveness
+
 
 class PeerAddressError(ValueError):
     """A configured peer address is not ``.../p2p/<peer id>``."""
@@ -42,10 +44,13 @@ def parse_peer_multiaddr(text: str) -> tuple[str, Multiaddr]:
 class Backoff:
     """Exponential backoff with +-20 % jitter, so restarted peers are not dialed in sync."""
 
-    def __init__(self, initial_s: float, maximum_s: float) -> None:
+    def __init__(
+        self, initial_s: float, maximum_s: float, rng: random.Random | None = None
+    ) -> None:
         self.initial_s = initial_s
         self.maximum_s = maximum_s
         self._next = initial_s
+        self._rng = rng or random.Random()
 
     def reset(self) -> None:
         self._next = self.initial_s
@@ -53,7 +58,7 @@ class Backoff:
     def next_delay(self) -> float:
         delay = self._next
         self._next = min(self._next * 2, self.maximum_s)
-        return delay * random.uniform(0.8, 1.2)
+        return delay * self._rng.uniform(0.8, 1.2)
 
 
 @dataclass
@@ -79,10 +84,18 @@ class PeerState:
     banned_until: float = 0.0
     ban_count: int = 0
     bad_frame_times: deque[float] = field(default_factory=deque)
+    # Keepalive (keepalive.py): when we last heard from the peer, and whether its
+    # watchdog task runs (one per peer, for as long as it is connected).
+    liveness: Liveness = field(default_factory=lambda: Liveness(0.0, time.monotonic()))
+    keepalive_running: bool = False
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def banned(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) < self.banned_until
+
+    def heard(self) -> None:
+        """Bytes arrived from this peer: its connection is alive."""
+        self.liveness.heard(time.monotonic())
 
     def usable(self) -> bool:
         """Connected and not banned: streams may be opened."""

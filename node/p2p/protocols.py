@@ -12,6 +12,8 @@ from typing import Final
 CONSENSUS: Final = "/bookchain/consensus/1"
 TX: Final = "/bookchain/tx/1"
 SYNC: Final = "/bookchain/sync/1"
+# Keepalive (keepalive.py): the dialer writes 8-byte pings, the listener echoes them.
+PING: Final = "/bookchain/ping/1"
 
 MiB: Final = 1024 * 1024
 

@@ -154,6 +154,7 @@ class OutboundSession:
             data = await stream.read(chunk)
             if not data:
                 return
+            self.peer.heard()
             try:
                 frames = parser.feed(data)
                 for frame in frames:
