@@ -179,7 +179,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                 return _fail(report, h, f"invalid commit certificate: {err}")
             if block.header.prev_block_hash != prev_hash:
                 return _fail(report, h, "block does not link to the previous block hash")
-            if not block.txs_root_matches():
+            if not block.body_matches():
                 return _fail(report, h, "transactions do not match the header's txs_root")
             if block.header.prev_app_hash != sm.app_hash:
                 assert pending is not None or h == 1
