@@ -168,6 +168,8 @@ class ConsensusCore:
         self._out = []
         if isinstance(event, Start):
             self._on_start(event)
+        elif isinstance(event, EvidenceReceived):
+            self._on_evidence(event.evidence)  # also before the first Start (a restart's pool)
         elif self.height == 0:
             pass  # nothing to do before the driver tells us where the chain is
         elif isinstance(event, VoteReceived):
@@ -184,8 +186,6 @@ class ConsensusCore:
             self._on_txs_ready()
         elif isinstance(event, SyncedBlock):
             self._on_synced_block(event.block, event.certificate)
-        elif isinstance(event, EvidenceReceived):
-            self._on_evidence(event.evidence)
         else:  # pragma: no cover - exhaustive over Event
             raise TypeError(f"unknown event {event!r}")
         self._check_rules()
