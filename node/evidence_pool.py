@@ -26,6 +26,7 @@ from pathlib import Path
 from consensus.errors import MalformedMessage
 from consensus.evidence import DuplicateVote
 from state.codec import decode, encode
+from state.errors import TxError
 
 log = logging.getLogger("bookchain.evidence")
 
@@ -90,7 +91,7 @@ class EvidencePool:
             for item in items:
                 ev = DuplicateVote.decode(item)
                 self._pending[ev.key] = ev
-        except (ValueError, MalformedMessage) as err:
+        except (ValueError, TxError, MalformedMessage) as err:
             # A torn or foreign file must not stop the node: evidence is a record, not
             # consensus state. Keep the bad file for a human and start empty.
             bad = self.path.with_suffix(".bad")
