@@ -19,7 +19,14 @@ import click
 from rich.table import Table
 
 from cli import render
-from cli.context import EXIT_REJECTED, EXIT_UNREACHABLE, Seconds, json_option_saying, print_json
+from cli.context import (
+    EXIT_REJECTED,
+    EXIT_UNREACHABLE,
+    Seconds,
+    json_option_saying,
+    print_json,
+    with_scheme,
+)
 from devnet import ethaccounts
 from devnet.genesis import DEFAULT_FUTURE_EXPIRY_S, DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.manifest import Manifest
@@ -51,7 +58,8 @@ def _fail(err: Exception) -> click.ClickException:
 
 @click.group("devnet")
 def devnet() -> None:
-    """Run a local N-validator devnet on 127.0.0.1 (keys and funded accounts included)."""
+    """Run a local N-validator devnet (keys and funded accounts included); status and load
+    also reach a `bookchain testnet` whose validators run on other hosts."""
 
 
 @devnet.command("up")
@@ -236,15 +244,26 @@ def logs(node: str, home: Path, lines: int, follow: bool) -> None:
               help="Seconds to wait for submitted txs to commit after the submit phase.")
 @click.option("--json", "json_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="Also write the report as JSON to FILE ('-' for stdout only).")
+@click.option("--node", "node_urls", multiple=True, metavar="URL",
+              help="Submit to this node RPC URL instead of the devnet's nodes (repeat for several; "
+                   "the first one is followed for commits).")
+@click.option("--nodes", "nodes_csv", default=None, metavar="URL,URL",
+              help="The same as --node, comma-separated.")
 def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int, drain_timeout: float,
-         json_file: Path | None) -> None:
+         json_file: Path | None, node_urls: tuple[str, ...], nodes_csv: str | None) -> None:
     """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency.
 
-    Example: bookchain devnet load --tps 2000 --seconds 20
+    The trader keys and genesis come from --home (a devnet, or a `bookchain testnet --out`
+    directory, whose nodes are on their hosts); --node/--nodes send the flow to any RPC URLs
+    of that chain instead of the nodes the manifest lists.
+
+    Example: bookchain devnet load --tps 2000 --seconds 20 --nodes http://10.0.0.1:26657,http://10.0.0.2:26657
     """
     from rich.progress import Progress
 
     from devnet.load import prepare, run_load
+
+    targets = target_urls(node_urls, nodes_csv)
 
     quiet = json_file is not None and str(json_file) == "-"
     with Progress(transient=True, disable=quiet) as bar:
@@ -255,12 +274,13 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
                            progress=lambda done: bar.update(task, completed=done))
         except (FileNotFoundError, ValueError) as err:
             raise _fail(err) from None
+        urls = targets or plan.urls
         from node.gctune import tune_for_throughput
 
         tune_for_throughput()  # the pre-signed flow is long-lived: keep full collections off it
         sub = bar.add_task("submitting", total=count)
         # RpcError / NodeUnreachable reach the root group, which maps them to exit 1 / 3
-        report = asyncio.run(run_load(plan.urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,
+        report = asyncio.run(run_load(urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,
                                       drain_timeout=drain_timeout,
                                       progress=lambda done: bar.update(sub, completed=done)))
     doc = report.to_json()
@@ -286,6 +306,12 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
     render.console().print(render.kv_table(f"load: {doc['nodes']} nodes, {doc['accounts']} accounts", rows))
     if json_file is not None:
         click.echo(f"report written to {json_file}")
+
+
+def target_urls(node_urls: tuple[str, ...], nodes_csv: str | None) -> list[str]:
+    """--node URL (repeated) then --nodes A,B: node URLs, a missing scheme meaning http://."""
+    raw = [*node_urls, *(u for u in (nodes_csv or "").split(",") if u.strip())]
+    return [with_scheme(u.strip()) for u in raw]
 
 
 @devnet.command("demo")

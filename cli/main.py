@@ -72,9 +72,10 @@ def _register() -> None:
     from cli.node_cmd import node
     from cli.query_cmd import query
     from cli.replay import replay
+    from cli.testnet_cmd import testnet
     from cli.tx_cmd import tx
 
-    for cmd in (keys, tx, query, node, devnet, replay):
+    for cmd in (keys, tx, query, node, devnet, testnet, replay):
         bookchain.add_command(cmd)
 
 

@@ -80,6 +80,19 @@ def q_block(height: str | None, as_json: bool) -> None:
     show(lambda c: c.block(_height(height)(c)), as_json, render.print_block)
 
 
+@query_command("evidence")
+@click.option("--height", default=None, type=click.IntRange(1), help="Only the evidence block HEIGHT committed.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="At most this many pieces.")
+def q_evidence(height: int | None, limit: int, as_json: bool) -> None:
+    """Equivocation evidence: validators that signed two conflicting votes, as committed in
+    blocks (newest first), and what the node holds that no block has committed yet.
+    Evidence is recorded, not punished: validators hold no stake to slash.
+
+    Example: bookchain query evidence --height 12
+    """
+    show(lambda c: c.evidence(height, limit), as_json, render.print_evidence)
+
+
 @query_command("block-results")
 @click.argument("height", required=False, metavar="[HEIGHT|latest]")
 def q_block_results(height: str | None, as_json: bool) -> None:

@@ -267,6 +267,22 @@ def print_block(b: dict[str, Any]) -> None:
         c.print(t)
 
 
+def print_evidence(a: dict[str, Any]) -> None:
+    """``/evidence``: one row per equivocation, committed ones first."""
+    rows = [("committed", e) for e in a.get("evidence") or []] + [("pending", e) for e in a.get("pending") or []]
+    if not rows:
+        console().print(f"no equivocation evidence (node at height {_s(a.get('height'))})")
+        return
+    t = Table(title="equivocation evidence", title_justify="left")
+    for col in ("status", "committed at", "validator", "height", "round", "type", "block ids"):
+        t.add_column(col)
+    for status, e in rows:
+        ids = " / ".join(short(v.get("block_hash") or "nil", 12) for v in e.get("votes") or [])
+        t.add_row(status, _s(e.get("committed_height")), short(e.get("validator"), 16), _s(e.get("height")),
+                  _s(e.get("round")), _s(e.get("type")), ids)
+    console().print(t)
+
+
 def print_block_results(r: dict[str, Any], cat: Catalog | None) -> None:
     c = console()
     c.print(kv_table(f"block results {_s(r.get('height'))}",

@@ -69,6 +69,9 @@ def replay(source: str, state_home: str, to_height: int | None, as_json: bool) -
         for k, v in report.as_dict().items():
             if k == "differing_keys":
                 v = "\n".join(v[:20]) + (f"\n… {len(v) - 20} more" if len(v) > 20 else "")
+            elif k == "evidence":  # one line per committed equivocation
+                v = "\n".join(f"h={e['height']} r={e['round']} {e['type']} by {e['validator'][:16]}… "
+                              f"(committed at {e['committed_height']})" for e in v) or "none"
             table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
         Console().print(table)
     sys.exit(0 if report.ok else 4)

@@ -5,6 +5,11 @@ Why the hash covers only the header: the header commits to the transactions thro
 light client can check a header without downloading the transactions. The header also
 carries ``prev_app_hash`` (the state after the previous block), so a commit certificate
 for block h certifies the application state after block h-1.
+
+Equivocation evidence (consensus/evidence.py) is an optional third part of the body: opaque
+encoded items, like the transactions, committed to by an ``evidence_root`` that the header
+carries only when the block has evidence. A block without evidence encodes (and hashes)
+exactly as before evidence existed, so every old block still decodes to the same hash.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from consensus.merkle import txs_root
 from state.codec import decode, encode, must_bytes, must_list, must_uint
 from state.errors import Code, TxError
 
-HEADER_FIELDS = 8
+HEADER_FIELDS = 8  # a header with evidence has one more: evidence_root
+MAX_BLOCK_EVIDENCE = 16  # items; consensus/evidence.py checks each (MAX_EVIDENCE_PER_BLOCK)
+MAX_EVIDENCE_ITEM_BYTES = 1040
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,7 @@ class BlockHeader:
     prev_app_hash: bytes
     txs_root: bytes
     proposer: bytes
+    evidence_root: bytes = b""  # Merkle root of the block's evidence; empty when it has none
     _hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +68,7 @@ class BlockHeader:
         return self._hash
 
     def to_list(self) -> list[Any]:
-        return [
+        items = [
             self.chain_id,
             self.height,
             self.round,
@@ -70,10 +78,17 @@ class BlockHeader:
             self.txs_root,
             self.proposer,
         ]
+        if self.evidence_root:
+            items.append(self.evidence_root)
+        return items
 
     @classmethod
     def from_list(cls, obj: Any) -> BlockHeader:
-        items = must_list(obj, "header", length=HEADER_FIELDS)
+        items = must_list(obj, "header", max_len=HEADER_FIELDS + 1)
+        if len(items) < HEADER_FIELDS:
+            raise TxError(Code.MALFORMED, f"header has {len(items)} fields, expected {HEADER_FIELDS}")
+        # present only when the block has evidence, so absent and empty never both encode it
+        evidence_root = must_hash(items[8], "header.evidence_root") if len(items) > HEADER_FIELDS else b""
         height = must_height(items[1], "header.height")
         prev_block_hash = must_hash_or_empty(items[4], "header.prev_block_hash")
         if (height == 1) != (len(prev_block_hash) == 0):
@@ -87,6 +102,7 @@ class BlockHeader:
             prev_app_hash=must_hash(items[5], "header.prev_app_hash"),
             txs_root=must_hash(items[6], "header.txs_root"),
             proposer=must_pubkey(items[7], "header.proposer"),
+            evidence_root=evidence_root,
         )
 
     def encode(self) -> bytes:
@@ -100,10 +116,12 @@ class BlockHeader:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A header and its transactions (opaque bytes to consensus; the state machine parses them)."""
+    """A header, its transactions (opaque bytes to consensus; the state machine parses them)
+    and its evidence (encoded ``DuplicateVote`` items; consensus checks them)."""
 
     header: BlockHeader
     txs: tuple[bytes, ...]
+    evidence: tuple[bytes, ...] = ()
 
     @property
     def hash(self) -> bytes:
@@ -113,20 +131,33 @@ class Block:
     def height(self) -> int:
         return self.header.height
 
-    def txs_root_matches(self) -> bool:
-        """Recompute the Merkle root: O(len(txs)) hashing, so callers cache the answer."""
-        return txs_root(self.txs) == self.header.txs_root
+    def body_matches(self) -> bool:
+        """The header commits to this body: the transactions' Merkle root, and the evidence's
+        (empty exactly when there is none). O(len(txs)) hashing, so callers cache the answer."""
+        if txs_root(self.txs) != self.header.txs_root:
+            return False
+        return self.header.evidence_root == (txs_root(self.evidence) if self.evidence else b"")
 
     def to_list(self) -> list[Any]:
+        if self.evidence:
+            return [self.header.to_list(), list(self.txs), list(self.evidence)]
         return [self.header.to_list(), list(self.txs)]
 
     @classmethod
     def from_list(cls, obj: Any) -> Block:
-        items = must_list(obj, "block", length=2)
+        items = must_list(obj, "block", max_len=3)
+        if len(items) < 2:
+            raise TxError(Code.MALFORMED, "block must be [header, txs] or [header, txs, evidence]")
         header = BlockHeader.from_list(items[0])
         raw_txs = must_list(items[1], "block.txs", max_len=MAX_BLOCK_TXS)
         txs = tuple(must_bytes(tx, "block.tx", max_len=MAX_TX_BYTES) for tx in raw_txs)
-        return cls(header, txs)
+        evidence: tuple[bytes, ...] = ()
+        if len(items) == 3:
+            raw_ev = must_list(items[2], "block.evidence", max_len=MAX_BLOCK_EVIDENCE)
+            if not raw_ev:
+                raise TxError(Code.MALFORMED, "block.evidence is absent when empty")
+            evidence = tuple(must_bytes(e, "block.evidence item", max_len=MAX_EVIDENCE_ITEM_BYTES) for e in raw_ev)
+        return cls(header, txs, evidence)
 
     def encode(self) -> bytes:
         return encode(self.to_list())
@@ -147,8 +178,9 @@ def make_block(
     prev_app_hash: bytes,
     proposer: bytes,
     txs: tuple[bytes, ...],
+    evidence: tuple[bytes, ...] = (),
 ) -> Block:
-    """Build a block, computing its transactions root."""
+    """Build a block, computing its transactions and evidence roots."""
     if len(prev_app_hash) != HASH_LEN:
         raise ValueError("prev_app_hash must be 32 bytes")
     header = BlockHeader(
@@ -160,5 +192,6 @@ def make_block(
         prev_app_hash=prev_app_hash,
         txs_root=txs_root(txs),
         proposer=proposer,
+        evidence_root=txs_root(evidence) if evidence else b"",
     )
-    return Block(header, txs)
+    return Block(header, txs, evidence)

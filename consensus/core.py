@@ -22,6 +22,14 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
 - Votes are tallied once per validator *per value*: an equivocator's second vote is
   reported as evidence and still counted for its own value (safe by quorum
   intersection), so a polka that others saw can be seen by everyone.
+
+Evidence (consensus/evidence.py, CometBFT's evidence module): the two conflicting votes are
+kept as pending evidence, with evidence the driver feeds in (``EvidenceReceived``: peers'
+gossip, the node's pool after a restart). As proposer the core puts pending evidence from
+earlier heights into its fresh block; every node checks a proposal's evidence as part of
+valid(v) (a proposal with invalid evidence gets a nil prevote), and a decided block's
+evidence leaves the pending set. Whether a piece was committed in an earlier block is the
+application's check (``App.validate_block``), which holds the chain.
 """
 
 from __future__ import annotations
@@ -44,12 +52,18 @@ from consensus.certificate import CommitCertificate
 from consensus.config import ConsensusConfig
 from consensus.events import (
     Event,
+    EvidenceReceived,
     ProposalReceived,
     Start,
     SyncedBlock,
     TimeoutFired,
     TxsReady,
     VoteReceived,
+)
+from consensus.evidence import (
+    MAX_EVIDENCE_PER_BLOCK,
+    DuplicateVote,
+    check_block_evidence,
 )
 from consensus.fields import HASH_LEN, MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES, MAX_TX_BYTES
 from consensus.messages import NIL, Proposal, Vote, VoteType
@@ -64,12 +78,16 @@ from consensus.wal import (
     WalVote,
     record_height,
 )
+from state.errors import Code
 from state.keys import PrivateKey
 
 #: An equivocating proposer may send different blocks for one round; keep at most this many.
 MAX_PROPOSALS_PER_ROUND = 2
 #: An equivocating validator's votes are counted for at most this many values per round and type.
 MAX_VALUES_PER_VALIDATOR = 4
+#: Pending evidence kept for proposing (a byzantine validator equivocating at every height
+#: should not grow it without bound; the lowest keys, the oldest heights, are kept).
+MAX_PENDING_EVIDENCE = 256
 #: Bytes of msgpack framing budgeted per transaction when cutting an own block to size.
 _TX_OVERHEAD = 5
 _HEADER_BUDGET = 1024
@@ -103,6 +121,7 @@ class ConsensusCore:
         self._future_keys: set[tuple[object, ...]] = set()
         self._future_proposals: dict[int, int] = {}
         self._higher: dict[bytes, int] = {}
+        self._pending_evidence: dict[tuple[int, bytes, int, int], DuplicateVote] = {}
         self.height = 0
         self._reset_height()
 
@@ -145,6 +164,11 @@ class ConsensusCore:
                 out.append(vote)
         return out
 
+    @property
+    def pending_evidence(self) -> list[DuplicateVote]:
+        """Evidence this core would include as proposer, oldest first."""
+        return [self._pending_evidence[k] for k in sorted(self._pending_evidence)]
+
     def restore(self, records: Iterable[WalRecord]) -> None:
         """Load WAL records of a previous run; call before the first Start.
 
@@ -163,6 +187,8 @@ class ConsensusCore:
         self._out = []
         if isinstance(event, Start):
             self._on_start(event)
+        elif isinstance(event, EvidenceReceived):
+            self._on_evidence(event.evidence)  # also before the first Start (a restart's pool)
         elif self.height == 0:
             pass  # nothing to do before the driver tells us where the chain is
         elif isinstance(event, VoteReceived):
@@ -332,6 +358,7 @@ class ConsensusCore:
             if valid_block is not None and self._valid_round < self.round:
                 block, pol_round = valid_block, self._valid_round
             else:
+                evidence = self._evidence_to_propose()
                 block = make_block(
                     chain_id=self.chain_id,
                     height=self.height,
@@ -341,6 +368,7 @@ class ConsensusCore:
                     prev_app_hash=self._prev_app_hash,
                     proposer=self._me,
                     txs=tuple(txs if txs is not None else self._reap()),
+                    evidence=evidence,
                 )
                 pol_round = -1
             proposal = Proposal.create(
@@ -351,9 +379,16 @@ class ConsensusCore:
         self._out.append(BroadcastProposal(proposal))
         self._store_proposal(proposal)
 
+    def _evidence_to_propose(self) -> tuple[bytes, ...]:
+        """Pending evidence from earlier heights, oldest first, at most a block's worth."""
+        out = [ev.encode() for key, ev in sorted(self._pending_evidence.items()) if key[0] < self.height]
+        return tuple(out[:MAX_EVIDENCE_PER_BLOCK])
+
     def _reap(self) -> list[bytes]:
-        """The application's transactions, cut to this node's block limits."""
-        budget = self.config.max_block_bytes - _HEADER_BUDGET
+        """The application's transactions, cut to this node's block limits (less the room
+        the evidence this node would propose takes)."""
+        evidence_bytes = sum(len(e) + _TX_OVERHEAD for e in self._evidence_to_propose())
+        budget = self.config.max_block_bytes - _HEADER_BUDGET - evidence_bytes
         offered = self.app.propose_txs(self.height)
         if (
             len(offered) <= self.config.max_block_txs
@@ -400,7 +435,7 @@ class ConsensusCore:
             return
         # The signature covers the header only; a relay could swap the transactions, so
         # the body must match txs_root before it is stored under the header's hash.
-        if not proposal.block.txs_root_matches():
+        if not proposal.block.body_matches():
             return
         self._store_proposal(proposal)
 
@@ -471,6 +506,25 @@ class ConsensusCore:
             return
         self._evidence_seen.add(key)
         self._out.append(Evidence(first, second))
+        self._keep_evidence(DuplicateVote.make(first, second))  # both votes already verified
+
+    def _on_evidence(self, evidence: DuplicateVote) -> None:
+        """Evidence from outside: kept for proposing when it proves equivocation here."""
+        if evidence.key in self._pending_evidence:
+            return
+        if evidence.check(self.validators, self.chain_id) == Code.OK:
+            self._keep_evidence(evidence)
+
+    def _keep_evidence(self, evidence: DuplicateVote) -> None:
+        pending = self._pending_evidence
+        if evidence.key in pending:
+            return
+        if len(pending) >= MAX_PENDING_EVIDENCE:
+            newest = max(pending)
+            if evidence.key > newest:
+                return
+            del pending[newest]
+        pending[evidence.key] = evidence
 
     def _on_higher(
         self, signer: bytes, height: int, message: Proposal | Vote, verified: bool
@@ -601,7 +655,7 @@ class ConsensusCore:
             return
         if certificate.height != self.height or certificate.block_hash != block.hash:
             return
-        if not self._header_valid(block) or not block.txs_root_matches():
+        if not self._header_valid(block) or not block.body_matches():
             return
         if not certificate.verify(self.validators, self.chain_id):
             return
@@ -752,7 +806,12 @@ class ConsensusCore:
         block_hash = block.hash
         answer = self._validity.get(block_hash)
         if answer is None:
-            answer = self._header_valid(block) and bool(self.app.validate_block(block))
+            answer = (
+                self._header_valid(block)
+                and check_block_evidence(block.evidence, self.height, self.validators, self.chain_id)[0]
+                == Code.OK
+                and bool(self.app.validate_block(block))
+            )
             self._validity[block_hash] = answer
         return answer
 
@@ -794,6 +853,11 @@ class ConsensusCore:
             self._add_vote(vote)
 
     def _decide(self, block: Block, certificate: CommitCertificate) -> None:
+        for raw in block.evidence:  # committed: no longer pending (a synced block's too)
+            try:
+                self._pending_evidence.pop(DuplicateVote.decode(raw).key, None)
+            except ValueError:
+                continue
         self._decision = block
         self.step = RoundStep.COMMITTED
         self._out.append(CommitBlock(block, certificate))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
+from consensus.evidence import DuplicateVote
 from consensus.messages import Proposal, Vote
 from consensus.steps import TimeoutStep
 
@@ -67,4 +68,12 @@ class SyncedBlock:
     certificate: CommitCertificate
 
 
-Event = Start | ProposalReceived | VoteReceived | TimeoutFired | TxsReady | SyncedBlock
+@dataclass(frozen=True, slots=True)
+class EvidenceReceived:
+    """Equivocation evidence not yet committed, from a peer or from the node's evidence pool
+    after a restart: the core checks it and, as proposer, includes it in a block."""
+
+    evidence: DuplicateVote
+
+
+Event = Start | ProposalReceived | VoteReceived | TimeoutFired | TxsReady | SyncedBlock | EvidenceReceived

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devnet.genesis import DevnetSpec, create_devnet
+from devnet.genesis import DevnetSpec, Placement, create_devnet
 from devnet.supervisor import default_node_command, stdout_log, tail
 from node.client import Client, NodeUnreachable, RpcError
 from state.keys import PrivateKey
@@ -27,11 +27,15 @@ from state.tx import sign_tx
 class Cluster:
     def __init__(self, root: Path, nodes: int = 4, consensus: dict[str, Any] | None = None,
                  switches: dict[int, dict[str, Any]] | None = None, traders: int = 4,
-                 sections: dict[int, dict[str, Any]] | None = None) -> None:
+                 sections: dict[int, dict[str, Any]] | None = None,
+                 placements: list[Placement] | None = None) -> None:
+        """``placements`` put the nodes on given hosts and ports (e.g. 127.0.0.2..N, which Linux
+        routes to the loopback), as on separate machines; by default all are on 127.0.0.1."""
         overrides = {"timeout_propose_ms": 800, "timeout_prevote_ms": 400, "timeout_precommit_ms": 400,
                      "timeout_commit_ms": 100, **(consensus or {})}
         self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=traders,
-                                                       consensus=tuple(overrides.items())))
+                                                       consensus=tuple(overrides.items())),
+                                      placements=placements)
         for i, node in enumerate(self.manifest.nodes):
             cfg_path = Path(node.home) / "config.json"
             cfg = json.loads(cfg_path.read_text())
@@ -95,7 +99,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ rpc
     def url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.manifest.nodes[i].rpc_port}"
+        return self.manifest.nodes[i].rpc_url
 
     def client(self, i: int, timeout: float = 10) -> Client:
         return Client(self.url(i), timeout=timeout)

@@ -10,9 +10,12 @@ Layout (node homes follow node/API.md)::
     DEVNET/node0/genesis.json
     DEVNET/node0/keys/validator.json, keys/p2p.key
 
-Ports are found by binding port 0 on 127.0.0.1, all 2N sockets held open together so the
-kernel hands out distinct ports; they are released just before the nodes start, which is
-the usual (small) race every "find a free port" tool accepts.
+Where each node runs is a ``Placement``: the host its peers and clients reach it at, its
+two ports, and the address it binds. A local devnet places every node on 127.0.0.1 with
+ports found by binding port 0, all 2N sockets held open together so the kernel hands out
+distinct ports; they are released just before the nodes start, which is the usual (small)
+race every "find a free port" tool accepts. ``bookchain testnet`` (devnet/testnet.py)
+passes its own placements, one per given host, and the same code writes the homes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from devnet import ethaccounts, p2pkeys
-from devnet.manifest import Manifest, NodeEntry, save_manifest
+from devnet.manifest import LOCALHOST, Manifest, NodeEntry, host_multiaddr, save_manifest
 from node.wallet.keystore import KeyStore, write_private_json
 from state.genesis import default_assets, future_market, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
@@ -67,7 +70,25 @@ class DevnetSpec:
     eth_accounts: int = ethaccounts.DEFAULT_ETH_ACCOUNTS  # funded deterministic secp256k1 test accounts
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one validator runs. ``host`` goes into the other nodes' peer lists and the
+    manifest's RPC URL; ``bind`` is what its RPC and p2p listeners bind (the host itself,
+    or 0.0.0.0 on a machine whose public address is not on an interface, as behind NAT)."""
+
+    host: str
+    rpc_port: int
+    p2p_port: int
+    bind: str
+
+
+def local_placements(count: int) -> list[Placement]:
+    """``count`` nodes on 127.0.0.1, each with two ports that were free a moment ago."""
+    ports = free_ports(2 * count)
+    return [Placement(LOCALHOST, ports[2 * i], ports[2 * i + 1], LOCALHOST) for i in range(count)]
+
+
+def free_ports(count: int, host: str = LOCALHOST) -> list[int]:
     """``count`` distinct ports that were free on ``host`` a moment ago."""
     with ExitStack() as stack:
         ports = []
@@ -83,17 +104,22 @@ DEVNET_PRICES = {"BTC": 60_000_000_000, "ETH": 3_000_000_000}
 
 
 def node_config(name: str, rpc_port: int, p2p_port: int, peers: list[str],
-                consensus: dict[str, Any] | None = None) -> dict[str, Any]:
-    """config.json of one node (node/API.md); unspecified sections take the node's defaults."""
+                consensus: dict[str, Any] | None = None, *, bind: str = LOCALHOST,
+                test_switches: bool = True) -> dict[str, Any]:
+    """config.json of one node (node/API.md); unspecified sections take the node's defaults.
+    ``bind`` is the IP address its RPC and p2p listeners bind; ``test_switches`` lets the
+    devnet's tools move the node's oracle feed (a testnet for several machines says False:
+    test switches never belong on a shared network)."""
     doc: dict[str, Any] = {
         "moniker": name,
-        "rpc": {"host": "127.0.0.1", "port": rpc_port},
-        "p2p": {"listen": f"/ip4/127.0.0.1/tcp/{p2p_port}", "peers": peers},
+        "rpc": {"host": bind, "port": rpc_port},
+        "p2p": {"listen": host_multiaddr(bind, p2p_port), "peers": peers},
     }
     if consensus:
         doc["consensus"] = dict(consensus)
     doc["oracle"] = {"prices": dict(DEVNET_PRICES), "interval_ms": 2000}
-    doc["test"] = {"allow_oracle_override": True}
+    if test_switches:
+        doc["test"] = {"allow_oracle_override": True}
     return doc
 
 
@@ -132,17 +158,22 @@ def _write_json(path: Path, doc: Any) -> None:
 
 def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
                   *, peer_id_of: Callable[[Path], str] = p2pkeys.ensure_peer_id,
-                  now_ms: int | None = None) -> Manifest:
-    """Write a fresh devnet into ``home`` (which must not hold one) and return its manifest."""
+                  now_ms: int | None = None, placements: list[Placement] | None = None,
+                  test_switches: bool = True) -> Manifest:
+    """Write a fresh devnet into ``home`` (which must not hold one) and return its manifest.
+    ``placements`` (one per node) put the nodes on given hosts and ports; by default every
+    node is on 127.0.0.1 with free ports."""
     spec = spec or DevnetSpec()
+    if placements is not None and len(placements) != spec.nodes:
+        raise ValueError(f"{len(placements)} placements for {spec.nodes} nodes")
     root = Path(home).absolute()
     if (root / "devnet.json").exists():
         raise FileExistsError(f"{root} already holds a devnet (devnet.json); use --reset to replace it")
     root.mkdir(parents=True, exist_ok=True)
     cli = KeyStore(root / "cli")
 
-    # validators: keys, p2p identities, ports
-    ports = free_ports(2 * spec.nodes)
+    # validators: keys, p2p identities, hosts and ports
+    places = placements if placements is not None else local_placements(spec.nodes)
     validator_keys = [PrivateKey.generate() for _ in range(spec.nodes)]
     entries: list[NodeEntry] = []
     for i, vk in enumerate(validator_keys):
@@ -150,8 +181,9 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
         (node_home / "logs").mkdir(parents=True, exist_ok=True)
         write_private_json(node_home / "keys" / "validator.json",
                            {"seed": vk.hex(), "pubkey": vk.pubkey.hex()}, overwrite=True)
-        entries.append(NodeEntry(f"node{i}", str(node_home), ports[2 * i], ports[2 * i + 1],
-                                 peer_id_of(node_home), vk.pubkey.hex()))
+        place = places[i]
+        entries.append(NodeEntry(f"node{i}", str(node_home), place.rpc_port, place.p2p_port,
+                                 peer_id_of(node_home), vk.pubkey.hex(), place.host))
 
     # CLI keys: the bridge authority and funded accounts
     bridge = cli.create("bridge")
@@ -173,11 +205,12 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
     _write_json(root / "genesis.json", doc)
 
     consensus = dict(spec.consensus)
-    for e in entries:
+    for e, place in zip(entries, places, strict=True):
         peers = [o.p2p_addr for o in entries if o.name != e.name]
         node_home = Path(e.home)
         _write_json(node_home / "genesis.json", doc)
-        _write_json(node_home / "config.json", node_config(e.name, e.rpc_port, e.p2p_port, peers, consensus))
+        _write_json(node_home / "config.json", node_config(e.name, e.rpc_port, e.p2p_port, peers, consensus,
+                                                           bind=place.bind, test_switches=test_switches))
 
     manifest = Manifest(spec.chain_id, int(doc["genesis_time_ms"]), entries, str(cli.home), accounts,
                         eth_accounts=eth_accounts)

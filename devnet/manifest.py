@@ -4,10 +4,16 @@ Why a manifest: ``down`` must stop exactly the processes ``up`` started and noth
 also from another shell hours later, so pids are recorded with the process start time
 (pid reuse check) next to the node list. Written atomically (temp file + rename) so a
 crash mid-write never leaves a manifest that forgets a running node.
+
+Each node carries the host its peers and clients reach it at (``host``): a local devnet
+says 127.0.0.1, a ``bookchain testnet`` the addresses given to ``--hosts``, so ``status``,
+``load`` and the node list work the same for validators on other machines. Manifests
+written before hosts existed have none and mean 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -15,6 +21,26 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "devnet.json"
+LOCALHOST = "127.0.0.1"
+
+
+def ip_version(host: str) -> int | None:
+    """4 or 6 for an IP literal, None for a DNS name."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
+def host_multiaddr(host: str, port: int) -> str:
+    """``/ip4/A/tcp/P``, ``/ip6/A/tcp/P`` or ``/dns4/NAME/tcp/P`` (libp2p resolves dns4 when it dials)."""
+    proto = {4: "ip4", 6: "ip6", None: "dns4"}[ip_version(host)]
+    return f"/{proto}/{host}/tcp/{port}"
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, an IPv6 literal in brackets as URLs want it."""
+    return f"http://[{host}]:{port}" if ip_version(host) == 6 else f"http://{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +51,15 @@ class NodeEntry:
     p2p_port: int
     peer_id: str
     validator_pubkey: str
+    host: str = LOCALHOST  # where peers and clients reach this node (an IP or a DNS name)
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return http_url(self.host, self.rpc_port)
 
     @property
     def p2p_addr(self) -> str:
-        return f"/ip4/127.0.0.1/tcp/{self.p2p_port}/p2p/{self.peer_id}"
+        return f"{host_multiaddr(self.host, self.p2p_port)}/p2p/{self.peer_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +101,7 @@ class Manifest:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Manifest:
         nodes = [NodeEntry(n["name"], n["home"], int(n["rpc_port"]), int(n["p2p_port"]), n["peer_id"],
-                           n["validator_pubkey"]) for n in doc["nodes"]]
+                           n["validator_pubkey"], str(n.get("host", LOCALHOST))) for n in doc["nodes"]]
         procs = {k: ProcessEntry(int(p["pid"]), p.get("start_time"), int(p.get("started_ms", 0)),
                                  tuple(p.get("cmd", ())))
                  for k, p in doc.get("processes", {}).items()}

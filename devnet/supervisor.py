@@ -11,6 +11,7 @@ node's log tail: a half-started devnet left behind is worse than an error.
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +21,11 @@ from pathlib import Path
 from devnet import procs
 from devnet.genesis import DevnetSpec, create_devnet
 from devnet.manifest import (
+    LOCALHOST,
     Manifest,
     NodeEntry,
     ProcessEntry,
+    ip_version,
     load_manifest,
     manifest_path,
     save_manifest,
@@ -62,6 +65,21 @@ class DevnetStatus:
     nodes: tuple[NodeStatus, ...]
     common_height: int | None
     hashes_agree: bool | None  # None when fewer than two nodes answered
+
+
+def is_local_address(host: str) -> bool:
+    """Whether this machine can bind ``host`` (an IP of one of its interfaces, or any
+    loopback address: Linux routes all of 127.0.0.0/8 to ``lo``)."""
+    version = ip_version(host)
+    if version is None:
+        return False
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+    except OSError:
+        return False
+    return True
 
 
 def stdout_log(node: NodeEntry) -> Path:
@@ -124,6 +142,7 @@ class Supervisor:
             m = create_devnet(self.home, spec)
         elif spec.nodes != len(m.nodes):
             progress(f"restarting the existing {len(m.nodes)}-node devnet (use --reset for a new one)")
+        self._must_be_local(m)
         self._start(m, progress)
         try:
             self._wait_ready(m, timeout, min_height, progress)
@@ -140,6 +159,16 @@ class Supervisor:
             self.down()
         progress(f"removing {self.home}")
         shutil.rmtree(self.home)
+
+    def _must_be_local(self, m: Manifest) -> None:
+        """A manifest from ``bookchain testnet`` may name other machines: ``up`` starts nodes
+        here only, so it refuses (before starting anything) a node whose host this machine
+        cannot bind, instead of a node dying with "cannot listen"."""
+        for node in m.nodes:
+            if node.host != LOCALHOST and not is_local_address(node.host):
+                raise DevnetError(f"{node.name} runs on {node.host}, which is not an address of this machine: "
+                                  f"start it there with `bookchain node start --home {node.name}`, and "
+                                  f"watch the network with `bookchain devnet status --home {self.home}`")
 
     def _start(self, m: Manifest, progress: Progress) -> None:
         for node in m.nodes:

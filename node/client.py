@@ -173,6 +173,11 @@ class Client:
     def block(self, height: int) -> Json:
         return self.get("/block", height=height)
 
+    def evidence(self, height: int | None = None, limit: int | None = None) -> Json:
+        """Committed equivocation evidence (newest first, or block ``height``'s) and the node's pending."""
+        params = {k: v for k, v in (("height", height), ("limit", limit)) if v is not None}
+        return self.get("/evidence", **params)
+
     def block_results(self, height: int) -> Json:
         return self.get("/block_results", height=height)
 

@@ -118,6 +118,10 @@ class NodeConfig:
         return self.home / "data" / "wal"
 
     @property
+    def evidence_dir(self) -> Path:
+        return self.home / "data" / "evidence"
+
+    @property
     def snapshots_dir(self) -> Path:
         return self.home / "data" / "snapshots"
 

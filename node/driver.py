@@ -4,6 +4,11 @@ clock, and performs the actions it returns (WAL, broadcast, timers, commit, sync
 Everything runs on the node's single event-loop thread; the core is never entered
 concurrently. Actions are performed strictly in order: a WAL record is fsync'd before
 the message it records is handed to the network.
+
+Evidence: an equivocation the core reports, or a peer's ``/bookchain/evidence/1`` frame
+that checks out and is not committed yet, goes into the persisted pool
+(node/evidence_pool.py) and out to every peer; a peer's evidence also goes to the core,
+which proposes it. A committed block's evidence leaves the pool.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from consensus.certificate import CommitCertificate
 from consensus.core import ConsensusCore
 from consensus.errors import MalformedMessage
 from consensus.events import (
+    EvidenceReceived,
     ProposalReceived,
     Start,
     SyncedBlock,
@@ -34,11 +40,14 @@ from consensus.events import (
     TxsReady,
     VoteReceived,
 )
+from consensus.evidence import DuplicateVote
 from consensus.messages import Proposal, Vote
 from consensus.steps import TimeoutStep
+from node import evidence_index
 from node.crashpoints import maybe_crash
 from node.p2p import BadFrame, protocols
 from state.codec import decode, encode
+from state.errors import Code
 
 if TYPE_CHECKING:
     from node.ports import DriverHost
@@ -181,6 +190,7 @@ class ConsensusDriver:
             self.evidence.append(action)
             log.warning("h=%d equivocation by validator %s (round %d)", action.vote_a.height,
                         action.vote_a.validator.hex()[:16], action.vote_a.round)
+            self._keep_evidence(DuplicateVote.make(action.vote_a, action.vote_b))  # the core has it already
         elif isinstance(action, RequestSync):
             self.request_sync(action.height)
         else:
@@ -224,6 +234,10 @@ class ConsensusDriver:
             self.halted = str(err)
             log.critical("HALT: %s", err)
             return
+        if block.evidence:
+            committed = evidence_index.decoded(block)
+            self.rt.evidence_pool.remove(ev.key for ev in committed)
+            log.info("h=%d committed %d piece(s) of equivocation evidence", block.height, len(committed))
         log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
                  block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
                  self.rt.execution.last_apply_ms)
@@ -239,6 +253,60 @@ class ConsensusDriver:
             return
         self._nil_logged = key
         log.info("h=%d r=%d voted %s nil", vote.height, vote.round, vote.type.name.lower())
+
+    # ------------------------------------------------------------------ evidence
+    def _committed(self, evidence: DuplicateVote) -> bool:
+        return evidence_index.committed_at(self.rt.blocks.db, evidence.key) is not None
+
+    def _keep_evidence(self, evidence: DuplicateVote) -> bool:
+        """Pool and gossip evidence that is new and not committed; True if it was."""
+        if evidence.key in self.rt.evidence_pool or self._committed(evidence):
+            return False
+        if not self.rt.evidence_pool.add(evidence):
+            return False
+        if not self.rt.faults.isolated():
+            self.rt.p2p.broadcast(protocols.EVIDENCE, evidence.encode())
+        return True
+
+    async def on_evidence_frame(self, peer_id: str, frame: bytes) -> None:
+        """A peer's evidence: checked against the validator set before it is kept, relayed
+        or handed to the core. Evidence that does not check is the peer's fault (counted;
+        repeat offenders are banned), evidence already known or committed is dropped."""
+        if self.rt.faults.isolated():
+            return
+        try:
+            evidence = DuplicateVote.decode(frame)
+        except MalformedMessage as err:
+            self.bad_messages += 1
+            raise BadFrame(f"undecodable evidence: {err}") from None
+        if evidence.key in self.rt.evidence_pool or self._committed(evidence):
+            return
+        code = evidence.check(self.core.validators, self.core.chain_id)
+        if code != Code.OK:
+            self.bad_messages += 1
+            raise BadFrame(f"invalid evidence from {peer_id}: {code.name}")
+        if self._keep_evidence(evidence):
+            log.warning("h=%d evidence from a peer: validator %s equivocated at height %d round %d",
+                        self.rt.sm.height, evidence.validator.hex()[:16], evidence.height, evidence.round)
+            self.feed(EvidenceReceived(evidence))
+
+    def restore_evidence(self) -> None:
+        """At start: the pool's evidence that no stored block committed goes to the core
+        (before the first Start, so this node's next proposal can include it)."""
+        pool = self.rt.evidence_pool
+        stale = [ev.key for ev in pool.pending() if self._committed(ev)]
+        pool.remove(stale)
+        for ev in pool.pending():
+            self.core.handle(EvidenceReceived(ev))
+        if len(pool):
+            log.info("h=%d %d piece(s) of pending evidence restored", self.rt.sm.height, len(pool))
+
+    def gossip_evidence(self) -> None:
+        """Re-send the pending evidence (a peer that was down missed it)."""
+        if self.rt.faults.isolated() or self.stopped:
+            return
+        for ev in self.rt.evidence_pool.pending():
+            self.rt.p2p.broadcast(protocols.EVIDENCE, ev.encode())
 
     # ------------------------------------------------------------------ block sync
     def request_sync(self, height: int) -> None:

@@ -17,7 +17,7 @@ import msgpack
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, hlws, interest, orderindex
+from node import evidence_index, history, hlws, interest, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.events import EventBus
@@ -141,6 +141,7 @@ class Execution:
             extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, result.receipts, block.txs,
                                                                      self.mempool.verified))
             extra += self.interest.block(ex, block.height, time_ms, result.write_digests)
+            extra += evidence_index.puts(block.height, evidence_index.decoded(block))
             self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)
             maybe_crash("results_saved")
         self.sm.commit_pending()

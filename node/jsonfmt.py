@@ -105,11 +105,14 @@ def results_json(height: int, record: list[Any]) -> dict[str, Any]:
 
 
 def header_json(h: Any) -> dict[str, Any]:
-    return {
+    out = {
         "chain_id": h.chain_id, "height": h.height, "round": h.round, "time_ms": h.time_ms,
         "prev_block_hash": h.prev_block_hash.hex(), "prev_app_hash": h.prev_app_hash.hex(),
         "txs_root": h.txs_root.hex(), "proposer": h.proposer.hex(),
     }
+    if h.evidence_root:
+        out["evidence_root"] = h.evidence_root.hex()
+    return out
 
 
 def certificate_json(c: Any) -> dict[str, Any]:
@@ -118,10 +121,25 @@ def certificate_json(c: Any) -> dict[str, Any]:
 
 
 def block_json(block: Any, cert: Any, raw_block: bytes, raw_cert: bytes) -> dict[str, Any]:
-    return {
+    out = {
         "height": block.height, "hash": block.hash.hex(), "header": header_json(block.header),
         "txs": [t.hex() for t in block.txs], "certificate": certificate_json(cert),
         "raw_block": raw_block.hex(), "raw_certificate": raw_cert.hex(),
+    }
+    if block.evidence:  # only blocks that carry some (consensus/evidence.py)
+        from consensus.evidence import DuplicateVote
+
+        out["evidence"] = [evidence_json(DuplicateVote.decode(raw)) for raw in block.evidence]
+    return out
+
+
+def evidence_json(ev: Any) -> dict[str, Any]:
+    """One equivocation (a ``DuplicateVote``): who, where, and the two signed votes."""
+    return {
+        "hash": ev.hash.hex(), "validator": ev.validator.hex(), "height": ev.height, "round": ev.round,
+        "type": ev.type.name.lower(),
+        "votes": [{"block_hash": v.block_hash.hex(), "signature": v.signature.hex()} for v in (ev.vote_a, ev.vote_b)],
+        "raw": ev.encode().hex(),
     }
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from node.blockstore import BlockStore
     from node.config import NodeConfig
     from node.events import EventBus
+    from node.evidence_pool import EvidencePool
     from node.execution import Execution
     from node.faults import Faults
     from node.mempool import Admission, Mempool
@@ -38,6 +39,7 @@ class RpcHost(Protocol):
     faults: Faults
     p2p: P2PNode
     metrics: NodeMetrics
+    evidence_pool: EvidencePool
 
     async def submit(self, raws: list[bytes]) -> list[Admission]: ...
 
@@ -59,5 +61,6 @@ class DriverHost(Protocol):
     faults: Faults
     p2p: P2PNode
     wal: WalFile
+    evidence_pool: EvidencePool
 
     def after_commit(self, height: int) -> None: ...

@@ -7,6 +7,11 @@ height, apply the block, and compare our app hash with the chain's record of it 
 certified ``prev_app_hash`` of the next block and, when available, the node's stored
 results). At the first divergence the report names the height and the state keys whose
 writes differ (from the per-block write digests in block results).
+
+Equivocation evidence in a block is re-checked as consensus checked it (both signatures,
+one validator of the set, conflicting votes of an earlier height, no equivocation
+committed twice); a block with evidence that fails is a divergence. The report lists every
+committed equivocation: double-signing is visible to anyone replaying the chain.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Any, Protocol
 
 from consensus.block import Block
 from consensus.certificate import CertificateError, CommitCertificate
+from consensus.evidence import check_block_evidence
 from consensus.validators import ValidatorSet
+from state.errors import Code
 from state.genesis import Genesis
 from state.machine import ExecBlock, StateMachine
 
@@ -141,6 +148,8 @@ class ReplayReport:
     reason: str = ""
     differing_keys: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # committed equivocations: {"committed_height", "validator", "height", "round", "type"}
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -168,6 +177,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
     report.to_height = end
     prev_hash = b""
     pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # height, our hash, our digests
+    equivocations: set[tuple[int, bytes, int, int]] = set()
     try:
         for h, raw_block, raw_cert in source.blocks(1, end):
             block, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
@@ -179,8 +189,18 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                 return _fail(report, h, f"invalid commit certificate: {err}")
             if block.header.prev_block_hash != prev_hash:
                 return _fail(report, h, "block does not link to the previous block hash")
-            if not block.txs_root_matches():
-                return _fail(report, h, "transactions do not match the header's txs_root")
+            if not block.body_matches():
+                return _fail(report, h, "transactions or evidence do not match the header's roots")
+            if block.evidence:
+                code, evidence = check_block_evidence(block.evidence, h, validators, genesis.chain_id)
+                if code != Code.OK:
+                    return _fail(report, h, f"invalid equivocation evidence: {code.name}")
+                for ev in evidence:
+                    if ev.key in equivocations:
+                        return _fail(report, h, "equivocation evidence committed twice: EVIDENCE_DUPLICATE")
+                    equivocations.add(ev.key)
+                    report.evidence.append({"committed_height": h, "validator": ev.validator.hex(),
+                                            "height": ev.height, "round": ev.round, "type": ev.type.name.lower()})
             if block.header.prev_app_hash != sm.app_hash:
                 assert pending is not None or h == 1
                 keys: list[str] = []

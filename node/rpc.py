@@ -19,13 +19,14 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import history, hlexchange, hlws, orderindex
+from node import evidence_index, history, hlexchange, hlws, orderindex
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
     account_json,
     block_json,
     code_name,
     event_from_list,
+    evidence_json,
     fill_from_list,
     num,
     receipt_from_list,
@@ -150,7 +151,7 @@ class RpcServer:
             ("/account", self.account), ("/orders", self.orders), ("/triggers", self.triggers),
             ("/fills", self.fills), ("/order_status", self.order_status),
             ("/history", self.history), ("/orders/history", self.orders_history), ("/candles", self.candles),
-            ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
+            ("/evidence", self.evidence), ("/pools", self.pools), ("/funding", self.funding), ("/oracle", self.oracle),
             ("/insurance", self.insurance), ("/can_order", self.can_order), ("/can_withdraw", self.can_withdraw),
             ("/can_borrow", self.can_borrow),
             ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis), ("/snapshots", self.snapshots), ("/snapshot", self.snapshot),
@@ -204,6 +205,16 @@ class RpcServer:
         lo = _int_param(request, "from", 1, lo=1)
         hi = min(_int_param(request, "to", lo + MAX_BLOCK_RANGE - 1, lo=lo), lo + MAX_BLOCK_RANGE - 1, self.rt.blocks.height)
         return web.json_response({"blocks": [self._block_at(h) for h in range(lo, hi + 1)]})
+
+    async def evidence(self, request: web.Request) -> web.Response:
+        """Committed equivocation evidence, newest block first (``?height=`` one block's;
+        ``?limit=``), and the evidence this node holds that no block has committed yet."""
+        height = _int_param(request, "height", 0, lo=0) or None
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        committed = [{"committed_height": h, **evidence_json(ev)}
+                     for h, ev in evidence_index.committed(self.rt.blocks.db, height, limit)]
+        pending = [evidence_json(ev) for ev in self.rt.evidence_pool.pending()]
+        return web.json_response({"height": self.rt.blocks.height, "evidence": committed, "pending": pending})
 
     async def block_results(self, request: web.Request) -> web.Response:
         height = _int_param(request, "height", self.rt.blocks.results_height, lo=1)

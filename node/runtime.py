@@ -19,11 +19,12 @@ from typing import Any
 from consensus.block import Block
 from consensus.core import ConsensusCore
 from consensus.validators import ValidatorSet
-from node import sigbatch
+from node import evidence_index, sigbatch
 from node.blockstore import BlockStore
 from node.config import NodeConfig
 from node.driver import ConsensusDriver
 from node.events import EventBus
+from node.evidence_pool import EvidencePool
 from node.execution import Execution
 from node.faults import Faults
 from node.mempool import Admission, Mempool
@@ -43,6 +44,7 @@ log = logging.getLogger("bookchain.node")
 
 GOSSIP_INTERVAL_S = 0.02
 GOSSIP_MAX_TXS = 5000
+EVIDENCE_GOSSIP_S = 5.0  # pending evidence is re-sent this often (peers that were down)
 
 
 class NodeApp:
@@ -58,9 +60,13 @@ class NodeApp:
     def validate_block(self, block: Block) -> bool:
         # Transactions are executed, not validated, by the state machine: a bad tx gets a
         # rejection receipt. So a block is valid when its txs fit the chain's limits.
+        # Evidence was checked by consensus; a piece some earlier block committed is refused
+        # (every node holds the same blocks below this height, so all answer alike).
         from state.tx import MAX_TX_BYTES
 
-        return all(len(tx) <= MAX_TX_BYTES for tx in block.txs)
+        db = self.rt.blocks.db
+        return (all(len(tx) <= MAX_TX_BYTES for tx in block.txs)
+                and all(evidence_index.committed_at(db, ev.key) is None for ev in evidence_index.decoded(block)))
 
 
 class NodeRuntime:
@@ -68,7 +74,7 @@ class NodeRuntime:
         self.config = config
         self.genesis = Genesis.load(str(config.genesis_path))
         self.validator_key: PrivateKey | None = config.validator_key()
-        for d in (config.state_dir, config.blocks_dir, config.wal_dir):
+        for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir):
             d.mkdir(parents=True, exist_ok=True)
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
@@ -85,6 +91,7 @@ class NodeRuntime:
         self.metrics = NodeMetrics()
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
+        self.evidence_pool = EvidencePool(config.evidence_dir)
         self.p2p: P2PNode = None  # type: ignore[assignment]
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
@@ -140,6 +147,7 @@ class NodeRuntime:
             core.restore(records)
             log.info("h=%d restored %d WAL records", self.sm.height, len(records))
         self.driver = ConsensusDriver(self, core)
+        self.driver.restore_evidence()
         timeout_s = self.config.p2p_peer_timeout_ms / 1000
         limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
         self.p2p = P2PNode(str(self.config.home), self.config.p2p_listen, peers=list(self.config.p2p_peers),
@@ -148,6 +156,7 @@ class NodeRuntime:
         self.p2p.register(protocols.CONSENSUS, self.driver.on_consensus_frame)
         self.p2p.register(protocols.TX, self.on_tx_frame)
         self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)
+        self.p2p.register(protocols.EVIDENCE, self.driver.on_evidence_frame)
         await self.p2p.start()
         await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
         log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s, signatures %s",
@@ -212,9 +221,13 @@ class NodeRuntime:
     async def _gossip_loop(self) -> None:
         """Gossip what peers' frames did not bring (e.g. txs of a block we synced), and
         anything a submit did not flush, every ``GOSSIP_INTERVAL_S``."""
+        last_evidence = time.monotonic()
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)
             self._gossip_now()
+            if self.driver is not None and time.monotonic() - last_evidence >= EVIDENCE_GOSSIP_S:
+                last_evidence = time.monotonic()
+                self.driver.gossip_evidence()
 
     def _gossip_now(self) -> None:
         if self.p2p is None:
@@ -264,7 +277,8 @@ class NodeRuntime:
             "build": self.build,
             "sig_verify": sigbatch.backend(),  # "batch" (node/sigbatch.py) or "per-call"
             "consensus": {"height": self.driver.core.height, "round": getattr(self.driver.core, "round", 0),
-                          "evidence": len(self.driver.evidence)} if self.driver else None,
+                          "evidence": len(self.driver.evidence),
+                          "evidence_pending": len(self.evidence_pool)} if self.driver else None,
         }
 
     def _register_gauges(self) -> None:

@@ -65,6 +65,12 @@ class Code(IntEnum):
     # oracle (7xx)
     NOT_A_VALIDATOR = 700
     STALE_PRICE = 701
+    # equivocation evidence (71x, consensus/evidence.py): why a block's evidence is invalid
+    EVIDENCE_MISMATCH = 710  # the two votes are not by one validator for one (height, round, type)
+    EVIDENCE_NOT_CONFLICTING = 711  # the two votes are for the same block id
+    EVIDENCE_UNKNOWN_VALIDATOR = 712  # the signer is not in the validator set
+    EVIDENCE_TOO_NEW = 713  # evidence for this block's height or later
+    EVIDENCE_DUPLICATE = 714  # the same equivocation twice in a block, or already committed
     # node-level admission (9xx): never appear in receipts, only in RPC/mempool answers
     MEMPOOL_FULL = 900
     DUPLICATE_TX = 901

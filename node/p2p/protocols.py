@@ -14,6 +14,7 @@ TX: Final = "/bookchain/tx/1"
 SYNC: Final = "/bookchain/sync/1"
 # Keepalive (keepalive.py): the dialer writes 8-byte pings, the listener echoes them.
 PING: Final = "/bookchain/ping/1"
+EVIDENCE: Final = "/bookchain/evidence/1"  # one encoded DuplicateVote per frame (consensus/evidence.py)
 
 MiB: Final = 1024 * 1024
 
@@ -21,6 +22,7 @@ DEFAULT_MAX_FRAME_BYTES: Final[dict[str, int]] = {
     CONSENSUS: 8 * MiB,
     TX: 4 * MiB,
     SYNC: 32 * MiB,
+    EVIDENCE: 4096,
 }
 
 # For protocols not listed above (tests, future protocols).

@@ -37,5 +37,5 @@ def test_node_start_hands_the_home_to_node_main(tmp_path: Path, monkeypatch: pyt
 
 
 def test_every_command_is_registered() -> None:
-    assert set(bookchain.commands) == {"keys", "tx", "query", "node", "devnet", "replay"}
+    assert set(bookchain.commands) == {"keys", "tx", "query", "node", "devnet", "testnet", "replay"}
     assert callable(cli_main.main)

@@ -1,0 +1,148 @@
+"""Equivocation evidence: two conflicting signed votes by one validator, and its check.
+
+Why a record of its own (CometBFT's ``DuplicateVoteEvidence``): a validator that signs two
+different votes for one (height, round, type) breaks the assumption safety rests on. The
+two votes are a proof anyone holding the validator set can check without trusting the
+node that found them, so nodes gossip them, a proposer puts them into a block, and every
+node (and every replay) re-checks each one; once committed, the double-signing is part of
+the chain. There is nothing to slash (validators hold no stake): evidence is recorded,
+that is all.
+
+The check is stateless: both signatures valid over this chain id, one validator of the
+set, the same height, round and type, different block ids (nil counts as a block id).
+``DuplicateVote.make`` orders the two votes by block id, so one equivocation has one
+encoding and one hash whichever vote a node saw first. Results are values (``Code``), not
+exceptions: a block with bad evidence is invalid, and the code says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.block import MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_ITEM_BYTES
+from consensus.errors import decoder
+from consensus.fields import MAX_VOTE_BYTES
+from consensus.messages import Vote, VoteType
+from consensus.validators import ValidatorSet
+from state.codec import decode, encode, must_list
+from state.errors import Code, TxError
+
+#: At most this many pieces of evidence in one block (a proposer includes the oldest first).
+MAX_EVIDENCE_PER_BLOCK = MAX_BLOCK_EVIDENCE
+#: One encoded piece of evidence: two votes and the list framing.
+MAX_EVIDENCE_BYTES = MAX_EVIDENCE_ITEM_BYTES
+assert MAX_EVIDENCE_BYTES >= 2 * MAX_VOTE_BYTES + 16
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateVote:
+    """Two votes by ``vote_a.validator`` for one (height, round, type), ``vote_a`` with the
+    smaller block id. Build with ``make`` (any order) or ``decode``."""
+
+    vote_a: Vote
+    vote_b: Vote
+    _encoded: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_encoded", encode(self.to_list()))
+
+    @classmethod
+    def make(cls, first: Vote, second: Vote) -> DuplicateVote:
+        a, b = sorted((first, second), key=lambda v: v.block_hash)
+        return cls(a, b)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def validator(self) -> bytes:
+        return self.vote_a.validator
+
+    @property
+    def height(self) -> int:
+        return self.vote_a.height
+
+    @property
+    def round(self) -> int:
+        return self.vote_a.round
+
+    @property
+    def type(self) -> VoteType:
+        return self.vote_a.type
+
+    @property
+    def key(self) -> tuple[int, bytes, int, int]:
+        """(height, validator, round, type): one equivocation, whichever pair of its votes
+        proves it (a validator may sign more than two values; one proof is enough)."""
+        return (self.height, self.validator, self.round, int(self.type))
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self._encoded).digest()
+
+    # ------------------------------------------------------------------ codec
+    def to_list(self) -> list[Any]:
+        return [self.vote_a.to_list(), self.vote_b.to_list()]
+
+    @classmethod
+    def from_list(cls, obj: Any) -> DuplicateVote:
+        items = must_list(obj, "evidence", length=2)
+        a, b = Vote.from_list(items[0]), Vote.from_list(items[1])
+        if a.block_hash >= b.block_hash:
+            raise TxError(Code.MALFORMED, "evidence votes must be ordered by block id and differ")
+        return cls(a, b)
+
+    def encode(self) -> bytes:
+        return self._encoded
+
+    @classmethod
+    @decoder
+    def decode(cls, data: bytes) -> DuplicateVote:
+        return cls.from_list(decode(data, max_bytes=MAX_EVIDENCE_BYTES))
+
+    # ------------------------------------------------------------------ check
+    def check(self, validators: ValidatorSet, chain_id: str) -> Code:
+        """``Code.OK`` when this proves that a validator of ``validators`` equivocated on
+        ``chain_id``; otherwise the first reason it does not."""
+        return check_pair(self.vote_a, self.vote_b, validators, chain_id)
+
+
+def check_pair(a: Vote, b: Vote, validators: ValidatorSet, chain_id: str) -> Code:
+    """The stateless check of two votes as evidence (cheap checks before signatures)."""
+    if a.validator != b.validator:
+        return Code.EVIDENCE_MISMATCH
+    if (a.height, a.round, a.type) != (b.height, b.round, b.type):
+        return Code.EVIDENCE_MISMATCH
+    if a.block_hash == b.block_hash:
+        return Code.EVIDENCE_NOT_CONFLICTING
+    if a.validator not in validators:
+        return Code.EVIDENCE_UNKNOWN_VALIDATOR
+    if not (a.verify(chain_id) and b.verify(chain_id)):
+        return Code.BAD_SIGNATURE
+    return Code.OK
+
+
+def check_block_evidence(raw: tuple[bytes, ...], height: int, validators: ValidatorSet,
+                         chain_id: str) -> tuple[Code, list[DuplicateVote]]:
+    """A block's evidence list at ``height``: each item decodes and proves equivocation at
+    an earlier height, no equivocation twice, at most ``MAX_EVIDENCE_PER_BLOCK``. Returns
+    (OK, the decoded evidence) or (the first failure's code, [])."""
+    if len(raw) > MAX_EVIDENCE_PER_BLOCK:
+        return Code.OVERSIZE, []
+    out: list[DuplicateVote] = []
+    keys: set[tuple[int, bytes, int, int]] = set()
+    for item in raw:
+        try:
+            ev = DuplicateVote.decode(item)
+        except ValueError:
+            return Code.MALFORMED, []
+        if ev.height >= height:
+            return Code.EVIDENCE_TOO_NEW, []
+        if ev.key in keys:
+            return Code.EVIDENCE_DUPLICATE, []
+        code = ev.check(validators, chain_id)
+        if code != Code.OK:
+            return code, []
+        keys.add(ev.key)
+        out.append(ev)
+    return Code.OK, out

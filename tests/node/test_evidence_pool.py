@@ -1,0 +1,87 @@
+"""The node's evidence pool (persisted pending evidence) and the block store's evidence index."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from consensus.block import make_block
+from consensus.evidence import DuplicateVote
+from consensus.messages import Vote, VoteType
+from node import evidence_index
+from node.blockstore import BlockStore
+from node.evidence_pool import MAX_PENDING, EvidencePool
+from node.jsonfmt import block_json, evidence_json
+from state.keys import PrivateKey
+
+CHAIN = "pool-test"
+KEY = PrivateKey(hashlib.sha256(b"equivocator").digest())
+
+
+def ev(height: int, round_: int = 0, vote_type: VoteType = VoteType.PREVOTE) -> DuplicateVote:
+    a = Vote.create(KEY, CHAIN, vote_type, height, round_, hashlib.sha256(b"a").digest())
+    b = Vote.create(KEY, CHAIN, vote_type, height, round_, hashlib.sha256(b"b").digest())
+    return DuplicateVote.make(a, b)
+
+
+def test_pending_evidence_survives_a_restart_and_leaves_when_committed(tmp_path: Path) -> None:
+    pool = EvidencePool(tmp_path)
+    assert pool.add(ev(5)) and pool.add(ev(3, vote_type=VoteType.PRECOMMIT))
+    assert not pool.add(ev(5))  # known
+    again = EvidencePool(tmp_path)
+    assert [e.height for e in again.pending()] == [3, 5]  # oldest first
+    assert again.remove([ev(5).key, ev(9).key]) == 1
+    assert [e.key for e in EvidencePool(tmp_path).pending()] == [ev(3, vote_type=VoteType.PRECOMMIT).key]
+
+
+def test_a_full_pool_keeps_the_oldest(tmp_path: Path) -> None:
+    pool = EvidencePool(tmp_path)
+    for h in range(1, MAX_PENDING + 1):
+        pool._pending[ev(h).key] = ev(h)  # fill without a file write per item
+    assert not pool.add(ev(MAX_PENDING + 10))
+    assert pool.add(ev(1, round_=1)) and len(pool) == MAX_PENDING
+    assert ev(MAX_PENDING).key not in pool
+
+
+def test_an_unreadable_pool_file_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "pending.bin").write_bytes(b"\xc1 torn")
+    pool = EvidencePool(tmp_path)
+    assert len(pool) == 0 and (tmp_path / "pending.bad").read_bytes() == b"\xc1 torn"
+    assert pool.add(ev(1)) and len(EvidencePool(tmp_path)) == 1
+
+
+def test_committed_evidence_is_indexed_by_height_and_by_equivocation(tmp_path: Path) -> None:
+    store = BlockStore(str(tmp_path / "blocks"))
+    try:
+        items = [ev(1), ev(2, vote_type=VoteType.PRECOMMIT)]
+        block = make_block(chain_id=CHAIN, height=3, round=0, time_ms=1, prev_block_hash=bytes(32),
+                           prev_app_hash=bytes(32), proposer=KEY.pubkey, txs=(),
+                           evidence=tuple(e.encode() for e in items))
+        assert evidence_index.decoded(block) == items
+        with store.db.write_batch() as wb:
+            for k, v in evidence_index.puts(3, items):
+                wb.put(k, v)
+        assert evidence_index.committed_at(store.db, items[0].key) == 3
+        assert evidence_index.committed_at(store.db, ev(7).key) is None
+        assert [(h, e) for h, e in evidence_index.committed(store.db, 3)] == [(3, items[0]), (3, items[1])]
+        assert list(evidence_index.committed(store.db, 4)) == []
+        assert len(list(evidence_index.committed(store.db, None, limit=1))) == 1
+    finally:
+        store.close()
+
+
+def test_json_shapes() -> None:
+    e = ev(4, round_=2, vote_type=VoteType.PRECOMMIT)
+    doc = evidence_json(e)
+    assert doc["validator"] == KEY.pubkey.hex() and (doc["height"], doc["round"], doc["type"]) == (4, 2, "precommit")
+    assert DuplicateVote.decode(bytes.fromhex(doc["raw"])) == e and doc["hash"] == e.hash.hex()
+    from consensus.certificate import CommitCertificate
+
+    block = make_block(chain_id=CHAIN, height=5, round=0, time_ms=1, prev_block_hash=bytes(32),
+                       prev_app_hash=bytes(32), proposer=KEY.pubkey, txs=(), evidence=(e.encode(),))
+    cert = CommitCertificate.from_votes([Vote.create(KEY, CHAIN, VoteType.PRECOMMIT, 5, 0, block.hash)])
+    out = block_json(block, cert, block.encode(), cert.encode())
+    assert out["evidence"] == [doc] and out["header"]["evidence_root"] == block.header.evidence_root.hex()
+    plain = make_block(chain_id=CHAIN, height=5, round=0, time_ms=1, prev_block_hash=bytes(32),
+                       prev_app_hash=bytes(32), proposer=KEY.pubkey, txs=())
+    assert "evidence" not in block_json(plain, cert, plain.encode(), cert.encode())
