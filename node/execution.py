@@ -132,14 +132,14 @@ class Execution:
             record = pack([result.app_hash, receipts, events, result.write_digests])
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
-            cloids = orderindex.cloids(self.sm.ex, result.receipts, block.txs, self.mempool.verified)
             ex, time_ms = self.sm.ex, block.header.time_ms
+            views = orderindex.block_views(ex, result.receipts, block.txs, self.mempool.verified)
+            cloids = orderindex.cloids(views)
             fills, positions = self.fillbook.block(events, ex)
             extra = history.block_puts(block.height, time_ms, events, orders, self.candles, ex.markets,
                                        hashes=hashes, fills=fills)
             extra += positions
-            extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, result.receipts, block.txs,
-                                                                     self.mempool.verified))
+            extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, views))
             extra += self.interest.block(ex, block.height, time_ms, result.write_digests)
             extra += evidence_index.puts(block.height, evidence_index.decoded(block))
             self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)

@@ -62,22 +62,35 @@ def outcomes(ex: Exchange, height: int, events: Sequence[tuple[int, Any]],
     return out
 
 
-def cloids(ex: Exchange, receipts: Sequence[Receipt], txs: Sequence[bytes],
-           verified: Mapping[bytes, SignedTx]) -> list[tuple[bytes, bytes, int]]:
-    """(owner, cloid, oid) for every order placed in the block with a client order id, the
-    owner being the account it acts for (``native_view``). The actions come from the node's
-    cache of decoded transactions (every tx of a block it executed is in it), paired with
-    their results one to one."""
-    out: list[tuple[bytes, bytes, int]] = []
-    by_hash = {r.tx_hash: r for r in receipts}
+#: one committed tx as the indexes read it: its receipt, the account it acted for, and the
+#: native action behind each of the receipt's results (``native_view``)
+TxView = tuple[Receipt, bytes, tuple[Any, ...]]
+
+
+def block_views(ex: Exchange, receipts: Sequence[Receipt], txs: Sequence[bytes],
+                verified: Mapping[bytes, SignedTx]) -> list[TxView]:
+    """``native_view`` of each receipt's tx, once (a Hyperliquid action is mapped again
+    here, so the cloid and placement indexes share one mapping). The actions come from the
+    node's cache of decoded transactions (every tx of a block it executed is in it); a
+    receipt whose tx is not in it is read as its signer's, with no actions."""
+    by_hash = {}
     for raw in txs:
         tx = verified.get(raw)
-        if tx is None:
-            continue
-        receipt = by_hash.get(tx.hash)
-        if receipt is None:
-            continue
-        owner, items = native_view(ex, tx)
+        if tx is not None:
+            by_hash[tx.hash] = tx
+    out: list[TxView] = []
+    for r in receipts:
+        tx = by_hash.get(r.tx_hash)
+        owner, items = native_view(ex, tx) if tx is not None else (r.signer, ())
+        out.append((r, owner, items))
+    return out
+
+
+def cloids(views: Sequence[TxView]) -> list[tuple[bytes, bytes, int]]:
+    """(owner, cloid, oid) for every order placed in the block with a client order id, the
+    owner being the account it acts for, each action paired with its result one to one."""
+    out: list[tuple[bytes, bytes, int]] = []
+    for receipt, owner, items in views:
         if len(items) != len(receipt.results):
             continue  # a rejected tx placed nothing
         for item, res in zip(items, receipt.results, strict=True):
@@ -148,20 +161,12 @@ def native_view(ex: Exchange, tx: SignedTx) -> tuple[bytes, tuple[Any, ...]]:
     return owner, (action,)
 
 
-def placements(ex: Exchange, time_ms: int, receipts: Sequence[Receipt], txs: Sequence[bytes],
-               verified: Mapping[bytes, SignedTx]) -> list[tuple[int, list[Any]]]:
+def placements(ex: Exchange, time_ms: int, views: Sequence[TxView]) -> list[tuple[int, list[Any]]]:
     """(oid, placement record) of every order the block placed (see above). What the order
     was comes from the live state when it still rests or waits, else from the decoded
     action (a native order placed and finished in this block), else from its fills."""
-    by_hash = {}
-    for raw in txs:
-        tx = verified.get(raw)
-        if tx is not None:
-            by_hash[tx.hash] = tx
     out: list[tuple[int, list[Any]]] = []
-    for r in receipts:
-        tx = by_hash.get(r.tx_hash)
-        owner, items = native_view(ex, tx) if tx is not None else (r.signer, ())
+    for r, owner, items in views:
         for n, res in enumerate(r.results):
             if res.oid is None or res.status not in _PLACED_STATUSES:
                 continue

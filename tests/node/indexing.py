@@ -31,14 +31,15 @@ def index_block(store: BlockStore, candles: history.CandleBook, ex: Any, r: Any,
     books = books or Books(store)
     verified = {raw: decode_tx(raw) for raw in txs}
     orders = orderindex.outcomes(ex, r.height, r.events, r.receipts)
-    cloids = orderindex.cloids(ex, r.receipts, txs, verified)
+    views = orderindex.block_views(ex, r.receipts, txs, verified)
+    cloids = orderindex.cloids(views)
     events = [[i, event_to_list(e)] for i, e in r.events]
     record = [r.app_hash, [x.to_list() for x in r.receipts], events, []]
     hashes = [x.tx_hash for x in r.receipts]
     fills, positions = books.fillbook.block(events, ex)
     extra = history.block_puts(r.height, time_ms, events, orders, candles, ex.markets, hashes=hashes, fills=fills)
     extra += positions
-    extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, r.receipts, txs, verified))
+    extra += orderindex.placement_puts(orderindex.placements(ex, time_ms, views))
     if books.interest.hour is not None:  # seeded by the caller
         extra += books.interest.block(ex, r.height, time_ms, r.write_digests)
     store.save_results(r.height, record, [x.tx_hash for x in r.receipts], [], None, orders, cloids, extra)
