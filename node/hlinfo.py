@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from state.hlassets import perp_ids, spot_ids, sz_decimals
+from state.hlassets import perp_ids, spot_ids
 from state.keys import address_from_text, address_to_text
+from state.units import sz_decimals
 from state.views import margin_summary
 
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from state.prices import MarketState, refresh_index_prices, refresh_leg_prices
 from state.risk import LegInfo, RequirementParams, size_scale
 from state.tracker import WriteTracker
 from state.trigbook import Trigger, TriggerIndex, add_trigger
+from state.units import sz_decimals
 from state.watch import Watch
 
 _BLANK_MARKET = MarketState().record()
@@ -51,8 +52,7 @@ class Exchange:
         # each market's size decimals in Hyperliquid's sense: those of one lot (10_000 sats -> 4)
         self.hl_sz_decimals: dict[int, int] = {}
         for m in self.markets:
-            lot = str(m.lot_size)
-            self.hl_sz_decimals[m.market_id] = max(0, genesis.assets[m.base].decimals - (len(lot) - len(lot.rstrip("0"))))
+            self.hl_sz_decimals[m.market_id] = sz_decimals(m.lot_size, genesis.assets[m.base].decimals)
         self.collateral_asset = 0  # the first asset in genesis (USDC) settles perps
         self.fee_account = FEE_ACCOUNT
         self.insurance_account = INSURANCE_ACCOUNT

@@ -54,17 +54,6 @@ def asset_of_market(ex: Exchange, market: int) -> int:
     return SPOT_OFFSET + spot_ids(ex).index(market)
 
 
-def decimals_of(value: int) -> int:
-    """How many decimals a power-of-ten-free quantity ``value / 10^k`` needs, k minimal:
-    the decimals of one lot's size in whole units (0.0001 BTC -> 4)."""
-    return 0 if value <= 0 else len(str(value)) - len(str(value).rstrip("0"))
-
-
-def sz_decimals(lot_size: int, decimals: int) -> int:
-    """How many decimals a size has on a market: those of one lot (10_000 sats -> 4)."""
-    return max(0, decimals - decimals_of(lot_size))
-
-
 def parse_decimal(text: object, what: str) -> tuple[int, int]:
     """``"123.4500"`` -> (12345, 2): digits and decimals, trailing zeros dropped. Refuses
     anything but plain non-negative decimal text (no sign, exponent or spaces)."""

@@ -31,3 +31,10 @@ MAX_POSITION_VALUE: Final = 1 << 60
 #: the liquidation watch's price sources: an asset's index is its id, a perp's mark is
 #: PERP_SOURCE + its market id
 PERP_SOURCE: Final = 1000
+
+
+def sz_decimals(lot_size: int, decimals: int) -> int:
+    """How many decimals a size has on a market: those of one lot in whole units of an asset
+    with ``decimals`` (10_000 sats of BTC -> 0.0001 -> 4). Hyperliquid's ``szDecimals``."""
+    text = str(lot_size)
+    return max(0, decimals - (len(text) - len(text.rstrip("0")))) if lot_size > 0 else decimals

@@ -44,7 +44,6 @@ from state.hlassets import (
     PERP_MAX_DECIMALS,
     SPOT_MAX_DECIMALS,
     SPOT_OFFSET,
-    sz_decimals,
 )
 from state.keys import address_to_text
 from state.tx import (
@@ -67,6 +66,7 @@ from state.tx import (
     UpdateLeverage,
     Withdraw,
 )
+from state.units import sz_decimals
 
 NO_EQUIVALENT: Final = "NO_HYPERLIQUID_EQUIVALENT"
 COLLATERAL_ASSET: Final = 0  # the first genesis asset settles perps (state/exchange.py)
