@@ -177,6 +177,11 @@ class EthKey:
         return cls(bytes.fromhex(text[2:] if text[:2] in ("0x", "0X") else text))
 
     @property
+    def pubkey(self) -> bytes:
+        """The compressed public key (33 bytes)."""
+        return bytes(self._key.public_key.format(compressed=True))
+
+    @property
     def secret(self) -> bytes:
         return bytes(self._key.secret)
 

@@ -22,8 +22,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from coincurve import PrivateKey as _SecpKey
-
 from state.eip712 import EthKey
 from state.keys import PrivateKey, address_to_text
 
@@ -44,13 +42,14 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """An ed25519 key: signs native transactions."""
+class _KeyViews:
+    """What a stored key shows, the same for both schemes: its ``key`` has ``hex()``,
+    ``pubkey`` and ``address``."""
 
+    __slots__ = ()
     name: str
-    key: PrivateKey
-    scheme = SCHEME_ED25519
+    key: PrivateKey | EthKey
+    scheme: str
 
     @property
     def secret_hex(self) -> str:
@@ -73,40 +72,29 @@ class KeyRecord:
         return {"name": self.name, "scheme": self.scheme, "pubkey": self.pubkey_hex, "address": self.address_text}
 
     def file_json(self) -> dict[str, str]:
-        return {"seed": self.key.hex(), "pubkey": self.pubkey_hex, "address": self.address_text}
+        """The key file; an ed25519 file has no ``scheme`` field (files from before secp256k1
+        keys load unchanged)."""
+        doc = {} if self.scheme == SCHEME_ED25519 else {"scheme": self.scheme}
+        return {**doc, "seed": self.key.hex(), "pubkey": self.pubkey_hex, "address": self.address_text}
 
 
 @dataclass(frozen=True, slots=True)
-class EthKeyRecord:
+class KeyRecord(_KeyViews):
+    """An ed25519 key: signs native transactions."""
+
+    name: str
+    key: PrivateKey
+    scheme = SCHEME_ED25519
+
+
+@dataclass(frozen=True, slots=True)
+class EthKeyRecord(_KeyViews):
     """A secp256k1 (Ethereum) key: signs Hyperliquid-style actions, the ones its SDK and
     ccxt send; its pubkey is shown compressed (33 bytes), its address is Ethereum's."""
 
     name: str
     key: EthKey
     scheme = SCHEME_SECP256K1
-
-    @property
-    def secret_hex(self) -> str:
-        return self.key.hex()
-
-    @property
-    def pubkey_hex(self) -> str:
-        return _SecpKey(self.key.secret).public_key.format(compressed=True).hex()
-
-    @property
-    def address(self) -> bytes:
-        return self.key.address
-
-    @property
-    def address_text(self) -> str:
-        return address_to_text(self.key.address)
-
-    def public_json(self) -> dict[str, str]:
-        return {"name": self.name, "scheme": self.scheme, "pubkey": self.pubkey_hex, "address": self.address_text}
-
-    def file_json(self) -> dict[str, str]:
-        return {"scheme": self.scheme, "seed": self.key.hex(), "pubkey": self.pubkey_hex,
-                "address": self.address_text}
 
 
 #: A stored key of either scheme.
