@@ -41,6 +41,7 @@ def compiled_modules() -> list[str]:
         return list(tomllib.load(f)["tool"]["bookchain"]["mypyc"]["modules"])
 
 
+MERKLE = Extension("state._merkle", ["state/_merkle.c"], extra_compile_args=["-O3"], optional=True)
 SIGBATCH = Extension("node._sigbatch", ["node/_sigbatch.c", "node/_edcurve.c"], depends=["node/_edcurve.h"],
                      extra_compile_args=["-O3"], optional=True)
 
@@ -105,17 +106,17 @@ def build_options() -> dict[str, object]:
     requirements in a first pass, where mypyc is not installed yet, and builds in a second
     one, where it is."""
     if os.environ.get("BOOKCHAIN_MYPYC", "") != "1":
-        return {"ext_modules": [SIGBATCH]}
+        return {"ext_modules": [SIGBATCH, MERKLE]}
     if any(arg in ("editable_wheel", "develop") for arg in sys.argv):
         raise SystemExit("BOOKCHAIN_MYPYC=1 builds a wheel: use `pip install .`, not `pip install -e .` "
                          "(an extension next to its source would shadow later edits)")
     try:
         import mypyc.build  # noqa: F401
     except ImportError:
-        return {"setup_requires": [MYPY], "ext_modules": [SIGBATCH]}
+        return {"setup_requires": [MYPY], "ext_modules": [SIGBATCH, MERKLE]}
     os.chdir(ROOT)  # mypycify takes paths relative to the project
     sigbatch = [SIGBATCH] if (ROOT / "node" / "_sigbatch.c").exists() else []  # not in a compiled_tree copy
-    return {"setup_requires": [MYPY], "ext_modules": [*sigbatch, *mypyc_extensions(compiled_modules())]}
+    return {"setup_requires": [MYPY], "ext_modules": [*sigbatch, MERKLE, *mypyc_extensions(compiled_modules())]}
 
 
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it for the functions above

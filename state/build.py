@@ -13,9 +13,11 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 
 def compiled_modules() -> list[str]:
-    """Names of the loaded ``state`` modules that come from extension modules, sorted."""
+    """Names of the loaded ``state`` modules that come from extension modules, sorted. The
+    state tree's C code (``state._merkle``) is not counted: every build with a C compiler
+    has it (state/merkle.py)."""
     return sorted(name for name, mod in list(sys.modules.items())
-                  if name.startswith("state.") and (getattr(mod, "__file__", None) or "").endswith(tuple(EXTENSION_SUFFIXES)))
+                  if name.startswith("state.") and not name.startswith("state._") and (getattr(mod, "__file__", None) or "").endswith(tuple(EXTENSION_SUFFIXES)))
 
 
 def build_name() -> str:

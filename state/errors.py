@@ -91,3 +91,8 @@ class TxError(Exception):
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
         self.message = message or code.name.lower().replace("_", " ")
+
+
+class StateIntegrityError(RuntimeError):
+    """State records (a store being opened, a snapshot being loaded) that do not give the app
+    hash recorded with them: damaged or altered."""

@@ -50,11 +50,12 @@ from state import (
     prices,
     triggers,
 )
-from state.errors import Code, TxError
+from state.errors import Code, StateIntegrityError, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
 from state.handlers import apply_tx
 from state.keys import SigItem, verify_each
+from state.merkle import StateTree
 from state.receipts import Receipt
 from state.store import StateStore
 from state.tx import (
@@ -208,14 +209,29 @@ class StateMachine:
         self.sync_commits = sync_commits
         self.durable_height = 0  # the highest height known to be on disk (0 until a synced commit)
         self.ex = Exchange(genesis)
+        self.genesis_hash = genesis.hash()
+        self.tree = StateTree()
         self._pending: tuple[list[tuple[bytes, bytes | None]], int, bytes] | None = None
         meta = store.meta() if store is not None else None
         if meta is None:
             self._init_genesis()
         else:
             assert store is not None
-            self.ex.load_records(store.items())
-            self.ex.height, self.ex.app_hash = meta
+            self.load(store.items(), *meta, where=f"the state store at {store.path}")
+
+    def load(self, items: list[tuple[bytes, bytes]], height: int, app_hash: bytes, *, where: str) -> None:
+        """Take the state of ``items`` (every record of a committed height) and check that
+        they give ``app_hash``: a store or snapshot whose records were altered is refused."""
+        self.ex = Exchange(self.genesis)
+        self.ex.load_records(items)
+        self.ex.height, self.ex.app_hash = height, app_hash
+        self.tree = StateTree()
+        self.tree.apply(items)
+        computed = apphash.app_hash(self.genesis_hash, self.tree.root)
+        if computed != app_hash:
+            raise StateIntegrityError(
+                f"{where} does not match its app hash at height {height}: its records give "
+                f"{computed.hex()}, the chain has {app_hash.hex()} (damaged or altered records)")
 
     @classmethod
     def open(cls, genesis: Genesis, path: str | None, *, sync_commits: bool = True) -> StateMachine:
@@ -244,7 +260,7 @@ class StateMachine:
             self.ex.pools[asset].custody += amount
             self.ex.touch(acct)
         writes = self.ex.collect_writes()
-        self.ex.app_hash = self.genesis.hash()
+        self.ex.app_hash = apphash.app_hash(self.genesis_hash, self.tree.apply(writes))
         if self.store is not None:
             self.store.commit(writes, 0, self.ex.app_hash)
 
@@ -298,7 +314,7 @@ class StateMachine:
         events.extend((-1, e) for e in end_events)  # block-level events carry tx index -1
         ex.events = []
         writes = ex.collect_writes()
-        ex.app_hash = apphash.next_app_hash(ex.app_hash, block.height, writes)
+        ex.app_hash = apphash.app_hash(self.genesis_hash, self.tree.apply(writes))
         self._pending = (writes, block.height, ex.app_hash)
         if commit:
             self.commit_pending()

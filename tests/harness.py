@@ -139,12 +139,8 @@ class Chain:
 
     def fork(self) -> Chain:
         """An in-memory copy restored from this chain's records (what a restarted node holds)."""
-        from state.exchange import Exchange
-
         c = Chain(genesis=self.genesis)
-        c.sm.ex = Exchange(self.genesis)
-        c.sm.ex.load_records(self.ex.snapshot_records())
-        c.sm.ex.height, c.sm.ex.app_hash = self.sm.height, self.sm.app_hash
+        c.sm.load(self.ex.snapshot_records(), self.sm.height, self.sm.app_hash, where="the forked chain")
         assert isinstance(c.sm.store, MemoryStore)
         c.sm.store.records = dict(self.ex.snapshot_records())
         c.time = self.time

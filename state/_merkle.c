@@ -1,0 +1,493 @@
+/* The state tree of state/merkle.py, in C: the same definitions, the same versions.
+ *
+ * Why: a block rewrites ~1.35 records per transaction and every write rehashes ~7 tree
+ * nodes on its path (fewer near the root, where paths are shared). In Python each node
+ * costs ~1.5 us of interpreter work around a 0.3 us hash, which alone would take more than
+ * a third of apply_block's time; here a node costs its hash.
+ *
+ * Nodes are reference counted and immutable once built: update() returns a new version
+ * that shares every unchanged subtree with the old one, which stays valid (a node keeps
+ * the last few heights to prove against). The module holds the GIL throughout: versions
+ * are dropped and proven from other Python code, and their counts are plain integers.
+ *
+ * SHA-256 is OpenSSL's compression function (SHA256_Transform, which uses the CPU's SHA
+ * extensions where present), taken through function pointers that state/sha256_native.py
+ * passes to init() from the libcrypto Python's hashlib loaded; init() checks the result
+ * against OpenSSL's digest on every message length up to 300 bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MERKLE_ABI 1
+#define H 32
+
+/* OpenSSL's SHA256_CTX starts with the eight state words; SHA256_Transform runs the
+ * compression function (its SHA-extension code where the CPU has it) on them for one
+ * 64-byte block. Padding here, rather than SHA256_Update/Final, saves their bookkeeping,
+ * which cost more than the compression for the tree's 65-byte messages. */
+typedef struct {
+    _Alignas(16) uint32_t h[8];
+    unsigned char rest[224]; /* the remainder of SHA256_CTX (112 bytes in all), with room */
+} sha_ctx;
+
+static int (*sha_init)(void *);
+static int (*sha_update)(void *, const void *, size_t);
+static int (*sha_final)(unsigned char *, void *);
+static void (*sha_transform)(void *, const unsigned char *);
+
+static const uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+/* sha256 of a || b || c (b and c may be empty). */
+static void sha256(unsigned char out[32], const unsigned char *a, size_t alen, const unsigned char *b,
+                   size_t blen, const unsigned char *c, size_t clen) {
+    sha_ctx ctx;
+    unsigned char block[64];
+    size_t fill = 0;
+    const unsigned char *parts[3] = {a, b, c};
+    size_t lens[3] = {alen, blen, clen};
+    memcpy(ctx.h, IV, sizeof IV);
+    for (int p = 0; p < 3; p++) {
+        const unsigned char *src = parts[p];
+        size_t len = lens[p];
+        if (fill) {
+            size_t take = 64 - fill < len ? 64 - fill : len;
+            memcpy(block + fill, src, take);
+            fill += take;
+            src += take;
+            len -= take;
+            if (fill < 64) continue;
+            sha_transform(&ctx, block);
+            fill = 0;
+        }
+        while (len >= 64) {
+            sha_transform(&ctx, src);
+            src += 64;
+            len -= 64;
+        }
+        memcpy(block, src, len);
+        fill = len;
+    }
+    uint64_t bits = (uint64_t)(alen + blen + clen) * 8;
+    block[fill++] = 0x80;
+    if (fill > 56) {
+        memset(block + fill, 0, 64 - fill);
+        sha_transform(&ctx, block);
+        fill = 0;
+    }
+    memset(block + fill, 0, 56 - fill);
+    for (int i = 0; i < 8; i++) block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha_transform(&ctx, block);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(ctx.h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(ctx.h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(ctx.h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)ctx.h[i];
+    }
+}
+
+/* OpenSSL's own one-call-per-step digest, to check sha256() against in init(). */
+static void sha256_reference(unsigned char out[32], const unsigned char *data, size_t len) {
+    sha_ctx ctx;
+    sha_init(&ctx);
+    sha_update(&ctx, data, len);
+    sha_final(out, &ctx);
+}
+
+static const unsigned char TAG_LEAF = 0x00, TAG_NODE = 0x01;
+static const unsigned char EMPTY[H] = {0};
+
+typedef struct Node {
+    uint32_t refs;
+    uint8_t inner;
+    unsigned char hash[H];
+    union {
+        struct { struct Node *left, *right; } in;
+        struct { unsigned char kh[H], vh[H]; } leaf;
+    } u;
+} Node;
+
+typedef struct {
+    unsigned char kh[H];
+    unsigned char vh[H];
+    uint8_t present; /* 0: a delete */
+    Py_ssize_t order; /* position in the write set: the last write of a key wins */
+} Item;
+
+static void node_decref(Node *n) {
+    while (n != NULL && --n->refs == 0) {
+        Node *next = NULL;
+        if (n->inner) {
+            node_decref(n->u.in.left);
+            next = n->u.in.right; /* iterate on one side: bounded recursion either way */
+        }
+        PyMem_Free(n);
+        n = next;
+    }
+}
+
+static Node *node_incref(Node *n) {
+    if (n != NULL) n->refs++;
+    return n;
+}
+
+static Node *new_leaf(const unsigned char *kh, const unsigned char *vh) {
+    Node *n = PyMem_Malloc(sizeof(Node));
+    if (n == NULL) return NULL;
+    n->refs = 1;
+    n->inner = 0;
+    memcpy(n->u.leaf.kh, kh, H);
+    memcpy(n->u.leaf.vh, vh, H);
+    sha256(n->hash, &TAG_LEAF, 1, kh, H, vh, H);
+    return n;
+}
+
+static int bit_at(const unsigned char *kh, int depth) {
+    return (kh[depth >> 3] >> (7 - (depth & 7))) & 1;
+}
+
+/* The first index in [lo, hi) whose kh has bit `depth` set (items share their first `depth`
+ * bits and are sorted, so those with the bit clear come first). */
+static Py_ssize_t split(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth) {
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (bit_at(it[mid].kh, depth)) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Takes ownership of left and right. *failed is set on an allocation failure. */
+static Node *join(Node *left, Node *right, int *failed) {
+    if (left == NULL && (right == NULL || !right->inner)) return right;
+    if (right == NULL && !left->inner) return left;
+    Node *n = PyMem_Malloc(sizeof(Node));
+    if (n == NULL) {
+        node_decref(left);
+        node_decref(right);
+        *failed = 1;
+        return NULL;
+    }
+    n->refs = 1;
+    n->inner = 1;
+    n->u.in.left = left;
+    n->u.in.right = right;
+    sha256(n->hash, &TAG_NODE, 1, left ? left->hash : EMPTY, H, right ? right->hash : EMPTY, H);
+    return n;
+}
+
+static Node *build(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int *failed) {
+    while (lo < hi && !it[lo].present) lo++;
+    while (hi > lo && !it[hi - 1].present) hi--;
+    if (lo == hi) return NULL;
+    if (hi - lo == 1) {
+        Node *n = new_leaf(it[lo].kh, it[lo].vh);
+        if (n == NULL) *failed = 1;
+        return n;
+    }
+    Py_ssize_t mid = split(it, lo, hi, depth);
+    Node *left = build(it, lo, mid, depth + 1, failed);
+    if (*failed) return NULL;
+    Node *right = build(it, mid, hi, depth + 1, failed);
+    if (*failed) {
+        node_decref(left);
+        return NULL;
+    }
+    return join(left, right, failed);
+}
+
+/* A new reference to the updated subtree; `node` is borrowed. */
+static Node *update(Node *node, const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int *failed) {
+    if (lo == hi) return node_incref(node);
+    if (node == NULL) return build(it, lo, hi, depth, failed);
+    if (!node->inner) { /* a leaf in the way: rebuild from it and the writes */
+        Py_ssize_t n = hi - lo;
+        Item *merged = PyMem_Malloc(sizeof(Item) * (size_t)(n + 1));
+        if (merged == NULL) {
+            *failed = 1;
+            return NULL;
+        }
+        Py_ssize_t at = lo;
+        while (at < hi && memcmp(it[at].kh, node->u.leaf.kh, H) < 0) at++;
+        memcpy(merged, it + lo, sizeof(Item) * (size_t)(at - lo));
+        Py_ssize_t m = at - lo;
+        if (at == hi || memcmp(it[at].kh, node->u.leaf.kh, H) != 0) {
+            memcpy(merged[m].kh, node->u.leaf.kh, H);
+            memcpy(merged[m].vh, node->u.leaf.vh, H);
+            merged[m].present = 1;
+            merged[m].order = 0;
+            m++;
+        }
+        memcpy(merged + m, it + at, sizeof(Item) * (size_t)(hi - at));
+        m += hi - at;
+        Node *out = build(merged, 0, m, depth, failed);
+        PyMem_Free(merged);
+        return out;
+    }
+    Py_ssize_t mid = split(it, lo, hi, depth);
+    Node *left = update(node->u.in.left, it, lo, mid, depth + 1, failed);
+    if (*failed) return NULL;
+    Node *right = update(node->u.in.right, it, mid, hi, depth + 1, failed);
+    if (*failed) {
+        node_decref(left);
+        return NULL;
+    }
+    if (left == node->u.in.left && right == node->u.in.right) { /* only deletes of absent keys */
+        node_decref(left);
+        node_decref(right);
+        return node_incref(node);
+    }
+    return join(left, right, failed);
+}
+
+/* ------------------------------------------------------------------ Python types */
+
+typedef struct {
+    PyObject_HEAD
+    Node *root; /* never NULL: the empty tree is Python's None */
+} VersionObject;
+
+static void version_dealloc(VersionObject *self) {
+    node_decref(self->root);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject VersionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "state._merkle.Version",
+    .tp_basicsize = sizeof(VersionObject),
+    .tp_dealloc = (destructor)version_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An immutable version of the state tree.",
+};
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;
+    Item *items; /* sorted by kh, one per key */
+} BatchObject;
+
+static void batch_dealloc(BatchObject *self) {
+    PyMem_Free(self->items);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t batch_len(BatchObject *self) {
+    return self->n;
+}
+
+static PySequenceMethods batch_as_sequence = {.sq_length = (lenfunc)batch_len};
+
+static PyTypeObject BatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "state._merkle.Batch",
+    .tp_basicsize = sizeof(BatchObject),
+    .tp_dealloc = (destructor)batch_dealloc,
+    .tp_as_sequence = &batch_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A write set hashed and sorted for update().",
+};
+
+static Node *root_of(PyObject *version) {
+    return version == Py_None ? NULL : ((VersionObject *)version)->root;
+}
+
+static int check_version(PyObject *version) {
+    if (version != Py_None && !PyObject_TypeCheck(version, &VersionType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tree version or None");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *wrap(Node *root) {
+    if (root == NULL) Py_RETURN_NONE;
+    VersionObject *v = PyObject_New(VersionObject, &VersionType);
+    if (v == NULL) {
+        node_decref(root);
+        return NULL;
+    }
+    v->root = root;
+    return (PyObject *)v;
+}
+
+static int item_order(const void *a, const void *b) {
+    const Item *x = a, *y = b;
+    int c = memcmp(x->kh, y->kh, H);
+    if (c) return c;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* hashed_writes(writes: Iterable[tuple[bytes, bytes | None]]) -> Batch */
+static int ready(void) {
+    if (sha_transform == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "state._merkle.init() has not succeeded");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *hashed_writes(PyObject *self, PyObject *writes) {
+    (void)self;
+    if (!ready()) return NULL;
+    PyObject *seq = PySequence_Fast(writes, "writes must be a sequence of (key, value) pairs");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    BatchObject *batch = PyObject_New(BatchObject, &BatchType);
+    if (batch == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    batch->n = 0;
+    batch->items = PyMem_Malloc(sizeof(Item) * (size_t)(n > 0 ? n : 1));
+    if (batch->items == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(batch);
+        return PyErr_NoMemory();
+    }
+    PyObject **pairs = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = pairs[i];
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "a write is a (bytes, bytes | None) pair");
+            Py_DECREF(seq);
+            Py_DECREF(batch);
+            return NULL;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        Item *item = &batch->items[i];
+        sha256(item->kh, (const unsigned char *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), NULL, 0, NULL, 0);
+        item->order = i;
+        if (value == Py_None) {
+            item->present = 0;
+            memset(item->vh, 0, H);
+        } else if (PyBytes_Check(value)) {
+            item->present = 1;
+            sha256(item->vh, (const unsigned char *)PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value), NULL, 0,
+                   NULL, 0);
+        } else {
+            PyErr_SetString(PyExc_TypeError, "a write's value is bytes or None");
+            Py_DECREF(seq);
+            Py_DECREF(batch);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    qsort(batch->items, (size_t)n, sizeof(Item), item_order);
+    Py_ssize_t kept = 0; /* one item per key: the last write */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept > 0 && memcmp(batch->items[kept - 1].kh, batch->items[i].kh, H) == 0) {
+            batch->items[kept - 1] = batch->items[i];
+        } else {
+            batch->items[kept++] = batch->items[i];
+        }
+    }
+    batch->n = kept;
+    return (PyObject *)batch;
+}
+
+/* update(version, batch) -> version */
+static PyObject *py_update(PyObject *self, PyObject *args) {
+    PyObject *version, *batch;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO!:update", &version, &BatchType, &batch)) return NULL;
+    if (check_version(version) < 0 || !ready()) return NULL;
+    BatchObject *b = (BatchObject *)batch;
+    int failed = 0;
+    Node *root = update(root_of(version), b->items, 0, b->n, 0, &failed);
+    if (failed) return PyErr_NoMemory();
+    return wrap(root);
+}
+
+/* root(version) -> bytes */
+static PyObject *py_root(PyObject *self, PyObject *version) {
+    (void)self;
+    if (check_version(version) < 0) return NULL;
+    Node *root = root_of(version);
+    return PyBytes_FromStringAndSize((const char *)(root ? root->hash : EMPTY), H);
+}
+
+/* prove(version, kh) -> (siblings: list[bytes], leaf: (kh, vh) | None) */
+static PyObject *py_prove(PyObject *self, PyObject *args) {
+    PyObject *version;
+    const char *kh;
+    Py_ssize_t khlen;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oy#:prove", &version, &kh, &khlen)) return NULL;
+    if (check_version(version) < 0) return NULL;
+    if (khlen != H) {
+        PyErr_SetString(PyExc_ValueError, "a key hash is 32 bytes");
+        return NULL;
+    }
+    PyObject *siblings = PyList_New(0);
+    if (siblings == NULL) return NULL;
+    Node *n = root_of(version);
+    int depth = 0;
+    while (n != NULL && n->inner) {
+        int right = bit_at((const unsigned char *)kh, depth);
+        Node *sibling = right ? n->u.in.left : n->u.in.right;
+        PyObject *h = PyBytes_FromStringAndSize((const char *)(sibling ? sibling->hash : EMPTY), H);
+        if (h == NULL || PyList_Append(siblings, h) < 0) {
+            Py_XDECREF(h);
+            Py_DECREF(siblings);
+            return NULL;
+        }
+        Py_DECREF(h);
+        n = right ? n->u.in.right : n->u.in.left;
+        depth++;
+    }
+    if (n == NULL) return Py_BuildValue("(NO)", siblings, Py_None);
+    return Py_BuildValue("(N(y#y#))", siblings, (const char *)n->u.leaf.kh, (Py_ssize_t)H, (const char *)n->u.leaf.vh,
+                         (Py_ssize_t)H);
+}
+
+/* init(SHA256_Init, SHA256_Update, SHA256_Final, SHA256_Transform) -> bool: whether the
+ * tree's hashing agrees with OpenSSL's digest (and so with hashlib) on every length from 0 to
+ * 300 bytes, which covers each padding case. */
+static PyObject *py_init(PyObject *self, PyObject *args) {
+    unsigned long long a[4];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KKKK:init", &a[0], &a[1], &a[2], &a[3])) return NULL;
+    sha_transform = NULL;
+    if (!a[0] || !a[1] || !a[2] || !a[3]) Py_RETURN_FALSE;
+    sha_init = (int (*)(void *))(uintptr_t)a[0];
+    sha_update = (int (*)(void *, const void *, size_t))(uintptr_t)a[1];
+    sha_final = (int (*)(unsigned char *, void *))(uintptr_t)a[2];
+    sha_transform = (void (*)(void *, const unsigned char *))(uintptr_t)a[3];
+    unsigned char data[300], want[32], got[32];
+    for (int i = 0; i < 300; i++) data[i] = (unsigned char)(i * 131 + 7);
+    for (size_t len = 0; len <= 300; len++) {
+        sha256_reference(want, data, len);
+        size_t cut1 = len / 3, cut2 = len - len / 5;
+        sha256(got, data, cut1, data + cut1, cut2 - cut1, data + cut2, len - cut2);
+        if (memcmp(want, got, 32) != 0) {
+            sha_transform = NULL;
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef methods[] = {
+    {"init", py_init, METH_VARARGS, "Take OpenSSL's SHA256_Init/Update/Final/Transform addresses; check them."},
+    {"hashed_writes", hashed_writes, METH_O, "Hash and sort a write set for update()."},
+    {"update", py_update, METH_VARARGS, "The version after applying a batch to a version."},
+    {"root", py_root, METH_O, "A version's root hash."},
+    {"prove", py_prove, METH_VARARGS, "Siblings along a key hash's path, and the leaf it ends at."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "state._merkle", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__merkle(void) {
+    if (PyType_Ready(&VersionType) < 0 || PyType_Ready(&BatchType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "ABI", MERKLE_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
