@@ -119,6 +119,9 @@ class Exchange:
         self.oid_counter = 0
         self.seq_counter = 0
         self._stored_oid_limit = 0  # orders with a larger id were placed after the last write set
+        # accounts created since the last write set: a new account that ends the block empty
+        # (a CancelAll with nothing to cancel) was never written, so it must not stay in memory
+        self._new_accounts: set[bytes] = set()
         self.events: list[Any] = []
         refresh_index_prices(self)
 
@@ -144,6 +147,7 @@ class Exchange:
         acct = self.accounts.get(address)
         if acct is None:
             acct = self.accounts[address] = Account(address, self.pools)
+            self._new_accounts.add(address)
         return acct
 
     def find_order(self, acct: Account, market_id: int, oid: int | None, cloid: bytes | None) -> Order:
@@ -236,10 +240,14 @@ class Exchange:
         tracker = self.tracker
         groups: list[tuple[bytes, list[tuple[bytes, bytes | None]]]] = []
         accounts_out: list[tuple[bytes, bytes | None]] = []
+        emptied: list[bytes] = []  # accounts that may have no record left (see _drop_unstored)
         for addr in sorted(tracker.accounts):
             acct = accounts.get(addr)
-            accounts_out.append((records.account_key(addr),
-                                 None if acct is None or acct.is_empty() else encode(acct.record())))
+            if acct is None or acct.is_empty():
+                accounts_out.append((records.account_key(addr), None))
+                emptied.append(addr)
+            else:
+                accounts_out.append((records.account_key(addr), encode(acct.record())))
         groups.append((records.ACCOUNT, accounts_out))
         groups.append((records.COUNTERS, [(records.COUNTERS_KEY, self._counters_record())]))
         groups.append((records.MARKET, [(records.market_key(m), self._market_record(m) if self._market_is_set(m) else None)
@@ -280,7 +288,10 @@ class Exchange:
             owner = accounts.get(addr)
             w = owner.watch if owner is not None else None
             watch_out.append((records.watch_key(addr), None if w is None else encode(w)))
+            if w is None:
+                emptied.append(addr)
         groups.append((records.WATCH, watch_out))
+        self._drop_unstored(emptied)
         agent_recs, sub_recs = self.agents, self.subs
         groups.append((records.AGENT, [(records.agent_key(a), encode(agent_recs[a]) if a in agent_recs else None)
                                        for a in sorted(tracker.agents)]))
@@ -292,6 +303,20 @@ class Exchange:
         for _prefix, group in groups:
             writes.extend(group)
         return writes
+
+    def _drop_unstored(self, candidates: list[bytes]) -> None:
+        """Forget the accounts the store now holds nothing of: no account record (empty) and
+        no watch record. ``load_records`` would not recreate them, so keeping them would make
+        a node that never stopped differ from a restarted one wherever "has an account" is
+        read (a borrow's rejection message, whether ``approve_agent`` finds a key fresh:
+        a fork). ``candidates``: this block's emptied accounts and cleared watches; accounts
+        created since the last write set and never written are checked too."""
+        accounts = self.accounts
+        for addr in sorted({*candidates, *self._new_accounts}):
+            acct = accounts.get(addr)
+            if acct is not None and acct.watch is None and acct.is_empty():
+                del accounts[addr]
+        self._new_accounts.clear()
 
     def snapshot_records(self) -> list[tuple[bytes, bytes]]:
         """Every record of the current state, sorted by key: exactly what the store holds
@@ -394,5 +419,6 @@ class Exchange:
             if acct.dead_man is not None and acct.dead_man[0]:
                 self.dead_men.append((acct.dead_man[0], addr))
         heapq.heapify(self.dead_men)
+        self._new_accounts.clear()  # restored, not created
         refresh_index_prices(self)
         refresh_leg_prices(self)
