@@ -225,13 +225,13 @@ def _print_order(o: dict[str, Any], cat: Catalog) -> None:
                                    ("side", o["side"])]
     if o["status"] == "open":
         rows += [("price", f.price(mid, o["price"])), ("size", f.size(mid, o["size"])),
-                 ("orig size", f.size(mid, o["orig_size"])), ("reduce only", o["reduce_only"]),
+                 ("orig size", f.size(mid, o["orig_size"])), ("reduce only", "yes" if o["reduce_only"] else "no"),
                  ("cloid", o["cloid"]), ("expires at (ms)", o["expires_at_ms"])]
     else:
         size = o["size"] if o["size"] == "position" else f.size(mid, o["size"])
         rows += [("kind", o["kind"]), ("trigger price", f.price(mid, o["trigger_price"])), ("size", size),
                  ("limit", "market" if o["is_market"] else f.price(mid, o["limit"])),
-                 ("reduce only", o["reduce_only"]), ("cloid", o["cloid"]), ("parent", o["parent"] or None)]
+                 ("reduce only", "yes" if o["reduce_only"] else "no"), ("cloid", o["cloid"]), ("parent", o["parent"] or None)]
     render.console().print(render.kv_table(f"order {o['oid']}", rows))
 
 
