@@ -7,6 +7,7 @@ Exit codes are a contract for scripts, so they live in one place:
     2  usage error: bad option, unknown key, price off the tick grid (click's own code)
     3  the node is unreachable
     4  ``replay`` found a divergence (the replayed state differs from the chain's)
+    5  ``--verify``: the node's answer does not prove itself against the trusted genesis
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_DIVERGED = 4
+EXIT_UNVERIFIED = 5
 
 NODE_ENV = "BOOKCHAIN_NODE"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +46,12 @@ class Rejected(click.ClickException):
 
 class Unreachable(click.ClickException):
     exit_code = EXIT_UNREACHABLE
+
+
+class Unverified(click.ClickException):
+    """``--verify``: a proof, certificate or app hash check failed (cli/verify.py)."""
+
+    exit_code = EXIT_UNVERIFIED
 
 
 @dataclass

@@ -9,6 +9,7 @@ import click
 
 from cli import render
 from cli.context import get_ctx, home_option, json_option, node_option, print_json, translate_errors
+from cli.verify import show_account, show_order, show_pools, verify_options
 from node.client import Client, as_int
 from node.wallet.txbuild import parse_cloid
 from node.wallet.units import MAX_CHAIN_INT, Catalog
@@ -127,12 +128,21 @@ def q_book(market: str, depth: int, as_json: bool) -> None:
 
 @query_command("account")
 @click.argument("who", metavar="ADDR|KEYNAME")
-def q_account(who: str, as_json: bool) -> None:
+@verify_options
+def q_account(who: str, verify: bool, genesis_file: str | None, as_json: bool) -> None:
     """Balances, positions, open orders and margin of an address or a local key.
+    With --verify: the account's proven record (balances and positions) at the newest
+    certified height, checked against the genesis you trust.
 
-    Example: bookchain query account alice
+    \b
+    Examples:
+      bookchain query account alice
+      bookchain query account alice --verify
     """
     address = get_ctx().address(who)
+    if verify:
+        show_account(address, genesis_file, as_json)
+        return
     show(lambda c: c.account(address), as_json, lambda a: render.print_account(a, _catalog_or_none()))
 
 
@@ -212,16 +222,26 @@ def q_candles(market: str, interval: str, start: int | None, end: int | None, li
 @click.option("--oid", default=None, type=click.IntRange(1, MAX_CHAIN_INT), help="Order id from the placement receipt.")
 @click.option("--cloid", default=None, metavar="ID", help="Client order id given at placement (hex or text); needs --owner.")
 @click.option("--owner", default=None, metavar="ADDR|KEYNAME", help="Whose client order id --cloid is.")
-def q_order(oid: int | None, cloid: str | None, owner: str | None, as_json: bool) -> None:
+@verify_options
+def q_order(oid: int | None, cloid: str | None, owner: str | None, verify: bool, genesis_file: str | None,
+            as_json: bool) -> None:
     """What became of one order: open, filled, cancelled (and why), triggered or expired.
+    With --verify (--oid only): whether the order rests in the book or waits as a trigger,
+    proven at the newest certified height (else proven not open).
 
     \b
     Examples:
       bookchain query order --oid 42
+      bookchain query order --oid 42 --verify
       bookchain query order --cloid my-order-1 --owner bob
     """
     if (oid is None) == (cloid is None):
         raise click.UsageError("name the order with exactly one of --oid and --cloid")
+    if verify:
+        if oid is None:
+            raise click.UsageError("--verify needs --oid (the state holds orders by id)")
+        show_order(oid, genesis_file, as_json)
+        return
     if cloid is not None and owner is None:
         raise click.UsageError("--cloid needs --owner (a client order id is unique per account)")
     if oid is not None:
@@ -266,11 +286,20 @@ def q_markets(as_json: bool) -> None:
 
 
 @query_command("pools")
-def q_pools(as_json: bool) -> None:
+@verify_options
+def q_pools(verify: bool, genesis_file: str | None, as_json: bool) -> None:
     """Lending pools: supplied, borrowed, available, utilization and its cap, borrow and supply rates a year.
+    With --verify: each pool's proven record (supplied, borrowed, custody, rate, oracle price)
+    at the newest certified height.
 
-    Example: bookchain query pools
+    \b
+    Examples:
+      bookchain query pools
+      bookchain query pools --verify
     """
+    if verify:
+        show_pools(genesis_file, as_json)
+        return
     show(lambda c: c.get("/pools"), as_json, lambda a: render.print_pools(a, _catalog_or_none()))
 
 

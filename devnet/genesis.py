@@ -4,6 +4,7 @@ Layout (node homes follow node/API.md)::
 
     DEVNET/devnet.json        manifest: nodes, ports, peer ids, later the pids
     DEVNET/genesis.json       the shared genesis document
+    DEVNET/cli/genesis.json   the same document: what the CLI's light client trusts (--verify)
     DEVNET/cli/keys/*.json    CLI keys: bridge, alice, bob, trader0..traderK-1, and the
                               secp256k1 test accounts eth0..ethM-1 (devnet/ethaccounts.py)
     DEVNET/node0/config.json  rpc + p2p ports, every other node as a peer
@@ -203,6 +204,7 @@ def create_devnet(home: str | os.PathLike[str], spec: DevnetSpec | None = None,
         future_expiry_s=spec.future_expiry_s,
     )
     _write_json(root / "genesis.json", doc)
+    _write_json(Path(cli.home) / "genesis.json", doc)  # what ``query ... --verify`` trusts (cli/verify.py)
 
     consensus = dict(spec.consensus)
     for e, place in zip(entries, places, strict=True):

@@ -36,19 +36,27 @@ class MempoolConfig:
                 raise ValueError(f"mempool: {name} must not be negative")
 
 
+MAX_PROOF_HEIGHTS = 10_000  # each kept height holds the tree nodes and values later blocks replaced
+
+
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     """Retention: keep the last ``retain_blocks`` blocks (0 keeps all); write a state
     snapshot every ``snapshot_interval`` heights (0: never) and keep the newest
     ``keep_snapshots``. ``state_sync_from`` (a snapshot file or a node's RPC URL) seeds
-    a fresh node from a snapshot instead of replaying from genesis."""
+    a fresh node from a snapshot instead of replaying from genesis. ``proof_heights``: how
+    many heights before the latest ``/proof`` can prove state at (node/proofs.py; 0 keeps
+    only the latest, which no block certifies yet, so no proofs are served)."""
 
     retain_blocks: int = 0
     snapshot_interval: int = 0
     keep_snapshots: int = 2
     state_sync_from: str = ""
+    proof_heights: int = 100
 
     def __post_init__(self) -> None:
+        if type(self.proof_heights) is not int or not 0 <= self.proof_heights <= MAX_PROOF_HEIGHTS:
+            raise ValueError(f"storage.proof_heights must be an integer in [0, {MAX_PROOF_HEIGHTS}]")
         if self.retain_blocks and self.snapshot_interval and self.retain_blocks < 2 * self.snapshot_interval:
             raise ValueError("retain_blocks must be at least 2 x snapshot_interval, so peers starting "
                              "from a snapshot can fetch the blocks after it")

@@ -25,6 +25,7 @@ from node.fillbook import FillBook
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
+from node.proofs import ProofWindow, view_of
 from state.keys import address_to_text
 from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
@@ -48,7 +49,7 @@ def event_to_list(e: Any) -> list[Any]:
 
 class Execution:
     def __init__(self, sm: StateMachine, blocks: BlockStore, mempool: Mempool, bus: EventBus,
-                 verify_pool: Executor | None) -> None:
+                 verify_pool: Executor | None, *, proof_heights: int = 100) -> None:
         self.sm = sm
         self.blocks = blocks
         self.mempool = mempool
@@ -68,6 +69,7 @@ class Execution:
         self.hl = hlws.Publisher()  # Hyperliquid /ws pushes (node/hlws.py), built only while subscribed
         self.fillbook = FillBook(blocks.get)  # positions per (account, market) for fill context
         self.interest = interest.InterestBook(blocks.db)  # hourly interest entries (node/interest.py)
+        self.proofs = ProofWindow(proof_heights)  # recent heights /proof can prove state at
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -90,7 +92,14 @@ class Execution:
             block = Block.decode(raw)
             self.last_block_hash = block.hash
             self.last_block_time_ms = block.header.time_ms
+        self._keep_for_proofs()  # the start-up state (re-applied blocks were kept as they went)
         return replayed
+
+    def _keep_for_proofs(self) -> None:
+        """Keep the committed height's tree version and records for /proof (node/proofs.py)."""
+        sm = self.sm
+        if self.proofs.latest != sm.height:
+            self.proofs.record(sm.height, sm.tree, sm.tree.version, view_of(sm))
 
     # ------------------------------------------------------------------ commit
     def commit(self, block: Block, cert: CommitCertificate) -> BlockResult:
@@ -146,6 +155,7 @@ class Execution:
             maybe_crash("results_saved")
         self.sm.commit_pending()
         maybe_crash("state_committed")
+        self._keep_for_proofs()
         if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
             self.hl.remember(self.sm.ex, block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)

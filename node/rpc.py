@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import evidence_index, history, hlexchange, hlws, orderindex
+from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys
 from node.codes import split_hashes, unpack_codes
 from node.jsonfmt import (
     account_json,
@@ -35,6 +35,7 @@ from node.jsonfmt import (
 )
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from state import views
+from state.apphash import app_hash
 from state.errors import Code
 from state.keys import address_from_text, address_to_text
 from state.tx import CLOID_LEN
@@ -53,17 +54,21 @@ MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_CLIENTS = 1000
+MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 
 
 class RpcError(Exception):
-    def __init__(self, status: int, code: Code, message: str) -> None:
+    """An error answer; ``extra`` fields join the error object (e.g. /proof's kept range)."""
+
+    def __init__(self, status: int, code: Code, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-def error_response(status: int, code: Code, message: str, *, packed: bool = False) -> web.Response:
-    doc = {"error": {"code": int(code), "name": code.name, "message": message}}
+def error_response(status: int, code: Code, message: str, *, packed: bool = False,
+                   extra: dict[str, Any] | None = None) -> web.Response:
+    doc = {"error": {"code": int(code), "name": code.name, "message": message, **(extra or {})}}
     return packed_response(doc, status) if packed else web.json_response(doc, status=status)
 
 
@@ -73,7 +78,7 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     try:
         return await handler(request)
     except RpcError as err:
-        return error_response(err.status, err.code, err.message, packed=packed)
+        return error_response(err.status, err.code, err.message, packed=packed, extra=err.extra)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes", packed=packed)
     except web.HTTPNotFound:
@@ -146,7 +151,7 @@ class RpcServer:
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
             ("/block", self.block), ("/block_results", self.block_results), ("/blocks", self.blocks),
-            ("/commits", self.commits),
+            ("/commits", self.commits), ("/proof", self.proof),
             ("/tx", self.tx), ("/markets", self.markets), ("/assets", self.assets), ("/book", self.book),
             ("/account", self.account), ("/orders", self.orders), ("/triggers", self.triggers),
             ("/fills", self.fills), ("/order_status", self.order_status),
@@ -240,6 +245,49 @@ class RpcServer:
         raw = record[1][index]
         assert raw[0] == h, "tx index and stored receipts disagree"
         return receipt_from_list(raw)
+
+    async def proof(self, request: web.Request) -> web.Response:
+        """A record's value at a height with its Merkle proof against that height's state
+        root (node/proofs.py): ``key=HEX`` or ``kind=`` + its arguments (node/recordkeys.py).
+        ``height`` defaults to the newest provable one (latest - 1): block ``height + 1``'s
+        header carries the app hash and its certificate signs it (node/lightclient.py)."""
+        q = request.query
+        if "key" in q:
+            key = _hex_param(request, "key")
+            if not 0 < len(key) <= MAX_PROOF_KEY:
+                raise RpcError(400, Code.MALFORMED, f"key must be 1..{MAX_PROOF_KEY} bytes of hex")
+        elif "kind" in q:
+            try:
+                key = recordkeys.key_for(self.rt.genesis, q["kind"], q)
+            except recordkeys.KeyRefError as err:
+                status = 400 if err.code == Code.MALFORMED else 404
+                raise RpcError(status, err.code, str(err)) from None
+        else:
+            raise RpcError(400, Code.MALFORMED, f"name the record with key=HEX or kind= ({', '.join(recordkeys.KINDS)})")
+        window = self.rt.execution.proofs
+        span = window.provable(self.rt.blocks.base)
+        kept = {"provable": None if span is None else {"from": span[0], "to": span[1]}}
+        if span is None:
+            raise RpcError(404, Code.NOT_READY, "no provable height yet: a height is provable once the next block "
+                           f"is committed, and this node keeps {window.keep} (storage.proof_heights)", kept)
+        height = _int_param(request, "height", span[1])
+        if height > span[1]:
+            raise RpcError(404, Code.NOT_READY, f"height {height} is not provable yet (block {height + 1} certifies "
+                           f"it); provable heights: {span[0]}..{span[1]}", kept)
+        if height < span[0]:
+            raise RpcError(404, Code.NOT_FOUND, f"height {height} is no longer kept for proofs; provable heights: "
+                           f"{span[0]}..{span[1]}", kept)
+        proven = window.prove(height, key)
+        assert proven is not None, "a provable height is retained"
+        genesis_hash = self.rt.sm.genesis_hash
+        wire = proven.proof
+        return web.json_response({
+            "height": height, "key": key.hex(), "value": None if proven.value is None else proven.value.hex(),
+            "proof": {"siblings": [s.hex() for s in wire.siblings],
+                      "leaf": None if wire.leaf is None else [x.hex() for x in wire.leaf]},
+            "state_root": proven.state_root.hex(), "genesis_hash": genesis_hash.hex(),
+            "app_hash": app_hash(genesis_hash, proven.state_root).hex(),
+            "certified_by": height + 1, **kept})
 
     # ------------------------------------------------------------------ submission
     async def broadcast_tx_sync(self, request: web.Request) -> web.Response:

@@ -87,7 +87,8 @@ class NodeRuntime:
         self.mempool = Mempool(self.sm, config.mempool)
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
-        self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool)
+        self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool,
+                                   proof_heights=config.storage.proof_heights)
         self.metrics = NodeMetrics()
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
@@ -186,6 +187,7 @@ class NodeRuntime:
         self.verify_pool.shutdown(wait=True, cancel_futures=True)
         self.wal.close()
         self.blocks.close()
+        self.execution.proofs.close()  # its LevelDB snapshots, before the store they read
         self.sm.close()
 
     # ------------------------------------------------------------------ transactions

@@ -1,0 +1,97 @@
+"""Which state record a query names: ``kind`` plus its arguments, to a state store key.
+
+Why one module: the RPC's ``/proof?kind=...`` and the light client (node/lightclient.py)
+must turn the same words into the same key. The light client builds the key itself from
+the genesis it trusts (a market or asset symbol resolved there), so a node cannot answer
+for another record than the one asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from state import records
+from state.errors import Code
+from state.genesis import Genesis
+from state.keys import address_from_text
+
+MAX_OID: Final = (1 << 64) - 1  # order ids are 8-byte keys
+
+
+class KeyRefError(ValueError):
+    """A reference that names no record: ``code`` is the registry code to answer with."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _arg(args: Mapping[str, str], name: str, kind: str) -> str:
+    value = args.get(name)
+    if value is None or value == "":
+        raise KeyRefError(Code.MALFORMED, f"kind={kind} needs {name}")
+    return value
+
+
+def _address(args: Mapping[str, str], kind: str) -> bytes:
+    try:
+        return address_from_text(_arg(args, "address", kind))
+    except ValueError as err:
+        raise KeyRefError(Code.MALFORMED, f"address: {err}") from None
+
+
+def _uint(args: Mapping[str, str], name: str, kind: str, hi: int) -> int:
+    raw = _arg(args, name, kind)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or int(raw) > hi:
+        raise KeyRefError(Code.MALFORMED, f"{name} must be an integer in [0, {hi}]")
+    return int(raw)
+
+
+def asset_id(genesis: Genesis, ref: str) -> int:
+    """An asset id (digits) or symbol (any case) of ``genesis``."""
+    text = ref.strip()
+    for a in genesis.assets:
+        if text == str(a.asset_id) or text.lower() == a.symbol.lower():
+            return a.asset_id
+    raise KeyRefError(Code.UNKNOWN_ASSET,
+                      f"unknown asset {ref!r}; assets: {', '.join(a.symbol for a in genesis.assets)}")
+
+
+def market_id(genesis: Genesis, ref: str) -> int:
+    """A market id (digits) or symbol (any case) of ``genesis``."""
+    text = ref.strip()
+    for m in genesis.markets:
+        if text == str(m.market_id) or text.lower() == m.symbol.lower():
+            return m.market_id
+    raise KeyRefError(Code.UNKNOWN_MARKET,
+                      f"unknown market {ref!r}; markets: {', '.join(m.symbol for m in genesis.markets)}")
+
+
+def _by_address(make: Callable[[bytes], bytes]) -> Callable[[Genesis, Mapping[str, str], str], bytes]:
+    return lambda _g, args, kind: make(_address(args, kind))
+
+
+KINDS: Final[dict[str, Callable[[Genesis, Mapping[str, str], str], bytes]]] = {
+    "account": _by_address(records.account_key),
+    "nonce": _by_address(records.nonce_key),
+    "agent": _by_address(records.agent_key),
+    "sub_account": _by_address(records.sub_account_key),
+    "watch": _by_address(records.watch_key),
+    "order": lambda _g, args, kind: records.order_key(_uint(args, "oid", kind, MAX_OID)),
+    "trigger": lambda _g, args, kind: records.trigger_key(_uint(args, "oid", kind, MAX_OID)),
+    "pool": lambda g, args, kind: records.pool_key(asset_id(g, _arg(args, "asset", kind))),
+    "market": lambda g, args, kind: records.market_key(market_id(g, _arg(args, "market", kind))),
+    "oracle": lambda g, args, kind: records.oracle_key(asset_id(g, _arg(args, "asset", kind)),
+                                                       _uint(args, "validator", kind, 0xFFFF)),
+    "counters": lambda _g, _args, _kind: records.COUNTERS_KEY,
+}
+
+
+def key_for(genesis: Genesis, kind: str, args: Mapping[str, str]) -> bytes:
+    """The state key ``kind`` names with ``args`` (``address``, ``oid``, ``asset``, ``market``,
+    ``validator`` as the kind needs); raises ``KeyRefError``."""
+    make = KINDS.get(kind)
+    if make is None:
+        raise KeyRefError(Code.MALFORMED, f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return make(genesis, args, kind)
