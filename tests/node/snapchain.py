@@ -75,17 +75,23 @@ def next_block(home: Path, height: int) -> tuple[bytes, bytes]:
         store.close()
 
 
-def forge_bob(snap: Snapshot, *, restate: bool, extra: int = 10**6) -> Snapshot:
-    """Bob's BTC balance raised by ``extra``; with ``restate`` the stated app hash is the one
-    the altered records give (so the root check passes)."""
-    key = records.account_key(BOB.address)
+def forge_balance(snap: Snapshot, address: bytes, genesis_hash: bytes, *, restate: bool,
+                  extra: int = 10**6) -> Snapshot:
+    """``address``'s first balance raised by ``extra``; with ``restate`` the stated app hash
+    is the one the altered records give (so the root check passes)."""
+    key = records.account_key(address)
     out = []
     for k, v in snap.records:
         if k == key:
             rec = records.decode_record(v)
-            rec[0][0][2] += extra  # [asset, idle, scaled]: his BTC, lent by default (scaled units)
+            asset = rec[0][0]  # [asset, idle, scaled]: lent by default, so the balance is scaled
+            asset[2 if asset[2] else 1] += extra
             v = records.encode_record(rec)
         out.append((k, v))
-    assert out != snap.records, "Bob's account is in the snapshot"
-    app_hash = records_app_hash(out, Genesis.from_json(genesis_doc()).hash()) if restate else snap.app_hash
+    assert out != snap.records, "the account is in the snapshot"
+    app_hash = records_app_hash(out, genesis_hash) if restate else snap.app_hash
     return dataclasses.replace(snap, records=out, app_hash=app_hash)
+
+
+def forge_bob(snap: Snapshot, *, restate: bool) -> Snapshot:
+    return forge_balance(snap, BOB.address, Genesis.from_json(genesis_doc()).hash(), restate=restate)
