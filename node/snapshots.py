@@ -4,10 +4,11 @@ replaying from genesis, and an old node can prune blocks below its snapshots.
 A snapshot is every state record at one committed height (``Exchange.snapshot_records``,
 sorted by key), with the chain id, height, app hash and that block's hash and time, in one
 msgpack body framed by a magic line and a sha256 trailer (the trailer catches truncation,
-not forgery). Trust model (as CometBFT's state sync, checked before anything is written or
-served; node/syncverify.py says how): the records must give the stated app hash (the root
-of the state tree), and the stated app hash must be the one block h+1's certified header
-carries.
+not forgery). Trust model (as CometBFT's state sync; node/syncverify.py says how and
+when): the records must give the stated app hash (the root of the state tree), checked
+before anything is written, and the stated app hash must be the one block h+1's certified
+header carries, checked before anything is written when block h+1 can be had, and in any
+case before the node serves exchange state or votes.
 """
 
 from __future__ import annotations
