@@ -134,6 +134,12 @@ class NodeConfig:
         return self.home / "data" / "snapshots"
 
     @property
+    def state_sync_pending_path(self) -> Path:
+        """Present while the state came from a snapshot that block h+1 has not certified yet
+        (node/syncverify.py): the node neither serves exchange state nor votes."""
+        return self.home / "data" / "state_sync.pending"
+
+    @property
     def log_path(self) -> Path:
         return self.home / "logs" / "node.log"
 

@@ -54,15 +54,29 @@ async def serve(config: NodeConfig) -> None:
 
 
 def run(home: str) -> None:
+    """Run the node; a refusal to start on the state it was given (a snapshot that fails its
+    checks, a store whose records do not give its app hash) is one log line with its code
+    and exit status 1, never a traceback."""
+    from node.syncverify import SnapshotError
+    from state.errors import StateIntegrityError
+
     config = NodeConfig.load(home)
     setup_logging(config.log_path)
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
-        log.warning("uvloop unavailable, using the default asyncio loop")
-        asyncio.run(serve(config))
-    else:
-        uvloop.run(serve(config))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
+            log.warning("uvloop unavailable, using the default asyncio loop")
+            asyncio.run(serve(config))
+        else:
+            uvloop.run(serve(config))
+    except SnapshotError as err:
+        log.critical("state sync refused [%s %d]: %s", err.code.name,
+                     int(err.code), err.message)
+        sys.exit(1)
+    except StateIntegrityError as err:
+        log.critical("refusing to start: %s", err)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from node.mempool import Admission, Mempool
     from node.metrics import NodeMetrics
     from node.p2p.host import P2PNode
+    from node.syncverify import Anchor
     from node.wal_file import WalFile
     from state.genesis import Genesis
     from state.machine import StateMachine
@@ -40,6 +41,7 @@ class RpcHost(Protocol):
     p2p: P2PNode
     metrics: NodeMetrics
     evidence_pool: EvidencePool
+    sync_pending: Anchor | None  # a snapshot block h+1 has not certified yet: serve no exchange state
 
     async def submit(self, raws: list[bytes]) -> list[Admission]: ...
 

@@ -8,6 +8,15 @@ certified ``prev_app_hash`` of the next block and, when available, the node's st
 results). At the first divergence the report names the height and the state keys whose
 writes differ (from the per-block write digests in block results).
 
+From a snapshot (``snapshot=``, ``bookchain replay --from-snapshot``: how a pruned node's
+chain is audited): the snapshot is verified first, as state sync verifies it
+(node/syncverify.py): its records must give its stated app hash, and block h+1, whose
+certificate is checked against the genesis validators, must carry that app hash and link
+to the snapshot's block hash. A snapshot that fails is refused (the report names the code
+and the snapshot's height). Otherwise its records are the starting state and every later
+height is audited as above. Evidence committed before the snapshot is unknown to such a
+replay, so a piece committed again after it is not caught as a duplicate.
+
 Equivocation evidence in a block is re-checked as consensus checked it (both signatures,
 one validator of the set, conflicting votes of an earlier height, no equivocation
 committed twice); a block with evidence that fails is a divergence. The report lists every
@@ -23,15 +32,21 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.block import Block
 from consensus.certificate import CertificateError, CommitCertificate
 from consensus.evidence import check_block_evidence
 from consensus.validators import ValidatorSet
-from state.errors import Code
+from node import syncverify
+from node.syncverify import SnapshotError
+from state.errors import Code, StateIntegrityError
 from state.genesis import Genesis
 from state.machine import ExecBlock, StateMachine
+from state.store import StateStore
+
+if TYPE_CHECKING:
+    from node.snapshots import Snapshot
 
 
 class BlockSource(Protocol):
@@ -150,6 +165,8 @@ class ReplayReport:
     seconds: float = 0.0
     # committed equivocations: {"committed_height", "validator", "height", "round", "type"}
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_height: int | None = None  # replay started from a verified snapshot at this height
+    code: str = ""  # why a snapshot was refused (state/errors.py name); empty otherwise
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -161,8 +178,9 @@ def _diff_keys(ours: list[tuple[bytes, bytes]], theirs: list[tuple[bytes, bytes]
 
 
 def replay(source: BlockSource, state_dir: str | None, to_height: int | None = None,
-           progress: Callable[[int, int], None] | None = None) -> ReplayReport:
-    """Replay ``source`` into a fresh state at ``state_dir`` (None: in memory)."""
+           progress: Callable[[int, int], None] | None = None, *, snapshot: Snapshot | None = None) -> ReplayReport:
+    """Replay ``source`` into a fresh state at ``state_dir`` (None: in memory), from genesis or,
+    given ``snapshot``, from that snapshot once it is verified."""
     import time
 
     t0 = time.perf_counter()
@@ -171,15 +189,30 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
     report = ReplayReport(chain_id=genesis.chain_id)
     if state_dir is not None and Path(state_dir).exists() and any(Path(state_dir).iterdir()):
         raise FileExistsError(f"{state_dir} is not empty: replay needs a fresh state directory")
-    sm = StateMachine.open(genesis, state_dir)
     top = source.height()
     end = min(top, to_height) if to_height is not None else top
     report.to_height = end
-    prev_hash = b""
+    start = 1
+    if snapshot is not None:
+        start = report.from_height = snapshot.height + 1
+        report.snapshot_height = snapshot.height
+        if to_height is not None and to_height < start:
+            raise ValueError(f"--to {to_height} is not above the snapshot's height {snapshot.height}")
+        if top < start:
+            raise LookupError(f"block {start} is not available from the source yet (it is at {top}): "
+                              f"it is what certifies the snapshot at {snapshot.height}")
+        try:
+            sm = _load_snapshot(genesis, snapshot)
+        except SnapshotError as err:
+            report.seconds = time.perf_counter() - t0
+            return _refuse(report, snapshot.height, err)
+    else:
+        sm = StateMachine.open(genesis, state_dir)
+    prev_hash = snapshot.block_hash if snapshot is not None else b""
     pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # height, our hash, our digests
     equivocations: set[tuple[int, bytes, int, int]] = set()
     try:
-        for h, raw_block, raw_cert in source.blocks(1, end):
+        for h, raw_block, raw_cert in source.blocks(start, end):
             block, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
             if block.height != h or cert.height != h or cert.block_hash != block.hash:
                 return _fail(report, h, "certificate does not commit this block")
@@ -187,6 +220,14 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                 cert.must_verify(validators, genesis.chain_id)
             except CertificateError as err:
                 return _fail(report, h, f"invalid commit certificate: {err}")
+            if snapshot is not None and h == start:
+                try:
+                    syncverify.must_agree(snapshot.anchor, block)
+                except SnapshotError as err:
+                    return _refuse(report, snapshot.height, err)
+                if state_dir is not None:  # certified: only now does the snapshot reach the disk
+                    sm.store = StateStore(state_dir)
+                    sm.store.commit(list(snapshot.records), snapshot.height, snapshot.app_hash)
             if block.header.prev_block_hash != prev_hash:
                 return _fail(report, h, "block does not link to the previous block hash")
             if not block.body_matches():
@@ -202,7 +243,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                     report.evidence.append({"committed_height": h, "validator": ev.validator.hex(),
                                             "height": ev.height, "round": ev.round, "type": ev.type.name.lower()})
             if block.header.prev_app_hash != sm.app_hash:
-                assert pending is not None or h == 1
+                assert pending is not None or h == start
                 keys: list[str] = []
                 if pending is not None:
                     theirs = source.result_digests(pending[0])
@@ -226,6 +267,29 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
     finally:
         report.seconds = time.perf_counter() - t0
         sm.close()
+
+
+def _load_snapshot(genesis: Genesis, snapshot: Snapshot) -> StateMachine:
+    """The snapshot's state in memory, once its records give its stated app hash
+    (``SnapshotError`` otherwise). Block h+1's certificate is checked by the replay loop,
+    which then writes the state to the replay's directory."""
+    if snapshot.chain_id != genesis.chain_id:
+        raise SnapshotError(Code.SNAPSHOT_MALFORMED, f"the snapshot is for chain {snapshot.chain_id!r}, "
+                            f"the source's is {genesis.chain_id!r}")
+    sm = StateMachine.open(genesis, None)
+    try:
+        sm.load(snapshot.records, snapshot.height, snapshot.app_hash, where="the snapshot")
+    except StateIntegrityError as err:
+        raise SnapshotError(Code.SNAPSHOT_ROOT_MISMATCH, str(err)) from None
+    except Exception as err:  # untrusted records into a loader written for our own store
+        raise SnapshotError(Code.SNAPSHOT_MALFORMED,
+                            f"a snapshot record does not load ({type(err).__name__}: {err})") from None
+    return sm
+
+
+def _refuse(report: ReplayReport, height: int, err: SnapshotError) -> ReplayReport:
+    report.code = err.code.name
+    return _fail(report, height, f"snapshot refused: {err}")
 
 
 def _fail(report: ReplayReport, height: int, reason: str, keys: list[str] | None = None) -> ReplayReport:

@@ -56,6 +56,8 @@ MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_CLIENTS = 1000
 MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
+# what answers while a synced snapshot awaits block h+1's certificate: the node's own status
+OPEN_WHILE_UNVERIFIED = frozenset({"/health", "/status", "/genesis", "/validators", "/net_info", "/metrics"})
 
 
 class RpcError(Exception):
@@ -144,7 +146,8 @@ def _tx_bytes(value: Any) -> bytes:
 class RpcServer:
     def __init__(self, rt: RpcHost) -> None:
         self.rt = rt
-        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._count_mw, errors_middleware])
+        self.app = web.Application(client_max_size=MAX_BODY,
+                                   middlewares=[self._count_mw, errors_middleware, self._sync_gate_mw])
         self.runner: web.AppRunner | None = None
         self.ws_clients = 0
         r = self.app.router
@@ -563,6 +566,19 @@ class RpcServer:
         info = request.match_info
         route = info.route.resource.canonical if info.route.resource is not None else "unmatched"
         self.rt.metrics.on_request(route)
+        return await handler(request)
+
+    @web.middleware
+    async def _sync_gate_mw(self, request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """While the state comes from a snapshot that block h+1 has not certified yet
+        (node/syncverify.py), only the node's own status answers: no exchange state, blocks,
+        snapshots or submissions, which would all rest on an unproven state."""
+        pending = self.rt.sync_pending
+        if pending is not None and request.path not in OPEN_WHILE_UNVERIFIED:
+            raise RpcError(503, Code.SNAPSHOT_UNVERIFIED,
+                           f"this node's state comes from a snapshot at height {pending.height} that block "
+                           f"{pending.height + 1} has not certified yet; it serves no exchange state until then")
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:

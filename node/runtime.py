@@ -5,6 +5,10 @@ Start-up recovery, in order: open the state store (restores the exact committed 
 books), open the block store, handshake (re-apply stored blocks the state has not seen),
 read and repair the consensus WAL, then join consensus; block sync runs whenever the core
 sees that peers are ahead.
+
+A node whose state came from a snapshot that block h+1 has not certified yet (the pending
+marker, node/syncverify.py) starts p2p and the RPC but joins consensus only after a peer's
+block h+1 certifies the snapshot; until then its RPC serves no exchange state.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from consensus.block import Block
 from consensus.core import ConsensusCore
 from consensus.validators import ValidatorSet
-from node import evidence_index, sigbatch
+from node import evidence_index, sigbatch, syncverify
 from node.blockstore import BlockStore
 from node.config import NodeConfig
 from node.driver import ConsensusDriver
@@ -33,15 +37,19 @@ from node.p2p import BadFrame, protocols
 from node.p2p.core import Limits
 from node.p2p.host import P2PNode
 from node.rpc import RpcServer
+from node.snapshots import fetch_snapshot, restore_into
+from node.syncverify import Anchor, SnapshotError
 from node.wal_file import WalFile
 from state.build import build_name
 from state.codec import decode, encode
+from state.errors import Code
 from state.genesis import Genesis
 from state.keys import PrivateKey
 from state.machine import StateMachine
 
 log = logging.getLogger("bookchain.node")
 
+CERTIFY_RETRY_S = 0.5  # how often peers are asked again for block h+1 of a pending snapshot
 GOSSIP_INTERVAL_S = 0.02
 GOSSIP_MAX_TXS = 5000
 EVIDENCE_GOSSIP_S = 5.0  # pending evidence is re-sent this often (peers that were down)
@@ -78,10 +86,18 @@ class NodeRuntime:
             d.mkdir(parents=True, exist_ok=True)
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
+        # a snapshot that block h+1 has not certified yet: no exchange state served, no votes
+        self.sync_pending: Anchor | None = syncverify.read_pending(config.state_sync_pending_path)
         # The block store is the synced record (every block before it is applied, its results
         # before the state commits); the handshake re-applies what an OS crash took from the
         # state store, so not every block's state batch is fsynced (StateMachine, README).
         self.sm = StateMachine.open(self.genesis, str(config.state_dir), sync_commits=False)
+        pending = self.sync_pending
+        if pending is not None and (self.sm.height, self.sm.app_hash) != (pending.height, pending.app_hash):
+            self.sm.close()
+            raise SnapshotError(Code.SNAPSHOT_UNAVAILABLE, f"a state sync to height {pending.height} was "
+                                f"interrupted (the state is at {self.sm.height}): remove {config.home / 'data'} "
+                                "and start again")
         self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
         self.blocks = BlockStore(str(config.blocks_dir))
         self.mempool = Mempool(self.sm, config.mempool)
@@ -98,18 +114,30 @@ class NodeRuntime:
         self.started_at = time.time()
         self._gossip_task: asyncio.Task[None] | None = None
         self._oracle_task: asyncio.Task[None] | None = None
+        self._certify_task: asyncio.Task[None] | None = None
         self.oracle_feed: dict[str, int] = dict(config.oracle.prices)
         self.faults = Faults(config.test, self.validator_key, self.genesis.chain_id, self.oracle_feed,
                              {a.symbol for a in self.genesis.assets})
         self.rpc = RpcServer(self)
 
     def _state_sync(self, source: str) -> None:
-        from node.snapshots import fetch_snapshot, restore_into
-
+        """Restore the snapshot ``source`` names, checked before anything is written: its
+        records must give its app hash, and block h+1 from the same RPC must certify that
+        app hash. When that RPC (or a file) cannot give block h+1, the state is written
+        under the pending marker and the peers' block h+1 decides at start (node/syncverify.py)."""
         snap = fetch_snapshot(source)
-        restore_into(snap, self.genesis.chain_id, self.config.state_dir, self.config.blocks_dir)
-        log.info("h=%d state synced from snapshot %s (app hash %s); blocks after it come from peers",
-                 snap.height, source, snap.app_hash.hex()[:12])
+        rpc = syncverify.rpc_base(source)
+        next_block = syncverify.fetch_next_block(rpc, snap.height + 1) if rpc is not None else None
+        if restore_into(snap, self.genesis, self.config.state_dir, self.config.blocks_dir,
+                        self.config.state_sync_pending_path, next_block):
+            log.info("h=%d state synced from snapshot %s: its records give app hash %s, which block %d's "
+                     "certificate signs; blocks after it come from peers",
+                     snap.height, source, snap.app_hash.hex()[:12], snap.height + 1)
+        else:
+            log.warning("h=%d state synced from snapshot %s: its records give app hash %s; block %d is not "
+                        "there yet, so this node serves no exchange state and does not vote until a peer's "
+                        "block %d certifies it", snap.height, source, snap.app_hash.hex()[:12], snap.height + 1,
+                        snap.height + 1)
 
     def after_commit(self, height: int) -> None:
         """Snapshots and retention, after the block's state is committed. A block the state
@@ -164,18 +192,62 @@ class NodeRuntime:
                  self.sm.height, self.config.moniker, self.config.rpc_host, self.config.rpc_port,
                  self.config.p2p_listen, self.validator_key.pubkey.hex()[:16] if self.validator_key else None,
                  self.build, sigbatch.backend())
+        if self.sync_pending is None:
+            self._join()
+        else:
+            self._certify_task = asyncio.ensure_future(self._certify_snapshot(self.sync_pending))
+
+    def _join(self) -> None:
+        """Take part: gossip, the validator's price feed, block sync and consensus."""
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
         if self.validator_key is not None and self.oracle_feed:
             self._oracle_task = asyncio.ensure_future(self._oracle_loop())
         self.driver.request_sync(self.sm.height + 1)
         self.driver.start_height()
 
+    async def _certify_snapshot(self, anchor: Anchor) -> None:
+        """Ask peers for block h+1 until one proves it, then join (it certifies the snapshot)
+        or halt (it certifies another state: the snapshot was forged)."""
+        from node.driver import SYNC_MAX_BYTES
+
+        height = anchor.height + 1
+        log.warning("h=%d waiting for block %d from peers to certify the snapshot's app hash %s: no exchange "
+                    "state served, no votes until then", anchor.height, height, anchor.app_hash.hex()[:12])
+        while True:
+            for peer in sorted(self.p2p.connected_peers()):
+                try:
+                    resp = await self.p2p.request(peer, protocols.SYNC, encode([height, 1]), timeout_s=10)
+                    raw_block, raw_cert = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)[0]
+                    if type(raw_block) is not bytes or type(raw_cert) is not bytes:
+                        raise TypeError("a synced block is [block, certificate] bytes")
+                except Exception as err:  # down, not there yet, or garbage: ask the next peer
+                    log.debug("h=%d block %d from %s: %r", anchor.height, height, peer[-8:], err)
+                    continue
+                try:
+                    syncverify.must_certify_next(anchor, raw_block, raw_cert, self.genesis)
+                except SnapshotError as err:
+                    if err.code == Code.NEXT_BLOCK_UNPROVEN:  # the peer's fault, not the snapshot's
+                        self.driver.bad_messages += 1
+                        log.info("h=%d block %d from %s: %s", anchor.height, height, peer[-8:], err)
+                        continue
+                    self.driver.halted = str(err)
+                    log.critical("HALT: state sync refused: %s; remove %s and state-sync from another source",
+                                 err, self.config.home / "data")
+                    return
+                syncverify.clear_pending(self.config.state_sync_pending_path)
+                self.sync_pending = None
+                log.info("h=%d snapshot certified by block %d from peer %s: joining consensus",
+                         anchor.height, height, peer[-8:])
+                self._join()
+                return
+            await asyncio.sleep(CERTIFY_RETRY_S)
+
     async def stop(self) -> None:
         """Stop taking input, then close stores; an in-flight block commit is synchronous
         on this thread, so it has either fully happened or not started."""
         if self.driver is not None:
             self.driver.stop()
-        for task in (self._gossip_task, self._oracle_task):
+        for task in (self._gossip_task, self._oracle_task, self._certify_task):
             if task is not None:
                 task.cancel()
         await self.rpc.stop()
@@ -271,6 +343,8 @@ class NodeRuntime:
             "latest_block_time_ms": ex.last_block_time_ms,
             "catching_up": bool(self.driver and self.driver.catching_up),
             "halted": self.driver.halted if self.driver else None,
+            # the height of a snapshot block h+1 has not certified yet (no exchange state served)
+            "state_sync_pending": self.sync_pending.height if self.sync_pending is not None else None,
             "validator": ({"pubkey": self.validator_key.pubkey.hex(),
                            "power": next((v.power for v in self.genesis.validators if v.pubkey == self.validator_key.pubkey), 0)}
                           if self.validator_key else None),

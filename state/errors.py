@@ -80,6 +80,13 @@ class Code(IntEnum):
     INTERNAL_ERROR = 905  # RPC: the node failed to answer (a bug; logged)
     METHOD_NOT_ALLOWED = 906  # RPC: the route exists, not with this HTTP method
     MEMPOOL_BUSY = 907  # retryable: the pending set holds the admission window (or the signer its share)
+    # state sync (91x, node/snapshots.py, node/syncverify.py): why a snapshot is refused
+    SNAPSHOT_MALFORMED = 910  # not a snapshot, truncated, undecodable, another chain's, or records that do not load
+    SNAPSHOT_ROOT_MISMATCH = 911  # its records do not give the app hash it states
+    SNAPSHOT_NOT_CERTIFIED = 912  # the chain's certified block h+1 does not carry its app hash (or block hash)
+    SNAPSHOT_UNVERIFIED = 913  # RPC, retryable: state synced from a snapshot not yet checked against block h+1
+    NEXT_BLOCK_UNPROVEN = 914  # block h+1 as fetched does not prove itself (certificate, height, chain): its sender's fault
+    SNAPSHOT_UNAVAILABLE = 915  # the source cannot be read or offers none, or this home cannot take one (not fresh)
 
 
 class TxError(Exception):

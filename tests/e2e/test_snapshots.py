@@ -1,17 +1,29 @@
 """Retention and state sync: validators prune old blocks and write snapshots; a new node
 starts from a peer's snapshot (genesis replay is impossible: block 1 is pruned) and
-follows the chain to the same app hash."""
+follows the chain to the same app hash. A snapshot is verified before it is applied or
+served (node/syncverify.py): a forged one is refused, and one that block h+1 cannot
+certify yet keeps the node from serving exchange state or voting until it can."""
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from consensus.block import Block
 from devnet.cluster import Cluster
+from devnet.supervisor import stdout_log
+from node.blockstore import BlockStore
 from node.client import RpcError
+from node.snapshots import Snapshot, list_snapshots, snapshot_path, write_snapshot
+from node.snapshots import fetch_snapshot as read_snapshot
+from state.genesis import Genesis
+from state.store import StateStore
 from state.tx import PlaceOrder, Tif
+from tests.node.snapchain import forge_balance
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +51,127 @@ def test_pruned_chain_and_state_sync_from_snapshot(tmp_path: Path) -> None:
         assert len(_app_hashes_at_common_height(c)) == 1
         books = [c.get(i, "/book?market=0")["asks"] for i in range(4)]
         assert books[3] == books[0] == [[60_500, 4, 1]]
+        assert "certif" in c.log_tail(3, 400)  # at restore (node 1's block h+1) or from peers
+        assert c.get(3, "/status")["state_sync_pending"] is None
     finally:
         c.stop_all()
+
+
+def test_state_sync_from_a_file_of_the_newest_height_waits_for_block_h_plus_1(tmp_path: Path) -> None:
+    """The chain stops at H; a new node starts from a snapshot file of H. No block H+1
+    exists, so it serves no exchange state and does not vote; once the validators are back
+    and commit H+1, that block certifies the snapshot and the node joins and follows."""
+    c = Cluster(tmp_path)
+    try:
+        for i in range(3):
+            c.start(i)
+        c.wait_height(3, nodes=[0, 1, 2])
+        c.commit(0, c.sign("alice", PlaceOrder(0, False, 60_500, 4, Tif.GTC, False, None)))
+        for i in range(3):
+            c.kill(i, signal.SIGTERM)
+        homes = [Path(c.manifest.nodes[i].home) for i in range(3)]
+        snap = _snapshot_of(max(homes, key=_state_height))  # the chain's last block: nobody has H+1
+        snap_file = write_snapshot(tmp_path / "snaps", snap)
+        c.set_config(3, "storage", {"state_sync_from": str(snap_file)})
+        c.start(3)
+        _wait_status(c, 3)
+        status = c.get(3, "/status")
+        assert status["state_sync_pending"] == snap.height and status["latest_height"] == snap.height
+        assert status["consensus"]["height"] == 0  # consensus not started: no proposal, no vote
+        for path in ("/book?market=0", "/account?address=" + _address(c, "alice"), f"/block?height={snap.height}"):
+            with pytest.raises(RpcError) as gated:
+                c.get(3, path)
+            assert gated.value.http_status == 503 and gated.value.name == "SNAPSHOT_UNVERIFIED"
+        for i in range(3):
+            c.start(i)
+        c.wait_height(snap.height + 3, nodes=[0, 1, 2, 3], timeout=90)
+        assert c.get(3, "/status")["state_sync_pending"] is None
+        assert f"snapshot certified by block {snap.height + 1}" in c.log_tail(3, 400)
+        assert len(_app_hashes_at_common_height(c)) == 1
+        assert c.get(3, "/book?market=0")["asks"] == c.get(0, "/book?market=0")["asks"] == [[60_500, 4, 1]]
+    finally:
+        c.stop_all()
+
+
+def test_a_node_refuses_a_forged_snapshot(tmp_path: Path) -> None:
+    """Bob's balance, which no block after genesis touches, raised in a peer's snapshot.
+    Under the snapshot's own app hash: refused at restore (one log line, exit 1, nothing
+    written). Under a restated app hash that its records give: the node waits for block h+1,
+    which certifies another app hash, and halts without having served or voted."""
+    c = Cluster(tmp_path, sections={i: STORAGE for i in range(3)})
+    try:
+        for i in range(3):
+            c.start(i)
+        c.wait_height(12, nodes=[0, 1, 2], timeout=60)
+        snaps_dir = Path(c.manifest.nodes[0].home) / "data" / "snapshots"
+        honest = read_snapshot(str(snapshot_path(snaps_dir, list_snapshots(snaps_dir)[0])))
+        genesis_hash = Genesis.load(str(Path(c.manifest.nodes[0].home) / "genesis.json")).hash()
+        bob = c.key("bob").address
+        home3 = Path(c.manifest.nodes[3].home)
+
+        kept = write_snapshot(tmp_path / "kept", forge_balance(honest, bob, genesis_hash, restate=False))
+        c.set_config(3, "storage", {"state_sync_from": str(kept)})
+        c.start(3)
+        assert c.procs[3].wait(timeout=60) == 1
+        out = stdout_log(c.manifest.nodes[3]).read_text()
+        assert "state sync refused [SNAPSHOT_ROOT_MISMATCH 911]" in out and "Traceback" not in out
+        assert not any((home3 / "data" / "state").iterdir())  # nothing written
+
+        restated = write_snapshot(tmp_path / "restated", forge_balance(honest, bob, genesis_hash, restate=True))
+        c.set_config(3, "storage", {"state_sync_from": str(restated)})
+        c.start(3)
+        deadline = time.monotonic() + 60
+        while not (c.height(3) >= 0 and c.get(3, "/status")["halted"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = c.get(3, "/status")
+        assert status["halted"] and "SNAPSHOT_NOT_CERTIFIED" in status["halted"], c.log_tail(3)
+        assert status["state_sync_pending"] == honest.height and status["consensus"]["height"] == 0
+        with pytest.raises(RpcError) as gated:
+            c.get(3, "/account?address=" + _address(c, "bob"))
+        assert gated.value.http_status == 503
+        assert "Traceback" not in stdout_log(c.manifest.nodes[3]).read_text()
+    finally:
+        c.stop_all()
+
+
+def _state_height(home: Path) -> int:
+    store = StateStore(str(home / "data" / "state"))
+    try:
+        meta = store.meta()
+        return meta[0] if meta else 0
+    finally:
+        store.close()
+
+
+def _snapshot_of(home: Path) -> Snapshot:
+    """The snapshot a stopped node's stores give at its height (as ``after_commit`` writes)."""
+    store, blocks = StateStore(str(home / "data" / "state")), BlockStore(str(home / "data" / "blocks"))
+    try:
+        meta = store.meta()
+        assert meta is not None
+        height, app_hash = meta
+        raw = blocks.block(height)
+        assert raw is not None
+        block = Block.decode(raw)
+        chain_id = json.loads((home / "genesis.json").read_text())["chain_id"]
+        return Snapshot(chain_id, height, app_hash, block.hash, block.header.time_ms, store.items())
+    finally:
+        store.close()
+        blocks.close()
+
+
+def _address(c: Cluster, name: str) -> str:
+    from state.keys import address_to_text
+
+    return address_to_text(c.key(name).address)
+
+
+def _wait_status(c: Cluster, i: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while c.height(i) < 0:
+        assert time.monotonic() < deadline, c.log_tail(i)
+        assert c.alive(i), c.log_tail(i)
+        time.sleep(0.2)
 
 
 def _app_hashes_at_common_height(c: Cluster, attempts: int = 10) -> set[str]:
