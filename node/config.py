@@ -46,13 +46,14 @@ class StorageConfig:
     ``keep_snapshots``. ``state_sync_from`` (a snapshot file or a node's RPC URL) seeds
     a fresh node from a snapshot instead of replaying from genesis. ``proof_heights``: how
     many heights before the latest ``/proof`` can prove state at (node/proofs.py; 0 keeps
-    only the latest, which no block certifies yet, so no proofs are served)."""
+    only the latest, which no block certifies yet, so no proofs are served). Each kept height
+    holds the tree nodes later blocks replaced, ~1.2 kB per write (docs/operator.md)."""
 
     retain_blocks: int = 0
     snapshot_interval: int = 0
     keep_snapshots: int = 2
     state_sync_from: str = ""
-    proof_heights: int = 100
+    proof_heights: int = 20
 
     def __post_init__(self) -> None:
         if type(self.proof_heights) is not int or not 0 <= self.proof_heights <= MAX_PROOF_HEIGHTS:

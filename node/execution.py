@@ -49,7 +49,7 @@ def event_to_list(e: Any) -> list[Any]:
 
 class Execution:
     def __init__(self, sm: StateMachine, blocks: BlockStore, mempool: Mempool, bus: EventBus,
-                 verify_pool: Executor | None, *, proof_heights: int = 100) -> None:
+                 verify_pool: Executor | None, *, proof_heights: int = 20) -> None:
         self.sm = sm
         self.blocks = blocks
         self.mempool = mempool

@@ -151,7 +151,7 @@ def test_execution_keeps_leveldb_snapshots_that_match_each_certified_app_hash(tm
 
 
 def test_proof_heights_is_a_bounded_storage_option() -> None:
-    assert StorageConfig().proof_heights == 100
+    assert StorageConfig().proof_heights == 20
     for bad in (-1, 10**9, "5"):
         with pytest.raises(ValueError, match="proof_heights"):
             StorageConfig(proof_heights=bad)  # type: ignore[arg-type]
