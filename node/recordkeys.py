@@ -48,24 +48,23 @@ def _uint(args: Mapping[str, str], name: str, kind: str, hi: int) -> int:
     return int(raw)
 
 
+def _named(ref: str, named: dict[str, int], code: Code, noun: str) -> int:
+    """The id ``ref`` names: its digits or its symbol (any case), among ``named``."""
+    text = ref.strip()
+    for symbol, ident in named.items():
+        if text == str(ident) or text.lower() == symbol.lower():
+            return ident
+    raise KeyRefError(code, f"unknown {noun} {ref!r}; {noun}s: {', '.join(named)}")
+
+
 def asset_id(genesis: Genesis, ref: str) -> int:
     """An asset id (digits) or symbol (any case) of ``genesis``."""
-    text = ref.strip()
-    for a in genesis.assets:
-        if text == str(a.asset_id) or text.lower() == a.symbol.lower():
-            return a.asset_id
-    raise KeyRefError(Code.UNKNOWN_ASSET,
-                      f"unknown asset {ref!r}; assets: {', '.join(a.symbol for a in genesis.assets)}")
+    return _named(ref, {a.symbol: a.asset_id for a in genesis.assets}, Code.UNKNOWN_ASSET, "asset")
 
 
 def market_id(genesis: Genesis, ref: str) -> int:
     """A market id (digits) or symbol (any case) of ``genesis``."""
-    text = ref.strip()
-    for m in genesis.markets:
-        if text == str(m.market_id) or text.lower() == m.symbol.lower():
-            return m.market_id
-    raise KeyRefError(Code.UNKNOWN_MARKET,
-                      f"unknown market {ref!r}; markets: {', '.join(m.symbol for m in genesis.markets)}")
+    return _named(ref, {m.symbol: m.market_id for m in genesis.markets}, Code.UNKNOWN_MARKET, "market")
 
 
 def _by_address(make: Callable[[bytes], bytes]) -> Callable[[Genesis, Mapping[str, str], str], bytes]:

@@ -46,7 +46,8 @@ class ProvingNode:
                                    proof_heights=keep)
         self.execution.handshake()
         self.host = SimpleNamespace(sm=self.sm, blocks=self.blocks, execution=self.execution, genesis=self.genesis,
-                                    faults=SimpleNamespace(routes=lambda: []), metrics=NodeMetrics(), bus=EventBus())
+                                    faults=SimpleNamespace(routes=lambda: []), metrics=NodeMetrics(), bus=EventBus(),
+                                    sync_pending=None)
         self.tamper: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
     def app(self) -> web.Application:
