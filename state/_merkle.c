@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MERKLE_ABI 1
+#define MERKLE_ABI 2 /* state/merkle.py's NATIVE_ABI */
 #define H 32
 
 /* OpenSSL's SHA256_CTX starts with the eight state words; SHA256_Transform runs the
@@ -97,18 +97,95 @@ static void sha256_reference(unsigned char out[32], const unsigned char *data, s
     sha_final(out, &ctx);
 }
 
+/* sha256(tag || a || b) for 32-byte a and b: a leaf's or an inner node's hash, the tree's
+ * only hashing besides a write's key and value. The 65-byte message and its padding are
+ * laid out once as two blocks: the general sha256() above spent as long assembling them
+ * as the two compressions took. */
+static void hash_pair(unsigned char out[H], unsigned char tag, const unsigned char *a, const unsigned char *b) {
+    _Alignas(16) unsigned char block[128];
+    sha_ctx ctx;
+    block[0] = tag;
+    memcpy(block + 1, a, H);
+    memcpy(block + 1 + H, b, H);
+    block[65] = 0x80;
+    memset(block + 66, 0, 60);
+    block[126] = (65 * 8) >> 8;
+    block[127] = (65 * 8) & 0xff;
+    memcpy(ctx.h, IV, sizeof IV);
+    sha_transform(&ctx, block);
+    sha_transform(&ctx, block + 64);
+    for (int i = 0; i < 8; i++) { /* big-endian words (one bswap and store each on x86) */
+        out[4 * i] = (unsigned char)(ctx.h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(ctx.h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(ctx.h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)ctx.h[i];
+    }
+}
+
 static const unsigned char TAG_LEAF = 0x00, TAG_NODE = 0x01;
 static const unsigned char EMPTY[H] = {0};
 
+/* A node is an Inner or a Leaf; both start with this header. */
 typedef struct Node {
     uint32_t refs;
     uint8_t inner;
     unsigned char hash[H];
-    union {
-        struct { struct Node *left, *right; } in;
-        struct { unsigned char kh[H], vh[H]; } leaf;
-    } u;
 } Node;
+
+typedef struct {
+    Node head;
+    Node *left, *right;
+} Inner;
+
+typedef struct {
+    Node head;
+    unsigned char kh[H], vh[H];
+} Leaf;
+
+#define LEFT(n) (((Inner *)(n))->left)
+#define RIGHT(n) (((Inner *)(n))->right)
+#define KH(n) (((Leaf *)(n))->kh)
+#define VH(n) (((Leaf *)(n))->vh)
+
+/* Nodes come from two pools of fixed-size slots carved from 64-byte-aligned chunks: an
+ * inner node is one cache line (hash and both children in it), a leaf two. Why: a block's
+ * update walks most paths of a small tree and every path of a large one, so its time is
+ * the cache misses on nodes it visits and the allocation of the nodes it replaces; with
+ * general-purpose allocation (104 bytes each, scattered) the misses and the allocator took
+ * more time than the hashing. A freed slot goes back to its pool for the next block's
+ * nodes; chunks are kept for the life of the process (a node's tree size is steady). */
+typedef struct Slot {
+    struct Slot *next;
+} Slot;
+
+typedef struct {
+    size_t size;
+    Slot *free;
+} Pool;
+
+#define CHUNK_BYTES ((size_t)1 << 16)
+static Pool inner_pool = {64, NULL}, leaf_pool = {128, NULL};
+
+static void *pool_alloc(Pool *p) {
+    if (p->free == NULL) {
+        char *chunk = aligned_alloc(64, CHUNK_BYTES);
+        if (chunk == NULL) return NULL;
+        for (size_t off = CHUNK_BYTES; off >= p->size; off -= p->size) { /* pops in address order */
+            Slot *slot = (Slot *)(chunk + off - p->size);
+            slot->next = p->free;
+            p->free = slot;
+        }
+    }
+    Slot *slot = p->free;
+    p->free = slot->next;
+    return slot;
+}
+
+static void pool_free(Pool *p, void *x) {
+    Slot *slot = x;
+    slot->next = p->free;
+    p->free = slot;
+}
 
 typedef struct {
     unsigned char kh[H];
@@ -121,10 +198,14 @@ static void node_decref(Node *n) {
     while (n != NULL && --n->refs == 0) {
         Node *next = NULL;
         if (n->inner) {
-            node_decref(n->u.in.left);
-            next = n->u.in.right; /* iterate on one side: bounded recursion either way */
+            Node *left = LEFT(n);
+            next = RIGHT(n); /* iterate on one side: bounded recursion either way */
+            __builtin_prefetch(next);
+            pool_free(&inner_pool, n);
+            node_decref(left);
+        } else {
+            pool_free(&leaf_pool, n);
         }
-        PyMem_Free(n);
         n = next;
     }
 }
@@ -135,14 +216,14 @@ static Node *node_incref(Node *n) {
 }
 
 static Node *new_leaf(const unsigned char *kh, const unsigned char *vh) {
-    Node *n = PyMem_Malloc(sizeof(Node));
+    Leaf *n = pool_alloc(&leaf_pool);
     if (n == NULL) return NULL;
-    n->refs = 1;
-    n->inner = 0;
-    memcpy(n->u.leaf.kh, kh, H);
-    memcpy(n->u.leaf.vh, vh, H);
-    sha256(n->hash, &TAG_LEAF, 1, kh, H, vh, H);
-    return n;
+    n->head.refs = 1;
+    n->head.inner = 0;
+    memcpy(n->kh, kh, H);
+    memcpy(n->vh, vh, H);
+    hash_pair(n->head.hash, TAG_LEAF, kh, vh);
+    return &n->head;
 }
 
 static int bit_at(const unsigned char *kh, int depth) {
@@ -163,19 +244,19 @@ static Py_ssize_t split(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth)
 static Node *join(Node *left, Node *right, int *failed) {
     if (left == NULL && (right == NULL || !right->inner)) return right;
     if (right == NULL && !left->inner) return left;
-    Node *n = PyMem_Malloc(sizeof(Node));
+    Inner *n = pool_alloc(&inner_pool);
     if (n == NULL) {
         node_decref(left);
         node_decref(right);
         *failed = 1;
         return NULL;
     }
-    n->refs = 1;
-    n->inner = 1;
-    n->u.in.left = left;
-    n->u.in.right = right;
-    sha256(n->hash, &TAG_NODE, 1, left ? left->hash : EMPTY, H, right ? right->hash : EMPTY, H);
-    return n;
+    n->head.refs = 1;
+    n->head.inner = 1;
+    n->left = left;
+    n->right = right;
+    hash_pair(n->head.hash, TAG_NODE, left ? left->hash : EMPTY, right ? right->hash : EMPTY);
+    return &n->head;
 }
 
 static Node *build(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int *failed) {
@@ -210,12 +291,12 @@ static Node *update(Node *node, const Item *it, Py_ssize_t lo, Py_ssize_t hi, in
             return NULL;
         }
         Py_ssize_t at = lo;
-        while (at < hi && memcmp(it[at].kh, node->u.leaf.kh, H) < 0) at++;
+        while (at < hi && memcmp(it[at].kh, KH(node), H) < 0) at++;
         memcpy(merged, it + lo, sizeof(Item) * (size_t)(at - lo));
         Py_ssize_t m = at - lo;
-        if (at == hi || memcmp(it[at].kh, node->u.leaf.kh, H) != 0) {
-            memcpy(merged[m].kh, node->u.leaf.kh, H);
-            memcpy(merged[m].vh, node->u.leaf.vh, H);
+        if (at == hi || memcmp(it[at].kh, KH(node), H) != 0) {
+            memcpy(merged[m].kh, KH(node), H);
+            memcpy(merged[m].vh, VH(node), H);
             merged[m].present = 1;
             merged[m].order = 0;
             m++;
@@ -226,15 +307,18 @@ static Node *update(Node *node, const Item *it, Py_ssize_t lo, Py_ssize_t hi, in
         PyMem_Free(merged);
         return out;
     }
+    Node *old_left = LEFT(node), *old_right = RIGHT(node);
+    __builtin_prefetch(old_left); /* both are read below (the untouched one for its hash) */
+    __builtin_prefetch(old_right);
     Py_ssize_t mid = split(it, lo, hi, depth);
-    Node *left = update(node->u.in.left, it, lo, mid, depth + 1, failed);
+    Node *left = update(old_left, it, lo, mid, depth + 1, failed);
     if (*failed) return NULL;
-    Node *right = update(node->u.in.right, it, mid, hi, depth + 1, failed);
+    Node *right = update(old_right, it, mid, hi, depth + 1, failed);
     if (*failed) {
         node_decref(left);
         return NULL;
     }
-    if (left == node->u.in.left && right == node->u.in.right) { /* only deletes of absent keys */
+    if (left == old_left && right == old_right) { /* only deletes of absent keys */
         node_decref(left);
         node_decref(right);
         return node_incref(node);
@@ -267,12 +351,25 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t n;
     Item *items; /* sorted by kh, one per key */
+    PyObject *digests; /* tuple of (key, vh[:8] or b"") in write order, or None */
 } BatchObject;
 
 static void batch_dealloc(BatchObject *self) {
     PyMem_Free(self->items);
+    Py_XDECREF(self->digests);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
+
+static PyObject *batch_digests(BatchObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->digests);
+}
+
+static PyGetSetDef batch_getset[] = {
+    {"digests", (getter)batch_digests, NULL, "Each write as (key, sha256(value)[:8], b\"\" for a delete), in "
+     "write order; None unless asked for.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static Py_ssize_t batch_len(BatchObject *self) {
     return self->n;
@@ -286,6 +383,7 @@ static PyTypeObject BatchType = {
     .tp_basicsize = sizeof(BatchObject),
     .tp_dealloc = (destructor)batch_dealloc,
     .tp_as_sequence = &batch_as_sequence,
+    .tp_getset = batch_getset,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A write set hashed and sorted for update().",
 };
@@ -320,7 +418,6 @@ static int item_order(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order);
 }
 
-/* hashed_writes(writes: Iterable[tuple[bytes, bytes | None]]) -> Batch */
 static int ready(void) {
     if (sha_transform == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "state._merkle.init() has not succeeded");
@@ -329,8 +426,12 @@ static int ready(void) {
     return 1;
 }
 
-static PyObject *hashed_writes(PyObject *self, PyObject *writes) {
+/* hashed_writes(writes: Sequence[tuple[bytes, bytes | None]], digests: bool = False) -> Batch */
+static PyObject *hashed_writes(PyObject *self, PyObject *args) {
+    PyObject *writes;
+    int want_digests = 0;
     (void)self;
+    if (!PyArg_ParseTuple(args, "O|p:hashed_writes", &writes, &want_digests)) return NULL;
     if (!ready()) return NULL;
     PyObject *seq = PySequence_Fast(writes, "writes must be a sequence of (key, value) pairs");
     if (seq == NULL) return NULL;
@@ -341,8 +442,9 @@ static PyObject *hashed_writes(PyObject *self, PyObject *writes) {
         return NULL;
     }
     batch->n = 0;
+    batch->digests = want_digests ? PyTuple_New(n) : Py_NewRef(Py_None);
     batch->items = PyMem_Malloc(sizeof(Item) * (size_t)(n > 0 ? n : 1));
-    if (batch->items == NULL) {
+    if (batch->items == NULL || batch->digests == NULL) {
         Py_DECREF(seq);
         Py_DECREF(batch);
         return PyErr_NoMemory();
@@ -372,6 +474,15 @@ static PyObject *hashed_writes(PyObject *self, PyObject *writes) {
             Py_DECREF(seq);
             Py_DECREF(batch);
             return NULL;
+        }
+        if (want_digests) {
+            PyObject *digest = Py_BuildValue("(Oy#)", key, (const char *)item->vh, (Py_ssize_t)(item->present ? 8 : 0));
+            if (digest == NULL) {
+                Py_DECREF(seq);
+                Py_DECREF(batch);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(batch->digests, i, digest);
         }
     }
     Py_DECREF(seq);
@@ -427,7 +538,7 @@ static PyObject *py_prove(PyObject *self, PyObject *args) {
     int depth = 0;
     while (n != NULL && n->inner) {
         int right = bit_at((const unsigned char *)kh, depth);
-        Node *sibling = right ? n->u.in.left : n->u.in.right;
+        Node *sibling = right ? LEFT(n) : RIGHT(n);
         PyObject *h = PyBytes_FromStringAndSize((const char *)(sibling ? sibling->hash : EMPTY), H);
         if (h == NULL || PyList_Append(siblings, h) < 0) {
             Py_XDECREF(h);
@@ -435,11 +546,11 @@ static PyObject *py_prove(PyObject *self, PyObject *args) {
             return NULL;
         }
         Py_DECREF(h);
-        n = right ? n->u.in.right : n->u.in.left;
+        n = right ? RIGHT(n) : LEFT(n);
         depth++;
     }
     if (n == NULL) return Py_BuildValue("(NO)", siblings, Py_None);
-    return Py_BuildValue("(N(y#y#))", siblings, (const char *)n->u.leaf.kh, (Py_ssize_t)H, (const char *)n->u.leaf.vh,
+    return Py_BuildValue("(N(y#y#))", siblings, (const char *)KH(n), (Py_ssize_t)H, (const char *)VH(n),
                          (Py_ssize_t)H);
 }
 
@@ -467,12 +578,20 @@ static PyObject *py_init(PyObject *self, PyObject *args) {
             Py_RETURN_FALSE;
         }
     }
+    for (int tag = 0; tag < 2; tag++) { /* and hash_pair's fixed layout */
+        sha256_reference(want, data + tag, 65);
+        hash_pair(got, data[tag], data + tag + 1, data + tag + 33);
+        if (memcmp(want, got, 32) != 0) {
+            sha_transform = NULL;
+            Py_RETURN_FALSE;
+        }
+    }
     Py_RETURN_TRUE;
 }
 
 static PyMethodDef methods[] = {
     {"init", py_init, METH_VARARGS, "Take OpenSSL's SHA256_Init/Update/Final/Transform addresses; check them."},
-    {"hashed_writes", hashed_writes, METH_O, "Hash and sort a write set for update()."},
+    {"hashed_writes", hashed_writes, METH_VARARGS, "Hash and sort a write set for update() (and its digests)."},
     {"update", py_update, METH_VARARGS, "The version after applying a batch to a version."},
     {"root", py_root, METH_O, "A version's root hash."},
     {"prove", py_prove, METH_VARARGS, "Siblings along a key hash's path, and the leaf it ends at."},

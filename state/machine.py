@@ -314,11 +314,11 @@ class StateMachine:
         events.extend((-1, e) for e in end_events)  # block-level events carry tx index -1
         ex.events = []
         writes = ex.collect_writes()
-        ex.app_hash = apphash.app_hash(self.genesis_hash, self.tree.apply(writes))
+        root, digests = self.tree.apply_digested(writes)
+        ex.app_hash = apphash.app_hash(self.genesis_hash, root)
         self._pending = (writes, block.height, ex.app_hash)
         if commit:
             self.commit_pending()
-        digests = tuple((k, hashlib.sha256(v).digest()[:8] if v is not None else b"") for k, v in writes)
         return BlockResult(block.height, block.time_ms, ex.app_hash, tuple(r for r in receipts if r is not None),
                            tuple(events), digests)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -70,11 +70,19 @@ def bit(kh: bytes, depth: int) -> int:
     return (kh[depth >> 3] >> (7 - (depth & 7))) & 1
 
 
-def hashed_writes(writes: Iterable[tuple[bytes, bytes | None]]) -> list[Item]:
+Write = tuple[bytes, bytes | None]
+Digest = tuple[bytes, bytes]  # (key, sha256(value)[:8], or b"" for a delete)
+
+
+def hashed_writes(writes: Sequence[Write]) -> list[Item]:
     """A write set as (kh, vh) items sorted by kh: the input ``update`` takes. A key written
     twice keeps its last value."""
     items = {_sha256(k).digest(): (None if v is None else _sha256(v).digest()) for k, v in writes}
     return sorted(items.items())
+
+
+def write_digests(writes: Sequence[Write]) -> tuple[Digest, ...]:
+    return tuple((k, b"" if v is None else _sha256(v).digest()[:8]) for k, v in writes)
 
 
 # ---------------------------------------------------------------- Python backend
@@ -162,11 +170,34 @@ class _PyBackend:
         return _py_prove(version, kh)
 
     @staticmethod
-    def hashed_writes(writes: Iterable[tuple[bytes, bytes | None]]) -> list[Item]:
+    def hashed_writes(writes: Sequence[Write]) -> list[Item]:
         return hashed_writes(writes)
 
+    @staticmethod
+    def hashed_writes_digested(writes: Sequence[Write]) -> tuple[list[Item], tuple[Digest, ...]]:
+        return hashed_writes(writes), write_digests(writes)
 
-def _native() -> Any:
+
+class _NativeBackend:
+    """``state._merkle`` behind the backend interface."""
+
+    name = "c"
+
+    def __init__(self, module: Any) -> None:
+        self.update = module.update
+        self.root = module.root
+        self.prove = module.prove
+        self.hashed_writes = module.hashed_writes
+
+    def hashed_writes_digested(self, writes: Sequence[Write]) -> tuple[Any, tuple[Digest, ...]]:
+        batch = self.hashed_writes(writes, True)
+        return batch, batch.digests
+
+
+NATIVE_ABI: Final = 2  # state/_merkle.c's MERKLE_ABI: an extension built from older sources is not used
+
+
+def _native() -> _NativeBackend | None:
     try:
         from state import _merkle  # type: ignore[attr-defined]
     except ImportError:
@@ -174,9 +205,9 @@ def _native() -> Any:
     from state.sha256_native import sha256_functions
 
     functions = sha256_functions()
-    if functions is None or not _merkle.init(*functions):
+    if getattr(_merkle, "ABI", None) != NATIVE_ABI or functions is None or not _merkle.init(*functions):
         return None
-    return _merkle
+    return _NativeBackend(_merkle)
 
 
 PYTHON: Final = _PyBackend()
@@ -267,7 +298,7 @@ class StateTree:
         self.version: Version = None
 
     @classmethod
-    def of_records(cls, records: Iterable[tuple[bytes, bytes]], *, native: bool | None = None) -> StateTree:
+    def of_records(cls, records: Sequence[tuple[bytes, bytes]], *, native: bool | None = None) -> StateTree:
         tree = cls(native=native)
         tree.apply(records)
         return tree
@@ -277,12 +308,21 @@ class StateTree:
         root: bytes = self._impl.root(self.version)
         return root
 
-    def apply(self, writes: Iterable[tuple[bytes, bytes | None]]) -> bytes:
+    def apply(self, writes: Sequence[Write]) -> bytes:
         """Apply a write set (None deletes) and return the new root."""
         items = self._impl.hashed_writes(writes)
         if items:
             self.version = self._impl.update(self.version, items)
         return self.root
+
+    def apply_digested(self, writes: Sequence[Write]) -> tuple[bytes, tuple[Digest, ...]]:
+        """``apply``, and each write as (key, sha256(value)[:8]) in write order: a block
+        result's write digests (state/machine.py), which are the tree's value hashes cut
+        short, so a block hashes each value once."""
+        items, digests = self._impl.hashed_writes_digested(writes)
+        if items:
+            self.version = self._impl.update(self.version, items)
+        return self.root, digests
 
     def prove(self, key: bytes, version: Version) -> Proof:
         """A proof for ``key`` in ``version`` (``tree.version`` for the current one)."""
