@@ -21,7 +21,7 @@ import random
 import time
 from array import array
 
-from bench.common import peak_rss_mb, print_table, write_json
+from bench.common import libsodium_verify_per_s, peak_rss_mb, print_table, write_json
 from node.snapshots import Snapshot, decode_snapshot, encode_snapshot
 from node.syncverify import Anchor, must_match_records, records_app_hash
 from state import merkle, nonces, records
@@ -101,6 +101,7 @@ def main() -> None:
         "within_target": verify_s < TARGET_S,
         "python_root_s": python_root_s,
         "peak_rss_mb": round(peak_rss_mb()),
+        "sig_verify_per_s_libsodium_1core": libsodium_verify_per_s(),
     }
     rows = [
         ("snapshot size", result["snapshot_mb"], "MB"),
@@ -110,6 +111,7 @@ def main() -> None:
         ("decode + verify", verify_s, f"s (target < {TARGET_S:.0f} s)"),
         ("records verified per second", result["records_per_s"], "/s"),
         ("peak RSS", result["peak_rss_mb"], "MB"),
+        ("sig verify, 1 core (libsodium; the machine's yardstick)", result["sig_verify_per_s_libsodium_1core"], "/s"),
     ]
     if python_root_s is not None:
         rows.append(("root, Python backend", python_root_s, "s"))
