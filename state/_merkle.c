@@ -10,6 +10,10 @@
  * the last few heights to prove against). The module holds the GIL throughout: versions
  * are dropped and proven from other Python code, and their counts are plain integers.
  *
+ * In a tree larger than the cache (a million records: ~190 MB of nodes) the time goes to
+ * memory, not hashing: update() and node_decref() walk breadth first with prefetches so
+ * that the misses of a block's many paths overlap, and nodes come from fixed-size pools.
+ *
  * SHA-256 is OpenSSL's compression function (SHA256_Transform, which uses the CPU's SHA
  * extensions where present), taken through function pointers that state/sha256_native.py
  * passes to init() from the libcrypto Python's hashlib loaded; init() checks the result
@@ -194,19 +198,52 @@ typedef struct {
     Py_ssize_t order; /* position in the write set: the last write of a key wins */
 } Item;
 
-static void node_decref(Node *n) {
+/* Release one reference to `n`, one node at a time: the fallback of node_decref. */
+static void node_decref_serial(Node *n) {
     while (n != NULL && --n->refs == 0) {
         Node *next = NULL;
         if (n->inner) {
             Node *left = LEFT(n);
             next = RIGHT(n); /* iterate on one side: bounded recursion either way */
-            __builtin_prefetch(next);
             pool_free(&inner_pool, n);
-            node_decref(left);
+            node_decref_serial(left);
         } else {
             pool_free(&leaf_pool, n);
         }
         n = next;
+    }
+}
+
+#define RELEASE_RING 4096
+
+/* Release one reference to `n`, freeing every node that no version holds any more.
+ *
+ * Breadth first through a ring of pending releases, each prefetched when queued: the nodes
+ * a dropped version held alone are old and out of the cache, and a depth-first walk waited
+ * for each in turn. A full ring hands the rest of a subtree to the serial walk. */
+static void node_decref(Node *n) {
+    Node *ring[RELEASE_RING];
+    size_t head = 0, tail = 0;
+    if (n == NULL) return;
+    ring[tail++] = n;
+    while (head != tail) {
+        Node *x = ring[head++ % RELEASE_RING];
+        if (--x->refs != 0) continue;
+        if (!x->inner) {
+            pool_free(&leaf_pool, x);
+            continue;
+        }
+        Node *children[2] = {LEFT(x), RIGHT(x)};
+        pool_free(&inner_pool, x);
+        for (int c = 0; c < 2; c++) {
+            if (children[c] == NULL) continue;
+            if (tail - head == RELEASE_RING) {
+                node_decref_serial(children[c]);
+            } else {
+                __builtin_prefetch(children[c], 1);
+                ring[tail++ % RELEASE_RING] = children[c];
+            }
+        }
     }
 }
 
@@ -241,9 +278,20 @@ static Py_ssize_t split(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth)
 }
 
 /* Takes ownership of left and right. *failed is set on an allocation failure. */
+static Node *join_known(Node *left, Node *right, int left_inner, int right_inner, const unsigned char *left_hash,
+                        const unsigned char *right_hash, int *failed);
+
 static Node *join(Node *left, Node *right, int *failed) {
-    if (left == NULL && (right == NULL || !right->inner)) return right;
-    if (right == NULL && !left->inner) return left;
+    return join_known(left, right, left != NULL && left->inner, right != NULL && right->inner,
+                      left ? left->hash : EMPTY, right ? right->hash : EMPTY, failed);
+}
+
+/* join() given what it reads of the children (whether each is an inner node, its hash), for
+ * callers that hold them without touching the children's memory. */
+static Node *join_known(Node *left, Node *right, int left_inner, int right_inner, const unsigned char *left_hash,
+                        const unsigned char *right_hash, int *failed) {
+    if (left == NULL && (right == NULL || !right_inner)) return right;
+    if (right == NULL && !left_inner) return left;
     Inner *n = pool_alloc(&inner_pool);
     if (n == NULL) {
         node_decref(left);
@@ -255,7 +303,7 @@ static Node *join(Node *left, Node *right, int *failed) {
     n->head.inner = 1;
     n->left = left;
     n->right = right;
-    hash_pair(n->head.hash, TAG_NODE, left ? left->hash : EMPTY, right ? right->hash : EMPTY);
+    hash_pair(n->head.hash, TAG_NODE, left_hash, right_hash);
     return &n->head;
 }
 
@@ -279,51 +327,131 @@ static Node *build(const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int 
     return join(left, right, failed);
 }
 
-/* A new reference to the updated subtree; `node` is borrowed. */
-static Node *update(Node *node, const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int *failed) {
-    if (lo == hi) return node_incref(node);
-    if (node == NULL) return build(it, lo, hi, depth, failed);
-    if (!node->inner) { /* a leaf in the way: rebuild from it and the writes */
-        Py_ssize_t n = hi - lo;
-        Item *merged = PyMem_Malloc(sizeof(Item) * (size_t)(n + 1));
-        if (merged == NULL) {
-            *failed = 1;
-            return NULL;
-        }
-        Py_ssize_t at = lo;
-        while (at < hi && memcmp(it[at].kh, KH(node), H) < 0) at++;
-        memcpy(merged, it + lo, sizeof(Item) * (size_t)(at - lo));
-        Py_ssize_t m = at - lo;
-        if (at == hi || memcmp(it[at].kh, KH(node), H) != 0) {
-            memcpy(merged[m].kh, KH(node), H);
-            memcpy(merged[m].vh, VH(node), H);
-            merged[m].present = 1;
-            merged[m].order = 0;
-            m++;
-        }
-        memcpy(merged + m, it + at, sizeof(Item) * (size_t)(hi - at));
-        m += hi - at;
-        Node *out = build(merged, 0, m, depth, failed);
-        PyMem_Free(merged);
+/* A leaf in the way of writes [lo, hi): the subtree of that leaf and the writes, built anew
+ * (a write to the leaf's own key replaces it). A new reference; `leaf` is borrowed. */
+static Node *merge_leaf(Node *leaf, const Item *it, Py_ssize_t lo, Py_ssize_t hi, int depth, int *failed) {
+    if (hi - lo == 1 && memcmp(it[lo].kh, KH(leaf), H) == 0) { /* the common case: a record rewritten or deleted */
+        if (!it[lo].present) return NULL;
+        Node *out = new_leaf(it[lo].kh, it[lo].vh);
+        if (out == NULL) *failed = 1;
         return out;
     }
-    Node *old_left = LEFT(node), *old_right = RIGHT(node);
-    __builtin_prefetch(old_left); /* both are read below (the untouched one for its hash) */
-    __builtin_prefetch(old_right);
-    Py_ssize_t mid = split(it, lo, hi, depth);
-    Node *left = update(old_left, it, lo, mid, depth + 1, failed);
-    if (*failed) return NULL;
-    Node *right = update(old_right, it, mid, hi, depth + 1, failed);
-    if (*failed) {
-        node_decref(left);
+    Item *merged = PyMem_Malloc(sizeof(Item) * (size_t)(hi - lo + 1));
+    if (merged == NULL) {
+        *failed = 1;
         return NULL;
     }
-    if (left == old_left && right == old_right) { /* only deletes of absent keys */
-        node_decref(left);
-        node_decref(right);
-        return node_incref(node);
+    Py_ssize_t at = lo;
+    while (at < hi && memcmp(it[at].kh, KH(leaf), H) < 0) at++;
+    memcpy(merged, it + lo, sizeof(Item) * (size_t)(at - lo));
+    Py_ssize_t m = at - lo;
+    if (at == hi || memcmp(it[at].kh, KH(leaf), H) != 0) {
+        memcpy(merged[m].kh, KH(leaf), H);
+        memcpy(merged[m].vh, VH(leaf), H);
+        merged[m].present = 1;
+        merged[m].order = 0;
+        m++;
     }
-    return join(left, right, failed);
+    memcpy(merged + m, it + at, sizeof(Item) * (size_t)(hi - at));
+    m += hi - at;
+    Node *out = build(merged, 0, m, depth, failed);
+    PyMem_Free(merged);
+    return out;
+}
+
+/* One subtree the update visits: the old `node` (borrowed) and the writes [lo, hi) under it.
+ * `left` indexes the task of its left child (the right one follows it), or is -1 when the
+ * task ends here (no writes, an empty subtree or a leaf). */
+typedef struct {
+    Node *node;
+    Py_ssize_t lo, hi, left;
+    int depth;
+    Node *result; /* the new subtree (a new reference): untouched ones on the way down, others up */
+    uint8_t inner; /* an untouched subtree's kind and hash, read while its memory is at hand */
+    unsigned char hash[H];
+} Task;
+
+/* Whether a child task's new subtree is an inner node, and its hash: from the task for an
+ * untouched one, from the node (built moments ago) otherwise. */
+static int task_inner(const Task *t) {
+    return t->lo == t->hi ? t->inner : t->result != NULL && t->result->inner;
+}
+
+static const unsigned char *task_hash(const Task *t) {
+    return t->lo == t->hi ? t->hash : t->result != NULL ? t->result->hash : EMPTY;
+}
+
+/* The version after writing items [0, n) into the tree at `root` (borrowed); NULL with
+ * *failed set when memory ran out.
+ *
+ * Breadth first, then bottom up, rather than by recursion: each tree level's nodes are
+ * found (and fetched from memory, by prefetch) while the level above is still being walked,
+ * so the cache misses of a block's thousands of paths overlap instead of following one
+ * another; in a tree larger than the cache they are most of the time. Tasks are created
+ * level by level, so every task's children come after it and a reverse pass joins them. */
+static Node *update(Node *root, const Item *it, Py_ssize_t n, int *failed) {
+    Py_ssize_t cap = 64, count = 1;
+    Task *tasks = PyMem_Malloc(sizeof(Task) * (size_t)cap);
+    if (tasks == NULL) {
+        *failed = 1;
+        return NULL;
+    }
+    tasks[0] = (Task){root, 0, n, -1, 0, NULL};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Task t = tasks[i];
+        if (t.lo == t.hi) { /* untouched: shared by the new version (its line was prefetched a level ago) */
+            tasks[i].result = node_incref(t.node);
+            tasks[i].inner = t.node != NULL && t.node->inner;
+            memcpy(tasks[i].hash, t.node != NULL ? t.node->hash : EMPTY, H);
+            continue;
+        }
+        if (t.node == NULL || !t.node->inner) continue;
+        if (count + 2 > cap) {
+            Task *grown = PyMem_Realloc(tasks, sizeof(Task) * (size_t)(cap * 2));
+            if (grown == NULL) {
+                *failed = 1;
+                break;
+            }
+            tasks = grown;
+            cap *= 2;
+        }
+        Py_ssize_t mid = split(it, t.lo, t.hi, t.depth);
+        Node *left = LEFT(t.node), *right = RIGHT(t.node);
+        __builtin_prefetch(left); /* both are read: a visited one for its kind, the other for its hash */
+        __builtin_prefetch(right);
+        tasks[count] = (Task){left, t.lo, mid, -1, t.depth + 1, NULL};
+        tasks[count + 1] = (Task){right, mid, t.hi, -1, t.depth + 1, NULL};
+        tasks[i].left = count;
+        count += 2;
+    }
+    for (Py_ssize_t i = count - 1; i >= 0 && !*failed; i--) {
+        Task *t = &tasks[i];
+        if (t->left < 0) {
+            if (t->lo == t->hi) continue; /* shared on the way down */
+            if (t->node == NULL) t->result = build(it, t->lo, t->hi, t->depth, failed);
+            else t->result = merge_leaf(t->node, it, t->lo, t->hi, t->depth, failed);
+            continue;
+        }
+        Task *lt = &tasks[t->left], *rt = &tasks[t->left + 1];
+        Node *left = lt->result, *right = rt->result;
+        /* only deletes of absent keys; the child tasks hold the old children (the old node
+         * itself is likely out of the cache by now) */
+        if (left == lt->node && right == rt->node) {
+            node_decref(left);
+            node_decref(right);
+            t->result = node_incref(t->node);
+        } else {
+            t->result = join_known(left, right, task_inner(lt), task_inner(rt), task_hash(lt), task_hash(rt), failed);
+        }
+        lt->result = rt->result = NULL; /* taken by the join (or given back) */
+    }
+    Node *out = tasks[0].result;
+    if (*failed) { /* give back every subtree shared or built and not yet joined */
+        for (Py_ssize_t j = 0; j < count; j++) node_decref(tasks[j].result);
+        out = NULL;
+    }
+    PyMem_Free(tasks);
+    return out;
 }
 
 /* ------------------------------------------------------------------ Python types */
@@ -507,7 +635,7 @@ static PyObject *py_update(PyObject *self, PyObject *args) {
     if (check_version(version) < 0 || !ready()) return NULL;
     BatchObject *b = (BatchObject *)batch;
     int failed = 0;
-    Node *root = update(root_of(version), b->items, 0, b->n, 0, &failed);
+    Node *root = update(root_of(version), b->items, b->n, &failed);
     if (failed) return PyErr_NoMemory();
     return wrap(root);
 }
