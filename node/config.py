@@ -47,7 +47,7 @@ class StorageConfig:
     a fresh node from a snapshot instead of replaying from genesis. ``proof_heights``: how
     many heights before the latest ``/proof`` can prove state at (node/proofs.py; 0 keeps
     only the latest, which no block certifies yet, so no proofs are served). Each kept height
-    holds the tree nodes later blocks replaced, ~1.2 kB per write (docs/operator.md)."""
+    holds the tree nodes later blocks replaced, ~0.75 kB per write (docs/operator.md)."""
 
     retain_blocks: int = 0
     snapshot_interval: int = 0

@@ -28,7 +28,7 @@ cost but the nodes a block replaced. A block's writes are applied as one sorted 
 each tree node on the paths they share is rehashed once per block, not once per write.
 
 This module is the reference. ``state._merkle`` (state/_merkle.c, built at install when a C
-compiler is present) computes the same versions ~20x faster; ``backend()`` says which one
+compiler is present) computes the same versions ~12x faster; ``backend()`` says which one
 runs. Tests compare the two on random and adversarial key sets.
 """
 
