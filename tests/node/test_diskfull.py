@@ -30,7 +30,6 @@ from consensus.messages import Vote, VoteType
 from consensus.steps import RoundStep, TimeoutStep
 from consensus.validators import ValidatorSet
 from consensus.wal import WalRecord, WalStep, WalVote
-from node import diskfull
 from node.diskfull import EXIT_DISK_FULL, StorageFailure, is_disk_full, must_write_probe, writing
 from node.driver import ConsensusDriver
 from node.evidence_pool import EvidencePool
@@ -90,7 +89,7 @@ def test_the_exit_code_is_the_next_free_one() -> None:
 def test_the_start_probe_refuses_a_dir_that_takes_no_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     must_write_probe(tmp_path / "data")
     assert list((tmp_path / "data").iterdir()) == []  # nothing left behind
-    monkeypatch.setattr(diskfull.os, "fsync", enospc)
+    monkeypatch.setattr(os, "fsync", enospc)
     with pytest.raises(StorageFailure) as caught:
         must_write_probe(tmp_path / "data")
     assert caught.value.disk_full and caught.value.path == str(tmp_path / "data")
@@ -110,7 +109,7 @@ def test_a_short_wal_write_is_finished_not_taken_for_a_record(tmp_path: Path, mo
         return real_write(fd, bytes(data[:3]))
 
     wal = WalFile(tmp_path)
-    monkeypatch.setattr(diskfull.os, "write", dribble)
+    monkeypatch.setattr(os, "write", dribble)
     wal.append(WalStep(4, 0, RoundStep.PROPOSE))
     wal.append(WalStep(4, 0, RoundStep.PREVOTE))
     monkeypatch.undo()
@@ -132,7 +131,7 @@ def test_a_failed_wal_write_raises_and_the_restart_cuts_the_torn_record(tmp_path
             return real_write(fd, bytes(data[: len(data) // 2]))
         return enospc()  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(diskfull.os, "write", half_then_full)
+    monkeypatch.setattr(os, "write", half_then_full)
     with pytest.raises(StorageFailure) as caught:
         wal.append(WalStep(4, 0, RoundStep.PREVOTE))
     monkeypatch.undo()
