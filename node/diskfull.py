@@ -33,8 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import plyvel
-
 EXIT_DISK_FULL = 6  # `bookchain node start`: stopped (or refused to start) on a failed write
 
 _FULL_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT))
@@ -90,13 +88,15 @@ def _reason(err: BaseException) -> str:
 
 @contextmanager
 def writing(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Turn a failed write under ``path`` (an ``OSError``, or any LevelDB error: a write it
-    refuses leaves the store refusing every later one) into a ``StorageFailure``."""
+    """Turn a failed write under ``path`` into a ``StorageFailure``: an ``OSError``, which
+    includes LevelDB's I/O errors (``plyvel.IOError``: a write, a sync, or the background
+    compaction whose error LevelDB then returns to every later write). LevelDB's other
+    errors (corruption, bad arguments) are not the disk's answer to a write and pass."""
     try:
         yield
     except StorageFailure:
         raise
-    except (OSError, plyvel.Error) as err:
+    except OSError as err:
         raise StorageFailure(path, err) from err
 
 

@@ -72,6 +72,8 @@ def test_writing_wraps_os_and_leveldb_errors_only() -> None:
         raise plyvel.IOError("IO error: x: No space left on device")
     with pytest.raises(KeyError), writing("/p"):
         raise KeyError("a bug is not a disk error")
+    with pytest.raises(plyvel.CorruptionError), writing("/p"):
+        raise plyvel.CorruptionError(b"Corruption: bad block")  # not the disk's answer to a write
     inner = StorageFailure("/inner", OSError(errno.ENOSPC, "x"))
     with pytest.raises(StorageFailure) as again, writing("/outer"):
         raise inner
