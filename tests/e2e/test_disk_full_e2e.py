@@ -184,6 +184,7 @@ def test_a_full_disk_stops_the_validator_cleanly_and_a_restart_catches_up(tmp_pa
             _wait(lambda: load.count() >= acked_before + 10, 20, "acknowledgements without node 3")
 
             # still full: the node refuses to start, same code, one line
+            filler.take()  # whatever the stopping node freed
             c.start(VICTIM)
             assert c.procs[VICTIM].wait(timeout=60) == EXIT_DISK_FULL, c.log_tail(VICTIM)
             tail = log_file.read_text(errors="replace").splitlines()[-3:]
