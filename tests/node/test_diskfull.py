@@ -367,3 +367,114 @@ def test_node_start_refuses_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
     lines = [line for line in out.stderr.splitlines() if "CRITICAL" in line]
     assert len(lines) == 1 and "refusing to start: storage write failed: cannot write" in lines[0], out.stderr
     assert str(home / "data") in lines[0]
+
+
+# ---------------------------------------------------------------------------- the storage order
+class _RefusedBatch:
+    """A LevelDB write batch on a full disk: takes puts, and the write is refused."""
+
+    def __enter__(self) -> _RefusedBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            raise plyvel.IOError(b"IO error: /node/000009.log: No space left on device")
+
+    def put(self, key: bytes, value: bytes) -> None:
+        pass
+
+    def delete(self, key: bytes) -> None:
+        pass
+
+
+class FullDisk:
+    """A plyvel DB whose writes are refused; reads go to the real one."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def write_batch(self, **_: Any) -> _RefusedBatch:
+        return _RefusedBatch()
+
+
+@pytest.mark.parametrize("store", ["block", "results", "state"])
+def test_a_refused_commit_write_stops_there_and_a_restart_recovers(tmp_path: Path, store: str) -> None:
+    """Block 4's write is refused at each step of the storage order (the block, its
+    results, the state batch): ``StorageFailure`` at once, and the node reopened on the same
+    stores (the handshake) then takes blocks 4..6 to the chain's app hashes, with nothing
+    lost or applied twice."""
+    from consensus.certificate import CommitCertificate
+    from node.blockstore import BlockStore
+    from node.config import MempoolConfig
+    from node.events import EventBus
+    from node.mempool import Mempool
+    from state.genesis import Genesis
+    from state.machine import StateMachine
+    from tests.node.test_replay import build_chain
+
+    build_chain(tmp_path / "src", heights=6)
+    genesis = Genesis.from_json(json.loads((tmp_path / "src" / "genesis.json").read_text()))
+    source = BlockStore(str(tmp_path / "src" / "data" / "blocks"))
+    chain, app_hashes = [], {}
+    for h in range(1, 7):
+        raw_block, raw_cert, results = source.block(h), source.certificate(h), source.results(h)
+        assert raw_block is not None and raw_cert is not None and results is not None
+        chain.append((Block.decode(raw_block), CommitCertificate.decode(raw_cert)))
+        app_hashes[h] = results[0]
+    source.close()
+
+    def open_node() -> tuple[StateMachine, BlockStore, Execution]:
+        (tmp_path / "node" / "state").mkdir(parents=True, exist_ok=True)
+        sm = StateMachine.open(genesis, str(tmp_path / "node" / "state"), sync_commits=False)
+        blocks = BlockStore(str(tmp_path / "node" / "blocks"))
+        execution = Execution(sm, blocks, Mempool(sm, MempoolConfig()), EventBus(), None)
+        execution.handshake()
+        return sm, blocks, execution
+
+    sm, blocks, execution = open_node()
+    for block, cert in chain[:3]:
+        execution.commit(block, cert)
+    if store == "state":
+        assert sm.store is not None
+        real, sm.store.db = sm.store.db, FullDisk(sm.store.db)
+    else:
+        real, blocks.db = blocks.db, FullDisk(blocks.db)
+        if store == "results":  # the block itself goes through; its results are refused
+            save_block = blocks.save_block
+
+            def save_block_for_real(height: int, raw_block: bytes, raw_certificate: bytes) -> None:
+                blocks.db = real
+                save_block(height, raw_block, raw_certificate)
+                blocks.db = FullDisk(real)
+
+            blocks.save_block = save_block_for_real  # type: ignore[method-assign]
+    with pytest.raises(StorageFailure) as caught:
+        execution.commit(*chain[3])
+    assert caught.value.disk_full
+    assert caught.value.path == (str(tmp_path / "node" / "state") if store == "state" else str(tmp_path / "node" / "blocks"))
+    if store == "state":
+        sm.store.db = real  # type: ignore[union-attr]
+    else:
+        blocks.db = real
+    assert blocks.height == (3 if store == "block" else 4)
+    assert blocks.results_height == (4 if store == "state" else 3)
+    execution.proofs.close()
+    blocks.close()
+    sm.close()
+
+    sm, blocks, execution = open_node()  # the restart: stores as they were left, the handshake
+    try:
+        assert sm.height == blocks.height == (3 if store == "block" else 4)
+        for block, cert in chain[sm.height:]:
+            execution.commit(block, cert)
+        assert (sm.height, sm.app_hash) == (6, app_hashes[6])
+        for h in range(1, 7):
+            results = blocks.results(h)
+            assert results is not None and results[0] == app_hashes[h]
+    finally:
+        execution.proofs.close()
+        blocks.close()
+        sm.close()
