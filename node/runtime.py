@@ -366,7 +366,7 @@ class NodeRuntime:
         assert key is not None
         symbols = {a.symbol: a.asset_id for a in self.genesis.assets}
         last_nonce = 0
-        while True:
+        while self.storage_failure is None:  # a stopping node signs nothing more
             prices = tuple(sorted((symbols[s], int(p)) for s, p in self.oracle_feed.items() if s in symbols))
             if prices:
                 last_nonce = max(last_nonce + 1, time.time_ns() // 1_000_000)
