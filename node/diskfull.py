@@ -11,14 +11,19 @@ the cause ("disk full" for ENOSPC/EDQUOT), closes its stores and exits with
 LevelDB drops a torn log record, the handshake re-applies stored blocks the state store
 lacks, and block sync fetches the rest from peers (CometBFT does the same on ENOSPC).
 
-Why stop rather than pause and resume by itself: after a failed write the node's memory
-is ahead of its disk in ways a resume would have to undo one by one. The consensus core
-already holds the vote it signed (the WAL record that makes the vote safe to send is
-what failed); the state machine has applied a block whose write set never reached the
-store; LevelDB, after a failed log write, refuses every later write until it is reopened
-(its background error is sticky). Reopening every store and rebuilding the core from the
-WAL is exactly what start-up does, and start-up is tested against crashes at every step
-of the storage order (tests/e2e/test_crash_points.py), so the restart is the recovery.
+Why stop rather than pause and resume by itself: after a failed write, writing again in
+the same process is what loses data. LevelDB's log writer counts the bytes of a record it
+failed to append as written, so once space returns every later record lands misaligned:
+LevelDB accepts and acknowledges those writes, synced ones included, and drops them all
+when it next opens the store ("dropping 32768 bytes; Corruption: checksum mismatch" in
+its LOG; tests/node/test_diskfull.py shows it). The WAL has the same shape: a torn record
+followed by good ones, and the restart keeps only what precedes the tear. And the node's
+memory is ahead of its disk: the consensus core holds the vote it signed (the WAL record
+that makes it safe to send is what failed), the state machine has applied a block whose
+write set never reached the store. Reopening every store and rebuilding the core from
+the WAL is exactly what start-up does, and start-up is tested against crashes at every
+step of the storage order (tests/e2e/test_crash_points.py), so the restart is the
+recovery, and nothing is written between the failure and the exit.
 
 Why the same exit code for every write error: the operator's action is the same (look at
 the disk the line names, make it writable, restart), and a supervisor that restarts
