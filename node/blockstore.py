@@ -68,10 +68,10 @@ _LOC = struct.Struct(">QI")  # tx index value: (height, index in block)
 class BlockStore:
     def __init__(self, path: str) -> None:
         self.path = path
-        with writing(path):  # opening writes: a new log file, the manifest, a recovered table
-            Path(path).mkdir(parents=True, exist_ok=True)
-            # No snappy: see the module docstring, "Compaction".
-            self.db: Any = plyvel.DB(path, create_if_missing=True, compression=None)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        # No snappy: see the module docstring, "Compaction". (Opening is guarded by the node,
+        # node.diskfull.opening: replay handles a locked store itself.)
+        self.db: Any = plyvel.DB(path, create_if_missing=True, compression=None)
 
     def close(self) -> None:
         if not self.db.closed:

@@ -105,6 +105,20 @@ def writing(path: str | os.PathLike[str]) -> Iterator[None]:
         raise StorageFailure(path, err) from err
 
 
+@contextmanager
+def opening(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Opening a LevelDB store writes (a new log, the manifest, a table recovered from the
+    log): a full disk there is a ``StorageFailure``. Any other error passes unchanged for
+    its caller, above all the lock of a store another process holds open (replay copies a
+    running node's block store when it meets it; a node started twice on one home says so)."""
+    try:
+        yield
+    except OSError as err:
+        if is_disk_full(err):
+            raise StorageFailure(path, err) from err
+        raise
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte is written: a nearly full disk may take part of a
     buffer and return a short count, and the next call raises ENOSPC. Ignoring the count

@@ -31,7 +31,7 @@ from consensus.validators import ValidatorSet
 from node import evidence_index, sigbatch, syncverify
 from node.blockstore import BlockStore
 from node.config import NodeConfig
-from node.diskfull import EXIT_DISK_FULL, StorageFailure, must_write_probe, writing
+from node.diskfull import EXIT_DISK_FULL, StorageFailure, must_write_probe, opening, writing
 from node.driver import ConsensusDriver
 from node.events import EventBus
 from node.evidence_pool import EvidencePool
@@ -101,7 +101,7 @@ class NodeRuntime:
         # The block store is the synced record (every block before it is applied, its results
         # before the state commits); the handshake re-applies what an OS crash took from the
         # state store, so not every block's state batch is fsynced (StateMachine, README).
-        with writing(config.state_dir):  # opening writes (a new log, a recovered table, genesis)
+        with opening(config.state_dir):  # opening writes (a new log, a recovered table, genesis)
             self.sm = StateMachine.open(self.genesis, str(config.state_dir), sync_commits=False)
         pending = self.sync_pending
         if pending is not None and (self.sm.height, self.sm.app_hash) != (pending.height, pending.app_hash):
@@ -110,7 +110,8 @@ class NodeRuntime:
                                 f"interrupted (the state is at {self.sm.height}): remove {config.home / 'data'} "
                                 "and start again")
         self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
-        self.blocks = BlockStore(str(config.blocks_dir))
+        with opening(config.blocks_dir):
+            self.blocks = BlockStore(str(config.blocks_dir))
         self.mempool = Mempool(self.sm, config.mempool)
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")

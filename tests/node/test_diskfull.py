@@ -80,6 +80,23 @@ def test_writing_wraps_os_and_leveldb_errors_only() -> None:
     assert again.value is inner
 
 
+def test_opening_a_store_turns_only_a_full_disk_into_a_failure(tmp_path: Path) -> None:
+    """A store another process holds (here: this one) is the caller's business, as before:
+    replay copies a running node's block store when its lock says so."""
+    from node.blockstore import BlockStore
+    from node.diskfull import opening
+
+    held = BlockStore(str(tmp_path / "blocks"))
+    try:
+        with pytest.raises(plyvel.IOError), opening(tmp_path / "blocks"):
+            BlockStore(str(tmp_path / "blocks"))
+    finally:
+        held.close()
+    with pytest.raises(StorageFailure) as caught, opening(tmp_path / "blocks"):
+        raise plyvel.IOError(b"IO error: /x/MANIFEST-000004: No space left on device")
+    assert caught.value.disk_full
+
+
 def test_the_exit_code_is_the_next_free_one() -> None:
     from cli import context
 
