@@ -33,6 +33,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_DIVERGED = 4
 EXIT_UNVERIFIED = 5
+EXIT_DISK_FULL = 6  # `node start`: a write to the data dir failed (node.diskfull.EXIT_DISK_FULL, the same)
 
 NODE_ENV = "BOOKCHAIN_NODE"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,6 +13,7 @@ import click
 
 from cli.context import Ctx, Seconds, translate_errors, with_scheme
 from node.client import DEFAULT_URL
+from node.diskfull import StorageFailure
 from node.wallet.keystore import HOME_ENV
 
 DEBUG_ENV = "BOOKCHAIN_DEBUG"
@@ -30,6 +31,8 @@ class BookchainGroup(click.Group):
             return translate_errors(lambda: super(BookchainGroup, self).invoke(ctx))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except StorageFailure as err:  # a tool's write (replay's state store, a snapshot) failed
+            raise click.ClickException(err.describe()) from None
         except OSError as err:  # the file system said no (missing, too long, read-only, ...): not a bug
             where = f": {err.filename}" if err.filename else ""
             raise click.ClickException(f"{err.strerror or err}{where}") from None
@@ -56,7 +59,9 @@ def bookchain(ctx: click.Context, home: str | None, node_url: str | None, timeou
     \b
     Exit codes: 0 ok, 1 rejected tx or RPC error (code name printed),
                 2 usage error, 3 node unreachable,
-                4 replay found a divergence from the chain.
+                4 replay found a divergence from the chain,
+                5 a --verify check failed,
+                6 `node start`: the data dir's disk is full (or a write failed).
     """
     obj = ctx.ensure_object(Ctx)
     if home:

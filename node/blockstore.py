@@ -19,6 +19,11 @@ files). Written uncompressed, the same minute measured p99 0.74 s. The price is 
 snappy saved about a third (signatures, keys and hashes do not shrink; results do), so a
 minute at 5,000/s takes ~118 MB per node instead of ~80. LevelDB records compression per
 block, so stores written compressed still open and read.
+
+Every write is guarded (node/diskfull.py): a batch LevelDB refuses (a full disk) raises
+``StorageFailure`` naming the store, and the node stops. A refused batch is not applied
+(LevelDB drops a torn log record when it reopens), so the store stays at the last height
+it acknowledged.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import plyvel
 
 from node import history, interest, orderindex
 from node.codes import pack_codes
+from node.diskfull import writing
 
 _BLOCK = b"b"
 _CERT = b"c"
@@ -61,8 +67,10 @@ _LOC = struct.Struct(">QI")  # tx index value: (height, index in block)
 
 class BlockStore:
     def __init__(self, path: str) -> None:
+        self.path = path
         Path(path).mkdir(parents=True, exist_ok=True)
-        # No snappy: see the module docstring, "Compaction".
+        # No snappy: see the module docstring, "Compaction". (Opening is guarded by the node,
+        # node.diskfull.opening: replay handles a locked store itself.)
         self.db: Any = plyvel.DB(path, create_if_missing=True, compression=None)
 
     def close(self) -> None:
@@ -100,7 +108,7 @@ class BlockStore:
         """Make an empty store continue after ``height`` (state sync from a snapshot)."""
         if self.height != 0:
             raise ValueError("only an empty block store can start from a snapshot")
-        with self.db.write_batch(transaction=True, sync=True) as wb:
+        with writing(self.path), self.db.write_batch(transaction=True, sync=True) as wb:
             wb.put(_META_HEIGHT, height.to_bytes(8, "big"))
             wb.put(_META_RESULTS, height.to_bytes(8, "big"))
             wb.put(_META_BASE, (height + 1).to_bytes(8, "big"))
@@ -117,7 +125,7 @@ class BlockStore:
         from consensus.block import Block
         from state.tx import tx_hash
 
-        with self.db.write_batch(transaction=True, sync=False) as wb:
+        with writing(self.path), self.db.write_batch(transaction=True, sync=False) as wb:
             for h in range(base, top):
                 raw = self.db.get(_BLOCK + _h(h))
                 if raw is not None:
@@ -205,7 +213,7 @@ class BlockStore:
     def save_block(self, height: int, raw_block: bytes, raw_certificate: bytes) -> None:
         if height != self.height + 1:
             raise ValueError(f"block {height} does not follow stored height {self.height}")
-        with self.db.write_batch(transaction=True, sync=True) as wb:
+        with writing(self.path), self.db.write_batch(transaction=True, sync=True) as wb:
             wb.put(_BLOCK + _h(height), raw_block)
             wb.put(_CERT + _h(height), raw_certificate)
             wb.put(_META_HEIGHT, height.to_bytes(8, "big"))
@@ -230,7 +238,7 @@ class BlockStore:
         (history, per-account orders and candles: node/history.py), atomically."""
         packer = msgpack.Packer(use_bin_type=True)
         loc = _LOC.pack
-        with self.db.write_batch(transaction=True, sync=True) as wb:
+        with writing(self.path), self.db.write_batch(transaction=True, sync=True) as wb:
             put = wb.put
             put(_RESULTS + _h(height), results if isinstance(results, bytes) else packer.pack(results))
             for i, h in enumerate(tx_hashes):

@@ -9,6 +9,12 @@ Evidence: an equivocation the core reports, or a peer's ``/bookchain/evidence/1`
 that checks out and is not committed yet, goes into the persisted pool
 (node/evidence_pool.py) and out to every peer; a peer's evidence also goes to the core,
 which proposes it. A committed block's evidence leaves the pool.
+
+A failed write (``StorageFailure``, node/diskfull.py: the WAL, a block, its results, the
+state, the evidence pool) ends the action list where it failed: the vote or proposal a
+failed WAL record was recording is never sent, and the driver stops (no timer, rebroadcast
+or reconnect sends anything after it), then the node exits. The core still holds what it
+signed in memory; only the WAL, read at the next start, decides what it may sign again.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from consensus.messages import Proposal, Vote
 from consensus.steps import TimeoutStep
 from node import evidence_index
 from node.crashpoints import maybe_crash
+from node.diskfull import StorageFailure
 from node.p2p import BadFrame, protocols
 from state.codec import decode, encode
 from state.errors import Code
@@ -146,8 +153,13 @@ class ConsensusDriver:
         except Exception:
             log.exception("consensus core failed on %s", type(event).__name__)
             raise
-        for action in actions:
-            self.perform(action)
+        try:
+            for action in actions:
+                if self.stopped:  # a failed write inside this list (e.g. evidence): nothing more
+                    return
+                self.perform(action)
+        except StorageFailure as err:
+            self.rt.fail_storage(err)  # stops this driver before anything else is performed
 
     # ------------------------------------------------------------------ actions
     def perform(self, action: Any) -> None:
@@ -262,7 +274,11 @@ class ConsensusDriver:
         """Pool and gossip evidence that is new and not committed; True if it was."""
         if evidence.key in self.rt.evidence_pool or self._committed(evidence):
             return False
-        if not self.rt.evidence_pool.add(evidence):
+        try:
+            if not self.rt.evidence_pool.add(evidence):
+                return False
+        except StorageFailure as err:  # also reached from a peer's frame, outside ``feed``
+            self.rt.fail_storage(err)
             return False
         if not self.rt.faults.isolated():
             self.rt.p2p.broadcast(protocols.EVIDENCE, evidence.encode())

@@ -13,6 +13,9 @@ leaves: evidence a committed block holds. The consensus core keeps its own copy 
 propose from; the driver feeds it the pool at start and every new piece (node/driver.py).
 Bounded by ``MAX_PENDING``: a validator that equivocates at every height cannot fill a
 disk; the oldest heights are kept (they are the ones to commit first).
+
+A rewrite that fails (a full disk) raises ``StorageFailure`` (node/diskfull.py) and leaves
+the previous file in place: the temporary file is removed, the rename never happened.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from consensus.errors import MalformedMessage
 from consensus.evidence import DuplicateVote
+from node.diskfull import writing
 from state.codec import decode, encode
 from state.errors import TxError
 
@@ -102,11 +106,16 @@ class EvidencePool:
     def _save(self) -> None:
         data = encode([ev.encode() for ev in self.pending()])
         tmp = self.path.with_name(f".{FILE}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        with writing(self.path):
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a partial file only takes the space that is short
+                raise
         with contextlib.suppress(OSError):  # the rename's directory entry; not every fs allows it
             fd = os.open(self.dir, os.O_RDONLY)
             try:

@@ -3,6 +3,11 @@
 Order per block (CometBFT's): save block + certificate (synced) -> apply -> save results
 and indexes (synced) -> commit the state batch (synced). A crash anywhere leaves a state
 at some height h and a block store at h or h+1; ``handshake`` re-applies what is missing.
+
+The same holds when a write fails instead of the process (a full disk): each store's write
+raises ``StorageFailure`` (node/diskfull.py) before anything later in the order happens,
+the node stops, and the restart is the recovery. A failed state commit leaves this
+process's exchange a block ahead of its store, which is one more reason not to go on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlws, interest, orderindex
 from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
+from node.diskfull import writing
 from node.events import EventBus
 from node.fillbook import FillBook
 from node.jsonfmt import event_from_list, receipt_from_list
@@ -37,6 +43,12 @@ log = logging.getLogger("bookchain.exec")
 class AppHashMismatch(RuntimeError):
     """Our state after block h-1 differs from the one the chain certified: halt, as
     CometBFT does, rather than sign anything on a forked state."""
+
+
+class NodeStopping(Exception):
+    """The node stops (a signal, a failed write) before an awaited transaction was seen
+    committed here: its client gets an answer that says so, not a hang until shutdown
+    gives up on the request, and never a commit this node did not store."""
 
 
 def event_to_list(e: Any) -> list[Any]:
@@ -153,7 +165,8 @@ class Execution:
             extra += evidence_index.puts(block.height, evidence_index.decoded(block))
             self.blocks.save_results(block.height, record, hashes, [], codes, orders, cloids, extra)
             maybe_crash("results_saved")
-        self.sm.commit_pending()
+        with writing(self.sm.store.path if self.sm.store is not None else "the state store"):
+            self.sm.commit_pending()
         maybe_crash("state_committed")
         self._keep_for_proofs()
         if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
@@ -201,9 +214,15 @@ class Execution:
         return True
 
     def release_height_waiters(self) -> None:
-        """The node is stopping: every ``wait_for_height`` returns now."""
+        """The node is stopping: every ``wait_for_height`` returns now, and every
+        ``wait_for`` raises ``NodeStopping``."""
         self._closing = True
         self._committed.set()
+        waiters, self.waiters = self.waiters, {}
+        for futs in waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(NodeStopping())
 
     def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
         fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()

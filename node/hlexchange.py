@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
 
+from node.execution import NodeStopping
 from node.hlinfo import Units, ratio
 from node.jsonfmt import receipt_from_list
 from node.mempool import verify_raw
@@ -305,6 +306,11 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
         host.execution.forget_waiter(h, fut)
         doc = error_body(Code.NOT_READY, f"not committed within {wait_s:g} s; transaction 0x{h.hex()} is in the "
                                          "mempool and may still land (check /tx?hash=)")
+        doc["hash"] = "0x" + h.hex()
+        return doc
+    except NodeStopping:
+        doc = error_body(Code.NOT_READY, f"this node is stopping before it saw transaction 0x{h.hex()} committed; "
+                                         "it may still be: check /tx?hash= on another node")
         doc["hash"] = "0x" + h.hex()
         return doc
     return answer(host.sm.ex, prepared, receipt)

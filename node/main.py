@@ -3,6 +3,11 @@
 The node runs on one asyncio event loop (uvloop) that also hosts py-libp2p's trio in
 guest mode (node/p2p/bridge.py). Logs go to DIR/logs/node.log and stderr, one line per
 event, with the height in every consensus line.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 when the node refuses the state it was given (a
+snapshot or a store that fails its checks), ``EXIT_DISK_FULL`` (6) when a write to its
+data directory failed, or the directory cannot take one at start (node/diskfull.py).
+Each is one log line, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 from pathlib import Path
 
 from node.config import NodeConfig
+from node.diskfull import EXIT_DISK_FULL, StorageFailure, writing
 from node.gctune import tune_for_throughput
 
 log = logging.getLogger("bookchain.node")
@@ -25,7 +31,7 @@ def setup_logging(log_path: Path, level: str = "INFO") -> None:
     fmt = logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     root = logging.getLogger()
     root.handlers.clear()
-    for handler in (logging.FileHandler(log_path), logging.StreamHandler(sys.stderr)):
+    for handler in (_LogFile(log_path), logging.StreamHandler(sys.stderr)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(os.environ.get("BOOKCHAIN_LOG", level))
@@ -33,24 +39,51 @@ def setup_logging(log_path: Path, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def serve(config: NodeConfig) -> None:
+class _LogFile(logging.FileHandler):
+    """The log file, which may sit on the disk that filled up: a record it cannot write is
+    dropped without the handler's usual traceback on stderr (stderr still has the line)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+
+def _refuse_start(err: StorageFailure) -> int:
+    log.critical("refusing to start: %s (exit %d): free space or fix the disk, then start again",
+                 err.describe(), EXIT_DISK_FULL)
+    return EXIT_DISK_FULL
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run until a signal or a failed write; the process's exit status."""
     from node.runtime import NodeRuntime
 
-    rt = NodeRuntime(config)
-    stop = asyncio.Event()
+    try:
+        rt = NodeRuntime(config)
+    except StorageFailure as err:
+        return _refuse_start(err)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, rt.stop_requested.set)
+    status = 0
     try:
         await rt.start()
         tune_for_throughput()  # after start-up loaded the state: see node/gctune.py
-        config.pid_path.write_text(str(os.getpid()))
-        await stop.wait()
-        log.info("h=%d shutting down", rt.sm.height)
+        with writing(config.pid_path):
+            config.pid_path.write_text(str(os.getpid()))
+        await rt.stop_requested.wait()
+        if rt.storage_failure is None:
+            log.info("h=%d shutting down", rt.sm.height)
+        else:  # logged once where it failed (NodeRuntime.fail_storage)
+            status = EXIT_DISK_FULL
+    except StorageFailure as err:  # before the node was up: start-up recovery could not write
+        status = _refuse_start(err)
     finally:
         await rt.stop()
         config.pid_path.unlink(missing_ok=True)
         log.info("stopped cleanly")
+    return status
 
 
 def run(home: str) -> None:
@@ -67,9 +100,9 @@ def run(home: str) -> None:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
             log.warning("uvloop unavailable, using the default asyncio loop")
-            asyncio.run(serve(config))
+            status = asyncio.run(serve(config))
         else:
-            uvloop.run(serve(config))
+            status = uvloop.run(serve(config))
     except SnapshotError as err:
         log.critical("state sync refused [%s %d]: %s", err.code.name,
                      int(err.code), err.message)
@@ -77,6 +110,8 @@ def run(home: str) -> None:
     except StateIntegrityError as err:
         log.critical("refusing to start: %s", err)
         sys.exit(1)
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from node.blockstore import BlockStore
     from node.config import NodeConfig
+    from node.diskfull import StorageFailure
     from node.events import EventBus
     from node.evidence_pool import EvidencePool
     from node.execution import Execution
@@ -66,3 +67,5 @@ class DriverHost(Protocol):
     evidence_pool: EvidencePool
 
     def after_commit(self, height: int) -> None: ...
+
+    def fail_storage(self, err: StorageFailure) -> None: ...

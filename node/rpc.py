@@ -21,6 +21,7 @@ from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys
 from node.codes import split_hashes, unpack_codes
+from node.execution import NodeStopping
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -373,6 +374,9 @@ class RpcServer:
         except TimeoutError:
             self.rt.execution.forget_waiter(h, fut)
             raise RpcError(504, Code.NOT_READY, f"not committed within {timeout_ms} ms (still in the mempool)") from None
+        except NodeStopping:
+            raise RpcError(503, Code.NOT_READY, "this node is stopping before it saw the transaction committed; it "
+                           "may still be: look it up (/tx) on another node before resubmitting") from None
         return web.json_response({"hash": h.hex(), "code": receipt["code"], "name": receipt["name"],
                                   "message": receipt["message"], "height": height, "receipt": receipt})
 

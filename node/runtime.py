@@ -9,6 +9,11 @@ sees that peers are ahead.
 A node whose state came from a snapshot that block h+1 has not certified yet (the pending
 marker, node/syncverify.py) starts p2p and the RPC but joins consensus only after a peer's
 block h+1 certifies the snapshot; until then its RPC serves no exchange state.
+
+A write to the data directory that fails (a full disk) stops the node: ``fail_storage``
+stops consensus at once, refuses transactions, and asks ``node.main`` to shut down and exit
+with ``EXIT_DISK_FULL`` (node/diskfull.py says why a stop, not a pause). A data directory
+that cannot take a write refuses the start the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from consensus.validators import ValidatorSet
 from node import evidence_index, sigbatch, syncverify
 from node.blockstore import BlockStore
 from node.config import NodeConfig
+from node.diskfull import EXIT_DISK_FULL, StorageFailure, must_write_probe, opening, writing
 from node.driver import ConsensusDriver
 from node.events import EventBus
 from node.evidence_pool import EvidencePool
@@ -82,8 +88,12 @@ class NodeRuntime:
         self.config = config
         self.genesis = Genesis.load(str(config.genesis_path))
         self.validator_key: PrivateKey | None = config.validator_key()
-        for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        self.storage_failure: StorageFailure | None = None  # the failed write that stops this node
+        self.stop_requested = asyncio.Event()  # node.main waits on it (a signal, or a failed write)
+        must_write_probe(config.home / "data")  # a data dir that cannot take a write: refuse to start
+        with writing(config.home / "data"):
+            for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir):
+                d.mkdir(parents=True, exist_ok=True)
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
         # a snapshot that block h+1 has not certified yet: no exchange state served, no votes
@@ -91,7 +101,8 @@ class NodeRuntime:
         # The block store is the synced record (every block before it is applied, its results
         # before the state commits); the handshake re-applies what an OS crash took from the
         # state store, so not every block's state batch is fsynced (StateMachine, README).
-        self.sm = StateMachine.open(self.genesis, str(config.state_dir), sync_commits=False)
+        with opening(config.state_dir):  # opening writes (a new log, a recovered table, genesis)
+            self.sm = StateMachine.open(self.genesis, str(config.state_dir), sync_commits=False)
         pending = self.sync_pending
         if pending is not None and (self.sm.height, self.sm.app_hash) != (pending.height, pending.app_hash):
             self.sm.close()
@@ -99,7 +110,8 @@ class NodeRuntime:
                                 f"interrupted (the state is at {self.sm.height}): remove {config.home / 'data'} "
                                 "and start again")
         self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
-        self.blocks = BlockStore(str(config.blocks_dir))
+        with opening(config.blocks_dir):
+            self.blocks = BlockStore(str(config.blocks_dir))
         self.mempool = Mempool(self.sm, config.mempool)
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
@@ -128,8 +140,10 @@ class NodeRuntime:
         snap = fetch_snapshot(source)
         rpc = syncverify.rpc_base(source)
         next_block = syncverify.fetch_next_block(rpc, snap.height + 1) if rpc is not None else None
-        if restore_into(snap, self.genesis, self.config.state_dir, self.config.blocks_dir,
-                        self.config.state_sync_pending_path, next_block):
+        with writing(self.config.home / "data"):
+            restored = restore_into(snap, self.genesis, self.config.state_dir, self.config.blocks_dir,
+                                    self.config.state_sync_pending_path, next_block)
+        if restored:
             log.info("h=%d state synced from snapshot %s: its records give app hash %s, which block %d's "
                      "certificate signs; blocks after it come from peers",
                      snap.height, source, snap.app_hash.hex()[:12], snap.height + 1)
@@ -150,19 +164,42 @@ class NodeRuntime:
             snap = Snapshot(self.genesis.chain_id, height, self.sm.app_hash, self.execution.last_block_hash,
                             self.execution.last_block_time_ms, self.sm.ex.snapshot_records())
 
+            loop = asyncio.get_running_loop()
+
             def write() -> None:
-                write_snapshot(self.config.snapshots_dir, snap)
-                prune_snapshots(self.config.snapshots_dir, st.keep_snapshots)
+                try:
+                    write_snapshot(self.config.snapshots_dir, snap)
+                    with writing(self.config.snapshots_dir):
+                        prune_snapshots(self.config.snapshots_dir, st.keep_snapshots)
+                except StorageFailure as err:  # on a worker thread: the loop stops the node
+                    loop.call_soon_threadsafe(self.fail_storage, err)
+                    return
                 log.info("h=%d snapshot written (%d records)", height, len(snap.records))
 
-            asyncio.get_running_loop().run_in_executor(None, write)
+            loop.run_in_executor(None, write)
         if st.retain_blocks and height > st.retain_blocks:
             keep_from = height - st.retain_blocks + 1
             if keep_from > self.sm.durable_height + 1:
-                self.sm.sync_store()  # once per retain_blocks heights at most
+                with writing(self.config.state_dir):
+                    self.sm.sync_store()  # once per retain_blocks heights at most
             pruned = self.blocks.prune_below(keep_from)
             if pruned:
                 log.debug("h=%d pruned %d blocks", height, pruned)
+
+    def fail_storage(self, err: StorageFailure) -> None:
+        """The first failed durable write: stop voting and proposing now (before the driver
+        performs another action), refuse transactions, log one line, and have ``node.main``
+        shut down and exit with ``EXIT_DISK_FULL``. Later failures (the same full disk,
+        seen by another write) add nothing."""
+        if self.storage_failure is not None:
+            return
+        self.storage_failure = err
+        if self.driver is not None:
+            self.driver.stop()
+        log.critical("h=%d %s; stopped voting and proposing, shutting down (exit %d): free space or fix the "
+                     "disk, then restart the node; it recovers from its stores and its peers",
+                     self.sm.height, err.describe(), EXIT_DISK_FULL)
+        self.stop_requested.set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -266,7 +303,10 @@ class NodeRuntime:
     async def submit(self, raws: list[bytes], *, bound: bool = True) -> list[Admission]:
         """A client's batch: admitted within the admission window and the signers' shares
         (node/admission.py; ``bound=False`` for the node's own duties, e.g. its validator's
-        price feed); nothing here waits for a block."""
+        price feed); nothing here waits for a block. Once a write failed, nothing is admitted:
+        this node will not commit anything more, so it acknowledges nothing more."""
+        if self.storage_failure is not None:
+            return self._refuse_stopping(raws)
         t0 = time.perf_counter()
         adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
@@ -278,8 +318,15 @@ class NodeRuntime:
                 self.driver.on_txs_available()
         return adms
 
+    def _refuse_stopping(self, raws: list[bytes]) -> list[Admission]:
+        from state.tx import tx_hash
+
+        assert self.storage_failure is not None
+        message = f"this node is stopping: {self.storage_failure.describe()}; submit to another node"
+        return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
+
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
-        if self.faults.isolated():
+        if self.faults.isolated() or self.storage_failure is not None:
             return
         try:
             raws = decode(frame, max_bytes=protocols.DEFAULT_MAX_FRAME_BYTES[protocols.TX])
@@ -320,7 +367,7 @@ class NodeRuntime:
         assert key is not None
         symbols = {a.symbol: a.asset_id for a in self.genesis.assets}
         last_nonce = 0
-        while True:
+        while self.storage_failure is None:  # a stopping node signs nothing more
             prices = tuple(sorted((symbols[s], int(p)) for s, p in self.oracle_feed.items() if s in symbols))
             if prices:
                 last_nonce = max(last_nonce + 1, time.time_ns() // 1_000_000)

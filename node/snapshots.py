@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from node import syncverify
+from node.diskfull import writing
 from node.syncverify import Anchor, SnapshotError
 from state.errors import Code
 
@@ -89,15 +90,22 @@ def snapshot_path(directory: Path, height: int) -> Path:
 
 
 def write_snapshot(directory: Path, s: Snapshot) -> Path:
-    """Write atomically (temp file, fsync, rename) so a crash never leaves half a snapshot."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write atomically (temp file, fsync, rename) so a crash never leaves half a snapshot.
+    A write that fails (a full disk) removes the temporary file, which would otherwise hold
+    the space that is short, and raises ``StorageFailure`` (node/diskfull.py)."""
     final = snapshot_path(directory, s.height)
     tmp = final.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(encode_snapshot(s))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    with writing(final):
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(encode_snapshot(s))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return final
 
 

@@ -11,6 +11,11 @@ only the records of the height it starts (``ConsensusCore.restore`` keys them by
 so records of a stored height that survive a crash are ignored. The next synced record
 (the first vote of the next height) makes the truncation durable with it. That saves two
 of the ~8 fsyncs a validator made per block, all on the consensus path.
+
+A write that fails (a full disk above all) raises ``StorageFailure`` (node/diskfull.py):
+the record may be torn on disk, so the vote or proposal it records must not be sent, and
+the driver stops before the next action. A short write is finished or fails; it is never
+taken for a whole record.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ import os
 from pathlib import Path
 
 from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record
+from node.diskfull import write_all, writing
 
 log = logging.getLogger("bookchain.wal")
 
 
 class WalFile:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "wal.log"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with writing(self.path):
+            directory.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
 
     def read_and_repair(self) -> list[WalRecord]:
         """Records of the last run; a torn or corrupt tail (a crash mid-write) is cut off."""
@@ -37,17 +44,19 @@ class WalFile:
         records, clean = decode_stream(data)
         if clean < len(data):
             log.warning("WAL: dropping %d bytes of torn tail after %d records", len(data) - clean, len(records))
-            os.ftruncate(self.fd, clean)
-            os.fsync(self.fd)
+            with writing(self.path):
+                os.ftruncate(self.fd, clean)
+                os.fsync(self.fd)
         return records
 
     def append(self, record: WalRecord, *, sync: bool = True) -> None:
-        if isinstance(record, WalEndHeight):
-            os.ftruncate(self.fd, 0)  # the block is stored: nothing of this height is needed
-            return
-        os.write(self.fd, encode_record(record))
-        if sync:
-            os.fsync(self.fd)
+        with writing(self.path):
+            if isinstance(record, WalEndHeight):
+                os.ftruncate(self.fd, 0)  # the block is stored: nothing of this height is needed
+                return
+            write_all(self.fd, encode_record(record))
+            if sync:
+                os.fsync(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)

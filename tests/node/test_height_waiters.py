@@ -15,6 +15,7 @@ def make() -> tuple[Any, Any]:
     ex.blocks = SimpleNamespace(results_height=5)
     ex._committed = asyncio.Event()
     ex._closing = False
+    ex.waiters = {}  # release_height_waiters also fails the tx waiters (NodeStopping)
     return ex, ex.blocks
 
 
