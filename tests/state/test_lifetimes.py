@@ -325,13 +325,13 @@ def test_no_expired_order_survives_a_block_and_no_switch_fires_early(steps: list
             else:
                 action = ScheduleCancel(None)
             result = chain.block(chain.sign(k, action))
-            if kind in ("dms", "clear") and result.receipts[0].code == Code.OK:
-                deadlines[k.address] = action.time_ms or 0
         now = chain.time
-        for fired in _dead_men(result):
+        for fired in _dead_men(result):  # fired in begin_block, before the block's transaction
             assert fired.deadline_ms <= now  # never early
             assert deadlines.get(fired.account) == fired.deadline_ms
             deadlines[fired.account] = 0
+        if kind in ("dms", "clear") and result.receipts[0].code == Code.OK:
+            deadlines[k.address] = action.time_ms or 0
         for book in chain.ex.books.values():
             for order in book.orders.values():
                 assert not order.expires_at or order.expires_at >= now
