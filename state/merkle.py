@@ -81,8 +81,11 @@ def hashed_writes(writes: Sequence[Write]) -> list[Item]:
     return sorted(items.items())
 
 
-def write_digests(writes: Sequence[Write]) -> tuple[Digest, ...]:
-    return tuple((k, b"" if v is None else _sha256(v).digest()[:8]) for k, v in writes)
+def hashed_writes_digested(writes: Sequence[Write]) -> tuple[list[Item], tuple[Digest, ...]]:
+    """``hashed_writes`` and each write as (key, vh[:8]) in write order, hashing each value once."""
+    hashed = [(k, _sha256(k).digest(), None if v is None else _sha256(v).digest()) for k, v in writes]
+    items = sorted({kh: vh for _k, kh, vh in hashed}.items())
+    return items, tuple((k, b"" if vh is None else vh[:8]) for k, _kh, vh in hashed)
 
 
 # ---------------------------------------------------------------- Python backend
@@ -175,7 +178,7 @@ class _PyBackend:
 
     @staticmethod
     def hashed_writes_digested(writes: Sequence[Write]) -> tuple[list[Item], tuple[Digest, ...]]:
-        return hashed_writes(writes), write_digests(writes)
+        return hashed_writes_digested(writes)
 
 
 class _NativeBackend:

@@ -240,3 +240,11 @@ def test_large_versions_share_and_release_nodes_correctly() -> None:
     assert c.apply([(key, b"changed")]) == definition_root({**records, key: b"changed"})
     del base
     c.version = None
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_write_digests_are_the_value_hashes_in_write_order(native: bool) -> None:
+    writes: list[tuple[bytes, bytes | None]] = [(b"b", b"2"), (b"a", b"1"), (b"gone", None), (b"a", b"3")]
+    root, digests = StateTree(native=native).apply_digested(writes)
+    assert root == definition_root({b"a": b"3", b"b": b"2"})
+    assert digests == tuple((k, b"" if v is None else _sha(v)[:8]) for k, v in writes)
