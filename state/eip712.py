@@ -191,4 +191,4 @@ class EthKey:
     def sign_digest(self, digest: bytes) -> bytes:
         """r || s || v (v = 27 + recovery id), s in the lower half as libsecp256k1 makes it."""
         sig = self._key.sign_recoverable(digest, hasher=None)
-        return sig[:64] + bytes([27 + sig[64]])
+        return bytes(sig[:64]) + bytes([27 + sig[64]])  # bytes(): coincurve is untyped where it is not installed (a wheel build)
