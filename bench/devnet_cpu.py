@@ -13,6 +13,10 @@ generator's CPU time (user + system, from /proc) over the timed window, and repo
   generator)`` tx/s, i.e. the rate at which every core would be busy.
 
     python -m bench.devnet_cpu [--tps 1500] [--seconds 20] [--nodes 4]
+    python -m bench.devnet_cpu --tps 6000 --cores 1,2     # how the committed rate scales
+
+Beside each node's CPU it reports its main thread's (the thread that runs consensus and
+execution: the serial cost that bounds one node's rate) and the build the nodes run.
 
 Prints a table and writes bench/results/devnet_cpu.json.
 """
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, write_json
+from bench.common import libsodium_verify_per_s, print_table, write_json
 from devnet.cluster import Cluster
 from devnet.load import prepare, run_load
 
@@ -94,21 +98,27 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tps", type=float, default=1500, help="offered rate (keep it below saturation)")
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--nodes", type=int, default=4)
-    ap.add_argument("--traders", type=int, default=64)
-    ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bookchain-cpu-") as d:
-        c = Cluster(Path(d), nodes=args.nodes, traders=args.traders)
-        try:
-            c.start_all()
-            r = measure(c, d, args.tps, args.seconds, args.idle_seconds)
-        finally:
-            c.stop_all()
+def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
+    """One devnet under load; with ``cores``, the devnet and the load generator are pinned to
+    the first ``cores`` CPUs (the node processes inherit this process's affinity)."""
+    everything = os.sched_getaffinity(0)
+    if cores is not None:
+        os.sched_setaffinity(0, sorted(everything)[:cores])
+    try:
+        with tempfile.TemporaryDirectory(prefix="bookchain-cpu-") as d:
+            c = Cluster(Path(d), nodes=args.nodes, traders=args.traders)
+            try:
+                c.start_all()
+                build = c.get(0, "/status").get("build", "?")
+                r = measure(c, d, args.tps, args.seconds, args.idle_seconds)
+            finally:
+                c.stop_all()
+    finally:
+        os.sched_setaffinity(0, everything)
+    return {**r, "build": build, "cores": cores or len(everything)}
+
+
+def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
     rows: list[tuple[str, Any, str]] = [
         ("offered / committed", f"{args.tps:,.0f} / {r['tx_per_s']:,.0f}", "tx/s"),
         ("submit->commit p50 / p99", f"{r['p50_ms'] or 0:,.0f} / {r['p99_ms'] or 0:,.0f}", "ms"),
@@ -125,8 +135,34 @@ def main() -> None:
         (f"ceiling on {r['cores']} cores (all busy)", r["ceiling_tx_per_s"], "tx/s"),
         ("  same without the generator", r["ceiling_tx_per_s_without_generator"], "tx/s"),
     ]
-    print_table(f"devnet CPU budget, {args.nodes} validators", rows)
-    write_json("devnet_cpu", {**r, "nodes": args.nodes, "traders": args.traders})
+    print_table(f"devnet CPU budget, {args.nodes} validators, {r['build']} build, {r['cores']} core(s)", rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tps", type=float, default=1500, help="offered rate (keep it below saturation)")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--traders", type=int, default=64)
+    ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
+    ap.add_argument("--cores", default="", help="e.g. 1,2: one run per count, the devnet pinned to that many "
+                    "CPUs (offer more than it commits to see how the committed rate scales)")
+    args = ap.parse_args()
+    counts: list[int | None] = [int(n) for n in args.cores.split(",")] if args.cores else [None]
+    runs = []
+    for cores in counts:
+        runs.append(run_once(args, cores))
+        print_run(args, runs[-1])
+    sodium = libsodium_verify_per_s()
+    print(f"libsodium ed25519 verify, one core, this run: {sodium:,.0f}/s")
+    if len(runs) > 1:
+        base = runs[0]
+        for r in runs[1:]:
+            print(f"committed rate on {r['cores']} cores / on {base['cores']}: "
+                  f"{r['tx_per_s'] / max(base['tx_per_s'], 1e-9):.2f}x "
+                  f"({base['tx_per_s']:,.0f} -> {r['tx_per_s']:,.0f} tx/s)")
+    write_json("devnet_cpu", {**runs[-1], "runs": runs, "nodes": args.nodes, "traders": args.traders,
+                              "libsodium_verify_per_s": sodium})
 
 
 if __name__ == "__main__":

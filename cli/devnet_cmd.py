@@ -31,6 +31,7 @@ from devnet import ethaccounts
 from devnet.genesis import DEFAULT_FUTURE_EXPIRY_S, DEFAULT_NODES, DEFAULT_TRADERS, DevnetSpec
 from devnet.manifest import Manifest
 from devnet.supervisor import DEFAULT_HOME, DevnetError, Supervisor, tail
+from node.client import Client, NodeUnreachable, RpcError
 from node.wallet.keystore import EthKeyRecord, KeyStore, KeyStoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,10 +111,25 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
     for n in m.nodes:
         t.add_row(n.name, str(m.processes[n.name].pid), n.rpc_url, n.p2p_addr)
     render.console().print(t)
+    click.echo(f"state machine: {build_line(m)}")
     click.echo(f"\nCLI keys: {m.cli_home} ({', '.join(m.accounts[:4])}{', ...' if len(m.accounts) > 4 else ''}, bridge)")
     click.echo(f"try:  bookchain --home {m.cli_home} --node {m.nodes[0].rpc_url} query account alice")
     click.echo(f"      bookchain devnet demo --home {sup.home}")
     print_eth_accounts(m)
+
+
+def build_line(m: Manifest) -> str:
+    """Which build the nodes run, from node0's /status: the compiled one needs ~3x less CPU
+    per transaction, and the README's first command installs it where a C compiler is."""
+    try:
+        status = Client(m.nodes[0].rpc_url, timeout=5).status()
+    except (NodeUnreachable, RpcError):
+        return "unknown (node0 did not answer /status)"
+    build = status.get("build")
+    if build == "mypyc":
+        return "compiled (mypyc)"
+    return (f"{build} (to compile it: BOOKCHAIN_MYPYC=1 pip install . where a C compiler is; "
+            "`pip install -e .` never compiles)")
 
 
 def eth_test_accounts(m: Manifest) -> list[dict[str, str]]:
