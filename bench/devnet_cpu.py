@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -45,6 +46,16 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a node and its worker processes (the p2p worker: node/p2p/process.py)."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # exited meanwhile
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
 def thread_cpu_seconds(pid: int) -> tuple[float, float]:
     """(main thread, all other threads) CPU seconds of a process, from /proc/PID/task.
 
@@ -52,7 +63,7 @@ def thread_cpu_seconds(pid: int) -> tuple[float, float]:
     committed transaction is the serial cost that bounds a node's rate, whatever the other
     threads and worker processes add in parallel."""
     main = cpu_seconds(f"{pid}/task/{pid}")
-    return main, cpu_seconds(pid) - main
+    return main, tree_cpu_seconds(pid) - main
 
 
 def idle_cpu_per_s(pids: list[int], seconds: float) -> list[float]:
@@ -66,14 +77,14 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     pids = [c.procs[i].pid for i in range(len(c.manifest.nodes))]
     idle = idle_cpu_per_s(pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
-    before = [cpu_seconds(p) for p in pids]
+    before = [tree_cpu_seconds(p) for p in pids]
     main_before = [thread_cpu_seconds(p)[0] for p in pids]
     gen_before = time.process_time()
     t0 = time.monotonic()
     report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts))
     wall = time.monotonic() - t0
     gen_cpu = time.process_time() - gen_before
-    node_cpu = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
     main_cpu = [thread_cpu_seconds(p)[0] - b for p, b in zip(pids, main_before, strict=True)]
     committed = max(report.committed, 1)
     main_us = [cpu * 1e6 / committed for cpu in main_cpu]
@@ -107,6 +118,8 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bookchain-cpu-") as d:
             c = Cluster(Path(d), nodes=args.nodes, traders=args.traders)
+            for i in range(args.nodes):
+                c.set_config(i, "p2p", {"worker_process": args.p2p == "process"})
             try:
                 c.start_all()
                 build = c.get(0, "/status").get("build", "?")
@@ -115,7 +128,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
                 c.stop_all()
     finally:
         os.sched_setaffinity(0, everything)
-    return {**r, "build": build, "cores": cores or len(everything)}
+    return {**r, "build": build, "cores": cores or len(everything), "p2p": args.p2p}
 
 
 def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
@@ -135,7 +148,8 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         (f"ceiling on {r['cores']} cores (all busy)", r["ceiling_tx_per_s"], "tx/s"),
         ("  same without the generator", r["ceiling_tx_per_s_without_generator"], "tx/s"),
     ]
-    print_table(f"devnet CPU budget, {args.nodes} validators, {r['build']} build, {r['cores']} core(s)", rows)
+    print_table(f"devnet CPU budget, {args.nodes} validators, {r['build']} build, {r['cores']} core(s), "
+                f"p2p {'in a worker process' if r['p2p'] == 'process' else 'on the main thread'}", rows)
 
 
 def main() -> None:
@@ -145,6 +159,8 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--traders", type=int, default=64)
     ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
+    ap.add_argument("--p2p", choices=("process", "thread"), default="process",
+                    help="libp2p in its worker process (the default) or on the node's main thread")
     ap.add_argument("--cores", default="", help="e.g. 1,2: one run per count, the devnet pinned to that many "
                     "CPUs (offer more than it commits to see how the committed rate scales)")
     args = ap.parse_args()

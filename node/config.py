@@ -95,6 +95,9 @@ class NodeConfig:
     # A connected peer silent this long (no pong to our 1 s pings, no frame) has its
     # connections closed and is redialed; 0 turns the keepalive off (node/p2p/keepalive.py).
     p2p_peer_timeout_ms: int = 3000
+    # libp2p in a worker process beside the node (node/p2p/process.py says why); false runs
+    # it on the node's own event loop thread (node/p2p/bridge.py).
+    p2p_worker_process: bool = True
     consensus: ConsensusConfig = field(default_factory=lambda: ConsensusConfig.from_node_json({}))
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -167,12 +170,19 @@ class NodeConfig:
             p2p_listen=p2p["listen"],
             p2p_peers=tuple(p2p.get("peers", [])),
             p2p_peer_timeout_ms=_peer_timeout_ms(p2p.get("peer_timeout_ms", 3000)),
+            p2p_worker_process=_flag(p2p.get("worker_process", True), "p2p.worker_process"),
             consensus=ConsensusConfig.from_node_json(doc.get("consensus", {})),
             mempool=MempoolConfig(**doc.get("mempool", {})),
             storage=StorageConfig(**doc.get("storage", {})),
             oracle=OracleConfig(**doc.get("oracle", {})),
             test=TestSwitches(**doc.get("test", {})),
         )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{name} must be true or false")
+    return value
 
 
 def _peer_timeout_ms(value: Any) -> int:

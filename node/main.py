@@ -73,10 +73,12 @@ async def serve(config: NodeConfig) -> int:
         with writing(config.pid_path):
             config.pid_path.write_text(str(os.getpid()))
         await rt.stop_requested.wait()
-        if rt.storage_failure is None:
-            log.info("h=%d shutting down", rt.sm.height)
-        else:  # logged once where it failed (NodeRuntime.fail_storage)
+        if rt.storage_failure is not None:  # logged once where it failed (NodeRuntime.fail_storage)
             status = EXIT_DISK_FULL
+        elif rt.exit_status:  # logged once where it failed (the p2p worker)
+            status = rt.exit_status
+        else:
+            log.info("h=%d shutting down", rt.sm.height)
     except StorageFailure as err:  # before the node was up: start-up recovery could not write
         status = _refuse_start(err)
     finally:

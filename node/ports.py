@@ -21,11 +21,30 @@ if TYPE_CHECKING:
     from node.faults import Faults
     from node.mempool import Admission, Mempool
     from node.metrics import NodeMetrics
-    from node.p2p.host import P2PNode
     from node.syncverify import Anchor
     from node.wal_file import WalFile
     from state.genesis import Genesis
     from state.machine import StateMachine
+
+
+class Network(Protocol):
+    """What the node uses of its p2p layer: ``P2PNode`` (libp2p on the node's own thread,
+    node/p2p/host.py) and ``P2PProcess`` (libp2p in a worker process, node/p2p/process.py)
+    both provide it."""
+
+    peer_id: str
+
+    def send(self, peer_id: str, protocol_id: str, frame: bytes) -> bool: ...
+
+    def broadcast(self, protocol_id: str, frame: bytes) -> int: ...
+
+    async def request(self, peer_id: str, protocol_id: str, payload: bytes, timeout_s: float = 10.0) -> bytes: ...
+
+    def connected_peers(self) -> list[str]: ...
+
+    def metrics_snapshot(self) -> dict[str, Any]: ...
+
+    async def stop(self) -> None: ...
 
 
 class RpcHost(Protocol):
@@ -39,7 +58,7 @@ class RpcHost(Protocol):
     genesis: Genesis
     config: NodeConfig
     faults: Faults
-    p2p: P2PNode
+    p2p: Network
     metrics: NodeMetrics
     evidence_pool: EvidencePool
     sync_pending: Anchor | None  # a snapshot block h+1 has not certified yet: serve no exchange state
@@ -62,7 +81,7 @@ class DriverHost(Protocol):
     genesis: Genesis
     config: NodeConfig
     faults: Faults
-    p2p: P2PNode
+    p2p: Network
     wal: WalFile
     evidence_pool: EvidencePool
 

@@ -42,6 +42,8 @@ from node.metrics import NodeMetrics
 from node.p2p import BadFrame, protocols
 from node.p2p.core import Limits
 from node.p2p.host import P2PNode
+from node.p2p.process import P2PProcess
+from node.ports import Network
 from node.rpc import RpcServer
 from node.snapshots import fetch_snapshot, restore_into
 from node.syncverify import Anchor, SnapshotError
@@ -89,6 +91,7 @@ class NodeRuntime:
         self.genesis = Genesis.load(str(config.genesis_path))
         self.validator_key: PrivateKey | None = config.validator_key()
         self.storage_failure: StorageFailure | None = None  # the failed write that stops this node
+        self.exit_status = 0  # non-zero when a failure (not a signal) stopped the node
         self.stop_requested = asyncio.Event()  # node.main waits on it (a signal, or a failed write)
         must_write_probe(config.home / "data")  # a data dir that cannot take a write: refuse to start
         with writing(config.home / "data"):
@@ -121,7 +124,7 @@ class NodeRuntime:
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
         self.evidence_pool = EvidencePool(config.evidence_dir)
-        self.p2p: P2PNode = None  # type: ignore[assignment]
+        self.p2p: Network = None  # type: ignore[assignment]  # set by start()
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
         self._gossip_task: asyncio.Task[None] | None = None
@@ -201,6 +204,14 @@ class NodeRuntime:
                      self.sm.height, err.describe(), EXIT_DISK_FULL)
         self.stop_requested.set()
 
+    def fail_network(self, reason: str) -> None:
+        """The p2p worker process died: without its network the node cannot take part, so
+        it stops (exit status 1, one log line already written) and a restart brings both back."""
+        self.exit_status = self.exit_status or 1
+        if self.driver is not None:
+            self.driver.stop()
+        self.stop_requested.set()
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         replayed = self.execution.handshake()
@@ -216,14 +227,7 @@ class NodeRuntime:
         self.driver.restore_evidence()
         timeout_s = self.config.p2p_peer_timeout_ms / 1000
         limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
-        self.p2p = P2PNode(str(self.config.home), self.config.p2p_listen, peers=list(self.config.p2p_peers),
-                           limits=limits)
-        self.p2p.on_peer_connected(self.driver.on_peer_connected)
-        self.p2p.register(protocols.CONSENSUS, self.driver.on_consensus_frame)
-        self.p2p.register(protocols.TX, self.on_tx_frame)
-        self.p2p.register_request(protocols.SYNC, self.driver.serve_sync)
-        self.p2p.register(protocols.EVIDENCE, self.driver.on_evidence_frame)
-        await self.p2p.start()
+        self.p2p = await self._start_network(limits)
         await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
         log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s, signatures %s",
                  self.sm.height, self.config.moniker, self.config.rpc_host, self.config.rpc_port,
@@ -233,6 +237,25 @@ class NodeRuntime:
             self._join()
         else:
             self._certify_task = asyncio.ensure_future(self._certify_snapshot(self.sync_pending))
+
+    async def _start_network(self, limits: Limits) -> Network:
+        """libp2p in its worker process (the default) or on this thread; handlers registered."""
+        c = self.config
+        p2p: P2PNode | P2PProcess
+        if c.p2p_worker_process:
+            p2p = P2PProcess(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits,
+                             log_path=str(c.log_path))
+            p2p.on_failure = self.fail_network
+        else:
+            p2p = P2PNode(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits)
+        assert self.driver is not None
+        p2p.on_peer_connected(self.driver.on_peer_connected)
+        p2p.register(protocols.CONSENSUS, self.driver.on_consensus_frame)
+        p2p.register(protocols.TX, self.on_tx_frame)
+        p2p.register_request(protocols.SYNC, self.driver.serve_sync)
+        p2p.register(protocols.EVIDENCE, self.driver.on_evidence_frame)
+        await p2p.start()
+        return p2p
 
     def _join(self) -> None:
         """Take part: gossip, the validator's price feed, block sync and consensus."""

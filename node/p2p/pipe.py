@@ -1,0 +1,83 @@
+"""The message pipe between a node and its p2p worker process (``process.py``, ``worker.py``).
+
+A Unix socketpair carrying a stream of msgpack arrays, each ``[kind, ...]``. Why msgpack
+with no length prefix: ``msgpack.Unpacker`` parses a stream fed in arbitrary chunks, so
+one ``data_received`` may hold many messages or part of one, with no copy per message
+beyond the unpacker's own. The unpacker's buffer is bounded (a little above the largest
+frame any protocol allows), so a peer process that writes garbage cannot make this one
+allocate without end: it gets ``PipeBroken`` and the pipe closes.
+
+Both ends are trusted (the same node, the same code); the bound and the shape checks are
+against bugs, not adversaries. Flow is bounded by the protocol, not here: every inbound
+frame the worker hands over waits for the node's acknowledgement before that stream reads
+its next one, exactly as an in-process handler is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+import msgpack
+
+from node.p2p.protocols import ABSOLUTE_MAX_FRAME_BYTES
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = ABSOLUTE_MAX_FRAME_BYTES + 64 * 1024  # a frame plus its envelope
+
+
+class PipeBroken(Exception):
+    """The other end closed the pipe, died, or sent what is not a message."""
+
+
+class MessagePipe(asyncio.Protocol):
+    """One end of the pipe: ``send(message)`` writes, ``on_message(message)`` receives, in
+    order; ``closed`` resolves (with the reason, or None on a clean EOF) when it ends."""
+
+    def __init__(self, on_message: Callable[[list[Any]], None]) -> None:
+        self.on_message = on_message
+        self.transport: asyncio.Transport | None = None
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_MESSAGE_BYTES, strict_map_key=False)
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self.closed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def connect(cls, sock: socket.socket, on_message: Callable[[list[Any]], None]) -> MessagePipe:
+        loop = asyncio.get_running_loop()
+        _, pipe = await loop.connect_accepted_socket(lambda: cls(on_message), sock)
+        return pipe
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but is one
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._unpacker.feed(data)
+            for message in self._unpacker:
+                if type(message) is not list or not message or type(message[0]) is not str:
+                    raise PipeBroken(f"not a message: {type(message).__name__}")
+                self.on_message(message)
+        except (PipeBroken, msgpack.UnpackException, ValueError) as err:
+            self._end(f"bad message on the p2p pipe: {err}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(None if exc is None else f"p2p pipe lost: {exc}")
+
+    def _end(self, reason: str | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        if self.transport is not None:
+            self.transport.close()
+
+    def send(self, message: list[Any]) -> None:
+        """Queue ``message``; raises ``PipeBroken`` once the pipe has ended."""
+        if self.transport is None or self.closed.done() or self.transport.is_closing():
+            raise PipeBroken("the p2p pipe is closed")
+        self.transport.write(self._pack(message))
+
+    def close(self) -> None:
+        self._end(None)

@@ -1,0 +1,194 @@
+"""The p2p worker process: a ``P2PNode`` (libp2p, trio, yamux, Noise) run for a node over a
+``MessagePipe`` (``process.py`` is the node's side and says why).
+
+Started by ``P2PProcess.start`` as ``python -P -m node.p2p.worker <fd> <config json>``. It
+dies with its node: the kernel sends it SIGKILL when the node process exits
+(``PR_SET_PDEATHSIG``), and it exits when the pipe closes.
+
+Every inbound one-way frame is handed to the node and its stream waits for the node's
+verdict (handled, bad frame, handler error) before it reads the next, so flow control,
+per-stream order and the bad-frame bans are what they are in one process. Inbound requests
+are answered with what the node answers. The node's sends, broadcasts and requests arrive
+as messages; request outcomes go back with the exception's class name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from node.p2p import errors
+from node.p2p.core import Limits
+from node.p2p.host import P2PNode
+from node.p2p.pipe import MessagePipe, PipeBroken
+
+log = logging.getLogger("bookchain.p2p.worker")
+
+PR_SET_PDEATHSIG = 1
+PEERS_POLL_S = 0.05  # how often the connected set is compared (a change is sent at once)
+METRICS_EVERY_S = 1.0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the node exits; and if it already has (the node was
+    killed between the fork and here), exit now."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+class Worker:
+    def __init__(self, node: P2PNode, specs: list[tuple[str, str]]) -> None:
+        self.node = node
+        self.specs = specs
+        self.pipe: MessagePipe | None = None
+        self._verdicts: dict[int, asyncio.Future[tuple[str, Any]]] = {}
+        self._ids = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stop = asyncio.Event()
+
+    # ------------------------------------------------------------ node -> worker
+    def on_message(self, message: list[Any]) -> None:
+        kind = message[0]
+        try:
+            if kind == "B":
+                self.node.broadcast(message[1], message[2])
+            elif kind == "S":
+                self.node.send(message[1], message[2], message[3])
+            elif kind == "Q":
+                self._spawn(self._request(*message[1:]))
+            elif kind in ("A", "R"):
+                fut = self._verdicts.pop(message[1], None)
+                if fut is not None and not fut.done():
+                    fut.set_result((message[2], message[3]))
+            elif kind == "X":
+                self.stop.set()
+            else:
+                log.error("unknown message %r from the node", kind)
+        except (errors.P2PError, ValueError) as err:  # a frame to a protocol or peer it cannot go to
+            log.debug("node message %s refused: %s", kind, err)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _request(self, rid: int, peer: str, protocol: str, payload: bytes, timeout_s: float) -> None:
+        try:
+            body = await self.node.request(peer, protocol, payload, timeout_s=timeout_s)
+            self._send(["R", rid, "ok", body])
+        except (errors.P2PError, ValueError, TimeoutError) as err:
+            self._send(["R", rid, type(err).__name__, str(err)])
+
+    def _send(self, message: list[Any]) -> None:
+        if self.pipe is not None:
+            with contextlib.suppress(PipeBroken):  # the node is gone: the pipe's end stops us
+                self.pipe.send(message)
+
+    # ------------------------------------------------------------ peers -> node
+    async def _ask(self, message: list[Any]) -> tuple[str, Any]:
+        self._ids += 1
+        ident = self._ids
+        fut: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        self._verdicts[ident] = fut
+        message[1] = ident
+        try:
+            self._send(message)
+            return await fut
+        finally:
+            self._verdicts.pop(ident, None)
+
+    async def on_frame(self, protocol: str, peer: str, frame: bytes) -> None:
+        verdict, reason = await self._ask(["F", 0, peer, protocol, frame])
+        if verdict == "bad":
+            raise errors.BadFrame(reason)
+        if verdict != "ok":
+            raise RuntimeError(f"the node's handler failed: {reason}")
+
+    async def on_request(self, protocol: str, peer: str, body: bytes) -> bytes:
+        verdict, answer = await self._ask(["Q", 0, peer, protocol, body])
+        if verdict == "ok":
+            return bytes(answer)
+        if verdict == "bad":
+            raise errors.BadFrame(answer)
+        raise RuntimeError(answer)
+
+    def register(self) -> None:
+        for protocol, kind in self.specs:
+            if kind == "request":
+                self.node.register_request(protocol, functools.partial(self.on_request, protocol))
+            else:
+                self.node.register(protocol, functools.partial(self.on_frame, protocol))
+        self.node.on_peer_connected(lambda peer: self._send(["C", peer]))
+
+    async def watch(self) -> None:
+        """Send the connected set when it changes, and the counters every second."""
+        last: list[str] | None = None
+        loop = asyncio.get_running_loop()
+        next_metrics = loop.time()
+        while not self.stop.is_set():
+            peers = self.node.connected_peers()
+            if peers != last:
+                last = peers
+                self._send(["P", peers])
+            if loop.time() >= next_metrics:
+                next_metrics = loop.time() + METRICS_EVERY_S
+                self._send(["M", self.node.metrics_snapshot()])
+            await asyncio.sleep(PEERS_POLL_S)
+
+
+async def serve(fd: int, config: dict[str, Any]) -> int:
+    limits = Limits(**config["limits"])
+    node = P2PNode(config["home"], config["listen"], peers=config["peers"], limits=limits)
+    worker = Worker(node, [(p, k) for p, k in config["specs"]])
+    worker.pipe = await MessagePipe.connect(socket.socket(fileno=fd), worker.on_message)
+    worker.register()
+    try:
+        await node.start()
+    except Exception as err:  # the port is taken, the address is not ours: the node reports it
+        worker._send(["E", f"{type(err).__name__}: {err}"])
+        await asyncio.sleep(0.1)  # let the message leave before the pipe closes
+        return 1
+    worker._send(["U", node.peer_id, node.listen_addrs])
+    watcher = asyncio.ensure_future(worker.watch())
+    stop: asyncio.Future[Any] = asyncio.ensure_future(worker.stop.wait())
+    ended: asyncio.Future[Any] = worker.pipe.closed
+    await asyncio.wait([stop, ended], return_when=asyncio.FIRST_COMPLETED)
+    watcher.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(node.stop(), 10)
+    worker.pipe.close()
+    return 0
+
+
+def main(argv: list[str]) -> None:
+    fd, config = int(argv[0]), json.loads(argv[1])
+    die_with_parent(int(config["parent_pid"]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C reaches the whole group: the node stops us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from node.main import setup_logging
+
+    setup_logging(Path(config["log_path"]), config.get("log_level", "INFO"))
+    try:
+        import uvloop
+
+        status = uvloop.run(serve(fd, config))
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        status = asyncio.run(serve(fd, config))
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
