@@ -12,7 +12,8 @@ waits for the node's handler before reading the next (the worker awaits the node
 verdict); a handler's ``BadFrame`` counts against the peer and closes its stream; request
 outcomes raise the same exception classes. ``send`` and ``broadcast`` are fire-and-forget
 and answer from the connected set the worker last reported (it reports a change within
-50 ms). ``metrics_snapshot`` is the worker's, at most a second old.
+50 ms). ``metrics_snapshot`` is the worker's, at most 250 ms old
+(and sent again whenever the connected set changes).
 
 Lifetime: the worker dies with the node (``PR_SET_PDEATHSIG`` and the pipe's end); if the
 worker dies first, ``on_failure`` tells the node, which stops (a node without its network

@@ -36,7 +36,7 @@ log = logging.getLogger("bookchain.p2p.worker")
 
 PR_SET_PDEATHSIG = 1
 PEERS_POLL_S = 0.05  # how often the connected set is compared (a change is sent at once)
-METRICS_EVERY_S = 1.0
+METRICS_EVERY_S = 0.25  # and at every change of the connected set (a reconnect is counted by then)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -134,7 +134,7 @@ class Worker:
         self.node.on_peer_connected(lambda peer: self._send(["C", peer]))
 
     async def watch(self) -> None:
-        """Send the connected set when it changes, and the counters every second."""
+        """Send the connected set when it changes, and the counters then and every 250 ms."""
         last: list[str] | None = None
         loop = asyncio.get_running_loop()
         next_metrics = loop.time()
@@ -143,6 +143,7 @@ class Worker:
             if peers != last:
                 last = peers
                 self._send(["P", peers])
+                next_metrics = loop.time()
             if loop.time() >= next_metrics:
                 next_metrics = loop.time() + METRICS_EVERY_S
                 self._send(["M", self.node.metrics_snapshot()])
