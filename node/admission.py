@@ -32,6 +32,16 @@ verified and judged again on the verified signer. The proposer cuts its blocks t
 ``reap_window_ms`` of the rate: a transaction waits for the block in flight and then its
 own, so blocks of seconds would put seconds on every admitted transaction's latency.
 
+Why a feedback on latency too: the rate says what the chain committed lately, not what it
+will commit in the next second. When the machine slows (another process takes a core, a
+block is slow), a window sized by the recent peak admits txs that then wait longer than
+the bound. So the node also measures what it promised: the time each of its clients'
+transactions took from admission to commit here (``Latency``). A block whose admitted txs
+waited longer than ``admission_window_ms`` shrinks the window by a quarter; blocks within
+80% of it let it grow back by a twentieth a block (AIMD, as TCP sizes its congestion
+window), never past what the rate gives. Transactions that never commit here (gossip lost
+on its way to the proposers) do not count: only committed ones measure the queue.
+
 This is node policy, not consensus: it decides what enters this node's mempool from its
 clients (gossip from peers only meets the hard ceiling, so every node holds the same
 pending set to propose from), never what a block may contain.
@@ -88,10 +98,54 @@ class CommitRate:
         self.peak = max(self.per_s, self.peak * math.exp(-dt / self.peak_tau_s))
 
 
-class Window:
-    """The admission bound and the per-signer shares, from the measured rate (its recent peak)."""
+#: The window's scale after a block whose admitted txs waited too long, and the step back up.
+SHRINK = 0.75
+GROW = 0.05
+MIN_SCALE = 0.1
+CALM = 0.8  # a block's slowest admitted tx within this share of the bound lets the window grow
 
-    __slots__ = ("block_ms", "floor", "per_signer_min", "rate", "window_ms")
+
+class Latency:
+    """Admission-to-commit time of this node's clients' transactions, fed back into the
+    window as a scale in [MIN_SCALE, 1] (see the module's docstring)."""
+
+    __slots__ = ("admitted_at", "bound_s", "last_block_max_s", "scale")
+
+    def __init__(self, bound_ms: int) -> None:
+        self.bound_s = bound_ms / 1000
+        self.scale = 1.0
+        self.admitted_at: dict[bytes, float] = {}  # hash -> when a client's tx was admitted
+        self.last_block_max_s = 0.0
+
+    def admitted(self, h: bytes, now: float) -> None:
+        self.admitted_at[h] = now
+
+    def forget(self, h: bytes) -> None:
+        """The tx left without a commit here (expired): it measures nothing."""
+        self.admitted_at.pop(h, None)
+
+    def on_block(self, hashes: list[bytes], now: float) -> None:
+        """A committed block: the slowest of its txs admitted here sets the scale."""
+        pop = self.admitted_at.pop
+        worst = 0.0
+        for h in hashes:
+            t = pop(h, None)
+            if t is not None and now - t > worst:
+                worst = now - t
+        if worst == 0.0:
+            return  # none of ours: nothing measured
+        self.last_block_max_s = worst
+        if worst > self.bound_s:
+            self.scale = max(MIN_SCALE, self.scale * SHRINK)
+        elif worst < CALM * self.bound_s:
+            self.scale = min(1.0, self.scale + GROW)
+
+
+class Window:
+    """The admission bound and the per-signer shares, from the measured rate (its recent
+    peak) scaled by the measured latency."""
+
+    __slots__ = ("block_ms", "floor", "latency", "per_signer_min", "rate", "window_ms")
 
     def __init__(self, window_ms: int, floor: int, per_signer_min: int, rate: CommitRate, block_ms: int = 0) -> None:
         self.window_ms = window_ms
@@ -99,10 +153,12 @@ class Window:
         self.floor = floor
         self.per_signer_min = per_signer_min
         self.rate = rate
+        self.latency = Latency(window_ms)
 
     def size(self) -> int:
         """How many pending txs the mempool may hold from clients right now."""
-        return max(self.floor, int(self.rate.capacity() * max(0, self.window_ms - self.block_ms) / 1000))
+        wait_s = max(0, self.window_ms - self.block_ms) / 1000
+        return max(self.floor, int(self.rate.capacity() * wait_s * self.latency.scale))
 
     def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
         """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``

@@ -127,6 +127,8 @@ class Mempool:
             return Admission(h, err.code, err.message)
         self.pending[h] = raw
         self.bytes += len(raw)
+        if bound:
+            self.window.latency.admitted(h, self.clock())
         self.signer_of[h] = signer
         self.held[signer] = held + 1
         if checked.expires_after is not None:
@@ -229,15 +231,16 @@ class Mempool:
         that cache is full its size stays at ``SEEN_CACHE`` (a multiple of 64), which made
         every block scan the whole pending set after ~200,000 committed txs."""
         committed, pending, verified = self.committed, self.pending, self.verified
-        n = 0
+        hashes = list(hashes)
+        now = self.clock()
+        self.window.latency.on_block(hashes, now)  # before _release forgets the admission times
         for h in hashes:
-            n += 1
             committed[h] = None
             old = pending.pop(h, None)
             if old is not None:
                 self.bytes -= len(old)
                 self._release(h)
-        self.rate.on_block(n, self.clock())
+        self.rate.on_block(len(hashes), now)
         for raw in raws:
             verified.pop(raw, None)
         while len(committed) > SEEN_CACHE:
@@ -260,6 +263,7 @@ class Mempool:
 
     def _release(self, h: bytes) -> None:
         """A pending tx left (committed or expired): its signer holds one fewer."""
+        self.window.latency.forget(h)  # expired or committed (on_block has read its admission time)
         signer = self.signer_of.pop(h, None)
         if signer is None:
             return

@@ -96,6 +96,39 @@ def test_a_slow_block_does_not_shrink_the_bounds_the_recent_peak_sizes_them() ->
     assert pool.window_txs() > 2600 and pool.block_cap() > 1100
 
 
+def test_admitted_txs_that_waited_past_the_bound_shrink_the_window_and_calm_blocks_grow_it_back() -> None:
+    """The window follows what the node promised its clients, not only the rate: a machine
+    that slows makes admitted txs wait longer than the bound, and the window shrinks."""
+    chain, pool, clock = setup([A], admission_floor_txs=10, admission_window_ms=1000, reap_window_ms=300,
+                               per_signer_min=10_000)
+    for _ in range(40):  # 1,000 txs every 0.25 s: 4,000/s, none of them admitted here
+        clock.now += 0.25
+        pool.on_committed([clock.now.hex().encode() + i.to_bytes(2, "big") for i in range(1000)], [],
+                          chain.ex.time_ms)
+    full = pool.window_txs()
+    assert full == pytest.approx(2800, rel=0.02) and pool.window.latency.scale == 1.0  # blocks of others' txs
+    raws = orders(chain, A, 6)
+    assert admit(pool, raws) == [Code.OK] * 6
+    hashes = [tx_hash(r) for r in raws]
+    clock.now += 1.6  # they commit 1.6 s after admission: past the 1 s bound
+    pool.on_committed(hashes[:3], raws[:3], chain.ex.time_ms)
+    assert pool.window.latency.scale == pytest.approx(0.75)
+    assert pool.window_txs() < 0.8 * full
+    clock.now += 0.1
+    pool.on_committed(hashes[3:4], raws[3:4], chain.ex.time_ms)  # still late: shrinks again
+    assert pool.window.latency.scale == pytest.approx(0.75 * 0.75)
+    # a tx that leaves without a commit here (expired) measures nothing
+    pool.window.latency.forget(hashes[4])
+    # calm blocks (within 80% of the bound) grow it back a twentieth at a time, never past 1
+    for _ in range(30):
+        raw = chain.sign(A, PlaceOrder(0, True, 50_000, 1, Tif.GTC, False, None))
+        assert admit(pool, [raw]) == [Code.OK]
+        clock.now += 0.2
+        pool.on_committed([tx_hash(raw)], [raw], chain.ex.time_ms)
+    assert pool.window.latency.scale == 1.0
+    assert pool.window_txs() == max(10, int(pool.rate.capacity() * 0.7))  # the rate's size again
+
+
 def test_the_window_is_what_the_rate_commits_within_the_bound_never_below_the_floor() -> None:
     rate = CommitRate()
     window = Window(1000, 2000, 100, rate)
