@@ -39,7 +39,8 @@ the bound. So the node also measures what it promised: the time each of its clie
 transactions took from admission to commit here (``Latency``). A block whose admitted txs
 waited longer than ``admission_window_ms`` shrinks the window by a quarter; blocks within
 80% of it let it grow back by a twentieth a block (AIMD, as TCP sizes its congestion
-window), never past what the rate gives. Transactions that never commit here (gossip lost
+window), never past what the rate gives. The scale applies to the floor as well: on a
+machine that commits 2,000 txs a second, a 2,000-tx floor alone is a second of queue. Transactions that never commit here (gossip lost
 on its way to the proposers) do not count: only committed ones measure the queue.
 
 This is node policy, not consensus: it decides what enters this node's mempool from its
@@ -158,7 +159,8 @@ class Window:
     def size(self) -> int:
         """How many pending txs the mempool may hold from clients right now."""
         wait_s = max(0, self.window_ms - self.block_ms) / 1000
-        return max(self.floor, int(self.rate.capacity() * wait_s * self.latency.scale))
+        # the scale applies to the floor too: on a slow machine the floor alone is seconds of queue
+        return max(1, int(max(self.floor, self.rate.capacity() * wait_s) * self.latency.scale))
 
     def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
         """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``
