@@ -62,7 +62,7 @@ def netns(args: argparse.Namespace) -> int:
               flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bookchain-chaosns-") as d:
-        r = chaosnet.run(Path(d), args.perturbations, args.seed, args.rate, kinds, progress)
+        r = chaosnet.run(Path(d), args.perturbations, args.seed, args.rate, kinds, progress, warmup_s=args.warmup)
     doc = r.as_dict()
     print_table(doc)
     write_json("chaos_netns", {"command": " ".join(sys.argv), **doc})
@@ -74,9 +74,13 @@ def print_table(d: dict[str, Any]) -> None:
     print(f"\nseed {d['seed']}, {len(d['perturbations'])} perturbations in {d['duration_s']} s "
           f"(load {d['rate_target']} tx/s asked; submitted {rates['submitted_per_s']}/s, acked {rates['acked_per_s']}/s, "
           f"committed {rates['committed_per_s']}/s)")
-    print(f"submitted {d['submitted']}, acked {d['acked']}, refused {d['refused_by_code']}, unanswered {d['unanswered']}")
-    print(f"acked found on all nodes {d['found_all']} / {d['acked']}, lost {d['lost']}, forks {d['forks']}, "
-          f"app-hash mismatches {d['app_hash_mismatches']}, refused but committed {d['refused_but_committed']}")
+    print(f"submitted {d['submitted']}, admitted {d['acked']}, refused {d['refused_by_code']}, "
+          f"unanswered {d['unanswered']} (of which committed {d['committed_unanswered']})")
+    print(f"commit-acknowledged {d['commit_acked']}, of those not on every node: {d['lost_commit_acked']}; "
+          f"admitted and found on all nodes {d['found_all']} / {d['acked']}; admitted, never committed {d['lost']} "
+          f"{d['lost_by']}")
+    print(f"forks {d['forks']}, app-hash mismatches {d['app_hash_mismatches']}, "
+          f"refused but committed {d['refused_but_committed']}")
     print(f"longest stall with a connected quorum {d['longest_stall_with_quorum_s']} s "
           f"(any stall {d['longest_stall_s']} s), heights {d['heights']}")
     print(f"\n{'kind':<20} {'n':>3} {'catch-up p50 s':>15} {'max s':>7} {'stall w/ quorum max s':>22} {'errors':>6}")
@@ -95,6 +99,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=float, default=2000.0, help="tx/s offered (default: half the ~4,000 tx/s capacity)")
     ap.add_argument("--kinds", default="", help="comma-separated perturbation kinds (default: all)")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds of load before the first perturbation")
     args = ap.parse_args()
     sys.exit(netns(args) if args.netns else in_process(args))
 

@@ -44,7 +44,7 @@ from devnet import diskfill
 from devnet.chaos import NODES, HeightWatcher, _stopped
 from devnet.flow import FlowGen
 from devnet.netcut import NetCut, NetnsCluster, available
-from node.client import AsyncClient, NodeUnreachable, RpcError
+from node.client import AsyncClient, NodeUnreachable, RpcError, as_int
 from node.diskfull import EXIT_DISK_FULL
 from node.jsonfmt import code_name
 from state.genesis import Genesis
@@ -82,10 +82,13 @@ class RunReport:
     unanswered: int = 0
     skipped_ticks: int = 0
     found_all: int = 0
-    lost: int = 0
+    commit_acked: int = 0  # admitted txs their admitting node then reported committed
+    lost_commit_acked: int = 0  # of those, not found on every node: must be 0
+    lost: int = 0  # admitted (broadcast acknowledged) and never committed
+    lost_by: dict[str, int] = field(default_factory=dict)  # by the perturbation in force at admission
     lost_sample: list[str] = field(default_factory=list)
     committed: int = 0
-    committed_unacked: int = 0
+    committed_unanswered: int = 0
     refused_but_committed: int = 0
     forks: int = 0
     app_hash_mismatches: int = 0
@@ -98,7 +101,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return (self.forks == 0 and self.app_hash_mismatches == 0 and self.lost == 0 and not self.errors
+        return (self.forks == 0 and self.app_hash_mismatches == 0 and self.lost_commit_acked == 0 and not self.errors
                 and self.refused_but_committed == 0 and not any(p.error for p in self.perturbations))
 
     def rates(self) -> dict[str, float]:
@@ -134,7 +137,11 @@ class TrackedLoad:
         self.per_tick = max(1, round(rate / NODES * tick_s))
         self.tick_s = tick_s
         self.lock = threading.Lock()
-        self.pending: dict[bytes, int] = {}  # hash -> node that acknowledged it (IN_FLIGHT: no answer yet)
+        # hash -> node that admitted it + NODES * the perturbation in force then (IN_FLIGHT: no answer yet)
+        self.pending: dict[bytes, int] = {}
+        self.commit_acked: dict[bytes, int] = {}  # hash -> the height its admitting node reported it at
+        self.commit_acks = 0
+        self.phase = 0  # the index of the perturbation in force (set by the runner)
         self.found_early: set[bytes] = set()  # found in a block before its answer arrived
         self.unanswered_hashes: set[bytes] = set()
         self.refused_hashes: set[bytes] = set()  # kept to catch a refused tx that commits (must not)
@@ -169,20 +176,54 @@ class TrackedLoad:
 
     async def _loop(self, i: int) -> None:
         async with AsyncClient(self.c.url(i), timeout=5.0) as client:
-            next_t = time.monotonic()
-            while not self.stop_flag.is_set():
-                next_t += self.tick_s
-                if self._ready(i):
-                    await self._send(i, client)
-                else:
-                    self.skipped += 1
-                delay = next_t - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                else:  # fell behind (a slow answer): drop the missed ticks, do not burst
-                    missed = int(-delay / self.tick_s)
-                    self.skipped += missed
-                    next_t += missed * self.tick_s
+            follower = asyncio.create_task(self._follow(i, client))
+            await self._submit(i, client)
+            await follower
+
+    async def _follow(self, i: int, client: AsyncClient) -> None:
+        """Follow node ``i``'s commits, as a ``broadcast_tx_commit`` client of node ``i``
+        would: a tx node ``i`` admitted and then reports in block h is *commit-acknowledged*
+        at h, and must be at h on every node whatever happens next."""
+        height: int | None = None
+        while not self.stop_flag.is_set():
+            if not self._ready(i):
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                if height is None:
+                    height = as_int((await client.status())["latest_height"])
+                _latest, blocks = await client.commits_packed(height + 1, wait_ms=500)
+            except (NodeUnreachable, RpcError, OSError, ValueError, KeyError):
+                await asyncio.sleep(0.2)
+                continue
+            for h, hashes, _codes in blocks:
+                if h != height + 1:
+                    break
+                with self.lock:
+                    pending, acked = self.pending, self.commit_acked
+                    for k in range(0, len(hashes), 32):
+                        x = hashes[k:k + 32]
+                        v = pending.get(x)
+                        if v is not None and v >= 0 and v % NODES == i:
+                            acked[x] = h
+                            self.commit_acks += 1
+                height = h
+
+    async def _submit(self, i: int, client: AsyncClient) -> None:
+        next_t = time.monotonic()
+        while not self.stop_flag.is_set():
+            next_t += self.tick_s
+            if self._ready(i):
+                await self._send(i, client)
+            else:
+                self.skipped += 1
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:  # fell behind (a slow answer): drop the missed ticks, do not burst
+                missed = int(-delay / self.tick_s)
+                self.skipped += missed
+                next_t += missed * self.tick_s
 
     async def _send(self, i: int, client: AsyncClient) -> None:
         flow = self.gens[i].take(self.per_tick)
@@ -212,7 +253,7 @@ class TrackedLoad:
                     if early:
                         self.pending.pop(h, None)
                     else:
-                        self.pending[h] = i
+                        self.pending[h] = i + NODES * self.phase
                     continue
                 self.pending.pop(h, None)
                 if name is None:
@@ -245,7 +286,7 @@ class Ledger:
                 if any(x != lists[0] for x in lists):
                     self.report.forks += 1
                     self.report.errors.append(f"height {h}: the nodes committed different txs")
-                found += self._cross_off(set.intersection(*(set(x or ()) for x in lists)))
+                found += self._cross_off(h, set.intersection(*(set(x or ()) for x in lists)))
         if upto > self.checked:
             blocks = {self.c.get(i, f"/block?height={upto}", timeout=30)["hash"] for i in range(NODES)}
             apps = {self.c.get(i, f"/block_results?height={upto}", timeout=30)["app_hash"] for i in range(NODES)}
@@ -259,19 +300,24 @@ class Ledger:
         self.report.heights = self.checked
         return found
 
-    def _cross_off(self, hashes_hex: set[str]) -> int:
+    def _cross_off(self, height: int, hashes_hex: set[str]) -> int:
+        """Cross off the txs block ``height`` holds on every node; a commit-acknowledged
+        one must be at the height its node reported."""
         found = 0
         ld, rep = self.load, self.report
         with ld.lock:
             for hx in hashes_hex:
                 h = bytes.fromhex(hx)
                 rep.committed += 1
+                at = ld.commit_acked.pop(h, None)
+                if at is not None and at != height:
+                    rep.errors.append(f"tx {hx} acknowledged at height {at}, found at {height}")
                 state = ld.pending.pop(h, None)
                 if state is None:
                     if h in ld.refused_hashes:
                         rep.refused_but_committed += 1
                     elif h in ld.unanswered_hashes:
-                        rep.committed_unacked += 1
+                        rep.committed_unanswered += 1
                         ld.unanswered_hashes.discard(h)
                     continue
                 if state == IN_FLIGHT:
@@ -359,6 +405,12 @@ class NetChaos:
                 return
             time.sleep(0.05)
         p.error = f"not caught up {limit_s:.0f} s after the fault: heights {self.heights()} vs {top}"
+
+    def mempools_empty(self) -> bool:
+        try:
+            return all(int(self.cluster.get(i, "/status", timeout=5)["mempool_size"]) == 0 for i in range(NODES))
+        except (NodeUnreachable, RpcError, KeyError, ValueError):
+            return False
 
     def restart_dead(self) -> None:
         for i in range(NODES):
@@ -490,7 +542,7 @@ class NetChaos:
         return [self.rng.randrange(NODES)]
 
     def run(self, n: int, kinds: tuple[str, ...] = KINDS, progress: Callable[[Perturbation], None] | None = None,
-            drain_s: float = 60.0) -> RunReport:
+            drain_s: float = 60.0, warmup_s: float = 3.0) -> RunReport:
         rep, c = self.report, self.cluster
         t_start = time.monotonic()
         load = TrackedLoad(c, self.rate, rep.seed)
@@ -499,9 +551,10 @@ class NetChaos:
         load.start()
         watcher.start()
         try:
-            time.sleep(3.0)  # the load settles
+            time.sleep(warmup_s)  # the load settles (a long warm-up with no perturbation measures capacity)
             for k, kind in enumerate(self.plan(n, kinds)):
                 p = Perturbation(k, kind, self.victims(kind))
+                load.phase = k
                 h0 = max(self.heights())
                 try:
                     off = getattr(self, f"do_{kind}")(p)
@@ -542,24 +595,34 @@ class NetChaos:
         while time.monotonic() < deadline:
             ledger.check(min(self.heights()))
             with load.lock:
-                waiting = sum(1 for v in load.pending.values() if v != IN_FLIGHT)
-            if not waiting:
-                break
+                waiting = sum(1 for v in load.pending.values() if v != IN_FLIGHT) + len(load.commit_acked)
+            if not waiting or self.mempools_empty():
+                break  # all found, or nothing left anywhere that could still commit
             time.sleep(1.0)
+        ledger.check(min(self.heights()))
         with load.lock:
             lost = [(h, v) for h, v in load.pending.items() if v != IN_FLIGHT]
             rep.submitted, rep.acked, rep.unanswered = load.submitted, load.acked, load.unanswered
+            rep.commit_acked = load.commit_acks
+            rep.lost_commit_acked = len(load.commit_acked)
             rep.refused_by_code = dict(sorted(load.refused.items()))
             rep.skipped_ticks = load.skipped
+        kinds = [p.kind for p in rep.perturbations]
+        by: Counter[str] = Counter()
+        for _h, v in lost:
+            phase, node = divmod(v, NODES)
+            by[f"{kinds[phase] if phase < len(kinds) else 'end'} (admitted by {node})"] += 1
         rep.lost = len(lost)
-        rep.lost_sample = [f"{h.hex()} (acked by node {v})" for h, v in lost[:10]]
+        rep.lost_by = dict(by.most_common())
+        rep.lost_sample = [f"{h.hex()} (node {v % NODES}, perturbation {v // NODES})" for h, v in lost[:10]]
 
 
 def run(root: Path, n: int, seed: int, rate: float, kinds: tuple[str, ...] = KINDS,
-        progress: Callable[[Perturbation], None] | None = None, tmpfs_size: str = "4g") -> RunReport:
+        progress: Callable[[Perturbation], None] | None = None, tmpfs_size: str = "4g",
+        warmup_s: float = 3.0) -> RunReport:
     """Build everything, run ``n`` perturbations, tear everything down."""
     with NetChaos(root, seed, rate, tmpfs_size) as chaos:
-        return chaos.run(n, kinds, progress)
+        return chaos.run(n, kinds, progress, warmup_s=warmup_s)
 
 
 __all__ = ["KINDS", "NetChaos", "Perturbation", "RunReport", "TrackedLoad", "available", "run"]
