@@ -72,7 +72,7 @@ def netns(args: argparse.Namespace) -> int:
 def print_table(d: dict[str, Any]) -> None:
     rates = d["rates"]
     print(f"\nseed {d['seed']}, {len(d['perturbations'])} perturbations in {d['duration_s']} s "
-          f"(load {d['rate_target']} tx/s asked; submitted {rates['submitted_per_s']}/s, acked {rates['acked_per_s']}/s, "
+          f"(capacity measured {d['capacity_per_s']} tx/s; load {d['rate_target']} tx/s asked; submitted {rates['submitted_per_s']}/s, acked {rates['acked_per_s']}/s, "
           f"committed {rates['committed_per_s']}/s)")
     print(f"submitted {d['submitted']}, admitted {d['acked']}, refused {d['refused_by_code']}, "
           f"unanswered {d['unanswered']} (of which committed {d['committed_unanswered']})")
@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--netns", action="store_true", help="the network-namespace mode (root)")
     ap.add_argument("--perturbations", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--rate", type=float, default=2000.0, help="tx/s offered (default: half the ~4,000 tx/s capacity)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="tx/s offered (default 0: measure the capacity on this cluster first, offer half)")
     ap.add_argument("--kinds", default="", help="comma-separated perturbation kinds (default: all)")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of load before the first perturbation")
     args = ap.parse_args()

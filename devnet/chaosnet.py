@@ -75,6 +75,7 @@ class Perturbation:
 class RunReport:
     seed: int
     rate_target: float
+    capacity_per_s: float | None = None  # measured first when the rate was not given
     perturbations: list[Perturbation] = field(default_factory=list)
     submitted: int = 0
     acked: int = 0
@@ -541,12 +542,38 @@ class NetChaos:
             return self.rng.sample(range(NODES), 2)
         return [self.rng.randrange(NODES)]
 
+    def measure_capacity(self, seconds: float = 20.0, offered: float = 4000.0) -> float:
+        """Committed tx/s under an offered load well past what the chain takes (the
+        refusals are the admission bound at work), on this very cluster and machine."""
+        probe = RunReport(self.report.seed, offered)
+        load = TrackedLoad(self.cluster, offered, self.report.seed + 1000)
+        ledger = Ledger(self.cluster, load, probe)
+        ledger.checked = min(self.heights())
+        load.start()
+        try:
+            time.sleep(5.0)
+            ledger.check(min(self.heights()))
+            t0, before = time.monotonic(), probe.committed
+            time.sleep(seconds)
+            ledger.check(min(self.heights()))
+            rate = (probe.committed - before) / (time.monotonic() - t0)
+        finally:
+            load.stop()
+        deadline = time.monotonic() + 30
+        while not self.mempools_empty() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return rate
+
     def run(self, n: int, kinds: tuple[str, ...] = KINDS, progress: Callable[[Perturbation], None] | None = None,
             drain_s: float = 60.0, warmup_s: float = 3.0) -> RunReport:
         rep, c = self.report, self.cluster
+        if self.rate <= 0:
+            rep.capacity_per_s = round(self.measure_capacity(), 1)
+            self.rate = rep.rate_target = round(rep.capacity_per_s / 2)
         t_start = time.monotonic()
         load = TrackedLoad(c, self.rate, rep.seed)
         ledger = Ledger(c, load, rep)
+        ledger.checked = min(self.heights())  # what came before (a capacity probe) is not this load's
         watcher = HeightWatcher(c, self.quorum_up)
         load.start()
         watcher.start()
