@@ -52,6 +52,7 @@ from state.genesis import Genesis
 DISK_NODE = 3
 KINDS = ("kill9_one", "kill9_proposer", "kill9_all", "sigstop", "cut_one", "cut_proposer", "split_2_2",
          "asymmetric", "restart_catching_up", "disk_full")
+CRASHES = ("kill9_one", "kill9_proposer", "kill9_all", "restart_catching_up", "disk_full")
 IN_FLIGHT = -1  # pending value of a tx sent but not answered yet
 
 
@@ -86,7 +87,7 @@ class RunReport:
     commit_acked: int = 0  # admitted txs their admitting node then reported committed
     lost_commit_acked: int = 0  # of those, not found on every node: must be 0
     lost: int = 0  # admitted (broadcast acknowledged) and never committed
-    lost_by: dict[str, int] = field(default_factory=dict)  # by the perturbation in force at admission
+    lost_by: dict[str, int] = field(default_factory=dict)  # by the crash that lost them (NetChaos.blame)
     lost_sample: list[str] = field(default_factory=list)
     committed: int = 0
     committed_unanswered: int = 0
@@ -615,6 +616,17 @@ class NetChaos:
         rep.load_s = round(load.t1 - load.t0, 1)
         return rep
 
+    def blame(self, phase: int, node: int) -> str:
+        """What lost a tx ``node`` admitted during perturbation ``phase``: the first fault
+        from then on that took ``node``'s memory (its mempool is not durable), else the
+        perturbation in force at admission, flagged (such a loss needs explaining)."""
+        ps = self.report.perturbations
+        for p in ps[phase:]:
+            if p.kind in CRASHES and node in p.victims:
+                return f"{p.kind} of {node}"
+        kind = ps[phase].kind if phase < len(ps) else "end"
+        return f"{kind}, admitted by {node}, which did not crash after"
+
     def drain(self, ledger: Ledger, load: TrackedLoad, limit_s: float) -> None:
         """Wait for the mempools to empty, check up to the common height, count the rest as lost."""
         rep = self.report
@@ -634,11 +646,9 @@ class NetChaos:
             rep.lost_commit_acked = len(load.commit_acked)
             rep.refused_by_code = dict(sorted(load.refused.items()))
             rep.skipped_ticks = load.skipped
-        kinds = [p.kind for p in rep.perturbations]
         by: Counter[str] = Counter()
         for _h, v in lost:
-            phase, node = divmod(v, NODES)
-            by[f"{kinds[phase] if phase < len(kinds) else 'end'} (admitted by {node})"] += 1
+            by[self.blame(*divmod(v, NODES))] += 1
         rep.lost = len(lost)
         rep.lost_by = dict(by.most_common())
         rep.lost_sample = [f"{h.hex()} (node {v % NODES}, perturbation {v // NODES})" for h, v in lost[:10]]
