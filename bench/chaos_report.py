@@ -62,7 +62,8 @@ def netns(args: argparse.Namespace) -> int:
               flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bookchain-chaosns-") as d:
-        r = chaosnet.run(Path(d), args.perturbations, args.seed, args.rate, kinds, progress, warmup_s=args.warmup)
+        r = chaosnet.run(Path(d), args.perturbations, args.seed, args.rate, kinds, progress, warmup_s=args.warmup,
+                         keep_logs=args.keep_logs)
     doc = r.as_dict()
     print_table(doc)
     write_json("chaos_netns", {"command": " ".join(sys.argv), **doc})
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0,
                     help="tx/s offered (default 0: measure the capacity on this cluster first, offer half)")
     ap.add_argument("--kinds", default="", help="comma-separated perturbation kinds (default: all)")
+    ap.add_argument("--keep-logs", type=Path, default=None, help="copy the nodes' logs here at the end")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of load before the first perturbation")
     args = ap.parse_args()
     sys.exit(netns(args) if args.netns else in_process(args))

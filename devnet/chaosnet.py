@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import shutil
 import signal
 import threading
 import time
@@ -333,8 +334,10 @@ class Ledger:
 class NetChaos:
     """The cluster, the net, the load and the checks of one long run."""
 
-    def __init__(self, root: Path, seed: int, rate: float, tmpfs_size: str = "4g") -> None:
+    def __init__(self, root: Path, seed: int, rate: float, tmpfs_size: str = "4g",
+                 keep_logs: Path | None = None) -> None:
         self.root = root
+        self.keep_logs = keep_logs
         self.rng = random.Random(seed)
         self.report = RunReport(seed, rate)
         self.rate = rate
@@ -366,6 +369,12 @@ class NetChaos:
     def __exit__(self, *exc: object) -> None:
         if self.c is not None:
             self.c.stop_all()
+            if self.keep_logs is not None:  # a stall or an error is explained from the nodes' logs
+                self.keep_logs.mkdir(parents=True, exist_ok=True)
+                for i, node in enumerate(self.c.manifest.nodes):
+                    log = Path(node.home) / "logs" / "node.log"
+                    if log.exists():
+                        shutil.copyfile(log, self.keep_logs / f"node{i}.log")
         if self.mounted and self.data is not None:
             diskfill.umount(self.data)
         self.net.close()
@@ -656,9 +665,10 @@ class NetChaos:
 
 def run(root: Path, n: int, seed: int, rate: float, kinds: tuple[str, ...] = KINDS,
         progress: Callable[[Perturbation], None] | None = None, tmpfs_size: str = "4g",
-        warmup_s: float = 3.0) -> RunReport:
-    """Build everything, run ``n`` perturbations, tear everything down."""
-    with NetChaos(root, seed, rate, tmpfs_size) as chaos:
+        warmup_s: float = 3.0, keep_logs: Path | None = None) -> RunReport:
+    """Build everything, run ``n`` perturbations, tear everything down (``keep_logs``: a
+    directory to copy the nodes' logs to first)."""
+    with NetChaos(root, seed, rate, tmpfs_size, keep_logs) as chaos:
         return chaos.run(n, kinds, progress, warmup_s=warmup_s)
 
 
