@@ -595,7 +595,8 @@ class NetChaos:
                 h0 = max(self.heights())
                 try:
                     off = getattr(self, f"do_{kind}")(p)
-                    self.recover(p, off, max(self.heights()))
+                    # h0: restarted nodes answer -1 until they are up, which must not lower the bar
+                    self.recover(p, off, max(h0, *self.heights()))
                 except Exception as err:  # the run goes on: the error is the perturbation's result
                     p.error = p.error or f"{type(err).__name__}: {err}"
                 finally:
