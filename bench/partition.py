@@ -23,19 +23,15 @@ Results go to ``bench/results/partition.json``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.common import write_json
-from devnet.cluster import Cluster
-from devnet.netcut import NetCut, available
-from devnet.supervisor import default_node_command, stdout_log
-from node.client import Client, NodeUnreachable, RpcError
+from devnet.netcut import NetCut, NetnsCluster, available
+from node.client import NodeUnreachable, RpcError
 
 NODES = 4
 ISOLATED = 3
@@ -54,39 +50,8 @@ class CutResult:
     peer_timeouts: int = 0
 
 
-class NetnsCluster(Cluster):
-    """A ``Cluster`` whose nodes run in the namespaces of ``net``."""
-
-    def __init__(self, root: Path, net: NetCut, code_root: Path,
-                 p2p: dict[str, Any] | None = None) -> None:
-        super().__init__(root)
-        self.net = net
-        self.code_root = code_root
-        prefixes = {f"/ip4/127.0.0.1/tcp/{n.p2p_port}": str(i) for i, n in enumerate(self.manifest.nodes)}
-        for i, node in enumerate(self.manifest.nodes):
-            net.rewrite_config(Path(node.home), i, prefixes)
-            if p2p:
-                self.set_config(i, "p2p", p2p)
-
-    def start(self, i: int, env: dict[str, str] | None = None) -> None:
-        import subprocess
-
-        node = self.manifest.nodes[i]
-        log = open(stdout_log(node), "ab")  # noqa: SIM115 - owned by the process
-        self.procs[i] = subprocess.Popen(
-            self.net.command(i, default_node_command(node)), stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(self.code_root), **(env or {})}, start_new_session=True)
-
-    def get(self, i: int, path: str, timeout: float = 10) -> Any:
-        with self.net.inside(i):
-            return Client(self.url(i), timeout=timeout).request("GET", path)
-
-    def post(self, i: int, path: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any]:
-        with self.net.inside(i):
-            try:
-                return 200, Client(self.url(i), timeout=timeout).post(path, body)
-            except RpcError as err:
-                return err.http_status, {"error": {"code": err.code, "message": err.message}}
+class PartitionCluster(NetnsCluster):
+    """The namespaced cluster plus the p2p counters this bench reports."""
 
     def net_counters(self) -> tuple[int, int]:
         reconnects = timeouts = 0
@@ -100,11 +65,11 @@ class NetnsCluster(Cluster):
         return reconnects, timeouts
 
 
-def _heights(c: NetnsCluster) -> list[int]:
+def _heights(c: PartitionCluster) -> list[int]:
     return [c.height(i) for i in range(NODES)]
 
 
-def run_cut(c: NetnsCluster, kind: str, seconds: float, limit_s: float = 40.0) -> CutResult:
+def run_cut(c: PartitionCluster, kind: str, seconds: float, limit_s: float = 40.0) -> CutResult:
     """One cut of ``seconds``, healed, timed; the chain is left running."""
     result = CutResult(kind, seconds)
     base_reconnects, base_timeouts = c.net_counters()
@@ -138,11 +103,11 @@ def run(root: Path, cuts: list[tuple[str, float]], code_root: Path | None = None
     """Build the namespaces and the devnet, run ``cuts`` one after the other, tear down."""
     net = NetCut(NODES, GROUP_A)
     net.build()
-    c: NetnsCluster | None = None
+    c: PartitionCluster | None = None
     try:
         p2p = None if peer_timeout_ms is None else {"peer_timeout_ms": peer_timeout_ms}
         code = code_root or Path(__file__).resolve().parent.parent
-        c = NetnsCluster(root, net, code, p2p)
+        c = PartitionCluster(root, net, code, p2p)
         c.start_all()
         out = []
         for kind, seconds in cuts:

@@ -94,27 +94,39 @@ class Load(threading.Thread):
 
 class HeightWatcher(threading.Thread):
     """Tracks the longest time the chain's top height did not move, overall and while a
-    quorum (3 of 4) of validators was up and reachable."""
+    quorum (3 of 4) of validators was up and reachable.
 
-    def __init__(self, cluster: Cluster, quorum_up: Callable[[], bool]) -> None:
+    ``quorum_up`` is given the heights just polled (-1: not running, SIGSTOP'd, or no
+    answer), so a caller can count only validators that answer. A stopped node is not
+    polled: its RPC would hold the poll for the client's whole timeout. ``take_window()``
+    returns the longest stall with a quorum since the last call (per perturbation)."""
+
+    def __init__(self, cluster: Cluster, quorum_up: Callable[[list[int]], bool]) -> None:
         super().__init__(daemon=True)
         self.c = cluster
         self.quorum_up = quorum_up
         self.stop_flag = threading.Event()
         self.longest = 0.0
         self.longest_with_quorum = 0.0
+        self.window_with_quorum = 0.0
+
+    def take_window(self) -> float:
+        out, self.window_with_quorum = self.window_with_quorum, 0.0
+        return out
 
     def run(self) -> None:
         top, since, quorum_since = -1, time.monotonic(), time.monotonic()
         while not self.stop_flag.is_set():
-            h = max((self.c.height(i) for i in range(NODES) if self.c.alive(i)), default=-1)
+            heights = [self.c.height(i) if self.c.alive(i) and not _stopped(self.c, i) else -1 for i in range(NODES)]
+            h = max(heights)
             now = time.monotonic()
             if h > top:
                 top, since, quorum_since = h, now, now
-            if not self.quorum_up():
+            if not self.quorum_up(heights):
                 quorum_since = now
             self.longest = max(self.longest, now - since)
             self.longest_with_quorum = max(self.longest_with_quorum, now - quorum_since)
+            self.window_with_quorum = max(self.window_with_quorum, now - quorum_since)
             time.sleep(0.1)
 
 
@@ -204,8 +216,7 @@ def run_scenario(name: str, root: Path, seed: int, seconds: float, load_rate: fl
     try:
         c.start_all()
         load = Load(c, seed, load_rate)
-        watcher = HeightWatcher(c, lambda: sum(c.alive(i) for i in range(NODES)) >= 3
-                                and not any(c.procs[i].poll() is None and _stopped(c, i) for i in range(NODES)))
+        watcher = HeightWatcher(c, lambda heights: sum(h >= 0 for h in heights) >= 3)
         load.start()
         watcher.start()
         try:

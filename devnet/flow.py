@@ -68,60 +68,80 @@ def _min_lots(m: MarketSpec, price_ticks: int) -> int:
     return max(1, -(-m.min_notional // per_lot))
 
 
+class FlowGen:
+    """The flow as a stream: each ``take(n)`` continues where the last one stopped (open
+    quotes, nonces, the rng), so a long run can sign as it goes (the chaos load signs each
+    batch at its tick: pre-signing half an hour of load does not fit in memory) with the
+    same mix and cancels of quotes from earlier batches."""
+
+    def __init__(self, genesis: Genesis, traders: list[PrivateKey], *, seed: int = 1, nonce_base_ms: int,
+                 mix: FlowMix = FlowMix(), mids: dict[str, int] | None = None) -> None:
+        if not traders:
+            raise ValueError("the load needs at least one trader account")
+        self.genesis, self.traders, self.seed, self.mix = genesis, traders, seed, mix
+        self.nonce_base_ms = nonce_base_ms
+        self.rng = random.Random(seed)
+        mids = DEFAULT_MIDS if mids is None else mids
+        # dated futures are left out: past their expiry every order on them is refused
+        self.markets = [(m, mt) for m in genesis.markets
+                        if not m.expiry_ms and (mt := _mid_ticks(genesis, m, mids)) is not None]
+        if not self.markets:
+            raise ValueError("no market has a mid price for the load flow")
+        self.open_quotes: list[deque[tuple[int, bytes]]] = [deque() for _ in traders]
+        self.next_nonce = [nonce_base_ms] * len(traders)
+        self.i = 0  # txs generated so far (the round-robin position and the cloid salt)
+
+    def take(self, count: int, progress: Any = None) -> SignedFlow:
+        """The next ``count`` signed transactions, round-robin over the traders."""
+        rng, mix, markets = self.rng, self.mix, self.markets
+        txs: list[bytes] = []
+        hashes: list[bytes] = []
+        kinds: list[str] = []
+        signers: list[int] = []
+        for n in range(count):
+            i = self.i
+            self.i += 1
+            t = i % len(self.traders)
+            key = self.traders[t]
+            quotes = self.open_quotes[t]
+            r = rng.random()
+            action: Any
+            if len(quotes) >= mix.max_open or (r >= mix.maker + mix.taker and quotes):
+                # the oldest quote: a cancel of a quote in the same block would run before it
+                # (cancels go first) and fail, which measures the flow, not the chain
+                market_id, cloid = quotes.popleft()
+                action, kind = Cancel(market_id, None, cloid), "cancel"
+            else:
+                m, mid = markets[rng.randrange(len(markets))]
+                is_buy = rng.random() < 0.5
+                if r < mix.maker or r >= mix.maker + mix.taker:
+                    offset = rng.randint(1, mix.levels) * mix.step_ticks
+                    price = mid - offset if is_buy else mid + offset
+                    # the nonce base keeps cloids unique across runs (quotes of an earlier run may rest)
+                    cloid = hashlib.sha256(f"load/{self.seed}/{self.nonce_base_ms}/{i}".encode()).digest()[:16]
+                    lots = _min_lots(m, price) * rng.randint(1, 5)
+                    action, kind = PlaceOrder(m.market_id, is_buy, price, lots, Tif.GTC, False, cloid), "maker"
+                    quotes.append((m.market_id, cloid))
+                else:
+                    through = (mix.levels + 10) * mix.step_ticks
+                    price = mid + through if is_buy else max(1, mid - through)
+                    lots = _min_lots(m, price) * rng.randint(1, 3)
+                    action, kind = PlaceOrder(m.market_id, is_buy, price, lots, Tif.IOC, False, None), "taker"
+            raw = sign_tx(key, self.next_nonce[t], action, self.genesis.chain_id)
+            self.next_nonce[t] += 1
+            txs.append(raw)
+            hashes.append(hashlib.sha256(raw).digest())
+            kinds.append(kind)
+            signers.append(t)
+            if progress is not None and n % 1000 == 999:
+                progress(n + 1)
+        if progress is not None:
+            progress(count)
+        return SignedFlow(tuple(txs), tuple(hashes), tuple(kinds), tuple(signers))
+
+
 def generate(genesis: Genesis, traders: list[PrivateKey], count: int, *, seed: int = 1,
              nonce_base_ms: int, mix: FlowMix = FlowMix(), mids: dict[str, int] | None = None,
              progress: Any = None) -> SignedFlow:
     """``count`` signed transactions spread round-robin over ``traders``."""
-    if not traders:
-        raise ValueError("the load needs at least one trader account")
-    rng = random.Random(seed)
-    mids = DEFAULT_MIDS if mids is None else mids
-    # dated futures are left out: past their expiry every order on them is refused
-    markets = [(m, mt) for m in genesis.markets
-               if not m.expiry_ms and (mt := _mid_ticks(genesis, m, mids)) is not None]
-    if not markets:
-        raise ValueError("no market has a mid price for the load flow")
-    open_quotes: list[deque[tuple[int, bytes]]] = [deque() for _ in traders]
-    next_nonce = [nonce_base_ms] * len(traders)
-    txs: list[bytes] = []
-    hashes: list[bytes] = []
-    kinds: list[str] = []
-    signers: list[int] = []
-    for i in range(count):
-        t = i % len(traders)
-        key = traders[t]
-        quotes = open_quotes[t]
-        r = rng.random()
-        action: Any
-        if len(quotes) >= mix.max_open or (r >= mix.maker + mix.taker and quotes):
-            # the oldest quote: a cancel of a quote in the same block would run before it
-            # (cancels go first) and fail, which measures the flow, not the chain
-            market_id, cloid = quotes.popleft()
-            action, kind = Cancel(market_id, None, cloid), "cancel"
-        else:
-            m, mid = markets[rng.randrange(len(markets))]
-            is_buy = rng.random() < 0.5
-            if r < mix.maker or r >= mix.maker + mix.taker:
-                offset = rng.randint(1, mix.levels) * mix.step_ticks
-                price = mid - offset if is_buy else mid + offset
-                # the nonce base keeps cloids unique across runs (quotes of an earlier run may rest)
-                cloid = hashlib.sha256(f"load/{seed}/{nonce_base_ms}/{i}".encode()).digest()[:16]
-                lots = _min_lots(m, price) * rng.randint(1, 5)
-                action, kind = PlaceOrder(m.market_id, is_buy, price, lots, Tif.GTC, False, cloid), "maker"
-                quotes.append((m.market_id, cloid))
-            else:
-                through = (mix.levels + 10) * mix.step_ticks
-                price = mid + through if is_buy else max(1, mid - through)
-                lots = _min_lots(m, price) * rng.randint(1, 3)
-                action, kind = PlaceOrder(m.market_id, is_buy, price, lots, Tif.IOC, False, None), "taker"
-        raw = sign_tx(key, next_nonce[t], action, genesis.chain_id)
-        next_nonce[t] += 1
-        txs.append(raw)
-        hashes.append(hashlib.sha256(raw).digest())
-        kinds.append(kind)
-        signers.append(t)
-        if progress is not None and i % 1000 == 999:
-            progress(i + 1)
-    if progress is not None:
-        progress(count)
-    return SignedFlow(tuple(txs), tuple(hashes), tuple(kinds), tuple(signers))
+    return FlowGen(genesis, traders, seed=seed, nonce_base_ms=nonce_base_ms, mix=mix, mids=mids).take(count, progress)

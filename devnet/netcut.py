@@ -24,6 +24,11 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from devnet.cluster import Cluster
+from devnet.supervisor import default_node_command, stdout_log
+from node.client import Client, RpcError
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.77.0"
@@ -60,6 +65,12 @@ class NetCut:
         self.link = (f"{tag}la", f"{tag}lb")  # the veth pair joining the two bridges
         self.host_veth = [f"{tag}h{i}" for i in range(nodes)]
         self._built: list[tuple[str, str]] = []  # ("netns"|"link", name) to remove
+        # the cuts in force, for connected(): which bridge each host link is on, the split,
+        # the links down, the one-way drops (src, dst)
+        self._bridge_of = [self.bridges[0] if i in self.group_a else self.bridges[1] for i in range(nodes)]
+        self._split = False
+        self._down: set[int] = set()
+        self._one_way: set[tuple[int, int]] = set()
 
     def addr(self, i: int) -> str:
         return f"{SUBNET}.{i + 1}"
@@ -85,8 +96,7 @@ class NetCut:
                 _ip("link", "set", inner, "name", "eth0", ns=ns)
                 _ip("addr", "add", f"{self.addr(i)}/24", "dev", "eth0", ns=ns)
                 _ip("link", "set", "eth0", "up", ns=ns)
-                bridge = self.bridges[0] if i in self.group_a else self.bridges[1]
-                _ip("link", "set", host, "master", bridge, "up")
+                _ip("link", "set", host, "master", self._bridge_of[i], "up")
         except BaseException:
             self.close()
             raise
@@ -100,18 +110,56 @@ class NetCut:
         self._built.clear()
 
     # ------------------------------------------------------------------ faults
-    def split(self) -> None:
-        """Cut group A from group B (each half still talks within itself)."""
+    def split(self, groups: Sequence[Sequence[int]] | None = None) -> None:
+        """Cut one group of nodes from the other (each half still talks within itself).
+
+        ``groups`` (two lists of node indexes) may be any split: each node's host link is
+        moved onto the bridge of its side before the joining link goes down, so a 0,2 | 1,3
+        split needs no other wiring than the 0,1 | 2,3 one. Default: ``group_a`` against the rest.
+        """
+        if groups is not None:
+            side_a = set(groups[0])
+            for i, host in enumerate(self.host_veth):
+                want = self.bridges[0] if i in side_a else self.bridges[1]
+                if self._bridge_of[i] != want:
+                    _ip("link", "set", host, "nomaster")
+                    _ip("link", "set", host, "master", want, "up")
+                    self._bridge_of[i] = want
         _ip("link", "set", self.link[0], "down")
+        self._split = True
 
     def isolate(self, i: int) -> None:
         """Cut node ``i`` from everyone."""
         _ip("link", "set", self.host_veth[i], "down")
+        self._down.add(i)
+
+    def one_way(self, src: int, dst: int) -> None:
+        """An asymmetric cut: ``src`` still reaches ``dst``, ``dst`` no longer reaches ``src``.
+
+        In ``dst``'s namespace a permanent neighbour entry gives ``src``'s address a MAC no
+        one has, so every packet ``dst`` sends to ``src`` is dropped silently on the bridge
+        while ``src``'s packets still arrive (this machine has neither nftables nor
+        iptables, and no tc actions; a permanent entry is never overwritten by ARP).
+        TCP needs both ways, so connections stall, but one-way traffic already in flight
+        (``src``'s segments) is still delivered.
+        """
+        _ip("neigh", "replace", self.addr(src), "lladdr", "02:00:00:00:00:01", "nud", "permanent",
+            "dev", "eth0", ns=self.ns[dst])
+        self._one_way.add((src, dst))
 
     def heal(self) -> None:
         _ip("link", "set", self.link[0], "up")
         for host in self.host_veth:
             _ip("link", "set", host, "up")
+        for src, dst in self._one_way:
+            _ip("neigh", "del", self.addr(src), "dev", "eth0", ns=self.ns[dst], check=False)
+        self._split, self._down, self._one_way = False, set(), set()
+
+    def connected(self, a: int, b: int) -> bool:
+        """Can ``a`` and ``b`` exchange packets both ways under the cuts in force?"""
+        if a in self._down or b in self._down or (a, b) in self._one_way or (b, a) in self._one_way:
+            return False
+        return not (self._split and self._bridge_of[a] != self._bridge_of[b])
 
     # ------------------------------------------------------------------ nodes
     def command(self, i: int, cmd: Sequence[str]) -> list[str]:
@@ -158,3 +206,51 @@ class NetCut:
             finally:
                 os.close(target)
                 os.close(home)
+
+    def enter(self, i: int) -> None:
+        """Move the calling thread into node ``i``'s namespace for good: for a thread that
+        only ever talks to node ``i`` (a load client with its own event loop), which would
+        otherwise hold ``inside``'s lock for its whole life."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        target = os.open(f"/run/netns/{self.ns[i]}", os.O_RDONLY)
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.ns[i]} failed")
+        finally:
+            os.close(target)
+
+
+class NetnsCluster(Cluster):
+    """A ``Cluster`` whose nodes run in the namespaces of ``net``; RPC goes through
+    ``net.inside``. ``code_root`` is put on the nodes' PYTHONPATH (bench.partition runs the
+    nodes of another checkout that way); None runs the installed package."""
+
+    def __init__(self, root: Path, net: NetCut, code_root: Path | None = None,
+                 p2p: dict[str, Any] | None = None, **cluster: Any) -> None:
+        super().__init__(root, **cluster)
+        self.net = net
+        self.code_root = code_root
+        prefixes = {f"/ip4/127.0.0.1/tcp/{n.p2p_port}": str(i) for i, n in enumerate(self.manifest.nodes)}
+        for i, node in enumerate(self.manifest.nodes):
+            net.rewrite_config(Path(node.home), i, prefixes)
+            if p2p:
+                self.set_config(i, "p2p", p2p)
+
+    def start(self, i: int, env: dict[str, str] | None = None) -> None:
+        node = self.manifest.nodes[i]
+        extra = {"PYTHONPATH": str(self.code_root)} if self.code_root is not None else {}
+        log = open(stdout_log(node), "ab")  # noqa: SIM115 - owned by the process
+        self.procs[i] = subprocess.Popen(
+            self.net.command(i, default_node_command(node)), stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **extra, **(env or {})}, start_new_session=True)
+
+    def get(self, i: int, path: str, timeout: float = 10) -> Any:
+        with self.net.inside(i):
+            return Client(self.url(i), timeout=timeout).request("GET", path)
+
+    def post(self, i: int, path: str, body: dict[str, Any], timeout: float = 30) -> tuple[int, Any]:
+        with self.net.inside(i):
+            try:
+                return 200, Client(self.url(i), timeout=timeout).post(path, body)
+            except RpcError as err:
+                return err.http_status, {"error": {"code": err.code, "message": err.message}}

@@ -14,10 +14,6 @@ at, and no equivocation anywhere.
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 import pytest
 
 from devnet.cluster import Cluster
+from devnet.diskfill import Filler, mount_tmpfs, umount
 from devnet.supervisor import stdout_log
 from node.client import NodeUnreachable
 from node.diskfull import EXIT_DISK_FULL
@@ -35,49 +32,6 @@ pytestmark = pytest.mark.e2e
 
 TMPFS_SIZE = "24m"
 VICTIM = 3
-
-
-def _mount_tmpfs(where: Path) -> str | None:
-    """Mount a small tmpfs at ``where``; None, or why it cannot be done here."""
-    if os.geteuid() != 0:
-        return "mounting a tmpfs needs root"
-    if shutil.which("mount") is None:
-        return "no mount command"
-    where.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(where)],
-                         capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        return f"mount -t tmpfs failed: {(out.stderr or out.stdout).strip()}"
-    return None
-
-
-def _umount(where: Path) -> None:
-    for args in (["umount", str(where)], ["umount", "-l", str(where)]):
-        if subprocess.run(args, capture_output=True, timeout=30).returncode == 0:
-            return
-
-
-class Filler:
-    """Takes every free byte of a file system, and keeps taking what is freed (the WAL is
-    truncated at every height, LevelDB deletes compacted files)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fh = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by free()
-
-    def take(self) -> None:
-        for chunk in (1 << 20, 1 << 12):
-            while True:
-                try:
-                    self.fh.write(bytes(chunk))
-                except OSError as err:
-                    if err.errno != errno.ENOSPC:
-                        raise
-                    break
-
-    def free(self) -> None:
-        self.fh.close()
-        self.path.unlink()
 
 
 class Load:
@@ -151,7 +105,7 @@ def test_a_full_disk_stops_the_validator_cleanly_and_a_restart_catches_up(tmp_pa
     c = Cluster(tmp_path / "net")
     home = Path(c.manifest.nodes[VICTIM].home)
     data = home / "data"
-    why = _mount_tmpfs(data)
+    why = mount_tmpfs(data, TMPFS_SIZE)
     if why is not None:
         pytest.skip(f"cannot give one validator a small disk: {why}")
     filler: Filler | None = None
@@ -217,4 +171,4 @@ def test_a_full_disk_stops_the_validator_cleanly_and_a_restart_catches_up(tmp_pa
         if filler is not None:
             with contextlib.suppress(OSError):
                 filler.free()
-        _umount(data)
+        umount(data)
