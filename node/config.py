@@ -24,10 +24,10 @@ class MempoolConfig:
 
     max_txs: int = 50_000
     max_bytes: int = 64_000_000
-    admission_window_ms: int = 1000
+    admission_window_ms: int = 800
     admission_floor_txs: int = 2000
     per_signer_min: int = 100
-    reap_window_ms: int = 300
+    reap_window_ms: int = 250
 
     def __post_init__(self) -> None:
         for name in ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs", "per_signer_min",
