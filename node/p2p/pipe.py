@@ -23,11 +23,13 @@ from typing import Any, cast
 
 import msgpack
 
-from node.p2p.protocols import ABSOLUTE_MAX_FRAME_BYTES
+from node.p2p.protocols import DEFAULT_MAX_FRAME_BYTES, FALLBACK_MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = ABSOLUTE_MAX_FRAME_BYTES + 64 * 1024  # a frame plus its envelope
+# The largest frame any protocol the node registers takes (a synced batch of blocks, 32 MiB),
+# plus its envelope: the node registers its protocols with these limits.
+MAX_MESSAGE_BYTES = max(*DEFAULT_MAX_FRAME_BYTES.values(), FALLBACK_MAX_FRAME_BYTES) + 64 * 1024
 
 
 class PipeBroken(Exception):
