@@ -56,21 +56,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def thread_cpu_seconds(pid: int) -> tuple[float, float]:
-    """(main thread, all other threads) CPU seconds of a process, from /proc/PID/task.
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process's main thread (tid == pid, from /proc/PID/task/PID).
 
-    The main thread (tid == pid) runs consensus, execution and the event loop: its CPU per
-    committed transaction is the serial cost that bounds a node's rate, whatever the other
-    threads and worker processes add in parallel."""
-    main = cpu_seconds(f"{pid}/task/{pid}")
-    return main, tree_cpu_seconds(pid) - main
+    It runs consensus, execution and the event loop: its CPU per committed transaction is
+    the serial cost that bounds a node's rate, whatever the other threads and worker
+    processes add in parallel."""
+    return cpu_seconds(f"{pid}/task/{pid}")
 
 
 def idle_cpu_per_s(pids: list[int], seconds: float) -> list[float]:
     """Each node's CPU use per second with no load: consensus rounds, empty blocks, timers."""
-    before = [cpu_seconds(p) for p in pids]
+    before = [tree_cpu_seconds(p) for p in pids]
     time.sleep(seconds)
-    return [(cpu_seconds(p) - b) / seconds for p, b in zip(pids, before, strict=True)]
+    return [(tree_cpu_seconds(p) - b) / seconds for p, b in zip(pids, before, strict=True)]
 
 
 def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) -> dict[str, Any]:
@@ -78,14 +77,14 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     idle = idle_cpu_per_s(pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
     before = [tree_cpu_seconds(p) for p in pids]
-    main_before = [thread_cpu_seconds(p)[0] for p in pids]
+    main_before = [main_thread_cpu_seconds(p) for p in pids]
     gen_before = time.process_time()
     t0 = time.monotonic()
     report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts))
     wall = time.monotonic() - t0
     gen_cpu = time.process_time() - gen_before
     node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
-    main_cpu = [thread_cpu_seconds(p)[0] - b for p, b in zip(pids, main_before, strict=True)]
+    main_cpu = [main_thread_cpu_seconds(p) - b for p, b in zip(pids, main_before, strict=True)]
     committed = max(report.committed, 1)
     main_us = [cpu * 1e6 / committed for cpu in main_cpu]
     per_node_us = [cpu * 1e6 / committed for cpu in node_cpu]

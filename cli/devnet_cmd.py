@@ -119,8 +119,8 @@ def up(home: Path, nodes: int, traders: int, reset: bool, timeout: float, block_
 
 
 def build_line(m: Manifest) -> str:
-    """Which build the nodes run, from node0's /status: the compiled one needs ~3x less CPU
-    per transaction, and the README's first command installs it where a C compiler is."""
+    """Which build the nodes run, from node0's /status: the compiled one applies blocks ~3x
+    faster, and the README's first command installs it where a C compiler is."""
     try:
         status = Client(m.nodes[0].rpc_url, timeout=5).status()
     except (NodeUnreachable, RpcError):

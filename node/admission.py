@@ -40,8 +40,9 @@ transactions took from admission to commit here (``Latency``). A block whose adm
 waited longer than ``admission_window_ms`` shrinks the window by a quarter; blocks within
 80% of it let it grow back by a twentieth a block (AIMD, as TCP sizes its congestion
 window), never past what the rate gives. The scale applies to the floor as well: on a
-machine that commits 2,000 txs a second, a 2,000-tx floor alone is a second of queue. Transactions that never commit here (gossip lost
-on its way to the proposers) do not count: only committed ones measure the queue.
+machine that commits 2,000 txs a second, a 2,000-tx floor alone is a second of queue.
+Transactions that never commit here (gossip lost on its way to the proposers) do not
+count: only committed ones measure the queue.
 
 This is node policy, not consensus: it decides what enters this node's mempool from its
 clients (gossip from peers only meets the hard ceiling, so every node holds the same
@@ -110,13 +111,12 @@ class Latency:
     """Admission-to-commit time of this node's clients' transactions, fed back into the
     window as a scale in [MIN_SCALE, 1] (see the module's docstring)."""
 
-    __slots__ = ("admitted_at", "bound_s", "last_block_max_s", "scale")
+    __slots__ = ("admitted_at", "bound_s", "scale")
 
     def __init__(self, bound_ms: int) -> None:
         self.bound_s = bound_ms / 1000
         self.scale = 1.0
         self.admitted_at: dict[bytes, float] = {}  # hash -> when a client's tx was admitted
-        self.last_block_max_s = 0.0
 
     def admitted(self, h: bytes, now: float) -> None:
         self.admitted_at[h] = now
@@ -135,7 +135,6 @@ class Latency:
                 worst = now - t
         if worst == 0.0:
             return  # none of ours: nothing measured
-        self.last_block_max_s = worst
         if worst > self.bound_s:
             self.scale = max(MIN_SCALE, self.scale * SHRINK)
         elif worst < CALM * self.bound_s:

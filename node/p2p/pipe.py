@@ -16,7 +16,6 @@ its next one, exactly as an in-process handler is awaited.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import Callable
 from typing import Any, cast
@@ -24,8 +23,6 @@ from typing import Any, cast
 import msgpack
 
 from node.p2p.protocols import DEFAULT_MAX_FRAME_BYTES, FALLBACK_MAX_FRAME_BYTES
-
-log = logging.getLogger(__name__)
 
 # The largest frame any protocol the node registers takes (a synced batch of blocks, 32 MiB),
 # plus its envelope: the node registers its protocols with these limits.
