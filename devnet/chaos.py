@@ -134,9 +134,9 @@ def check(c: Cluster, result: ScenarioResult, acked: list[str]) -> None:
     """The RPC-only invariants, after the scenario healed."""
     from node.replay import RpcSource, replay
 
-    top = max(c.height(i) for i in range(NODES))
+    top = max(c.current_height(i) for i in range(NODES))
     c.wait_height(top, timeout=90)
-    common = min(c.height(i) for i in range(NODES))
+    common = min(c.current_height(i) for i in range(NODES))
     result.heights = common
     for h in range(1, common + 1):
         if len({c.get(i, f"/block?height={h}")["hash"] for i in range(NODES)}) != 1:
@@ -190,7 +190,7 @@ def restart_all(c: Cluster, rng: random.Random, seconds: float) -> None:
     time.sleep(0.5)
     for i in range(NODES):
         c.start(i)
-    c.wait_height(max(c.height(i) for i in range(NODES)) + 2, timeout=60)
+    c.wait_height(max(c.current_height(i) for i in range(NODES)) + 2, timeout=60)
     time.sleep(max(1.0, seconds / 2))
 
 

@@ -121,6 +121,16 @@ class Cluster:
         except (NodeUnreachable, RpcError, ValueError):
             return -1
 
+    def current_height(self, i: int, timeout: float = 30) -> int:
+        """Node ``i``'s height, asked again until it answers: ``height`` says -1 for a node
+        that is down or too slow to answer, which is no base for a target height."""
+        deadline = time.monotonic() + timeout
+        while (h := self.height(i)) < 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node {i} gave no height within {timeout} s\n" + self.log_tail(i))
+            time.sleep(0.2)
+        return h
+
     def wait_height(self, h: int, nodes: list[int] | None = None, timeout: float = 60) -> None:
         nodes = list(range(len(self.manifest.nodes))) if nodes is None else nodes
         deadline = time.monotonic() + timeout

@@ -133,7 +133,7 @@ def test_a_full_disk_stops_the_validator_cleanly_and_a_restart_catches_up(tmp_pa
                 assert f"(exit {EXIT_DISK_FULL})" in critical[0], critical[0]
 
             # the other three keep committing, and the load keeps being acknowledged
-            h_stop = c.height(0)
+            h_stop = c.current_height(0)
             c.wait_height(h_stop + 5, nodes=[0, 1, 2], timeout=20)
             _wait(lambda: load.count() >= acked_before + 10, 20, "acknowledgements without node 3")
 
@@ -152,7 +152,7 @@ def test_a_full_disk_stops_the_validator_cleanly_and_a_restart_catches_up(tmp_pa
             _wait(lambda: c.height(VICTIM) >= c.height(0) > h_stop + 5, 40, f"node {VICTIM} to catch up")
             _wait(lambda: load.count() >= acked_before + 20, 20, "more acknowledgements")
         # quiet: every node at the same height
-        top = max(c.height(i) for i in range(4))
+        top = max(c.current_height(i) for i in range(4))
         c.wait_height(top, timeout=20)
         hashes = [_block_hashes(c, i, top) for i in range(4)]
         assert len(hashes[0]) == top and all(h == hashes[0] for h in hashes), "the chains differ"

@@ -91,14 +91,14 @@ def test_killed_validator_restarts_and_catches_up_while_chain_continues(tmp_path
         c.start_all()
         c.commit(0, c.sign("alice", order(False, 61_000, 5)))
         c.kill(3, signal.SIGKILL)
-        h = c.height(0)
+        h = c.current_height(0)
         c.wait_height(h + 5, nodes=[0, 1, 2], timeout=30)  # 3 of 4 keep committing
         acked = c.commit(1, c.sign("bob", order(True, 61_000, 5)))
         assert acked["name"] == "OK"
         c.start(3)
-        target = c.height(0)
+        target = c.current_height(0)
         c.wait_height(target, nodes=[3], timeout=60)
-        common = min(c.height(i) for i in range(4))
+        common = min(c.current_height(i) for i in range(4))
         for height in (1, acked["height"], common):
             assert len({c.get(i, f"/block?height={height}")["hash"] for i in range(4)}) == 1
         assert c.get(3, f"/tx?hash={acked['hash']}")["height"] == acked["height"]
@@ -106,7 +106,7 @@ def test_killed_validator_restarts_and_catches_up_while_chain_continues(tmp_path
         c.kill(2, signal.SIGSTOP)
         time.sleep(2)
         c.kill(2, signal.SIGCONT)
-        c.wait_height(c.height(0), nodes=[2], timeout=30)
+        c.wait_height(c.current_height(0), nodes=[2], timeout=30)
     finally:
         c.stop_all()
 

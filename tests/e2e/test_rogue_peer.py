@@ -19,7 +19,7 @@ def test_garbage_from_a_peer_is_counted_and_banned_while_blocks_continue(tmp_pat
     try:
         c.start_all()
         target = c.manifest.nodes[0]
-        start = c.height(0)
+        start = c.current_height(0)
         addr = f"/ip4/127.0.0.1/tcp/{target.p2p_port}/p2p/{target.peer_id}"
 
         async def attack() -> None:

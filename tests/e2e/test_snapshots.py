@@ -47,7 +47,7 @@ def test_pruned_chain_and_state_sync_from_snapshot(tmp_path: Path) -> None:
         assert gone.value.http_status == 404
         c.set_config(3, "storage", {"state_sync_from": c.url(1)})
         c.start(3)
-        c.wait_height(c.height(0) + 2, nodes=[3], timeout=60)
+        c.wait_height(c.current_height(0) + 2, nodes=[3], timeout=60)
         assert len(_app_hashes_at_common_height(c)) == 1
         books = [c.get(i, "/book?market=0")["asks"] for i in range(4)]
         assert books[3] == books[0] == [[60_500, 4, 1]]
@@ -180,7 +180,7 @@ def _app_hashes_at_common_height(c: Cluster, attempts: int = 10) -> set[str]:
     fall far enough behind that the leader no longer has its height: take a fresh height
     and ask again (a node that stays that far behind fails the test)."""
     for _ in range(attempts):
-        top = min(c.height(i) for i in range(4))
+        top = min(c.current_height(i) for i in range(4))
         try:
             return {c.get(i, f"/block_results?height={top}")["app_hash"] for i in range(4)}
         except RpcError as err:
