@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_json
+from bench.common import libsodium_verify_per_s, write_json
 from devnet.chaos import SCENARIOS, run_scenario
 
 
@@ -64,7 +64,7 @@ def netns(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bookchain-chaosns-") as d:
         r = chaosnet.run(Path(d), args.perturbations, args.seed, args.rate, kinds, progress, warmup_s=args.warmup,
                          keep_logs=args.keep_logs)
-    doc = r.as_dict()
+    doc = {**r.as_dict(), "libsodium_verify_per_s": round(libsodium_verify_per_s())}  # the yardstick, this run
     print_table(doc)
     write_json("chaos_netns", {"command": " ".join(sys.argv), **doc})
     return 0 if r.ok else 1
@@ -84,6 +84,7 @@ def print_table(d: dict[str, Any]) -> None:
           f"refused but committed {d['refused_but_committed']}")
     print(f"longest stall with a connected quorum {d['longest_stall_with_quorum_s']} s "
           f"(any stall {d['longest_stall_s']} s), heights {d['heights']}")
+    print(f"libsodium ed25519 verify, one core, right after the run: {d['libsodium_verify_per_s']:,}/s")
     print(f"\n{'kind':<20} {'n':>3} {'catch-up p50 s':>15} {'max s':>7} {'stall w/ quorum max s':>22} {'errors':>6}")
     for kind, row in d["by_kind"].items():
         print(f"{kind:<20} {row['count']:>3} {row['catch_up_p50_s']!s:>15} {row['catch_up_max_s']!s:>7} "
