@@ -314,6 +314,8 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
              ("p99 ms", doc["p99_ms"]), ("max ms", doc["max_ms"]),
              ("submit answer p50 / p99 / max ms",
               f"{doc['submit_p50_ms']} / {doc['submit_p99_ms']} / {doc['submit_max_ms']}"),
+             ("  of which the nodes' own, p50 / p99 ms (bucket bound)",
+              f"<= {doc['node_answer_p50_ms']} / <= {doc['node_answer_p99_ms']}"),
              ("blocks", doc["blocks"]), ("heights", f"{doc['first_height']}..{doc['last_height']}"),
              ("duration s", doc["duration_s"]),
              ("failed in block", sum(doc["failed_in_block_by_code"].values()))]

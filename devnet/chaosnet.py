@@ -508,6 +508,9 @@ class NetChaos:
         shrunk = diskfill.shrink(data)
         filler = diskfill.Filler(data / "filler")
         try:
+            if not shrunk:  # the node outgrew each headroom: shrink again once the filler holds the rest
+                filler.take()
+                shrunk = diskfill.shrink(data, headroom=0)
             t0 = time.monotonic()
             proc = c.procs[DISK_NODE]
             while proc.poll() is None and time.monotonic() - t0 < 30:

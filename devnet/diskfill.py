@@ -43,11 +43,16 @@ def resize(where: Path, size: str) -> bool:
     return out.returncode == 0
 
 
-def shrink(where: Path, headroom: int = 1 << 20) -> bool:
-    """Lower the tmpfs size to what is in use plus ``headroom`` bytes (page-rounded)."""
-    st = os.statvfs(where)
-    used = (st.f_blocks - st.f_bfree) * st.f_frsize
-    return resize(where, f"{(used + headroom) // 4096 * 4096 + 4096}")
+def shrink(where: Path, headroom: int = 1 << 20, attempts: int = 5) -> bool:
+    """Lower the tmpfs size to what is in use plus ``headroom`` bytes (page-rounded). A node
+    under load writes between the reading of the usage and the remount, and the kernel
+    refuses a size below what is in use then: read again and retry, with more headroom."""
+    for attempt in range(attempts):
+        st = os.statvfs(where)
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        if resize(where, f"{(used + (headroom << attempt)) // 4096 * 4096 + 4096}"):
+            return True
+    return False
 
 
 class Filler:

@@ -30,7 +30,9 @@ e.g. ``UNKNOWN_ORDER`` for a cancel that lost the race with a fill). A refused t
 never the chain's: it is not lost, and not counted as uncommitted. Latency percentiles
 are of admitted txs only (from the scheduled submit to the commit seen); ``submit_*_ms``
 are the round trips of the ``/broadcast_txs`` calls (a node's admission answer time, plus
-the wire). ``rejected`` and ``rejected_by_code`` sum both kinds, as before.
+the wire and the wait of each side's event loop); ``node_answer_*_ms`` are the nodes' own
+answer times over the run (their ``bookchain_admission_ms`` histograms, read from
+``/metrics`` before and after: the upper bound of the percentile's bucket). ``rejected`` and ``rejected_by_code`` sum both kinds, as before.
 ``tx_per_s`` counts every committed tx: a failed-in-block tx still went through consensus
 and execution.
 """
@@ -88,6 +90,8 @@ class LoadReport:
     submit_p50_ms: float | None = None
     submit_p99_ms: float | None = None
     submit_max_ms: float | None = None
+    node_answer_p50_ms: float | None = None
+    node_answer_p99_ms: float | None = None
     mix: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -96,6 +100,44 @@ class LoadReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: the nodes' own answer time to a client's submission (node/metrics.py), a histogram
+ANSWER_METRIC = "bookchain_admission_ms"
+
+
+async def answer_buckets(session: Any, urls: Sequence[str]) -> Counter[float]:
+    """The nodes' ``bookchain_admission_ms`` histograms summed: bucket bound -> cumulative
+    count. A node that does not answer adds nothing."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total: Counter[float] = Counter()
+    for url in urls:
+        try:
+            async with session.get(url.rstrip("/") + "/metrics", timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                if resp.status != 200:
+                    continue
+                families = list(text_string_to_metric_families(await resp.text()))
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            continue
+        for family in families:
+            if family.name == ANSWER_METRIC:
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket"):
+                        total[float(sample.labels["le"])] += int(sample.value)
+    return total
+
+
+def bucket_percentile(before: Counter[float], after: Counter[float], q: float) -> float | None:
+    """The upper bound of the histogram bucket that holds the ``q``-th percentile of what
+    was observed between two scrapes (None when nothing was; ``inf`` past the last bound).
+    The bound, not an interpolation: the node's buckets are all it kept."""
+    counts = sorted((le, max(0, after[le] - before.get(le, 0))) for le in after)
+    if not counts or counts[-1][1] == 0:
+        return None
+    rank = max(1, math.ceil(q / 100 * counts[-1][1]))
+    return next(le for le, c in counts if c >= rank)
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -248,6 +290,7 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
     async with aiohttp.ClientSession(connector=connector) as session:
         clients = [AsyncClient(u, timeout=30.0, session=session) for u in urls]
         follower = clients[0]
+        answers_before = await answer_buckets(session, urls)
         start_height = as_int((await follower.status())["latest_height"])
         stop = asyncio.Event()
         follow_task = asyncio.create_task(_follow(follower, start_height, tr, stop, poll_s))
@@ -272,6 +315,7 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
             await asyncio.sleep(0.05)
         stop.set()
         await follow_task
+        answers_after = await answer_buckets(session, urls)
     end = tr.last_commit if tr.last_commit is not None else time.perf_counter()
     window = max(end - t0, 1e-9)
     lat = sorted(tr.latencies)
@@ -289,7 +333,9 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         max_ms=_r(lat[-1] if lat else None), submit_s=round(submit_s, 3), duration_s=round(window, 3),
         blocks=tr.blocks, first_height=tr.first_height, last_height=tr.last_height,
         submit_p50_ms=_r(percentile(trips, 50)), submit_p99_ms=_r(percentile(trips, 99)),
-        submit_max_ms=_r(trips[-1] if trips else None), mix=flow.counts(),
+        submit_max_ms=_r(trips[-1] if trips else None),
+        node_answer_p50_ms=bucket_percentile(answers_before, answers_after, 50),
+        node_answer_p99_ms=bucket_percentile(answers_before, answers_after, 99), mix=flow.counts(),
     )
 
 

@@ -155,6 +155,7 @@ def test_demo_and_a_short_load(devnet: Manifest) -> None:
     assert report["submitted"] == 200 and report["uncommitted"] == 0
     assert report["committed"] == report["accepted"] == 200
     assert report["p50_ms"] is not None and report["tx_per_s"] > 0
+    assert report["node_answer_p50_ms"] is not None  # the nodes' own answer times, from /metrics
 
 
 def _set_feeds(m: Manifest, btc: int) -> None:

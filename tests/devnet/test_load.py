@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from cli.main import bookchain
 from devnet.flow import FlowMix, generate
-from devnet.load import _submit_batch, _Tracker, percentile, prepare, run_load, split_by_node
+from devnet.load import _submit_batch, _Tracker, bucket_percentile, percentile, prepare, run_load, split_by_node
 from state.errors import Code
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey
@@ -119,6 +119,19 @@ def test_percentile() -> None:
     assert percentile([5.0], 99) == 5.0
 
 
+def test_bucket_percentile_of_what_a_run_added() -> None:
+    """The nodes' answer histograms (cumulative counts per bound) before and after a run:
+    the percentile's bucket bound among the run's observations only."""
+    before = Counter({1.0: 10, 5.0: 10, 25.0: 10, float("inf"): 10})  # 10 earlier answers, all <= 1 ms
+    after = Counter({1.0: 10, 5.0: 60, 25.0: 108, float("inf"): 110})  # the run: 50 <= 5, 48 <= 25, 2 past
+    assert bucket_percentile(before, after, 50) == 5.0
+    assert bucket_percentile(before, after, 90) == 25.0
+    assert bucket_percentile(before, after, 99) == float("inf")
+    assert bucket_percentile(after, after, 50) is None and bucket_percentile(Counter(), Counter(), 50) is None
+    restarted = Counter({1.0: 0, 5.0: 3, 25.0: 4, float("inf"): 4})  # a node's counters began again
+    assert bucket_percentile(before, restarted, 50) is None
+
+
 def test_run_load_against_a_fake_chain(tmp_path: Path) -> None:
     home = tmp_path / "dn"
     with fake_devnet(home, nodes=2, traders=4) as fake:
@@ -138,6 +151,7 @@ def test_run_load_against_a_fake_chain(tmp_path: Path) -> None:
     assert doc["committed_ok"] == 399 - (doc["rejected"] - 1)
     assert 0 < doc["p50_ms"] <= doc["p90_ms"] <= doc["p99_ms"] <= doc["max_ms"]
     assert doc["tx_per_s"] > 100 and doc["blocks"] >= 2
+    assert doc["node_answer_p50_ms"] is None  # the stand-in serves no /metrics
 
 
 def test_cli_load_writes_json(tmp_path: Path) -> None:
