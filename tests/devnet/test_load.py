@@ -11,7 +11,15 @@ from click.testing import CliRunner
 
 from cli.main import bookchain
 from devnet.flow import FlowMix, generate
-from devnet.load import _submit_batch, _Tracker, bucket_percentile, percentile, prepare, run_load, split_by_node
+from devnet.load import (
+    _submit_batch,
+    _Tracker,
+    bucket_percentile,
+    percentile,
+    prepare,
+    run_load,
+    split_by_node,
+)
 from state.errors import Code
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey
