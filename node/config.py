@@ -134,6 +134,10 @@ class NodeConfig:
         return self.home / "data" / "evidence"
 
     @property
+    def mempool_dir(self) -> Path:
+        return self.home / "data" / "mempool"
+
+    @property
     def snapshots_dir(self) -> Path:
         return self.home / "data" / "snapshots"
 

@@ -38,6 +38,7 @@ from node.evidence_pool import EvidencePool
 from node.execution import Execution
 from node.faults import Faults
 from node.mempool import Admission, Mempool
+from node.mempool_journal import MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p import BadFrame, protocols
 from node.p2p.core import Limits
@@ -95,7 +96,7 @@ class NodeRuntime:
         self.stop_requested = asyncio.Event()  # node.main waits on it (a signal, or a failed write)
         must_write_probe(config.home / "data")  # a data dir that cannot take a write: refuse to start
         with writing(config.home / "data"):
-            for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir):
+            for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir, config.mempool_dir):
                 d.mkdir(parents=True, exist_ok=True)
         if config.storage.state_sync_from and not any(config.state_dir.iterdir()):
             self._state_sync(config.storage.state_sync_from)
@@ -124,6 +125,10 @@ class NodeRuntime:
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
         self.evidence_pool = EvidencePool(config.evidence_dir)
+        # what this node admitted from clients and had not committed when it last stopped
+        self.journal = MempoolJournal(config.mempool_dir)
+        self._journaled: list[bytes] = self.journal.read_and_repair()
+        self._resubmit_task: asyncio.Task[None] | None = None
         self.p2p: Network = None  # type: ignore[assignment]  # set by start()
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
@@ -157,7 +162,8 @@ class NodeRuntime:
                         snap.height + 1)
 
     def after_commit(self, height: int) -> None:
-        """Snapshots and retention, after the block's state is committed. A block the state
+        """Snapshots, retention and the mempool journal's compaction, after the block's
+        state is committed. A block the state
         store may still lose to an OS crash (above ``sm.durable_height``) is pruned only
         after a sync: the handshake would need it."""
         st = self.config.storage
@@ -188,6 +194,8 @@ class NodeRuntime:
             pruned = self.blocks.prune_below(keep_from)
             if pruned:
                 log.debug("h=%d pruned %d blocks", height, pruned)
+        # the block took its txs out of the mempool: the journal keeps only what is pending
+        self.journal.compact(self.mempool.pending.values(), empty=not self.mempool.pending)
 
     def fail_storage(self, err: StorageFailure) -> None:
         """The first failed durable write: stop voting and proposing now (before the driver
@@ -258,8 +266,11 @@ class NodeRuntime:
         return p2p
 
     def _join(self) -> None:
-        """Take part: gossip, the validator's price feed, block sync and consensus."""
+        """Take part: gossip, the validator's price feed, block sync and consensus; submit
+        again what the mempool journal held."""
         self._gossip_task = asyncio.ensure_future(self._gossip_loop())
+        if self._journaled:
+            self._resubmit_task = asyncio.ensure_future(self._resubmit_journaled())
         if self.validator_key is not None and self.oracle_feed:
             self._oracle_task = asyncio.ensure_future(self._oracle_loop())
         self.driver.request_sync(self.sm.height + 1)
@@ -307,7 +318,7 @@ class NodeRuntime:
         on this thread, so it has either fully happened or not started."""
         if self.driver is not None:
             self.driver.stop()
-        for task in (self._gossip_task, self._oracle_task, self._certify_task):
+        for task in (self._gossip_task, self._oracle_task, self._certify_task, self._resubmit_task):
             if task is not None:
                 task.cancel()
         await self.rpc.stop()
@@ -318,6 +329,7 @@ class NodeRuntime:
                 log.exception("p2p stop failed")
         self.verify_pool.shutdown(wait=True, cancel_futures=True)
         self.wal.close()
+        self.journal.close()
         self.blocks.close()
         self.execution.proofs.close()  # its LevelDB snapshots, before the store they read
         self.sm.close()
@@ -332,6 +344,8 @@ class NodeRuntime:
             return self._refuse_stopping(raws)
         t0 = time.perf_counter()
         adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
+        if bound and not await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok]):
+            return self._refuse_stopping(raws)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
@@ -340,6 +354,35 @@ class NodeRuntime:
             if self.driver is not None:
                 self.driver.on_txs_available()
         return adms
+
+    async def _journal(self, admitted: list[bytes]) -> bool:
+        """Make a client's admitted txs durable before they are acknowledged
+        (node/mempool_journal.py): written now, with nothing run in between since the
+        mempool took them, then fsynced with whatever else is waiting. False when a write
+        failed: the node is stopping and acknowledges nothing more."""
+        if not admitted:
+            return True
+        try:
+            self.journal.write(admitted)
+            await self.journal.sync()
+        except StorageFailure as err:
+            self.fail_storage(err)
+            return False
+        return self.storage_failure is None
+
+    async def _resubmit_journaled(self) -> None:
+        """What the journal held at start, submitted again like a client's batch (not
+        counted against the admission window: it was admitted once): verified and checked
+        again, so what a block committed meanwhile is refused, and the rest is gossiped."""
+        raws, self._journaled = self._journaled, []
+        adms = await self.mempool.add_many(raws, self.verify_pool)
+        admitted = sum(a.ok for a in adms)
+        log.info("h=%d mempool journal: %d transactions admitted before the restart, %d pending again "
+                 "(the rest committed or no longer valid)", self.sm.height, len(raws), admitted)
+        if admitted:
+            self._gossip_now()
+            if self.driver is not None:
+                self.driver.on_txs_available()
 
     def _refuse_stopping(self, raws: list[bytes]) -> list[Admission]:
         from state.tx import tx_hash
@@ -376,6 +419,8 @@ class NodeRuntime:
     def _gossip_now(self) -> None:
         if self.p2p is None:
             return  # not started yet: the loop sends them once it runs
+        if self.storage_failure is not None:
+            return  # stopping: a batch whose journal write failed was answered as refused
         txs = self.mempool.take_gossip()
         if not txs or self.faults.isolated():
             return

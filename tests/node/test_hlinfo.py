@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node import history, hlinfo
@@ -407,6 +407,7 @@ _JUNK = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st
 _FIELDS = ["coin", "user", "oid", "req", "startTime", "endTime"]
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # recursive junk generates slowly on a loaded machine
 @given(st.sampled_from([*hlinfo.HANDLERS, "nope"]),
        st.dictionaries(st.sampled_from(_FIELDS), _JUNK, max_size=4),
        st.dictionaries(st.sampled_from(["coin", "interval", "startTime", "endTime"]), _JUNK, max_size=4))
