@@ -36,6 +36,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgpack
@@ -93,6 +94,9 @@ class MempoolJournal:
         self._written = 0  # frames written
         self._synced = 0  # frames an fsync has covered
         self._sync_task: asyncio.Future[None] | None = None
+        # its own thread: behind the loop's default executor, which dispatches signature
+        # batches, an fsync waited for them, and the answers' p99 with it
+        self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sync")
 
     def read_and_repair(self) -> list[bytes]:
         """The transactions the last run journaled; a torn tail is cut off."""
@@ -133,7 +137,7 @@ class MempoolJournal:
     async def _sync_once(self) -> None:
         covered = self._written  # every frame written before this fsync starts
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._fsync)
+            await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._fsync)
             self._synced = max(self._synced, covered)
         finally:
             self._sync_task = None
@@ -174,4 +178,5 @@ class MempoolJournal:
         return True
 
     def close(self) -> None:
+        self._sync_thread.shutdown(wait=True)
         os.close(self.fd)
