@@ -119,6 +119,14 @@ def opening(path: str | os.PathLike[str]) -> Iterator[None]:
         raise
 
 
+def open_append(path: Path) -> int:
+    """An append-only log file under the data directory (created with its directory), as
+    a descriptor for ``write_all``; a failure to create it is a ``StorageFailure``."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte is written: a nearly full disk may take part of a
     buffer and return a short count, and the next call raises ENOSPC. Ignoring the count

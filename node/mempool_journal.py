@@ -41,7 +41,7 @@ from pathlib import Path
 
 import msgpack
 
-from node.diskfull import write_all, writing
+from node.diskfull import open_append, write_all, writing
 
 log = logging.getLogger("bookchain.mempool")
 
@@ -87,9 +87,7 @@ class MempoolJournal:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "journal.bin"
-        with writing(self.path):
-            directory.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fd = open_append(self.path)
         self.size = os.fstat(self.fd).st_size
         self._written = 0  # frames written
         self._synced = 0  # frames an fsync has covered

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record
-from node.diskfull import write_all, writing
+from node.diskfull import open_append, write_all, writing
 
 log = logging.getLogger("bookchain.wal")
 
@@ -33,9 +33,7 @@ log = logging.getLogger("bookchain.wal")
 class WalFile:
     def __init__(self, directory: Path) -> None:
         self.path = directory / "wal.log"
-        with writing(self.path):
-            directory.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fd = open_append(self.path)
 
     def read_and_repair(self) -> list[WalRecord]:
         """Records of the last run; a torn or corrupt tail (a crash mid-write) is cut off."""
