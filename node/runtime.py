@@ -194,8 +194,10 @@ class NodeRuntime:
             pruned = self.blocks.prune_below(keep_from)
             if pruned:
                 log.debug("h=%d pruned %d blocks", height, pruned)
-        # the block took its txs out of the mempool: the journal keeps only what is pending
-        self.journal.compact(self.mempool.pending.values(), empty=not self.mempool.pending)
+        # the block took its txs out of the mempool: the journal keeps only what is pending,
+        # once what it held at start is back in the mempool (until then only the file has it)
+        if self._resubmit_task is None or self._resubmit_task.done():
+            self.journal.compact(self.mempool.pending.values(), empty=not self.mempool.pending)
 
     def fail_storage(self, err: StorageFailure) -> None:
         """The first failed durable write: stop voting and proposing now (before the driver
