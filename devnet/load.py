@@ -32,7 +32,8 @@ are of admitted txs only (from the scheduled submit to the commit seen); ``submi
 are the round trips of the ``/broadcast_txs`` calls (a node's admission answer time, plus
 the wire and the wait of each side's event loop); ``node_answer_*_ms`` are the nodes' own
 answer times over the run (their ``bookchain_admission_ms`` histograms, read from
-``/metrics`` before and after: the upper bound of the percentile's bucket). ``rejected`` and ``rejected_by_code`` sum both kinds, as before.
+``/metrics`` before and after: the upper bound of the percentile's bucket). ``rejected``
+and ``rejected_by_code`` sum both kinds, as before.
 ``tx_per_s`` counts every committed tx: a failed-in-block tx still went through consensus
 and execution.
 """

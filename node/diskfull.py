@@ -32,6 +32,7 @@ crashed nodes must not restart this one in a loop before that.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
@@ -125,6 +126,33 @@ def open_append(path: Path) -> int:
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one,
+    never half of one: a temporary file beside it (``mode``, less the umask), fsynced,
+    renamed over it, then the rename's directory entry fsynced where the file system
+    allows. A write that fails (a full disk) removes the temporary file, which would
+    otherwise hold the space that is short, and raises ``StorageFailure``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with writing(path):
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    with contextlib.suppress(OSError):  # the rename's directory entry; not every fs allows it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -20,7 +20,6 @@ the previous file in place: the temporary file is removed, the rename never happ
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterable
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from consensus.errors import MalformedMessage
 from consensus.evidence import DuplicateVote
-from node.diskfull import writing
+from node.diskfull import write_atomically
 from state.codec import decode, encode
 from state.errors import TxError
 
@@ -104,21 +103,4 @@ class EvidencePool:
             log.warning("evidence pool %s unreadable (%s): moved to %s, starting empty", self.path, err, bad)
 
     def _save(self) -> None:
-        data = encode([ev.encode() for ev in self.pending()])
-        tmp = self.path.with_name(f".{FILE}.tmp")
-        with writing(self.path):
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a partial file only takes the space that is short
-                raise
-        with contextlib.suppress(OSError):  # the rename's directory entry; not every fs allows it
-            fd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        write_atomically(self.path, encode([ev.encode() for ev in self.pending()]))

@@ -17,7 +17,8 @@ checked against the state again, so what a block committed meanwhile is refused
 
 The file only grows between compactions: after a block, once it passes
 ``COMPACT_BYTES``, or whenever the mempool has emptied, it is rewritten to hold exactly
-the pending transactions (a temporary file, fsynced, renamed over the old one). Never
+the pending transactions (``write_atomically``: a temporary file, fsynced, renamed over
+the old one). Never
 while an fsync is in flight, which still holds the old descriptor.
 
 A failed write raises ``StorageFailure`` (node/diskfull.py) before anything else saw the
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import msgpack
 
-from node.diskfull import open_append, write_all, writing
+from node.diskfull import open_append, write_all, write_atomically, writing
 
 log = logging.getLogger("bookchain.mempool")
 
@@ -156,20 +157,8 @@ class MempoolJournal:
                 self.size = 0
                 return True
             frame = encode_frame(list(pending))
-            tmp = self.path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                write_all(fd, frame)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-            old, self.fd = self.fd, os.open(self.path, os.O_RDWR | os.O_APPEND)
+            write_atomically(self.path, frame, mode=0o600)
+            old, self.fd = self.fd, open_append(self.path)
             os.close(old)
         self.size = len(frame)
         self._synced = self._written  # the new file is synced whole

@@ -163,9 +163,8 @@ class NodeRuntime:
 
     def after_commit(self, height: int) -> None:
         """Snapshots, retention and the mempool journal's compaction, after the block's
-        state is committed. A block the state
-        store may still lose to an OS crash (above ``sm.durable_height``) is pruned only
-        after a sync: the handshake would need it."""
+        state is committed. A block the state store may still lose to an OS crash (above
+        ``sm.durable_height``) is pruned only after a sync: the handshake would need it."""
         st = self.config.storage
         if st.snapshot_interval and height % st.snapshot_interval == 0:
             from node.snapshots import Snapshot, prune_snapshots, write_snapshot

@@ -14,7 +14,6 @@ case before the node serves exchange state or votes.
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from node import syncverify
-from node.diskfull import writing
+from node.diskfull import write_atomically, writing
 from node.syncverify import Anchor, SnapshotError
 from state.errors import Code
 
@@ -94,18 +93,9 @@ def write_snapshot(directory: Path, s: Snapshot) -> Path:
     A write that fails (a full disk) removes the temporary file, which would otherwise hold
     the space that is short, and raises ``StorageFailure`` (node/diskfull.py)."""
     final = snapshot_path(directory, s.height)
-    tmp = final.with_suffix(".tmp")
     with writing(final):
         directory.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(encode_snapshot(s))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    write_atomically(final, encode_snapshot(s))
     return final
 
 
