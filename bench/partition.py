@@ -8,7 +8,8 @@ some seconds, heals it, and measures:
   (a 2-2 split commits nothing while it lasts, so this is the stall after the heal);
 - ``catch_up_s`` (isolate): heal -> the isolated validator reaches the height the others
   had at the heal (it must fetch the blocks it missed first);
-- ``reconnects`` / ``peer_timeouts``: the p2p counters summed over the nodes.
+- ``reconnects`` / ``peer_timeouts``: the p2p counters summed over the nodes (read once
+  every cut link is back, or 5 s after the first block).
 
 Run (root, Linux)::
 
@@ -37,6 +38,7 @@ NODES = 4
 ISOLATED = 3
 GROUP_A = (0, 1)
 POLL_S = 0.05
+COUNTERS_SETTLE_S = 5.0  # how long the cut links get to be redialled after the first block
 
 
 @dataclass
@@ -93,7 +95,15 @@ def run_cut(c: PartitionCluster, kind: str, seconds: float, limit_s: float = 40.
         if result.heal_to_block_s >= 0 and (kind == "split" or result.catch_up_s >= 0):
             break
         time.sleep(POLL_S)
-    reconnects, timeouts = c.net_counters()
+    # The first block needs only a quorum's links back; give the other cut links a few
+    # seconds to be redialled before reading the counters.
+    cut_links = 4 if kind == "split" else NODES - 1
+    settle = time.monotonic() + COUNTERS_SETTLE_S
+    while True:
+        reconnects, timeouts = c.net_counters()
+        if reconnects - base_reconnects >= cut_links or time.monotonic() > settle:
+            break
+        time.sleep(POLL_S)
     result.reconnects, result.peer_timeouts = reconnects - base_reconnects, timeouts - base_timeouts
     return result
 

@@ -8,14 +8,22 @@ The same holds when a write fails instead of the process (a full disk): each sto
 raises ``StorageFailure`` (node/diskfull.py) before anything later in the order happens,
 the node stops, and the restart is the recovery. A failed state commit leaves this
 process's exchange a block ahead of its store, which is one more reason not to go on.
+
+Threads: the consensus driver saves the block on the loop, then applies, indexes and
+stores it on the execution thread (``apply_in_thread``), and takes the results back on
+the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
+and answering; nothing reads the exchange state (node/stategate.py), and consensus holds
+its events until the block is done (node/driver.py). The storage order is the same: the
+thread does what the loop did, in the same order. Measured effect: docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -32,6 +40,7 @@ from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
 from node.proofs import ProofWindow, view_of
+from node.stategate import NodeStopping, StateGate
 from state.keys import address_to_text
 from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
@@ -45,12 +54,6 @@ class AppHashMismatch(RuntimeError):
     CometBFT does, rather than sign anything on a forked state."""
 
 
-class NodeStopping(Exception):
-    """The node stops (a signal, a failed write) before an awaited transaction was seen
-    committed here: its client gets an answer that says so, not a hang until shutdown
-    gives up on the request, and never a commit this node did not store."""
-
-
 def event_to_list(e: Any) -> list[Any]:
     if isinstance(e, Fill):
         return ["fill", *e.to_list()]
@@ -59,9 +62,24 @@ def event_to_list(e: Any) -> list[Any]:
     return list(e)
 
 
+class Applied:
+    """What the execution thread hands back to the loop for one block."""
+
+    __slots__ = ("apply_ms", "block", "events", "hashes", "receipts", "result")
+
+    def __init__(self, block: Block, result: BlockResult, receipts: list[Any], events: list[list[Any]],
+                 hashes: list[bytes], apply_ms: float) -> None:
+        self.block = block
+        self.result = result
+        self.receipts = receipts
+        self.events = events
+        self.hashes = hashes
+        self.apply_ms = apply_ms
+
+
 class Execution:
     def __init__(self, sm: StateMachine, blocks: BlockStore, mempool: Mempool, bus: EventBus,
-                 verify_pool: Executor | None, *, proof_heights: int = 20) -> None:
+                 verify_pool: Executor | None, *, proof_heights: int = 20, gate: StateGate | None = None) -> None:
         self.sm = sm
         self.blocks = blocks
         self.mempool = mempool
@@ -82,6 +100,9 @@ class Execution:
         self.fillbook = FillBook(blocks.get)  # positions per (account, market) for fill context
         self.interest = interest.InterestBook(blocks.db)  # hourly interest entries (node/interest.py)
         self.proofs = ProofWindow(proof_heights)  # recent heights /proof can prove state at
+        self.gate = gate if gate is not None else StateGate()  # closed while a block executes on the thread (node/stategate.py)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec")
+        self._in_flight: asyncio.Future[Applied] | None = None
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -115,7 +136,13 @@ class Execution:
 
     # ------------------------------------------------------------------ commit
     def commit(self, block: Block, cert: CommitCertificate) -> BlockResult:
-        """Persist and execute a final block (called by the consensus driver)."""
+        """Persist and execute a final block, all on the calling thread (tools, tests)."""
+        self.store_block(block, cert)
+        return self._execute(block, cert, publish=True)
+
+    def store_block(self, block: Block, cert: CommitCertificate) -> None:
+        """The first step of a commit, on the loop: check the block follows our state and
+        save it with its certificate (synced). Raises ``AppHashMismatch``."""
         if block.height != self.blocks.height + 1:
             raise RuntimeError(f"commit of {block.height} after stored height {self.blocks.height}")
         if block.header.prev_app_hash != self.sm.app_hash:
@@ -124,9 +151,35 @@ class Execution:
                 f"after {block.height - 1}, ours is {self.sm.app_hash.hex()}")
         self.blocks.save_block(block.height, block.encode(), cert.encode())
         maybe_crash("block_saved")
-        return self._execute(block, cert, publish=True)
+
+    def apply_in_thread(self, block: Block) -> asyncio.Future[Applied]:
+        """Apply, index and store a saved block on the execution thread; the gate stays
+        closed until ``finish`` (on the loop) has taken its results."""
+        self.gate.close()
+        fut = asyncio.get_running_loop().run_in_executor(self._thread, self.apply_and_store, block)
+        self._in_flight = fut
+        return fut
+
+    async def drain(self) -> None:
+        """Wait for a block executing on the thread (before the stores close), then fail the
+        gate: readers still waiting get ``NodeStopping``."""
+        fut = self._in_flight
+        if fut is not None and not fut.done():
+            with contextlib.suppress(Exception):  # already reported by the driver's callback
+                await asyncio.shield(fut)
+        self._thread.shutdown(wait=True)
+        self.gate.fail()
 
     def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
+        applied = self.apply_and_store(block)
+        self.finish(applied, publish=publish)
+        return applied.result
+
+    def apply_and_store(self, block: Block) -> Applied:
+        """Apply the block, save its results and indexes, commit the state (the storage
+        order above). Runs on the execution thread while the loop reads nothing of the
+        state (node/stategate.py); touches nothing the loop writes but the verified-tx
+        cache, which it only reads (a tx evicted meanwhile is verified again)."""
         t0 = time.perf_counter()
         self._verify_missing(block.txs)
         indexing = block.height > self.blocks.results_height
@@ -169,10 +222,17 @@ class Execution:
             self.sm.commit_pending()
         maybe_crash("state_committed")
         self._keep_for_proofs()
+        return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000)
+
+    def finish(self, applied: Applied, *, publish: bool) -> None:
+        """The loop's part of a commit, once the state is stored: open the gate, take the
+        block's txs out of the mempool, wake waiters and publish."""
+        self.gate.open()
+        block, receipts, hashes = applied.block, applied.receipts, applied.hashes
         if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
             self.hl.remember(self.sm.ex, block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
-        self.last_apply_ms = (time.perf_counter() - t0) * 1000
+        self.last_apply_ms = applied.apply_ms
         self.last_block_txs = len(block.txs)
         now = time.monotonic()
         interval = (now - self._last_commit_wall) * 1000 if self._last_commit_wall else None
@@ -186,8 +246,7 @@ class Execution:
         committed, self._committed = self._committed, asyncio.Event()
         committed.set()
         if publish:
-            self._notify(block, hashes, receipts, events)
-        return result
+            self._notify(block, hashes, receipts, applied.events)
 
     def _verify_missing(self, txs: tuple[bytes, ...]) -> None:
         missing = self.mempool.missing_verifications(txs)

@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
 
-from node.execution import NodeStopping
 from node.hlinfo import Units, ratio
 from node.jsonfmt import receipt_from_list
 from node.mempool import verify_raw
+from node.stategate import NodeStopping, StateGate
 from state import hlassets, hlexec
 from state.errors import Code, TxError
 from state.hltx import tx_from_request
@@ -78,7 +78,10 @@ class Committed(Protocol):
 
 
 class CommitWaiters(Protocol):
-    """node/execution.py's commit waiters."""
+    """node/execution.py's commit waiters, and the gate to wait at before reading the state."""
+
+    @property
+    def gate(self) -> StateGate: ...
 
     def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]: ...
 
@@ -299,6 +302,7 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
         return error_body(adm.code, adm.message)
     if adm.code == Code.DUPLICATE_TX and (done := _committed(host.blocks, h)) is not None:
         host.execution.forget_waiter(h, fut)
+        await host.execution.gate.wait_open()
         return answer(host.sm.ex, prepared, done)
     try:
         _height, _index, receipt = await asyncio.wait_for(fut, wait_s)
@@ -313,6 +317,11 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
                                          "it may still be: check /tx?hash= on another node")
         doc["hash"] = "0x" + h.hex()
         return doc
+    try:
+        await host.execution.gate.wait_open()
+    except NodeStopping:
+        return error_body(Code.NOT_READY, f"this node is stopping; transaction 0x{h.hex()} committed at height "
+                                          f"{_height}: check /tx?hash= on another node")
     return answer(host.sm.ex, prepared, receipt)
 
 
@@ -326,6 +335,7 @@ async def handle(host: ExchangeHost, request: web.Request) -> web.Response:
         # recovering the signer (~50 µs) runs on the verification threads, not the event loop
         pool = getattr(host, "verify_pool", None)
         decoded = await asyncio.get_running_loop().run_in_executor(pool, verify_raw, raw, chain_id)
+        await host.execution.gate.wait_open()  # prepare reads the state (node/stategate.py)
         prepared = prepare(ex, raw, chain_id, fresh=done is None, decoded=decoded)
     except Refusal as err:
         return web.json_response(error_body(err.code, err.message, err.http), status=err.http)

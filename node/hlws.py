@@ -504,6 +504,9 @@ class Node(Protocol):
     @property
     def blocks(self) -> Any: ...
 
+    @property
+    def execution(self) -> Any: ...
+
 
 def error(text: str) -> dict[str, Any]:
     return msg("error", text)
@@ -597,6 +600,7 @@ class Endpoint:
             async for m in ws:
                 if m.type != WSMsgType.TEXT:
                     continue
+                await host.rt.execution.gate.wait_open()  # a subscription's snapshot reads the state
                 replies = session.receive(m.data)
                 if session.subs and bus_sub is None:  # queue from now on: no block is missed
                     bus_sub = bus.subscribe(TOPIC)
@@ -621,6 +625,7 @@ class Endpoint:
     async def _forward(ws: web.WebSocketResponse, session: Session, bus_sub: Any) -> None:
         while True:
             item = await bus_sub.queue.get()
+            await session.node.execution.gate.wait_open()  # building a push reads the state
             for text in session.push(item["data"]["bundle"]):
                 await ws.send_str(text)
 

@@ -30,6 +30,7 @@ from typing import NamedTuple
 from node import sigbatch
 from node.admission import CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
+from node.stategate import StateGate
 from state.errors import Code, TxError
 from state.machine import StateMachine, decode_verified, decode_verified_many, must_admit
 from state.tx import MAX_TX_BYTES, SignedTx, tx_hash
@@ -60,8 +61,10 @@ def verify_raw(raw: bytes, chain_id: str) -> SignedTx | TxError:
 
 
 class Mempool:
-    def __init__(self, sm: StateMachine, config: MempoolConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, sm: StateMachine, config: MempoolConfig, clock: Callable[[], float] = time.monotonic,
+                 gate: StateGate | None = None) -> None:
         self.sm = sm
+        self.gate = gate if gate is not None else StateGate()  # closed while a block executes
         self.config = config
         self.chain_id = sm.genesis.chain_id
         self.pending: OrderedDict[bytes, bytes] = OrderedDict()  # hash -> raw, arrival order
@@ -158,20 +161,22 @@ class Mempool:
         results: list[Admission | None] = [self.precheck(r, h, bound=bound) for r, h in zip(raws, hashes, strict=True)]
         if bound and self.config.admission_window_ms:
             self._refuse_claimed(raws, hashes, results)
-        todo: list[int] = []
-        for i, r in enumerate(results):
-            if r is None:
-                # already verified (e.g. seen in a proposal before its gossip arrived): never twice
-                known = self.verified.get(raws[i])
-                if known is None:
-                    todo.append(i)
-                else:
-                    results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i], bound=bound)
+        todo = [i for i, r in enumerate(results) if r is None and raws[i] not in self.verified]
         if todo:
             loop = asyncio.get_running_loop()
             checked = await loop.run_in_executor(None, verify_batch, [raws[i] for i in todo], self.chain_id, pool)
-            for i, c in zip(todo, checked, strict=True):
-                results[i] = self.admit_verified(raws[i], c, gossip=gossip, h=hashes[i], bound=bound)
+            fresh = dict(zip(todo, checked, strict=True))
+        else:
+            fresh = {}
+        # the rest reads the exchange state (nonces, balances): never while a block executes
+        await self.gate.wait_open()
+        for i, r in enumerate(results):
+            if r is None:
+                # already verified (e.g. seen in a proposal before its gossip arrived): never twice
+                known = fresh[i] if i in fresh else self.verified.get(raws[i])
+                if known is None:  # the cache dropped it while we waited
+                    known = verify_raw(raws[i], self.chain_id)
+                results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i], bound=bound)
         return [r for r in results if r is not None]
 
     def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:

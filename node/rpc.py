@@ -21,7 +21,6 @@ from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys
 from node.codes import split_hashes, unpack_codes
-from node.execution import NodeStopping
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -34,6 +33,7 @@ from node.jsonfmt import (
     results_json,
     view_json,
 )
+from node.stategate import NodeStopping
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from state import views
 from state.apphash import app_hash
@@ -59,6 +59,10 @@ MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 # what answers while a synced snapshot awaits block h+1's certificate: the node's own status
 OPEN_WHILE_UNVERIFIED = frozenset({"/health", "/status", "/genesis", "/validators", "/net_info", "/metrics"})
+#: Routes that read no exchange state, or wait for the state gate themselves right before
+#: they do (submissions, websockets, /exchange): the others wait for it in a middleware.
+OWN_GATE = OPEN_WHILE_UNVERIFIED | {"/snapshots", "/snapshot", "/commits", "/broadcast_tx_sync", "/broadcast_txs",
+                                    "/broadcast_tx_commit", "/exchange", "/ws", "/websocket"}
 
 
 class RpcError(Exception):
@@ -90,6 +94,8 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         return error_response(405, Code.METHOD_NOT_ALLOWED, f"{request.method} not allowed on {request.path}", packed=packed)
     except web.HTTPException:
         raise
+    except NodeStopping:
+        return error_response(503, Code.NOT_READY, "this node is stopping", packed=packed)
     except Exception:  # a bug must not take the node down: log it, answer 500
         log.exception("rpc handler failed on %s", request.path)
         return error_response(500, Code.INTERNAL_ERROR, "internal error", packed=packed)
@@ -148,7 +154,8 @@ class RpcServer:
     def __init__(self, rt: RpcHost) -> None:
         self.rt = rt
         self.app = web.Application(client_max_size=MAX_BODY,
-                                   middlewares=[self._count_mw, errors_middleware, self._sync_gate_mw])
+                                   middlewares=[self._count_mw, errors_middleware, self._sync_gate_mw,
+                                                self._state_gate_mw])
         self.runner: web.AppRunner | None = None
         self.ws_clients = 0
         r = self.app.router
@@ -583,6 +590,20 @@ class RpcServer:
             raise RpcError(503, Code.SNAPSHOT_UNVERIFIED,
                            f"this node's state comes from a snapshot at height {pending.height} that block "
                            f"{pending.height + 1} has not certified yet; it serves no exchange state until then")
+        return await handler(request)
+
+    @web.middleware
+    async def _state_gate_mw(self, request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """A read of the exchange state waits while a block executes (node/stategate.py).
+        The body is read first, so the handler reaches its state read without another
+        await (a cached body is returned without suspending), and no block can start
+        executing in between."""
+        if request.path in OWN_GATE:
+            return await handler(request)
+        if request.can_read_body:
+            await request.read()
+        await self.rt.execution.gate.wait_open()
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:

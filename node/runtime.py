@@ -47,6 +47,7 @@ from node.p2p.process import P2PProcess
 from node.ports import Network
 from node.rpc import RpcServer
 from node.snapshots import fetch_snapshot, restore_into
+from node.stategate import NodeStopping, StateGate
 from node.syncverify import Anchor, SnapshotError
 from node.wal_file import WalFile
 from state.build import build_name
@@ -55,6 +56,7 @@ from state.errors import Code
 from state.genesis import Genesis
 from state.keys import PrivateKey
 from state.machine import StateMachine
+from state.tx import tx_hash
 
 log = logging.getLogger("bookchain.node")
 
@@ -116,11 +118,12 @@ class NodeRuntime:
         self.build = build_name()  # fixed for the process's life: /status reads it, never re-scans the modules
         with opening(config.blocks_dir):
             self.blocks = BlockStore(str(config.blocks_dir))
-        self.mempool = Mempool(self.sm, config.mempool)
+        gate = StateGate()  # closed while a block executes on the execution thread
+        self.mempool = Mempool(self.sm, config.mempool, gate=gate)
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool,
-                                   proof_heights=config.storage.proof_heights)
+                                   proof_heights=config.storage.proof_heights, gate=gate)
         self.metrics = NodeMetrics()
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)
@@ -213,9 +216,10 @@ class NodeRuntime:
                      self.sm.height, err.describe(), EXIT_DISK_FULL)
         self.stop_requested.set()
 
-    def fail_network(self, reason: str) -> None:
-        """The p2p worker process died: without its network the node cannot take part, so
-        it stops (exit status 1, one log line already written) and a restart brings both back."""
+    def fail(self, reason: str) -> None:
+        """A part the node cannot run without failed (the p2p worker process died, a block
+        failed to execute): it stops (exit status 1; the caller logged why), and a restart
+        brings it back from its stores."""
         self.exit_status = self.exit_status or 1
         if self.driver is not None:
             self.driver.stop()
@@ -254,7 +258,7 @@ class NodeRuntime:
         if c.p2p_worker_process:
             p2p = P2PProcess(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits,
                              log_path=str(c.log_path))
-            p2p.on_failure = self.fail_network
+            p2p.on_failure = self.fail
         else:
             p2p = P2PNode(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits)
         assert self.driver is not None
@@ -315,8 +319,9 @@ class NodeRuntime:
             await asyncio.sleep(CERTIFY_RETRY_S)
 
     async def stop(self) -> None:
-        """Stop taking input, then close stores; an in-flight block commit is synchronous
-        on this thread, so it has either fully happened or not started."""
+        """Stop taking input, wait for a block executing on the execution thread (it finishes
+        its storage order: a block is stored with its state or re-applied at the next
+        start), then close stores."""
         if self.driver is not None:
             self.driver.stop()
         for task in (self._gossip_task, self._oracle_task, self._certify_task, self._resubmit_task):
@@ -328,6 +333,7 @@ class NodeRuntime:
                 await asyncio.wait_for(self.p2p.stop(), 10)
             except Exception:
                 log.exception("p2p stop failed")
+        await self.execution.drain()  # it verifies on the pool and writes the stores
         self.verify_pool.shutdown(wait=True, cancel_futures=True)
         self.wal.close()
         self.journal.close()
@@ -344,7 +350,11 @@ class NodeRuntime:
         if self.storage_failure is not None:
             return self._refuse_stopping(raws)
         t0 = time.perf_counter()
-        adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
+        try:
+            adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
+        except NodeStopping:  # the block executing when the node stopped never finished here
+            return [Admission(tx_hash(raw), Code.NOT_READY, "this node is stopping; submit to another node")
+                    for raw in raws]
         if bound and not await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok]):
             return self._refuse_stopping(raws)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
@@ -376,7 +386,10 @@ class NodeRuntime:
         counted against the admission window: it was admitted once): verified and checked
         again, so what a block committed meanwhile is refused, and the rest is gossiped."""
         raws, self._journaled = self._journaled, []
-        adms = await self.mempool.add_many(raws, self.verify_pool)
+        try:
+            adms = await self.mempool.add_many(raws, self.verify_pool)
+        except NodeStopping:  # the file still holds them: no compaction ran
+            return
         admitted = sum(a.ok for a in adms)
         log.info("h=%d mempool journal: %d transactions admitted before the restart, %d pending again "
                  "(the rest committed or no longer valid)", self.sm.height, len(raws), admitted)
@@ -386,8 +399,6 @@ class NodeRuntime:
                 self.driver.on_txs_available()
 
     def _refuse_stopping(self, raws: list[bytes]) -> list[Admission]:
-        from state.tx import tx_hash
-
         assert self.storage_failure is not None
         message = f"this node is stopping: {self.storage_failure.describe()}; submit to another node"
         return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
@@ -402,7 +413,10 @@ class NodeRuntime:
         except Exception as err:
             self.driver.bad_messages += 1
             raise BadFrame(f"undecodable tx frame: {err}") from None  # counted; repeat offenders are banned
-        adms = await self.mempool.add_many(raws, self.verify_pool, gossip=False)
+        try:
+            adms = await self.mempool.add_many(raws, self.verify_pool, gossip=False)
+        except NodeStopping:
+            return
         if any(a.ok for a in adms):
             self.driver.on_txs_available()
 

@@ -20,6 +20,7 @@ from node import hlexchange
 from node.config import MempoolConfig
 from node.jsonfmt import receipt_from_list
 from node.mempool import Admission, Mempool
+from node.stategate import StateGate
 from state.eip712 import EthKey
 from state.errors import Code
 from state.tx import Deposit, tx_hash
@@ -61,6 +62,7 @@ class Waiters:
 
     def __init__(self) -> None:
         self.futs: dict[bytes, list[asyncio.Future[Any]]] = {}
+        self.gate = StateGate()
 
     def wait_for(self, h: bytes) -> asyncio.Future[tuple[int, int, dict[str, Any]]]:
         fut: asyncio.Future[tuple[int, int, dict[str, Any]]] = asyncio.get_running_loop().create_future()

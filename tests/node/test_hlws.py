@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from node import history, hlws
 from node.blockstore import BlockStore
 from node.events import EventBus
 from node.execution import event_to_list
+from node.stategate import StateGate
 from state.keys import address_to_text
 from state.tx import Cancel, PlaceOrder, Tif, decode_tx
 from tests.harness import BTC, BTC_PERP, USDC, Chain, key
@@ -39,6 +41,7 @@ class Node:
         self.candles = history.CandleBook(self.blocks.db.get)
         self.pub = hlws.Publisher()
         self.bus = EventBus()
+        self.execution = SimpleNamespace(gate=StateGate())  # what the endpoint waits at
         for k in (A, B):
             self.c.fund(k, USDC, 1_000_000 * 10**6)
             self.c.fund(k, BTC, 10 * 10**8)

@@ -1,0 +1,232 @@
+"""Blocks execute on the execution thread (node/execution.py) while the loop goes on:
+nothing reads the exchange state meanwhile (node/stategate.py), consensus is fed what
+arrived meanwhile in arrival order once the next height has started (node/driver.py), a
+failed execution leaves the gate shut and stops the node, and the state a threaded commit
+stores is the one a synchronous commit would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from consensus.block import Block
+from consensus.certificate import CommitCertificate
+from consensus.events import TxsReady
+from node import driver as driver_mod
+from node.blockstore import BlockStore
+from node.config import MempoolConfig
+from node.diskfull import StorageFailure
+from node.driver import ConsensusDriver
+from node.events import EventBus
+from node.execution import Execution
+from node.mempool import Mempool
+from node.stategate import NodeStopping, StateGate
+from state.genesis import Genesis
+from state.machine import StateMachine
+from tests.harness import Chain, key
+from tests.node.test_mempool_admission import orders
+from tests.node.test_replay import build_chain
+
+
+# ---------------------------------------------------------------------------- the gate
+def test_the_gate_holds_readers_while_closed_and_fails_them_for_good() -> None:
+    async def run() -> list[str]:
+        gate, seen = StateGate(), []
+
+        async def reader(name: str) -> None:
+            try:
+                await gate.wait_open()
+                seen.append(name)
+            except NodeStopping:
+                seen.append(name + " stopped")
+
+        gate.close()
+        first = asyncio.ensure_future(reader("a"))
+        await asyncio.sleep(0.01)
+        assert seen == [] and not gate.is_open
+        gate.open()
+        await first
+        gate.close()
+        second = asyncio.ensure_future(reader("b"))
+        await asyncio.sleep(0.01)
+        gate.fail()
+        await second
+        gate.open()  # a failed gate never opens again
+        await reader("c")
+        return seen
+
+    assert asyncio.run(run()) == ["a", "b stopped", "c stopped"]
+
+
+def test_admission_reads_no_state_while_a_block_executes() -> None:
+    """The batch is judged against the state (nonces, balances) only once the gate opens:
+    a tx is never checked against half a block."""
+    chain = Chain()
+    trader = key(7)
+    chain.fund(trader, 0, 10**12)
+    gate = StateGate()
+    pool = Mempool(chain.sm, MempoolConfig(), gate=gate)
+    raws = orders(chain, trader, 3)
+
+    async def run() -> None:
+        gate.close()
+        task = asyncio.ensure_future(pool.add_many(raws, None))
+        await asyncio.sleep(0.05)
+        assert not task.done() and len(pool) == 0
+        gate.open()
+        assert [a.ok for a in await task] == [True, True, True]
+        gate.fail()
+        with pytest.raises(NodeStopping):
+            await pool.add_many(orders(chain, trader, 1), None)
+
+    asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------- the driver
+class FakeExecution:
+    def __init__(self) -> None:
+        self.gate = StateGate()
+        self.calls: list[str] = []
+        self.fut: asyncio.Future[Any] | None = None
+        self.last_apply_ms = 1.0
+
+    def store_block(self, block: Any, cert: Any) -> None:
+        self.calls.append(f"store {block.height}")
+
+    def apply_in_thread(self, block: Any) -> asyncio.Future[Any]:
+        self.gate.close()
+        self.fut = asyncio.get_running_loop().create_future()
+        return self.fut
+
+    def finish(self, applied: Any, *, publish: bool) -> None:
+        self.gate.open()
+        self.calls.append(f"finish {applied.block.height}")
+
+
+def fake_driver() -> tuple[Any, list[Any], FakeExecution, list[str]]:
+    fed: list[Any] = []
+    ex = FakeExecution()
+    host_calls: list[str] = []
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)
+    d.rt = SimpleNamespace(execution=ex, after_commit=lambda h: host_calls.append(f"after {h}"),
+                           fail=lambda reason: host_calls.append("fail"),
+                           fail_storage=lambda err: host_calls.append("fail_storage"))
+    d.core = SimpleNamespace(handle=lambda event: fed.append(event) or [])
+    d.loop = asyncio.get_running_loop()
+    d.timers, d.evidence = set(), []
+    d.stopped, d.halted, d.committing = False, None, False
+    d._queued, d.dropped_events, d.rounds_total = deque(), 0, 0
+    d.start_height = lambda: fed.append("start")
+    return d, fed, ex, host_calls
+
+
+def block(height: int) -> Any:
+    return SimpleNamespace(height=height, evidence=(), hash=b"\x01" * 32, txs=())
+
+
+def applied(height: int) -> Any:
+    return SimpleNamespace(block=block(height), result=SimpleNamespace(app_hash=b"\x02" * 32))
+
+
+def test_events_that_arrive_during_a_commit_are_fed_in_order_after_the_next_height_starts() -> None:
+    async def run() -> None:
+        d, fed, ex, host_calls = fake_driver()
+        d.feed("before")
+        d._commit(block(5), SimpleNamespace(round=0))
+        assert d.committing and not ex.gate.is_open
+        for event in ("vote a", TxsReady(1), TxsReady(2), "proposal", TxsReady(3)):
+            d.feed(event)
+        assert fed == ["before"]  # the core saw nothing while the block executed
+        assert ex.fut is not None
+        ex.fut.set_result(applied(5))
+        await asyncio.sleep(0)
+        assert ex.calls == ["store 5", "finish 5"] and host_calls == ["after 5"]
+        assert fed[:4] == ["before", "start", "vote a", TxsReady(1)]  # repeated TxsReady: one is enough
+        assert fed[4:] == ["proposal", TxsReady(3)]
+        assert not d.committing and ex.gate.is_open and not d._queued
+
+    asyncio.run(run())
+
+
+def test_the_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver_mod, "MAX_QUEUED", 3)
+
+    async def run() -> None:
+        d, fed, ex, _ = fake_driver()
+        d._commit(block(1), SimpleNamespace(round=0))
+        for i in range(5):
+            d.feed(f"vote {i}")
+        assert d.dropped_events == 2
+        assert ex.fut is not None
+        ex.fut.set_result(applied(1))
+        await asyncio.sleep(0)
+        assert fed == ["start", "vote 0", "vote 1", "vote 2"]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("failure", ["bug", "disk full"])
+def test_a_failed_execution_shuts_the_gate_and_stops_the_node(failure: str) -> None:
+    async def run() -> None:
+        d, fed, ex, host_calls = fake_driver()
+        d._commit(block(3), SimpleNamespace(round=0))
+        d.feed("vote")
+        assert ex.fut is not None
+        err = RuntimeError("boom") if failure == "bug" else StorageFailure("/data/state", OSError(28, "No space"))
+        ex.fut.set_exception(err)
+        await asyncio.sleep(0)
+        assert fed == [] and not d._queued  # no next height, nothing fed
+        assert host_calls == (["fail"] if failure == "bug" else ["fail_storage"])
+        assert (d.halted is not None) == (failure == "bug")
+        with pytest.raises(NodeStopping):
+            await ex.gate.wait_open()  # nobody reads a state that may hold half a block
+
+    asyncio.run(run())
+
+
+# ---------------------------------------------------------------------------- a real store
+def test_a_threaded_commit_stores_what_the_chain_certified(tmp_path: Path) -> None:
+    """Each block of a built chain committed through the execution thread, with a reader
+    waiting at the gate meanwhile: the same app hashes as the chain that built them."""
+    home = tmp_path / "node"
+    build_chain(home, heights=5)
+    genesis = Genesis.from_json(json.loads((home / "genesis.json").read_text()))
+    source = BlockStore(str(home / "data" / "blocks"))
+    blocks = BlockStore(str(tmp_path / "blocks"))
+    sm = StateMachine.open(genesis, str(tmp_path / "state"))
+
+    async def read_height_when_open(gate: StateGate, heights: list[int]) -> None:
+        await gate.wait_open()
+        heights.append(sm.height)
+
+    async def run() -> None:
+        execution = Execution(sm, blocks, Mempool(sm, MempoolConfig()), EventBus(), None)
+        for h in range(1, 6):
+            raw_block, raw_cert = source.block(h), source.certificate(h)
+            assert raw_block is not None and raw_cert is not None
+            blk, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
+            execution.store_block(blk, cert)
+            fut = execution.apply_in_thread(blk)
+            heights: list[int] = []
+            waiting = asyncio.ensure_future(read_height_when_open(execution.gate, heights))
+            done = await fut
+            assert heights == []  # the thread finished, but the loop has not taken it yet
+            execution.finish(done, publish=True)
+            await waiting
+            assert heights == [h]
+            expected = source.results(h)
+            assert expected is not None and sm.app_hash == expected[0]
+        await execution.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        sm.close()
+        blocks.close()
+        source.close()
