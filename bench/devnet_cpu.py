@@ -15,8 +15,11 @@ generator's CPU time (user + system, from /proc) over the timed window, and repo
     python -m bench.devnet_cpu [--tps 1500] [--seconds 20] [--nodes 4]
     python -m bench.devnet_cpu --tps 6000 --cores 1,2     # how the committed rate scales
 
-Beside each node's CPU it reports its main thread's (the thread that runs consensus and
-execution: the serial cost that bounds one node's rate) and the build the nodes run.
+Beside each node's CPU it reports its main thread's (the event loop: consensus, admission,
+RPC, p2p framing) and its execution thread's (applying, indexing and storing blocks, read
+from the node's ``bookchain_execution_cpu_seconds`` counter), and the build the nodes run.
+Both threads hold the GIL for most of their work, so their sum, not either alone, is the
+serial cost that bounds one node's rate.
 
 Prints a table and writes bench/results/devnet_cpu.json.
 """
@@ -32,11 +35,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.common import libsodium_verify_per_s, print_table, write_json
 from devnet.cluster import Cluster
 from devnet.load import prepare, run_load
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+EXECUTION_METRIC = "bookchain_execution_cpu_seconds"
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -65,6 +71,15 @@ def main_thread_cpu_seconds(pid: int) -> float:
     return cpu_seconds(f"{pid}/task/{pid}")
 
 
+def execution_cpu_seconds(c: Cluster, i: int) -> float:
+    """The node's own count of CPU seconds on its execution thread (0 if it has none)."""
+    text = c.client(i).send("GET", "/metrics").decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == EXECUTION_METRIC:
+            return float(family.samples[0].value)
+    return 0.0
+
+
 def idle_cpu_per_s(pids: list[int], seconds: float) -> list[float]:
     """Each node's CPU use per second with no load: consensus rounds, empty blocks, timers."""
     before = [tree_cpu_seconds(p) for p in pids]
@@ -78,6 +93,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
     before = [tree_cpu_seconds(p) for p in pids]
     main_before = [main_thread_cpu_seconds(p) for p in pids]
+    exec_before = [execution_cpu_seconds(c, i) for i in range(len(pids))]
     gen_before = time.process_time()
     t0 = time.monotonic()
     report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts))
@@ -85,8 +101,10 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     gen_cpu = time.process_time() - gen_before
     node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
     main_cpu = [main_thread_cpu_seconds(p) - b for p, b in zip(pids, main_before, strict=True)]
+    exec_cpu = [execution_cpu_seconds(c, i) - b for i, b in enumerate(exec_before)]
     committed = max(report.committed, 1)
     main_us = [cpu * 1e6 / committed for cpu in main_cpu]
+    exec_us = [cpu * 1e6 / committed for cpu in exec_cpu]
     per_node_us = [cpu * 1e6 / committed for cpu in node_cpu]
     # what the txs added on top of the idle chain (blocks come faster under load, so this
     # slightly undercounts per-block costs; the total above is the upper figure)
@@ -101,6 +119,8 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
         "generator_cpu_us_per_tx": gen_us, "total_cpu_us_per_tx": total_us, "cores": cores,
         "node_cpu_util": [cpu / wall for cpu in node_cpu],
         "node_main_thread_cpu_us_per_tx": main_us, "node_main_thread_cpu_us_per_tx_mean": sum(main_us) / len(main_us),
+        "node_execution_thread_cpu_us_per_tx": exec_us,
+        "node_execution_thread_cpu_us_per_tx_mean": sum(exec_us) / len(exec_us),
         "node_idle_cpu_per_s": idle,
         "node_marginal_cpu_us_per_tx": marginal_us,
         "ceiling_tx_per_s": cores * 1e6 / total_us,
@@ -136,9 +156,10 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ("submit->commit p50 / p99", f"{r['p50_ms'] or 0:,.0f} / {r['p99_ms'] or 0:,.0f}", "ms"),
     ]
     for i, us in enumerate(r["node_cpu_us_per_tx"]):
-        rows.append((f"node{i} CPU per committed tx: all (above idle) / main thread",
+        rows.append((f"node{i} CPU per committed tx: all (above idle) / main thread / execution thread",
                      f"{us:,.1f} ({r['node_marginal_cpu_us_per_tx'][i]:,.1f}) / "
-                     f"{r['node_main_thread_cpu_us_per_tx'][i]:,.1f}", "us"))
+                     f"{r['node_main_thread_cpu_us_per_tx'][i]:,.1f} / "
+                     f"{r['node_execution_thread_cpu_us_per_tx'][i]:,.1f}", "us"))
     rows.append(("node CPU when idle (mean)", 100 * sum(r["node_idle_cpu_per_s"]) / len(r["node_idle_cpu_per_s"]),
                  "% of a core"))
     rows += [

@@ -103,6 +103,7 @@ class Execution:
         self.gate = gate if gate is not None else StateGate()  # closed while a block executes on the thread (node/stategate.py)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec")
         self._in_flight: asyncio.Future[Applied] | None = None
+        self.cpu_s = 0.0  # CPU seconds spent in apply_and_store (the execution thread's work)
 
     # ------------------------------------------------------------------ start-up
     def handshake(self) -> int:
@@ -180,7 +181,7 @@ class Execution:
         order above). Runs on the execution thread while the loop reads nothing of the
         state (node/stategate.py); touches nothing the loop writes but the verified-tx
         cache, which it only reads (a tx evicted meanwhile is verified again)."""
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         self._verify_missing(block.txs)
         indexing = block.height > self.blocks.results_height
         if indexing:
@@ -222,6 +223,7 @@ class Execution:
             self.sm.commit_pending()
         maybe_crash("state_committed")
         self._keep_for_proofs()
+        self.cpu_s += time.thread_time() - cpu0
         return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000)
 
     def finish(self, applied: Applied, *, publish: bool) -> None:

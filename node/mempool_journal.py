@@ -25,8 +25,9 @@ A failed write raises ``StorageFailure`` (node/diskfull.py) before anything else
 batch: the node stops its driver and gossip, answers the batch as stopping and shuts
 down, so nothing it did not journal is acknowledged or sent. A failed fsync (rarer: the
 write had found room) stops the node the same way, but by then the batch may have been
-proposed or gossiped while the fsync ran: its refusal is then not a promise that it will
-not commit.
+proposed or gossiped while the fsync ran: its txs are answered as of unknown outcome
+(``NOT_READY``, saying the tx may still commit and to look it up before resending), not as
+refused.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from consensus.block import Block
 from consensus.core import ConsensusCore
@@ -355,8 +355,10 @@ class NodeRuntime:
         except NodeStopping:  # the block executing when the node stopped never finished here
             return [Admission(tx_hash(raw), Code.NOT_READY, "this node is stopping; submit to another node")
                     for raw in raws]
-        if bound and not await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok]):
-            return self._refuse_stopping(raws)
+        if bound:
+            durable = await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok])
+            if durable is not True:
+                return self._refuse_stopping(raws, adms if durable == "unknown" else None)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
@@ -366,19 +368,25 @@ class NodeRuntime:
                 self.driver.on_txs_available()
         return adms
 
-    async def _journal(self, admitted: list[bytes]) -> bool:
+    async def _journal(self, admitted: list[bytes]) -> bool | Literal["unknown"]:
         """Make a client's admitted txs durable before they are acknowledged
         (node/mempool_journal.py): written now, with nothing run in between since the
-        mempool took them, then fsynced with whatever else is waiting. False when a write
-        failed: the node is stopping and acknowledges nothing more."""
+        mempool took them, then fsynced with whatever else is waiting. False when the write
+        failed or the node is stopping: nothing saw the batch, and this node acknowledges
+        nothing more. ``"unknown"`` when the write went through and the fsync failed: the
+        loop ran meanwhile, so the batch may have been gossiped or proposed and may commit."""
         if not admitted:
             return True
         try:
             self.journal.write(admitted)
-            await self.journal.sync()
         except StorageFailure as err:
             self.fail_storage(err)
             return False
+        try:
+            await self.journal.sync()
+        except StorageFailure as err:
+            self.fail_storage(err)
+            return "unknown"
         return self.storage_failure is None
 
     async def _resubmit_journaled(self) -> None:
@@ -398,10 +406,19 @@ class NodeRuntime:
             if self.driver is not None:
                 self.driver.on_txs_available()
 
-    def _refuse_stopping(self, raws: list[bytes]) -> list[Admission]:
+    def _refuse_stopping(self, raws: list[bytes], taken: list[Admission] | None = None) -> list[Admission]:
+        """``NOT_READY`` for each tx of a batch this node will not acknowledge. ``taken``:
+        the mempool's verdicts, when the batch may have left this node before it stopped;
+        the txs it had admitted are answered as of unknown outcome (look up, then resend:
+        a resent tx commits at most once), the others keep their refusal."""
         assert self.storage_failure is not None
-        message = f"this node is stopping: {self.storage_failure.describe()}; submit to another node"
-        return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
+        why = self.storage_failure.describe()
+        message = f"this node is stopping: {why}; submit to another node"
+        if taken is None:
+            return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
+        unknown = (f"this node is stopping ({why}) after it admitted the transaction, which may have reached "
+                   "its peers and may still commit: look it up (/tx) on another node before resubmitting")
+        return [Admission(a.hash, Code.NOT_READY, unknown) if a.ok else a for a in taken]
 
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
         if self.faults.isolated() or self.storage_failure is not None:
@@ -513,6 +530,10 @@ class NodeRuntime:
                        lambda: self.driver.bad_messages if self.driver else 0)
         m.counter_from("bookchain_evidence", "Equivocation evidence seen",
                        lambda: len(self.driver.evidence) if self.driver else 0)
+        m.counter_from("bookchain_execution_cpu_seconds", "CPU time spent applying, indexing and storing blocks "
+                       "(on the execution thread)", lambda: round(ex.cpu_s, 6))
+        m.counter_from("bookchain_consensus_dropped_events", "Consensus events dropped while a block executed "
+                       "(the queue was full)", lambda: self.driver.dropped_events if self.driver else 0)
 
     def metrics_text(self) -> str:
         if not getattr(self, "_gauges_registered", False):

@@ -296,6 +296,44 @@ def test_a_stopping_node_admits_nothing_and_releases_waiting_clients() -> None:
     assert isinstance(asyncio.run(waiting()), NodeStopping)
 
 
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_failed_journal_write_refuses_and_a_failed_fsync_answers_outcome_unknown(fails: str) -> None:
+    """A failed write: nothing saw the batch, every tx is refused. A failed fsync after a
+    good write: the loop ran meanwhile (gossip, a proposal), so the admitted txs are
+    answered as possibly committing, the refused one keeps its own refusal."""
+    from node.mempool import Admission
+    from node.runtime import NodeRuntime
+    from state.errors import Code
+
+    full = StorageFailure("/h/data/mempool/journal.bin", OSError(errno.EIO, os.strerror(errno.EIO)))
+
+    class Journal:
+        def write(self, raws: list[bytes]) -> None:
+            if fails == "write":
+                raise full
+
+        async def sync(self) -> None:
+            raise full
+
+    class Pool:
+        async def add_many(self, raws: list[bytes], pool: Any, *, bound: bool) -> list[Admission]:
+            return [Admission(b"a" * 32, Code.OK), Admission(b"b" * 32, Code.NONCE_USED, "nonce used")]
+
+    rt: Any = NodeRuntime.__new__(NodeRuntime)
+    rt.storage_failure, rt.driver, rt.verify_pool = None, None, None
+    rt.journal, rt.mempool, rt.sm = Journal(), Pool(), SimpleNamespace(height=7)
+    rt.stop_requested = asyncio.Event()
+    ok, refused = asyncio.run(rt.submit([b"\x01" * 40, b"\x02" * 40]))
+    assert rt.storage_failure is full and rt.stop_requested.is_set()
+    assert ok.code == Code.NOT_READY
+    if fails == "write":
+        assert refused.code == Code.NOT_READY
+        assert "submit to another node" in ok.message and "may still commit" not in ok.message
+    else:
+        assert "may still commit" in ok.message and ok.hash == b"a" * 32
+        assert refused.message == "nonce used"
+
+
 # ---------------------------------------------------------------------------- real LevelDB write errors
 STORE_SCRIPT = textwrap.dedent("""
     import json, resource, signal, sys
