@@ -55,7 +55,8 @@ def test_metrics_types_and_counts(one_node: Manifest) -> None:
     fams = families(Client(url).send("GET", "/metrics").decode())
     types = {name: t for name, (t, _) in fams.items()}
     for name in ("bookchain_txs_committed", "bookchain_tx_rejections", "bookchain_rpc_requests",
-                 "bookchain_consensus_extra_rounds", "bookchain_consensus_bad_messages", "bookchain_evidence"):
+                 "bookchain_consensus_extra_rounds", "bookchain_consensus_bad_messages", "bookchain_evidence",
+                 "bookchain_execution_cpu_seconds", "bookchain_consensus_dropped_events"):
         assert types[name] == "counter", name
     for name in ("bookchain_block_interval_ms", "bookchain_apply_ms", "bookchain_submit_to_commit_ms"):
         assert types[name] == "histogram", name
@@ -69,6 +70,7 @@ def test_metrics_types_and_counts(one_node: Manifest) -> None:
     assert samples[("bookchain_submit_to_commit_ms_count", ())] >= 2
     assert samples[("bookchain_apply_ms_count", ())] >= 1
     assert samples[("bookchain_height", ())] >= 1
+    assert samples[("bookchain_execution_cpu_seconds_total", ())] > 0  # blocks ran on the execution thread
 
 
 def test_registry_is_per_node() -> None:
