@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -62,19 +63,16 @@ def event_to_list(e: Any) -> list[Any]:
     return list(e)
 
 
+@dataclass(slots=True, frozen=True)
 class Applied:
     """What the execution thread hands back to the loop for one block."""
 
-    __slots__ = ("apply_ms", "block", "events", "hashes", "receipts", "result")
-
-    def __init__(self, block: Block, result: BlockResult, receipts: list[Any], events: list[list[Any]],
-                 hashes: list[bytes], apply_ms: float) -> None:
-        self.block = block
-        self.result = result
-        self.receipts = receipts
-        self.events = events
-        self.hashes = hashes
-        self.apply_ms = apply_ms
+    block: Block
+    result: BlockResult
+    receipts: list[Any]
+    events: list[list[Any]]
+    hashes: list[bytes]
+    apply_ms: float
 
 
 class Execution:
