@@ -10,8 +10,9 @@ execution thread (node/execution.py) while the loop goes on serving clients and 
 network. Until the block is done, the core is not fed: its events (votes and proposals of
 the next height, timeouts, synced blocks) wait in arrival order and are fed after the next
 height has started, as if they had arrived then. So the core sees exactly the sequence it
-would with a synchronous commit, only later. The queue is bounded (``MAX_QUEUED``): beyond
-it an event is dropped, which consensus survives as it survives a lost message (votes and
+would with a synchronous commit, only later. The queue is bounded (``MAX_QUEUED`` events,
+``MAX_QUEUED_BYTES`` of peer frames: a proposal carries a whole block): beyond it an event
+is dropped, which consensus survives as it survives a lost message (votes and
 proposals are re-sent every rebroadcast interval, timeouts are re-armed by the next height).
 
 Evidence: an equivocation the core reports, or a peer's ``/bookchain/evidence/1`` frame
@@ -80,6 +81,7 @@ SYNC_MAX_BYTES = 24 * 1024 * 1024
 #: Events held while a block executes: a 5,000-tx block takes 0.5-1 s on a loaded devnet,
 #: in which the peers send tens of votes and a proposal or two; a flood beyond this is dropped.
 MAX_QUEUED = 10_000
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
 
 
 _ROUND_STEPS = frozenset((TimeoutStep.PROPOSE, TimeoutStep.PREVOTE, TimeoutStep.PRECOMMIT))
@@ -104,7 +106,8 @@ class ConsensusDriver:
         self.halted: str | None = None
         self._nil_logged: tuple[int, int, int] | None = None  # last (height, round, type) logged as nil
         self.committing = False  # a block is executing on the execution thread
-        self._queued: deque[Any] = deque()  # events that arrived meanwhile, fed once it is done
+        self._queued: deque[tuple[Any, int]] = deque()  # (event, frame bytes) that arrived meanwhile
+        self._queued_bytes = 0
         self.dropped_events = 0
 
     # ------------------------------------------------------------------ inputs
@@ -136,7 +139,7 @@ class ConsensusDriver:
             self.bad_messages += 1
             log.debug("bad consensus frame from %s: %s", peer_id, err)
             raise BadFrame(f"undecodable consensus frame: {err}") from None  # counted; repeat offenders are banned
-        self.feed(event)
+        self.feed(event, len(frame))
 
     def on_peer_connected(self, peer_id: str) -> None:
         """A peer came back (after a cut, a restart, a dead connection): send it our own
@@ -163,16 +166,19 @@ class ConsensusDriver:
         if not self.rt.config.consensus.create_empty_blocks:
             self.feed(TxsReady(now_ms()))
 
-    def feed(self, event: Any) -> None:
+    def feed(self, event: Any, size: int = 0) -> None:
+        """Hand ``event`` to the core, or queue it while a block executes (``size``: the
+        bytes of the peer frame it came in, for the queue's bound)."""
         if self.stopped or self.halted:
             return
         if self.committing:
-            if type(event) is TxsReady and self._queued and type(self._queued[-1]) is TxsReady:
+            if type(event) is TxsReady and self._queued and type(self._queued[-1][0]) is TxsReady:
                 return  # one is enough
-            if len(self._queued) >= MAX_QUEUED:
+            if len(self._queued) >= MAX_QUEUED or self._queued_bytes + size > MAX_QUEUED_BYTES:
                 self.dropped_events += 1
                 return
-            self._queued.append(event)
+            self._queued.append((event, size))
+            self._queued_bytes += size
             return
         try:
             actions = self.core.handle(event)
@@ -286,7 +292,7 @@ class ConsensusDriver:
         self.committing = False
         err = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or err is not None:
-            self._queued.clear()
+            self._drop_queue()
             self.rt.execution.gate.fail()  # the state may hold half a block: nobody reads it
             if isinstance(err, StorageFailure):
                 self.rt.fail_storage(err)
@@ -317,7 +323,13 @@ class ConsensusDriver:
             return
         self.start_height()
         while self._queued and not (self.committing or self.stopped or self.halted):
-            self.feed(self._queued.popleft())
+            event, size = self._queued.popleft()
+            self._queued_bytes -= size
+            self.feed(event, size)
+
+    def _drop_queue(self) -> None:
+        self._queued.clear()
+        self._queued_bytes = 0
 
     async def settled(self) -> None:
         """Wait until no block executes (a synced block fed just now has been stored, or refused)."""
@@ -462,7 +474,7 @@ class ConsensusDriver:
 
     def stop(self) -> None:
         self.stopped = True
-        self._queued.clear()
+        self._drop_queue()
         for t in self.timers:
             t.cancel()
         self.timers.clear()

@@ -121,7 +121,7 @@ def fake_driver() -> tuple[Any, list[Any], FakeExecution, list[str]]:
     d.loop = asyncio.get_running_loop()
     d.timers, d.evidence = set(), []
     d.stopped, d.halted, d.committing = False, None, False
-    d._queued, d.dropped_events, d.rounds_total = deque(), 0, 0
+    d._queued, d._queued_bytes, d.dropped_events, d.rounds_total = deque(), 0, 0, 0
     d.start_height = lambda: fed.append("start")
     return d, fed, ex, host_calls
 
@@ -154,8 +154,11 @@ def test_events_that_arrive_during_a_commit_are_fed_in_order_after_the_next_heig
     asyncio.run(run())
 
 
-def test_the_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_queue_is_bounded_in_events_and_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood (a Byzantine validator's proposals carry whole blocks) is dropped past either
+    bound, and what was queued is fed in order once the block is done."""
     monkeypatch.setattr(driver_mod, "MAX_QUEUED", 3)
+    monkeypatch.setattr(driver_mod, "MAX_QUEUED_BYTES", 1000)
 
     async def run() -> None:
         d, fed, ex, _ = fake_driver()
@@ -167,6 +170,17 @@ def test_the_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         ex.fut.set_result(applied(1))
         await asyncio.sleep(0)
         assert fed == ["start", "vote 0", "vote 1", "vote 2"]
+        assert d._queued_bytes == 0
+
+        fed.clear()
+        d._commit(block(2), SimpleNamespace(round=0))
+        d.feed("big proposal", 900)
+        d.feed("second big proposal", 200)  # 1,100 bytes: over
+        d.feed("vote", 100)
+        assert d.dropped_events == 3 and d._queued_bytes == 1000
+        ex.fut.set_result(applied(2))
+        await asyncio.sleep(0)
+        assert fed == ["start", "big proposal", "vote"] and d._queued_bytes == 0
 
     asyncio.run(run())
 
