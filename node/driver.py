@@ -293,7 +293,7 @@ class ConsensusDriver:
         err = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or err is not None:
             self._drop_queue()
-            self.rt.execution.shut()  # the state may hold half a block: nobody reads it
+            self.rt.execution.gate.fail()  # the state may hold half a block: nobody reads it
             if isinstance(err, StorageFailure):
                 self.rt.fail_storage(err)
             else:

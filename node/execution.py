@@ -12,9 +12,8 @@ process's exchange a block ahead of its store, which is one more reason not to g
 Threads: the consensus driver saves the block on the loop, then applies, indexes and
 stores it on the execution thread (``apply_in_thread``), and takes the results back on
 the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
-and answering; nothing reads the exchange state while the block applies, and only
-mempool admission reads it while the block is indexed and stored (node/stategate.py);
-consensus holds its events until the block is done (node/driver.py). The storage order is the same: the
+and answering; nothing reads the exchange state (node/stategate.py), and consensus holds
+its events until the block is done (node/driver.py). The storage order is the same: the
 thread does what the loop did, in the same order. Measured effect: docs/performance.md.
 """
 
@@ -74,13 +73,11 @@ class Applied:
     events: list[list[Any]]
     hashes: list[bytes]
     apply_ms: float
-    decoded: dict[bytes, SignedTx]  # the block's txs as the verified-tx cache held them (raw -> tx)
 
 
 class Execution:
     def __init__(self, sm: StateMachine, blocks: BlockStore, mempool: Mempool, bus: EventBus,
-                 verify_pool: Executor | None, *, proof_heights: int = 20, gate: StateGate | None = None,
-                 admission_gate: StateGate | None = None) -> None:
+                 verify_pool: Executor | None, *, proof_heights: int = 20, gate: StateGate | None = None) -> None:
         self.sm = sm
         self.blocks = blocks
         self.mempool = mempool
@@ -102,9 +99,6 @@ class Execution:
         self.interest = interest.InterestBook(blocks.db)  # hourly interest entries (node/interest.py)
         self.proofs = ProofWindow(proof_heights)  # recent heights /proof can prove state at
         self.gate = gate if gate is not None else StateGate()  # closed while a block executes on the thread (node/stategate.py)
-        # mempool admission's gate: opens once the block is applied, while indexing and
-        # storage (which only read the state) go on
-        self.admission_gate = admission_gate if admission_gate is not None else StateGate()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec")
         self._in_flight: asyncio.Future[Applied] | None = None
         self.cpu_s = 0.0  # CPU seconds spent in apply_and_store (the execution thread's work)
@@ -161,9 +155,7 @@ class Execution:
         """Apply, index and store a saved block on the execution thread; the gate stays
         closed until ``finish`` (on the loop) has taken its results."""
         self.gate.close()
-        self.admission_gate.close()
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._thread, self.apply_and_store, block, loop)
+        fut = asyncio.get_running_loop().run_in_executor(self._thread, self.apply_and_store, block)
         self._in_flight = fut
         return fut
 
@@ -175,26 +167,18 @@ class Execution:
             with contextlib.suppress(Exception):  # already reported by the driver's callback
                 await asyncio.shield(fut)
         self._thread.shutdown(wait=True)
-        self.shut()
-
-    def shut(self) -> None:
-        """Execution failed or the node stops: no reader sees this state again."""
         self.gate.fail()
-        self.admission_gate.fail()
 
     def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
         applied = self.apply_and_store(block)
         self.finish(applied, publish=publish)
         return applied.result
 
-    def apply_and_store(self, block: Block, loop: asyncio.AbstractEventLoop | None = None) -> Applied:
+    def apply_and_store(self, block: Block) -> Applied:
         """Apply the block, save its results and indexes, commit the state (the storage
-        order above). On the execution thread (``loop`` given) nothing on the loop reads
-        the state while the block applies (node/stategate.py); once it is applied, mempool
-        admission may read it again (``admission_gate``), as indexing and storage only
-        read it. Of what the loop writes, this touches only the verified-tx cache: while
-        the block applies (it adds the block's txs it lacked), and right after, when it
-        copies out the block's decoded txs for the indexes."""
+        order above). Runs on the execution thread while the loop reads nothing of the
+        state (node/stategate.py); touches nothing the loop writes but the verified-tx
+        cache, which it only reads (a tx evicted meanwhile is verified again)."""
         t0, cpu0 = time.perf_counter(), time.thread_time()
         self._verify_missing(block.txs)
         indexing = block.height > self.blocks.results_height
@@ -202,10 +186,6 @@ class Execution:
             self.interest.before_block(self.sm.ex)  # the state this block starts from
         result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
                                      self.mempool.verified, commit=False)
-        verified = self.mempool.verified
-        decoded = {raw: tx for raw in block.txs if (tx := verified.get(raw)) is not None}
-        if loop is not None:
-            loop.call_soon_threadsafe(self.admission_gate.open)
         receipts = [r.to_list() for r in result.receipts]
         # Fills reach the per-account index through the account history (node/history.py),
         # which /fills reads: one entry per fill and account, not two.
@@ -226,7 +206,7 @@ class Execution:
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
             orders = orderindex.outcomes(self.sm.ex, block.height, result.events, result.receipts)
             ex, time_ms = self.sm.ex, block.header.time_ms
-            views = orderindex.block_views(ex, result.receipts, block.txs, decoded)
+            views = orderindex.block_views(ex, result.receipts, block.txs, self.mempool.verified)
             cloids = orderindex.cloids(views)
             fills, positions = self.fillbook.block(events, ex)
             extra = history.block_puts(block.height, time_ms, events, orders, self.candles, ex.markets,
@@ -242,16 +222,15 @@ class Execution:
         maybe_crash("state_committed")
         self._keep_for_proofs()
         self.cpu_s += time.thread_time() - cpu0
-        return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000, decoded)
+        return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000)
 
     def finish(self, applied: Applied, *, publish: bool) -> None:
         """The loop's part of a commit, once the state is stored: open the gate, take the
         block's txs out of the mempool, wake waiters and publish."""
         self.gate.open()
-        self.admission_gate.open()
         block, receipts, hashes = applied.block, applied.receipts, applied.hashes
         if publish and self.bus.wants(hlws.TOPIC):  # before the mempool forgets the decoded txs
-            self.hl.remember(self.sm.ex, block.height, block.header.time_ms, block.txs, applied.decoded, receipts)
+            self.hl.remember(self.sm.ex, block.height, block.header.time_ms, block.txs, self.mempool.verified, receipts)
         self.mempool.on_committed(hashes, block.txs, block.header.time_ms)
         self.last_apply_ms = applied.apply_ms
         self.last_block_txs = len(block.txs)

@@ -119,13 +119,11 @@ class NodeRuntime:
         with opening(config.blocks_dir):
             self.blocks = BlockStore(str(config.blocks_dir))
         gate = StateGate()  # closed while a block executes on the execution thread
-        admission_gate = StateGate()  # the same, but open again once the block is applied
-        self.mempool = Mempool(self.sm, config.mempool, gate=admission_gate)
+        self.mempool = Mempool(self.sm, config.mempool, gate=gate)
         self.bus = EventBus()
         self.verify_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="verify")
         self.execution = Execution(self.sm, self.blocks, self.mempool, self.bus, self.verify_pool,
-                                   proof_heights=config.storage.proof_heights, gate=gate,
-                                   admission_gate=admission_gate)
+                                   proof_heights=config.storage.proof_heights, gate=gate)
         self.metrics = NodeMetrics()
         self.execution.metrics = self.metrics
         self.wal = WalFile(config.wal_dir)

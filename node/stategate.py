@@ -10,9 +10,7 @@ synchronous read; with no await between the two, the thread cannot start another
 in between (it only starts from the loop, when consensus commits).
 
 The gate is closed while a block executes and opened when the loop has taken the
-block's results. Mempool admission has a gate of its own (``Execution.admission_gate``),
-opened as soon as the block is applied: indexing and storage only read the state, and
-admission only reads it too, so a client's batch is judged while the block is stored. When execution fails (a full disk, a bug), it is never opened again:
+block's results. When execution fails (a full disk, a bug), it is never opened again:
 the node is stopping, and ``wait_open`` raises ``NodeStopping`` instead of letting a
 reader see the state of a block that was not committed, or hang until shutdown gives up.
 """

@@ -99,9 +99,6 @@ class FakeExecution:
     def store_block(self, block: Any, cert: Any) -> None:
         self.calls.append(f"store {block.height}")
 
-    def shut(self) -> None:
-        self.gate.fail()
-
     def apply_in_thread(self, block: Any) -> asyncio.Future[Any]:
         self.gate.close()
         self.fut = asyncio.get_running_loop().create_future()
@@ -210,8 +207,7 @@ def test_a_failed_execution_shuts_the_gate_and_stops_the_node(failure: str) -> N
 # ---------------------------------------------------------------------------- a real store
 def test_a_threaded_commit_stores_what_the_chain_certified(tmp_path: Path) -> None:
     """Each block of a built chain committed through the execution thread, with a reader
-    waiting at the gate meanwhile: the same app hashes as the chain that built them; the
-    admission gate opened before the block was taken back."""
+    waiting at the gate meanwhile: the same app hashes as the chain that built them."""
     home = tmp_path / "node"
     build_chain(home, heights=5)
     genesis = Genesis.from_json(json.loads((home / "genesis.json").read_text()))
@@ -235,8 +231,6 @@ def test_a_threaded_commit_stores_what_the_chain_certified(tmp_path: Path) -> No
             waiting = asyncio.ensure_future(read_height_when_open(execution.gate, heights))
             done = await fut
             assert heights == []  # the thread finished, but the loop has not taken it yet
-            # admission reads the state again once the block is applied, before it is stored
-            assert execution.admission_gate.is_open and not execution.gate.is_open
             execution.finish(done, publish=True)
             await waiting
             assert heights == [h]
