@@ -288,36 +288,18 @@ class ConsensusDriver:
 
     def _applied(self, block: Block, cert: CommitCertificate, fut: asyncio.Future[Any]) -> None:
         """Back on the loop after the execution thread stored ``block``: finish the commit,
-        start the next height, feed what arrived meanwhile."""
+        start the next height, feed what arrived meanwhile. Whatever fails here stops the
+        node (a done callback's exception would only be logged, leaving a node that never
+        starts its next height)."""
         self.committing = False
         err = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or err is not None:
-            self._drop_queue()
-            self.rt.execution.gate.fail()  # the state may hold half a block: nobody reads it
-            if isinstance(err, StorageFailure):
-                self.rt.fail_storage(err)
-            else:
-                self.halted = f"executing block {block.height} failed: {err!r}"
-                log.critical("HALT: %s", self.halted, exc_info=err)
-                self.rt.fail(self.halted)
+            self._stop_after(block, err)
             return
-        result = fut.result().result
-        self.rt.execution.finish(fut.result(), publish=True)
-        if block.evidence:
-            committed = evidence_index.decoded(block)
-            try:
-                self.rt.evidence_pool.remove(ev.key for ev in committed)
-            except StorageFailure as storage_err:
-                self.rt.fail_storage(storage_err)
-                return
-            log.info("h=%d committed %d piece(s) of equivocation evidence", block.height, len(committed))
-        log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
-                 block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
-                 self.rt.execution.last_apply_ms)
         try:
-            self.rt.after_commit(block.height)
-        except StorageFailure as storage_err:
-            self.rt.fail_storage(storage_err)
+            self._finish_commit(block, cert, fut.result())
+        except Exception as finish_err:
+            self._stop_after(block, finish_err)
             return
         if self.stopped:
             return
@@ -325,7 +307,36 @@ class ConsensusDriver:
         while self._queued and not (self.committing or self.stopped or self.halted):
             event, size = self._queued.popleft()
             self._queued_bytes -= size
-            self.feed(event, size)
+            try:
+                self.feed(event, size)
+            except Exception:  # logged by feed; one event's failure is that event's, as on arrival
+                continue
+
+    def _stop_after(self, block: Block, err: BaseException | None) -> None:
+        """Executing or finishing ``block`` failed: the state may hold half a block, or the
+        node's bookkeeping of it (mempool, waiters, evidence pool) half its commit, so nobody
+        reads it again and the node stops (exit 6 for a failed write, else halted); the
+        restart applies the saved block again."""
+        self._drop_queue()
+        self.rt.execution.gate.fail()
+        if isinstance(err, StorageFailure):
+            self.rt.fail_storage(err)
+        else:
+            self.halted = f"committing block {block.height} failed: {err!r}"
+            log.critical("HALT: %s", self.halted, exc_info=err)
+            self.rt.fail(self.halted)
+
+    def _finish_commit(self, block: Block, cert: CommitCertificate, applied: Any) -> None:
+        result = applied.result
+        self.rt.execution.finish(applied, publish=True)
+        if block.evidence:
+            committed = evidence_index.decoded(block)
+            self.rt.evidence_pool.remove(ev.key for ev in committed)
+            log.info("h=%d committed %d piece(s) of equivocation evidence", block.height, len(committed))
+        log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
+                 block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
+                 self.rt.execution.last_apply_ms)
+        self.rt.after_commit(block.height)
 
     def _drop_queue(self) -> None:
         self._queued.clear()

@@ -186,6 +186,33 @@ def test_the_queue_is_bounded_in_events_and_in_bytes(monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize("failure", ["bug", "disk full"])
+def test_a_failed_finish_on_the_loop_stops_the_node_too(failure: str) -> None:
+    """The thread stored the block, then the loop's part failed (a bug in the websocket
+    hand-off, a full disk under the evidence pool or a snapshot): halted or stopped, never
+    a node that silently stops starting heights."""
+    async def run() -> None:
+        d, fed, ex, host_calls = fake_driver()
+        err = RuntimeError("boom") if failure == "bug" else StorageFailure("/data/evidence", OSError(28, "No space"))
+
+        def finish(applied: Any, *, publish: bool) -> None:
+            raise err
+
+        ex.finish = finish  # type: ignore[method-assign]
+        d._commit(block(4), SimpleNamespace(round=0))
+        d.feed("vote")
+        assert ex.fut is not None
+        ex.fut.set_result(applied(4))
+        await asyncio.sleep(0)
+        assert fed == [] and not d._queued
+        assert host_calls == (["fail"] if failure == "bug" else ["fail_storage"])
+        assert (d.halted is not None) == (failure == "bug")
+        with pytest.raises(NodeStopping):
+            await ex.gate.wait_open()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("failure", ["bug", "disk full"])
 def test_a_failed_execution_shuts_the_gate_and_stops_the_node(failure: str) -> None:
     async def run() -> None:
         d, fed, ex, host_calls = fake_driver()
