@@ -61,8 +61,12 @@ RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries:
 OPEN_WHILE_UNVERIFIED = frozenset({"/health", "/status", "/genesis", "/validators", "/net_info", "/metrics"})
 #: Routes that read no exchange state, or wait for the state gate themselves right before
 #: they do (submissions, websockets, /exchange): the others wait for it in a middleware.
-OWN_GATE = OPEN_WHILE_UNVERIFIED | {"/snapshots", "/snapshot", "/commits", "/broadcast_tx_sync", "/broadcast_txs",
-                                    "/broadcast_tx_commit", "/exchange", "/ws", "/websocket"}
+#: /status, /health and /metrics wait too: the height they report is set when a block is
+#: applied, before its results are stored, and a client that reads height h must find
+#: block h's results (/commits, /block_results) at once.
+OWN_GATE = frozenset({"/genesis", "/validators", "/net_info", "/snapshots", "/snapshot", "/commits",
+                      "/broadcast_tx_sync", "/broadcast_txs", "/broadcast_tx_commit", "/exchange", "/ws",
+                      "/websocket"})
 
 
 class RpcError(Exception):

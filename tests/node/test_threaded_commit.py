@@ -271,3 +271,39 @@ def test_a_threaded_commit_stores_what_the_chain_certified(tmp_path: Path) -> No
         sm.close()
         blocks.close()
         source.close()
+
+
+# ---------------------------------------------------------------------------- the RPC
+def test_rpc_reads_of_the_state_and_its_height_wait_for_the_block(tmp_path: Path) -> None:
+    """While a block executes, /health (the height), /account (the state) and /block_results
+    wait; /genesis and /commits (the stored results only) answer at once. A client that
+    read height h finds block h's results: the height is set when a block is applied,
+    before its results are stored."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from state.keys import address_to_text
+    from tests.node.proofchain import ALICE, ProvingNode
+
+    node = ProvingNode(tmp_path, heights=3)
+
+    async def run() -> None:
+        async with TestClient(TestServer(node.app())) as client:
+            gate = node.execution.gate
+            gate.close()
+            for path in ("/genesis", "/commits?from=1&to=3"):
+                assert (await client.get(path)).status == 200, path
+            waiting = [asyncio.ensure_future(client.get(path)) for path in
+                       ("/health", f"/account?address={address_to_text(ALICE.address)}", "/block_results?height=3")]
+            await asyncio.sleep(0.2)
+            assert not any(w.done() for w in waiting)
+            gate.open()
+            answers = await asyncio.gather(*waiting)
+            assert [a.status for a in answers] == [200, 200, 200]
+            assert (await answers[0].json())["height"] == 3
+            gate.fail()
+            assert (await client.get("/health")).status == 503  # stopping: no state read any more
+
+    try:
+        asyncio.run(run())
+    finally:
+        node.close()
