@@ -353,8 +353,7 @@ class NodeRuntime:
         try:
             adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
         except NodeStopping:  # the block executing when the node stopped never finished here
-            return [Admission(tx_hash(raw), Code.NOT_READY, "this node is stopping; submit to another node")
-                    for raw in raws]
+            return self._refuse_stopping(raws)
         if bound:
             durable = await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok])
             if durable is not True:
@@ -410,13 +409,15 @@ class NodeRuntime:
         """``NOT_READY`` for each tx of a batch this node will not acknowledge. ``taken``:
         the mempool's verdicts, when the batch may have left this node before it stopped;
         the txs it had admitted are answered as of unknown outcome (look up, then resend:
-        a resent tx commits at most once), the others keep their refusal."""
-        assert self.storage_failure is not None
-        why = self.storage_failure.describe()
-        message = f"this node is stopping: {why}; submit to another node"
+        a resent tx commits at most once), the others keep their refusal. Without a failed
+        write (a signal, a failed block) the message names no cause."""
+        failure = self.storage_failure
+        cause = f": {failure.describe()}" if failure is not None else ""
         if taken is None:
+            message = f"this node is stopping{cause}; submit to another node"
             return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
-        unknown = (f"this node is stopping ({why}) after it admitted the transaction, which may have reached "
+        assert failure is not None  # only a failed journal fsync lets a batch out unacknowledged
+        unknown = (f"this node is stopping ({failure.describe()}) after it admitted the transaction, which may have reached "
                    "its peers and may still commit: look it up (/tx) on another node before resubmitting")
         return [Admission(a.hash, Code.NOT_READY, unknown) if a.ok else a for a in taken]
 
