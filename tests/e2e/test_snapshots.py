@@ -28,10 +28,12 @@ from tests.node.snapchain import forge_balance
 pytestmark = pytest.mark.e2e
 
 STORAGE = {"storage": {"retain_blocks": 20, "snapshot_interval": 10, "keep_snapshots": 2}}
+# Empty blocks back to back: these tests need dozens of heights, not the idle pacing.
+BACK_TO_BACK = {"create_empty_blocks": True}
 
 
 def test_pruned_chain_and_state_sync_from_snapshot(tmp_path: Path) -> None:
-    c = Cluster(tmp_path, sections={0: STORAGE, 1: STORAGE, 2: STORAGE})
+    c = Cluster(tmp_path, consensus=BACK_TO_BACK, sections={0: STORAGE, 1: STORAGE, 2: STORAGE})
     try:
         for i in range(3):
             c.start(i)
@@ -100,7 +102,7 @@ def test_a_node_refuses_a_forged_snapshot(tmp_path: Path) -> None:
     Under the snapshot's own app hash: refused at restore (one log line, exit 1, nothing
     written). Under a restated app hash that its records give: the node waits for block h+1,
     which certifies another app hash, and halts without having served or voted."""
-    c = Cluster(tmp_path, sections={i: STORAGE for i in range(3)})
+    c = Cluster(tmp_path, consensus=BACK_TO_BACK, sections={i: STORAGE for i in range(3)})
     try:
         for i in range(3):
             c.start(i)
