@@ -38,6 +38,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import libsodium_verify_per_s, print_table, write_json
+from consensus.config import NODE_DEFAULTS
 from devnet.cluster import Cluster
 from devnet.load import prepare, run_load
 
@@ -136,7 +137,8 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
         os.sched_setaffinity(0, sorted(everything)[:cores])
     try:
         with tempfile.TemporaryDirectory(prefix="bookchain-cpu-") as d:
-            c = Cluster(Path(d), nodes=args.nodes, traders=args.traders)
+            # a node's own consensus defaults: the idle figure is the one a devnet shows
+            c = Cluster(Path(d), nodes=args.nodes, traders=args.traders, consensus=NODE_DEFAULTS)
             for i in range(args.nodes):
                 c.set_config(i, "p2p", {"worker_process": args.p2p == "process"})
             try:

@@ -31,8 +31,11 @@ class Cluster:
                  placements: list[Placement] | None = None) -> None:
         """``placements`` put the nodes on given hosts and ports (e.g. 127.0.0.2..N, which Linux
         routes to the loopback), as on separate machines; by default all are on 127.0.0.1."""
+        # Shorter rounds than a node's defaults, and an idle chain's block every 100 ms at
+        # the latest instead of every second: tests wait for heights, mostly on idle chains
+        # (benchmarks of the defaults pass ``consensus=NODE_DEFAULTS``).
         overrides = {"timeout_propose_ms": 800, "timeout_prevote_ms": 400, "timeout_precommit_ms": 400,
-                     "timeout_commit_ms": 100, **(consensus or {})}
+                     "timeout_commit_ms": 100, "empty_block_interval_ms": 100, **(consensus or {})}
         self.manifest = create_devnet(root, DevnetSpec(nodes=nodes, traders=traders,
                                                        consensus=tuple(overrides.items())),
                                       placements=placements)
