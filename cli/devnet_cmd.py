@@ -73,7 +73,8 @@ def devnet() -> None:
 @click.option("--timeout", default=60.0, show_default=True, type=Seconds(1, 3600),
               help="Seconds to wait for every node to reach height 2.")
 @click.option("--block-time-ms", default=None, type=click.IntRange(0, 60_000),
-              help="Sets consensus.empty_block_interval_ms in each config.json (new devnet only).")
+              help="The longest an idle chain goes without a block (consensus.empty_block_interval_ms, "
+                   "default 1000; a transaction starts a block at once) in each config.json (new devnet only).")
 @click.option("--future-expiry", "future_expiry", default=DEFAULT_FUTURE_EXPIRY_S, show_default=True,
               type=click.IntRange(0, 10**9), metavar="SECONDS",
               help="BTC-FUT (market 4) expires this many seconds after genesis; 0 leaves it out (new devnet only).")
