@@ -86,7 +86,7 @@ NODE_DEFAULTS: dict[str, Any] = {
     "timeout_prevote_ms": 500,
     "timeout_precommit_ms": 500,
     "timeout_delta_ms": 250,
-    "timeout_commit_ms": 100,  # pause after a commit: the idle block interval
+    "timeout_commit_ms": 100,  # pause after a commit: caps a lightly loaded chain's block rate
     "timeout_commit_busy_ms": 0,
     "timeout_execution_pct": 200,
     # An idle chain waits for transactions (a block at least every second): measured on a

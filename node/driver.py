@@ -70,6 +70,7 @@ from state.codec import decode, encode
 from state.errors import Code
 
 if TYPE_CHECKING:
+    from node.execution import Applied
     from node.ports import DriverHost
 
 log = logging.getLogger("bookchain.consensus")
@@ -326,7 +327,7 @@ class ConsensusDriver:
             log.critical("HALT: %s", self.halted, exc_info=err)
             self.rt.fail(self.halted)
 
-    def _finish_commit(self, block: Block, cert: CommitCertificate, applied: Any) -> None:
+    def _finish_commit(self, block: Block, cert: CommitCertificate, applied: Applied) -> None:
         result = applied.result
         self.rt.execution.finish(applied, publish=True)
         if block.evidence:

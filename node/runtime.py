@@ -411,13 +411,12 @@ class NodeRuntime:
         the txs it had admitted are answered as of unknown outcome (look up, then resend:
         a resent tx commits at most once), the others keep their refusal. Without a failed
         write (a signal, a failed block) the message names no cause."""
-        failure = self.storage_failure
-        cause = f": {failure.describe()}" if failure is not None else ""
+        why = self.storage_failure.describe() if self.storage_failure is not None else None
         if taken is None:
-            message = f"this node is stopping{cause}; submit to another node"
+            message = f"this node is stopping{f': {why}' if why else ''}; submit to another node"
             return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
-        assert failure is not None  # only a failed journal fsync lets a batch out unacknowledged
-        unknown = (f"this node is stopping ({failure.describe()}) after it admitted the transaction, which may have reached "
+        assert why is not None  # only a failed journal fsync lets a batch out unacknowledged
+        unknown = (f"this node is stopping ({why}) after it admitted the transaction, which may have reached "
                    "its peers and may still commit: look it up (/tx) on another node before resubmitting")
         return [Admission(a.hash, Code.NOT_READY, unknown) if a.ok else a for a in taken]
 
