@@ -37,6 +37,31 @@ def setup_logging(log_path: Path, level: str = "INFO") -> None:
     root.setLevel(os.environ.get("BOOKCHAIN_LOG", level))
     for noisy in ("libp2p", "multiaddr", "aiohttp.access", "trio", "async_service"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not os.environ.get("LIBP2P_DEBUG"):
+        # importing libp2p detaches its logger (no handler, no propagation), so its warnings
+        # would reach stderr through logging's last resort, unformatted and not in the log
+        # file: import it first (the node and its p2p worker import it anyway), then attach
+        import libp2p  # noqa: F401
+
+        library = logging.getLogger("libp2p")
+        library.handlers.clear()
+        library.propagate = True
+    for attached in root.handlers:
+        attached.addFilter(_one_line_for_libraries)
+
+
+def _one_line_for_libraries(record: logging.LogRecord) -> bool:
+    """Fold a library's record to its first line. libp2p writes the traceback of a task
+    cancelled at shutdown into a warning's text; a node's log names what happened in one line
+    and shows no traceback for what the node handles."""
+    if record.name.startswith("bookchain"):
+        return True
+    message = record.getMessage()
+    first = message.split("\n", 1)[0]
+    if first != message or record.exc_info or record.exc_text:
+        record.msg, record.args = first, None
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 class _LogFile(logging.FileHandler):
