@@ -64,7 +64,7 @@ class Mempool:
     def __init__(self, sm: StateMachine, config: MempoolConfig, clock: Callable[[], float] = time.monotonic,
                  gate: StateGate | None = None) -> None:
         self.sm = sm
-        self.gate = gate if gate is not None else StateGate()  # closed while a block executes
+        self.gate = gate if gate is not None else StateGate()  # failed: the node stops, admit nothing
         self.config = config
         self.chain_id = sm.genesis.chain_id
         self.pending: OrderedDict[bytes, bytes] = OrderedDict()  # hash -> raw, arrival order
@@ -168,8 +168,9 @@ class Mempool:
             fresh = dict(zip(todo, checked, strict=True))
         else:
             fresh = {}
-        # the rest reads the exchange state (nonces, balances): never while a block executes
-        await self.gate.wait_open()
+        # the rest reads the exchange state without waiting for a block executing on the
+        # execution thread: only what a block replaces whole (state.machine.must_admit)
+        self.gate.must_not_have_failed()
         for i, r in enumerate(results):
             if r is None:
                 # already verified (e.g. seen in a proposal before its gossip arrived): never twice

@@ -9,6 +9,14 @@ its taker side). Every reader of the exchange state awaits ``wait_open`` right b
 synchronous read; with no await between the two, the thread cannot start another block
 in between (it only starts from the loop, when consensus commits).
 
+Mempool admission is the one reader that does not wait: it reads only what a block
+replaces whole (``state.machine.must_admit``: a signer's kept nonces, a new array each
+time, whether an address is known, the block time), each read one atomic step under the
+GIL, so a verdict is one the signer would get just before or just after its own
+transactions in the executing block. That is admission policy, never consensus (the
+block's own checks decide), and it lets a client's submission be answered while a block
+executes instead of after it (measured in docs/performance.md).
+
 The gate is closed while a block executes and opened when the loop has taken the
 block's results. When execution fails (a full disk, a bug), it is never opened again:
 the node is stopping, and ``wait_open`` raises ``NodeStopping`` instead of letting a
@@ -51,6 +59,12 @@ class StateGate:
         """Execution failed or the node stops: wake every waiter with ``NodeStopping``."""
         self._failed = True
         self._open.set()
+
+    def must_not_have_failed(self) -> None:
+        """For the one reader that does not wait (mempool admission, see the module's
+        docstring): raise ``NodeStopping`` once execution failed."""
+        if self._failed:
+            raise NodeStopping()
 
     async def wait_open(self) -> None:
         """Return once the state is a committed one; the caller reads it before its next await."""

@@ -200,9 +200,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     # an included transaction with a valid signature and a fresh nonce uses the nonce,
     # whatever its actions do (as on Ethereum): otherwise anyone holding the bytes of a
     # rejected transaction could replay it once it would succeed
-    if kept is None:
-        kept = ex.nonces[signer] = nonces.new_kept()
-    nonces.record(kept, nonce)
+    ex.nonces[signer] = nonces.recorded(kept, nonce)  # a new array, never one admission may hold
     ex.touch_nonces(signer)
     account = signer
     if hl:  # a Hyperliquid action stands for a native one (state/hlexec.py)

@@ -369,7 +369,12 @@ def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
     or submit prices as a validator. Everything else it sends would be rejected in a block
     and, because an included transaction uses its nonce, would still cost a nonce record:
     refused here, such spam never reaches a block (a proposer that includes it anyway gets
-    the same rejection codes as before)."""
+    the same rejection codes as before).
+
+    Called on the node's event loop while a block may be executing on another thread
+    (node/stategate.py), so it reads only what a block replaces whole and never iterates a
+    collection the block changes: a signer's kept nonces (a new array on every record),
+    membership of three dicts, the block time."""
     genesis = ex.genesis
     lifetimes.must_not_expired(tx, now_ms)
     nonces.must_accept(ex.nonces.get(tx.signer, []), tx.nonce, now_ms,

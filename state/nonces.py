@@ -26,10 +26,6 @@ KEEP: Final = 100
 _NATIVE_LE: Final = sys.byteorder == "little"
 
 
-def new_kept() -> array[int]:
-    return array("Q")
-
-
 def must_accept(kept: Sequence[int], nonce: int, block_time_ms: int, past_ms: int, future_ms: int) -> None:
     """Raise the rejection code if ``nonce`` may not be used now; changes nothing."""
     if nonce <= block_time_ms - past_ms or nonce >= block_time_ms + future_ms:
@@ -44,15 +40,27 @@ def must_accept(kept: Sequence[int], nonce: int, block_time_ms: int, past_ms: in
         raise TxError(Code.NONCE_USED, f"nonce {nonce} was already used")
 
 
-def record(kept: array[int], nonce: int) -> None:
-    """Insert an accepted nonce, dropping the smallest beyond the 100 kept."""
+def recorded(kept: array[int] | None, nonce: int) -> array[int]:
+    """A new array: ``kept`` (None: no nonce yet) with an accepted nonce inserted and the
+    smallest dropped beyond the 100 kept. Never changed in place: mempool admission reads a
+    signer's kept nonces on the node's event loop while a block executes on another thread
+    (node/stategate.py), and an array it holds must not shift under its reads; a copy of
+    at most 800 bytes per transaction is what that costs."""
+    if kept is None:
+        return array("Q", (nonce,))
     n = len(kept)
+    if n >= KEEP and nonce > kept[n - 1]:  # the usual case once a signer is busy: shift by one
+        out = kept[1:]
+        out.append(nonce)
+        return out
+    out = kept[:]
     if not n or nonce > kept[n - 1]:
-        kept.append(nonce)
+        out.append(nonce)
     else:
-        bisect.insort(kept, nonce)
-    if len(kept) > KEEP:
-        del kept[0]
+        bisect.insort(out, nonce)
+    if len(out) > KEEP:
+        del out[0]
+    return out
 
 
 def to_bytes(kept: array[int]) -> bytes:

@@ -1,5 +1,5 @@
 """Blocks execute on the execution thread (node/execution.py) while the loop goes on:
-nothing reads the exchange state meanwhile (node/stategate.py), consensus is fed what
+nothing but mempool admission reads the exchange state meanwhile (node/stategate.py), consensus is fed what
 arrived meanwhile in arrival order once the next height has started (node/driver.py), a
 failed execution leaves the gate shut and stops the node, and the state a threaded commit
 stores is the one a synchronous commit would."""
@@ -64,28 +64,77 @@ def test_the_gate_holds_readers_while_closed_and_fails_them_for_good() -> None:
     assert asyncio.run(run()) == ["a", "b stopped", "c stopped"]
 
 
-def test_admission_reads_no_state_while_a_block_executes() -> None:
-    """The batch is judged against the state (nonces, balances) only once the gate opens:
-    a tx is never checked against half a block."""
+def test_admission_answers_while_a_block_executes_and_refuses_once_execution_failed() -> None:
+    """Admission does not wait for the gate (it reads only what a block replaces whole,
+    state.machine.must_admit): a batch is judged while a block executes. Once execution
+    failed, nothing more is admitted."""
     chain = Chain()
     trader = key(7)
     chain.fund(trader, 0, 10**12)
     gate = StateGate()
     pool = Mempool(chain.sm, MempoolConfig(), gate=gate)
-    raws = orders(chain, trader, 3)
 
     async def run() -> None:
         gate.close()
-        task = asyncio.ensure_future(pool.add_many(raws, None))
-        await asyncio.sleep(0.05)
-        assert not task.done() and len(pool) == 0
-        gate.open()
-        assert [a.ok for a in await task] == [True, True, True]
+        done = await asyncio.wait_for(pool.add_many(orders(chain, trader, 3), None), 5)
+        assert [a.ok for a in done] == [True, True, True] and len(pool) == 3
         gate.fail()
         with pytest.raises(NodeStopping):
             await pool.add_many(orders(chain, trader, 1), None)
+        assert len(pool) == 3
 
     asyncio.run(run())
+
+
+def test_admission_on_another_thread_sees_each_signer_before_or_after_its_own_txs() -> None:
+    """Blocks apply on one thread while this one judges transactions of the same signers
+    against the live state, as the node's loop does. A signer's kept nonces are replaced,
+    never changed in place, so each verdict is the one the state before or after that
+    signer's transactions in the block gives, never an error of a half-changed record: a
+    nonce the chain has used is never admitted once its block is done, and a fresh one
+    never refused for a used nonce."""
+    import threading
+
+    from state.errors import Code, TxError
+    from state.machine import must_admit
+    from state.tx import decode_tx
+
+    chain = Chain()
+    traders = [key(20 + i) for i in range(4)]
+    for k in traders:
+        chain.fund(k, 0, 10**12)
+    blocks = [[tx for k in traders for tx in orders(chain, k, 40)] for _ in range(4)]
+    used: set[tuple[bytes, int]] = set()
+    stop = threading.Event()
+
+    def apply_blocks() -> None:
+        try:
+            for txs in blocks:
+                chain.block(*txs)
+                used.update((decode_tx(raw).signer, decode_tx(raw).nonce) for raw in txs)
+        finally:
+            stop.set()
+
+    verdicts: list[Code] = []
+    worker = threading.Thread(target=apply_blocks)
+    worker.start()
+    probes = [decode_tx(raw) for txs in blocks for raw in txs[::7]]
+    while not stop.is_set():
+        for tx in probes:
+            done_before = (tx.signer, tx.nonce) in used
+            ex = chain.sm.ex
+            try:
+                must_admit(ex, tx, ex.time_ms)
+                verdicts.append(Code.OK)
+                assert not done_before, "a nonce its block had used was admitted"
+            except TxError as err:
+                verdicts.append(err.code)
+                assert err.code in (Code.NONCE_USED, Code.NONCE_TOO_LOW), err
+    worker.join()
+    assert Code.OK in verdicts and Code.NONCE_USED in verdicts
+    for tx in probes:  # every probe is used once the blocks are done
+        with pytest.raises(TxError):
+            must_admit(chain.sm.ex, tx, chain.sm.ex.time_ms)
 
 
 # ---------------------------------------------------------------------------- the driver
