@@ -94,7 +94,8 @@ def load_run(home: str, urls: list[str], rate: float, seconds: float) -> dict[st
     async def go() -> Any:
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_commits(urls[0], seen, stop))
-        report = await run_load(job.urls, job.flow, tps=rate, seconds=seconds, accounts=job.accounts)
+        report = await run_load(job.urls, job.flow, tps=rate, seconds=seconds, accounts=job.accounts,
+                                      lone=False)
         stop.set()
         await watcher
         return report

@@ -97,7 +97,8 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     exec_before = [execution_cpu_seconds(c, i) for i in range(len(pids))]
     gen_before = time.process_time()
     t0 = time.monotonic()
-    report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts))
+    report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts,
+                                  lone=False))  # batches only: CPU per tx as measured before
     wall = time.monotonic() - t0
     gen_cpu = time.process_time() - gen_before
     node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]

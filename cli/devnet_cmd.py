@@ -266,8 +266,11 @@ def logs(node: str, home: Path, lines: int, follow: bool) -> None:
                    "the first one is followed for commits).")
 @click.option("--nodes", "nodes_csv", default=None, metavar="URL,URL",
               help="The same as --node, comma-separated.")
+@click.option("--lone/--no-lone", default=True, show_default=True,
+              help="One trader sends each of its txs in a request of its own (a lone client beside "
+                   "the batches): the answer time of a single submission under this load.")
 def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int, drain_timeout: float,
-         json_file: Path | None, node_urls: tuple[str, ...], nodes_csv: str | None) -> None:
+         json_file: Path | None, node_urls: tuple[str, ...], nodes_csv: str | None, lone: bool) -> None:
     """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency.
 
     The trader keys and genesis come from --home (a devnet, or a `bookchain testnet --out`
@@ -298,7 +301,7 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
         sub = bar.add_task("submitting", total=count)
         # RpcError / NodeUnreachable reach the root group, which maps them to exit 1 / 3
         report = asyncio.run(run_load(urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,
-                                      drain_timeout=drain_timeout,
+                                      drain_timeout=drain_timeout, lone=lone,
                                       progress=lambda done: bar.update(sub, completed=done)))
     doc = report.to_json()
     if json_file is not None:
@@ -316,10 +319,13 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
              ("submit answer p50 / p99 / max ms",
               f"{doc['submit_p50_ms']} / {doc['submit_p99_ms']} / {doc['submit_max_ms']}"),
              ("  of which the nodes' own, p50 / p99 ms (bucket bound)",
-              f"<= {doc['node_answer_p50_ms']} / <= {doc['node_answer_p99_ms']}"),
-             ("blocks", doc["blocks"]), ("heights", f"{doc['first_height']}..{doc['last_height']}"),
-             ("duration s", doc["duration_s"]),
-             ("failed in block", sum(doc["failed_in_block_by_code"].values()))]
+              f"<= {doc['node_answer_p50_ms']} / <= {doc['node_answer_p99_ms']}")]
+    if doc["lone_requests"]:
+        rows += [("lone client: one tx per request, p50 / p99 / max ms",
+                  f"{doc['lone_p50_ms']} / {doc['lone_p99_ms']} / {doc['lone_max_ms']} "
+                  f"({doc['lone_requests']} requests)")]
+    rows += [("blocks", doc["blocks"]), ("heights", f"{doc['first_height']}..{doc['last_height']}"),
+             ("duration s", doc["duration_s"]), ("failed in block", sum(doc["failed_in_block_by_code"].values()))]
     rows += [(f"  {name}", n) for name, n in doc["failed_in_block_by_code"].items()]
     rows += [("mix", ", ".join(f"{k} {v}" for k, v in doc["mix"].items()))]
     render.console().print(render.kv_table(f"load: {doc['nodes']} nodes, {doc['accounts']} accounts", rows))

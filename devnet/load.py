@@ -30,7 +30,9 @@ e.g. ``UNKNOWN_ORDER`` for a cancel that lost the race with a fill). A refused t
 never the chain's: it is not lost, and not counted as uncommitted. Latency percentiles
 are of admitted txs only (from the scheduled submit to the commit seen); ``submit_*_ms``
 are the round trips of the ``/broadcast_txs`` calls (a node's admission answer time, plus
-the wire and the wait of each side's event loop); ``node_answer_*_ms`` are the nodes' own
+the wire and the wait of each side's event loop); ``lone_*_ms`` are those of the lone
+client (``lone_schedule``: one trader's txs, one per request, as a single submission
+waits under the load); ``node_answer_*_ms`` are the nodes' own
 answer times over the run (their ``bookchain_admission_ms`` histograms, read from
 ``/metrics`` before and after: the upper bound of the percentile's bucket). ``rejected``
 and ``rejected_by_code`` sum both kinds, as before.
@@ -93,6 +95,10 @@ class LoadReport:
     submit_max_ms: float | None = None
     node_answer_p50_ms: float | None = None
     node_answer_p99_ms: float | None = None
+    lone_requests: int = 0
+    lone_p50_ms: float | None = None
+    lone_p99_ms: float | None = None
+    lone_max_ms: float | None = None
     mix: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -158,6 +164,7 @@ class _Tracker:
         self.refused_by: Counter[str] = Counter()  # admission answers that were not OK
         self.failed_by: Counter[str] = Counter()  # committed with a receipt code that is not OK
         self.round_trips: list[float] = []  # ms per /broadcast_txs call
+        self.lone_trips: list[float] = []  # ms per call of the lone client (one tx each)
         self.accepted = 0
         self.committed = 0
         self.committed_ok = 0
@@ -200,19 +207,20 @@ class _Tracker:
 
 
 async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Sequence[bytes], tr: _Tracker,
-                        in_order: asyncio.Lock) -> None:
+                        in_order: asyncio.Lock | None, trips: list[float] | None = None) -> None:
     """Send one batch; ``in_order`` (one per node, FIFO) keeps a node's batches in the order
     they were scheduled. Two requests in flight to one node may be admitted in either order
     (a node whose loop was busy applying a block reads both sockets at once), and a batch
     holding more than 100 txs of one trader that overtakes the previous one turns the
     latter's tail into ``NONCE_TOO_LOW``. Latency counts from the scheduled time, so
-    waiting here for a slow node is measured, not hidden."""
+    waiting here for a slow node is measured, not hidden. The lone client's calls (one tx
+    each, ``in_order`` None) go out at once and their round trips to ``trips``."""
     tr.sent(hashes, time.perf_counter())
     try:
-        async with in_order:
+        async with in_order or contextlib.nullcontext():
             t0 = time.perf_counter()
             answer = await client.broadcast_txs_packed(txs)
-            tr.round_trips.append((time.perf_counter() - t0) * 1000)
+            (tr.round_trips if trips is None else trips).append((time.perf_counter() - t0) * 1000)
     except RpcError as err:
         for h in hashes:
             tr.refused(h, err.name)
@@ -231,17 +239,18 @@ async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Seque
 Batch = tuple[list[bytes], list[bytes]]  # raw txs and their hashes
 
 
-def split_by_node(flow: SignedFlow, per_tick: int, nodes: int) -> list[tuple[int, Batch]]:
+def split_by_node(flow: SignedFlow, per_tick: int, nodes: int, lone: int | None = None) -> list[tuple[int, Batch]]:
     """One batch per tick: tick ``k`` goes to node ``k % nodes`` (the next node that still
     has txs once a node's share is used up) and holds the next ``per_tick`` txs of that
     node's traders (trader ``i`` belongs to node ``i % nodes``), in flow (= nonce) order.
     The flow is round-robin over traders, so with a multiple of ``nodes`` traders every
-    node gets the same rate."""
+    node gets the same rate. Trader ``lone``'s txs are left out (``lone_schedule``)."""
     queues: list[list[int]] = [[] for _ in range(nodes)]
     for j, trader in enumerate(flow.traders):
-        queues[trader % nodes].append(j)
+        if trader != lone:
+            queues[trader % nodes].append(j)
     taken = [0] * nodes
-    left = len(flow.txs)
+    left = sum(len(q) for q in queues)
     out: list[tuple[int, Batch]] = []
     k = 0
     while left:
@@ -254,6 +263,25 @@ def split_by_node(flow: SignedFlow, per_tick: int, nodes: int) -> list[tuple[int
         out.append((node, ([flow.txs[j] for j in picked], [flow.hashes[j] for j in picked])))
         k += 1
     return out
+
+
+def lone_schedule(flow: SignedFlow, lone: int, tps: float) -> list[tuple[float, int]]:
+    """The lone client: trader ``lone`` sends each of its txs in a request of its own, at
+    the tx's place in the flow (``j / tps`` seconds in), as a client that trades by hand or
+    from a bot does; (offset s, flow index) per tx. Its requests do not wait for each
+    other: a tx that overtakes an earlier one of the same trader is only refused once 100
+    later nonces of it committed first."""
+    return [(j / tps, j) for j, trader in enumerate(flow.traders) if trader == lone]
+
+
+async def _send_lone(client: AsyncClient, flow: SignedFlow, schedule: list[tuple[float, int]], t0: float,
+                     tr: _Tracker, tasks: list[asyncio.Task[None]]) -> None:
+    for offset, j in schedule:
+        delay = t0 + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(
+            _submit_batch(client, [flow.txs[j]], [flow.hashes[j]], tr, None, tr.lone_trips)))
 
 
 async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: asyncio.Event, poll_s: float) -> None:
@@ -278,8 +306,10 @@ async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: as
 
 async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: float, accounts: int,
                    interval: float = 0.1, drain_timeout: float = 30.0, poll_s: float = 0.25,
-                   progress: Any = None) -> LoadReport:
-    """Submit ``flow`` to ``urls`` at ``tps`` and follow the chain until it is committed."""
+                   progress: Any = None, lone: bool = True) -> LoadReport:
+    """Submit ``flow`` to ``urls`` at ``tps`` and follow the chain until it is committed.
+    ``lone``: the last trader is a lone client, one tx per request (``lone_schedule``),
+    whose round trips are what a single submission waits for under this load."""
     import aiohttp
 
     if not urls:
@@ -296,11 +326,15 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         stop = asyncio.Event()
         follow_task = asyncio.create_task(_follow(follower, start_height, tr, stop, poll_s))
         n = len(flow.txs)
-        ticks = split_by_node(flow, per_tick, len(clients))  # before the clock starts
+        lone_trader = max(flow.traders) if lone and len(set(flow.traders)) > 1 else None
+        ticks = split_by_node(flow, per_tick, len(clients), lone_trader)  # before the clock starts
+        schedule = [] if lone_trader is None else lone_schedule(flow, lone_trader, tps)
         tasks: list[asyncio.Task[None]] = []
         in_order = [asyncio.Lock() for _ in clients]
         t0 = time.perf_counter()
-        done = 0
+        lone_task = None if lone_trader is None else asyncio.create_task(
+            _send_lone(clients[lone_trader % len(clients)], flow, schedule, t0, tr, tasks))
+        done = len(schedule)
         for k, (node, (txs, hashes)) in enumerate(ticks):
             delay = t0 + k * interval - time.perf_counter()
             if delay > 0:
@@ -309,6 +343,8 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
             done += len(txs)
             if progress is not None:
                 progress(done)
+        if lone_task is not None:
+            await lone_task
         await asyncio.gather(*tasks)
         submit_s = time.perf_counter() - t0
         deadline = time.perf_counter() + drain_timeout
@@ -321,6 +357,7 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
     window = max(end - t0, 1e-9)
     lat = sorted(tr.latencies)
     trips = sorted(tr.round_trips)
+    lone_trips = sorted(tr.lone_trips)
     rejected = tr.rejected
     return LoadReport(
         target_tps=tps, seconds=seconds, nodes=len(urls), accounts=accounts,
@@ -336,7 +373,10 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         submit_p50_ms=_r(percentile(trips, 50)), submit_p99_ms=_r(percentile(trips, 99)),
         submit_max_ms=_r(trips[-1] if trips else None),
         node_answer_p50_ms=bucket_percentile(answers_before, answers_after, 50),
-        node_answer_p99_ms=bucket_percentile(answers_before, answers_after, 99), mix=flow.counts(),
+        node_answer_p99_ms=bucket_percentile(answers_before, answers_after, 99),
+        lone_requests=len(lone_trips), lone_p50_ms=_r(percentile(lone_trips, 50)),
+        lone_p99_ms=_r(percentile(lone_trips, 99)), lone_max_ms=_r(lone_trips[-1] if lone_trips else None),
+        mix=flow.counts(),
     )
 
 

@@ -53,7 +53,8 @@ class NodeMetrics:
         self.admission_time = Histogram("bookchain_admission_ms",
                                         "Time to answer a client's submission (one batch): checks, "
                                         "signature verification, admission (ms)",
-                                        buckets=(0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000), registry=r)
+                                        buckets=(0.5, 1, 2.5, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500,
+                                                 750, 1000, 2500), registry=r)
         self._submitted: OrderedDict[bytes, float] = OrderedDict()
         self._readings = _Readings()
         r.register(self._readings)

@@ -15,6 +15,7 @@ from devnet.load import (
     _submit_batch,
     _Tracker,
     bucket_percentile,
+    lone_schedule,
     percentile,
     prepare,
     run_load,
@@ -160,6 +161,20 @@ def test_run_load_against_a_fake_chain(tmp_path: Path) -> None:
     assert 0 < doc["p50_ms"] <= doc["p90_ms"] <= doc["p99_ms"] <= doc["max_ms"]
     assert doc["tx_per_s"] > 100 and doc["blocks"] >= 2
     assert doc["node_answer_p50_ms"] is None  # the stand-in serves no /metrics
+    # the last of the 4 traders is the lone client: its 100 txs one per request
+    assert doc["lone_requests"] == 100 and 0 < doc["lone_p50_ms"] <= doc["lone_p99_ms"] <= doc["lone_max_ms"]
+
+
+def test_the_lone_client_is_left_out_of_the_batches() -> None:
+    traders = [PrivateKey(bytes([i + 30]) * 32) for i in range(4)]
+    flow = generate(GENESIS, traders, 400, seed=5, nonce_base_ms=9_000)
+    ticks = split_by_node(flow, 50, 2, lone=3)
+    batched = [h for _, (_, hashes) in ticks for h in hashes]
+    schedule = lone_schedule(flow, 3, tps=400)
+    assert len(batched) == 300 and len(schedule) == 100
+    assert sorted(batched + [flow.hashes[j] for _, j in schedule]) == sorted(flow.hashes)
+    assert all(flow.traders[j] == 3 for _, j in schedule)
+    assert [t for t, _ in schedule] == sorted(t for t, _ in schedule) and schedule[0] == (3 / 400, 3)
 
 
 def test_cli_load_writes_json(tmp_path: Path) -> None:
