@@ -20,7 +20,6 @@ nodes keep one pending set to propose from. The proposer's reap is in arrival or
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import time
 from collections import OrderedDict
@@ -41,14 +40,6 @@ SEEN_CACHE = 200_000
 EXPIRY_SCAN_BLOCKS = 64  # scan the pending txs for expired nonces once per this many blocks
 
 
-#: Transactions judged and admitted per turn of the event loop. A batch of a thousand (a
-#: client's, or a peer's gossip frame) admitted in one go held every other request, the
-#: consensus messages and the commit for tens of ms: asyncio's slow-callback log of a node
-#: at 10,000 tx/s offered showed 40-100 ms stretches in tx-frame and submission handlers,
-#: and a lone client's single tx waited behind them.
-ADMIT_CHUNK = 128
-
-
 class Admission(NamedTuple):
     """One admission verdict (a tuple: made once per submitted tx, so it must be cheap)."""
 
@@ -59,22 +50,6 @@ class Admission(NamedTuple):
     @property
     def ok(self) -> bool:
         return self.code == Code.OK
-
-
-class CheckedBatch:
-    """A batch between ``Mempool.check_many`` and its ``admit_chunk`` calls: its raws,
-    their hashes, the verdicts so far (None: not judged yet) and what verification found."""
-
-    __slots__ = ("bound", "fresh", "gossip", "hashes", "raws", "results")
-
-    def __init__(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None],
-                 fresh: dict[int, SignedTx | TxError], gossip: bool, bound: bool) -> None:
-        self.raws, self.hashes, self.results, self.fresh = raws, hashes, results, fresh
-        self.gossip, self.bound = gossip, bound
-
-    def verdicts(self) -> list[Admission]:
-        """Every tx's verdict, once every chunk was admitted."""
-        return [r for r in self.results if r is not None]
 
 
 def verify_raw(raw: bytes, chain_id: str) -> SignedTx | TxError:
@@ -175,12 +150,13 @@ class Mempool:
         return self.admit_verified(raw, known if known is not None else verify_raw(raw, self.chain_id),
                                    gossip=gossip, h=h, bound=bound)
 
-    async def check_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True,
-                         bound: bool = False) -> CheckedBatch:
-        """The first half of a batch's admission, reading no state: the cheap checks, the
-        window's verdict on claimed signers, then verification of the survivors on
-        ``pool``. Each tx is hashed once here (the verified object carries the same hash).
-        ``bound``: a client's batch, admitted within the window and the signers' shares."""
+    async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True,
+                       bound: bool = False) -> list[Admission]:
+        """Admit a batch; verification of the survivors of the cheap checks runs on ``pool``.
+        Each tx is hashed once here (the verified object carries the same hash). ``bound``:
+        a client's batch, admitted within the window and the signers' shares."""
+        import asyncio
+
         hashes = [tx_hash(r) for r in raws]
         results: list[Admission | None] = [self.precheck(r, h, bound=bound) for r, h in zip(raws, hashes, strict=True)]
         if bound and self.config.admission_window_ms:
@@ -192,38 +168,17 @@ class Mempool:
             fresh = dict(zip(todo, checked, strict=True))
         else:
             fresh = {}
-        return CheckedBatch(raws, hashes, results, fresh, gossip, bound)
-
-    def admit_chunk(self, batch: CheckedBatch, lo: int, hi: int) -> list[bytes]:
-        """Judge txs ``lo..hi`` of a checked batch against the state and admit them; the
-        raws admitted. It reads the exchange state without waiting for a block executing
-        on the execution thread: only what a block replaces whole (state.machine.must_admit).
-        ``NodeStopping`` once execution failed."""
+        # the rest reads the exchange state without waiting for a block executing on the
+        # execution thread: only what a block replaces whole (state.machine.must_admit)
         self.gate.must_not_have_failed()
-        raws, hashes, results, fresh = batch.raws, batch.hashes, batch.results, batch.fresh
-        admitted: list[bytes] = []
-        for i in range(lo, min(hi, len(raws))):
-            if results[i] is None:
+        for i, r in enumerate(results):
+            if r is None:
                 # already verified (e.g. seen in a proposal before its gossip arrived): never twice
                 known = fresh[i] if i in fresh else self.verified.get(raws[i])
                 if known is None:  # the cache dropped it while we waited
                     known = verify_raw(raws[i], self.chain_id)
-                verdict = results[i] = self.admit_verified(raws[i], known, gossip=batch.gossip, h=hashes[i],
-                                                           bound=batch.bound)
-                if verdict.ok:
-                    admitted.append(raws[i])
-        return admitted
-
-    async def add_many(self, raws: list[bytes], pool: Executor | None, *, gossip: bool = True,
-                       bound: bool = False) -> list[Admission]:
-        """Admit a batch (``check_many``, then ``admit_chunk`` a chunk per turn of the
-        event loop, see ``ADMIT_CHUNK``); a verdict per tx."""
-        batch = await self.check_many(raws, pool, gossip=gossip, bound=bound)
-        for lo in range(0, len(raws), ADMIT_CHUNK):
-            if lo:
-                await asyncio.sleep(0)
-            self.admit_chunk(batch, lo, lo + ADMIT_CHUNK)
-        return batch.verdicts()
+                results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i], bound=bound)
+        return [r for r in results if r is not None]
 
     def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:
         """The window's verdict on each survivor's claimed signer, before any signature is

@@ -6,10 +6,9 @@ the journal a kill -9, an OS crash or a full disk lost what the node had admitte
 yet got into a block: the namespace chaos runs counted 780 and 2,911 such transactions in
 100 perturbations, every one on a crash of the node that had admitted it.
 
-How: what the mempool admitted of a client batch is written as one frame per admission
-chunk (length, CRC-32, the msgpack list of raw transactions; node/mempool.py
-``ADMIT_CHUNK``) at once, before the event loop can run anything that would propose or
-gossip it, and fsynced before the answer goes out. Concurrent batches
+How: each client batch the mempool admitted is written as one frame (length, CRC-32, the
+msgpack list of raw transactions) at once, before the event loop can run anything that
+would propose or gossip it, and fsynced before the answer goes out. Concurrent batches
 share an fsync (group commit): one that starts covers every frame written before it, so
 the cost is one fsync per round of the event loop, not per request. At start the
 node submits what the journal holds again, like any client would: each is verified and
@@ -23,9 +22,8 @@ the old one). Never
 while an fsync is in flight, which still holds the old descriptor.
 
 A failed write raises ``StorageFailure`` (node/diskfull.py) before anything else saw the
-chunk: the node stops its driver and gossip, answers the chunk and the rest of the batch
-as stopping (the chunks written before it as of unknown outcome, below) and shuts down,
-so nothing it did not journal is acknowledged or sent. A failed fsync (rarer: the
+batch: the node stops its driver and gossip, answers the batch as stopping and shuts
+down, so nothing it did not journal is acknowledged or sent. A failed fsync (rarer: the
 write had found room) stops the node the same way, but by then the batch may have been
 proposed or gossiped while the fsync ran: its txs are answered as of unknown outcome
 (``NOT_READY``, saying the tx may still commit and to look it up before resending), not as

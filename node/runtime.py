@@ -22,7 +22,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -38,7 +37,7 @@ from node.events import EventBus
 from node.evidence_pool import EvidencePool
 from node.execution import Execution
 from node.faults import Faults
-from node.mempool import ADMIT_CHUNK, Admission, Mempool
+from node.mempool import Admission, Mempool
 from node.mempool_journal import MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p import BadFrame, protocols
@@ -352,34 +351,13 @@ class NodeRuntime:
             return self._refuse_stopping(raws)
         t0 = time.perf_counter()
         try:
-            batch = await self.mempool.check_many(raws, self.verify_pool, bound=bound)
-        except NodeStopping:
+            adms = await self.mempool.add_many(raws, self.verify_pool, bound=bound)
+        except NodeStopping:  # the block executing when the node stopped never finished here
             return self._refuse_stopping(raws)
-        # a chunk per turn of the loop (node/mempool.py ADMIT_CHUNK), each written to the
-        # journal before the loop turns: nothing can gossip or propose a tx before its frame
-        # is in the file, so a failed write refuses exactly what no one else saw
-        journaled = 0  # the txs up to here may have left this node
-        for lo in range(0, len(raws), ADMIT_CHUNK):
-            if lo:
-                await asyncio.sleep(0)
-            if self.storage_failure is not None:
-                return self._refuse_stopping(raws, batch.results, journaled)
-            try:
-                admitted = self.mempool.admit_chunk(batch, lo, lo + ADMIT_CHUNK)
-            except NodeStopping:  # the block executing when the node stopped never finished here
-                return self._refuse_stopping(raws, batch.results, journaled)
-            if bound and admitted:
-                try:
-                    self.journal.write(admitted)
-                except StorageFailure as err:
-                    self.fail_storage(err)
-                    return self._refuse_stopping(raws, batch.results, journaled)
-            journaled = min(lo + ADMIT_CHUNK, len(raws))
-        adms = batch.verdicts()
-        if bound and any(a.ok for a in adms):
-            durable = await self._sync_journal()
+        if bound:
+            durable = await self._journal([raw for raw, a in zip(raws, adms, strict=True) if a.ok])
             if durable is not True:
-                return self._refuse_stopping(raws, adms, len(raws) if durable == "unknown" else 0)
+                return self._refuse_stopping(raws, adms if durable == "unknown" else None)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
             # gossip a client's batch at once rather than at the next gossip tick: a tx can
@@ -389,12 +367,20 @@ class NodeRuntime:
                 self.driver.on_txs_available()
         return adms
 
-    async def _sync_journal(self) -> bool | Literal["unknown"]:
-        """Make a client's admitted txs, already written to the journal chunk by chunk
-        (node/mempool_journal.py), durable before they are acknowledged: fsynced with
-        whatever else is waiting. ``"unknown"`` when the fsync failed: the loop ran
-        meanwhile, so the batch may have been gossiped or proposed and may commit. False
-        when another write failed meanwhile: this node acknowledges nothing more."""
+    async def _journal(self, admitted: list[bytes]) -> bool | Literal["unknown"]:
+        """Make a client's admitted txs durable before they are acknowledged
+        (node/mempool_journal.py): written now, with nothing run in between since the
+        mempool took them, then fsynced with whatever else is waiting. False when the write
+        failed or the node is stopping: nothing saw the batch, and this node acknowledges
+        nothing more. ``"unknown"`` when the write went through and the fsync failed: the
+        loop ran meanwhile, so the batch may have been gossiped or proposed and may commit."""
+        if not admitted:
+            return True
+        try:
+            self.journal.write(admitted)
+        except StorageFailure as err:
+            self.fail_storage(err)
+            return False
         try:
             await self.journal.sync()
         except StorageFailure as err:
@@ -419,31 +405,20 @@ class NodeRuntime:
             if self.driver is not None:
                 self.driver.on_txs_available()
 
-    def _refuse_stopping(self, raws: list[bytes], taken: Sequence[Admission | None] | None = None,
-                         left: int = 0) -> list[Admission]:
+    def _refuse_stopping(self, raws: list[bytes], taken: list[Admission] | None = None) -> list[Admission]:
         """``NOT_READY`` for each tx of a batch this node will not acknowledge. ``taken``:
-        the mempool's verdicts so far (None: not judged); of the txs it admitted, the first
-        ``left`` may have left this node before it stopped (written to the journal, then
-        the loop ran): those are answered as of unknown outcome (look up, then resend: a
-        resent tx commits at most once). The others admitted, and those not judged, are
-        answered as stopping; refusals keep theirs. Without a failed write (a signal, a
-        failed block) the message names no cause."""
+        the mempool's verdicts, when the batch may have left this node before it stopped;
+        the txs it had admitted are answered as of unknown outcome (look up, then resend:
+        a resent tx commits at most once), the others keep their refusal. Without a failed
+        write (a signal, a failed block) the message names no cause."""
         why = self.storage_failure.describe() if self.storage_failure is not None else None
-        stopping = f"this node is stopping{f': {why}' if why else ''}; submit to another node"
         if taken is None:
-            return [Admission(tx_hash(raw), Code.NOT_READY, stopping) for raw in raws]
-        unknown = (f"this node is stopping{f' ({why})' if why else ''} after it admitted the transaction, which "
-                   "may have reached its peers and may still commit: look it up (/tx) on another node before "
-                   "resubmitting")
-        out: list[Admission] = []
-        for i, (raw, verdict) in enumerate(zip(raws, taken, strict=True)):
-            if verdict is None:
-                out.append(Admission(tx_hash(raw), Code.NOT_READY, stopping))
-            elif verdict.ok:
-                out.append(Admission(verdict.hash, Code.NOT_READY, unknown if i < left else stopping))
-            else:
-                out.append(verdict)
-        return out
+            message = f"this node is stopping{f': {why}' if why else ''}; submit to another node"
+            return [Admission(tx_hash(raw), Code.NOT_READY, message) for raw in raws]
+        assert why is not None  # only a failed journal fsync lets a batch out unacknowledged
+        unknown = (f"this node is stopping ({why}) after it admitted the transaction, which may have reached "
+                   "its peers and may still commit: look it up (/tx) on another node before resubmitting")
+        return [Admission(a.hash, Code.NOT_READY, unknown) if a.ok else a for a in taken]
 
     async def on_tx_frame(self, peer_id: str, frame: bytes) -> None:
         if self.faults.isolated() or self.storage_failure is not None:

@@ -296,45 +296,13 @@ def test_a_stopping_node_admits_nothing_and_releases_waiting_clients() -> None:
     assert isinstance(asyncio.run(waiting()), NodeStopping)
 
 
-class ChunkedPool:
-    """A mempool stand-in for ``NodeRuntime.submit``: tx ``i`` of a batch is admitted
-    (hash: ``i`` in two bytes, repeated) unless its raw starts with ``b"x"`` (refused, nonce used)."""
-
-    async def check_many(self, raws: list[bytes], pool: Any, *, bound: bool) -> Any:
-        from node.mempool import Admission, CheckedBatch
-        from state.errors import Code
-
-        results: list[Admission | None] = [Admission(i.to_bytes(2, "big") * 16, Code.NONCE_USED, "nonce used")
-                                           if raw.startswith(b"x") else None for i, raw in enumerate(raws)]
-        return CheckedBatch(raws, [i.to_bytes(2, "big") * 16 for i in range(len(raws))], results, {}, True, bound)
-
-    def admit_chunk(self, batch: Any, lo: int, hi: int) -> list[bytes]:
-        from node.mempool import Admission
-        from state.errors import Code
-
-        admitted = []
-        for i in range(lo, min(hi, len(batch.raws))):
-            if batch.results[i] is None:
-                batch.results[i] = Admission(i.to_bytes(2, "big") * 16, Code.OK)
-                admitted.append(batch.raws[i])
-        return admitted
-
-
-def submitting_runtime(journal: Any) -> Any:
-    from node.runtime import NodeRuntime
-
-    rt: Any = NodeRuntime.__new__(NodeRuntime)
-    rt.storage_failure, rt.driver, rt.verify_pool = None, None, None
-    rt.journal, rt.mempool, rt.sm = journal, ChunkedPool(), SimpleNamespace(height=7)
-    rt.stop_requested = asyncio.Event()
-    return rt
-
-
 @pytest.mark.parametrize("fails", ["write", "fsync"])
 def test_a_failed_journal_write_refuses_and_a_failed_fsync_answers_outcome_unknown(fails: str) -> None:
-    """A failed write: nothing saw the batch, every admitted tx is refused as stopping. A
-    failed fsync after a good write: the loop ran meanwhile (gossip, a proposal), so the
-    admitted txs are answered as possibly committing. A refused tx keeps its own refusal."""
+    """A failed write: nothing saw the batch, every tx is refused. A failed fsync after a
+    good write: the loop ran meanwhile (gossip, a proposal), so the admitted txs are
+    answered as possibly committing, the refused one keeps its own refusal."""
+    from node.mempool import Admission
+    from node.runtime import NodeRuntime
     from state.errors import Code
 
     full = StorageFailure("/h/data/mempool/journal.bin", OSError(errno.EIO, os.strerror(errno.EIO)))
@@ -347,43 +315,23 @@ def test_a_failed_journal_write_refuses_and_a_failed_fsync_answers_outcome_unkno
         async def sync(self) -> None:
             raise full
 
-    rt = submitting_runtime(Journal())
-    ok, refused = asyncio.run(rt.submit([b"\x01" * 40, b"x" * 40]))
+    class Pool:
+        async def add_many(self, raws: list[bytes], pool: Any, *, bound: bool) -> list[Admission]:
+            return [Admission(b"a" * 32, Code.OK), Admission(b"b" * 32, Code.NONCE_USED, "nonce used")]
+
+    rt: Any = NodeRuntime.__new__(NodeRuntime)
+    rt.storage_failure, rt.driver, rt.verify_pool = None, None, None
+    rt.journal, rt.mempool, rt.sm = Journal(), Pool(), SimpleNamespace(height=7)
+    rt.stop_requested = asyncio.Event()
+    ok, refused = asyncio.run(rt.submit([b"\x01" * 40, b"\x02" * 40]))
     assert rt.storage_failure is full and rt.stop_requested.is_set()
-    assert ok.code == Code.NOT_READY and refused.message == "nonce used"
+    assert ok.code == Code.NOT_READY
     if fails == "write":
+        assert refused.code == Code.NOT_READY
         assert "submit to another node" in ok.message and "may still commit" not in ok.message
     else:
-        assert "may still commit" in ok.message and ok.hash == b"\x00" * 32
-
-
-def test_a_write_failing_on_a_later_chunk_answers_the_written_chunks_as_unknown() -> None:
-    """A big batch is admitted and journaled a chunk per turn of the loop: when the second
-    chunk's write fails, the first chunk's txs were in the file and the loop ran (they may
-    have been gossiped): outcome unknown. The second chunk's and the unjudged third's are
-    refused as stopping."""
-    from node.mempool import ADMIT_CHUNK
-    from state.errors import Code
-
-    full = StorageFailure("/h/data/mempool/journal.bin", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-    writes: list[int] = []
-
-    class Journal:
-        def write(self, raws: list[bytes]) -> None:
-            writes.append(len(raws))
-            if len(writes) == 2:
-                raise full
-
-        async def sync(self) -> None:  # pragma: no cover - never reached
-            raise AssertionError("no fsync after a failed write")
-
-    rt = submitting_runtime(Journal())
-    n = 2 * ADMIT_CHUNK + 5
-    answers = asyncio.run(rt.submit([b"\x01" * 40] * n))
-    assert writes == [ADMIT_CHUNK, ADMIT_CHUNK] and rt.storage_failure is full
-    assert all(a.code == Code.NOT_READY for a in answers)
-    assert all("may still commit" in a.message for a in answers[:ADMIT_CHUNK])
-    assert all("submit to another node" in a.message for a in answers[ADMIT_CHUNK:])
+        assert "may still commit" in ok.message and ok.hash == b"a" * 32
+        assert refused.message == "nonce used"
 
 
 # ---------------------------------------------------------------------------- real LevelDB write errors

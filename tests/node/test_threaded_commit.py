@@ -356,27 +356,3 @@ def test_rpc_reads_of_the_state_and_its_height_wait_for_the_block(tmp_path: Path
         asyncio.run(run())
     finally:
         node.close()
-
-
-def test_a_batch_is_admitted_a_chunk_per_turn_of_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A big batch does not hold the loop for its whole admission: other tasks (another
-    client's single tx, a consensus message) run between its chunks."""
-    from node import mempool as mempool_mod
-
-    monkeypatch.setattr(mempool_mod, "ADMIT_CHUNK", 2)
-    chain = Chain()
-    trader = key(7)
-    chain.fund(trader, 0, 10**12)
-    pool = Mempool(chain.sm, MempoolConfig())
-
-    async def run() -> list[int]:
-        seen: list[int] = []
-        big = asyncio.ensure_future(pool.add_many(orders(chain, trader, 6), None))
-        while not big.done():
-            seen.append(len(pool))
-            await asyncio.sleep(0)
-        assert [a.ok for a in await big] == [True] * 6
-        return seen
-
-    seen = asyncio.run(run())
-    assert {2, 4} <= set(seen) and len(pool) == 6
