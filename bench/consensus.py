@@ -95,7 +95,7 @@ def load_run(home: str, urls: list[str], rate: float, seconds: float) -> dict[st
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_commits(urls[0], seen, stop))
         report = await run_load(job.urls, job.flow, tps=rate, seconds=seconds, accounts=job.accounts,
-                                      lone=False)
+                                lone=False)  # batches only, as its figures were measured
         stop.set()
         await watcher
         return report
