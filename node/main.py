@@ -51,14 +51,19 @@ def setup_logging(log_path: Path, level: str = "INFO") -> None:
 
 
 def _one_line_for_libraries(record: logging.LogRecord) -> bool:
-    """Fold a library's record to its first line. libp2p writes the traceback of a task
-    cancelled at shutdown into a warning's text; a node's log names what happened in one line
-    and shows no traceback for what the node handles."""
+    """Fold a library's record to its first line, naming the exception it carried (class and
+    message, not the traceback). libp2p writes the traceback of a task cancelled at shutdown
+    into a warning's text; a node's log names what happened in one line and shows no
+    traceback for what the node handles."""
     if record.name.startswith("bookchain"):
         return True
     message = record.getMessage()
     first = message.split("\n", 1)[0]
     if first != message or record.exc_info or record.exc_text:
+        err = record.exc_info[1] if record.exc_info else None
+        if err is not None:
+            detail = str(err).split("\n", 1)[0]
+            first += f": {type(err).__name__}" + (f": {detail}" if detail else "")
         record.msg, record.args = first, None
         record.exc_info, record.exc_text = None, None
     return True

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     swarm.warning("[ADDCONN_FAIL] add_conn failed: %r\\n%s", "Cancelled()",
                   "Traceback (most recent call last):\\n  File \\"swarm.py\\"")
     try:
-        raise RuntimeError("inner")
+        raise RuntimeError("inner\\nsecond line")
     except RuntimeError:
         logging.getLogger("aiohttp.server").exception("Error handling request")
     swarm.info("below the libraries' level")
@@ -34,11 +34,11 @@ def test_library_records_are_one_formatted_line_in_the_file_and_on_stderr(tmp_pa
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(log_file)], capture_output=True,
                           text=True, timeout=60, check=True)
     for text in (log_file.read_text(), done.stderr):
-        assert "Traceback" not in text and "inner" not in text
+        assert "Traceback" not in text and "second line" not in text
         lines = text.splitlines()
         assert [line.split(" ", 2)[1:] for line in lines[:2]] == [
             ["WARNING", "libp2p.network.swarm [ADDCONN_FAIL] add_conn failed: 'Cancelled()'"],
-            ["ERROR", "aiohttp.server Error handling request"],
+            ["ERROR", "aiohttp.server Error handling request: RuntimeError: inner"],
         ]
         assert "below the libraries' level" not in text
         assert lines[2].endswith("INFO bookchain.node own record") and lines[3] == "keeps its lines"
