@@ -11,6 +11,7 @@ before (height, mempool, peers, ...), read when /metrics is scraped.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -82,13 +83,17 @@ class NodeMetrics:
                  interval_ms: float | None) -> None:
         now = time.monotonic()
         n = 0
+        rejected: collections.Counter[int] = collections.Counter()  # one labelled increment per code
+        submitted, observe = self._submitted, self.commit_latency.observe
         for h, code in zip(hashes, codes, strict=False):
             n += 1
             if code != 0:
-                self.tx_rejections.labels(code=code_name(code)).inc()
-            t = self._submitted.pop(h, None)
+                rejected[code] += 1
+            t = submitted.pop(h, None)
             if t is not None:
-                self.commit_latency.observe((now - t) * 1000)
+                observe((now - t) * 1000)
+        for code, count in rejected.items():
+            self.tx_rejections.labels(code=code_name(code)).inc(count)
         self.txs_committed.inc(n)
         self.apply_time.observe(apply_ms)
         if interval_ms is not None:
