@@ -104,21 +104,22 @@ def test_admission_on_another_thread_sees_each_signer_before_or_after_its_own_tx
     for k in traders:
         chain.fund(k, 0, 10**12)
     blocks = [[tx for k in traders for tx in orders(chain, k, 40)] for _ in range(4)]
+    decoded = [[decode_tx(raw) for raw in txs] for txs in blocks]  # once, before the threads race
     used: set[tuple[bytes, int]] = set()
     stop = threading.Event()
 
     def apply_blocks() -> None:
         try:
-            for txs in blocks:
+            for txs, signed in zip(blocks, decoded, strict=True):
                 chain.block(*txs)
-                used.update((decode_tx(raw).signer, decode_tx(raw).nonce) for raw in txs)
+                used.update((tx.signer, tx.nonce) for tx in signed)
         finally:
             stop.set()
 
     verdicts: list[Code] = []
     worker = threading.Thread(target=apply_blocks)
     worker.start()
-    probes = [decode_tx(raw) for txs in blocks for raw in txs[::7]]
+    probes = [tx for signed in decoded for tx in signed[::7]]
     while not stop.is_set():
         for tx in probes:
             done_before = (tx.signer, tx.nonce) in used
