@@ -12,7 +12,8 @@ process's exchange a block ahead of its store, which is one more reason not to g
 Threads: the consensus driver saves the block on the loop, then applies, indexes and
 stores it on the execution thread (``apply_in_thread``), and takes the results back on
 the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
-and answering; nothing reads the exchange state (node/stategate.py), and consensus holds
+and answering; nothing but mempool admission reads the exchange state, and admission
+only what a block replaces whole (node/stategate.py), and consensus holds
 its events until the block is done (node/driver.py). The storage order is the same: the
 thread does what the loop did, in the same order. Measured effect: docs/performance.md.
 """
@@ -177,8 +178,9 @@ class Execution:
     def apply_and_store(self, block: Block) -> Applied:
         """Apply the block, save its results and indexes, commit the state (the storage
         order above). Runs on the execution thread while the loop reads nothing of the
-        state (node/stategate.py); touches nothing the loop writes but the verified-tx
-        cache, which it only reads (a tx evicted meanwhile is verified again)."""
+        state but what admission reads (node/stategate.py); touches nothing the loop writes
+        but the verified-tx cache, which it reads and adds to (a tx evicted meanwhile is
+        verified again)."""
         t0, cpu0 = time.perf_counter(), time.thread_time()
         self._verify_missing(block.txs)
         indexing = block.height > self.blocks.results_height
