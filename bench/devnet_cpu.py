@@ -19,7 +19,10 @@ Beside each node's CPU it reports its main thread's (the event loop: consensus, 
 RPC, p2p framing) and its execution thread's (applying, indexing and storing blocks, read
 from the node's ``bookchain_execution_cpu_seconds`` counter), and the build the nodes run.
 Both threads hold the GIL for most of their work, so their sum, not either alone, is the
-serial cost that bounds one node's rate.
+serial cost that bounds one node's rate. That sum is also given above the threads' idle use
+(what a chain with no load spends per second: rounds, timers, the validators' prices),
+which is what the rate adds per transaction; blocks come faster under load than idle, so
+this slightly undercounts per-block costs, and the total stays the upper figure.
 
 Prints a table and writes bench/results/devnet_cpu.json.
 """
@@ -81,16 +84,32 @@ def execution_cpu_seconds(c: Cluster, i: int) -> float:
     return 0.0
 
 
-def idle_cpu_per_s(pids: list[int], seconds: float) -> list[float]:
-    """Each node's CPU use per second with no load: consensus rounds, empty blocks, timers."""
+def idle_cpu_per_s(c: Cluster, pids: list[int], seconds: float) -> tuple[list[float], list[float], float]:
+    """Each node's CPU use per second with no load (consensus rounds, empty blocks, timers,
+    the validators' prices), in all and on its two GIL-bound threads (main + execution),
+    and the blocks per second the idle chain made meanwhile."""
     before = [tree_cpu_seconds(p) for p in pids]
+    serial_before = [serial_cpu_seconds(c, i, p) for i, p in enumerate(pids)]
+    t0, h0 = time.monotonic(), height(c)
     time.sleep(seconds)
-    return [(tree_cpu_seconds(p) - b) / seconds for p, b in zip(pids, before, strict=True)]
+    wall, blocks = time.monotonic() - t0, height(c) - h0
+    return ([(tree_cpu_seconds(p) - b) / wall for p, b in zip(pids, before, strict=True)],
+            [(serial_cpu_seconds(c, i, p) - b) / wall for (i, p), b in zip(enumerate(pids), serial_before, strict=True)],
+            blocks / wall)
+
+
+def height(c: Cluster) -> int:
+    return int(c.get(0, "/status")["latest_height"])
+
+
+def serial_cpu_seconds(c: Cluster, i: int, pid: int) -> float:
+    """CPU seconds so far of node ``i``'s main and execution threads together."""
+    return main_thread_cpu_seconds(pid) + execution_cpu_seconds(c, i)
 
 
 def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) -> dict[str, Any]:
     pids = [c.procs[i].pid for i in range(len(c.manifest.nodes))]
-    idle = idle_cpu_per_s(pids, idle_s)
+    idle, idle_serial, idle_blocks_per_s = idle_cpu_per_s(c, pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
     before = [tree_cpu_seconds(p) for p in pids]
     main_before = [main_thread_cpu_seconds(p) for p in pids]
@@ -111,6 +130,8 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     # what the txs added on top of the idle chain (blocks come faster under load, so this
     # slightly undercounts per-block costs; the total above is the upper figure)
     marginal_us = [(cpu - rate * wall) * 1e6 / committed for cpu, rate in zip(node_cpu, idle, strict=True)]
+    serial_marginal_us = [(m + e - rate * wall) * 1e6 / committed
+                          for m, e, rate in zip(main_cpu, exec_cpu, idle_serial, strict=True)]
     gen_us = gen_cpu * 1e6 / committed
     total_us = sum(per_node_us) + gen_us
     cores = os.cpu_count() or 1
@@ -123,7 +144,11 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
         "node_main_thread_cpu_us_per_tx": main_us, "node_main_thread_cpu_us_per_tx_mean": sum(main_us) / len(main_us),
         "node_execution_thread_cpu_us_per_tx": exec_us,
         "node_execution_thread_cpu_us_per_tx_mean": sum(exec_us) / len(exec_us),
-        "node_idle_cpu_per_s": idle,
+        "node_idle_cpu_per_s": idle, "node_serial_idle_cpu_per_s": idle_serial,
+        "idle_blocks_per_s": idle_blocks_per_s,
+        "node_serial_idle_ms_per_block": [1000 * x / max(idle_blocks_per_s, 1e-9) for x in idle_serial],
+        "node_serial_marginal_cpu_us_per_tx": serial_marginal_us,
+        "node_serial_marginal_cpu_us_per_tx_mean": sum(serial_marginal_us) / len(serial_marginal_us),
         "node_marginal_cpu_us_per_tx": marginal_us,
         "ceiling_tx_per_s": cores * 1e6 / total_us,
         "ceiling_tx_per_s_without_generator": cores * 1e6 / (total_us - gen_us),
@@ -163,8 +188,15 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                      f"{us:,.1f} ({r['node_marginal_cpu_us_per_tx'][i]:,.1f}) / "
                      f"{r['node_main_thread_cpu_us_per_tx'][i]:,.1f} / "
                      f"{r['node_execution_thread_cpu_us_per_tx'][i]:,.1f}", "us"))
-    rows.append(("node CPU when idle (mean)", 100 * sum(r["node_idle_cpu_per_s"]) / len(r["node_idle_cpu_per_s"]),
+    for i, us in enumerate(r["node_serial_marginal_cpu_us_per_tx"]):
+        rows.append((f"node{i} main + execution thread above idle", f"{us:,.1f}", "us"))
+    rows.append(("node CPU when idle (mean): all / main + execution thread",
+                 f"{100 * sum(r['node_idle_cpu_per_s']) / len(r['node_idle_cpu_per_s']):.1f} / "
+                 f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f}",
                  "% of a core"))
+    per_block = r["node_serial_idle_ms_per_block"]
+    rows.append((f"idle: blocks / s, main + execution thread CPU per block (mean of {len(per_block)})",
+                 f"{r['idle_blocks_per_s']:.1f}, {sum(per_block) / len(per_block):.2f}", "ms"))
     rows += [
         ("load generator CPU per committed tx", r["generator_cpu_us_per_tx"], "us"),
         ("whole devnet CPU per committed tx", r["total_cpu_us_per_tx"], "us"),

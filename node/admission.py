@@ -161,10 +161,12 @@ class Window:
         # the scale applies to the floor too: on a slow machine the floor alone is seconds of queue
         return max(1, int(max(self.floor, self.rate.capacity() * wait_s) * self.latency.scale))
 
-    def verdict(self, pending: int, held: int, active: int) -> tuple[Code, str] | None:
+    def verdict(self, pending: int, held: int, active: int, window: int | None = None) -> tuple[Code, str] | None:
         """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``
-        signers holding any (this one counted); else the refusal."""
-        window = self.size()
+        signers holding any (this one counted); else the refusal. ``window``: ``size()``
+        when the caller has it already (a batch reads it once, not once per tx)."""
+        if window is None:
+            window = self.size()
         fair = window // max(1, active)
         share = max(self.per_signer_min, fair)
         if held >= share:
@@ -175,9 +177,9 @@ class Window:
                                        f"within {self.window_ms} ms; retry later")
         return None
 
-    def saturated(self, pending: int) -> bool:
+    def saturated(self, pending: int, window: int | None = None) -> bool:
         """Beyond any signer's admission: refuse before paying for the signature."""
-        return pending >= 2 * self.size()
+        return pending >= 2 * (self.size() if window is None else window)
 
 
 # A native envelope: fixarray(4 or 5), then the public key as msgpack bin8 of 32 bytes

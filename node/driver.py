@@ -125,7 +125,9 @@ class ConsensusDriver:
         if len(self.rt.mempool):
             self.feed(TxsReady(now_ms()))
 
-    async def on_consensus_frame(self, peer_id: str, frame: bytes) -> None:
+    def on_consensus_frame(self, peer_id: str, frame: bytes) -> None:
+        """A peer's proposal or vote, decoded and fed to the core. A plain function: it
+        never waits, so the p2p transport runs it without a task per frame."""
         if self.rt.faults.isolated():
             return
         try:

@@ -86,40 +86,54 @@ class Mempool:
         return len(self.pending)
 
     # ------------------------------------------------------------------ admission
-    def precheck(self, raw: bytes, h: bytes | None = None, *, bound: bool = False) -> Admission | None:
+    def window_now(self, bound: bool) -> int:
+        """The admission window for a client's batch (``bound``), read once per batch: it
+        moves only when a block commits. 0: no window applies."""
+        return self.window.size() if bound and self.config.admission_window_ms else 0
+
+    def precheck(self, raw: bytes, h: bytes | None = None, *, bound: bool = False,
+                 window: int | None = None) -> Admission | None:
         """Cheap checks before any cryptography; None means 'go on and verify'.
         ``h`` is ``tx_hash(raw)`` when the caller has it already; ``bound``: a client's
-        submission, refused at once when the pending set is beyond any signer's admission."""
+        submission, refused at once when the pending set is beyond any signer's admission;
+        ``window``: ``window_now(bound)`` when the caller has it already."""
         if h is None:
             h = tx_hash(raw)
         if len(raw) > MAX_TX_BYTES:
             return Admission(h, Code.TX_TOO_LARGE, f"transaction of {len(raw)} bytes exceeds {MAX_TX_BYTES}")
-        if h in self.pending or h in self.committed:
+        pending = self.pending
+        if h in pending or h in self.committed:
             return Admission(h, Code.DUPLICATE_TX, "transaction already in the mempool or committed")
-        if len(self.pending) >= self.config.max_txs or self.bytes + len(raw) > self.config.max_bytes:
+        if len(pending) >= self.config.max_txs or self.bytes + len(raw) > self.config.max_bytes:
             return Admission(h, Code.MEMPOOL_FULL, "mempool full, retry later")
-        if bound and self.config.admission_window_ms and self.window.saturated(len(self.pending)):
-            self.refused_busy += 1
-            return Admission(h, Code.MEMPOOL_BUSY, f"{len(self.pending)} transactions pending, twice the "
-                                                   f"admission window; retry later")
+        if bound:
+            if window is None:
+                window = self.window_now(bound)
+            if window and len(pending) >= 2 * window:  # beyond any signer's admission (Window.saturated)
+                self.refused_busy += 1
+                return Admission(h, Code.MEMPOOL_BUSY, f"{len(pending)} transactions pending, twice the "
+                                                       f"admission window; retry later")
         return None
 
     def admit_verified(self, raw: bytes, checked: SignedTx | TxError, *, gossip: bool = True,
-                       h: bytes | None = None, bound: bool = False) -> Admission:
+                       h: bytes | None = None, bound: bool = False, window: int | None = None) -> Admission:
         """Second half of admission, after verification: nonce window, the admission window
-        and the signer's share (``bound``: a client's submission), then insert. A refusal
-        changes nothing (the refused tx is not even kept in the verified cache)."""
+        and the signer's share (``bound``: a client's submission; ``window``: as for
+        ``precheck``), then insert. A refusal changes nothing (the refused tx is not even
+        kept in the verified cache)."""
         if h is None:
             h = checked.hash if isinstance(checked, SignedTx) else tx_hash(raw)
         if isinstance(checked, TxError):
             return Admission(h, checked.code, checked.message)
-        again = self.precheck(raw, h, bound=bound)  # state may have moved while we verified
+        if window is None:
+            window = self.window_now(bound)
+        again = self.precheck(raw, h, bound=bound, window=window)  # state may have moved while we verified
         if again is not None:
             return again
         signer = checked.signer
         held = self.held.get(signer, 0)
-        if bound and self.config.admission_window_ms:
-            refusal = self.window.verdict(len(self.pending), held, len(self.held) + (held == 0))
+        if window:
+            refusal = self.window.verdict(len(self.pending), held, len(self.held) + (held == 0), window)
             if refusal is not None:
                 self.refused_busy += 1
                 return Admission(h, *refusal)
@@ -158,9 +172,12 @@ class Mempool:
         import asyncio
 
         hashes = [tx_hash(r) for r in raws]
-        results: list[Admission | None] = [self.precheck(r, h, bound=bound) for r, h in zip(raws, hashes, strict=True)]
-        if bound and self.config.admission_window_ms:
-            self._refuse_claimed(raws, hashes, results)
+        window = self.window_now(bound)
+        precheck = self.precheck
+        results: list[Admission | None] = [precheck(r, h, bound=bound, window=window)
+                                           for r, h in zip(raws, hashes, strict=True)]
+        if window:
+            self._refuse_claimed(raws, hashes, results, window)
         todo = [i for i, r in enumerate(results) if r is None and raws[i] not in self.verified]
         if todo:
             loop = asyncio.get_running_loop()
@@ -171,18 +188,23 @@ class Mempool:
         # the rest reads the exchange state without waiting for a block executing on the
         # execution thread: only what a block replaces whole (state.machine.must_admit)
         self.gate.must_not_have_failed()
+        if todo:
+            window = self.window_now(bound)  # a block may have committed while we verified
+        admit, verified = self.admit_verified, self.verified
         for i, r in enumerate(results):
             if r is None:
                 # already verified (e.g. seen in a proposal before its gossip arrived): never twice
-                known = fresh[i] if i in fresh else self.verified.get(raws[i])
+                known = fresh[i] if i in fresh else verified.get(raws[i])
                 if known is None:  # the cache dropped it while we waited
                     known = verify_raw(raws[i], self.chain_id)
-                results[i] = self.admit_verified(raws[i], known, gossip=gossip, h=hashes[i], bound=bound)
+                results[i] = admit(raws[i], known, gossip=gossip, h=hashes[i], bound=bound, window=window)
         return [r for r in results if r is not None]
 
-    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:
-        """The window's verdict on each survivor's claimed signer, before any signature is
-        checked (node/admission.py): what it refuses would be refused after verification."""
+    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None],
+                        size: int) -> None:
+        """The window's verdict (``size`` txs) on each survivor's claimed signer, before any
+        signature is checked (node/admission.py): what it refuses would be refused after
+        verification."""
         pending, held, window = len(self.pending), self.held, self.window
         for i, r in enumerate(results):
             if r is not None:
@@ -191,7 +213,7 @@ class Mempool:
             if signer is None:
                 continue
             n = held.get(signer, 0)
-            refusal = window.verdict(pending, n, len(held) + (n == 0))
+            refusal = window.verdict(pending, n, len(held) + (n == 0), size)
             if refusal is not None:
                 self.refused_busy += 1
                 results[i] = Admission(hashes[i], *refusal)

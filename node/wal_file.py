@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record
-from node.diskfull import open_append, write_all, writing
+from node.diskfull import StorageFailure, open_append, write_all, writing
 
 log = logging.getLogger("bookchain.wal")
 
@@ -48,13 +48,20 @@ class WalFile:
         return records
 
     def append(self, record: WalRecord, *, sync: bool = True) -> None:
-        with writing(self.path):
+        """Write ``record`` (fsynced unless ``sync`` is off); a failed write is a
+        ``StorageFailure``, as under ``writing`` (spelled out: this runs for every consensus
+        message, and the context manager costs ~0.9 µs against ~0.03 for the try)."""
+        try:
             if isinstance(record, WalEndHeight):
                 os.ftruncate(self.fd, 0)  # the block is stored: nothing of this height is needed
                 return
             write_all(self.fd, encode_record(record))
             if sync:
                 os.fsync(self.fd)
+        except StorageFailure:
+            raise
+        except OSError as err:
+            raise StorageFailure(self.path, err) from err
 
     def close(self) -> None:
         os.close(self.fd)

@@ -26,7 +26,10 @@ from node.p2p.peers import BanPolicy, PeerState
 
 log = logging.getLogger(__name__)
 
-OneWayHandler = Callable[[str, bytes], Awaitable[None]]
+#: A one-way frame's handler: a coroutine function, or a plain function when it never
+#: waits (consensus frames: the p2p worker's transport then runs it at once, without a
+#: task per frame).
+OneWayHandler = Callable[[str, bytes], Awaitable[None] | None]
 RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 Kind = Literal["oneway", "request"]
 

@@ -9,7 +9,7 @@ state with asyncio through plain objects because both sides run on the same thre
 Usage from the node::
 
     p2p = P2PNode(home_dir, "/ip4/0.0.0.0/tcp/26656", peers=config.peers)
-    p2p.register(protocols.CONSENSUS, on_consensus)      # async (peer_id, frame) -> None
+    p2p.register(protocols.CONSENSUS, on_consensus)      # (peer_id, frame) -> None, or async
     p2p.register_request(protocols.SYNC, serve_blocks)   # async (peer_id, req) -> bytes
     await p2p.start()
     p2p.broadcast(protocols.CONSENSUS, vote_bytes)       # never blocks
@@ -132,7 +132,8 @@ class P2PNode:
     def register(
         self, protocol_id: str, handler: OneWayHandler, *, max_frame_bytes: int | None = None
     ) -> None:
-        """Handle one-way frames: ``await handler(peer_id, frame)``, in order per stream."""
+        """Handle one-way frames: ``handler(peer_id, frame)`` (awaited when it returns an
+        awaitable), in order per stream."""
         self._add_spec(protocol_id, "oneway", handler, max_frame_bytes)
 
     def register_request(

@@ -177,7 +177,9 @@ class InboundStream:
     async def _consume_frame(self, frame: bytes) -> bool:
         handler = cast(OneWayHandler, self.spec.handler)
         try:
-            await handler(self.peer.peer_id, frame)
+            pending = handler(self.peer.peer_id, frame)
+            if pending is not None:
+                await pending
         except BadFrame as exc:
             self.core.bad_frame(self.peer, self.spec.protocol_id, str(exc) or "BadFrame")
             self._close_stream()
