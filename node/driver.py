@@ -61,6 +61,7 @@ from consensus.events import (
 from consensus.evidence import DuplicateVote
 from consensus.messages import Proposal, Vote
 from consensus.steps import TimeoutStep
+from consensus.wal import WalEndHeight
 from node import evidence_index
 from node.crashpoints import maybe_crash
 from node.diskfull import StorageFailure
@@ -107,6 +108,7 @@ class ConsensusDriver:
         self.halted: str | None = None
         self._nil_logged: tuple[int, int, int] | None = None  # last (height, round, type) logged as nil
         self.committing = False  # a block is executing on the execution thread
+        self._end_height: RecordWal | None = None  # the core's end marker of that block's height
         self._queued: deque[tuple[Any, int]] = deque()  # (event, frame bytes) that arrived meanwhile
         self._queued_bytes = 0
         self.dropped_events = 0
@@ -200,6 +202,10 @@ class ConsensusDriver:
     def perform(self, action: Any) -> None:
         rt = self.rt
         if isinstance(action, RecordWal):
+            if isinstance(action.record, WalEndHeight) and (self.committing or self.halted):
+                # written once the block is saved (``_commit``); never when it will not be
+                self._end_height = None if self.halted else action
+                return
             rt.wal.append(action.record, sync=action.sync)
             maybe_crash("wal_written")
         elif isinstance(action, BroadcastVote):
@@ -271,22 +277,23 @@ class ConsensusDriver:
         return action.delay_ms
 
     def _commit(self, block: Block, cert: CommitCertificate) -> None:
-        """Save the block here, then execute it on the execution thread; ``_applied`` takes
-        it from there. The rest of this action list (the core's WAL end marker) is
-        performed right after: it records consensus's decision, which the saved block
-        already holds."""
+        """Check the block here, then save and execute it on the execution thread;
+        ``_applied`` takes it from there. The rest of this action list, the core's WAL end
+        marker, waits for ``_applied`` (``_end_height``): the marker lets the WAL forget this
+        height's votes, which only a saved block may do (after a crash before the save, the
+        restarted core must still know what it signed at this height)."""
         from node.execution import AppHashMismatch
 
         if cert.round > 0:
             self.rounds_total += cert.round
         try:
-            self.rt.execution.store_block(block, cert)
+            self.rt.execution.check_block(block)
         except AppHashMismatch as err:
             self.halted = str(err)
             log.critical("HALT: %s", err)
             return
         self.committing = True
-        fut = self.rt.execution.apply_in_thread(block)
+        fut = self.rt.execution.apply_in_thread(block, cert)
         fut.add_done_callback(functools.partial(self._applied, block, cert))
 
     def _applied(self, block: Block, cert: CommitCertificate, fut: asyncio.Future[Any]) -> None:
@@ -295,11 +302,15 @@ class ConsensusDriver:
         node (a done callback's exception would only be logged, leaving a node that never
         starts its next height)."""
         self.committing = False
+        end_height, self._end_height = self._end_height, None
         err = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or err is not None:
             self._stop_after(block, err)
             return
         try:
+            if end_height is not None:  # the block is saved: its height's WAL records may go
+                self.rt.wal.append(end_height.record, sync=end_height.sync)
+                maybe_crash("wal_written")
             self._finish_commit(block, cert, fut.result())
         except Exception as finish_err:
             self._stop_after(block, finish_err)

@@ -9,9 +9,9 @@ raises ``StorageFailure`` (node/diskfull.py) before anything later in the order 
 the node stops, and the restart is the recovery. A failed state commit leaves this
 process's exchange a block ahead of its store, which is one more reason not to go on.
 
-Threads: the consensus driver saves the block on the loop, then applies, indexes and
-stores it on the execution thread (``apply_in_thread``), and takes the results back on
-the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
+Threads: the consensus driver checks the block on the loop, then saves, applies, indexes
+and stores it on the execution thread (``apply_in_thread``: the loop does not wait for the
+block's fsync), and takes the results back on the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
 and answering; nothing but mempool admission reads the exchange state, and admission
 only what a block replaces whole (node/stategate.py), and consensus holds
 its events until the block is done (node/driver.py). The storage order is the same: the
@@ -141,24 +141,42 @@ class Execution:
         return self._execute(block, cert, publish=True)
 
     def store_block(self, block: Block, cert: CommitCertificate) -> None:
-        """The first step of a commit, on the loop: check the block follows our state and
-        save it with its certificate (synced). Raises ``AppHashMismatch``."""
+        """The first step of a commit: ``check_block``, then save the block with its
+        certificate (synced)."""
+        self.check_block(block)
+        self._save(block, cert)
+
+    def check_block(self, block: Block) -> None:
+        """The block follows our store and our state. Raises ``AppHashMismatch`` (our state
+        after the previous block is not the one the chain certified) or ``RuntimeError``."""
         if block.height != self.blocks.height + 1:
             raise RuntimeError(f"commit of {block.height} after stored height {self.blocks.height}")
         if block.header.prev_app_hash != self.sm.app_hash:
             raise AppHashMismatch(
                 f"height {block.height}: chain says app hash {block.header.prev_app_hash.hex()} "
                 f"after {block.height - 1}, ours is {self.sm.app_hash.hex()}")
+
+    def _save(self, block: Block, cert: CommitCertificate) -> None:
         self.blocks.save_block(block.height, block.encode(), cert.encode())
         maybe_crash("block_saved")
 
-    def apply_in_thread(self, block: Block) -> asyncio.Future[Applied]:
-        """Apply, index and store a saved block on the execution thread; the gate stays
-        closed until ``finish`` (on the loop) has taken its results."""
+    def apply_in_thread(self, block: Block, cert: CommitCertificate | None = None) -> asyncio.Future[Applied]:
+        """Apply, index and store a block on the execution thread, saving it first with
+        ``cert`` (checked by ``check_block``; without it, the block is saved already); the
+        gate stays closed until ``finish`` (on the loop) has taken its results. Saving here
+        keeps the block store's fsync off the loop (p50 1.4-1.8 ms, p99 ~20 ms under load)."""
         self.gate.close()
-        fut = asyncio.get_running_loop().run_in_executor(self._thread, self.apply_and_store, block)
+        loop = asyncio.get_running_loop()
+        fut = (loop.run_in_executor(self._thread, self.apply_and_store, block) if cert is None
+               else loop.run_in_executor(self._thread, self._save_and_apply, block, cert))
         self._in_flight = fut
         return fut
+
+    def _save_and_apply(self, block: Block, cert: CommitCertificate) -> Applied:
+        cpu0 = time.thread_time()
+        self._save(block, cert)
+        self.cpu_s += time.thread_time() - cpu0
+        return self.apply_and_store(block)
 
     async def drain(self) -> None:
         """Wait for a block executing on the thread (before the stores close), then fail the

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from consensus.actions import RecordWal
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from consensus.events import TxsReady
+from consensus.wal import WalEndHeight
 from node import driver as driver_mod
 from node.blockstore import BlockStore
 from node.config import MempoolConfig
@@ -146,10 +148,12 @@ class FakeExecution:
         self.fut: asyncio.Future[Any] | None = None
         self.last_apply_ms = 1.0
 
-    def store_block(self, block: Any, cert: Any) -> None:
-        self.calls.append(f"store {block.height}")
+    def check_block(self, block: Any) -> None:
+        self.calls.append(f"check {block.height}")
 
-    def apply_in_thread(self, block: Any) -> asyncio.Future[Any]:
+    def apply_in_thread(self, block: Any, cert: Any = None) -> asyncio.Future[Any]:
+        if cert is not None:
+            self.calls.append(f"save {block.height}")  # on the thread, before applying
         self.gate.close()
         self.fut = asyncio.get_running_loop().create_future()
         return self.fut
@@ -166,11 +170,12 @@ def fake_driver() -> tuple[Any, list[Any], FakeExecution, list[str]]:
     d: Any = ConsensusDriver.__new__(ConsensusDriver)
     d.rt = SimpleNamespace(execution=ex, after_commit=lambda h: host_calls.append(f"after {h}"),
                            fail=lambda reason: host_calls.append("fail"),
-                           fail_storage=lambda err: host_calls.append("fail_storage"))
+                           fail_storage=lambda err: host_calls.append("fail_storage"),
+                           wal=SimpleNamespace(append=lambda record, sync: ex.calls.append(f"wal {record}")))
     d.core = SimpleNamespace(handle=lambda event: fed.append(event) or [])
     d.loop = asyncio.get_running_loop()
     d.timers, d.evidence = set(), []
-    d.stopped, d.halted, d.committing = False, None, False
+    d.stopped, d.halted, d.committing, d._end_height = False, None, False, None
     d._queued, d._queued_bytes, d.dropped_events, d.rounds_total = deque(), 0, 0, 0
     d.start_height = lambda: fed.append("start")
     return d, fed, ex, host_calls
@@ -196,10 +201,35 @@ def test_events_that_arrive_during_a_commit_are_fed_in_order_after_the_next_heig
         assert ex.fut is not None
         ex.fut.set_result(applied(5))
         await asyncio.sleep(0)
-        assert ex.calls == ["store 5", "finish 5"] and host_calls == ["after 5"]
+        assert ex.calls == ["check 5", "save 5", "finish 5"] and host_calls == ["after 5"]
         assert fed[:4] == ["before", "start", "vote a", TxsReady(1)]  # repeated TxsReady: one is enough
         assert fed[4:] == ["proposal", TxsReady(3)]
         assert not d.committing and ex.gate.is_open and not d._queued
+
+    asyncio.run(run())
+
+
+def test_the_end_of_height_marker_is_written_once_the_block_is_saved_and_never_if_it_is_not() -> None:
+    """The block is saved on the execution thread; until that is done the WAL keeps the
+    height's votes (a crash before the save restarts this height, and the core must know
+    what it signed), so the core's end marker waits for the thread's success."""
+    async def run() -> None:
+        d, _, ex, host_calls = fake_driver()
+        d._commit(block(5), SimpleNamespace(round=0))
+        d.perform(RecordWal(WalEndHeight(5), True))
+        assert ex.calls == ["check 5", "save 5"]  # no WAL write while the block is being saved
+        assert ex.fut is not None
+        ex.fut.set_result(applied(5))
+        await asyncio.sleep(0)
+        assert ex.calls == ["check 5", "save 5", f"wal {WalEndHeight(5)}", "finish 5"]
+
+        ex.calls.clear()
+        d._commit(block(6), SimpleNamespace(round=0))
+        d.perform(RecordWal(WalEndHeight(6), True))
+        assert ex.fut is not None
+        ex.fut.set_exception(StorageFailure("/data/blocks", OSError(28, "No space left on device")))
+        await asyncio.sleep(0)
+        assert ex.calls == ["check 6", "save 6"] and host_calls[-1] == "fail_storage"  # no marker
 
     asyncio.run(run())
 
