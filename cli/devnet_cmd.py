@@ -319,7 +319,9 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
              ("submit answer p50 / p99 / max ms",
               f"{doc['submit_p50_ms']} / {doc['submit_p99_ms']} / {doc['submit_max_ms']}"),
              ("  of which the nodes' own, p50 / p99 ms (bucket bound)",
-              f"<= {doc['node_answer_p50_ms']} / <= {doc['node_answer_p99_ms']}")]
+              f"<= {doc['node_answer_p50_ms']} / <= {doc['node_answer_p99_ms']}"),
+             ("nodes' event loop lag, p50 / p99 ms (bucket bound)",
+              f"<= {doc['loop_lag_p50_ms']} / <= {doc['loop_lag_p99_ms']}")]
     if doc["lone_requests"]:
         rows += [("lone client: one tx per request, p50 / p99 / max ms",
                   f"{doc['lone_p50_ms']} / {doc['lone_p99_ms']} / {doc['lone_max_ms']} "

@@ -95,6 +95,8 @@ class LoadReport:
     submit_max_ms: float | None = None
     node_answer_p50_ms: float | None = None
     node_answer_p99_ms: float | None = None
+    loop_lag_p50_ms: float | None = None  # the nodes' event loops' lag (bucket bounds)
+    loop_lag_p99_ms: float | None = None
     lone_requests: int = 0
     lone_p50_ms: float | None = None
     lone_p99_ms: float | None = None
@@ -109,17 +111,19 @@ class LoadReport:
         return asdict(self)
 
 
-#: the nodes' own answer time to a client's submission (node/metrics.py), a histogram
+#: the nodes' own answer time to a client's submission, and their event loops' lag
+#: (node/metrics.py), histograms
 ANSWER_METRIC = "bookchain_admission_ms"
+LAG_METRIC = "bookchain_event_loop_lag_ms"
 
 
-async def answer_buckets(session: Any, urls: Sequence[str]) -> Counter[float]:
-    """The nodes' ``bookchain_admission_ms`` histograms summed: bucket bound -> cumulative
-    count. A node that does not answer adds nothing."""
+async def node_histograms(session: Any, urls: Sequence[str]) -> dict[str, Counter[float]]:
+    """The nodes' ``ANSWER_METRIC`` and ``LAG_METRIC`` histograms, each summed over the
+    nodes: bucket bound -> cumulative count. A node that does not answer adds nothing."""
     import aiohttp
     from prometheus_client.parser import text_string_to_metric_families
 
-    total: Counter[float] = Counter()
+    totals: dict[str, Counter[float]] = {ANSWER_METRIC: Counter(), LAG_METRIC: Counter()}
     for url in urls:
         try:
             async with session.get(url.rstrip("/") + "/metrics", timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -129,11 +133,12 @@ async def answer_buckets(session: Any, urls: Sequence[str]) -> Counter[float]:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             continue
         for family in families:
-            if family.name == ANSWER_METRIC:
+            total = totals.get(family.name)
+            if total is not None:
                 for sample in family.samples:
                     if sample.name.endswith("_bucket"):
                         total[float(sample.labels["le"])] += int(sample.value)
-    return total
+    return totals
 
 
 def bucket_percentile(before: Counter[float], after: Counter[float], q: float) -> float | None:
@@ -321,7 +326,7 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
     async with aiohttp.ClientSession(connector=connector) as session:
         clients = [AsyncClient(u, timeout=30.0, session=session) for u in urls]
         follower = clients[0]
-        answers_before = await answer_buckets(session, urls)
+        histograms_before = await node_histograms(session, urls)
         start_height = as_int((await follower.status())["latest_height"])
         stop = asyncio.Event()
         follow_task = asyncio.create_task(_follow(follower, start_height, tr, stop, poll_s))
@@ -352,7 +357,7 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
             await asyncio.sleep(0.05)
         stop.set()
         await follow_task
-        answers_after = await answer_buckets(session, urls)
+        histograms_after = await node_histograms(session, urls)
     end = tr.last_commit if tr.last_commit is not None else time.perf_counter()
     window = max(end - t0, 1e-9)
     lat = sorted(tr.latencies)
@@ -372,8 +377,10 @@ async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: fl
         blocks=tr.blocks, first_height=tr.first_height, last_height=tr.last_height,
         submit_p50_ms=_r(percentile(trips, 50)), submit_p99_ms=_r(percentile(trips, 99)),
         submit_max_ms=_r(trips[-1] if trips else None),
-        node_answer_p50_ms=bucket_percentile(answers_before, answers_after, 50),
-        node_answer_p99_ms=bucket_percentile(answers_before, answers_after, 99),
+        node_answer_p50_ms=bucket_percentile(histograms_before[ANSWER_METRIC], histograms_after[ANSWER_METRIC], 50),
+        node_answer_p99_ms=bucket_percentile(histograms_before[ANSWER_METRIC], histograms_after[ANSWER_METRIC], 99),
+        loop_lag_p50_ms=bucket_percentile(histograms_before[LAG_METRIC], histograms_after[LAG_METRIC], 50),
+        loop_lag_p99_ms=bucket_percentile(histograms_before[LAG_METRIC], histograms_after[LAG_METRIC], 99),
         lone_requests=len(lone_trips), lone_p50_ms=_r(percentile(lone_trips, 50)),
         lone_p99_ms=_r(percentile(lone_trips, 99)), lone_max_ms=_r(lone_trips[-1] if lone_trips else None),
         mix=flow.counts(),

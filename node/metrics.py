@@ -56,6 +56,10 @@ class NodeMetrics:
                                         "signature verification, admission (ms)",
                                         buckets=(0.5, 1, 2.5, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500,
                                                  750, 1000, 2500), registry=r)
+        self.loop_lag = Histogram("bookchain_event_loop_lag_ms",
+                                  "How late the event loop ran a 20 ms timer (ms): what any request, frame "
+                                  "or consensus step waited for on top of its own work",
+                                  buckets=(1, 2.5, 5, 10, 25, 50, 75, 100, 150, 250, 500, 1000, 2500), registry=r)
         self._submitted: OrderedDict[bytes, float] = OrderedDict()
         self._readings = _Readings()
         r.register(self._readings)

@@ -441,8 +441,11 @@ class NodeRuntime:
         """Gossip what peers' frames did not bring (e.g. txs of a block we synced), and
         anything a submit did not flush, every ``GOSSIP_INTERVAL_S``."""
         last_evidence = time.monotonic()
+        lag = self.metrics.loop_lag.observe
         while True:
+            asleep = time.monotonic()
             await asyncio.sleep(GOSSIP_INTERVAL_S)
+            lag(max(0.0, time.monotonic() - asleep - GOSSIP_INTERVAL_S) * 1000)  # the loop's lag, for /metrics
             self._gossip_now()
             if self.driver is not None and time.monotonic() - last_evidence >= EVIDENCE_GOSSIP_S:
                 last_evidence = time.monotonic()

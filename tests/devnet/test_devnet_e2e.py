@@ -156,6 +156,8 @@ def test_demo_and_a_short_load(devnet: Manifest) -> None:
     assert report["committed"] == report["accepted"] == 200
     assert report["p50_ms"] is not None and report["tx_per_s"] > 0
     assert report["node_answer_p50_ms"] is not None  # the nodes' own answer times, from /metrics
+    assert report["loop_lag_p50_ms"] is not None  # and their event loops' lag
+    assert report["loop_lag_p50_ms"] <= report["loop_lag_p99_ms"]
 
 
 def _set_feeds(m: Manifest, btc: int) -> None:
