@@ -11,11 +11,12 @@ process's exchange a block ahead of its store, which is one more reason not to g
 
 Threads: the consensus driver checks the block on the loop, then saves, applies, indexes
 and stores it on the execution thread (``apply_in_thread``: the loop does not wait for the
-block's fsync), and takes the results back on the loop (``finish``). Meanwhile the loop goes on reading requests, verifying signatures
-and answering; nothing but mempool admission reads the exchange state, and admission
-only what a block replaces whole (node/stategate.py), and consensus holds
-its events until the block is done (node/driver.py). The storage order is the same: the
-thread does what the loop did, in the same order. Measured effect: docs/performance.md.
+block's fsync), and takes the results back on the loop (``finish``). Meanwhile the loop
+goes on reading requests, verifying signatures and answering; nothing but mempool
+admission reads the exchange state, and admission only what a block replaces whole
+(node/stategate.py), and consensus holds its events until the block is done
+(node/driver.py). The storage order is the same: the thread does what the loop did, in
+the same order. Measured effect: docs/performance.md.
 """
 
 from __future__ import annotations
