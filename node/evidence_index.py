@@ -1,6 +1,6 @@
 """Committed equivocation evidence in the block store: what ``/evidence`` serves.
 
-Written in the same synced batch as the block's results (``Execution._execute`` hands these
+Written in the same synced batch as the block's results (``Execution.apply_and_store`` hands these
 puts to ``BlockStore.save_results``), so the index never disagrees with the blocks; a node
 re-applying blocks at start-up rewrites the same keys. Two keys per piece:
 

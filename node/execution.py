@@ -114,8 +114,8 @@ class Execution:
         while self.sm.height < self.blocks.height:
             h = self.sm.height + 1
             raw_block, raw_cert = self.blocks.block(h), self.blocks.certificate(h)
-            assert raw_block is not None and raw_cert is not None
-            self._execute(Block.decode(raw_block), CommitCertificate.decode(raw_cert), publish=False)
+            assert raw_block is not None and raw_cert is not None  # saved together (save_block)
+            self._execute(Block.decode(raw_block), publish=False)
             replayed += 1
         anchor = self.blocks.anchor()
         if anchor is not None and anchor[0] == self.blocks.height:  # started from a snapshot
@@ -139,7 +139,7 @@ class Execution:
     def commit(self, block: Block, cert: CommitCertificate) -> BlockResult:
         """Persist and execute a final block, all on the calling thread (tools, tests)."""
         self.store_block(block, cert)
-        return self._execute(block, cert, publish=True)
+        return self._execute(block, publish=True)
 
     def store_block(self, block: Block, cert: CommitCertificate) -> None:
         """The first step of a commit: ``check_block``, then save the block with its
@@ -189,7 +189,7 @@ class Execution:
         self._thread.shutdown(wait=True)
         self.gate.fail()
 
-    def _execute(self, block: Block, cert: CommitCertificate, *, publish: bool) -> BlockResult:
+    def _execute(self, block: Block, *, publish: bool) -> BlockResult:
         applied = self.apply_and_store(block)
         self.finish(applied, publish=publish)
         return applied.result
