@@ -17,7 +17,9 @@ generator's CPU time (user + system, from /proc) over the timed window, and repo
 
 Beside each node's CPU it reports its main thread's (the event loop: consensus, admission,
 RPC, p2p framing) and its execution thread's (applying, indexing and storing blocks, read
-from the node's ``bookchain_execution_cpu_seconds`` counter), and the build the nodes run.
+from the node's ``bookchain_execution_cpu_seconds`` counter), what its other threads
+(signature verification, the journal's fsyncs) and its p2p worker process take, and the
+build the nodes run.
 Both threads hold the GIL for most of their work, so their sum, not either alone, is the
 serial cost that bounds one node's rate. That sum is also given above the threads' idle use
 (what a chain with no load spends per second: rounds, timers, the validators' prices),
@@ -112,6 +114,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     idle, idle_serial, idle_blocks_per_s = idle_cpu_per_s(c, pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
     before = [tree_cpu_seconds(p) for p in pids]
+    process_before = [cpu_seconds(p) for p in pids]
     main_before = [main_thread_cpu_seconds(p) for p in pids]
     exec_before = [execution_cpu_seconds(c, i) for i in range(len(pids))]
     gen_before = time.process_time()
@@ -121,6 +124,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     wall = time.monotonic() - t0
     gen_cpu = time.process_time() - gen_before
     node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    process_cpu = [cpu_seconds(p) - b for p, b in zip(pids, process_before, strict=True)]
     main_cpu = [main_thread_cpu_seconds(p) - b for p, b in zip(pids, main_before, strict=True)]
     exec_cpu = [execution_cpu_seconds(c, i) - b for i, b in enumerate(exec_before)]
     committed = max(report.committed, 1)
@@ -130,6 +134,11 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     # what the txs added on top of the idle chain (blocks come faster under load, so this
     # slightly undercounts per-block costs; the total above is the upper figure)
     marginal_us = [(cpu - rate * wall) * 1e6 / committed for cpu, rate in zip(node_cpu, idle, strict=True)]
+    # the node process's other threads (signature verification, the journal's fsyncs, the
+    # executor's hand-offs) and its worker processes (the p2p worker), per committed tx
+    other_threads_us = [(pc - m - e) * 1e6 / committed
+                        for pc, m, e in zip(process_cpu, main_cpu, exec_cpu, strict=True)]
+    workers_us = [(nc - pc) * 1e6 / committed for nc, pc in zip(node_cpu, process_cpu, strict=True)]
     serial_marginal_us = [(m + e - rate * wall) * 1e6 / committed
                           for m, e, rate in zip(main_cpu, exec_cpu, idle_serial, strict=True)]
     gen_us = gen_cpu * 1e6 / committed
@@ -144,6 +153,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
         "node_main_thread_cpu_us_per_tx": main_us, "node_main_thread_cpu_us_per_tx_mean": sum(main_us) / len(main_us),
         "node_execution_thread_cpu_us_per_tx": exec_us,
         "node_execution_thread_cpu_us_per_tx_mean": sum(exec_us) / len(exec_us),
+        "node_other_threads_cpu_us_per_tx": other_threads_us, "node_workers_cpu_us_per_tx": workers_us,
         "node_idle_cpu_per_s": idle, "node_serial_idle_cpu_per_s": idle_serial,
         "idle_blocks_per_s": idle_blocks_per_s,
         "node_serial_idle_ms_per_block": [1000 * x / max(idle_blocks_per_s, 1e-9) for x in idle_serial],
@@ -189,7 +199,9 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                      f"{r['node_main_thread_cpu_us_per_tx'][i]:,.1f} / "
                      f"{r['node_execution_thread_cpu_us_per_tx'][i]:,.1f}", "us"))
     for i, us in enumerate(r["node_serial_marginal_cpu_us_per_tx"]):
-        rows.append((f"node{i} main + execution thread above idle", f"{us:,.1f}", "us"))
+        rows.append((f"node{i} main + execution thread above idle; other threads / p2p worker",
+                     f"{us:,.1f}; {r['node_other_threads_cpu_us_per_tx'][i]:,.1f} / "
+                     f"{r['node_workers_cpu_us_per_tx'][i]:,.1f}", "us"))
     rows.append(("node CPU when idle (mean): all / main + execution thread",
                  f"{100 * sum(r['node_idle_cpu_per_s']) / len(r['node_idle_cpu_per_s']):.1f} / "
                  f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f}",
