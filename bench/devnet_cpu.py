@@ -207,7 +207,7 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                  f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f}",
                  "% of a core"))
     per_block = r["node_serial_idle_ms_per_block"]
-    rows.append((f"idle: blocks / s, main + execution thread CPU per block (mean of {len(per_block)})",
+    rows.append((f"idle: blocks / s, main + execution thread CPU per idle block, timers included (mean of {len(per_block)})",
                  f"{r['idle_blocks_per_s']:.1f}, {sum(per_block) / len(per_block):.2f}", "ms"))
     rows += [
         ("load generator CPU per committed tx", r["generator_cpu_us_per_tx"], "us"),
