@@ -7,8 +7,8 @@ long cuts), and the dial loop never redials because the peer still looks connect
 
 How: every connected peer gets one watchdog task (``keepalive_loop``) for the life of
 the node. While the peer is connected the task keeps a stream on ``/bookchain/ping/1``
-open and writes an 8-byte ping every ``ping_interval_s``; the remote's ``serve_ping``
-echoes the bytes back. Any bytes from the peer, a pong or a frame on any other stream,
+open and writes an 8-byte ping every ``ping_interval_s`` in which it heard nothing from
+the peer; the remote's ``serve_ping`` echoes the bytes back. Any bytes from the peer, a pong or a frame on any other stream,
 count as proof of life (``PeerState.heard``), so a pong queued behind a large proposal is
 not mistaken for silence. A peer silent for ``peer_timeout_s`` (``liveness.py``) has
 every connection to it aborted (the socket is closed with SO_LINGER 0, which also wakes
@@ -91,9 +91,14 @@ async def _ping_loop(core: Core, peer: PeerState) -> None:
     async def write_pings(stream: INetStream) -> None:
         sequence = 0
         while True:
-            sequence += 1
-            await stream.write(sequence.to_bytes(PING_BYTES, "big"))
-            core.metrics.pings_out += 1
+            # Only a peer silent for a whole beat is asked for a pong: one whose frames
+            # keep arriving proves the connection already (the watchdog counts any bytes),
+            # and it pings us itself when it stops hearing from us. Under load that is no
+            # ping frames at all, each one a trip through libp2p's framing and Noise.
+            if peer.liveness.silent_for(time.monotonic()) >= interval:
+                sequence += 1
+                await stream.write(sequence.to_bytes(PING_BYTES, "big"))
+                core.metrics.pings_out += 1
             await trio.sleep(interval)
 
     async def read_pongs(stream: INetStream) -> None:

@@ -129,6 +129,40 @@ async def test_pings_keep_a_healthy_connection_and_count_both_ways(tmp_path: Pat
 
 @pytest.mark.e2e
 @aio(40)
+async def test_a_peer_whose_frames_keep_arriving_is_not_pinged(tmp_path: Path) -> None:
+    """Frames prove the connection as well as pongs do: the side that receives them sends no
+    pings while they flow, the other side's pings keep its own watchdog fed, nobody times
+    out, and the pings come back once the frames stop."""
+    port_a, port_b = free_port(), free_port()
+    a = P2PNode(tmp_path / "a", f"/ip4/127.0.0.1/tcp/{port_a}", limits=_limits())
+    b = P2PNode(tmp_path / "b", f"/ip4/127.0.0.1/tcp/{port_b}", limits=_limits())
+    a.add_peer(f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{b.peer_id}")
+    got = Recorder()
+    b.register(CONSENSUS, got)
+    try:
+        await a.start()
+        await b.start()
+        await a.wait_for_peers([b.peer_id])
+        await b.wait_for_peers([a.peer_id])
+        a.send(b.peer_id, CONSENSUS, numbered(0, 64))
+        await got.wait(1)
+        pings_before = b.metrics.pings_out
+        for i in range(1, 61):  # 1.2 s of frames, one every 20 ms (a ping interval is 0.1 s)
+            a.send(b.peer_id, CONSENSUS, numbered(i, 64))
+            await trio_free_sleep(0.02)
+        await got.wait(61)
+        assert b.metrics.pings_out - pings_before <= 1  # at most one beat before the first frame landed
+        assert a.metrics.peer_timeouts == b.metrics.peer_timeouts == 0
+        quiet = b.metrics.pings_out
+        await wait_until(lambda: b.metrics.pings_out >= quiet + 3, 5)  # silence: b pings again
+        assert b.peer_id in a.connected_peers() and a.peer_id in b.connected_peers()
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@pytest.mark.e2e
+@aio(40)
 async def test_a_dead_connection_is_closed_redialed_and_announced(tmp_path: Path) -> None:
     port_a, port_b = free_port(), free_port()
     a = P2PNode(tmp_path / "a", f"/ip4/127.0.0.1/tcp/{port_a}", limits=_limits())
