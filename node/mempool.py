@@ -109,7 +109,7 @@ class Mempool:
         if bound:
             if window is None:
                 window = self.window_now(bound)
-            if window and len(pending) >= 2 * window:  # beyond any signer's admission (Window.saturated)
+            if window and self.window.saturated(len(pending), window):
                 self.refused_busy += 1
                 return Admission(h, Code.MEMPOOL_BUSY, f"{len(pending)} transactions pending, twice the "
                                                        f"admission window; retry later")
