@@ -1,7 +1,11 @@
 """The inbound side: streams a peer opened to us, one handler task each (trio).
 
 One-way protocols: read frames, hand them in order to the asyncio handler through an
-``Inbox``. Request/response protocols: read enveloped requests, run the asyncio
+``Inbox``; a handler's awaitable runs as a task while the next frames are handed over, up
+to ``frames_in_flight`` at once per stream (the stream waits for the oldest beyond that).
+Why: a handler that waits (the p2p worker's waits for the node's verdict, a round trip
+through the node's loop; a tx frame's waits for its signatures) would otherwise hold every
+later frame of its stream, votes behind votes, for as long as the node's loop lags. Request/response protocols: read enveloped requests, run the asyncio
 handler for each (up to ``max_concurrent_requests`` at once per stream) and send the
 responses back on the same stream through its single writer.
 
@@ -98,6 +102,8 @@ class InboundStream:
                 )
             )
         self.responses: OutQueue | None = None
+        self.handling: set[asyncio.Future[None]] = set()  # one-way handlers still running
+        self.refused = False  # a handler called a frame bad: read no more of this stream
         self.answering: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(limits.max_concurrent_requests)
 
@@ -178,15 +184,37 @@ class InboundStream:
         handler = cast(OneWayHandler, self.spec.handler)
         try:
             pending = handler(self.peer.peer_id, frame)
-            if pending is not None:
-                await pending
-        except BadFrame as exc:
+        except Exception as exc:
+            return self._handler_failed(exc)
+        if pending is None:
+            return True
+        running = asyncio.ensure_future(pending)
+        if running is not pending:  # a coroutine became a task: stop() cancels it
+            self.core.track(cast(asyncio.Task[None], running))
+        self.handling.add(running)
+        running.add_done_callback(self._handled)
+        while len(self.handling) >= self.core.limits.frames_in_flight and not self.refused:
+            await asyncio.wait(self.handling, return_when=asyncio.FIRST_COMPLETED)
+        return not self.refused
+
+    def _handled(self, running: asyncio.Future[None]) -> None:
+        self.handling.discard(running)
+        if running.cancelled():
+            return
+        exc = running.exception()
+        if exc is not None and not self._handler_failed(exc):
+            self.inbox.abort()
+
+    def _handler_failed(self, exc: BaseException) -> bool:
+        """A handler raised: a bad frame closes the stream and counts against the peer
+        (False: read no more), anything else is logged and counted (True: go on)."""
+        if isinstance(exc, BadFrame):
+            self.refused = True
             self.core.bad_frame(self.peer, self.spec.protocol_id, str(exc) or "BadFrame")
             self._close_stream()
             return False
-        except Exception:
-            self.stats.handler_errors += 1
-            log.exception("%s: handler failed", self.label)
+        self.stats.handler_errors += 1
+        log.error("%s: handler failed", self.label, exc_info=exc)
         return True
 
     async def _consume_request(self, frame: bytes) -> bool:

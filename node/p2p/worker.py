@@ -5,9 +5,11 @@ Started by ``P2PProcess.start`` as ``python -P -m node.p2p.worker <fd> <config j
 dies with its node: the kernel sends it SIGKILL when the node process exits
 (``PR_SET_PDEATHSIG``), and it exits when the pipe closes.
 
-Every inbound one-way frame is handed to the node and its stream waits for the node's
-verdict (handled, bad frame, handler error) before it reads the next, so flow control,
-per-stream order and the bad-frame bans are what they are in one process. Inbound requests
+Every inbound one-way frame is handed to the node at once, in order, and its verdict
+(handled, bad frame, handler error) comes back as the future the stream's handler returned:
+a stream keeps up to ``Limits.frames_in_flight`` frames at the node and then waits, so flow
+control, per-stream order and the bad-frame bans are what they are in one process, without
+a round trip through the node's loop between one frame and the next. Inbound requests
 are answered with what the node answers. The node's sends, broadcasts and requests arrive
 as messages; request outcomes go back with the exception's class name.
 """
@@ -54,7 +56,8 @@ class Worker:
         self.node = node
         self.specs = specs
         self.pipe: MessagePipe | None = None
-        self._verdicts: dict[int, asyncio.Future[tuple[str, Any]]] = {}
+        self._verdicts: dict[int, asyncio.Future[tuple[str, Any]]] = {}  # requests the node answers
+        self._frames: dict[int, asyncio.Future[None]] = {}  # frames the node has not judged yet
         self._ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
@@ -69,7 +72,9 @@ class Worker:
                 self.node.send(message[1], message[2], message[3])
             elif kind == "Q":
                 self._spawn(self._request(*message[1:]))
-            elif kind in ("A", "R"):
+            elif kind == "A":
+                self._judged(message[1], message[2], message[3])
+            elif kind == "R":
                 fut = self._verdicts.pop(message[1], None)
                 if fut is not None and not fut.done():
                     fut.set_result((message[2], message[3]))
@@ -110,12 +115,25 @@ class Worker:
         finally:
             self._verdicts.pop(ident, None)
 
-    async def on_frame(self, protocol: str, peer: str, frame: bytes) -> None:
-        verdict, reason = await self._ask(["F", 0, peer, protocol, frame])
-        if verdict == "bad":
-            raise errors.BadFrame(reason)
-        if verdict != "ok":
-            raise RuntimeError(f"the node's handler failed: {reason}")
+    def on_frame(self, protocol: str, peer: str, frame: bytes) -> asyncio.Future[None]:
+        """Hand a peer's frame to the node now; the future carries its verdict."""
+        self._ids += 1
+        ident = self._ids
+        judged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._frames[ident] = judged
+        self._send(["F", ident, peer, protocol, frame])
+        return judged
+
+    def _judged(self, ident: int, verdict: str, reason: Any) -> None:
+        judged = self._frames.pop(ident, None)
+        if judged is None or judged.done():
+            return
+        if verdict == "ok":
+            judged.set_result(None)
+        elif verdict == "bad":
+            judged.set_exception(errors.BadFrame(reason))
+        else:
+            judged.set_exception(RuntimeError(f"the node's handler failed: {reason}"))
 
     async def on_request(self, protocol: str, peer: str, body: bytes) -> bytes:
         verdict, answer = await self._ask(["Q", 0, peer, protocol, body])

@@ -302,9 +302,10 @@ async def test_raw_tcp_garbage_does_not_hurt_the_listener(tmp_path: Path) -> Non
 async def _stalled_flood(
     tmp_path: Path, sender_limits: Limits, stall_s: float
 ) -> tuple[list[int], int]:
-    """200 frames of 200 KB to a receiver whose handler blocks on frame 5 for ``stall_s``."""
+    """200 frames of 200 KB to a receiver whose handler blocks on frame 5 for ``stall_s``
+    (one frame in flight: the stalled handler holds its stream)."""
     a = P2PNode(tmp_path / "a", limits=sender_limits)
-    b = P2PNode(tmp_path / "b", limits=Limits(inbox_max_frames=2))
+    b = P2PNode(tmp_path / "b", limits=Limits(inbox_max_frames=2, frames_in_flight=1))
     got: list[int] = []
 
     async def slow(peer_id: str, frame: bytes) -> None:
@@ -324,6 +325,43 @@ async def _stalled_flood(
         await wait_until(lambda: 5 in got and 199 in got and not a.queued()[0], 30)
         await asyncio.sleep(0.1)
         return got, a.metrics.streams_opened
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@aio(30)
+async def test_a_waiting_handler_holds_its_stream_only_past_the_frames_in_flight(tmp_path: Path) -> None:
+    # Handlers are called in order; while frame 5's waits, the next frames are still
+    # handed over and handled, and once ``frames_in_flight`` wait, the stream waits.
+    a = P2PNode(tmp_path / "a")
+    b = P2PNode(tmp_path / "b", limits=Limits(frames_in_flight=4))
+    called: list[int] = []
+    done: list[int] = []
+    release = asyncio.Event()
+
+    async def waits(peer_id: str, frame: bytes) -> None:
+        number = int.from_bytes(frame[:4], "big")
+        called.append(number)
+        if number == 5 or number >= 10:
+            await release.wait()
+        done.append(number)
+
+    b.register(TX, waits)
+    try:
+        await b.start()
+        a.add_peer(b.listen_addrs[0])
+        await a.start()
+        await a.wait_for_peers([b.peer_id])
+        for i in range(20):
+            a.send(b.peer_id, TX, numbered(i, 100))
+        await wait_until(lambda: len(called) >= 13, 5)
+        await asyncio.sleep(0.3)
+        # 6-9 handled past the waiting 5; 5, 10, 11, 12 waiting fill the stream's 4: 13 waits
+        assert called == list(range(13)) and done == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+        release.set()
+        await wait_until(lambda: len(done) == 20, 5)
+        assert called == list(range(20)) and sorted(done) == list(range(20))
     finally:
         await a.stop()
         await b.stop()
