@@ -190,7 +190,7 @@ class InboundStream:
             return True
         running = asyncio.ensure_future(pending)
         if running is not pending:  # a coroutine became a task: stop() cancels it
-            self.core.track(cast(asyncio.Task[None], running))
+            self.core.track(running)
         self.handling.add(running)
         running.add_done_callback(self._handled)
         while len(self.handling) >= self.core.limits.frames_in_flight and not self.refused:
