@@ -132,8 +132,9 @@ class P2PNode:
     def register(
         self, protocol_id: str, handler: OneWayHandler, *, max_frame_bytes: int | None = None
     ) -> None:
-        """Handle one-way frames: ``handler(peer_id, frame)`` (awaited when it returns an
-        awaitable), in order per stream."""
+        """Handle one-way frames: ``handler(peer_id, frame)``, called in order per stream;
+        an awaitable it returns runs while the stream's next frames are handed over, up to
+        ``Limits.frames_in_flight`` unfinished (inbound.py says why)."""
         self._add_spec(protocol_id, "oneway", handler, max_frame_bytes)
 
     def register_request(

@@ -7,9 +7,10 @@ consensus and execution, so it is the node's serial path; in a second process th
 work runs on another core instead of between blocks. What stays on the node's thread is a
 msgpack message per frame on a Unix socket (``pipe.py``).
 
-Semantics are ``P2PNode``'s (``host.py``): per-stream order; a one-way frame's stream
-waits for the node's handler before reading the next (the worker awaits the node's
-verdict); a handler's ``BadFrame`` counts against the peer and closes its stream; request
+Semantics are ``P2PNode``'s (``host.py``): handlers called in per-stream order; a one-way
+frame's stream hands the node its next frames while up to ``Limits.frames_in_flight``
+verdicts are outstanding, then waits (the worker's handler returns the verdict's future);
+a handler's ``BadFrame`` counts against the peer and closes its stream; request
 outcomes raise the same exception classes. ``send`` and ``broadcast`` are fire-and-forget
 and answer from the connected set the worker last reported (it reports a change within
 50 ms). ``metrics_snapshot`` is the worker's, at most 250 ms old

@@ -3,6 +3,7 @@ requests and their errors, bad frames, peer callbacks), and the worker never out
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -28,9 +29,13 @@ class Handlers:
     def __init__(self) -> None:
         self.frames: list[tuple[str, bytes]] = []
         self.connected: list[str] = []
+        self.release = asyncio.Event()  # what a b"hold" frame's handler waits for
 
     async def on_frame(self, peer: str, frame: bytes) -> None:
         self.on_plain_frame(peer, frame)
+        if frame == b"hold":
+            await self.release.wait()
+            self.frames.append((peer, b"released"))
 
     def on_plain_frame(self, peer: str, frame: bytes) -> None:
         """A handler that never waits (the node's consensus frames): run without a task."""
@@ -42,7 +47,7 @@ class Handlers:
         if body == b"fail":
             raise RuntimeError("boom")
         if body == b"hang":
-            await __import__("asyncio").sleep(60)
+            await asyncio.sleep(60)
         return b"echo:" + body
 
 
@@ -104,6 +109,22 @@ async def test_frames_arrive_in_order_and_requests_answer_with_p2pnode_errors(tm
             return int(b.metrics_snapshot().get("protocols", {}).get(protocol, {}).get("bad_frames", 0))
 
         await wait_until(lambda: bad_frames(TX) >= 1 and bad_frames(CONSENSUS) >= 1, 10)
+
+
+@aio(60)
+async def test_a_waiting_handler_does_not_hold_the_frames_behind_it(tmp_path: Path) -> None:
+    # The worker hands the node a stream's next frames while an earlier handler still waits
+    # (no round trip per frame), and the stream's order of calls is kept.
+    async with pair(tmp_path) as (nodes, handlers):
+        a, b = nodes
+        a.send(b.peer_id, TX, b"hold")
+        for k in range(5):
+            a.send(b.peer_id, TX, k.to_bytes(4, "big"))
+        await wait_until(lambda: len(handlers[1].frames) == 6, 10)
+        assert [f for _, f in handlers[1].frames] == [b"hold", *(k.to_bytes(4, "big") for k in range(5))]
+        handlers[1].release.set()
+        await wait_until(lambda: len(handlers[1].frames) == 7, 10)
+        assert handlers[1].frames[-1][1] == b"released"
 
 
 @aio(60)
