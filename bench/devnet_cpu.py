@@ -118,10 +118,12 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     main_before = [main_thread_cpu_seconds(p) for p in pids]
     exec_before = [execution_cpu_seconds(c, i) for i in range(len(pids))]
     gen_before = time.process_time()
+    h0 = height(c)
     t0 = time.monotonic()
     report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts,
                                   lone=False))  # batches only: CPU per tx as measured before
     wall = time.monotonic() - t0
+    loaded_blocks = height(c) - h0
     gen_cpu = time.process_time() - gen_before
     node_cpu = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
     process_cpu = [cpu_seconds(p) - b for p, b in zip(pids, process_before, strict=True)]
@@ -155,7 +157,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
         "node_execution_thread_cpu_us_per_tx_mean": sum(exec_us) / len(exec_us),
         "node_other_threads_cpu_us_per_tx": other_threads_us, "node_workers_cpu_us_per_tx": workers_us,
         "node_idle_cpu_per_s": idle, "node_serial_idle_cpu_per_s": idle_serial,
-        "idle_blocks_per_s": idle_blocks_per_s,
+        "idle_blocks_per_s": idle_blocks_per_s, "loaded_blocks_per_s": loaded_blocks / wall,
         "node_serial_idle_ms_per_block": [1000 * x / max(idle_blocks_per_s, 1e-9) for x in idle_serial],
         "node_serial_marginal_cpu_us_per_tx": serial_marginal_us,
         "node_serial_marginal_cpu_us_per_tx_mean": sum(serial_marginal_us) / len(serial_marginal_us),
@@ -206,6 +208,9 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                  f"{100 * sum(r['node_idle_cpu_per_s']) / len(r['node_idle_cpu_per_s']):.1f} / "
                  f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f}",
                  "% of a core"))
+    rows.append(("under load: blocks / s, committed txs per block",
+                 f"{r['loaded_blocks_per_s']:.1f}, {r['committed'] / max(1, round(r['loaded_blocks_per_s'] * r['wall_s'])):,.0f}",
+                 ""))
     per_block = r["node_serial_idle_ms_per_block"]
     rows.append((f"idle: blocks / s, main + execution thread CPU per idle block, timers included (mean of {len(per_block)})",
                  f"{r['idle_blocks_per_s']:.1f}, {sum(per_block) / len(per_block):.2f}", "ms"))

@@ -225,13 +225,16 @@ def status(home: Path, as_json: bool) -> None:
 @devnet_home_option
 @click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(0, 100_000), help="Lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-def logs(node: str, home: Path, lines: int, follow: bool) -> None:
-    """Show a node's stdout/stderr log; NODE is a name (node0) or an index (0).
+@click.option("--stdout", "stdout", is_flag=True,
+              help="Show what the node wrote to stdout and stderr instead (its warnings and errors, and "
+                   "anything printed before its log started).")
+def logs(node: str, home: Path, lines: int, follow: bool, stdout: bool) -> None:
+    """Show a node's log (logs/node.log); NODE is a name (node0) or an index (0).
 
     Example: bookchain devnet logs node0 -n 50
     """
     try:
-        path = Supervisor(home).log_file(node)
+        path = Supervisor(home).log_file(node, stdout=stdout)
     except DevnetError as err:
         raise _fail(err) from None
     for line in tail(path, lines) if lines else []:

@@ -7,6 +7,7 @@ the same way.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -20,7 +21,10 @@ def node() -> None:
 @node.command("start")
 @click.option("--home", "home", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Node home directory holding config.json, genesis.json, keys/ and data/ (see node/API.md).")
-def start(home: Path) -> None:
+@click.option("--stderr-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]), default=None,
+              help="Also write to stderr only records of this level and above (default: every record "
+                   "the log file gets). The log file, HOME/logs/node.log, always has them all.")
+def start(home: Path, stderr_level: str | None) -> None:
     """Start the node in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     Example: bookchain node start --home devnet-home/node0
@@ -29,7 +33,9 @@ def start(home: Path) -> None:
         raise click.UsageError(f"{home}/config.json not found: is this a node home? "
                                "(`bookchain devnet up` creates homes under ./devnet-home)")
     try:
-        from node.main import run
+        from node.main import STDERR_LEVEL_ENV, run
     except ImportError as err:
         raise click.ClickException(f"the node is not available in this install (cannot import node.main: {err})") from None
+    if stderr_level is not None:
+        os.environ[STDERR_LEVEL_ENV] = stderr_level  # the p2p worker, a child, inherits it
     run(str(home))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devnet.genesis import DevnetSpec, Placement, create_devnet
-from devnet.supervisor import default_node_command, stdout_log, tail
+from devnet.supervisor import default_node_command, last_lines, stdout_log
 from node.client import Client, NodeUnreachable, RpcError
 from state.keys import PrivateKey
 from state.tx import sign_tx
@@ -145,7 +145,7 @@ class Cluster:
                              + self.log_tail(nodes[0]))
 
     def log_tail(self, i: int, n: int = 30) -> str:
-        return "\n".join(tail(stdout_log(self.manifest.nodes[i]), n))
+        return last_lines(self.manifest.nodes[i], n)
 
     # ------------------------------------------------------------------ txs
     def key(self, name: str) -> PrivateKey:

@@ -40,7 +40,8 @@ DEFAULT_HOME = "./devnet-home"
 def default_node_command(node: NodeEntry) -> list[str]:
     """``-P``: the node imports the installed packages, never a ``state/`` that happens to
     sit in the current directory (a checkout next to a compiled install would shadow it)."""
-    return [sys.executable, "-P", "-m", "cli.main", "node", "start", "--home", node.home]
+    return [sys.executable, "-P", "-m", "cli.main", "node", "start", "--home", node.home,
+            "--stderr-level", "WARNING"]  # the log file has every line; stdout.log what it may miss
 
 
 class DevnetError(Exception):
@@ -83,7 +84,25 @@ def is_local_address(host: str) -> bool:
 
 
 def stdout_log(node: NodeEntry) -> Path:
+    """The node's stdout and stderr: its warnings and errors, and anything the interpreter
+    printed (a crash before logging started)."""
     return Path(node.home) / "logs" / "stdout.log"
+
+
+def node_log(node: NodeEntry) -> Path:
+    """The node's own log file (node/config.py ``log_path``): every record."""
+    return Path(node.home) / "logs" / "node.log"
+
+
+def last_lines(node: NodeEntry, n: int = 20) -> str:
+    """The end of a node's log and of its stdout (where a crash's own output goes), to show
+    why it failed."""
+    parts = []
+    for path in (node_log(node), stdout_log(node)):
+        lines = tail(path, n)
+        if lines:
+            parts.append(f"last lines of {path}:\n" + "\n".join(f"  | {line}" for line in lines))
+    return "\n".join(parts) or f"nothing in {node_log(node)} or {stdout_log(node)}"
 
 
 def tail(path: Path, n: int = 30) -> list[str]:
@@ -207,8 +226,7 @@ class Supervisor:
 
     @staticmethod
     def _failure(node: NodeEntry, what: str) -> str:
-        lines = "\n".join(f"  | {line}" for line in tail(stdout_log(node), 30))
-        return f"{what}\nlast lines of {stdout_log(node)}:\n{lines}"
+        return f"{what}\n{last_lines(node)}"
 
     # ------------------------------------------------------------------ down
     def down(self, timeout: float = 10.0) -> dict[str, str]:
@@ -258,9 +276,11 @@ class Supervisor:
         return DevnetStatus(tuple(rows), common, agree)
 
     # ------------------------------------------------------------------ logs
-    def log_file(self, ref: str) -> Path:
+    def log_file(self, ref: str, stdout: bool = False) -> Path:
+        """The node's log file, or (``stdout``) what it wrote to stdout and stderr."""
         m = self.must_manifest()
         try:
-            return stdout_log(m.node(ref))
+            node = m.node(ref)
+            return stdout_log(node) if stdout else node_log(node)
         except KeyError as err:
             raise DevnetError(str(err.args[0])) from None

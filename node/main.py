@@ -26,12 +26,23 @@ from node.gctune import tune_for_throughput
 log = logging.getLogger("bookchain.node")
 
 
+#: The environment variable that sets the level of what the node (and its p2p worker, which
+#: inherits it) also writes to stderr: ``bookchain node start --stderr-level``.
+STDERR_LEVEL_ENV = "BOOKCHAIN_LOG_STDERR"
+
+
 def setup_logging(log_path: Path, level: str = "INFO") -> None:
+    """Every record to the log file; to stderr from ``BOOKCHAIN_LOG_STDERR``'s level (all of
+    them without it). Why a level of its own: a supervisor that keeps stderr in a file of its
+    own (the devnet's ``logs/stdout.log``) needs only what the log file may miss there, the
+    warnings and errors and whatever the interpreter prints, not a second copy of every line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     root = logging.getLogger()
     root.handlers.clear()
-    for handler in (_LogFile(log_path), logging.StreamHandler(sys.stderr)):
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(os.environ.get(STDERR_LEVEL_ENV) or logging.NOTSET)
+    for handler in (_LogFile(log_path), stderr):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(os.environ.get("BOOKCHAIN_LOG", level))

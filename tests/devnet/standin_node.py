@@ -24,6 +24,8 @@ def main() -> None:
     cfg = json.loads((home / "config.json").read_text())
     mode = os.environ.get("STANDIN_MODE", "ok")
     print(f"standin {cfg['moniker']} mode={mode} pid={os.getpid()}", flush=True)
+    (home / "logs").mkdir(exist_ok=True)
+    (home / "logs" / "node.log").write_text(f"standin {cfg['moniker']} log\n")  # as a node's log file
     if mode == "crash":
         print("fatal: cannot open data/state (simulated)", file=sys.stderr, flush=True)
         sys.exit(1)

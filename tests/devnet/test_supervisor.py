@@ -59,7 +59,8 @@ def test_up_status_refuse_down(devnet_home: Path) -> None:
         sup.up(SPEC)
     assert pids(devnet_home) == started
 
-    log = sup.log_file("1")
+    assert sup.log_file("1") == Path(m.nodes[1].home) / "logs" / "node.log"
+    log = sup.log_file("1", stdout=True)
     assert log == Path(m.nodes[1].home) / "logs" / "stdout.log"
     assert "standin node1" in log.read_text()
 
@@ -156,7 +157,9 @@ def test_cli_status_and_logs_with_standins(devnet_home: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "agree" in res.output and "node2" in res.output
     res = r.invoke(bookchain, ["devnet", "logs", "node2", "--home", str(devnet_home), "-n", "5"])
-    assert res.exit_code == 0 and "standin node2" in res.output
+    assert res.exit_code == 0 and "standin node2 log" in res.output
+    res = r.invoke(bookchain, ["devnet", "logs", "node2", "--stdout", "--home", str(devnet_home), "-n", "5"])
+    assert res.exit_code == 0 and "standin node2 mode=ok" in res.output
     res = r.invoke(bookchain, ["devnet", "logs", "node9", "--home", str(devnet_home)])
     assert res.exit_code == 1 and "no node 'node9'" in res.output
     res = r.invoke(bookchain, ["devnet", "down", "--home", str(devnet_home)])

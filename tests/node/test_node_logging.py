@@ -4,6 +4,7 @@ show no traceback. Run in a child process: the setup replaces the root logger's 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -42,3 +43,14 @@ def test_library_records_are_one_formatted_line_in_the_file_and_on_stderr(tmp_pa
         ]
         assert "below the libraries' level" not in text
         assert lines[2].endswith("INFO bookchain.node own record") and lines[3] == "keeps its lines"
+
+
+def test_the_stderr_level_keeps_only_warnings_there_and_every_record_in_the_file(tmp_path: Path) -> None:
+    # what ``bookchain node start --stderr-level WARNING`` sets (and the p2p worker inherits):
+    # a devnet's stdout.log gets the warnings, not a second copy of every line
+    log_file = tmp_path / "logs" / "node.log"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(log_file)], capture_output=True, text=True,
+                          timeout=60, check=True, env={**os.environ, "BOOKCHAIN_LOG_STDERR": "WARNING"})
+    assert "own record" in log_file.read_text()
+    assert "add_conn failed" in done.stderr and "Error handling request" in done.stderr
+    assert "own record" not in done.stderr
