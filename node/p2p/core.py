@@ -110,6 +110,9 @@ class Core:
         self.inbound_scopes: set[trio.CancelScope] = set()
         # Consumer task of the newest inbound one-way stream per (peer id, protocol id).
         self.last_inbox: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # One-way handlers still running per (peer id, protocol id), whichever stream their
+        # frames came on (bounded by ``Limits.frames_in_flight``; inbound.py).
+        self.handling: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         # Asyncio callback told the id of every peer that (re)connects.
         self.on_peer_connected: Callable[[str], None] | None = None
 

@@ -83,7 +83,7 @@ class InboundStream:
         self.label = f"{spec.protocol_id} <- {peer.peer_id}"
         limits = core.limits
         consume = self._consume_request if spec.kind == "request" else self._consume_frame
-        key = (peer.peer_id, spec.protocol_id)
+        key = self.key = (peer.peer_id, spec.protocol_id)
         previous = core.last_inbox.get(key) if spec.kind == "oneway" else None
         self.inbox = Inbox(
             core.bridge,
@@ -102,7 +102,6 @@ class InboundStream:
                 )
             )
         self.responses: OutQueue | None = None
-        self.handling: set[asyncio.Future[None]] = set()  # one-way handlers still running
         self.refused = False  # a handler called a frame bad: read no more of this stream
         self.answering: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(limits.max_concurrent_requests)
@@ -191,14 +190,22 @@ class InboundStream:
         running = asyncio.ensure_future(pending)
         if running is not pending:  # a coroutine became a task: stop() cancels it
             self.core.track(running)
-        self.handling.add(running)
+        # one set per peer and protocol, not per stream: a peer that opens stream after
+        # stream still has at most ``frames_in_flight`` frames being handled
+        handling = self.core.handling.setdefault(self.key, set())
+        handling.add(running)
         running.add_done_callback(self._handled)
-        while len(self.handling) >= self.core.limits.frames_in_flight and not self.refused:
-            await asyncio.wait(self.handling, return_when=asyncio.FIRST_COMPLETED)
+        while handling and len(handling) >= self.core.limits.frames_in_flight and not self.refused:
+            await asyncio.wait(handling, return_when=asyncio.FIRST_COMPLETED)
+            handling = self.core.handling.setdefault(self.key, set())
         return not self.refused
 
     def _handled(self, running: asyncio.Future[None]) -> None:
-        self.handling.discard(running)
+        handling = self.core.handling.get(self.key)
+        if handling is not None:
+            handling.discard(running)
+            if not handling:
+                del self.core.handling[self.key]
         if running.cancelled():
             return
         exc = running.exception()

@@ -368,6 +368,48 @@ async def test_a_waiting_handler_holds_its_stream_only_past_the_frames_in_flight
 
 
 @aio(40)
+async def test_frames_in_flight_bound_a_peer_across_its_streams(tmp_path: Path) -> None:
+    # A peer whose stream ends (here: it restarts) and who opens another does not get a
+    # fresh allowance: the handlers still running for its earlier stream count.
+    port_a = free_port()
+    b = P2PNode(tmp_path / "b", limits=Limits(frames_in_flight=3))
+    called: list[int] = []
+    release = asyncio.Event()
+
+    async def waits(peer_id: str, frame: bytes) -> None:
+        called.append(int.from_bytes(frame[:4], "big"))
+        await release.wait()
+
+    b.register(TX, waits)
+    a = a2 = None
+    try:
+        await b.start()
+        a = P2PNode(tmp_path / "a", f"/ip4/127.0.0.1/tcp/{port_a}")
+        a.add_peer(b.listen_addrs[0])
+        await a.start()
+        await a.wait_for_peers([b.peer_id])
+        for i in range(2):
+            a.send(b.peer_id, TX, numbered(i, 100))
+        await wait_until(lambda: len(called) == 2, 5)
+        await a.stop()  # its stream ends with both handlers still waiting
+        a2 = P2PNode(tmp_path / "a", f"/ip4/127.0.0.1/tcp/{port_a}")  # same key: the same peer
+        a2.add_peer(b.listen_addrs[0])
+        await a2.start()
+        await a2.wait_for_peers([b.peer_id], 10)
+        for i in range(2, 5):
+            a2.send(b.peer_id, TX, numbered(i, 100))
+        await wait_until(lambda: len(called) >= 3, 5)
+        await asyncio.sleep(0.5)
+        assert called == [0, 1, 2]  # 3 running: frame 3 waits
+        release.set()
+        await wait_until(lambda: len(called) == 5, 5)
+    finally:
+        for node in (a, a2, b):
+            if node is not None:
+                await node.stop()
+
+
+@aio(40)
 async def test_handler_stalling_longer_than_yamux_timeout_loses_nothing(tmp_path: Path) -> None:
     # libp2p's own yamux write would reset the stream after 5 s without window and
     # drop the ~16 MB the receiver had buffered; our writer waits instead.
