@@ -3,7 +3,13 @@ clock, and performs the actions it returns (WAL, broadcast, timers, commit, sync
 
 The driver runs on the node's event-loop thread; the core is never entered concurrently.
 Actions are performed strictly in order: a WAL record is fsync'd before the message it
-records is handed to the network.
+records is handed to the network. The fsync runs on a thread of its own (``wal-sync``)
+while the loop serves clients and the network: the record is written on the loop, and the
+rest of its action list, and every event that arrives meanwhile, wait for the fsync (a
+synced record is a barrier). Why: the loop did the fsync itself, two or three times a
+block (its own prevote and precommit, its proposal), p50 0.5 ms and p99 15-25 ms each under
+load, time in which no request or frame was served. The core is fed nothing until the
+fsync is done, so it sees the events in the order it would with the fsync inline.
 
 A commit saves the block on the loop, then applies, indexes and stores it on the
 execution thread (node/execution.py) while the loop goes on serving clients and the
@@ -34,6 +40,7 @@ import functools
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from consensus.actions import (
@@ -93,6 +100,16 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _Resend:
+    """A reconnecting peer's re-send of our own messages, held behind a WAL fsync in flight
+    (the latest of them may be what that fsync makes durable)."""
+
+    __slots__ = ("peer_id",)
+
+    def __init__(self, peer_id: str) -> None:
+        self.peer_id = peer_id
+
+
 class ConsensusDriver:
     def __init__(self, rt: DriverHost, core: ConsensusCore) -> None:
         self.rt = rt
@@ -112,6 +129,9 @@ class ConsensusDriver:
         self._queued: deque[tuple[Any, int]] = deque()  # (event, frame bytes) that arrived meanwhile
         self._queued_bytes = 0
         self.dropped_events = 0
+        self._wal_sync: asyncio.Future[None] | None = None  # the fsync in flight on ``_syncer``
+        self._after_sync: deque[Any] = deque()  # the actions that wait for it, in order
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
 
     # ------------------------------------------------------------------ inputs
     def start_height(self) -> None:
@@ -159,6 +179,9 @@ class ConsensusDriver:
         us."""
         if self.stopped or self.halted or self.rt.faults.isolated():
             return
+        if self._wal_sync is not None:
+            self._after_sync.append(_Resend(peer_id))
+            return
         messages = self.core.own_messages()
         for message in messages:
             tag = PROPOSAL_TAG if isinstance(message, Proposal) else VOTE_TAG
@@ -176,7 +199,7 @@ class ConsensusDriver:
         bytes of the peer frame it came in, for the queue's bound)."""
         if self.stopped or self.halted:
             return
-        if self.committing:
+        if self.committing or self._wal_sync is not None:
             if type(event) is TxsReady and self._queued and type(self._queued[-1][0]) is TxsReady:
                 return  # one is enough
             if len(self._queued) >= MAX_QUEUED or self._queued_bytes + size > MAX_QUEUED_BYTES:
@@ -190,13 +213,43 @@ class ConsensusDriver:
         except Exception:
             log.exception("consensus core failed on %s", type(event).__name__)
             raise
+        self._perform_all(actions)
+
+    def _perform_all(self, actions: list[Any]) -> None:
+        """Perform ``actions`` in order, up to a synced WAL record: it is written here and
+        made durable on the ``wal-sync`` thread; what follows it waits (``_synced``)."""
         try:
-            for action in actions:
+            for i, action in enumerate(actions):
                 if self.stopped:  # a failed write inside this list (e.g. evidence): nothing more
+                    return
+                if (type(action) is RecordWal and action.sync and not self.halted
+                        and not isinstance(action.record, WalEndHeight)):
+                    self.rt.wal.append(action.record, sync=False)
+                    self._after_sync.extend(actions[i + 1:])
+                    self._wal_sync = asyncio.wrap_future(self._syncer.submit(self.rt.wal.sync), loop=self.loop)
+                    self._wal_sync.add_done_callback(self._synced)
                     return
                 self.perform(action)
         except StorageFailure as err:
             self.rt.fail_storage(err)  # stops this driver before anything else is performed
+
+    def _synced(self, fut: asyncio.Future[None]) -> None:
+        """The WAL fsync is done: perform what waited for it, then feed the events that
+        arrived meanwhile (unless a block started executing, or another fsync, first)."""
+        self._wal_sync = None
+        if self.stopped:
+            return
+        err = None if fut.cancelled() else fut.exception()
+        if err is not None:
+            self._after_sync.clear()
+            failure = err if isinstance(err, StorageFailure) else StorageFailure(
+                "the consensus WAL", err if isinstance(err, OSError) else OSError(str(err)))
+            self.rt.fail_storage(failure)
+            return
+        maybe_crash("wal_written")
+        waiting, self._after_sync = list(self._after_sync), deque()
+        self._perform_all(waiting)
+        self._feed_queued()
 
     # ------------------------------------------------------------------ actions
     def perform(self, action: Any) -> None:
@@ -206,8 +259,10 @@ class ConsensusDriver:
                 # written once the block is saved (``_commit``); never when it will not be
                 self._end_height = None if self.halted else action
                 return
-            rt.wal.append(action.record, sync=action.sync)
+            rt.wal.append(action.record, sync=action.sync)  # unsynced, or synced once halted
             maybe_crash("wal_written")
+        elif isinstance(action, _Resend):
+            self.on_peer_connected(action.peer_id)
         elif isinstance(action, BroadcastVote):
             vote = action.vote
             if vote.is_nil:
@@ -318,7 +373,12 @@ class ConsensusDriver:
         if self.stopped:
             return
         self.start_height()
-        while self._queued and not (self.committing or self.stopped or self.halted):
+        self._feed_queued()
+
+    def _feed_queued(self) -> None:
+        """Feed the events that waited for a block or a WAL fsync, until one of them starts
+        another (whose end feeds the rest)."""
+        while self._queued and not (self.committing or self._wal_sync is not None or self.stopped or self.halted):
             event, size = self._queued.popleft()
             self._queued_bytes -= size
             try:
@@ -500,6 +560,8 @@ class ConsensusDriver:
     def stop(self) -> None:
         self.stopped = True
         self._drop_queue()
+        self._after_sync.clear()  # never sent: what the WAL holds decides at the next start
+        self._syncer.shutdown(wait=True)  # an fsync in flight ends before the WAL may be closed
         for t in self.timers:
             t.cancel()
         self.timers.clear()

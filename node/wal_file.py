@@ -80,5 +80,11 @@ class WalFile:
             if sync:
                 os.fsync(self.fd)
 
+    def sync(self) -> None:
+        """Make every record appended so far durable (the driver calls it on a thread of its
+        own, the loop going on meanwhile); a failed fsync is a ``StorageFailure``."""
+        with writing(self.path):
+            os.fsync(self.fd)
+
     def close(self) -> None:
         os.close(self.fd)

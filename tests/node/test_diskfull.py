@@ -202,6 +202,9 @@ class FailingWal:
             raise StorageFailure("/home/data/wal/wal.log", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         self.records.append(record)
 
+    def sync(self) -> None:
+        """The records taken are durable at once."""
+
 
 class FakeHost:
     """The parts of a runtime the driver uses, recording what goes out to the network."""

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from consensus.actions import RecordWal
+from consensus.actions import BroadcastVote, RecordWal
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from consensus.events import TxsReady
-from consensus.wal import WalEndHeight
+from consensus.wal import WalEndHeight, WalStep
 from node import driver as driver_mod
 from node.blockstore import BlockStore
 from node.config import MempoolConfig
@@ -163,7 +165,7 @@ class FakeExecution:
         self.calls.append(f"finish {applied.block.height}")
 
 
-def fake_driver() -> tuple[Any, list[Any], FakeExecution, list[str]]:
+def fake_driver(wal_sync: Any = None) -> tuple[Any, list[Any], FakeExecution, list[str]]:
     fed: list[Any] = []
     ex = FakeExecution()
     host_calls: list[str] = []
@@ -171,12 +173,16 @@ def fake_driver() -> tuple[Any, list[Any], FakeExecution, list[str]]:
     d.rt = SimpleNamespace(execution=ex, after_commit=lambda h: host_calls.append(f"after {h}"),
                            fail=lambda reason: host_calls.append("fail"),
                            fail_storage=lambda err: host_calls.append("fail_storage"),
-                           wal=SimpleNamespace(append=lambda record, sync: ex.calls.append(f"wal {record}")))
+                           wal=SimpleNamespace(append=lambda record, sync: ex.calls.append(f"wal {record}"),
+                                               sync=wal_sync or (lambda: ex.calls.append("wal sync"))),
+                           faults=SimpleNamespace(isolated=lambda: False, votes_to_send=lambda v: [v]),
+                           p2p=SimpleNamespace(broadcast=lambda proto, frame: ex.calls.append(f"send {frame!r}")))
     d.core = SimpleNamespace(handle=lambda event: fed.append(event) or [])
     d.loop = asyncio.get_running_loop()
     d.timers, d.evidence = set(), []
     d.stopped, d.halted, d.committing, d._end_height = False, None, False, None
     d._queued, d._queued_bytes, d.dropped_events, d.rounds_total = deque(), 0, 0, 0
+    d._wal_sync, d._after_sync, d._syncer = None, deque(), ThreadPoolExecutor(1)
     d.start_height = lambda: fed.append("start")
     return d, fed, ex, host_calls
 
@@ -230,6 +236,56 @@ def test_the_end_of_height_marker_is_written_once_the_block_is_saved_and_never_i
         ex.fut.set_exception(StorageFailure("/data/blocks", OSError(28, "No space left on device")))
         await asyncio.sleep(0)
         assert ex.calls == ["check 6", "save 6"] and host_calls[-1] == "fail_storage"  # no marker
+
+    asyncio.run(run())
+
+
+def _vote_actions(n: int) -> list[Any]:
+    """What the core emits when it votes: the synced record, then the vote."""
+    vote = SimpleNamespace(is_nil=False, encode=lambda: f"vote {n}".encode())
+    return [RecordWal(WalStep(n, 0, 0), True), BroadcastVote(vote)]  # type: ignore[arg-type]
+
+
+def test_a_vote_waits_for_its_wal_fsync_off_the_loop_and_so_does_everything_after_it() -> None:
+    """The WAL record is written on the loop and synced on the wal-sync thread; the vote,
+    the rest of its action list, and every event that arrives meanwhile wait for it, and
+    then go in order (the core sees what it would have with the fsync inline)."""
+    release = threading.Event()
+
+    async def run() -> None:
+        d, fed, ex, _ = fake_driver(wal_sync=lambda: release.wait(5) and ex.calls.append("wal sync"))
+        d.core = SimpleNamespace(handle=lambda event: fed.append(event) or _vote_actions(len(fed)),
+                                 own_messages=lambda: ex.calls.append("re-send") or [])
+        d.feed("proposal")
+        assert ex.calls == [f"wal {WalStep(1, 0, 0)}"]  # written, not yet durable: the vote waits
+        d.feed("a vote")
+        d.on_peer_connected("peer")  # would re-send the vote being synced: it waits too
+        await asyncio.sleep(0.05)
+        assert fed == ["proposal"] and ex.calls == [f"wal {WalStep(1, 0, 0)}"]
+        release.set()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(ex.calls) >= 7:
+                break
+        assert ex.calls == [f"wal {WalStep(1, 0, 0)}", "wal sync", "send b'Vvote 1'", "re-send",
+                            f"wal {WalStep(2, 0, 0)}", "wal sync", "send b'Vvote 2'"]
+        assert fed == ["proposal", "a vote"] and d._wal_sync is None and not d._queued
+
+    asyncio.run(run())
+
+
+def test_a_failed_wal_fsync_sends_nothing_that_waited_for_it() -> None:
+    def full() -> None:
+        raise StorageFailure("/data/wal/wal.log", OSError(28, "No space left on device"))
+
+    async def run() -> None:
+        d, fed, ex, host_calls = fake_driver(wal_sync=full)
+        d.core = SimpleNamespace(handle=lambda event: fed.append(event) or _vote_actions(len(fed)))
+        d.feed("proposal")
+        d.feed("a vote")
+        await asyncio.sleep(0.1)
+        assert host_calls == ["fail_storage"]
+        assert not any(c.startswith("send") for c in ex.calls) and fed == ["proposal"]
 
     asyncio.run(run())
 
