@@ -248,8 +248,10 @@ class ConsensusDriver:
             return
         maybe_crash("wal_written")
         waiting, self._after_sync = list(self._after_sync), deque()
-        self._perform_all(waiting)
-        self._feed_queued()
+        try:
+            self._perform_all(waiting)
+        finally:  # whatever happened to those, the events behind them go in order
+            self._feed_queued()
 
     # ------------------------------------------------------------------ actions
     def perform(self, action: Any) -> None:
@@ -417,7 +419,10 @@ class ConsensusDriver:
         self._queued_bytes = 0
 
     async def settled(self) -> None:
-        """Wait until no block executes (a synced block fed just now has been stored, or refused)."""
+        """Wait until no block executes (a synced block fed just now has been stored, or
+        refused), and no WAL fsync holds it back in the queue."""
+        while self._wal_sync is not None:
+            await asyncio.wait([self._wal_sync])  # its done callback (_synced) runs first
         await self.rt.execution.gate.wait_open()
 
     def _log_nil_vote(self, vote: Vote) -> None:

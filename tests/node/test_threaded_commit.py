@@ -274,6 +274,26 @@ def test_a_vote_waits_for_its_wal_fsync_off_the_loop_and_so_does_everything_afte
     asyncio.run(run())
 
 
+def test_settled_waits_for_an_event_held_behind_a_wal_fsync() -> None:
+    """Block sync feeds a block and awaits ``settled`` to see whether it was stored: a block
+    queued behind an fsync in flight is not taken for a refused one."""
+    release = threading.Event()
+
+    async def run() -> None:
+        d, fed, ex, _ = fake_driver(wal_sync=lambda: release.wait(5) and ex.calls.append("wal sync"))
+        d.core = SimpleNamespace(handle=lambda event: fed.append(event) or _vote_actions(len(fed)))
+        d.feed("proposal")
+        d.feed("synced block")
+        waiter = asyncio.ensure_future(d.settled())
+        await asyncio.sleep(0.05)
+        assert not waiter.done() and fed == ["proposal"]
+        release.set()
+        await asyncio.wait_for(waiter, 5)
+        assert fed == ["proposal", "synced block"]
+
+    asyncio.run(run())
+
+
 def test_a_failed_wal_fsync_sends_nothing_that_waited_for_it() -> None:
     def full() -> None:
         raise StorageFailure("/data/wal/wal.log", OSError(28, "No space left on device"))
