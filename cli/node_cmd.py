@@ -7,7 +7,6 @@ the same way.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -33,9 +32,10 @@ def start(home: Path, stderr_level: str | None) -> None:
         raise click.UsageError(f"{home}/config.json not found: is this a node home? "
                                "(`bookchain devnet up` creates homes under ./devnet-home)")
     try:
-        from node.main import STDERR_LEVEL_ENV, run
+        from node.main import run
     except ImportError as err:
         raise click.ClickException(f"the node is not available in this install (cannot import node.main: {err})") from None
-    if stderr_level is not None:
-        os.environ[STDERR_LEVEL_ENV] = stderr_level  # the p2p worker, a child, inherits it
-    run(str(home))
+    if stderr_level is None:
+        run(str(home))
+    else:
+        run(str(home), stderr_level=stderr_level)

@@ -129,13 +129,16 @@ async def serve(config: NodeConfig) -> int:
     return status
 
 
-def run(home: str) -> None:
+def run(home: str, stderr_level: str | None = None) -> None:
     """Run the node; a refusal to start on the state it was given (a snapshot that fails its
     checks, a store whose records do not give its app hash) is one log line with its code
-    and exit status 1, never a traceback."""
+    and exit status 1, never a traceback. ``stderr_level``: what also goes to stderr
+    (``setup_logging``; the p2p worker, a child, inherits it through the environment)."""
     from node.syncverify import SnapshotError
     from state.errors import StateIntegrityError
 
+    if stderr_level is not None:
+        os.environ[STDERR_LEVEL_ENV] = stderr_level
     config = NodeConfig.load(home)
     setup_logging(config.log_path)
     try:

@@ -39,3 +39,13 @@ def test_node_start_hands_the_home_to_node_main(tmp_path: Path, monkeypatch: pyt
 def test_every_command_is_registered() -> None:
     assert set(bookchain.commands) == {"keys", "tx", "query", "node", "devnet", "testnet", "replay"}
     assert callable(cli_main.main)
+
+
+def test_node_start_hands_the_stderr_level_to_node_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    seen: list[tuple[str, str]] = []
+    fake = type(sys)("node.main")
+    fake.run = lambda home, stderr_level: seen.append((home, stderr_level))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "node.main", fake)
+    res = CliRunner().invoke(bookchain, ["node", "start", "--home", str(tmp_path), "--stderr-level", "WARNING"])
+    assert res.exit_code == 0 and seen == [(str(tmp_path), "WARNING")]
