@@ -334,8 +334,6 @@ async def _stalled_flood(
 async def test_a_waiting_handler_holds_its_stream_only_past_the_frames_in_flight(tmp_path: Path) -> None:
     # Handlers are called in order; while frame 5's waits, the next frames are still
     # handed over and handled, and once ``frames_in_flight`` wait, the stream waits.
-    a = P2PNode(tmp_path / "a")
-    b = P2PNode(tmp_path / "b", limits=Limits(frames_in_flight=4))
     called: list[int] = []
     done: list[int] = []
     release = asyncio.Event()
@@ -347,12 +345,8 @@ async def test_a_waiting_handler_holds_its_stream_only_past_the_frames_in_flight
             await release.wait()
         done.append(number)
 
-    b.register(TX, waits)
-    try:
-        await b.start()
-        a.add_peer(b.listen_addrs[0])
-        await a.start()
-        await a.wait_for_peers([b.peer_id])
+    async with mesh(tmp_path, 2, limits=Limits(frames_in_flight=4)) as (a, b):
+        b.register(TX, waits)
         for i in range(20):
             a.send(b.peer_id, TX, numbered(i, 100))
         await wait_until(lambda: len(called) >= 13, 5)
@@ -362,9 +356,6 @@ async def test_a_waiting_handler_holds_its_stream_only_past_the_frames_in_flight
         release.set()
         await wait_until(lambda: len(done) == 20, 5)
         assert called == list(range(20)) and sorted(done) == list(range(20))
-    finally:
-        await a.stop()
-        await b.stop()
 
 
 @aio(40)
