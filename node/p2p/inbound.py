@@ -1,13 +1,15 @@
 """The inbound side: streams a peer opened to us, one handler task each (trio).
 
 One-way protocols: read frames, hand them in order to the asyncio handler through an
-``Inbox``; a handler's awaitable runs as a task while the next frames are handed over, up
-to ``frames_in_flight`` at once per stream (the stream waits for the oldest beyond that).
-Why: a handler that waits (the p2p worker's waits for the node's verdict, a round trip
-through the node's loop; a tx frame's waits for its signatures) would otherwise hold every
-later frame of its stream, votes behind votes, for as long as the node's loop lags. Request/response protocols: read enveloped requests, run the asyncio
-handler for each (up to ``max_concurrent_requests`` at once per stream) and send the
-responses back on the same stream through its single writer.
+``Inbox``; a handler's awaitable runs while the next frames are handed over, up to
+``frames_in_flight`` unfinished per peer and protocol (then the stream waits for one to
+finish). Why: a handler that waits (the p2p worker's waits for the node's verdict, a round
+trip through the node's loop; a tx frame's waits for its signatures) would otherwise hold
+every later frame of its stream, votes behind votes, for as long as the node's loop lags.
+
+Request/response protocols: read enveloped requests, run the asyncio handler for each (up
+to ``max_concurrent_requests`` at once per stream) and send the responses back on the same
+stream through its single writer.
 
 Never crash on garbage: an oversized length prefix, a malformed envelope or a handler
 raising ``BadFrame`` closes *this* stream and counts a bad frame against the peer
