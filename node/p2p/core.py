@@ -44,8 +44,8 @@ class Limits:
     queue_max_bytes: int = 64 * MiB
     inbox_max_frames: int = 4096
     inbox_max_bytes: int = 64 * MiB
-    # One-way frames of one stream whose handlers may still be running (their awaitables
-    # pending) while the next frames are handed over. Handlers are always *called* in
+    # One-way frames of one peer and protocol whose handlers may still be running (their
+    # awaitables pending) while the next frames are handed over. Handlers are always *called* in
     # order; more than one in flight keeps a stream moving while a handler waits (the p2p
     # worker's handler waits a round trip to the node, a tx frame its signatures' check).
     frames_in_flight: int = 16
