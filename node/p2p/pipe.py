@@ -8,9 +8,9 @@ frame any protocol allows), so a peer process that writes garbage cannot make th
 allocate without end: it gets ``PipeBroken`` and the pipe closes.
 
 Both ends are trusted (the same node, the same code); the bound and the shape checks are
-against bugs, not adversaries. Flow is bounded by the protocol, not here: a stream in the
-worker keeps at most ``Limits.frames_in_flight`` frames unacknowledged by the node, exactly
-as it keeps that many in-process handlers unfinished.
+against bugs, not adversaries. Flow is bounded by the protocol, not here: the worker keeps
+at most ``Limits.frames_in_flight`` frames of a peer's protocol unacknowledged by the node,
+exactly as it keeps that many in-process handlers unfinished.
 """
 
 from __future__ import annotations
