@@ -35,7 +35,4 @@ def start(home: Path, stderr_level: str | None) -> None:
         from node.main import run
     except ImportError as err:
         raise click.ClickException(f"the node is not available in this install (cannot import node.main: {err})") from None
-    if stderr_level is None:
-        run(str(home))
-    else:
-        run(str(home), stderr_level=stderr_level)
+    run(str(home), stderr_level=stderr_level)

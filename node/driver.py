@@ -242,9 +242,9 @@ class ConsensusDriver:
         err = None if fut.cancelled() else fut.exception()
         if err is not None:
             self._after_sync.clear()
-            failure = err if isinstance(err, StorageFailure) else StorageFailure(
-                "the consensus WAL", err if isinstance(err, OSError) else OSError(str(err)))
-            self.rt.fail_storage(failure)
+            # ``WalFile.sync`` maps a failed fsync already; anything else leaves the record's
+            # durability unknown just the same
+            self.rt.fail_storage(err if isinstance(err, StorageFailure) else StorageFailure(self.rt.wal.path, err))
             return
         maybe_crash("wal_written")
         waiting, self._after_sync = list(self._after_sync), deque()

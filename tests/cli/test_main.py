@@ -30,7 +30,7 @@ def test_node_start_hands_the_home_to_node_main(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "config.json").write_text("{}")
     seen: list[str] = []
     fake = type(sys)("node.main")
-    fake.run = seen.append  # type: ignore[attr-defined]
+    fake.run = lambda home, stderr_level: seen.append(home) if stderr_level is None else None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "node.main", fake)
     res = CliRunner().invoke(bookchain, ["node", "start", "--home", str(tmp_path)])
     assert res.exit_code == 0 and seen == [str(tmp_path)]
