@@ -11,9 +11,9 @@ open and writes an 8-byte ping every ``ping_interval_s`` in which it heard nothi
 the peer; the remote's ``serve_ping`` echoes the bytes back. Any bytes from the peer, a
 pong or a frame on any other stream, count as proof of life (``PeerState.heard``), so a
 pong queued behind a large proposal is not mistaken for silence. A peer silent for
-``peer_timeout_s`` (``liveness.py``) has every connection to it aborted (the socket is closed with SO_LINGER 0, which also wakes
-any task blocked writing into the dead socket) and goes back to ``dial_loop``, which
-redials with capped back-off. The driver is told when the peer is back
+``peer_timeout_s`` (``liveness.py``) has every connection to it aborted (the socket is
+closed with SO_LINGER 0, which also wakes any task blocked writing into the dead socket)
+and goes back to ``dial_loop``, which redials with capped back-off. The driver is told when the peer is back
 (``Core.announce_connected``) and re-sends what the peer missed.
 """
 
