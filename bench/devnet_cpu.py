@@ -109,7 +109,8 @@ def serial_cpu_seconds(c: Cluster, i: int, pid: int) -> float:
     return main_thread_cpu_seconds(pid) + execution_cpu_seconds(c, i)
 
 
-def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) -> dict[str, Any]:
+def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float,
+            batch_txs: int | None = None) -> dict[str, Any]:
     pids = [c.procs[i].pid for i in range(len(c.manifest.nodes))]
     idle, idle_serial, idle_blocks_per_s = idle_cpu_per_s(c, pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
@@ -121,7 +122,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     h0 = height(c)
     t0 = time.monotonic()
     report = asyncio.run(run_load(job.urls, job.flow, tps=tps, seconds=seconds, accounts=job.accounts,
-                                  lone=False))  # batches only: CPU per tx as measured before
+                                  lone=False, batch_txs=batch_txs))  # batches only: CPU per tx as before
     wall = time.monotonic() - t0
     loaded_blocks = height(c) - h0
     gen_cpu = time.process_time() - gen_before
@@ -147,7 +148,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float) ->
     total_us = sum(per_node_us) + gen_us
     cores = os.cpu_count() or 1
     return {
-        "tps_offered": tps, "seconds": seconds, "committed": report.committed, "tx_per_s": report.tx_per_s,
+        "tps_offered": tps, "batch_txs": batch_txs, "seconds": seconds, "committed": report.committed, "tx_per_s": report.tx_per_s,
         "p50_ms": report.p50_ms, "p99_ms": report.p99_ms, "rejected": report.rejected, "wall_s": wall,
         "node_cpu_us_per_tx": per_node_us, "node_cpu_us_per_tx_mean": sum(per_node_us) / len(per_node_us),
         "generator_cpu_us_per_tx": gen_us, "total_cpu_us_per_tx": total_us, "cores": cores,
@@ -183,7 +184,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
             try:
                 c.start_all()
                 build = c.get(0, "/status").get("build", "?")
-                r = measure(c, d, args.tps, args.seconds, args.idle_seconds)
+                r = measure(c, d, args.tps, args.seconds, args.idle_seconds, args.batch_txs)
             finally:
                 c.stop_all()
     finally:
@@ -194,6 +195,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
 def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
     rows: list[tuple[str, Any, str]] = [
         ("offered / committed", f"{args.tps:,.0f} / {r['tx_per_s']:,.0f}", "tx/s"),
+        ("txs per request", r["batch_txs"] or f"{round(args.tps / 10):,} (a tenth of a second)", ""),
         ("submit->commit p50 / p99", f"{r['p50_ms'] or 0:,.0f} / {r['p99_ms'] or 0:,.0f}", "ms"),
     ]
     for i, us in enumerate(r["node_cpu_us_per_tx"]):
@@ -236,6 +238,8 @@ def main() -> None:
                     help="libp2p in its worker process (the default) or on the node's main thread")
     ap.add_argument("--cores", default="", help="e.g. 1,2: one run per count, the devnet pinned to that many "
                     "CPUs (offer more than it commits to see how the committed rate scales)")
+    ap.add_argument("--batch-txs", type=int, default=None,
+                    help="txs per request (default: a tenth of a second of the rate): many small requests")
     args = ap.parse_args()
     counts: list[int | None] = [int(n) for n in args.cores.split(",")] if args.cores else [None]
     runs = []

@@ -272,8 +272,12 @@ def logs(node: str, home: Path, lines: int, follow: bool, stdout: bool) -> None:
 @click.option("--lone/--no-lone", default=True, show_default=True,
               help="One trader sends each of its txs in a request of its own (a lone client beside "
                    "the batches): the answer time of a single submission under this load.")
+@click.option("--batch-txs", default=None, type=click.IntRange(1, 10_000), metavar="N",
+              help="Transactions per request (default: a tenth of a second of --tps, sent to the nodes in "
+                   "turn); small batches are the load of many clients each sending a few orders.")
 def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int, drain_timeout: float,
-         json_file: Path | None, node_urls: tuple[str, ...], nodes_csv: str | None, lone: bool) -> None:
+         json_file: Path | None, node_urls: tuple[str, ...], nodes_csv: str | None, lone: bool,
+         batch_txs: int | None) -> None:
     """Pre-sign an order flow, submit it at --tps across all nodes, report tx/s and latency.
 
     The trader keys and genesis come from --home (a devnet, or a `bookchain testnet --out`
@@ -304,7 +308,7 @@ def load(home: Path, tps: float, seconds: float, accounts: int | None, seed: int
         sub = bar.add_task("submitting", total=count)
         # RpcError / NodeUnreachable reach the root group, which maps them to exit 1 / 3
         report = asyncio.run(run_load(urls, plan.flow, tps=tps, seconds=seconds, accounts=plan.accounts,
-                                      drain_timeout=drain_timeout, lone=lone,
+                                      drain_timeout=drain_timeout, lone=lone, batch_txs=batch_txs,
                                       progress=lambda done: bar.update(sub, completed=done)))
     doc = report.to_json()
     if json_file is not None:

@@ -38,11 +38,13 @@ class ConsensusConfig:
     #: Messages for the next height kept until Start (a slower node hears the next height early).
     max_future_messages: int = 4096
     #: Read by the node's driver, which decides when a timeout the core asked for fires (an
-    #: input of this sans-IO core, so safety never depends on them): the pause after a
-    #: commit when transactions already wait (-1: always the full ``timeout_commit_ms``),
-    #: and the percentage of the last block's execution time added to the round timeouts
-    #: (a proposer cannot propose before it has executed the previous block).
-    timeout_commit_busy_ms: int = 0
+    #: input of this sans-IO core, so safety never depends on them): ``timeout_commit_ms``
+    #: as the least time from one height's round 0 to the next's, the most the pause after
+    #: a commit lasts when transactions already wait (-1: no cap, the pace holds under load;
+    #: 0: back-to-back blocks under load), and the percentage of the last block's execution
+    #: time added to the round timeouts (a proposer cannot propose before it has executed
+    #: the previous block).
+    timeout_commit_busy_ms: int = -1
     timeout_execution_pct: int = 200
 
     def __post_init__(self) -> None:
@@ -86,8 +88,8 @@ NODE_DEFAULTS: dict[str, Any] = {
     "timeout_prevote_ms": 500,
     "timeout_precommit_ms": 500,
     "timeout_delta_ms": 250,
-    "timeout_commit_ms": 100,  # pause after a commit: caps a lightly loaded chain's block rate
-    "timeout_commit_busy_ms": 0,
+    "timeout_commit_ms": 100,  # heights' round 0 at least this far apart: caps the block rate
+    "timeout_commit_busy_ms": -1,
     "timeout_execution_pct": 200,
     # An idle chain waits for transactions (a block at least every second): measured on a
     # 4-validator devnet, the idle CPU of all its processes fell from 42% to 18% of a core

@@ -11,6 +11,8 @@ from typing import Any
 from consensus.config import ConsensusConfig
 from state.keys import PrivateKey
 
+MAX_GOSSIP_GAP_MS = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class MempoolConfig:
@@ -20,7 +22,8 @@ class MempoolConfig:
     proposer reaps at most ``reap_window_ms`` of the rate into a block (never fewer than
     half the floor; 0: only the consensus limits). The pending set's bound is never below
     ``admission_floor_txs``, and a signer holds at most ``max(per_signer_min, bound /
-    active signers)`` of it."""
+    active signers)`` of it. Clients' txs are gossiped at most once per ``gossip_gap_ms``
+    (the first at once; 0: a frame per admitted batch)."""
 
     max_txs: int = 50_000
     max_bytes: int = 64_000_000
@@ -28,12 +31,16 @@ class MempoolConfig:
     admission_floor_txs: int = 2000
     per_signer_min: int = 100
     reap_window_ms: int = 250
+    gossip_gap_ms: int = 20
 
     def __post_init__(self) -> None:
         for name in ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs", "per_signer_min",
-                     "reap_window_ms"):
+                     "reap_window_ms", "gossip_gap_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"mempool: {name} must not be negative")
+        if self.gossip_gap_ms > MAX_GOSSIP_GAP_MS:
+            raise ValueError(f"mempool: gossip_gap_ms above {MAX_GOSSIP_GAP_MS} would hold txs from the "
+                             "other proposers for blocks")
 
 
 MAX_PROOF_HEIGHTS = 10_000  # each kept height holds the tree nodes and values later blocks replaced

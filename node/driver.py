@@ -132,6 +132,7 @@ class ConsensusDriver:
         self._wal_sync: asyncio.Future[None] | None = None  # the fsync in flight on ``_syncer``
         self._after_sync: deque[Any] = deque()  # the actions that wait for it, in order
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
+        self._round0_at: float | None = None  # time.monotonic() when round 0 of this height starts
 
     # ------------------------------------------------------------------ inputs
     def start_height(self) -> None:
@@ -310,10 +311,15 @@ class ConsensusDriver:
         """When a timeout fires is the driver's call (time is an input of the core, and
         timeouts only ever decide liveness, never safety).
 
-        - The pause after a commit (``timeout_commit_ms``) paces empty blocks on an idle
-          chain; with transactions already waiting it only delays them (~100 ms of a
-          200-300 ms height at 3,000-4,000 tx/s on the devnet), so the next height starts
-          after ``timeout_commit_busy_ms`` instead.
+        - ``timeout_commit_ms`` paces heights: round 0 of a height starts at least that long
+          after round 0 of the one before, so the pause after a commit is what is left of
+          it (none when the height took longer). Under a steady stream of small requests
+          the devnet otherwise made a block every 50-60 ms, each costing every validator
+          the same votes, WAL records, frames and per-block execution work whatever it
+          holds; a height that runs long anyway (a loaded chain's blocks take ~100 ms)
+          loses nothing, and a transaction reaching an idle chain starts its block at once.
+          With transactions waiting the pause is at most ``timeout_commit_busy_ms`` (-1:
+          no cap; 0: back-to-back blocks under load).
         - The round timeouts (propose, prevote, precommit) grow by ``timeout_execution_pct``
           of this node's execution time of the last block. The next proposer cannot
           propose before it has executed that block, and the other validators cannot vote
@@ -326,9 +332,14 @@ class ConsensusDriver:
         cfg = self.rt.config.consensus
         step = action.step
         if step == TimeoutStep.NEW_HEIGHT:
+            now = time.monotonic()
+            since = self._round0_at
+            delay = action.delay_ms if since is None else max(0, action.delay_ms - int((now - since) * 1000))
             busy = cfg.timeout_commit_busy_ms
-            if 0 <= busy < action.delay_ms and len(self.rt.mempool):
-                return busy
+            if 0 <= busy < delay and len(self.rt.mempool):
+                delay = busy
+            self._round0_at = now + delay / 1000
+            return delay
         elif step in _ROUND_STEPS and cfg.timeout_execution_pct:
             return action.delay_ms + round(self.rt.execution.last_apply_ms * cfg.timeout_execution_pct / 100)
         return action.delay_ms

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,8 @@ class NodeRuntime:
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
         self._gossip_task: asyncio.Task[None] | None = None
+        self._gossip_timer: asyncio.TimerHandle | None = None  # a throttled flush, scheduled
+        self._gossip_sent_at = -math.inf  # the loop's time of the last tx frame broadcast
         self._oracle_task: asyncio.Task[None] | None = None
         self._certify_task: asyncio.Task[None] | None = None
         self.oracle_feed: dict[str, int] = dict(config.oracle.prices)
@@ -327,6 +330,8 @@ class NodeRuntime:
         for task in (self._gossip_task, self._oracle_task, self._certify_task, self._resubmit_task):
             if task is not None:
                 task.cancel()
+        if self._gossip_timer is not None:
+            self._gossip_timer.cancel()
         await self.rpc.stop()
         if self.p2p is not None:
             try:
@@ -360,9 +365,8 @@ class NodeRuntime:
                 return self._refuse_stopping(raws, adms if durable == "unknown" else None)
         self.metrics.on_admitted((a.hash for a in adms if a.ok), (time.perf_counter() - t0) * 1000)
         if any(a.ok for a in adms):
-            # gossip a client's batch at once rather than at the next gossip tick: a tx can
-            # only be proposed by a peer once it has reached that peer's mempool
-            self._gossip_now()
+            # a tx can only be proposed by a peer once it has reached that peer's mempool
+            self._gossip_soon()
             if self.driver is not None:
                 self.driver.on_txs_available()
         return adms
@@ -401,7 +405,7 @@ class NodeRuntime:
         log.info("h=%d mempool journal: %d transactions admitted before the restart, %d pending again "
                  "(the rest committed or no longer valid)", self.sm.height, len(raws), admitted)
         if admitted:
-            self._gossip_now()
+            self._gossip_soon()
             if self.driver is not None:
                 self.driver.on_txs_available()
 
@@ -446,10 +450,31 @@ class NodeRuntime:
             asleep = time.monotonic()
             await asyncio.sleep(GOSSIP_INTERVAL_S)
             lag(max(0.0, time.monotonic() - asleep - GOSSIP_INTERVAL_S) * 1000)  # the loop's lag, for /metrics
-            self._gossip_now()
+            self._gossip_soon()
             if self.driver is not None and time.monotonic() - last_evidence >= EVIDENCE_GOSSIP_S:
                 last_evidence = time.monotonic()
                 self.driver.gossip_evidence()
+
+    def _gossip_soon(self) -> None:
+        """Gossip what clients' batches brought: at once when no tx frame went out in the
+        last ``gossip_gap_ms``, else once that gap has passed, with whatever else came
+        meanwhile (CometBFT's flush throttle, per node rather than per connection). Under a
+        load of many small requests every peer then gets one frame per gap instead of one
+        per request, and each frame costs the sender's and every receiver's p2p worker and
+        event loop the same whatever it holds; a lone submission on a quiet node still
+        leaves at once."""
+        if self._gossip_timer is not None:
+            return  # a flush is due: it takes these txs too
+        loop = asyncio.get_running_loop()
+        wait = self._gossip_sent_at + self.config.mempool.gossip_gap_ms / 1000 - loop.time()
+        if wait <= 0:
+            self._gossip_now()
+        else:
+            self._gossip_timer = loop.call_later(wait, self._gossip_due)
+
+    def _gossip_due(self) -> None:
+        self._gossip_timer = None
+        self._gossip_now()
 
     def _gossip_now(self) -> None:
         if self.p2p is None:
@@ -459,6 +484,7 @@ class NodeRuntime:
         txs = self.mempool.take_gossip()
         if not txs or self.faults.isolated():
             return
+        self._gossip_sent_at = asyncio.get_running_loop().time()
         for i in range(0, len(txs), GOSSIP_MAX_TXS):
             self.p2p.broadcast(protocols.TX, encode(txs[i: i + GOSSIP_MAX_TXS]))
 
