@@ -31,7 +31,7 @@ class MempoolConfig:
     admission_floor_txs: int = 2000
     per_signer_min: int = 100
     reap_window_ms: int = 250
-    gossip_gap_ms: int = 20
+    gossip_gap_ms: int = 50
 
     def __post_init__(self) -> None:
         for name in ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs", "per_signer_min",
