@@ -9,10 +9,14 @@ go to node ``i % nodes``, and the batch for a node is the next txs of that node'
 in flow (= nonce) order. Sending one trader's batches to the nodes in turn let its nonces
 overtake each other across nodes, and at saturation more than the 100 kept nonces did,
 which came back as ``NONCE_TOO_LOW``. One batch per tick to one node (each node gets one
-every ``nodes`` ticks) rather than a slice to every node each tick: the node gossips every
-admitted batch to its peers at once, and each libp2p frame costs the sender and each
-receiver ~0.5 ms of CPU, so four times the requests cost the devnet measurably more CPU
-per tx. Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per
+every ``nodes`` ticks) rather than a slice to every node each tick: every request costs
+the node its HTTP round, a hand-off to the verification threads and a journal write, and
+what it admits goes to the peers in libp2p frames (at most one per ``gossip_gap_ms``),
+each costing the sender and each receiver ~0.4 ms of CPU in its p2p worker; so four
+times the requests cost the devnet measurably more CPU per tx. ``batch_txs`` measures
+exactly that: the load of many clients each sending a few orders. Batches of at most
+half a trader's kept nonces go out without waiting for the node's previous answer (one
+overtaking another cannot push a nonce out of the kept window). Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per
 tx back): hex JSON cost the generator and the node more than the transactions' own
 checks.
 

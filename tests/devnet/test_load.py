@@ -165,6 +165,20 @@ def test_run_load_against_a_fake_chain(tmp_path: Path) -> None:
     assert doc["lone_requests"] == 100 and 0 < doc["lone_p50_ms"] <= doc["lone_p99_ms"] <= doc["lone_max_ms"]
 
 
+def test_run_load_in_small_requests(tmp_path: Path) -> None:
+    """``batch_txs``: the flow in requests of that many txs (many clients each sending a
+    few orders), none lost to one request overtaking another."""
+    home = tmp_path / "dn"
+    with fake_devnet(home, nodes=2, traders=4) as fake:
+        plan = prepare(str(home), tps=400, seconds=1, seed=1)
+        report = asyncio.run(run_load(plan.urls, plan.flow, tps=400, seconds=1, accounts=plan.accounts,
+                                      drain_timeout=10, lone=False, batch_txs=8))
+        sent = sum(1 for method, path in fake.requests if (method, path) == ("POST", "/broadcast_txs"))
+    doc = report.to_json()
+    assert sent == 400 // 8
+    assert doc["accepted"] == doc["committed"] == 400 and doc["refused"] == 0 and doc["uncommitted"] == 0
+
+
 def test_the_lone_client_is_left_out_of_the_batches() -> None:
     traders = [PrivateKey(bytes([i + 30]) * 32) for i in range(4)]
     flow = generate(GENESIS, traders, 400, seed=5, nonce_base_ms=9_000)
