@@ -2,23 +2,23 @@
 
 Submission: every ``interval`` seconds (by an absolute schedule, so slow answers do not
 stretch the run) one batch of ``tps * interval`` txs (or ``batch_txs``) goes to
-``/broadcast_txs`` of the next node in turn, as its own task, so a slow node does not hold back the others (one
-node's batches go out one after another, in order: see ``_submit_batch``). A
-trader talks to one node only, as a real client talks to one endpoint: trader ``i``'s txs
-go to node ``i % nodes``, and the batch for a node is the next txs of that node's traders
-in flow (= nonce) order. Sending one trader's batches to the nodes in turn let its nonces
-overtake each other across nodes, and at saturation more than the 100 kept nonces did,
-which came back as ``NONCE_TOO_LOW``. One batch per tick to one node (each node gets one
-every ``nodes`` ticks) rather than a slice to every node each tick: every request costs
-the node its HTTP round, a hand-off to the verification threads and a journal write, and
-what it admits goes to the peers in libp2p frames (at most one per ``gossip_gap_ms``),
-each costing the sender and each receiver ~0.4 ms of CPU in its p2p worker; so four
-times the requests cost the devnet measurably more CPU per tx. ``batch_txs`` measures
-exactly that: the load of many clients each sending a few orders. Batches of at most
-half a trader's kept nonces go out without waiting for the node's previous answer (one
-overtaking another cannot push a nonce out of the kept window). Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per
-tx back): hex JSON cost the generator and the node more than the transactions' own
-checks.
+``/broadcast_txs`` of the next node in turn, as its own task, so a slow node does not hold
+back the others (one node's large batches go out one after another, in order: see
+``_submit_batch``). A trader talks to one node only, as a real client talks to one
+endpoint: trader ``i``'s txs go to node ``i % nodes``, and the batch for a node is the
+next txs of that node's traders in flow (= nonce) order. Sending one trader's batches to
+the nodes in turn let its nonces overtake each other across nodes, and at saturation more
+than the 100 kept nonces did, which came back as ``NONCE_TOO_LOW``. One batch per tick to
+one node (each node gets one every ``nodes`` ticks) rather than a slice to every node each
+tick: every request costs the node its HTTP round, a hand-off to the verification threads
+and a journal write, and what it admits goes to the peers in libp2p frames (at most one
+per ``gossip_gap_ms``), each costing the sender and each receiver ~0.4 ms of CPU in its
+p2p worker; so four times the requests cost the devnet measurably more CPU per tx.
+``batch_txs`` measures exactly that: the load of many clients each sending a few orders.
+Batches of at most half a trader's kept nonces go out without waiting for the node's
+previous answer (one overtaking another cannot push a nonce out of the kept window).
+Batches travel in the msgpack form (raw bytes, one ``[hash, code, message]`` per tx back):
+hex JSON cost the generator and the node more than the transactions' own checks.
 
 Tracking: one task follows the chain with ``/commits`` on the first node, in msgpack: per
 block the tx hashes (32 bytes each) and their receipt codes, matched against the submitted
