@@ -38,8 +38,11 @@ block is slow), a window sized by the recent peak admits txs that then wait long
 the bound. So the node also measures what it promised: the time each of its clients'
 transactions took from admission to commit here (``Latency``). A block whose admitted txs
 waited longer than ``admission_window_ms`` shrinks the window by a quarter; blocks within
-80% of it let it grow back by a twentieth a block (AIMD, as TCP sizes its congestion
-window), never past what the rate gives. The scale applies to the floor as well: on a
+80% of it let it grow back by a twentieth per 100 ms since the last block measured (AIMD,
+as TCP sizes its congestion window), never past what the rate gives. The growth is paced
+by time, not blocks: heights are paced to at most 10 a second, and a chain making fewer
+blocks (a light load, or the stalls of a failing validator) would otherwise take seconds
+to reopen a window a stall had shrunk, refusing meanwhile what it could commit. The scale applies to the floor as well: on a
 machine that commits 2,000 txs a second, a 2,000-tx floor alone is a second of queue.
 Transactions that never commit here (gossip lost on its way to the proposers) do not
 count: only committed ones measure the queue.
@@ -102,7 +105,7 @@ class CommitRate:
 
 #: The window's scale after a block whose admitted txs waited too long, and the step back up.
 SHRINK = 0.75
-GROW = 0.05
+GROW_PER_S = 0.5  # a twentieth per 100 ms of calm
 MIN_SCALE = 0.1
 CALM = 0.8  # a block's slowest admitted tx within this share of the bound lets the window grow
 
@@ -111,12 +114,13 @@ class Latency:
     """Admission-to-commit time of this node's clients' transactions, fed back into the
     window as a scale in [MIN_SCALE, 1] (see the module's docstring)."""
 
-    __slots__ = ("admitted_at", "bound_s", "scale")
+    __slots__ = ("_measured_at", "admitted_at", "bound_s", "scale")
 
     def __init__(self, bound_ms: int) -> None:
         self.bound_s = bound_ms / 1000
         self.scale = 1.0
         self.admitted_at: dict[bytes, float] = {}  # hash -> when a client's tx was admitted
+        self._measured_at: float | None = None  # the last block holding any of them
 
     def admitted(self, h: bytes, now: float) -> None:
         self.admitted_at[h] = now
@@ -135,10 +139,11 @@ class Latency:
                 worst = now - t
         if worst == 0.0:
             return  # none of ours: nothing measured
+        since, self._measured_at = self._measured_at, now
         if worst > self.bound_s:
             self.scale = max(MIN_SCALE, self.scale * SHRINK)
-        elif worst < CALM * self.bound_s:
-            self.scale = min(1.0, self.scale + GROW)
+        elif worst < CALM * self.bound_s and since is not None:
+            self.scale = min(1.0, self.scale + GROW_PER_S * max(0.0, now - since))
 
 
 class Window:

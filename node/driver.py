@@ -318,6 +318,10 @@ class ConsensusDriver:
           the same votes, WAL records, frames and per-block execution work whatever it
           holds; a height that runs long anyway (a loaded chain's blocks take ~100 ms)
           loses nothing, and a transaction reaching an idle chain starts its block at once.
+          A height decided before its round 0 began here (the peers' precommits arrived
+          first: this node is behind) is followed at once; pacing from that unstarted
+          round 0 would push each next one further out, and a node catching up a dozen
+          heights would make the chain wait seconds for its proposal.
           With transactions waiting the pause is at most ``timeout_commit_busy_ms`` (-1:
           no cap; 0: back-to-back blocks under load).
         - The round timeouts (propose, prevote, precommit) grow by ``timeout_execution_pct``
@@ -334,7 +338,12 @@ class ConsensusDriver:
         if step == TimeoutStep.NEW_HEIGHT:
             now = time.monotonic()
             since = self._round0_at
-            delay = action.delay_ms if since is None else max(0, action.delay_ms - int((now - since) * 1000))
+            if since is None:
+                delay = action.delay_ms
+            elif since > now:  # decided before its round 0 began (peers' votes): behind, catch up
+                delay = 0
+            else:
+                delay = max(0, action.delay_ms - int((now - since) * 1000))
             busy = cfg.timeout_commit_busy_ms
             if 0 <= busy < delay and len(self.rt.mempool):
                 delay = busy

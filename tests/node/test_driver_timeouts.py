@@ -56,6 +56,19 @@ def test_timeout_commit_busy_caps_the_pause_only_with_waiting_txs() -> None:
     assert delay(driver(pending=0, busy_ms=0), TimeoutStep.NEW_HEIGHT, 100) == 100  # idle: the pace
 
 
+def test_a_node_behind_is_not_paced_and_the_pace_never_accumulates() -> None:
+    """Heights decided before their round 0 began here (a node catching up from its peers'
+    precommits) start the next height at once: pacing from a round 0 that never ran
+    pushed each next one further out, and a proposer that had caught up a dozen heights
+    made the chain wait 1.5 s for its proposal (seen in the network-namespace chaos run)."""
+    d = driver(pending=3)
+    assert delay(d, TimeoutStep.NEW_HEIGHT, 100) == 100  # round 0 of this height 100 ms ahead
+    assert delay(d, TimeoutStep.NEW_HEIGHT, 100) == 0  # decided before it: behind, go on at once
+    for _ in range(20):  # heights decided at once, one after another: never more than one pace
+        assert delay(d, TimeoutStep.NEW_HEIGHT, 100) <= 100
+        assert d._round0_at <= time.monotonic() + 0.1
+
+
 def test_the_pace_runs_from_when_round_zero_starts_after_the_pause() -> None:
     d = driver(pending=0)
     assert delay(d, TimeoutStep.NEW_HEIGHT, 100) == 100  # round 0 of this height starts in 100 ms

@@ -119,7 +119,12 @@ def test_admitted_txs_that_waited_past_the_bound_shrink_the_window_and_calm_bloc
     assert pool.window.latency.scale == pytest.approx(0.75 * 0.75)
     # a tx that leaves without a commit here (expired) measures nothing
     pool.window.latency.forget(hashes[4])
-    # calm blocks (within 80% of the bound) grow it back a twentieth at a time, never past 1
+    # calm blocks (within 80% of the bound) grow it back a twentieth per 100 ms, never past 1
+    raw = chain.sign(A, PlaceOrder(0, True, 50_000, 1, Tif.GTC, False, None))
+    assert admit(pool, [raw]) == [Code.OK]
+    clock.now += 0.2
+    pool.on_committed([tx_hash(raw)], [raw], chain.ex.time_ms)
+    assert pool.window.latency.scale == pytest.approx(0.75 * 0.75 + 0.1)  # 0.2 s since the last one measured
     for _ in range(30):
         raw = chain.sign(A, PlaceOrder(0, True, 50_000, 1, Tif.GTC, False, None))
         assert admit(pool, [raw]) == [Code.OK]
