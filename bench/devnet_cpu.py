@@ -45,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import libsodium_verify_per_s, print_table, write_json
 from consensus.config import NODE_DEFAULTS
 from devnet.cluster import Cluster
-from devnet.load import prepare, run_load
+from devnet.load import BATCH_INTERVAL_S, prepare, run_load
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 EXECUTION_METRIC = "bookchain_execution_cpu_seconds"
@@ -195,7 +195,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
 def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
     rows: list[tuple[str, Any, str]] = [
         ("offered / committed", f"{args.tps:,.0f} / {r['tx_per_s']:,.0f}", "tx/s"),
-        ("txs per request", r["batch_txs"] or f"{round(args.tps / 10):,} (a tenth of a second)", ""),
+        ("txs per request", r["batch_txs"] or f"{max(1, round(args.tps * BATCH_INTERVAL_S)):,} ({BATCH_INTERVAL_S} s of the rate)", ""),
         ("submit->commit p50 / p99", f"{r['p50_ms'] or 0:,.0f} / {r['p99_ms'] or 0:,.0f}", "ms"),
     ]
     for i, us in enumerate(r["node_cpu_us_per_tx"]):

@@ -66,6 +66,8 @@ from state import nonces
 from state.genesis import Genesis
 
 UNREACHABLE = "UNREACHABLE"
+BATCH_INTERVAL_S = 0.1  # a batch per this much of the rate, unless ``batch_txs`` says otherwise
+OVERTAKE_SAFE_TXS = nonces.KEEP // 2  # half the nonces a signer keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +248,6 @@ async def _submit_batch(client: AsyncClient, txs: Sequence[bytes], hashes: Seque
             tr.accepted += 1
 
 
-OVERTAKE_SAFE_TXS = nonces.KEEP // 2  # half the nonces a signer keeps
-
 Batch = tuple[list[bytes], list[bytes]]  # raw txs and their hashes
 
 
@@ -317,7 +317,7 @@ async def _follow(client: AsyncClient, start_height: int, tr: _Tracker, stop: as
 
 
 async def run_load(urls: list[str], flow: SignedFlow, *, tps: float, seconds: float, accounts: int,
-                   interval: float = 0.1, drain_timeout: float = 30.0, poll_s: float = 0.25,
+                   interval: float = BATCH_INTERVAL_S, drain_timeout: float = 30.0, poll_s: float = 0.25,
                    progress: Any = None, lone: bool = True, batch_txs: int | None = None) -> LoadReport:
     """Submit ``flow`` to ``urls`` at ``tps`` and follow the chain until it is committed.
     ``lone``: the last trader is a lone client, one tx per request (``lone_schedule``),

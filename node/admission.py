@@ -42,10 +42,10 @@ waited longer than ``admission_window_ms`` shrinks the window by a quarter; bloc
 as TCP sizes its congestion window), never past what the rate gives. The growth is paced
 by time, not blocks: heights are paced to at most 10 a second, and a chain making fewer
 blocks (a light load, or the stalls of a failing validator) would otherwise take seconds
-to reopen a window a stall had shrunk, refusing meanwhile what it could commit. The scale applies to the floor as well: on a
-machine that commits 2,000 txs a second, a 2,000-tx floor alone is a second of queue.
-Transactions that never commit here (gossip lost on its way to the proposers) do not
-count: only committed ones measure the queue.
+to reopen a window a stall had shrunk, refusing meanwhile what it could commit. The scale
+applies to the floor as well: on a machine that commits 2,000 txs a second, a 2,000-tx
+floor alone is a second of queue. Transactions that never commit here (gossip lost on its
+way to the proposers) do not count: only committed ones measure the queue.
 
 This is node policy, not consensus: it decides what enters this node's mempool from its
 clients (gossip from peers only meets the hard ceiling, so every node holds the same

@@ -13,8 +13,8 @@ pong or a frame on any other stream, count as proof of life (``PeerState.heard``
 pong queued behind a large proposal is not mistaken for silence. A peer silent for
 ``peer_timeout_s`` (``liveness.py``) has every connection to it aborted (the socket is
 closed with SO_LINGER 0, which also wakes any task blocked writing into the dead socket)
-and goes back to ``dial_loop``, which redials with capped back-off. The driver is told when the peer is back
-(``Core.announce_connected``) and re-sends what the peer missed.
+and goes back to ``dial_loop``, which redials with capped back-off. The driver is told
+when the peer is back (``Core.announce_connected``) and re-sends what the peer missed.
 """
 
 from __future__ import annotations
