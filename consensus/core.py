@@ -145,6 +145,13 @@ class ConsensusCore:
         """(validRound, hash of validValue); (-1, b"") when none."""
         return self._valid_round, self._valid_hash
 
+    @property
+    def txs_ready(self) -> bool:
+        """A ``TxsReady`` reached this height already: another one changes nothing (the
+        event only ends a proposer's wait for transactions, once per height), so the
+        driver need not hand the core one per admitted request."""
+        return self._txs_ready
+
     def own_messages(self) -> list[Proposal | Vote]:
         """This validator's own proposal and votes of the current height and round.
 

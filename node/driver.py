@@ -192,7 +192,11 @@ class ConsensusDriver:
                      self.core.height, self.core.round, peer_id[-8:], len(messages))
 
     def on_txs_available(self) -> None:
-        if not self.rt.config.consensus.create_empty_blocks:
+        """The mempool admitted transactions. Fed to the core only while its height has
+        not had a ``TxsReady`` yet: once it has, another changes nothing, and clients that
+        send one order per request would otherwise run the core's rules once per request.
+        A height started with transactions waiting gets its own (``start_height``)."""
+        if not self.rt.config.consensus.create_empty_blocks and not self.core.txs_ready:
             self.feed(TxsReady(now_ms()))
 
     def feed(self, event: Any, size: int = 0) -> None:

@@ -563,6 +563,20 @@ def test_no_empty_blocks_proposer_waits_for_txs() -> None:
     assert sent_proposals(start(eager))
 
 
+def test_txs_ready_counts_once_per_height() -> None:
+    """A second ``TxsReady`` in a height does nothing, which is why the driver may skip it
+    (``txs_ready``); the next height waits for transactions again."""
+    config = ConsensusConfig(create_empty_blocks=False, rebroadcast_interval_ms=0)
+    core = make_core(not_proposer(1, 0), config=config)
+    start(core)
+    assert not core.txs_ready
+    assert timeouts(core.handle(TxsReady(NOW)), TimeoutStep.PROPOSE)
+    assert core.txs_ready
+    assert core.handle(TxsReady(NOW + 1)) == []
+    start(core, height=2)
+    assert not core.txs_ready
+
+
 def test_no_empty_blocks_interval_produces_an_empty_block() -> None:
     config = ConsensusConfig(
         create_empty_blocks=False, empty_block_interval_ms=2000, rebroadcast_interval_ms=0

@@ -101,3 +101,24 @@ def test_round_timeouts_stretch_with_the_last_block_execution_time() -> None:
     assert delay(slow, TimeoutStep.REBROADCAST, 1000) == 1000
     assert delay(driver(pending=3, last_apply_ms=300.2, round0_ago_s=1.0), TimeoutStep.NEW_HEIGHT, 100) == 0
     assert delay(driver(pending=0, last_apply_ms=300.2), TimeoutStep.NEW_HEIGHT, 100) == 100  # the pace only
+
+
+def test_txs_available_reaches_the_core_once_per_height() -> None:
+    """Clients sending one order per request made the core run its rules once per
+    request; a ``TxsReady`` is fed only while the core's height has not had one."""
+    from consensus.events import TxsReady
+
+    d = driver(pending=1)
+    d.rt.config.consensus = ConsensusConfig(create_empty_blocks=False)  # the devnet's setting
+    fed: list[Any] = []
+    d.feed = fed.append
+    d.core = SimpleNamespace(txs_ready=False)
+    d.on_txs_available()
+    d.core.txs_ready = True
+    d.on_txs_available()
+    d.on_txs_available()
+    assert len(fed) == 1 and isinstance(fed[0], TxsReady)
+    d.rt.config.consensus = ConsensusConfig(create_empty_blocks=True)
+    d.core.txs_ready = False
+    d.on_txs_available()  # blocks come whether or not txs wait: nothing to wake
+    assert len(fed) == 1
