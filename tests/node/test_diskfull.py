@@ -276,11 +276,21 @@ def test_perform_order_puts_the_wal_record_before_the_vote() -> None:
 
 
 # ---------------------------------------------------------------------------- clients
-def test_a_stopping_node_admits_nothing_and_releases_waiting_clients() -> None:
-    from node.runtime import NodeRuntime
-    from state.errors import Code
+def submitting_runtime() -> Any:
+    """A runtime with only what ``submit`` needs besides what each test sets."""
+    from node.coalesce import SubmitCoalescer
+    from node.runtime import COALESCE_MAX_TXS, NodeRuntime
 
     rt: Any = NodeRuntime.__new__(NodeRuntime)
+    rt._coalescer = SubmitCoalescer(rt._admit, COALESCE_MAX_TXS)
+    rt.metrics = SimpleNamespace(on_admitted=lambda hashes, ms: None)
+    return rt
+
+
+def test_a_stopping_node_admits_nothing_and_releases_waiting_clients() -> None:
+    from state.errors import Code
+
+    rt: Any = submitting_runtime()
     rt.storage_failure = StorageFailure("/h/data/blocks", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     (adm,) = asyncio.run(rt.submit([b"\x01" * 40]))
     assert adm.code == Code.NOT_READY and "disk full" in adm.message
@@ -305,7 +315,6 @@ def test_a_failed_journal_write_refuses_and_a_failed_fsync_answers_outcome_unkno
     good write: the loop ran meanwhile (gossip, a proposal), so the admitted txs are
     answered as possibly committing, the refused one keeps its own refusal."""
     from node.mempool import Admission
-    from node.runtime import NodeRuntime
     from state.errors import Code
 
     full = StorageFailure("/h/data/mempool/journal.bin", OSError(errno.EIO, os.strerror(errno.EIO)))
@@ -322,7 +331,7 @@ def test_a_failed_journal_write_refuses_and_a_failed_fsync_answers_outcome_unkno
         async def add_many(self, raws: list[bytes], pool: Any, *, bound: bool) -> list[Admission]:
             return [Admission(b"a" * 32, Code.OK), Admission(b"b" * 32, Code.NONCE_USED, "nonce used")]
 
-    rt: Any = NodeRuntime.__new__(NodeRuntime)
+    rt: Any = submitting_runtime()
     rt.storage_failure, rt.driver, rt.verify_pool = None, None, None
     rt.journal, rt.mempool, rt.sm = Journal(), Pool(), SimpleNamespace(height=7)
     rt.stop_requested = asyncio.Event()
