@@ -76,12 +76,17 @@ def run(traders: int, block_size: int, txs: int) -> dict[str, Any]:
             "mix": flow.counts()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def flow_args(doc: str | None, block_size: int, block_help: str) -> argparse.Namespace:
+    """The options of a benchmark over the devnet's flow: traders, block size, txs."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--traders", type=int, default=64, help="trader accounts (the devnet's default is 64)")
-    ap.add_argument("--block-size", type=int, default=600, help="txs per block (the devnet at 4,000 tx/s: ~600)")
-    ap.add_argument("--txs", type=int, default=30_000, help="txs applied in the measured blocks")
-    args = ap.parse_args()
+    ap.add_argument("--block-size", type=int, default=block_size, help=block_help)
+    ap.add_argument("--txs", type=int, default=30_000, help="txs in the measured blocks")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = flow_args(__doc__, 600, "txs per block (the devnet at 4,000 tx/s: ~600)")
     r = run(args.traders, args.block_size, args.txs)
     print_table(f"apply_block on the devnet flow ({args.traders} traders, {args.block_size}-tx blocks)", [
         ("transactions applied (measured)", r["txs"], ""),

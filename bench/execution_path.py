@@ -18,7 +18,6 @@ bench/results/execution_path.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import tempfile
@@ -31,6 +30,7 @@ from bench.devnet_flow_apply import (
     T0,
     WARMUP_BLOCKS,
     devnet_genesis,
+    flow_args,
     trader_keys,
 )
 from bench.state_apply import verify_many
@@ -144,11 +144,7 @@ def run(traders: int, block_size: int, txs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--traders", type=int, default=64, help="trader accounts (the devnet's default is 64)")
-    ap.add_argument("--block-size", type=int, default=500, help="txs per block (the devnet near capacity: ~400-500)")
-    ap.add_argument("--txs", type=int, default=30_000, help="txs in the measured blocks")
-    args = ap.parse_args()
+    args = flow_args(__doc__, 500, "txs per block (the devnet near capacity: ~400-500)")
     r = run(args.traders, args.block_size, args.txs)
     r["libsodium_verify_per_s"] = libsodium_verify_per_s()
     print_table(f"the execution thread's work per block ({r['build']} build, {args.traders} traders, "
