@@ -14,8 +14,10 @@ batch that reaches ``max_txs`` goes at once.
 Joining changes no verdict a request could observe: the mempool judges a batch
 transaction by transaction, in order, as it judges consecutive batches (a duplicate of an
 earlier transaction in the same batch is refused as one, the admission window and the
-signers' shares are counted per transaction). A failure of the batch (the node stopping,
-a failed write) is every joined request's failure, as it would be for each alone.
+signers' shares are counted per transaction). The node stopping or a failed write is
+answered per transaction by the runtime, as for a request alone. An exception out of
+admission (a fault no input should cause) is not allowed to spread: the joined requests
+are admitted again one by one, so only the request that causes it fails.
 """
 
 from __future__ import annotations
@@ -77,10 +79,13 @@ class SubmitCoalescer(Generic[Answer]):
             for _, fut in batch:
                 fut.cancel()
             raise
-        except Exception as err:  # every joined request fails as it would alone
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(err)
+        except Exception as err:
+            if len(batch) > 1:  # a fault no input should cause: each request again on its own,
+                # so one request's poison cannot fail the others (what the joined batch admitted
+                # before it failed is answered as a duplicate, as any resent tx is)
+                await self._run_apart(batch)
+            elif not batch[0][1].done():
+                batch[0][1].set_exception(err)
             return
         start = 0
         for part, fut in batch:
@@ -88,3 +93,20 @@ class SubmitCoalescer(Generic[Answer]):
             if not fut.done():  # its request was cancelled meanwhile: its txs were admitted all the same
                 fut.set_result(answers[start:end])
             start = end
+
+    async def _run_apart(self, batch: list[tuple[list[bytes], asyncio.Future[list[Answer]]]]) -> None:
+        for part, fut in batch:
+            try:
+                answers = await self._admit(part)
+                if len(answers) != len(part):
+                    raise RuntimeError(f"admission answered {len(answers)} of {len(part)} transactions")
+            except asyncio.CancelledError:
+                for _, f in batch:
+                    f.cancel()
+                raise
+            except Exception as err:
+                if not fut.done():
+                    fut.set_exception(err)
+                continue
+            if not fut.done():
+                fut.set_result(answers)

@@ -66,15 +66,37 @@ def test_a_full_batch_goes_at_once() -> None:
     assert admit.batches == [[b"a", b"b", b"c", b"d"], [b"e"]]
 
 
-def test_a_failed_batch_fails_every_request_in_it() -> None:
-    admit = Admit(fail=OSError("journal write failed"))
+def test_a_fault_fails_only_the_request_that_causes_it() -> None:
+    """An exception out of admission (no input should cause one) fails the joined batch;
+    its requests are admitted again one by one, and only the poisoned one fails."""
+    batches: list[list[bytes]] = []
 
-    async def run() -> list[BaseException | list[tuple[int, bytes]]]:
+    async def admit(raws: list[bytes]) -> list[bytes]:
+        batches.append(list(raws))
+        await asyncio.sleep(0)
+        if b"poison" in raws:
+            raise ValueError("a bug")
+        return raws
+
+    async def run() -> list[BaseException | list[bytes]]:
         c = SubmitCoalescer(admit, max_txs=1000)
-        return await asyncio.gather(c.submit([b"a"]), c.submit([b"b"]), return_exceptions=True)
+        return await asyncio.gather(c.submit([b"a"]), c.submit([b"poison"]), c.submit([b"b", b"c"]),
+                                    return_exceptions=True)
 
-    results = asyncio.run(run())
-    assert all(isinstance(r, OSError) for r in results)
+    a, poisoned, bc = asyncio.run(run())
+    assert a == [b"a"] and bc == [b"b", b"c"] and isinstance(poisoned, ValueError)
+    assert batches == [[b"a", b"poison", b"b", b"c"], [b"a"], [b"poison"], [b"b", b"c"]]
+
+
+def test_a_lone_request_gets_its_own_fault() -> None:
+    admit = Admit(fail=OSError("a bug"))
+
+    async def run() -> list[tuple[int, bytes]]:
+        return await SubmitCoalescer(admit, max_txs=1000).submit([b"a"])
+
+    with pytest.raises(OSError):
+        asyncio.run(run())
+    assert admit.batches == [[b"a"]]
 
 
 def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
@@ -102,4 +124,4 @@ def test_a_short_answer_is_an_error_not_a_misattribution() -> None:
         c = SubmitCoalescer(short, max_txs=1000)
         return await asyncio.gather(c.submit([b"a"]), c.submit([b"b"]), return_exceptions=True)
 
-    assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))  # joined, then each alone
