@@ -406,6 +406,7 @@ class Exchange:
         for trig in trigs:
             add_trigger(self, self.account(trig.owner), trig)
         self.tracker.triggers.clear()  # restored, not written
+        self.tracker.accounts.clear()  # (add_trigger marks an account whose first trigger it adds)
         for addr in sorted(self.accounts):
             acct = self.accounts[addr]
             for m, pos in acct.positions.items():

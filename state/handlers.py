@@ -176,7 +176,10 @@ def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionR
                 for _m, iso in isolated.isolated_markets(ex, signer):  # cancel_all: theirs too
                     handler(ex, ex.account(iso), action)
             return handler(ex, ex.account(signer), action)
-        return ACCOUNT_HANDLERS[kind](ex, signer, pubkey, action)
+        account_handler = ACCOUNT_HANDLERS.get(kind)
+        if account_handler is None:  # never reached from a decoded native tx; a mapped one must not halt the chain
+            raise TxError(Code.MALFORMED, f"{kind.__name__} cannot run here")
+        return account_handler(ex, signer, pubkey, action)
     except TxError as err:
         return rejected(err.code, err.message)
 

@@ -97,22 +97,21 @@ def _list(body: dict[str, Any], name: str) -> list[Any]:
     return items
 
 
+# bytes.fromhex skips whitespace ("0x" + "11" * 19 + "  " is 19 bytes): check the digits first
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
 def _address(text: Any, what: str) -> bytes:
-    if type(text) is not str or len(text) != 42 or not text.startswith(("0x", "0X")):
+    if (type(text) is not str or len(text) != 42 or not text.startswith(("0x", "0X"))
+            or not _HEX_DIGITS.issuperset(text[2:])):
         raise TxError(Code.MALFORMED, f"{what} must be a 0x address")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError:
-        raise TxError(Code.MALFORMED, f"{what} must be a 0x address") from None
+    return bytes.fromhex(text[2:])
 
 
 def _cloid(text: Any) -> bytes:
-    if type(text) is not str or len(text) != 34 or not text.startswith("0x"):
+    if type(text) is not str or len(text) != 34 or not text.startswith("0x") or not _HEX_DIGITS.issuperset(text[2:]):
         raise TxError(Code.MALFORMED, "a cloid is 0x and 32 hex digits")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError:
-        raise TxError(Code.MALFORMED, "a cloid is 0x and 32 hex digits") from None
+    return bytes.fromhex(text[2:])
 
 
 def _opt_cloid(wire: dict[str, Any]) -> bytes | None:
@@ -251,9 +250,10 @@ def _leverage(ex: Exchange, account: bytes, body: dict[str, Any]) -> Batch:
     return Batch(tuple(steps))
 
 
-def _usd(ex: Exchange, micro: Any) -> int:
-    """Hyperliquid's integer USD amounts (``ntli``, ``usd``) are in 10^-6 USDC."""
-    if type(micro) is not int or abs(micro) > MAX_AMOUNT:
+def _usd(ex: Exchange, micro: Any, *, signed: bool = False) -> int:
+    """Hyperliquid's integer USD amounts (``ntli``, ``usd``) are in 10^-6 USDC. Only a
+    ``signed`` amount (``ntli``: margin in or out) may be negative; a transfer's is not."""
+    if type(micro) is not int or abs(micro) > MAX_AMOUNT or (micro < 0 and not signed):
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "an amount is an integer of 10^-6 USDC")
     decimals = ex.genesis.assets[ex.collateral_asset].decimals
     scaled = micro * 10**decimals
@@ -349,7 +349,7 @@ def resolve(ex: Exchange, tx: SignedTx) -> Any:
     elif kind == "updateLeverage":
         native = _leverage(ex, account, body)
     elif kind == "updateIsolatedMargin":
-        native = UpdateIsolatedMargin(hlassets.market_of_asset(ex, body.get("asset")), _usd(ex, body.get("ntli")))
+        native = UpdateIsolatedMargin(hlassets.market_of_asset(ex, body.get("asset")), _usd(ex, body.get("ntli"), signed=True))
     elif kind == "createSubAccount":
         name = body.get("name")
         if type(name) is not str or not 0 < len(name.encode()) <= MAX_NAME_LEN or not name.isprintable():
@@ -377,4 +377,8 @@ def resolve(ex: Exchange, tx: SignedTx) -> Any:
         native = _borrow_lend(ex, body)
     else:  # anything the decoder admits without a mapping
         raise TxError(Code.UNKNOWN_TX_TYPE, f"action {kind!r} is not supported")
-    return native if a.vault is None else ActAs(a.vault, native)
+    if a.vault is None:
+        return native
+    if isinstance(native, ActAs):  # a sub-account transfer acts for the sub itself: act_as cannot nest
+        raise TxError(Code.MALFORMED, f"{kind} is signed by the master account, without vaultAddress")
+    return ActAs(a.vault, native)

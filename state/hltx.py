@@ -208,7 +208,8 @@ def tx_hash(raw: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------- from clients
 def _hex_bytes(value: Any, what: str, length: int | None = None) -> bytes:
-    if type(value) is not str or not value.startswith(("0x", "0X")):
+    if (type(value) is not str or not value.startswith(("0x", "0X"))
+            or not all(c in "0123456789abcdefABCDEF" for c in value[2:])):  # fromhex skips whitespace
         raise TxError(Code.MALFORMED, f"{what} must be 0x-prefixed hex")
     try:
         raw = bytes.fromhex(value[2:] if len(value) % 2 == 0 else "0" + value[2:])
@@ -241,7 +242,8 @@ def tx_from_request(body: Any) -> bytes:
     if type(action) is not dict:
         raise TxError(Code.MALFORMED, "action must be an object")
     nonce = must_uint(body.get("nonce"), "nonce")
-    user_signed = action.get("type") in USER_SIGNED
+    kind = action.get("type")
+    user_signed = type(kind) is str and kind in USER_SIGNED  # a list or map there is unhashable
     vault_text = body.get("vaultAddress")
     vault = None if vault_text is None or user_signed else _hex_bytes(vault_text, "vaultAddress", 20)
     expires = body.get("expiresAfter")

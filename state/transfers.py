@@ -23,7 +23,7 @@ from state.tx import Transfer
 def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) -> Account:
     """Every check of a withdrawal (also the RPC dry run ``views.can_withdraw``)."""
     ex.must_asset(asset)
-    if amount == 0:
+    if amount <= 0:  # also a mapped Hyperliquid action's: only the native decoder checks the sign
         raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
     acct = ex.holder(signer, Code.INSUFFICIENT_BALANCE, "account has no funds")
     risk.must_afford_withdrawal(ex, acct, asset, amount)

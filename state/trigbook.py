@@ -126,6 +126,8 @@ def margin(ex: Exchange, acct: Account, t: Trigger, sign: int) -> None:
 def add_trigger(ex: Exchange, acct: Account, t: Trigger) -> None:
     """Store a new (already checked) trigger: record, index, account maps, margin."""
     ex.triggers[t.oid] = t
+    if not acct.triggers:  # Account.is_empty() reads the triggers: whether its record exists may change
+        ex.touch(acct)
     acct.triggers[t.oid] = t.market
     if t.cloid is not None:
         acct.cloids[t.cloid] = t.oid
@@ -145,6 +147,8 @@ def forget(ex: Exchange, t: Trigger) -> None:
     margin(ex, acct, t, -1)
     del ex.triggers[t.oid]
     acct.triggers.pop(t.oid, None)
+    if not acct.triggers:  # its last trigger: an account holding nothing else loses its record
+        ex.touch(acct)
     if t.cloid is not None and acct.cloids.get(t.cloid) == t.oid:
         del acct.cloids[t.cloid]
     if t.parent:
