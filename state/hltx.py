@@ -136,11 +136,19 @@ def _user_signed_digest(body: dict[str, Any], nonce: int) -> bytes:
         raise TxError(Code.WRONG_CHAIN, f"hyperliquidChain must be {CHAIN_NAME!r} on this chain")
     if body.get(nonce_field) != nonce:
         raise TxError(Code.MALFORMED, f"the nonce must equal the action's {nonce_field!r}")
+    # One encoding per signed action: the signature covers the fields, the chain id's value
+    # and the type, not their spelling or what else the map holds, so a third party could
+    # otherwise re-spell a pending tx (another hash, the same signer and nonce) and race it
+    unsigned = set(body) - {"type", "signatureChainId"} - {name for name, _ in fields}
+    if unsigned:
+        raise TxError(Code.MALFORMED, f"{body['type']}: fields no signature covers: {sorted(map(str, unsigned))}")
     chain_text = body.get("signatureChainId")
     try:
         if type(chain_text) is not str or not chain_text.startswith("0x") or len(chain_text) > 66:
             raise ValueError("signatureChainId is 0x and hex digits")
         chain_id = int(chain_text[2:], 16)
+        if chain_text != hex(chain_id):
+            raise ValueError("signatureChainId is 0x and lowercase hex digits without leading zeros")
         if body["type"] == "approveAgent" and "agentName" not in body:
             # the SDK's approve_agent() without a name signs agentName "" and then deletes the
             # field from the action it posts; Hyperliquid reads the missing name as ""

@@ -101,3 +101,31 @@ def test_a_request_whose_action_type_is_not_text_is_malformed() -> None:
         with pytest.raises(TxError) as err:
             hltx.tx_from_request(body)
         assert err.value.code == Code.MALFORMED
+
+
+def test_a_user_signed_action_has_one_spelling() -> None:
+    """The signature covers the fields, the chain id's value and the type, not their
+    spelling or what else the map holds: a third party re-spelling a pending user-signed
+    tx (an upper-case or zero-padded signatureChainId, an extra key) got another tx hash
+    for the same signer and nonce, racing the original. Only the canonical form decodes."""
+    import msgpack
+
+    from state import eip712
+    from state.tx import decode_tx
+
+    c = Chain()
+    c.run(key(1), Deposit(ATTACKER.address, USDC, 10**9))
+    action = {"type": "usdSend", "destination": "0x" + VICTIM.address.hex(), "amount": "5", "time": c.time + 1}
+    decode_tx(hltx.sign_user(ATTACKER, action))  # the canonical form
+
+    def respelled(chain_text: str, **extra: object) -> bytes:
+        body = {**action, **extra, "signatureChainId": chain_text, "hyperliquidChain": hltx.CHAIN_NAME}
+        primary, fields, _ = hltx.USER_SIGNED["usdSend"]
+        digest = eip712.user_signed_digest(primary, fields, body, 0x66EEE)  # the same signed message
+        return hltx.encode_tx(msgpack.packb(body, use_bin_type=True), action["time"], None, None,
+                              ATTACKER.sign_digest(digest))
+
+    for raw in (respelled("0x66EEE"), respelled("0x066eee"), respelled("0x6_6eee"), respelled("0x66eee", memo="x")):
+        with pytest.raises(TxError) as err:
+            decode_tx(raw)
+        assert err.value.code == Code.MALFORMED
