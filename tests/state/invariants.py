@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from state import risk
+from state import risk, trigbook
 from state.funding import owed_funding
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT
 
@@ -62,6 +62,13 @@ def check_derived(ex: Any) -> None:
             i = 0 if order.is_buy else 2
             agg[i] += order.size
             agg[i + 1] += order.price * order.size * spec.tick_value
+    for trig in ex.triggers.values():  # a waiting trigger holds margin as an order would
+        if trig.counts_margin():
+            spec = ex.markets[trig.market]
+            agg = aggs.setdefault(trig.owner, {}).setdefault(trig.market, [0, 0, 0, 0])
+            i = 0 if trig.is_buy else 2
+            agg[i] += trig.size
+            agg[i + 1] += trigbook.worst_ticks(ex, spec, trig) * trig.size * spec.tick_value
     for addr, acct in ex.accounts.items():
         assert acct.orders == aggs.get(addr, {}), addr.hex()
         for m, pos in acct.positions.items():

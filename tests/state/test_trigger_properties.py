@@ -200,3 +200,20 @@ def test_oco_brackets_fire_on_their_side_and_replay_identically(flow: list[Any])
         replay.sm.apply_block(blk)
     assert replay.sm.app_hash == c.sm.app_hash
     assert replay.ex.snapshot_records() == c.ex.snapshot_records()
+
+
+def test_the_derived_check_counts_waiting_triggers_margin() -> None:
+    """tests/state/invariants.py ``check_derived`` rebuilds each account's order aggregates;
+    a waiting trigger that is not reduce-only holds margin there as an order does, so the
+    check must count it (it failed as soon as one waited, which no flow of the adversary
+    reached: it places no triggers)."""
+    from tests.state.invariants import check_derived
+
+    c = Chain()
+    trader = key(33)
+    c.fund(trader, USDC, 10_000 * 10**6)
+    for trigger in (PlaceTrigger(BTC_PERP, True, 100, 61_000, 1, True, 0, False, None),
+                    PlaceTrigger(BTC_PERP, False, 100, 59_000, 1, False, 58_000, False, None)):
+        assert c.run(trader, trigger).code == Code.OK
+    assert len(c.ex.triggers) == 2
+    check_derived(c.ex)
