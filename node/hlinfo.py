@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from state.hlassets import perp_ids, spot_ids
-from state.keys import address_from_text, address_to_text
+from state.keys import address_from_text, address_to_text, bytes_from_hex
 from state.units import sz_decimals
 from state.views import margin_summary
 
@@ -570,7 +570,7 @@ def _candles(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, Any
         raise InfoError("candleSnapshot needs req: {coin, interval, startTime, endTime}")
     coin, interval = req.get("coin"), req.get("interval")
     m = market_of_coin(ex, coin)
-    if interval not in INTERVALS:
+    if not isinstance(interval, str) or interval not in INTERVALS:  # a list or map is unhashable
         raise InfoError(f"interval must be one of {', '.join(INTERVALS)}")
     start = _int_field(req, "startTime")
     end = _int_field(req, "endTime", required=False)
@@ -585,7 +585,7 @@ def _order_status(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any
     ref = body.get("oid")
     if isinstance(ref, str):  # a cloid, 0x + 16 bytes
         try:
-            cloid = bytes.fromhex(ref.removeprefix("0x"))
+            cloid = bytes_from_hex(ref.removeprefix("0x"))
         except ValueError:
             raise InfoError("oid must be an integer or a 0x cloid") from None
         acct = ex.accounts.get(user)

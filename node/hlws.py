@@ -525,7 +525,7 @@ class Session:
     def receive(self, text: str) -> list[dict[str, Any]]:
         try:
             req = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             return [error(f"Error parsing JSON into valid websocket request: {text[:200]}")]
         method = req.get("method") if isinstance(req, dict) else None
         if method == "ping":

@@ -38,7 +38,7 @@ from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_m
 from state import views
 from state.apphash import app_hash
 from state.errors import Code
-from state.keys import address_from_text, address_to_text
+from state.keys import address_from_text, address_to_text, bytes_from_hex
 from state.tx import CLOID_LEN
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _int_param(request: web.Request, name: str, default: int | None = None, lo: 
 def _hex_param(request: web.Request, name: str) -> bytes:
     raw = request.query.get(name, "")
     try:
-        return bytes.fromhex(raw.removeprefix("0x"))
+        return bytes_from_hex(raw.removeprefix("0x"))
     except ValueError:
         raise RpcError(400, Code.MALFORMED, f"{name} must be hex") from None
 
@@ -138,7 +138,7 @@ def _address_param(request: web.Request) -> bytes:
 async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise RpcError(400, Code.MALFORMED, "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RpcError(400, Code.MALFORMED, "body must be a JSON object")
@@ -149,7 +149,7 @@ def _tx_bytes(value: Any) -> bytes:
     if not isinstance(value, str):
         raise RpcError(400, Code.MALFORMED, "tx must be a hex string")
     try:
-        return bytes.fromhex(value.removeprefix("0x"))
+        return bytes_from_hex(value.removeprefix("0x"))
     except ValueError:
         raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
 
@@ -658,7 +658,10 @@ class RpcServer:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 try:
-                    req = json.loads(msg.data)
+                    try:
+                        req = json.loads(msg.data)
+                    except RecursionError:
+                        raise ValueError("the message nests too deeply") from None
                     topic = req["topic"]
                     if req.get("method") != "subscribe" or topic not in ("blocks", "trades", "book", "account"):
                         raise ValueError("unknown method or topic")
@@ -666,7 +669,10 @@ class RpcServer:
                     if topic in ("trades", "book"):
                         key = self._market_ref(req["market"])
                     elif topic == "account":
-                        key = address_to_text(address_from_text(req["address"]))
+                        address = req["address"]
+                        if not isinstance(address, str):
+                            raise TypeError("address must be a 0x address")
+                        key = address_to_text(address_from_text(address))
                 except LookupError as err:  # UnknownMarket is a LookupError too (before KeyError's case)
                     if isinstance(err, UnknownMarket):
                         await ws.send_json({"error": {"code": int(Code.UNKNOWN_MARKET), "name": "UNKNOWN_MARKET",

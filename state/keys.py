@@ -42,10 +42,21 @@ def address_to_text(address: bytes) -> str:
     return "0x" + address.hex()
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def bytes_from_hex(text: str) -> bytes:
+    """``bytes.fromhex`` without its tolerance of whitespace (which made ``"0x" + "11" * 19
+    + "  "`` a 19-byte value); raises ValueError on anything but pairs of hex digits."""
+    if not _HEX_DIGITS.issuperset(text):
+        raise ValueError("not hex digits")
+    return bytes.fromhex(text)
+
+
 def address_from_text(text: str) -> bytes:
     """Parse ``0x`` + 40 hex digits; raises ValueError on anything else."""
     body = text[2:] if text.startswith(("0x", "0X")) else text
-    raw = bytes.fromhex(body)
+    raw = bytes_from_hex(body)
     if len(raw) != ADDRESS_LEN:
         raise ValueError(f"an address is {ADDRESS_LEN} bytes, got {len(raw)}")
     return raw
