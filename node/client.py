@@ -105,7 +105,7 @@ def parse_answer(status: int, body: bytes) -> Json:
         raise error_from_answer(status, body)
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise RpcError(-1, "BAD_ANSWER", f"node sent non-JSON: {body[:200]!r}", status) from None
     if not isinstance(doc, dict):
         raise RpcError(-1, "BAD_ANSWER", f"node sent a JSON {type(doc).__name__}, not an object", status)

@@ -67,6 +67,13 @@ class Verified:
                     "total_power": c.total_power}}
 
 
+def _answer(doc: Any, what: str) -> dict[str, Any]:
+    """The node's JSON answer, which must be an object (a node can send any JSON value)."""
+    if not isinstance(doc, dict):
+        raise VerifyError(f"the node's {what} answer is not a JSON object")
+    return doc
+
+
 def _hex(doc: dict[str, Any], name: str, size: int | None = None) -> bytes:
     raw = doc.get(name)
     if not isinstance(raw, str):
@@ -127,6 +134,7 @@ def parse_proof(doc: Any) -> Proof:
 
 def check_proof(genesis: Genesis, key: bytes, height: int, doc: dict[str, Any], block: Certified) -> Verified:
     """The ``/proof`` answer ``doc`` for ``key`` at ``height``, against block ``height + 1``."""
+    doc = _answer(doc, "/proof")
     if doc.get("height") != height:
         raise VerifyError(f"asked for height {height}, the node answered for {doc.get('height')!r}")
     if _hex(doc, "key") != key:
@@ -154,7 +162,7 @@ def verify_keys(fetch: Fetch, genesis: Genesis, keys: Sequence[bytes], height: i
     if not keys:
         return []
     first = fetch("/proof", {"key": keys[0].hex(), **({} if height is None else {"height": height})})
-    h = first.get("height")
+    h = _answer(first, "/proof").get("height")
     if not isinstance(h, int) or isinstance(h, bool) or h < 0 or (height is not None and h != height):
         raise VerifyError(f"the node answered for height {h!r}")
     block = check_block(genesis, h + 1, fetch("/block", {"height": h + 1}))

@@ -97,7 +97,10 @@ class DirSource:
         rec = self.store.results(height)
         if rec is None:
             return None
-        return rec[0], [(k, d) for k, d in rec[3]]
+        try:
+            return _digests(height, rec[0], rec[3])
+        except (TypeError, IndexError, KeyError) as err:
+            raise ValueError(f"the stored results of block {height} are malformed: {err!r}") from None
 
     def close(self) -> None:
         self.store.close()
@@ -114,7 +117,10 @@ class RpcSource:
 
     def _get(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=self.timeout) as resp:
-            return json.load(resp)
+            try:
+                return json.load(resp)
+            except RecursionError:
+                raise ValueError(f"{self.url}{path} answered JSON nested too deep to parse") from None
 
     def genesis_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = self._get("/genesis")["genesis"]
@@ -126,22 +132,42 @@ class RpcSource:
     def blocks(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
         h = start
         while h <= end:
-            batch = self._get(f"/blocks?from={h}&to={min(end, h + 99)}")["blocks"]
-            if not batch:
-                raise LookupError(f"the node returned no block at {h}")
-            for b in batch:
-                yield b["height"], bytes.fromhex(b["raw_block"]), bytes.fromhex(b["raw_certificate"])
-                h = b["height"] + 1
+            try:
+                batch = self._get(f"/blocks?from={h}&to={min(end, h + 99)}")["blocks"]
+                if not batch:
+                    raise LookupError(f"the node returned no block at {h}")
+                got = [(b["height"], bytes.fromhex(b["raw_block"]), bytes.fromhex(b["raw_certificate"]))
+                       for b in batch]
+            except (TypeError, KeyError) as err:
+                raise ValueError(f"the node's /blocks answer is malformed: {err!r}") from None
+            for bh, raw_block, raw_cert in got:
+                if type(bh) is not int:
+                    raise ValueError(f"the node's /blocks answer has a height {bh!r}")
+                yield bh, raw_block, raw_cert
+                h = bh + 1
 
     def result_digests(self, height: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         try:
             r = self._get(f"/block_results?height={height}")
         except urllib.error.HTTPError:
             return None
-        return bytes.fromhex(r["app_hash"]), [(bytes.fromhex(k), bytes.fromhex(d)) for k, d in r["write_digests"]]
+        try:
+            return _digests(height, bytes.fromhex(r["app_hash"]),
+                            [(bytes.fromhex(k), bytes.fromhex(d)) for k, d in r["write_digests"]])
+        except (TypeError, KeyError) as err:
+            raise ValueError(f"the node's results of block {height} are malformed: {err!r}") from None
 
     def close(self) -> None:
         pass
+
+
+def _digests(height: int, app_hash: object, digests: Any) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A source's (app hash, write digests) of block ``height``, its types checked: the
+    source is untrusted, so a malformed record is a ``ValueError`` (the source cannot be read)."""
+    pairs = [(k, d) for k, d in digests]
+    if type(app_hash) is not bytes or not all(type(k) is bytes and type(d) is bytes for k, d in pairs):
+        raise ValueError(f"the results of block {height} are malformed")
+    return app_hash, pairs
 
 
 def open_source(where: str) -> BlockSource:

@@ -24,6 +24,7 @@ import msgpack
 from node import syncverify
 from node.diskfull import write_atomically, writing
 from node.syncverify import Anchor, SnapshotError
+from state.codec import MAX_I64
 from state.errors import Code
 
 if TYPE_CHECKING:
@@ -67,7 +68,10 @@ def decode_snapshot(data: bytes) -> Snapshot:
     try:
         fields: Any = msgpack.unpackb(body, raw=False, use_list=False)
         chain_id, height, app_hash, block_hash, time_ms, raw_records = fields
-        if not (type(chain_id) is str and type(height) is int and height >= 1 and type(time_ms) is int
+        # height h + 1 (the block that certifies it) must be a valid block height, and the
+        # block store keeps heights and times as 8-byte integers
+        if not (type(chain_id) is str and type(height) is int and 1 <= height < MAX_I64
+                and type(time_ms) is int and 0 <= time_ms <= MAX_I64
                 and type(app_hash) is bytes and len(app_hash) == 32
                 and type(block_hash) is bytes and len(block_hash) == 32 and type(raw_records) is tuple):
             raise ValueError("a header field has the wrong type")
@@ -117,7 +121,8 @@ def fetch_snapshot(source: str) -> Snapshot:
         data = _read(source)
     except SnapshotError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:  # URLError and HTTPError are OSErrors
+    # URLError and HTTPError are OSErrors; RecursionError: JSON nested too deep to parse
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
         reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
         raise SnapshotError(Code.SNAPSHOT_UNAVAILABLE, f"cannot read a snapshot from {source}: {reason}") from None
     if len(data) > MAX_SNAPSHOT_BYTES:

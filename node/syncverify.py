@@ -147,7 +147,7 @@ def fetch_next_block(rpc_url: str, height: int, timeout: float = 30.0) -> tuple[
         if not blocks or blocks[0]["height"] != height:
             return None
         return bytes.fromhex(blocks[0]["raw_block"]), bytes.fromhex(blocks[0]["raw_certificate"])
-    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, IndexError):
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, IndexError, RecursionError):
         return None
 
 
