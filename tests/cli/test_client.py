@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from node.client import AsyncClient, Client, NodeUnreachable, RpcError, as_int
 from tests.cli.conftest import Env
+from tests.httpstub import http_stub
 
 
 class _Odd(http.server.BaseHTTPRequestHandler):
@@ -35,14 +35,8 @@ class _Odd(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def odd_url() -> Iterator[str]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with http_stub(_Odd) as url:
+        yield url
 
 
 def test_error_bodies(odd_url: str) -> None:

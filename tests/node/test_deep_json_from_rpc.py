@@ -4,9 +4,8 @@ ends state sync, replay or the CLI with a traceback."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -15,6 +14,7 @@ from node.replay import RpcSource
 from node.snapshots import SnapshotError, fetch_snapshot
 from node.syncverify import fetch_next_block
 from state.errors import Code
+from tests.httpstub import http_stub
 
 DEEP = b'{"snapshots": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
@@ -30,16 +30,10 @@ class _Deep(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
+@pytest.fixture
 def deep_rpc() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deep)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(_Deep) as url:
+        yield url
 
 
 def test_state_sync_refuses_deeply_nested_json(deep_rpc: str) -> None:
