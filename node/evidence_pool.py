@@ -61,9 +61,14 @@ class EvidencePool:
         return [self._pending[k] for k in sorted(self._pending)]
 
     def add(self, evidence: DuplicateVote) -> bool:
-        """Keep ``evidence`` (already checked by the caller); False when it was known or the
-        pool is full of older evidence."""
+        """Keep ``evidence`` (already checked by the caller); False when it was known, the
+        pool holds a proof for the same validator and height, or it is full of older evidence."""
         if evidence.key in self._pending:
+            return False
+        if any(k[0] == evidence.height and k[1] == evidence.validator for k in self._pending):
+            # one proof per validator and height is enough to punish it; more (other rounds,
+            # other steps) would only let an equivocating validator make every node rewrite
+            # and fsync this file once per signed pair
             return False
         if len(self._pending) >= MAX_PENDING:
             newest = max(self._pending)

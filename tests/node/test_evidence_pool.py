@@ -39,8 +39,22 @@ def test_a_full_pool_keeps_the_oldest(tmp_path: Path) -> None:
     for h in range(1, MAX_PENDING + 1):
         pool._pending[ev(h).key] = ev(h)  # fill without a file write per item
     assert not pool.add(ev(MAX_PENDING + 10))
-    assert pool.add(ev(1, round_=1)) and len(pool) == MAX_PENDING
+    other = PrivateKey(hashlib.sha256(b"another equivocator").digest())
+    older = DuplicateVote.make(Vote.create(other, CHAIN, VoteType.PREVOTE, 1, 0, hashlib.sha256(b"a").digest()),
+                               Vote.create(other, CHAIN, VoteType.PREVOTE, 1, 0, hashlib.sha256(b"b").digest()))
+    assert pool.add(older) and len(pool) == MAX_PENDING
     assert ev(MAX_PENDING).key not in pool
+
+
+def test_one_proof_per_validator_and_height(tmp_path: Path) -> None:
+    """An equivocating validator can sign conflicting pairs for every round and step of a
+    height; one proof punishes it, and each further one would have made every node rewrite
+    and fsync its pool file."""
+    pool = EvidencePool(tmp_path)
+    assert pool.add(ev(5))
+    assert not pool.add(ev(5, round_=1)) and not pool.add(ev(5, vote_type=VoteType.PRECOMMIT))
+    assert pool.add(ev(6, round_=3))
+    assert len(pool) == 2
 
 
 def test_an_unreadable_pool_file_is_set_aside(tmp_path: Path) -> None:
@@ -85,3 +99,31 @@ def test_json_shapes() -> None:
     plain = make_block(chain_id=CHAIN, height=5, round=0, time_ms=1, prev_block_hash=bytes(32),
                        prev_app_hash=bytes(32), proposer=KEY.pubkey, txs=())
     assert "evidence" not in block_json(plain, cert, plain.encode(), cert.encode())
+
+
+def test_a_peer_s_evidence_from_beyond_our_height_is_not_kept(tmp_path: Path) -> None:
+    """Evidence cannot be committed before its height has passed, and heights are
+    unbounded: a validator signing pairs for far heights could fill every node's pool.
+    A node drops such a frame without blaming the peer (one ahead of us may send it; it is
+    gossiped again), and keeps the same evidence once its height is current."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from consensus.validators import Validator, ValidatorSet
+    from node.driver import ConsensusDriver
+
+    pool = EvidencePool(tmp_path)
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)
+    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
+                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=3))
+    d.core = SimpleNamespace(height=4, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
+    d.bad_messages = 0
+    d._committed = lambda evidence: False
+    fed: list[Any] = []
+    d.feed = fed.append
+    asyncio.run(d.on_evidence_frame("peer", ev(9).encode()))
+    assert len(pool) == 0 and d.bad_messages == 0 and not fed
+    d.core.height = 9
+    asyncio.run(d.on_evidence_frame("peer", ev(9).encode()))
+    assert [e.height for e in pool.pending()] == [9] and len(fed) == 1
