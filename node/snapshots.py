@@ -14,6 +14,7 @@ case before the node serves exchange state or votes.
 from __future__ import annotations
 
 import hashlib
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ __all__ = ["MAGIC", "Snapshot", "SnapshotError", "decode_snapshot", "encode_snap
 
 MAGIC = b"BOOKCHAIN-SNAPSHOT/1\n"
 MAX_SNAPSHOT_BYTES = 4 << 30
+READ_TIMEOUT_S = 300  # the longest a server may go silent mid-download
+READ_CHUNK_BYTES = 1 << 20
+DOWNLOAD_DEADLINE_S = 3600  # the whole download (4 GiB at ~1.2 MB/s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +146,20 @@ def _read(source: str) -> bytes:
         if not heights:
             raise SnapshotError(Code.SNAPSHOT_UNAVAILABLE, f"{source} offers no snapshot")
         base = f"{base}/snapshot?height={max(heights)}"
-    with urllib.request.urlopen(base, timeout=300) as resp:
-        data: bytes = resp.read(MAX_SNAPSHOT_BYTES + 1)
-    return data
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+    chunks: list[bytes] = []
+    size = 0
+    with urllib.request.urlopen(base, timeout=READ_TIMEOUT_S) as resp:
+        while size <= MAX_SNAPSHOT_BYTES:
+            chunk: bytes = resp.read(min(READ_CHUNK_BYTES, MAX_SNAPSHOT_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if time.monotonic() > deadline:  # the timeout bounds each read; a server trickling bytes is bounded here
+                raise SnapshotError(Code.SNAPSHOT_UNAVAILABLE, f"{source} sent {size} bytes of the snapshot "
+                                    f"in {DOWNLOAD_DEADLINE_S} s and is still sending: too slow")
+    return b"".join(chunks)
 
 
 def restore_into(snapshot: Snapshot, genesis: Genesis, state_dir: Path, blocks_dir: Path, pending_path: Path,

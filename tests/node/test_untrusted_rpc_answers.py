@@ -1,9 +1,11 @@
-"""JSON from a node's RPC is untrusted: a body nested deeper than Python's recursion limit
+"""A node's RPC is untrusted: a body nested deeper than Python's recursion limit
 is a refused answer (SnapshotError, None, RpcError, ValueError), not a RecursionError that
-ends state sync, replay or the CLI with a traceback."""
+ends state sync, replay or the CLI with a traceback, and a snapshot server that trickles
+bytes is given up on."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
@@ -51,3 +53,34 @@ def test_replay_source_refuses_deeply_nested_json(deep_rpc: str) -> None:
 def test_the_client_refuses_deeply_nested_json() -> None:
     with pytest.raises(RpcError):
         parse_answer(200, DEEP)
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A snapshot server that sends a byte at a time, each within any read timeout."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.01)
+        except OSError:  # the client gave up
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_state_sync_gives_up_on_a_server_that_trickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read timeout bounds each read, not the download: a server sending a byte now
+    and then held a state-syncing node forever. The whole download has a deadline."""
+    from node import snapshots
+
+    monkeypatch.setattr(snapshots, "DOWNLOAD_DEADLINE_S", 0.3)
+    monkeypatch.setattr(snapshots, "READ_CHUNK_BYTES", 1)
+    with http_stub(_Trickle) as url, pytest.raises(SnapshotError) as err:
+        fetch_snapshot(url + "/snapshot?height=1")
+    assert err.value.code == Code.SNAPSHOT_UNAVAILABLE and "too slow" in err.value.message
