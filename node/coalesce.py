@@ -67,14 +67,19 @@ class SubmitCoalescer(Generic[Answer]):
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    async def _admitted(self, raws: list[bytes]) -> list[Answer]:
+        """``admit``'s answers, one per transaction (a short list would answer the wrong requests)."""
+        answers = await self._admit(raws)
+        if len(answers) != len(raws):
+            raise RuntimeError(f"admission answered {len(answers)} of {len(raws)} transactions")
+        return answers
+
     async def _run(self, batch: list[tuple[list[bytes], asyncio.Future[list[Answer]]]]) -> None:
         self.batches += 1
         self.requests += len(batch)
         raws = batch[0][0] if len(batch) == 1 else [raw for part, _ in batch for raw in part]
         try:
-            answers = await self._admit(raws)
-            if len(answers) != len(raws):
-                raise RuntimeError(f"admission answered {len(answers)} of {len(raws)} transactions")
+            answers = await self._admitted(raws)
         except asyncio.CancelledError:  # the loop is closing: so is every joined request
             for _, fut in batch:
                 fut.cancel()
@@ -97,9 +102,7 @@ class SubmitCoalescer(Generic[Answer]):
     async def _run_apart(self, batch: list[tuple[list[bytes], asyncio.Future[list[Answer]]]]) -> None:
         for part, fut in batch:
             try:
-                answers = await self._admit(part)
-                if len(answers) != len(part):
-                    raise RuntimeError(f"admission answered {len(answers)} of {len(part)} transactions")
+                answers = await self._admitted(part)
             except asyncio.CancelledError:
                 for _, f in batch:
                     f.cancel()

@@ -487,12 +487,12 @@ class ConsensusDriver:
         except MalformedMessage as err:
             self.bad_messages += 1
             raise BadFrame(f"undecodable evidence: {err}") from None
-        if evidence.key in self.rt.evidence_pool or self._committed(evidence):
-            return
         if evidence.height > self.core.height:
             # not committable before then, and unbounded: a validator signing pairs for far
             # heights could fill every pool. Peers gossip pending evidence again
             # (EVIDENCE_GOSSIP_S), so a node that was behind hears it once it gets there.
+            return
+        if evidence.key in self.rt.evidence_pool or self._committed(evidence):
             return
         code = evidence.check(self.core.validators, self.core.chain_id)
         if code != Code.OK:

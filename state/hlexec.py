@@ -41,6 +41,7 @@ from state import agents, hlassets, isolated
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.hltx import HlAction
+from state.keys import bytes_from_hex
 from state.receipts import ActionResult, rejected
 from state.tx import (
     MAX_NAME_LEN,
@@ -97,21 +98,22 @@ def _list(body: dict[str, Any], name: str) -> list[Any]:
     return items
 
 
-# bytes.fromhex skips whitespace ("0x" + "11" * 19 + "  " is 19 bytes): check the digits first
-_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
-
-
 def _address(text: Any, what: str) -> bytes:
-    if (type(text) is not str or len(text) != 42 or not text.startswith(("0x", "0X"))
-            or not _HEX_DIGITS.issuperset(text[2:])):
+    if type(text) is not str or len(text) != 42 or not text.startswith(("0x", "0X")):
         raise TxError(Code.MALFORMED, f"{what} must be a 0x address")
-    return bytes.fromhex(text[2:])
+    try:
+        return bytes_from_hex(text[2:])  # not bytes.fromhex: it skips whitespace
+    except ValueError:
+        raise TxError(Code.MALFORMED, f"{what} must be a 0x address") from None
 
 
 def _cloid(text: Any) -> bytes:
-    if type(text) is not str or len(text) != 34 or not text.startswith("0x") or not _HEX_DIGITS.issuperset(text[2:]):
+    if type(text) is not str or len(text) != 34 or not text.startswith("0x"):
         raise TxError(Code.MALFORMED, "a cloid is 0x and 32 hex digits")
-    return bytes.fromhex(text[2:])
+    try:
+        return bytes_from_hex(text[2:])
+    except ValueError:
+        raise TxError(Code.MALFORMED, "a cloid is 0x and 32 hex digits") from None
 
 
 def _opt_cloid(wire: dict[str, Any]) -> bytes | None:

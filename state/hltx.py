@@ -49,6 +49,7 @@ import msgpack
 from state import eip712
 from state.codec import decode, encode, must_bytes, must_list, must_uint
 from state.errors import Code, TxError
+from state.keys import bytes_from_hex
 from state.units import MAX_TIME_MS
 
 MARKER: Final = "hl"
@@ -216,11 +217,10 @@ def tx_hash(raw: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------- from clients
 def _hex_bytes(value: Any, what: str, length: int | None = None) -> bytes:
-    if (type(value) is not str or not value.startswith(("0x", "0X"))
-            or not all(c in "0123456789abcdefABCDEF" for c in value[2:])):  # fromhex skips whitespace
+    if type(value) is not str or not value.startswith(("0x", "0X")):
         raise TxError(Code.MALFORMED, f"{what} must be 0x-prefixed hex")
     try:
-        raw = bytes.fromhex(value[2:] if len(value) % 2 == 0 else "0" + value[2:])
+        raw = bytes_from_hex(value[2:] if len(value) % 2 == 0 else "0" + value[2:])
     except ValueError:
         raise TxError(Code.MALFORMED, f"{what} must be 0x-prefixed hex") from None
     if length is not None:
