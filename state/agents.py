@@ -20,6 +20,9 @@ signs afterwards acts for its own address, which holds nothing of the master's.
 Sub-accounts are full accounts with their own margin at a derived address
 (``sub_account_address``); the master funds them with ``transfer`` and moves funds back with
 ``act_as(sub, transfer(master, ...))``. A sub-account has no sub-accounts or agents of its own.
+An isolated-margin account (state/isolated.py) is a sub-account too, but never acted as: the
+orders of its one market reach it by routing, and its margin moves only with
+``update_isolated_margin``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Final
 
 from state.errors import Code, TxError
 from state.exchange import Exchange
+from state.isolated import ISOLATED_PREFIX
 from state.receipts import OK, ActionResult
 from state.tx import (
     ActAs,
@@ -78,6 +82,10 @@ def acting_account(ex: Exchange, tx: SignedTx, action: Any) -> tuple[bytes, Any,
     native action a Hyperliquid one stands for), or a TxError saying why it may not act: an
     agent beyond its rights, a sub-account of someone else."""
     account = tx.signer
+    if type(action) is RevokeAgent and action.agent == tx.signer and tx.signer in ex.agents:
+        # an agent key may always renounce its approval (it acts for itself doing so): no one
+        # can register someone else's fresh address as an agent and freeze what it receives
+        return tx.signer, action, False
     agent = live_agent(ex, tx.signer, tx.nonce) if ex.agents else None
     if agent is None and tx.signer in ex.agents:
         raise TxError(Code.UNAUTHORIZED, "this agent key has expired, or the transaction was signed before "
@@ -88,6 +96,11 @@ def acting_account(ex: Exchange, tx: SignedTx, action: Any) -> tuple[bytes, Any,
         sub = ex.subs.get(action.account)
         if sub is None or sub[0] != account:
             raise TxError(Code.UNAUTHORIZED, "not a sub-account of the signing account")
+        if sub[1].startswith(ISOLATED_PREFIX):
+            # its margin carries one market's position: acted as, it could trade any market
+            # on that margin and leave the position behind when the market goes back to cross
+            raise TxError(Code.UNAUTHORIZED, "an isolated account is not acted as: its market's orders go to "
+                                             "it, and update_isolated_margin moves its margin")
         account, action = action.account, action.action
     if agent is not None:
         items = action.actions if isinstance(action, Batch) else (action,)
@@ -119,10 +132,10 @@ def handle_approve_agent(ex: Exchange, signer: bytes, pubkey: bytes, a: ApproveA
 
 def handle_revoke_agent(ex: Exchange, signer: bytes, pubkey: bytes, a: RevokeAgent) -> ActionResult:
     held = ex.agents.get(a.agent)
-    if held is None or held[0] != signer:
+    if held is None or (held[0] != signer and a.agent != signer):  # the master, or the agent renouncing
         raise TxError(Code.UNKNOWN_ACCOUNT, "no such agent of this account")
     del ex.agents[a.agent]
-    ex.agents_of[signer].discard(a.agent)
+    ex.agents_of[held[0]].discard(a.agent)
     ex.touch_agent(a.agent)
     return ActionResult(OK, status="ok")
 

@@ -88,6 +88,10 @@ def handle_set_margin_mode(ex: Exchange, signer: bytes, pubkey: bytes, a: SetMar
     _must_be_flat(ex, iso, a.market, "the isolated position")
     acct = ex.accounts.get(iso)
     if acct is not None:
+        # it trades one market (state/agents.py refuses act_as into it), but its balances go
+        # back only once it holds nothing anywhere: they are the margin of whatever it holds
+        if any(p.size for p in acct.positions.values()) or acct.open_orders or acct.triggers:
+            raise TxError(Code.UNAUTHORIZED, "the isolated account still holds a position or orders: close them first")
         if any(v < 0 for v in acct.balances.values()):
             raise TxError(Code.INSUFFICIENT_BALANCE, "the isolated account owes: add margin to repay it first")
         owner = ex.account(signer)

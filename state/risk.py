@@ -752,8 +752,9 @@ def must_afford_order(
 ) -> None:
     """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
     ``replacing`` is an order of the same account that is cancelled first (a modify)."""
-    if market.is_derivative and size <= reduce_capacity(acct, market.market_id, is_buy):
-        return  # strictly reduces risk: always allowed
+    if market.is_derivative and size + _same_side_open(acct, market.market_id, is_buy, replacing) \
+            <= reduce_capacity(acct, market.market_id, is_buy):
+        return  # strictly reduces risk (with every other open order on its side): always allowed
     notional = price * size * market.tick_value
     leg: OrderLeg = (market.market_id, is_buy, size, notional)
     borrow = (0, 0)
@@ -776,6 +777,17 @@ def must_afford_order(
                       f"order needs {borrow[1]} more of asset {borrow[0]} than the account holds and margin "
                       f"cannot borrow it: initial margin shortfall {short}")
     raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {short}")
+
+
+def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order | None) -> int:
+    """Lots the account's open orders (and margin-counting triggers) on ``market`` already
+    have on the ``is_buy`` side, less the order a modify replaces: an order only reduces
+    risk if, filled together with them, it still does not pass the position."""
+    agg = acct.orders.get(market)
+    lots = (agg[0] if is_buy else agg[2]) if agg is not None else 0
+    if replacing is not None and replacing.market == market and replacing.is_buy == is_buy:
+        lots -= replacing.size
+    return max(lots, 0)
 
 
 def _must_be_priced(after: Assessment, what: str) -> None:
