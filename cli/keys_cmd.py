@@ -209,10 +209,12 @@ def agent_approve(name: str, key_name: str, valid_for: int | None, eth: bool, **
 
 @agent.command("revoke")
 @click.argument("agent_ref", metavar="NAME|ADDR")
-@click.option("--key", "key_name", required=True, metavar="NAME", help="The account's own key.")
+@click.option("--key", "key_name", required=True, metavar="NAME",
+              help="The account's own key, or the agent's own key to renounce the approval.")
 @common_options
 def agent_revoke(agent_ref: str, key_name: str, **opts: Any) -> None:
-    """Revoke an agent of --key: from the next transaction on, it acts for nobody.
+    """Revoke an agent of --key (or, signed by the agent key itself, renounce the approval):
+    from the next transaction on, it acts for its own address.
 
     Example: bookchain keys agent revoke alice-bot --key alice
     """
