@@ -21,6 +21,7 @@ from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys
 from node.codes import split_hashes, unpack_codes
+from node.events import QUEUE_LIMIT, Subscription
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -55,6 +56,7 @@ MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_CLIENTS = 1000
+MAX_WS_SUBSCRIPTIONS = 100  # per /websocket connection, as /ws (node/hlws.py) caps them
 MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 # what answers while a synced snapshot awaits block h+1's certificate: the node's own status
@@ -645,14 +647,18 @@ class RpcServer:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
         self.ws_clients += 1
-        subs = []
+        subs: list[Subscription] = []
+        seen: set[tuple[str, Any]] = set()
+        # one bounded queue for all of the connection's subscriptions: a client that never
+        # reads holds at most QUEUE_LIMIT messages, however many topics it subscribed
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
 
-        async def forward(sub: Any) -> None:
+        async def forward() -> None:
             while True:
-                msg = await sub.queue.get()
+                msg = await inbox.get()
                 await ws.send_json({"topic": msg["topic"], "data": msg["data"]})
 
-        tasks: list[asyncio.Task[None]] = []
+        sender = asyncio.ensure_future(forward())
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -684,13 +690,17 @@ class RpcServer:
                 except (ValueError, TypeError) as err:
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": str(err)}})
                     continue
-                sub = self.rt.bus.subscribe(topic, key)
-                subs.append(sub)
-                tasks.append(asyncio.ensure_future(forward(sub)))
+                refusal = ("already subscribed" if (topic, key) in seen else
+                           f"at most {MAX_WS_SUBSCRIPTIONS} subscriptions per connection"
+                           if len(subs) >= MAX_WS_SUBSCRIPTIONS else None)
+                if refusal is not None:  # each is an entry every matching publish visits
+                    await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": refusal}})
+                    continue
+                seen.add((topic, key))
+                subs.append(self.rt.bus.subscribe(topic, key, inbox))
                 await ws.send_json({"subscribed": topic, "key": key})
         finally:
-            for t in tasks:
-                t.cancel()
+            sender.cancel()
             for s in subs:
                 self.rt.bus.unsubscribe(s)
             self.ws_clients -= 1

@@ -110,3 +110,20 @@ def test_hex_with_whitespace_is_not_hex() -> None:
             bytes_from_hex(text)
     with pytest.raises(ValueError):
         address_from_text("0x" + "11" * 19 + "  ")
+
+
+def test_legacy_websocket_refuses_duplicate_and_excess_subscriptions(node: ProvingNode) -> None:
+    """Each subscription is a bus queue of up to 1,000 messages and a task: one connection
+    subscribing tens of thousands of times and never reading grew the node's memory without
+    bound (and every publish walked them all). A connection holds at most
+    ``MAX_WS_SUBSCRIPTIONS``, none twice, as ``/ws`` does."""
+    from node.rpc import MAX_WS_SUBSCRIPTIONS
+
+    texts = [json.dumps({"method": "subscribe", "topic": "blocks"})] * 2
+    texts += [json.dumps({"method": "subscribe", "topic": "account", "address": "0x" + f"{i:040x}"})
+              for i in range(MAX_WS_SUBSCRIPTIONS)]
+    answers = ws_exchange(node, "/websocket", texts)
+    assert answers[0] == {"subscribed": "blocks", "key": None}
+    assert answers[1]["error"]["name"] == "MALFORMED" and "already" in answers[1]["error"]["message"]
+    assert all("subscribed" in a for a in answers[2:-1])
+    assert answers[-1]["error"]["name"] == "MALFORMED" and str(MAX_WS_SUBSCRIPTIONS) in answers[-1]["error"]["message"]
