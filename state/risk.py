@@ -613,7 +613,7 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
     what filling all its bids, or all its asks, would do."""
     eff = _LegEffect()
     minfo = ex.minfo
-    for m, (bl, bn, al, an) in acct.orders.items():
+    for m, (bl, bn, al, an) in sorted(acct.orders.items()):
         if drop is not None and drop.market == m:
             dn = drop.price * drop.size * minfo[m].tick_value
             if drop.is_buy:
@@ -752,11 +752,19 @@ def must_afford_order(
 ) -> None:
     """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
     ``replacing`` is an order of the same account that is cancelled first (a modify)."""
-    if market.is_derivative and size + _same_side_open(acct, market.market_id, is_buy, replacing) \
-            <= reduce_capacity(acct, market.market_id, is_buy):
-        return  # strictly reduces risk (with every other open order on its side): always allowed
     notional = price * size * market.tick_value
     leg: OrderLeg = (market.market_id, is_buy, size, notional)
+    if market.is_derivative and size + _same_side_open(acct, market.market_id, is_buy, replacing) \
+            <= reduce_capacity(acct, market.market_id, is_buy):
+        # reduces the position even with every other open order on its side. Allowed below
+        # initial margin only if, counted at its limit, it does not deepen the shortfall and the
+        # account stays solvent should it and every other open order fill at their limits: a
+        # close at the band's far edge (to a colluding account) realizes a loss that can exceed
+        # the account's equity, and that deficit would be the fund's and the lenders'
+        now = assess(ex, acct, True, orders=True, drop=replacing)
+        with_it = assess(ex, acct, True, orders=True, add=leg, drop=replacing)
+        if with_it.shortfall <= max(now.shortfall, 0) and _solvent_if_filled(ex, acct, leg, replacing):
+            return
     borrow = (0, 0)
     if not market.is_derivative:
         borrow = _spot_borrow_need(ex, acct, market, is_buy, size, notional, replacing)
@@ -768,7 +776,7 @@ def must_afford_order(
     if not market.is_derivative and _only_shrinks(ex, acct, market, is_buy, size):
         now = assess(ex, acct, True)
         filled = assess(ex, acct, True, fill=leg)
-        if filled.shortfall < now.shortfall:
+        if filled.shortfall < now.shortfall and _solvent_if_filled(ex, acct, leg, replacing):
             return
     _must_be_priced(after, f"order on market {market.market_id}")
     short = after.requirement - after.equity
@@ -781,13 +789,37 @@ def must_afford_order(
 
 def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order | None) -> int:
     """Lots the account's open orders (and margin-counting triggers) on ``market`` already
-    have on the ``is_buy`` side, less the order a modify replaces: an order only reduces
-    risk if, filled together with them, it still does not pass the position."""
+    have on the ``is_buy`` side, less the order a modify replaces."""
     agg = acct.orders.get(market)
     lots = (agg[0] if is_buy else agg[2]) if agg is not None else 0
     if replacing is not None and replacing.market == market and replacing.is_buy == is_buy:
         lots -= replacing.size
     return max(lots, 0)
+
+
+def _solvent_if_filled(ex: Exchange, acct: Account, leg: OrderLeg, drop: Order | None) -> bool:
+    """Whether the account's equity stays >= 0 if ``leg`` and every other open order (less
+    ``drop``) filled at their limits with the largest fee (a fill's loss against the mark or
+    index counted, a gain not): the risk-reducing exceptions must not let an account trade
+    itself below zero."""
+    equity = assess(ex, acct, False).equity
+    eff = _LegEffect()
+    minfo = ex.minfo
+    for m, (bl, bn, al, an) in sorted(acct.orders.items()):
+        if drop is not None and drop.market == m:
+            dn = drop.price * drop.size * minfo[m].tick_value
+            if drop.is_buy:
+                bl, bn = bl - drop.size, bn - dn
+            else:
+                al, an = al - drop.size, an - dn
+        if bl:
+            _leg_effect(ex, m, True, bl, bn, eff)
+            equity += eff.equity
+        if al:
+            _leg_effect(ex, m, False, al, an, eff)
+            equity += eff.equity
+    _leg_effect(ex, leg[0], leg[1], leg[2], leg[3], eff)
+    return equity + eff.equity >= 0
 
 
 def _must_be_priced(after: Assessment, what: str) -> None:

@@ -20,10 +20,10 @@ from state.tx import (
     UpdateIsolatedMargin,
     Withdraw,
 )
-from tests.harness import BTC_PERP, ETH_PERP, USDC, key
-from tests.state.riskkit import PX_60K, USD, risk_chain, set_prices
+from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH_PERP, USDC, Chain, key
+from tests.state.riskkit import BTC_UNIT, PX_60K, USD, risk_chain, set_prices
 
-ATTACKER, MAKER = key(90), key(91)
+ATTACKER, MAKER, ACCOMPLICE, LENDER = key(90), key(91), key(92), key(93)
 
 
 def test_an_isolated_account_trades_only_its_own_market() -> None:
@@ -75,6 +75,63 @@ def test_closing_orders_are_free_of_margin_only_together() -> None:
     assert codes.count(Code.OK) < 10 and Code.INSUFFICIENT_MARGIN in codes  # the rest need margin
     after = risk.assess(c.ex, c.ex.accounts[ATTACKER.address], True, orders=True)
     assert after.equity >= after.requirement  # what rests beyond the long is margined
+
+
+def _short_eth() -> tuple[Chain, int]:
+    """The attacker short 50 ETH-PERP at $3,000 (15x on $10k); its accomplice holds $20k."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K, eth=3_000 * USD)
+    c.fund(LENDER, USDC, 1_000_000 * USD)
+    c.fund(ATTACKER, USDC, 10_000 * USD)
+    c.fund(ACCOMPLICE, USDC, 20_000 * USD)
+    c.fund(MAKER, USDC, 5_000_000 * USD)
+    px = 3_000 * USD // c.ex.markets[ETH_PERP].tick_size
+    assert c.order(MAKER, ETH_PERP, True, px, 50_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, False, px, 50_000, tif=Tif.IOC).status == "filled"
+    return c, px
+
+
+def test_a_close_that_would_bankrupt_the_account_is_refused() -> None:
+    """A closing order skipped the margin check at any price inside the band: the attacker
+    bought back its short 20% above the mark from its accomplice, realized $30k of loss on
+    $10k of equity, and the $20k deficit fell on the insurance fund and then the USDC
+    lenders while the accomplice held the $30k."""
+    c, px = _short_eth()
+    top = px * 12 // 10
+    assert c.order(ACCOMPLICE, ETH_PERP, False, top, 50_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, True, top, 50_000, tif=Tif.IOC).code == Code.INSUFFICIENT_MARGIN
+    assert c.ex.accounts[ATTACKER.address].positions[ETH_PERP].size == -50_000
+    assert c.balance(LENDER, USDC) == 1_000_000 * USD
+
+
+def test_a_close_near_the_mark_is_still_free_of_margin() -> None:
+    c, _ = _short_eth()
+    set_prices(c, eth=3_100 * USD)  # the short is now below initial margin: closing must still work
+    near = 3_100 * USD // c.ex.markets[ETH_PERP].tick_size + 3
+    assert c.order(MAKER, ETH_PERP, False, near, 50_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, True, near, 50_000, tif=Tif.IOC).status == "filled"
+    assert c.ex.accounts[ATTACKER.address].positions[ETH_PERP].size == 0
+
+
+def test_a_spot_sale_that_only_shrinks_a_holding_cannot_go_below_zero() -> None:
+    """The spot twin: a margined BTC long sold to the accomplice's bid 5% under the index
+    "only shrank" the holding and skipped the check, ending below zero equity."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(LENDER, USDC, 5_000_000 * USD)
+    c.fund(MAKER, BTC, 100 * BTC_UNIT)
+    c.fund(ATTACKER, USDC, 60_000 * USD)
+    c.fund(ACCOMPLICE, USDC, 2_000_000 * USD)
+    assert c.order(MAKER, BTC_SPOT, False, 60_000, 300_000).status == "resting"
+    assert c.order(ATTACKER, BTC_SPOT, True, 60_000, 190_000, tif=Tif.IOC).status == "filled"
+    set_prices(c, btc=58_500 * USD)
+    low = 58_500 * 951 // 1000
+    assert c.order(ACCOMPLICE, BTC_SPOT, True, low, 190_000).status == "resting"
+    assert c.order(ATTACKER, BTC_SPOT, False, low, 190_000, tif=Tif.IOC).code == Code.INSUFFICIENT_MARGIN
+    assert c.balance(ATTACKER, BTC) == 19 * BTC_UNIT
+    fair = 58_500 * 998 // 1000
+    assert c.order(MAKER, BTC_SPOT, True, fair, 190_000).status == "resting"
+    assert c.order(ATTACKER, BTC_SPOT, False, fair, 190_000, tif=Tif.IOC).status == "filled"
 
 
 def test_an_address_made_someone_elses_agent_can_renounce_it() -> None:
