@@ -98,6 +98,8 @@ def handle_set_margin_mode(ex: Exchange, signer: bytes, pubkey: bytes, a: SetMar
         for asset, amount in sorted(acct.balances.items()):
             acct.credit(asset, -amount)
             owner.credit(asset, amount)
+        if acct.leverage:  # the isolated position's leverage goes with it
+            acct.set_leverage(a.market, None)
     del ex.subs[iso]
     ex.subs_of[signer].discard(iso)
     ex.touch_sub(iso)

@@ -6,11 +6,13 @@ the mark over the leverage). An account may lower its own leverage on a market (
 Hyperliquid, ``updateLeverage``), which raises that floor and so the margin its orders
 need; it can never raise it above the market's maximum, and it never lowers the portfolio
 requirement. Lowering it with a position open must leave the account above initial margin.
+On a market the account trades isolated, the setting is its isolated account's (whose
+position it margins), and it goes when the market returns to cross.
 """
 
 from __future__ import annotations
 
-from state import risk
+from state import isolated, risk
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.receipts import OK, ActionResult
@@ -24,7 +26,8 @@ def handle_update_leverage(ex: Exchange, signer: bytes, pubkey: bytes, a: Update
     if a.leverage > market.max_leverage:
         raise TxError(Code.LEVERAGE_OUT_OF_RANGE, f"leverage {a.leverage} above {market.symbol}'s maximum "
                                                   f"{market.max_leverage}")
-    acct = ex.account(signer)
+    # an isolated market's position lives in its isolated account: the setting goes there
+    acct = ex.account(isolated.route(ex, signer, a.market) if ex.subs else signer)
     chosen = None if a.leverage in (0, market.max_leverage) else a.leverage
     before = acct.leverage.get(a.market)
     if chosen == before:

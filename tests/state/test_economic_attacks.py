@@ -18,6 +18,7 @@ from state.tx import (
     SetMarginMode,
     Tif,
     UpdateIsolatedMargin,
+    UpdateLeverage,
     Withdraw,
 )
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH_PERP, USDC, Chain, key
@@ -148,3 +149,27 @@ def test_an_address_made_someone_elses_agent_can_renounce_it() -> None:
     assert MAKER.address not in c.ex.agents and MAKER.address not in c.ex.agents_of.get(ATTACKER.address, set())
     assert c.run(MAKER, Withdraw(USDC, 50_000 * USD, b"\x11" * 20)).code == Code.OK
     assert c.balance(MAKER, USDC) == 0 and c.balance(ATTACKER, USDC) == 10 * USD
+
+
+def test_leverage_on_an_isolated_market_is_the_isolated_accounts() -> None:
+    """``update_leverage`` set the cross account's leverage on an isolated market, where
+    nothing trades: a Hyperliquid user who chose "isolated 2x" traded at the market's 20x."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(ATTACKER, USDC, 100_000 * USD)
+    c.fund(MAKER, USDC, 10_000_000 * USD)
+    assert c.result(ATTACKER, SetMarginMode(BTC_PERP, True)).status == "ok"
+    assert c.result(ATTACKER, UpdateLeverage(BTC_PERP, 2)).status == "ok"
+    iso = isolated_address(ATTACKER.address, BTC_PERP)
+    assert c.ex.accounts[iso].leverage == {BTC_PERP: 2} and BTC_PERP not in c.ex.accounts[ATTACKER.address].leverage
+    assert c.result(ATTACKER, UpdateIsolatedMargin(BTC_PERP, 10_000 * USD)).status == "ok"
+    assert c.order(MAKER, BTC_PERP, False, 60_000, 20_000).status == "resting"
+    # 2 BTC, 12x on $10k of isolated margin: refused at 2x; 0.3 BTC (1.8x) goes
+    assert c.order(ATTACKER, BTC_PERP, True, 60_000, 20_000, tif=Tif.IOC).code == Code.INSUFFICIENT_MARGIN
+    assert c.order(ATTACKER, BTC_PERP, True, 60_000, 3_000, tif=Tif.IOC).status == "filled"
+    assert c.order(MAKER, BTC_PERP, True, 59_990, 3_000).status == "resting"
+    assert c.order(ATTACKER, BTC_PERP, False, 59_990, 3_000, tif=Tif.IOC).status == "filled"
+    assert c.result(ATTACKER, SetMarginMode(BTC_PERP, False)).status == "ok"
+    left = c.ex.accounts.get(iso)  # at most the closed position's realized-PnL history
+    assert left is None or (not left.balances and not left.leverage and not any(p.size for p in left.positions.values()))
+    assert c.balance(ATTACKER, USDC) > 99_000 * USD
