@@ -106,6 +106,12 @@ def acting_account(ex: Exchange, tx: SignedTx, action: Any) -> tuple[bytes, Any,
         items = action.actions if isinstance(action, Batch) else (action,)
         for item in items:
             if type(item) not in AGENT_ACTIONS:
+                if tx.signer in ex.accounts and not isinstance(tx.action, ActAs) and account == agent[0]:
+                    # the key's own address holds funds (sent to it after, or despite, the
+                    # approval): what an agent may not do for its master it does for itself,
+                    # so a key that cannot sign a native revoke (a Hyperliquid one) can still
+                    # move its own funds
+                    return tx.signer, action, False
                 raise TxError(Code.UNAUTHORIZED, "an agent key may only trade: place, cancel and modify orders")
     return account, action, agent is not None
 

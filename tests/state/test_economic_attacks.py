@@ -139,15 +139,15 @@ def test_an_address_made_someone_elses_agent_can_renounce_it() -> None:
     """Anyone could approve a fresh address as their own agent before its first deposit:
     everything it then signed acted for the squatter, and its withdrawals, transfers and
     even the revocation were refused, so what it received was frozen until the squatter
-    let it go. The agent key may now renounce the approval itself."""
+    let it go. The key now moves its own funds, and may renounce the approval itself."""
     c = risk_chain()
     c.fund(ATTACKER, USDC, 10 * USD)
     assert c.result(ATTACKER, ApproveAgent(MAKER.address, "mine", 0)).status == "ok"
     c.fund(MAKER, USDC, 50_000 * USD)
-    assert c.run(MAKER, Withdraw(USDC, 1 * USD, b"\x11" * 20)).code == Code.UNAUTHORIZED
+    assert c.run(MAKER, Withdraw(USDC, 1 * USD, b"\x11" * 20)).code == Code.OK  # its own funds, not the squatter's
     assert c.run(MAKER, RevokeAgent(MAKER.address)).code == Code.OK
     assert MAKER.address not in c.ex.agents and MAKER.address not in c.ex.agents_of.get(ATTACKER.address, set())
-    assert c.run(MAKER, Withdraw(USDC, 50_000 * USD, b"\x11" * 20)).code == Code.OK
+    assert c.run(MAKER, Withdraw(USDC, 49_999 * USD, b"\x11" * 20)).code == Code.OK
     assert c.balance(MAKER, USDC) == 0 and c.balance(ATTACKER, USDC) == 10 * USD
 
 
@@ -173,3 +173,18 @@ def test_leverage_on_an_isolated_market_is_the_isolated_accounts() -> None:
     left = c.ex.accounts.get(iso)  # at most the closed position's realized-PnL history
     assert left is None or (not left.balances and not left.leverage and not any(p.size for p in left.positions.values()))
     assert c.balance(ATTACKER, USDC) > 99_000 * USD
+
+
+def test_a_squatted_hyperliquid_address_can_move_its_own_funds() -> None:
+    """A Hyperliquid key cannot sign a native ``revoke_agent``: made someone's agent, it could
+    not ``usdSend`` its deposit out. What an agent may not do for its master, a key whose own
+    address holds funds does for itself."""
+    c = risk_chain()
+    victim = EthKey(bytes([11]) * 32)
+    c.fund(ATTACKER, USDC, 10 * USD)
+    assert c.result(ATTACKER, ApproveAgent(victim.address, "mine", 0)).status == "ok"
+    c.run(key(1), Deposit(victim.address, USDC, 50_000 * USD))
+    send = hltx.sign_user(victim, {"type": "usdSend", "destination": "0x" + MAKER.address.hex(), "amount": "49000",
+                                   "time": c.time + 1})
+    assert c.block(send).receipts[0].code == Code.OK
+    assert c.balance(MAKER, USDC) == 49_000 * USD and c.balance(ATTACKER, USDC) == 10 * USD
