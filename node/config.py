@@ -8,10 +8,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consensus.config import ConsensusConfig
+from consensus.config import NODE_DEFAULTS, ConsensusConfig
 from state.keys import PrivateKey
 
 MAX_GOSSIP_GAP_MS = 1000
+
+
+class ConfigError(ValueError):
+    """config.json is malformed: the node refuses to start with this one-line reason."""
+
+
+def _ints(section: str, obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) is not int:
+            raise ConfigError(f"{section}.{name} must be an integer, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{section}.{name} must not be negative")
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be an object")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +54,8 @@ class MempoolConfig:
     gossip_gap_ms: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs", "per_signer_min",
-                     "reap_window_ms", "gossip_gap_ms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"mempool: {name} must not be negative")
+        _ints("mempool", self, ("max_txs", "max_bytes", "admission_window_ms", "admission_floor_txs",
+                                "per_signer_min", "reap_window_ms", "gossip_gap_ms"))
         if self.gossip_gap_ms > MAX_GOSSIP_GAP_MS:
             raise ValueError(f"mempool: gossip_gap_ms above {MAX_GOSSIP_GAP_MS} would hold txs from the "
                              "other proposers for blocks")
@@ -63,6 +81,9 @@ class StorageConfig:
     proof_heights: int = 20
 
     def __post_init__(self) -> None:
+        _ints("storage", self, ("retain_blocks", "snapshot_interval", "keep_snapshots"))
+        if type(self.state_sync_from) is not str:
+            raise ConfigError("storage.state_sync_from must be a file path or an RPC URL (text)")
         if type(self.proof_heights) is not int or not 0 <= self.proof_heights <= MAX_PROOF_HEIGHTS:
             raise ValueError(f"storage.proof_heights must be an integer in [0, {MAX_PROOF_HEIGHTS}]")
         if self.retain_blocks and self.snapshot_interval and self.retain_blocks < 2 * self.snapshot_interval:
@@ -80,6 +101,14 @@ class OracleConfig:
     prices: dict[str, int] = field(default_factory=dict)
     interval_ms: int = 2000
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.prices, dict) or not all(
+                type(k) is str and type(v) is int and v > 0 for k, v in self.prices.items()):
+            raise ConfigError("oracle.prices must map asset symbols to positive integers")
+        _ints("oracle", self, ("interval_ms",))
+        if self.interval_ms == 0:
+            raise ConfigError("oracle.interval_ms must be positive")
+
 
 @dataclass(frozen=True, slots=True)
 class TestSwitches:
@@ -89,6 +118,11 @@ class TestSwitches:
     slow_propose_ms: int = 0
     allow_isolate: bool = False  # enables POST /debug/isolate (drop all p2p traffic for a while)
     allow_oracle_override: bool = False  # enables POST /debug/oracle (move this validator's feed)
+
+    def __post_init__(self) -> None:
+        for name in ("equivocate", "allow_isolate", "allow_oracle_override"):
+            _flag(getattr(self, name), f"test.{name}")
+        _ints("test", self, ("slow_propose_ms",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +204,50 @@ class NodeConfig:
 
     @classmethod
     def load(cls, home: str | os.PathLike[str]) -> NodeConfig:
+        """Read HOME/config.json; anything malformed is a ``ConfigError`` naming the field."""
         root = Path(home)
-        doc: dict[str, Any] = json.loads((root / "config.json").read_text())
+        try:
+            doc = json.loads((root / "config.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise ConfigError(f"not JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError("must be a JSON object")
+        try:
+            return cls._from_doc(root, doc)
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError) as err:  # a missing section, an unknown or mistyped field
+            raise ConfigError(f"{type(err).__name__}: {err}") from None
+
+    @classmethod
+    def _from_doc(cls, root: Path, doc: dict[str, Any]) -> NodeConfig:
+        for name in ("rpc", "p2p"):
+            if not isinstance(doc.get(name), dict):
+                raise ConfigError(f"{name} must be an object (it is required)")
         rpc, p2p = doc["rpc"], doc["p2p"]
+        port = rpc.get("port")
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ConfigError(f"rpc.port must be an integer in [0, 65535], got {port!r}")
+        if type(rpc.get("host", "")) is not str or type(doc.get("moniker", "")) is not str:
+            raise ConfigError("rpc.host and moniker must be text")
+        peers = p2p.get("peers", [])
+        if type(p2p.get("listen")) is not str or not isinstance(peers, list) or not all(type(x) is str for x in peers):
+            raise ConfigError("p2p.listen must be a multiaddr and p2p.peers a list of multiaddrs")
+        for name, value in _section(doc, "consensus").items():
+            want = type(NODE_DEFAULTS.get(name, value))
+            if type(value) is not want:
+                raise ConfigError(f"consensus.{name} must be {'true or false' if want is bool else 'an integer'}")
+        # parsed here as the p2p worker will (a bad one was its traceback); imported here:
+        # libp2p is heavy, and only a starting node needs it
+        from multiaddr import Multiaddr
+
+        from node.p2p.peers import parse_peer_multiaddr
+        try:
+            Multiaddr(p2p["listen"])
+            for text in peers:
+                parse_peer_multiaddr(text)
+        except Exception as err:  # multiaddr's parse errors share no base class with ValueError
+            raise ConfigError(f"p2p: {err}") from None
         return cls(
             home=root,
             moniker=doc.get("moniker", root.name),
@@ -182,11 +257,11 @@ class NodeConfig:
             p2p_peers=tuple(p2p.get("peers", [])),
             p2p_peer_timeout_ms=_peer_timeout_ms(p2p.get("peer_timeout_ms", 3000)),
             p2p_worker_process=_flag(p2p.get("worker_process", True), "p2p.worker_process"),
-            consensus=ConsensusConfig.from_node_json(doc.get("consensus", {})),
-            mempool=MempoolConfig(**doc.get("mempool", {})),
-            storage=StorageConfig(**doc.get("storage", {})),
-            oracle=OracleConfig(**doc.get("oracle", {})),
-            test=TestSwitches(**doc.get("test", {})),
+            consensus=ConsensusConfig.from_node_json(_section(doc, "consensus")),
+            mempool=MempoolConfig(**_section(doc, "mempool")),
+            storage=StorageConfig(**_section(doc, "storage")),
+            oracle=OracleConfig(**_section(doc, "oracle")),
+            test=TestSwitches(**_section(doc, "test")),
         )
 
 

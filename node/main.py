@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from node.config import NodeConfig
+from node.config import ConfigError, NodeConfig
 from node.diskfull import EXIT_DISK_FULL, StorageFailure, writing
 from node.gctune import tune_for_throughput
 
@@ -139,7 +139,11 @@ def run(home: str, stderr_level: str | None = None) -> None:
 
     if stderr_level is not None:
         os.environ[STDERR_LEVEL_ENV] = stderr_level
-    config = NodeConfig.load(home)
+    try:
+        config = NodeConfig.load(home)
+    except ConfigError as err:  # nothing started yet, no log file: one line on stderr
+        print(f"Error: {home}/config.json: {err}", file=sys.stderr)
+        sys.exit(1)
     setup_logging(config.log_path)
     try:
         try:
