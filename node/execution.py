@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -75,6 +75,7 @@ class Applied:
     events: list[list[Any]]
     hashes: list[bytes]
     apply_ms: float
+    fills: dict[Any, Any] = field(default_factory=dict)  # (seq, account) -> FillContext (node/fillbook.py)
 
 
 class Execution:
@@ -222,6 +223,7 @@ class Execution:
             hashes = [r[0] for r in receipts]
         else:  # not expected; keep the index right anyway
             hashes = [tx_hash(raw) for raw in block.txs]
+        fills: dict[Any, Any] = {}  # each fill side's position context (node/fillbook.py), for the websocket too
         if indexing:
             record = pack([result.app_hash, receipts, events, result.write_digests])
             codes = [r[1] for r in receipts] if len(receipts) == len(hashes) else None
@@ -243,7 +245,7 @@ class Execution:
         maybe_crash("state_committed")
         self._keep_for_proofs()
         self.cpu_s += time.thread_time() - cpu0
-        return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000)
+        return Applied(block, result, receipts, events, hashes, (time.perf_counter() - t0) * 1000, fills)
 
     def finish(self, applied: Applied, *, publish: bool) -> None:
         """The loop's part of a commit, once the state is stored: open the gate, take the
@@ -267,7 +269,7 @@ class Execution:
         committed, self._committed = self._committed, asyncio.Event()
         committed.set()
         if publish:
-            self._notify(block, hashes, receipts, applied.events)
+            self._notify(block, hashes, receipts, applied.events, applied.fills)
 
     def _verify_missing(self, txs: tuple[bytes, ...]) -> None:
         missing = self.mempool.missing_verifications(txs)
@@ -316,7 +318,8 @@ class Execution:
             if not lst:
                 del self.waiters[h]
 
-    def _notify(self, block: Block, hashes: list[bytes], receipts: list[Any], events: list[Any]) -> None:
+    def _notify(self, block: Block, hashes: list[bytes], receipts: list[Any], events: list[Any],
+                fills: dict[Any, Any] | None = None) -> None:
         if self.waiters:
             by_hash = {r[0]: r for r in receipts}
             for i, h in enumerate(hashes):
@@ -331,7 +334,7 @@ class Execution:
             return
         if bus.wants(hlws.TOPIC):
             self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
-                            self.candles)
+                            self.candles, fills)
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import WSMsgType, web
 
 from node import orderindex
-from node.history import INTERVALS
+from node.history import INTERVALS, Extra
 from node.hlinfo import (
     BOOK_LEVELS,
     HOUR_MS,
@@ -151,7 +151,7 @@ class Bundle:
     the funding rate the block settled (ppb per interval); ``bbos``: market -> [best bid
     level or None, best ask level or None] where one of them changed."""
 
-    __slots__ = ("bbos", "books", "cache", "candles", "events", "height", "mids", "orders", "rates", "szi",
+    __slots__ = ("bbos", "books", "cache", "candles", "events", "fills", "height", "mids", "orders", "rates", "szi",
                  "time_ms")
 
     def __init__(self, height: int, time_ms: int) -> None:
@@ -166,6 +166,7 @@ class Bundle:
         self.szi: dict[tuple[bytes, int], int] = {}
         self.rates: dict[int, int] = {}
         self.cache: dict[tuple[str, str, str, str], list[str]] = {}
+        self.fills: Mapping[tuple[int, bytes], Any] = {}  # (seq, account) -> fill context (node/fillbook.py)
 
 
 def _levels(ex: Exchange, market: int) -> list[list[dict[str, Any]]]:
@@ -238,18 +239,22 @@ class Publisher:
                                                 getattr(item, "cloid", None), time_ms))
 
     def publish(self, bus: EventBus, ex: Exchange, height: int, time_ms: int, hashes: Sequence[bytes],
-                receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any) -> None:
+                receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any,
+                fills: Mapping[tuple[int, bytes], Any] | None = None) -> None:
         if not bus.wants(TOPIC):
             if self.active:  # nobody listens: forget, so nothing stale is kept or sent later
                 self.active, self.books, self.mids, self.memo = False, {}, {}, {}
             return
-        bus.publish(TOPIC, None, {"bundle": self.bundle(ex, height, time_ms, hashes, receipts, events, candles)})
+        bus.publish(TOPIC, None, {"bundle": self.bundle(ex, height, time_ms, hashes, receipts, events, candles, fills)})
 
     def bundle(self, ex: Exchange, height: int, time_ms: int, hashes: Sequence[bytes],
-               receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any) -> Bundle:
-        """The bundle of a block just applied to ``ex`` (``events``: [tx_index, event list])."""
+               receipts: Sequence[list[Any]], events: Sequence[list[Any]], candles: Any,
+               fills: Mapping[tuple[int, bytes], Any] | None = None) -> Bundle:
+        """The bundle of a block just applied to ``ex`` (``events``: [tx_index, event list];
+        ``fills``: node/fillbook.py's context of each fill side, keyed by (seq, account))."""
         self._at(height)
         b = Bundle(height, time_ms)
+        b.fills = fills or {}
         traded: set[int] = set()
         status: dict[int, Status] = {}
         for seq, (i, e) in enumerate(events):
@@ -363,7 +368,9 @@ def _user_fills(ex: Exchange, b: Bundle, user: bytes) -> list[dict[str, Any]]:
     out = []
     for seq, tx, e in b.events:
         if e[0] == "fill" and user in (e[5], e[6]):
-            for f in user_fills(ex, user, [(b.height, seq, b.time_ms, e)]):
+            ctx = b.fills.get((seq, user))  # the position it started from and the PnL it closed, as /info says
+            extra = Extra([None, ctx.start, ctx.closed_pnl]) if ctx is not None else None
+            for f in user_fills(ex, user, [(b.height, seq, b.time_ms, e, extra)] if extra else [(b.height, seq, b.time_ms, e)]):
                 f["hash"] = tx
                 out.append(f)
     return out
