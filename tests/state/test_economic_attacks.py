@@ -4,6 +4,8 @@ test is one exploit, refused now, and fails on the code before its fix."""
 
 from __future__ import annotations
 
+import pytest
+
 from state import hltx, risk
 from state.eip712 import EthKey
 from state.errors import Code
@@ -22,9 +24,9 @@ from state.tx import (
     Withdraw,
 )
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH_PERP, USDC, Chain, key
-from tests.state.riskkit import BTC_UNIT, PX_60K, USD, risk_chain, set_prices
+from tests.state.riskkit import BTC_UNIT, PX_60K, USD, V, risk_chain, set_prices
 
-ATTACKER, MAKER, ACCOMPLICE, LENDER = key(90), key(91), key(92), key(93)
+ATTACKER, MAKER, ACCOMPLICE, LENDER = key(94), key(95), key(96), key(97)
 
 
 def test_an_isolated_account_trades_only_its_own_market() -> None:
@@ -188,3 +190,38 @@ def test_a_squatted_hyperliquid_address_can_move_its_own_funds() -> None:
                                    "time": c.time + 1})
     assert c.block(send).receipts[0].code == Code.OK
     assert c.balance(MAKER, USDC) == 49_000 * USD and c.balance(ATTACKER, USDC) == 10 * USD
+
+
+def test_auto_deleveraging_ranks_each_holder_once_per_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADL ranked every opposite holder afresh for every bankrupt account: a block with
+    bankrupt longs and as many profitable shorts cost O(longs x shorts) portfolio
+    assessments (400 of each: 0.8 s; a few thousand: minutes of one block). The scan's
+    queue scores a holder once, and again only after an ADL trades with it."""
+    import hashlib
+
+    from state import liquidation
+    from state.keys import PrivateKey
+    from state.tx import OraclePrices
+
+    n = 60
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    longs = [PrivateKey(hashlib.sha256(b"L%d" % i).digest()) for i in range(n)]
+    shorts = [PrivateKey(hashlib.sha256(b"S%d" % i).digest()) for i in range(n)]
+    c.block(*[c.sign(key(1), Deposit(k.address, USDC, 1_300_000)) for k in longs],
+            *[c.sign(key(1), Deposit(k.address, USDC, 100 * USD)) for k in shorts])
+    c.block(*[c.sign(k, PlaceOrder(BTC_PERP, False, 60_000, 3, Tif.GTC, False, None)) for k in shorts])
+    c.block(*[c.sign(k, PlaceOrder(BTC_PERP, True, 60_000, 3, Tif.IOC, False, None)) for k in longs])
+    scored = 0
+    score = liquidation._adl_score
+
+    def counting(*args: object) -> tuple[int, int]:
+        nonlocal scored
+        scored += 1
+        return score(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(liquidation, "_adl_score", counting)
+    r = c.block(c.sign(V, OraclePrices(((BTC, 54_000 * USD),))))
+    deleveraged = sum(1 for _, e in r.events if type(e).__name__ == "Deleveraged")
+    assert deleveraged >= n // 2  # the bankrupt longs met the shorts
+    assert scored <= 3 * n  # not n x n
