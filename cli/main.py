@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from cli.context import Ctx, Seconds, translate_errors, with_scheme
-from node.client import DEFAULT_URL
+from node.client import DEFAULT_URL, answers_decoded
 from node.diskfull import StorageFailure
 from node.wallet.keystore import HOME_ENV
 
@@ -22,7 +22,8 @@ DEBUG_ENV = "BOOKCHAIN_DEBUG"
 class BookchainGroup(click.Group):
     """Maps library errors to exit codes for every subcommand, wherever they are raised.
 
-    An OSError is the file system's answer (exit 1 with its message). Last resort: an
+    An OSError is the file system's answer (exit 1 with its message). A type or lookup
+    error once a node has answered is that answer's shape (``BAD_ANSWER``). Last resort: an
     exception nothing else expected is a bug, but a user still gets one line
     naming it (exit 1) instead of a traceback; ``BOOKCHAIN_DEBUG=1`` shows the traceback."""
 
@@ -39,6 +40,11 @@ class BookchainGroup(click.Group):
         except Exception as err:
             if os.environ.get(DEBUG_ENV):
                 raise
+            if answers_decoded() and isinstance(err, (TypeError, AttributeError, LookupError, ValueError)):
+                # a field of a node's answer missing or of another type than the command reads
+                raise click.ClickException(
+                    f"BAD_ANSWER: the node's answer is not what this command reads ({type(err).__name__}: {err}); "
+                    f"is --node a bookchain node of this version? ({DEBUG_ENV}=1 shows the traceback)") from None
             raise click.ClickException(
                 f"unexpected error {type(err).__name__}: {err} (a bug: please report it; "
                 f"{DEBUG_ENV}=1 shows the traceback)") from None

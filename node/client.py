@@ -87,6 +87,17 @@ def error_from_answer(status: int, body: bytes, content_type: str = "") -> RpcEr
         return RpcError(-1, f"HTTP_{status}", text, status)
 
 
+class _Answers:
+    """How many 2xx answers this process decoded: a tool that fails on an answer's shape
+    after reading one says so (``BAD_ANSWER``) rather than calling it its own bug."""
+
+    decoded = 0
+
+
+def answers_decoded() -> int:
+    return _Answers.decoded
+
+
 def parse_packed_answer(status: int, body: bytes, content_type: str) -> Any:
     """A 2xx msgpack answer, decoded (bin stays bytes), else RpcError."""
     if not 200 <= status < 300:
@@ -94,9 +105,11 @@ def parse_packed_answer(status: int, body: bytes, content_type: str) -> Any:
     if content_type != MSGPACK:
         raise RpcError(-1, "BAD_ANSWER", f"node sent {content_type or 'no content type'}, not msgpack", status)
     try:
-        return msgpack.unpackb(body, raw=False)
+        doc = msgpack.unpackb(body, raw=False)
     except Exception:
         raise RpcError(-1, "BAD_ANSWER", "node sent undecodable msgpack", status) from None
+    _Answers.decoded += 1
+    return doc
 
 
 def parse_answer(status: int, body: bytes) -> Json:
@@ -109,6 +122,7 @@ def parse_answer(status: int, body: bytes) -> Json:
         raise RpcError(-1, "BAD_ANSWER", f"node sent non-JSON: {body[:200]!r}", status) from None
     if not isinstance(doc, dict):
         raise RpcError(-1, "BAD_ANSWER", f"node sent a JSON {type(doc).__name__}, not an object", status)
+    _Answers.decoded += 1
     return doc
 
 

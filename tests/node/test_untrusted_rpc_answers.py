@@ -84,3 +84,37 @@ def test_state_sync_gives_up_on_a_server_that_trickles(monkeypatch: pytest.Monke
     with http_stub(_Trickle) as url, pytest.raises(SnapshotError) as err:
         fetch_snapshot(url + "/snapshot?height=1")
     assert err.value.code == Code.SNAPSHOT_UNAVAILABLE and "too slow" in err.value.message
+
+
+class _WrongShape(BaseHTTPRequestHandler):
+    """A server whose every answer is a JSON object of the wrong field types."""
+
+    def _answer(self) -> None:
+        body = b'{"markets": "x", "assets": "x", "latest_height": "x", "height": null, "bids": "x", "asks": 5}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("args", [["query", "markets"], ["query", "block"], ["query", "book", "BTC-PERP"],
+                                  ["query", "status"]])
+def test_the_cli_calls_a_wrongly_shaped_answer_bad_answer_not_its_bug(args: list[str]) -> None:
+    """The CLI read answers of the wrong shape as its own bug ("unexpected error ... (a bug:
+    please report it)"); a failure on an answer's fields is the answer's (BAD_ANSWER)."""
+    from click.testing import CliRunner
+
+    from cli.main import bookchain
+
+    with http_stub(_WrongShape) as url:
+        result = CliRunner().invoke(bookchain, ["--node", url, "--timeout", "5", *args])
+    assert result.exit_code in (0, 1), result.output
+    assert "a bug" not in result.output and "Traceback" not in result.output
+    if result.exit_code:
+        assert "BAD_ANSWER" in result.output
