@@ -761,9 +761,12 @@ def must_afford_order(
         # account stays solvent should it and every other open order fill at their limits: a
         # close at the band's far edge (to a colluding account) realizes a loss that can exceed
         # the account's equity, and that deficit would be the fund's and the lenders'
+        # (the part that crosses the book now counts at the resting orders' prices, the rest at
+        # its limit: a market close with slippage is judged by what it would trade at)
+        walked: OrderLeg = (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
         now = assess(ex, acct, True, orders=True, drop=replacing)
-        with_it = assess(ex, acct, True, orders=True, add=leg, drop=replacing)
-        if with_it.shortfall <= max(now.shortfall, 0) and _solvent_if_filled(ex, acct, leg, replacing):
+        with_it = assess(ex, acct, True, orders=True, add=walked, drop=replacing)
+        if with_it.shortfall <= max(now.shortfall, 0) and _solvent_if_filled(ex, acct, walked, replacing):
             return
     borrow = (0, 0)
     if not market.is_derivative:
@@ -776,7 +779,8 @@ def must_afford_order(
     if not market.is_derivative and _only_shrinks(ex, acct, market, is_buy, size):
         now = assess(ex, acct, True)
         filled = assess(ex, acct, True, fill=leg)
-        if filled.shortfall < now.shortfall and _solvent_if_filled(ex, acct, leg, replacing):
+        walked = (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
+        if filled.shortfall < now.shortfall and _solvent_if_filled(ex, acct, walked, replacing):
             return
     _must_be_priced(after, f"order on market {market.market_id}")
     short = after.requirement - after.equity
@@ -795,6 +799,36 @@ def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order |
     if replacing is not None and replacing.market == market and replacing.is_buy == is_buy:
         lots -= replacing.size
     return max(lots, 0)
+
+
+#: resting orders a risk-reducing order's valuation walks at most (``_walk_notional``)
+WALK_ORDERS: Final = 1000
+
+
+def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int) -> int:
+    """What ``size`` lots at limit ``price`` would trade for: the part that crosses the book now
+    at the resting orders' prices (best first), the rest (which would rest) at the limit. The
+    account's own orders (self-trade prevention cancels them) and reduce-only makers (they may
+    be clipped or cancelled) are passed over, so the walk never prices a fill the matching
+    engine would not make. At most ``WALK_ORDERS`` resting orders are visited (what is left
+    counts at the limit): passed-over orders are not consumed, so without a bound every
+    close could walk the same thousands of them."""
+    book = ex.books[market.market_id]
+    levels = book.asks if is_buy else book.bids
+    left, total, budget = size, 0, WALK_ORDERS
+    for p in (book.ask_prices if is_buy else reversed(book.bid_prices)):
+        if not left or not budget or (p > price if is_buy else p < price):
+            break
+        for o in levels[p].orders:
+            if not left or not budget:
+                break
+            budget -= 1
+            if not o.live or o.owner == acct.address or o.reduce_only:
+                continue
+            q = min(left, o.size)
+            total += p * q
+            left -= q
+    return (total + left * price) * market.tick_value
 
 
 def _solvent_if_filled(ex: Exchange, acct: Account, leg: OrderLeg, drop: Order | None) -> bool:

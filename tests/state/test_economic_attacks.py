@@ -116,6 +116,34 @@ def test_a_close_near_the_mark_is_still_free_of_margin() -> None:
     assert c.ex.accounts[ATTACKER.address].positions[ETH_PERP].size == 0
 
 
+def test_a_distressed_market_close_is_judged_at_the_book() -> None:
+    """Valued at its limit, a market close with the CLI's 5% slippage was refused to an
+    account below initial margin though the book offered the whole size at the mark: the
+    part that crosses now counts at the resting orders' prices."""
+    c, _ = _short_eth()
+    set_prices(c, eth=3_090 * USD)  # equity ~$5.4k, maintenance ~$4.7k, initial ~$7.8k
+    mark = 3_090 * USD // c.ex.markets[ETH_PERP].tick_size
+    assert c.order(MAKER, ETH_PERP, False, mark + 10, 50_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, True, mark * 105 // 100, 50_000, tif=Tif.IOC).status == "filled"
+
+
+def test_own_resting_orders_do_not_price_a_close() -> None:
+    """Self-trade prevention cancels the account's own resting orders and the close goes on
+    to worse prices: the valuation passes over them (and over reduce-only makers)."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K, eth=3_000 * USD)
+    c.fund(ATTACKER, USDC, 10_000 * USD)
+    c.fund(ACCOMPLICE, USDC, 50_000 * USD)
+    c.fund(MAKER, USDC, 5_000_000 * USD)
+    px = 3_000 * USD // c.ex.markets[ETH_PERP].tick_size
+    assert c.order(MAKER, ETH_PERP, True, px, 25_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, False, px, 25_000, tif=Tif.IOC).status == "filled"
+    assert c.order(ATTACKER, ETH_PERP, False, px + 10, 25_000).status == "resting"  # its own ask at the mark
+    top = px * 12 // 10
+    assert c.order(ACCOMPLICE, ETH_PERP, False, top, 25_000).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, True, top, 25_000, tif=Tif.IOC).code == Code.INSUFFICIENT_MARGIN
+
+
 def test_a_spot_sale_that_only_shrinks_a_holding_cannot_go_below_zero() -> None:
     """The spot twin: a margined BTC long sold to the accomplice's bid 5% under the index
     "only shrank" the holding and skipped the check, ending below zero equity."""
