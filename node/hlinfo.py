@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from state.hlassets import perp_ids, spot_ids
+from state.isolated import ISOLATED_PREFIX, isolated_markets
 from state.keys import address_from_text, address_to_text, bytes_from_hex
 from state.units import sz_decimals
 from state.views import margin_summary
@@ -261,45 +262,67 @@ def parse_user(value: Any) -> bytes:
         raise InfoError(f"user: {err}") from None
 
 
+def own_accounts(ex: Exchange, address: bytes) -> list[bytes]:
+    """``address`` and its isolated-margin accounts (state/isolated.py): on Hyperliquid an
+    isolated position is the user's own, so every per-user answer covers all of them."""
+    return [address, *(iso for _m, iso in isolated_markets(ex, address))]
+
+
 def clearinghouse_state(ex: Exchange, address: bytes) -> dict[str, Any]:
     """Positions and the margin summary (state/views.py ``margin_summary``) in USD: account
     value = equity, margin used = the initial requirement, maintenance = the maintenance
-    requirement, withdrawable = free collateral (not below 0). Portfolio margin is one
-    cross account, so every position is "cross"."""
-    s = margin_summary(ex, address)
+    requirement, withdrawable = free collateral (not below 0). The portfolio is one cross
+    account; a market traded isolated is its isolated account's, shown as an "isolated"
+    position whose margin used is that account's equity (``rawUsd``: its USDC less the
+    position's notional), counted in ``marginSummary`` but not ``crossMarginSummary``."""
     qdec = ex.genesis.assets[ex.collateral_asset].decimals
-    acct = ex.accounts.get(address)
-    liq = s["liquidation_prices"]
-    positions = []
-    total_ntl = signed_ntl = 0
-    for p in s["positions"]:
-        m = p["market"]
-        spec = ex.markets[m]
-        u = Units(ex, m)
-        lev = acct.leverage.get(m, spec.max_leverage) if acct is not None else spec.max_leverage
-        notional = p["notional"]  # signed quote units at the mark
-        total_ntl += abs(notional)
-        signed_ntl += notional
-        margin = abs(notional) // lev if lev else abs(notional)
-        entry_margin = p["entry_notional"] // lev if lev else p["entry_notional"]
-        liq_px = liq.get(str(spec.base))
-        funding = dec(p["funding_owed"], qdec)
-        positions.append({"type": "oneWay", "position": {
-            "coin": coin_of(ex, m), "szi": u.sz(p["size"]),
-            "entryPx": ratio(p["entry_notional"] * 10**u.base_dec, abs(p["size"]) * u.lot_size * 10**u.quote_dec),
-            "positionValue": dec(abs(notional), qdec), "unrealizedPnl": dec(p["unrealized_pnl"], qdec),
-            "returnOnEquity": ratio(p["unrealized_pnl"], entry_margin),
-            "liquidationPx": None if liq_px is None else u.price_units(liq_px),
-            "marginUsed": dec(margin, qdec), "leverage": {"type": "cross", "value": lev},
-            "maxLeverage": spec.max_leverage,
-            # only the funding not yet settled into the balance is known per position
-            "cumFunding": {"allTime": funding, "sinceOpen": funding, "sinceChange": funding},
-        }})
-    summary = {"accountValue": dec(s["equity"], qdec), "totalNtlPos": dec(total_ntl, qdec),
-               "totalRawUsd": dec(s["equity"] - signed_ntl, qdec), "totalMarginUsed": dec(s["initial"], qdec)}
-    return {"assetPositions": positions, "marginSummary": summary, "crossMarginSummary": dict(summary),
-            "crossMaintenanceMarginUsed": dec(s["maintenance"], qdec),
-            "withdrawable": dec(max(s["free_collateral"], 0), qdec), "time": ex.time_ms}
+    positions: list[dict[str, Any]] = []
+    totals = [0, 0, 0, 0]  # equity, |notional|, signed notional, initial: cross, then every account
+    cross: dict[str, str] = {}
+    own = margin_summary(ex, address)
+    for holder in own_accounts(ex, address):
+        isolated = holder != address
+        s = margin_summary(ex, holder) if isolated else own
+        acct = ex.accounts.get(holder)
+        liq = s["liquidation_prices"]
+        for p in s["positions"]:
+            m = p["market"]
+            spec = ex.markets[m]
+            u = Units(ex, m)
+            lev = acct.leverage.get(m, spec.max_leverage) if acct is not None else spec.max_leverage
+            notional = p["notional"]  # signed quote units at the mark
+            totals[1] += abs(notional)
+            totals[2] += notional
+            margin = s["equity"] if isolated else (abs(notional) // lev if lev else abs(notional))
+            entry_margin = p["entry_notional"] // lev if lev else p["entry_notional"]
+            liq_px = liq.get(str(spec.base))
+            funding = dec(p["funding_owed"], qdec)
+            kind: dict[str, Any] = {"type": "isolated", "value": lev, "rawUsd": dec(s["equity"] - notional, qdec)} \
+                if isolated else {"type": "cross", "value": lev}
+            positions.append({"type": "oneWay", "position": {
+                "coin": coin_of(ex, m), "szi": u.sz(p["size"]),
+                "entryPx": ratio(p["entry_notional"] * 10**u.base_dec, abs(p["size"]) * u.lot_size * 10**u.quote_dec),
+                "positionValue": dec(abs(notional), qdec), "unrealizedPnl": dec(p["unrealized_pnl"], qdec),
+                "returnOnEquity": ratio(p["unrealized_pnl"], entry_margin),
+                "liquidationPx": None if liq_px is None else u.price_units(liq_px),
+                "marginUsed": dec(margin, qdec), "leverage": kind,
+                "maxLeverage": spec.max_leverage,
+                # only the funding not yet settled into the balance is known per position
+                "cumFunding": {"allTime": funding, "sinceOpen": funding, "sinceChange": funding},
+            }})
+        totals[0] += s["equity"]
+        totals[3] += s["initial"]
+        if not isolated:
+            cross = _margin_summary(totals, qdec)
+    return {"assetPositions": positions, "marginSummary": _margin_summary(totals, qdec), "crossMarginSummary": cross,
+            "crossMaintenanceMarginUsed": dec(own["maintenance"], qdec),
+            "withdrawable": dec(max(own["free_collateral"], 0), qdec), "time": ex.time_ms}
+
+
+def _margin_summary(totals: list[int], qdec: int) -> dict[str, str]:
+    equity, gross, signed, initial = totals
+    return {"accountValue": dec(equity, qdec), "totalNtlPos": dec(gross, qdec),
+            "totalRawUsd": dec(equity - signed, qdec), "totalMarginUsed": dec(initial, qdec)}
 
 
 def spot_clearinghouse_state(ex: Exchange, address: bytes) -> dict[str, Any]:
@@ -367,14 +390,16 @@ def placed_ms(src: Any, oid: int) -> int:
 
 def open_orders(ex: Exchange, address: bytes, frontend: bool = False, src: Any = None) -> list[dict[str, Any]]:
     """The account's resting orders, newest first (as Hyperliquid lists them); the
-    frontend listing adds its waiting trigger orders."""
-    acct = ex.accounts.get(address)
-    if acct is None:
-        return []
-    out = [(oid, order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend, placed_ms(src, oid)))
-           for oid in acct.open_orders]
-    if frontend:
-        out += [(oid, trigger_json(ex, ex.triggers[oid], placed_ms(src, oid))) for oid in acct.triggers]
+    frontend listing adds its waiting trigger orders. Its isolated accounts' orders are its own."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for holder in own_accounts(ex, address):
+        acct = ex.accounts.get(holder)
+        if acct is None:
+            continue
+        out += [(oid, order_json(ex, ex.books[acct.open_orders[oid]].orders[oid], frontend, placed_ms(src, oid)))
+                for oid in acct.open_orders]
+        if frontend:
+            out += [(oid, trigger_json(ex, ex.triggers[oid], placed_ms(src, oid))) for oid in acct.triggers]
     return [o for _, o in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
@@ -597,7 +622,7 @@ def _order_status(ex: Exchange, body: dict[str, Any], src: Any) -> dict[str, Any
         oid = _int_field(body, "oid")
     assert oid is not None
     view = status_view(ex, oid, src.order_outcome(oid))
-    if view is not None and view.get("owner") != address_to_text(user):
+    if view is not None and view.get("owner") not in {address_to_text(a) for a in own_accounts(ex, user)}:
         view = None  # Hyperliquid answers per user
     placed = src.order_placed(oid)
     status_ms = ex.time_ms
@@ -610,8 +635,13 @@ def _user_fills(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, 
     user = parse_user(body.get("user"))
     start = _int_field(body, "startTime", required=False) if body.get("type") == "userFillsByTime" else None
     end = _int_field(body, "endTime", required=False) if start is not None else None
-    entries, _ = src.history_extra(user, MAX_FILLS, None, start, end, ["fill"])
-    return user_fills(ex, user, entries)
+    fills: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    for holder in own_accounts(ex, user):  # an isolated account's fills are the user's
+        entries, _ = src.history_extra(holder, MAX_FILLS, None, start, end, ["fill"])
+        for row in entries:
+            fills += [((row[0], row[1]), f) for f in user_fills(ex, holder, [row])]
+    fills.sort(key=lambda x: x[0], reverse=True)
+    return [f for _, f in fills[:MAX_FILLS]]
 
 
 MAX_ORDERS = 2000
@@ -634,7 +664,7 @@ def _historical_orders(ex: Exchange, body: dict[str, Any], src: Any) -> list[dic
     for o in open_orders(ex, user, frontend=True, src=src):
         out.append((o["oid"], {"order": o, "status": "open", "statusTimestamp": o["timestamp"]}))
     seen = {oid for oid, _ in out}
-    for row in src.order_history(user, MAX_ORDERS):
+    for row in (r for holder in own_accounts(ex, user) for r in src.order_history(holder, MAX_ORDERS)):
         oid = row["oid"]
         if oid in seen:
             continue
@@ -699,7 +729,8 @@ def _sub_accounts(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str
     """The master's sub-accounts (state/agents.py), each with its perp and spot state; null
     when it has none, as Hyperliquid answers."""
     master = parse_user(body.get("user"))
-    subs = sorted(ex.subs_of.get(master, ()), key=lambda a: str(ex.subs[a][1]))
+    subs = sorted((a for a in ex.subs_of.get(master, ()) if not str(ex.subs[a][1]).startswith(ISOLATED_PREFIX)),
+                  key=lambda a: str(ex.subs[a][1]))
     if not subs:
         return None
     return [{"name": ex.subs[a][1], "subAccountUser": address_to_text(a), "master": address_to_text(master),

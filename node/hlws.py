@@ -51,6 +51,7 @@ from node.hlinfo import (
     dec,
     l2_book,
     market_of_coin,
+    own_accounts,
     parse_user,
     ratio,
     user_fills,
@@ -365,12 +366,19 @@ def _trade(ex: Exchange, b: Bundle, coin: str, seq: int, tx: str, e: list[Any]) 
 
 
 def _user_fills(ex: Exchange, b: Bundle, user: bytes) -> list[dict[str, Any]]:
+    """The block's fills of ``user`` and of its isolated accounts (node/hlinfo.py ``own_accounts``)."""
     out = []
+    holders = own_accounts(ex, user)
     for seq, tx, e in b.events:
-        if e[0] == "fill" and user in (e[5], e[6]):
-            ctx = b.fills.get((seq, user))  # the position it started from and the PnL it closed, as /info says
-            extra = Extra([None, ctx.start, ctx.closed_pnl]) if ctx is not None else None
-            for f in user_fills(ex, user, [(b.height, seq, b.time_ms, e, extra)] if extra else [(b.height, seq, b.time_ms, e)]):
+        if e[0] != "fill":
+            continue
+        for holder in holders:
+            if holder not in (e[5], e[6]):
+                continue
+            ctx = b.fills.get((seq, holder))  # the position it started from and the PnL it closed, as /info says
+            row = (b.height, seq, b.time_ms, e, Extra([None, ctx.start, ctx.closed_pnl])) if ctx is not None \
+                else (b.height, seq, b.time_ms, e)
+            for f in user_fills(ex, holder, [row]):
                 f["hash"] = tx
                 out.append(f)
     return out
@@ -444,7 +452,8 @@ def build(ex: Exchange, sub: Sub, b: Bundle) -> list[dict[str, Any]]:
     assert user is not None
     text = address_to_text(user)
     if kind == "orderUpdates":
-        orders = [o for owner, o in b.orders if owner == user]
+        mine = set(own_accounts(ex, user))
+        orders = [o for owner, o in b.orders if owner in mine]
         return [msg("orderUpdates", orders)] if orders else []
     if kind == "userFills":
         fills = _user_fills(ex, b, user)
@@ -461,8 +470,9 @@ def build(ex: Exchange, sub: Sub, b: Bundle) -> list[dict[str, Any]]:
         out.append(msg("user", {"fills": fills}))
     out += [msg("user", {"funding": f}) for f in _fundings(ex, b, user)]
     out += [msg("user", {"liquidation": x}) for x in liqs]
+    mine = set(own_accounts(ex, user))
     cancels = [{"coin": coin_of(ex, e[1]), "oid": e[2]} for _s, _t, e in b.events
-               if e[0] == "cancel" and e[3] == user and e[5] not in _USER_CANCELS]
+               if e[0] == "cancel" and e[3] in mine and e[5] not in _USER_CANCELS]
     if cancels:
         out.append(msg("user", {"nonUserCancel": cancels}))
     return out
@@ -489,8 +499,12 @@ def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
         return []
     text = address_to_text(user)
     if kind == "userFills":
-        entries, _ = src.history(user, SNAPSHOT_FILLS, None, None, None, ["fill"])
-        fills = user_fills(ex, user, list(reversed(entries)))  # oldest first, as pushes follow
+        rows = []
+        for holder in own_accounts(ex, user):  # its isolated accounts' fills are its own
+            entries, _ = src.history(holder, SNAPSHOT_FILLS, None, None, None, ["fill"])
+            rows += [((row[0], row[1]), f) for row in entries for f in user_fills(ex, holder, [row])]
+        rows.sort(key=lambda x: x[0])  # oldest first, as pushes follow
+        fills = [f for _, f in rows[-SNAPSHOT_FILLS:]]
         return [msg("userFills", {"isSnapshot": True, "user": text, "fills": fills})]
     if kind == "userFundings":
         entries, _ = src.history(user, SNAPSHOT_FILLS, None, None, None, ["funding_payment"])

@@ -448,3 +448,37 @@ def _prop_chain() -> Chain:
 
 
 _PROP_CHAIN = _prop_chain()
+
+
+def test_an_isolated_position_is_the_users_in_every_answer(tmp_path: Path) -> None:
+    """A market traded isolated lives in the user's isolated account (state/isolated.py);
+    Hyperliquid shows it as the user's own position (leverage type "isolated"), order and
+    fill, so a client that isolated a market through ``updateLeverage`` sees what it holds."""
+    from state.isolated import isolated_address
+    from state.tx import SetMarginMode, UpdateIsolatedMargin, UpdateLeverage
+
+    ix = IndexedChain(tmp_path)
+    for action in (SetMarginMode(BTC_PERP, True), UpdateLeverage(BTC_PERP, 5),
+                   UpdateIsolatedMargin(BTC_PERP, 2_000 * 10**6)):
+        ix.block(ix.c.sign(A, action))
+        assert ix.c.last.receipts[0].code == 0
+    iso = isolated_address(A.address, BTC_PERP)
+    ix.order(B, BTC_PERP, False, 60_000, 1_000)
+    ix.order(A, BTC_PERP, True, 60_000, 1_000, Tif.IOC)  # A long 0.1 BTC, isolated
+    resting = ix.order(A, BTC_PERP, True, 59_000, 500)
+    ch = ix.info({"type": "clearinghouseState", "user": user(A)})
+    (ap,) = ch["assetPositions"]
+    p = ap["position"]
+    assert p["coin"] == "BTC" and p["szi"] == "0.1"
+    s = margin_summary(ix.c.ex, iso)
+    assert p["leverage"] == {"type": "isolated", "value": 5,
+                             "rawUsd": hlinfo.dec(s["equity"] - s["positions"][0]["notional"], 6)}
+    assert p["marginUsed"] == hlinfo.dec(s["equity"], 6)
+    own = margin_summary(ix.c.ex, A.address)
+    assert ch["crossMarginSummary"]["accountValue"] == hlinfo.dec(own["equity"], 6)
+    assert ch["marginSummary"]["accountValue"] == hlinfo.dec(own["equity"] + s["equity"], 6)
+    assert [o["oid"] for o in ix.info({"type": "openOrders", "user": user(A)})] == [resting]
+    (fill,) = ix.info({"type": "userFills", "user": user(A)})
+    assert fill["dir"] == "Open Long" and fill["sz"] == "0.1"
+    assert ix.info({"type": "orderStatus", "user": user(A), "oid": resting})["status"] == "order"
+    assert ix.info({"type": "subAccounts", "user": user(A)}) is None  # not a sub-account to the user

@@ -350,3 +350,21 @@ def test_an_order_the_publisher_never_saw_is_described_from_its_fills(node: Node
     (u,) = m["data"]
     assert u["status"] == "filled"
     assert (u["order"]["coin"], u["order"]["side"], u["order"]["limitPx"], u["order"]["sz"]) == ("BTC", "A", "60000", "0")
+
+
+def test_an_isolated_accounts_orders_and_fills_reach_its_user(node: Node) -> None:
+    """Orders on a market the user trades isolated rest and fill in its isolated account;
+    the user's orderUpdates and userFills carry them, as /info does (node/hlinfo.py
+    ``own_accounts``)."""
+    from state.tx import SetMarginMode, UpdateIsolatedMargin
+
+    for action in (SetMarginMode(BTC_PERP, True), UpdateIsolatedMargin(BTC_PERP, 5_000 * 10**6)):
+        node.block(node.c.sign(A, action))
+    s = hlws.Session(node)
+    subscribe(s, {"type": "orderUpdates", "user": user(A)})
+    subscribe(s, {"type": "userFills", "user": user(A)})
+    b, _ = node.order(A, True, 60_000, 1_000)
+    assert [m["channel"] for m in pushed(s, b)] == ["orderUpdates"]
+    b, _ = node.order(B, False, 60_000, 1_000, Tif.IOC)
+    fills = [m["data"]["fills"] for m in pushed(s, b) if m["channel"] == "userFills"]
+    assert len(fills) == 1 and fills[0][0]["dir"] == "Open Long" and fills[0][0]["sz"] == "0.1"
