@@ -154,8 +154,11 @@ def handle_create_sub_account(ex: Exchange, signer: bytes, pubkey: bytes, a: Cre
     address = sub_account_address(signer, a.name)
     if address in ex.subs:
         raise TxError(Code.SUB_ACCOUNT_EXISTS, f"sub-account {a.name!r} exists already")
-    if address in ex.accounts or address in ex.nonces:  # a 160-bit collision; never in practice
+    if address in ex.nonces:  # a key signs for it: a 160-bit collision, never in practice
         raise TxError(Code.UNAUTHORIZED, "that address is taken")
+    # An account there that no key has signed for only received transfers (anyone can compute
+    # the address and send to it, e.g. `tx transfer sub:NAME` before the sub-account exists):
+    # the master adopts it with its balance, as set_margin_mode adopts its isolated account.
     mine = ex.subs_of.setdefault(signer, set())
     if sum(1 for x in mine if not ex.subs[x][1].startswith("isolated:")) >= ex.genesis.max_sub_accounts:
         raise TxError(Code.TOO_MANY_SUB_ACCOUNTS, f"at most {ex.genesis.max_sub_accounts} sub-accounts")

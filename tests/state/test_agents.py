@@ -142,3 +142,17 @@ def test_agents_and_sub_accounts_survive_a_restart() -> None:
     assert again.ex.agents == c.ex.agents and again.ex.subs == c.ex.subs
     assert again.ex.agents_of == c.ex.agents_of and again.ex.subs_of == c.ex.subs_of
     assert again.result(BOT, bid()).status == "resting"
+
+
+def test_a_sub_account_address_funded_before_creation_is_adopted_not_taken() -> None:
+    """Anyone can compute a sub-account's address and send to it first: that used to make
+    CreateSubAccount refuse "that address is taken" forever (a griefer's dust blocked the name,
+    and a master's own early transfer stranded its funds)."""
+    c = _chain()
+    sub = sub_account_address(MASTER.address, "hedge")
+    assert c.run(OTHER, Transfer(sub, USDC, 1)).code == Code.OK  # dust from a stranger
+    assert c.run(MASTER, Transfer(sub, USDC, 500 * USD)).code == Code.OK  # the master, too early
+    r = c.result(MASTER, CreateSubAccount("hedge"))
+    assert r.status == "ok" and r.message == sub.hex()
+    assert c.run(MASTER, ActAs(sub, Transfer(MASTER.address, USDC, 500 * USD))).code == Code.OK
+    assert c.balance(MASTER, USDC) == 100_000 * USD
