@@ -44,6 +44,7 @@ from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
 from node.proofs import ProofWindow, view_of
 from node.stategate import NodeStopping, StateGate
+from state.errors import StateIntegrityError
 from state.keys import address_to_text
 from state.machine import BlockResult, ExecBlock, StateMachine
 from state.receipts import Cancelled, Fill
@@ -111,7 +112,9 @@ class Execution:
         """Re-apply stored blocks above the state's height; returns how many."""
         replayed = 0
         if self.blocks.height < self.sm.height:
-            raise RuntimeError(f"state at height {self.sm.height} is ahead of the block store at {self.blocks.height}")
+            raise StateIntegrityError(f"state at height {self.sm.height} is ahead of the block store at "
+                                      f"{self.blocks.height}: the block store lost blocks (restore the data "
+                                      "directory, or start a fresh home from a snapshot)")
         while self.sm.height < self.blocks.height:
             h = self.sm.height + 1
             raw_block, raw_cert = self.blocks.block(h), self.blocks.certificate(h)

@@ -134,6 +134,9 @@ def run(home: str, stderr_level: str | None = None) -> None:
     checks, a store whose records do not give its app hash) is one log line with its code
     and exit status 1, never a traceback. ``stderr_level``: what also goes to stderr
     (``setup_logging``; the p2p worker, a child, inherits it through the environment)."""
+    import plyvel
+
+    from node.p2p.identity import IdentityError
     from node.syncverify import SnapshotError
     from state.errors import StateIntegrityError
 
@@ -158,6 +161,13 @@ def run(home: str, stderr_level: str | None = None) -> None:
                      int(err.code), err.message)
         sys.exit(1)
     except StateIntegrityError as err:
+        log.critical("refusing to start: %s", err)
+        sys.exit(1)
+    except plyvel.Error as err:  # LevelDB cannot open a store: corrupt or missing files
+        text = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+        log.critical("refusing to start: a data store under %s/data cannot be opened: %s", home, text)
+        sys.exit(1)
+    except IdentityError as err:
         log.critical("refusing to start: %s", err)
         sys.exit(1)
     if status:

@@ -54,7 +54,7 @@ from node.syncverify import Anchor, SnapshotError
 from node.wal_file import WalFile
 from state.build import build_name
 from state.codec import decode, encode
-from state.errors import Code
+from state.errors import Code, StateIntegrityError
 from state.genesis import Genesis
 from state.keys import PrivateKey
 from state.machine import StateMachine
@@ -94,8 +94,15 @@ class NodeApp:
 class NodeRuntime:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.genesis = Genesis.load(str(config.genesis_path))
-        self.validator_key: PrivateKey | None = config.validator_key()
+        try:
+            self.genesis = Genesis.load(str(config.genesis_path))
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:  # JSONDecodeError is a ValueError
+            raise StateIntegrityError(f"{config.genesis_path} is not a genesis document: {type(err).__name__}: {err}") from None
+        try:
+            self.validator_key: PrivateKey | None = config.validator_key()
+        except (ValueError, TypeError, KeyError) as err:
+            raise StateIntegrityError(f"{config.validator_key_path} is not a validator key "
+                                      f"({{\"seed\": hex32, \"pubkey\": hex32}}): {type(err).__name__}: {err}") from None
         self.storage_failure: StorageFailure | None = None  # the failed write that stops this node
         self.exit_status = 0  # non-zero when a failure (not a signal) stopped the node
         self.stop_requested = asyncio.Event()  # node.main waits on it (a signal, or a failed write)

@@ -1,0 +1,34 @@
+"""A home whose genesis, validator key, p2p key or LevelDB stores cannot be read, or whose
+block store lost blocks the state has applied, is refused at start with one CRITICAL line
+and exit status 1: these reached the CLI as "unexpected error ... (a bug: please report it)"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.main import run
+
+
+def home(tmp: Path) -> Path:
+    (tmp / "config.json").write_text(json.dumps({"rpc": {"port": 0}, "p2p": {"listen": "/ip4/127.0.0.1/tcp/0"}}))
+    return tmp
+
+
+@pytest.mark.parametrize("name,text", [("genesis.json", "{]"), ("genesis.json", '{"validators": "x"}'),
+                                       ("keys/validator.json", "{")])
+def test_an_unreadable_document_refuses_to_start(tmp_path: Path, name: str, text: str) -> None:
+    h = home(tmp_path)
+    if name != "genesis.json":  # a good genesis, so the key is what fails
+        from devnet.genesis import create_devnet
+        create_devnet(tmp_path / "devnet")
+        (h / "genesis.json").write_text((tmp_path / "devnet" / "genesis.json").read_text())
+    (h / name).parent.mkdir(parents=True, exist_ok=True)
+    (h / name).write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        run(str(h))
+    assert exc.value.code == 1
+    log = (h / "logs" / "node.log").read_text()
+    assert "refusing to start" in log and name.split("/")[-1] in log
