@@ -202,6 +202,13 @@ def _placements(ex: Exchange, txs: Sequence[bytes], verified: Mapping[bytes, Any
     return out
 
 
+def _trigger_info(t: Any, time_ms: int) -> OrderInfo:
+    """A waiting trigger order (state/trigbook.py ``Trigger``) as orderUpdates describes it:
+    a market trigger's price is its trigger price, as /info shows it."""
+    return OrderInfo(t.market, t.owner, bool(t.is_buy), t.trigger if t.is_market else t.limit, t.size, t.cloid,
+                     time_ms)
+
+
 # what a block's events say about an order: (status, market, remaining lots, owner, is_buy, a traded price)
 Status = tuple[str, int, int | None, bytes | None, bool | None, int | None]
 _UNKNOWN: Status = ("open", -1, None, None, None, None)
@@ -277,9 +284,9 @@ class Publisher:
                 acct = ex.accounts.get(e[1])
                 pos = acct.positions.get(e[2]) if acct is not None else None
                 b.szi[(e[1], e[2])] = pos.size if pos is not None else 0
-        for r in receipts:  # placements that rest (or filled whole) without another event
+        for r in receipts:  # placements that rest, wait for a trigger, or filled whole without another event
             for res in r[5]:
-                if res[0] == 0 and res[2] is not None and res[3] in ("resting", "filled"):
+                if res[0] == 0 and res[2] is not None and res[3] in ("resting", "filled", "waiting"):
                     status.setdefault(res[2], _UNKNOWN)
         self._orders(ex, b, status)
         for m in range(len(ex.markets)):
@@ -305,6 +312,8 @@ class Publisher:
                 for o in book.orders.values():
                     self.memo.setdefault(o.oid, OrderInfo(market, o.owner, o.is_buy, o.price, o.orig_size,
                                                           o.cloid, time_ms))
+            for t in ex.triggers.values():  # waiting trigger orders, described when they fire or go
+                self.memo.setdefault(t.oid, _trigger_info(t, time_ms))
         return b
 
     def _orders(self, ex: Exchange, b: Bundle, status: dict[int, Status]) -> None:
@@ -316,7 +325,16 @@ class Publisher:
             st, market, remaining, owner, is_buy, px = status[oid]
             m = live_in.get(oid)
             info = self.memo.get(oid)
-            if m is not None:
+            trig = ex.triggers.get(oid) if m is None else None
+            if trig is not None:  # a trigger order waiting outside the book: "open", as /info lists it
+                placed = info.time_ms if info else b.time_ms
+                self.memo[oid] = info = _trigger_info(trig, placed)
+                u = Units(ex, trig.market)
+                order = {"coin": coin_of(ex, trig.market), "side": "B" if trig.is_buy else "A",
+                         "limitPx": u.px(info.price), "sz": u.sz(trig.size), "oid": oid, "timestamp": placed,
+                         "origSz": u.sz(trig.size)}
+                cloid, owner, st = trig.cloid, trig.owner, "open"
+            elif m is not None:
                 o = ex.books[m].orders[oid]
                 u = Units(ex, m)
                 placed = info.time_ms if info else b.time_ms
