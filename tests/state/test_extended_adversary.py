@@ -1,0 +1,31 @@
+"""Extended adversarial flows (tests/state/extended_adversary.py): every block keeps the
+adversary's invariants, every accepted transaction leaves the accounts it acts for no
+deeper below initial margin and not below zero equity, and a node reopened from its store
+every k blocks computes the same chain."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from state import machine
+from tests.state import extended_adversary
+
+SEEDS = st.integers(0, 2**31)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(SEEDS)
+def test_extended_flows_keep_every_invariant(seed: int) -> None:
+    found: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(machine, "apply_tx", extended_adversary.checking(machine.apply_tx, found))
+        extended_adversary.one_flow(seed, False)
+    assert not found, found[:3]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(SEEDS)
+def test_extended_flows_restart_to_the_same_chain(seed: int) -> None:
+    extended_adversary.one_flow(seed, True)
