@@ -637,6 +637,9 @@ class Endpoint:
         forward: asyncio.Future[None] | None = None
         try:
             async for m in ws:
+                if m.type == WSMsgType.BINARY:  # answered, as anything else it cannot read
+                    await ws.send_str(json.dumps(error("binary frames are not understood: send JSON text")))
+                    continue
                 if m.type != WSMsgType.TEXT:
                     continue
                 await host.rt.execution.gate.wait_open()  # a subscription's snapshot reads the state

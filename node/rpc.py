@@ -661,6 +661,10 @@ class RpcServer:
         sender = asyncio.ensure_future(forward())
         try:
             async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED",
+                                                  "message": "binary frames are not understood: send JSON text"}})
+                    continue
                 if msg.type != WSMsgType.TEXT:
                     continue
                 try:

@@ -54,7 +54,7 @@ def ws_exchange(node: ProvingNode, path: str, texts: list[str]) -> list[Any]:
         async with TestClient(TestServer(node.app())) as client:
             ws = await client.ws_connect(path)
             for text in texts:
-                await ws.send_str(text)
+                await (ws.send_bytes(text.encode()) if text.startswith("binary:") else ws.send_str(text))
                 msg = await asyncio.wait_for(ws.receive(), 5)
                 out.append(json.loads(msg.data) if isinstance(msg.data, str) else None)
             await ws.close()
@@ -127,3 +127,10 @@ def test_legacy_websocket_refuses_duplicate_and_excess_subscriptions(node: Provi
     assert answers[1]["error"]["name"] == "MALFORMED" and "already" in answers[1]["error"]["message"]
     assert all("subscribed" in a for a in answers[2:-1])
     assert answers[-1]["error"]["name"] == "MALFORMED" and str(MAX_WS_SUBSCRIPTIONS) in answers[-1]["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/ws", "/websocket"])
+def test_a_binary_frame_is_answered_not_ignored(node: ProvingNode, path: str) -> None:
+    (answer,) = ws_exchange(node, path, ["binary:{}"])
+    assert answer == {"channel": "error", "data": "binary frames are not understood: send JSON text"} \
+        or answer["error"]["name"] == "MALFORMED"
