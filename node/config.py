@@ -200,7 +200,10 @@ class NodeConfig:
         if not self.validator_key_path.exists():
             return None
         doc = json.loads(self.validator_key_path.read_text())
-        return PrivateKey.from_hex(doc["seed"])
+        key = PrivateKey.from_hex(doc["seed"])
+        if "pubkey" in doc and doc["pubkey"] != key.pubkey.hex():  # an edited or mixed-up file
+            raise ValueError(f"its pubkey {str(doc['pubkey'])[:16]}... is not its seed's {key.pubkey.hex()[:16]}...")
+        return key
 
     @classmethod
     def load(cls, home: str | os.PathLike[str]) -> NodeConfig:

@@ -244,6 +244,9 @@ class NodeRuntime:
         log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",
                  self.sm.height, self.sm.height, self.blocks.height, replayed)
         validators = ValidatorSet((v.pubkey, v.power) for v in self.genesis.validators)
+        if self.validator_key is not None and all(v.pubkey != self.validator_key.pubkey for v in self.genesis.validators):
+            log.warning("h=%d keys/validator.json holds %s..., which is not in the validator set: this node follows "
+                        "the chain and never votes", self.sm.height, self.validator_key.pubkey.hex()[:16])
         core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), self.config.consensus, self.validator_key)
         records = self.wal.read_and_repair()
         if records:

@@ -32,3 +32,19 @@ def test_an_unreadable_document_refuses_to_start(tmp_path: Path, name: str, text
     assert exc.value.code == 1
     log = (h / "logs" / "node.log").read_text()
     assert "refusing to start" in log and name.split("/")[-1] in log
+
+
+def test_a_validator_key_whose_pubkey_is_not_its_seeds_refuses_to_start(tmp_path: Path) -> None:
+    """An edited or mixed-up keys/validator.json started a node that signed as another key
+    than the file said (a one-validator chain then stopped with nothing in the log)."""
+    from devnet.genesis import create_devnet
+
+    h = home(tmp_path)
+    create_devnet(tmp_path / "devnet")
+    (h / "genesis.json").write_text((tmp_path / "devnet" / "genesis.json").read_text())
+    (h / "keys").mkdir()
+    (h / "keys" / "validator.json").write_text(json.dumps({"seed": "11" * 32, "pubkey": "22" * 32}))
+    with pytest.raises(SystemExit) as exc:
+        run(str(h))
+    assert exc.value.code == 1
+    assert "is not its seed's" in (h / "logs" / "node.log").read_text()
