@@ -21,7 +21,9 @@ validators following a real crash keep submitting the real price, and the oracle
 one band per block without anyone resubmitting (their submissions stay fresh); a validator
 (or a quorum) that submits 1 for BTC at $60k moves it 10% in that block, not to 1, so no
 premium, mark or liquidation can jump from one block to the next by more than the band.
-The first price of an asset has no band (there is nothing to move from).
+The first price of an asset is banded against its genesis reference price
+(``initial_oracle_prices``), which is the index until then; only an asset without one has
+no band (there is nothing to move from).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from state.errors import Code, TxError
-from state.prices import median
+from state.prices import compute_index, median
 from state.receipts import ActionResult
 from state.tx import OraclePrices
 from state.units import MAX_PRICE, PPM
@@ -99,7 +101,8 @@ def aggregate(ex: Exchange) -> None:
         if len(prices) < risk.oracle_min_submissions:
             continue
         pool = ex.pools[asset]
-        px = banded(pool.oracle_px, median(prices), risk.oracle_max_move_ppm)
+        old = pool.oracle_px or compute_index(ex, asset)  # the genesis reference before any price
+        px = banded(old, median(prices), risk.oracle_max_move_ppm)
         if px != pool.oracle_px or pool.oracle_ms != ex.time_ms:
             pool.oracle_px, pool.oracle_ms = px, ex.time_ms
             ex.tracker.pools.add(asset)
