@@ -70,12 +70,16 @@ class Order:
 
 
 class Level:
-    __slots__ = ("orders", "price", "total")
+    __slots__ = ("firm", "orders", "price", "total")
 
     def __init__(self, price: int) -> None:
         self.price = price
         self.orders: deque[Order] = deque()
         self.total = 0  # live resting size at this price
+        # the part of ``total`` that is not reduce-only: a stack of reduce-only orders can fill
+        # at most its owner's position (each is clipped, later ones cancelled, when reached), so
+        # only this part is depth the impact prices (mark, funding premium) may count
+        self.firm = 0
 
     def head(self) -> Order | None:
         """The oldest live order, discarding dead ones it passes."""
@@ -149,20 +153,28 @@ class Book:
             bisect.insort(prices, order.price)
         level.orders.append(order)
         level.total += order.size
+        if not order.reduce_only:
+            level.firm += order.size
         self.orders[order.oid] = order
 
     def reduce(self, order: Order, by: int) -> None:
         """Shrink a resting order in place (a fill or a size-down modify keeps its priority)."""
         order.size -= by
         side = self.bids if order.is_buy else self.asks
-        side[order.price].total -= by
+        level = side[order.price]
+        level.total -= by
+        if not order.reduce_only:
+            level.firm -= by
         if order.size == 0:
             self._unlink(order)
 
     def remove(self, order: Order) -> None:
         """Take a resting order off the book (cancel, or fully filled)."""
         side = self.bids if order.is_buy else self.asks
-        side[order.price].total -= order.size
+        level = side[order.price]
+        level.total -= order.size
+        if not order.reduce_only:
+            level.firm -= order.size
         self._unlink(order)
 
     def _unlink(self, order: Order) -> None:

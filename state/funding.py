@@ -168,7 +168,7 @@ def impact_level(book: Book, bids: bool, tick_value: int, notional: int) -> int:
     levels = book.bids if bids else book.asks
     acc = 0
     for p in prices:
-        acc += p * levels[p].total * tick_value
+        acc += p * levels[p].firm * tick_value  # reduce-only orders are not depth
         if acc >= notional:
             return p
     return 0

@@ -129,7 +129,7 @@ def impact_price(book: Book, bids: bool, tick_size: int, tick_value: int, notion
     lots = 0
     for p in prices:
         per_lot = p * tick_value
-        take = levels[p].total
+        take = levels[p].firm  # reduce-only orders are not depth (state/book.py Level.firm)
         if take * per_lot >= need:
             take = -(-need // per_lot)
             ticks_lots += p * take

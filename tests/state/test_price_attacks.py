@@ -182,3 +182,31 @@ def test_a_first_oracle_price_is_banded_against_the_genesis_reference() -> None:
     c.run(validators[3], OraclePrices(((BTC, 1),)))
     assert c.ex.index_px[BTC] == 54_000 * USD  # one 10% band, not 1
     assert c.result(ATTACKER, Borrow(BTC, BTC_UNIT)).code != Code.OK
+
+
+# ------------------------------------------------------------------------------ phantom depth
+def test_stacked_reduce_only_orders_move_neither_the_mark_nor_funding() -> None:
+    """Each reduce-only order is clipped to the position alone, so fifty of 40 lots each can
+    rest on a 40-lot position: 2,000 lots of "depth" only 40 of which can ever fill. The
+    mark's and the funding premium's impact prices counted them: two accounts with $480 of
+    exposure pinned the mark at the band's edge and funding at its cap, paid by every long."""
+    from state.tx import Batch, OraclePrices
+    from tests.state.riskkit import V
+
+    c = risk_chain()
+    x, y, taker = key(80), key(81), key(84)
+    c.fund(x, USDC, 2_000 * USD)
+    c.fund(y, USDC, 2_000 * USD)
+    assert c.order(y, BTC_PERP, False, 60_000, 40).code == Code.OK
+    assert c.order(x, BTC_PERP, True, 60_000, 40, Tif.IOC).code == Code.OK
+    asks = c.run(x, Batch(tuple(PlaceOrder(BTC_PERP, False, 62_400, 40, Tif.GTC, True, None) for _ in range(50))))
+    bids = c.run(y, Batch(tuple(PlaceOrder(BTC_PERP, True, 62_340, 40, Tif.GTC, True, None) for _ in range(50))))
+    assert all(r.code == Code.OK for r in (*asks.results, *bids.results))
+    assert c.ex.books[BTC_PERP].bids[62_340].total == 2_000
+    for _ in range(60):
+        c.time += 9_000
+        c.run(V, OraclePrices(((BTC, 60_000 * USD),)))
+    assert mark_price(c.ex, BTC_PERP) == 60_000 * USD
+    assert c.ex.mstate[BTC_PERP].premium_sum == 0
+    c.fund(taker, USDC, 100_000 * USD)
+    assert c.order(taker, BTC_PERP, False, 62_340, 2_000, Tif.IOC).filled == 40  # the depth was phantom
