@@ -27,7 +27,9 @@ from tests.node.snapchain import forge_balance
 
 pytestmark = pytest.mark.e2e
 
-STORAGE = {"storage": {"retain_blocks": 20, "snapshot_interval": 10, "keep_snapshots": 2}}
+# 40 blocks retained: a node started from a snapshot has that many heights to fetch block h+1
+# from the peers, however slowly it starts on a loaded machine
+STORAGE = {"storage": {"retain_blocks": 40, "snapshot_interval": 10, "keep_snapshots": 2}}
 # Empty blocks back to back: these tests need dozens of heights, not the idle pacing.
 BACK_TO_BACK = {"create_empty_blocks": True}
 
@@ -121,6 +123,9 @@ def test_a_node_refuses_a_forged_snapshot(tmp_path: Path) -> None:
         assert "state sync refused [SNAPSHOT_ROOT_MISMATCH 911]" in out and "Traceback" not in out
         assert not any((home3 / "data" / "state").iterdir())  # nothing written
 
+        # the newest snapshot now: its block h+1 stays retained by the peers (20 blocks) for
+        # longest, however long the first start took on a loaded machine
+        honest = read_snapshot(str(snapshot_path(snaps_dir, list_snapshots(snaps_dir)[-1])))
         restated = write_snapshot(tmp_path / "restated", forge_balance(honest, bob, genesis_hash, restate=True))
         c.set_config(3, "storage", {"state_sync_from": str(restated)})
         c.start(3)
