@@ -223,6 +223,14 @@ def update_marks(ex: Exchange) -> None:
                 mark = (oracle + st.ema_basis + oracle) // 2
             width = oracle * band // 1_000_000
             mark = max(oracle - width, min(oracle + width, mark), 1)
+            if spec.expiry_ms and st.settle_weight:
+                # inside a future's settlement window the positions will settle at the window's
+                # TWAP, part of which is already fixed: value them at the expected settlement
+                # (the accumulated part, the rest of the window at today's mark), so a position
+                # is margined against what it will pay, not against the current index alone
+                left = max(spec.expiry_ms - now, 0)
+                total = (st.settle_sum_hi << 62) + st.settle_sum_lo
+                mark = max((total + mark * left) // (st.settle_weight + left), 1)
         if mark != st.mark:
             st.mark = mark
             ex.touch_market(m)

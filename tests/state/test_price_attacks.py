@@ -210,3 +210,35 @@ def test_stacked_reduce_only_orders_move_neither_the_mark_nor_funding() -> None:
     assert c.ex.mstate[BTC_PERP].premium_sum == 0
     c.fund(taker, USDC, 100_000 * USD)
     assert c.order(taker, BTC_PERP, False, 62_340, 2_000, Tif.IOC).filled == 40  # the depth was phantom
+
+
+# ------------------------------------------------------------------------------ a future's last minutes
+def test_a_future_in_its_settlement_window_is_margined_at_the_expected_settlement() -> None:
+    """A future settles at its window's TWAP, mostly fixed by its last minutes, but was
+    margined at the current index: after a crash two minutes before expiry an account shorted
+    at the crashed price to its accomplice, both settled at the TWAP ~35% higher, and the
+    short's deficit was written off against the USDC lenders ($74k for $60k of margin)."""
+    from state.genesis import default_markets, future_market
+    from state.tx import OraclePrices
+    from tests.harness import T0
+    from tests.state.riskkit import V
+
+    fut, window, expiry = 4, 1_800_000, T0 + 3_600_000
+    c = risk_chain(markets=[*default_markets(), future_market("BTC-FUT", "BTC", expiry, window)])
+    c.fund(LENDER, USDC, 1_000_000 * USD)
+    c.fund(ATTACKER, USDC, 100_000 * USD)
+    c.fund(ACCOMPLICE, USDC, 60_000 * USD)
+    while c.time < expiry - 120_000:
+        c.time += 59_000
+        c.run(V, OraclePrices(((BTC, 60_000 * USD),)))
+    px = 60_000
+    for _ in range(3):
+        px = px * 9 // 10
+        c.run(V, OraclePrices(((BTC, px * USD),)))
+    c.order(ACCOMPLICE, fut, False, px, 100_000)
+    c.order(ATTACKER, fut, True, px, 100_000, Tif.IOC)
+    while c.time < expiry:
+        c.time += 20_000
+        c.run(V, OraclePrices(((BTC, px * USD),)))
+    c.block()
+    assert c.ex.pools.real(c.ex.accounts[LENDER.address], USDC) >= 1_000_000 * USD  # the lenders lost nothing
