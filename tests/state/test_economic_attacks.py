@@ -253,3 +253,30 @@ def test_auto_deleveraging_ranks_each_holder_once_per_scan(monkeypatch: pytest.M
     deleveraged = sum(1 for _, e in r.events if type(e).__name__ == "Deleveraged")
     assert deleveraged >= n // 2  # the bankrupt longs met the shorts
     assert scored <= 3 * n  # not n x n
+
+
+def test_a_write_off_never_exceeds_what_the_suppliers_hold() -> None:
+    """A fill into an account with auto-lend off can leave a pool's supply below its debt
+    (a lender sells its supplied coins to an idle holder while they are lent out). A
+    bankrupt borrower's debt was then written off beyond the supply: the index floored at 1
+    and the rest was owed to nobody, the pool's surplus went negative, and an idle holder
+    who never lent could withdraw nothing. The write-off stops at the supply; the rest stays
+    the insurance fund's debt. (Every test chain asserts the surplus after each block.)"""
+    from state.tx import Lend, OraclePrices
+
+    c = risk_chain()
+    short, idle_a, idle_b = key(101), key(102), key(103)
+    c.fund(LENDER, BTC, 10 * BTC_UNIT)
+    c.fund(short, USDC, 100_000 * USD)
+    for k in (idle_a, idle_b):
+        c.fund(k, USDC, 1_000_000 * USD)
+        assert c.result(k, Lend(BTC, False)).code == Code.OK
+    assert c.order(idle_a, BTC_SPOT, True, 60_000, 90_000).code == Code.OK
+    assert c.order(short, BTC_SPOT, False, 60_000, 90_000, Tif.IOC).code == Code.OK  # borrows 9 BTC
+    assert c.order(idle_b, BTC_SPOT, True, 60_000, 100_000).code == Code.OK
+    assert c.order(LENDER, BTC_SPOT, False, 60_000, 100_000, Tif.IOC).code == Code.OK  # sells its supply
+    px = 60_000
+    for _ in range(4):  # the short goes bankrupt
+        px = px * 11 // 10
+        c.run(V, OraclePrices(((BTC, px * USD),)))
+    assert c.ex.pool_surplus(BTC) >= 0
