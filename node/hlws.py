@@ -643,7 +643,17 @@ class Endpoint:
                 if m.type != WSMsgType.TEXT:
                     continue
                 await host.rt.execution.gate.wait_open()  # a subscription's snapshot reads the state
-                replies = session.receive(m.data)
+                budget = getattr(host, "read_budget", None)  # loop time for reads (node/readbudget.py)
+                if budget is not None and not budget.may_read():
+                    await ws.send_str(json.dumps(error("this node's reads are over their share of its time; "
+                                                       "retry later")))
+                    continue
+                started = budget.clock() if budget is not None else 0.0
+                try:
+                    replies = session.receive(m.data)
+                finally:
+                    if budget is not None:
+                        budget.charge(started)
                 if session.subs and bus_sub is None:  # queue from now on: no block is missed
                     bus_sub = bus.subscribe(TOPIC)
                 elif not session.subs and bus_sub is not None:

@@ -34,6 +34,7 @@ from node.jsonfmt import (
     results_json,
     view_json,
 )
+from node.readbudget import ReadBudget
 from node.stategate import NodeStopping
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from state import views
@@ -164,6 +165,7 @@ class RpcServer:
                                                 self._state_gate_mw])
         self.runner: web.AppRunner | None = None
         self.ws_clients = 0
+        self.read_budget = ReadBudget()  # loop time for clients' heavy reads (node/readbudget.py)
         r = self.app.router
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
@@ -569,10 +571,16 @@ class RpcServer:
         from node.hlinfo import InfoError, answer
 
         body = await json_body(request)
+        budget = self.read_budget
+        if not budget.may_read():
+            raise RpcError(429, Code.NOT_READY, "this node's reads are over their share of its time; retry later")
+        started = budget.clock()
         try:
             return web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks))
         except InfoError as err:
             raise RpcError(400, Code.MALFORMED, str(err)) from None
+        finally:
+            budget.charge(started)
 
     # ------------------------------------------------------------------ ops
     @web.middleware

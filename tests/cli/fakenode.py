@@ -25,6 +25,7 @@ from node.blockstore import BlockStore
 from node.codes import pack_codes, split_hashes, unpack_codes
 from node.execution import event_to_list
 from node.jsonfmt import account_json, receipt_from_list, view_json
+from node.readbudget import ReadBudget
 from node.rpc import RpcError, RpcServer
 from state.errors import Code, TxError
 from state.genesis import Genesis
@@ -135,6 +136,7 @@ class FakeNode:
         r.add_get("/oracle", self.h_oracle)
         real = RpcServer.__new__(RpcServer)
         real.rt = SimpleNamespace(blocks=self.store, sm=self.sm, genesis=self.genesis)  # type: ignore[assignment]
+        real.read_budget = ReadBudget()
         for path, handler in (("/history", real.history), ("/orders/history", real.orders_history),
                               ("/candles", real.candles)):
             r.add_get(path, _answer_errors(handler))

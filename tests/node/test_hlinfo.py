@@ -330,12 +330,14 @@ def test_info_route_answers_json_and_400s(tmp_path: Path) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
+    from node.readbudget import ReadBudget
     from node.rpc import RpcServer, errors_middleware
 
     ix = IndexedChain(tmp_path)
     ix.order(A, BTC_PERP, True, 60_000, 2_500)
     real = RpcServer.__new__(RpcServer)
     real.rt = SimpleNamespace(blocks=ix.store, sm=ix.c.sm, genesis=ix.c.ex.genesis)
+    real.read_budget = ReadBudget()
 
     async def go() -> None:
         app = web.Application(middlewares=[errors_middleware])
