@@ -18,11 +18,11 @@ import time
 from typing import Any
 
 from bench.common import libsodium_verify_per_s, print_table, write_json
-from bench.state_apply import CHAIN, T0, synthetic_tx
+from bench.state_apply import CHAIN, T0, SyntheticBlocks
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
-from state.machine import ExecBlock, StateMachine
-from state.tx import OraclePrices, PlaceOrder, Tif, sign_tx
+from state.machine import StateMachine
+from state.tx import PlaceOrder, Tif
 
 BTC_PERP = 2
 LOTS = 3  # 0.0003 BTC, $18 at $60,000
@@ -37,24 +37,11 @@ def crash(n: int) -> dict[str, Any]:
     balances += [{"address": address_to_text(k.address), "asset": "USDC", "amount": 100_000_000} for k in shorts]
     doc = make_genesis_doc(chain_id=CHAIN, validators=[{"name": "v0", "pubkey": validator.pubkey.hex(), "power": 1}],
                            bridge_pubkey=PrivateKey(b"\x01" * 32).pubkey, balances=balances, genesis_time_ms=T0)
-    sm = StateMachine.open(Genesis.from_json(doc), None)
-    now = nonce = T0
-
-    def block(items: list[tuple[PrivateKey, Any]], signed: tuple[bytes, ...] = ()) -> Any:
-        nonlocal now, nonce
-        now += 1000
-        raws, cache = list(signed), {}
-        for k, action in items:
-            nonce += 1
-            raw, tx = synthetic_tx(k, nonce, action)
-            raws.append(raw)
-            cache[tx.raw] = tx
-        return sm.apply_block(ExecBlock(sm.height + 1, now, tuple(raws)), cache)
+    chain = SyntheticBlocks(StateMachine.open(Genesis.from_json(doc), None), validator)
+    block = chain.block
 
     def oracle(px: int) -> tuple[bytes, ...]:
-        nonlocal nonce
-        nonce += 1
-        return (sign_tx(validator, nonce, OraclePrices(((1, px * 10**6),)), CHAIN),)
+        return chain.oracle(((1, px * 10**6),))
 
     block([], oracle(60_000))
     block([(k, PlaceOrder(BTC_PERP, False, 60_000, LOTS, Tif.GTC, False, None)) for k in shorts])

@@ -325,6 +325,32 @@ def synthetic_tx(k: PrivateKey, nonce: int, action: Any) -> tuple[bytes, SignedT
     return raw, SignedTx(k.pubkey, nonce, action, b"", raw, hashlib.sha256(raw).digest(), k.address)
 
 
+class SyntheticBlocks:
+    """Blocks of ``synthetic_tx`` transactions (setup without signing), one second apart,
+    with the validator's signed oracle prices first where given."""
+
+    def __init__(self, sm: StateMachine, validator: PrivateKey) -> None:
+        self.sm, self.validator = sm, validator
+        self.now = self.nonce = T0
+
+    def block(self, items: list[tuple[PrivateKey, Any]], signed: tuple[bytes, ...] = ()) -> Any:
+        self.now += 1000
+        raws, cache = list(signed), {}
+        for k, action in items:
+            self.nonce += 1
+            raw, tx = synthetic_tx(k, self.nonce, action)
+            raws.append(raw)
+            cache[tx.raw] = tx
+        return self.sm.apply_block(ExecBlock(self.sm.height + 1, self.now, tuple(raws)), cache)
+
+    def oracle(self, prices: tuple[tuple[int, int], ...]) -> tuple[bytes, ...]:
+        """The validator's ``OraclePrices`` (asset, micro-USDC), signed: a block's ``signed``."""
+        from state.tx import OraclePrices
+
+        self.nonce += 1
+        return (sign_tx(self.validator, self.nonce, OraclePrices(prices), CHAIN),)
+
+
 def risk_genesis(n_accounts: int, usdc: list[int], validator: PrivateKey, maker: PrivateKey,
                  funding_interval_ms: int = 3_600_000) -> tuple[Genesis, list[PrivateKey]]:
     keys = [PrivateKey(i.to_bytes(4, "big") * 8) for i in range(1, n_accounts + 1)]
@@ -345,7 +371,7 @@ def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
     Then: a quiet block (oracle unchanged), one block moving the oracle by -``move_pct``%,
     the block after it, a normal block accruing interest on every borrow, and a block at a
     funding boundary (the interval is 10 s here so that it comes after normal blocks)."""
-    from state.tx import Borrow, CancelAll, OraclePrices
+    from state.tx import Borrow, CancelAll
     from state.tx import PlaceOrder as PO
 
     validator, maker = PrivateKey(b"\x09" * 32), PrivateKey(b"\x08" * 32)
@@ -353,24 +379,11 @@ def bench_price_move(n_accounts: int, move_pct: int = 10) -> dict[str, Any]:
     genesis, keys = risk_genesis(n_accounts, [e * 10**6 for e in equity_usd], validator, maker,
                                  funding_interval_ms=10_000)
     sm = StateMachine.open(genesis, None)
-    now = T0
-    nonce = T0
-
-    def block(items: list[tuple[PrivateKey, Any]], signed: tuple[bytes, ...] = ()) -> Any:
-        nonlocal now, nonce
-        now += 1000
-        raws, cache = list(signed), {}
-        for k, action in items:
-            nonce += 1
-            raw, tx = synthetic_tx(k, nonce, action)
-            raws.append(raw)
-            cache[tx.raw] = tx
-        return sm.apply_block(ExecBlock(sm.height + 1, now, tuple(raws)), cache)
+    chain = SyntheticBlocks(sm, validator)
+    block = chain.block
 
     def oracle(px: int) -> tuple[bytes, ...]:
-        nonlocal nonce
-        nonce += 1
-        return (sign_tx(validator, nonce, OraclePrices(((1, px * 10**6), (2, 3_000 * 10**6))), CHAIN),)
+        return chain.oracle(((1, px * 10**6), (2, 3_000 * 10**6)))
 
     block([], oracle(60_000))
     # the maker: asks at 60,000 for everyone to buy from, bids every 1% down to -15%

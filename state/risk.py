@@ -607,6 +607,15 @@ def _count_fill(ex: Exchange, fill: OrderLeg, res: Assessment, sums: _Sums,
         sums.liab = True
 
 
+def _without(drop: Order, tick_value: int, bl: int, bn: int, al: int, an: int) -> tuple[int, int, int, int]:
+    """A market's open-order sums (bid lots, bid notional, ask lots, ask notional) less the
+    order ``drop`` (one a modify replaces), which rests on that market."""
+    dn = drop.price * drop.size * tick_value
+    if drop.is_buy:
+        return bl - drop.size, bn - dn, al, an
+    return bl, bn, al - drop.size, an - dn
+
+
 def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order | None,
                   sums: _Sums, under: list[_Underlying | None]) -> None:
     """Open orders (with ``add``, without ``drop``) at their worst case: per underlying,
@@ -615,11 +624,7 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
     minfo = ex.minfo
     for m, (bl, bn, al, an) in sorted(acct.orders.items()):
         if drop is not None and drop.market == m:
-            dn = drop.price * drop.size * minfo[m].tick_value
-            if drop.is_buy:
-                bl, bn = bl - drop.size, bn - dn
-            else:
-                al, an = al - drop.size, an - dn
+            bl, bn, al, an = _without(drop, minfo[m].tick_value, bl, bn, al, an)
         if bl:
             _leg_effect(ex, m, True, bl, bn, eff)
             _count_leg(under, eff, True)
@@ -839,21 +844,15 @@ def _solvent_if_filled(ex: Exchange, acct: Account, leg: OrderLeg, drop: Order |
     equity = assess(ex, acct, False).equity
     eff = _LegEffect()
     minfo = ex.minfo
-    for m, (bl, bn, al, an) in sorted(acct.orders.items()):
-        if drop is not None and drop.market == m:
-            dn = drop.price * drop.size * minfo[m].tick_value
-            if drop.is_buy:
-                bl, bn = bl - drop.size, bn - dn
-            else:
-                al, an = al - drop.size, an - dn
-        if bl:
-            _leg_effect(ex, m, True, bl, bn, eff)
-            equity += eff.equity
-        if al:
-            _leg_effect(ex, m, False, al, an, eff)
-            equity += eff.equity
-    _leg_effect(ex, leg[0], leg[1], leg[2], leg[3], eff)
-    return equity + eff.equity >= 0
+    legs: list[OrderLeg] = [leg]
+    for m, sums in sorted(acct.orders.items()):
+        bl, bn, al, an = sums if drop is None or drop.market != m else _without(drop, minfo[m].tick_value, *sums)
+        legs += [(m, True, bl, bn)] if bl else []
+        legs += [(m, False, al, an)] if al else []
+    for m, is_buy, lots, notional in legs:
+        _leg_effect(ex, m, is_buy, lots, notional, eff)
+        equity += eff.equity
+    return equity >= 0
 
 
 def _must_be_priced(after: Assessment, what: str) -> None:

@@ -80,17 +80,18 @@ def test_closing_orders_are_free_of_margin_only_together() -> None:
     assert after.equity >= after.requirement  # what rests beyond the long is margined
 
 
-def _short_eth() -> tuple[Chain, int]:
-    """The attacker short 50 ETH-PERP at $3,000 (15x on $10k); its accomplice holds $20k."""
+def _short_eth(lots: int = 50_000, accomplice_usd: int = 20_000) -> tuple[Chain, int]:
+    """The attacker short ``lots`` of ETH-PERP at $3,000 (50 ETH: 15x on its $10k); its
+    accomplice holds ``accomplice_usd``; a lender supplies $1M of USDC."""
     c = risk_chain()
     set_prices(c, btc=PX_60K, eth=3_000 * USD)
     c.fund(LENDER, USDC, 1_000_000 * USD)
     c.fund(ATTACKER, USDC, 10_000 * USD)
-    c.fund(ACCOMPLICE, USDC, 20_000 * USD)
+    c.fund(ACCOMPLICE, USDC, accomplice_usd * USD)
     c.fund(MAKER, USDC, 5_000_000 * USD)
     px = 3_000 * USD // c.ex.markets[ETH_PERP].tick_size
-    assert c.order(MAKER, ETH_PERP, True, px, 50_000).status == "resting"
-    assert c.order(ATTACKER, ETH_PERP, False, px, 50_000, tif=Tif.IOC).status == "filled"
+    assert c.order(MAKER, ETH_PERP, True, px, lots).status == "resting"
+    assert c.order(ATTACKER, ETH_PERP, False, px, lots, tif=Tif.IOC).status == "filled"
     return c, px
 
 
@@ -130,14 +131,7 @@ def test_a_distressed_market_close_is_judged_at_the_book() -> None:
 def test_own_resting_orders_do_not_price_a_close() -> None:
     """Self-trade prevention cancels the account's own resting orders and the close goes on
     to worse prices: the valuation passes over them (and over reduce-only makers)."""
-    c = risk_chain()
-    set_prices(c, btc=PX_60K, eth=3_000 * USD)
-    c.fund(ATTACKER, USDC, 10_000 * USD)
-    c.fund(ACCOMPLICE, USDC, 50_000 * USD)
-    c.fund(MAKER, USDC, 5_000_000 * USD)
-    px = 3_000 * USD // c.ex.markets[ETH_PERP].tick_size
-    assert c.order(MAKER, ETH_PERP, True, px, 25_000).status == "resting"
-    assert c.order(ATTACKER, ETH_PERP, False, px, 25_000, tif=Tif.IOC).status == "filled"
+    c, px = _short_eth(25_000, accomplice_usd=50_000)
     assert c.order(ATTACKER, ETH_PERP, False, px + 10, 25_000).status == "resting"  # its own ask at the mark
     top = px * 12 // 10
     assert c.order(ACCOMPLICE, ETH_PERP, False, top, 25_000).status == "resting"
