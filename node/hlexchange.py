@@ -299,6 +299,12 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
     (adm,) = await host.submit([raw])
     if not adm.ok and adm.code != Code.DUPLICATE_TX:
         host.execution.forget_waiter(h, fut)
+        # handle() put the verified tx in the mempool's cache so admission would not recover
+        # the signer twice; a refused tx must not stay there (~50 KiB for a refused 64-order
+        # action, and the cache holds up to VERIFIED_CACHE of them: gigabytes)
+        mempool = getattr(host, "mempool", None)
+        if mempool is not None and h not in mempool.pending:
+            mempool.verified.pop(raw, None)
         return error_body(adm.code, adm.message)
     if adm.code == Code.DUPLICATE_TX and (done := _committed(host.blocks, h)) is not None:
         host.execution.forget_waiter(h, fut)

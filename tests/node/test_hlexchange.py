@@ -340,3 +340,34 @@ def test_a_timeout_names_the_hash_and_a_repeat_answers_from_the_block(node: Node
     _, doc = post(slow, body)
     (rest,) = statuses(doc)
     assert rest["resting"]["oid"] in node.chain.ex.books[BTC_PERP].orders
+
+
+class BoundNode(Node):
+    """A node whose clients' submissions meet the admission window (as the runtime's do) and never commit."""
+
+    def __init__(self, chain: Chain) -> None:
+        super().__init__(chain, commit=False)
+        self.mempool = Mempool(chain.sm, MempoolConfig(admission_window_ms=1000, admission_floor_txs=2,
+                                                       per_signer_min=1, reap_window_ms=0))
+
+    async def submit(self, raws: list[bytes]) -> list[Admission]:
+        return [self.mempool.add_sync(r, bound=True) for r in raws]
+
+
+def test_a_refused_admission_leaves_nothing_in_the_verified_cache(node: Node) -> None:
+    """/exchange caches the verified tx before admission; a refusal there (here the
+    window's share: MEMPOOL_BUSY) must not leave it cached (~50 KiB each for big actions)."""
+    from state import hltx
+
+    bound = BoundNode(node.chain)
+    signer = Signer(bound)
+    for _ in range(2):  # the window (2 txs) is full before the client posts
+        body = signer.l1(ALICE, orders(order_wire(0, True, "60000", "0.0001")))
+        assert bound.mempool.add_sync(hltx.tx_from_request(body), bound=True).ok
+    codes = []
+    for _ in range(5):
+        _status, doc = post(bound, signer.l1(ALICE, orders(order_wire(0, True, "60000", "0.0001"))))
+        codes.append(doc.get("name") or doc.get("status"))
+    assert codes == ["MEMPOOL_BUSY"] * 5, codes
+    # only what the mempool holds stays cached: the refused ones are gone
+    assert len(bound.mempool.verified) == len(bound.mempool.pending) == 2
