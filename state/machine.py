@@ -54,7 +54,7 @@ from state.errors import Code, StateIntegrityError, TxError
 from state.exchange import Exchange
 from state.genesis import Genesis
 from state.handlers import apply_tx
-from state.keys import SigItem, verify_each
+from state.keys import SigItem, address_of, verify_each
 from state.merkle import StateTree
 from state.receipts import Receipt
 from state.store import StateStore
@@ -361,6 +361,19 @@ class StateMachine:
         return tx
 
 
+def known_signer(ex: Exchange, address: bytes) -> bool:
+    """Whether the chain has seen ``address`` sign or hold anything (an account, a nonce
+    record, an agent approval): only such a signer may send more than ``newcomer_signers``
+    may. Membership of three dicts a block replaces whole: safe beside an executing block."""
+    return address in ex.accounts or address in ex.nonces or address in ex.agents
+
+
+def newcomer_signers(genesis: Genesis) -> frozenset[bytes]:
+    """The addresses whose first transaction may come before the chain knows them: the
+    bridge's (deposits) and the validators' (oracle prices), ``must_admit``'s newcomers."""
+    return frozenset([address_of(genesis.bridge_authority), *(address_of(v.pubkey) for v in genesis.validators)])
+
+
 def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
     """The state checks of mempool admission for a decoded, signature-checked ``tx``: its
     nonce is fresh and inside the window around ``now_ms``, and its signer may send it.
@@ -379,7 +392,7 @@ def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
     lifetimes.must_not_expired(tx, now_ms)
     nonces.must_accept(ex.nonces.get(tx.signer, []), tx.nonce, now_ms,
                        genesis.nonce_past_window_ms, genesis.nonce_future_window_ms)
-    if tx.signer in ex.accounts or tx.signer in ex.nonces or tx.signer in ex.agents:
+    if known_signer(ex, tx.signer):
         return
     if isinstance(tx.action, _OPEN_TO_NEWCOMERS):
         return

@@ -15,7 +15,8 @@ from node.mempool import EXPIRY_SCAN_BLOCKS, Mempool
 
 
 def make() -> Mempool:
-    sm: Any = SimpleNamespace(genesis=SimpleNamespace(chain_id="t", nonce_past_window_ms=1_000))
+    sm: Any = SimpleNamespace(genesis=SimpleNamespace(chain_id="t", nonce_past_window_ms=1_000,
+                                                  bridge_authority=bytes(32), validators=()))
     return Mempool(sm, MempoolConfig())
 
 
