@@ -17,6 +17,11 @@ stay per signing key: an agent's transactions use the agent's nonce record, whic
 like any other, so none can be replayed. A revoked agent is forgotten at once; whatever it
 signs afterwards acts for its own address, which holds nothing of the master's.
 
+An approval needs no consent of the agent key, so anyone could make a fresh address their
+agent before its first deposit: the agent key may therefore revoke its own approval, and
+a key whose own address holds funds does for itself what an agent may not do for its
+master (withdraw, transfer), which a Hyperliquid key, unable to sign a native revoke, needs.
+
 Sub-accounts are full accounts with their own margin at a derived address
 (``sub_account_address``); the master funds them with ``transfer`` and moves funds back with
 ``act_as(sub, transfer(master, ...))``. A sub-account has no sub-accounts or agents of its own.
