@@ -61,6 +61,7 @@ from state.keys import address_to_text
 
 if TYPE_CHECKING:
     from node.events import EventBus
+    from node.wsquota import WsQuota
     from state.exchange import Exchange
 
 TOPIC = "hl"
@@ -606,9 +607,10 @@ class Session:
 
 # ---------------------------------------------------------------------------- aiohttp
 class WsHost(Protocol):
-    """The RPC server members the endpoint uses: the node and the shared client count."""
+    """The RPC server members the endpoint uses: the node and the websocket quota shared
+    with ``/websocket`` (node/wsquota.py)."""
 
-    ws_clients: int
+    ws_quota: WsQuota
 
     @property
     def rt(self) -> Any: ...
@@ -617,20 +619,23 @@ class WsHost(Protocol):
 class Endpoint:
     """``GET /ws``: one session per socket; a bus queue only while it subscribes to something."""
 
-    __slots__ = ("host", "max_clients")
+    __slots__ = ("host",)
 
-    def __init__(self, host: WsHost, max_clients: int) -> None:
+    def __init__(self, host: WsHost) -> None:
         self.host = host
-        self.max_clients = max_clients
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = self.host
-        if host.ws_clients >= self.max_clients:
+        refusal = host.ws_quota.enter(request.remote)
+        if refusal is not None:
             return web.json_response({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY",
-                                                "message": "too many websocket clients"}}, status=503)
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-        await ws.prepare(request)
-        host.ws_clients += 1
+                                                "message": refusal}}, status=503)
+        try:
+            ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+            await ws.prepare(request)
+        except BaseException:
+            host.ws_quota.leave(request.remote)
+            raise
         bus = host.rt.bus
         session = Session(host.rt)
         bus_sub: Any = None  # on the bus only while subscribed: an idle socket costs no bundles
@@ -670,7 +675,7 @@ class Endpoint:
                 forward.cancel()
             if bus_sub is not None:
                 bus.unsubscribe(bus_sub)
-            host.ws_clients -= 1
+            host.ws_quota.leave(request.remote)
         return ws
 
     @staticmethod
@@ -682,6 +687,6 @@ class Endpoint:
                 await ws.send_str(text)
 
 
-def route(host: WsHost, max_clients: int) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def route(host: WsHost) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The handler node/rpc.py registers on ``GET /ws``."""
-    return Endpoint(host, max_clients).handle
+    return Endpoint(host).handle

@@ -37,6 +37,7 @@ from node.jsonfmt import (
 from node.readbudget import ReadBudget
 from node.stategate import NodeStopping
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
+from node.wsquota import WsQuota
 from state import views
 from state.apphash import app_hash
 from state.errors import Code
@@ -56,7 +57,6 @@ MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
-MAX_WS_CLIENTS = 1000
 MAX_WS_SUBSCRIPTIONS = 100  # per /websocket connection, as /ws (node/hlws.py) caps them
 MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
@@ -164,7 +164,7 @@ class RpcServer:
                                    middlewares=[self._count_mw, errors_middleware, self._sync_gate_mw,
                                                 self._state_gate_mw])
         self.runner: web.AppRunner | None = None
-        self.ws_clients = 0
+        self.ws_quota = WsQuota()  # websocket connections, in all and per client address (node/wsquota.py)
         self.read_budget = ReadBudget()  # loop time for clients' heavy reads (node/readbudget.py)
         r = self.app.router
         for path, handler in [
@@ -186,7 +186,7 @@ class RpcServer:
         r.add_post("/broadcast_txs", self.broadcast_txs)
         r.add_post("/info", self.hl_info)  # Hyperliquid-compatible reads (node/hlinfo.py)
         r.add_post("/exchange", hlexchange.route(rt))  # Hyperliquid-signed actions (node/hlexchange.py)
-        r.add_get("/ws", hlws.route(self, MAX_WS_CLIENTS))  # Hyperliquid's websocket (node/hlws.py)
+        r.add_get("/ws", hlws.route(self))  # Hyperliquid's websocket (node/hlws.py)
         for path, debug in rt.faults.routes():  # fault injection, off unless config.json's "test" enables it
             r.add_post(path, debug)
 
@@ -649,12 +649,21 @@ class RpcServer:
         return web.json_response({"listening": self.rt.config.p2p_listen, "peers": sorted(p2p.connected_peers()),
                                   "metrics": p2p.metrics_snapshot()}, dumps=lambda o: json.dumps(o, default=str))
 
+    @property
+    def ws_clients(self) -> int:
+        """Open websocket connections, /ws and /websocket together (a /metrics gauge)."""
+        return self.ws_quota.total
+
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        if self.ws_clients >= MAX_WS_CLIENTS:
-            raise RpcError(503, Code.NOT_READY, "too many websocket clients")
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-        await ws.prepare(request)
-        self.ws_clients += 1
+        refusal = self.ws_quota.enter(request.remote)
+        if refusal is not None:
+            raise RpcError(503, Code.NOT_READY, refusal)
+        try:
+            ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+            await ws.prepare(request)
+        except BaseException:
+            self.ws_quota.leave(request.remote)
+            raise
         subs: list[Subscription] = []
         seen: set[tuple[str, Any]] = set()
         # one bounded queue for all of the connection's subscriptions: a client that never
@@ -715,7 +724,7 @@ class RpcServer:
             sender.cancel()
             for s in subs:
                 self.rt.bus.unsubscribe(s)
-            self.ws_clients -= 1
+            self.ws_quota.leave(request.remote)
         return ws
 
 

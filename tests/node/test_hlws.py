@@ -308,11 +308,13 @@ def test_the_endpoint_over_a_real_socket(node: Node) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    host = SimpleNamespace(rt=node, ws_clients=0)
+    from node.wsquota import WsQuota
+
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(max_total=1))
 
     async def run() -> None:
         app = web.Application()
-        app.router.add_get("/ws", hlws.route(host, 1))
+        app.router.add_get("/ws", hlws.route(host))
         async with TestClient(TestServer(app)) as client:
             ws = await client.ws_connect("/ws")
             await ws.send_str("nonsense")
@@ -335,7 +337,7 @@ def test_the_endpoint_over_a_real_socket(node: Node) -> None:
             assert (await ws.receive_json())["data"]["method"] == "unsubscribe"
             assert not node.bus.wants(hlws.TOPIC)
             await ws.close()
-        assert host.ws_clients == 0
+        assert host.ws_quota.total == 0 and host.ws_quota.by_address == {}
 
     asyncio.run(run())
 
