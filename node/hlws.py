@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from node import orderindex
+from node import orderindex, wsquota
 from node.history import INTERVALS, Extra
 from node.hlinfo import (
     BOOK_LEVELS,
@@ -626,16 +626,10 @@ class Endpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = self.host
-        refusal = host.ws_quota.enter(request.remote)
-        if refusal is not None:
+        ws = await wsquota.accept(host.ws_quota, request)
+        if isinstance(ws, str):
             return web.json_response({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY",
-                                                "message": refusal}}, status=503)
-        try:
-            ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-            await ws.prepare(request)
-        except BaseException:
-            host.ws_quota.leave(request.remote)
-            raise
+                                                "message": ws}}, status=503)
         bus = host.rt.bus
         session = Session(host.rt)
         bus_sub: Any = None  # on the bus only while subscribed: an idle socket costs no bundles

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys
+from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
 from node.codes import split_hashes, unpack_codes
 from node.events import QUEUE_LIMIT, Subscription
 from node.jsonfmt import (
@@ -655,15 +655,9 @@ class RpcServer:
         return self.ws_quota.total
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        refusal = self.ws_quota.enter(request.remote)
-        if refusal is not None:
-            raise RpcError(503, Code.NOT_READY, refusal)
-        try:
-            ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-            await ws.prepare(request)
-        except BaseException:
-            self.ws_quota.leave(request.remote)
-            raise
+        ws = await wsquota.accept(self.ws_quota, request)
+        if isinstance(ws, str):
+            raise RpcError(503, Code.NOT_READY, ws)
         subs: list[Subscription] = []
         seen: set[tuple[str, Any]] = set()
         # one bounded queue for all of the connection's subscriptions: a client that never

@@ -9,6 +9,8 @@ hold at most ``per_address`` of them; beyond either cap a new connection is refu
 
 from __future__ import annotations
 
+from aiohttp import web
+
 MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
 
@@ -44,3 +46,18 @@ class WsQuota:
             self.by_address[key] = left
         else:
             self.by_address.pop(key, None)
+
+
+async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | str:
+    """The websocket of ``request``, counted in ``quota`` (``leave`` once it closes), or why
+    it is refused: the one way both endpoints open a connection."""
+    refusal = quota.enter(request.remote)
+    if refusal is not None:
+        return refusal
+    try:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+    except BaseException:
+        quota.leave(request.remote)
+        raise
+    return ws
