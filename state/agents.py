@@ -165,7 +165,7 @@ def handle_create_sub_account(ex: Exchange, signer: bytes, pubkey: bytes, a: Cre
     # the address and send to it, e.g. `tx transfer sub:NAME` before the sub-account exists):
     # the master adopts it with its balance, as set_margin_mode adopts its isolated account.
     mine = ex.subs_of.setdefault(signer, set())
-    if sum(1 for x in mine if not ex.subs[x][1].startswith("isolated:")) >= ex.genesis.max_sub_accounts:
+    if sum(1 for x in mine if not ex.subs[x][1].startswith(ISOLATED_PREFIX)) >= ex.genesis.max_sub_accounts:
         raise TxError(Code.TOO_MANY_SUB_ACCOUNTS, f"at most {ex.genesis.max_sub_accounts} sub-accounts")
     ex.subs[address] = [signer, a.name]
     mine.add(address)

@@ -85,11 +85,10 @@ def handle_set_margin_mode(ex: Exchange, signer: bytes, pubkey: bytes, a: SetMar
         ex.subs_of.setdefault(signer, set()).add(iso)
         ex.touch_sub(iso)
         return ActionResult(OK, status="ok", message=iso.hex())
-    _must_be_flat(ex, iso, a.market, "the isolated position")
     acct = ex.accounts.get(iso)
     if acct is not None:
         # it trades one market (state/agents.py refuses act_as into it), but its balances go
-        # back only once it holds nothing anywhere: they are the margin of whatever it holds
+        # back only once it holds nothing on any market: they are the margin of what it holds
         if any(p.size for p in acct.positions.values()) or acct.open_orders or acct.triggers:
             raise TxError(Code.UNAUTHORIZED, "the isolated account still holds a position or orders: close them first")
         if any(v < 0 for v in acct.balances.values()):

@@ -622,7 +622,7 @@ def _count_orders(ex: Exchange, acct: Account, add: OrderLeg | None, drop: Order
     what filling all its bids, or all its asks, would do."""
     eff = _LegEffect()
     minfo = ex.minfo
-    for m, (bl, bn, al, an) in sorted(acct.orders.items()):
+    for m, (bl, bn, al, an) in acct.orders.items():  # sums and a minimum: the order cannot matter
         if drop is not None and drop.market == m:
             bl, bn, al, an = _without(drop, minfo[m].tick_value, bl, bn, al, an)
         if bl:
@@ -762,12 +762,11 @@ def must_afford_order(
     if market.is_derivative and size + _same_side_open(acct, market.market_id, is_buy, replacing) \
             <= reduce_capacity(acct, market.market_id, is_buy):
         # reduces the position even with every other open order on its side. Allowed below
-        # initial margin only if, counted at its limit, it does not deepen the shortfall and the
-        # account stays solvent should it and every other open order fill at their limits: a
-        # close at the band's far edge (to a colluding account) realizes a loss that can exceed
-        # the account's equity, and that deficit would be the fund's and the lenders'
-        # (the part that crosses the book now counts at the resting orders' prices, the rest at
-        # its limit: a market close with slippage is judged by what it would trade at)
+        # initial margin only if it does not deepen the shortfall and the account stays solvent
+        # should it and every other open order fill, the order valued at what it would trade
+        # for (``_walk_notional``: a market close with slippage is judged by the book it
+        # meets): a close at the band's far edge into a colluding account realizes a loss that
+        # can exceed the account's equity, and that deficit would be the fund's and the lenders'
         walked: OrderLeg = (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
         now = assess(ex, acct, True, orders=True, drop=replacing)
         with_it = assess(ex, acct, True, orders=True, add=walked, drop=replacing)
@@ -847,8 +846,10 @@ def _solvent_if_filled(ex: Exchange, acct: Account, leg: OrderLeg, drop: Order |
     legs: list[OrderLeg] = [leg]
     for m, sums in sorted(acct.orders.items()):
         bl, bn, al, an = sums if drop is None or drop.market != m else _without(drop, minfo[m].tick_value, *sums)
-        legs += [(m, True, bl, bn)] if bl else []
-        legs += [(m, False, al, an)] if al else []
+        if bl:
+            legs.append((m, True, bl, bn))
+        if al:
+            legs.append((m, False, al, an))
     for m, is_buy, lots, notional in legs:
         _leg_effect(ex, m, is_buy, lots, notional, eff)
         equity += eff.equity
