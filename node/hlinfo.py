@@ -452,6 +452,17 @@ def user_fills(ex: Exchange, address: bytes, entries: Sequence[tuple[Any, ...]])
     return out
 
 
+def own_fills(ex: Exchange, user: bytes, rows_of: Callable[[bytes], Sequence[tuple[Any, ...]]]) -> list[dict[str, Any]]:
+    """The fills of ``user`` and of its isolated accounts (``own_accounts``), newest first:
+    ``rows_of(account)`` gives one account's history rows, as ``user_fills`` reads them."""
+    fills: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    for holder in own_accounts(ex, user):
+        for row in rows_of(holder):
+            fills += [((row[0], row[1]), f) for f in user_fills(ex, holder, [row])]
+    fills.sort(key=lambda x: x[0], reverse=True)
+    return [f for _, f in fills]
+
+
 def candle_snapshot(ex: Exchange, coin: str, interval: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """node/history.py candles (ticks, lots) in Hyperliquid's shape."""
     m = market_of_coin(ex, coin)
@@ -635,13 +646,8 @@ def _user_fills(ex: Exchange, body: dict[str, Any], src: Any) -> list[dict[str, 
     user = parse_user(body.get("user"))
     start = _int_field(body, "startTime", required=False) if body.get("type") == "userFillsByTime" else None
     end = _int_field(body, "endTime", required=False) if start is not None else None
-    fills: list[tuple[tuple[int, int], dict[str, Any]]] = []
-    for holder in own_accounts(ex, user):  # an isolated account's fills are the user's
-        entries, _ = src.history_extra(holder, MAX_FILLS, None, start, end, ["fill"])
-        for row in entries:
-            fills += [((row[0], row[1]), f) for f in user_fills(ex, holder, [row])]
-    fills.sort(key=lambda x: x[0], reverse=True)
-    return [f for _, f in fills[:MAX_FILLS]]
+    fills = own_fills(ex, user, lambda holder: src.history_extra(holder, MAX_FILLS, None, start, end, ["fill"])[0])
+    return fills[:MAX_FILLS]
 
 
 MAX_ORDERS = 2000

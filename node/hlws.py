@@ -52,15 +52,18 @@ from node.hlinfo import (
     l2_book,
     market_of_coin,
     own_accounts,
+    own_fills,
     parse_user,
     ratio,
     user_fills,
 )
+from node.readbudget import OverBudget
 from state.errors import Code
 from state.keys import address_to_text
 
 if TYPE_CHECKING:
     from node.events import EventBus
+    from node.readbudget import ReadBudget
     from node.wsquota import WsQuota
     from state.exchange import Exchange
 
@@ -518,12 +521,8 @@ def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
         return []
     text = address_to_text(user)
     if kind == "userFills":
-        rows = []
-        for holder in own_accounts(ex, user):  # its isolated accounts' fills are its own
-            entries, _ = src.history(holder, SNAPSHOT_FILLS, None, None, None, ["fill"])
-            rows += [((row[0], row[1]), f) for row in entries for f in user_fills(ex, holder, [row])]
-        rows.sort(key=lambda x: x[0])  # oldest first, as pushes follow
-        fills = [f for _, f in rows[-SNAPSHOT_FILLS:]]
+        newest = own_fills(ex, user, lambda holder: src.history(holder, SNAPSHOT_FILLS, None, None, None, ["fill"])[0])
+        fills = newest[:SNAPSHOT_FILLS][::-1]  # oldest first, as pushes follow
         return [msg("userFills", {"isSnapshot": True, "user": text, "fills": fills})]
     if kind == "userFundings":
         entries, _ = src.history(user, SNAPSHOT_FILLS, None, None, None, ["funding_payment"])
@@ -611,6 +610,7 @@ class WsHost(Protocol):
     with ``/websocket`` (node/wsquota.py)."""
 
     ws_quota: WsQuota
+    read_budget: ReadBudget
 
     @property
     def rt(self) -> Any: ...
@@ -642,17 +642,11 @@ class Endpoint:
                 if m.type != WSMsgType.TEXT:
                     continue
                 await host.rt.execution.gate.wait_open()  # a subscription's snapshot reads the state
-                budget = getattr(host, "read_budget", None)  # loop time for reads (node/readbudget.py)
-                if budget is not None and not budget.may_read():
-                    await ws.send_str(json.dumps(error("this node's reads are over their share of its time; "
-                                                       "retry later")))
+                try:  # a subscription's snapshot is a read: loop time from node/readbudget.py
+                    replies = host.read_budget.run(lambda: session.receive(m.data))  # noqa: B023 (run now)
+                except OverBudget as err:
+                    await ws.send_str(json.dumps(error(str(err))))
                     continue
-                started = budget.clock() if budget is not None else 0.0
-                try:
-                    replies = session.receive(m.data)
-                finally:
-                    if budget is not None:
-                        budget.charge(started)
                 if session.subs and bus_sub is None:  # queue from now on: no block is missed
                     bus_sub = bus.subscribe(TOPIC)
                 elif not session.subs and bus_sub is not None:

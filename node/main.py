@@ -160,15 +160,12 @@ def run(home: str, stderr_level: str | None = None) -> None:
         log.critical("state sync refused [%s %d]: %s", err.code.name,
                      int(err.code), err.message)
         sys.exit(1)
-    except StateIntegrityError as err:
+    except (StateIntegrityError, IdentityError) as err:
         log.critical("refusing to start: %s", err)
         sys.exit(1)
     except plyvel.Error as err:  # LevelDB cannot open a store: corrupt or missing files
         text = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
         log.critical("refusing to start: a data store under %s/data cannot be opened: %s", home, text)
-        sys.exit(1)
-    except IdentityError as err:
-        log.critical("refusing to start: %s", err)
         sys.exit(1)
     if status:
         sys.exit(status)

@@ -33,6 +33,7 @@ from node.config import MempoolConfig
 from node.stategate import StateGate
 from state.errors import Code, TxError
 from state.machine import (
+    UNKNOWN_SIGNER,
     StateMachine,
     decode_verified,
     decode_verified_many,
@@ -186,8 +187,6 @@ class Mempool:
         results: list[Admission | None] = [precheck(r, h, bound=bound, window=window)
                                            for r, h in zip(raws, hashes, strict=True)]
         if bound:
-            self._refuse_unknown_claimed(raws, hashes, results)
-        if window:
             self._refuse_claimed(raws, hashes, results, window)
         todo = [i for i, r in enumerate(results) if r is None and raws[i] not in self.verified]
         if todo:
@@ -211,34 +210,29 @@ class Mempool:
                 results[i] = admit(raws[i], known, gossip=gossip, h=hashes[i], bound=bound, window=window)
         return [r for r in results if r is not None]
 
-    def _refuse_unknown_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None]) -> None:
-        """A client's native tx whose claimed signer the chain has never seen is refused
-        before its signature is checked: verified it would be ``UNKNOWN_ACCOUNT``
-        (``must_admit``), forged ``BAD_SIGNATURE``. Otherwise an unfunded client re-posting
-        one batch of 5,000 strangers' txs made a node verify thousands of signatures a
-        second for nothing (refusing must cost less than admitting, node/admission.py)."""
+    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None],
+                        size: int) -> None:
+        """A client's survivors judged on their claimed signer, before any signature is
+        checked (node/admission.py), so that refusing costs less than admitting; what this
+        refuses would be refused after verification (a forged claim: ``BAD_SIGNATURE``):
+
+        - a signer the chain has never seen: ``UNKNOWN_ACCOUNT`` (``must_admit``). Otherwise
+          an unfunded client re-posting one batch of 5,000 strangers' txs made a node verify
+          thousands of signatures a second for nothing;
+        - the window's verdict (``size`` txs; 0: no window) on the signer's share."""
+        pending, held, window = len(self.pending), self.held, self.window
         ex, newcomers = self.sm.ex, self._newcomers
         for i, r in enumerate(results):
             if r is not None:
                 continue
             signer = claimed_signer(raws[i])
-            if signer is None or signer in newcomers or known_signer(ex, signer):
-                continue
-            self.refused_unknown += 1
-            results[i] = Admission(hashes[i], Code.UNKNOWN_ACCOUNT, "this key has no account on the chain: "
-                                                                    "deposit to it first")
-
-    def _refuse_claimed(self, raws: list[bytes], hashes: list[bytes], results: list[Admission | None],
-                        size: int) -> None:
-        """The window's verdict (``size`` txs) on each survivor's claimed signer, before any
-        signature is checked (node/admission.py): what it refuses would be refused after
-        verification."""
-        pending, held, window = len(self.pending), self.held, self.window
-        for i, r in enumerate(results):
-            if r is not None:
-                continue
-            signer = claimed_signer(raws[i])
             if signer is None:
+                continue
+            if signer not in newcomers and not known_signer(ex, signer):
+                self.refused_unknown += 1
+                results[i] = Admission(hashes[i], Code.UNKNOWN_ACCOUNT, UNKNOWN_SIGNER)
+                continue
+            if not size:
                 continue
             n = held.get(signer, 0)
             refusal = window.verdict(pending, n, len(held) + (n == 0), size)

@@ -14,9 +14,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_SHARE = 0.25  # at most a quarter of the loop's time on reads, sustained
 DEFAULT_BURST_S = 0.25
+REFUSED = "this node's reads are over their share of its time; retry later"
+
+
+class OverBudget(Exception):
+    """A read refused without running (``ReadBudget.run``): ``str()`` is ``REFUSED``."""
+
+    def __init__(self) -> None:
+        super().__init__(REFUSED)
 
 
 class ReadBudget:
@@ -54,3 +65,14 @@ class ReadBudget:
         cost = max(0.0, now - started)
         self.spent_s += cost
         self._tokens -= cost
+
+    def run(self, read: Callable[[], T]) -> T:
+        """``read()``, its loop time charged to the budget; ``OverBudget`` without running
+        it when the share is spent (the one way both /info and /ws spend it)."""
+        if not self.may_read():
+            raise OverBudget
+        started = self.clock()
+        try:
+            return read()
+        finally:
+            self.charge(started)

@@ -34,7 +34,7 @@ from node.jsonfmt import (
     results_json,
     view_json,
 )
-from node.readbudget import ReadBudget
+from node.readbudget import OverBudget, ReadBudget
 from node.stategate import NodeStopping
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from node.wsquota import WsQuota
@@ -571,16 +571,12 @@ class RpcServer:
         from node.hlinfo import InfoError, answer
 
         body = await json_body(request)
-        budget = self.read_budget
-        if not budget.may_read():
-            raise RpcError(429, Code.NOT_READY, "this node's reads are over their share of its time; retry later")
-        started = budget.clock()
         try:
-            return web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks))
+            return self.read_budget.run(lambda: web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks)))
+        except OverBudget as err:
+            raise RpcError(429, Code.NOT_READY, str(err)) from None
         except InfoError as err:
             raise RpcError(400, Code.MALFORMED, str(err)) from None
-        finally:
-            budget.charge(started)
 
     # ------------------------------------------------------------------ ops
     @web.middleware

@@ -361,6 +361,9 @@ class StateMachine:
         return tx
 
 
+UNKNOWN_SIGNER: Final = "this key has no account on the chain: deposit to it first"
+
+
 def known_signer(ex: Exchange, address: bytes) -> bool:
     """Whether the chain has seen ``address`` sign or hold anything (an account, a nonce
     record, an agent approval): only such a signer may send more than ``newcomer_signers``
@@ -396,4 +399,4 @@ def must_admit(ex: Exchange, tx: SignedTx, now_ms: int) -> None:
         return
     if isinstance(tx.action, _OPEN_TO_NEWCOMERS):
         return
-    raise TxError(Code.UNKNOWN_ACCOUNT, "this key has no account on the chain: deposit to it first")
+    raise TxError(Code.UNKNOWN_ACCOUNT, UNKNOWN_SIGNER)

@@ -308,9 +308,10 @@ def test_the_endpoint_over_a_real_socket(node: Node) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
+    from node.readbudget import ReadBudget
     from node.wsquota import WsQuota
 
-    host = SimpleNamespace(rt=node, ws_quota=WsQuota(max_total=1))
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(max_total=1), read_budget=ReadBudget())
 
     async def run() -> None:
         app = web.Application()
