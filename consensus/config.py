@@ -64,6 +64,10 @@ class ConsensusConfig:
         unknown = set(values) - set(NODE_DEFAULTS)
         if unknown:
             raise ValueError(f"consensus: unknown fields {sorted(unknown)}")
+        for name, value in doc.items():  # of the defaults' types (a bool is no integer here)
+            want = type(NODE_DEFAULTS[name])
+            if type(value) is not want:
+                raise ValueError(f"consensus.{name} must be {'true or false' if want is bool else 'an integer'}")
         delta = values.pop("timeout_delta_ms")
         return cls(timeout_propose_delta_ms=delta, timeout_prevote_delta_ms=delta,
                    timeout_precommit_delta_ms=delta, **values)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consensus.config import NODE_DEFAULTS, ConsensusConfig
+from consensus.config import ConsensusConfig
 from state.keys import PrivateKey
 
 MAX_GOSSIP_GAP_MS = 1000
@@ -236,10 +236,6 @@ class NodeConfig:
         peers = p2p.get("peers", [])
         if type(p2p.get("listen")) is not str or not isinstance(peers, list) or not all(type(x) is str for x in peers):
             raise ConfigError("p2p.listen must be a multiaddr and p2p.peers a list of multiaddrs")
-        for name, value in _section(doc, "consensus").items():
-            want = type(NODE_DEFAULTS.get(name, value))
-            if type(value) is not want:
-                raise ConfigError(f"consensus.{name} must be {'true or false' if want is bool else 'an integer'}")
         # parsed here as the p2p worker will (a bad one was its traceback); imported here:
         # libp2p is heavy, and only a starting node needs it
         from multiaddr import Multiaddr
@@ -257,7 +253,7 @@ class NodeConfig:
             rpc_host=rpc.get("host", "127.0.0.1"),
             rpc_port=int(rpc["port"]),
             p2p_listen=p2p["listen"],
-            p2p_peers=tuple(p2p.get("peers", [])),
+            p2p_peers=tuple(peers),
             p2p_peer_timeout_ms=_peer_timeout_ms(p2p.get("peer_timeout_ms", 3000)),
             p2p_worker_process=_flag(p2p.get("worker_process", True), "p2p.worker_process"),
             consensus=ConsensusConfig.from_node_json(_section(doc, "consensus")),
