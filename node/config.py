@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from consensus.config import ConsensusConfig
 from state.keys import PrivateKey
 
 MAX_GOSSIP_GAP_MS = 1000
+MAX_SUBMIT_KIB = 1 << 20  # 1 GiB
+MAX_WS_SUBSCRIPTIONS = 100_000  # what 1,000 connections x 100 each could hold before the cap
 
 
 class ConfigError(ValueError):
@@ -111,6 +114,41 @@ class OracleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RpcLimits:
+    """Per-client limits of the RPC (a client is its remote address; docs/operator.md):
+    one client may spend ``client_read_share_pct`` percent of the loop time the node gives
+    reads (node/readbudget.py) and post ``client_submit_kib_per_s`` KiB of request bodies a
+    second with a burst of ``client_submit_burst_kib`` (node/submitlimit.py); ``exempt``
+    addresses have neither limit (loopback by default: the operator's own tools and a
+    devnet's load generator). ``max_ws_subscriptions``: the node's websocket subscriptions
+    in all, ``/ws`` and ``/websocket`` together (node/wsquota.py)."""
+
+    client_read_share_pct: int = 25
+    client_submit_kib_per_s: int = 2048
+    client_submit_burst_kib: int = 8192
+    max_ws_subscriptions: int = 10_000
+    exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    def __post_init__(self) -> None:
+        _ints("rpc_limits", self, ("client_read_share_pct", "client_submit_kib_per_s", "client_submit_burst_kib",
+                                   "max_ws_subscriptions"))
+        if not 1 <= self.client_read_share_pct <= 100:
+            raise ConfigError("rpc_limits.client_read_share_pct must be in [1, 100]")
+        if not (1 <= self.client_submit_kib_per_s <= MAX_SUBMIT_KIB and 1 <= self.client_submit_burst_kib <= MAX_SUBMIT_KIB):
+            raise ConfigError(f"rpc_limits.client_submit_kib_per_s and client_submit_burst_kib must be in [1, {MAX_SUBMIT_KIB}]")
+        if not 1 <= self.max_ws_subscriptions <= MAX_WS_SUBSCRIPTIONS:
+            raise ConfigError(f"rpc_limits.max_ws_subscriptions must be in [1, {MAX_WS_SUBSCRIPTIONS}]")
+        if not isinstance(self.exempt, (list, tuple)) or not all(type(a) is str for a in self.exempt):
+            raise ConfigError("rpc_limits.exempt must be a list of IP addresses")
+        for text in self.exempt:
+            try:
+                ipaddress.ip_address(text)
+            except ValueError:
+                raise ConfigError(f"rpc_limits.exempt: {text!r} is not an IP address") from None
+        object.__setattr__(self, "exempt", tuple(self.exempt))
+
+
+@dataclass(frozen=True, slots=True)
 class TestSwitches:
     """Fault injection for the chaos suite; never set on a real network."""
 
@@ -143,6 +181,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    rpc_limits: RpcLimits = field(default_factory=RpcLimits)
     test: TestSwitches = field(default_factory=TestSwitches)
 
     # ------------------------------------------------------------------ paths
@@ -260,6 +299,7 @@ class NodeConfig:
             mempool=MempoolConfig(**_section(doc, "mempool")),
             storage=StorageConfig(**_section(doc, "storage")),
             oracle=OracleConfig(**_section(doc, "oracle")),
+            rpc_limits=RpcLimits(**_section(doc, "rpc_limits")),
             test=TestSwitches(**_section(doc, "test")),
         )
 

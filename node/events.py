@@ -1,12 +1,16 @@
 """An in-process publish/subscribe bus for websocket subscribers.
 
-Each subscriber has a bounded queue; a subscriber that falls behind loses its oldest
-messages (and is told so by a ``lagged`` counter) instead of slowing block execution.
+Each subscriber has a bounded queue, so a subscriber that falls behind never slows block
+execution. A websocket connection's subscriptions name an ``on_lag`` callback: once their
+queue is full the message is not queued and the callback closes the connection (the node
+stops working for a client that does not keep up, as Hyperliquid does). A subscription
+without one loses its oldest messages instead, counted in ``lagged``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +25,8 @@ class Subscription:
     # connection, not per subscription, and it gets the messages in publication order
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     lagged: int = 0
+    # called (from the publish, which must not block or unsubscribe) each time the queue is full
+    on_lag: Callable[[], None] | None = None
 
 
 class EventBus:
@@ -31,8 +37,9 @@ class EventBus:
         self.subs: set[Subscription] = set()
         self._index: dict[str, dict[Any, set[Subscription]]] = {}
 
-    def subscribe(self, topic: str, key: Any = None, queue: asyncio.Queue[dict[str, Any]] | None = None) -> Subscription:
-        sub = Subscription(topic, key) if queue is None else Subscription(topic, key, queue)
+    def subscribe(self, topic: str, key: Any = None, queue: asyncio.Queue[dict[str, Any]] | None = None,
+                  on_lag: Callable[[], None] | None = None) -> Subscription:
+        sub = Subscription(topic, key, on_lag=on_lag) if queue is None else Subscription(topic, key, queue, on_lag=on_lag)
         self.subs.add(sub)
         self._index.setdefault(topic, {}).setdefault(key, set()).add(sub)
         return sub
@@ -61,6 +68,9 @@ class EventBus:
             for sub in matching or ():
                 queue = sub.queue
                 if queue.full():
-                    queue.get_nowait()
                     sub.lagged += 1
+                    if sub.on_lag is not None:
+                        sub.on_lag()
+                        continue
+                    queue.get_nowait()
                 queue.put_nowait(item)

@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
 TOPIC = "hl"
 MAX_SUBSCRIPTIONS = 100  # per connection, as Hyperliquid limits them
+PUSH_QUEUE = 100  # bundles (blocks) a connection's pushes may lag behind, ~10 s at 10 blocks a second
+LAGGING = "your client is not keeping up with its pushes: reconnect and subscribe again"
 SNAPSHOT_FILLS = 500  # userFills / userFundings snapshot size (newest)
 ZERO_HASH = "0x" + "00" * 32
 _INTERVAL_OF_CODE = {code: (name, length) for name, (code, length) in INTERVALS.items()}
@@ -555,10 +557,11 @@ class Session:
     """One connection's protocol state, socket-free: ``receive`` answers a client text
     message, ``push`` renders a bundle for this connection's subscriptions."""
 
-    __slots__ = ("node", "subs")
+    __slots__ = ("node", "quota", "subs")
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, quota: WsQuota | None = None) -> None:
         self.node = node
+        self.quota = quota  # the node's subscriptions in all (node/wsquota.py); None: uncounted
         self.subs: dict[tuple[str, str, str, str], Sub] = {}
 
     def receive(self, text: str) -> list[dict[str, Any]]:
@@ -581,14 +584,25 @@ class Session:
         if method == "unsubscribe":
             if self.subs.pop(sub.ident, None) is None:
                 return [error(f"Already unsubscribed: {json.dumps(raw)}")]
+            if self.quota is not None:
+                self.quota.unsubscribe()
             return [ack]
         if sub.ident in self.subs:
             return [error(f"Already subscribed: {json.dumps(raw)}")]
         if len(self.subs) >= MAX_SUBSCRIPTIONS:
             return [error(f"Cannot track more than {MAX_SUBSCRIPTIONS} total subscriptions")]
+        refusal = self.quota.subscribe() if self.quota is not None else None
+        if refusal is not None:
+            return [error(refusal)]
         sub.since = self.node.sm.height
         self.subs[sub.ident] = sub
         return [ack, *snapshot(ex, sub, self.node.blocks)]
+
+    def close(self) -> None:
+        """The connection closed: its subscriptions leave the node's count."""
+        if self.quota is not None:
+            self.quota.unsubscribe(len(self.subs))
+        self.subs.clear()
 
     def push(self, b: Bundle) -> list[str]:
         """The texts this connection gets for ``b`` (each built once per bundle and shared)."""
@@ -617,7 +631,12 @@ class WsHost(Protocol):
 
 
 class Endpoint:
-    """``GET /ws``: one session per socket; a bus queue only while it subscribes to something."""
+    """``GET /ws``: one session per socket; a bus queue only while it subscribes to something.
+
+    A subscription's snapshot is a read (node/readbudget.py, the client's share and the
+    node's); so is building a bundle's pushes, which waits for the budget instead of being
+    refused. A connection's queue holds ``PUSH_QUEUE`` bundles: one that fills (the client,
+    or the budget, does not keep up) closes the connection (node/wsquota.py ``drop_lagging``)."""
 
     __slots__ = ("host",)
 
@@ -631,11 +650,24 @@ class Endpoint:
             return web.json_response({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY",
                                                 "message": ws}}, status=503)
         bus = host.rt.bus
-        session = Session(host.rt)
+        client = request.remote
+        session = Session(host.rt, host.ws_quota)
         bus_sub: Any = None  # on the bus only while subscribed: an idle socket costs no bundles
         forward: asyncio.Future[None] | None = None
+        lagging = False
+
+        def on_lag() -> None:  # the bus found the queue full: stop working for this client
+            nonlocal lagging
+            if not lagging:
+                lagging = True
+                if forward is not None:
+                    forward.cancel()
+                wsquota.drop_lagging(ws, LAGGING)
+
         try:
             async for m in ws:
+                if lagging:
+                    break
                 if m.type == WSMsgType.BINARY:  # answered, as anything else it cannot read
                     await ws.send_str(json.dumps(error("binary frames are not understood: send JSON text")))
                     continue
@@ -643,12 +675,12 @@ class Endpoint:
                     continue
                 await host.rt.execution.gate.wait_open()  # a subscription's snapshot reads the state
                 try:  # a subscription's snapshot is a read: loop time from node/readbudget.py
-                    replies = host.read_budget.run(lambda: session.receive(m.data))  # noqa: B023 (run now)
+                    replies = host.read_budget.run(lambda: session.receive(m.data), client)  # noqa: B023 (run now)
                 except OverBudget as err:
                     await ws.send_str(json.dumps(error(str(err))))
                     continue
                 if session.subs and bus_sub is None:  # queue from now on: no block is missed
-                    bus_sub = bus.subscribe(TOPIC)
+                    bus_sub = bus.subscribe(TOPIC, queue=asyncio.Queue(PUSH_QUEUE), on_lag=on_lag)
                 elif not session.subs and bus_sub is not None:
                     if forward is not None:
                         forward.cancel()
@@ -656,22 +688,31 @@ class Endpoint:
                     bus_sub = forward = None
                 for reply in replies:
                     await ws.send_str(json.dumps(reply, separators=(",", ":")))
-                if bus_sub is not None and forward is None:  # pushes only after the snapshot went out
-                    forward = asyncio.ensure_future(self._forward(ws, session, bus_sub))
+                if bus_sub is not None and forward is None and not lagging:  # pushes only after the snapshot
+                    forward = asyncio.ensure_future(self._forward(ws, session, bus_sub, host.read_budget, client))
         finally:
             if forward is not None:
                 forward.cancel()
             if bus_sub is not None:
                 bus.unsubscribe(bus_sub)
+            session.close()
             host.ws_quota.leave(request.remote)
         return ws
 
     @staticmethod
-    async def _forward(ws: web.WebSocketResponse, session: Session, bus_sub: Any) -> None:
+    async def _forward(ws: web.WebSocketResponse, session: Session, bus_sub: Any, budget: ReadBudget,
+                       client: str | None) -> None:
         while True:
             item = await bus_sub.queue.get()
+            while (wait := budget.wait_s(client)) > 0:  # the reads' share is spent: later, or lag and go
+                await asyncio.sleep(wait)
             await session.node.execution.gate.wait_open()  # building a push reads the state
-            for text in session.push(item["data"]["bundle"]):
+            started = budget.clock()
+            try:
+                texts = session.push(item["data"]["bundle"])
+            finally:
+                budget.charge(started, client)
+            for text in texts:
                 await ws.send_str(text)
 
 

@@ -1,78 +1,162 @@
-"""A budget of event-loop time for clients' reads.
+"""A budget of event-loop time for clients' reads, node-wide and per client.
 
-``/info`` answers, the native history routes and the websocket's snapshots run on the
-event loop that also runs consensus: a read walking 2,000 history rows and encoding a few
-hundred KB holds it for tens of ms, and a client asking for one 50 times a second took
-validators from ~10 blocks a second to ~3. The budget is a token bucket in seconds of loop
-time: reads may spend ``share`` of each second (with a burst of ``burst_s``); a read that
-finds the bucket empty is refused at once (HTTP 429, ``NOT_READY``, retryable) without
-running, so the loop keeps the rest for consensus, admission and the other routes.
-What a read cost is measured after it ran and charged then (the bucket may go negative:
-the next reads wait until it refills)."""
+``/info`` answers, the native history routes, the websocket's snapshots and its per-block
+pushes run on the event loop that also runs consensus: a read walking 2,000 history rows
+and encoding a few hundred KB holds it for tens of ms, and a client asking for one 50
+times a second took validators from ~10 blocks a second to ~3. The budget is a token
+bucket in seconds of loop time: reads may spend ``share`` of each second (with a burst of
+``burst_s``); a read that finds the bucket empty is refused at once (HTTP 429,
+``NOT_READY``, retryable) without running, so the loop keeps the rest for consensus,
+admission and the other routes. What a read cost is measured after it ran and charged then
+(the bucket may go negative: the next reads wait until it refills).
+
+The node-wide bucket alone let one client spend all of it and starve every other reader, so
+each client (its remote address) also has a bucket of ``client_share`` of the loop: a
+client over its own share is refused (429, ``RATE_LIMITED``) while the others are served.
+At most ``max_clients`` clients are tracked, the least recently seen forgotten first (a
+forgotten client starts again with a full bucket: the node-wide bucket still bounds them
+all). ``exempt`` addresses (loopback by default, docs/operator.md says why) spend only the
+node-wide bucket."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import TypeVar
+
+from state.errors import Code
 
 T = TypeVar("T")
 
 DEFAULT_SHARE = 0.25  # at most a quarter of the loop's time on reads, sustained
 DEFAULT_BURST_S = 0.25
+DEFAULT_CLIENT_SHARE = DEFAULT_SHARE / 4  # one client: a quarter of what reads may spend
+DEFAULT_CLIENT_BURST_S = DEFAULT_BURST_S / 4
+MAX_CLIENTS = 4096  # tracked per-client buckets (~150 bytes each)
+LOOPBACK = ("127.0.0.1", "::1")
 REFUSED = "this node's reads are over their share of its time; retry later"
+CLIENT_REFUSED = "this client's reads are over its share of this node's time; retry later"
+MIN_WAIT_S = 0.001
 
 
 class OverBudget(Exception):
-    """A read refused without running (``ReadBudget.run``): ``str()`` is ``REFUSED``."""
+    """A read refused without running (``ReadBudget.run``): ``code`` is ``NOT_READY`` (the
+    node's share is spent) or ``RATE_LIMITED`` (this client's share is)."""
 
-    def __init__(self) -> None:
-        super().__init__(REFUSED)
+    def __init__(self, code: Code = Code.NOT_READY) -> None:
+        super().__init__(CLIENT_REFUSED if code == Code.RATE_LIMITED else REFUSED)
+        self.code = code
+
+
+class Bucket:
+    """Seconds of loop time: refills at ``rate`` per second up to ``burst``."""
+
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens = tokens
+        self.at = at
+
+    def refill(self, now: float, rate: float, burst: float) -> None:
+        self.tokens = min(burst, self.tokens + (now - self.at) * rate)
+        self.at = now
+
+    def wait_s(self, rate: float) -> float:
+        """How long until the bucket holds a positive amount again (0: it does now)."""
+        return 0.0 if self.tokens > 0 else max(MIN_WAIT_S, -self.tokens / rate if rate > 0 else 1.0)
 
 
 class ReadBudget:
-    """A token bucket of loop seconds: ``share`` of each second, ``burst_s`` at most."""
+    """The node-wide bucket (``share`` of each second, ``burst_s`` at most) and a bucket per
+    client (``client_share``, ``client_burst_s``), see the module docstring."""
 
-    __slots__ = ("_at", "_tokens", "burst_s", "clock", "refused", "share", "spent_s")
+    __slots__ = ("_clients", "_node", "burst_s", "client_burst_s", "client_share", "clock", "exempt",
+                 "max_clients", "refused", "refused_clients", "share", "spent_s")
 
     def __init__(self, share: float = DEFAULT_SHARE, burst_s: float = DEFAULT_BURST_S,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, *,
+                 client_share: float = DEFAULT_CLIENT_SHARE, client_burst_s: float = DEFAULT_CLIENT_BURST_S,
+                 exempt: Iterable[str] = LOOPBACK, max_clients: int = MAX_CLIENTS) -> None:
         self.share = share
         self.burst_s = burst_s
+        self.client_share = client_share
+        self.client_burst_s = client_burst_s
+        self.exempt = frozenset(exempt)
+        self.max_clients = max_clients
         self.clock = clock
-        self._tokens = burst_s
-        self._at = clock()
-        self.refused = 0
+        self._node = Bucket(burst_s, clock())
+        self._clients: OrderedDict[str, Bucket] = OrderedDict()
+        self.refused = 0  # refusals because the node's share was spent
+        self.refused_clients = 0  # refusals because one client's share was
         self.spent_s = 0.0
+
+    @property
+    def tracked_clients(self) -> int:
+        return len(self._clients)
+
+    def _client(self, client: str | None, now: float) -> Bucket | None:
+        """``client``'s bucket, refilled, most recently seen (None: exempt or unknown)."""
+        if client is None or client in self.exempt:
+            return None
+        bucket = self._clients.get(client)
+        if bucket is None:
+            bucket = self._clients[client] = Bucket(self.client_burst_s, now)
+            if len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(client)
+            bucket.refill(now, self.client_share, self.client_burst_s)
+        return bucket
 
     def _refill(self) -> float:
         now = self.clock()
-        self._tokens = min(self.burst_s, self._tokens + (now - self._at) * self.share)
-        self._at = now
+        self._node.refill(now, self.share, self.burst_s)
         return now
 
-    def may_read(self) -> bool:
-        """False: refuse this read now (the loop spent its share on reads lately)."""
-        self._refill()
-        if self._tokens > 0:
-            return True
-        self.refused += 1
-        return False
+    def refusal(self, client: str | None = None) -> Code | None:
+        """None: ``client`` may read now; else the code to refuse it with (counted)."""
+        now = self._refill()
+        mine = self._client(client, now)
+        if mine is not None and mine.tokens <= 0:
+            self.refused_clients += 1
+            return Code.RATE_LIMITED
+        if self._node.tokens <= 0:
+            self.refused += 1
+            return Code.NOT_READY
+        return None
 
-    def charge(self, started: float) -> None:
+    def may_read(self, client: str | None = None) -> bool:
+        """False: refuse this read now (the loop, or this client, spent its share lately)."""
+        return self.refusal(client) is None
+
+    def wait_s(self, client: str | None = None) -> float:
+        """How long work that cannot be refused (a websocket push) waits before it runs
+        (0: now): until both the node's and ``client``'s buckets hold time again. Not a
+        refusal: nothing is counted."""
+        now = self._refill()
+        mine = self._client(client, now)
+        return max(self._node.wait_s(self.share), mine.wait_s(self.client_share) if mine is not None else 0.0)
+
+    def charge(self, started: float, client: str | None = None) -> None:
         """A read that began at ``started`` (this budget's clock) has finished."""
         now = self._refill()
         cost = max(0.0, now - started)
         self.spent_s += cost
-        self._tokens -= cost
+        self._node.tokens -= cost
+        mine = self._client(client, now)
+        if mine is not None:
+            mine.tokens -= cost
 
-    def run(self, read: Callable[[], T]) -> T:
-        """``read()``, its loop time charged to the budget; ``OverBudget`` without running
-        it when the share is spent (the one way both /info and /ws spend it)."""
-        if not self.may_read():
-            raise OverBudget
+    def run(self, read: Callable[[], T], client: str | None = None) -> T:
+        """``read()``, its loop time charged to the node's and ``client``'s budgets;
+        ``OverBudget`` without running it when either share is spent (the one way /info,
+        /ws and the heavy native routes spend it)."""
+        code = self.refusal(client)
+        if code is not None:
+            raise OverBudget(code)
         started = self.clock()
         try:
             return read()
         finally:
-            self.charge(started)
+            self.charge(started, client)

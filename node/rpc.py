@@ -22,6 +22,7 @@ from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
 from node.codes import split_hashes, unpack_codes
 from node.events import QUEUE_LIMIT, Subscription
+from node.hlws import LAGGING
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -34,8 +35,10 @@ from node.jsonfmt import (
     results_json,
     view_json,
 )
-from node.readbudget import OverBudget, ReadBudget
+from node.readbudget import DEFAULT_BURST_S, DEFAULT_SHARE, OverBudget, ReadBudget
 from node.stategate import NodeStopping
+from node.submitlimit import REFUSED as submit_refused
+from node.submitlimit import SubmitLimit
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
 from node.wsquota import WsQuota
 from state import views
@@ -45,6 +48,7 @@ from state.keys import address_from_text, address_to_text, bytes_from_hex
 from state.tx import CLOID_LEN
 
 if TYPE_CHECKING:
+    from node.config import RpcLimits
     from node.ports import RpcHost
 
 log = logging.getLogger("bookchain.rpc")
@@ -70,6 +74,12 @@ OPEN_WHILE_UNVERIFIED = frozenset({"/health", "/status", "/genesis", "/validator
 OWN_GATE = frozenset({"/genesis", "/validators", "/net_info", "/snapshots", "/snapshot", "/commits",
                       "/broadcast_tx_sync", "/broadcast_txs", "/broadcast_tx_commit", "/exchange", "/ws",
                       "/websocket"})
+
+
+#: GET routes that walk indexes or many blocks: their loop time is charged to the read
+#: budget, the client's share and the node's (node/readbudget.py), as /info's is
+HEAVY_READS = frozenset({"/blocks", "/history", "/fills", "/orders", "/orders/history", "/candles", "/evidence",
+                         "/account", "/triggers"})
 
 
 class RpcError(Exception):
@@ -157,15 +167,31 @@ def _tx_bytes(value: Any) -> bytes:
         raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
 
 
+def over_budget(err: OverBudget) -> RpcError:
+    """A refused read's answer: HTTP 429 with the budget's code (``RATE_LIMITED``: this
+    client's share is spent; ``NOT_READY``: the node's is). Both are retryable."""
+    return RpcError(429, err.code, str(err))
+
+
 class RpcServer:
-    def __init__(self, rt: RpcHost) -> None:
+    def __init__(self, rt: RpcHost, limits: RpcLimits | None = None) -> None:
+        from node.config import RpcLimits
+
         self.rt = rt
+        limits = limits or RpcLimits()
         self.app = web.Application(client_max_size=MAX_BODY,
-                                   middlewares=[self._count_mw, errors_middleware, self._sync_gate_mw,
-                                                self._state_gate_mw])
+                                   middlewares=[self._count_mw, errors_middleware, self._client_mw,
+                                                self._sync_gate_mw, self._state_gate_mw])
         self.runner: web.AppRunner | None = None
-        self.ws_quota = WsQuota()  # websocket connections, in all and per client address (node/wsquota.py)
-        self.read_budget = ReadBudget()  # loop time for clients' heavy reads (node/readbudget.py)
+        # websocket connections, in all and per client address, and subscriptions (node/wsquota.py)
+        self.ws_quota = WsQuota(max_subscriptions=limits.max_ws_subscriptions)
+        # loop time for clients' heavy reads, the node's and each client's (node/readbudget.py)
+        pct = limits.client_read_share_pct
+        self.read_budget = ReadBudget(client_share=DEFAULT_SHARE * pct / 100, client_burst_s=DEFAULT_BURST_S * pct / 100,
+                                      exempt=limits.exempt)
+        # request body bytes per client (node/submitlimit.py)
+        self.submit_limit = SubmitLimit(limits.client_submit_kib_per_s * 1024, limits.client_submit_burst_kib * 1024,
+                                        exempt=limits.exempt)
         r = self.app.router
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
@@ -180,7 +206,7 @@ class RpcServer:
             ("/can_borrow", self.can_borrow),
             ("/metrics", self.metrics), ("/websocket", self.websocket), ("/net_info", self.net_info), ("/genesis", self.genesis), ("/snapshots", self.snapshots), ("/snapshot", self.snapshot),
         ]:
-            r.add_get(path, handler)
+            r.add_get(path, self._charged(handler) if path in HEAVY_READS else handler)
         r.add_post("/broadcast_tx_sync", self.broadcast_tx_sync)
         r.add_post("/broadcast_tx_commit", self.broadcast_tx_commit)
         r.add_post("/broadcast_txs", self.broadcast_txs)
@@ -572,13 +598,49 @@ class RpcServer:
 
         body = await json_body(request)
         try:
-            return self.read_budget.run(lambda: web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks)))
+            return self.read_budget.run(lambda: web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks)),
+                                        request.remote)
         except OverBudget as err:
-            raise RpcError(429, Code.NOT_READY, str(err)) from None
+            raise over_budget(err) from None
         except InfoError as err:
             raise RpcError(400, Code.MALFORMED, str(err)) from None
 
+    def _charged(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` (a heavy native read, ``HEAVY_READS``) with its loop time charged to the
+        read budget, the client's share and the node's: refused (429) without running once
+        either is spent. The handler does not suspend (it runs between awaits), so the time
+        measured is its own."""
+
+        async def charged(request: web.Request) -> web.StreamResponse:
+            budget, client = self.read_budget, request.remote
+            code = budget.refusal(client)
+            if code is not None:
+                raise over_budget(OverBudget(code))
+            started = budget.clock()
+            try:
+                return await handler(request)
+            finally:
+                budget.charge(started, client)
+
+        return charged
+
     # ------------------------------------------------------------------ ops
+    @web.middleware
+    async def _client_mw(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """A request body (every POST: submissions, /info, /exchange) is charged to its
+        client's byte rate (node/submitlimit.py) before it is read: over it, 429
+        ``RATE_LIMITED`` and the body is never decoded. A body without a length is read
+        (within the body cap) to learn its size."""
+        if request.method == "POST":
+            size = request.content_length
+            if size is None:
+                size = len(await request.read())
+            if not self.submit_limit.admit(request.remote, size):
+                raise RpcError(429, Code.RATE_LIMITED, submit_refused)
+        return await handler(request)
+
     @web.middleware
     async def _count_mw(self, request: web.Request,
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -657,17 +719,37 @@ class RpcServer:
         subs: list[Subscription] = []
         seen: set[tuple[str, Any]] = set()
         # one bounded queue for all of the connection's subscriptions: a client that never
-        # reads holds at most QUEUE_LIMIT messages, however many topics it subscribed
+        # reads holds at most QUEUE_LIMIT messages, however many topics it subscribed; once
+        # it is full the connection is closed (node/wsquota.py drop_lagging)
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        budget, client = self.read_budget, request.remote
+        lagging = False
 
         async def forward() -> None:
             while True:
                 msg = await inbox.get()
-                await ws.send_json({"topic": msg["topic"], "data": msg["data"]})
+                while (wait := budget.wait_s(client)) > 0:  # encoding pushes is charged as reads are
+                    await asyncio.sleep(wait)
+                started = budget.clock()
+                try:
+                    text = json.dumps({"topic": msg["topic"], "data": msg["data"]})
+                finally:
+                    budget.charge(started, client)
+                await ws.send_str(text)
 
         sender = asyncio.ensure_future(forward())
+
+        def on_lag() -> None:  # the bus found the queue full: stop working for this client
+            nonlocal lagging
+            if not lagging:
+                lagging = True
+                sender.cancel()
+                wsquota.drop_lagging(ws, LAGGING)
+
         try:
             async for msg in ws:
+                if lagging:
+                    break
                 if msg.type == WSMsgType.BINARY:
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED",
                                                   "message": "binary frames are not understood: send JSON text"}})
@@ -707,13 +789,18 @@ class RpcServer:
                 if refusal is not None:  # each is an entry every matching publish visits
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": refusal}})
                     continue
+                full = self.ws_quota.subscribe()  # the node's subscriptions in all
+                if full is not None:
+                    await ws.send_json({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY", "message": full}})
+                    continue
                 seen.add((topic, key))
-                subs.append(self.rt.bus.subscribe(topic, key, inbox))
+                subs.append(self.rt.bus.subscribe(topic, key, inbox, on_lag))
                 await ws.send_json({"subscribed": topic, "key": key})
         finally:
             sender.cancel()
             for s in subs:
                 self.rt.bus.unsubscribe(s)
+            self.ws_quota.unsubscribe(len(subs))
             self.ws_quota.leave(request.remote)
         return ws
 

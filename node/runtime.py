@@ -154,7 +154,7 @@ class NodeRuntime:
         self.oracle_feed: dict[str, int] = dict(config.oracle.prices)
         self.faults = Faults(config.test, self.validator_key, self.genesis.chain_id, self.oracle_feed,
                              {a.symbol for a in self.genesis.assets})
-        self.rpc = RpcServer(self)
+        self.rpc = RpcServer(self, self.config.rpc_limits)
 
     def _state_sync(self, source: str) -> None:
         """Restore the snapshot ``source`` names, checked before anything is written: its

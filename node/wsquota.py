@@ -1,29 +1,46 @@
-"""How many websocket connections the node holds, in all and per client address.
+"""How many websocket connections and subscriptions the node holds, in all and per client address.
 
 Each connection costs the event loop every block (its subscriptions' pushes) and memory (its
 queue). The node-wide cap alone let one client hold all of them: 500 connections of 100
 subscriptions each from one address halved the chain's block rate. A client address may
 hold at most ``per_address`` of them; beyond either cap a new connection is refused (503
 ``NOT_READY``) before the websocket handshake.
+
+A block's push work grows with the subscriptions it serves, not the connections: 1,000
+connections of 100 each were 100,000 subscriptions visited per block. The node holds at
+most ``max_subscriptions`` in all (``/ws`` and ``/websocket`` together); one beyond it is
+refused when the client subscribes, with an error message on its connection (which stays
+open with the subscriptions it has).
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from aiohttp import web
 
 MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
+MAX_WS_SUBSCRIPTIONS = 10_000  # node/config.py RpcLimits.max_ws_subscriptions's default
+LAGGING_CLOSE_CODE = 1013  # "try again later"
+CLOSE_TIMEOUT_S = 2.0
+_closing: set[asyncio.Future[None]] = set()
 
 
 class WsQuota:
-    """The counts; ``enter`` before a connection is accepted, ``leave`` once it closed."""
+    """The counts; ``enter`` before a connection is accepted, ``leave`` once it closed;
+    ``subscribe`` before a subscription is added, ``unsubscribe`` once it is gone."""
 
-    __slots__ = ("by_address", "max_total", "per_address", "total")
+    __slots__ = ("by_address", "max_subscriptions", "max_total", "per_address", "subscriptions", "total")
 
-    def __init__(self, max_total: int = MAX_WS_CLIENTS, per_address: int = MAX_WS_PER_ADDRESS) -> None:
+    def __init__(self, max_total: int = MAX_WS_CLIENTS, per_address: int = MAX_WS_PER_ADDRESS,
+                 max_subscriptions: int = MAX_WS_SUBSCRIPTIONS) -> None:
         self.max_total = max_total
         self.per_address = per_address
+        self.max_subscriptions = max_subscriptions
         self.total = 0
+        self.subscriptions = 0
         self.by_address: dict[str, int] = {}
 
     def enter(self, address: str | None) -> str | None:
@@ -47,6 +64,17 @@ class WsQuota:
         else:
             self.by_address.pop(key, None)
 
+    def subscribe(self) -> str | None:
+        """None: one more subscription counted; else why it is refused (nothing counted)."""
+        if self.subscriptions >= self.max_subscriptions:
+            return (f"this node serves at most {self.max_subscriptions} websocket subscriptions in all and "
+                    "holds that many; retry later or subscribe on another node")
+        self.subscriptions += 1
+        return None
+
+    def unsubscribe(self, count: int = 1) -> None:
+        self.subscriptions = max(0, self.subscriptions - count)
+
 
 async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | str:
     """The websocket of ``request``, counted in ``quota`` (``leave`` once it closes), or why
@@ -61,3 +89,21 @@ async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse 
         quota.leave(request.remote)
         raise
     return ws
+
+
+def drop_lagging(ws: web.WebSocketResponse, reason: str) -> None:
+    """Close ``ws``, whose client does not keep up (its bounded queue is full): the node
+    stops doing work for it, as Hyperliquid does, instead of building messages it cannot
+    send. Close code 1013 (try again later) with ``reason``; a client that does not take the
+    close frame within ``CLOSE_TIMEOUT_S`` has its connection aborted."""
+    if ws.closed:
+        return
+
+    async def close() -> None:
+        # a close that times out: aiohttp has closed the transport itself
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(ws.close(code=LAGGING_CLOSE_CODE, message=reason.encode()[:120]), CLOSE_TIMEOUT_S)
+
+    task = asyncio.ensure_future(close())
+    _closing.add(task)  # held until done: the loop keeps only a weak reference to a task
+    task.add_done_callback(_closing.discard)

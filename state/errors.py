@@ -80,6 +80,7 @@ class Code(IntEnum):
     INTERNAL_ERROR = 905  # RPC: the node failed to answer (a bug; logged)
     METHOD_NOT_ALLOWED = 906  # RPC: the route exists, not with this HTTP method
     MEMPOOL_BUSY = 907  # retryable: the pending set holds the admission window (or the signer its share)
+    RATE_LIMITED = 908  # RPC 429, retryable: this client is over its own share of the node's reads or submissions
     # state sync (91x, node/snapshots.py, node/syncverify.py): why a snapshot is refused
     SNAPSHOT_MALFORMED = 910  # not a snapshot, truncated, undecodable, another chain's, or records that do not load
     SNAPSHOT_ROOT_MISMATCH = 911  # its records do not give the app hash it states

@@ -1,0 +1,66 @@
+"""A byte-rate limit per client on request bodies (submissions, ``/info``, ``/exchange``).
+
+The node reads, decodes and hashes every body it accepts on the event loop that also runs
+consensus, before the mempool judges a single tx: a client posting 585 KB batches of junk to
+``/broadcast_txs`` back to back spent that loop time as fast as it could send. Each client
+(its remote address) has a token bucket of body bytes: ``bytes_per_s`` sustained, ``burst``
+at most; a request counts at least ``REQUEST_FLOOR`` bytes, so a flood of tiny requests is
+bounded too (by request rate). A request over its client's bucket is refused before its body
+is read (HTTP 429 ``RATE_LIMITED``, retryable). At most ``max_clients`` clients are tracked,
+the least recently seen forgotten first; ``exempt`` addresses (loopback by default) are not
+limited."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from node.readbudget import LOOPBACK, MAX_CLIENTS, Bucket
+
+DEFAULT_BYTES_PER_S = 2 * 1024 * 1024
+DEFAULT_BURST = 8 * 1024 * 1024  # one full 8 MB body (node/rpc.py MAX_BODY) fits
+REQUEST_FLOOR = 512  # bytes a request counts at least: 4,096 requests a second sustained
+REFUSED = "this client is over its rate of request bytes to this node; retry later"
+
+
+class SubmitLimit:
+    """The per-client byte buckets (see the module docstring)."""
+
+    __slots__ = ("_clients", "burst", "bytes_per_s", "clock", "exempt", "max_clients", "refused")
+
+    def __init__(self, bytes_per_s: int = DEFAULT_BYTES_PER_S, burst: int = DEFAULT_BURST, *,
+                 exempt: Iterable[str] = LOOPBACK, max_clients: int = MAX_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.bytes_per_s = bytes_per_s
+        self.burst = burst
+        self.exempt = frozenset(exempt)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._clients: OrderedDict[str, Bucket] = OrderedDict()
+        self.refused = 0
+
+    @property
+    def tracked_clients(self) -> int:
+        return len(self._clients)
+
+    def admit(self, client: str | None, size: int) -> bool:
+        """Charge ``client`` for a body of ``size`` bytes; False (nothing charged): refuse it.
+        A client with any bytes left may send one more body of any size (up to the body cap):
+        its bucket then goes negative and it waits the debt off."""
+        if client is None or client in self.exempt:
+            return True
+        now = self.clock()
+        bucket = self._clients.get(client)
+        if bucket is None:
+            bucket = self._clients[client] = Bucket(float(self.burst), now)
+            if len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(client)
+            bucket.refill(now, float(self.bytes_per_s), float(self.burst))
+        if bucket.tokens <= 0:
+            self.refused += 1
+            return False
+        bucket.tokens -= max(size, REQUEST_FLOOR)
+        return True
