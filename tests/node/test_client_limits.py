@@ -1,0 +1,275 @@
+"""Per-client limits of the RPC (node/readbudget.py, node/submitlimit.py) and bounded
+websocket push work (node/wsquota.py): one client over its share is refused while another
+is served, the heavy native reads are charged, request bodies meet a byte rate, the node's
+subscriptions are capped, and a client whose queue fills is disconnected.
+
+Clients are told apart by a test header (``X-Client``) a first middleware turns into the
+request's remote address: the test client is always 127.0.0.1. Clocks are fake; no timing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from node import hlws, rpc
+from node.config import ConfigError, NodeConfig, RpcLimits
+from node.readbudget import ReadBudget
+from node.rpc import RpcServer
+from node.submitlimit import SubmitLimit
+from node.wsquota import LAGGING_CLOSE_CODE, WsQuota
+from state.errors import Code
+from state.keys import address_to_text
+from tests.node.proofchain import ALICE, ProvingNode
+from tests.node.test_hlws import Node as HlNode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Ticking:
+    """A clock that moves ``step`` seconds each time it is read: every read costs time."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.t = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@web.middleware
+async def as_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request as if from the address in its ``X-Client`` header."""
+    remote = request.headers.get("X-Client")
+    return await handler(request.clone(remote=remote) if remote else request)
+
+
+def _from(client: str) -> dict[str, str]:
+    return {"X-Client": client}
+
+
+# ---------------------------------------------------------------------------- the budget itself
+def test_one_client_over_its_share_is_refused_while_another_is_served() -> None:
+    clock = Ticking()
+    budget = ReadBudget(share=0.25, burst_s=0.25, clock=clock, client_share=0.05, client_burst_s=0.05, exempt=())
+    served = {"a": 0, "b": 0}
+    for _ in range(1000):  # a floods 20 ms reads back to back, b asks now and then
+        for client in ("a", "a", "a", "a", "b"):
+            if budget.may_read(client):
+                started = budget.clock()
+                clock.t += 0.02
+                budget.charge(started, client)
+                served[client] += 1
+            else:
+                clock.t += 0.001
+    elapsed = clock.t
+    assert served["a"] * 0.02 <= elapsed * 0.05 + 0.05 + 0.02  # a: its own share, not the node's
+    assert budget.refused_clients > 0
+    assert served["b"] * 0.02 > elapsed * 0.05  # b got more than a's whole share: it was not starved
+    assert budget.tracked_clients == 2
+
+
+def test_tracked_clients_are_bounded_and_exempt_ones_are_not_tracked() -> None:
+    clock = Ticking()
+    budget = ReadBudget(clock=clock, max_clients=3)
+    for i in range(10):
+        budget.charge(clock(), f"10.0.0.{i}")
+    budget.charge(clock(), "127.0.0.1")  # loopback is exempt by default
+    assert budget.tracked_clients == 3
+    limit = SubmitLimit(1000, 1000, max_clients=2, clock=clock)
+    for i in range(5):
+        assert limit.admit(f"10.0.0.{i}", 10)
+    assert limit.admit("::1", 10**9) and limit.admit("::1", 10**9)
+    assert limit.tracked_clients == 2
+
+
+def test_a_request_counts_at_least_its_floor_and_a_client_waits_its_debt_off() -> None:
+    clock = Ticking()
+    limit = SubmitLimit(bytes_per_s=1000, burst=2000, exempt=(), clock=clock)
+    assert limit.admit("a", 5000)  # a body bigger than what is left: admitted, the bucket owes 3000
+    assert not limit.admit("a", 1) and limit.refused == 1
+    assert limit.admit("b", 1)
+    clock.t += 3.1  # the debt repaid at 1000 bytes a second
+    assert limit.admit("a", 1)
+
+
+def test_rpc_limits_in_config_json(tmp_path: Path) -> None:
+    base = {"rpc": {"port": 0}, "p2p": {"listen": "/ip4/127.0.0.1/tcp/0"}}
+    (tmp_path / "config.json").write_text(json.dumps(base))
+    assert NodeConfig.load(tmp_path).rpc_limits == RpcLimits()
+    (tmp_path / "config.json").write_text(json.dumps({**base, "rpc_limits": {"exempt": [], "max_ws_subscriptions": 5}}))
+    limits = NodeConfig.load(tmp_path).rpc_limits
+    assert limits.exempt == () and limits.max_ws_subscriptions == 5
+    for bad in ({"exempt": ["localhost"]}, {"client_read_share_pct": 0}, {"client_submit_kib_per_s": 0},
+                {"max_ws_subscriptions": 10**9}, {"bogus": 1}):
+        (tmp_path / "config.json").write_text(json.dumps({**base, "rpc_limits": bad}))
+        with pytest.raises(ConfigError):
+            NodeConfig.load(tmp_path)
+
+
+# ---------------------------------------------------------------------------- over HTTP
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvingNode]:
+    node = ProvingNode(tmp_path_factory.mktemp("limits"), heights=3)
+    yield node
+    node.blocks.close()
+
+
+def _server(chain: ProvingNode, **limits: Any) -> RpcServer:
+    server = RpcServer(chain.host, RpcLimits(exempt=(), **limits))  # type: ignore[arg-type]
+    server.app.middlewares.insert(0, as_client)
+    return server
+
+
+async def _error(resp: Any) -> tuple[int, str]:
+    return resp.status, (await resp.json())["error"]["name"]
+
+
+def test_heavy_native_reads_are_charged_per_client(chain: ProvingNode) -> None:
+    server = _server(chain)
+    server.read_budget = ReadBudget(share=1.0, burst_s=10.0, clock=Ticking(0.01), client_share=0.01,
+                                    client_burst_s=0.05, exempt=())
+    alice = address_to_text(ALICE.address)
+    history = f"/history?address={alice}"
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            for path in (history, "/blocks?from=1&to=3", f"/fills?address={alice}", "/candles?market=0"):
+                answers = [(await client.get(path, headers=_from("10.0.0.1"))).status for _ in range(12)]
+                assert answers[0] == 200 and 429 in answers, (path, answers)
+                resp = await client.get(path, headers=_from("10.0.0.1"))
+                assert await _error(resp) == (429, "RATE_LIMITED")
+                assert (await resp.json())["error"]["code"] == int(Code.RATE_LIMITED) == 908
+                assert (await client.get(path, headers=_from("10.0.0.2"))).status == 200  # another client
+                assert (await client.get("/health", headers=_from("10.0.0.1"))).status == 200  # light: not charged
+                server.read_budget = ReadBudget(share=1.0, burst_s=10.0, clock=Ticking(0.01), client_share=0.01,
+                                                client_burst_s=0.05, exempt=())
+
+    asyncio.run(go())
+
+
+def test_request_bodies_meet_a_byte_rate_per_client(chain: ProvingNode) -> None:
+    server = _server(chain, client_submit_kib_per_s=1, client_submit_burst_kib=1024)
+    junk = json.dumps({"txs": "x" * 600_000})  # decoded, then refused as malformed: loop time spent
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            statuses = [(await client.post("/broadcast_txs", data=junk, headers=_from("10.0.0.1"))).status
+                        for _ in range(3)]
+            assert statuses[:2] == [400, 400]
+            resp = await client.post("/broadcast_txs", data=junk, headers=_from("10.0.0.1"))
+            assert await _error(resp) == (429, "RATE_LIMITED")
+            resp = await client.post("/info", json={"type": "meta"}, headers=_from("10.0.0.1"))
+            assert resp.status == 429  # every body of the client: /info too
+            resp = await client.post("/broadcast_txs", data=junk, headers=_from("10.0.0.2"))
+            assert resp.status == 400  # another client: read and judged
+
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------------------- websockets
+def test_the_nodes_subscriptions_are_capped_at_subscribe_time(tmp_path: Path) -> None:
+    node = HlNode(tmp_path)
+    quota = WsQuota(max_subscriptions=3)
+    one, two = hlws.Session(node, quota), hlws.Session(node, quota)
+
+    def sub(s: hlws.Session, kind: str) -> list[dict[str, Any]]:
+        return s.receive(json.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": "BTC"}}))
+
+    assert sub(one, "l2Book")[0]["channel"] == "subscriptionResponse"
+    assert sub(one, "trades")[0]["channel"] == "subscriptionResponse"
+    assert sub(two, "l2Book")[0]["channel"] == "subscriptionResponse"
+    refused = sub(two, "bbo")
+    assert refused[0]["channel"] == "error" and "at most 3 websocket subscriptions" in refused[0]["data"]
+    assert quota.subscriptions == 3 and len(two.subs) == 1
+    one.receive(json.dumps({"method": "unsubscribe", "subscription": {"type": "trades", "coin": "BTC"}}))
+    assert sub(two, "bbo")[0]["channel"] == "subscriptionResponse"
+    one.close()
+    two.close()
+    assert quota.subscriptions == 0
+
+
+def test_native_websocket_subscriptions_are_capped(chain: ProvingNode) -> None:
+    server = _server(chain, max_ws_subscriptions=1)
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            ws = await client.ws_connect("/websocket")
+            await ws.send_json({"method": "subscribe", "topic": "blocks"})
+            assert (await ws.receive_json())["subscribed"] == "blocks"
+            other = await client.ws_connect("/websocket")
+            await other.send_json({"method": "subscribe", "topic": "blocks"})
+            answer = await other.receive_json()
+            assert answer["error"]["name"] == "NOT_READY" and "at most 1 websocket" in answer["error"]["message"]
+            await ws.close()
+            await asyncio.sleep(0)  # the server's handler sees the close
+            for _ in range(100):
+                if server.ws_quota.subscriptions == 0:
+                    break
+                await asyncio.sleep(0.01)
+            await other.send_json({"method": "subscribe", "topic": "blocks"})
+            assert (await other.receive_json())["subscribed"] == "blocks"
+            await other.close()
+
+    asyncio.run(go())
+
+
+def test_a_lagging_ws_client_is_disconnected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/ws: the pushes wait (here: a block is executing) while the bundles queue up; once the
+    connection's queue is full it is closed (1013) instead of the node working for it."""
+    monkeypatch.setattr(hlws, "PUSH_QUEUE", 2)
+    node = HlNode(tmp_path)
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(), read_budget=ReadBudget(exempt=()))
+    bundles = [node.block() for _ in range(4)]
+
+    async def go() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", hlws.route(host))  # type: ignore[arg-type]
+        async with TestClient(TestServer(app)) as client:
+            ws = await client.ws_connect("/ws")
+            await ws.send_json({"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC"}})
+            assert (await ws.receive_json())["channel"] == "subscriptionResponse"
+            await ws.receive_json()  # the snapshot
+            node.execution.gate.close()  # the forwarder waits, as behind a slow socket or a spent budget
+            for b in bundles:
+                node.bus.publish(hlws.TOPIC, None, {"bundle": b})
+                await asyncio.sleep(0)
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
+            node.execution.gate.open()
+        assert not node.bus.subs and host.ws_quota.total == 0 and host.ws_quota.subscriptions == 0
+
+    asyncio.run(go())
+
+
+def test_a_lagging_native_websocket_client_is_disconnected(chain: ProvingNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/websocket: pushes wait while the read budget is spent; the queue fills; the
+    connection is closed (1013)."""
+    monkeypatch.setattr(rpc, "QUEUE_LIMIT", 3)
+    server = _server(chain)
+    clock = Ticking()
+    server.read_budget = ReadBudget(clock=clock, exempt=())
+    bus = chain.host.bus
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            ws = await client.ws_connect("/websocket")
+            await ws.send_json({"method": "subscribe", "topic": "blocks"})
+            assert (await ws.receive_json())["subscribed"] == "blocks"
+            server.read_budget.charge(clock.t - 3600)  # an hour of loop time owed: pushes wait
+            for h in range(5):
+                bus.publish("blocks", None, {"height": h})
+                await asyncio.sleep(0)
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
+        assert not bus.subs and server.ws_quota.total == 0 and server.ws_quota.subscriptions == 0
+
+    asyncio.run(go())
