@@ -158,8 +158,8 @@ class Bundle:
     the funding rate the block settled (ppb per interval); ``bbos``: market -> [best bid
     level or None, best ask level or None] where one of them changed."""
 
-    __slots__ = ("bbos", "books", "cache", "candles", "events", "fills", "height", "mids", "orders", "rates", "szi",
-                 "time_ms")
+    __slots__ = ("_by_account", "_orders_by_owner", "bbos", "books", "cache", "candles", "events", "fills", "height",
+                 "mids", "orders", "rates", "szi", "time_ms")
 
     def __init__(self, height: int, time_ms: int) -> None:
         self.height = height
@@ -174,6 +174,46 @@ class Bundle:
         self.rates: dict[int, int] = {}
         self.cache: dict[tuple[str, str, str, str], list[str]] = {}
         self.fills: Mapping[tuple[int, bytes], Any] = {}  # (seq, account) -> fill context (node/fillbook.py)
+        self._by_account: dict[bytes, list[int]] | None = None
+        self._orders_by_owner: dict[bytes, list[int]] | None = None
+
+    def events_of(self, accounts: Sequence[bytes]) -> list[tuple[int, str, list[Any]]]:
+        """The events that name any of ``accounts`` where a user's pushes look (a fill's
+        maker or taker, the account of a funding payment, liquidation or dead-man cancel, an
+        ADL's two sides, a cancel's owner), in block order. Indexed once per bundle: a
+        user subscription costs its own events, not a walk over the whole block each."""
+        index = self._by_account
+        if index is None:
+            index = self._by_account = {}
+            for i, (_seq, _tx, e) in enumerate(self.events):
+                for account in _ACCOUNT_FIELDS.get(e[0], ()):
+                    if account < len(e):
+                        seen = index.setdefault(e[account], [])
+                        if not seen or seen[-1] != i:  # a self-trade names its account twice
+                            seen.append(i)
+        return [self.events[i] for i in _merged(index, accounts)]
+
+    def orders_of(self, accounts: Sequence[bytes]) -> list[dict[str, Any]]:
+        """``orders`` entries of orders ``accounts`` own, in the bundle's order (indexed once)."""
+        index = self._orders_by_owner
+        if index is None:
+            index = self._orders_by_owner = {}
+            for i, (owner, _o) in enumerate(self.orders):
+                index.setdefault(owner, []).append(i)
+        return [self.orders[i][1] for i in _merged(index, accounts)]
+
+
+# where each kind of event names the accounts a user's pushes are about (see Bundle.events_of)
+_ACCOUNT_FIELDS: dict[str, tuple[int, ...]] = {"fill": (5, 6), "funding_payment": (1,), "liquidation": (1,),
+                                               "adl": (2, 3), "dead_man": (1,), "cancel": (3,)}
+
+
+def _merged(index: Mapping[bytes, list[int]], accounts: Sequence[bytes]) -> list[int]:
+    """The positions ``index`` lists for any of ``accounts``, ascending, once each."""
+    found = [index[a] for a in accounts if a in index]
+    if len(found) <= 1:
+        return found[0] if found else []
+    return sorted({i for positions in found for i in positions})
 
 
 def _levels(ex: Exchange, market: int) -> list[list[dict[str, Any]]]:
@@ -393,7 +433,7 @@ def _user_fills(ex: Exchange, b: Bundle, user: bytes) -> list[dict[str, Any]]:
     """The block's fills of ``user`` and of its isolated accounts (node/hlinfo.py ``own_accounts``)."""
     out = []
     holders = own_accounts(ex, user)
-    for seq, tx, e in b.events:
+    for seq, tx, e in b.events_of(holders):
         if e[0] != "fill":
             continue
         for holder in holders:
@@ -417,7 +457,7 @@ def _funding_rate(ex: Exchange, rate_ppb: int) -> str:
 def _fundings(ex: Exchange, b: Bundle, user: bytes) -> list[dict[str, Any]]:
     qdec = ex.genesis.assets[ex.collateral_asset].decimals
     out = []
-    for _seq, _tx, e in b.events:
+    for _seq, _tx, e in b.events_of((user,)):
         if e[0] == "funding_payment" and e[1] == user:
             m = e[2]
             out.append({"time": b.time_ms, "coin": coin_of(ex, m), "usdc": dec(-e[3], qdec),
@@ -432,7 +472,7 @@ def _user_notices(ex: Exchange, b: Bundle, user: bytes) -> tuple[list[dict[str, 
     qdec = ex.genesis.assets[ex.collateral_asset].decimals
     liqs: list[dict[str, Any]] = []
     notes: list[str] = []
-    for seq, _tx, e in b.events:
+    for seq, _tx, e in b.events_of((user,)):
         kind = e[0]
         if kind == "liquidation" and e[1] == user and len(e) > 2:
             stage = e[2]
@@ -476,8 +516,7 @@ def build(ex: Exchange, sub: Sub, b: Bundle) -> list[dict[str, Any]]:
     assert user is not None
     text = address_to_text(user)
     if kind == "orderUpdates":
-        mine = set(own_accounts(ex, user))
-        orders = [o for owner, o in b.orders if owner in mine]
+        orders = b.orders_of(own_accounts(ex, user))
         return [msg("orderUpdates", orders)] if orders else []
     if kind == "userFills":
         fills = _user_fills(ex, b, user)
@@ -494,8 +533,8 @@ def build(ex: Exchange, sub: Sub, b: Bundle) -> list[dict[str, Any]]:
         out.append(msg("user", {"fills": fills}))
     out += [msg("user", {"funding": f}) for f in _fundings(ex, b, user)]
     out += [msg("user", {"liquidation": x}) for x in liqs]
-    mine = set(own_accounts(ex, user))
-    cancels = [{"coin": coin_of(ex, e[1]), "oid": e[2]} for _s, _t, e in b.events
+    mine = own_accounts(ex, user)
+    cancels = [{"coin": coin_of(ex, e[1]), "oid": e[2]} for _s, _t, e in b.events_of(mine)
                if e[0] == "cancel" and e[3] in mine and e[5] not in _USER_CANCELS]
     if cancels:
         out.append(msg("user", {"nonUserCancel": cancels}))
