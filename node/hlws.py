@@ -701,7 +701,7 @@ class Endpoint:
                 lagging = True
                 if forward is not None:
                     forward.cancel()
-                wsquota.drop_lagging(ws, LAGGING)
+                wsquota.drop_lagging(host.ws_quota, ws, LAGGING)
 
         try:
             async for m in ws:

@@ -744,7 +744,7 @@ class RpcServer:
             if not lagging:
                 lagging = True
                 sender.cancel()
-                wsquota.drop_lagging(ws, LAGGING)
+                wsquota.drop_lagging(self.ws_quota, ws, LAGGING)
 
         try:
             async for msg in ws:

@@ -578,6 +578,15 @@ class NodeRuntime:
                        "(requests / batches: how many arrived together)", lambda: self._coalescer.batches)
         m.gauge("bookchain_peers", "Connected peers", lambda: len(self.p2p.connected_peers()) if self.p2p else 0)
         m.gauge("bookchain_websocket_clients", "Open websocket connections", lambda: self.rpc.ws_clients)
+        m.gauge("bookchain_websocket_subscriptions", "Websocket subscriptions held, /ws and /websocket together",
+                lambda: self.rpc.ws_quota.subscriptions)
+        m.counter_from("bookchain_websocket_lagging_closed", "Websocket connections closed because their queue filled "
+                       "(the client, or the read budget, did not keep up)", lambda: self.rpc.ws_quota.lagging_closed)
+        m.counter_from("bookchain_reads_refused", "Reads refused with 429 NOT_READY: the node's read budget was spent",
+                       lambda: self.rpc.read_budget.refused)
+        m.counter_from("bookchain_rate_limited", "Requests refused with 429 RATE_LIMITED: their client was over its "
+                       "share of reads or its rate of request bytes",
+                       lambda: self.rpc.read_budget.refused_clients + self.rpc.submit_limit.refused)
         m.counter_from("bookchain_consensus_extra_rounds", "Rounds beyond round 0 needed to commit, summed over heights",
                        lambda: self.driver.rounds_total if self.driver else 0)
         m.counter_from("bookchain_consensus_bad_messages", "Undecodable consensus, tx or sync messages received",

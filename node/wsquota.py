@@ -32,7 +32,8 @@ class WsQuota:
     """The counts; ``enter`` before a connection is accepted, ``leave`` once it closed;
     ``subscribe`` before a subscription is added, ``unsubscribe`` once it is gone."""
 
-    __slots__ = ("by_address", "max_subscriptions", "max_total", "per_address", "subscriptions", "total")
+    __slots__ = ("by_address", "lagging_closed", "max_subscriptions", "max_total", "per_address", "subscriptions",
+                 "total")
 
     def __init__(self, max_total: int = MAX_WS_CLIENTS, per_address: int = MAX_WS_PER_ADDRESS,
                  max_subscriptions: int = MAX_WS_SUBSCRIPTIONS) -> None:
@@ -41,6 +42,7 @@ class WsQuota:
         self.max_subscriptions = max_subscriptions
         self.total = 0
         self.subscriptions = 0
+        self.lagging_closed = 0  # connections closed because their queue filled (drop_lagging)
         self.by_address: dict[str, int] = {}
 
     def enter(self, address: str | None) -> str | None:
@@ -91,13 +93,14 @@ async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse 
     return ws
 
 
-def drop_lagging(ws: web.WebSocketResponse, reason: str) -> None:
+def drop_lagging(quota: WsQuota, ws: web.WebSocketResponse, reason: str) -> None:
     """Close ``ws``, whose client does not keep up (its bounded queue is full): the node
     stops doing work for it, as Hyperliquid does, instead of building messages it cannot
     send. Close code 1013 (try again later) with ``reason``; a client that does not take the
     close frame within ``CLOSE_TIMEOUT_S`` has its connection aborted."""
     if ws.closed:
         return
+    quota.lagging_closed += 1
 
     async def close() -> None:
         # a close that times out: aiohttp has closed the transport itself

@@ -246,6 +246,7 @@ def test_a_lagging_ws_client_is_disconnected(tmp_path: Path, monkeypatch: pytest
             assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
             node.execution.gate.open()
         assert not node.bus.subs and host.ws_quota.total == 0 and host.ws_quota.subscriptions == 0
+        assert host.ws_quota.lagging_closed == 1
 
     asyncio.run(go())
 
@@ -271,5 +272,6 @@ def test_a_lagging_native_websocket_client_is_disconnected(chain: ProvingNode, m
             closing = await asyncio.wait_for(ws.receive(), 10)
             assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
         assert not bus.subs and server.ws_quota.total == 0 and server.ws_quota.subscriptions == 0
+        assert server.ws_quota.lagging_closed == 1
 
     asyncio.run(go())
