@@ -22,7 +22,8 @@ Three parts, so the protocol is tested without sockets or a node:
   each bundle into that connection's messages. A bundle caches the text of every message
   it built, so a thousand clients on the BTC book cost one encoding per block.
 - ``Endpoint``: the thin aiohttp handler that joins a socket, a session and a bus queue
-  (bounded: a slow client loses its oldest bundles, node/events.py).
+  (bounded: a connection whose queue fills is closed, node/wsquota.py ``drop_lagging``), and
+  counts its subscriptions in the node's cap (node/wsquota.py).
 
 A bundle older than a subscription's snapshot is not pushed to it, so a client never sees
 a book older than the one it was given. Errors are Hyperliquid's ``{"channel": "error",

@@ -11,6 +11,10 @@ connections of 100 each were 100,000 subscriptions visited per block. The node h
 most ``max_subscriptions`` in all (``/ws`` and ``/websocket`` together); one beyond it is
 refused when the client subscribes, with an error message on its connection (which stays
 open with the subscriptions it has).
+
+A connection whose bounded queue fills (its client does not read, or the node's read
+budget holds its pushes back) is closed (``drop_lagging``, code 1013) instead of the node
+building messages for it that nobody reads, as Hyperliquid drops a client that lags.
 """
 
 from __future__ import annotations
