@@ -637,7 +637,8 @@ class RpcServer:
             size = request.content_length
             if size is None:
                 size = len(await request.read())
-            if not self.submit_limit.admit(request.remote, size):
+            # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
+            if not self.submit_limit.admit(request.remote, min(size, MAX_BODY)):
                 raise RpcError(429, Code.RATE_LIMITED, submit_refused)
         return await handler(request)
 
