@@ -71,7 +71,6 @@ if TYPE_CHECKING:
 TOPIC = "hl"
 MAX_SUBSCRIPTIONS = 100  # per connection, as Hyperliquid limits them
 PUSH_QUEUE = 100  # bundles (blocks) a connection's pushes may lag behind, ~10 s at 10 blocks a second
-LAGGING = "your client is not keeping up with its pushes: reconnect and subscribe again"
 SNAPSHOT_FILLS = 500  # userFills / userFundings snapshot size (newest)
 ZERO_HASH = "0x" + "00" * 32
 _INTERVAL_OF_CODE = {code: (name, length) for name, (code, length) in INTERVALS.items()}
@@ -702,7 +701,7 @@ class Endpoint:
                 lagging = True
                 if forward is not None:
                     forward.cancel()
-                wsquota.drop_lagging(host.ws_quota, ws, LAGGING)
+                wsquota.drop_lagging(host.ws_quota, ws)
 
         try:
             async for m in ws:

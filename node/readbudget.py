@@ -148,14 +148,19 @@ class ReadBudget:
         if mine is not None:
             mine.tokens -= cost
 
-    def run(self, read: Callable[[], T], client: str | None = None) -> T:
-        """``read()``, its loop time charged to the node's and ``client``'s budgets;
-        ``OverBudget`` without running it when either share is spent (the one way /info,
-        /ws and the heavy native routes spend it)."""
+    def begin(self, client: str | None = None) -> float:
+        """A read by ``client`` starts now: its start time for ``charge``; ``OverBudget`` when
+        its share or the node's is spent (the one check /info, /ws and the heavy native
+        routes pass: ``run``, or node/rpc.py's wrapper of an async handler)."""
         code = self.refusal(client)
         if code is not None:
             raise OverBudget(code)
-        started = self.clock()
+        return self.clock()
+
+    def run(self, read: Callable[[], T], client: str | None = None) -> T:
+        """``read()``, its loop time charged to the node's and ``client``'s budgets;
+        ``OverBudget`` without running it when either share is spent."""
+        started = self.begin(client)
         try:
             return read()
         finally:

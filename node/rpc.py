@@ -22,7 +22,6 @@ from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
 from node.codes import split_hashes, unpack_codes
 from node.events import QUEUE_LIMIT, Subscription
-from node.hlws import LAGGING
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -614,10 +613,10 @@ class RpcServer:
 
         async def charged(request: web.Request) -> web.StreamResponse:
             budget, client = self.read_budget, request.remote
-            code = budget.refusal(client)
-            if code is not None:
-                raise over_budget(OverBudget(code))
-            started = budget.clock()
+            try:
+                started = budget.begin(client)
+            except OverBudget as err:
+                raise over_budget(err) from None
             try:
                 return await handler(request)
             finally:
@@ -745,7 +744,7 @@ class RpcServer:
             if not lagging:
                 lagging = True
                 sender.cancel()
-                wsquota.drop_lagging(self.ws_quota, ws, LAGGING)
+                wsquota.drop_lagging(self.ws_quota, ws)
 
         try:
             async for msg in ws:

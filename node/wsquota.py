@@ -28,6 +28,7 @@ MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
 MAX_WS_SUBSCRIPTIONS = 10_000  # node/config.py RpcLimits.max_ws_subscriptions's default
 LAGGING_CLOSE_CODE = 1013  # "try again later"
+LAGGING = "your client is not keeping up with its pushes: reconnect and subscribe again"
 CLOSE_TIMEOUT_S = 2.0
 _closing: set[asyncio.Future[None]] = set()
 
@@ -97,7 +98,7 @@ async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse 
     return ws
 
 
-def drop_lagging(quota: WsQuota, ws: web.WebSocketResponse, reason: str) -> None:
+def drop_lagging(quota: WsQuota, ws: web.WebSocketResponse, reason: str = LAGGING) -> None:
     """Close ``ws``, whose client does not keep up (its bounded queue is full): the node
     stops doing work for it, as Hyperliquid does, instead of building messages it cannot
     send. Close code 1013 (try again later) with ``reason``; a client that does not take the
