@@ -124,8 +124,8 @@ class RpcLimits:
     in all, ``/ws`` and ``/websocket`` together (node/wsquota.py)."""
 
     client_read_share_pct: int = 25
-    client_submit_kib_per_s: int = 2048
-    client_submit_burst_kib: int = 8192
+    client_submit_kib_per_s: int = 256  # node/submitlimit.py's defaults, which say why
+    client_submit_burst_kib: int = 1024
     max_ws_subscriptions: int = 10_000
     exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 

@@ -638,8 +638,22 @@ class RpcServer:
                 size = len(await request.read())
             # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
             if not self.submit_limit.admit(request.remote, min(size, MAX_BODY)):
-                raise RpcError(429, Code.RATE_LIMITED, submit_refused)
+                return await self._refuse_unread(request, error_response(
+                    429, Code.RATE_LIMITED, submit_refused, packed=wants_msgpack(request)))
         return await handler(request)
+
+    @staticmethod
+    async def _refuse_unread(request: web.Request, resp: web.Response) -> web.Response:
+        """Answer ``resp`` and close the connection without reading the request's body:
+        aiohttp would otherwise read and drop an unread body after the answer to keep the
+        connection, and a client flooding 585 KB bodies had the node's loop reading them."""
+        if not request.content_length:
+            return resp  # no body, or one already read to learn its size: the connection can stay
+        resp.force_close()  # "Connection: close"
+        await resp.prepare(request)
+        await resp.write_eof()
+        request.protocol.force_close()  # the answer is flushed, then the socket closed
+        return resp
 
     @web.middleware
     async def _count_mw(self, request: web.Request,

@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterable
 
 from node.readbudget import LOOPBACK, MAX_CLIENTS, Bucket
 
-DEFAULT_BYTES_PER_S = 2 * 1024 * 1024
-DEFAULT_BURST = 8 * 1024 * 1024  # one full 8 MB body (node/rpc.py MAX_BODY) fits
-REQUEST_FLOOR = 512  # bytes a request counts at least: 4,096 requests a second sustained
+# A 585 KB batch of junk txs held a node's loop ~190 ms (decode, admission, the answer):
+# 256 KiB/s lets one client spend ~8% of the loop that way, and still carries ~1,300 txs a
+# second in JSON (~2,600 in msgpack), more than a third of what a devnet commits.
+DEFAULT_BYTES_PER_S = 256 * 1024
+DEFAULT_BURST = 1024 * 1024
+REQUEST_FLOOR = 256  # bytes a request counts at least: 1,024 requests a second sustained
 REFUSED = "this client is over its rate of request bytes to this node; retry later"
 
 

@@ -167,6 +167,7 @@ def test_request_bodies_meet_a_byte_rate_per_client(chain: ProvingNode) -> None:
             assert statuses[:2] == [400, 400]
             resp = await client.post("/broadcast_txs", data=junk, headers=_from("10.0.0.1"))
             assert await _error(resp) == (429, "RATE_LIMITED")
+            assert resp.headers.get("Connection", "").lower() == "close"  # its body is not read: the socket closes
             resp = await client.post("/info", json={"type": "meta"}, headers=_from("10.0.0.1"))
             assert resp.status == 429  # every body of the client: /info too
             resp = await client.post("/broadcast_txs", data=junk, headers=_from("10.0.0.2"))
