@@ -21,7 +21,7 @@ from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
 from node.codes import split_hashes, unpack_codes
-from node.events import QUEUE_LIMIT, Subscription
+from node.events import Subscription
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -61,6 +61,11 @@ MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_SUBSCRIPTIONS = 100  # per /websocket connection, as /ws (node/hlws.py) caps them
+# messages a /websocket connection may have waiting: one per event (a trade, an account's
+# event), published together after each block, so a queue that one large block can fill
+# (5,000 txs sweeping the book are thousands of fills) would close clients that keep up;
+# 10,000 references (~80 KB) is several busy blocks behind
+WS_QUEUE = 10_000
 MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
 RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 # what answers while a synced snapshot awaits block h+1's certificate: the node's own status
@@ -733,9 +738,9 @@ class RpcServer:
         subs: list[Subscription] = []
         seen: set[tuple[str, Any]] = set()
         # one bounded queue for all of the connection's subscriptions: a client that never
-        # reads holds at most QUEUE_LIMIT messages, however many topics it subscribed; once
+        # reads holds at most WS_QUEUE messages, however many topics it subscribed; once
         # it is full the connection is closed (node/wsquota.py drop_lagging)
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(WS_QUEUE)
         budget, client = self.read_budget, request.remote
         lagging = False
 

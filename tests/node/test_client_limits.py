@@ -255,7 +255,7 @@ def test_a_lagging_ws_client_is_disconnected(tmp_path: Path, monkeypatch: pytest
 def test_a_lagging_native_websocket_client_is_disconnected(chain: ProvingNode, monkeypatch: pytest.MonkeyPatch) -> None:
     """/websocket: pushes wait while the read budget is spent; the queue fills; the
     connection is closed (1013)."""
-    monkeypatch.setattr(rpc, "QUEUE_LIMIT", 3)
+    monkeypatch.setattr(rpc, "WS_QUEUE", 3)
     server = _server(chain)
     clock = Ticking()
     server.read_budget = ReadBudget(clock=clock, exempt=())
