@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import WSMsgType, web
 
 from node import orderindex, wsquota
+from node.clientaddr import client_of
 from node.history import INTERVALS, Extra
 from node.hlinfo import (
     BOOK_LEVELS,
@@ -689,7 +690,7 @@ class Endpoint:
             return web.json_response({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY",
                                                 "message": ws}}, status=503)
         bus = host.rt.bus
-        client = request.remote
+        client = client_of(request)
         session = Session(host.rt, host.ws_quota)
         bus_sub: Any = None  # on the bus only while subscribed: an idle socket costs no bundles
         forward: asyncio.Future[None] | None = None
@@ -735,7 +736,7 @@ class Endpoint:
             if bus_sub is not None:
                 bus.unsubscribe(bus_sub)
             session.close()
-            host.ws_quota.leave(request.remote)
+            host.ws_quota.leave(client_of(request))
         return ws
 
     @staticmethod

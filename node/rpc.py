@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
+from node.clientaddr import client_key, client_of
 from node.codes import split_hashes, unpack_codes
 from node.events import Subscription
 from node.jsonfmt import (
@@ -183,6 +184,7 @@ class RpcServer:
 
         self.rt = rt
         limits = limits or RpcLimits()
+        exempt = [client_key(a) for a in limits.exempt]  # an exempt IPv6 address exempts its /64, as clients are keyed
         self.app = web.Application(client_max_size=MAX_BODY,
                                    middlewares=[self._count_mw, errors_middleware, self._client_mw,
                                                 self._sync_gate_mw, self._state_gate_mw])
@@ -192,10 +194,10 @@ class RpcServer:
         # loop time for clients' heavy reads, the node's and each client's (node/readbudget.py)
         pct = limits.client_read_share_pct
         self.read_budget = ReadBudget(client_share=DEFAULT_SHARE * pct / 100, client_burst_s=DEFAULT_BURST_S * pct / 100,
-                                      exempt=limits.exempt)
+                                      exempt=exempt)
         # request body bytes per client (node/submitlimit.py)
         self.submit_limit = SubmitLimit(limits.client_submit_kib_per_s * 1024, limits.client_submit_burst_kib * 1024,
-                                        exempt=limits.exempt)
+                                        exempt=exempt)
         r = self.app.router
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
@@ -603,7 +605,7 @@ class RpcServer:
         body = await json_body(request)
         try:
             return self.read_budget.run(lambda: web.json_response(answer(self.rt.sm.ex, body, self.rt.blocks)),
-                                        request.remote)
+                                        client_of(request))
         except OverBudget as err:
             raise over_budget(err) from None
         except InfoError as err:
@@ -617,7 +619,7 @@ class RpcServer:
         measured is its own."""
 
         async def charged(request: web.Request) -> web.StreamResponse:
-            budget, client = self.read_budget, request.remote
+            budget, client = self.read_budget, client_of(request)
             try:
                 started = budget.begin(client)
             except OverBudget as err:
@@ -642,7 +644,7 @@ class RpcServer:
             if size is None:
                 size = len(await request.read())
             # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
-            if not self.submit_limit.admit(request.remote, min(size, MAX_BODY)):
+            if not self.submit_limit.admit(client_of(request), min(size, MAX_BODY)):
                 return await self._refuse_unread(request, error_response(
                     429, Code.RATE_LIMITED, submit_refused, packed=wants_msgpack(request)))
         return await handler(request)
@@ -741,7 +743,7 @@ class RpcServer:
         # reads holds at most WS_QUEUE messages, however many topics it subscribed; once
         # it is full the connection is closed (node/wsquota.py drop_lagging)
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(WS_QUEUE)
-        budget, client = self.read_budget, request.remote
+        budget, client = self.read_budget, client_of(request)
         lagging = False
 
         async def forward() -> None:
@@ -820,7 +822,7 @@ class RpcServer:
             for s in subs:
                 self.rt.bus.unsubscribe(s)
             self.ws_quota.unsubscribe(len(subs))
-            self.ws_quota.leave(request.remote)
+            self.ws_quota.leave(client_of(request))
         return ws
 
 

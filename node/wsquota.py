@@ -24,6 +24,8 @@ import contextlib
 
 from aiohttp import web
 
+from node.clientaddr import client_of
+
 MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
 MAX_WS_SUBSCRIPTIONS = 10_000  # node/config.py RpcLimits.max_ws_subscriptions's default
@@ -86,14 +88,14 @@ class WsQuota:
 async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | str:
     """The websocket of ``request``, counted in ``quota`` (``leave`` once it closes), or why
     it is refused: the one way both endpoints open a connection."""
-    refusal = quota.enter(request.remote)
+    refusal = quota.enter(client_of(request))
     if refusal is not None:
         return refusal
     try:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
     except BaseException:
-        quota.leave(request.remote)
+        quota.leave(client_of(request))
         raise
     return ws
 

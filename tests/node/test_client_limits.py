@@ -306,3 +306,18 @@ def test_a_bundles_account_index_finds_what_a_walk_over_the_block_finds(
     fields = {"fill": (5, 6), "funding_payment": (1,), "adl": (2, 3), "dead_man": (1,), "cancel": (3,)}
     assert b.events_of(who) == [x for x in b.events if any(x[2][f] in who for f in fields.get(x[2][0], ()))]
     assert b.orders_of(who) == [o for owner, o in b.orders if owner in who]
+
+
+def test_an_ipv6_client_is_its_64_network_and_a_mapped_ipv4_client_its_address() -> None:
+    """A host handed a /64 would otherwise take a fresh share with every address in it."""
+    from node.clientaddr import client_key
+
+    a, b = client_key("2001:db8:1:2::1"), client_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert a == b == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != a
+    assert client_key("::ffff:10.0.0.7") == client_key("10.0.0.7") == "10.0.0.7"
+    assert client_key("::1") == "::1" and client_key("fe80::1%eth0") == "fe80::/64"
+    limit = SubmitLimit(1, 1)  # one byte a second: the first body spends the bucket
+    assert limit.admit(client_key("2001:db8:1:2::1"), 10)
+    assert not limit.admit(client_key("2001:db8:1:2::99"), 10)  # the same /64: the same client
+    assert limit.admit(client_key("2001:db8:9::1"), 10)
