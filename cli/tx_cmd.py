@@ -42,8 +42,8 @@ from node.wallet import hlbuild, txbuild
 from node.wallet.keystore import EthKeyRecord
 from node.wallet.nonce import NONCES
 from node.wallet.units import MAX_CHAIN_INT, Catalog
+from state.account import ISOLATED_PREFIX
 from state.agents import sub_account_address
-from state.isolated import ISOLATED_PREFIX
 from state.keys import address_from_text
 from state.tx import (
     ActAs,

@@ -44,6 +44,7 @@ from node.mempool import Mempool, verify_batch
 from node.metrics import NodeMetrics
 from node.proofs import ProofWindow, view_of
 from node.stategate import NodeStopping, StateGate
+from state import lapse
 from state.errors import StateIntegrityError
 from state.keys import address_to_text
 from state.machine import BlockResult, ExecBlock, StateMachine
@@ -360,6 +361,6 @@ class Execution:
                     break
         if bus.wants("book"):
             for m in sorted(touched_markets):
-                bids, asks = self.sm.ex.books[m].depth(20)
+                bids, asks = lapse.depth(self.sm.ex, m, 20)
                 bus.publish("book", m, {"height": block.height, "market": m,
                                         "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]})

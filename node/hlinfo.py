@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from state import lapse
+from state.account import ISOLATED_PREFIX
 from state.hlassets import perp_ids, spot_ids
-from state.isolated import ISOLATED_PREFIX, isolated_markets
+from state.isolated import isolated_markets
 from state.keys import address_from_text, address_to_text, bytes_from_hex
 from state.units import sz_decimals
 from state.views import margin_summary
@@ -176,7 +178,7 @@ def all_mids(ex: Exchange) -> dict[str, str]:
 def l2_book(ex: Exchange, coin: Any, time_ms: int | None = None) -> dict[str, Any]:
     m = market_of_coin(ex, coin)
     u = Units(ex, m)
-    bids, asks = ex.books[m].depth(BOOK_LEVELS)
+    bids, asks = lapse.depth(ex, m, BOOK_LEVELS)  # lapsed orders are not shown (state/lapse.py)
 
     def side(levels: Sequence[tuple[int, int, int]]) -> list[dict[str, Any]]:
         return [{"px": u.px(p), "sz": u.sz(s), "n": n} for p, s, n in levels]

@@ -60,6 +60,7 @@ from node.hlinfo import (
     user_fills,
 )
 from node.readbudget import OverBudget
+from state import lapse
 from state.errors import Code
 from state.keys import address_to_text
 
@@ -219,7 +220,7 @@ def _merged(index: Mapping[bytes, list[int]], accounts: Sequence[bytes]) -> list
 
 def _levels(ex: Exchange, market: int) -> list[list[dict[str, Any]]]:
     u = Units(ex, market)
-    return [[{"px": u.px(p), "sz": u.sz(s), "n": n} for p, s, n in side] for side in ex.books[market].depth(BOOK_LEVELS)]
+    return [[{"px": u.px(p), "sz": u.sz(s), "n": n} for p, s, n in side] for side in lapse.depth(ex, market, BOOK_LEVELS)]
 
 
 def best_levels(levels: list[list[dict[str, Any]]]) -> list[dict[str, Any] | None]:

@@ -16,9 +16,14 @@ next touch). Balances are kept by state/lending.py (``scaled``/``idle``); ``bala
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from state.lending import Pools
+
+#: the reserved sub-account name prefix of an isolated-margin account (state/isolated.py):
+#: here, beside the account, because state/lapse.py resolves an isolated account's master
+#: from it and must not import the transaction handlers
+ISOLATED_PREFIX: Final = "isolated:"
 
 
 class Position:

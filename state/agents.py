@@ -35,9 +35,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
+from state.account import ISOLATED_PREFIX
 from state.errors import Code, TxError
 from state.exchange import Exchange
-from state.isolated import ISOLATED_PREFIX
 from state.receipts import OK, ActionResult
 from state.tx import (
     ActAs,

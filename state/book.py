@@ -13,6 +13,10 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Iterator
+from typing import Final
+
+#: ``Level.floor`` of a level without good-til-time orders (above any block time)
+NO_EXPIRY: Final = 1 << 63
 
 
 class Order:
@@ -70,7 +74,7 @@ class Order:
 
 
 class Level:
-    __slots__ = ("firm", "orders", "price", "total")
+    __slots__ = ("firm", "floor", "orders", "price", "total")
 
     def __init__(self, price: int) -> None:
         self.price = price
@@ -80,6 +84,9 @@ class Level:
         # at most its owner's position (each is clipped, later ones cancelled, when reached), so
         # only this part is depth the impact prices (mark, funding premium) may count
         self.firm = 0
+        # derived, a lower bound on the expiries of its good-til-time orders: a level whose
+        # floor is not past the block time holds no expired order (state/lapse.py)
+        self.floor = NO_EXPIRY
 
     def head(self) -> Order | None:
         """The oldest live order, discarding dead ones it passes."""
@@ -128,16 +135,6 @@ class Book:
             return self.asks[self.ask_prices[0]] if self.ask_prices else None
         return self.bids[self.bid_prices[-1]] if self.bid_prices else None
 
-    def depth(self, levels: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        """Aggregated (price, size, order count) per level, best first, for RPC."""
-        bids = [self._agg(self.bids[p]) for p in reversed(self.bid_prices[-levels:])] if levels else []
-        asks = [self._agg(self.asks[p]) for p in self.ask_prices[:levels]] if levels else []
-        return bids, asks
-
-    @staticmethod
-    def _agg(level: Level) -> tuple[int, int, int]:
-        return (level.price, level.total, sum(1 for o in level.orders if o.live))
-
     def iter_orders(self) -> Iterator[Order]:
         """All live orders in a deterministic order (by oid)."""
         for oid in sorted(self.orders):
@@ -152,6 +149,8 @@ class Book:
             level = side[order.price] = Level(order.price)
             bisect.insort(prices, order.price)
         level.orders.append(order)
+        if order.expires_at and order.expires_at < level.floor:
+            level.floor = order.expires_at
         level.total += order.size
         if not order.reduce_only:
             level.firm += order.size

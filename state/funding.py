@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from state import lapse
 from state.events import FundingPaid, FundingSettled
 from state.prices import mark_price
 from state.risk import value_of
@@ -161,26 +162,29 @@ def remove_position(ex: Exchange, acct: Account, market: int) -> Position:
     return moved
 
 
-def impact_level(book: Book, bids: bool, tick_value: int, notional: int) -> int:
+def impact_level(ex: Exchange, book: Book, bids: bool, tick_value: int, notional: int) -> int:
     """Ticks of the level at which the side reaches ``notional``; 0 if it cannot. (Funding's
     impact price is that level; the mark's, ``prices.impact_price``, is the average fill.)"""
     prices = reversed(book.bid_prices) if bids else iter(book.ask_prices)
     levels = book.bids if bids else book.asks
+    switches = lapse.switches_due(ex)
     acc = 0
     for p in prices:
-        acc += p * levels[p].firm * tick_value  # reduce-only orders are not depth
+        # reduce-only and lapsed orders are not depth (state/book.py Level.firm, state/lapse.py)
+        acc += p * lapse.firm_depth(ex, levels[p], switches) * tick_value
         if acc >= notional:
             return p
     return 0
 
 
-def premium_sample(book: Book, tick_size: int, tick_value: int, notional: int, oracle: int, cap: int) -> int:
+def premium_sample(ex: Exchange, book: Book, tick_size: int, tick_value: int, notional: int, oracle: int,
+                   cap: int) -> int:
     """One block's premium sample (ppb) of a book against the oracle price: 0 unless both
     impact prices exist, clamped to +-``cap`` (see the module doc)."""
     if oracle <= 0:
         return 0
-    ib = impact_level(book, True, tick_value, notional) * tick_size
-    ia = impact_level(book, False, tick_value, notional) * tick_size
+    ib = impact_level(ex, book, True, tick_value, notional) * tick_size
+    ia = impact_level(ex, book, False, tick_value, notional) * tick_size
     if not (ib and ia):
         return 0
     premium = 0
@@ -197,7 +201,7 @@ def sample_premiums(ex: Exchange) -> None:
     for m in sorted(ex.perp_market_ids):
         spec = ex.markets[m]
         st = ex.mstate[m]
-        premium = premium_sample(ex.books[m], spec.tick_size, spec.tick_value, target, ex.index_px[spec.base], cap)
+        premium = premium_sample(ex, ex.books[m], spec.tick_size, spec.tick_value, target, ex.index_px[spec.base], cap)
         if st.premium_count >= MAX_PREMIUM_SAMPLES:
             st.premium_sum = _toward_zero(st.premium_sum, 2)
             st.premium_count //= 2

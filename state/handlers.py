@@ -14,6 +14,7 @@ from state import (
     agents,
     hlexec,
     isolated,
+    lapse,
     lendtx,
     leverage,
     lifetimes,
@@ -216,6 +217,8 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
             account, action, _ = agents.acting_account(ex, tx, action)
         except TxError as err:
             return Receipt(tx_hash, err.code, err.message, signer, kind)
+    if lapse.switches_due(ex):  # its due dead-man switch, not yet run by the sweep, runs before it acts
+        lifetimes.fire_if_due(ex, account)
     if isinstance(action, _BATCH):
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from state.account import ISOLATED_PREFIX
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.receipts import OK, ActionResult
@@ -31,7 +32,6 @@ from state.transfers import must_valid_withdrawal
 from state.tx import SetMarginMode, UpdateIsolatedMargin
 
 ISOLATED_DOMAIN: Final = b"bookchain/isolated\x00"
-ISOLATED_PREFIX: Final = "isolated:"  # the reserved sub-account name prefix
 
 
 def isolated_address(owner: bytes, market: int) -> bytes:

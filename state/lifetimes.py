@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 DAY_MS: Final = 86_400_000
 COMPACT_SLACK: Final = 1024
+#: the most work one block's sweep does: orders and trigger orders cancelled, plus one per
+#: dead-man switch completed (each a record written and an event). ~5 us each on the
+#: reference machine (bench/lifetime_sweep.py): a sweep adds at most ~20 ms to a block
+SWEEP_BUDGET: Final = 4096
 
 
 def must_not_expired(tx: SignedTx, now_ms: int) -> None:
@@ -53,55 +57,146 @@ def must_not_expired(tx: SignedTx, now_ms: int) -> None:
         raise TxError(Code.TX_EXPIRED, f"transaction expired at {tx.expires_after} ms (now {now_ms})")
 
 
-def cancel_all_for(ex: Exchange, acct: Account, reason: str) -> int:
-    """Cancel every open order of ``acct`` now, by oid, and its waiting trigger orders, and
-    those of its isolated positions' accounts (state/isolated.py); returns how many. The one
-    hook that cancels "everything of an account" (the dead-man switch)."""
+def _holders(ex: Exchange, acct: Account) -> list[Account]:
+    """The account and its isolated positions' accounts (state/isolated.py), by market:
+    what its dead-man switch covers."""
+    return [acct, *(ex.accounts[a] for _m, a in isolated.isolated_markets(ex, acct.address) if a in ex.accounts)]
+
+
+def cancel_all_for(ex: Exchange, acct: Account, reason: str, limit: int | None = None) -> tuple[int, bool]:
+    """Cancel the open orders of ``acct``, and its waiting trigger orders, and those of its
+    isolated positions' accounts: per holder its orders by oid, then its triggers by oid; at
+    most ``limit`` of them (None: all). Returns (how many, whether none is left). The one
+    hook that cancels "everything of an account" (the dead-man switch); the same order of
+    cancellation whatever ``limit`` and however many blocks it takes."""
     count = 0
-    for holder in [acct, *(ex.accounts[a] for _m, a in isolated.isolated_markets(ex, acct.address)
-                           if a in ex.accounts)]:
-        oids = sorted(holder.open_orders)
-        for oid in oids:
-            matching.cancel_order(ex, ex.books[holder.open_orders[oid]].orders[oid], reason)
-        count += len(oids) + trigbook.cancel_account_triggers(ex, holder, reason)
-    return count
+    for holder in _holders(ex, acct):
+        for ids, cancel in ((holder.open_orders, _cancel_resting), (holder.triggers, _cancel_trigger)):
+            left = None if limit is None else limit - count
+            if left is not None and left <= 0:
+                break
+            chosen = sorted(ids) if left is None or left >= len(ids) else heapq.nsmallest(left, ids)
+            for oid in chosen:
+                count += cancel(ex, holder, oid, reason)
+    return count, not any(h.open_orders or h.triggers for h in _holders(ex, acct))
+
+
+def _cancel_resting(ex: Exchange, holder: Account, oid: int, reason: str) -> int:
+    market = holder.open_orders.get(oid)
+    if market is None:
+        return 0
+    matching.cancel_order(ex, ex.books[market].orders[oid], reason)
+    return 1
+
+
+def _cancel_trigger(ex: Exchange, holder: Account, oid: int, reason: str) -> int:
+    t = ex.triggers.get(oid)
+    if t is None or t.owner != holder.address:
+        return 0  # (an OCO child gone with its parent, cancelled just before)
+    trigbook.cancel_trigger(ex, t, reason)
+    return 1
+
+
+def _fire(ex: Exchange, acct: Account, limit: int | None) -> int:
+    """Run ``acct``'s due switch: cancel what it covers (at most ``limit``); once nothing is
+    left, disarm it and emit ``DeadManFired``. Returns the work done (cancellations, plus
+    one when it completes)."""
+    assert acct.dead_man is not None
+    deadline = acct.dead_man[0]
+    cancelled, done = cancel_all_for(ex, acct, "dead_man", limit)
+    if not done:
+        return cancelled
+    acct.set_dead_man([0, acct.dead_man[1], acct.dead_man[2]])
+    ex.emit(DeadManFired("dead_man", acct.address, deadline, cancelled))
+    return cancelled + 1
+
+
+def fire_if_due(ex: Exchange, address: bytes) -> None:
+    """Before ``address`` acts (handlers.apply_tx): a switch of its that is due but not yet
+    run by the sweep runs now, whole (bounded by one account's orders), so that what the
+    account does from here on is not cancelled by it later."""
+    acct = ex.accounts.get(address)
+    dm = acct.dead_man if acct is not None else None
+    if acct is not None and dm is not None and 0 < dm[0] <= ex.time_ms:
+        _fire(ex, acct, None)
+
+
+def _next_expiry(ex: Exchange, now: int) -> tuple[int, int, int] | None:
+    """The earliest live expired good-til-time entry, stale ones before it dropped."""
+    heap = ex.order_expiries
+    while heap and heap[0][0] < now:
+        top = heap[0]
+        order = ex.books[top[2]].orders.get(top[1])
+        if order is not None and order.expires_at == top[0]:
+            return top
+        heapq.heappop(heap)
+    return None
+
+
+def _next_switch(ex: Exchange, now: int) -> tuple[int, bytes] | None:
+    """The earliest due armed switch, stale entries (renewed, cleared, fired) before it dropped."""
+    heap = ex.dead_men
+    while heap and heap[0][0] <= now:
+        top = heap[0]
+        acct = ex.accounts.get(top[1])
+        if acct is not None and acct.dead_man is not None and acct.dead_man[0] == top[0]:
+            return top
+        heapq.heappop(heap)
+    return None
 
 
 def begin_block(ex: Exchange) -> None:
     """After the clock has moved to the block time, before any transaction: expire
-    good-til-time orders, then fire due dead-man switches."""
+    good-til-time orders and run due dead-man switches, earliest moment first (an order
+    expiring at t goes at t + 1, a switch at its deadline; an expiry first on a tie), until
+    ``SWEEP_BUDGET`` is spent. What is left lapses on the book (state/lapse.py) and goes in
+    the next blocks."""
     now = ex.time_ms
-    heap = ex.order_expiries
-    while heap and heap[0][0] < now:
-        expires_at, oid, market = heapq.heappop(heap)
-        order = ex.books[market].orders.get(oid)
-        if order is not None and order.expires_at == expires_at:
-            matching.cancel_order(ex, order, "expired")
-    dead = ex.dead_men
-    while dead and dead[0][0] <= now:
-        deadline, address = heapq.heappop(dead)
-        acct = ex.accounts.get(address)
-        if acct is None or acct.dead_man is None or acct.dead_man[0] != deadline:
-            continue  # renewed, cleared or already fired: a stale entry
-        cancelled = cancel_all_for(ex, acct, "dead_man")
-        acct.set_dead_man([0, acct.dead_man[1], acct.dead_man[2]])
-        ex.emit(DeadManFired("dead_man", address, deadline, cancelled))
+    spent = 0
+    while spent < SWEEP_BUDGET:
+        expiry = _next_expiry(ex, now)
+        switch = _next_switch(ex, now)
+        if expiry is None and switch is None:
+            break
+        if switch is None or (expiry is not None and expiry[0] < switch[0]):
+            assert expiry is not None
+            heapq.heappop(ex.order_expiries)
+            matching.cancel_order(ex, ex.books[expiry[2]].orders[expiry[1]], "expired")
+            spent += 1
+            continue
+        acct = ex.accounts[switch[1]]
+        spent += _fire(ex, acct, SWEEP_BUDGET - spent)
+        if acct.dead_man is not None and acct.dead_man[0] == switch[0]:
+            break  # the budget ran out inside it: it goes on in the next block
+        heapq.heappop(ex.dead_men)
     _maybe_compact(ex)
 
 
 def _maybe_compact(ex: Exchange) -> None:
-    """Drop the stale entries of a heap grown past its bound (see the module doc)."""
-    if len(ex.order_expiries) > ex.lifetime_heap_bounds[0]:
-        live = [(o.expires_at, o.oid, o.market) for m in sorted(ex.books)
-                for o in ex.books[m].orders.values() if o.expires_at]
+    """Drop the stale entries of a heap grown past its bound (see the module doc). The
+    heap's own entries are filtered, never the books or the accounts: the work is the heap's
+    size, at least half of it pushed since the last rebuild, so an adversary cannot make it
+    scan every resting order each block with a few cheap placements."""
+    heap = ex.order_expiries
+    if len(heap) > ex.lifetime_heap_bounds[0]:
+        books = ex.books
+        live: list[tuple[int, int, int]] = []
+        for e in heap:
+            order = books[e[2]].orders.get(e[1])
+            if order is not None and order.expires_at == e[0]:
+                live.append(e)
         heapq.heapify(live)
         ex.order_expiries = live
         ex.lifetime_heap_bounds[0] = 2 * len(live) + COMPACT_SLACK
-    if len(ex.dead_men) > ex.lifetime_heap_bounds[1]:
-        armed = [(a.dead_man[0], addr) for addr, a in sorted(ex.accounts.items())
-                 if a.dead_man is not None and a.dead_man[0]]
-        heapq.heapify(armed)
-        ex.dead_men = armed
+    dead = ex.dead_men
+    if len(dead) > ex.lifetime_heap_bounds[1]:
+        accounts = ex.accounts
+        armed: set[tuple[int, bytes]] = set()  # (a switch set twice to one deadline: one entry)
+        for d in dead:
+            acct = accounts.get(d[1])
+            if acct is not None and acct.dead_man is not None and acct.dead_man[0] == d[0]:
+                armed.add(d)
+        ex.dead_men = sorted(armed)  # (sorted: a heap)
         ex.lifetime_heap_bounds[1] = 2 * len(armed) + COMPACT_SLACK
 
 

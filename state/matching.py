@@ -2,7 +2,9 @@
 
 Every check that can reject an order runs before the first mutation, so a rejected order
 changes nothing. Matching walks the opposite side best price first and, within a price,
-oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule). The
+oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule); so does
+reaching a lapsed one (past its good-til-time expiry, or its owner's dead-man switch due:
+state/lapse.py), which the bounded sweep of state/lifetimes.py has not removed yet. The
 taker's remainder rests (GTC/ALO) or is cancelled (IOC).
 
 Orders reserve nothing: the portfolio-margin check (state/risk.py) counts every open order
@@ -16,7 +18,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Final
 
-from state import dated, risk, trigbook
+from state import dated, lapse, risk, trigbook
 from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
@@ -175,11 +177,16 @@ def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_f
     book = ex.books[market.market_id]
     fills: list[Fill] = []
     is_buy, limit = order.is_buy, order.price
+    now, switches = ex.time_ms, lapse.switches_due(ex)
     while order.size and book.crosses(is_buy, limit):
         level = book.best_level(is_buy)
         assert level is not None
         maker = level.head()
         assert maker is not None, "a level with no live order is removed when it empties"
+        if (maker.expires_at and maker.expires_at < now) or (switches and lapse.switch_due(ex, maker.owner)):
+            # lapsed, not yet swept (state/lapse.py): removed as the sweep would, never filled
+            cancel_order(ex, maker, "expired" if maker.expires_at and maker.expires_at < now else "dead_man")
+            continue
         maker_acct = ex.accounts[maker.owner]
         if maker.owner == taker.address:
             cancel_order(ex, maker, "self_trade")

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from state import lapse
+
 if TYPE_CHECKING:
     from state.book import Book
     from state.exchange import Exchange
@@ -119,7 +121,7 @@ def book_price(ex: Exchange, market_id: int) -> int:
     return median(vals) * spec.tick_size if vals else 0
 
 
-def impact_price(book: Book, bids: bool, tick_size: int, tick_value: int, notional: int) -> int:
+def impact_price(ex: Exchange, book: Book, bids: bool, tick_size: int, tick_value: int, notional: int) -> int:
     """The average price (price units, floored) of filling ``notional`` against one side of
     ``book``, best level first; 0 when the whole side holds less."""
     prices = reversed(book.bid_prices) if bids else iter(book.ask_prices)
@@ -127,9 +129,11 @@ def impact_price(book: Book, bids: bool, tick_size: int, tick_value: int, notion
     need = notional  # quote units still to fill
     ticks_lots = 0  # sum of price * lots taken
     lots = 0
+    switches = lapse.switches_due(ex)
     for p in prices:
         per_lot = p * tick_value
-        take = levels[p].firm  # reduce-only orders are not depth (state/book.py Level.firm)
+        # reduce-only and lapsed orders are not depth (state/book.py Level.firm, state/lapse.py)
+        take = lapse.firm_depth(ex, levels[p], switches)
         if take * per_lot >= need:
             take = -(-need // per_lot)
             ticks_lots += p * take
@@ -207,8 +211,8 @@ def update_marks(ex: Exchange) -> None:
             mark = 0  # no index, no mark: the perp takes no new position (state/risk.py)
         else:
             book = ex.books[m]
-            ib = impact_price(book, True, spec.tick_size, spec.tick_value, target)
-            ia = impact_price(book, False, spec.tick_size, spec.tick_value, target)
+            ib = impact_price(ex, book, True, spec.tick_size, spec.tick_value, target)
+            ia = impact_price(ex, book, False, spec.tick_size, spec.tick_value, target)
             mid = (ib + ia) // 2 if ib and ia else 0
             if st.ema_ms == 0:
                 new_basis = 0  # the EMA starts here, at the oracle

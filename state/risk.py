@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from state import lapse
 from state.errors import Code, TxError
 from state.genesis import MarketSpec
 from state.muldiv import WORDS, isqrt, mul_div, mul_div_square, mul_one, mul_one_ceil
@@ -814,12 +815,14 @@ def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool
     at the resting orders' prices (best first), the rest (which would rest) at the limit. The
     account's own orders (self-trade prevention cancels them) and reduce-only makers (they may
     be clipped or cancelled) are passed over, so the walk never prices a fill the matching
-    engine would not make. At most ``WALK_ORDERS`` resting orders are visited (what is left
-    counts at the limit): passed-over orders are not consumed, so without a bound every
-    close could walk the same thousands of them."""
+    engine would not make; so are lapsed ones (past their expiry or under a due dead-man
+    switch, state/lapse.py: matching removes them). At most ``WALK_ORDERS`` resting orders are
+    visited (what is left counts at the limit): passed-over orders are not consumed, so
+    without a bound every close could walk the same thousands of them."""
     book = ex.books[market.market_id]
     levels = book.asks if is_buy else book.bids
     left, total, budget = size, 0, WALK_ORDERS
+    switches = lapse.switches_due(ex)
     for p in (book.ask_prices if is_buy else reversed(book.bid_prices)):
         if not left or not budget or (p > price if is_buy else p < price):
             break
@@ -827,7 +830,7 @@ def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool
             if not left or not budget:
                 break
             budget -= 1
-            if not o.live or o.owner == acct.address or o.reduce_only:
+            if not o.live or o.owner == acct.address or o.reduce_only or lapse.lapsed(ex, o, switches):
                 continue
             q = min(left, o.size)
             total += p * q

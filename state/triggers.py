@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from state import matching, risk
+from state import lapse, matching, risk
 from state.errors import Code, TxError
 from state.events import Triggered
 from state.genesis import MarketSpec
@@ -301,10 +301,15 @@ def run(ex: Exchange) -> None:
     if not ex.triggers:
         return
     sweep_closed_positions(ex)
+    switches = lapse.switches_due(ex)
     for oid, ref in _due(ex):
         t = ex.triggers.get(oid)
-        if t is not None:  # (an OCO sibling fired earlier in this loop cancels it)
-            fire(ex, t, ref)
+        if t is None:  # (an OCO sibling fired earlier in this loop cancels it)
+            continue
+        if switches and lapse.switch_due(ex, t.owner):
+            cancel_trigger(ex, t, "dead_man")  # its owner's switch is due, not yet run: never fires
+            continue
+        fire(ex, t, ref)
 
 
 def fire(ex: Exchange, t: Trigger, ref: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from state import lapse
 from state.account import Account
 from state.errors import TxError
 from state.funding import owed_funding
@@ -218,7 +219,7 @@ def account_links(ex: Exchange, address: bytes) -> dict[str, Any]:
 
 def book_view(ex: Exchange, market: int, depth: int) -> dict[str, Any]:
     """The best ``depth`` levels of each side: [[price ticks, lots, orders]], best first."""
-    bids, asks = ex.books[market].depth(depth)
+    bids, asks = lapse.depth(ex, market, depth)  # lapsed orders are not shown
     return {"market": market, "bids": [list(b) for b in bids], "asks": [list(a) for a in asks]}
 
 

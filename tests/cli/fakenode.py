@@ -27,6 +27,7 @@ from node.execution import event_to_list
 from node.jsonfmt import account_json, receipt_from_list, view_json
 from node.readbudget import ReadBudget
 from node.rpc import RpcError, RpcServer
+from state import lapse
 from state.errors import Code, TxError
 from state.genesis import Genesis
 from state.keys import address_from_text, address_to_text
@@ -326,7 +327,7 @@ class FakeNode:
         mid = self._market(request.query.get("market", ""))
         if mid is None:
             return error(404, Code.UNKNOWN_MARKET, "no such market")
-        bids, asks = self.sm.ex.books[mid].depth(int(request.query.get("depth", 20)))
+        bids, asks = lapse.depth(self.sm.ex, mid, int(request.query.get("depth", 20)))
         return web.json_response({"market": mid, "height": self.sm.height, "bids": [list(b) for b in bids],
                                   "asks": [list(a) for a in asks]})
 

@@ -208,8 +208,8 @@ def test_one_sided_impact_bid_cannot_move_the_funding_rate() -> None:
         events += [e for _, e in c.last.events if isinstance(e, tuple) and e[0] == "funding" and e[1] == BTC_PERP]
     assert [e[2] for e in events] == [c.genesis.risk.funding_interest_ppb] * 2
     book = c.ex.books[BTC_PERP]
-    assert funding.impact_level(book, True, 100, 10_000 * USD) == 62_520
-    assert funding.impact_level(book, False, 100, 10_000 * USD) == 0
+    assert funding.impact_level(c.ex, book, True, 100, 10_000 * USD) == 62_520
+    assert funding.impact_level(c.ex, book, False, 100, 10_000 * USD) == 0
 
 
 # ----------------------------------------------------------------------------- hypothesis flows

@@ -57,9 +57,9 @@ def test_premium_from_impact_prices_and_zero_sum_payment() -> None:
     ex = c.ex
     st = ex.mstate[BTC_PERP]
     book = ex.books[BTC_PERP]
-    assert funding.impact_level(book, True, 100, 10_000 * USD) == 60_300
-    assert funding.impact_level(book, False, 100, 10_000 * USD) == 60_500
-    assert funding.impact_level(book, False, 100, 13_000 * USD) == 0  # too deep: no impact ask
+    assert funding.impact_level(c.ex, book, True, 100, 10_000 * USD) == 60_300
+    assert funding.impact_level(c.ex, book, False, 100, 10_000 * USD) == 60_500
+    assert funding.impact_level(c.ex, book, False, 100, 13_000 * USD) == 0  # too deep: no impact ask
     events: list[Any] = []
     before: dict[Any, int] = {}
     entry = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from state import lapse
 from state.errors import Code
 from state.genesis import FEE_ACCOUNT
 from state.tx import Cancel, CancelAll, Modify, Tif
@@ -43,8 +44,7 @@ def test_partial_fill_leaves_maker_resting(chain: Chain) -> None:
     chain.order(A, BTC_SPOT, False, 60_000, 10)
     r = chain.order(B, BTC_SPOT, True, 60_000, 4)
     assert (r.status, r.filled) == ("filled", 4)
-    book = chain.ex.books[BTC_SPOT]
-    assert book.depth(1)[1] == [(60_000, 6, 1)]
+    assert lapse.depth(chain.ex, BTC_SPOT, 1)[1] == [(60_000, 6, 1)]
     assert chain.locked(A, BTC) == 6 * 10_000
 
 
@@ -52,7 +52,7 @@ def test_taker_remainder_rests_after_partial_fill(chain: Chain) -> None:
     chain.order(A, BTC_SPOT, False, 60_000, 3)
     r = chain.order(B, BTC_SPOT, True, 60_000, 5)
     assert (r.status, r.filled, r.resting) == ("resting", 3, 2)
-    assert chain.ex.books[BTC_SPOT].depth(1)[0] == [(60_000, 2, 1)]
+    assert lapse.depth(chain.ex, BTC_SPOT, 1)[0] == [(60_000, 2, 1)]
     assert chain.locked(B, USDC) == 2 * (6_000_000 + 2_100)
 
 

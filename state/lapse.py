@@ -1,0 +1,117 @@
+"""Whether a resting order has lapsed, and the book's depth without lapsed orders.
+
+An order lapses at the first block time past its good-til-time expiry (``expires_at <
+time``), or when the dead-man switch of its owner (of the owner's master, for an isolated
+account) is due (``0 < deadline <= time``). Lapsed orders are removed by the bounded sweep
+of state/lifetimes.py, at most ``SWEEP_BUDGET`` a block, so one can stay on the book for
+some blocks; until then nothing may treat it as liquidity. The matching engine removes one
+it reaches (``Cancelled``, reason "expired" or "dead_man", as the sweep would), the risk
+code's closing walk passes over it, and the depth readers (the mark's and funding's impact
+prices, the /info and websocket books) count what ``level_depth`` counts.
+
+Keeping that cheap: each price level keeps ``floor``, a lower bound on the expiries of its
+good-til-time orders (``NO_EXPIRY`` when it has none). A level whose floor is not past the
+block time holds no expired order, so while no dead-man switch is due its aggregates
+(``total``, ``firm``) are exact and read in O(1), as before. Otherwise its orders are
+visited once and the floor is tightened to the earliest expiry still on it, so a level
+goes back to O(1) as soon as the sweep has taken its lapsed orders. Whether any switch is
+due is the top of the ``dead_men`` heap (every armed switch has an entry there; a stale
+top only costs a visit). The floor is derived (``Book.add`` sets it, a restart rebuilds
+it) and never changes a result, only how it is computed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from state.account import ISOLATED_PREFIX
+from state.book import NO_EXPIRY, Level, Order
+
+if TYPE_CHECKING:
+    from state.exchange import Exchange
+
+
+def switches_due(ex: Exchange) -> bool:
+    """Whether some dead-man switch may be due and not yet fired (a cheap filter:
+    False means none is; True means look at the owner)."""
+    dead = ex.dead_men
+    return bool(dead) and dead[0][0] <= ex.time_ms
+
+
+def switch_due(ex: Exchange, owner: bytes) -> bool:
+    """Whether the switch that covers ``owner``'s orders (its own, or its master's for an
+    isolated account) is due and not yet fired."""
+    now = ex.time_ms
+    acct = ex.accounts.get(owner)
+    dm = acct.dead_man if acct is not None else None
+    if dm is not None and 0 < dm[0] <= now:
+        return True
+    sub = ex.subs.get(owner) if ex.subs else None
+    if sub is not None and sub[1].startswith(ISOLATED_PREFIX):
+        master = ex.accounts.get(sub[0])
+        dm = master.dead_man if master is not None else None
+        return dm is not None and 0 < dm[0] <= now
+    return False
+
+
+def lapsed(ex: Exchange, order: Order, switches: bool) -> str | None:
+    """The reason ``order`` is no longer good ("expired", "dead_man"), or None.
+    ``switches``: ``switches_due(ex)``, computed once by the caller."""
+    if order.expires_at and order.expires_at < ex.time_ms:
+        return "expired"
+    if switches and switch_due(ex, order.owner):
+        return "dead_man"
+    return None
+
+
+def level_depth(ex: Exchange, level: Level, switches: bool) -> tuple[int, int, int]:
+    """(size, firm size, order count) of the level's orders that have not lapsed (firm:
+    not reduce-only, see ``Level.firm``). O(1) on a clean level (module doc)."""
+    now = ex.time_ms
+    if level.floor >= now and not switches:
+        return level.total, level.firm, sum(1 for o in level.orders if o.live)
+    total = firm = count = 0
+    floor = NO_EXPIRY
+    for o in level.orders:
+        if not o.live:
+            continue
+        expires = o.expires_at
+        if expires:
+            if expires < floor:
+                floor = expires
+            if expires < now:
+                continue
+        if switches and switch_due(ex, o.owner):
+            continue
+        total += o.size
+        count += 1
+        if not o.reduce_only:
+            firm += o.size
+    level.floor = floor
+    return total, firm, count
+
+
+def firm_depth(ex: Exchange, level: Level, switches: bool) -> int:
+    """The level's depth an impact price may count: not reduce-only, not lapsed."""
+    if level.floor >= ex.time_ms and not switches:
+        return level.firm
+    return level_depth(ex, level, switches)[1]
+
+
+def depth(ex: Exchange, market: int, levels: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """(price, size, order count) of the best ``levels`` levels of each side that hold an
+    order that has not lapsed, best first: the book as a client sees it (RPC, /info
+    l2Book, websockets)."""
+    book = ex.books[market]
+    switches = switches_due(ex)
+    out: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] = ([], [])
+    for side, prices, is_bids in ((book.bids, book.bid_prices, True), (book.asks, book.ask_prices, False)):
+        rows = out[0] if is_bids else out[1]
+        for p in (reversed(prices) if is_bids else prices):
+            if len(rows) >= levels:
+                break
+            level = side[p]
+            size, _firm, count = level_depth(ex, level, switches)
+            if size:
+                rows.append((p, size, count))
+    return out
