@@ -155,8 +155,7 @@ def reference_px(ex: Exchange, market: int) -> int:
 
 def mid_text(ex: Exchange, market: int) -> str | None:
     """Mid of the best bid and ask (exact: half a tick shows as .5), None on a one-sided book."""
-    book = ex.books[market]
-    bid, ask = book.best_bid(), book.best_ask()
+    bid, ask = lapse.best(ex, market)  # (state/lapse.py)
     if bid is None or ask is None:
         return None
     u = Units(ex, market)
@@ -224,8 +223,7 @@ def asset_ctxs(ex: Exchange) -> list[dict[str, Any]]:
         rate = ratio(predicted_rate_ppb(ex, m) * HOUR_MS, interval * 10**9, 12) if interval else "0"
         oi = sum(ex.accounts[a].positions[m].size for a in sorted(ex.position_sides[m][0]))
         mark = u.price_units(reference_px(ex, m))
-        book = ex.books[m]
-        bid, ask = book.best_bid(), book.best_ask()
+        bid, ask = lapse.best(ex, m)
         out.append({
             "funding": rate, "openInterest": u.sz(oi), "prevDayPx": mark, "dayNtlVlm": "0",
             "premium": dec(prem, 9), "oraclePx": u.price_units(ex.index_px[spec.base]), "markPx": mark,

@@ -156,8 +156,10 @@ class PositionSettled(NamedTuple):
 
 
 class DeadManFired(NamedTuple):
-    """An account's dead-man switch reached its deadline: ``cancelled`` open orders were
-    cancelled (state/lifetimes.py)."""
+    """An account's dead-man switch reached its deadline and has run: ``cancelled`` open and
+    trigger orders were cancelled in the block it completed (a switch the per-block sweep
+    budget splits over blocks, or whose orders a taker met first, has cancelled the others
+    earlier, each with a ``Cancelled`` event of reason "dead_man"; state/lifetimes.py)."""
 
     kind: str  # "dead_man"
     account: bytes

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from state.account import ISOLATED_PREFIX
-from state.book import NO_EXPIRY, Level, Order
+from state.book import NO_EXPIRY, Book, Level, Order
 
 if TYPE_CHECKING:
     from state.exchange import Exchange
@@ -96,6 +96,29 @@ def firm_depth(ex: Exchange, level: Level, switches: bool) -> int:
     if level.floor >= ex.time_ms and not switches:
         return level.firm
     return level_depth(ex, level, switches)[1]
+
+
+def crosses(ex: Exchange, book: Book, is_buy: bool, price: int) -> bool:
+    """``Book.crosses`` without lapsed orders: whether an order at ``price`` would trade
+    against an order that is still good (an ALO or IOC is judged by it; matching removes the
+    lapsed ones it passes on the way)."""
+    if not book.crosses(is_buy, price):
+        return False
+    switches = switches_due(ex)
+    side = book.asks if is_buy else book.bids
+    for p in (book.ask_prices if is_buy else reversed(book.bid_prices)):
+        if (p > price) if is_buy else (p < price):
+            return False
+        level = side[p]
+        if (level.floor >= ex.time_ms and not switches) or level_depth(ex, level, switches)[0]:
+            return True  # (a level on its O(1) path holds a live order: empty levels are removed)
+    return False
+
+
+def best(ex: Exchange, market: int) -> tuple[int | None, int | None]:
+    """The best bid and ask (ticks) held by an order that has not lapsed (display)."""
+    bids, asks = depth(ex, market, 1)
+    return (bids[0][0] if bids else None), (asks[0][0] if asks else None)
 
 
 def depth(ex: Exchange, market: int, levels: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:

@@ -1,21 +1,36 @@
 """Order lifetimes: good-til-time orders, transactions' ``expires_after``, the dead-man switch.
 
-Good-til-time. A ``PlaceOrder`` with ``expires_at_ms`` rests until the first block whose
+Good-til-time. A ``PlaceOrder`` with ``expires_at_ms`` is good until the first block whose
 time is PAST its expiry (``expires_at < block time``): the order is good through the
-millisecond it names, so a block stamped exactly at the expiry can still fill it, and the
-next one removes it (Cancelled, reason "expired") at ``begin_block``, before any
-transaction. Placing one whose expiry is not after the current block time is refused
-(``ORDER_EXPIRED``): it could at best live through the block it was placed in. IOC orders
-may carry an expiry; it means nothing, they never rest. A modify keeps the expiry.
+millisecond it names, so a block stamped exactly at the expiry can still fill it, and from
+the next one it has lapsed. Placing one whose expiry is not after the current block time is
+refused (``ORDER_EXPIRED``): it could at best live through the block it was placed in. IOC
+orders may carry an expiry; it means nothing, they never rest. A modify keeps the expiry.
 
 The dead-man switch (Hyperliquid's scheduleCancel). ``ScheduleCancel(time_ms)`` arms it:
 at the first block whose time is at or past ``time_ms`` (``deadline <= block time``: the
-deadline is the moment the account stops trusting itself, so it fires there, unlike an
-order's expiry which is the last good moment) every open order of the account is
-cancelled (reason "dead_man", by oid) and a ``DeadManFired`` event is emitted. Renewing
-moves the deadline; ``ScheduleCancel(None)`` clears it. At most
+deadline is the moment the account stops trusting itself, so it is due there, unlike an
+order's expiry which is the last good moment) every open order and trigger order of the
+account and of its isolated accounts lapses; running the switch cancels them (reason
+"dead_man"; per holder by oid, orders then triggers), disarms it and emits
+``DeadManFired``. Renewing moves the deadline; ``ScheduleCancel(None)`` clears it. At most
 ``genesis.schedule_cancel_per_day`` sets or clears per account per UTC day
 (``block_time // 86_400_000``); a rejected one does not count.
+
+The sweep is bounded. Orders cost nothing to place, so an adversary can line up any number
+to lapse at one millisecond (80 accounts x 1,000 orders: one 0.4 s block when all went at
+once). ``begin_block`` removes lapsed orders earliest moment first (an expiry at t counts as
+t + 1, a deadline as itself; an expiry first on a tie) and stops when ``SWEEP_BUDGET``
+cancellations are spent, a switch completing counting one more; a switch larger than what
+is left goes on in the next block. What is left stays on the book, lapsed, until a later
+block's sweep: state/lapse.py says what lapsed means and how the matching engine (removes
+one it reaches, as the sweep would) and every reader of the book as liquidity skip it. A
+switch that is due but not yet run must not cancel anything its account does after the
+deadline, so it runs whole before any transaction of the account (``fire_if_due``, bounded
+by one account's orders and paid by that transaction), and the account's trigger orders
+are cancelled instead of firing (state/triggers.py). Only what changes the state counts
+against the budget, never a heap entry: a node restarted mid-sweep, whose rebuilt heaps
+hold no stale entries, cancels the same orders in the same blocks.
 
 Both are found without scanning: min-heaps on the Exchange (``order_expiries`` of
 (expires_at, oid, market), ``dead_men`` of (deadline, address)), derived and rebuilt by
@@ -24,8 +39,10 @@ or a switch renewed: a popped entry that no longer matches live state is skipped
 deletion), so every mutation stays O(log n) and each entry is popped once. Stale entries
 far in the future would pile up (place and cancel a year-long GTT order, again and again),
 so a heap that outgrows twice its size at the last rebuild (plus ``COMPACT_SLACK``) is
-rebuilt from the live orders / armed switches: amortized O(1) per push, and invisible to
-the state (the heaps are derived; a rebuild holds exactly the entries that can still act).
+rebuilt by filtering its own entries against live state: O(heap), at least half of it
+pushed since the last rebuild (amortized O(1) per push; scanning every book instead would
+let a thousand cheap placements buy a scan of every resting order), and invisible to the
+state (the heaps are derived; a rebuild holds exactly the entries that can still act).
 """
 
 from __future__ import annotations

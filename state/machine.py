@@ -12,8 +12,8 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
     begin   1. interest accrual: every pool's indices advance over the time since the
                previous block, at the rate fixed at the end of that block; the reserve
                factor's share goes to the insurance fund          (state/lending.py)
-           1b. good-til-time orders past their expiry are cancelled, then due dead-man
-               switches fire                                      (state/lifetimes.py)
+           1b. good-til-time orders past their expiry are cancelled and due dead-man
+               switches run, earliest first, at most SWEEP_BUDGET a block (state/lifetimes.py)
             1c. dated futures whose expiry the block time reached: orders cancelled,
                positions closed at the settlement price            (state/futures.py)
     txs     2. cancels first, then everything else in the proposer's order; oracle

@@ -86,7 +86,7 @@ def must_valid_order(ex: Exchange, acct: Account, o: PlaceOrder, replacing: Orde
             raise TxError(Code.AMOUNT_OUT_OF_RANGE, "position value limit at the market's top price "
                                                     "(position and open orders)")
     if tif != GTC:
-        crosses = ex.books[market.market_id].crosses(is_buy, price)
+        crosses = lapse.crosses(ex, ex.books[market.market_id], is_buy, price)  # lapsed orders do not count
         if tif == ALO and crosses:
             raise TxError(Code.ALO_WOULD_CROSS, "post-only order would take liquidity")
         if tif == IOC and not crosses:

@@ -109,12 +109,7 @@ def book_price(ex: Exchange, market_id: int) -> int:
     """median(best bid, best ask, last trade) in price units; 0 when none exists. For
     display only (state/views.py): no index or mark depends on it."""
     spec = ex.markets[market_id]
-    book = ex.books[market_id]
-    vals = []
-    if book.bid_prices:
-        vals.append(book.bid_prices[-1])
-    if book.ask_prices:
-        vals.append(book.ask_prices[0])
+    vals = [p for p in lapse.best(ex, market_id) if p is not None]  # (lapsed orders are not shown)
     last = ex.last_price.get(market_id, 0)
     if last:
         vals.append(last)

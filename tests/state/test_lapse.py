@@ -7,17 +7,22 @@ computes the same chain. Blocks of the test chain are 1,000 ms apart (``Chain.bl
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from state import funding, lapse, lifetimes, prices, risk
 from state.book import NO_EXPIRY
-from state.events import DeadManFired
+from state.errors import Code
+from state.events import DeadManFired, Triggered
 from state.genesis import Genesis
 from state.lifetimes import SWEEP_BUDGET
-from state.receipts import Cancelled
-from state.tx import Batch, Cancel, PlaceOrder, ScheduleCancel, Tif
+from state.receipts import Cancelled, Fill
+from state.tx import Batch, Cancel, PlaceOrder, PlaceTrigger, ScheduleCancel, Tif
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key, make_genesis
+from tests.state.riskkit import USD, risk_chain, set_prices
 
 A, B, C, D, E = (key(i) for i in range(30, 35))
 
@@ -115,15 +120,16 @@ def test_due_switches_are_bounded_lapse_meanwhile_and_run_before_their_account_a
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 3)
     c = _chain()
     mine = {k.address: [c.result(k, _bid(59_000 + 10 * i + j)).oid for i in range(4)] for j, k in enumerate((A, B))}
+    behind = c.result(D, _bid(58_990)).oid
     deadline = c.time + 10_000
     for k in (A, B):
         assert c.result(k, ScheduleCancel(deadline)).code == 0
     c.time = deadline - 1_000
     first = c.block()  # at the deadline: both due, budget 3
     assert len(_cancels(first, "dead_man")) == 3 and _fired(first) == []
-    # a taker reaching the rest fills none of them: they lapsed at the deadline
-    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 100, Tif.IOC, False, None)))
-    assert r.receipts[0].results[0].fills == ()
+    # a taker reaching the rest fills none of them (they lapsed at the deadline), only D's bid behind them
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 58_990, 100, Tif.IOC, False, None)))
+    assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
     assert len(_cancels(r, "dead_man")) == 8 - 3  # the sweep's next 2, then matching's 3
     assert not any(oid in c.ex.books[BTC_SPOT].orders for oids in mine.values() for oid in oids)
     fired = _fired(r) + _fired(c.block())  # one completed in the taker's block, the other next
@@ -187,3 +193,92 @@ def test_a_restart_at_any_height_computes_the_same_chain(monkeypatch: pytest.Mon
 def _replay(c: Chain) -> list[Any]:
     node = Chain(genesis=c.genesis)
     return [node.sm.apply_block(blk) for blk in c.blocks]
+
+
+def test_a_post_only_order_is_judged_without_lapsed_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ALO that crosses only an expired ask rests (and removes the ask, as a taker
+    would); an IOC that crosses only it has nothing to match."""
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    c = _chain()
+    expiry = c.time + 5_000
+    ask = c.result(A, PlaceOrder(BTC_SPOT, False, 60_000, 10, Tif.GTC, False, None, expiry)).oid
+    c.time = expiry
+    r = c.block(c.sign(B, PlaceOrder(BTC_SPOT, True, 60_000, 10, Tif.IOC, False, None)))
+    assert r.receipts[0].code == Code.IOC_NO_FILL and ask in c.ex.books[BTC_SPOT].orders  # refused: nothing changed
+    r = c.block(c.sign(B, PlaceOrder(BTC_SPOT, True, 60_000, 10, Tif.ALO, False, None)))
+    assert r.receipts[0].results[0].status == "resting"
+    assert _cancels(r, "expired") == [ask]
+    assert c.ex.books[BTC_SPOT].best_bid() == 60_000 and c.ex.books[BTC_SPOT].best_ask() is None
+
+
+def test_a_due_accounts_trigger_is_cancelled_instead_of_firing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    c = risk_chain()
+    for k in (A, B):
+        c.fund(k, USDC, 1_000_000 * USD)
+        c.fund(k, BTC, 100 * 10**8)
+    c.result(B, _bid(58_500, size=5))
+    r = c.result(A, PlaceTrigger(BTC_SPOT, False, 10, 59_000, 1, True, 0, False, None))  # a stop-market sell
+    assert r.status == "waiting"
+    stop = r.oid
+    deadline = c.time + 10_000
+    c.result(A, ScheduleCancel(deadline))
+    c.time = deadline
+    set_prices(c, btc=59_000 * USD)  # the stop's condition holds, after A's deadline
+    assert [e for _, e in c.last.events if isinstance(e, Triggered)] == []
+    assert _cancels(c.last, "dead_man") == [stop]
+    assert stop not in c.ex.triggers and not any(isinstance(e, Fill) for _, e in c.last.events)
+
+
+_step = st.one_of(
+    st.tuples(st.just("gtt"), st.integers(0, 2), st.integers(0, 3)),  # expiry: one of 4 moments
+    st.tuples(st.just("gtc"), st.integers(0, 2), st.just(0)),
+    st.tuples(st.just("switch"), st.integers(0, 2), st.integers(0, 3)),
+    st.tuples(st.just("take"), st.integers(0, 2), st.integers(0, 1)),  # an IOC sell into the bids
+    st.tuples(st.just("wait"), st.just(0), st.integers(1, 4)),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_step, min_size=1, max_size=30))
+def test_no_fill_on_a_lapsed_order_the_sweep_is_bounded_and_finishes(steps: list[tuple[str, int, int]]) -> None:
+    budget = 2
+    with patch.object(lifetimes, "SWEEP_BUDGET", budget):
+        c = _chain()
+        keys = (A, B, C)
+        base = c.time + 6_000
+        moments = [base + 2_000 * i for i in range(4)]
+        expiry_of: dict[int, int] = {}  # oid -> expiry
+        deadline_of: dict[bytes, int] = {}  # armed once per account, never renewed
+        for i, (kind, who, arg) in enumerate(steps):
+            k = keys[who]
+            tx: list[bytes] = []
+            if kind == "gtt" and moments[arg] > c.time + 1_000:
+                tx = [c.sign(k, Batch(tuple(_bid(59_500 - 10 * i - j, moments[arg]) for j in range(6))))]  # the older the better
+            elif kind == "gtc":
+                tx = [c.sign(k, _bid(58_500 - 10 * i))]
+            elif kind == "switch" and k.address not in deadline_of and moments[arg] >= c.time + 6_000:
+                tx = [c.sign(k, ScheduleCancel(moments[arg]))]
+                deadline_of[k.address] = moments[arg]
+            elif kind == "take":
+                tx = [c.sign(k, PlaceOrder(BTC_SPOT, False, 57_000, 40, Tif.IOC, False, None))]
+            else:
+                c.time += 1_000 * arg
+            r = c.block(*tx)
+            now = c.time
+            swept = [e for i, e in r.events if i == -1 and isinstance(e, Cancelled)]
+            assert len(swept) <= budget + (1 if any(isinstance(e, DeadManFired) for _, e in r.events) else 0)
+            for rec in r.receipts:
+                for res in rec.results or ():
+                    if res.oid is not None and res.status == "resting" and kind == "gtt":
+                        expiry_of[res.oid] = moments[arg]
+                    for f in res.fills:
+                        assert expiry_of.get(f.maker_oid, now) >= now  # never past its expiry
+                        deadline = deadline_of.get(f.maker, 0)
+                        assert not (0 < deadline <= now) or c.ex.accounts[f.maker].dead_man[0] == 0
+        for _ in range(40):
+            c.block()
+        now = c.time
+        assert all(not o.expires_at or o.expires_at >= now for b in c.ex.books.values() for o in b.orders.values())
+        assert all(a.dead_man is None or not 0 < a.dead_man[0] <= now for a in c.ex.accounts.values())
+        assert c.fork().ex.snapshot_records() == c.ex.snapshot_records()
