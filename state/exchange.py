@@ -109,6 +109,9 @@ class Exchange:
         self.order_expiries: list[tuple[int, int, int]] = []  # (expires_at, oid, market)
         self.dead_men: list[tuple[int, bytes]] = []  # (dead-man deadline, address)
         self.lifetime_heap_bounds = [1024, 1024]  # sizes past which those two are rebuilt
+        # per block: what the block's transactions (and end_block's takers) may still remove
+        # of lapsed orders, set by lifetimes.begin_block (state/lapse.py)
+        self.lapse_left = 0
         self.triggers: dict[int, Trigger] = {}  # oid -> waiting trigger order (state/triggers.py)
         self.trigger_index: dict[int, TriggerIndex] = {m.market_id: TriggerIndex() for m in self.markets}  # derived
         self.trigger_groups: dict[int, list[int]] = {}  # derived: parent oid -> its OCO children's oids

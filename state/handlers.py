@@ -218,7 +218,10 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
         except TxError as err:
             return Receipt(tx_hash, err.code, err.message, signer, kind)
     if lapse.switches_due(ex):  # its due dead-man switch, not yet run by the sweep, runs before it acts
-        lifetimes.fire_if_due(ex, account)
+        try:
+            lifetimes.must_run_due_switch(ex, account)
+        except TxError as err:
+            return Receipt(tx_hash, err.code, err.message, signer, kind)
     if isinstance(action, _BATCH):
         if len(action.actions) > ex.genesis.max_batch_actions:
             return Receipt(tx_hash, Code.BATCH_TOO_LARGE, f"at most {ex.genesis.max_batch_actions} actions", signer, kind)

@@ -26,10 +26,15 @@ is left goes on in the next block. What is left stays on the book, lapsed, until
 block's sweep: state/lapse.py says what lapsed means and how the matching engine (removes
 one it reaches, as the sweep would) and every reader of the book as liquidity skip it. A
 switch that is due but not yet run must not cancel anything its account does after the
-deadline, so it runs whole before any transaction of the account (``fire_if_due``, bounded
-by one account's orders and paid by that transaction), and the account's trigger orders
-are cancelled instead of firing (state/triggers.py). Only what changes the state counts
-against the budget, never a heap entry: a node restarted mid-sweep, whose rebuilt heaps
+deadline, so it runs whole before any transaction of the account
+(``must_run_due_switch``), and the account's trigger orders are cancelled instead of firing
+(state/triggers.py). What transactions remove that way (takers reaching lapsed orders,
+switches run before their account acts) comes out of a second per-block allowance,
+``TX_LAPSE_BUDGET`` (``Exchange.lapse_left``): without it one order crossing the whole
+backlog, or a few due accounts acting, would undo the bound. A taker that finds it spent
+stops at the lapsed order (nothing more crosses for it); an account whose switch it cannot
+cover gets ``DEAD_MAN_PENDING`` and retries later. Only what changes the state counts
+against either budget, never a heap entry: a node restarted mid-sweep, whose rebuilt heaps
 hold no stale entries, cancels the same orders in the same blocks.
 
 Both are found without scanning: min-heaps on the Exchange (``order_expiries`` of
@@ -66,6 +71,10 @@ COMPACT_SLACK: Final = 1024
 #: dead-man switch completed (each a record written and an event). ~5 us each on the
 #: reference machine (bench/lifetime_sweep.py): a sweep adds at most ~20 ms to a block
 SWEEP_BUDGET: Final = 4096
+#: the same for what transactions remove of lapsed orders in a block (``Exchange.lapse_left``):
+#: takers that reach lapsed orders, due switches run before their account acts. Without it
+#: one crossing order, or a few accounts acting, would remove the whole backlog in one block
+TX_LAPSE_BUDGET: Final = 4096
 
 
 def must_not_expired(tx: SignedTx, now_ms: int) -> None:
@@ -128,14 +137,24 @@ def _fire(ex: Exchange, acct: Account, limit: int | None) -> int:
     return cancelled + 1
 
 
-def fire_if_due(ex: Exchange, address: bytes) -> None:
+def must_run_due_switch(ex: Exchange, address: bytes) -> None:
     """Before ``address`` acts (handlers.apply_tx): a switch of its that is due but not yet
-    run by the sweep runs now, whole (bounded by one account's orders), so that what the
-    account does from here on is not cancelled by it later."""
+    run by the sweep runs now, whole, so that nothing the account does from here on is
+    cancelled by it later. Its work (what it cancels, plus one) comes out of the block's
+    ``lapse_left``; when that cannot cover it, the transaction is refused
+    (``DEAD_MAN_PENDING``, nothing changed) and the account retries in a later block, after
+    the sweep has taken more of its orders."""
     acct = ex.accounts.get(address)
     dm = acct.dead_man if acct is not None else None
-    if acct is not None and dm is not None and 0 < dm[0] <= ex.time_ms:
-        _fire(ex, acct, None)
+    if acct is None or dm is None or not 0 < dm[0] <= ex.time_ms:
+        return
+    work = 1 + sum(len(h.open_orders) + len(h.triggers) for h in _holders(ex, acct))
+    if work > ex.lapse_left:
+        raise TxError(Code.DEAD_MAN_PENDING,
+                      f"the account's dead-man switch (deadline {dm[0]}) is due and still has {work - 1} "
+                      "orders to cancel, more than this block can take: retry in a later block")
+    ex.lapse_left -= work
+    _fire(ex, acct, None)
 
 
 def _next_expiry(ex: Exchange, now: int) -> tuple[int, int, int] | None:
@@ -169,6 +188,7 @@ def begin_block(ex: Exchange) -> None:
     ``SWEEP_BUDGET`` is spent. What is left lapses on the book (state/lapse.py) and goes in
     the next blocks."""
     now = ex.time_ms
+    ex.lapse_left = TX_LAPSE_BUDGET
     spent = 0
     while spent < SWEEP_BUDGET:
         expiry = _next_expiry(ex, now)

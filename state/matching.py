@@ -184,7 +184,11 @@ def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_f
         maker = level.head()
         assert maker is not None, "a level with no live order is removed when it empties"
         if (maker.expires_at and maker.expires_at < now) or (switches and lapse.switch_due(ex, maker.owner)):
-            # lapsed, not yet swept (state/lapse.py): removed as the sweep would, never filled
+            # lapsed, not yet swept (state/lapse.py): removed as the sweep would, never filled;
+            # once the block's allowance for that is spent, nothing more crosses for this taker
+            if ex.lapse_left <= 0:
+                break
+            ex.lapse_left -= 1
             cancel_order(ex, maker, "expired" if maker.expires_at and maker.expires_at < now else "dead_man")
             continue
         maker_acct = ex.accounts[maker.owner]

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import funding, lapse, lifetimes, prices, risk
+from state import funding, lapse, lifetimes, prices, records, risk
 from state.book import NO_EXPIRY
 from state.errors import Code
 from state.events import DeadManFired, Triggered
 from state.genesis import Genesis
-from state.lifetimes import SWEEP_BUDGET
+from state.lifetimes import SWEEP_BUDGET, TX_LAPSE_BUDGET
 from state.receipts import Cancelled, Fill
 from state.tx import Batch, Cancel, PlaceOrder, PlaceTrigger, ScheduleCancel, Tif
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key, make_genesis
@@ -282,3 +282,43 @@ def test_no_fill_on_a_lapsed_order_the_sweep_is_bounded_and_finishes(steps: list
         assert all(not o.expires_at or o.expires_at >= now for b in c.ex.books.values() for o in b.orders.values())
         assert all(a.dead_man is None or not 0 < a.dead_man[0] <= now for a in c.ex.accounts.values())
         assert c.fork().ex.snapshot_records() == c.ex.snapshot_records()
+
+
+def test_what_transactions_remove_in_a_block_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One taker crossing a backlog of lapsed orders removes at most ``TX_LAPSE_BUDGET`` of
+    them in its block, then stops as if nothing more crossed (the live bid behind them
+    waits for a later block)."""
+    assert TX_LAPSE_BUDGET >= 1
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
+    c = _chain()
+    expiry = c.time + 10_000
+    lapsing = [x.oid for x in c.run(A, Batch(tuple(_bid(59_500 - i, expiry) for i in range(5)))).results]
+    behind = c.result(B, _bid(59_000)).oid
+    c.time = expiry
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.IOC, False, None)))
+    assert _cancels(r, "expired") == lapsing[:3] and r.receipts[0].results[0].fills == ()
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.IOC, False, None)))
+    assert _cancels(r, "expired") == lapsing[3:]
+    assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
+
+
+def test_a_due_account_whose_switch_the_block_cannot_cover_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 4)  # A's switch needs 4 cancellations + 1
+    c = _chain()
+    c.run(A, Batch(tuple(_bid(59_000 + i) for i in range(4))))
+    deadline = c.time + 10_000
+    c.result(A, ScheduleCancel(deadline))
+    c.time = deadline - 1_000
+    before = dict(c.ex.snapshot_records())
+    r = c.block(c.sign(A, _bid(59_100))).receipts[0]
+    assert r.code == Code.DEAD_MAN_PENDING
+    after = dict(c.ex.snapshot_records())
+    changed = {k[:1] for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed <= {records.NONCE, records.COUNTERS, records.MARKET}  # its nonce is used (and the block ran)
+    assert len(c.ex.accounts[A.address].open_orders) == 4
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 5)
+    r = c.block(c.sign(A, _bid(59_100))).receipts[0]
+    assert r.code == Code.OK and [e.account for _, e in c.last.events if isinstance(e, DeadManFired)] == [A.address]
+    assert len(c.ex.accounts[A.address].open_orders) == 1
