@@ -1,34 +1,54 @@
-"""Admission sized in time: how many transactions a client may still add to the mempool.
+"""Admission sized in time and by cost: how much work a client may still add to the mempool.
+
+What is counted is *weight* (node/txweight.py): one per order action a transaction carries
+(a 64-order ``Batch`` weighs 64, a single order or a transfer 1), never one per
+transaction. Counted in transactions, a flood of 64-order batches cost what a flood of
+single orders costs while it put 64 times the work in every block (an audit: 100 funded
+accounts sending 64-order batches whose orders all failed refused 36% of an honest
+client's txs and put its p99 submit-to-commit at 3.4 s). Every bound below is in weight:
+the commit rate is measured in weight per second, the window and the signers' shares are
+weight, and the proposer cuts its blocks by weight.
 
 Why time, not a count: a count cap sized for a fast machine queues seconds of backlog on a
 slow one, and every admitted transaction then waits behind it (a devnet offered 6,000/s
 against a capacity of ~5,000/s had a 50,000-tx mempool and a 16 s p99). The node measures
-how many transactions it commits per second (``CommitRate``) and admits from clients only
+how much weight it commits per second (``CommitRate``) and admits from clients only
 what it expects to commit within ``admission_window_ms``: a transaction admitted behind
-``pending`` others commits after them and after its own block (at most ``reap_window_ms``
+``pending`` weight commits after it and after its own block (at most ``reap_window_ms``
 of the rate, see below), so the pending set may hold ``rate x (admission_window_ms -
-reap_window_ms)`` (the *window*); beyond it a submission is refused at once with
+reap_window_ms)`` of weight (the *window*); beyond it a submission is refused at once with
 ``MEMPOOL_BUSY``, which a client retries. The count cap (``max_txs``) stays as a hard
 ceiling whatever the rate says.
 
 Why a floor: the rate is what the chain committed, not what it could commit; an idle node
-measures ~0/s, and must still take a burst. The window is never below ``floor`` txs.
+measures ~0/s, and must still take a burst. The window is never below ``floor`` (weight).
 
 Fairness per signer (Hyperliquid limits actions per address): a signer may hold at most
-``max(per_signer_min, window // active_signers)`` pending transactions, so one account
-flooding the node is refused while the others still get in; and once the pending set
-fills the window, a signer still under its fair share (``window // active_signers``) is
-admitted anyway, so a flooder that filled the window alone cannot lock a newcomer out
-until its backlog drains. Those admissions are bounded: the shares of all signers sum to
-the window, so the overshoot is at most what signers held beyond shares that shrank as
-others arrived (and never past ``2 x window``, checked before any signature is verified).
+``max(per_signer_min, window // active_signers)`` pending weight (its *share*), so one
+account flooding the node is refused while the others still get in; and once the pending
+set fills the window, a signer whose transaction still fits its fair share (``window //
+active_signers``) is admitted anyway, so a flooder that filled the window alone cannot
+lock a newcomer out until its backlog drains. A transaction must fit its signer's bound:
+the held weight plus its own, or ``n`` flooders each a batch past their share would
+overshoot the window by ``n`` batches. One exception: a signer holding nothing may add
+one transaction past its share, or a transaction heavier than a thin share could never
+enter. The window itself only has to have room left (the pending weight below it), not
+room for the whole transaction: a batch must not wait for 64 free units while single
+orders take each unit as it frees, and a batch heavier than a small window must still
+enter an idle node; so the pending set passes the window by less than one transaction
+(at most 256). Those admissions are bounded: the shares of all signers sum to the window,
+so the overshoot is at most that transaction and what signers held beyond shares that
+shrank as others arrived (and never past ``2 x window``, checked before any signature is
+verified).
 
 Refusing must cost less than admitting, or a flood of refusals eats the capacity the window
-is sized by: a native transaction names its public key at a fixed place of its envelope, so
-the verdict is first taken on that claimed signer, before the signature is verified (a
-forged claim cannot make a refusal wrong: it only refuses when the named signer already
-holds its share, and its own transactions would be refused as well). What survives is
-verified and judged again on the verified signer. The proposer cuts its blocks to
+is sized by: a native transaction names its public key at a fixed place of its envelope,
+and a ``Batch`` its action count in the header of its list (``txweight.claimed_weight``),
+so the verdict is first taken on that claimed signer and weight, before the signature is
+verified (a forged claim cannot make a refusal wrong: it only refuses when the named
+signer already holds its share, and its own transactions would be refused as well; the
+claimed weight is never above the decoded one). What survives is verified and judged
+again on the verified signer and weight. The proposer cuts its blocks to
 ``reap_window_ms`` of the rate: a transaction waits for the block in flight and then its
 own, so blocks of seconds would put seconds on every admitted transaction's latency.
 
@@ -43,7 +63,7 @@ as TCP sizes its congestion window), never past what the rate gives. The growth 
 by time, not blocks: heights are paced to at most 10 a second, and a chain making fewer
 blocks (a light load, or the stalls of a failing validator) would otherwise take seconds
 to reopen a window a stall had shrunk, refusing meanwhile what it could commit. The scale
-applies to the floor as well: on a machine that commits 2,000 txs a second, a 2,000-tx
+applies to the floor as well: on a machine that commits 2,000 actions a second, a 2,000
 floor alone is a second of queue. Transactions that never commit here (gossip lost on its
 way to the proposers) do not count: only committed ones measure the queue.
 
@@ -72,9 +92,9 @@ PEAK_TAU_S = 30.0
 
 
 class CommitRate:
-    """A time-weighted EWMA of committed transactions per second.
+    """A time-weighted EWMA of committed weight per second (node/txweight.py).
 
-    Each block contributes ``txs / dt`` (``dt``: wall time since the previous commit) with
+    Each block contributes ``weight / dt`` (``dt``: wall time since the previous commit) with
     weight ``1 - exp(-dt / tau)``: a burst of blocks a few ms apart moves the estimate by
     as little as those few ms deserve, a long gap by almost all of it."""
 
@@ -91,7 +111,8 @@ class CommitRate:
         """What the chain has shown it commits per second lately (the bounds' measure)."""
         return max(self.per_s, self.peak)
 
-    def on_block(self, txs: int, now: float) -> None:
+    def on_block(self, weight: int, now: float) -> None:
+        """A committed block of ``weight`` (its transactions' weights summed)."""
         last, self._last = self._last, now
         if last is None:
             return  # the first commit seen: no interval to divide by yet
@@ -99,7 +120,7 @@ class CommitRate:
         if dt <= 0:
             return
         alpha = 1.0 - math.exp(-dt / self.tau_s)
-        self.per_s += alpha * (txs / dt - self.per_s)
+        self.per_s += alpha * (weight / dt - self.per_s)
         self.peak = max(self.per_s, self.peak * math.exp(-dt / self.peak_tau_s))
 
 
@@ -147,8 +168,8 @@ class Latency:
 
 
 class Window:
-    """The admission bound and the per-signer shares, from the measured rate (its recent
-    peak) scaled by the measured latency."""
+    """The admission bound and the per-signer shares (weight), from the measured rate (its
+    recent peak) scaled by the measured latency."""
 
     __slots__ = ("block_ms", "floor", "latency", "per_signer_min", "rate", "window_ms")
 
@@ -161,25 +182,29 @@ class Window:
         self.latency = Latency(window_ms)
 
     def size(self) -> int:
-        """How many pending txs the mempool may hold from clients right now."""
+        """How much pending weight the mempool may hold from clients right now."""
         wait_s = max(0, self.window_ms - self.block_ms) / 1000
         # the scale applies to the floor too: on a slow machine the floor alone is seconds of queue
         return max(1, int(max(self.floor, self.rate.capacity() * wait_s) * self.latency.scale))
 
-    def verdict(self, pending: int, held: int, active: int, window: int | None = None) -> tuple[Code, str] | None:
-        """None to admit a tx whose signer holds ``held`` of ``pending`` txs, ``active``
-        signers holding any (this one counted); else the refusal. ``window``: ``size()``
-        when the caller has it already (a batch reads it once, not once per tx)."""
+    def verdict(self, pending: int, held: int, active: int, weight: int = 1,
+                window: int | None = None) -> tuple[Code, str] | None:
+        """None to admit a tx of ``weight`` whose signer holds ``held`` of ``pending``
+        weight, ``active`` signers holding any (this one counted); else the refusal.
+        ``window``: ``size()`` when the caller has it already (a batch reads it once, not
+        once per tx). A refusal for ``weight`` is one for any heavier tx too, so a verdict
+        on a lower bound of the weight (the claimed one) never refuses what would fit."""
         if window is None:
             window = self.size()
         fair = window // max(1, active)
         share = max(self.per_signer_min, fair)
-        if held >= share:
-            return Code.MEMPOOL_BUSY, (f"signer holds {held} pending transactions, its share of the "
-                                       f"{window}-tx admission window; retry later")
-        if pending >= window and held >= fair:
-            return Code.MEMPOOL_BUSY, (f"{pending} transactions pending, more than this node commits "
-                                       f"within {self.window_ms} ms; retry later")
+        after = held + weight
+        if after > share and held:
+            return Code.MEMPOOL_BUSY, (f"signer holds {held} pending actions, and {weight} more would pass its "
+                                       f"share of the {window}-action admission window ({share}); retry later")
+        if pending >= window and after > fair:
+            return Code.MEMPOOL_BUSY, (f"{pending} actions pending, more than this node commits within "
+                                       f"{self.window_ms} ms; retry later")
         return None
 
     def saturated(self, pending: int, window: int | None = None) -> bool:

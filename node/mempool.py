@@ -14,8 +14,10 @@ block's time passes it (a heap, so no scan of the pending set) and never reaped 
 last committed block's time passed it: block times only grow, so it could only be TX_EXPIRED.
 
 Clients' submissions (``bound=True``) are admitted within a bound in time and a share per
-signer (node/admission.py); peers' gossip meets only the hard count and byte caps, so the
-nodes keep one pending set to propose from. The proposer's reap is in arrival order.
+signer (node/admission.py), both counted in weight (node/txweight.py: one per order action,
+so a 64-order batch is 64); peers' gossip meets only the hard count and byte caps, so the
+nodes keep one pending set to propose from. The proposer's reap is in arrival order, cut
+by weight.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from node import sigbatch
 from node.admission import CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
 from node.stategate import StateGate
+from node.txweight import claimed_weight, tx_weight
 from state.errors import Code, TxError
 from state.machine import (
     UNKNOWN_SIGNER,
@@ -83,7 +86,9 @@ class Mempool:
         self._blocks_committed = 0
         self._expiring: list[tuple[int, bytes]] = []  # (expires_after, hash) of pending txs, lazy
         self.signer_of: dict[bytes, bytes] = {}  # hash -> signer of each pending tx
-        self.held: dict[bytes, int] = {}  # signer -> its pending txs (no zero entries)
+        self.weight_of: dict[bytes, int] = {}  # hash -> weight of each pending tx weighing more than 1
+        self.weight = 0  # the pending txs' weights summed (what the window bounds)
+        self.held: dict[bytes, int] = {}  # signer -> its pending txs' weight (no zero entries)
         self.clock = clock
         self.rate = CommitRate()
         self.window = Window(config.admission_window_ms, config.admission_floor_txs, config.per_signer_min,
@@ -97,8 +102,8 @@ class Mempool:
 
     # ------------------------------------------------------------------ admission
     def window_now(self, bound: bool) -> int:
-        """The admission window for a client's batch (``bound``), read once per batch: it
-        moves only when a block commits. 0: no window applies."""
+        """The admission window (weight) for a client's batch (``bound``), read once per
+        batch: it moves only when a block commits. 0: no window applies."""
         return self.window.size() if bound and self.config.admission_window_ms else 0
 
     def precheck(self, raw: bytes, h: bytes | None = None, *, bound: bool = False,
@@ -119,9 +124,9 @@ class Mempool:
         if bound:
             if window is None:
                 window = self.window_now(bound)
-            if window and self.window.saturated(len(pending), window):
+            if window and self.window.saturated(self.weight, window):
                 self.refused_busy += 1
-                return Admission(h, Code.MEMPOOL_BUSY, f"{len(pending)} transactions pending, twice the "
+                return Admission(h, Code.MEMPOOL_BUSY, f"{self.weight} actions pending, twice the "
                                                        f"admission window; retry later")
         return None
 
@@ -142,8 +147,9 @@ class Mempool:
             return again
         signer = checked.signer
         held = self.held.get(signer, 0)
+        weight = tx_weight(checked)
         if window:
-            refusal = self.window.verdict(len(self.pending), held, len(self.held) + (held == 0), window)
+            refusal = self.window.verdict(self.weight, held, len(self.held) + (held == 0), weight, window)
             if refusal is not None:
                 self.refused_busy += 1
                 return Admission(h, *refusal)
@@ -157,7 +163,10 @@ class Mempool:
         if bound:
             self.window.latency.admitted(h, self.clock())
         self.signer_of[h] = signer
-        self.held[signer] = held + 1
+        self.held[signer] = held + weight
+        self.weight += weight
+        if weight != 1:
+            self.weight_of[h] = weight
         if checked.expires_after is not None:
             heapq.heappush(self._expiring, (checked.expires_after, h))
         self.remember(checked)
@@ -219,8 +228,10 @@ class Mempool:
         - a signer the chain has never seen: ``UNKNOWN_ACCOUNT`` (``must_admit``). Otherwise
           an unfunded client re-posting one batch of 5,000 strangers' txs made a node verify
           thousands of signatures a second for nothing;
-        - the window's verdict (``size`` txs; 0: no window) on the signer's share."""
-        pending, held, window = len(self.pending), self.held, self.window
+        - the window's verdict (``size``; 0: no window) on the signer's share, for the
+          weight the envelope claims (``txweight.claimed_weight``: never above the decoded
+          one, so nothing that would fit is refused)."""
+        pending, held, window = self.weight, self.held, self.window
         ex, newcomers = self.sm.ex, self._newcomers
         for i, r in enumerate(results):
             if r is not None:
@@ -235,7 +246,7 @@ class Mempool:
             if not size:
                 continue
             n = held.get(signer, 0)
-            refusal = window.verdict(pending, n, len(held) + (n == 0), size)
+            refusal = window.verdict(pending, n, len(held) + (n == 0), claimed_weight(raws[i]), size)
             if refusal is not None:
                 self.refused_busy += 1
                 results[i] = Admission(hashes[i], *refusal)
@@ -251,21 +262,23 @@ class Mempool:
 
     # ------------------------------------------------------------------ proposer / commit
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
-        """The next block's txs, in arrival order, cut to ``reap_window_ms`` of the rate."""
+        """The next block's txs, in arrival order, cut to ``reap_window_ms`` of the rate in
+        weight (the first tx always fits, however heavy: a block must make progress; no cap
+        in weight when admission in time is off, only the consensus limits)."""
         cap = self.block_cap()
-        if cap:
-            max_txs = min(max_txs, cap)
         out: list[bytes] = []
-        size = 0
-        now, verified = self.sm.ex.time_ms, self.verified
-        for raw in self.pending.values():
-            if len(out) >= max_txs or size + len(raw) > max_bytes:
-                break
+        size = weight = 0
+        now, verified, weight_of = self.sm.ex.time_ms, self.verified, self.weight_of
+        for h, raw in self.pending.items():
             tx = verified.get(raw)
             if tx is not None and tx.expires_after is not None and tx.expires_after < now:
                 continue  # expired already: dropped at the next commit
+            w = weight_of.get(h, 1)
+            if len(out) >= max_txs or size + len(raw) > max_bytes or (cap and out and weight + w > cap):
+                break
             out.append(raw)
             size += len(raw)
+            weight += w
         return out
 
     def missing_verifications(self, txs: Iterable[bytes]) -> list[bytes]:
@@ -281,16 +294,24 @@ class Mempool:
         that cache is full its size stays at ``SEEN_CACHE`` (a multiple of 64), which made
         every block scan the whole pending set after ~200,000 committed txs."""
         committed, pending, verified = self.committed, self.pending, self.verified
-        hashes = list(hashes)
+        hashes, raws = list(hashes), list(raws)
         now = self.clock()
         self.window.latency.on_block(hashes, now)  # before _release forgets the admission times
-        for h in hashes:
+        # the block's weight, as the rate is measured: a tx pending here weighs what it was
+        # admitted at; one this node never held (proposed before its gossip arrived) is in
+        # the verified cache (checked when the proposal came), its raw at the same index
+        weight = 0
+        for i, h in enumerate(hashes):
             committed[h] = None
             old = pending.pop(h, None)
             if old is not None:
                 self.bytes -= len(old)
-                self._release(h)
-        self.rate.on_block(len(hashes), now)
+                weight += self._release(h)
+            elif i < len(raws) and (tx := verified.get(raws[i])) is not None:
+                weight += tx_weight(tx)
+            else:
+                weight += 1
+        self.rate.on_block(weight, now)
         for raw in raws:
             verified.pop(raw, None)
         while len(committed) > SEEN_CACHE:
@@ -311,27 +332,31 @@ class Mempool:
                 self.bytes -= len(pending.pop(h))
                 self._release(h)
 
-    def _release(self, h: bytes) -> None:
-        """A pending tx left (committed or expired): its signer holds one fewer."""
+    def _release(self, h: bytes) -> int:
+        """A pending tx left (committed or expired): its signer holds its weight less.
+        Returns that weight."""
         self.window.latency.forget(h)  # expired or committed (on_block has read its admission time)
+        weight = self.weight_of.pop(h, 1)
         signer = self.signer_of.pop(h, None)
         if signer is None:
-            return
-        left = self.held[signer] - 1
+            return weight
+        self.weight -= weight
+        left = self.held[signer] - weight
         if left:
             self.held[signer] = left
         else:
             del self.held[signer]
+        return weight
 
     def block_cap(self) -> int:
-        """Most txs the proposer puts in a block now (0: no cap beyond consensus's)."""
+        """Most weight the proposer puts in a block now (0: no cap beyond consensus's)."""
         c = self.config
         if not c.admission_window_ms or not c.reap_window_ms:
             return 0
         return max(c.admission_floor_txs // 2, int(self.rate.capacity() * c.reap_window_ms / 1000), 1)
 
     def window_txs(self) -> int:
-        """The admission window now, in txs (0 when admission in time is off)."""
+        """The admission window now, in weight (0 when admission in time is off)."""
         return self.window.size() if self.config.admission_window_ms else 0
 
 

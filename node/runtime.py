@@ -564,12 +564,14 @@ class NodeRuntime:
         m.gauge("bookchain_last_apply_ms", "Execution + storage time of the last block", lambda: round(ex.last_apply_ms, 3))
         m.gauge("bookchain_mempool_txs", "Transactions waiting in the mempool", lambda: len(self.mempool))
         m.gauge("bookchain_mempool_bytes", "Bytes waiting in the mempool", lambda: self.mempool.bytes)
-        m.gauge("bookchain_commit_rate", "Measured commit rate (tx/s, EWMA) the admission window is sized by",
-                lambda: round(self.mempool.rate.per_s, 1))
-        m.gauge("bookchain_commit_capacity", "Recent peak of the commit rate (tx/s): admission and the block cut are "
-                "sized by it", lambda: round(self.mempool.rate.capacity(), 1))
-        m.gauge("bookchain_admission_window_txs", "Pending txs the mempool admits from clients now (0: off)",
-                self.mempool.window_txs)
+        m.gauge("bookchain_mempool_weight", "Weight waiting in the mempool (one per order action: node/txweight.py)",
+                lambda: self.mempool.weight)
+        m.gauge("bookchain_commit_rate", "Measured commit rate (weight/s, EWMA: one per order action, "
+                "node/txweight.py) the admission window is sized by", lambda: round(self.mempool.rate.per_s, 1))
+        m.gauge("bookchain_commit_capacity", "Recent peak of the commit rate (weight/s): admission and the block cut "
+                "are sized by it", lambda: round(self.mempool.rate.capacity(), 1))
+        m.gauge("bookchain_admission_window_txs", "Pending weight (one per order action) the mempool admits from "
+                "clients now (0: off)", self.mempool.window_txs)
         m.counter_from("bookchain_mempool_busy", "Submissions refused with MEMPOOL_BUSY (retryable)",
                        lambda: self.mempool.refused_busy)
         m.counter_from("bookchain_admission_requests", "Clients' submissions admitted (node/coalesce.py)",

@@ -60,7 +60,8 @@ def test_metrics_types_and_counts(one_node: Manifest) -> None:
         assert types[name] == "counter", name
     for name in ("bookchain_block_interval_ms", "bookchain_apply_ms", "bookchain_submit_to_commit_ms"):
         assert types[name] == "histogram", name
-    for name in ("bookchain_height", "bookchain_mempool_txs", "bookchain_peers", "bookchain_websocket_clients"):
+    for name in ("bookchain_height", "bookchain_mempool_txs", "bookchain_mempool_weight", "bookchain_peers",
+                 "bookchain_websocket_clients"):
         assert types[name] == "gauge", name
 
     samples = {(n, tuple(sorted(labels.items()))): v for _, (_, ss) in fams.items() for n, labels, v in ss}
