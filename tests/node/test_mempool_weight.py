@@ -9,6 +9,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.admission import CommitRate, Window
 from node.config import MempoolConfig
@@ -166,6 +168,39 @@ def test_a_tx_committed_before_its_gossip_arrived_weighs_its_actions_in_the_rate
     clock.now += 1.0
     pool.on_committed([tx_hash(raw)], [raw], chain.ex.time_ms)
     assert pool.rate.per_s == pytest.approx(64 * (1 - math.exp(-1.0 / 2.0)), rel=1e-6)
+
+
+_KEYS = [key(40 + i) for i in range(4)]
+_CHAIN = funded_chain(_KEYS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 70), st.integers(0, 2**64 - 1), st.booleans()),
+                min_size=1, max_size=12),
+       st.lists(st.booleans(), max_size=12))
+def test_the_pending_weight_is_what_each_signer_holds_summed(
+        txs: list[tuple[int, int, int, bool]], commit: list[bool]) -> None:
+    """Whatever is admitted, refused and committed: the pool's weight is its signers'
+    held weights summed, each pending tx's weight counted once, and the claimed weight
+    never exceeds the decoded one (a refusal on the claim is one verification makes)."""
+    chain, clock = _CHAIN, Clock()
+    pool = Mempool(chain.sm, MempoolConfig(admission_floor_txs=150, per_signer_min=10), clock=clock)
+    raws = []
+    for who, n, nonce, expiring in txs:
+        action = Batch(tuple(order(i) for i in range(n))) if n else order(1)
+        raw = sign_tx(_KEYS[who], chain.time + nonce % 10**6, action, chain.genesis.chain_id,
+                      expires_after=chain.time + 10**7 if expiring else None)
+        assert claimed_weight(raw) == tx_weight(decode_tx(raw)) == max(1, n)
+        raws.append(raw)
+    asyncio.run(pool.add_many(raws, None, bound=True))
+    done = [r for r, c in zip(pool.pending.values(), commit, strict=False) if c]
+    clock.now += 0.5
+    pool.on_committed([tx_hash(r) for r in done], done, chain.ex.time_ms)
+    weights = {h: tx_weight(decode_tx(r)) for h, r in pool.pending.items()}
+    assert pool.weight == sum(weights.values()) == sum(pool.held.values())
+    assert pool.weight_of == {h: w for h, w in weights.items() if w != 1}
+    assert all(v > 0 for v in pool.held.values())
+    assert pool.weight <= 2 * pool.window_txs() + 256
 
 
 # ---------------------------------------------------------------------- the flood
