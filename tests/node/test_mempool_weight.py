@@ -170,6 +170,19 @@ def test_a_tx_committed_before_its_gossip_arrived_weighs_its_actions_in_the_rate
     assert pool.rate.per_s == pytest.approx(64 * (1 - math.exp(-1.0 / 2.0)), rel=1e-6)
 
 
+def test_a_hyperliquid_order_action_holds_its_orders_share_for_its_recovered_signer() -> None:
+    user = EthKey(bytes([21]) * 32)
+    chain = Chain()
+    chain.block(chain.sign(BRIDGE, Deposit(user.address, USDC, 10**12)))
+    pool = Mempool(chain.sm, MempoolConfig(admission_floor_txs=30, per_signer_min=1), clock=Clock())
+    wire = {"a": 0, "b": True, "p": "50000", "s": "0.01", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+    raws = [hltx.sign_l1(user, {"type": "order", "orders": [wire] * 12, "grouping": "na"}, chain.time + 1 + i)
+            for i in range(4)]
+    codes = [adm.code for adm in asyncio.run(pool.add_many(raws, None, bound=True))]
+    assert codes == [Code.OK, Code.OK, Code.MEMPOOL_BUSY, Code.MEMPOOL_BUSY]  # 36 would pass the 30
+    assert pool.held == {user.address: 24} and pool.weight == 24
+
+
 _KEYS = [key(40 + i) for i in range(4)]
 _CHAIN = funded_chain(_KEYS)
 
