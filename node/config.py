@@ -40,12 +40,14 @@ def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class MempoolConfig:
     """The count and byte caps are the hard ceiling; clients' submissions meet a bound in
-    time first (node/admission.py): admitted only what the measured commit rate commits
-    within ``admission_window_ms`` (0 turns it off), the wait plus the tx's own block; the
-    proposer reaps at most ``reap_window_ms`` of the rate into a block (never fewer than
-    half the floor; 0: only the consensus limits). The pending set's bound is never below
-    ``admission_floor_txs``, and a signer holds at most ``max(per_signer_min, bound /
-    active signers)`` of it. Clients' txs are gossiped at most once per ``gossip_gap_ms``
+    time first (node/admission.py), counted in weight, one per order action a tx carries
+    (node/txweight.py; the floor and the per-signer minimum too, despite the ``_txs`` of
+    the floor's name, kept for existing configs): admitted only what the measured commit
+    rate commits within ``admission_window_ms`` (0 turns it off), the wait plus the tx's
+    own block; the proposer reaps at most ``reap_window_ms`` of the rate into a block
+    (never less than half the floor; 0: only the consensus limits). The pending set's
+    bound is never below ``admission_floor_txs``, and a signer holds at most
+    ``max(per_signer_min, bound / active signers)`` of it. Clients' txs are gossiped at most once per ``gossip_gap_ms``
     (the first at once; 0: a frame per admitted batch)."""
 
     max_txs: int = 50_000
