@@ -59,7 +59,7 @@ def tx_weight(tx: SignedTx) -> int:
         entries = action.body.get(name)
         return (min(MAX_WEIGHT, len(entries)) or 1) if type(entries) is list else 1
     if kind is PlaceGroup:
-        return (action.parent is not None) + len(action.children)
+        return max(1, (action.parent is not None) + len(action.children))  # never below 1, whatever parse allows
     return 1
 
 
