@@ -183,6 +183,8 @@ def _run_one(ex: Exchange, signer: bytes, pubkey: bytes, action: Any) -> ActionR
         return account_handler(ex, signer, pubkey, action)
     except TxError as err:
         return rejected(err.code, err.message)
+    finally:  # an idle credit beyond what the pool may pay is lent before the next action
+        ex.pools.settle_idle()
 
 
 def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
@@ -232,6 +234,7 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
             results = triggers.handle_place_group(ex, ex.account(owner), action)
         except TxError as err:
             results = (rejected(err.code, err.message),)
+        ex.pools.settle_idle()
     else:
         results = (_run_one(ex, account, tx.pubkey, action),)
     if not results:  # Hyperliquid's noop: the nonce is used, nothing else happens

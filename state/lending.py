@@ -7,14 +7,16 @@ Balances. An account's holding of an asset has two parts:
   (amount * 1e18 / borrow_index). Interest therefore costs O(1) per block: advancing the
   two indices changes every supplier's and borrower's balance at once.
 - ``idle`` (>= 0, raw units): what the account holds outside the pool. That is its balance
-  when it turned auto-lending off (``lend`` tx), and what it drew with ``borrow`` and has
-  not spent yet.
+  when it turned auto-lending off (``lend`` tx), what it drew with ``borrow`` and has not
+  spent yet, and the credits it received with auto-lending off as far as the pool could pay
+  them (see Liquidity).
 
 The account's balance is ``idle + value(scaled)``; there is no separate spot, futures or
 lending wallet, and margin sees only that sum. Credits repay debt first, then go to the pool
-(auto-lend on, the default) or to ``idle`` (auto-lend off). Debits take ``idle`` first, then
-supply, then borrow: a trade or a perp loss beyond what the account holds is a borrow, and
-it pays interest from that block on.
+(auto-lend on, the default) or to ``idle`` (auto-lend off; an account with auto-lend off may
+still hold supply, see Liquidity). Debits take ``idle`` first, then supply, then borrow: a
+trade or a perp loss beyond what the account holds is a borrow, and it pays interest from
+that block on.
 
 Rounding (always for the protocol): a supplier's value rounds down, a borrower's debt up; a
 credit's shares round down, a debit's up. Every conversion therefore leaves
@@ -33,14 +35,26 @@ receive more than borrowers owe, and the supply rate is, in aggregate, exactly
 Rate model (Aave v3's shape), utilization U = value(D) / value(S), capped at 100% for the
 rate: ``base + slope1 * U / U_opt`` up to the kink, then ``+ slope2 * (U - U_opt) / (1 - U_opt)``.
 
-Liquidity. A ``borrow``, a supplier's withdrawal (or auto-lend off) and a spot order that
-would borrow are checked against the pool when they happen: the pool must hold the amount
-and utilization must stay within the cap (UTILIZATION_CAP / POOL_ILLIQUID), in transaction
-order, so a borrow never takes what a supplier withdrew earlier in the block. A fill itself
-is never refused: a transfer between two pool members leaves the pool's cash unchanged, but
-one into an account with auto-lend off can push utilization above the cap (then borrows
-and supply withdrawals stop, and the rate is at its maximum, until debts are repaid). Every
-withdrawal is also bounded by ``custody``, so the bridge never pays out more than it holds.
+Liquidity. A ``borrow``, a supplier's withdrawal (or auto-lend off, or a transfer out of
+supply) and a spot order that would borrow are checked against the pool when they happen:
+the pool must hold the amount and utilization must stay within the cap (UTILIZATION_CAP /
+POOL_ILLIQUID), in transaction order, so a borrow never takes what a supplier withdrew
+earlier in the block. ``Pool.headroom`` is exactly the most that check lets a supplier
+withdraw. Idle funds withdraw without that check (they are outside the pool), so idle must
+never be the way out of the pool past its cap. A fill, a perp's PnL, funding, a dated
+future's settlement, a liquidation's transfer or an isolated account's sweep back to cross
+is never refused, and can move an account's supply to an account with auto-lend off: at
+the end of each step (each action of a transaction, ``begin_block``, ``end_block``),
+``Pools.settle_idle`` keeps the step's idle credits idle only as far as the pool could have
+paid a withdrawing supplier, i.e. until the step would leave the headroom below
+``min(headroom before the step, 0)``, and lends the rest (supply shares of the receiving
+account, earning interest; a later withdrawal of them is a supplier's, checked). A step
+that takes nothing from the pool beyond that (a trade paid from idle, a deposit, a checked
+transfer) keeps every idle credit idle. What a fill between pool members or a short sale's
+borrow does to utilization is unchanged: it can still rise above the cap (then borrows and
+supply withdrawals stop, and the rate is at its maximum, until debts are repaid), but no
+one holds the difference as idle. Every withdrawal is also bounded by ``custody``, so the
+bridge never pays out more than it holds.
 """
 
 from __future__ import annotations
@@ -124,6 +138,14 @@ class Pool:
         """Custody not owed to anyone: rounding dust (>= 0 by construction)."""
         return self.custody - (self.supply_value() - self.debt_value() + self.idle_total)
 
+    def headroom(self) -> int:
+        """The most a supplier could withdraw now: ``must_lend_out`` lets any amount up to
+        it leave and refuses any above (negative when the pool is past its cap). With the
+        cap at most 100%, ``ceil(debt / cap)`` of supply must stay, which also keeps the
+        withdrawal within the pool's cash."""
+        debt = self.debt_value()
+        return self.supply_value() - (-(-debt * PPM // self.params.util_cap_ppm))
+
     # ------------------------------------------------------------------ checks
     def must_lend_out(self, amount: int, *, what: str) -> None:
         """Raise unless ``amount`` can leave the pool (a borrow or a supplier's withdrawal):
@@ -184,14 +206,25 @@ class Pools:
     trade, a liquidation's unwind, a backstop, a write-off). ``tests/state/test_write_tracking.py`` checks that
     no other module assigns an account's balances, settings or positions directly."""
 
-    __slots__ = ("by_asset", "tracker")
+    __slots__ = ("by_asset", "fresh", "opened", "tracker")
 
     def __init__(self, params: tuple[AssetRisk, ...], tracker: WriteTracker) -> None:
         self.by_asset = [Pool(a, p) for a, p in enumerate(params)]
         self.tracker = tracker  # the exchange's (state/tracker.py)
+        # the current step's (``settle_idle``): each pool's headroom before the step first
+        # changed it, and the idle credits (auto-lend off) the step made, by (asset, account)
+        self.opened: dict[int, int] = {}
+        self.fresh: dict[tuple[int, bytes], tuple[Account, int]] = {}
 
     def __getitem__(self, asset: int) -> Pool:
         return self.by_asset[asset]
+
+    def _open(self, asset: int) -> Pool:
+        """The pool, its headroom noted if this is the step's first change of it."""
+        pool = self.by_asset[asset]
+        if asset not in self.opened:
+            self.opened[asset] = pool.headroom()
+        return pool
 
     # ------------------------------------------------------------------ balances
     def real(self, acct: Account, asset: int) -> int:
@@ -213,40 +246,54 @@ class Pools:
         return mul_one(s, self.by_asset[asset].supply_index) if s > 0 else 0
 
     def credit(self, acct: Account, asset: int, amount: int) -> None:
-        """Add ``amount`` (may be negative: a debit) to the account's balance of ``asset``."""
-        if amount == 0:
-            return
-        pool = self.by_asset[asset]
+        """Add ``amount`` (may be negative: a debit) to the account's balance of ``asset``.
+        A credit kept idle (auto-lend off) is noted for ``settle_idle``."""
+        if amount > 0:
+            self._add(acct, asset, amount, asset in acct.lend_off, True)
+        elif amount < 0:
+            self._take(acct, asset, -amount)
+
+    def _add(self, acct: Account, asset: int, amount: int, keep_idle: bool, fresh: bool) -> None:
+        """A credit: repays debt first, then goes to ``idle`` (``keep_idle``) or the pool."""
+        pool = self._open(asset)
         self.tracker.pools.add(asset)
         self.tracker.balance_changed(acct.address)
         scaled = acct.scaled
-        if amount > 0:
-            s = scaled.get(asset, 0)
-            if s < 0:  # repay debt first
-                debt = mul_one_ceil(-s, pool.borrow_index)
-                if amount >= debt:
-                    pool.debt_shares += s
-                    s = 0
-                    amount -= debt
-                else:
-                    shares = div_one(amount, pool.borrow_index)
-                    pool.debt_shares -= shares
-                    s += shares
-                    amount = 0
-            if amount:
-                if asset in acct.lend_off:
-                    acct.idle[asset] = acct.idle.get(asset, 0) + amount
-                    pool.idle_total += amount
-                else:
-                    shares = div_one(amount, pool.supply_index)
-                    pool.supply_shares += shares
-                    s += shares
-            if s:
-                scaled[asset] = s
+        s = scaled.get(asset, 0)
+        if s < 0:  # repay debt first
+            debt = mul_one_ceil(-s, pool.borrow_index)
+            if amount >= debt:
+                pool.debt_shares += s
+                s = 0
+                amount -= debt
             else:
-                scaled.pop(asset, None)
-            return
-        need = -amount
+                shares = div_one(amount, pool.borrow_index)
+                pool.debt_shares -= shares
+                s += shares
+                amount = 0
+        if amount:
+            if keep_idle:
+                acct.idle[asset] = acct.idle.get(asset, 0) + amount
+                pool.idle_total += amount
+                if fresh:
+                    key = (asset, acct.address)
+                    noted = self.fresh.get(key)
+                    self.fresh[key] = (acct, amount + (noted[1] if noted is not None else 0))
+            else:
+                shares = div_one(amount, pool.supply_index)
+                pool.supply_shares += shares
+                s += shares
+        if s:
+            scaled[asset] = s
+        else:
+            scaled.pop(asset, None)
+
+    def _take(self, acct: Account, asset: int, need: int) -> None:
+        """A debit of ``need`` > 0: idle first, then supply, then a borrow."""
+        pool = self._open(asset)
+        self.tracker.pools.add(asset)
+        self.tracker.balance_changed(acct.address)
+        scaled = acct.scaled
         idle = acct.idle.get(asset, 0)
         if idle:
             take = idle if idle <= need else need
@@ -279,12 +326,62 @@ class Pools:
         else:
             scaled.pop(asset, None)
 
+    def settle_idle(self) -> None:
+        """End of a step (an action of a transaction, ``begin_block``, ``end_block``): an
+        idle credit stays idle only as far as the pool could have paid it to a withdrawing
+        supplier; the rest is lent (the receiving account's supply, repaying its debt first).
+
+        A fill, a perp's PnL, funding, an expiry's settlement, a liquidation's transfer or
+        an isolated account's sweep moves money between accounts unchecked: taken from one
+        account's supply and credited to an account with auto-lend off, it would leave the
+        pool as ``idle``, which withdraws without a check, so the pool's cash could leave
+        past its utilization cap. Here, for each pool the step changed, if its headroom
+        (``Pool.headroom``) is now below ``min(headroom before the step, 0)``, the step's
+        idle credits are lent, by (asset, address), until it is not (or none is left). A
+        step that leaves the headroom at or above that (every step that took nothing from
+        the pool beyond what a supplier could withdraw) changes nothing. Decided at the end
+        of the step, not per credit: a fill credits one side before it debits the other,
+        so the pool is only known once both sides settled."""
+        if self.fresh:
+            for key in sorted(self.fresh):
+                acct, amount = self.fresh[key]
+                self._lend_excess(acct, key[0], amount, min(self.opened[key[0]], 0))
+            self.fresh.clear()
+        self.opened.clear()
+
+    def _lend_excess(self, acct: Account, asset: int, fresh: int, floor: int) -> None:
+        """Lend at most ``fresh`` of the account's idle ``asset`` until the pool's headroom
+        is back at ``floor``: a debt is repaid first (lowering what must stay supplied),
+        then the supply shares that lift the supply value by the shortfall, rounded up (a
+        share rounds down when credited). At most three rounds: repay, supply, done."""
+        pool = self.by_asset[asset]
+        while True:
+            short = floor - pool.headroom()
+            avail = min(fresh, acct.idle.get(asset, 0))
+            if short <= 0 or avail <= 0:
+                return
+            s = acct.scaled.get(asset, 0)
+            if s < 0:
+                lend = min(avail, self.debt(acct, asset))
+            else:
+                target = pool.supply_value() + short
+                shares = -(-target * ONE // pool.supply_index) - pool.supply_shares
+                lend = min(avail, mul_one_ceil(shares, pool.supply_index))
+            idle = acct.idle[asset]
+            if lend == idle:
+                del acct.idle[asset]
+            else:
+                acct.idle[asset] = idle - lend
+            pool.idle_total -= lend
+            self._add(acct, asset, lend, False, False)
+            fresh -= lend
+
     def move_supply_to_idle(self, acct: Account, asset: int) -> int:
         """Auto-lend off: the supplied part leaves the pool into ``idle``; returns the amount."""
         s = acct.scaled.get(asset, 0)
         if s <= 0:
             return 0
-        pool = self.by_asset[asset]
+        pool = self._open(asset)
         self.tracker.accounts.add(acct.address)
         amount = mul_one(s, pool.supply_index)
         pool.supply_shares -= s
@@ -307,8 +404,9 @@ class Pools:
             del acct.idle[asset]
         else:
             acct.idle[asset] = idle - take
-        self.by_asset[asset].idle_total -= take
-        self.credit(acct, asset, take)  # with auto-lend off, what is left after the debt stays idle
+        self._open(asset).idle_total -= take
+        # with auto-lend off, what is left after the debt stays idle: not a new idle credit
+        self._add(acct, asset, take, asset in acct.lend_off, False)
         return take
 
     def draw_to_idle(self, acct: Account, asset: int, amount: int) -> None:
@@ -316,9 +414,9 @@ class Pools:
         into ``idle``. The account's balance is unchanged; its debt grows."""
         self.tracker.accounts.add(acct.address)
         idle_before = acct.idle.pop(asset, 0)
-        pool = self.by_asset[asset]
+        pool = self._open(asset)
         pool.idle_total -= idle_before
-        self.credit(acct, asset, -amount)  # no idle left, so this comes out of the pool
+        self._take(acct, asset, amount)  # no idle left, so this comes out of the pool
         acct.idle[asset] = idle_before + amount
         pool.idle_total += idle_before + amount
 
@@ -328,7 +426,7 @@ class Pools:
         pool's suppliers, pro rata, by lowering the supply index by what the pool's debt fell
         (or the account's, if more), rounded up, so the pool's surplus cannot go negative.
         Returns that amount."""
-        pool = self.by_asset[asset]
+        pool = self._open(asset)
         s = acct.scaled.get(asset, 0)
         shares = min(shares, -s) if s < 0 else 0
         self.tracker.pools.add(asset)

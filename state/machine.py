@@ -30,6 +30,10 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
                state/liquidation.py)
             7. interest rates from the new utilization; rounding dust to the insurance fund
     commit  the sorted write set, the app hash
+
+Steps 1-1c together, each action of a transaction, and steps 3-6 together each end with
+``Pools.settle_idle``: the idle credits (auto-lend off) the step made beyond what its pools
+could pay a withdrawing supplier are lent (state/lending.py, "Liquidity").
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
     """Step 1: accrue interest over the time since the previous block."""
     dt = max(time_ms - ex.time_ms, 0)
     ex.time_ms = time_ms
+    ex.pools.settle_idle()  # the block's steps measure the pools from here (state/lending.py)
     ex.tracker.take_scan()  # the risk scan's dirty set is this block's only (a restart has none)
     fund = None
     for a in range(len(ex.genesis.assets)):
@@ -129,6 +134,7 @@ def begin_block(ex: Exchange, time_ms: int) -> None:
             fund.credit(a, reserve)
     lifetimes.begin_block(ex)  # expire good-til-time orders, fire dead-man switches
     futures.expire_due(ex)  # dated futures at their expiry settle before any tx (state/futures.py)
+    ex.pools.settle_idle()  # an expiry's idle credits beyond what the pools may pay are lent
 
 
 def end_block(ex: Exchange) -> None:
@@ -142,6 +148,7 @@ def end_block(ex: Exchange) -> None:
     funding.sample_premiums(ex)
     settled = funding.maybe_settle(ex)
     liquidation.run(ex, settled)
+    ex.pools.settle_idle()  # the steps' idle credits beyond what the pools may pay are lent
     fund = None
     for a in range(len(ex.genesis.assets)):
         pool = ex.pools[a]
@@ -259,6 +266,7 @@ class StateMachine:
             acct.credit(asset, amount)
             self.ex.pools[asset].custody += amount
             self.ex.touch(acct)
+        self.ex.pools.settle_idle()
         writes = self.ex.collect_writes()
         self.ex.app_hash = apphash.app_hash(self.genesis_hash, self.tree.apply(writes))
         if self.store is not None:

@@ -1,7 +1,8 @@
 """An extended adversary (tests/state/adversary.py's moves and more): isolated margin,
 act_as into sub-accounts and isolated accounts, transfers, leverage, trigger orders, a dated
 future across its expiry, agent keys trying what they may not, an ETH price walk, stacks of
-closing orders and off-market orders anywhere in the band, amounts at integer extremes.
+closing orders and off-market orders anywhere in the band, amounts at integer extremes, a
+supplier selling its lent-out ETH to an account with auto-lend off that withdraws it.
 
 Besides every block invariant of ``Adversary``, ``checking`` wraps ``apply_tx`` with a
 per-transaction one: an accepted transaction never leaves an account it acts for deeper
@@ -9,6 +10,8 @@ below initial margin (orders counted) or below zero equity. It found, before the
 fixed, closing orders that together opened unmargined positions, closes priced at the
 band's edge into an accomplice, a spot sale into bankruptcy and an isolated account swept
 back to cross while it held another market (tests/state/test_economic_attacks.py).
+``checking_pools`` wraps each action with another: no action moves money from a pool into
+``idle`` past the pool's utilization cap (tests/state/test_idle_credit_cap.py).
 
     python -m tests.state.extended_adversary 200 0 [restart]   # a longer campaign
 """
@@ -21,7 +24,7 @@ import tempfile
 import traceback
 from typing import Any
 
-from state import machine, risk, tx
+from state import handlers, machine, risk, tx
 from state.agents import sub_account_address
 from state.errors import Code
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, default_markets, future_market
@@ -87,6 +90,32 @@ def checking(apply_tx: Any, violations: list[str]) -> Any:
             if after is not None and after > max(b or 0, 0) + 1_000:  # beyond $0.001 of rounding
                 violations.append(f"h{ex.height} {r.kind} of {a.hex()[:8]}: shortfall {b} -> {after}: "
                                   f"{tx_.action!r}"[:600])
+        return r
+
+    return checked
+
+
+def _pool_marks(ex: Any) -> list[tuple[int, int, int]]:
+    return [(p.headroom(), p.idle_total, p.custody) for p in ex.pools.by_asset]
+
+
+def checking_pools(run_one: Any, violations: list[str]) -> Any:
+    """``handlers._run_one`` that records in ``violations`` every action after which a
+    pool's idle funds grew (beyond what the action deposited) while the action left the
+    pool's headroom below ``min(its headroom before, 0)``: idle funds withdraw without a
+    check, so an action must not move money out of the pool into ``idle`` past the pool's
+    utilization cap (``Pools.settle_idle``). Checked per action rather than per transaction:
+    a batch's first action may credit an idle account what the pool may pay, and its second
+    then push the pool past its cap by a fill into accounts that lend (a fill is never
+    refused), which is no violation."""
+
+    def checked(ex: Any, signer: bytes, pubkey: bytes, action: Any) -> Any:
+        before = _pool_marks(ex)
+        r = run_one(ex, signer, pubkey, action)
+        for asset, ((h0, idle0, c0), (h1, idle1, c1)) in enumerate(zip(before, _pool_marks(ex), strict=True)):
+            if h1 < min(h0, 0) and idle1 - idle0 > max(c1 - c0, 0):
+                violations.append(f"h{ex.height} asset {asset}: headroom {h0} -> {h1} and idle {idle0} -> {idle1} "
+                                  f"after {action!r}"[:600])
         return r
 
     return checked
@@ -219,6 +248,15 @@ class Ext(Adversary):
             is_buy = (pos.size < 0) if (pos is not None and pos.size and step[6]) else step[3]
             return [c.sign(t, tx.PlaceOrder(m, is_buy, px_of(m, step[4]), size, tx.Tif.IOC if step[7] else tx.Tif.GTC,
                                             step[8] and spec.is_derivative, None))]
+        if kind == "idle_drain":  # a supplier sells its lent-out ETH to an auto-lend-off account, which withdraws it
+            borrower, twin = TRADERS[(step[1] + 1) % len(TRADERS)], TRADERS[(step[1] + 2) % len(TRADERS)]
+            amount = step[2] * 10**7  # tenths of an ETH
+            lots = amount // c.ex.markets[ETH_SPOT].lot_size
+            return [self._deposit(t, ETH, amount), c.sign(borrower, tx.Borrow(ETH, amount * 9 // 10)),
+                    c.sign(twin, tx.Lend(ETH, False)),
+                    c.sign(twin, tx.PlaceOrder(ETH_SPOT, True, px_of(ETH_SPOT), lots, tx.Tif.GTC, False, None)),
+                    c.sign(t, tx.PlaceOrder(ETH_SPOT, False, px_of(ETH_SPOT), lots, tx.Tif.IOC, False, None)),
+                    c.sign(twin, tx.Withdraw(ETH, amount, b"o"))]
         if kind == "wd_all":
             acct = c.ex.accounts.get(t.address)
             if acct is None:
@@ -233,7 +271,7 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
     k = rng.choice(["iso_on", "iso_off", "iso_margin", "iso_actas", "iso_order", "sub_create", "sub_fund",
                     "sub_back", "sub_trade", "xfer", "lev", "trig", "fut", "fut_quote", "agent", "agent_act",
                     "closing_stack", "wd_all", "offmkt", "offmkt", "offmkt", "eth_oracle", "oracle", "quote", "perp", "spot_margin", "borrow",
-                    "repay", "idle", "wash", "pull", "withdraw", "extreme"])
+                    "repay", "idle", "wash", "pull", "withdraw", "extreme", "idle_drain"])
     if k == "iso_on" or k == "iso_off":
         return (k, i, rng.randrange(3))
     if k == "iso_margin":
@@ -267,6 +305,8 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
         return (k, i, rng.randrange(8))
     if k == "wd_all":
         return (k, i)
+    if k == "idle_drain":
+        return (k, i, rng.randint(1, 50))
     if k == "offmkt":
         return (k, i, rng.randrange(5), b, rng.randint(-2100, 2100), rng.randint(1, 300), rng.random() < 0.5,
                 rng.random() < 0.5, rng.random() < 0.3)
@@ -327,6 +367,7 @@ if __name__ == "__main__":  # a long campaign: python -m tests.state.extended_ad
     n, seed0, restart = int(sys.argv[1]), int(sys.argv[2]), len(sys.argv) > 3
     found: list[str] = []
     machine.apply_tx = checking(machine.apply_tx, found)
+    handlers._run_one = checking_pools(handlers._run_one, found)
     fails = 0
     for s in range(seed0, seed0 + n):
         found.clear()

@@ -1,6 +1,7 @@
 """Extended adversarial flows (tests/state/extended_adversary.py): every block keeps the
 adversary's invariants, every accepted transaction leaves the accounts it acts for no
-deeper below initial margin and not below zero equity, and a node reopened from its store
+deeper below initial margin and not below zero equity, no action moves money from a pool
+into idle funds past the pool's utilization cap, and a node reopened from its store
 every k blocks computes the same chain."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import machine
+from state import handlers, machine
 from tests.state import extended_adversary
 
 SEEDS = st.integers(0, 2**31)
@@ -21,6 +22,7 @@ def test_extended_flows_keep_every_invariant(seed: int) -> None:
     found: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(machine, "apply_tx", extended_adversary.checking(machine.apply_tx, found))
+        mp.setattr(handlers, "_run_one", extended_adversary.checking_pools(handlers._run_one, found))
         extended_adversary.one_flow(seed, False)
     assert not found, found[:3]
 
