@@ -690,6 +690,9 @@ def _batch_items(actions: str) -> Any:
 def lend(asset: str, switch: str, key_name: str, **opts: Any) -> None:
     """Turn auto-lending of ASSET on (the default: idle balance earns the supply rate) or off.
 
+    With it off, credits stay idle (outside the pool) as far as the pool could pay them to a
+    withdrawing supplier within its utilization cap; the rest is lent (and earns).
+
     Example: bookchain tx lend USDC off --key alice
     """
     submit(build(lambda: txbuild.lend_action(catalog(), asset, switch == "on")), key_name, **opts)

@@ -465,12 +465,12 @@ def socialize(ex: Exchange, fund: Account, shortfall: int) -> None:
         debt_value = value_of(debt, px, ex.unit[a]) if px else 0
         write_off = debt if debt_value <= shortfall or not debt_value else -(-shortfall * debt // debt_value)
         write_off = min(write_off, debt)
-        # Suppliers can absorb at most what they hold: a fill into an account with auto-lend
-        # off can leave the pool's supply below its debt (state/lending.py), and a write-off
-        # beyond the supply would floor the index at 1 and owe the rest to nobody (pool
-        # surplus < 0: idle holders then lose by withdrawal order). The rest stays the fund's
-        # debt, backed by the fund's future income. (One unit of slack: the pool's debt may
-        # fall by one unit more than ``write_off``.)
+        # Suppliers can absorb at most what they hold: a pool's supply can be below its debt
+        # (past full utilization its lenders receive the interest less the reserve's share,
+        # state/lending.py), and a write-off beyond the supply would floor the index at 1 and
+        # owe the rest to nobody (pool surplus < 0: idle holders then lose by withdrawal
+        # order). The rest stays the fund's debt, backed by the fund's future income. (One
+        # unit of slack: the pool's debt may fall by one unit more than ``write_off``.)
         write_off = min(write_off, max(pool.supply_value() - 1, 0))
         if write_off <= 0:
             continue
