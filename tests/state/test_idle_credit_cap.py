@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from state.errors import Code, TxError
@@ -217,3 +217,55 @@ def test_headroom_is_exactly_what_must_lend_out_lets_a_supplier_withdraw(
         except TxError:
             ok = False
         assert ok == (amount <= h), (amount, h)
+
+
+_MOVES = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 6 * 10**8)), max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(index=st.integers(ONE, 10**6 * ONE), borrowed=st.integers(0, 1_000), off=st.sets(st.integers(0, 3)),
+       sale=st.integers(1, 1_000), odd=st.integers(0, 10**6 - 1), moves=_MOVES)
+def test_a_step_leaves_the_pool_no_shorter_unless_its_idle_credits_are_all_lent(
+        index: int, borrowed: int, off: set[int], sale: int, odd: int, moves: list[tuple[int, int, int]]) -> None:
+    """Pools alone: a supplier of 1e9 and a borrower (of ``borrowed`` millionths of it); one step of unchecked moves between
+    four accounts (those in ``off`` and the fourth with auto-lend off), each credited before
+    it is debited as a fill is, the first a sale of the supplier's to the fourth, then
+    ``settle_idle``. A step that leaves the pool no shorter than
+    ``min(headroom before, 0)`` changes nothing; otherwise the step's idle credits are lent
+    until it is not, or until none is left idle. Balances move only by share rounding
+    (against the account); custody still covers everything."""
+    from state.exchange import Exchange
+    from tests.harness import make_genesis
+
+    ex = Exchange(make_genesis())
+    pools, pool = ex.pools, ex.pools[BTC]
+    pool.supply_index = index
+    who = [ex.account(bytes([i + 1]) * 20) for i in range(4)]
+    pools.credit(who[0], BTC, 10**9)
+    pools.credit(who[1], BTC, -borrowed * 10**6)  # a borrow
+    off.add(3)
+    for i in sorted(off):
+        who[i].lend_off.add(BTC)
+    pool.custody = pool.supply_value() - pool.debt_value() + pool.idle_total
+    pools.settle_idle()
+    h0 = pool.headroom()
+    for src, dst, amount in [(0, 3, sale * 10**6 - odd), *moves]:
+        pools.credit(who[dst], BTC, amount)
+        pools.credit(who[src], BTC, -amount)
+    balances = [pools.real(a, BTC) for a in who]
+    fresh = [pools.fresh[(BTC, a.address)][1] if (BTC, a.address) in pools.fresh else 0 for a in who]
+    assert all(f == 0 for i, f in enumerate(fresh) if i not in off)
+    idle_end = [a.idle.get(BTC, 0) for a in who]
+    short = pool.headroom() < min(h0, 0)
+    pools.settle_idle()
+    unit = -(-index // ONE) + 1  # what one share's rounding can cost
+    for i, acct in enumerate(who):
+        assert balances[i] - unit <= pools.real(acct, BTC) <= balances[i]
+        if short:  # the step's idle credits are lent as far as needed
+            assert max(idle_end[i] - fresh[i], 0) <= acct.idle.get(BTC, 0) <= idle_end[i]
+        else:  # nothing moves
+            assert acct.idle.get(BTC, 0) == idle_end[i] and pools.real(acct, BTC) == balances[i]
+    assert pool.surplus() >= 0
+    lent_all = all(who[i].idle.get(BTC, 0) <= max(idle_end[i] - fresh[i], 0) for i in off)
+    assert pool.headroom() >= min(h0, 0) or lent_all
+    event(f"short={short} still short={pool.headroom() < min(h0, 0)}")
