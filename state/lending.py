@@ -50,10 +50,10 @@ paid a withdrawing supplier, i.e. until the step would leave the headroom below
 ``min(headroom before the step, 0)``, and lends the rest (supply shares of the receiving
 account, earning interest; a later withdrawal of them is a supplier's, checked). A step
 that takes nothing from the pool beyond that (a trade paid from idle, a deposit, a checked
-transfer) keeps every idle credit idle. What a fill between pool members or a short sale's
-borrow does to utilization is unchanged: it can still rise above the cap (then borrows and
-supply withdrawals stop, and the rate is at its maximum, until debts are repaid), but no
-one holds the difference as idle. Every withdrawal is also bounded by ``custody``, so the
+transfer) keeps every idle credit idle. A fill between pool members, or a short sale's
+borrow, can take utilization above the cap (then borrows and supply withdrawals stop, and
+the rate is at its maximum, until debts are repaid), but nobody holds the difference
+idle. Every withdrawal is also bounded by ``custody``, so the
 bridge never pays out more than it holds.
 """
 
