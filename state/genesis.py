@@ -143,7 +143,9 @@ RISK_DEFAULTS: dict[str, dict[str, int]] = {
     },
     "oracle": {
         "staleness_s": 60,  # a validator's price expires after this much block time
-        "min_submissions": 1,  # fresh prices needed to move the oracle
+        # fresh prices needed to move the oracle; this 1 is a placeholder: the default is
+        # oracle_quorum(len(validators)), more than a third of the genesis validators
+        "min_submissions": 1,
         "max_move_ppm": 100_000,  # the oracle price moves at most 10% per block (state/oracle.py)
     },
     "mark": {
@@ -225,6 +227,16 @@ def orders_section(doc: dict[str, Any]) -> dict[str, int]:
     return {k: ranged(given.get(k, v), *ORDERS_RANGES[k], f"orders.{k}") for k, v in ORDERS_DEFAULTS.items()}
 
 
+def oracle_quorum(validators: int) -> int:
+    """The default ``risk.oracle.min_submissions``: floor(n/3)+1 fresh prices of the n genesis
+    validators. More than a third, so the f < n/3 faulty validators BFT tolerates cannot move
+    the oracle on their own while the honest feeds are silent (stale), which with a quorum of
+    1 let a single validator walk the price one band per block. At most n for every n >= 1
+    (a chain without validators gets 1: nobody can submit there anyway). It depends on the
+    genesis document alone, so every node derives the same value."""
+    return validators // 3 + 1
+
+
 def ranged(value: Any, lo: int, hi: int, name: str) -> int:
     """``value`` as an integer in [lo, hi], else a ValueError naming the field. A JSON
     integer or a decimal string of one (large amounts are often written as strings, which
@@ -264,14 +276,19 @@ class RiskParams:
     backstop_ppm: int
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], assets: tuple[AssetSpec, ...]) -> RiskParams:
+    def from_json(cls, doc: dict[str, Any], assets: tuple[AssetSpec, ...], validators: int) -> RiskParams:
+        """The risk section of a genesis document for a chain of ``validators`` genesis
+        validators (the default oracle quorum is ``oracle_quorum(validators)``)."""
+        defaults = {name: dict(values) for name, values in RISK_DEFAULTS.items()}
+        defaults["oracle"]["min_submissions"] = oracle_quorum(validators)
+
         def section(name: str) -> dict[str, int]:
             given = doc.get(name, {})
-            unknown = set(given) - set(RISK_DEFAULTS[name])
+            unknown = set(given) - set(defaults[name])
             if unknown:
                 raise ValueError(f"risk.{name}: unknown fields {sorted(unknown)}")
             return {k: ranged(given.get(k, v), *RISK_RANGES[name][k], f"risk.{name}.{k}")
-                    for k, v in RISK_DEFAULTS[name].items()}
+                    for k, v in defaults[name].items()}
 
         per_asset = doc.get("assets", {})
         specs = []
@@ -293,6 +310,9 @@ class RiskParams:
                 raise ValueError(f"risk.assets.{a.symbol}: reserve factor out of range")
             specs.append(r)
         m, o, mk, f, liq = (section(n) for n in ("margin", "oracle", "mark", "funding", "liquidation"))
+        if o["min_submissions"] > max(validators, 1):
+            raise ValueError(f"risk.oracle.min_submissions ({o['min_submissions']}) exceeds the {validators} "
+                             "genesis validators: the oracle price could never move")
         params = cls(
             assets=tuple(specs),
             hedge_addon_im_ppm=m["hedge_addon_im_ppm"], hedge_addon_mm_ppm=m["hedge_addon_mm_ppm"],
@@ -312,13 +332,17 @@ class RiskParams:
         return params  # every field is inside its RISK_RANGES entry (``section``)
 
 
-def default_risk_doc(assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The full risk section with every default written out (what ``make_genesis_doc`` uses)."""
+def default_risk_doc(assets: list[dict[str, Any]] | None = None, *, validators: int = 0) -> dict[str, Any]:
+    """The full risk section with every default written out (what ``make_genesis_doc`` uses),
+    for a chain of ``validators`` genesis validators: the oracle quorum is written as the
+    number it defaults to, so the document states it."""
     symbols = [a["symbol"] for a in (assets or default_assets())]
-    return {
+    doc: dict[str, Any] = {
         "assets": {s: dict(ASSET_RISK_DEFAULTS.get(s, OTHER_ASSET_RISK)) for s in symbols},
         **{name: dict(values) for name, values in RISK_DEFAULTS.items()},
     }
+    doc["oracle"]["min_submissions"] = oracle_quorum(validators)
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +508,7 @@ class Genesis:
             max_sub_accounts=ranged(limits.get("max_sub_accounts", 10), 0, 1000, "limits.max_sub_accounts"),
             trigger_slippage_ppm=orders["trigger_slippage_ppm"],
             initial_oracle_prices=tuple(initial),
-            risk=RiskParams.from_json(doc.get("risk", {}), assets),
+            risk=RiskParams.from_json(doc.get("risk", {}), assets, len(validators)),
             schedule_cancel_min_ms=orders["schedule_cancel_min_ms"],
             schedule_cancel_per_day=orders["schedule_cancel_per_day"],
             raw=doc,
@@ -570,7 +594,7 @@ def make_genesis_doc(
         "bridge_authority": bridge_pubkey.hex(),
         "balances": balances or [],
         "limits": {},
-        "risk": default_risk_doc(),
+        "risk": default_risk_doc(validators=len(validators)),
     }
     if insurance_fund:
         doc["insurance_fund"] = insurance_fund

@@ -4,8 +4,10 @@ A submission is an ``oracle`` transaction (state.tx.OraclePrices) signed with a 
 key from genesis; anyone else gets NOT_A_VALIDATOR. Each (asset, validator) keeps its last
 submission with the block time it arrived. At the end of every block, for each asset, the
 submissions younger than ``risk.oracle.staleness_s`` of block time are fresh; with at least
-``min_submissions`` of them the oracle price becomes their median (an even count takes the
-floor of the mean of the middle two). Stale submissions are deleted. With no fresh
+``min_submissions`` of them (by default floor(n/3)+1 of the n genesis validators,
+state/genesis.py ``oracle_quorum``: a third of the validators, the faults BFT tolerates,
+cannot move the price alone while the honest feeds are stale) the oracle price becomes their
+median (an even count takes the floor of the mean of the middle two). Stale submissions are deleted. With no fresh
 submission the last oracle price stays, and its age is visible as ``oracle_ms``.
 
 Ranges. A submission must be in 1..``max_price(asset)``: the smallest top price

@@ -31,8 +31,11 @@ INITIAL_PRICES = {"BTC": 60_000_000_000, "ETH": 3_000_000_000}
 
 
 def make_genesis(**overrides: Any) -> Genesis:
-    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=[], bridge_pubkey=BRIDGE.pubkey, genesis_time_ms=T0,
-                           initial_oracle_prices=INITIAL_PRICES)
+    """A test chain's genesis; ``overrides`` replace top-level sections. The validators go
+    through ``make_genesis_doc`` so the written oracle quorum is the one for that validator
+    set (state/genesis.py ``oracle_quorum``), as a real genesis writer's would be."""
+    doc = make_genesis_doc(chain_id=CHAIN_ID, validators=overrides.pop("validators", []),
+                           bridge_pubkey=BRIDGE.pubkey, genesis_time_ms=T0, initial_oracle_prices=INITIAL_PRICES)
     doc.update(overrides)
     return Genesis.from_json(doc)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from state.errors import Code
+from state.genesis import Genesis, make_genesis_doc, oracle_quorum
 from state.prices import EMA_ONE, advance_basis, ema_decay, mark_price, median
 from state.tx import CancelAll, PlaceOrder, Tif
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key, make_genesis
@@ -14,7 +17,7 @@ V1, V2, V3, M = key(80), key(81), key(82), key(83)
 
 
 def test_median_of_fresh_submissions() -> None:
-    c = risk_chain(validators=[V1, V2, V3])
+    c = risk_chain(validators=[V1, V2, V3], risk={"oracle": {"min_submissions": 1}})
     set_prices(c, btc=60_000 * USD, by=V1)
     assert c.ex.pools[BTC].oracle_px == 60_000 * USD
     set_prices(c, btc=61_000 * USD, by=V2)
@@ -27,7 +30,8 @@ def test_median_of_fresh_submissions() -> None:
 
 
 def test_stale_submissions_expire_after_the_configured_block_time() -> None:
-    c = risk_chain(validators=[V1, V2, V3], risk={"oracle": {"staleness_s": 10}})
+    # a quorum of 1 (below the default of 2 for three validators): one fresh price moves it
+    c = risk_chain(validators=[V1, V2, V3], risk={"oracle": {"staleness_s": 10, "min_submissions": 1}})
     set_prices(c, btc=60_000 * USD, by=V1)
     for _ in range(5):
         c.block()
@@ -49,6 +53,36 @@ def test_min_submissions_gates_the_oracle() -> None:
     assert c.ex.pools[BTC].oracle_px == 0
     set_prices(c, btc=60_200 * USD, by=V2)
     assert c.ex.pools[BTC].oracle_px == 60_100 * USD
+
+
+def test_the_default_quorum_is_more_than_a_third_of_the_validators() -> None:
+    """Four validators, the default quorum (floor(4/3)+1 = 2): with the honest feeds stale,
+    one validator's submissions do not move the oracle at all (with a quorum of 1 it walked
+    the index 10% a block); a second fresh price does."""
+    vals = [V1, V2, V3, M]
+    c = risk_chain(validators=vals, risk={"oracle": {"staleness_s": 10}})
+    assert c.genesis.risk.oracle_min_submissions == 2
+    for _ in range(5):
+        set_prices(c, btc=1, by=V1)
+        c.block()
+    assert c.ex.index_px[BTC] == 60_000 * USD and c.ex.pools[BTC].oracle_px == 0
+    set_prices(c, btc=60_200 * USD, by=V2)  # V1's 1 (fresh) and 60,200: the median, banded
+    assert c.ex.pools[BTC].oracle_px == 54_000 * USD
+    assert [oracle_quorum(n) for n in (0, 1, 2, 3, 4, 6, 7, 100)] == [1, 1, 1, 2, 2, 3, 3, 34]
+
+
+def test_the_written_quorum_is_the_default_and_cannot_exceed_the_validators() -> None:
+    """make_genesis_doc writes the quorum for its validator set; a quorum larger than the
+    validator set (the oracle could never move) is refused when the document is parsed."""
+    vals = [{"name": f"v{i}", "pubkey": key(70 + i).pubkey.hex(), "power": 1} for i in range(7)]
+    doc = make_genesis_doc(chain_id="q", validators=vals, bridge_pubkey=key(1).pubkey)
+    assert doc["risk"]["oracle"]["min_submissions"] == 3
+    assert Genesis.from_json(doc).risk.oracle_min_submissions == 3
+    del doc["risk"]["oracle"]["min_submissions"]
+    assert Genesis.from_json(doc).risk.oracle_min_submissions == 3
+    doc["risk"]["oracle"]["min_submissions"] = 8
+    with pytest.raises(ValueError, match="min_submissions"):
+        Genesis.from_json(doc)
 
 
 def test_mark_is_the_median_of_oracle_plus_basis_ema_impact_mid_and_oracle() -> None:
