@@ -74,6 +74,7 @@ from node.crashpoints import maybe_crash
 from node.diskfull import StorageFailure
 from node.p2p import BadFrame, protocols
 from node.stategate import NodeStopping
+from node.syncfallback import PeerRound
 from state.codec import decode, encode
 from state.errors import Code
 
@@ -534,6 +535,8 @@ class ConsensusDriver:
             idle_rounds = 0
             while not self.stopped and idle_rounds < 2:
                 got = False
+                answers = PeerRound()  # every peer answering "pruned": node/syncfallback.py
+                start = self.rt.sm.height + 1
                 for peer in sorted(self.rt.p2p.connected_peers()):
                     if self.rt.faults.isolated():
                         break
@@ -544,6 +547,7 @@ class ConsensusDriver:
                     except Exception as err:  # a peer may be down or send garbage: try another
                         log.info("h=%d sync from %s failed: %r", start, peer[-8:], err)
                         continue
+                    answers.answer(items)
                     if not isinstance(items, list):
                         continue
                     for item in items:
@@ -564,6 +568,10 @@ class ConsensusDriver:
                         got = True
                         await asyncio.sleep(0)
                 idle_rounds = 0 if got else idle_rounds + 1
+                answers.got = got
+                lowest = answers.pruned_from(start)
+                if lowest is not None and await self.rt.peers_pruned(start, lowest):
+                    return
                 if not got:
                     await asyncio.sleep(0.2)
         finally:
@@ -581,6 +589,8 @@ class ConsensusDriver:
         out: list[list[bytes]] = []
         size = 0
         blocks = self.rt.blocks
+        if start < blocks.base:  # pruned, or below this node's snapshot
+            return encode(blocks.base)  # the lowest it keeps, not "not yet" (node/syncfallback.py)
         for h in range(start, min(start + min(count, SYNC_BATCH), blocks.height + 1)):
             raw_block, raw_cert = blocks.block(h), blocks.certificate(h)
             if raw_block is None or raw_cert is None:

@@ -97,16 +97,41 @@ def _refuse_start(err: StorageFailure) -> int:
 
 
 async def serve(config: NodeConfig) -> int:
-    """Run until a signal or a failed write; the process's exit status."""
+    """Run until a signal or a failed write; the process's exit status. A node restored
+    from a snapshot whose next block every peer has pruned stops with ``resync`` set: its
+    restored state is discarded and it runs again, state-syncing from a newer snapshot
+    (node/syncfallback.py)."""
+    from node.syncfallback import discard_synced_state
+
+    while True:
+        status, resync = await _serve_once(config)
+        if not resync:
+            return status
+        try:
+            discard_synced_state(config)
+        except StorageFailure as err:
+            return _refuse_start(err)
+        log.info("restored state discarded: state-syncing again from %s", config.storage.state_sync_from)
+
+
+async def _serve_once(config: NodeConfig) -> tuple[int, bool]:
+    """One run of the node: its exit status, and whether it stopped to state-sync again."""
     from node.runtime import NodeRuntime
 
     try:
         rt = NodeRuntime(config)
     except StorageFailure as err:
-        return _refuse_start(err)
+        return _refuse_start(err), False
     loop = asyncio.get_running_loop()
+    signalled = False
+
+    def on_signal() -> None:
+        nonlocal signalled
+        signalled = True  # a stop asked for outranks a fallback in progress: no second run
+        rt.stop_requested.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, rt.stop_requested.set)
+        loop.add_signal_handler(sig, on_signal)
     status = 0
     try:
         await rt.start()
@@ -118,7 +143,7 @@ async def serve(config: NodeConfig) -> int:
             status = EXIT_DISK_FULL
         elif rt.exit_status:  # logged once where it failed (the p2p worker)
             status = rt.exit_status
-        else:
+        elif not rt.resync:
             log.info("h=%d shutting down", rt.sm.height)
     except StorageFailure as err:  # before the node was up: start-up recovery could not write
         status = _refuse_start(err)
@@ -126,7 +151,9 @@ async def serve(config: NodeConfig) -> int:
         await rt.stop()
         config.pid_path.unlink(missing_ok=True)
         log.info("stopped cleanly")
-    return status
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return status, rt.resync and status == 0 and not signalled
 
 
 def run(home: str, stderr_level: str | None = None) -> None:

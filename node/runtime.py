@@ -50,6 +50,7 @@ from node.ports import Network
 from node.rpc import RpcServer
 from node.snapshots import fetch_snapshot, restore_into
 from node.stategate import NodeStopping, StateGate
+from node.syncfallback import PeerRound, newest_snapshot_height
 from node.syncverify import Anchor, SnapshotError
 from node.wal_file import WalFile
 from state.build import build_name
@@ -106,6 +107,10 @@ class NodeRuntime:
         self.storage_failure: StorageFailure | None = None  # the failed write that stops this node
         self.exit_status = 0  # non-zero when a failure (not a signal) stopped the node
         self.stop_requested = asyncio.Event()  # node.main waits on it (a signal, or a failed write)
+        # every peer pruned the block after this node's snapshot: node.main discards the
+        # restored state and starts again from a newer snapshot (node/syncfallback.py)
+        self.resync = False
+        self._logged: set[str] = set()  # reasons peers_pruned has logged (once each)
         must_write_probe(config.home / "data")  # a data dir that cannot take a write: refuse to start
         with writing(config.home / "data"):
             for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir, config.mempool_dir):
@@ -306,13 +311,16 @@ class NodeRuntime:
         log.warning("h=%d waiting for block %d from peers to certify the snapshot's app hash %s: no exchange "
                     "state served, no votes until then", anchor.height, height, anchor.app_hash.hex()[:12])
         while True:
+            answers = PeerRound()
             for peer in sorted(self.p2p.connected_peers()):
                 try:
                     resp = await self.p2p.request(peer, protocols.SYNC, encode([height, 1]), timeout_s=10)
-                    raw_block, raw_cert = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)[0]
+                    answer = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)
+                    answers.answer(answer)
+                    raw_block, raw_cert = answer[0]
                     if type(raw_block) is not bytes or type(raw_cert) is not bytes:
                         raise TypeError("a synced block is [block, certificate] bytes")
-                except Exception as err:  # down, not there yet, or garbage: ask the next peer
+                except Exception as err:  # down, not there yet, pruned, or garbage: ask the next peer
                     log.debug("h=%d block %d from %s: %r", anchor.height, height, peer[-8:], err)
                     continue
                 try:
@@ -332,7 +340,54 @@ class NodeRuntime:
                          anchor.height, height, peer[-8:])
                 self._join()
                 return
+            lowest = answers.pruned_from(height)
+            if lowest is not None and await self.peers_pruned(height, lowest):
+                return
             await asyncio.sleep(CERTIFY_RETRY_S)
+
+    async def peers_pruned(self, height: int, lowest: int) -> bool:
+        """Every peer that answered keeps blocks only from ``lowest`` on, above ``height``,
+        the block this node needs next. A node that has applied nothing past its snapshot
+        falls back to a newer one (node/syncfallback.py): it stops with ``resync`` set and
+        node.main starts it again from the newest snapshot of ``storage.state_sync_from``.
+        Returns whether it did; otherwise it logs why not (once per reason) and the caller
+        keeps asking."""
+        if self.resync:
+            return True
+        anchor = self.blocks.anchor()
+        if anchor is None or anchor[0] != self.sm.height or self.blocks.height != self.sm.height:
+            self._log_once("stuck", "h=%d every peer keeps blocks only from %d on: block %d is gone, so this node "
+                           "cannot catch up by block sync; remove %s and state-sync from a node's RPC",
+                           self.sm.height, lowest, height, self.config.home / "data")
+            return False
+        rpc = syncverify.rpc_base(self.config.storage.state_sync_from)
+        if rpc is None:
+            self._log_once("file", "h=%d every peer keeps blocks only from %d on, so block %d never comes; "
+                           "storage.state_sync_from is a file: point it at a node's RPC to fall back to a newer "
+                           "snapshot", self.sm.height, lowest, height)
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            newest = await loop.run_in_executor(None, newest_snapshot_height, rpc)
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+            self._log_once("listing", "h=%d every peer keeps blocks only from %d on; the snapshot list of %s "
+                           "cannot be read (%s): asking again", self.sm.height, lowest, rpc, err)
+            return False
+        if newest is None or newest + 1 < lowest:
+            self._log_once("old", "h=%d every peer keeps blocks only from %d on; the newest snapshot of %s (%s) "
+                           "is not continued by their blocks yet: asking again", self.sm.height, lowest, rpc, newest)
+            return False
+        log.warning("h=%d every peer keeps blocks only from %d on (block %d pruned): falling back to the newest "
+                    "snapshot of %s (height %d); discarding the restored state and syncing again",
+                    self.sm.height, lowest, height, rpc, newest)
+        self.resync = True
+        self.stop_requested.set()
+        return True
+
+    def _log_once(self, reason: str, fmt: str, *args: Any) -> None:
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning(fmt, *args)
 
     async def stop(self) -> None:
         """Stop taking input, wait for a block executing on the execution thread (it finishes

@@ -24,6 +24,7 @@ import msgpack
 
 from node import syncverify
 from node.diskfull import write_atomically, writing
+from node.syncfallback import newest_snapshot_height
 from node.syncverify import Anchor, SnapshotError
 from state.codec import MAX_I64
 from state.errors import Code
@@ -137,15 +138,12 @@ def fetch_snapshot(source: str) -> Snapshot:
 def _read(source: str) -> bytes:
     if not source.startswith(("http://", "https://")):
         return Path(source).read_bytes()
-    import json
-
     base = source.rstrip("/")
     if "/snapshot" not in base:
-        with urllib.request.urlopen(base + "/snapshots", timeout=30) as resp:
-            heights = [s["height"] for s in json.load(resp)["snapshots"]]
-        if not heights:
+        newest = newest_snapshot_height(base)
+        if newest is None:
             raise SnapshotError(Code.SNAPSHOT_UNAVAILABLE, f"{source} offers no snapshot")
-        base = f"{base}/snapshot?height={max(heights)}"
+        base = f"{base}/snapshot?height={newest}"
     deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     chunks: list[bytes] = []
     size = 0
