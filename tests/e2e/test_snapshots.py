@@ -7,6 +7,7 @@ certify yet keeps the node from serving exchange state or voting until it can.""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -99,6 +100,39 @@ def test_state_sync_from_a_file_of_the_newest_height_waits_for_block_h_plus_1(tm
         c.stop_all()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("BOOKCHAIN_SLOW"), reason="slow (about a minute): BOOKCHAIN_SLOW=1")
+def test_a_node_whose_peers_pruned_block_h_plus_1_falls_back_to_a_newer_snapshot(tmp_path: Path) -> None:
+    """Node 3 holds the state of an old snapshot (10), pending block 11, which every peer
+    has pruned (they keep 20 blocks). Its state_sync_from is node 1's RPC: it falls back to
+    node 1's newest snapshot, in the same process, and follows the chain from there."""
+    from node.snapshots import restore_into
+
+    storage = {"storage": {"retain_blocks": 20, "snapshot_interval": 10, "keep_snapshots": 2}}
+    c = Cluster(tmp_path, consensus=BACK_TO_BACK, sections={i: storage for i in range(3)})
+    try:
+        for i in range(3):
+            c.start(i)
+        c.wait_height(11, nodes=[0, 1, 2], timeout=60)
+        old = _snapshot_of_height(Path(c.manifest.nodes[0].home), 10)
+        c.wait_height(40, nodes=[0, 1, 2], timeout=120)  # every peer keeps blocks from 21 on at least
+        home3 = Path(c.manifest.nodes[3].home)
+        data = home3 / "data"
+        (data / "state").mkdir(parents=True, exist_ok=True)
+        restore_into(old, Genesis.load(str(home3 / "genesis.json")), data / "state", data / "blocks",
+                     data / "state_sync.pending")
+        c.set_config(3, "storage", {"state_sync_from": c.url(1)})
+        c.start(3)
+        c.wait_height(c.current_height(0) + 2, nodes=[3], timeout=90)
+        assert c.alive(3) and c.get(3, "/status")["state_sync_pending"] is None
+        log_text = c.log_tail(3, 2000)
+        assert "block 11 pruned): falling back to the newest snapshot" in log_text, log_text
+        assert "Traceback" not in stdout_log(c.manifest.nodes[3]).read_text()
+        assert len(_app_hashes_at_common_height(c)) == 1
+    finally:
+        c.stop_all()
+
+
 def test_a_node_refuses_a_forged_snapshot(tmp_path: Path) -> None:
     """Bob's balance, which no block after genesis touches, raised in a peer's snapshot.
     Under the snapshot's own app hash: refused at restore (one log line, exit 1, nothing
@@ -150,6 +184,11 @@ def _state_height(home: Path) -> int:
         return meta[0] if meta else 0
     finally:
         store.close()
+
+
+def _snapshot_of_height(home: Path, height: int) -> Snapshot:
+    """Node ``home``'s own snapshot at ``height`` (read before it is pruned)."""
+    return read_snapshot(str(snapshot_path(home / "data" / "snapshots", height)))
 
 
 def _snapshot_of(home: Path) -> Snapshot:
