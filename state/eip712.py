@@ -129,6 +129,15 @@ def user_signed_digest(primary_type: str, fields: Sequence[FieldSpec],
     return typed_digest(domain, keccak(struct))
 
 
+def checksum_address(address: bytes) -> str:
+    """EIP-55's spelling of a 20-byte address: ``0x`` and hex digits, a letter upper case
+    where the matching nibble of keccak(lowercase hex) is 8 or more. What eth_account's
+    ``Account.address`` gives, so what the Hyperliquid SDK signs and posts."""
+    digits = address.hex()
+    nibbles = keccak(digits.encode()).hex()[:40]
+    return "0x" + "".join(c.upper() if c.isalpha() and int(n, 16) >= 8 else c for c, n in zip(digits, nibbles, strict=True))
+
+
 def address_of_pubkey(uncompressed: bytes) -> bytes:
     """An Ethereum address: the last 20 bytes of keccak(x || y)."""
     return keccak(uncompressed[1:])[12:]

@@ -150,6 +150,16 @@ def _user_signed_digest(body: dict[str, Any], nonce: int) -> bytes:
         chain_id = int(chain_text[2:], 16)
         if chain_text != hex(chain_id):
             raise ValueError("signatureChainId is 0x and lowercase hex digits without leading zeros")
+        for name, kind in fields:
+            # an EIP-712 address is signed as its 20 bytes, whatever the case of its hex, so
+            # each spelling would be another tx (another hash) under the same signature: one
+            # spelling is valid, EIP-55's, which the Hyperliquid SDK posts (Account.address)
+            if kind == "address" and name in body:
+                text = body[name]
+                if (type(text) is not str or len(text) != 42 or text[:2] != "0x"
+                        or text != eip712.checksum_address(bytes_from_hex(text[2:]))):
+                    raise ValueError(f"{name} must be an address spelled as its EIP-55 checksum "
+                                     "(0x and mixed-case hex, as the Hyperliquid SDK sends it)")
         if body["type"] == "approveAgent" and "agentName" not in body:
             # the SDK's approve_agent() without a name signs agentName "" and then deletes the
             # field from the action it posts; Hyperliquid reads the missing name as ""

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from node.wallet.units import Catalog, MarketInfo, UnitError
 from state import hltx
-from state.eip712 import EthKey
+from state.eip712 import EthKey, checksum_address
 from state.hlassets import (
     MAX_SIG_FIGS,
     PERP_MAX_DECIMALS,
@@ -305,7 +305,7 @@ def user_action(hc: HlContext, action: Any, nonce: int) -> dict[str, Any] | None
                 "amount": amount_text(cat, action.asset, action.amount), "time": nonce}
     if isinstance(action, ApproveAgent):
         name = action.name + (f" valid_until {action.valid_until_ms}" if action.valid_until_ms else "")
-        return {"type": "approveAgent", "agentAddress": address_to_text(action.agent), "agentName": name,
+        return {"type": "approveAgent", "agentAddress": checksum_address(action.agent), "agentName": name,
                 "nonce": nonce}
     return None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from node import history, orderindex
 from node.blockstore import BlockStore
 from state import hltx
-from state.eip712 import EthKey
+from state.eip712 import EthKey, checksum_address
 from state.tx import Deposit, decode_tx
 from tests.harness import USDC, Chain, key
 from tests.node.indexing import index_block
@@ -36,7 +36,7 @@ def test_an_agents_hyperliquid_order_is_indexed_for_its_master_and_pruned(tmp_pa
         index_block(store, candles, c.ex, r, txs, c.ex.time_ms)
 
     block(c.sign(key(1), Deposit(USER.address, USDC, 10**12)))
-    approve = {"type": "approveAgent", "agentAddress": "0x" + AGENT.address.hex(), "agentName": "bot",
+    approve = {"type": "approveAgent", "agentAddress": checksum_address(AGENT.address), "agentName": "bot",
                "nonce": c.time + 1}
     block(hltx.sign_user(USER, approve))
     raw = hltx.sign_l1(AGENT, _order("59000", CLOID), c.time + 1)

@@ -11,8 +11,8 @@ import msgpack
 import pytest
 
 from state import hltx
-from state.eip712 import EthKey
-from state.errors import Code
+from state.eip712 import EthKey, checksum_address
+from state.errors import Code, TxError
 from state.tx import SCHEME_HL, decode_tx
 from tests.harness import BTC_PERP, ETH_SPOT, USDC, Chain, key
 
@@ -141,7 +141,7 @@ def test_usd_send_moves_collateral_and_refuses_mainnet(chain: Chain) -> None:
 def test_agent_trades_for_its_master_and_cannot_send(chain: Chain) -> None:
     agent = EthKey(bytes([9]) * 32)
     nonce = chain.time + 1
-    action = {"type": "approveAgent", "agentAddress": "0x" + agent.address.hex(), "agentName": "bot", "nonce": nonce}
+    action = {"type": "approveAgent", "agentAddress": checksum_address(agent.address), "agentName": "bot", "nonce": nonce}
     sig = signing.sign_agent(_sdk_wallet(ALICE), action, False)
     r = chain.block(hltx.tx_from_request({"action": action, "nonce": nonce, "signature": sig})).receipts[0]
     assert r.code == Code.OK, r
@@ -223,12 +223,33 @@ def test_approve_agent_without_a_name_as_the_sdk_posts_it(chain: Chain) -> None:
     action it posts: the signature must still recover the master."""
     agent = EthKey(bytes([10]) * 32)
     nonce = chain.time + 1
-    action = {"type": "approveAgent", "agentAddress": "0x" + agent.address.hex(), "agentName": "", "nonce": nonce}
+    action = {"type": "approveAgent", "agentAddress": checksum_address(agent.address), "agentName": "", "nonce": nonce}
     sig = signing.sign_agent(_sdk_wallet(ALICE), action, False)
     del action["agentName"]
     raw = hltx.tx_from_request({"action": action, "nonce": nonce, "signature": sig})
     assert decode_tx(raw).signer == ALICE.address
     r = chain.block(raw).receipts[0]
+    assert r.code == Code.OK, r
+    assert chain.ex.agents[agent.address][0] == ALICE.address
+
+
+def test_an_agent_approval_has_one_spelling(chain: Chain) -> None:
+    """EIP-712 signs an address as its 20 bytes, so the SDK's signature over the checksummed
+    agentAddress also verified with the address lower- or upper-cased: the same approval
+    under other tx hashes (a third party could re-spell a pending one and race it). Only
+    the EIP-55 spelling, which the SDK posts, is accepted; the others are MALFORMED."""
+    agent = EthKey(bytes([11]) * 32)
+    nonce = chain.time + 1
+    good = checksum_address(agent.address)
+    assert good != good.lower()  # mixed case, as eth_account spells it
+    action = {"type": "approveAgent", "agentAddress": good, "agentName": "bot", "nonce": nonce}
+    sig = signing.sign_agent(_sdk_wallet(ALICE), action, False)
+    for spelling in (good.lower(), "0x" + good[2:].upper(), "0X" + good[2:]):
+        respelled = {**action, "agentAddress": spelling}
+        with pytest.raises(TxError) as err:
+            decode_tx(hltx.tx_from_request({"action": respelled, "nonce": nonce, "signature": sig}))
+        assert err.value.code == Code.MALFORMED and "EIP-55" in str(err.value)
+    r = chain.block(hltx.tx_from_request({"action": action, "nonce": nonce, "signature": sig})).receipts[0]
     assert r.code == Code.OK, r
     assert chain.ex.agents[agent.address][0] == ALICE.address
 
