@@ -517,14 +517,18 @@ class ConsensusCore:
 
     def _on_evidence(self, evidence: DuplicateVote) -> None:
         """Evidence from outside: kept for proposing when it proves equivocation here."""
-        if evidence.key in self._pending_evidence:
+        if self._pending_offence(evidence):
             return
         if evidence.check(self.validators, self.chain_id) == Code.OK:
             self._keep_evidence(evidence)
 
+    def _pending_offence(self, evidence: DuplicateVote) -> bool:
+        """A piece for the same (height, validator) is pending: one offence is proposed once."""
+        return any(k[:2] == evidence.offence for k in self._pending_evidence)
+
     def _keep_evidence(self, evidence: DuplicateVote) -> None:
         pending = self._pending_evidence
-        if evidence.key in pending:
+        if self._pending_offence(evidence):
             return
         if len(pending) >= MAX_PENDING_EVIDENCE:
             newest = max(pending)
@@ -860,11 +864,13 @@ class ConsensusCore:
             self._add_vote(vote)
 
     def _decide(self, block: Block, certificate: CommitCertificate) -> None:
-        for raw in block.evidence:  # committed: no longer pending (a synced block's too)
+        for raw in block.evidence:  # committed: its offence no longer pending (a synced block's too)
             try:
-                self._pending_evidence.pop(DuplicateVote.decode(raw).key, None)
+                offence = DuplicateVote.decode(raw).offence
             except ValueError:
                 continue
+            for key in [k for k in self._pending_evidence if k[:2] == offence]:
+                del self._pending_evidence[key]
         self._decision = block
         self.step = RoundStep.COMMITTED
         self._out.append(CommitBlock(block, certificate))

@@ -10,6 +10,12 @@ that is all.
 
 The check is stateless: both signatures valid over this chain id, one validator of the
 set, the same height, round and type, different block ids (nil counts as a block id).
+
+One offence per (validator, height): a validator that equivocates in several rounds or steps
+of a height is recorded once (``DuplicateVote.offence``). A block holds at most one piece per
+offence, a piece whose offence an earlier block committed is refused (node/evidence_index.py),
+and pools and the core keep one, so the record counts double-signing heights, not pairs of
+votes an equivocator can multiply at will.
 ``DuplicateVote.make`` orders the two votes by block id, so one equivocation has one
 encoding and one hash whichever vote a node saw first. Results are values (``Code``), not
 exceptions: a block with bad evidence is invalid, and the code says why.
@@ -77,6 +83,11 @@ class DuplicateVote:
         return (self.height, self.validator, self.round, int(self.type))
 
     @property
+    def offence(self) -> tuple[int, bytes]:
+        """(height, validator): what is recorded once, whichever round or step proves it."""
+        return (self.height, self.validator)
+
+    @property
     def hash(self) -> bytes:
         return hashlib.sha256(self._encoded).digest()
 
@@ -125,12 +136,13 @@ def check_pair(a: Vote, b: Vote, validators: ValidatorSet, chain_id: str) -> Cod
 def check_block_evidence(raw: tuple[bytes, ...], height: int, validators: ValidatorSet,
                          chain_id: str) -> tuple[Code, list[DuplicateVote]]:
     """A block's evidence list at ``height``: each item decodes and proves equivocation at
-    an earlier height, no equivocation twice, at most ``MAX_EVIDENCE_PER_BLOCK``. Returns
-    (OK, the decoded evidence) or (the first failure's code, [])."""
+    an earlier height, no offence (validator, height) twice, at most
+    ``MAX_EVIDENCE_PER_BLOCK``. Returns (OK, the decoded evidence) or (the first failure's
+    code, [])."""
     if len(raw) > MAX_EVIDENCE_PER_BLOCK:
         return Code.OVERSIZE, []
     out: list[DuplicateVote] = []
-    keys: set[tuple[int, bytes, int, int]] = set()
+    keys: set[tuple[int, bytes]] = set()
     for item in raw:
         try:
             ev = DuplicateVote.decode(item)
@@ -138,11 +150,11 @@ def check_block_evidence(raw: tuple[bytes, ...], height: int, validators: Valida
             return Code.MALFORMED, []
         if ev.height >= height:
             return Code.EVIDENCE_TOO_NEW, []
-        if ev.key in keys:
+        if ev.offence in keys:
             return Code.EVIDENCE_DUPLICATE, []
         code = ev.check(validators, chain_id)
         if code != Code.OK:
             return code, []
-        keys.add(ev.key)
+        keys.add(ev.offence)
         out.append(ev)
     return Code.OK, out

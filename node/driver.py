@@ -432,7 +432,8 @@ class ConsensusDriver:
         self.rt.execution.finish(applied, publish=True)
         if block.evidence:
             committed = evidence_index.decoded(block)
-            self.rt.evidence_pool.remove(ev.key for ev in committed)
+            offences = {ev.offence for ev in committed}  # the pool's piece may prove another round
+            self.rt.evidence_pool.remove(ev.key for ev in self.rt.evidence_pool.pending() if ev.offence in offences)
             log.info("h=%d committed %d piece(s) of equivocation evidence", block.height, len(committed))
         log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
                  block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
@@ -461,7 +462,7 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ evidence
     def _committed(self, evidence: DuplicateVote) -> bool:
-        return evidence_index.committed_at(self.rt.blocks.db, evidence.key) is not None
+        return evidence_index.offence_committed_at(self.rt.blocks.db, evidence.offence) is not None
 
     def _keep_evidence(self, evidence: DuplicateVote) -> bool:
         """Pool and gossip evidence that is new and not committed; True if it was."""

@@ -65,6 +65,16 @@ def committed_at(db: Any, key: Key) -> int | None:
     return None if raw is None else int(_H.unpack(raw)[0])
 
 
+def offence_committed_at(db: Any, offence: tuple[int, bytes]) -> int | None:
+    """The height of the block that committed evidence of this (height, validator), in any
+    round or step, if any did: one offence is recorded once (consensus/evidence.py)."""
+    height, validator = offence
+    with db.iterator(prefix=_BY_KEY + _H.pack(height) + validator, include_key=False) as it:
+        for raw in it:
+            return int(_H.unpack(raw)[0])
+    return None
+
+
 def committed(db: Any, height: int | None = None, limit: int = 100) -> Iterator[tuple[int, DuplicateVote]]:
     """(commit height, evidence), newest block first; only block ``height`` when given."""
     if height is not None:

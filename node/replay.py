@@ -236,7 +236,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
         sm = StateMachine.open(genesis, state_dir)
     prev_hash = snapshot.block_hash if snapshot is not None else b""
     pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # height, our hash, our digests
-    equivocations: set[tuple[int, bytes, int, int]] = set()
+    equivocations: set[tuple[int, bytes]] = set()  # offences (height, validator) committed
     try:
         for h, raw_block, raw_cert in source.blocks(start, end):
             block, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
@@ -263,9 +263,9 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                 if code != Code.OK:
                     return _fail(report, h, f"invalid equivocation evidence: {code.name}")
                 for ev in evidence:
-                    if ev.key in equivocations:
+                    if ev.offence in equivocations:
                         return _fail(report, h, "equivocation evidence committed twice: EVIDENCE_DUPLICATE")
-                    equivocations.add(ev.key)
+                    equivocations.add(ev.offence)
                     report.evidence.append({"committed_height": h, "validator": ev.validator.hex(),
                                             "height": ev.height, "round": ev.round, "type": ev.type.name.lower()})
             if block.header.prev_app_hash != sm.app_hash:

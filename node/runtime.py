@@ -89,7 +89,8 @@ class NodeApp:
 
         db = self.rt.blocks.db
         return (all(len(tx) <= MAX_TX_BYTES for tx in block.txs)
-                and all(evidence_index.committed_at(db, ev.key) is None for ev in evidence_index.decoded(block)))
+                and all(evidence_index.offence_committed_at(db, ev.offence) is None
+                        for ev in evidence_index.decoded(block)))
 
 
 class NodeRuntime:

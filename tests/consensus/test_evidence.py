@@ -94,6 +94,40 @@ def test_block_evidence_list_rules() -> None:
     assert check_block_evidence(many, 2, VALSET, CHAIN)[0] == Code.OVERSIZE
 
 
+def test_one_offence_per_validator_and_height() -> None:
+    """A validator equivocating in rounds 0 and 1 (or prevote and precommit) of one height
+    committed one offence: a block with both pieces is refused, and a core that holds one
+    keeps neither another round's piece nor it once a block committed either."""
+    r0, r1 = equivocation(index=1, height=1, round_=0), equivocation(index=1, height=1, round_=1)
+    pre = DuplicateVote.make(vote(1, PRECOMMIT, 0, H1), vote(1, PRECOMMIT, 0, H2))
+    assert r0.offence == r1.offence == pre.offence == (1, KEYS[1].pubkey)
+    for pair in ((r0, r1), (r0, pre)):
+        assert check_block_evidence(tuple(e.encode() for e in pair), 2, VALSET, CHAIN)[0] == Code.EVIDENCE_DUPLICATE
+    other = equivocation(index=2, height=1)  # another validator at that height: its own offence
+    assert check_block_evidence((r0.encode(), other.encode()), 2, VALSET, CHAIN)[0] == Code.OK
+    core = core_for(0)
+    for e in (r0, r1, pre):
+        core.handle(EvidenceReceived(e))
+    assert core.pending_evidence == [r0]
+
+    proposer = VALSET.proposer(2, 0)
+    me = next(i for i, k in enumerate(KEYS) if k.pubkey != proposer)
+    core = core_for(me)
+    core.handle(EvidenceReceived(r0))
+    start(core, height=2)
+    from consensus.block import make_block
+    from consensus.events import VoteReceived
+
+    base = block_for(height=2)
+    block = make_block(chain_id=CHAIN, height=2, round=0, time_ms=base.header.time_ms,
+                       prev_block_hash=base.header.prev_block_hash, prev_app_hash=base.header.prev_app_hash,
+                       proposer=proposer, txs=base.txs, evidence=(r1.encode(),))  # round 1's proof
+    feed_proposal(core, proposal_for(block))
+    for i in range(4):
+        core.handle(VoteReceived(vote(i, PRECOMMIT, 0, block.hash, height=2), 0))
+    assert core.decided == block and core.pending_evidence == []  # round 0's piece left with it
+
+
 # ------------------------------------------------------------------ blocks
 def test_a_block_without_evidence_encodes_as_before() -> None:
     block = block_for()
