@@ -23,6 +23,7 @@ from node import evidence_index, history, hlexchange, hlws, orderindex, recordke
 from node.clientaddr import client_key, client_of
 from node.codes import split_hashes, unpack_codes
 from node.events import Subscription
+from node.httperrors import JsonErrorRunner
 from node.jsonfmt import (
     account_json,
     block_json,
@@ -223,7 +224,8 @@ class RpcServer:
             r.add_post(path, debug)
 
     async def start(self, host: str, port: int) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # parser refusals (a URL over 8190 bytes) in the JSON error shape (node/httperrors.py)
+        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, backlog=1024, reuse_address=True)
         await site.start()

@@ -134,3 +134,37 @@ def test_a_binary_frame_is_answered_not_ignored(node: ProvingNode, path: str) ->
     (answer,) = ws_exchange(node, path, ["binary:{}"])
     assert answer == {"channel": "error", "data": "binary frames are not understood: send JSON text"} \
         or answer["error"]["name"] == "MALFORMED"
+
+
+def test_a_request_line_or_header_over_the_limit_is_answered_in_the_error_shape(node: ProvingNode) -> None:
+    """aiohttp's parser refuses a line over 8190 bytes before any middleware runs; its answer
+    was a plain-text 400 echoing the line. Over the real server (the runner RpcServer.start
+    uses): the RPC's JSON error, OVERSIZE; a normal request on a new connection still works."""
+    import aiohttp
+
+    from node.rpc import RpcServer
+
+    async def go() -> tuple[list[tuple[int, str, Any]], int]:
+        server = RpcServer(node.host)  # type: ignore[arg-type]
+        await server.start("127.0.0.1", 0)
+        assert server.runner is not None
+        base = f"http://127.0.0.1:{server.runner.addresses[0][1]}"
+        out = []
+        try:
+            async with aiohttp.ClientSession() as session:
+                for url, headers in ((base + "/block?height=1&pad=" + "a" * 9000, {}),
+                                     (base + "/health", {"X-Pad": "b" * 9000})):
+                    async with session.get(url, headers=headers) as r:
+                        out.append((r.status, r.content_type, await r.json()))
+                async with session.get(base + "/health") as r:
+                    fine = r.status
+        finally:
+            await server.stop()
+        return out, fine
+
+    answers, fine = asyncio.run(go())
+    for status, content_type, doc in answers:
+        assert (status, content_type) == (400, "application/json")
+        assert doc["error"]["name"] == "OVERSIZE" and doc["error"]["code"] == 101
+        assert "8190 bytes" in doc["error"]["message"] and "aaaa" not in doc["error"]["message"]
+    assert fine == 200
