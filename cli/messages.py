@@ -3,7 +3,7 @@
 The state machine speaks integers (``notional 10000 below minimum 10000000``). The CLI knows
 the market or asset of the transaction it signed, so for the codes whose messages carry
 amounts it rewrites each number in place: quote amounts and margin figures in the
-collateral asset, withdraw/borrow amounts in the transaction's asset, ppm as percentages.
+collateral asset, withdraw/transfer/borrow amounts in the transaction's asset, ppm as percentages.
 Anything it does not recognise is left exactly as the node said it.
 """
 
@@ -41,8 +41,8 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"order notional (\d+) exceeds (\d+)"), ("quote", "quote")),
     (re.compile(r"shortfall (\d+)"), ("coll",)),
     (re.compile(r"gross borrows (\d+)"), ("coll",)),
-    (re.compile(r"withdraw (\d+), available (\d+)"), ("asset", "asset")),
-    (re.compile(r"(?:withdraw|borrow|withdrawal) (\d+) (?:leaves|exceeds|would)"), ("asset",)),
+    (re.compile(r"(?:withdraw|transfer) (\d+), available (\d+)"), ("asset", "asset")),
+    (re.compile(r"(?:withdraw|borrow|withdrawal|transfer) (\d+) (?:leaves|exceeds|would)"), ("asset",)),
     (re.compile(r"the pool's available (\d+)"), ("asset",)),
     (re.compile(r"the chain's custody (\d+)"), ("asset",)),
     (re.compile(r"utilization to (\d+)(?: ppm)?, cap (\d+)(?: ppm)?"), ("ppm", "ppm")),

@@ -877,24 +877,24 @@ def _only_shrinks(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool,
     return bal > 0 and (agg[2] + size) * market.lot_size <= bal
 
 
-def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int) -> None:
+def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int, what: str = "withdraw") -> None:
     """A withdrawal takes idle funds (incl. what a ``borrow`` drew) and then supply, never
     creating a debt; the pool must be liquid for the supplied part, and initial margin must
-    hold afterwards."""
+    hold afterwards. ``what`` names the action in the messages (a transfer's checks are these)."""
     idle = acct.idle.get(asset, 0)
     have = idle + ex.pools.supplied(acct, asset)
     if amount > have:
-        raise TxError(Code.INSUFFICIENT_BALANCE, f"withdraw {amount}, available {have}")
+        raise TxError(Code.INSUFFICIENT_BALANCE, f"{what} {amount}, available {have}")
     pool = ex.pools[asset]
     from_pool = amount - min(idle, amount)
-    pool.must_lend_out(from_pool, what="withdrawal")
+    pool.must_lend_out(from_pool, what="withdrawal" if what == "withdraw" else what)
     if amount > pool.custody:
-        raise TxError(Code.POOL_ILLIQUID, f"withdraw {amount} exceeds the chain's custody {pool.custody}")
+        raise TxError(Code.POOL_ILLIQUID, f"{what} {amount} exceeds the chain's custody {pool.custody}")
     after = assess(ex, acct, True, orders=True, d_balance=(asset, -amount))
     if after.equity < after.requirement:
-        _must_be_priced(after, f"withdraw {amount}")
+        _must_be_priced(after, f"{what} {amount}")
         raise TxError(Code.INSUFFICIENT_MARGIN,
-                      f"withdraw {amount} leaves initial margin shortfall {after.requirement - after.equity}")
+                      f"{what} {amount} leaves initial margin shortfall {after.requirement - after.equity}")
 
 
 def must_afford_borrow(ex: Exchange, acct: Account, asset: int, amount: int) -> None:

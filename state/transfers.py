@@ -20,13 +20,15 @@ from state.receipts import OK, ActionResult
 from state.tx import Transfer
 
 
-def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int) -> Account:
-    """Every check of a withdrawal (also the RPC dry run ``views.can_withdraw``)."""
+def must_valid_withdrawal(ex: Exchange, signer: bytes, asset: int, amount: int, what: str = "withdraw") -> Account:
+    """Every check of a withdrawal (also the RPC dry run ``views.can_withdraw``); ``what``
+    names the action in the messages (a transfer is checked as a withdrawal, and its sender
+    must read "transfer")."""
     ex.must_asset(asset)
     if amount <= 0:  # also a mapped Hyperliquid action's: only the native decoder checks the sign
-        raise TxError(Code.AMOUNT_OUT_OF_RANGE, "withdraw amount must be positive")
+        raise TxError(Code.AMOUNT_OUT_OF_RANGE, f"{what} amount must be positive")
     acct = ex.holder(signer, Code.INSUFFICIENT_BALANCE, "account has no funds")
-    risk.must_afford_withdrawal(ex, acct, asset, amount)
+    risk.must_afford_withdrawal(ex, acct, asset, amount, what)
     return acct
 
 
@@ -35,7 +37,7 @@ def handle_transfer(ex: Exchange, signer: bytes, pubkey: bytes, a: Transfer) -> 
         raise TxError(Code.MALFORMED, "a transfer to the sending account itself")
     if a.to in (ex.fee_account, ex.insurance_account):
         raise TxError(Code.UNAUTHORIZED, "the fee account and the insurance fund do not take transfers")
-    sender = must_valid_withdrawal(ex, signer, a.asset, a.amount)
+    sender = must_valid_withdrawal(ex, signer, a.asset, a.amount, "transfer")
     sender.credit(a.asset, -a.amount)  # idle first, then supply (checked); marks the account
     ex.account(a.to).credit(a.asset, a.amount)  # repays a debt first, then supplies; marks it
     ex.emit(Transferred("transfer", signer, a.to, a.asset, a.amount))

@@ -147,6 +147,17 @@ def test_transfer_moves_funds_to_a_key_or_address(env: Env) -> None:
     assert env.run("tx", "transfer", "bob", "USDC", "0.0000001", "--key", "alice").exit_code == 2
 
 
+def test_a_transfer_s_refusals_say_transfer_not_withdraw(env: Env) -> None:
+    """A transfer is checked as a withdrawal, and its refusals read "withdraw ...": a
+    zero transfer said "withdraw amount must be positive". They name the transfer, with
+    amounts in the asset's units."""
+    zero = env.run("tx", "transfer", "bob", "USDC", "0", "--key", "alice")
+    assert zero.exit_code == 1 and "AMOUNT_OUT_OF_RANGE" in zero.output
+    assert "transfer amount must be positive" in zero.output and "withdraw" not in zero.output
+    too_much = env.run("tx", "transfer", "bob", "USDC", "2000000", "--key", "alice")
+    assert "transfer 2000000 USDC, available" in too_much.output and "withdraw" not in too_much.output
+
+
 def test_leverage_is_set_and_shown(env: Env) -> None:
     res = env.run("tx", "leverage", "BTC-PERP", "5x", "--key", "alice")
     assert res.exit_code == 0, res.output
