@@ -85,24 +85,24 @@ keys.add_command(keys_new, "add")
 @home_option
 @json_option_saying("Print the keys (name, scheme, pubkey, address) as a JSON list.")
 def keys_list(as_json: bool) -> None:
-    """List every key in the CLI home with its address.
+    """List every key in the CLI home with its address. A key file that cannot be read or
+    is malformed is reported on a line of its own (on stderr) and the others are listed.
 
     Example: bookchain keys list --json
     """
     ks = get_ctx().keystore
-    try:
-        records = ks.all()
-    except KeyStoreError as err:
-        raise _fail(err) from None
+    records, bad = ks.scan()
     if as_json:
         print_json([r.public_json() for r in records])
-        return
-    t = Table(title=f"keys in {ks.dir}", title_justify="left")
-    for col in ("name", "scheme", "address", "pubkey"):
-        t.add_column(col)
-    for r in records:
-        t.add_row(r.name, r.scheme, r.address_text, r.pubkey_hex)
-    console().print(t)
+    else:
+        t = Table(title=f"keys in {ks.dir}", title_justify="left")
+        for col in ("name", "scheme", "address", "pubkey"):
+            t.add_column(col)
+        for r in records:
+            t.add_row(r.name, r.scheme, r.address_text, r.pubkey_hex)
+        console().print(t)
+    for err in bad:
+        click.echo(f"skipped: {err}", err=True)
 
 
 @keys.command("show")

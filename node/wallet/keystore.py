@@ -198,6 +198,8 @@ class KeyStore:
             raise KeyStoreError(self.unknown(name)) from None
         except ValueError as err:
             raise KeyStoreError(f"{path}: not JSON ({err})") from None
+        except OSError as err:  # unreadable: permissions, a directory named NAME.json, an I/O error
+            raise KeyStoreError(f"{path}: cannot be read ({err.strerror or err})") from None
         scheme = doc.get("scheme", SCHEME_ED25519) if isinstance(doc, dict) else SCHEME_ED25519
         if scheme not in SCHEMES:
             raise KeyStoreError(f"{path}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
@@ -232,3 +234,15 @@ class KeyStore:
 
     def all(self) -> list[AnyKeyRecord]:
         return [self.load_any(n) for n in self.names()]
+
+    def scan(self) -> tuple[list[AnyKeyRecord], list[KeyStoreError]]:
+        """Every key that loads, and the refusal of each file that does not: one corrupt or
+        unreadable file must not hide the others (``keys list`` shows both)."""
+        records: list[AnyKeyRecord] = []
+        bad: list[KeyStoreError] = []
+        for name in self.names():
+            try:
+                records.append(self.load_any(name))
+            except KeyStoreError as err:
+                bad.append(err)
+        return records, bad

@@ -88,6 +88,28 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
         ks.load("alice")
 
 
+def test_list_shows_the_good_keys_and_reports_each_bad_file(tmp_path: Path) -> None:
+    """One malformed file (and one that cannot be read at all: a directory named like a key
+    file) made ``keys list`` fail outright; the others are listed, each bad file gets its
+    own line on stderr, and there is no traceback."""
+    ks = KeyStore(tmp_path)
+    ks.create("alice")
+    ks.create("zoe")
+    (tmp_path / "keys" / "broken.json").write_text("{not json")
+    (tmp_path / "keys" / "dir.json").mkdir()
+    runner = CliRunner()
+    for args in (["keys", "list", "--json"], ["keys", "list"]):
+        res = runner.invoke(bookchain, ["--home", str(tmp_path), *args])
+        assert res.exit_code == 0 and res.exception is None, res.output
+        if "--json" in args:
+            assert [k["name"] for k in json.loads(res.stdout)] == ["alice", "zoe"]
+        else:
+            assert "alice" in res.stdout and "zoe" in res.stdout
+        lines = res.stderr.splitlines()
+        assert len(lines) == 2 and "Traceback" not in res.output
+        assert "broken.json: not JSON" in lines[0] and "dir.json: cannot be read" in lines[1]
+
+
 def test_home_from_env(tmp_path: Path) -> None:
     res = CliRunner().invoke(bookchain, ["keys", "new", "eve"], env={"BOOKCHAIN_HOME": str(tmp_path)})
     assert res.exit_code == 0
