@@ -5,7 +5,8 @@ guest mode (node/p2p/bridge.py). Logs go to DIR/logs/node.log and stderr, one li
 event, with the height in every consensus line.
 
 Exit status: 0 after SIGINT/SIGTERM, 1 when the node refuses the state it was given (a
-snapshot or a store that fails its checks), ``EXIT_DISK_FULL`` (6) when a write to its
+snapshot or a store that fails its checks, a file where a store's directory belongs),
+``EXIT_DISK_FULL`` (6) when a write to its
 data directory failed, or the directory cannot take one at start (node/diskfull.py).
 Each is one log line, never a traceback.
 """

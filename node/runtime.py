@@ -24,6 +24,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal
 
 from consensus.block import Block
@@ -93,6 +94,24 @@ class NodeApp:
                         for ev in evidence_index.decoded(block)))
 
 
+def must_be_directories(paths: tuple[Path, ...]) -> None:
+    """Each of ``paths`` is a directory or absent (start-up creates it). Anything else (a
+    regular file, a dangling link) is refused with ``StateIntegrityError`` saying what it is:
+    the write that creating a store would attempt fails with EEXIST or ENOTDIR, which read as
+    a failed write to the disk (exit 6, "free space"), and no amount of space fixes it."""
+    for path in paths:
+        if path.is_dir():
+            continue
+        if path.is_symlink() and not path.exists():
+            what = "a link to nothing"
+        elif path.exists():
+            what = "a regular file" if path.is_file() else "not a directory"
+        else:
+            continue
+        raise StateIntegrityError(f"{path} is not a directory ({what}): the node keeps a store there; "
+                                  "move it away (or restore the directory) and start again")
+
+
 class NodeRuntime:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -112,6 +131,9 @@ class NodeRuntime:
         # restored state and starts again from a newer snapshot (node/syncfallback.py)
         self.resync = False
         self._logged: set[str] = set()  # reasons peers_pruned has logged (once each)
+        data_dirs = (config.home / "data", config.state_dir, config.blocks_dir, config.wal_dir,
+                     config.evidence_dir, config.mempool_dir, config.snapshots_dir)
+        must_be_directories(data_dirs)  # a file where a store belongs is no full disk: say what it is
         must_write_probe(config.home / "data")  # a data dir that cannot take a write: refuse to start
         with writing(config.home / "data"):
             for d in (config.state_dir, config.blocks_dir, config.wal_dir, config.evidence_dir, config.mempool_dir):

@@ -48,3 +48,25 @@ def test_a_validator_key_whose_pubkey_is_not_its_seeds_refuses_to_start(tmp_path
         run(str(h))
     assert exc.value.code == 1
     assert "is not its seed's" in (h / "logs" / "node.log").read_text()
+
+
+@pytest.mark.parametrize("where", ["data", "data/state"])
+def test_a_regular_file_where_a_store_belongs_is_named_not_called_a_full_disk(tmp_path: Path, where: str) -> None:
+    """A state directory replaced by a regular file was refused as a failed write ("storage
+    write failed ... EEXIST", exit 6, "free space or fix the disk"): it says what the path
+    is, exit 1, no traceback, nothing written."""
+    from devnet.genesis import create_devnet
+
+    (tmp_path / "home").mkdir()
+    h = home(tmp_path / "home")
+    create_devnet(tmp_path / "devnet")
+    (h / "genesis.json").write_text((tmp_path / "devnet" / "genesis.json").read_text())
+    (h / where).parent.mkdir(parents=True, exist_ok=True)
+    (h / where).write_text("not a store")
+    with pytest.raises(SystemExit) as exc:
+        run(str(h))
+    assert exc.value.code == 1
+    log = (h / "logs" / "node.log").read_text()
+    assert f"refusing to start: {h / where} is not a directory (a regular file)" in log
+    assert "disk" not in log and "Traceback" not in log
+    assert (h / where).read_text() == "not a store"
