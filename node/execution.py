@@ -58,6 +58,10 @@ class AppHashMismatch(RuntimeError):
     """Our state after block h-1 differs from the one the chain certified: halt, as
     CometBFT does, rather than sign anything on a forked state."""
 
+BOOK_TOPIC_LEVELS = 20  # the native /websocket book topic: levels per side
+
+Depth = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
+
 
 def event_to_list(e: Any) -> list[Any]:
     if isinstance(e, Fill):
@@ -100,6 +104,7 @@ class Execution:
         self._closing = False
         self.candles = history.CandleBook(blocks.get)  # last candle per (market, interval)
         self.hl = hlws.Publisher()  # Hyperliquid /ws pushes (node/hlws.py), built only while subscribed
+        self._books_sent: dict[int, Depth] = {}  # market -> the depth the book topic last published
         self.fillbook = FillBook(blocks.get)  # positions per (account, market) for fill context
         self.interest = interest.InterestBook(blocks.db)  # hourly interest entries (node/interest.py)
         self.proofs = ProofWindow(proof_heights)  # recent heights /proof can prove state at
@@ -335,6 +340,7 @@ class Execution:
                             f.set_result((block.height, i, rj))
         bus = self.bus
         if not bus.subs:
+            self._books_sent = {}  # nobody subscribes: the book memo would go stale (_publish_books)
             return
         if bus.wants(hlws.TOPIC):
             self.hl.publish(bus, self.sm.ex, block.height, block.header.time_ms, hashes, receipts, events,
@@ -342,25 +348,32 @@ class Execution:
         bus.publish("blocks", None, {"height": block.height, "hash": block.hash.hex(),
                                      "time_ms": block.header.time_ms, "txs": len(block.txs),
                                      "app_hash": self.sm.app_hash.hex()})
-        touched_markets: set[int] = set()
         for _i, e in events:
             ej = event_from_list(e)
             if ej["type"] == "fill":
-                touched_markets.add(ej["market"])
                 bus.publish("trades", ej["market"], {"height": block.height, **ej})
-            elif ej["type"] == "cancel":
-                touched_markets.add(ej["market"])
             # every account the event names, once each (the same rule as the history index:
             # maker and taker, owner, account and counterparty)
             for address in history.addresses_of(e):
                 bus.publish("account", address_to_text(address), {"height": block.height, **ej})
-        for r in receipts:
-            for res in r[5]:
-                if res[3] == "resting":
-                    touched_markets.update(m for m in range(len(self.sm.ex.markets)))
-                    break
-        if bus.wants("book"):
-            for m in sorted(touched_markets):
-                bids, asks = lapse.depth(self.sm.ex, m, 20)
-                bus.publish("book", m, {"height": block.height, "market": m,
-                                        "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]})
+        self._publish_books(block.height)
+
+    def _publish_books(self, height: int) -> None:
+        """The ``book`` topic: each market whose top 20 levels differ from what this topic
+        last published, and no other. Comparing the depth itself catches every way a book
+        changes (a resting order, a fill, a cancel, a fired trigger, a liquidation, an
+        expiry) and only the market it changed: deriving it from a block's receipts sent
+        every market's book whenever any order rested. The memo is dropped while nobody
+        subscribes (it would go stale), so the first block after that publishes every book."""
+        bus = self.bus
+        if not bus.wants("book"):
+            self._books_sent = {}
+            return
+        for m in sorted(self.sm.ex.books):
+            depth = lapse.depth(self.sm.ex, m, BOOK_TOPIC_LEVELS)
+            if self._books_sent.get(m) == depth:
+                continue
+            self._books_sent[m] = depth
+            bids, asks = depth
+            bus.publish("book", m, {"height": height, "market": m,
+                                    "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]})
