@@ -100,7 +100,7 @@ class Sub:
     """One parsed subscription: ``raw`` is echoed in acknowledgements, ``ident`` tells
     duplicates apart (Hyperliquid's identity: type, coin as given, user, interval)."""
 
-    __slots__ = ("coin", "ident", "interval", "kind", "market", "raw", "since", "user")
+    __slots__ = ("coin", "ident", "interval", "kind", "market", "raw", "sent", "since", "user")
 
     def __init__(self, kind: str, raw: dict[str, Any], coin: str = "", market: int = -1,
                  user: bytes | None = None, interval: str = "") -> None:
@@ -112,6 +112,9 @@ class Sub:
         self.interval = interval
         self.ident = (kind, coin.lower(), address_to_text(user) if user else "", interval)
         self.since = 0  # pushes start above the height its snapshot was taken at
+        # l2Book, bbo, allMids: the levels, bbo or mids this subscription last got (snapshot
+        # or push); a push carrying the same is not sent (see ``Session.push``)
+        self.sent: Any = None
 
 
 def parse_subscription(ex: Exchange, raw: Any) -> Sub:
@@ -543,6 +546,21 @@ def build(ex: Exchange, sub: Sub, b: Bundle) -> list[dict[str, Any]]:
     return out
 
 
+_NO_STATE: Any = object()  # a kind whose pushes are events, not states (trades, fills, ...)
+
+
+def _state_of(sub: Sub, b: Bundle) -> Any:
+    """What a push of ``b`` would give a state subscription (None: nothing changed in the
+    bundle), or ``_NO_STATE`` for the other kinds."""
+    if sub.kind == "l2Book":
+        return b.books.get(sub.market)
+    if sub.kind == "bbo":
+        return b.bbos.get(sub.market)
+    if sub.kind == "allMids":
+        return b.mids
+    return _NO_STATE
+
+
 def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
     """What a subscription gets at once, from the live state and the node's indexes:
     the book, best bid/offer, mids, the latest candle, the user's recent fills and funding
@@ -550,12 +568,16 @@ def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
     notification) start empty, as on Hyperliquid."""
     kind = sub.kind
     if kind == "allMids":
-        return [msg("allMids", {"mids": all_mids(ex)})]
+        sub.sent = all_mids(ex)
+        return [msg("allMids", {"mids": sub.sent})]
     if kind == "l2Book":
-        return [msg("l2Book", l2_book(ex, sub.coin))]
+        book = l2_book(ex, sub.coin)
+        sub.sent = book["levels"]
+        return [msg("l2Book", book)]
     if kind == "bbo":
         book = l2_book(ex, sub.coin)
-        return [msg("bbo", {"coin": sub.coin, "time": book["time"], "bbo": best_levels(book["levels"])})]
+        sub.sent = best_levels(book["levels"])
+        return [msg("bbo", {"coin": sub.coin, "time": book["time"], "bbo": sub.sent})]
     if kind == "candle":
         rows = src.candles(sub.market, sub.interval, 0, None, 1)
         return [msg("candle", c) for c in candle_snapshot(ex, sub.coin, sub.interval, rows)]
@@ -652,6 +674,15 @@ class Session:
         for ident, sub in list(self.subs.items()):
             if b.height <= sub.since:
                 continue
+            state = _state_of(sub, b)
+            if state is not _NO_STATE:
+                # the publisher's bundle carries every book after a pause (it cannot know
+                # what the pause changed), so the first block after a subscription would
+                # repeat its snapshot: a subscription gets a state only when it differs
+                # from the last one it got
+                if state is None or state == sub.sent:
+                    continue
+                sub.sent = state
             texts = b.cache.get(ident)
             if texts is None:
                 texts = b.cache[ident] = [json.dumps(m, separators=(",", ":")) for m in build(ex, sub, b)]

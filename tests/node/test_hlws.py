@@ -198,6 +198,24 @@ def test_an_unchanged_block_pushes_nothing_and_old_bundles_are_skipped(node: Nod
     assert pushed(s, node.block()) == []  # nothing changed
 
 
+def test_no_state_push_repeats_the_subscription_snapshot(node: Node) -> None:
+    """A publisher that starts (or restarts after nobody listened) has no books to compare
+    with, so its first bundle carries every book, the bbos and the mids: the l2Book, bbo and
+    allMids subscribers got their snapshot again right after it. Now only a change is pushed."""
+    node.order(A, True, 59_000, 300)
+    node.pub = hlws.Publisher()  # nobody listened so far: nothing remembered
+    s = hlws.Session(node)
+    for sub in ({"type": "l2Book", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}, {"type": "allMids"}):
+        _ack, snap = subscribe(s, sub)
+        assert snap["channel"] == sub["type"]
+    first = node.block()
+    assert BTC_PERP in first.books and first.mids is not None  # the bundle does carry them all
+    assert pushed(s, first) == []
+    b, _ = node.order(B, False, 60_500, 100)  # an ask: the book, its bbo and the mid change
+    assert sorted(m["channel"] for m in pushed(s, b)) == ["allMids", "bbo", "l2Book"]
+    assert pushed(s, node.block()) == []
+
+
 def test_all_mids_are_pushed_when_a_mid_moves(node: Node) -> None:
     s = hlws.Session(node)
     subscribe(s, {"type": "allMids"})
