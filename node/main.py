@@ -14,6 +14,7 @@ Each is one log line, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -112,6 +113,7 @@ async def serve(config: NodeConfig) -> int:
             discard_synced_state(config)
         except StorageFailure as err:
             return _refuse_start(err)
+        gc.unfreeze()  # the stopped run's objects (frozen by tune_for_throughput) may be collected
         log.info("restored state discarded: state-syncing again from %s", config.storage.state_sync_from)
 
 
