@@ -419,13 +419,17 @@ def test_leveldb_write_errors_leave_each_store_at_what_it_acknowledged(tmp_path:
 # ---------------------------------------------------------------------------- the process
 def test_node_start_refuses_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
     """``node start`` on a home whose data directory cannot be written: exit 6, one line
-    naming the path, no traceback (as root, permissions do not stop writes: a file where
-    the directory should be does)."""
+    naming the path, no traceback. As root, permissions do not stop writes, and a file
+    where the directory should be is refused as what it is (not a directory, exit 1:
+    tests/node/test_startup_refusals.py), so the data directory is a link to /proc/1, a
+    directory in which nobody can create a file."""
     from devnet.genesis import DevnetSpec, create_devnet
 
+    if not Path("/proc/1").is_dir():
+        pytest.skip("needs /proc")
     manifest = create_devnet(tmp_path / "net", DevnetSpec(nodes=1, traders=1, eth_accounts=0))
     home = Path(manifest.nodes[0].home)
-    (home / "data").write_text("in the way")
+    (home / "data").symlink_to("/proc/1", target_is_directory=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-P", "-m", "cli.main", "node", "start", "--home", str(home)],
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
