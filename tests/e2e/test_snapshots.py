@@ -101,7 +101,7 @@ def test_state_sync_from_a_file_of_the_newest_height_waits_for_block_h_plus_1(tm
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("BOOKCHAIN_SLOW"), reason="slow (about a minute): BOOKCHAIN_SLOW=1")
+@pytest.mark.skipif(not os.environ.get("BOOKCHAIN_SLOW"), reason="slow (35 s, four node processes): BOOKCHAIN_SLOW=1")
 def test_a_node_whose_peers_pruned_block_h_plus_1_falls_back_to_a_newer_snapshot(tmp_path: Path) -> None:
     """Node 3 holds the state of an old snapshot (10), pending block 11, which every peer
     has pruned (they keep 20 blocks). Its state_sync_from is node 1's RPC: it falls back to
