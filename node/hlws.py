@@ -26,7 +26,8 @@ Three parts, so the protocol is tested without sockets or a node:
   counts its subscriptions in the node's cap (node/wsquota.py).
 
 A bundle older than a subscription's snapshot is not pushed to it, so a client never sees
-a book older than the one it was given. Errors are Hyperliquid's ``{"channel": "error",
+a book older than the one it was given; and a state channel (l2Book, bbo, allMids) pushes
+only what differs from what that subscription last got, its snapshot included. Errors are Hyperliquid's ``{"channel": "error",
 "data": text}``; a bad message never closes the connection.
 """
 
@@ -565,7 +566,8 @@ def snapshot(ex: Exchange, sub: Sub, src: Any) -> list[dict[str, Any]]:
     """What a subscription gets at once, from the live state and the node's indexes:
     the book, best bid/offer, mids, the latest candle, the user's recent fills and funding
     payments (``isSnapshot``). Streams of changes (trades, orderUpdates, userEvents,
-    notification) start empty, as on Hyperliquid."""
+    notification) start empty, as on Hyperliquid. For l2Book, bbo and allMids the state
+    sent is recorded on ``sub`` (``sent``), which later pushes are compared with."""
     kind = sub.kind
     if kind == "allMids":
         sub.sent = all_mids(ex)
