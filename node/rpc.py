@@ -637,18 +637,24 @@ class RpcServer:
     @web.middleware
     async def _client_mw(self, request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """A request body (every POST: submissions, /info, /exchange) is charged to its
-        client's byte rate (node/submitlimit.py) before it is read: over it, 429
-        ``RATE_LIMITED`` and the body is never decoded. A body without a length is read
-        (within the body cap) to learn its size."""
-        if request.method == "POST":
+        """A request body, on any method (every POST: submissions, /info, /exchange; a GET
+        or another method that carries one as well), is charged to its client's byte rate
+        (node/submitlimit.py) before it is read: over it, 429 ``RATE_LIMITED`` and the body
+        is never read. A body must state its length: one without (``Transfer-Encoding:
+        chunked``) is refused unread (411 ``MALFORMED``), since its size is known only once
+        it has been read, and reading it first is the work the byte rate exists to refuse
+        (a client over its rate had every chunked body read in full, up to the 8 MiB cap,
+        and one past the cap charged nothing)."""
+        if request.method == "POST" or request.body_exists:
+            packed = wants_msgpack(request)
             size = request.content_length
-            if size is None:
-                size = len(await request.read())
-            # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
-            if not self.submit_limit.admit(client_of(request), min(size, MAX_BODY)):
+            if size is None and request.body_exists:
                 return await self._refuse_unread(request, error_response(
-                    429, Code.RATE_LIMITED, submit_refused, packed=wants_msgpack(request)))
+                    411, Code.MALFORMED, "a request body must state its Content-Length", packed=packed))
+            # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
+            if not self.submit_limit.admit(client_of(request), min(size or 0, MAX_BODY)):
+                return await self._refuse_unread(request, error_response(
+                    429, Code.RATE_LIMITED, submit_refused, packed=packed))
         return await handler(request)
 
     @staticmethod
@@ -656,8 +662,8 @@ class RpcServer:
         """Answer ``resp`` and close the connection without reading the request's body:
         aiohttp would otherwise read and drop an unread body after the answer to keep the
         connection, and a client flooding 585 KB bodies had the node's loop reading them."""
-        if not request.content_length:
-            return resp  # no body, or one already read to learn its size: the connection can stay
+        if not request.can_read_body:
+            return resp  # no body: the connection can stay
         resp.force_close()  # "Connection: close"
         await resp.prepare(request)
         await resp.write_eof()

@@ -176,6 +176,49 @@ def test_request_bodies_meet_a_byte_rate_per_client(chain: ProvingNode) -> None:
     asyncio.run(go())
 
 
+def test_a_body_without_a_length_is_refused_unread(chain: ProvingNode) -> None:
+    """A chunked body's size is known only once it is read: it is refused (411) and the
+    connection closed before any of it is read, whatever the client's rate. Before, a
+    client over its rate had each chunked body read in full (up to the 8 MiB cap) and only
+    then refused, and one past the cap (413) charged nothing."""
+    server = _server(chain, client_submit_kib_per_s=1, client_submit_burst_kib=1)
+
+    async def chunks() -> Any:
+        for _ in range(4):
+            yield b'{"txs": "' + b"x" * 1000
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            for path in ("/broadcast_txs", "/info"):
+                resp = await client.post(path, data=chunks(), headers=_from("10.0.0.1"))
+                assert await _error(resp) == (411, "MALFORMED"), path
+                assert resp.headers.get("Connection", "").lower() == "close"
+            assert server.submit_limit.tracked_clients == 0  # nothing read, nothing charged
+            resp = await client.post("/info", json={"type": "meta"}, headers=_from("10.0.0.1"))
+            assert resp.status == 200  # a body with its length is served as before
+
+    asyncio.run(go())
+
+
+def test_a_body_on_any_method_meets_the_byte_rate(chain: ProvingNode) -> None:
+    """A GET (or any method) carrying a body is charged as a POST's is: a route that reads
+    no body still had the node read it (the state gate reads a body before the handler;
+    aiohttp drains an unread one to keep the connection), uncharged."""
+    server = _server(chain, client_submit_kib_per_s=1, client_submit_burst_kib=1)
+    junk = b"x" * 600_000
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            assert (await client.get("/health", data=junk, headers=_from("10.0.0.1"))).status == 200
+            resp = await client.get("/health", data=junk, headers=_from("10.0.0.1"))
+            assert await _error(resp) == (429, "RATE_LIMITED")
+            assert resp.headers.get("Connection", "").lower() == "close"  # its body is not read
+            assert (await client.get("/health", headers=_from("10.0.0.1"))).status == 200  # no body: free
+            assert (await client.get("/health", data=junk, headers=_from("10.0.0.2"))).status == 200
+
+    asyncio.run(go())
+
+
 # ---------------------------------------------------------------------------- websockets
 def test_the_nodes_subscriptions_are_capped_at_subscribe_time(tmp_path: Path) -> None:
     node = HlNode(tmp_path)
