@@ -622,11 +622,12 @@ class Session:
     """One connection's protocol state, socket-free: ``receive`` answers a client text
     message, ``push`` renders a bundle for this connection's subscriptions."""
 
-    __slots__ = ("node", "quota", "subs")
+    __slots__ = ("client", "node", "quota", "subs")
 
-    def __init__(self, node: Node, quota: WsQuota | None = None) -> None:
+    def __init__(self, node: Node, quota: WsQuota | None = None, client: str | None = None) -> None:
         self.node = node
         self.quota = quota  # the node's subscriptions in all (node/wsquota.py); None: uncounted
+        self.client = client  # the connection's client address, whose subscriptions the quota counts too
         self.subs: dict[tuple[str, str, str, str], Sub] = {}
 
     def receive(self, text: str) -> list[dict[str, Any]]:
@@ -650,13 +651,13 @@ class Session:
             if self.subs.pop(sub.ident, None) is None:
                 return [error(f"Already unsubscribed: {json.dumps(raw)}")]
             if self.quota is not None:
-                self.quota.unsubscribe()
+                self.quota.unsubscribe(1, self.client)
             return [ack]
         if sub.ident in self.subs:
             return [error(f"Already subscribed: {json.dumps(raw)}")]
         if len(self.subs) >= MAX_SUBSCRIPTIONS:
             return [error(f"Cannot track more than {MAX_SUBSCRIPTIONS} total subscriptions")]
-        refusal = self.quota.subscribe() if self.quota is not None else None
+        refusal = self.quota.subscribe(self.client) if self.quota is not None else None
         if refusal is not None:
             return [error(refusal)]
         sub.since = self.node.sm.height
@@ -666,7 +667,7 @@ class Session:
     def close(self) -> None:
         """The connection closed: its subscriptions leave the node's count."""
         if self.quota is not None:
-            self.quota.unsubscribe(len(self.subs))
+            self.quota.unsubscribe(len(self.subs), self.client)
         self.subs.clear()
 
     def push(self, b: Bundle) -> list[str]:
@@ -725,7 +726,7 @@ class Endpoint:
                                                 "message": ws}}, status=503)
         bus = host.rt.bus
         client = client_of(request)
-        session = Session(host.rt, host.ws_quota)
+        session = Session(host.rt, host.ws_quota, client)
         bus_sub: Any = None  # on the bus only while subscribed: an idle socket costs no bundles
         forward: asyncio.Future[None] | None = None
         lagging = False

@@ -191,7 +191,8 @@ class RpcServer:
                                                 self._sync_gate_mw, self._state_gate_mw])
         self.runner: web.AppRunner | None = None
         # websocket connections, in all and per client address, and subscriptions (node/wsquota.py)
-        self.ws_quota = WsQuota(max_subscriptions=limits.max_ws_subscriptions)
+        self.ws_quota = WsQuota(max_subscriptions=limits.max_ws_subscriptions,
+                                per_address_subscriptions=limits.max_ws_subscriptions_per_address)
         # loop time for clients' heavy reads, the node's and each client's (node/readbudget.py)
         pct = limits.client_read_share_pct
         self.read_budget = ReadBudget(client_share=DEFAULT_SHARE * pct / 100, client_burst_s=DEFAULT_BURST_S * pct / 100,
@@ -818,7 +819,7 @@ class RpcServer:
                 if refusal is not None:  # each is an entry every matching publish visits
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED", "message": refusal}})
                     continue
-                full = self.ws_quota.subscribe()  # the node's subscriptions in all
+                full = self.ws_quota.subscribe(client)  # the node's subscriptions, in all and this client's
                 if full is not None:
                     await ws.send_json({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY", "message": full}})
                     continue
@@ -829,8 +830,8 @@ class RpcServer:
             sender.cancel()
             for s in subs:
                 self.rt.bus.unsubscribe(s)
-            self.ws_quota.unsubscribe(len(subs))
-            self.ws_quota.leave(client_of(request))
+            self.ws_quota.unsubscribe(len(subs), client)
+            self.ws_quota.leave(client)
         return ws
 
 

@@ -10,7 +10,10 @@ A block's push work grows with the subscriptions it serves, not the connections:
 connections of 100 each were 100,000 subscriptions visited per block. The node holds at
 most ``max_subscriptions`` in all (``/ws`` and ``/websocket`` together); one beyond it is
 refused when the client subscribes, with an error message on its connection (which stays
-open with the subscriptions it has).
+open with the subscriptions it has). A client address may hold at most
+``per_address_subscriptions`` of them (1,000 by default, Hyperliquid's limit per IP):
+without it, 50 connections of 100 subscriptions were half the node's cap from one address,
+so two addresses held all of it and every other client's subscribe was refused.
 
 A connection whose bounded queue fills (its client does not read, or the node's read
 budget holds its pushes back) is closed (``drop_lagging``, code 1013) instead of the node
@@ -29,6 +32,7 @@ from node.clientaddr import client_of
 MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
 MAX_WS_SUBSCRIPTIONS = 10_000  # node/config.py RpcLimits.max_ws_subscriptions's default
+MAX_WS_SUBSCRIPTIONS_PER_ADDRESS = 1_000  # RpcLimits.max_ws_subscriptions_per_address's default
 LAGGING_CLOSE_CODE = 1013  # "try again later"
 LAGGING = "your client is not keeping up with its pushes: reconnect and subscribe again"
 CLOSE_TIMEOUT_S = 2.0
@@ -39,18 +43,21 @@ class WsQuota:
     """The counts; ``enter`` before a connection is accepted, ``leave`` once it closed;
     ``subscribe`` before a subscription is added, ``unsubscribe`` once it is gone."""
 
-    __slots__ = ("by_address", "lagging_closed", "max_subscriptions", "max_total", "per_address", "subscriptions",
-                 "total")
+    __slots__ = ("by_address", "lagging_closed", "max_subscriptions", "max_total", "per_address",
+                 "per_address_subscriptions", "subscriptions", "subscriptions_by_address", "total")
 
     def __init__(self, max_total: int = MAX_WS_CLIENTS, per_address: int = MAX_WS_PER_ADDRESS,
-                 max_subscriptions: int = MAX_WS_SUBSCRIPTIONS) -> None:
+                 max_subscriptions: int = MAX_WS_SUBSCRIPTIONS,
+                 per_address_subscriptions: int = MAX_WS_SUBSCRIPTIONS_PER_ADDRESS) -> None:
         self.max_total = max_total
         self.per_address = per_address
         self.max_subscriptions = max_subscriptions
+        self.per_address_subscriptions = per_address_subscriptions
         self.total = 0
         self.subscriptions = 0
         self.lagging_closed = 0  # connections closed because their queue filled (drop_lagging)
         self.by_address: dict[str, int] = {}
+        self.subscriptions_by_address: dict[str, int] = {}  # no zero entries
 
     def enter(self, address: str | None) -> str | None:
         """None: accepted and counted; else why it is refused (nothing counted)."""
@@ -73,16 +80,30 @@ class WsQuota:
         else:
             self.by_address.pop(key, None)
 
-    def subscribe(self) -> str | None:
-        """None: one more subscription counted; else why it is refused (nothing counted)."""
+    def subscribe(self, address: str | None = None) -> str | None:
+        """None: one more subscription counted, in all and for ``address``; else why it is
+        refused (nothing counted)."""
         if self.subscriptions >= self.max_subscriptions:
             return (f"this node serves at most {self.max_subscriptions} websocket subscriptions in all and "
                     "holds that many; retry later or subscribe on another node")
+        key = address or "?"
+        held = self.subscriptions_by_address.get(key, 0)
+        if held >= self.per_address_subscriptions:
+            return (f"this node serves at most {self.per_address_subscriptions} websocket subscriptions to one "
+                    "client address, and this address holds that many")
         self.subscriptions += 1
+        self.subscriptions_by_address[key] = held + 1
         return None
 
-    def unsubscribe(self, count: int = 1) -> None:
+    def unsubscribe(self, count: int = 1, address: str | None = None) -> None:
+        """``count`` subscriptions of ``address`` are gone."""
         self.subscriptions = max(0, self.subscriptions - count)
+        key = address or "?"
+        left = self.subscriptions_by_address.get(key, 0) - count
+        if left > 0:
+            self.subscriptions_by_address[key] = left
+        else:
+            self.subscriptions_by_address.pop(key, None)
 
 
 async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | str:

@@ -241,6 +241,25 @@ def test_the_nodes_subscriptions_are_capped_at_subscribe_time(tmp_path: Path) ->
     assert quota.subscriptions == 0
 
 
+def test_a_ws_session_counts_its_subscriptions_for_its_client_address(tmp_path: Path) -> None:
+    node = HlNode(tmp_path)
+    quota = WsQuota(per_address_subscriptions=1)
+    one, two = hlws.Session(node, quota, "10.0.0.1"), hlws.Session(node, quota, "10.0.0.2")
+
+    def sub(s: hlws.Session, kind: str) -> list[dict[str, Any]]:
+        return s.receive(json.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": "BTC"}}))
+
+    assert sub(one, "l2Book")[0]["channel"] == "subscriptionResponse"
+    refused = sub(one, "trades")
+    assert refused[0]["channel"] == "error" and "one client address" in refused[0]["data"]
+    assert sub(two, "trades")[0]["channel"] == "subscriptionResponse"
+    one.receive(json.dumps({"method": "unsubscribe", "subscription": {"type": "l2Book", "coin": "BTC"}}))
+    assert sub(one, "trades")[0]["channel"] == "subscriptionResponse"
+    one.close()
+    two.close()
+    assert quota.subscriptions == 0 and quota.subscriptions_by_address == {}
+
+
 def test_native_websocket_subscriptions_are_capped(chain: ProvingNode) -> None:
     server = _server(chain, max_ws_subscriptions=1)
 
@@ -262,6 +281,41 @@ def test_native_websocket_subscriptions_are_capped(chain: ProvingNode) -> None:
             await other.send_json({"method": "subscribe", "topic": "blocks"})
             assert (await other.receive_json())["subscribed"] == "blocks"
             await other.close()
+
+    asyncio.run(go())
+
+
+def test_one_address_holds_at_most_its_share_of_the_subscriptions(chain: ProvingNode) -> None:
+    """One client address holds at most 1,000 subscriptions (the default), however many
+    connections it opens: 50 connections of 100 each were half the node's cap, so two
+    addresses held all of it and refused everyone else's subscribe. Its subscriptions leave
+    the count, in all and its own, when its connections close."""
+    server = _server(chain)
+    accounts = [f"0x{i + 1:040x}" for i in range(100)]
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            conns, answers = [], []
+            for _ in range(11):  # 1,100 subscriptions asked from one address
+                ws = await client.ws_connect("/websocket", headers=_from("10.0.0.1"))
+                conns.append(ws)
+                for a in accounts:
+                    await ws.send_json({"method": "subscribe", "topic": "account", "address": a})
+                for _ in accounts:
+                    answers.append(await ws.receive_json())
+            refused = [a for a in answers if "error" in a]
+            assert len(answers) - len(refused) == 1000 and len(refused) == 100
+            assert refused[0]["error"]["name"] == "NOT_READY" and "one client address" in refused[0]["error"]["message"]
+            other = await client.ws_connect("/websocket", headers=_from("10.0.0.2"))
+            await other.send_json({"method": "subscribe", "topic": "blocks"})
+            assert (await other.receive_json())["subscribed"] == "blocks"  # another address is served
+            for ws in [*conns, other]:
+                await ws.close()
+            for _ in range(200):
+                if server.ws_quota.total == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.ws_quota.subscriptions == 0 and server.ws_quota.subscriptions_by_address == {}
 
     asyncio.run(go())
 
