@@ -22,6 +22,7 @@ from consensus.certificate import CommitCertificate
 from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
 from node.clientaddr import client_key, client_of
 from node.codes import split_hashes, unpack_codes
+from node.connlimit import IDLE_S, ConnLimit
 from node.events import Subscription
 from node.httperrors import JsonErrorRunner
 from node.jsonfmt import (
@@ -200,6 +201,8 @@ class RpcServer:
         # request body bytes per client (node/submitlimit.py)
         self.submit_limit = SubmitLimit(limits.client_submit_kib_per_s * 1024, limits.client_submit_burst_kib * 1024,
                                         exempt=exempt)
+        # open connections per client and in all (node/connlimit.py), counted from start()
+        self.conn_limit = ConnLimit(exempt=exempt)
         r = self.app.router
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
@@ -225,9 +228,12 @@ class RpcServer:
             r.add_post(path, debug)
 
     async def start(self, host: str, port: int) -> None:
-        # parser refusals (a URL over 8190 bytes) in the JSON error shape (node/httperrors.py)
-        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False)
+        # parser refusals (a URL over 8190 bytes) in the JSON error shape (node/httperrors.py);
+        # an idle connection is closed after IDLE_S (node/connlimit.py)
+        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
         await self.runner.setup()
+        assert self.runner.server is not None  # set by setup()
+        self.conn_limit.attach(self.runner.server)
         site = web.TCPSite(self.runner, host, port, backlog=1024, reuse_address=True)
         await site.start()
 

@@ -667,6 +667,10 @@ class NodeRuntime:
         m.counter_from("bookchain_rate_limited", "Requests refused with 429 RATE_LIMITED: their client was over its "
                        "share of reads or its rate of request bytes",
                        lambda: self.rpc.read_budget.refused_clients + self.rpc.submit_limit.refused)
+        m.gauge("bookchain_rpc_connections", "Open RPC connections of clients the per-client limits count "
+                "(node/connlimit.py; not exempt ones)", lambda: self.rpc.conn_limit.total)
+        m.counter_from("bookchain_rpc_connections_refused", "RPC connections answered and closed as they opened: "
+                       "their client address, or the node, held as many as it may", lambda: self.rpc.conn_limit.refused)
         m.counter_from("bookchain_consensus_extra_rounds", "Rounds beyond round 0 needed to commit, summed over heights",
                        lambda: self.driver.rounds_total if self.driver else 0)
         m.counter_from("bookchain_consensus_bad_messages", "Undecodable consensus, tx or sync messages received",
