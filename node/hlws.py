@@ -62,12 +62,12 @@ from node.hlinfo import (
 )
 from node.readbudget import OverBudget
 from state import lapse
-from state.errors import Code
 from state.keys import address_to_text
 
 if TYPE_CHECKING:
     from node.events import EventBus
     from node.readbudget import ReadBudget
+    from node.submitlimit import SubmitLimit
     from node.wsquota import WsQuota
     from state.exchange import Exchange
 
@@ -700,6 +700,7 @@ class WsHost(Protocol):
 
     ws_quota: WsQuota
     read_budget: ReadBudget
+    submit_limit: SubmitLimit
 
     @property
     def rt(self) -> Any: ...
@@ -720,10 +721,11 @@ class Endpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = self.host
-        ws = await wsquota.accept(host.ws_quota, request)
-        if isinstance(ws, str):
-            return web.json_response({"error": {"code": int(Code.NOT_READY), "name": "NOT_READY",
-                                                "message": ws}}, status=503)
+        ws = await wsquota.accept(host.ws_quota, request, host.submit_limit)
+        if isinstance(ws, tuple):
+            status, code, message = ws
+            return web.json_response({"error": {"code": int(code), "name": code.name, "message": message}},
+                                     status=status)
         bus = host.rt.bus
         client = client_of(request)
         session = Session(host.rt, host.ws_quota, client)
@@ -742,6 +744,10 @@ class Endpoint:
         try:
             async for m in ws:
                 if lagging:
+                    break
+                if m.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not wsquota.within_rate(
+                        host.submit_limit, client, m.data):
+                    await wsquota.close_over_rate(ws)  # the only way to stop reading what it sends
                     break
                 if m.type == WSMsgType.BINARY:  # answered, as anything else it cannot read
                     await ws.send_str(json.dumps(error("binary frames are not understood: send JSON text")))

@@ -749,9 +749,9 @@ class RpcServer:
         return self.ws_quota.total
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = await wsquota.accept(self.ws_quota, request)
-        if isinstance(ws, str):
-            raise RpcError(503, Code.NOT_READY, ws)
+        ws = await wsquota.accept(self.ws_quota, request, self.submit_limit)
+        if isinstance(ws, tuple):
+            raise RpcError(*ws)
         subs: list[Subscription] = []
         seen: set[tuple[str, Any]] = set()
         # one bounded queue for all of the connection's subscriptions: a client that never
@@ -785,6 +785,10 @@ class RpcServer:
         try:
             async for msg in ws:
                 if lagging:
+                    break
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not wsquota.within_rate(
+                        self.submit_limit, client, msg.data):
+                    await wsquota.close_over_rate(ws)  # the only way to stop reading what it sends
                     break
                 if msg.type == WSMsgType.BINARY:
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED",

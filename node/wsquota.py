@@ -18,6 +18,16 @@ so two addresses held all of it and every other client's subscribe was refused.
 A connection whose bounded queue fills (its client does not read, or the node's read
 budget holds its pushes back) is closed (``drop_lagging``, code 1013) instead of the node
 building messages for it that nobody reads, as Hyperliquid drops a client that lags.
+
+A client's messages are request bytes the node reads and parses on its loop, as a POST
+body is: each is charged to the client's byte rate (node/submitlimit.py), and a connection
+whose client is over it is closed (``close_over_rate``, code 1013), the only way to stop
+reading what it sends; a client over its rate cannot open another connection either (429).
+Without it, four connections from one address sending 60 KB frames back to back had the
+node parse ~34,000 of them in 8 s and another client's ``/health`` p50 went from 2.4 to
+42 ms (p99 121 ms), on ``/ws`` as well (its read budget refused them, but each was still
+read and answered: p50 23 ms). A close waits at most ``CLOSE_TIMEOUT_S`` for the client's
+close frame (aiohttp's 10 s default read and dropped whatever the client kept sending).
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ import contextlib
 from aiohttp import web
 
 from node.clientaddr import client_of
+from node.submitlimit import SubmitLimit
+from state.errors import Code
 
 MAX_WS_CLIENTS = 1000
 MAX_WS_PER_ADDRESS = 50
@@ -35,6 +47,7 @@ MAX_WS_SUBSCRIPTIONS = 10_000  # node/config.py RpcLimits.max_ws_subscriptions's
 MAX_WS_SUBSCRIPTIONS_PER_ADDRESS = 1_000  # RpcLimits.max_ws_subscriptions_per_address's default
 LAGGING_CLOSE_CODE = 1013  # "try again later"
 LAGGING = "your client is not keeping up with its pushes: reconnect and subscribe again"
+OVER_RATE = "this client is over its rate of request bytes to this node: reconnect later"
 CLOSE_TIMEOUT_S = 2.0
 _closing: set[asyncio.Future[None]] = set()
 
@@ -106,19 +119,40 @@ class WsQuota:
             self.subscriptions_by_address.pop(key, None)
 
 
-async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | str:
+async def accept(quota: WsQuota, request: web.Request, limit: SubmitLimit | None = None
+                 ) -> web.WebSocketResponse | tuple[int, Code, str]:
     """The websocket of ``request``, counted in ``quota`` (``leave`` once it closes), or why
-    it is refused: the one way both endpoints open a connection."""
-    refusal = quota.enter(client_of(request))
+    it is refused (HTTP status, code, message): the one way both endpoints open a
+    connection. The handshake is a request to ``limit`` (the byte rate, at its floor): a
+    client over it is refused (429 ``RATE_LIMITED``) rather than reconnect at once after
+    ``close_over_rate``."""
+    client = client_of(request)
+    if limit is not None and not limit.admit(client, 0):
+        return 429, Code.RATE_LIMITED, OVER_RATE
+    refusal = quota.enter(client)
     if refusal is not None:
-        return refusal
+        return 503, Code.NOT_READY, refusal
     try:
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
     except BaseException:
-        quota.leave(client_of(request))
+        quota.leave(client)
         raise
     return ws
+
+
+def within_rate(limit: SubmitLimit, client: str | None, data: str | bytes) -> bool:
+    """Charge a client's websocket message to its byte rate (its length: bytes, or
+    characters of text, which are at least one byte each); False: close the connection
+    (``close_over_rate``)."""
+    return limit.admit(client, len(data))
+
+
+async def close_over_rate(ws: web.WebSocketResponse) -> None:
+    """Close ``ws``, whose client is over its byte rate (code 1013, ``OVER_RATE``), waiting
+    at most ``CLOSE_TIMEOUT_S`` for its close frame (the connection's close timeout)."""
+    with contextlib.suppress(ConnectionError):
+        await ws.close(code=LAGGING_CLOSE_CODE, message=OVER_RATE.encode()[:120])
 
 
 def drop_lagging(quota: WsQuota, ws: web.WebSocketResponse, reason: str = LAGGING) -> None:

@@ -320,12 +320,80 @@ def test_one_address_holds_at_most_its_share_of_the_subscriptions(chain: Proving
     asyncio.run(go())
 
 
+def test_websocket_messages_meet_the_byte_rate(chain: ProvingNode) -> None:
+    """/websocket: a client's messages are charged to its byte rate; once it is over, its
+    connection is closed (1013) rather than the node reading on, and it cannot reconnect
+    (429) until it has waited its debt off. Before, a client sending 60 KB frames back to
+    back had each one parsed and answered, and no limit applied."""
+    from aiohttp import WSServerHandshakeError
+
+    server = _server(chain, client_submit_kib_per_s=1, client_submit_burst_kib=1)
+    junk = json.dumps({"method": "subscribe", "topic": "nope", "pad": "x" * 600})
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            ws = await client.ws_connect("/websocket", headers=_from("10.0.0.1"))
+            for _ in range(2):  # 1 KiB of burst: two 600-byte messages are read and answered
+                await ws.send_str(junk)
+                assert (await ws.receive_json())["error"]["name"] == "MALFORMED"
+            await ws.send_str(junk)
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
+            assert "rate of request bytes" in closing.extra
+            await ws.close()
+            with pytest.raises(WSServerHandshakeError) as refused:
+                await client.ws_connect("/websocket", headers=_from("10.0.0.1"))
+            assert refused.value.status == 429
+            other = await client.ws_connect("/websocket", headers=_from("10.0.0.2"))  # another client
+            await other.send_json({"method": "subscribe", "topic": "blocks"})
+            assert (await other.receive_json())["subscribed"] == "blocks"
+            await other.close()
+            for _ in range(200):
+                if server.ws_quota.total == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.ws_quota.total == 0 and server.ws_quota.subscriptions == 0
+
+    asyncio.run(go())
+
+
+def test_ws_messages_meet_the_byte_rate(tmp_path: Path) -> None:
+    """/ws: the same (its read budget refused an over-budget message, but still read and
+    answered every one)."""
+    node = HlNode(tmp_path)
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(), read_budget=ReadBudget(exempt=()),
+                           submit_limit=SubmitLimit(1024, 1024, exempt=()))
+    junk = json.dumps({"method": "post", "pad": "x" * 600})
+
+    async def go() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", hlws.route(host))
+        async with TestClient(TestServer(app)) as client:
+            ws = await client.ws_connect("/ws")
+            for _ in range(2):
+                await ws.send_str(junk)
+                assert (await ws.receive_json())["channel"] == "error"
+            await ws.send_str(junk)
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type == WSMsgType.CLOSE and closing.data == LAGGING_CLOSE_CODE
+            await ws.close()
+            assert (await client.get("/ws")).status == 429  # no reconnecting while over its rate
+            for _ in range(200):
+                if host.ws_quota.total == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert host.ws_quota.total == 0
+
+    asyncio.run(go())
+
+
 def test_a_lagging_ws_client_is_disconnected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """/ws: the pushes wait (here: a block is executing) while the bundles queue up; once the
     connection's queue is full it is closed (1013) instead of the node working for it."""
     monkeypatch.setattr(hlws, "PUSH_QUEUE", 2)
     node = HlNode(tmp_path)
-    host = SimpleNamespace(rt=node, ws_quota=WsQuota(), read_budget=ReadBudget(exempt=()))
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(), read_budget=ReadBudget(exempt=()),
+                           submit_limit=SubmitLimit(exempt=()))
     bundles = [node.block() for _ in range(4)]
 
     async def go() -> None:

@@ -327,9 +327,11 @@ def test_the_endpoint_over_a_real_socket(node: Node) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from node.readbudget import ReadBudget
+    from node.submitlimit import SubmitLimit
     from node.wsquota import WsQuota
 
-    host = SimpleNamespace(rt=node, ws_quota=WsQuota(max_total=1), read_budget=ReadBudget())
+    host = SimpleNamespace(rt=node, ws_quota=WsQuota(max_total=1), read_budget=ReadBudget(),
+                           submit_limit=SubmitLimit())
 
     async def run() -> None:
         app = web.Application()
