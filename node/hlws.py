@@ -721,7 +721,7 @@ class Endpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         host = self.host
-        ws = await wsquota.accept(host.ws_quota, request, host.submit_limit)
+        ws = await wsquota.accept(host.ws_quota, request)
         if isinstance(ws, tuple):
             status, code, message = ws
             return web.json_response({"error": {"code": int(code), "name": code.name, "message": message}},

@@ -662,6 +662,10 @@ class RpcServer:
             if not self.submit_limit.admit(client_of(request), min(size or 0, MAX_BODY)):
                 return await self._refuse_unread(request, error_response(
                     429, Code.RATE_LIMITED, submit_refused, packed=packed))
+        elif not self.submit_limit.admit(client_of(request), 0):
+            # a request without a body counts the floor (REQUEST_FLOOR bytes): light reads
+            # from one client are bounded in number too (~1,000 a second at the defaults)
+            raise RpcError(429, Code.RATE_LIMITED, submit_refused)
         return await handler(request)
 
     @staticmethod
@@ -749,7 +753,7 @@ class RpcServer:
         return self.ws_quota.total
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = await wsquota.accept(self.ws_quota, request, self.submit_limit)
+        ws = await wsquota.accept(self.ws_quota, request)
         if isinstance(ws, tuple):
             raise RpcError(*ws)
         subs: list[Subscription] = []

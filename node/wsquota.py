@@ -119,16 +119,13 @@ class WsQuota:
             self.subscriptions_by_address.pop(key, None)
 
 
-async def accept(quota: WsQuota, request: web.Request, limit: SubmitLimit | None = None
-                 ) -> web.WebSocketResponse | tuple[int, Code, str]:
+async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | tuple[int, Code, str]:
     """The websocket of ``request``, counted in ``quota`` (``leave`` once it closes), or why
     it is refused (HTTP status, code, message): the one way both endpoints open a
-    connection. The handshake is a request to ``limit`` (the byte rate, at its floor): a
-    client over it is refused (429 ``RATE_LIMITED``) rather than reconnect at once after
-    ``close_over_rate``."""
+    connection. The handshake is a request like any other, so the byte rate has charged it
+    its floor already (node/rpc.py ``_client_mw``): a client over it after
+    ``close_over_rate`` is refused (429 ``RATE_LIMITED``) rather than reconnect at once."""
     client = client_of(request)
-    if limit is not None and not limit.admit(client, 0):
-        return 429, Code.RATE_LIMITED, OVER_RATE
     refusal = quota.enter(client)
     if refusal is not None:
         return 503, Code.NOT_READY, refusal
