@@ -87,7 +87,8 @@ _CANCEL_STATUS = {"cancelled": "canceled", "modified": "canceled", "replaced": "
                   "expired": "canceled", "reduce_only": "reduceOnlyCanceled", "self_trade": "selfTradeCanceled",
                   "liquidation": "liquidatedCanceled", "dead_man": "scheduledCancel",
                   "oco": "siblingFilledCanceled", "trigger_rejected": "rejected",
-                  "position_closed": "reduceOnlyCanceled", "parent_cancelled": "canceled"}
+                  "position_closed": "reduceOnlyCanceled", "parent_cancelled": "canceled",
+                  "lapse_pending": "canceled"}
 # the cancels the account asked for itself; every other reason is a ``nonUserCancel``
 _USER_CANCELS = frozenset({"cancelled", "modified", "replaced", "ioc"})
 

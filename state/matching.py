@@ -5,7 +5,9 @@ changes nothing. Matching walks the opposite side best price first and, within a
 oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule); so does
 reaching a lapsed one (past its good-til-time expiry, or its owner's dead-man switch due:
 state/lapse.py), which the bounded sweep of state/lifetimes.py has not removed yet. The
-taker's remainder rests (GTC/ALO) or is cancelled (IOC).
+taker's remainder rests (GTC/ALO) or is cancelled (IOC); it is cancelled too (reason
+``lapse_pending``) when the taker stopped at a lapsed order because the block's allowance
+for removing them is spent: the book would otherwise be left crossed.
 
 Orders reserve nothing: the portfolio-margin check (state/risk.py) counts every open order
 at its worst case, and a fill simply moves balances, which may go negative (a borrow from
@@ -161,6 +163,13 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
         status = "filled" if filled and tif == IOC else "cancelled"
         return ActionResult(OK, oid=oid, status=status, filled=filled, fills=tuple(fills),
                             cancelled=order.size, clipped=clipped)
+    if ex.books[market.market_id].crosses(is_buy, order.price):
+        # the taker stopped at a lapsed order once the block's allowance for removing them was
+        # spent (``_match``): resting here would cross the book, and two live orders left
+        # crossed once the sweep takes the lapsed ones would never trade with each other
+        ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "lapse_pending"))
+        return ActionResult(OK, oid=oid, status="filled" if filled else "cancelled", filled=filled,
+                            fills=tuple(fills), cancelled=order.size, clipped=clipped)
     ex.books[market.market_id].add(order)
     acct.open_orders[oid] = market.market_id
     acct.add_order(market.market_id, is_buy, order.size, order.price * order.size * market.tick_value)

@@ -303,6 +303,34 @@ def test_what_transactions_remove_in_a_block_is_bounded_too(monkeypatch: pytest.
     assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
 
 
+@pytest.mark.parametrize(("tif", "price"), [(Tif.GTC, 59_000), (Tif.ALO, 59_001)])
+def test_a_taker_stopped_by_the_allowance_does_not_rest_crossing_the_book(monkeypatch: pytest.MonkeyPatch,
+                                                                           tif: Tif, price: int) -> None:
+    """A GTC order (or an ALO crossing only lapsed orders) that stops at a lapsed order once
+    ``lapse_left`` is spent would, resting, cross the book: with a live bid behind the lapsed
+    ones, the two live orders would be left crossed for good once the sweep took the lapsed
+    ones (nothing matches two resting orders). Its remainder is cancelled
+    (``lapse_pending``) instead."""
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
+    c = _chain()
+    expiry = c.time + 10_000
+    lapsing = [x.oid for x in c.run(A, Batch(tuple(_bid(59_500 - i, expiry) for i in range(5)))).results]
+    behind = c.result(B, _bid(59_000)).oid
+    c.time = expiry
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, price, 10, tif, False, None)))
+    result = r.receipts[0].results[0]
+    assert r.receipts[0].code == Code.OK and result.status == "cancelled" and result.cancelled == 10
+    assert _cancels(r, "expired") == lapsing[:3] and _cancels(r, "lapse_pending") == [result.oid]
+    book = c.ex.books[BTC_SPOT]
+    assert not book.is_crossed() and book.ask_prices == []
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 10)
+    c.block()  # the sweep takes the rest: the live bid is the best, uncrossed
+    assert not book.is_crossed() and book.bid_prices == [59_000]
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.GTC, False, None)))
+    assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
+
+
 def test_a_due_account_whose_switch_the_block_cannot_cover_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 4)  # A's switch needs 4 cancellations + 1
