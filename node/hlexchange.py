@@ -217,6 +217,8 @@ def order_status(ex: Exchange, wire: dict[str, Any], result: dict[str, Any], *, 
                                        "avgPx": _fills_avg_px(ex, market, result["fills"]), "oid": oid}, wire)}
     if child:
         return {"error": CHILD_DROPPED}
+    if status == "cancelled" and result["message"]:  # (a taker stopped by lapsed orders: state/matching.py)
+        return {"error": result["message"]}
     if status == "cancelled":  # nothing traded: a reduce-only order with no position left, or an IOC
         return {"error": REDUCE_ONLY_MISSED if wire.get("r") is True else IOC_MISSED}
     return {"error": f"unexpected order status {status!r}"}

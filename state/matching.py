@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 GTC: Final = Tif.GTC
 IOC: Final = Tif.IOC
 ALO: Final = Tif.ALO
+#: the message of an order whose remainder was cancelled (reason ``lapse_pending``) because
+#: it reached a lapsed order the block could no longer remove (``execute_order``)
+LAPSE_PENDING: Final = "stopped at a lapsed order this block can no longer remove: the rest is cancelled, retry in a later block"
 
 # The most a perp position can be worth at its market's top price (max_price_ticks), counting
 # every open order of the account on the market as filled: 2^60 quote units ($1.15T). The
@@ -168,7 +171,7 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
         # spent (``_match``): resting here would cross the book, and two live orders left
         # crossed once the sweep takes the lapsed ones would never trade with each other
         ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "lapse_pending"))
-        return ActionResult(OK, oid=oid, status="filled" if filled else "cancelled", filled=filled,
+        return ActionResult(OK, LAPSE_PENDING, oid=oid, status="filled" if filled else "cancelled", filled=filled,
                             fills=tuple(fills), cancelled=order.size, clipped=clipped)
     ex.books[market.market_id].add(order)
     acct.open_orders[oid] = market.market_id

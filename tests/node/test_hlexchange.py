@@ -23,6 +23,7 @@ from node.mempool import Admission, Mempool
 from node.stategate import StateGate
 from state.eip712 import EthKey
 from state.errors import Code
+from state.matching import LAPSE_PENDING
 from state.tx import Deposit, tx_hash
 from tests.harness import BTC, BTC_PERP, USDC, Chain, key
 
@@ -371,3 +372,15 @@ def test_a_refused_admission_leaves_nothing_in_the_verified_cache(node: Node) ->
     assert codes == ["MEMPOOL_BUSY"] * 5, codes
     # only what the mempool holds stays cached: the refused ones are gone
     assert len(bound.mempool.verified) == len(bound.mempool.pending) == 2
+
+
+def test_an_order_stopped_by_lapsed_orders_says_so() -> None:
+    """A GTC whose remainder was cancelled because it reached lapsed orders the block could
+    no longer remove (state/matching.py ``LAPSE_PENDING``) answers with that message, not
+    Hyperliquid's IOC miss."""
+    result = {"code": Code.OK, "message": LAPSE_PENDING, "status": "cancelled", "oid": 7, "filled": 0}
+    assert hlexchange.order_status(Chain().ex, order_wire(BTC_PERP, False, "59000", "1"), result) == \
+        {"error": LAPSE_PENDING}
+    ioc = dict(result, message="")
+    assert hlexchange.order_status(Chain().ex, order_wire(BTC_PERP, False, "59000", "1", "Ioc"), ioc) == \
+        {"error": hlexchange.IOC_MISSED}

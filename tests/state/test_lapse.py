@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import funding, lapse, lifetimes, prices, records, risk
+from state import funding, lapse, lifetimes, matching, prices, records, risk
 from state.book import NO_EXPIRY
 from state.errors import Code
 from state.events import DeadManFired, Triggered
@@ -321,6 +321,7 @@ def test_a_taker_stopped_by_the_allowance_does_not_rest_crossing_the_book(monkey
     r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, price, 10, tif, False, None)))
     result = r.receipts[0].results[0]
     assert r.receipts[0].code == Code.OK and result.status == "cancelled" and result.cancelled == 10
+    assert result.message == matching.LAPSE_PENDING
     assert _cancels(r, "expired") == lapsing[:3] and _cancels(r, "lapse_pending") == [result.oid]
     book = c.ex.books[BTC_SPOT]
     assert not book.is_crossed() and book.ask_prices == []
