@@ -332,6 +332,36 @@ def test_a_taker_stopped_by_the_allowance_does_not_rest_crossing_the_book(monkey
     assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
 
 
+def test_an_alo_or_ioc_reads_at_most_cross_scan_lapsed_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lapse.crosses`` stops at ``CROSS_SCAN`` resting orders: with more lapsed orders than
+    that crossing it, an ALO is refused as crossing (nothing changed) and an IOC goes to
+    matching, which removes lapsed orders within the block's allowance. Unbounded, every ALO
+    and IOC read the whole backlog (60,000 lapsed orders on a level: ~5 ms each)."""
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 5)
+    c = _chain(make_genesis(limits={"max_batch_actions": 256}))
+    expiry = c.time + 10_000
+    n = lapse.CROSS_SCAN + 1
+    for k, count in ((A, 256), (B, 256), (C, 256), (D, n - 768)):
+        c.run(k, Batch(tuple(_bid(59_500, expiry) for _ in range(count))))
+    c.result(E, _bid(59_000))
+    c.time = expiry
+    c.block()
+    book = c.ex.books[BTC_SPOT]
+    assert len(book.orders) == n + 1
+    alo = PlaceOrder(BTC_SPOT, False, 59_400, 10, Tif.ALO, False, None)
+    assert lapse.crosses(c.ex, book, False, 59_400)  # not known within the bound: crossing
+    before = [kv for kv in c.ex.snapshot_records() if kv[0][:1] == records.ORDER]
+    assert c.block(c.sign(E, alo)).receipts[0].code == Code.ALO_WOULD_CROSS
+    assert [kv for kv in c.ex.snapshot_records() if kv[0][:1] == records.ORDER] == before
+    r = c.block(c.sign(E, PlaceOrder(BTC_SPOT, False, 59_400, 10, Tif.IOC, False, None)))
+    assert r.receipts[0].code == Code.OK and len(_cancels(r, "expired")) == 5
+    assert len(book.orders) == n + 1 - 5
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", n)
+    c.block()  # swept: the ALO is judged by the live bid alone, and rests
+    assert c.block(c.sign(E, alo)).receipts[0].results[0].status == "resting"
+
+
 def test_a_due_account_whose_switch_the_block_cannot_cover_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 4)  # A's switch needs 4 cancellations + 1
