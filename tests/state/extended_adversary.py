@@ -13,7 +13,10 @@ back to cross while it held another market (tests/state/test_economic_attacks.py
 ``checking_pools`` wraps each action with another: no action moves money from a pool into
 ``idle`` past the pool's utilization cap (tests/state/test_idle_credit_cap.py).
 
-    python -m tests.state.extended_adversary 200 0 [restart]   # a longer campaign
+    python -m tests.state.extended_adversary 200 0 [restart] [lapse]   # a longer campaign
+
+(``lapse``: the sweep and the transactions' lapse allowance at 2 and 3 a block, so the
+good-til-time orders and dead-man switches the flows line up wait on the book lapsed.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import tempfile
 import traceback
 from typing import Any
 
-from state import handlers, machine, risk, tx
+from state import handlers, lifetimes, machine, risk, tx
 from state.agents import sub_account_address
 from state.errors import Code
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, default_markets, future_market
@@ -257,6 +260,19 @@ class Ext(Adversary):
                     c.sign(twin, tx.PlaceOrder(ETH_SPOT, True, px_of(ETH_SPOT), lots, tx.Tif.GTC, False, None)),
                     c.sign(t, tx.PlaceOrder(ETH_SPOT, False, px_of(ETH_SPOT), lots, tx.Tif.IOC, False, None)),
                     c.sign(twin, tx.Withdraw(ETH, amount, b"o"))]
+        if kind == "gtt":  # good-til-time orders near or through the mid, lapsing within a few blocks
+            m = ALL_M[step[2] % len(ALL_M)]
+            lots = lots_for(m, step[5] * 1_000 * USD)
+            orders = tuple(tx.PlaceOrder(m, step[3], px_of(m, step[4] + j), lots, tx.Tif(step[7]), False, None,
+                                         c.time + 1_000 * step[6]) for j in range(step[8]))
+            who = t if step[9] == 0 else None
+            if who is None:  # its isolated account or a sub-account acts
+                target = (isolated_address(t.address, DERIVS[step[2] % 3]) if step[9] == 1
+                          else sub_account_address(t.address, "s0"))
+                return [c.sign(t, tx.ActAs(target, tx.Batch(orders)))]
+            return [c.sign(who, tx.Batch(orders))]
+        if kind == "dead_soon":  # a dead-man switch due within a few blocks
+            return [c.sign(t, tx.ScheduleCancel(c.time + 1_000 * step[2] + step[3]))]
         if kind == "wd_all":
             acct = c.ex.accounts.get(t.address)
             if acct is None:
@@ -271,7 +287,7 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
     k = rng.choice(["iso_on", "iso_off", "iso_margin", "iso_actas", "iso_order", "sub_create", "sub_fund",
                     "sub_back", "sub_trade", "xfer", "lev", "trig", "fut", "fut_quote", "agent", "agent_act",
                     "closing_stack", "wd_all", "offmkt", "offmkt", "offmkt", "eth_oracle", "oracle", "quote", "perp", "spot_margin", "borrow",
-                    "repay", "idle", "wash", "pull", "withdraw", "extreme", "idle_drain"])
+                    "repay", "idle", "wash", "pull", "withdraw", "extreme", "idle_drain", "gtt", "gtt", "dead_soon"])
     if k == "iso_on" or k == "iso_off":
         return (k, i, rng.randrange(3))
     if k == "iso_margin":
@@ -305,6 +321,11 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
         return (k, i, rng.randrange(8))
     if k == "wd_all":
         return (k, i)
+    if k == "gtt":
+        return (k, i, rng.randrange(5), b, rng.randint(-40, 40), rng.randint(1, 60), rng.randint(0, 4),
+                rng.choice([0, 0, 1, 2]), rng.randint(1, 12), rng.choice([0, 0, 0, 1, 2]))
+    if k == "dead_soon":
+        return (k, i, rng.randint(5, 9), rng.choice([0, 1, 999]))
     if k == "idle_drain":
         return (k, i, rng.randint(1, 50))
     if k == "offmkt":
@@ -363,8 +384,10 @@ def one_flow(seed: int, restart: bool) -> tuple[Ext, list[Any]]:
     return adv, blocks
 
 
-if __name__ == "__main__":  # a long campaign: python -m tests.state.extended_adversary N SEED [restart]
-    n, seed0, restart = int(sys.argv[1]), int(sys.argv[2]), len(sys.argv) > 3
+if __name__ == "__main__":  # a long campaign: python -m tests.state.extended_adversary N SEED [restart] [lapse]
+    n, seed0, restart = int(sys.argv[1]), int(sys.argv[2]), "restart" in sys.argv[3:]
+    if "lapse" in sys.argv[3:]:  # tiny lapse budgets: every lapsed order waits on the book for a while
+        lifetimes.SWEEP_BUDGET, lifetimes.TX_LAPSE_BUDGET = 2, 3  # type: ignore[misc]
     found: list[str] = []
     machine.apply_tx = checking(machine.apply_tx, found)
     handlers._run_one = checking_pools(handlers._run_one, found)
