@@ -31,9 +31,10 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
             7. interest rates from the new utilization; rounding dust to the insurance fund
     commit  the sorted write set, the app hash
 
-Steps 1-1c together, each action of a transaction, and steps 3-6 together each end with
-``Pools.settle_idle``: the idle credits (auto-lend off) the step made beyond what its pools
-could pay a withdrawing supplier are lent (state/lending.py, "Liquidity").
+Steps 1-1c together, each action of a transaction, steps 3-6 together, and step 7's dust
+credits each end with ``Pools.settle_idle``: the idle credits (auto-lend off) the step made
+beyond what its pools could pay a withdrawing supplier are lent (state/lending.py,
+"Liquidity"), and the step's transient notes are cleared (none is left at a commit).
 """
 
 from __future__ import annotations
@@ -151,11 +152,15 @@ def end_block(ex: Exchange) -> None:
     ex.pools.settle_idle()  # the steps' idle credits beyond what the pools may pay are lent
     fund = None
     for a in range(len(ex.genesis.assets)):
-        pool = ex.pools[a]
         dust = ex.pool_surplus(a)
         if dust > 0:
             fund = fund or ex.account(ex.insurance_account)
             fund.credit(a, dust)
+    # the dust credits are a step too: its transient notes (``Pools.opened``, ``fresh``) are
+    # then empty at every commit, as in a node restarted there
+    ex.pools.settle_idle()
+    for a in range(len(ex.genesis.assets)):
+        pool = ex.pools[a]
         rate = pool.borrow_rate_ppm(pool.utilization_ppm())
         if rate != pool.rate_ppm:
             pool.rate_ppm = rate

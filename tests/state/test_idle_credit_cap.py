@@ -269,3 +269,19 @@ def test_a_step_leaves_the_pool_no_shorter_unless_its_idle_credits_are_all_lent(
     lent_all = all(who[i].idle.get(BTC, 0) <= max(idle_end[i] - fresh[i], 0) for i in off)
     assert pool.headroom() >= min(h0, 0) or lent_all
     event(f"short={short} still short={pool.headroom() < min(h0, 0)}")
+
+
+def test_no_step_notes_are_left_at_a_commit() -> None:
+    """``Pools.opened`` and ``fresh`` are a step's transient notes: empty after every block
+    (the end-of-block dust credited to the insurance fund is a step of its own), as in a
+    node restarted at that height. Before, the dust credit left its pool noted in
+    ``opened`` until the next block."""
+    c = _usdc_pool_at_94pct(20_000 * USD)
+    dusty = 0
+    for _ in range(12):
+        c.time += 3_600_000  # an hour of interest a block: rounding dust for the fund
+        before = c.ex.account(c.ex.insurance_account).balance(USDC)
+        c.block()
+        dusty += c.ex.account(c.ex.insurance_account).balance(USDC) > before
+        assert not c.ex.pools.opened and not c.ex.pools.fresh
+    assert dusty
