@@ -5,7 +5,8 @@ time``), or when the dead-man switch of its owner (of the owner's master, for an
 account) is due (``0 < deadline <= time``). Lapsed orders are removed by the bounded sweep
 of state/lifetimes.py, at most ``SWEEP_BUDGET`` a block, so one can stay on the book for
 some blocks; until then nothing may treat it as liquidity. The matching engine removes one
-it reaches (``Cancelled``, reason "expired" or "dead_man", as the sweep would), the risk
+it reaches (``Cancelled``, reason "expired" or "dead_man", as the sweep would) while the
+block's allowance lasts and passes over it after (state/matching.py), the risk
 code's closing walk passes over it, and the depth readers (the mark's and funding's impact
 prices, the /info and websocket books) count what ``level_depth`` counts.
 

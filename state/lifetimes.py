@@ -32,8 +32,9 @@ deadline, so it runs whole before any transaction of the account
 switches run before their account acts) comes out of a second per-block allowance,
 ``TX_LAPSE_BUDGET`` (``Exchange.lapse_left``): without it one order crossing the whole
 backlog, or a few due accounts acting, would undo the bound. A taker that finds it spent
-stops at the lapsed order (nothing more crosses for it); an account whose switch it cannot
-cover gets ``DEAD_MAN_PENDING`` and retries later. Only what changes the state counts
+passes over the lapsed orders it meets (left on the book) to the good ones behind, reading
+at most ``lapse.CROSS_SCAN`` resting orders, and stops there; an account whose switch it
+cannot cover gets ``DEAD_MAN_PENDING`` and retries later. Only what changes the state counts
 against either budget, never a heap entry: a node restarted mid-sweep, whose rebuilt heaps
 hold no stale entries, cancels the same orders in the same blocks.
 

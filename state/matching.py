@@ -4,10 +4,12 @@ Every check that can reject an order runs before the first mutation, so a reject
 changes nothing. Matching walks the opposite side best price first and, within a price,
 oldest first. Self-trade prevention cancels the resting order (Hyperliquid's rule); so does
 reaching a lapsed one (past its good-til-time expiry, or its owner's dead-man switch due:
-state/lapse.py), which the bounded sweep of state/lifetimes.py has not removed yet. The
-taker's remainder rests (GTC/ALO) or is cancelled (IOC); it is cancelled too (reason
-``lapse_pending``) when the taker stopped at a lapsed order because the block's allowance
-for removing them is spent: the book would otherwise be left crossed.
+state/lapse.py), which the bounded sweep of state/lifetimes.py has not removed yet, while
+the block's allowance for that lasts (``Exchange.lapse_left``); after it the taker passes
+over lapsed orders, leaving them, to the good ones behind (``_match_past_lapsed``, within
+``lapse.CROSS_SCAN`` orders read). The taker's remainder rests (GTC/ALO) or is cancelled
+(IOC); it is cancelled too (reason ``lapse_pending``) when lapsed orders it left still
+cross it: resting, it would cross the book.
 
 Orders reserve nothing: the portfolio-margin check (state/risk.py) counts every open order
 at its worst case, and a fill simply moves balances, which may go negative (a borrow from
@@ -17,7 +19,9 @@ open orders (lots and notional per side) for that check.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 from typing import TYPE_CHECKING, Final
 
 from state import dated, lapse, risk, trigbook
@@ -197,28 +201,79 @@ def _match(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_f
         assert maker is not None, "a level with no live order is removed when it empties"
         if (maker.expires_at and maker.expires_at < now) or (switches and lapse.switch_due(ex, maker.owner)):
             # lapsed, not yet swept (state/lapse.py): removed as the sweep would, never filled;
-            # once the block's allowance for that is spent, nothing more crosses for this taker
+            # once the block's allowance for that is spent, the taker passes over the lapsed
+            # orders it meets (left on the book) to the good ones, within a bound
             if ex.lapse_left <= 0:
+                _match_past_lapsed(ex, taker, market, order, liq_fee_ppm, fills, switches)
                 break
             ex.lapse_left -= 1
             cancel_order(ex, maker, "expired" if maker.expires_at and maker.expires_at < now else "dead_man")
             continue
-        maker_acct = ex.accounts[maker.owner]
-        if maker.owner == taker.address:
-            cancel_order(ex, maker, "self_trade")
-            continue
-        qty = min(order.size, maker.size)
-        if maker.reduce_only:
-            qty = min(qty, risk.reduce_capacity(maker_acct, market.market_id, maker.is_buy))
-            if qty == 0:
-                cancel_order(ex, maker, "reduce_only")
-                continue
-        if order.reduce_only:
-            qty = min(qty, risk.reduce_capacity(taker, market.market_id, is_buy))
-            if qty == 0:
-                break
-        fills.append(_settle(ex, market, maker, maker_acct, order, taker, qty, liq_fee_ppm))
+        if not _trade_with(ex, taker, market, order, maker, liq_fee_ppm, fills):
+            break
     return fills
+
+
+def _trade_with(ex: Exchange, taker: Account, market: MarketSpec, order: Order, maker: Order, liq_fee_ppm: int,
+                fills: list[Fill]) -> bool:
+    """The taker meets ``maker``, a good order: self-trade prevention or a reduce-only
+    maker at its owner's position cancels it, otherwise they trade. False when the taker
+    can take no more (reduce-only, its position closed)."""
+    maker_acct = ex.accounts[maker.owner]
+    if maker.owner == taker.address:
+        cancel_order(ex, maker, "self_trade")
+        return True
+    qty = min(order.size, maker.size)
+    if maker.reduce_only:
+        qty = min(qty, risk.reduce_capacity(maker_acct, market.market_id, maker.is_buy))
+        if qty == 0:
+            cancel_order(ex, maker, "reduce_only")
+            return True
+    if order.reduce_only:
+        qty = min(qty, risk.reduce_capacity(taker, market.market_id, order.is_buy))
+        if qty == 0:
+            return False
+    fills.append(_settle(ex, market, maker, maker_acct, order, taker, qty, liq_fee_ppm))
+    return True
+
+
+def _match_past_lapsed(ex: Exchange, taker: Account, market: MarketSpec, order: Order, liq_fee_ppm: int,
+                       fills: list[Fill], switches: bool) -> None:
+    """The rest of ``_match`` once the block's allowance for removing lapsed orders is
+    spent: the crossing levels best first, each oldest first, lapsed orders passed over and
+    left on the book, the good ones met as ``_trade_with`` meets them. At most
+    ``lapse.CROSS_SCAN`` resting orders are read (lapsed ones are not consumed by reading
+    them); past that the taker stops there. Stopping at the first lapsed order would let a
+    backlog larger than the allowances hide the live book behind it: a liquidation would
+    fill nothing block after block, until its account was deep enough for the backstop to
+    take everything it had left."""
+    book = ex.books[market.market_id]
+    is_buy, limit = order.is_buy, order.price
+    now = ex.time_ms
+    side = book.asks if is_buy else book.bids
+    if is_buy:
+        prices = book.ask_prices[:bisect.bisect_right(book.ask_prices, limit)]
+    else:
+        prices = book.bid_prices[bisect.bisect_left(book.bid_prices, limit):]
+        prices.reverse()
+    budget = lapse.CROSS_SCAN
+    for p in prices:
+        level = side.get(p)
+        if level is None:
+            continue
+        # (a copy, at most what is left of the budget: meeting a maker may change the level)
+        for maker in list(itertools.islice(level.orders, budget)):
+            if not order.size:
+                return
+            budget -= 1
+            if not maker.live:
+                continue
+            if (maker.expires_at and maker.expires_at < now) or (switches and lapse.switch_due(ex, maker.owner)):
+                continue
+            if not _trade_with(ex, taker, market, order, maker, liq_fee_ppm, fills):
+                return
+        if budget <= 0 or not order.size:
+            return
 
 
 def _settle(ex: Exchange, market: MarketSpec, maker: Order, maker_acct: Account, taker_order: Order, taker: Account,

@@ -21,7 +21,7 @@ from state.genesis import Genesis
 from state.lifetimes import SWEEP_BUDGET, TX_LAPSE_BUDGET
 from state.receipts import Cancelled, Fill
 from state.tx import Batch, Cancel, PlaceOrder, PlaceTrigger, ScheduleCancel, Tif
-from tests.harness import BTC, BTC_SPOT, USDC, Chain, key, make_genesis
+from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key, make_genesis
 from tests.state.riskkit import USD, risk_chain, set_prices
 
 A, B, C, D, E = (key(i) for i in range(30, 35))
@@ -286,8 +286,8 @@ def test_no_fill_on_a_lapsed_order_the_sweep_is_bounded_and_finishes(steps: list
 
 def test_what_transactions_remove_in_a_block_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """One taker crossing a backlog of lapsed orders removes at most ``TX_LAPSE_BUDGET`` of
-    them in its block, then stops as if nothing more crossed (the live bid behind them
-    waits for a later block)."""
+    them in its block, then passes over the rest (left on the book, for the sweep or a later
+    block's takers) to the live bid behind them."""
     assert TX_LAPSE_BUDGET >= 1
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
@@ -297,39 +297,59 @@ def test_what_transactions_remove_in_a_block_is_bounded_too(monkeypatch: pytest.
     behind = c.result(B, _bid(59_000)).oid
     c.time = expiry
     r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.IOC, False, None)))
-    assert _cancels(r, "expired") == lapsing[:3] and r.receipts[0].results[0].fills == ()
+    assert _cancels(r, "expired") == lapsing[:3]
+    assert [(f.maker_oid, f.size) for f in r.receipts[0].results[0].fills] == [(behind, 10)]
+    assert sorted(c.ex.books[BTC_SPOT].orders) == lapsing[3:]  # passed over, not removed
+    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.GTC, False, None)))
+    assert _cancels(r, "expired") == lapsing[3:] and r.receipts[0].results[0].status == "resting"
+
+
+def test_a_taker_past_the_allowance_reads_at_most_cross_scan_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passing over lapsed orders it may no longer remove, a taker reads at most
+    ``CROSS_SCAN`` resting orders: a good order further back is not reached in this block
+    (lapsed orders are not consumed by reading them, so without the bound every taker would
+    read the whole backlog)."""
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 0)
+    monkeypatch.setattr(lapse, "CROSS_SCAN", 4)
+    c = _chain()
+    expiry = c.time + 10_000
+    c.run(A, Batch(tuple(_bid(59_500, expiry) for _ in range(3))))
+    near = c.result(B, _bid(59_500, size=2)).oid  # the 4th order read
+    far = c.result(B, _bid(59_400)).oid  # the 5th
+    c.time = expiry
     r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.IOC, False, None)))
-    assert _cancels(r, "expired") == lapsing[3:]
-    assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
+    assert [(f.maker_oid, f.size) for f in r.receipts[0].results[0].fills] == [(near, 2)]
+    assert far in c.ex.books[BTC_SPOT].orders
 
 
 @pytest.mark.parametrize(("tif", "price"), [(Tif.GTC, 59_000), (Tif.ALO, 59_001)])
 def test_a_taker_stopped_by_the_allowance_does_not_rest_crossing_the_book(monkeypatch: pytest.MonkeyPatch,
                                                                            tif: Tif, price: int) -> None:
-    """A GTC order (or an ALO crossing only lapsed orders) that stops at a lapsed order once
-    ``lapse_left`` is spent would, resting, cross the book: with a live bid behind the lapsed
-    ones, the two live orders would be left crossed for good once the sweep took the lapsed
-    ones (nothing matches two resting orders). Its remainder is cancelled
+    """A GTC order (or an ALO crossing only lapsed orders) that meets lapsed orders once
+    ``lapse_left`` is spent would, resting, cross the book (and, when it stopped at them
+    with a live bid behind, leave two live orders crossed for good once the sweep took the
+    lapsed ones: nothing matches two resting orders). Its remainder is cancelled
     (``lapse_pending``) instead."""
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
     c = _chain()
     expiry = c.time + 10_000
     lapsing = [x.oid for x in c.run(A, Batch(tuple(_bid(59_500 - i, expiry) for i in range(5)))).results]
-    behind = c.result(B, _bid(59_000)).oid
+    behind = c.result(B, _bid(59_000, size=4)).oid
     c.time = expiry
     r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, price, 10, tif, False, None)))
     result = r.receipts[0].results[0]
-    assert r.receipts[0].code == Code.OK and result.status == "cancelled" and result.cancelled == 10
-    assert result.message == matching.LAPSE_PENDING
+    filled = 4 if tif == Tif.GTC else 0  # (a GTC reaches the live bid behind the lapsed ones)
+    assert r.receipts[0].code == Code.OK and result.filled == filled and result.cancelled == 10 - filled
+    assert result.status == ("filled" if filled else "cancelled") and result.message == matching.LAPSE_PENDING
     assert _cancels(r, "expired") == lapsing[:3] and _cancels(r, "lapse_pending") == [result.oid]
     book = c.ex.books[BTC_SPOT]
     assert not book.is_crossed() and book.ask_prices == []
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 10)
-    c.block()  # the sweep takes the rest: the live bid is the best, uncrossed
-    assert not book.is_crossed() and book.bid_prices == [59_000]
-    r = c.block(c.sign(C, PlaceOrder(BTC_SPOT, False, 59_000, 10, Tif.GTC, False, None)))
-    assert [f.maker_oid for f in r.receipts[0].results[0].fills] == [behind]
+    c.block()  # the sweep takes the rest: uncrossed
+    assert not book.is_crossed()
+    assert (behind in book.orders) == (tif == Tif.ALO)
 
 
 def test_an_alo_or_ioc_reads_at_most_cross_scan_lapsed_orders(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -381,3 +401,34 @@ def test_a_due_account_whose_switch_the_block_cannot_cover_is_refused(monkeypatc
     r = c.block(c.sign(A, _bid(59_100))).receipts[0]
     assert r.code == Code.OK and [e.account for _, e in c.last.events if isinstance(e, DeadManFired)] == [A.address]
     assert len(c.ex.accounts[A.address].open_orders) == 1
+
+
+def test_a_lapsed_backlog_does_not_hide_the_book_from_a_liquidation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More lapsed bids at the top of the book than a block's allowances remove: the partial
+    liquidation passes over what it may not remove and fills at the live bid behind, block
+    after block, exactly as with no backlog. (Stopping at the first of them, it filled
+    nothing for three blocks, then the account was deep enough for the backstop and lost
+    all it had left: $0 instead of $404 and 0.3165 BTC.)"""
+    from tests.state.test_liquidation import M, T, _setup
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 2)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
+
+    def run(backlog: bool) -> list[tuple[int, int]]:
+        c = _setup()
+        c.order(M, BTC_PERP, True, 55_000, 100_000)
+        c.fund(A, USDC, 1_000_000 * USD)
+        if backlog:
+            expiry = c.time + 5_000
+            c.run(A, Batch(tuple(PlaceOrder(BTC_PERP, True, 55_900 - i, 10, Tif.GTC, False, None, expiry)
+                                 for i in range(40))))
+            c.time = expiry
+        out = []
+        for px in (56_200, 56_000, 55_800, 55_400):
+            set_prices(c, btc=px * USD)
+            out.append((sum(f.size for _, f in c.last.events if isinstance(f, Fill) and f.taker == T.address),
+                        risk.maintenance(c.ex, c.ex.accounts[T.address]).equity))
+        return out
+
+    clean = run(False)
+    assert [f for f, _ in clean] == [2_500, 1_875, 1_406, 1_054] and clean[-1][1] > 400 * USD
+    assert run(True) == clean
