@@ -43,8 +43,8 @@ GTC: Final = Tif.GTC
 IOC: Final = Tif.IOC
 ALO: Final = Tif.ALO
 #: the message of an order whose remainder was cancelled (reason ``lapse_pending``) because
-#: it reached a lapsed order the block could no longer remove (``execute_order``)
-LAPSE_PENDING: Final = "stopped at a lapsed order this block can no longer remove: the rest is cancelled, retry in a later block"
+#: lapsed orders the block could no longer remove still cross it (``execute_order``)
+LAPSE_PENDING: Final = "lapsed orders this block can no longer remove still cross it: the rest is cancelled, retry in a later block"
 
 # The most a perp position can be worth at its market's top price (max_price_ticks), counting
 # every open order of the account on the market as filled: 2^60 quote units ($1.15T). The
@@ -171,9 +171,9 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
         return ActionResult(OK, oid=oid, status=status, filled=filled, fills=tuple(fills),
                             cancelled=order.size, clipped=clipped)
     if ex.books[market.market_id].crosses(is_buy, order.price):
-        # the taker stopped at a lapsed order once the block's allowance for removing them was
-        # spent (``_match``): resting here would cross the book, and two live orders left
-        # crossed once the sweep takes the lapsed ones would never trade with each other
+        # lapsed orders the taker met once the block's allowance for removing them was spent
+        # still cross it (``_match_past_lapsed``): resting here would cross the book (and,
+        # had it stopped at them, two live orders could be left crossed for good)
         ex.emit(Cancelled(market.market_id, oid, acct.address, order.size, "lapse_pending"))
         return ActionResult(OK, LAPSE_PENDING, oid=oid, status="filled" if filled else "cancelled", filled=filled,
                             fills=tuple(fills), cancelled=order.size, clipped=clipped)

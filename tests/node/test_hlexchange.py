@@ -375,9 +375,9 @@ def test_a_refused_admission_leaves_nothing_in_the_verified_cache(node: Node) ->
 
 
 def test_an_order_stopped_by_lapsed_orders_says_so() -> None:
-    """A GTC whose remainder was cancelled because it reached lapsed orders the block could
-    no longer remove (state/matching.py ``LAPSE_PENDING``) answers with that message, not
-    Hyperliquid's IOC miss."""
+    """A GTC that filled nothing and whose remainder was cancelled because lapsed orders the
+    block could no longer remove still cross it (state/matching.py ``LAPSE_PENDING``)
+    answers with that message, not Hyperliquid's IOC miss."""
     result = {"code": Code.OK, "message": LAPSE_PENDING, "status": "cancelled", "oid": 7, "filled": 0}
     assert hlexchange.order_status(Chain().ex, order_wire(BTC_PERP, False, "59000", "1"), result) == \
         {"error": LAPSE_PENDING}
