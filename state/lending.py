@@ -337,17 +337,59 @@ class Pools:
         pool as ``idle``, which withdraws without a check, so the pool's cash could leave
         past its utilization cap. Here, for each pool the step changed, if its headroom
         (``Pool.headroom``) is now below ``min(headroom before the step, 0)``, the step's
-        idle credits are lent, by (asset, address), until it is not (or none is left). A
-        step that leaves the headroom at or above that (every step that took nothing from
-        the pool beyond what a supplier could withdraw) changes nothing. Decided at the end
-        of the step, not per credit: a fill credits one side before it debits the other,
-        so the pool is only known once both sides settled."""
+        idle credits are lent until it is not (or none is left), pro rata to what each
+        account received (``_lend_fresh``). A step that leaves the headroom at or above
+        that (every step that took nothing from the pool beyond what a supplier could
+        withdraw) changes nothing. Decided at the end of the step, not per credit: a fill
+        credits one side before it debits the other, so the pool is only known once both
+        sides settled."""
         if self.fresh:
-            for key in sorted(self.fresh):
-                acct, amount = self.fresh[key]
-                self._lend_excess(acct, key[0], amount, min(self.opened[key[0]], 0))
+            by_asset: dict[int, list[tuple[Account, int]]] = {}
+            for (asset, _address), credit in sorted(self.fresh.items()):
+                by_asset.setdefault(asset, []).append(credit)
+            for asset in sorted(by_asset):
+                self._lend_fresh(asset, by_asset[asset], min(self.opened[asset], 0))
             self.fresh.clear()
         self.opened.clear()
+
+    def _lend_fresh(self, asset: int, credits: list[tuple[Account, int]], floor: int) -> None:
+        """Lend the step's idle credits of ``asset`` (accounts in address order) until the
+        pool's headroom is back at ``floor``. Pro rata: each account lends its share of the
+        shortfall, ``ceil(short * its credit / all credits)``, so no account keeps idle
+        what another in the same step had to lend (in address order alone, a maker with a
+        high address beside a victim in one fill kept its whole credit idle while the
+        victim's was lent). A unit lent lifts the headroom by about a unit (a supply
+        share rounds down; a repaid debt lifts it by more), so what rounding leaves short
+        is closed by ``_lend_excess``, in address order, from what each has left."""
+        pool = self.by_asset[asset]
+        short = floor - pool.headroom()
+        if short <= 0:
+            return
+        avail = [min(amount, acct.idle.get(asset, 0)) for acct, amount in credits]
+        total = sum(avail)
+        if total <= 0:
+            return
+        left = avail
+        if short < total:
+            left = []
+            for (acct, _credit), own in zip(credits, avail, strict=True):
+                share = min(own, -(-short * own // total))
+                if share > 0:
+                    self._lend_idle(acct, asset, share)
+                left.append(own - share)
+        for (acct, _credit), own in zip(credits, left, strict=True):
+            self._lend_excess(acct, asset, own, floor)
+
+    def _lend_idle(self, acct: Account, asset: int, amount: int) -> None:
+        """Move ``amount`` (0 < amount <= idle) of the account's idle ``asset`` into the
+        pool: its debt first, then supply."""
+        idle = acct.idle[asset]
+        if amount == idle:
+            del acct.idle[asset]
+        else:
+            acct.idle[asset] = idle - amount
+        self.by_asset[asset].idle_total -= amount
+        self._add(acct, asset, amount, False, False)
 
     def _lend_excess(self, acct: Account, asset: int, fresh: int, floor: int) -> None:
         """Lend at most ``fresh`` of the account's idle ``asset`` until the pool's headroom
@@ -367,13 +409,7 @@ class Pools:
                 target = pool.supply_value() + short
                 shares = -(-target * ONE // pool.supply_index) - pool.supply_shares
                 lend = min(avail, mul_one_ceil(shares, pool.supply_index))
-            idle = acct.idle[asset]
-            if lend == idle:
-                del acct.idle[asset]
-            else:
-                acct.idle[asset] = idle - lend
-            pool.idle_total -= lend
-            self._add(acct, asset, lend, False, False)
+            self._lend_idle(acct, asset, lend)
             fresh -= lend
 
     def move_supply_to_idle(self, acct: Account, asset: int) -> int:

@@ -285,3 +285,27 @@ def test_no_step_notes_are_left_at_a_commit() -> None:
         dusty += c.ex.account(c.ex.insurance_account).balance(USDC) > before
         assert not c.ex.pools.opened and not c.ex.pools.fresh
     assert dusty
+
+
+def test_the_makers_of_one_fill_lend_pro_rata_whatever_their_addresses() -> None:
+    """Two auto-lend-off makers of one sale into a pool at its cap lend the same share of
+    what they received: in address order the higher address kept its whole credit idle and
+    the lower one's was lent in full, so an attacker's twin beside a victim took the
+    pool's headroom."""
+    from tests.harness import key
+
+    c = _btc_pool_at_83pct()
+    lo, hi = sorted((key(160), key(161)), key=lambda k: k.address)
+    for k in (lo, hi):
+        c.fund(k, USDC, 70_000 * USD)
+        assert c.result(k, Lend(BTC, False)).code == Code.OK
+    assert c.order(lo, BTC_SPOT, True, 60_000, 5_000).status == "resting"
+    assert c.order(hi, BTC_SPOT, True, 60_000, 5_000).status == "resting"
+    before = c.ex.pools[BTC].headroom()
+    assert c.result(SUPPLIER, PlaceOrder(BTC_SPOT, False, 60_000, 10_000, Tif.IOC, False, None)).status == "filled"
+    pools = c.ex.pools
+    kept = [c.ex.accounts[k.address].idle.get(BTC, 0) for k in (lo, hi)]
+    lent = [pools.supplied(c.ex.accounts[k.address], BTC) for k in (lo, hi)]
+    assert lent[0] > 0 and lent[1] > 0  # both lent: the shortfall is shared
+    assert abs(kept[0] - kept[1]) <= 2 and abs(lent[0] - lent[1]) <= 2  # equal credits, equal shares (rounding)
+    assert pools[BTC].headroom() >= min(0, before)  # and the pool is not left short
