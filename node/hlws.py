@@ -743,13 +743,7 @@ class Endpoint:
                 wsquota.drop_lagging(host.ws_quota, ws)
 
         try:
-            async for m in ws:
-                if lagging:
-                    break
-                if m.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not wsquota.within_rate(
-                        host.submit_limit, client, m.data):
-                    await wsquota.close_over_rate(ws)  # the only way to stop reading what it sends
-                    break
+            async for m in wsquota.charged_messages(ws, host.submit_limit, client, lambda: lagging):
                 if m.type == WSMsgType.BINARY:  # answered, as anything else it cannot read
                     await ws.send_str(json.dumps(error("binary frames are not understood: send JSON text")))
                     continue

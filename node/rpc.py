@@ -787,13 +787,7 @@ class RpcServer:
                 wsquota.drop_lagging(self.ws_quota, ws)
 
         try:
-            async for msg in ws:
-                if lagging:
-                    break
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not wsquota.within_rate(
-                        self.submit_limit, client, msg.data):
-                    await wsquota.close_over_rate(ws)  # the only way to stop reading what it sends
-                    break
+            async for msg in wsquota.charged_messages(ws, self.submit_limit, client, lambda: lagging):
                 if msg.type == WSMsgType.BINARY:
                     await ws.send_json({"error": {"code": int(Code.MALFORMED), "name": "MALFORMED",
                                                   "message": "binary frames are not understood: send JSON text"}})

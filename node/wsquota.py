@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
+from aiohttp import WSMessage, WSMsgType, web
 
 from node.clientaddr import client_of
 from node.submitlimit import SubmitLimit
@@ -136,6 +137,22 @@ async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse 
         quota.leave(client)
         raise
     return ws
+
+
+async def charged_messages(ws: web.WebSocketResponse, limit: SubmitLimit, client: str | None,
+                           stopped: Callable[[], bool]) -> AsyncIterator[WSMessage]:
+    """What the client sends on ``ws``, each text or binary message charged to its byte rate
+    first: the one read loop of both endpoints. It ends when ``stopped()`` (the connection
+    was found lagging), when the connection closes, or once the client is over its rate,
+    after closing the connection (``close_over_rate``: the only way to stop reading what
+    it sends)."""
+    async for msg in ws:
+        if stopped():
+            return
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not within_rate(limit, client, msg.data):
+            await close_over_rate(ws)
+            return
+        yield msg
 
 
 def within_rate(limit: SubmitLimit, client: str | None, data: str | bytes) -> bool:

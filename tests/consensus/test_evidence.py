@@ -110,21 +110,7 @@ def test_one_offence_per_validator_and_height() -> None:
         core.handle(EvidenceReceived(e))
     assert core.pending_evidence == [r0]
 
-    proposer = VALSET.proposer(2, 0)
-    me = next(i for i, k in enumerate(KEYS) if k.pubkey != proposer)
-    core = core_for(me)
-    core.handle(EvidenceReceived(r0))
-    start(core, height=2)
-    from consensus.block import make_block
-    from consensus.events import VoteReceived
-
-    base = block_for(height=2)
-    block = make_block(chain_id=CHAIN, height=2, round=0, time_ms=base.header.time_ms,
-                       prev_block_hash=base.header.prev_block_hash, prev_app_hash=base.header.prev_app_hash,
-                       proposer=proposer, txs=base.txs, evidence=(r1.encode(),))  # round 1's proof
-    feed_proposal(core, proposal_for(block))
-    for i in range(4):
-        core.handle(VoteReceived(vote(i, PRECOMMIT, 0, block.hash, height=2), 0))
+    core, block = decide_height_2_with(r0, (r1.encode(),))  # round 1's proof
     assert core.decided == block and core.pending_evidence == []  # round 0's piece left with it
 
 
@@ -197,23 +183,29 @@ def test_a_proposal_with_invalid_evidence_gets_a_nil_prevote() -> None:
         assert prevote.is_nil == expect_nil
 
 
-def test_decided_evidence_leaves_the_pending_set() -> None:
-    ev = equivocation(index=3, height=1)
-    proposer = VALSET.proposer(2, 0)
-    me = next(i for i, k in enumerate(KEYS) if k.pubkey != proposer)
-    core = core_for(me)
-    core.handle(EvidenceReceived(ev))
-    start(core, height=2)
+def decide_height_2_with(pending: DuplicateVote, evidence: tuple[bytes, ...]) -> tuple[ConsensusCore, Block]:
+    """A validator (not the proposer) holding ``pending`` decides height 2's block, which
+    carries ``evidence``: the core and the block."""
     from consensus.block import make_block
     from consensus.events import VoteReceived
 
+    proposer = VALSET.proposer(2, 0)
+    core = core_for(next(i for i, k in enumerate(KEYS) if k.pubkey != proposer))
+    core.handle(EvidenceReceived(pending))
+    start(core, height=2)
     base = block_for(height=2)
     block = make_block(chain_id=CHAIN, height=2, round=0, time_ms=base.header.time_ms,
                        prev_block_hash=base.header.prev_block_hash, prev_app_hash=base.header.prev_app_hash,
-                       proposer=proposer, txs=base.txs, evidence=(ev.encode(),))
+                       proposer=proposer, txs=base.txs, evidence=evidence)
     feed_proposal(core, proposal_for(block))
     for i in range(4):
         core.handle(VoteReceived(vote(i, PRECOMMIT, 0, block.hash, height=2), 0))
+    return core, block
+
+
+def test_decided_evidence_leaves_the_pending_set() -> None:
+    ev = equivocation(index=3, height=1)
+    core, block = decide_height_2_with(ev, (ev.encode(),))
     assert core.decided == block and core.pending_evidence == []
 
 
