@@ -177,7 +177,12 @@ def run(home: str, stderr_level: str | None = None) -> None:
     except ConfigError as err:  # nothing started yet, no log file: one line on stderr
         print(f"Error: {home}/config.json: {err}", file=sys.stderr)
         sys.exit(1)
-    setup_logging(config.log_path)
+    try:
+        setup_logging(config.log_path)
+    except OSError as err:  # logs/ is a file, unwritable, or the disk is full: no log file to say it in
+        print(f"Error: refusing to start: the log file {config.log_path} cannot be opened: "
+              f"{err.strerror or err}", file=sys.stderr)
+        sys.exit(1)
     try:
         try:
             import uvloop

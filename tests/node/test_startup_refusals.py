@@ -70,3 +70,16 @@ def test_a_regular_file_where_a_store_belongs_is_named_not_called_a_full_disk(tm
     assert f"refusing to start: {h / where} is not a directory (a regular file)" in log
     assert "disk" not in log and "Traceback" not in log
     assert (h / where).read_text() == "not a store"
+
+
+def test_a_log_directory_that_is_a_file_refuses_to_start_in_one_line(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``logs`` replaced by a regular file: the log file cannot be opened, so there is no
+    log to say it in; one line on stderr and exit 1 (before: a FileExistsError traceback)."""
+    h = home(tmp_path)
+    (h / "logs").write_text("not a directory")
+    with pytest.raises(SystemExit) as exc:
+        run(str(h))
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "refusing to start: the log file" in err and "Traceback" not in err
