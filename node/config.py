@@ -120,7 +120,9 @@ class RpcLimits:
     """Per-client limits of the RPC (a client is its remote address; docs/operator.md):
     one client may spend ``client_read_share_pct`` percent of the loop time the node gives
     reads (node/readbudget.py) and post ``client_submit_kib_per_s`` KiB of request bodies a
-    second with a burst of ``client_submit_burst_kib`` (node/submitlimit.py); ``exempt``
+    second with a burst of ``client_submit_burst_kib``, and all of them together
+    ``node_submit_kib_per_s`` with a burst of ``node_submit_burst_kib``
+    (node/submitlimit.py); ``exempt``
     addresses have neither limit (loopback by default: the operator's own tools and a
     devnet's load generator). ``max_ws_subscriptions``: the node's websocket subscriptions
     in all, ``/ws`` and ``/websocket`` together, ``max_ws_subscriptions_per_address`` those of
@@ -129,17 +131,22 @@ class RpcLimits:
     client_read_share_pct: int = 25
     client_submit_kib_per_s: int = 256  # node/submitlimit.py's defaults, which say why
     client_submit_burst_kib: int = 1024
+    node_submit_kib_per_s: int = 4096
+    node_submit_burst_kib: int = 16384
     max_ws_subscriptions: int = 10_000
     max_ws_subscriptions_per_address: int = 1_000  # node/wsquota.py's default, which says why
     exempt: tuple[str, ...] = ("127.0.0.1", "::1")
 
     def __post_init__(self) -> None:
         _ints("rpc_limits", self, ("client_read_share_pct", "client_submit_kib_per_s", "client_submit_burst_kib",
+                                   "node_submit_kib_per_s", "node_submit_burst_kib",
                                    "max_ws_subscriptions", "max_ws_subscriptions_per_address"))
         if not 1 <= self.client_read_share_pct <= 100:
             raise ConfigError("rpc_limits.client_read_share_pct must be in [1, 100]")
         if not (1 <= self.client_submit_kib_per_s <= MAX_SUBMIT_KIB and 1 <= self.client_submit_burst_kib <= MAX_SUBMIT_KIB):
             raise ConfigError(f"rpc_limits.client_submit_kib_per_s and client_submit_burst_kib must be in [1, {MAX_SUBMIT_KIB}]")
+        if not (1 <= self.node_submit_kib_per_s <= MAX_SUBMIT_KIB and 1 <= self.node_submit_burst_kib <= MAX_SUBMIT_KIB):
+            raise ConfigError(f"rpc_limits.node_submit_kib_per_s and node_submit_burst_kib must be in [1, {MAX_SUBMIT_KIB}]")
         if not 1 <= self.max_ws_subscriptions <= MAX_WS_SUBSCRIPTIONS:
             raise ConfigError(f"rpc_limits.max_ws_subscriptions must be in [1, {MAX_WS_SUBSCRIPTIONS}]")
         if not 1 <= self.max_ws_subscriptions_per_address <= MAX_WS_SUBSCRIPTIONS:

@@ -39,6 +39,7 @@ from node.jsonfmt import (
 )
 from node.readbudget import DEFAULT_BURST_S, DEFAULT_SHARE, OverBudget, ReadBudget
 from node.stategate import NodeStopping
+from node.submitlimit import NODE_REFUSED as submit_node_refused
 from node.submitlimit import REFUSED as submit_refused
 from node.submitlimit import SubmitLimit
 from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
@@ -87,6 +88,14 @@ OWN_GATE = frozenset({"/genesis", "/validators", "/net_info", "/snapshots", "/sn
 #: budget, the client's share and the node's (node/readbudget.py), as /info's is
 HEAVY_READS = frozenset({"/blocks", "/history", "/fills", "/orders", "/orders/history", "/candles", "/evidence",
                          "/account", "/triggers"})
+
+
+def _byte_refusal(code: Code) -> tuple[int, Code, str]:
+    """(HTTP status, code, message) of a request the byte rate refuses (node/submitlimit.py):
+    429 for a client over its own rate, 503 when all clients together are over the node's."""
+    if code == Code.RATE_LIMITED:
+        return 429, code, submit_refused
+    return 503, code, submit_node_refused
 
 
 class RpcError(Exception):
@@ -200,7 +209,8 @@ class RpcServer:
                                       exempt=exempt)
         # request body bytes per client (node/submitlimit.py)
         self.submit_limit = SubmitLimit(limits.client_submit_kib_per_s * 1024, limits.client_submit_burst_kib * 1024,
-                                        exempt=exempt)
+                                        node_bytes_per_s=limits.node_submit_kib_per_s * 1024,
+                                        node_burst=limits.node_submit_burst_kib * 1024, exempt=exempt)
         # open connections per client and in all (node/connlimit.py), counted from start()
         self.conn_limit = ConnLimit(exempt=exempt)
         r = self.app.router
@@ -659,13 +669,15 @@ class RpcServer:
                 return await self._refuse_unread(request, error_response(
                     411, Code.MALFORMED, "a request body must state its Content-Length", packed=packed))
             # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
-            if not self.submit_limit.admit(client_of(request), min(size or 0, MAX_BODY)):
-                return await self._refuse_unread(request, error_response(
-                    429, Code.RATE_LIMITED, submit_refused, packed=packed))
-        elif not self.submit_limit.admit(client_of(request), 0):
+            refusal = self.submit_limit.refusal(client_of(request), min(size or 0, MAX_BODY))
+            if refusal is not None:
+                return await self._refuse_unread(request, error_response(*_byte_refusal(refusal), packed=packed))
+        else:
             # a request without a body counts the floor (REQUEST_FLOOR bytes): light reads
             # from one client are bounded in number too (~1,000 a second at the defaults)
-            raise RpcError(429, Code.RATE_LIMITED, submit_refused)
+            refusal = self.submit_limit.refusal(client_of(request), 0)
+            if refusal is not None:
+                raise RpcError(*_byte_refusal(refusal))
         return await handler(request)
 
     @staticmethod

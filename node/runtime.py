@@ -667,6 +667,8 @@ class NodeRuntime:
         m.counter_from("bookchain_rate_limited", "Requests refused with 429 RATE_LIMITED: their client was over its "
                        "share of reads or its rate of request bytes",
                        lambda: self.rpc.read_budget.refused_clients + self.rpc.submit_limit.refused)
+        m.counter_from("bookchain_request_bytes_refused", "Requests refused with 503 NOT_READY: all clients together "
+                       "were over the node's rate of request bytes", lambda: self.rpc.submit_limit.refused_node)
         m.gauge("bookchain_rpc_connections", "Open RPC connections of clients the per-client limits count "
                 "(node/connlimit.py; not exempt ones)", lambda: self.rpc.conn_limit.total)
         m.counter_from("bookchain_rpc_connections_refused", "RPC connections answered and closed as they opened: "

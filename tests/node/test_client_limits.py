@@ -110,7 +110,8 @@ def test_rpc_limits_in_config_json(tmp_path: Path) -> None:
     assert limits.exempt == () and limits.max_ws_subscriptions == 5
     assert RpcLimits().exempt == ("127.0.0.1", "::1")  # loopback is exempt by default
     for bad in ({"exempt": ["localhost"]}, {"exempt": "127.0.0.1"}, {"client_read_share_pct": 0},
-                {"client_submit_kib_per_s": 0}, {"client_submit_burst_kib": True}, {"max_ws_subscriptions": 10**9}):
+                {"client_submit_kib_per_s": 0}, {"client_submit_burst_kib": True}, {"max_ws_subscriptions": 10**9},
+                {"node_submit_kib_per_s": 0}, {"node_submit_burst_kib": 2**21}):
         with pytest.raises(ConfigError):
             RpcLimits(**bad)
 
@@ -505,3 +506,29 @@ def test_an_ipv6_client_is_its_64_network_and_a_mapped_ipv4_client_its_address()
     assert limit.admit(client_key("2001:db8:1:2::1"), 10)
     assert not limit.admit(client_key("2001:db8:1:2::99"), 10)  # the same /64: the same client
     assert limit.admit(client_key("2001:db8:9::1"), 10)
+
+
+def test_many_clients_together_meet_the_nodes_byte_rate() -> None:
+    """Each of many addresses within its own rate could make the node read without bound
+    (a botnet, or a host rotating addresses past the tracked clients): all of them share a
+    node-wide bucket, refused 503 NOT_READY past it, while each client's own bucket is
+    untouched by the refusal."""
+    clock = Ticking()
+    limit = SubmitLimit(bytes_per_s=1000, burst=2000, node_bytes_per_s=1000, node_burst=5000, exempt=(), clock=clock)
+    codes = [limit.refusal(f"10.0.{i}.1", 2000) for i in range(4)]
+    assert codes == [None, None, None, Code.NOT_READY]  # 6,000 of the node's 5,000 spent by the third
+    assert limit.refused_node == 1 and limit.refused == 0
+    clock.t += 1.5  # the node's debt of 1,000 is repaid, with 500 to spare
+    assert limit.refusal("10.0.3.1", 2000) is None  # the refused client's own bucket was not charged
+
+
+def test_the_node_wide_byte_rate_answers_503(chain: ProvingNode) -> None:
+    server = _server(chain, node_submit_kib_per_s=1, node_submit_burst_kib=1)
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            for i in range(6):  # the floor (256 bytes) a request: four fill 1 KiB, a fifth may ride the refill
+                resp = await client.get("/health", headers=_from(f"10.1.{i}.1"))
+            assert await _error(resp) == (503, "NOT_READY")
+
+    asyncio.run(go())
