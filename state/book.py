@@ -4,7 +4,9 @@ Layout: a dict price -> Level for each side plus a sorted list of live prices. T
 price is one index away, inserting a new level is a ``bisect.insort`` on a short list, and
 each level is a deque in time priority. Cancels are lazy: a cancelled order is marked dead
 and skipped (and popped) when matching reaches it, so a cancel costs O(1) and the FIFO
-never has to be searched. Priority after a restart is rebuilt from each order's ``seq``
+never has to be searched; a level holding more dead entries than live orders (plus
+``LEVEL_SLACK``) is rebuilt. The dead entries are not state (a restart holds none), so every
+walk that counts orders against a bound counts live ones only. Priority after a restart is rebuilt from each order's ``seq``
 (a chain-wide counter), so a reopened node holds the very same queue order.
 """
 
@@ -73,12 +75,23 @@ class Order:
         return cls(*r)  # type: ignore[arg-type]
 
 
+#: dead entries a level's deque may hold beyond its live orders before it is rebuilt
+#: (``Book._unlink``): cancelled and filled orders leave the deque only from its front
+LEVEL_SLACK: Final = 32
+
+
 class Level:
-    __slots__ = ("firm", "floor", "orders", "price", "total")
+    __slots__ = ("count", "dead", "firm", "floor", "orders", "price", "total")
 
     def __init__(self, price: int) -> None:
         self.price = price
+        # the live orders in time priority, and dead ones (``live`` False) not dropped yet:
+        # derived, so nothing that decides a result may depend on the dead ones (a restarted
+        # node rebuilds the deque from live orders only); ``dead`` counts them, ``count``
+        # the live ones, and ``Book._unlink`` keeps dead <= count + LEVEL_SLACK
         self.orders: deque[Order] = deque()
+        self.count = 0
+        self.dead = 0
         self.total = 0  # live resting size at this price
         # the part of ``total`` that is not reduce-only: a stack of reduce-only orders can fill
         # at most its owner's position (each is clipped, later ones cancelled, when reached), so
@@ -96,6 +109,7 @@ class Level:
             if first.live:
                 return first
             orders.popleft()
+            self.dead -= 1
         return None
 
 
@@ -149,6 +163,7 @@ class Book:
             level = side[order.price] = Level(order.price)
             bisect.insort(prices, order.price)
         level.orders.append(order)
+        level.count += 1
         if order.expires_at and order.expires_at < level.floor:
             level.floor = order.expires_at
         level.total += order.size
@@ -181,7 +196,15 @@ class Book:
         del self.orders[order.oid]
         side, prices = (self.bids, self.bid_prices) if order.is_buy else (self.asks, self.ask_prices)
         level = side[order.price]
+        level.count -= 1
+        level.dead += 1
         if level.total == 0 and level.head() is None:
             del side[order.price]
             i = bisect.bisect_left(prices, order.price)
             del prices[i]
+        elif level.dead > level.count + LEVEL_SLACK:
+            # orders cancelled behind a live head stay in the deque: placing and cancelling
+            # behind one long-lived order grew it (memory, and every walk of the level)
+            # without bound; rebuilt in the same order, amortized O(1) per removal
+            level.orders = deque(o for o in level.orders if o.live)
+            level.dead = 0

@@ -75,7 +75,7 @@ def level_depth(ex: Exchange, level: Level, switches: bool) -> tuple[int, int, i
     not reduce-only, see ``Level.firm``). O(1) on a clean level (module doc)."""
     now = ex.time_ms
     if level.floor >= now and not switches:
-        return level.total, level.firm, sum(1 for o in level.orders if o.live)
+        return level.total, level.firm, level.count
     total = firm = count = 0
     floor = NO_EXPIRY
     for o in level.orders:
@@ -126,10 +126,12 @@ def crosses(ex: Exchange, book: Book, is_buy: bool, price: int) -> bool:
         if level.floor >= now and not switches:
             return True  # (a level on its O(1) path holds a live order: empty levels are removed)
         for o in level.orders:
+            if not o.live:
+                continue  # dead entries are not state: a restarted node has none (state/book.py)
             if budget <= 0:
                 return True  # (not known within the bound: counted as crossing)
             budget -= 1
-            if o.live and not lapsed(ex, o, switches):
+            if not lapsed(ex, o, switches):
                 return True
     return False
 

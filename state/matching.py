@@ -261,13 +261,14 @@ def _match_past_lapsed(ex: Exchange, taker: Account, market: MarketSpec, order: 
         level = side.get(p)
         if level is None:
             continue
-        # (a copy, at most what is left of the budget: meeting a maker may change the level)
-        for maker in list(itertools.islice(level.orders, budget)):
+        # (a copy of the live ones, at most what is left of the budget: meeting a maker may
+        # change the level; dead entries are not state, a restarted node has none)
+        for maker in list(itertools.islice((o for o in level.orders if o.live), budget)):
             if not order.size:
                 return
             budget -= 1
             if not maker.live:
-                continue
+                continue  # (cancelled by an earlier maker's trade: self-trade prevention)
             if (maker.expires_at and maker.expires_at < now) or (switches and lapse.switch_due(ex, maker.owner)):
                 continue
             if not _trade_with(ex, taker, market, order, maker, liq_fee_ppm, fills):

@@ -827,10 +827,12 @@ def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool
         if not left or not budget or (p > price if is_buy else p < price):
             break
         for o in levels[p].orders:
+            if not o.live:
+                continue  # dead entries are not state: a restarted node has none (state/book.py)
             if not left or not budget:
                 break
             budget -= 1
-            if not o.live or o.owner == acct.address or o.reduce_only or lapse.lapsed(ex, o, switches):
+            if o.owner == acct.address or o.reduce_only or lapse.lapsed(ex, o, switches):
                 continue
             q = min(left, o.size)
             total += p * q
