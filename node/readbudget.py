@@ -67,6 +67,41 @@ class Bucket:
         return 0.0 if self.tokens > 0 else max(MIN_WAIT_S, -self.tokens / rate if rate > 0 else 1.0)
 
 
+class ClientBuckets:
+    """A token bucket per client, the ``max_clients`` most recently seen (the least recently
+    seen forgotten first: a forgotten client starts again with a full bucket), refilling at
+    ``rate`` up to ``burst``; ``exempt`` clients have none. What both per-client limits keep
+    (the read shares here, the byte rate in node/submitlimit.py)."""
+
+    __slots__ = ("_buckets", "burst", "exempt", "max_clients", "rate")
+
+    def __init__(self, rate: float, burst: float, exempt: Iterable[str], max_clients: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.exempt = frozenset(exempt)
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def get(self, client: str | None, now: float) -> Bucket | None:
+        """``client``'s bucket, refilled to ``now``, now the most recently seen (None: exempt
+        or unknown)."""
+        if client is None or client in self.exempt:
+            return None
+        buckets = self._buckets
+        bucket = buckets.get(client)
+        if bucket is None:
+            bucket = buckets[client] = Bucket(self.burst, now)
+            if len(buckets) > self.max_clients:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(client)
+            bucket.refill(now, self.rate, self.burst)
+        return bucket
+
+
 class ReadBudget:
     """The node-wide bucket (``share`` of each second, ``burst_s`` at most) and a bucket per
     client (``client_share``, ``client_burst_s``), see the module docstring."""
@@ -86,7 +121,7 @@ class ReadBudget:
         self.max_clients = max_clients
         self.clock = clock
         self._node = Bucket(burst_s, clock())
-        self._clients: OrderedDict[str, Bucket] = OrderedDict()
+        self._clients = ClientBuckets(client_share, client_burst_s, self.exempt, max_clients)
         self.refused = 0  # refusals because the node's share was spent
         self.refused_clients = 0  # refusals because one client's share was
         self.spent_s = 0.0
@@ -97,17 +132,7 @@ class ReadBudget:
 
     def _client(self, client: str | None, now: float) -> Bucket | None:
         """``client``'s bucket, refilled, most recently seen (None: exempt or unknown)."""
-        if client is None or client in self.exempt:
-            return None
-        bucket = self._clients.get(client)
-        if bucket is None:
-            bucket = self._clients[client] = Bucket(self.client_burst_s, now)
-            if len(self._clients) > self.max_clients:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(client)
-            bucket.refill(now, self.client_share, self.client_burst_s)
-        return bucket
+        return self._clients.get(client, now)
 
     def _refill(self) -> float:
         now = self.clock()

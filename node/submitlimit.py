@@ -23,10 +23,9 @@ admitted."""
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from node.readbudget import LOOPBACK, MAX_CLIENTS, Bucket
+from node.readbudget import LOOPBACK, MAX_CLIENTS, Bucket, ClientBuckets
 from state.errors import Code
 
 # A 585 KB batch of junk txs held a node's loop ~190 ms (decode, admission, the answer):
@@ -58,7 +57,7 @@ class SubmitLimit:
         self.exempt = frozenset(exempt)
         self.max_clients = max_clients
         self.clock = clock
-        self._clients: OrderedDict[str, Bucket] = OrderedDict()
+        self._clients = ClientBuckets(float(bytes_per_s), float(burst), self.exempt, max_clients)
         self._node = Bucket(float(node_burst), clock())
         self.refused = 0  # refusals of a client over its own rate
         self.refused_node = 0  # refusals because all clients together were over the node's
@@ -80,14 +79,8 @@ class SubmitLimit:
         if client is None or client in self.exempt:
             return None
         now = self.clock()
-        bucket = self._clients.get(client)
-        if bucket is None:
-            bucket = self._clients[client] = Bucket(float(self.burst), now)
-            if len(self._clients) > self.max_clients:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(client)
-            bucket.refill(now, float(self.bytes_per_s), float(self.burst))
+        bucket = self._clients.get(client, now)
+        assert bucket is not None  # (neither exempt nor unknown: checked above)
         if bucket.tokens <= 0:
             self.refused += 1
             return Code.RATE_LIMITED
