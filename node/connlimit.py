@@ -32,6 +32,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from node.clientaddr import client_key
+from node.keyedcount import KeyedCount
 from node.readbudget import LOOPBACK
 from state.errors import Code
 
@@ -59,40 +60,38 @@ class ConnLimit:
     """The counts of open connections (see the module docstring); ``attach`` makes an aiohttp
     server keep them."""
 
-    __slots__ = ("by_client", "exempt", "max_total", "per_client", "refused", "total")
+    __slots__ = ("counts", "exempt", "refused")
 
     def __init__(self, per_client: int = PER_CLIENT, max_total: int | None = None, *,
                  exempt: Iterable[str] = LOOPBACK) -> None:
-        self.per_client = per_client
-        self.max_total = node_total() if max_total is None else max_total
+        self.counts = KeyedCount(node_total() if max_total is None else max_total, per_client)
         self.exempt = frozenset(exempt)
-        self.total = 0  # connections counted (not exempt)
-        self.by_client: dict[str, int] = {}  # no zero entries
         self.refused = 0
+
+    @property
+    def total(self) -> int:
+        """Connections counted (not exempt)."""
+        return self.counts.total
+
+    @property
+    def by_client(self) -> dict[str, int]:
+        return self.counts.by_key
 
     def enter(self, client: str | None) -> bytes | None:
         """None: counted (``leave`` it once it closes); else the answer to refuse it with
         (nothing counted). An exempt or unknown client is never counted nor refused."""
         if client is None or client in self.exempt:
             return None
-        if self.total >= self.max_total:
-            self.refused += 1
+        over = self.counts.take(client)
+        if over is None:
+            return None
+        self.refused += 1
+        if over == "total":
             return _refusal(503, Code.NOT_READY, TOO_MANY)
-        held = self.by_client.get(client, 0)
-        if held >= self.per_client:
-            self.refused += 1
-            return _refusal(429, Code.RATE_LIMITED, TOO_MANY_FROM_CLIENT)
-        self.total += 1
-        self.by_client[client] = held + 1
-        return None
+        return _refusal(429, Code.RATE_LIMITED, TOO_MANY_FROM_CLIENT)
 
     def leave(self, client: str) -> None:
-        self.total -= 1
-        left = self.by_client.get(client, 1) - 1
-        if left > 0:
-            self.by_client[client] = left
-        else:
-            self.by_client.pop(client, None)
+        self.counts.give_back(client)
 
     def attach(self, server: web.Server) -> None:
         """Count ``server``'s connections as they open and close: one over a cap is answered

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import WSMessage, WSMsgType, web
 
 from node.clientaddr import client_of
+from node.keyedcount import KeyedCount
 from node.submitlimit import SubmitLimit
 from state.errors import Code
 
@@ -57,67 +58,58 @@ class WsQuota:
     """The counts; ``enter`` before a connection is accepted, ``leave`` once it closed;
     ``subscribe`` before a subscription is added, ``unsubscribe`` once it is gone."""
 
-    __slots__ = ("by_address", "lagging_closed", "max_subscriptions", "max_total", "per_address",
-                 "per_address_subscriptions", "subscriptions", "subscriptions_by_address", "total")
+    __slots__ = ("connections", "lagging_closed", "subs")
 
     def __init__(self, max_total: int = MAX_WS_CLIENTS, per_address: int = MAX_WS_PER_ADDRESS,
                  max_subscriptions: int = MAX_WS_SUBSCRIPTIONS,
                  per_address_subscriptions: int = MAX_WS_SUBSCRIPTIONS_PER_ADDRESS) -> None:
-        self.max_total = max_total
-        self.per_address = per_address
-        self.max_subscriptions = max_subscriptions
-        self.per_address_subscriptions = per_address_subscriptions
-        self.total = 0
-        self.subscriptions = 0
+        self.connections = KeyedCount(max_total, per_address)
+        self.subs = KeyedCount(max_subscriptions, per_address_subscriptions)
         self.lagging_closed = 0  # connections closed because their queue filled (drop_lagging)
-        self.by_address: dict[str, int] = {}
-        self.subscriptions_by_address: dict[str, int] = {}  # no zero entries
+
+    @property
+    def total(self) -> int:
+        return self.connections.total
+
+    @property
+    def by_address(self) -> dict[str, int]:
+        return self.connections.by_key
+
+    @property
+    def subscriptions(self) -> int:
+        return self.subs.total
+
+    @property
+    def subscriptions_by_address(self) -> dict[str, int]:
+        return self.subs.by_key
 
     def enter(self, address: str | None) -> str | None:
         """None: accepted and counted; else why it is refused (nothing counted)."""
-        key = address or "?"
-        if self.total >= self.max_total:
+        over = self.connections.take(address or "?")
+        if over == "total":
             return "too many websocket clients"
-        held = self.by_address.get(key, 0)
-        if held >= self.per_address:
-            return f"too many websocket connections from this address (at most {self.per_address})"
-        self.total += 1
-        self.by_address[key] = held + 1
+        if over == "key":
+            return f"too many websocket connections from this address (at most {self.connections.per_key})"
         return None
 
     def leave(self, address: str | None) -> None:
-        key = address or "?"
-        self.total -= 1
-        left = self.by_address.get(key, 1) - 1
-        if left > 0:
-            self.by_address[key] = left
-        else:
-            self.by_address.pop(key, None)
+        self.connections.give_back(address or "?")
 
     def subscribe(self, address: str | None = None) -> str | None:
         """None: one more subscription counted, in all and for ``address``; else why it is
         refused (nothing counted)."""
-        if self.subscriptions >= self.max_subscriptions:
-            return (f"this node serves at most {self.max_subscriptions} websocket subscriptions in all and "
+        over = self.subs.take(address or "?")
+        if over == "total":
+            return (f"this node serves at most {self.subs.max_total} websocket subscriptions in all and "
                     "holds that many; retry later or subscribe on another node")
-        key = address or "?"
-        held = self.subscriptions_by_address.get(key, 0)
-        if held >= self.per_address_subscriptions:
-            return (f"this node serves at most {self.per_address_subscriptions} websocket subscriptions to one "
+        if over == "key":
+            return (f"this node serves at most {self.subs.per_key} websocket subscriptions to one "
                     "client address, and this address holds that many")
-        self.subscriptions += 1
-        self.subscriptions_by_address[key] = held + 1
         return None
 
     def unsubscribe(self, count: int = 1, address: str | None = None) -> None:
         """``count`` subscriptions of ``address`` are gone."""
-        self.subscriptions = max(0, self.subscriptions - count)
-        key = address or "?"
-        left = self.subscriptions_by_address.get(key, 0) - count
-        if left > 0:
-            self.subscriptions_by_address[key] = left
-        else:
-            self.subscriptions_by_address.pop(key, None)
+        self.subs.give_back(address or "?", count)
 
 
 async def accept(quota: WsQuota, request: web.Request) -> web.WebSocketResponse | tuple[int, Code, str]:
