@@ -780,15 +780,9 @@ class Endpoint:
                        client: str | None) -> None:
         while True:
             item = await bus_sub.queue.get()
-            while (wait := budget.wait_s(client)) > 0:  # the reads' share is spent: later, or lag and go
-                await asyncio.sleep(wait)
+            await budget.wait_turn(client)  # the reads' share is spent: later, or lag and go
             await session.node.execution.gate.wait_open()  # building a push reads the state
-            started = budget.clock()
-            try:
-                texts = session.push(item["data"]["bundle"])
-            finally:
-                budget.charge(started, client)
-            for text in texts:
+            for text in budget.spend(client, session.push, item["data"]["bundle"]):
                 await ws.send_str(text)
 
 

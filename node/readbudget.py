@@ -20,10 +20,11 @@ node-wide bucket."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from state.errors import Code
 
@@ -185,8 +186,20 @@ class ReadBudget:
     def run(self, read: Callable[[], T], client: str | None = None) -> T:
         """``read()``, its loop time charged to the node's and ``client``'s budgets;
         ``OverBudget`` without running it when either share is spent."""
-        started = self.begin(client)
+        self.begin(client)
+        return self.spend(client, read)
+
+    async def wait_turn(self, client: str | None = None) -> None:
+        """Sleep until work that cannot be refused (a websocket push) may run: both the
+        node's and ``client``'s buckets hold time again (``wait_s``)."""
+        while (wait := self.wait_s(client)) > 0:
+            await asyncio.sleep(wait)
+
+    def spend(self, client: str | None, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)``, its loop time charged to the node's and ``client``'s budgets,
+        never refused (``run`` checks first; a push has waited its turn)."""
+        started = self.clock()
         try:
-            return read()
+            return work(*args)
         finally:
             self.charge(started, client)

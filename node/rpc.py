@@ -780,14 +780,8 @@ class RpcServer:
         async def forward() -> None:
             while True:
                 msg = await inbox.get()
-                while (wait := budget.wait_s(client)) > 0:  # encoding pushes is charged as reads are
-                    await asyncio.sleep(wait)
-                started = budget.clock()
-                try:
-                    text = json.dumps({"topic": msg["topic"], "data": msg["data"]})
-                finally:
-                    budget.charge(started, client)
-                await ws.send_str(text)
+                await budget.wait_turn(client)  # encoding pushes is charged as reads are
+                await ws.send_str(budget.spend(client, json.dumps, {"topic": msg["topic"], "data": msg["data"]}))
 
         sender = asyncio.ensure_future(forward())
 
