@@ -157,6 +157,30 @@ def test_heavy_native_reads_are_charged_per_client(chain: ProvingNode) -> None:
     asyncio.run(go())
 
 
+def test_info_parses_its_body_inside_the_read_budget(chain: ProvingNode) -> None:
+    """/info's JSON is parsed on the loop like its answer is computed: a client whose read
+    share is spent is refused (429) before its body is parsed, and the parsing of a body
+    that is then refused as malformed is charged. Before, a deeply nested or huge body
+    was parsed first (400), whatever the client had already spent."""
+    server = _server(chain)
+    server.read_budget = ReadBudget(share=1.0, burst_s=10.0, clock=Ticking(0.01), client_share=0.01,
+                                    client_burst_s=0.05, exempt=())
+    bad = "[" * 50_000  # too deep for json: 400 MALFORMED when parsed
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app)) as client:
+            answers = [await _error(await client.post("/info", data=bad, headers=_from("10.0.0.1")))
+                       for _ in range(12)]
+            assert answers[0] == (400, "MALFORMED")
+            assert (429, "RATE_LIMITED") in answers, answers  # the parses were charged
+            assert await _error(await client.post("/info", data=bad, headers=_from("10.0.0.1"))) == \
+                (429, "RATE_LIMITED")  # spent: refused unparsed
+            resp = await client.post("/info", json={"type": "meta"}, headers=_from("10.0.0.2"))
+            assert resp.status == 200  # another client
+
+    asyncio.run(go())
+
+
 def test_request_bodies_meet_a_byte_rate_per_client(chain: ProvingNode) -> None:
     server = _server(chain, client_submit_kib_per_s=1, client_submit_burst_kib=1024)
     junk = json.dumps({"txs": "x" * 600_000})  # decoded, then refused as malformed: loop time spent
