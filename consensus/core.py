@@ -28,8 +28,10 @@ kept as pending evidence, with evidence the driver feeds in (``EvidenceReceived`
 gossip, the node's pool after a restart). As proposer the core puts pending evidence from
 earlier heights into its fresh block; every node checks a proposal's evidence as part of
 valid(v) (a proposal with invalid evidence gets a nil prevote), and a decided block's
-evidence leaves the pending set. Whether a piece was committed in an earlier block is the
-application's check (``App.validate_block``), which holds the chain.
+evidence leaves the pending set. Evidence older than the chain's ``evidence_max_age`` is
+invalid in a block, so it is neither kept nor proposed, and leaves the pending set when it
+expires. Whether a piece's offence was committed in an earlier block is the application's
+check (``App.validate_block``), which reads it from the state.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ from consensus.wal import (
     record_height,
 )
 from state.errors import Code
+from state.genesis import DEFAULT_EVIDENCE_MAX_AGE
 from state.keys import PrivateKey
+from state.offences import expired
 
 #: An equivocating proposer may send different blocks for one round; keep at most this many.
 MAX_PROPOSALS_PER_ROUND = 2
@@ -97,7 +101,9 @@ class ConsensusCore:
     """One node's consensus state. Feed events to ``handle``; perform the returned actions.
 
     ``key`` is this node's validator key; ``None`` (or a key outside the set) makes a
-    follower that verifies and commits blocks but never signs anything.
+    follower that verifies and commits blocks but never signs anything. ``evidence_max_age``
+    is the chain's (``Genesis.evidence_max_age``): evidence older than that is neither
+    proposed nor valid in a block.
     """
 
     def __init__(
@@ -107,8 +113,13 @@ class ConsensusCore:
         app: App,
         config: ConsensusConfig | None = None,
         key: PrivateKey | None = None,
+        *,
+        evidence_max_age: int = DEFAULT_EVIDENCE_MAX_AGE,
     ) -> None:
         self.chain_id = chain_id
+        # a chain parameter (genesis ``evidence.max_age_blocks``), not this node's config:
+        # it decides which evidence is valid (consensus/evidence.py)
+        self.evidence_max_age = evidence_max_age
         self.validators = validators
         self.app = app
         self.config = config if config is not None else ConsensusConfig()
@@ -268,6 +279,8 @@ class ConsensusCore:
         self._prev_app_hash = event.prev_app_hash
         self._prev_time_ms = event.prev_block_time_ms
         self._higher = {k: h for k, h in sorted(self._higher.items()) if h > self.height}
+        for key in [k for k in sorted(self._pending_evidence) if self._expired(k[0])]:
+            del self._pending_evidence[key]  # no block from this height on may carry it
         records = self._restored.pop(self.height, [])
         self._restored = {h: r for h, r in sorted(self._restored.items()) if h > self.height}
         self._schedule(TimeoutStep.REBROADCAST, 0)
@@ -387,8 +400,10 @@ class ConsensusCore:
         self._store_proposal(proposal)
 
     def _evidence_to_propose(self) -> tuple[bytes, ...]:
-        """Pending evidence from earlier heights, oldest first, at most a block's worth."""
-        out = [ev.encode() for key, ev in sorted(self._pending_evidence.items()) if key[0] < self.height]
+        """Pending evidence from earlier heights, not expired, oldest first, at most a
+        block's worth."""
+        out = [ev.encode() for key, ev in sorted(self._pending_evidence.items())
+               if key[0] < self.height and not self._expired(key[0])]
         return tuple(out[:MAX_EVIDENCE_PER_BLOCK])
 
     def _reap(self) -> list[bytes]:
@@ -526,9 +541,13 @@ class ConsensusCore:
         """A piece for the same (height, validator) is pending: one offence is proposed once."""
         return any(k[:2] == evidence.offence for k in self._pending_evidence)
 
+    def _expired(self, offence_height: int) -> bool:
+        """Evidence of an offence at ``offence_height`` is too old for this height's block."""
+        return bool(self.height) and expired(offence_height, self.height, self.evidence_max_age)
+
     def _keep_evidence(self, evidence: DuplicateVote) -> None:
         pending = self._pending_evidence
-        if self._pending_offence(evidence):
+        if self._pending_offence(evidence) or self._expired(evidence.height):
             return
         if len(pending) >= MAX_PENDING_EVIDENCE:
             newest = max(pending)
@@ -819,8 +838,8 @@ class ConsensusCore:
         if answer is None:
             answer = (
                 self._header_valid(block)
-                and check_block_evidence(block.evidence, self.height, self.validators, self.chain_id)[0]
-                == Code.OK
+                and check_block_evidence(block.evidence, self.height, self.validators, self.chain_id,
+                                         max_age=self.evidence_max_age)[0] == Code.OK
                 and bool(self.app.validate_block(block))
             )
             self._validity[block_hash] = answer

@@ -13,9 +13,14 @@ set, the same height, round and type, different block ids (nil counts as a block
 
 One offence per (validator, height): a validator that equivocates in several rounds or steps
 of a height is recorded once (``DuplicateVote.offence``). A block holds at most one piece per
-offence, a piece whose offence an earlier block committed is refused (node/evidence_index.py),
+offence, a piece whose offence an earlier block committed is refused (the state records
+committed offences: state/offences.py, read by ``NodeApp.validate_block`` in node/runtime.py),
 and pools and the core keep one, so the record counts double-signing heights, not pairs of
 votes an equivocator can multiply at will.
+
+A maximum age (the genesis ``evidence.max_age_blocks``, CometBFT's ``max_age_num_blocks``):
+evidence of an offence at height h is valid only in blocks at heights <= h + max_age
+(``EVIDENCE_EXPIRED`` after), so the state need keep committed offences only that long.
 ``DuplicateVote.make`` orders the two votes by block id, so one equivocation has one
 encoding and one hash whichever vote a node saw first. Results are values (``Code``), not
 exceptions: a block with bad evidence is invalid, and the code says why.
@@ -34,6 +39,8 @@ from consensus.messages import Vote, VoteType
 from consensus.validators import ValidatorSet
 from state.codec import decode, encode, must_list
 from state.errors import Code, TxError
+from state.genesis import DEFAULT_EVIDENCE_MAX_AGE
+from state.offences import expired
 
 #: At most this many pieces of evidence in one block (a proposer includes the oldest first).
 MAX_EVIDENCE_PER_BLOCK = MAX_BLOCK_EVIDENCE
@@ -134,11 +141,13 @@ def check_pair(a: Vote, b: Vote, validators: ValidatorSet, chain_id: str) -> Cod
 
 
 def check_block_evidence(raw: tuple[bytes, ...], height: int, validators: ValidatorSet,
-                         chain_id: str) -> tuple[Code, list[DuplicateVote]]:
+                         chain_id: str, *, max_age: int = DEFAULT_EVIDENCE_MAX_AGE,
+                         ) -> tuple[Code, list[DuplicateVote]]:
     """A block's evidence list at ``height``: each item decodes and proves equivocation at
-    an earlier height, no offence (validator, height) twice, at most
-    ``MAX_EVIDENCE_PER_BLOCK``. Returns (OK, the decoded evidence) or (the first failure's
-    code, [])."""
+    an earlier height no more than ``max_age`` (the chain's ``Genesis.evidence_max_age``)
+    below it, no offence (validator, height) twice, at most ``MAX_EVIDENCE_PER_BLOCK``.
+    Returns (OK, the decoded evidence) or (the first failure's code, []). Whether an earlier
+    block committed an offence is the state's to say (state/offences.py)."""
     if len(raw) > MAX_EVIDENCE_PER_BLOCK:
         return Code.OVERSIZE, []
     out: list[DuplicateVote] = []
@@ -150,6 +159,8 @@ def check_block_evidence(raw: tuple[bytes, ...], height: int, validators: Valida
             return Code.MALFORMED, []
         if ev.height >= height:
             return Code.EVIDENCE_TOO_NEW, []
+        if expired(ev.height, height, max_age):
+            return Code.EVIDENCE_EXPIRED, []
         if ev.offence in keys:
             return Code.EVIDENCE_DUPLICATE, []
         code = ev.check(validators, chain_id)

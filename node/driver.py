@@ -24,7 +24,8 @@ proposals are re-sent every rebroadcast interval, timeouts are re-armed by the n
 Evidence: an equivocation the core reports, or a peer's ``/bookchain/evidence/1`` frame
 that checks out and is not committed yet, goes into the persisted pool
 (node/evidence_pool.py) and out to every peer; a peer's evidence also goes to the core,
-which proposes it. A committed block's evidence leaves the pool.
+which proposes it. A committed block's evidence leaves the pool, and so does evidence too
+old for the next block (the genesis ``evidence.max_age_blocks``).
 
 A failed write (``StorageFailure``, node/diskfull.py: the WAL, a block, its results, the
 state, the evidence pool) ends the action list where it failed: the vote or proposal a
@@ -75,6 +76,7 @@ from node.diskfull import StorageFailure
 from node.p2p import BadFrame, protocols
 from node.stategate import NodeStopping
 from node.syncfallback import PeerRound
+from state import offences
 from state.codec import decode, encode
 from state.errors import Code
 
@@ -430,11 +432,16 @@ class ConsensusDriver:
     def _finish_commit(self, block: Block, cert: CommitCertificate, applied: Applied) -> None:
         result = applied.result
         self.rt.execution.finish(applied, publish=True)
+        pool = self.rt.evidence_pool
         if block.evidence:
             committed = evidence_index.decoded(block)
-            offences = {ev.offence for ev in committed}  # the pool's piece may prove another round
-            self.rt.evidence_pool.remove(ev.key for ev in self.rt.evidence_pool.pending() if ev.offence in offences)
+            done = {ev.offence for ev in committed}  # the pool's piece may prove another round
+            pool.remove(ev.key for ev in pool.pending() if ev.offence in done)
             log.info("h=%d committed %d piece(s) of equivocation evidence", block.height, len(committed))
+        max_age = self.rt.genesis.evidence_max_age
+        if len(pool) and offences.expired(pool.pending()[0].height, block.height + 1, max_age):  # oldest first
+            gone = pool.remove(ev.key for ev in pool.pending() if offences.expired(ev.height, block.height + 1, max_age))
+            log.info("h=%d %d piece(s) of pending evidence expired (older than %d heights)", block.height, gone, max_age)
         log.info("h=%d committed block %s txs=%d round=%d app_hash=%s apply_ms=%.1f", block.height,
                  block.hash.hex()[:12], len(block.txs), cert.round, result.app_hash.hex()[:12],
                  self.rt.execution.last_apply_ms)
@@ -462,7 +469,15 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ evidence
     def _committed(self, evidence: DuplicateVote) -> bool:
-        return evidence_index.offence_committed_at(self.rt.blocks.db, evidence.offence) is not None
+        """Whether no block may carry ``evidence`` any more: its offence is recorded in the
+        state as committed, or it is too old for the next block (state/offences.py, the rule
+        ``NodeApp.validate_block`` applies). A filter for the pool and gossip, not the rule:
+        asked while a block executes, it reads the state before or after that block (each
+        look-up one atomic step), and the core and ``validate_block`` judge again at the
+        height that proposes it."""
+        sm = self.rt.sm
+        return (offences.committed_at(sm.ex, evidence.offence) is not None
+                or offences.expired(evidence.height, sm.height + 1, self.rt.genesis.evidence_max_age))
 
     def _keep_evidence(self, evidence: DuplicateVote) -> bool:
         """Pool and gossip evidence that is new and not committed; True if it was."""

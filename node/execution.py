@@ -38,6 +38,7 @@ from node.blockstore import BlockStore
 from node.crashpoints import maybe_crash
 from node.diskfull import writing
 from node.events import EventBus
+from node.execblock import exec_block
 from node.fillbook import FillBook
 from node.jsonfmt import event_from_list, receipt_from_list
 from node.mempool import Mempool, verify_batch
@@ -47,7 +48,7 @@ from node.stategate import NodeStopping, StateGate
 from state import lapse
 from state.errors import StateIntegrityError
 from state.keys import address_to_text
-from state.machine import BlockResult, ExecBlock, StateMachine
+from state.machine import BlockResult, StateMachine
 from state.receipts import Cancelled, Fill
 from state.tx import SignedTx, tx_hash
 
@@ -215,8 +216,7 @@ class Execution:
         indexing = block.height > self.blocks.results_height
         if indexing:
             self.interest.before_block(self.sm.ex)  # the state this block starts from
-        result = self.sm.apply_block(ExecBlock(block.height, block.header.time_ms, block.txs),
-                                     self.mempool.verified, commit=False)
+        result = self.sm.apply_block(exec_block(block), self.mempool.verified, commit=False)
         receipts = [r.to_list() for r in result.receipts]
         # Fills reach the per-account index through the account history (node/history.py),
         # which /fills reads: one entry per fill and account, not two.

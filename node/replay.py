@@ -14,12 +14,14 @@ chain is audited): the snapshot is verified first, as state sync verifies it
 certificate is checked against the genesis validators, must carry that app hash and link
 to the snapshot's block hash. A snapshot that fails is refused (the report names the code
 and the snapshot's height). Otherwise its records are the starting state and every later
-height is audited as above. Evidence committed before the snapshot is unknown to such a
-replay, so a piece committed again after it is not caught as a duplicate.
+height is audited as above. The snapshot's state records the offences committed before it
+(state/offences.py), so a piece repeating one after it is caught as from genesis.
 
 Equivocation evidence in a block is re-checked as consensus checked it (both signatures,
-one validator of the set, conflicting votes of an earlier height, no equivocation
-committed twice); a block with evidence that fails is a divergence. The report lists every
+one validator of the set, conflicting votes of an earlier height no older than the
+genesis ``evidence.max_age_blocks``, no offence the replayed state records as committed:
+the rule ``NodeApp.validate_block`` applies); a block with evidence that fails is a
+divergence. The report lists every
 committed equivocation: double-signing is visible to anyone replaying the chain.
 """
 
@@ -39,10 +41,12 @@ from consensus.certificate import CertificateError, CommitCertificate
 from consensus.evidence import check_block_evidence
 from consensus.validators import ValidatorSet
 from node import syncverify
+from node.execblock import exec_block
 from node.syncverify import SnapshotError
+from state import offences
 from state.errors import Code, StateIntegrityError
 from state.genesis import Genesis
-from state.machine import ExecBlock, StateMachine
+from state.machine import StateMachine
 from state.store import StateStore
 
 if TYPE_CHECKING:
@@ -236,7 +240,6 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
         sm = StateMachine.open(genesis, state_dir)
     prev_hash = snapshot.block_hash if snapshot is not None else b""
     pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # height, our hash, our digests
-    equivocations: set[tuple[int, bytes]] = set()  # offences (height, validator) committed
     try:
         for h, raw_block, raw_cert in source.blocks(start, end):
             block, cert = Block.decode(raw_block), CommitCertificate.decode(raw_cert)
@@ -259,13 +262,13 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
             if not block.body_matches():
                 return _fail(report, h, "transactions or evidence do not match the header's roots")
             if block.evidence:
-                code, evidence = check_block_evidence(block.evidence, h, validators, genesis.chain_id)
+                code, evidence = check_block_evidence(block.evidence, h, validators, genesis.chain_id,
+                                                      max_age=genesis.evidence_max_age)
                 if code != Code.OK:
                     return _fail(report, h, f"invalid equivocation evidence: {code.name}")
                 for ev in evidence:
-                    if ev.offence in equivocations:
+                    if offences.committed_at(sm.ex, ev.offence) is not None:  # the state after h - 1
                         return _fail(report, h, "equivocation evidence committed twice: EVIDENCE_DUPLICATE")
-                    equivocations.add(ev.offence)
                     report.evidence.append({"committed_height": h, "validator": ev.validator.hex(),
                                             "height": ev.height, "round": ev.round, "type": ev.type.name.lower()})
             if block.header.prev_app_hash != sm.app_hash:
@@ -276,7 +279,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                     keys = _diff_keys(pending[2], theirs[1]) if theirs else []
                 return _fail(report, h - 1, f"app hash after height {h - 1} differs: chain "
                              f"{block.header.prev_app_hash.hex()}, replay {sm.app_hash.hex()}", keys)
-            result = sm.apply_block(ExecBlock(h, block.header.time_ms, block.txs))
+            result = sm.apply_block(exec_block(block))
             pending = (h, result.app_hash, list(result.write_digests))
             prev_hash = block.hash
             report.replayed += 1

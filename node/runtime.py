@@ -54,6 +54,7 @@ from node.stategate import NodeStopping, StateGate
 from node.syncfallback import PeerRound, newest_snapshot_height
 from node.syncverify import Anchor, SnapshotError
 from node.wal_file import WalFile
+from state import offences
 from state.build import build_name
 from state.codec import decode, encode
 from state.errors import Code, StateIntegrityError
@@ -82,15 +83,31 @@ class NodeApp:
         return self.rt.mempool.reap(c.max_block_txs, c.max_block_bytes)
 
     def validate_block(self, block: Block) -> bool:
-        # Transactions are executed, not validated, by the state machine: a bad tx gets a
-        # rejection receipt. So a block is valid when its txs fit the chain's limits.
-        # Evidence was checked by consensus; a piece some earlier block committed is refused
-        # (every node holds the same blocks below this height, so all answer alike).
+        """Transactions are executed, not validated, by the state machine (a bad tx gets a
+        rejection receipt), so a block is valid when its txs fit the chain's limits and no
+        piece of its evidence repeats an offence the state records as committed, or is too
+        old (consensus checked each piece, its age included, before asking).
+
+        The rule reads the committed state after block ``block.height - 1`` (state/offences.py),
+        which every node holds alike, however it got there (a snapshot carries the offences),
+        never this node's block store. What that relies on: the core calls this only from
+        ``handle``, for a block of its current height; the driver starts that height with
+        ``sm.height + 1`` once the previous block is applied and stored, and feeds the core
+        nothing while a block executes on the execution thread (``ConsensusDriver.feed``
+        queues events until ``_applied``). So ``sm`` is at ``block.height - 1`` and still
+        here. Were it not (a bug), the block is refused rather than judged on another
+        height's state: a nil prevote costs a round, a wrong one could split the vote."""
         from state.tx import MAX_TX_BYTES
 
-        db = self.rt.blocks.db
+        sm = self.rt.sm
+        if block.height != sm.height + 1:
+            log.error("h=%d asked to validate block %d on the state at %d: refused",
+                      sm.height, block.height, sm.height)
+            return False
+        max_age = self.rt.genesis.evidence_max_age
         return (all(len(tx) <= MAX_TX_BYTES for tx in block.txs)
-                and all(evidence_index.offence_committed_at(db, ev.offence) is None
+                and all(offences.committed_at(sm.ex, ev.offence) is None
+                        and not offences.expired(ev.height, block.height, max_age)
                         for ev in evidence_index.decoded(block)))
 
 
@@ -275,7 +292,8 @@ class NodeRuntime:
         if self.validator_key is not None and all(v.pubkey != self.validator_key.pubkey for v in self.genesis.validators):
             log.warning("h=%d keys/validator.json holds %s..., which is not in the validator set: this node follows "
                         "the chain and never votes", self.sm.height, self.validator_key.pubkey.hex()[:16])
-        core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), self.config.consensus, self.validator_key)
+        core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), self.config.consensus, self.validator_key,
+                             evidence_max_age=self.genesis.evidence_max_age)
         records = self.wal.read_and_repair()
         if records:
             core.restore(records)

@@ -72,6 +72,7 @@ class Code(IntEnum):
     EVIDENCE_UNKNOWN_VALIDATOR = 712  # the signer is not in the validator set
     EVIDENCE_TOO_NEW = 713  # evidence for this block's height or later
     EVIDENCE_DUPLICATE = 714  # the same equivocation twice in a block, or already committed
+    EVIDENCE_EXPIRED = 715  # the offence is older than the genesis evidence.max_age_blocks
     # node-level admission (9xx): never appear in receipts, only in RPC/mempool answers
     MEMPOOL_FULL = 900
     DUPLICATE_TX = 901

@@ -115,6 +115,9 @@ class Exchange:
         self.triggers: dict[int, Trigger] = {}  # oid -> waiting trigger order (state/triggers.py)
         self.trigger_index: dict[int, TriggerIndex] = {m.market_id: TriggerIndex() for m in self.markets}  # derived
         self.trigger_groups: dict[int, list[int]] = {}  # derived: parent oid -> its OCO children's oids
+        # committed equivocation offences still inside the evidence max age (state/offences.py):
+        # offence height -> validator -> height of the block that committed it
+        self.offences: dict[int, dict[bytes, int]] = {}
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.funding_epoch = 0
@@ -200,6 +203,9 @@ class Exchange:
 
     def touch_oracle(self, asset: int, validator: int) -> None:
         self.tracker.oracle.add((asset, validator))
+
+    def touch_offence(self, height: int, validator: bytes) -> None:
+        self.tracker.offences.add((height, validator))
 
     def pool_surplus(self, asset: int) -> int:
         """Custody not owed to anyone (rounding dust, >= 0). For the collateral asset the
@@ -300,6 +306,12 @@ class Exchange:
                                        for a in sorted(tracker.agents)]))
         groups.append((records.SUB_ACCOUNT, [(records.sub_account_key(a), encode(sub_recs[a]) if a in sub_recs else None)
                                              for a in sorted(tracker.subs)]))
+        offences = self.offences
+        offences_out: list[tuple[bytes, bytes | None]] = []
+        for h, v in sorted(tracker.offences):  # (height, 32-byte validator): the keys' byte order
+            at = offences.get(h, {}).get(v)
+            offences_out.append((records.offence_key(h, v), None if at is None else encode([at])))
+        groups.append((records.OFFENCE, offences_out))
         groups.sort(key=_group_prefix)
         tracker.clear_writes()
         writes: list[tuple[bytes, bytes | None]] = []
@@ -350,6 +362,9 @@ class Exchange:
             out.append((records.agent_key(addr), records.encode_record(agent)))
         for addr, sub in self.subs.items():
             out.append((records.sub_account_key(addr), records.encode_record(sub)))
+        for h, committed in self.offences.items():
+            for v, at in committed.items():
+                out.append((records.offence_key(h, v), records.encode_record([at])))
         out.append((records.COUNTERS_KEY, self._counters_record()))
         out.sort()
         return out
@@ -389,6 +404,8 @@ class Exchange:
             elif kind == records.SUB_ACCOUNT:
                 self.subs[ident] = rec
                 self.subs_of.setdefault(rec[0], set()).add(ident)
+            elif kind == records.OFFENCE:
+                self.offences.setdefault(int.from_bytes(ident[:8], "big"), {})[ident[8:]] = rec[0]
             elif kind == records.COUNTERS:
                 self.oid_counter, self.seq_counter, self.time_ms, self.funding_epoch = rec
                 self._stored_oid_limit = self.oid_counter

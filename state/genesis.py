@@ -54,6 +54,13 @@ DEFAULT_MAX_PRICE_TICKS: Final = 10**7
 # names no ``price_band_ppm``: 20%, wider than any honest quote and narrower than a fat finger.
 DEFAULT_PRICE_BAND_PPM: Final = 200_000
 
+# Evidence of an equivocation at height h is valid only in blocks at heights <= h + this
+# (CometBFT's ``max_age_num_blocks``), so the state keeps committed offences only that long
+# (state/offences.py). The genesis section ``evidence.max_age_blocks``; at most
+# MAX_EVIDENCE_MAX_AGE, which bounds the offences the state holds to that many heights'.
+DEFAULT_EVIDENCE_MAX_AGE: Final = 100_000
+MAX_EVIDENCE_MAX_AGE: Final = 10_000_000
+
 FEE_ACCOUNT: Final = b"\x00" * 19 + b"\x01"
 INSURANCE_ACCOUNT: Final = b"\x00" * 19 + b"\x02"
 
@@ -227,6 +234,19 @@ def orders_section(doc: dict[str, Any]) -> dict[str, int]:
     return {k: ranged(given.get(k, v), *ORDERS_RANGES[k], f"orders.{k}") for k, v in ORDERS_DEFAULTS.items()}
 
 
+def evidence_max_age(doc: dict[str, Any]) -> int:
+    """The "evidence" section's ``max_age_blocks`` (``DEFAULT_EVIDENCE_MAX_AGE`` when the
+    document has no such section: documents written before it keep their meaning and hash)."""
+    given = doc.get("evidence", {})
+    if not isinstance(given, dict):
+        raise ValueError("evidence: must be an object")
+    unknown = set(given) - {"max_age_blocks"}
+    if unknown:
+        raise ValueError(f"evidence: unknown fields {sorted(unknown)}")
+    return ranged(given.get("max_age_blocks", DEFAULT_EVIDENCE_MAX_AGE), 1, MAX_EVIDENCE_MAX_AGE,
+                  "evidence.max_age_blocks")
+
+
 def oracle_quorum(validators: int) -> int:
     """The default ``risk.oracle.min_submissions``: floor(n/3)+1 fresh prices of the n genesis
     validators. More than a third, so the f < n/3 faulty validators BFT tolerates cannot move
@@ -374,6 +394,7 @@ class Genesis:
     initial_oracle_prices: tuple[int, ...] = ()  # by asset id; 0 = none (state/prices.py)
     schedule_cancel_min_ms: int = 5_000  # orders.schedule_cancel_min_ms (state/lifetimes.py)
     schedule_cancel_per_day: int = 10  # orders.schedule_cancel_per_day
+    evidence_max_age: int = DEFAULT_EVIDENCE_MAX_AGE  # evidence.max_age_blocks (state/offences.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -511,6 +532,7 @@ class Genesis:
             risk=RiskParams.from_json(doc.get("risk", {}), assets, len(validators)),
             schedule_cancel_min_ms=orders["schedule_cancel_min_ms"],
             schedule_cancel_per_day=orders["schedule_cancel_per_day"],
+            evidence_max_age=evidence_max_age(doc),
             raw=doc,
         )
 

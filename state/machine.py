@@ -9,7 +9,9 @@ one atomic LevelDB batch.
 
 The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``)::
 
-    begin   1. interest accrual: every pool's indices advance over the time since the
+    begin   0. the block's equivocation offences are recorded, and those that no later block
+               may repeat (older than the evidence max age) removed  (state/offences.py)
+            1. interest accrual: every pool's indices advance over the time since the
                previous block, at the rate fixed at the end of that block; the reserve
                factor's share goes to the insurance fund          (state/lending.py)
            1b. good-til-time orders past their expiry are cancelled and due dead-man
@@ -51,6 +53,7 @@ from state import (
     lifetimes,
     liquidation,
     nonces,
+    offences,
     oracle,
     prices,
     triggers,
@@ -80,11 +83,17 @@ from state.tx import (
 
 @dataclass(frozen=True, slots=True)
 class ExecBlock:
-    """What execution needs of a block; consensus wraps it in a header and certificate."""
+    """What execution needs of a block; consensus wraps it in a header and certificate.
+
+    ``offences``: the (height, validator) of each piece of the block's equivocation evidence,
+    in block order (``DuplicateVote.offence``, checked by consensus); the state records them
+    (state/offences.py). Every caller that executes a consensus block passes them
+    (node/execution.py ``exec_block``); a block without evidence has none."""
 
     height: int
     time_ms: int
     txs: tuple[bytes, ...]
+    offences: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +304,7 @@ class StateMachine:
         ex.height = block.height
         ex.events = []
         end_events: list[Any] = []
+        offences.record_block(ex, block.height, block.offences)
         begin_block(ex, block.time_ms)
         end_events.extend(ex.events)
         chain_id = self.genesis.chain_id

@@ -25,6 +25,7 @@ WATCH: Final = b"w"  # address -> liquidation-watch arming (state/watch.py)
 AGENT: Final = b"g"  # agent address -> [master, valid until (ms, 0: none), approved at (ms), name]
 SUB_ACCOUNT: Final = b"u"  # sub-account address -> [master, name]
 TRIGGER: Final = b"t"  # oid -> waiting trigger order (state/triggers.py)
+OFFENCE: Final = b"e"  # offence height + validator -> [commit height] (state/offences.py)
 COUNTERS_KEY: Final = COUNTERS
 META_KEY: Final = b"\xffmeta"  # height and app hash of the last commit; not part of the write set
 
@@ -67,6 +68,12 @@ def pool_key(asset: int) -> bytes:
 
 def oracle_key(asset: int, validator: int) -> bytes:
     return ORACLE + asset.to_bytes(2, "big") + validator.to_bytes(2, "big")
+
+
+def offence_key(height: int, validator: bytes) -> bytes:
+    """Keyed by the offence's height first: the records a block prunes (one height's) are
+    one key range, and the write set's order is (height, validator)."""
+    return OFFENCE + height.to_bytes(8, "big") + validator
 
 
 def parse_key(key: bytes) -> tuple[bytes, bytes]:

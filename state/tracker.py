@@ -3,7 +3,8 @@
 Every record kind has its set here, and the code that changes a record is the code that
 marks it: ``Pools`` (state/lending.py) marks an account on every balance change, the
 ``Account`` setters mark settings, state/funding.py marks positions, and the exchange's
-``touch_*`` methods mark orders, nonces, markets, oracle submissions and watch armings.
+``touch_*`` methods mark orders, nonces, markets, oracle submissions, watch armings and
+committed offences (state/offences.py).
 ``Exchange.collect_writes`` turns exactly these into the block's sorted write set and
 clears them. ``tests/state/test_write_tracking.py`` rejects direct writes anywhere else.
 
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 
 
 class WriteTracker:
-    __slots__ = ("accounts", "agents", "markets", "nonces", "oracle", "orders", "pools", "scan", "subs", "triggers",
-                 "watch")
+    __slots__ = ("accounts", "agents", "markets", "nonces", "offences", "oracle", "orders", "pools", "scan", "subs",
+                 "triggers", "watch")
 
     def __init__(self) -> None:
         self.accounts: set[bytes] = set()  # account records
@@ -36,6 +37,7 @@ class WriteTracker:
         self.scan: set[bytes] = set()  # accounts the liquidation scan must assess
         self.agents: set[bytes] = set()  # agent approvals, by agent address
         self.subs: set[bytes] = set()  # sub-accounts, by address
+        self.offences: set[tuple[int, bytes]] = set()  # committed offences, by (height, validator)
 
     def balance_changed(self, address: bytes) -> None:
         """An account's balances moved: its record is written and the scan checks it."""
@@ -50,7 +52,7 @@ class WriteTracker:
 
     def has_writes(self) -> bool:
         return bool(self.accounts or self.orders or self.nonces or self.watch or self.markets
-                    or self.oracle or self.pools or self.agents or self.subs or self.triggers)
+                    or self.oracle or self.pools or self.agents or self.subs or self.triggers or self.offences)
 
     def clear_writes(self) -> None:
         self.accounts.clear()
@@ -63,3 +65,4 @@ class WriteTracker:
         self.pools.clear()
         self.agents.clear()
         self.subs.clear()
+        self.offences.clear()

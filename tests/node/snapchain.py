@@ -13,12 +13,13 @@ from consensus.block import make_block
 from consensus.certificate import CommitCertificate
 from consensus.messages import Vote, VoteType
 from node.blockstore import BlockStore
+from node.execblock import exec_block
 from node.snapshots import Snapshot
 from node.syncverify import records_app_hash
 from state import records
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
-from state.machine import ExecBlock, StateMachine
+from state.machine import StateMachine
 from state.tx import Deposit, PlaceOrder, Tif, sign_tx
 
 CHAIN = "sync-test"
@@ -56,7 +57,7 @@ def build(home: Path, heights: int = 6, *, tamper_app_hash_at: int | None = None
                            prev_app_hash=app_hash, proposer=VALIDATORS[0].pubkey, txs=txs)
         cert = CommitCertificate.from_votes(
             [Vote.create(k, CHAIN, VoteType.PRECOMMIT, h, 0, block.hash) for k in VALIDATORS[:3]])
-        result = sm.apply_block(ExecBlock(h, block.header.time_ms, txs))
+        result = sm.apply_block(exec_block(block))
         store.save_block(h, block.encode(), cert.encode())
         store.save_results(h, [result.app_hash, [], [], [list(d) for d in result.write_digests]], [], [])
         snaps[h] = Snapshot(CHAIN, h, sm.app_hash, block.hash, block.header.time_ms, sm.ex.snapshot_records())

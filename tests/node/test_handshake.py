@@ -13,10 +13,11 @@ from consensus.block import Block
 from node.blockstore import BlockStore
 from node.config import MempoolConfig
 from node.events import EventBus
+from node.execblock import exec_block
 from node.execution import Execution
 from node.mempool import Mempool
 from state.genesis import Genesis
-from state.machine import ExecBlock, StateMachine
+from state.machine import StateMachine
 from tests.node.test_replay import build_chain
 
 
@@ -39,7 +40,7 @@ def test_handshake_catches_up_a_state_store_several_blocks_behind(tmp_path: Path
             raw = blocks.block(h)
             assert raw is not None
             block = Block.decode(raw)
-            sm.apply_block(ExecBlock(h, block.header.time_ms, block.txs))
+            sm.apply_block(exec_block(block))
         sm.close()
         sm = StateMachine.open(genesis, str(tmp_path / "state"), sync_commits=False)
         assert sm.height == 2
@@ -75,7 +76,7 @@ def test_unsynced_commits_sync_every_so_often_and_on_demand(tmp_path: Path) -> N
             raw = blocks.block(h)
             assert raw is not None
             block = Block.decode(raw)
-            sm.apply_block(ExecBlock(h, block.header.time_ms, block.txs))
+            sm.apply_block(exec_block(block))
         assert synced == [(1, False), (2, False), (3, True), (4, False), (5, False)]
         assert sm.durable_height == 3
         sm.sync_store()

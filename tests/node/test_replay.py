@@ -10,10 +10,11 @@ from consensus.block import make_block
 from consensus.certificate import CommitCertificate
 from consensus.messages import Vote, VoteType
 from node.blockstore import BlockStore
+from node.execblock import exec_block
 from node.replay import DirSource, replay
 from state.genesis import Genesis, make_genesis_doc
 from state.keys import PrivateKey, address_to_text
-from state.machine import ExecBlock, StateMachine
+from state.machine import StateMachine
 from state.tx import Deposit, PlaceOrder, Tif, sign_tx
 
 VALIDATORS = [PrivateKey(bytes([60 + i]) * 32) for i in range(4)]
@@ -42,7 +43,7 @@ def build_chain(home: Path, heights: int = 5, *, tamper_app_hash_at: int | None 
         keys = VALIDATORS[:signers] if h != forge_certificate_at else [PrivateKey(b"\x55" * 32)] * 3
         votes = [Vote.create(k, "replay-test", VoteType.PRECOMMIT, h, 0, block.hash) for k in keys]
         cert = CommitCertificate.from_votes(votes)
-        result = sm.apply_block(ExecBlock(h, block.header.time_ms, txs))
+        result = sm.apply_block(exec_block(block))
         store.save_block(h, block.encode(), cert.encode())
         digests = [list(d) for d in result.write_digests]
         store.save_results(h, [result.app_hash, [], [], digests], [], [])

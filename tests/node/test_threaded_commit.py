@@ -176,7 +176,8 @@ def fake_driver(wal_sync: Any = None) -> tuple[Any, list[Any], FakeExecution, li
                            wal=SimpleNamespace(append=lambda record, sync: ex.calls.append(f"wal {record}"),
                                                sync=wal_sync or (lambda: ex.calls.append("wal sync"))),
                            faults=SimpleNamespace(isolated=lambda: False, votes_to_send=lambda v: [v]),
-                           p2p=SimpleNamespace(broadcast=lambda proto, frame: ex.calls.append(f"send {frame!r}")))
+                           p2p=SimpleNamespace(broadcast=lambda proto, frame: ex.calls.append(f"send {frame!r}")),
+                           evidence_pool=[], genesis=SimpleNamespace(evidence_max_age=100_000))
     d.core = SimpleNamespace(handle=lambda event: fed.append(event) or [])
     d.loop = asyncio.get_running_loop()
     d.timers, d.evidence = set(), []
