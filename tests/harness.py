@@ -97,9 +97,10 @@ class Chain:
             self._nonce[k.pubkey] = nonce
         return sign_tx(k, nonce, action, self.genesis.chain_id)
 
-    def block(self, *txs: bytes) -> BlockResult:
+    def block(self, *txs: bytes, offences: tuple[tuple[int, bytes], ...] = ()) -> BlockResult:
+        """The next block, one second later; ``offences``: its evidence's (height, validator)."""
         self.time += 1000
-        blk = ExecBlock(self.sm.height + 1, self.time, tuple(txs))
+        blk = ExecBlock(self.sm.height + 1, self.time, tuple(txs), offences)
         self.blocks.append(blk)
         self.last = self.sm.apply_block(blk)
         keys = [k for k, _ in self.last.write_digests]

@@ -156,6 +156,35 @@ def test_proposer_includes_pending_evidence_of_earlier_heights() -> None:
     assert proposal.block.evidence == (ev.encode(),) and proposal.block.body_matches()
 
 
+def test_expired_evidence_is_neither_kept_nor_proposed_nor_valid() -> None:
+    """With a max age of 2, height 1's evidence may go into blocks 2 and 3 only: a core
+    holding it proposes it at 3, drops it when height 4 starts, does not take it again, and
+    prevotes nil for a height-4 proposal that carries it."""
+    from consensus.block import make_block
+
+    ev = equivocation(index=3, height=1)
+    for height, proposed in ((3, True), (4, False)):
+        proposer = VALSET.proposer(height, 0)
+        core = ConsensusCore(CHAIN, VALSET, TestApp(), CONFIG, key_of(proposer), evidence_max_age=2)
+        core.handle(EvidenceReceived(ev))
+        (proposal,) = sent_proposals(start(core, height=height))
+        assert (proposal.block.evidence == (ev.encode(),)) == proposed
+        assert (core.pending_evidence == [ev]) == proposed
+        core.handle(EvidenceReceived(ev))
+        assert (core.pending_evidence == [ev]) == proposed
+    proposer = VALSET.proposer(4, 0)
+    me = next(i for i, k in enumerate(KEYS) if k.pubkey != proposer)
+    base = block_for(height=4)
+    stale = make_block(chain_id=CHAIN, height=4, round=0, time_ms=base.header.time_ms,
+                       prev_block_hash=base.header.prev_block_hash, prev_app_hash=base.header.prev_app_hash,
+                       proposer=proposer, txs=base.txs, evidence=(ev.encode(),))
+    for max_age, nil in ((2, True), (3, False)):
+        core = ConsensusCore(CHAIN, VALSET, TestApp(), CONFIG, KEYS[me], evidence_max_age=max_age)
+        start(core, height=4)
+        (prevote,) = [v for v in sent_votes(feed_proposal(core, proposal_for(stale))) if v.type == PREVOTE]
+        assert prevote.is_nil == nil
+
+
 def test_forged_evidence_from_outside_is_dropped() -> None:
     core = core_for(0)
     start(core)

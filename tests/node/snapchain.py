@@ -38,10 +38,13 @@ def genesis_doc() -> dict[str, object]:
                   {"address": address_to_text(BOB.address), "asset": "BTC", "amount": 7 * 10**8}])
 
 
-def build(home: Path, heights: int = 6, *, tamper_app_hash_at: int | None = None) -> dict[int, Snapshot]:
+def build(home: Path, heights: int = 6, *, tamper_app_hash_at: int | None = None,
+          evidence: dict[int, tuple[bytes, ...]] | None = None, doc: dict[str, object] | None = None,
+          ) -> dict[int, Snapshot]:
     """Blocks 1..heights with certificates and results in ``home``'s block store; returns the
-    snapshot of every height (as ``after_commit`` writes them)."""
-    doc = genesis_doc()
+    snapshot of every height (as ``after_commit`` writes them). ``evidence``: encoded
+    equivocation evidence per height (not checked here: a chain a replay may refuse)."""
+    doc = doc if doc is not None else genesis_doc()
     home.mkdir(parents=True)
     (home / "genesis.json").write_text(json.dumps(doc))
     genesis = Genesis.from_json(doc)
@@ -54,7 +57,8 @@ def build(home: Path, heights: int = 6, *, tamper_app_hash_at: int | None = None
                sign_tx(ALICE, T0 + 100 + h, PlaceOrder(0, False, 60_000 + h, 5, Tif.GTC, False, None), CHAIN))
         app_hash = sm.app_hash if h != tamper_app_hash_at else b"\x13" * 32
         block = make_block(chain_id=CHAIN, height=h, round=0, time_ms=T0 + 1000 * h, prev_block_hash=prev,
-                           prev_app_hash=app_hash, proposer=VALIDATORS[0].pubkey, txs=txs)
+                           prev_app_hash=app_hash, proposer=VALIDATORS[0].pubkey, txs=txs,
+                           evidence=(evidence or {}).get(h, ()))
         cert = CommitCertificate.from_votes(
             [Vote.create(k, CHAIN, VoteType.PRECOMMIT, h, 0, block.hash) for k in VALIDATORS[:3]])
         result = sm.apply_block(exec_block(block))
