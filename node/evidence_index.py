@@ -7,11 +7,13 @@ re-applying blocks at start-up rewrites the same keys. Two keys per piece:
     b"E" + height(8) + index(2)  -> the encoded evidence (``DuplicateVote``), block order
     b"e" + height(8) + validator(32) + round(4) + type(1) of the equivocation -> commit height
 
-The first lists evidence by the height of the block that committed it; the second answers
-"is this equivocation already committed?" (``App.validate_block`` refuses a block repeating
-one, and the pool drops it). Not pruned with blocks: a piece is ~300 bytes, and the record
-of who double-signed is the point of keeping it. A node started from a snapshot knows only
-the evidence of blocks it applied itself.
+The first lists evidence by the height of the block that committed it; the second finds
+one equivocation's commit height. A query, never a rule: a node started from a snapshot
+knows only the evidence of blocks it applied itself, so whether a block's evidence repeats
+a committed offence is decided by the state (state/offences.py, read by
+``NodeApp.validate_block``, the pool's filter and replay), which every node holds alike. Not
+pruned with blocks: a piece is ~300 bytes, and the record of who double-signed is the point
+of keeping it.
 """
 
 from __future__ import annotations
@@ -63,16 +65,6 @@ def committed_at(db: Any, key: Key) -> int | None:
     """The height of the block that committed this equivocation, if any did."""
     raw = db.get(_key_bytes(key))
     return None if raw is None else int(_H.unpack(raw)[0])
-
-
-def offence_committed_at(db: Any, offence: tuple[int, bytes]) -> int | None:
-    """The height of the block that committed evidence of this (height, validator), in any
-    round or step, if any did: one offence is recorded once (consensus/evidence.py)."""
-    height, validator = offence
-    with db.iterator(prefix=_BY_KEY + _H.pack(height) + validator, include_key=False) as it:
-        for raw in it:
-            return int(_H.unpack(raw)[0])
-    return None
 
 
 def committed(db: Any, height: int | None = None, limit: int = 100) -> Iterator[tuple[int, DuplicateVote]]:

@@ -7,9 +7,10 @@ lives in ``HOME/data/evidence/pending.bin`` (the encoded items, msgpack), rewrit
 atomically (temp file, fsync, rename) at every change; changes are rare (one per
 equivocation, one per commit that includes some).
 
-What enters: evidence that passes the stateless check against the validator set and is
-not committed yet (the block store's index, node/evidence_index.py, says which is). What
-leaves: evidence a committed block holds. The consensus core keeps its own copy to
+What enters: evidence that passes the stateless check against the validator set and
+whose offence no block may carry any more (committed, as the state records it, or older
+than the genesis evidence max age: ``ConsensusDriver._committed``). What leaves: evidence a
+committed block holds, and evidence that expires. The consensus core keeps its own copy to
 propose from; the driver feeds it the pool at start and every new piece (node/driver.py).
 Bounded by ``MAX_PENDING``: a validator that equivocates at every height cannot fill a
 disk; the oldest heights are kept (they are the ones to commit first).

@@ -3,8 +3,8 @@
 Everything lives in memory for speed; the store is the record. Every mutation is marked
 in one ``WriteTracker`` (state/tracker.py) by the code that makes it: ``Pools`` marks an
 account on every balance change, ``Account`` setters and state/funding.py mark settings
-and positions, ``touch_*`` mark orders, nonces, markets, oracle submissions and armings
-(tests/state/test_write_tracking.py rejects any other direct write). ``collect_writes``
+and positions, ``touch_*`` mark orders, nonces, markets, oracle submissions, armings and
+committed offences (tests/state/test_write_tracking.py rejects any other direct write). ``collect_writes``
 turns exactly those into the block's write set, sorted by key, which both the LevelDB
 batch and the app hash consume. Derived structures (open-order aggregates, position
 holders, index prices, the liquidation watch's heaps) are rebuilt by ``load_records``.

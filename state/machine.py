@@ -88,7 +88,7 @@ class ExecBlock:
     ``offences``: the (height, validator) of each piece of the block's equivocation evidence,
     in block order (``DuplicateVote.offence``, checked by consensus); the state records them
     (state/offences.py). Every caller that executes a consensus block passes them
-    (node/execution.py ``exec_block``); a block without evidence has none."""
+    (node/execblock.py ``exec_block``); a block without evidence has none."""
 
     height: int
     time_ms: int

@@ -84,22 +84,6 @@ def test_committed_evidence_is_indexed_by_height_and_by_equivocation(tmp_path: P
         store.close()
 
 
-def test_an_offence_committed_in_one_round_is_committed_for_every_round(tmp_path: Path) -> None:
-    """Round 0's proof committed at height 3: round 1's proof (or the precommits') of the
-    same validator and height is that offence, already recorded; another height is not."""
-    store = BlockStore(str(tmp_path / "blocks"))
-    try:
-        with store.db.write_batch() as wb:
-            for k, v in evidence_index.puts(3, [ev(2)]):
-                wb.put(k, v)
-        for same in (ev(2), ev(2, round_=1), ev(2, round_=4, vote_type=VoteType.PRECOMMIT)):
-            assert evidence_index.offence_committed_at(store.db, same.offence) == 3
-        assert evidence_index.offence_committed_at(store.db, ev(1).offence) is None
-        assert evidence_index.offence_committed_at(store.db, ev(20).offence) is None
-    finally:
-        store.close()
-
-
 def test_json_shapes() -> None:
     e = ev(4, round_=2, vote_type=VoteType.PRECOMMIT)
     doc = evidence_json(e)
