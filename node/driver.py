@@ -216,6 +216,10 @@ class ConsensusDriver:
             self._queued.append((event, size))
             self._queued_bytes += size
             return
+        if type(event) is EvidenceReceived and self._committed(event.evidence):
+            # committed (or expired) by the block it waited behind: the core, which forgot the
+            # offence when it decided that block, would propose it again in blocks no node accepts
+            return
         try:
             actions = self.core.handle(event)
         except Exception:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from consensus.block import Block, make_block
+from consensus.events import EvidenceReceived
 from consensus.evidence import DuplicateVote, check_block_evidence
 from consensus.messages import Vote, VoteType
 from consensus.validators import ValidatorSet
@@ -150,3 +151,26 @@ def test_a_replay_from_a_snapshot_catches_an_offence_committed_again_after_it(tm
             src.close()
         assert not report.ok and report.divergence_height == 5, report.reason
         assert "EVIDENCE_DUPLICATE" in report.reason
+
+
+def test_evidence_that_waited_behind_the_block_committing_it_does_not_reach_the_core(tmp_path: Path) -> None:
+    """A peer's piece arrives while the block carrying its offence executes: the state does
+    not record it yet, so it is queued; fed once the block is stored, it must not reach the
+    core, which forgot the offence on deciding that block and would propose it again in
+    every block it proposes (each refused by all, a nil round each time)."""
+    g = genesis()
+    sm = chain_to(g, 4, {4: equivocation(3)})
+    blocks = BlockStore(str(tmp_path / "blocks"))
+    try:
+        d, _ = fake_driver(sm, g, EvidencePool(tmp_path / "evidence"), blocks)
+        handled: list[Any] = []
+        d.core = SimpleNamespace(handle=lambda event: handled.append(event) or [])
+        d.stopped, d.halted, d.committing, d._wal_sync = False, None, False, None
+        del d.feed  # the real one
+        d.feed(EvidenceReceived(equivocation(3, round_=1)))
+        assert handled == []
+        fresh = EvidenceReceived(equivocation(4))
+        d.feed(fresh)
+        assert handled == [fresh]
+    finally:
+        blocks.close()
