@@ -2,7 +2,8 @@
 
 Both methods must be deterministic functions of their inputs and of committed state:
 ``validate_block`` decides this node's prevote, so two honest nodes must give the same
-answer for the same block, and neither may do I/O that can fail differently per node.
+answer for the same block, and neither may do I/O that can fail differently per node, nor
+read what only some nodes hold (a block store lacks the blocks before a node's snapshot).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ class App(Protocol):
         ...
 
     def validate_block(self, block: Block) -> bool:
-        """The state machine's stateless check of a proposed block (tx decoding, sizes)."""
+        """The application's check of a proposed block of the core's current height, against
+        the committed state of the height before it (tx sizes; no evidence repeating an
+        offence that state records as committed)."""
         ...
 
 
