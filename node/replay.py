@@ -21,8 +21,8 @@ Equivocation evidence in a block is re-checked as consensus checked it (both sig
 one validator of the set, conflicting votes of an earlier height no older than the
 genesis ``evidence.max_age_blocks``, no offence the replayed state records as committed:
 the rule ``NodeApp.validate_block`` applies); a block with evidence that fails is a
-divergence. The report lists every
-committed equivocation: double-signing is visible to anyone replaying the chain.
+divergence. The report lists every committed equivocation: double-signing is visible to
+anyone replaying the chain.
 """
 
 from __future__ import annotations
