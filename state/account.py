@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from state.book import NO_EXPIRY
 from state.lending import Pools
 
 #: the reserved sub-account name prefix of an isolated-margin account (state/isolated.py):
@@ -89,7 +90,7 @@ class Position:
 
 class Account:
     __slots__ = (
-        "address", "cloids", "dead_man", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
+        "address", "cloids", "dead_man", "expiry_floor", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
         "positions", "scaled", "triggers", "unwind", "watch",
     )
 
@@ -108,6 +109,9 @@ class Account:
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open or trigger order (derived)
         self.triggers: dict[int, int] = {}  # oid -> market of a waiting trigger order (derived)
+        # derived: a lower bound on the expiries of its open good-til-time orders (NO_EXPIRY:
+        # none), so that asking whether it holds an expired one is O(1) (state/lapse.py)
+        self.expiry_floor = NO_EXPIRY
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
         self.orders: dict[int, list[int]] = {}
 

@@ -52,6 +52,7 @@ class Code(IntEnum):
     ORDER_EXPIRED = 517  # a good-til-time order whose expiry is not after the block time
     BAD_DECIMAL = 518  # a Hyperliquid price or size off its rules or off the market's tick or lot (state/hlexec.py)
     DEAD_MAN_PENDING = 519  # the account's due dead-man switch cannot run in this block yet (state/lifetimes.py)
+    EXPIRY_PENDING = 520  # the account's expired orders cannot all be removed in this block yet (state/lifetimes.py)
     # funds and risk (6xx)
     INSUFFICIENT_BALANCE = 600
     INSUFFICIENT_MARGIN = 601

@@ -421,6 +421,7 @@ class Exchange:
             acct.add_order(order.market, order.is_buy, order.size, order.price * order.size * self.markets[order.market].tick_value)
             if order.expires_at:
                 self.order_expiries.append((order.expires_at, order.oid, order.market))
+                acct.expiry_floor = min(acct.expiry_floor, order.expires_at)
         heapq.heapify(self.order_expiries)
         trigs.sort(key=lambda t: t.oid)
         for trig in trigs:

@@ -117,6 +117,10 @@ def handle_modify(ex: Exchange, acct: Account, a: Modify) -> ActionResult:
     if acct.triggers and triggers.find_trigger(ex, acct, a.market, a.oid, a.cloid) is not None:
         raise TxError(Code.UNKNOWN_ORDER, "that is a trigger order: change it with modify_trigger")
     order = ex.find_order(acct, a.market, a.oid, a.cloid)
+    if lapse.lapsed(ex, order, lapse.switches_due(ex)):
+        # (apply_tx removed the account's lapsed orders before it acted; a lapsed order is
+        # gone, as an expired one is on Hyperliquid, never modified)
+        raise TxError(Code.UNKNOWN_ORDER, "no such open order for this account in this market (it has lapsed)")
     if a.price == order.price and 0 < a.size < order.size:
         market = ex.markets[order.market]
         if not order.reduce_only and order.price * a.size * market.tick_value < market.min_notional:
@@ -222,6 +226,11 @@ def apply_tx(ex: Exchange, tx: SignedTx) -> Receipt:
     if lapse.switches_due(ex):  # its due dead-man switch, not yet run by the sweep, runs before it acts
         try:
             lifetimes.must_run_due_switch(ex, account)
+        except TxError as err:
+            return Receipt(tx_hash, err.code, err.message, signer, kind)
+    if lapse.expiries_due(ex):  # so do its expired orders the sweep has not taken (state/lifetimes.py)
+        try:
+            lifetimes.must_clear_expired(ex, account)
         except TxError as err:
             return Receipt(tx_hash, err.code, err.message, signer, kind)
     if isinstance(action, _BATCH):

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from state import agents, hlassets, isolated
+from state import agents, hlassets, isolated, lapse
 from state.errors import Code, TxError
 from state.exchange import Exchange
 from state.hltx import HlAction
@@ -230,6 +230,8 @@ def _modify(ex: Exchange, account: bytes, m: Any) -> list[Any]:
             resting = ex.find_order(acct, market, oid, cloid)
         except TxError:
             resting = None
+    if resting is not None and lapse.lapsed(ex, resting, lapse.switches_due(ex)):
+        resting = None  # gone (removed before the account acts): never a cancel and a new order
     if resting is None:  # the handler answers UNKNOWN_ORDER (or modifies nothing) with its usual code
         return [Modify(market, oid, cloid, new.price, new.size)]
     same = (resting.is_buy == new.is_buy and resting.tif == int(new.tif) and resting.reduce_only == new.reduce_only

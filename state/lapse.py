@@ -29,6 +29,7 @@ from state.account import ISOLATED_PREFIX
 from state.book import NO_EXPIRY, Book, Level, Order
 
 if TYPE_CHECKING:
+    from state.account import Account
     from state.exchange import Exchange
 
 #: the most resting orders ``crosses`` reads for one ALO or IOC (as ``risk.WALK_ORDERS`` for
@@ -42,6 +43,39 @@ def switches_due(ex: Exchange) -> bool:
     False means none is; True means look at the owner)."""
     dead = ex.dead_men
     return bool(dead) and dead[0][0] <= ex.time_ms
+
+
+def expiries_due(ex: Exchange) -> bool:
+    """Whether some good-til-time order may have expired and not yet been swept (a cheap
+    filter, as ``switches_due``: the top of the ``order_expiries`` heap; a stale top only
+    costs a look at the account)."""
+    heap = ex.order_expiries
+    return bool(heap) and heap[0][0] < ex.time_ms
+
+
+def expired_of(ex: Exchange, acct: Account) -> list[Order]:
+    """The open orders of ``acct`` past their good-til-time expiry, by oid. O(1) while the
+    account's ``expiry_floor`` is not past the block time; otherwise its open orders (at most
+    ``max_open_orders_per_account``) are read once and the floor is tightened to the
+    earliest expiry of those that have not expired (the expired ones are about to go; the
+    caller lowers it again if they stay). The floor is derived: it changes how, never what."""
+    now = ex.time_ms
+    if acct.expiry_floor >= now:
+        return []
+    books = ex.books
+    out: list[Order] = []
+    floor = NO_EXPIRY
+    for oid in sorted(acct.open_orders):
+        order = books[acct.open_orders[oid]].orders[oid]
+        expires = order.expires_at
+        if not expires:
+            continue
+        if expires < now:
+            out.append(order)
+        elif expires < floor:
+            floor = expires
+    acct.expiry_floor = floor
+    return out
 
 
 def switch_due(ex: Exchange, owner: bytes) -> bool:

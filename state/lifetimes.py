@@ -34,7 +34,10 @@ switches run before their account acts) comes out of a second per-block allowanc
 backlog, or a few due accounts acting, would undo the bound. A taker that finds it spent
 passes over the lapsed orders it meets (left on the book) to the good ones behind, reading
 at most ``lapse.CROSS_SCAN`` resting orders, and stops there; an account whose switch it
-cannot cover gets ``DEAD_MAN_PENDING`` and retries later. Only what changes the state counts
+cannot cover gets ``DEAD_MAN_PENDING`` and retries later. The account's expired orders
+not yet swept go the same way before it acts (``must_clear_expired``, ``EXPIRY_PENDING``
+when the allowance cannot cover them): a lapsed order is gone for its owner, never modified,
+cancelled as if open, or counted in its margin. Only what changes the state counts
 against either budget, never a heap entry: a node restarted mid-sweep, whose rebuilt heaps
 hold no stale entries, cancels the same orders in the same blocks.
 
@@ -56,7 +59,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Final
 
-from state import isolated, matching, trigbook
+from state import isolated, lapse, matching, trigbook
 from state.errors import Code, TxError
 from state.events import DeadManFired
 from state.receipts import ActionResult
@@ -156,6 +159,45 @@ def must_run_due_switch(ex: Exchange, address: bytes) -> None:
                       "orders to cancel, more than this block can take: retry in a later block")
     ex.lapse_left -= work
     _fire(ex, acct, None)
+
+
+def clear_expired(ex: Exchange, holders: list[Account]) -> bool:
+    """Remove the expired orders of ``holders`` that the sweep has not taken yet (reason
+    "expired", by holder then oid), each one from the block's ``lapse_left``. When that
+    cannot cover them all, nothing is removed and the answer is False. An expired order
+    must not count in its owner's margin (state/risk.py counts every open order at its
+    worst case), lock its balance, or be modified or cancelled as if it were open; removing
+    them before the account's margin is judged keeps that exact at no cost to the margin
+    code. The work is bounded: the account's open orders are read only while its
+    ``expiry_floor`` is past (``lapse.expired_of``), and what is removed is paid from the
+    block's allowance, as a taker's removals are."""
+    expired = [o for h in holders for o in lapse.expired_of(ex, h)]
+    if not expired:
+        return True
+    if len(expired) > ex.lapse_left:
+        for o in expired:  # they stay: the floor must not pass them
+            acct = ex.accounts[o.owner]
+            acct.expiry_floor = min(acct.expiry_floor, o.expires_at)
+        return False
+    ex.lapse_left -= len(expired)
+    for o in expired:
+        matching.cancel_order(ex, o, "expired")
+    return True
+
+
+def must_clear_expired(ex: Exchange, address: bytes) -> None:
+    """Before ``address`` acts (handlers.apply_tx), after its due switch: ``clear_expired``
+    of the account and its isolated accounts. When the block's allowance cannot cover them
+    the transaction is refused (``EXPIRY_PENDING``, nothing changed) and the account retries
+    in a later block, as with ``DEAD_MAN_PENDING``."""
+    acct = ex.accounts.get(address)
+    if acct is None:
+        return
+    holders = _holders(ex, acct) if ex.subs else [acct]
+    if not clear_expired(ex, holders):
+        raise TxError(Code.EXPIRY_PENDING,
+                      "the account holds more expired orders not yet swept than this block can remove: "
+                      "retry in a later block")
 
 
 def _next_expiry(ex: Exchange, now: int) -> tuple[int, int, int] | None:

@@ -185,6 +185,7 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     ex.touch_order(order)
     if order.expires_at:  # good-til-time: state/lifetimes.py expires it (lazy heap)
         heapq.heappush(ex.order_expiries, (order.expires_at, oid, market.market_id))
+        acct.expiry_floor = min(acct.expiry_floor, order.expires_at)
     return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills),
                         clipped=clipped)
 

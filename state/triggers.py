@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from state import lapse, matching, risk
+from state import lapse, lifetimes, matching, risk
 from state.errors import Code, TxError
 from state.events import Triggered
 from state.genesis import MarketSpec
@@ -331,6 +331,11 @@ def fire(ex: Exchange, t: Trigger, ref: int) -> None:
     else:
         price, tif = t.limit, Tif.GTC
     o = PlaceOrder(t.market, t.is_buy, price, size, tif, t.reduce_only, t.cloid)
+    if lapse.expiries_due(ex):
+        # its owner's expired orders go before its margin is judged, as before a transaction
+        # of the account; if the block's allowance cannot cover them they stay and count (the
+        # conservative side: the order may be refused, never under-margined)
+        lifetimes.clear_expired(ex, [acct])
     try:
         mkt, size = matching.must_valid_order(ex, acct, o)
     except TxError:

@@ -280,3 +280,21 @@ def test_one_signature_encoding_on_chain(chain: Chain) -> None:
     body = {"action": order_action(order_wire(BTC_ASSET, True, "59000", "0.01")), "nonce": chain.time + 1,
             "signature": {"r": "0x" + sig[:32].hex(), "s": "0x" + sig[32:64].hex(), "v": sig[64] - 27}}
     assert hltx.tx_from_request(body) == raw
+
+
+def test_a_modify_of_a_lapsed_order_fails_and_places_nothing(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modify that Hyperliquid would do as a cancel and a new order (here: a new time in
+    force) of an order whose dead-man switch is due and not yet swept: the switch runs before
+    the account acts, and the modify answers as for an unknown order; no new order rests."""
+    from state import lifetimes
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)
+    r = chain.block(sdk_l1(ALICE, order_action(order_wire(BTC_ASSET, True, "59000", "0.01")), chain.time + 1)).receipts[0]
+    oid = r.results[0].oid
+    deadline = chain.time + chain.genesis.schedule_cancel_min_ms + 1_000
+    r = chain.block(sdk_l1(ALICE, {"type": "scheduleCancel", "time": deadline}, chain.time + 1)).receipts[0]
+    assert r.code == Code.OK, r
+    chain.time = deadline
+    m = {"type": "modify", "oid": oid, "order": order_wire(BTC_ASSET, True, "59500", "0.01", tif="Alo")}
+    r = chain.block(sdk_l1(ALICE, m, chain.time + 1)).receipts[0]
+    assert [x.code for x in r.results] == [Code.UNKNOWN_ORDER]
+    assert not chain.ex.books[BTC_PERP].orders and not chain.ex.accounts[ALICE.address].open_orders

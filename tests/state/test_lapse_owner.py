@@ -1,0 +1,104 @@
+"""An order that has lapsed (past its good-til-time expiry, or under its owner's due
+dead-man switch) and that the bounded sweep has not removed yet is gone for its owner too:
+it is removed before the account acts (within the block's ``TX_LAPSE_BUDGET``), so a modify
+or cancel of it answers as for an unknown order, and it never counts in the account's margin
+(state/lifetimes.py ``clear_expired``). Blocks of the test chain are 1,000 ms apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from state import lifetimes, records
+from state.errors import Code
+from state.receipts import Cancelled
+from state.tx import Batch, Cancel, Modify, PlaceOrder, Tif, Withdraw
+from tests.harness import BTC_PERP, BTC_SPOT, USDC, Chain, key
+
+A, B = key(50), key(51)
+USD = 10**6
+
+
+def _chain() -> Chain:
+    c = Chain()
+    for k in (A, B):
+        c.fund(k, USDC, 10**15)
+    return c
+
+
+def _bid(price: int, expires_at: int | None = None, size: int = 10) -> PlaceOrder:
+    return PlaceOrder(BTC_SPOT, True, price, size, Tif.GTC, False, None, expires_at)
+
+
+def _cancelled(result: Any) -> list[tuple[int, str]]:
+    return [(e.oid, e.reason) for _, e in result.events if isinstance(e, Cancelled)]
+
+
+@pytest.fixture(autouse=True)
+def _no_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 0)  # what lapses stays on the book
+
+
+@pytest.mark.parametrize("modify", [
+    Modify(BTC_SPOT, None, None, 59_000, 5),  # size down at the same price: the in-place path
+    Modify(BTC_SPOT, None, None, 59_100, 10),  # a new price: the replace path
+])
+def test_a_modify_of_an_expired_order_fails_as_for_an_unknown_order(modify: Modify) -> None:
+    c = _chain()
+    expiry = c.time + 5_000
+    oid = c.result(A, _bid(59_000, expiry)).oid
+    c.time = expiry
+    r = c.block(c.sign(A, Modify(modify.market, oid, None, modify.price, modify.size)))
+    assert r.receipts[0].code == Code.UNKNOWN_ORDER
+    assert _cancelled(r) == [(oid, "expired")]  # removed once, as the sweep would
+    assert not c.ex.books[BTC_SPOT].orders and not c.ex.accounts[A.address].open_orders
+    assert A.pubkey in c._nonce and c.ex.nonces[A.address]  # the nonce is used
+
+
+def test_a_cancel_of_an_expired_order_says_it_is_gone_and_emits_once() -> None:
+    c = _chain()
+    expiry = c.time + 5_000
+    oid = c.result(A, _bid(59_000, expiry)).oid
+    live = c.result(A, _bid(58_000)).oid
+    c.time = expiry
+    r = c.block(c.sign(A, Batch((Cancel(BTC_SPOT, oid, None), Cancel(BTC_SPOT, live, None)))))
+    assert [x.code for x in r.receipts[0].results] == [Code.UNKNOWN_ORDER, Code.OK]
+    assert _cancelled(r) == [(oid, "expired"), (live, "cancelled")]
+    assert _cancelled(c.block()) == []
+
+
+def test_an_account_whose_expired_orders_the_block_cannot_cover_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
+    c = _chain()
+    expiry = c.time + 5_000
+    oids = [x.oid for x in c.run(A, Batch(tuple(_bid(59_000 + i, expiry) for i in range(4)))).results]
+    c.time = expiry
+    before = dict(c.ex.snapshot_records())
+    r = c.block(c.sign(A, Modify(BTC_SPOT, oids[0], None, 59_000, 5)))
+    assert r.receipts[0].code == Code.EXPIRY_PENDING and _cancelled(r) == []
+    after = dict(c.ex.snapshot_records())
+    changed = {k[:1] for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed <= {records.NONCE, records.COUNTERS, records.MARKET}  # its nonce is used (and the block ran)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 4)
+    r = c.block(c.sign(A, _bid(58_000)))
+    assert r.receipts[0].code == Code.OK and _cancelled(r) == [(o, "expired") for o in oids]
+
+
+def test_expired_orders_do_not_count_in_their_owners_margin() -> None:
+    """A perp bid that uses most of the account's initial margin, expired and not swept:
+    the account may withdraw and place orders as if it were gone (it is, before it acts)."""
+    c = Chain()
+    c.fund(A, USDC, 10_000 * USD)
+    c.fund(B, USDC, 10_000 * USD)
+    expiry = c.time + 5_000
+    oid = c.result(A, PlaceOrder(BTC_PERP, True, 59_000, 25_000, Tif.GTC, False, None, expiry)).oid
+    assert c.run(A, Withdraw(USDC, 5_000 * USD, A.address)).code == Code.INSUFFICIENT_MARGIN
+    c.time = expiry
+    r = c.block(c.sign(A, Withdraw(USDC, 5_000 * USD, A.address)))
+    assert r.receipts[0].code == Code.OK and _cancelled(r) == [(oid, "expired")]
+    c.result(B, PlaceOrder(BTC_PERP, True, 59_000, 25_000, Tif.GTC, False, None, c.time + 3_000))
+    assert c.result(B, PlaceOrder(BTC_PERP, True, 59_000, 10_000, Tif.GTC, False, None)).code == Code.INSUFFICIENT_MARGIN
+    c.time += 3_000
+    assert c.result(B, PlaceOrder(BTC_PERP, True, 59_000, 10_000, Tif.GTC, False, None)).status == "resting"
+
