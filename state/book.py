@@ -13,6 +13,7 @@ walk that counts orders against a bound counts live ones only. Priority after a 
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections import deque
 from collections.abc import Iterator
 from typing import Final
@@ -81,7 +82,8 @@ LEVEL_SLACK: Final = 32
 
 
 class Level:
-    __slots__ = ("count", "dead", "firm", "floor", "orders", "price", "total")
+    __slots__ = ("buckets", "count", "cut", "dead", "expiries", "firm", "floor", "orders", "price", "total", "xcount",
+                 "xfirm", "xtotal")
 
     def __init__(self, price: int) -> None:
         self.price = price
@@ -100,6 +102,38 @@ class Level:
         # derived, a lower bound on the expiries of its good-til-time orders: a level whose
         # floor is not past the block time holds no expired order (state/lapse.py)
         self.floor = NO_EXPIRY
+        # derived (state/lapse.py ``count_expired``): the live good-til-time orders whose
+        # expiry is at or after ``cut``, by expiry: [count, size, not-reduce-only size]; a
+        # min-heap of those expiries (an entry whose bucket has gone is skipped); and the
+        # same sums of the live orders whose expiry is before ``cut``, counted as expired
+        self.buckets: dict[int, list[int]] = {}
+        self.expiries: list[int] = []
+        self.cut = 0
+        self.xcount = 0
+        self.xtotal = 0
+        self.xfirm = 0
+
+    def _expiry_sums(self, order: Order, n: int, size: int) -> None:
+        """Add ``n`` orders and ``size`` lots of ``order``'s kind to the sums its expiry
+        belongs in (``n``, ``size`` negative to take away)."""
+        e = order.expires_at
+        firm = 0 if order.reduce_only else size
+        if e < self.cut:
+            self.xcount += n
+            self.xtotal += size
+            self.xfirm += firm
+            return
+        b = self.buckets.get(e)
+        if b is None:
+            b = self.buckets[e] = [0, 0, 0]
+            heapq.heappush(self.expiries, e)
+            if len(self.expiries) > 2 * len(self.buckets) + LEVEL_SLACK:  # amortized O(1) a push
+                self.expiries = sorted(self.buckets)  # (sorted: a heap)
+        b[0] += n
+        b[1] += size
+        b[2] += firm
+        if not b[0]:
+            del self.buckets[e]
 
     def head(self) -> Order | None:
         """The oldest live order, discarding dead ones it passes."""
@@ -164,8 +198,10 @@ class Book:
             bisect.insort(prices, order.price)
         level.orders.append(order)
         level.count += 1
-        if order.expires_at and order.expires_at < level.floor:
-            level.floor = order.expires_at
+        if order.expires_at:
+            if order.expires_at < level.floor:
+                level.floor = order.expires_at
+            level._expiry_sums(order, 1, order.size)
         level.total += order.size
         if not order.reduce_only:
             level.firm += order.size
@@ -179,6 +215,8 @@ class Book:
         level.total -= by
         if not order.reduce_only:
             level.firm -= by
+        if order.expires_at:
+            level._expiry_sums(order, -1 if order.size == 0 else 0, -by)
         if order.size == 0:
             self._unlink(order)
 
@@ -189,6 +227,8 @@ class Book:
         level.total -= order.size
         if not order.reduce_only:
             level.firm -= order.size
+        if order.expires_at:
+            level._expiry_sums(order, -1, -order.size)
         self._unlink(order)
 
     def _unlink(self, order: Order) -> None:

@@ -6,11 +6,12 @@ or cancel of it answers as for an unknown order, and it never counts in the acco
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import pytest
 
-from state import lifetimes, records
+from state import lapse, lifetimes, records
 from state.errors import Code
 from state.receipts import Cancelled
 from state.tx import Batch, Cancel, Modify, PlaceOrder, Tif, Withdraw
@@ -102,3 +103,62 @@ def test_expired_orders_do_not_count_in_their_owners_margin() -> None:
     c.time += 3_000
     assert c.result(B, PlaceOrder(BTC_PERP, True, 59_000, 10_000, Tif.GTC, False, None)).status == "resting"
 
+
+
+class _Unread(deque[Any]):
+    """A level's order deque that must not be read (iterated) by a depth reader."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the depth reader visited the level's orders")
+
+
+def _brute(ex: Any, market: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """The book's depth without expired orders, counted order by order."""
+    book, now = ex.books[market], ex.time_ms
+    out: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] = ([], [])
+    for side, rows, best_first in ((book.bids, out[0], True), (book.asks, out[1], False)):
+        for p in sorted(side, reverse=best_first):
+            good = [o for o in side[p].orders if o.live and not (o.expires_at and o.expires_at < now)]
+            if good:
+                rows.append((p, sum(o.size for o in good), len(good)))
+    return out
+
+
+def test_depth_reads_count_an_expired_backlog_once_and_match_a_restarted_node(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expired orders the sweep has not taken: the depth readers count each expiry once into
+    the level's expired sums and read the level in O(1) after that (no visit of its
+    orders), and the depth is exactly that of the orders still good, the same on a node
+    restarted at any height (the sums are derived, rebuilt on load)."""
+    monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 2)
+    monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 2)
+    c = _chain()
+    t0 = c.time
+    orders = [_bid(59_000, t0 + 4_000 + (i % 3) * 1_000, size=10 + i) for i in range(12)]
+    c.run(A, Batch(tuple(orders)))
+    c.result(B, _bid(59_000, size=5))
+    c.result(B, _bid(59_000, t0 + 60_000, size=6))
+    seen = []
+    for step in range(8):
+        if step == 2:  # B's GTT order shrinks (size-down modify): its expiry's sums follow
+            oid = next(o.oid for o in c.ex.books[BTC_SPOT].orders.values() if o.owner == B.address and o.expires_at)
+            assert c.result(B, Modify(BTC_SPOT, oid, None, 59_000, 3)).status == "resting"
+        elif step == 4:  # a taker meets the level: removes expired orders (allowance), fills good ones
+            c.run(B, PlaceOrder(BTC_SPOT, False, 59_000, 4, Tif.IOC, False, None))
+        else:
+            c.block()
+        depth = lapse.depth(c.ex, BTC_SPOT, 5)
+        assert depth == _brute(c.ex, BTC_SPOT), step
+        node = c.fork()
+        assert lapse.depth(node.ex, BTC_SPOT, 5) == depth, step
+        level = c.ex.books[BTC_SPOT].bids.get(59_000)
+        if level is not None and any(o.live and o.expires_at and o.expires_at < c.ex.time_ms for o in level.orders):
+            kept = level.orders
+            level.orders = _Unread(kept)
+            try:
+                assert lapse.level_depth(c.ex, level, False) == (depth[0][0][1], depth[0][0][1], depth[0][0][2])
+                assert lapse.firm_depth(c.ex, level, False) == depth[0][0][1]
+            finally:
+                level.orders = kept
+            seen.append(step)
+    assert len(seen) >= 3, seen  # the backlog was read without visiting it
