@@ -14,11 +14,12 @@ import pytest
 from state import lapse, lifetimes, records
 from state.errors import Code
 from state.receipts import Cancelled
-from state.tx import Batch, Cancel, Modify, PlaceOrder, Tif, Withdraw
+from state.tx import Batch, Cancel, Modify, PlaceOrder, PlaceTrigger, Tif, Withdraw
 from tests.harness import BTC_PERP, BTC_SPOT, USDC, Chain, key
+from tests.state.riskkit import risk_chain, set_prices
 
 A, B = key(50), key(51)
-USD = 10**6
+USD = 10**6  # micro-USDC per dollar
 
 
 def _chain() -> Chain:
@@ -162,3 +163,20 @@ def test_depth_reads_count_an_expired_backlog_once_and_match_a_restarted_node(
                 level.orders = kept
             seen.append(step)
     assert len(seen) >= 3, seen  # the backlog was read without visiting it
+
+
+def test_a_firing_trigger_is_judged_without_its_owners_expired_orders() -> None:
+    """A stop-limit buy fires on a rising price; its owner's perp bid that expired before
+    (not swept) would push the new order past initial margin at the higher mark: it is
+    removed first (from the block's allowance) and the trigger's order rests."""
+    c = risk_chain()
+    c.fund(A, USDC, 10_000 * USD)
+    trig = c.result(A, PlaceTrigger(BTC_PERP, True, 2_000, 61_000, 1, False, 61_100, False, None))
+    assert trig.status == "waiting"
+    expiry = c.time + 5_000
+    gtt = c.result(A, PlaceOrder(BTC_PERP, True, 59_000, 30_000, Tif.GTC, False, None, expiry)).oid
+    c.time = expiry
+    set_prices(c, btc=61_000 * USD)
+    fired = c.ex.books[BTC_PERP].orders.get(trig.oid)
+    assert fired is not None and fired.price == 61_100  # rests, not "trigger_rejected"
+    assert gtt not in c.ex.books[BTC_PERP].orders
