@@ -16,9 +16,9 @@ next touch). Balances are kept by state/lending.py (``scaled``/``idle``); ``bala
 
 from __future__ import annotations
 
+import heapq
 from typing import Any, Final
 
-from state.book import NO_EXPIRY
 from state.lending import Pools
 
 #: the reserved sub-account name prefix of an isolated-margin account (state/isolated.py):
@@ -88,9 +88,53 @@ class Position:
         return [self.size, self.entry_notional, self.realized_pnl, self.funding_index, self.epoch]
 
 
+class Expiries:
+    """Derived: an account's open good-til-time orders by expiry, so that how many of them
+    have expired, and which, is known without reading its other orders (state/lapse.py
+    ``expired_of``): the oids per expiry not yet passed, a min-heap of those expiries (an
+    entry whose bucket has gone is skipped; rebuilt once they outnumber the buckets), and
+    the oids whose expiry a block time has passed. Rebuilt on load from the orders."""
+
+    __slots__ = ("buckets", "expired", "heap")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, set[int]] = {}
+        self.heap: list[int] = []
+        self.expired: set[int] = set()
+
+    def add(self, oid: int, expires_at: int) -> None:
+        b = self.buckets.get(expires_at)
+        if b is None:
+            b = self.buckets[expires_at] = set()
+            heapq.heappush(self.heap, expires_at)
+            if len(self.heap) > 2 * len(self.buckets) + 32:  # amortized O(1) a push
+                self.heap = sorted(self.buckets)  # (sorted: a heap)
+        b.add(oid)
+
+    def discard(self, oid: int, expires_at: int) -> None:
+        """The order left the book (cancelled, filled)."""
+        if oid in self.expired:
+            self.expired.discard(oid)
+            return
+        b = self.buckets.get(expires_at)
+        if b is not None:
+            b.discard(oid)
+            if not b:
+                del self.buckets[expires_at]
+
+    def advance(self, now: int) -> set[int]:
+        """The oids whose expiry is before ``now`` (moved over once per expiry)."""
+        heap, buckets = self.heap, self.buckets
+        while heap and heap[0] < now:
+            b = buckets.pop(heapq.heappop(heap), None)
+            if b:
+                self.expired |= b
+        return self.expired
+
+
 class Account:
     __slots__ = (
-        "address", "cloids", "dead_man", "expiry_floor", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
+        "address", "cloids", "dead_man", "expiries", "idle", "lend_off", "leverage", "open_orders", "orders", "pools",
         "positions", "scaled", "triggers", "unwind", "watch",
     )
 
@@ -109,9 +153,8 @@ class Account:
         self.open_orders: dict[int, int] = {}  # oid -> market (derived from the books)
         self.cloids: dict[bytes, int] = {}  # cloid -> oid of an open or trigger order (derived)
         self.triggers: dict[int, int] = {}  # oid -> market of a waiting trigger order (derived)
-        # derived: a lower bound on the expiries of its open good-til-time orders (NO_EXPIRY:
-        # none), so that asking whether it holds an expired one is O(1) (state/lapse.py)
-        self.expiry_floor = NO_EXPIRY
+        # derived: its open good-til-time orders by expiry (None until it rests one)
+        self.expiries: Expiries | None = None
         # market -> [bid lots, bid notional, ask lots, ask notional] of open orders (derived)
         self.orders: dict[int, list[int]] = {}
 

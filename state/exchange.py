@@ -17,7 +17,7 @@ from array import array
 from typing import Any
 
 from state import nonces, records
-from state.account import Account
+from state.account import Account, Expiries
 from state.book import Book, Order
 from state.errors import Code, TxError
 from state.genesis import FEE_ACCOUNT, FUTURE, INSURANCE_ACCOUNT, PERP, SPOT, Genesis, MarketSpec
@@ -421,7 +421,9 @@ class Exchange:
             acct.add_order(order.market, order.is_buy, order.size, order.price * order.size * self.markets[order.market].tick_value)
             if order.expires_at:
                 self.order_expiries.append((order.expires_at, order.oid, order.market))
-                acct.expiry_floor = min(acct.expiry_floor, order.expires_at)
+                if acct.expiries is None:
+                    acct.expiries = Expiries()
+                acct.expiries.add(order.oid, order.expires_at)
         heapq.heapify(self.order_expiries)
         trigs.sort(key=lambda t: t.oid)
         for trig in trigs:

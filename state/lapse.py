@@ -59,29 +59,20 @@ def expiries_due(ex: Exchange) -> bool:
     return bool(heap) and heap[0][0] < ex.time_ms
 
 
+def expired_count(ex: Exchange, acct: Account) -> int:
+    """How many open orders of ``acct`` are past their good-til-time expiry: O(1), plus
+    one heap pop per expiry the block time has newly passed (``Account.expiries``)."""
+    x = acct.expiries
+    return len(x.advance(ex.time_ms)) if x is not None else 0
+
+
 def expired_of(ex: Exchange, acct: Account) -> list[Order]:
-    """The open orders of ``acct`` past their good-til-time expiry, by oid. O(1) while the
-    account's ``expiry_floor`` is not past the block time; otherwise its open orders (at most
-    ``max_open_orders_per_account``) are read once and the floor is tightened to the
-    earliest expiry of those that have not expired (the expired ones are about to go; the
-    caller lowers it again if they stay). The floor is derived: it changes how, never what."""
-    now = ex.time_ms
-    if acct.expiry_floor >= now:
+    """The open orders of ``acct`` past their good-til-time expiry, by oid: O(their number)."""
+    x = acct.expiries
+    if x is None:
         return []
-    books = ex.books
-    out: list[Order] = []
-    floor = NO_EXPIRY
-    for oid in sorted(acct.open_orders):
-        order = books[acct.open_orders[oid]].orders[oid]
-        expires = order.expires_at
-        if not expires:
-            continue
-        if expires < now:
-            out.append(order)
-        elif expires < floor:
-            floor = expires
-    acct.expiry_floor = floor
-    return out
+    oids = x.advance(ex.time_ms)
+    return [ex.books[acct.open_orders[oid]].orders[oid] for oid in sorted(oids)]
 
 
 def switch_due(ex: Exchange, owner: bytes) -> bool:

@@ -25,6 +25,7 @@ import itertools
 from typing import TYPE_CHECKING, Final
 
 from state import dated, lapse, risk, trigbook
+from state.account import Expiries
 from state.book import Order
 from state.errors import Code, TxError
 from state.funding import trade_position
@@ -185,7 +186,9 @@ def execute_order(ex: Exchange, acct: Account, market: MarketSpec, o: PlaceOrder
     ex.touch_order(order)
     if order.expires_at:  # good-til-time: state/lifetimes.py expires it (lazy heap)
         heapq.heappush(ex.order_expiries, (order.expires_at, oid, market.market_id))
-        acct.expiry_floor = min(acct.expiry_floor, order.expires_at)
+        if acct.expiries is None:
+            acct.expiries = Expiries()
+        acct.expiries.add(oid, order.expires_at)
     return ActionResult(OK, oid=oid, status="resting", filled=filled, resting=order.size, fills=tuple(fills),
                         clipped=clipped)
 
@@ -334,6 +337,8 @@ def _settle_perp_side(ex: Exchange, market: MarketSpec, acct: Account, is_buy: b
 
 def _forget_order(acct: Account, order: Order) -> None:
     acct.open_orders.pop(order.oid, None)
+    if order.expires_at and acct.expiries is not None:
+        acct.expiries.discard(order.oid, order.expires_at)
     if order.cloid is not None and acct.cloids.get(order.cloid) == order.oid:
         del acct.cloids[order.cloid]
 

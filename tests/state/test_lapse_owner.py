@@ -130,7 +130,8 @@ def test_depth_reads_count_an_expired_backlog_once_and_match_a_restarted_node(
     """Expired orders the sweep has not taken: the depth readers count each expiry once into
     the level's expired sums and read the level in O(1) after that (no visit of its
     orders), and the depth is exactly that of the orders still good, the same on a node
-    restarted at any height (the sums are derived, rebuilt on load)."""
+    restarted at any height (the sums are derived, rebuilt on load). Each account's orders
+    by expiry (``Account.expiries``) name exactly its expired ones throughout."""
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 2)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 2)
     c = _chain()
@@ -150,6 +151,11 @@ def test_depth_reads_count_an_expired_backlog_once_and_match_a_restarted_node(
             c.block()
         depth = lapse.depth(c.ex, BTC_SPOT, 5)
         assert depth == _brute(c.ex, BTC_SPOT), step
+        for k in (A, B):  # each account's expired orders, as the clear before it acts finds them
+            acct, now = c.ex.accounts[k.address], c.ex.time_ms
+            expired = sorted(o for o, m in acct.open_orders.items() if 0 < c.ex.books[m].orders[o].expires_at < now)
+            assert [o.oid for o in lapse.expired_of(c.ex, acct)] == expired, step
+            assert lapse.expired_count(c.ex, acct) == len(expired), step
         node = c.fork()
         assert lapse.depth(node.ex, BTC_SPOT, 5) == depth, step
         level = c.ex.books[BTC_SPOT].bids.get(59_000)
