@@ -754,10 +754,13 @@ def _spot_borrow_need(ex: Exchange, acct: Account, market: MarketSpec, is_buy: b
 
 def must_afford_order(
     ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int,
-    replacing: Order | None = None,
+    replacing: Order | None = None, *, later: bool = False,
 ) -> None:
     """Raise INSUFFICIENT_* (or a pool code) unless the account can place this order.
-    ``replacing`` is an order of the same account that is cancelled first (a modify)."""
+    ``replacing`` is an order of the same account that is cancelled first (a modify).
+    ``later``: the order trades only when a trigger fires (state/triggers.py), so the
+    risk-reducing exceptions value it at ``price``, its worst, and never at the book it
+    would meet now: a stop-loss below the market is not sold at today's bids."""
     notional = price * size * market.tick_value
     leg: OrderLeg = (market.market_id, is_buy, size, notional)
     if market.is_derivative and size + _same_side_open(acct, market.market_id, is_buy, replacing) \
@@ -768,7 +771,8 @@ def must_afford_order(
         # for (``_walk_notional``: a market close with slippage is judged by the book it
         # meets): a close at the band's far edge into a colluding account realizes a loss that
         # can exceed the account's equity, and that deficit would be the fund's and the lenders'
-        walked: OrderLeg = (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
+        walked: OrderLeg = leg if later else \
+            (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
         now = assess(ex, acct, True, orders=True, drop=replacing)
         with_it = assess(ex, acct, True, orders=True, add=walked, drop=replacing)
         if with_it.shortfall <= max(now.shortfall, 0) and _solvent_if_filled(ex, acct, walked, replacing):
@@ -782,9 +786,12 @@ def must_afford_order(
             ex.pools[borrow[0]].must_lend_out(borrow[1], what="borrow")
         return
     if not market.is_derivative and _only_shrinks(ex, acct, market, is_buy, size):
-        now = assess(ex, acct, True)
-        filled = assess(ex, acct, True, fill=leg)
-        walked = (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
+        # judged with the open orders counted, as the derivative exception above is: a spot
+        # holding can hedge the account's other orders (asks on a perp of the same
+        # underlying), and selling it below initial margin deepened the orders' worst case
+        now = assess(ex, acct, True, orders=True, drop=replacing)
+        filled = assess(ex, acct, True, orders=True, fill=leg, drop=replacing)
+        walked = leg if later else (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
         if filled.shortfall < now.shortfall and _solvent_if_filled(ex, acct, walked, replacing):
             return
     _must_be_priced(after, f"order on market {market.market_id}")

@@ -131,11 +131,11 @@ def _must_valid_spec(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bo
             # margin is checked with the old trigger's share removed (restored afterwards)
             margin(ex, acct, replacing, -1)
             try:
-                risk.must_afford_order(ex, acct, market, is_buy, t_worst, size)
+                risk.must_afford_order(ex, acct, market, is_buy, t_worst, size, later=True)
             finally:
                 margin(ex, acct, replacing, 1)
         else:
-            risk.must_afford_order(ex, acct, market, is_buy, t_worst, size)
+            risk.must_afford_order(ex, acct, market, is_buy, t_worst, size, later=True)
 
 
 def must_open_slot(ex: Exchange, acct: Account, freed: int = 0) -> None:

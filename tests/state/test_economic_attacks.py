@@ -14,8 +14,10 @@ from state.tx import (
     ActAs,
     ApproveAgent,
     Batch,
+    Cancel,
     Deposit,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
     SetMarginMode,
     Tif,
@@ -23,7 +25,7 @@ from state.tx import (
     UpdateLeverage,
     Withdraw,
 )
-from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH_PERP, USDC, Chain, key
+from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH, ETH_PERP, ETH_SPOT, USDC, Chain, key
 from tests.state.riskkit import BTC_UNIT, PX_60K, USD, V, risk_chain, set_prices
 
 ATTACKER, MAKER, ACCOMPLICE, LENDER = key(94), key(95), key(96), key(97)
@@ -157,6 +159,65 @@ def test_a_spot_sale_that_only_shrinks_a_holding_cannot_go_below_zero() -> None:
     fair = 58_500 * 998 // 1000
     assert c.order(MAKER, BTC_SPOT, True, fair, 190_000).status == "resting"
     assert c.order(ATTACKER, BTC_SPOT, False, fair, 190_000, tif=Tif.IOC).status == "filled"
+
+
+def test_a_spot_sale_that_unhedges_open_orders_is_judged_with_them() -> None:
+    """Below initial margin, a spot sale that "only shrinks" the holding was judged without
+    the account's open orders: the 5 ETH it sold (bought on $3k of margin) hedged a 40 ETH
+    perp ask, so the sale
+    deepened the orders' worst case (the extended adversary found it: a shortfall of $422
+    grew to $643). It is judged with them now, as a derivative close is; the account
+    cancels the ask first."""
+    c = risk_chain()
+    set_prices(c, eth=3_000 * USD)
+    c.fund(LENDER, USDC, 5_000_000 * USD)
+    c.fund(MAKER, ETH, 1_000 * 10**8)
+    c.fund(MAKER, USDC, 5_000_000 * USD)
+    c.fund(ATTACKER, USDC, 12_000 * USD)
+    assert c.order(MAKER, ETH_SPOT, False, 30_000, 5_000).status == "resting"
+    assert c.order(ATTACKER, ETH_SPOT, True, 30_000, 5_000, tif=Tif.IOC).status == "filled"
+    assert c.balance(ATTACKER, USDC) < 0  # borrowed
+    ask = c.order(ATTACKER, ETH_PERP, False, 30_500, 40_000)
+    assert ask.status == "resting"
+    for px in (3_050, 3_100, 3_150, 3_200, 3_300):
+        set_prices(c, eth=px * USD)
+    acct = c.ex.accounts[ATTACKER.address]
+    before = risk.assess(c.ex, acct, True, orders=True).shortfall
+    assert before > 0
+    assert risk.assess(c.ex, acct, True).shortfall < 0  # margined without the ask
+    ticks = c.ex.index_px[ETH] // c.ex.markets[ETH_SPOT].tick_size
+    assert c.order(MAKER, ETH_SPOT, True, ticks, 5_000).status == "resting"
+    sale = c.order(ATTACKER, ETH_SPOT, False, ticks, 5_000, tif=Tif.IOC)
+    assert sale.code == Code.INSUFFICIENT_MARGIN
+    assert c.balance(ATTACKER, ETH) == 5 * 10**8
+    assert risk.assess(c.ex, acct, True, orders=True).shortfall == before
+    assert c.result(ATTACKER, Cancel(ETH_PERP, ask.oid, None)).code == Code.OK
+    assert c.order(ATTACKER, ETH_SPOT, False, ticks, 5_000, tif=Tif.IOC).status == "filled"
+
+
+def test_a_trigger_that_reduces_is_valued_at_its_limit_not_at_todays_book() -> None:
+    """A trigger that would reduce the position skipped the initial margin check when it did
+    not deepen the shortfall valued at the book it would meet now; but it trades only when
+    it fires. A stop-loss 12% under the market, valued at today's bids, passed and left the
+    account $1,759 below initial margin with it counted (the extended adversary found the
+    same). Valued at its limit it is refused; reduce-only (never margin-counted) it rests."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(MAKER, USDC, 50_000_000 * USD)
+    c.fund(ATTACKER, USDC, 10_000 * USD)
+    px = PX_60K // c.ex.markets[BTC_PERP].tick_size
+    assert c.order(MAKER, BTC_PERP, False, px, 15_000).status == "resting"
+    assert c.order(ATTACKER, BTC_PERP, True, px, 15_000, tif=Tif.IOC).status == "filled"
+    assert c.order(MAKER, BTC_PERP, True, px - 5, 150_000).status == "resting"  # bids at the market
+    acct = c.ex.accounts[ATTACKER.address]
+    before = risk.assess(c.ex, acct, True, orders=True).shortfall
+    assert before < 0
+    limit = px * 88 // 100
+    stop = c.result(ATTACKER, PlaceTrigger(BTC_PERP, False, 15_000, limit + 10, 1, False, limit, False, None))
+    assert stop.code == Code.INSUFFICIENT_MARGIN
+    assert risk.assess(c.ex, acct, True, orders=True).shortfall == before
+    stop = c.result(ATTACKER, PlaceTrigger(BTC_PERP, False, 15_000, limit + 10, 1, False, limit, True, None))
+    assert stop.status == "waiting"
 
 
 def test_an_address_made_someone_elses_agent_can_renounce_it() -> None:
