@@ -73,6 +73,7 @@ from consensus.wal import WalEndHeight
 from node import evidence_index
 from node.crashpoints import maybe_crash
 from node.diskfull import StorageFailure
+from node.evidence_pool import MAX_PEER_EVIDENCE_AGE
 from node.p2p import BadFrame, protocols
 from node.stategate import NodeStopping
 from node.syncfallback import PeerRound
@@ -512,6 +513,10 @@ class ConsensusDriver:
             # not committable before then, and unbounded: a validator signing pairs for far
             # heights could fill every pool. Peers gossip pending evidence again
             # (EVIDENCE_GOSSIP_S), so a node that was behind hears it once it gets there.
+            return
+        if evidence.height + MAX_PEER_EVIDENCE_AGE < self.core.height:
+            # too old to be a peer's fresh find (node/evidence_pool.py): a validator signing
+            # a pair for every past height would make every node fsync its pool per frame
             return
         if evidence.key in self.rt.evidence_pool or self._committed(evidence):
             return

@@ -35,6 +35,15 @@ from state.errors import TxError
 log = logging.getLogger("bookchain.evidence")
 
 MAX_PENDING = 256
+#: A peer's evidence more than this many heights below ours is dropped unread (not blamed).
+#: Why: every new piece is a rewrite and fsync of the pool file on the event loop, and a
+#: validator can sign a conflicting pair for every height the chain ever had, one new
+#: offence each: a million-height chain was a million fsyncs on every node's loop, from
+#: one validator, and a loop busy with fsyncs is a chain that stops. Honest evidence is
+#: found at the current height and committed a few heights later (the pool is gossiped
+#: every few seconds meanwhile); the node that found it proposes it itself whatever its
+#: age, since block validity does not depend on this bound.
+MAX_PEER_EVIDENCE_AGE = 256
 FILE = "pending.bin"
 
 Key = tuple[int, bytes, int, int]

@@ -127,3 +127,48 @@ def test_a_peer_s_evidence_from_beyond_our_height_is_not_kept(tmp_path: Path) ->
     d.core.height = 9
     asyncio.run(d.on_evidence_frame("peer", ev(9).encode()))
     assert [e.height for e in pool.pending()] == [9] and len(fed) == 1
+
+
+def test_a_peer_s_evidence_for_long_past_heights_costs_no_pool_write(tmp_path: Path) -> None:
+    """A validator can sign a conflicting pair for every height the chain ever had, each a
+    new offence; every one a node kept was a rewrite and fsync of its pool file on the
+    event loop (sent newest first, each also evicts the newest piece of a full pool). A
+    peer's piece more than ``MAX_PEER_EVIDENCE_AGE`` heights old is dropped unread and
+    the peer is not blamed; a recent one is kept as before."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from consensus.validators import Validator, ValidatorSet
+    from node.driver import ConsensusDriver
+    from node.evidence_pool import MAX_PEER_EVIDENCE_AGE
+
+    pool = EvidencePool(tmp_path)
+    saves = 0
+    real_save = pool._save
+
+    def counting_save() -> None:
+        nonlocal saves
+        saves += 1
+        real_save()
+
+    pool._save = counting_save  # type: ignore[method-assign]
+    height = MAX_PEER_EVIDENCE_AGE + 200
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)
+    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
+                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=height - 1))
+    d.core = SimpleNamespace(height=height, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
+    d.bad_messages = 0
+    d._committed = lambda evidence: False
+    fed: list[Any] = []
+    d.feed = fed.append
+
+    async def flood() -> None:
+        for h in range(height, 0, -1):  # newest first: each one older than every piece kept
+            await d.on_evidence_frame("peer", ev(h).encode())
+
+    asyncio.run(flood())
+    oldest = height - MAX_PEER_EVIDENCE_AGE
+    assert saves == MAX_PEER_EVIDENCE_AGE + 1 and len(fed) == saves and d.bad_messages == 0
+    assert min(e.height for e in pool.pending()) == oldest
+    assert pool.add(ev(oldest - 1))  # the bound is the node's policy for peers' frames, not the pool's
