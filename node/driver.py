@@ -91,6 +91,11 @@ PROPOSAL_TAG = b"P"
 VOTE_TAG = b"V"
 SYNC_BATCH = 50
 SYNC_MAX_BYTES = 24 * 1024 * 1024
+#: A sync request a peer has not answered by then has failed (a strike, node/driver.py
+#: ``_sync_loop``); one answered later than ``SYNC_SLOW_S`` is used but earns a strike too.
+SYNC_TIMEOUT_S = 10.0
+SYNC_SLOW_S = 3.0
+MAX_SYNC_STRIKES = 64
 #: Events held while a block executes: a 5,000-tx block takes 0.5-1 s on a loaded devnet,
 #: in which the peers send tens of votes and a proposal or two; a flood beyond this is dropped.
 MAX_QUEUED = 10_000
@@ -124,6 +129,8 @@ class ConsensusDriver:
         self.rounds_total = 0
         self.bad_messages = 0
         self._sync_task: asyncio.Task[None] | None = None
+        # block sync's strikes per connected peer (``_sync_loop``): who is asked first
+        self.sync_strikes: dict[str, int] = {}
         self.catching_up = False
         self.stopped = False
         self.halted: str | None = None
@@ -554,7 +561,17 @@ class ConsensusDriver:
             self._sync_task = asyncio.ensure_future(self._sync_loop())
 
     async def _sync_loop(self) -> None:
-        """Fetch blocks with certificates from peers until none has more."""
+        """Fetch blocks with certificates from peers until none has more.
+
+        A round asks the peers in order of their strikes (fewest first, then by id) and
+        ends at the first that gives blocks; only when none does has every peer been asked
+        (which is what the pruned-peers fallback needs). A peer earns a strike for a failed
+        or timed-out request, an answer that does not decode, a block the core refused or an
+        answer slower than ``SYNC_SLOW_S``, and loses one for each quick answer with blocks.
+        Why: any peer can hold a request (block sync needs no key); a round that asked
+        every peer would spend ``SYNC_TIMEOUT_S`` on it per 50 blocks from each honest
+        peer, fewer blocks a second than a devnet makes, and a lagging node would never
+        catch up."""
         self.catching_up = True
         try:
             idle_rounds = 0
@@ -562,24 +579,35 @@ class ConsensusDriver:
                 got = False
                 answers = PeerRound()  # every peer answering "pruned": node/syncfallback.py
                 start = self.rt.sm.height + 1
-                for peer in sorted(self.rt.p2p.connected_peers()):
-                    if self.rt.faults.isolated():
+                peers = self.rt.p2p.connected_peers()
+                connected = set(peers)
+                strikes = self.sync_strikes = {p: n for p, n in self.sync_strikes.items() if p in connected}
+                for peer in sorted(peers, key=lambda p: (strikes.get(p, 0), p)):
+                    if self.rt.faults.isolated() or got:
                         break
                     start = self.rt.sm.height + 1
+                    asked = time.monotonic()
                     try:
-                        resp = await self.rt.p2p.request(peer, protocols.SYNC, encode([start, SYNC_BATCH]), timeout_s=10)
+                        resp = await self.rt.p2p.request(peer, protocols.SYNC, encode([start, SYNC_BATCH]),
+                                                         timeout_s=SYNC_TIMEOUT_S)
                         items = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)
                     except Exception as err:  # a peer may be down or send garbage: try another
                         log.info("h=%d sync from %s failed: %r", start, peer[-8:], err)
+                        strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
                         continue
+                    strike = time.monotonic() - asked > SYNC_SLOW_S
                     answers.answer(items)
                     if not isinstance(items, list):
+                        if type(items) is not int:  # an int: it pruned the blocks asked for
+                            strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
                         continue
+                    delivered = 0
                     for item in items:
                         try:
                             block, cert = Block.decode(item[0]), CommitCertificate.decode(item[1])
                         except (MalformedMessage, IndexError, TypeError):
                             self.bad_messages += 1
+                            strike = True
                             break
                         if block.height != self.rt.sm.height + 1:
                             break
@@ -589,9 +617,15 @@ class ConsensusDriver:
                         except NodeStopping:
                             return
                         if self.rt.sm.height < block.height:  # rejected (bad certificate): next peer
+                            strike = True
                             break
+                        delivered += 1
                         got = True
                         await asyncio.sleep(0)
+                    if strike:
+                        strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
+                    elif delivered and strikes.get(peer):
+                        strikes[peer] -= 1
                 idle_rounds = 0 if got else idle_rounds + 1
                 answers.got = got
                 lowest = answers.pruned_from(start)

@@ -172,7 +172,7 @@ def test_a_pruned_peer_says_so_and_block_sync_reports_it(tmp_path: Path) -> None
 
     rt = SimpleNamespace(p2p=PrunedPeers(base=9), faults=SimpleNamespace(isolated=lambda: False),
                          sm=SimpleNamespace(height=3), peers_pruned=peers_pruned)
-    driver = SimpleNamespace(rt=rt, stopped=False, catching_up=False, bad_messages=0)
+    driver = SimpleNamespace(rt=rt, stopped=False, catching_up=False, bad_messages=0, sync_strikes={})
     asyncio.run(asyncio.wait_for(ConsensusDriver._sync_loop(driver), 10))  # type: ignore[arg-type]
     assert reported == [(4, 9)] and not driver.catching_up
 
