@@ -166,7 +166,8 @@ def restore_into(snapshot: Snapshot, genesis: Genesis, state_dir: Path, blocks_d
     record with the snapshot's height and app hash; the block store continues after that height.
 
     Refused with a ``SnapshotError`` and nothing written: another chain's snapshot, records
-    that do not give the stated app hash (``SNAPSHOT_ROOT_MISMATCH``), and, when
+    that do not give the stated app hash or hold another block time than the stated one
+    (``SNAPSHOT_ROOT_MISMATCH``), and, when
     ``next_block`` (block h+1's raw bytes and certificate) is given, a block that does not
     prove itself or that certifies another app hash. Without ``next_block`` the state is
     written under the pending marker at ``pending_path`` (written first), which keeps the
@@ -180,6 +181,7 @@ def restore_into(snapshot: Snapshot, genesis: Genesis, state_dir: Path, blocks_d
                             f"snapshot is for chain {snapshot.chain_id!r}, not {genesis.chain_id!r}")
     anchor = snapshot.anchor
     syncverify.must_match_records(snapshot.records, anchor, genesis.hash())
+    syncverify.must_match_block_time(snapshot.records, snapshot.height, snapshot.block_time_ms, genesis)
     if next_block is not None:
         syncverify.must_certify_next(anchor, *next_block, genesis)
     else:

@@ -6,7 +6,9 @@ Two independent facts make it the chain's state, and both are checked:
 1. **root**: its records give the app hash it states. ``app_hash = sha256("bookchain/app/2"
    || genesis_hash || root)`` where root is the sparse Merkle tree over the records
    (state/apphash.py, state/merkle.py), so one altered, added or missing record changes it.
-   This needs nothing but the snapshot and the genesis (``must_match_records``).
+   This needs nothing but the snapshot and the genesis (``must_match_records``). The block
+   time the snapshot states must be the one the records hold (``must_match_block_time``):
+   the node continues from it, and only the records' copy is under the app hash.
 2. **certified**: the stated app hash and block hash are the chain's. Block h+1's header
    carries ``prev_app_hash`` (the app hash after h) and ``prev_block_hash`` (block h's
    hash), and its commit certificate, checked against the genesis validator set, proves
@@ -40,6 +42,7 @@ The marker is written before the state, so a crash between the two leaves either
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import urllib.error
@@ -54,6 +57,7 @@ from consensus.certificate import CertificateError, CommitCertificate
 from consensus.errors import MalformedMessage
 from consensus.validators import ValidatorSet
 from state import apphash
+from state import records as state_records
 from state.errors import Code
 from state.genesis import Genesis
 from state.merkle import StateTree
@@ -91,6 +95,36 @@ def must_match_records(records: list[tuple[bytes, bytes]], anchor: Anchor, genes
         raise SnapshotError(Code.SNAPSHOT_ROOT_MISMATCH,
                             f"the snapshot's records at height {anchor.height} give app hash {computed.hex()}, "
                             f"it states {anchor.app_hash.hex()} (altered or damaged records)")
+
+
+def records_block_time(records: list[tuple[bytes, bytes]], genesis: Genesis) -> int:
+    """The time of block h as the records hold it (the counters record, state/exchange.py:
+    every block sets it to its header's time), the genesis time when there is none. Raises
+    ``SNAPSHOT_MALFORMED`` when the record is not four integers. ``records`` are sorted."""
+    at = bisect.bisect_left(records, (state_records.COUNTERS_KEY,))
+    if at == len(records) or records[at][0] != state_records.COUNTERS_KEY:
+        return genesis.genesis_time_ms
+    try:
+        rec = state_records.decode_record(records[at][1])
+    except (ValueError, TypeError, msgpack.ExtraData) as err:
+        raise SnapshotError(Code.SNAPSHOT_MALFORMED, f"the counters record does not decode: {err}") from None
+    if not (type(rec) is list and len(rec) == 4 and all(type(x) is int for x in rec)):
+        raise SnapshotError(Code.SNAPSHOT_MALFORMED, "the counters record is not four integers")
+    time_ms: int = rec[2]
+    return time_ms
+
+
+def must_match_block_time(records: list[tuple[bytes, bytes]], height: int, stated_ms: int, genesis: Genesis) -> None:
+    """The block time a snapshot states must be the one its records hold. Why: the node
+    continues from the stated time (the next block must be later), and the app hash, the
+    only thing the root check and block h+1's certificate cover, commits to the records'
+    time, not to the stated one: a snapshot stating a time past the chain's would have the
+    node refuse every later block, certificate and all, and never catch up."""
+    held = records_block_time(records, genesis)
+    if held != stated_ms:
+        raise SnapshotError(Code.SNAPSHOT_ROOT_MISMATCH,
+                            f"the snapshot states block time {stated_ms} at height {height}, its records "
+                            f"hold {held} (an altered header)")
 
 
 # ------------------------------------------------------------------ 2. certified

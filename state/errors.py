@@ -86,7 +86,7 @@ class Code(IntEnum):
     RATE_LIMITED = 908  # RPC 429, retryable: this client is over its own share of the node's reads or submissions
     # state sync (91x, node/snapshots.py, node/syncverify.py): why a snapshot is refused
     SNAPSHOT_MALFORMED = 910  # not a snapshot, truncated, undecodable, another chain's, or records that do not load
-    SNAPSHOT_ROOT_MISMATCH = 911  # its records do not give the app hash it states
+    SNAPSHOT_ROOT_MISMATCH = 911  # its records do not give the app hash (or hold the block time) it states
     SNAPSHOT_NOT_CERTIFIED = 912  # the chain's certified block h+1 does not carry its app hash (or block hash)
     SNAPSHOT_UNVERIFIED = 913  # RPC, retryable: state synced from a snapshot not yet checked against block h+1
     NEXT_BLOCK_UNPROVEN = 914  # block h+1 as fetched does not prove itself (certificate, height, chain): its sender's fault

@@ -110,6 +110,24 @@ def test_a_wrong_stated_app_hash_is_refused(chain: tuple[Path, dict[int, Snapsho
     assert_nothing_written(tmp_path)
 
 
+def test_a_snapshot_stating_another_block_time_than_its_records_is_refused(
+        chain: tuple[Path, dict[int, Snapshot]], tmp_path: Path) -> None:
+    """The stated block time is what the node continues from (block h+1 must be later),
+    and neither the root check nor block h+1's certificate covers it: only the records'
+    copy is under the app hash. A time past the chain's had the restored node refuse every
+    certified block after the snapshot, for good."""
+    home, snaps = chain
+    state, blocks, pending = fresh(tmp_path)
+    assert syncverify.records_block_time(snaps[3].records, genesis()) == snaps[3].block_time_ms
+    for stated in (snaps[3].block_time_ms + 10**9, snaps[3].block_time_ms - 1):
+        wrong = dataclasses.replace(snaps[3], block_time_ms=stated)
+        for nb in (next_block(home, 4), None):
+            with pytest.raises(SnapshotError) as err:
+                restore_into(wrong, genesis(), state, blocks, pending, nb)
+            assert err.value.code == Code.SNAPSHOT_ROOT_MISMATCH and "block time" in err.value.message
+            assert_nothing_written(tmp_path)
+
+
 def test_a_snapshot_whose_block_hash_block_h_plus_1_does_not_link_to_is_refused(
         chain: tuple[Path, dict[int, Snapshot]], tmp_path: Path) -> None:
     home, snaps = chain
