@@ -15,6 +15,7 @@ import pytest
 from node.blockstore import BlockStore
 from node.config import NodeConfig
 from node.driver import ConsensusDriver
+from node.readbudget import ReadBudget
 from node.runtime import NodeRuntime
 from node.snapshots import Snapshot, encode_snapshot, restore_into
 from node.syncfallback import PeerRound, discard_synced_state
@@ -159,9 +160,11 @@ def test_a_pruned_peer_says_so_and_block_sync_reports_it(tmp_path: Path) -> None
     hands the height to ``peers_pruned`` and stops."""
     store = BlockStore(str(tmp_path / "blocks"))
     store.start_at(10, b"\x01" * 32, 0)  # a node that started from a snapshot at 10
-    host = SimpleNamespace(rt=SimpleNamespace(blocks=store, faults=SimpleNamespace(isolated=lambda: False)))
-    assert decode(asyncio.run(ConsensusDriver.serve_sync(host, "p", encode([4, 50]))), max_bytes=64) == 11  # type: ignore[arg-type]
-    assert decode(asyncio.run(ConsensusDriver.serve_sync(host, "p", encode([11, 50]))), max_bytes=64) == []  # type: ignore[arg-type]
+    host: Any = ConsensusDriver.__new__(ConsensusDriver)
+    host.rt = SimpleNamespace(blocks=store, faults=SimpleNamespace(isolated=lambda: False))
+    host.sync_budget = ReadBudget(exempt=())
+    assert decode(asyncio.run(host.serve_sync("p", encode([4, 50]))), max_bytes=64) == 11
+    assert decode(asyncio.run(host.serve_sync("p", encode([11, 50]))), max_bytes=64) == []
     store.close()
 
     reported: list[tuple[int, int]] = []

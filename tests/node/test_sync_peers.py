@@ -92,3 +92,48 @@ def test_peers_that_hold_requests_or_serve_refused_blocks_do_not_slow_catching_u
     assert before_tip == [("a-forger", 0), ("a-holder", 0)]
     assert driver.sync_strikes["a-holder"] >= 1 and driver.sync_strikes["a-forger"] >= 1
     assert "b-one" not in driver.sync_strikes or driver.sync_strikes["b-one"] == 0
+
+
+def test_answering_block_requests_takes_a_bounded_share_of_the_loop(tmp_path: Any, monkeypatch: Any) -> None:
+    """A 50-block answer is read and encoded on the event loop that runs consensus, and any
+    peer may ask again and again. Each answer's loop time is charged to a budget, in all and
+    per peer, and a request waits its turn: a peer asking in a loop gets at most its share
+    of the loop (a fake clock: every block read costs 10 ms, and waiting advances it)."""
+    from node import readbudget
+    from node.blockstore import BlockStore
+    from node.driver import SYNC_SERVE_PEER_BURST_S, SYNC_SERVE_PEER_SHARE
+    from node.readbudget import ReadBudget
+
+    now = [0.0]
+    store = BlockStore(str(tmp_path / "blocks"))
+    for h, (raw_block, raw_cert) in enumerate(chain()[:SYNC_BATCH], start=1):
+        store.save_block(h, raw_block, raw_cert)
+    real_block = store.block
+
+    def costly_block(height: int) -> bytes | None:
+        now[0] += 0.010
+        return real_block(height)
+
+    store.block = costly_block  # type: ignore[method-assign]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(readbudget.asyncio, "sleep", fake_sleep)
+    driver: Any = ConsensusDriver.__new__(ConsensusDriver)
+    driver.rt = SimpleNamespace(blocks=store, faults=SimpleNamespace(isolated=lambda: False))
+    driver.sync_budget = ReadBudget(0.25, 0.25, lambda: now[0], client_share=SYNC_SERVE_PEER_SHARE,
+                                    client_burst_s=SYNC_SERVE_PEER_BURST_S, exempt=())
+
+    async def loop_requests(n: int) -> None:
+        for _ in range(n):
+            answer = decode(await driver.serve_sync("greedy", encode([1, SYNC_BATCH])), max_bytes=1 << 26)
+            assert len(answer) == SYNC_BATCH
+
+    asyncio.run(loop_requests(20))
+    store.close()
+    spent = 20 * SYNC_BATCH * 0.010  # 10 s of loop time, in 20 answers of 0.5 s
+    assert driver.sync_budget.spent_s >= spent
+    # what the peer got: its share of the time, plus its burst and the last answer's debt
+    assert spent <= SYNC_SERVE_PEER_SHARE * now[0] + SYNC_SERVE_PEER_BURST_S + 0.5
+    assert spent / now[0] < 0.14  # without the budget: 1.0, the whole loop
