@@ -182,6 +182,11 @@ class ConsensusCore:
                 out.append(vote)
         return out
 
+    def holds_block(self, block_hash: bytes) -> bool:
+        """A block with this hash reached this height already (a proposal's, checked), so
+        another proposal of it needs no check of its body (read-only)."""
+        return block_hash in self._blocks
+
     @property
     def pending_evidence(self) -> list[DuplicateVote]:
         """Evidence this core would include as proposer, oldest first."""
