@@ -187,6 +187,11 @@ class ConsensusCore:
         another proposal of it needs no check of its body (read-only)."""
         return block_hash in self._blocks
 
+    def holds_vote(self, vote: Vote) -> bool:
+        """This validator's vote for this value at this height is counted already (its
+        signature was checked), so a repeat needs no check (read-only)."""
+        return vote.height == self.height and self._votes.has(vote)
+
     @property
     def pending_evidence(self) -> list[DuplicateVote]:
         """Evidence this core would include as proposer, oldest first."""
@@ -216,10 +221,10 @@ class ConsensusCore:
             pass  # nothing to do before the driver tells us where the chain is
         elif isinstance(event, VoteReceived):
             self._tick(event.now_ms)
-            self._on_vote(event.vote, verified=False)
+            self._on_vote(event.vote, verified=event.verified)
         elif isinstance(event, ProposalReceived):
             self._tick(event.now_ms)
-            self._on_proposal(event.proposal, verified=False)
+            self._on_proposal(event.proposal, verified=event.verified)
         elif isinstance(event, TimeoutFired):
             self._tick(event.now_ms)
             self._on_timeout(event)

@@ -30,14 +30,21 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class ProposalReceived:
+    """A peer's proposal. ``verified``: the host checked its signature under the chain's
+    rule already (node/driver.py does, with the batch verifier), so the core does not."""
+
     proposal: Proposal
     now_ms: int
+    verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class VoteReceived:
+    """A peer's vote; ``verified`` as for ``ProposalReceived``."""
+
     vote: Vote
     now_ms: int
+    verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
