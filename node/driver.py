@@ -600,7 +600,14 @@ class ConsensusDriver:
             return
         if evidence.key in self.rt.evidence_pool or self._committed(evidence):
             return
-        code = evidence.check(self.core.validators, self.core.chain_id)
+        chain_id = self.core.chain_id
+        votes = (evidence.vote_a, evidence.vote_b)
+        if not all(sigbatch.verify_many([(v.signature, v.sign_bytes(chain_id), v.validator) for v in votes])):
+            # checked with the batch verifier first: ``evidence.check`` answers a forged
+            # signature with the chain rule in plain Python (``_signed``), ~17 ms each
+            self.bad_messages += 1
+            raise BadFrame(f"invalid evidence from {peer_id}: {Code.BAD_SIGNATURE.name}")
+        code = evidence.check(self.core.validators, chain_id)
         if code != Code.OK:
             self.bad_messages += 1
             raise BadFrame(f"invalid evidence from {peer_id}: {code.name}")

@@ -172,3 +172,45 @@ def test_a_peer_s_evidence_for_long_past_heights_costs_no_pool_write(tmp_path: P
     assert saves == MAX_PEER_EVIDENCE_AGE + 1 and len(fed) == saves and d.bad_messages == 0
     assert min(e.height for e in pool.pending()) == oldest
     assert pool.add(ev(oldest - 1))  # the bound is the node's policy for peers' frames, not the pool's
+
+
+def test_a_peer_s_evidence_with_a_forged_signature_never_reaches_the_slow_rule(tmp_path: Path,
+                                                                               monkeypatch: object) -> None:
+    """``evidence.check`` verifies with ``state.keys.verify``, which answers a signature
+    libsodium rejects in plain Python (~17 ms): the driver checks a peer's piece with the
+    batch verifier first, so a forged one is refused (and the peer blamed) at C speed."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    import pytest
+
+    import consensus.messages
+    from consensus.validators import Validator, ValidatorSet
+    from node.driver import ConsensusDriver
+    from node.p2p import BadFrame
+
+    calls = 0
+    real = consensus.messages.verify
+
+    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(pubkey, message, signature)
+
+    monkeypatch.setattr(consensus.messages, "verify", counting)  # type: ignore[attr-defined]
+    pool = EvidencePool(tmp_path)
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)
+    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
+                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=3))
+    d.core = SimpleNamespace(height=4, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
+    d.bad_messages = 0
+    d._committed = lambda evidence: False
+    d.feed = lambda event: None
+    good = ev(3)
+    sig = good.vote_b.signature
+    forged = DuplicateVote(good.vote_a, Vote(good.vote_b.type, 3, 0, good.vote_b.block_hash, KEY.pubkey,
+                                             sig[:-1] + bytes([sig[-1] ^ 1])))
+    with pytest.raises(BadFrame, match="BAD_SIGNATURE"):
+        asyncio.run(d.on_evidence_frame("peer", forged.encode()))
+    assert calls == 0 and len(pool) == 0 and d.bad_messages == 1
