@@ -182,15 +182,30 @@ class ConsensusCore:
                 out.append(vote)
         return out
 
-    def holds_block(self, block_hash: bytes) -> bool:
-        """A block with this hash reached this height already (a proposal's, checked), so
-        another proposal of it needs no check of its body (read-only)."""
-        return block_hash in self._blocks
-
-    def holds_vote(self, vote: Vote) -> bool:
-        """This validator's vote for this value at this height is counted already (its
-        signature was checked), so a repeat needs no check (read-only)."""
-        return vote.height == self.height and self._votes.has(vote)
+    def checks_signature(self, message: Proposal | Vote) -> bool:
+        """Whether ``handle`` would check this peer message's signature now (read-only), so
+        the host can check it first with its own verifier and pass ``verified``
+        (node/driver.py; the core's ``verify`` answers a forged signature slowly). False for
+        what the core drops or merely notes unchecked: old heights, repeats, a vote from
+        outside the set, a proposal it would not store (another round's proposer, a round
+        too far ahead, a round that holds its proposals already)."""
+        if not self.height:
+            return False  # ignored before the first Start
+        if isinstance(message, Vote):
+            if self.validators.power_of(message.validator) == 0 or message.height < self.height:
+                return False
+            if message.height > self.height:
+                return self._higher_is_news(message.validator, message.height, message)
+            if self._decision is not None or self._votes.has(message):
+                return False
+            if message.round > self.round + self.config.round_lookahead:
+                return self._max_round.get(message.validator, -1) < message.round
+            return True
+        if message.height > self.height:
+            return message.proposer == self.validators.proposer(
+                message.height, message.round
+            ) and self._higher_is_news(message.proposer, message.height, message)
+        return message.height == self.height and self._takes_proposal(message)
 
     @property
     def pending_evidence(self) -> list[DuplicateVote]:
@@ -447,21 +462,7 @@ class ConsensusCore:
             if proposal.height > self.height:
                 self._on_higher(proposal.proposer, proposal.height, proposal, verified)
             return
-        if self._decision is not None:
-            return
-        if proposal.round > self.round + self.config.round_lookahead:
-            return
-        if proposal.proposer != self.validators.proposer(self.height, proposal.round):
-            return
-        if not -1 <= proposal.pol_round < proposal.round:
-            return
-        header = proposal.block.header
-        if header.height != self.height or header.round > proposal.round:
-            return
-        stored = self._proposals.get(proposal.round, [])
-        if len(stored) >= MAX_PROPOSALS_PER_ROUND or any(
-            p.block_hash == proposal.block_hash for p in stored
-        ):
+        if not self._takes_proposal(proposal):
             return
         if not verified and not proposal.verify(self.chain_id):
             return
@@ -470,6 +471,25 @@ class ConsensusCore:
         if not proposal.block.body_matches():
             return
         self._store_proposal(proposal)
+
+    def _takes_proposal(self, proposal: Proposal) -> bool:
+        """The checks before a proposal of this height is verified and stored: the round's
+        proposer, a round not too far ahead, and room in that round for a new block."""
+        if self._decision is not None:
+            return False
+        if proposal.round > self.round + self.config.round_lookahead:
+            return False
+        if proposal.proposer != self.validators.proposer(self.height, proposal.round):
+            return False
+        if not -1 <= proposal.pol_round < proposal.round:
+            return False
+        header = proposal.block.header
+        if header.height != self.height or header.round > proposal.round:
+            return False
+        stored = self._proposals.get(proposal.round, [])
+        return len(stored) < MAX_PROPOSALS_PER_ROUND and all(
+            p.block_hash != proposal.block_hash for p in stored
+        )
 
     def _store_proposal(self, proposal: Proposal) -> None:
         stored = self._proposals.setdefault(proposal.round, [])
@@ -570,19 +590,9 @@ class ConsensusCore:
         self, signer: bytes, height: int, message: Proposal | Vote, verified: bool
     ) -> None:
         """A message from a later height: buffer the next height's, and notice lagging."""
-        if signer not in self.validators:
-            return
-        next_height = height == self.height + 1
-        if next_height:
-            key = _future_key(message)
-            if (
-                key in self._future_keys
-                or len(self._future) >= self.config.max_future_messages
-                or (isinstance(message, Proposal) and not self._may_buffer_proposal(message))
-            ):
-                next_height = False
-        if not next_height and height <= self._higher.get(signer, 0):
+        if not self._higher_is_news(signer, height, message):
             return  # nothing new: skip the signature check
+        next_height = self._buffers(height, message)
         if not verified:
             if isinstance(message, Vote):
                 if not message.verify(self.chain_id):
@@ -611,6 +621,23 @@ class ConsensusCore:
                 # Some honest validator has moved past this height: fetch its blocks.
                 self._sync_requested = True
                 self._out.append(RequestSync(self.height, self._seen_height()))
+
+    def _buffers(self, height: int, message: Proposal | Vote) -> bool:
+        """A later height's message is kept for Start: the next height's, not buffered yet,
+        within the buffer's bounds."""
+        return (
+            height == self.height + 1
+            and _future_key(message) not in self._future_keys
+            and len(self._future) < self.config.max_future_messages
+            and (not isinstance(message, Proposal) or self._may_buffer_proposal(message))
+        )
+
+    def _higher_is_news(self, signer: bytes, height: int, message: Proposal | Vote) -> bool:
+        """A later height's message tells something (it is buffered, or its signer reached
+        a height not seen from it before): only then is its signature checked."""
+        return signer in self.validators and (
+            self._buffers(height, message) or height > self._higher.get(signer, 0)
+        )
 
     def _may_buffer_proposal(self, proposal: Proposal) -> bool:
         """Next-height proposals are large: keep only early rounds, few per round."""

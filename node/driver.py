@@ -199,25 +199,27 @@ class ConsensusDriver:
         self.feed(event, len(frame))
 
     def _proposal_must_be_sound(self, proposal: Proposal) -> bool:
-        """``BadFrame`` for a proposal no honest node sends: of this height or a later one,
-        by another validator than that round's proposer, with a bad signature, or (this
-        height, a block the core does not hold yet) with transactions or evidence its header
-        does not commit to. True when its signature was checked here (the core need not).
+        """``BadFrame`` for a proposal no honest node sends: of this height or a later one
+        by another validator than that round's proposer, or, one the core would check, with
+        a bad signature or (this height) with transactions or evidence its header does not
+        commit to. True when its signature was checked here (the core need not).
 
         Why here: the core drops such a proposal without a word, and a byzantine proposer
         re-sending its signed header with ever new 4 MB bodies cost every node ~0.3 s of
         event loop per frame (the decode and the Merkle root), as often as it liked; a
         peer's bad frames get it banned. Nodes send only their own proposals, so the sender
-        is at fault. Signatures are checked with the batch verifier (``_signed``). The body
-        check is kept with the block, so the core's own check of it is free."""
+        is at fault. Only what the core would check is checked (``checks_signature``: not a
+        repeat, nor a round that holds its proposals already), signatures with the batch
+        verifier (``_signed``); the body check is kept with the block, so the core's own
+        check of it is free."""
         core = self.core
-        if proposal.height < core.height or (proposal.height == core.height and core.decided is not None):
+        if not core.height or proposal.height < core.height:
             return False  # the core drops it unchecked
         if proposal.proposer != core.validators.proposer(proposal.height, proposal.round):
             self.bad_messages += 1
             raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} by another validator than its proposer")
-        if proposal.height == core.height and core.holds_block(proposal.block_hash):
-            return False  # a block the core holds: a repeat (rebroadcast, a re-proposal), its body is not used
+        if not core.checks_signature(proposal):
+            return False
         if not _signed(proposal.signature, proposal.sign_bytes(core.chain_id), proposal.proposer):
             self.bad_messages += 1
             raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} with a bad signature")
@@ -228,8 +230,9 @@ class ConsensusDriver:
 
     def _vote_must_be_sound(self, vote: Vote) -> bool:
         """``BadFrame`` for a vote no honest node sends: by a key outside the validator set,
-        or (this height or a later one, a vote the core has not counted) with a bad
-        signature. True when its signature was checked here (the core need not).
+        or, one the core would check (``checks_signature``: not a repeat of a counted vote,
+        not an old height), with a bad signature. True when its signature was checked here
+        (the core need not).
 
         Why: the core drops such a vote without a word after checking its signature with
         ``state.keys.verify``, whose answer for a signature libsodium rejects comes from
@@ -237,15 +240,13 @@ class ConsensusDriver:
         signature. A keyless peer sending forged votes of a validator's key (~140 bytes
         each, a new round or value each) held a node's loop with a few KB/s, never blamed.
         Honest nodes send their own votes and relay counted ones, so the sender is at
-        fault; a repeat of a counted vote (gossip, rebroadcast) is not checked again."""
+        fault."""
         core = self.core
         if vote.validator not in core.validators:
             self.bad_messages += 1
             raise BadFrame(f"vote by {vote.validator.hex()[:16]}, not a validator")
-        if vote.height < core.height or (vote.height == core.height and core.decided is not None):
-            return False  # the core drops it unchecked
-        if core.holds_vote(vote):
-            return False  # a repeat, dropped unchecked
+        if not core.checks_signature(vote):
+            return False
         if not _signed(vote.signature, vote.sign_bytes(core.chain_id), vote.validator):
             self.bad_messages += 1
             raise BadFrame(f"vote for h={vote.height} r={vote.round} with a bad signature")

@@ -60,7 +60,7 @@ def test_a_proposal_whose_body_its_header_does_not_commit_to_is_the_sender_s_fau
             driver.on_consensus_frame("byzantine", frame(swapped))
     assert driver.bad_messages == 3 and not fed
     driver.on_consensus_frame("proposer", frame(honest))  # the true body: taken
-    assert len(fed) == 1 and driver.core.holds_block(honest.block_hash)
+    assert len(fed) == 1 and not driver.core.checks_signature(honest)
     driver.on_consensus_frame("proposer", frame(honest))  # a rebroadcast: no check, the core drops it
     assert len(fed) == 2 and driver.bad_messages == 3
 
@@ -102,7 +102,7 @@ def test_forged_votes_and_votes_of_non_validators_are_the_sender_s_fault() -> No
         driver.on_consensus_frame("outsider", VOTE_TAG + outsider.encode())
     assert driver.bad_messages == 4 and not fed
     driver.on_consensus_frame("v0", VOTE_TAG + good.encode())
-    assert driver.core.holds_vote(good)
+    assert not driver.core.checks_signature(good)
     driver.on_consensus_frame("relay", VOTE_TAG + good.encode())  # a repeat: not checked again, dropped
     driver.on_consensus_frame("v0", VOTE_TAG + vote(0, VoteType.PREVOTE, 0, b"\x07" * 32, height=2).encode())
     assert len(fed) == 3 and driver.bad_messages == 4
@@ -133,3 +133,45 @@ def test_the_core_never_checks_a_peer_s_signature_with_the_slow_rule(monkeypatch
     driver.on_consensus_frame("v0", VOTE_TAG + vote(0, VoteType.PRECOMMIT, 30, b"\x07" * 32).encode())  # far round
     driver.on_consensus_frame("proposer", frame(proposal_for(block_for(1, 0))))
     assert calls == 0 and [e.verified for e in fed] == [True, True, True]
+
+
+def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver checks only what the core would (so a byzantine validator's repeats cost
+    no more than they did): ``checks_signature`` must answer what ``handle`` does."""
+    import copy
+
+    import consensus.messages
+    from consensus import ProposalReceived, VoteReceived
+
+    calls = 0
+    real = consensus.messages.verify
+
+    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(pubkey, message, signature)
+
+    monkeypatch.setattr(consensus.messages, "verify", counting)
+    core = make_core(None)
+    start(core)
+    b0 = block_for(1, 0)
+    core.handle(ProposalReceived(proposal_for(b0), 0))
+    core.handle(VoteReceived(vote(0, VoteType.PREVOTE, 0, b0.hash), 0))
+    core.handle(VoteReceived(vote(1, VoteType.PREVOTE, 12, b0.hash), 0))  # far round, noted
+    core.handle(VoteReceived(vote(2, VoteType.PREVOTE, 0, b0.hash, height=3), 0))  # a later height, noted
+    messages: list[Proposal | Vote] = [
+        proposal_for(b0), proposal_for(block_for(1, 1)), proposal_for(block_for(1, 20)),
+        proposal_for(block_for(1, 0, txs=[b"other"])), proposal_for(block_for(2, 0, prev_hash=b"\x01" * 32)),
+        vote(0, VoteType.PREVOTE, 0, b0.hash), vote(0, VoteType.PREVOTE, 0, b"\x05" * 32),
+        vote(1, VoteType.PREVOTE, 12, b0.hash), vote(1, VoteType.PREVOTE, 13, b0.hash),
+        vote(1, VoteType.PREVOTE, 5, b0.hash), vote(2, VoteType.PREVOTE, 0, b0.hash, height=3),
+        vote(2, VoteType.PREVOTE, 0, b0.hash, height=2), vote(3, VoteType.PRECOMMIT, 0, b0.hash, height=4),
+    ]
+    answers = []
+    for message in messages:
+        trial = copy.deepcopy(core)
+        calls = 0
+        trial.handle(ProposalReceived(message, 0) if isinstance(message, Proposal) else VoteReceived(message, 0))
+        answers.append((core.checks_signature(message), calls > 0))
+    assert all(said == did for said, did in answers), answers
+    assert [said for said, _ in answers].count(False) >= 3  # repeats and full rounds are not checked
