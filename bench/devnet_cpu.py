@@ -86,17 +86,22 @@ def execution_cpu_seconds(c: Cluster, i: int) -> float:
     return 0.0
 
 
-def idle_cpu_per_s(c: Cluster, pids: list[int], seconds: float) -> tuple[list[float], list[float], float]:
+def idle_cpu_per_s(c: Cluster, pids: list[int], seconds: float) -> tuple[list[float], list[float], list[float], float]:
     """Each node's CPU use per second with no load (consensus rounds, empty blocks, timers,
-    the validators' prices), in all and on its two GIL-bound threads (main + execution),
-    and the blocks per second the idle chain made meanwhile."""
+    the validators' prices), in all, on its two GIL-bound threads (main + execution) and in
+    its worker processes (the p2p worker), and the blocks per second the idle chain made
+    meanwhile."""
     before = [tree_cpu_seconds(p) for p in pids]
+    process_before = [cpu_seconds(p) for p in pids]
     serial_before = [serial_cpu_seconds(c, i, p) for i, p in enumerate(pids)]
     t0, h0 = time.monotonic(), height(c)
     time.sleep(seconds)
     wall, blocks = time.monotonic() - t0, height(c) - h0
-    return ([(tree_cpu_seconds(p) - b) / wall for p, b in zip(pids, before, strict=True)],
+    tree = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    process = [cpu_seconds(p) - b for p, b in zip(pids, process_before, strict=True)]
+    return ([t / wall for t in tree],
             [(serial_cpu_seconds(c, i, p) - b) / wall for (i, p), b in zip(enumerate(pids), serial_before, strict=True)],
+            [(t - pc) / wall for t, pc in zip(tree, process, strict=True)],
             blocks / wall)
 
 
@@ -112,7 +117,7 @@ def serial_cpu_seconds(c: Cluster, i: int, pid: int) -> float:
 def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float,
             batch_txs: int | None = None) -> dict[str, Any]:
     pids = [c.procs[i].pid for i in range(len(c.manifest.nodes))]
-    idle, idle_serial, idle_blocks_per_s = idle_cpu_per_s(c, pids, idle_s)
+    idle, idle_serial, idle_workers, idle_blocks_per_s = idle_cpu_per_s(c, pids, idle_s)
     job = prepare(home, tps=tps, seconds=seconds)  # signing happens before the window
     before = [tree_cpu_seconds(p) for p in pids]
     process_before = [cpu_seconds(p) for p in pids]
@@ -158,6 +163,7 @@ def measure(c: Cluster, home: str, tps: float, seconds: float, idle_s: float,
         "node_execution_thread_cpu_us_per_tx_mean": sum(exec_us) / len(exec_us),
         "node_other_threads_cpu_us_per_tx": other_threads_us, "node_workers_cpu_us_per_tx": workers_us,
         "node_idle_cpu_per_s": idle, "node_serial_idle_cpu_per_s": idle_serial,
+        "node_workers_idle_cpu_per_s": idle_workers,
         "idle_blocks_per_s": idle_blocks_per_s, "loaded_blocks_per_s": loaded_blocks / wall,
         "loaded_txs_per_block": report.committed / max(1, loaded_blocks),
         "node_serial_idle_ms_per_block": [1000 * x / max(idle_blocks_per_s, 1e-9) for x in idle_serial],
@@ -207,9 +213,10 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         rows.append((f"node{i} main + execution thread above idle; other threads / p2p worker",
                      f"{us:,.1f}; {r['node_other_threads_cpu_us_per_tx'][i]:,.1f} / "
                      f"{r['node_workers_cpu_us_per_tx'][i]:,.1f}", "us"))
-    rows.append(("node CPU when idle (mean): all / main + execution thread",
+    rows.append(("node CPU when idle (mean): all / main + execution thread / p2p worker",
                  f"{100 * sum(r['node_idle_cpu_per_s']) / len(r['node_idle_cpu_per_s']):.1f} / "
-                 f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f}",
+                 f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f} / "
+                 f"{100 * sum(r['node_workers_idle_cpu_per_s']) / len(r['node_workers_idle_cpu_per_s']):.1f}",
                  "% of a core"))
     rows.append(("under load: blocks / s, committed txs per block",
                  f"{r['loaded_blocks_per_s']:.1f}, {r['loaded_txs_per_block']:,.0f}",
