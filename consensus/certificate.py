@@ -25,7 +25,7 @@ from consensus.fields import (
 from consensus.messages import Vote, VoteType, vote_sign_bytes
 from consensus.validators import ValidatorSet
 from state.codec import decode, encode, must_list
-from state.keys import verify
+from state.keys import PrefixVerifier, valid_prefix
 
 
 class CertificateError(ValueError):
@@ -56,8 +56,17 @@ class CommitCertificate:
         pairs = sorted({v.validator: v.signature for v in votes}.items())
         return cls(first.height, first.round, first.block_hash, tuple(pairs))
 
-    def must_verify(self, validators: ValidatorSet, chain_id: str) -> None:
-        """Raise ``CertificateError`` unless this proves a commit for ``validators``."""
+    def must_verify(self, validators: ValidatorSet, chain_id: str,
+                    verifier: PrefixVerifier = valid_prefix) -> None:
+        """Raise ``CertificateError`` unless this proves a commit for ``validators``: the
+        first precommit that fails says why (out of order, not a validator, or a bad
+        signature), then the power.
+
+        The signatures are checked after the cheap checks, all at once by ``verifier``
+        (a node's batch verifier, node/sigbatch.py; ``state.keys.valid_prefix`` one at a
+        time by default), which stops at the first bad one: a peer's forged certificate
+        costs one failed check, not one per signature. The answer and the message are the
+        ones a check of each precommit in order gives."""
         if not self.block_hash:
             raise CertificateError("a certificate cannot commit nil")
         message = vote_sign_bytes(
@@ -65,25 +74,35 @@ class CommitCertificate:
         )
         power = 0
         previous = b""
-        for pubkey, signature in self.precommits:
+        failure: CertificateError | None = None
+        checked = 0  # precommits before the first cheap failure: their signatures decide first
+        for pubkey, _signature in self.precommits:
             if pubkey <= previous:
-                raise CertificateError("precommits must be sorted by public key and unique")
+                failure = CertificateError("precommits must be sorted by public key and unique")
+                break
             previous = pubkey
             weight = validators.power_of(pubkey)
             if weight == 0:
-                raise CertificateError(f"signer {pubkey.hex()} is not a validator")
-            if not verify(pubkey, message, signature):
-                raise CertificateError(f"bad signature from {pubkey.hex()}")
+                failure = CertificateError(f"signer {pubkey.hex()} is not a validator")
+                break
             power += weight
+            checked += 1
+        signed = self.precommits[:checked]
+        good = verifier([(signature, message, pubkey) for pubkey, signature in signed])
+        if good < checked:
+            raise CertificateError(f"bad signature from {signed[good][0].hex()}")
+        if failure is not None:
+            raise failure
         if not validators.is_quorum(power):
             raise CertificateError(
                 f"precommit power {power} is not more than 2/3 of {validators.total_power}"
             )
 
-    def verify(self, validators: ValidatorSet, chain_id: str) -> bool:
+    def verify(self, validators: ValidatorSet, chain_id: str,
+               verifier: PrefixVerifier = valid_prefix) -> bool:
         """True when the certificate proves a commit; anyone can run it."""
         try:
-            self.must_verify(validators, chain_id)
+            self.must_verify(validators, chain_id, verifier)
         except CertificateError:
             return False
         return True

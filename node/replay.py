@@ -40,7 +40,7 @@ from consensus.block import Block
 from consensus.certificate import CertificateError, CommitCertificate
 from consensus.evidence import check_block_evidence
 from consensus.validators import ValidatorSet
-from node import syncverify
+from node import sigbatch, syncverify
 from node.execblock import exec_block
 from node.syncverify import SnapshotError
 from state import offences
@@ -246,7 +246,7 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
             if block.height != h or cert.height != h or cert.block_hash != block.hash:
                 return _fail(report, h, "certificate does not commit this block")
             try:
-                cert.must_verify(validators, genesis.chain_id)
+                cert.must_verify(validators, genesis.chain_id, sigbatch.valid_prefix)
             except CertificateError as err:
                 return _fail(report, h, f"invalid commit certificate: {err}")
             if snapshot is not None and h == start:
@@ -263,7 +263,8 @@ def replay(source: BlockSource, state_dir: str | None, to_height: int | None = N
                 return _fail(report, h, "transactions or evidence do not match the header's roots")
             if block.evidence:
                 code, evidence = check_block_evidence(block.evidence, h, validators, genesis.chain_id,
-                                                      max_age=genesis.evidence_max_age)
+                                                      max_age=genesis.evidence_max_age,
+                                                      verifier=sigbatch.valid_prefix)
                 if code != Code.OK:
                     return _fail(report, h, f"invalid equivocation evidence: {code.name}")
                 for ev in evidence:

@@ -293,7 +293,7 @@ class NodeRuntime:
             log.warning("h=%d keys/validator.json holds %s..., which is not in the validator set: this node follows "
                         "the chain and never votes", self.sm.height, self.validator_key.pubkey.hex()[:16])
         core = ConsensusCore(self.genesis.chain_id, validators, NodeApp(self), self.config.consensus, self.validator_key,
-                             evidence_max_age=self.genesis.evidence_max_age)
+                             evidence_max_age=self.genesis.evidence_max_age, verifier=sigbatch.valid_prefix)
         records = self.wal.read_and_repair()
         if records:
             core.restore(records)

@@ -16,18 +16,34 @@ multiplication for up to 64 signatures (node/_edcurve.c), under the chain's sign
 ~41 µs one at a time. A batch that fails is re-checked one signature at a time, so one bad
 signature never fails a good one. The extension takes libsodium's SHA-512 and scalar arithmetic from the libsodium
 PyNaCl loaded. It is built at install when a C compiler is present; without it,
-``verify_many`` falls back to ``state.keys.verify_each``, which gives the same answers one
-call at a time (tests compare them on honest, forged and crafted signatures).
+``verify_many`` answers one call at a time with ``state.keys.verify``'s answers (tests
+compare them on honest, forged and crafted signatures): libsodium first, and for a
+signature libsodium rejects the chain rule in plain Python (state/sigrule.py, 6-17 ms).
 ``backend()`` says which one runs (``/status`` reports it).
+
+``valid_prefix`` is what consensus is given (``state.keys.PrefixVerifier``: a peer's votes,
+proposals, evidence, certificates): it stops at the first invalid signature, a chunk of 64
+at a time with the extension, one at a time without. Without the extension the fast path
+is the slow one, so it is kept bounded: the plain-Python rule runs only for signatures
+libsodium rejects, and at most once per (public key, message, signature) while the answer
+is among the last ``RULE_CACHE_SIZE`` (a block re-proposed with the same crafted evidence,
+a vote seen again inside evidence, cost it once); a list of forged signatures costs it
+once, at the first; and whoever sent a signature it also rejects is blamed by the caller
+(node/driver.py: a bad frame, a block-sync strike).
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Final
 
-from state.keys import SigItem, verify_each
+from state import sigrule
+from state.keys import PUBKEY_LEN, SIG_LEN, SigItem, sodium_accepts
 
 log = logging.getLogger("bookchain.sigbatch")
 
@@ -76,8 +92,59 @@ def backend() -> str:
     return "batch" if _NATIVE is not None else "per-call"
 
 
+#: The extension's batch (node/_edcurve.c ``BATCH_MAX``): ``valid_prefix`` checks this many
+#: at a time, so a list of forged signatures costs one failed batch and its re-check.
+CHUNK: Final = 64
+#: Answers of the plain-Python rule kept (per-call backend only): ~100 bytes each.
+RULE_CACHE_SIZE: Final = 4096
+
+_rule_answers: OrderedDict[bytes, bool] = OrderedDict()
+_rule_lock = threading.Lock()
+
+
+def _rule(sig: bytes, msg: bytes, pk: bytes) -> bool:
+    """The chain rule in plain Python for a signature libsodium rejected, each distinct one
+    once while its answer is cached (the answer never changes, so caching it cannot change
+    any answer). Keyed by SHA-256 of the item, so a large message costs the cache 32 bytes."""
+    key = hashlib.sha256(pk + sig + msg).digest()  # pk and sig have fixed lengths: unambiguous
+    with _rule_lock:
+        answer = _rule_answers.get(key)
+        if answer is not None:
+            _rule_answers.move_to_end(key)
+            return answer
+    answer = sigrule.verify(pk, msg, sig)
+    with _rule_lock:
+        _rule_answers[key] = answer
+        while len(_rule_answers) > RULE_CACHE_SIZE:
+            _rule_answers.popitem(last=False)
+    return answer
+
+
+def _verify_one(sig: bytes, msg: bytes, pk: bytes) -> bool:
+    """``state.keys.verify`` with the rule's answers cached (the per-call backend)."""
+    if len(pk) != PUBKEY_LEN or len(sig) != SIG_LEN:
+        return False
+    return sodium_accepts(pk, msg, sig) or _rule(sig, msg, pk)
+
+
 def verify_many(items: Sequence[SigItem]) -> list[bool]:
     """Verify (signature, message, public key) items; same answers as ``state.keys.verify``."""
     if _NATIVE is not None:
         return _NATIVE(items)
-    return verify_each(items)
+    return [_verify_one(sig, msg, pk) for sig, msg, pk in items]
+
+
+def valid_prefix(items: Sequence[SigItem]) -> int:
+    """How many of ``items``, from the first, are valid (``state.keys.PrefixVerifier``, the
+    answer ``state.keys.valid_prefix`` gives): stops in the first chunk that holds an
+    invalid one, so a certificate of 10,000 forged signatures costs one chunk."""
+    if _NATIVE is not None:
+        for start in range(0, len(items), CHUNK):
+            answers = _NATIVE(items[start:start + CHUNK])
+            if not all(answers):
+                return start + answers.index(False)
+        return len(items)
+    for i, (sig, msg, pk) in enumerate(items):
+        if not _verify_one(sig, msg, pk):
+            return i
+    return len(items)

@@ -26,7 +26,7 @@ from consensus import (
     make_block,
 )
 from consensus.steps import TimeoutStep
-from state.keys import PrivateKey
+from state.keys import PrefixVerifier, PrivateKey, valid_prefix
 
 CHAIN = "test-chain"
 KEYS = [PrivateKey(hashlib.sha256(b"validator-%d" % i).digest()) for i in range(4)]
@@ -82,9 +82,10 @@ def make_core(
     app: TestApp | None = None,
     valset: ValidatorSet = VALSET,
     keys: Sequence[PrivateKey] = KEYS,
+    verifier: PrefixVerifier = valid_prefix,
 ) -> ConsensusCore:
     key = keys[index] if index is not None else None
-    return ConsensusCore(CHAIN, valset, app if app is not None else TestApp(), config, key)
+    return ConsensusCore(CHAIN, valset, app if app is not None else TestApp(), config, key, verifier=verifier)
 
 
 def start(core: ConsensusCore, height: int = 1, now: int = NOW) -> list[Action]:

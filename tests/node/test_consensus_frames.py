@@ -112,17 +112,17 @@ def test_the_core_never_checks_a_peer_s_signature_with_the_slow_rule(monkeypatch
     """``state.keys.verify`` answers a signature libsodium rejects in plain Python (~17 ms
     for a well-formed forged one): a peer's votes and proposals are checked by the driver
     with the batch verifier instead, and the core takes its answer."""
-    import consensus.messages
+    import state.keys
 
     calls = 0
-    real = consensus.messages.verify
+    real = state.keys.verify
 
     def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
         nonlocal calls
         calls += 1
         return real(pubkey, message, signature)
 
-    monkeypatch.setattr(consensus.messages, "verify", counting)
+    monkeypatch.setattr(state.keys, "verify", counting)  # the core's default verifier's
     driver, fed = driver_at_height_1()
     good = vote(0, VoteType.PREVOTE, 0, b"\x07" * 32)
     flipped = Vote(VoteType.PREVOTE, 1, 1, b"\x07" * 32, KEYS[0].pubkey,
@@ -140,18 +140,18 @@ def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: p
     no more than they did): ``checks_signature`` must answer what ``handle`` does."""
     import copy
 
-    import consensus.messages
+    import state.keys
     from consensus import ProposalReceived, VoteReceived
 
     calls = 0
-    real = consensus.messages.verify
+    real = state.keys.verify
 
     def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
         nonlocal calls
         calls += 1
         return real(pubkey, message, signature)
 
-    monkeypatch.setattr(consensus.messages, "verify", counting)
+    monkeypatch.setattr(state.keys, "verify", counting)  # the core's default verifier's
     core = make_core(None)
     start(core)
     b0 = block_for(1, 0)
