@@ -92,8 +92,8 @@ def backend() -> str:
     return "batch" if _NATIVE is not None else "per-call"
 
 
-#: The extension's batch (node/_edcurve.c ``BATCH_MAX``): ``valid_prefix`` checks this many
-#: at a time, so a list of forged signatures costs one failed batch and its re-check.
+#: The extension's batch (node/_edcurve.c ``BATCH_MAX``): the most ``valid_prefix`` hands it
+#: at a time.
 CHUNK: Final = 64
 #: Answers of the plain-Python rule kept (per-call backend only): ~100 bytes each.
 RULE_CACHE_SIZE: Final = 4096
@@ -137,12 +137,19 @@ def verify_many(items: Sequence[SigItem]) -> list[bool]:
 def valid_prefix(items: Sequence[SigItem]) -> int:
     """How many of ``items``, from the first, are valid (``state.keys.PrefixVerifier``, the
     answer ``state.keys.valid_prefix`` gives): stops in the first chunk that holds an
-    invalid one, so a certificate of 10,000 forged signatures costs one chunk."""
+    invalid one. Chunks double from 1 to ``CHUNK``, so the chunk that fails is at most one
+    longer than the valid ones before it: a failed batch re-checks each of its signatures
+    alone (~0.15 ms each), and a certificate of 100 forged signatures cost 10-19 ms in
+    chunks of 64, more than the one run of the plain-Python rule it replaces; its first
+    signature alone costs ~0.06 ms."""
     if _NATIVE is not None:
-        for start in range(0, len(items), CHUNK):
-            answers = _NATIVE(items[start:start + CHUNK])
+        start, size = 0, 1
+        while start < len(items):
+            answers = _NATIVE(items[start:start + size])
             if not all(answers):
                 return start + answers.index(False)
+            start += size
+            size = min(2 * size, CHUNK)
         return len(items)
     for i, (sig, msg, pk) in enumerate(items):
         if not _verify_one(sig, msg, pk):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from node import sigbatch
 from node.mempool import verify_raw
 from state.errors import Code, TxError
-from state.keys import DOMAIN_TX, PrivateKey, signing_message, verify_each
+from state.keys import DOMAIN_TX, PrivateKey, signing_message, valid_prefix, verify_each
 from state.machine import decode_verified_many
 from state.tx import PlaceOrder, SignedTx, Tif, sign_tx
 from tests.state.sigvectors import vectors
@@ -108,6 +108,28 @@ def test_mixed_batches_match_the_rule(picks: list[tuple[int, int]]) -> None:
     for (_, honest_count), want in zip(picks, expected, strict=True):
         assert got[position] is want and all(got[position + 1: position + 1 + honest_count])
         position += 1 + honest_count
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(range(len(EDGES))), st.integers(0, 40)), max_size=6))
+def test_valid_prefix_is_the_reference_s_with_and_without_the_extension(picks: list[tuple[int, int]]) -> None:
+    """``valid_prefix`` (chunks doubling to 64 with the extension; one at a time, the rule's
+    answers cached, without) answers ``state.keys.valid_prefix``: the first invalid item."""
+    items = []
+    for edge_index, honest_count in picks:
+        items.extend(_valid(j, b"p%d" % j) for j in range(honest_count))
+        edge = EDGES[edge_index]
+        items.append((edge.signature, edge.message, edge.pubkey))
+    want = valid_prefix(items)
+    assert want == next((i for i, ok in enumerate(verify_each(items)) if not ok), len(items))
+    assert sigbatch.valid_prefix(items) == want
+    native = sigbatch._NATIVE
+    sigbatch._NATIVE = None
+    try:
+        assert sigbatch.valid_prefix(items) == want
+        assert sigbatch.valid_prefix(items) == want  # the rule's cached answers
+    finally:
+        sigbatch._NATIVE = native
 
 
 def test_batches_longer_than_one_multiplication() -> None:
