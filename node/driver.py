@@ -66,7 +66,7 @@ from consensus.events import (
     TxsReady,
     VoteReceived,
 )
-from consensus.evidence import DuplicateVote
+from consensus.evidence import DuplicateVote, check_block_evidence
 from consensus.messages import Proposal, Vote
 from consensus.steps import TimeoutStep
 from consensus.wal import WalEndHeight
@@ -211,7 +211,9 @@ class ConsensusDriver:
         is at fault. Only what the core would check is checked (``checks_signature``: not a
         repeat, nor a round that holds its proposals already), signatures with the batch
         verifier (``_signed``); the body check is kept with the block, so the core's own
-        check of it is free."""
+        check of it is free. A block of this height whose evidence has a signature the
+        chain's rule rejects is the proposer's fault too (the rest of what makes evidence
+        invalid is the core's to judge: it prevotes nil)."""
         core = self.core
         if not core.height or proposal.height < core.height:
             return False  # the core drops it unchecked
@@ -226,6 +228,14 @@ class ConsensusDriver:
         if proposal.height == core.height and not proposal.block.body_matches():
             self.bad_messages += 1
             raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} whose body its header does not commit to")
+        if proposal.height == core.height and proposal.block.evidence and check_block_evidence(
+                proposal.block.evidence, core.height, core.validators, core.chain_id, max_age=core.evidence_max_age,
+                verifier=sigbatch.valid_prefix)[0] == Code.BAD_SIGNATURE:
+            # an honest proposer checked every signature of the evidence it includes (or
+            # counted the votes itself); the core would only prevote nil, and the sender,
+            # its proposer, would be free to make every node check new forgeries
+            self.bad_messages += 1
+            raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} with forged evidence")
         return True
 
     def _vote_must_be_sound(self, vote: Vote) -> bool:

@@ -175,3 +175,37 @@ def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: p
         answers.append((core.checks_signature(message), calls > 0))
     assert all(said == did for said, did in answers), answers
     assert [said for said, _ in answers].count(False) >= 3  # repeats and full rounds are not checked
+
+
+def test_a_proposal_whose_evidence_has_a_forged_signature_is_the_sender_s_fault() -> None:
+    """An honest proposer checked the evidence it includes: a block of this height with a
+    forged evidence signature is its proposer's fault (the core would prevote nil, and the
+    proposer could make every node check new forgeries, round after round). Evidence that
+    is invalid for another reason is the core's to judge; valid evidence goes through."""
+    from consensus.block import make_block
+    from consensus.events import Start
+    from consensus.evidence import DuplicateVote
+    from tests.consensus.helpers import APP_HASH, NOW, PREV_TIME
+
+    driver, fed = driver_at_height_1()
+    core = driver.core
+    prev = block_for(1)
+    core.handle(Start(2, prev.hash, APP_HASH, PREV_TIME, NOW))
+    good = DuplicateVote.make(vote(1, VoteType.PREVOTE, 0, b"\x01" * 32), vote(1, VoteType.PREVOTE, 0, b"\x02" * 32))
+    forged = DuplicateVote(good.vote_a, Vote(VoteType.PREVOTE, 1, 0, b"\x02" * 32, KEYS[1].pubkey,
+                                             good.vote_b.signature[:-1] + bytes([good.vote_b.signature[-1] ^ 1])))
+    too_new = DuplicateVote.make(vote(1, VoteType.PREVOTE, 0, b"\x01" * 32, height=2),
+                                 vote(1, VoteType.PREVOTE, 0, b"\x02" * 32, height=2))
+
+    def proposal_with(evidence: DuplicateVote, round_: int) -> Proposal:
+        block = make_block(chain_id=CHAIN, height=2, round=round_, time_ms=NOW, prev_block_hash=prev.hash,
+                           prev_app_hash=APP_HASH, proposer=core.validators.proposer(2, round_), txs=(b"tx",),
+                           evidence=(evidence.encode(),))
+        return proposal_for(block)
+
+    with pytest.raises(BadFrame, match="forged evidence"):
+        driver.on_consensus_frame("byzantine", frame(proposal_with(forged, 0)))
+    assert not fed and driver.bad_messages == 1
+    driver.on_consensus_frame("proposer", frame(proposal_with(too_new, 0)))
+    driver.on_consensus_frame("proposer", frame(proposal_with(good, 1)))
+    assert len(fed) == 2 and driver.bad_messages == 1
