@@ -22,8 +22,8 @@ signature libsodium rejects the chain rule in plain Python (state/sigrule.py, 6-
 ``backend()`` says which one runs (``/status`` reports it).
 
 ``valid_prefix`` is what consensus is given (``state.keys.PrefixVerifier``: a peer's votes,
-proposals, evidence, certificates): it stops at the first invalid signature, a chunk of 64
-at a time with the extension, one at a time without. Without the extension the fast path
+proposals, evidence, certificates): it stops at the first invalid signature, with the
+extension in chunks doubling from 1 to 64, one at a time without. Without the extension the fast path
 is the slow one, so it is kept bounded: the plain-Python rule runs only for signatures
 libsodium rejects, and at most once per (public key, message, signature) while the answer
 is among the last ``RULE_CACHE_SIZE`` (a block re-proposed with the same crafted evidence,
