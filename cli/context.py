@@ -34,6 +34,7 @@ EXIT_UNREACHABLE = 3
 EXIT_DIVERGED = 4
 EXIT_UNVERIFIED = 5
 EXIT_DISK_FULL = 6  # `node start`: a write to the data dir failed (node.diskfull.EXIT_DISK_FULL, the same)
+EXIT_WAL_DAMAGED = 7  # `node start`: the consensus WAL is damaged mid-file (node.wal_file.EXIT_WAL_DAMAGED)
 
 NODE_ENV = "BOOKCHAIN_NODE"
 F = TypeVar("F", bound=Callable[..., Any])

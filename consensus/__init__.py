@@ -6,7 +6,9 @@ project; no I/O, clocks, threads or randomness.
 Driver contract (what ``node/`` and the test simulator do):
 
 1. Build ``ConsensusCore(chain_id, validators, app, config, key)``; ``key=None`` follows.
-2. At boot, decode the WAL (``decode_stream``), truncate the torn tail, ``core.restore``.
+2. At boot, decode the WAL (``decode_stream``); if ``frame_after`` finds a valid frame
+   after the bad one, refuse to start (damage mid-file), else truncate the torn tail;
+   ``core.restore``.
 3. Feed ``Start(height, prev_block_hash, prev_app_hash, prev_block_time_ms, now_ms)``.
 4. Feed every decoded ``Proposal``/``Vote`` (``ProposalReceived``/``VoteReceived``),
    every due timer (``TimeoutFired``), ``TxsReady`` when the mempool has transactions

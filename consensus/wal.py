@@ -8,12 +8,24 @@ and re-sends the recorded messages instead of signing new ones.
 
 Framing: ``len (4 bytes, big endian) || crc32(body) (4 bytes, big endian) || body`` where
 body is the canonical msgpack array of the record. A crash in the middle of a write
-leaves a torn tail; ``decode_stream`` stops at the first frame that is short, too long or
-fails its CRC, and reports the length of the clean prefix so the node can truncate.
+leaves a torn tail; ``decode_stream`` stops at the first frame that is short, too long,
+fails its CRC or does not decode, and reports the length of the clean prefix so the node
+can truncate.
+
+Truncating is right only for a torn *tail*. Damage in the middle of the file (a bit flip, a
+lost sector) followed by good records would drop own votes that were fsynced and sent, and
+the restarted validator could sign a conflicting one: ``frame_after`` scans past the bad
+frame for a valid one, and the node refuses to start when it finds one (node/wal_file.py).
+A valid frame is what ``decode_stream`` takes: a length within bounds, a body inside the
+data, its CRC-32 and a body that decodes as a record. The scan looks only where a body can
+begin (every body starts with the same few bytes: its array header and its kind), so
+garbage passes as a frame only by matching those 2 bytes, a bounded length that fits the
+data, a 32-bit CRC and the strict record decoder together.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -127,32 +139,83 @@ def decode_record_body(body: bytes) -> WalRecord:
     return record_from_list(decode(body, max_bytes=MAX_RECORD_BYTES))
 
 
+def _frame_at(data: bytes, offset: int) -> WalRecord | None:
+    """The record of the valid frame at ``offset``, or None (short, too long, a bad CRC,
+    an undecodable body). Never raises on garbage."""
+    if offset + HEADER_LEN > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + HEADER_LEN
+    if length > MAX_RECORD_BYTES or start + length > len(data):
+        return None
+    body = data[start : start + length]
+    if zlib.crc32(body) != crc:
+        return None
+    try:
+        return decode_record_body(body)
+    except MalformedMessage:
+        return None
+
+
 def decode_stream(data: bytes) -> tuple[list[WalRecord], int]:
     """Decode framed records from the start of ``data``.
 
     Returns the records and the length of the clean prefix: the offset just after the last
-    good record. Everything after it (a torn or corrupt tail) must be truncated before new
-    records are appended. Never raises on garbage.
+    good record. What follows it is a torn tail (truncate it before appending) unless
+    ``frame_after`` finds a valid frame in it. Never raises on garbage.
     """
-    view = memoryview(data)
     records: list[WalRecord] = []
     offset = 0
-    total = len(view)
-    while offset + HEADER_LEN <= total:
-        length, crc = _HEADER.unpack_from(view, offset)
-        start = offset + HEADER_LEN
-        if length > MAX_RECORD_BYTES or start + length > total:
-            break
-        body = bytes(view[start : start + length])
-        if zlib.crc32(body) != crc:
-            break
-        try:
-            record = decode_record_body(body)
-        except MalformedMessage:
-            break
+    while (record := _frame_at(data, offset)) is not None:
         records.append(record)
-        offset = start + length
+        offset += HEADER_LEN + _HEADER.unpack_from(data, offset)[0]
     return records, offset
+
+
+#: Every record body starts with its canonical array header and its kind (one byte each:
+#: the kinds are positive fixints, the arrays fixarrays), so a frame can start only 8 bytes
+#: before one of these.
+_BODY_STARTS = re.compile(b"|".join(sorted({
+    re.escape(encode(record_to_list(record))[:2])
+    for record in (WalEndHeight(0), WalStep(0, 0, RoundStep.PROPOSE))
+} | {re.escape(encode([kind, None])[:2]) for kind in (_PROPOSAL, _VOTE)})))
+#: Bytes the resync scan may checksum before it gives up (~0.3 s of CRC-32): random bytes
+#: never come near it, but a torn tail of attacker-chosen transaction bytes could be packed
+#: with frame-like candidates each claiming megabytes.
+SCAN_BUDGET_BYTES = 64 * MAX_RECORD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAfter:
+    """What ``frame_after`` found: a valid frame at ``offset`` (``verified``), or, when
+    the scan ran out of budget there, a frame-like candidate it did not check."""
+
+    offset: int
+    verified: bool
+
+
+def frame_after(data: bytes, bad: int) -> FrameAfter | None:
+    """The first valid frame that starts after ``bad`` (the offset of a frame
+    ``decode_stream`` stopped at), or None: then everything from ``bad`` on is a torn tail.
+
+    Why scan every offset rather than follow ``bad``'s length: the damage may be in that
+    length itself. A candidate is checked in full (bounds, CRC, decode); the bytes
+    checksummed are bounded by ``SCAN_BUDGET_BYTES``, past which the scan answers the
+    candidate unchecked (the caller treats it as a frame: refusing to start is the safe
+    side). Pure and deterministic; never raises on garbage.
+    """
+    spent = 0
+    for match in _BODY_STARTS.finditer(data, bad + 1 + HEADER_LEN):
+        offset = match.start() - HEADER_LEN
+        length = _HEADER.unpack_from(data, offset)[0]
+        if length > MAX_RECORD_BYTES or match.start() + length > len(data):
+            continue
+        spent += length
+        if spent > SCAN_BUDGET_BYTES:
+            return FrameAfter(offset, verified=False)
+        if _frame_at(data, offset) is not None:
+            return FrameAfter(offset, verified=True)
+    return None
 
 
 class WalWriter:

@@ -7,7 +7,9 @@ event, with the height in every consensus line.
 Exit status: 0 after SIGINT/SIGTERM, 1 when the node refuses the state it was given (a
 snapshot or a store that fails its checks, a file where a store's directory belongs),
 ``EXIT_DISK_FULL`` (6) when a write to its
-data directory failed, or the directory cannot take one at start (node/diskfull.py).
+data directory failed, or the directory cannot take one at start (node/diskfull.py),
+``EXIT_WAL_DAMAGED`` (7) when the consensus WAL is damaged before records that follow
+(node/wal_file.py).
 Each is one log line, never a traceback.
 """
 
@@ -168,6 +170,7 @@ def run(home: str, stderr_level: str | None = None) -> None:
 
     from node.p2p.identity import IdentityError
     from node.syncverify import SnapshotError
+    from node.wal_file import EXIT_WAL_DAMAGED, WalDamaged
     from state.errors import StateIntegrityError
 
     if stderr_level is not None:
@@ -198,6 +201,9 @@ def run(home: str, stderr_level: str | None = None) -> None:
     except (StateIntegrityError, IdentityError) as err:
         log.critical("refusing to start: %s", err)
         sys.exit(1)
+    except WalDamaged as err:  # the message names the file, the offsets and the exit status
+        log.critical("refusing to start: %s", err)
+        sys.exit(EXIT_WAL_DAMAGED)
     except plyvel.Error as err:  # LevelDB cannot open a store: corrupt or missing files
         text = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
         log.critical("refusing to start: a data store under %s/data cannot be opened: %s", home, text)

@@ -1,5 +1,12 @@
 """The consensus WAL on disk: append + fsync, torn-tail repair, end-of-height markers.
 
+A bad frame at the end of the file is a torn tail (a crash mid-write): it is cut off. A bad
+frame followed by a valid one is damage in the middle (a bit flip, a lost sector), and the
+records after it are own votes and proposals that were fsynced and sent: cutting them off
+would let the restarted validator sign a conflicting vote, an equivocation of our own
+making. So the node refuses to start (``WalDamaged``, exit ``EXIT_WAL_DAMAGED``) and leaves
+the file as it is for the operator (docs/operator.md says what to do).
+
 consensus/wal.py owns the record format (length + CRC framed); this file owns the file.
 Records of a finished height are useless once its block is stored. The end-of-height
 marker is appended as a record, without an fsync, and the file is emptied at a marker only
@@ -31,7 +38,7 @@ import logging
 import os
 from pathlib import Path
 
-from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record
+from consensus.wal import WalEndHeight, WalRecord, decode_stream, encode_record, frame_after
 from node.diskfull import open_append, write_all, writing
 
 log = logging.getLogger("bookchain.wal")
@@ -40,6 +47,13 @@ log = logging.getLogger("bookchain.wal")
 #: The file is emptied at an end-of-height marker once it holds this many bytes (a few
 #: seconds of a loaded chain's proposals); below it the marker is appended.
 COMPACT_BYTES = 1 << 20
+#: `bookchain node start`: refused to start on a WAL damaged before records that follow.
+EXIT_WAL_DAMAGED = 7
+
+
+class WalDamaged(Exception):
+    """The WAL holds a bad frame followed by a valid one: repairing it by truncation could
+    make this validator equivocate, so the node does not start (nothing is changed)."""
 
 
 class WalFile:
@@ -51,10 +65,18 @@ class WalFile:
 
     def read_and_repair(self) -> list[WalRecord]:
         """Records of the last run after its last end-of-height marker; a torn or corrupt
-        tail (a crash mid-write) is cut off."""
+        tail (a crash mid-write) is cut off. ``WalDamaged`` (the file untouched) when a valid
+        frame follows the bad one."""
         with open(self.path, "rb") as fh:
             data = fh.read()
         records, clean = decode_stream(data)
+        if clean < len(data) and (found := frame_after(data, clean)) is not None:
+            what = (f"a valid record at byte {found.offset} follows" if found.verified else
+                    f"record-like frames follow from byte {found.offset}, more than the scan checks")
+            raise WalDamaged(
+                f"the consensus WAL {self.path} is damaged at byte {clean} of {len(data)} and {what}: cutting it there could drop votes this validator sent "
+                f"(exit {EXIT_WAL_DAMAGED}); restore the file, or move it aside only accepting the risk of "
+                f"double signing (docs/operator.md)")
         if clean < len(data):
             log.warning("WAL: dropping %d bytes of torn tail after %d records", len(data) - clean, len(records))
             with writing(self.path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,10 +26,11 @@ from consensus import (
     decode_stream,
     encode_record,
 )
+from consensus import wal as wal_module
 from consensus.actions import Action
 from consensus.core import ConsensusCore
 from consensus.messages import NIL
-from consensus.wal import HEADER_LEN
+from consensus.wal import HEADER_LEN, FrameAfter, frame_after
 
 from .helpers import (
     CHAIN,
@@ -97,6 +99,7 @@ def test_torn_tail_at_every_cut_point_keeps_the_clean_prefix() -> None:
         complete = max(i for i, b in enumerate(boundaries) if b <= cut)
         assert decoded == records[:complete], cut
         assert clean == boundaries[complete], cut
+        assert frame_after(data[:cut], clean) is None, cut  # a torn tail: nothing valid follows
 
 
 def test_corrupt_record_stops_decoding_there() -> None:
@@ -108,6 +111,53 @@ def test_corrupt_record_stops_decoding_there() -> None:
     decoded, clean = decode_stream(bytes(data))
     assert decoded == records[:2]
     assert clean == len(frames[0]) + len(frames[1])
+
+
+def test_every_damaged_byte_of_a_middle_record_is_seen_to_have_records_after_it() -> None:
+    """Damage in the middle (any byte of a record's length, CRC or body) is told from a torn
+    tail: the scan finds the next record where it starts, so the node does not cut it off."""
+    frames = [encode_record(r) for r in sample_records()]
+    data = b"".join(frames)
+    start = len(frames[0]) + len(frames[1])
+    after = start + len(frames[2])
+    for offset in range(start, after):
+        for flip in (0x01, 0x80, 0xFF):
+            damaged = bytearray(data)
+            damaged[offset] ^= flip
+            _, clean = decode_stream(bytes(damaged))
+            assert clean == start, (offset, flip)
+            assert frame_after(bytes(damaged), clean) == FrameAfter(after, verified=True), (offset, flip)
+
+
+def test_a_lost_sector_in_the_middle_is_seen_to_have_records_after_it() -> None:
+    frames = [encode_record(r) for r in sample_records()]
+    data = bytearray(b"".join(frames))
+    start = len(frames[0]) + 10
+    data[start : start + len(frames[1])] = bytes(len(frames[1]))  # zeroes across records 1 and 2
+    _, clean = decode_stream(bytes(data))
+    assert clean == len(frames[0])
+    assert frame_after(bytes(data), clean) == FrameAfter(sum(map(len, frames[:3])), verified=True)
+
+
+@pytest.mark.parametrize("tail", [bytes(4096), b"\xff" * 100, b"\x00\x00\x00\x10" + bytes(4) + b"\x92\x04\x01"])
+def test_garbage_after_the_records_is_a_torn_tail(tail: bytes) -> None:
+    """Zeroes (a torn sector), ones and a frame-shaped header whose CRC fails: nothing valid."""
+    good = b"".join(encode_record(r) for r in sample_records())
+    assert decode_stream(good + tail)[1] == len(good)
+    assert frame_after(good + tail, len(good)) is None
+
+
+def test_the_scan_stops_at_its_budget_and_answers_the_candidate_unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tail packed with frame-like candidates each claiming the rest of the file costs a
+    bounded number of checksummed bytes: past the budget the candidate is answered unchecked
+    (the node refuses to start rather than guess)."""
+    candidate = (1000).to_bytes(4, "big") + bytes(4) + b"\x92\x04"
+    data = encode_record(WalEndHeight(1)) + b"\xff" * 8 + candidate * 300
+    clean = decode_stream(data)[1]
+    assert frame_after(data, clean) is None  # every candidate checked, none valid
+    monkeypatch.setattr(wal_module, "SCAN_BUDGET_BYTES", 5000)
+    found = frame_after(data, clean)
+    assert found is not None and not found.verified and found.offset == clean + 8 + 5 * len(candidate)
 
 
 def test_absurd_length_is_a_torn_tail() -> None:
@@ -145,6 +195,17 @@ def test_decode_stream_survives_random_tail_damage(data: st.DataObject) -> None:
         complete += 1
     assert decoded[:complete] == records[:complete]  # every intact record survives
     assert clean >= end and clean <= cut + len(junk)
+    assert frame_after(encoded[:cut] + junk, clean) is None  # damage at the tail is a torn tail
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.integers(0, 600))
+def test_frame_after_never_raises_and_answers_a_frame_that_decodes(data: bytes, bad: int) -> None:
+    bad = min(bad, len(data))
+    found = frame_after(data, bad)
+    if found is not None:
+        assert found.verified and found.offset > bad
+        assert decode_stream(data[found.offset:])[0]
 
 
 def test_wal_writer_uses_injected_write_and_sync() -> None:

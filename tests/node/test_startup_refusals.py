@@ -83,3 +83,35 @@ def test_a_log_directory_that_is_a_file_refuses_to_start_in_one_line(tmp_path: P
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "refusing to start: the log file" in err and "Traceback" not in err
+
+
+def test_a_wal_damaged_before_valid_records_refuses_to_start_with_exit_7(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consensus WAL damaged in the middle: the node starts no further (exit 7, one
+    line naming the file and what to do) and leaves the file for the operator."""
+    from consensus.steps import RoundStep
+    from consensus.wal import WalStep, encode_record
+    from devnet.genesis import create_devnet
+    from node.runtime import NodeRuntime
+
+    async def no_network(*_: object) -> None:  # a node that got past its WAL stops here, not later
+        raise AssertionError("the node started past a damaged WAL")
+
+    monkeypatch.setattr(NodeRuntime, "_start_network", no_network)
+
+    (tmp_path / "home").mkdir()
+    h = home(tmp_path / "home")
+    create_devnet(tmp_path / "devnet")
+    (h / "genesis.json").write_text((tmp_path / "devnet" / "genesis.json").read_text())
+    frames = [encode_record(WalStep(1, 0, step)) for step in (RoundStep.PROPOSE, RoundStep.PREVOTE)]
+    damaged = bytearray(b"".join(frames))
+    damaged[10] ^= 0x01
+    (h / "data" / "wal").mkdir(parents=True)
+    (h / "data" / "wal" / "wal.log").write_bytes(bytes(damaged))
+    with pytest.raises(SystemExit) as exc:
+        run(str(h))
+    assert exc.value.code == 7
+    log = (h / "logs" / "node.log").read_text()
+    assert f"refusing to start: the consensus WAL {h / 'data' / 'wal' / 'wal.log'} is damaged at byte 0" in log
+    assert "(exit 7)" in log and "Traceback" not in log
+    assert (h / "data" / "wal" / "wal.log").read_bytes() == bytes(damaged)
