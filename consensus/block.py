@@ -38,6 +38,9 @@ from state.errors import Code, TxError
 HEADER_FIELDS = 8  # a header with evidence has one more: evidence_root
 MAX_BLOCK_EVIDENCE = 16  # items; consensus/evidence.py checks each (MAX_EVIDENCE_PER_BLOCK)
 MAX_EVIDENCE_ITEM_BYTES = 1040
+#: Bytes of a block's encoding besides its items and their bin headers: the header (its
+#: decoder's bound) and three array headers of at most 5 bytes.
+_FRAMING_BOUND = 1024 + 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,14 @@ class Block:
             object.__setattr__(self, "_body_ok", ok)
             return ok
         return self._body_ok
+
+    def encodes_within(self, limit: int) -> bool:
+        """``len(self.encode()) <= limit``, without encoding a block well under it: an item
+        costs at most 5 bytes of framing and the header (with the arrays' headers) at most
+        ``_FRAMING_BOUND``, so only a block near ``limit`` is encoded (~5 ms at 4 MB)."""
+        bound = (_FRAMING_BOUND + sum(map(len, self.txs)) + 5 * len(self.txs)
+                 + sum(map(len, self.evidence)) + 5 * len(self.evidence))
+        return bound <= limit or len(self.encode()) <= limit
 
     def to_list(self) -> list[Any]:
         if self.evidence:

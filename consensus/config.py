@@ -32,7 +32,8 @@ class ConsensusConfig:
     #: Votes further ahead than this many rounds only count for round skipping.
     round_lookahead: int = 8
     #: Own blocks are cut to these limits whatever the application returns (received blocks
-    #: are held to the protocol limits only, so nodes with other settings still agree).
+    #: are held to the protocol limits only, so nodes with other settings still agree); a
+    #: ``max_block_bytes`` above the protocol's ``MAX_BLOCK_BYTES`` is cut to it.
     max_block_txs: int = 10_000
     max_block_bytes: int = MAX_PROPOSAL_BYTES - 8192
     #: Messages for the next height kept until Start (a slower node hears the next height early).

@@ -67,7 +67,13 @@ from consensus.evidence import (
     DuplicateVote,
     check_block_evidence,
 )
-from consensus.fields import HASH_LEN, MAX_BLOCK_TXS, MAX_PROPOSAL_BYTES, MAX_TX_BYTES
+from consensus.fields import (
+    HASH_LEN,
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS,
+    MAX_PROPOSAL_BYTES,
+    MAX_TX_BYTES,
+)
 from consensus.messages import NIL, Proposal, Vote, VoteType
 from consensus.steps import RoundStep, TimeoutStep
 from consensus.tally import HeightVotes
@@ -94,6 +100,7 @@ MAX_VALUES_PER_VALIDATOR = 4
 MAX_PENDING_EVIDENCE = 256
 #: Bytes of msgpack framing budgeted per transaction when cutting an own block to size.
 _TX_OVERHEAD = 5
+#: Bytes budgeted for the header and the block's array headers (at most ~300).
 _HEADER_BUDGET = 1024
 
 
@@ -442,9 +449,10 @@ class ConsensusCore:
 
     def _reap(self) -> list[bytes]:
         """The application's transactions, cut to this node's block limits (less the room
-        the evidence this node would propose takes)."""
+        the evidence this node would propose takes) and never past ``MAX_BLOCK_BYTES``,
+        which every node's validity check holds a block to whatever its config says."""
         evidence_bytes = sum(len(e) + _TX_OVERHEAD for e in self._evidence_to_propose())
-        budget = self.config.max_block_bytes - _HEADER_BUDGET - evidence_bytes
+        budget = min(self.config.max_block_bytes, MAX_BLOCK_BYTES) - _HEADER_BUDGET - evidence_bytes
         offered = self.app.propose_txs(self.height)
         if (
             len(offered) <= self.config.max_block_txs
@@ -731,7 +739,7 @@ class ConsensusCore:
             return
         if certificate.height != self.height or certificate.block_hash != block.hash:
             return
-        if not self._header_valid(block) or not block.body_matches():
+        if not self._header_valid(block, proposable=False) or not block.body_matches():
             return
         if not certificate.verify(self.validators, self.chain_id, self._verifier):
             return
@@ -858,8 +866,13 @@ class ConsensusCore:
             self._schedule(TimeoutStep.PRECOMMIT, self.round)
 
     # ================================================================== validity
-    def _header_valid(self, block: Block) -> bool:
-        """Objective checks every honest node answers alike (no clock involved)."""
+    def _header_valid(self, block: Block, *, proposable: bool = True) -> bool:
+        """Objective checks every honest node answers alike (no clock involved).
+
+        ``proposable``: the block must fit a proposal at any round (``MAX_BLOCK_BYTES``).
+        A certified block (block sync) is final and never proposed again, so it is held to
+        the wire's bound only: a chain whose history holds a block valid before that cap
+        stays syncable."""
         header = block.header
         return (
             header.chain_id == self.chain_id
@@ -870,8 +883,11 @@ class ConsensusCore:
             and header.proposer == self.validators.proposer(self.height, header.round)
             # Protocol limits, not this node's config: validity must not differ between
             # honest nodes. Chain-specific limits belong in App.validate_block.
+            # A block that leaves room for the widest round and pol_round can be re-proposed
+            # at any round in a proposal every peer decodes (consensus/fields.py).
             and len(block.txs) <= MAX_BLOCK_TXS
-            and sum(map(len, block.txs)) <= MAX_PROPOSAL_BYTES
+            and (block.encodes_within(MAX_BLOCK_BYTES) if proposable
+                 else sum(map(len, block.txs)) <= MAX_PROPOSAL_BYTES)
         )
 
     def _valid(self, block: Block) -> bool:

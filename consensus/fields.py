@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from state.codec import must_bytes, must_int, must_uint
+from state.codec import MAX_I64, encode, must_bytes, must_int, must_uint
 from state.errors import Code, TxError
 from state.keys import PUBKEY_LEN, SIG_LEN
 
@@ -24,6 +24,17 @@ MAX_TX_BYTES = 1 << 20
 MAX_BLOCK_TXS = 1 << 16
 #: Upper bound of an encoded proposal (it carries the full block).
 MAX_PROPOSAL_BYTES = (4 << 20) + 4096
+#: The most a proposal's encoding holds besides its block: its array header and its height,
+#: round, pol_round, proposer and signature at their widest (a round needs 1 byte below 128
+#: and 5 at ``MAX_ROUND``), measured with the codec itself.
+PROPOSAL_FIELDS_MAX_BYTES = len(encode([MAX_I64, MAX_ROUND, MAX_ROUND, None, bytes(PUBKEY_LEN), bytes(SIG_LEN)])) - len(
+    encode(None))
+#: Upper bound of an encoded block that is valid (``ConsensusCore._header_valid``): one
+#: that leaves room for the widest proposal fields, so a validator that locked on it can
+#: re-propose it at any round and its proposal still decodes at every peer. A block that
+#: filled ``MAX_PROPOSAL_BYTES`` in a round-0 proposal grew past it when re-proposed at
+#: round 128 or later, and peers counted the honest re-proposer's frame as malformed.
+MAX_BLOCK_BYTES = MAX_PROPOSAL_BYTES - PROPOSAL_FIELDS_MAX_BYTES
 #: A vote is ~150 bytes; anything much larger is garbage.
 MAX_VOTE_BYTES = 512
 #: Upper bound of validators in a set, and so of precommits in a certificate.
