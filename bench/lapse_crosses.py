@@ -19,11 +19,16 @@ import sys
 import time
 
 from state import lapse
+from state.keys import PrivateKey
 from state.tx import Batch, PlaceOrder, Tif
 from tests.harness import BTC, BTC_SPOT, USDC, Chain, key, make_genesis
 
 
-def main(accounts: int) -> None:
+def expired_backlog(accounts: int, spread: bool = False) -> tuple[Chain, PrivateKey]:
+    """The chain of this bench and bench/lapse_depth.py: ``accounts`` makers x 1,000
+    good-til-time bids at 59,900 on BTC-SPOT, one live bid at 59,000 by the returned key,
+    and the first block past the expiry (its sweep took ``SWEEP_BUDGET`` of them).
+    ``spread``: the expiries spread over the last second before it (1,000 distinct ones)."""
     c = Chain(genesis=make_genesis(limits={"max_batch_actions": 256}))
     makers = [key(100 + i) for i in range(accounts)]
     mm = key(99)
@@ -31,14 +36,22 @@ def main(accounts: int) -> None:
         c.fund(k, USDC, 10**15)
         c.fund(k, BTC, 10**12)
     expiry = c.time + 3_600_000
+    n = 0
     for k in makers:
         for _ in range(4):
-            c.run(k, Batch(tuple(PlaceOrder(BTC_SPOT, True, 59_900, 10, Tif.GTC, False, None, expiry)
-                                 for _ in range(250))))
+            c.run(k, Batch(tuple(PlaceOrder(BTC_SPOT, True, 59_900, 10, Tif.GTC, False, None,
+                                            expiry - (n + i) % 1000 if spread else expiry)
+                                 for i in range(250))))
+            n += 250
     c.result(mm, PlaceOrder(BTC_SPOT, True, 59_000, 10, Tif.GTC, False, None))
-    book = c.ex.books[BTC_SPOT]
     c.time = expiry
     c.block()
+    return c, mm
+
+
+def main(accounts: int) -> None:
+    c, mm = expired_backlog(accounts)
+    book = c.ex.books[BTC_SPOT]
     print(f"lapsed orders left after the first sweep: {len(book.orders) - 1}")
     t = time.perf_counter()
     for _ in range(20):

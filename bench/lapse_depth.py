@@ -27,9 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import print_table, write_json
+from bench.lapse_crosses import expired_backlog
 from state import funding, lapse, prices
-from state.tx import Batch, PlaceOrder, Tif
-from tests.harness import BTC, BTC_SPOT, USDC, Chain, key, make_genesis
+from tests.harness import BTC_SPOT
 
 
 def _per_call_us(f: Callable[[], Any], n: int = 20) -> float:
@@ -41,24 +41,8 @@ def _per_call_us(f: Callable[[], Any], n: int = 20) -> float:
 
 
 def main(accounts: int, spread: bool) -> None:
-    c = Chain(genesis=make_genesis(limits={"max_batch_actions": 256}))
-    makers = [key(100 + i) for i in range(accounts)]
-    mm = key(99)
-    for k in (*makers, mm):
-        c.fund(k, USDC, 10**15)
-        c.fund(k, BTC, 10**12)
-    expiry = c.time + 3_600_000
-    n = 0
-    for k in makers:
-        for _ in range(4):
-            c.run(k, Batch(tuple(PlaceOrder(BTC_SPOT, True, 59_900, 10, Tif.GTC, False, None,
-                                            expiry - (n + i) % 1000 if spread else expiry)
-                                 for i in range(250))))
-            n += 250
-    c.result(mm, PlaceOrder(BTC_SPOT, True, 59_000, 10, Tif.GTC, False, None))
+    c, _ = expired_backlog(accounts, spread)
     ex, book, spec = c.ex, c.ex.books[BTC_SPOT], c.ex.markets[BTC_SPOT]
-    c.time = expiry
-    c.block()
     left = len(book.orders) - 1
     level = book.bids[59_900]
     node = c.fork()  # a restarted node: nothing counted yet

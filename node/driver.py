@@ -218,25 +218,27 @@ class ConsensusDriver:
         if not core.height or proposal.height < core.height:
             return False  # the core drops it unchecked
         if proposal.proposer != core.validators.proposer(proposal.height, proposal.round):
-            self.bad_messages += 1
-            raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} by another validator than its proposer")
+            raise self._blame(f"proposal for h={proposal.height} r={proposal.round} by another validator than its proposer")
         if not core.checks_signature(proposal):
             return False
         if not _signed(proposal.signature, proposal.sign_bytes(core.chain_id), proposal.proposer):
-            self.bad_messages += 1
-            raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} with a bad signature")
+            raise self._blame(f"proposal for h={proposal.height} r={proposal.round} with a bad signature")
         if proposal.height == core.height and not proposal.block.body_matches():
-            self.bad_messages += 1
-            raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} whose body its header does not commit to")
+            raise self._blame(f"proposal for h={proposal.height} r={proposal.round} whose body its header does not commit to")
         if proposal.height == core.height and proposal.block.evidence and check_block_evidence(
                 proposal.block.evidence, core.height, core.validators, core.chain_id, max_age=core.evidence_max_age,
                 verifier=sigbatch.valid_prefix)[0] == Code.BAD_SIGNATURE:
             # an honest proposer checked every signature of the evidence it includes (or
             # counted the votes itself); the core would only prevote nil, and the sender,
             # its proposer, would be free to make every node check new forgeries
-            self.bad_messages += 1
-            raise BadFrame(f"proposal for h={proposal.height} r={proposal.round} with forged evidence")
+            raise self._blame(f"proposal for h={proposal.height} r={proposal.round} with forged evidence")
         return True
+
+    def _blame(self, why: str) -> BadFrame:
+        """A frame no honest node sends, counted (``bad_messages``): the ``BadFrame`` to raise,
+        which the p2p layer counts against the sending peer (repeat offenders are banned)."""
+        self.bad_messages += 1
+        return BadFrame(why)
 
     def _vote_must_be_sound(self, vote: Vote) -> bool:
         """``BadFrame`` for a vote no honest node sends: by a key outside the validator set,
@@ -253,13 +255,11 @@ class ConsensusDriver:
         fault."""
         core = self.core
         if vote.validator not in core.validators:
-            self.bad_messages += 1
-            raise BadFrame(f"vote by {vote.validator.hex()[:16]}, not a validator")
+            raise self._blame(f"vote by {vote.validator.hex()[:16]}, not a validator")
         if not core.checks_signature(vote):
             return False
         if not _signed(vote.signature, vote.sign_bytes(core.chain_id), vote.validator):
-            self.bad_messages += 1
-            raise BadFrame(f"vote for h={vote.height} r={vote.round} with a bad signature")
+            raise self._blame(f"vote for h={vote.height} r={vote.round} with a bad signature")
         return True
 
     def on_peer_connected(self, peer_id: str) -> None:
@@ -598,8 +598,7 @@ class ConsensusDriver:
         try:
             evidence = DuplicateVote.decode(frame)
         except MalformedMessage as err:
-            self.bad_messages += 1
-            raise BadFrame(f"undecodable evidence: {err}") from None
+            raise self._blame(f"undecodable evidence: {err}") from None
         if evidence.height > self.core.height:
             # not committable before then, and unbounded: a validator signing pairs for far
             # heights could fill every pool. Peers gossip pending evidence again
@@ -615,8 +614,7 @@ class ConsensusDriver:
         # the chain rule in plain Python (``_signed``), ~17 ms each
         code = evidence.check(self.core.validators, self.core.chain_id, sigbatch.valid_prefix)
         if code != Code.OK:
-            self.bad_messages += 1
-            raise BadFrame(f"invalid evidence from {peer_id}: {code.name}")
+            raise self._blame(f"invalid evidence from {peer_id}: {code.name}")
         if self._keep_evidence(evidence):
             log.warning("h=%d evidence from a peer: validator %s equivocated at height %d round %d",
                         self.rt.sm.height, evidence.validator.hex()[:16], evidence.height, evidence.round)

@@ -165,3 +165,27 @@ def total_of(ex: Any, asset: int) -> int:
 
 def perp_entry_total(ex: Any) -> int:
     return sum(p.signed_entry() for a in ex.accounts.values() for p in a.positions.values())
+
+
+class Calls:
+    """How often a patched function ran (``count_calls``)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def count_calls(monkeypatch: Any, owner: Any, name: str) -> Calls:
+    """Replace ``owner.name`` (a module's function) by a wrapper that counts its calls and
+    answers as it does: how tests show that a costly path (the plain-Python signature
+    rule, a pool write) was or was not taken, without timing anything."""
+    calls = Calls()
+    real = getattr(owner, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.n += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls

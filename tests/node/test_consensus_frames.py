@@ -24,6 +24,7 @@ from tests.consensus.helpers import (
     start,
     vote,
 )
+from tests.harness import count_calls
 
 
 def driver_at_height_1() -> tuple[Any, list[Any]]:
@@ -114,15 +115,7 @@ def test_the_core_never_checks_a_peer_s_signature_with_the_slow_rule(monkeypatch
     with the batch verifier instead, and the core takes its answer."""
     import state.keys
 
-    calls = 0
-    real = state.keys.verify
-
-    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
-        nonlocal calls
-        calls += 1
-        return real(pubkey, message, signature)
-
-    monkeypatch.setattr(state.keys, "verify", counting)  # the core's default verifier's
+    calls = count_calls(monkeypatch, state.keys, "verify")  # the core's default verifier's
     driver, fed = driver_at_height_1()
     good = vote(0, VoteType.PREVOTE, 0, b"\x07" * 32)
     flipped = Vote(VoteType.PREVOTE, 1, 1, b"\x07" * 32, KEYS[0].pubkey,
@@ -132,7 +125,7 @@ def test_the_core_never_checks_a_peer_s_signature_with_the_slow_rule(monkeypatch
     driver.on_consensus_frame("v0", VOTE_TAG + good.encode())
     driver.on_consensus_frame("v0", VOTE_TAG + vote(0, VoteType.PRECOMMIT, 30, b"\x07" * 32).encode())  # far round
     driver.on_consensus_frame("proposer", frame(proposal_for(block_for(1, 0))))
-    assert calls == 0 and [e.verified for e in fed] == [True, True, True]
+    assert calls.n == 0 and [e.verified for e in fed] == [True, True, True]
 
 
 def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,15 +136,7 @@ def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: p
     import state.keys
     from consensus import ProposalReceived, VoteReceived
 
-    calls = 0
-    real = state.keys.verify
-
-    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
-        nonlocal calls
-        calls += 1
-        return real(pubkey, message, signature)
-
-    monkeypatch.setattr(state.keys, "verify", counting)  # the core's default verifier's
+    calls = count_calls(monkeypatch, state.keys, "verify")  # the core's default verifier's
     core = make_core(None)
     start(core)
     b0 = block_for(1, 0)
@@ -170,9 +155,9 @@ def test_checks_signature_says_exactly_when_the_core_would_verify(monkeypatch: p
     answers = []
     for message in messages:
         trial = copy.deepcopy(core)
-        calls = 0
+        calls.n = 0
         trial.handle(ProposalReceived(message, 0) if isinstance(message, Proposal) else VoteReceived(message, 0))
-        answers.append((core.checks_signature(message), calls > 0))
+        answers.append((core.checks_signature(message), calls.n > 0))
     assert all(said == did for said, did in answers), answers
     assert [said for said, _ in answers].count(False) >= 3  # repeats and full rounds are not checked
 

@@ -42,6 +42,7 @@ from tests.consensus.helpers import (
     sent_votes,
     start,
 )
+from tests.harness import Calls, count_calls
 from tests.state.sigvectors import torsion_point_of_order_8
 
 H1 = hashlib.sha256(b"one").digest()
@@ -51,17 +52,10 @@ NATIVE = sigbatch.backend() == "batch"
 
 # ------------------------------------------------------------------ instruments
 @pytest.fixture
-def slow_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def slow_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """Counts runs of the plain-Python rule (``state.keys.verify`` and the node's per-call
     backend both reach it as ``sigrule.verify``); the per-call backend's cache starts empty."""
-    calls = [0]
-    real = sigrule.verify
-
-    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
-        calls[0] += 1
-        return real(pubkey, message, signature)
-
-    monkeypatch.setattr(sigrule, "verify", counting)
+    calls = count_calls(monkeypatch, sigrule, "verify")
     monkeypatch.setattr(sigbatch, "_rule_answers", type(sigbatch._rule_answers)())
     return calls
 
@@ -123,23 +117,23 @@ def test_crafted_signatures_are_the_rule_s_and_not_libsodium_s() -> None:
 EV_HEIGHT = MAX_EVIDENCE_PER_BLOCK + 1
 
 
-def test_a_block_of_crafted_evidence_costs_the_node_no_slow_rule(slow_calls: list[int]) -> None:
+def test_a_block_of_crafted_evidence_costs_the_node_no_slow_rule(slow_calls: Calls) -> None:
     """16 pieces (32 signatures libsodium rejects): the default verifier runs the rule 32
     times (~0.5 s), the node's none (with the extension), same answer."""
     raw = crafted_evidence()
     code, out = check_block_evidence(raw, EV_HEIGHT, VALSET, CHAIN)
-    assert code == Code.OK and len(out) == MAX_EVIDENCE_PER_BLOCK and slow_calls[0] == 32
-    slow_calls[0] = 0
+    assert code == Code.OK and len(out) == MAX_EVIDENCE_PER_BLOCK and slow_calls.n == 32
+    slow_calls.n = 0
     assert check_block_evidence(raw, EV_HEIGHT, VALSET, CHAIN, verifier=sigbatch.valid_prefix) == (code, out)
-    assert slow_calls[0] == (0 if NATIVE else 32)
+    assert slow_calls.n == (0 if NATIVE else 32)
 
 
-def test_without_the_extension_each_crafted_signature_costs_the_rule_once(slow_calls: list[int], per_call: None) -> None:
+def test_without_the_extension_each_crafted_signature_costs_the_rule_once(slow_calls: Calls, per_call: None) -> None:
     raw = crafted_evidence()
     for _ in range(3):  # re-proposed, in another block, to another core
         code, out = check_block_evidence(raw, EV_HEIGHT, VALSET, CHAIN, verifier=sigbatch.valid_prefix)
         assert code == Code.OK and len(out) == MAX_EVIDENCE_PER_BLOCK
-    assert slow_calls[0] == 32
+    assert slow_calls.n == 32
 
 
 def _proposal_with(evidence: tuple[bytes, ...]):  # type: ignore[no-untyped-def]
@@ -150,20 +144,20 @@ def _proposal_with(evidence: tuple[bytes, ...]):  # type: ignore[no-untyped-def]
     return proposal_for(block)
 
 
-def test_the_core_checks_a_proposed_block_s_evidence_with_its_verifier(slow_calls: list[int]) -> None:
+def test_the_core_checks_a_proposed_block_s_evidence_with_its_verifier(slow_calls: Calls) -> None:
     """The node's core (given ``sigbatch.valid_prefix``) prevotes for a block of 16 crafted
     pieces without the plain-Python rule; its answer is the default core's."""
     me = next(i for i, k in enumerate(KEYS) if k.pubkey != VALSET.proposer(EV_HEIGHT, 0))
     prevotes = []
     for verifier in (keys.valid_prefix, sigbatch.valid_prefix):
-        slow_calls[0] = 0
+        slow_calls.n = 0
         core = make_core(me, verifier=verifier)
         start(core, height=EV_HEIGHT)
         actions = feed_proposal(core, _proposal_with(crafted_evidence()))
         prevotes.append([v.block_hash for v in sent_votes(actions) if v.type == VoteType.PREVOTE])
     assert prevotes[0] == prevotes[1] and prevotes[0][0]  # both for the block
     if NATIVE:
-        assert slow_calls[0] == 0
+        assert slow_calls.n == 0
 
 
 # ------------------------------------------------------------------ certificates
@@ -179,12 +173,12 @@ def forged_certificate(height: int, block_hash: bytes) -> CommitCertificate:
 
 
 def test_a_forged_certificate_of_100_signatures_costs_one_check(
-        slow_calls: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+        slow_calls: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
     cert = forged_certificate(5, H1)
     with pytest.raises(CertificateError, match="bad signature") as default:
         cert.must_verify(BIG_SET, CHAIN)
-    assert slow_calls[0] == 1  # the default stops at the first bad signature
-    slow_calls[0] = 0
+    assert slow_calls.n == 1  # the default stops at the first bad signature
+    slow_calls.n = 0
     handed: list[int] = []
     native = sigbatch._NATIVE
     if native is not None:
@@ -196,7 +190,7 @@ def test_a_forged_certificate_of_100_signatures_costs_one_check(
         cert.must_verify(BIG_SET, CHAIN, sigbatch.valid_prefix)
     assert str(node.value) == str(default.value)
     if native is not None:
-        assert slow_calls[0] == 0 and handed == [1]  # its first signature, not all 100
+        assert slow_calls.n == 0 and handed == [1]  # its first signature, not all 100
         handed.clear()
         message = vote_sign_bytes(CHAIN, VoteType.PRECOMMIT, 5, 0, H1)
         honest = sorted((k.pubkey, k.sign(message)) for k in BIG_KEYS)
@@ -206,11 +200,11 @@ def test_a_forged_certificate_of_100_signatures_costs_one_check(
         assert handed == [1, 2, 4, 8, 16, 32, 37]  # chunks double: the failing one is no longer than the good
 
 
-def test_without_the_extension_a_forged_certificate_costs_the_rule_once(slow_calls: list[int], per_call: None) -> None:
+def test_without_the_extension_a_forged_certificate_costs_the_rule_once(slow_calls: Calls, per_call: None) -> None:
     cert = forged_certificate(5, H1)
     for _ in range(3):  # the same forged certificate again (another sync answer)
         assert not cert.verify(BIG_SET, CHAIN, sigbatch.valid_prefix)
-    assert slow_calls[0] == 1
+    assert slow_calls.n == 1
 
 
 def _genesis_of(valset: Sequence[PrivateKey]) -> Genesis:
@@ -219,7 +213,7 @@ def _genesis_of(valset: Sequence[PrivateKey]) -> Genesis:
     return cast(Genesis, SimpleNamespace(chain_id=CHAIN, validators=validators))
 
 
-def test_state_sync_certification_and_block_sync_check_with_the_batch_verifier(slow_calls: list[int]) -> None:
+def test_state_sync_certification_and_block_sync_check_with_the_batch_verifier(slow_calls: Calls) -> None:
     """A peer's block h+1 with a forged certificate (state-sync certification) and a synced
     block with one (block sync, checked by the core): refused, the rule never run."""
     block = Block.decode(block_for(height=1).encode())
@@ -233,7 +227,7 @@ def test_state_sync_certification_and_block_sync_check_with_the_batch_verifier(s
     start(core)
     assert core.handle(SyncedBlock(block, small)) == [] and core.decided is None
     if NATIVE:
-        assert slow_calls[0] == 0
+        assert slow_calls.n == 0
 
 
 # ------------------------------------------------------------------ same answers

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from consensus.block import make_block
 from consensus.evidence import DuplicateVote
@@ -13,6 +15,7 @@ from node.blockstore import BlockStore
 from node.evidence_pool import MAX_PENDING, EvidencePool
 from node.jsonfmt import block_json, evidence_json
 from state.keys import PrivateKey
+from tests.harness import count_calls
 
 CHAIN = "pool-test"
 KEY = PrivateKey(hashlib.sha256(b"equivocator").digest())
@@ -101,27 +104,33 @@ def test_json_shapes() -> None:
     assert "evidence" not in block_json(plain, cert, plain.encode(), cert.encode())
 
 
+def _driver_for_frames(pool: EvidencePool, height: int) -> tuple[Any, list[Any]]:
+    """A ``ConsensusDriver`` reduced to what ``on_evidence_frame`` reads: the pool, a core
+    at ``height`` whose one validator is ``KEY``, nothing committed; returns it and the list
+    of the events it fed to the core."""
+    from consensus.validators import Validator, ValidatorSet
+    from node.driver import ConsensusDriver
+
+    d: Any = ConsensusDriver.__new__(ConsensusDriver)
+    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
+                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=height - 1))
+    d.core = SimpleNamespace(height=height, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
+    d.bad_messages = 0
+    d._committed = lambda evidence: False
+    fed: list[Any] = []
+    d.feed = fed.append
+    return d, fed
+
+
 def test_a_peer_s_evidence_from_beyond_our_height_is_not_kept(tmp_path: Path) -> None:
     """Evidence cannot be committed before its height has passed, and heights are
     unbounded: a validator signing pairs for far heights could fill every node's pool.
     A node drops such a frame without blaming the peer (one ahead of us may send it; it is
     gossiped again), and keeps the same evidence once its height is current."""
     import asyncio
-    from types import SimpleNamespace
-    from typing import Any
-
-    from consensus.validators import Validator, ValidatorSet
-    from node.driver import ConsensusDriver
 
     pool = EvidencePool(tmp_path)
-    d: Any = ConsensusDriver.__new__(ConsensusDriver)
-    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
-                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=3))
-    d.core = SimpleNamespace(height=4, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
-    d.bad_messages = 0
-    d._committed = lambda evidence: False
-    fed: list[Any] = []
-    d.feed = fed.append
+    d, fed = _driver_for_frames(pool, 4)
     asyncio.run(d.on_evidence_frame("peer", ev(9).encode()))
     assert len(pool) == 0 and d.bad_messages == 0 and not fed
     d.core.height = 9
@@ -136,11 +145,7 @@ def test_a_peer_s_evidence_for_long_past_heights_costs_no_pool_write(tmp_path: P
     peer's piece more than ``MAX_PEER_EVIDENCE_AGE`` heights old is dropped unread and
     the peer is not blamed; a recent one is kept as before."""
     import asyncio
-    from types import SimpleNamespace
-    from typing import Any
 
-    from consensus.validators import Validator, ValidatorSet
-    from node.driver import ConsensusDriver
     from node.evidence_pool import MAX_PEER_EVIDENCE_AGE
 
     pool = EvidencePool(tmp_path)
@@ -154,14 +159,7 @@ def test_a_peer_s_evidence_for_long_past_heights_costs_no_pool_write(tmp_path: P
 
     pool._save = counting_save  # type: ignore[method-assign]
     height = MAX_PEER_EVIDENCE_AGE + 200
-    d: Any = ConsensusDriver.__new__(ConsensusDriver)
-    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
-                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=height - 1))
-    d.core = SimpleNamespace(height=height, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
-    d.bad_messages = 0
-    d._committed = lambda evidence: False
-    fed: list[Any] = []
-    d.feed = fed.append
+    d, fed = _driver_for_frames(pool, height)
 
     async def flood() -> None:
         for h in range(height, 0, -1):  # newest first: each one older than every piece kept
@@ -180,37 +178,19 @@ def test_a_peer_s_evidence_with_a_forged_signature_never_reaches_the_slow_rule(t
     libsodium rejects in plain Python (~17 ms): the driver checks a peer's piece with the
     batch verifier first, so a forged one is refused (and the peer blamed) at C speed."""
     import asyncio
-    from types import SimpleNamespace
-    from typing import Any
 
     import pytest
 
     import consensus.messages
-    from consensus.validators import Validator, ValidatorSet
-    from node.driver import ConsensusDriver
     from node.p2p import BadFrame
 
-    calls = 0
-    real = consensus.messages.verify
-
-    def counting(pubkey: bytes, message: bytes, signature: bytes) -> bool:
-        nonlocal calls
-        calls += 1
-        return real(pubkey, message, signature)
-
-    monkeypatch.setattr(consensus.messages, "verify", counting)  # type: ignore[attr-defined]
+    calls = count_calls(monkeypatch, consensus.messages, "verify")
     pool = EvidencePool(tmp_path)
-    d: Any = ConsensusDriver.__new__(ConsensusDriver)
-    d.rt = SimpleNamespace(evidence_pool=pool, faults=SimpleNamespace(isolated=lambda: False),
-                           p2p=SimpleNamespace(broadcast=lambda *a: None), sm=SimpleNamespace(height=3))
-    d.core = SimpleNamespace(height=4, chain_id=CHAIN, validators=ValidatorSet([Validator(KEY.pubkey, 1)]))
-    d.bad_messages = 0
-    d._committed = lambda evidence: False
-    d.feed = lambda event: None
+    d, _ = _driver_for_frames(pool, 4)
     good = ev(3)
     sig = good.vote_b.signature
     forged = DuplicateVote(good.vote_a, Vote(good.vote_b.type, 3, 0, good.vote_b.block_hash, KEY.pubkey,
                                              sig[:-1] + bytes([sig[-1] ^ 1])))
     with pytest.raises(BadFrame, match="BAD_SIGNATURE"):
         asyncio.run(d.on_evidence_frame("peer", forged.encode()))
-    assert calls == 0 and len(pool) == 0 and d.bad_messages == 1
+    assert calls.n == 0 and len(pool) == 0 and d.bad_messages == 1
