@@ -781,6 +781,8 @@ def must_afford_order(
     if not market.is_derivative:
         borrow = _spot_borrow_need(ex, acct, market, is_buy, size, notional, replacing)
     after = assess(ex, acct, True, orders=True, add=leg, drop=replacing)
+    if after.equity >= after.requirement and not later:
+        after = _with_the_part_that_trades_now(ex, acct, market, is_buy, price, size, replacing, after)
     if after.equity >= after.requirement:
         if borrow[1]:
             ex.pools[borrow[0]].must_lend_out(borrow[1], what="borrow")
@@ -817,15 +819,37 @@ def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order |
 WALK_ORDERS: Final = 1000
 
 
-def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int) -> int:
-    """What ``size`` lots at limit ``price`` would trade for: the part that crosses the book now
-    at the resting orders' prices (best first), the rest (which would rest) at the limit. The
-    account's own orders (self-trade prevention cancels them) and reduce-only makers (they may
-    be clipped or cancelled) are passed over, so the walk never prices a fill the matching
-    engine would not make; so are lapsed ones (past their expiry or under a due dead-man
-    switch, state/lapse.py: matching removes them). At most ``WALK_ORDERS`` resting orders are
-    visited (what is left counts at the limit): passed-over orders are not consumed, so
-    without a bound every close could walk the same thousands of them."""
+def _with_the_part_that_trades_now(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int,
+                                   size: int, replacing: Order | None, after: Assessment) -> Assessment:
+    """``after`` (the account with the order counted as an open order), or, when part of the
+    order crosses the book now, the account as if that part had filled at the prices it meets
+    and the rest rested, its other open orders counted: whichever is short of initial margin
+    first. The open-order view counts each side's orders as an alternative to the other
+    side's (every bid filled, or every ask), so the loss a crossing order realizes against
+    the mark or index was charged only in the case where its side fills; but that part fills
+    for certain, and the account's orders on the other side stay open after it (buying spot
+    above the index under a stack of perp asks left the account below initial margin).
+    Only orders of the other side on the same underlying make the two views differ (the
+    cases are per underlying), so an account without any skips the walk."""
+    if not ex.books[market.market_id].crosses(is_buy, price):
+        return after
+    minfo = ex.minfo
+    u = minfo[market.market_id].base
+    if not any((sums[2] if is_buy else sums[0]) and minfo[m].base == u for m, sums in acct.orders.items()):
+        return after
+    lots, notional = _walk(ex, acct, market, is_buy, price, size)
+    if not lots:
+        return after
+    rest = size - lots
+    add: OrderLeg | None = (market.market_id, is_buy, rest, price * rest * market.tick_value) if rest else None
+    now = assess(ex, acct, True, orders=True, fill=(market.market_id, is_buy, lots, notional), add=add, drop=replacing)
+    return now if now.shortfall > after.shortfall else after
+
+
+def _walk(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int) -> tuple[int, int]:
+    """(lots, notional) of the part of ``size`` lots at limit ``price`` that would trade
+    now against the book, at the resting orders' prices (``_walk_notional``'s walk, same
+    bound and same orders passed over)."""
     book = ex.books[market.market_id]
     levels = book.asks if is_buy else book.bids
     left, total, budget = size, 0, WALK_ORDERS
@@ -844,7 +868,20 @@ def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool
             q = min(left, o.size)
             total += p * q
             left -= q
-    return (total + left * price) * market.tick_value
+    return size - left, total * market.tick_value
+
+
+def _walk_notional(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int) -> int:
+    """What ``size`` lots at limit ``price`` would trade for: the part that crosses the book now
+    at the resting orders' prices (best first), the rest (which would rest) at the limit. The
+    account's own orders (self-trade prevention cancels them) and reduce-only makers (they may
+    be clipped or cancelled) are passed over, so the walk never prices a fill the matching
+    engine would not make; so are lapsed ones (past their expiry or under a due dead-man
+    switch, state/lapse.py: matching removes them). At most ``WALK_ORDERS`` resting orders are
+    visited (what is left counts at the limit): passed-over orders are not consumed, so
+    without a bound every close could walk the same thousands of them."""
+    lots, notional = _walk(ex, acct, market, is_buy, price, size)
+    return notional + (size - lots) * price * market.tick_value
 
 
 def _solvent_if_filled(ex: Exchange, acct: Account, leg: OrderLeg, drop: Order | None) -> bool:

@@ -220,6 +220,38 @@ def test_a_trigger_that_reduces_is_valued_at_its_limit_not_at_todays_book() -> N
     assert stop.status == "waiting"
 
 
+def test_a_taker_order_is_judged_with_the_loss_it_realizes_and_the_other_sides_orders() -> None:
+    """Open orders count per side as alternatives (every bid filled, or every ask), and a new
+    order was judged as one more of its side: the loss a crossing order realizes against the
+    index was charged only where its side fills. But it fills now, and the orders of the
+    other side stay open: a spot buy 8% over the index under a stack of perp asks passed and
+    left the account $149 below initial margin with its orders counted (the extended
+    adversary found it on a random seed). Judged as filled, with the other orders, it is
+    refused; once the asks are gone it passes."""
+    c = risk_chain()
+    set_prices(c, btc=PX_60K)
+    c.fund(LENDER, USDC, 5_000_000 * USD)
+    c.fund(MAKER, USDC, 50_000_000 * USD)
+    c.fund(ACCOMPLICE, BTC, 100 * BTC_UNIT)
+    c.fund(ATTACKER, USDC, 10_000 * USD)
+    px = PX_60K // c.ex.markets[BTC_PERP].tick_size
+    assert c.order(MAKER, BTC_PERP, False, px, 15_000).status == "resting"
+    assert c.order(ATTACKER, BTC_PERP, True, px, 15_000, tif=Tif.IOC).status == "filled"
+    asks = c.order(ATTACKER, BTC_PERP, False, px * 110 // 100, 42_000)  # net short 27k lots if all fill
+    assert asks.status == "resting"
+    acct = c.ex.accounts[ATTACKER.address]
+    before = risk.assess(c.ex, acct, True, orders=True).shortfall
+    assert before < 0
+    dear = PX_60K // c.ex.markets[BTC_SPOT].tick_size * 108 // 100
+    assert c.order(ACCOMPLICE, BTC_SPOT, False, dear, 10**6).status == "resting"
+    buy = c.order(ATTACKER, BTC_SPOT, True, dear, 4_000, tif=Tif.IOC)
+    assert buy.code == Code.INSUFFICIENT_BALANCE  # (a spot buy that margin cannot borrow for)
+    assert risk.assess(c.ex, acct, True, orders=True).shortfall == before
+    assert c.result(ATTACKER, Cancel(BTC_PERP, asks.oid, None)).code == Code.OK
+    assert c.order(ATTACKER, BTC_SPOT, True, dear, 4_000, tif=Tif.IOC).status == "filled"
+    assert risk.assess(c.ex, acct, True, orders=True).shortfall < 0
+
+
 def test_an_address_made_someone_elses_agent_can_renounce_it() -> None:
     """Anyone could approve a fresh address as their own agent before its first deposit:
     everything it then signed acted for the squatter, and its withdrawals, transfers and
