@@ -13,6 +13,14 @@ back to cross while it held another market (tests/state/test_economic_attacks.py
 ``checking_pools`` wraps each action with another: no action moves money from a pool into
 ``idle`` past the pool's utilization cap (tests/state/test_idle_credit_cap.py).
 
+For the lapse rules (good-til-time orders lapsing within a few blocks, dead-man switches,
+modifies and cancels of orders that may have lapsed, spot sales under perp asks that may
+lapse), every block also checks that no order is cancelled twice and that the derived
+structures equal what the orders give (``check_lapse_derived``: each level's sums by expiry
+and expired sums, its depth against the orders, each account's orders by expiry). It found
+a crossing order judged only as an order of its side (a spot buy over the index under
+perp asks; tests/state/test_economic_attacks.py).
+
     python -m tests.state.extended_adversary 200 0 [restart] [lapse]   # a longer campaign
 
 (``lapse``: the sweep and the transactions' lapse allowance at 2 and 3 a block, so the
@@ -27,11 +35,12 @@ import tempfile
 import traceback
 from typing import Any
 
-from state import handlers, lifetimes, machine, risk, tx
+from state import handlers, lapse, lifetimes, machine, risk, tx
 from state.agents import sub_account_address
 from state.errors import Code
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, default_markets, future_market
 from state.isolated import isolated_address
+from state.receipts import Cancelled
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, ETH, ETH_PERP, ETH_SPOT, T0, USDC, Chain, key
 from tests.state.adversary import MAKERS, TRADERS, VALIDATORS, Adversary
 from tests.state.riskkit import USD
@@ -124,8 +133,74 @@ def checking_pools(run_one: Any, violations: list[str]) -> Any:
     return checked
 
 
+def check_lapse_derived(ex: Any) -> None:
+    """The derived structures of today's lapse rules equal what the orders give: each
+    level's aggregates, per-expiry sums and expired sums (``Level.buckets``, ``xcount``...),
+    its floor a lower bound, its depth the brute-force depth of the orders not lapsed; each
+    account's orders by expiry (``Account.expiries``) exactly its open good-til-time orders."""
+    switches = lapse.switches_due(ex)
+    now = ex.time_ms
+    for _m, book in sorted(ex.books.items()):
+        for side, prices in ((book.bids, book.bid_prices), (book.asks, book.ask_prices)):
+            assert sorted(side) == prices, ("level prices", book.market)
+            for p, level in side.items():
+                live = [o for o in level.orders if o.live]
+                assert live, ("empty level kept", book.market, p)
+                assert level.count == len(live) and level.total == sum(o.size for o in live)
+                assert level.firm == sum(o.size for o in live if not o.reduce_only)
+                buckets: dict[int, list[int]] = {}
+                x = [0, 0, 0]
+                for o in live:
+                    if not o.expires_at:
+                        continue
+                    assert level.floor <= o.expires_at, ("floor above an expiry", book.market, p)
+                    row = x if o.expires_at < level.cut else buckets.setdefault(o.expires_at, [0, 0, 0])
+                    row[0] += 1
+                    row[1] += o.size
+                    row[2] += 0 if o.reduce_only else o.size
+                assert buckets == level.buckets, ("level buckets", book.market, p, buckets, level.buckets)
+                assert x == [level.xcount, level.xtotal, level.xfirm], ("expired sums", book.market, p)
+                good = [o for o in live if not lapse.lapsed(ex, o, switches)]
+                want = (sum(o.size for o in good), sum(o.size for o in good if not o.reduce_only), len(good))
+                assert lapse.level_depth(ex, level, switches) == want, ("depth", book.market, p)
+    for addr, acct in ex.accounts.items():
+        gtt = {}
+        for oid, m in acct.open_orders.items():
+            o = ex.books[m].orders[oid]
+            assert o.owner == addr
+            if o.expires_at:
+                gtt[oid] = o.expires_at
+        xp = acct.expiries
+        if xp is None:
+            assert not gtt, ("orders by expiry missing", addr.hex()[:8])
+            continue
+        held = set(xp.expired)
+        for e, oids in xp.buckets.items():
+            assert oids, "empty expiry bucket kept"
+            assert e in xp.heap
+            for oid in oids:
+                assert gtt.get(oid) == e, ("bucket of a gone order", addr.hex()[:8], oid)
+            assert not held & oids
+            held |= oids
+        for oid in xp.expired:
+            assert oid in gtt and gtt[oid] < now, ("expired set", addr.hex()[:8], oid)
+        assert held == set(gtt), ("orders by expiry", addr.hex()[:8], sorted(held ^ set(gtt)))
+
+
 class Ext(Adversary):
     eth_px: int = 3_000 * USD
+    gone: set[int]
+
+    def check_block(self, result: Any, before: Any) -> None:
+        super().check_block(result, before)
+        ex = self.chain.ex
+        if not hasattr(self, "gone"):
+            self.gone = set()
+        for _, e in result.events:  # an order leaves the book once: never two Cancelled for one oid
+            if isinstance(e, Cancelled):
+                assert e.oid not in self.gone, f"h{ex.height}: oid {e.oid} cancelled twice ({e.reason})"
+                self.gone.add(e.oid)
+        check_lapse_derived(ex)
 
     def _oracle_txs(self) -> list[bytes]:
         c = self.chain
@@ -273,6 +348,29 @@ class Ext(Adversary):
             return [c.sign(who, tx.Batch(orders))]
         if kind == "dead_soon":  # a dead-man switch due within a few blocks
             return [c.sign(t, tx.ScheduleCancel(c.time + 1_000 * step[2] + step[3]))]
+        if kind == "gtt_touch":  # modify or cancel one of its own resting orders, maybe one that has lapsed
+            acct = c.ex.accounts.get(t.address)
+            if acct is None or not acct.open_orders:
+                return []
+            oids = sorted(acct.open_orders)
+            oid = oids[step[2] % len(oids)]
+            o = c.ex.books[acct.open_orders[oid]].orders[oid]
+            if step[3] == 0:
+                return [c.sign(t, tx.Cancel(o.market, oid, None))]
+            if step[3] == 1:  # shrink in place
+                return [c.sign(t, tx.Modify(o.market, oid, None, o.price, max(1, o.size // 2)))]
+            return [c.sign(t, tx.Modify(o.market, oid, None, max(1, o.price * (10_000 + step[4]) // 10_000),
+                                        o.size + step[5]))]
+        if kind == "spot_under_perp":  # perp asks (maybe lapsing soon), then a sale of part of the spot holding
+            acct = c.ex.accounts.get(t.address)
+            spot, perp, asset = (ETH_SPOT, ETH_PERP, ETH) if step[2] else (BTC_SPOT, BTC_PERP, BTC)
+            out = [c.sign(t, tx.PlaceOrder(perp, False, px_of(perp, step[3]), lots_for(perp, step[4] * 1_000 * USD),
+                                           tx.Tif.GTC, False, None, c.time + 1_000 * step[5] if step[5] else None))]
+            bal = acct.balance(asset) if acct is not None else 0
+            lots = bal * step[6] // 100 // c.ex.markets[spot].lot_size
+            if lots > 0:
+                out.append(c.sign(t, tx.PlaceOrder(spot, False, px_of(spot, -step[7]), lots, tx.Tif.IOC, False, None)))
+            return out
         if kind == "wd_all":
             acct = c.ex.accounts.get(t.address)
             if acct is None:
@@ -287,7 +385,7 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
     k = rng.choice(["iso_on", "iso_off", "iso_margin", "iso_actas", "iso_order", "sub_create", "sub_fund",
                     "sub_back", "sub_trade", "xfer", "lev", "trig", "fut", "fut_quote", "agent", "agent_act",
                     "closing_stack", "wd_all", "offmkt", "offmkt", "offmkt", "eth_oracle", "oracle", "quote", "perp", "spot_margin", "borrow",
-                    "repay", "idle", "wash", "pull", "withdraw", "extreme", "idle_drain", "gtt", "gtt", "dead_soon"])
+                    "repay", "idle", "wash", "pull", "withdraw", "extreme", "idle_drain", "gtt", "gtt", "dead_soon", "gtt_touch", "gtt_touch", "spot_under_perp"])
     if k == "iso_on" or k == "iso_off":
         return (k, i, rng.randrange(3))
     if k == "iso_margin":
@@ -324,6 +422,11 @@ def draw_step(rng: random.Random) -> tuple[Any, ...]:
     if k == "gtt":
         return (k, i, rng.randrange(5), b, rng.randint(-40, 40), rng.randint(1, 60), rng.randint(0, 4),
                 rng.choice([0, 0, 1, 2]), rng.randint(1, 12), rng.choice([0, 0, 0, 1, 2]))
+    if k == "gtt_touch":
+        return (k, i, rng.randrange(64), rng.randrange(3), rng.randint(-300, 300), rng.randint(-5, 200))
+    if k == "spot_under_perp":
+        return (k, i, rng.randrange(2), rng.randint(-100, 600), rng.randint(1, 400), rng.choice([0, 0, 2, 4]),
+                rng.randint(1, 100), rng.randint(0, 300))
     if k == "dead_soon":
         return (k, i, rng.randint(5, 9), rng.choice([0, 1, 999]))
     if k == "idle_drain":
