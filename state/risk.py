@@ -658,15 +658,22 @@ def _use_leverage(agg: _Underlying, acct: Account, m: int, mi: LegInfo) -> None:
 
 def leverage_floor(ns: int, p: int, lev: int) -> int:
     """The least initial requirement leverage allows on one underlying: its derivative value
-    ``p`` not offset by its spot value ``ns`` (min(|ns + p|, |p|)), over the lowest leverage
-    of the derivative markets used on it, rounded up.
+    ``p`` not offset by its spot value ``ns`` (|p| less |ns| when they are of opposite
+    signs, never below zero; |p| when of the same sign), over the lowest leverage of the
+    derivative markets used on it, rounded up.
 
     Why not every position's notional: a perp hedged by the spot it shorts carries no price
     risk, and portfolio margin would lose its point; a perp that adds to a spot holding is
-    floored on the perp alone (the spot is fully funded). So no account can hold more
-    unhedged derivative exposure than the markets' leverage allows, hedge or not."""
-    net = ns + p
-    exposure = min(net if net > 0 else -net, p if p > 0 else -p)
+    floored on the perp alone (the spot is fully funded); spot beyond what hedges the perp
+    is fully funded too and leaves none of the perp unhedged (so the floor never grows as
+    the account buys spot against a short perp). So no account can hold more unhedged
+    derivative exposure than the markets' leverage allows, hedge or not."""
+    ap = p if p > 0 else -p
+    if (ns > 0 > p) or (p > 0 > ns):
+        an = ns if ns > 0 else -ns
+        exposure = ap - an if ap > an else 0
+    else:
+        exposure = ap
     return -(-exposure // lev)
 
 

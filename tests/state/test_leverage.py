@@ -1,7 +1,8 @@
 """Leverage: each derivative market's max_leverage, and the account's own (update_leverage).
 
 Hand-computed numbers at BTC $60,000 (a lot is 0.0001 BTC, $6): the leverage floor of an
-underlying is min(|spot + derivative value|, |derivative value|) / leverage, rounded up.
+underlying is the derivative value not offset by spot (|derivative| - |spot|, at least 0,
+when of opposite signs; |derivative| when of the same sign) / leverage, rounded up.
 """
 
 from __future__ import annotations
@@ -59,6 +60,26 @@ def test_a_spot_hedge_needs_no_leverage_even_at_one() -> None:
     assert c.order(MAKER, BTC_PERP, True, 60_000, 10_000).status == "resting"
     assert c.order(A, BTC_PERP, False, 60_000, 10_000).status == "filled"
     assert im(c, A).requirement == 600 * USD
+
+
+def test_more_spot_than_the_short_perp_offsets_adds_no_floor() -> None:
+    """Long 3 BTC spot, short 1 BTC-PERP on a 1x market: the perp is offset whole, so the
+    floor is zero and the requirement is the scenarios', as on a 20x market. The floor was
+    min(|3 - 1|, 1) x $60k = $60,000: buying spot against a short perp (fully funded) raised
+    it, and the extended adversary saw an accepted spot buy take an account from $2,028 of
+    floor to $17,028, below initial margin."""
+    reqs = []
+    for lev in (1, 20):
+        c = _chain(btc_perp_max_leverage=lev)
+        c.fund(A, BTC, 3 * BTC_UNIT)
+        c.fund(A, USDC, 1_000 * USD)
+        assert c.order(MAKER, BTC_PERP, True, 60_000, 10_000).status == "resting"
+        assert c.order(A, BTC_PERP, False, 60_000, 10_000).status == "filled"
+        reqs.append(im(c, A).requirement)
+    assert reqs[0] == reqs[1] < 60_000 * USD
+    assert risk.leverage_floor(3, -1, 1) == risk.leverage_floor(-3, 1, 1) == 0
+    assert risk.leverage_floor(1, -3, 1) == risk.leverage_floor(-1, 3, 1) == 2
+    assert risk.leverage_floor(1, 3, 1) == risk.leverage_floor(0, -3, 1) == 3
 
 
 def test_update_leverage_raises_the_requirement_and_can_be_undone() -> None:
