@@ -17,7 +17,9 @@ For the lapse rules (good-til-time orders lapsing within a few blocks, dead-man 
 modifies and cancels of orders that may have lapsed, spot sales under perp asks that may
 lapse), every block also checks that no order is cancelled twice and that the derived
 structures equal what the orders give (``check_lapse_derived``: each level's sums by expiry
-and expired sums, its depth against the orders, each account's orders by expiry). It found
+and expired sums, its depth against the orders, each account's orders by expiry), and
+``checking`` that a transaction refused ``EXPIRY_PENDING`` or ``DEAD_MAN_PENDING`` changes
+no record but its signer's nonce and emits nothing. It found
 a crossing order judged only as an order of its side (a spot buy over the index under
 perp asks; tests/state/test_economic_attacks.py).
 
@@ -36,6 +38,7 @@ import traceback
 from typing import Any
 
 from state import handlers, lapse, lifetimes, machine, risk, tx
+from state import records as records_mod
 from state.agents import sub_account_address
 from state.errors import Code
 from state.genesis import FEE_ACCOUNT, INSURANCE_ACCOUNT, default_markets, future_market
@@ -85,7 +88,17 @@ def checking(apply_tx: Any, violations: list[str]) -> Any:
         if isinstance(tx_.action, (tx.OraclePrices, tx.Deposit)):
             return apply_tx(ex, tx_)
         before = {a: _shortfall(ex, a) for a in _group(ex, tx_)}
+        pending = lapse.expiries_due(ex) or lapse.switches_due(ex)
+        records = dict(ex.snapshot_records()) if pending else None
+        events = len(ex.events)
         r = apply_tx(ex, tx_)
+        if r.code in (Code.EXPIRY_PENDING, Code.DEAD_MAN_PENDING):  # nothing changes but the nonce
+            assert records is not None
+            after = dict(ex.snapshot_records())
+            changed = sorted(k for k in records.keys() | after.keys() if records.get(k) != after.get(k))
+            if changed != [records_mod.nonce_key(tx_.signer)] or len(ex.events) != events:
+                violations.append(f"h{ex.height} {Code(r.code).name} changed {[k[:9].hex() for k in changed]}, "
+                                  f"{len(ex.events) - events} events: {tx_.action!r}"[:600])
         if r.code != Code.OK:
             return r
         for a in _group(ex, tx_):
