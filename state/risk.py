@@ -822,7 +822,8 @@ def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order |
     return max(lots, 0)
 
 
-#: resting orders a risk-reducing order's valuation walks at most (``_walk_notional``)
+#: resting orders a risk-reducing order's valuation, or a crossing order's filled part, walks
+#: at most (``_walk``)
 WALK_ORDERS: Final = 1000
 
 
@@ -834,8 +835,8 @@ def _with_the_part_that_trades_now(ex: Exchange, acct: Account, market: MarketSp
     first. The open-order view counts each side's orders as an alternative to the other
     side's (every bid filled, or every ask), so the loss a crossing order realizes against
     the mark or index was charged only in the case where its side fills; but that part fills
-    for certain, and the account's orders on the other side stay open after it (buying spot
-    above the index under a stack of perp asks left the account below initial margin).
+    for certain, and the account's orders on the other side stay open after it (a spot buy
+    over the index under a stack of perp asks would otherwise end below initial margin).
     Only orders of the other side on the same underlying make the two views differ (the
     cases are per underlying), so an account without any skips the walk."""
     if not ex.books[market.market_id].crosses(is_buy, price):
