@@ -782,6 +782,13 @@ def must_afford_order(
             (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
         now = assess(ex, acct, True, orders=True, drop=replacing)
         with_it = assess(ex, acct, True, orders=True, add=walked, drop=replacing)
+        if not later and _other_side_open(ex, acct, market, is_buy):
+            # and as filled whole at that value with the other side's orders still open: the
+            # sides' cases are alternatives, so the loss of a close far from the mark was
+            # charged only where the asks (or bids) fill, not under the other side's orders
+            filled = assess(ex, acct, True, orders=True, fill=walked, drop=replacing)
+            if filled.shortfall > with_it.shortfall:
+                with_it = filled
         if with_it.shortfall <= max(now.shortfall, 0) and _solvent_if_filled(ex, acct, walked, replacing):
             return
     borrow = (0, 0)
@@ -839,13 +846,9 @@ def _with_the_part_that_trades_now(ex: Exchange, acct: Account, market: MarketSp
     over the index under a stack of perp asks would otherwise end below initial margin).
     Only orders of the other side on the same underlying make the two views differ (the
     cases are per underlying), so an account without any skips the walk."""
-    if not ex.books[market.market_id].crosses(is_buy, price):
+    if not ex.books[market.market_id].crosses(is_buy, price) or not _other_side_open(ex, acct, market, is_buy):
         return after
-    minfo = ex.minfo
-    u = minfo[market.market_id].base
-    if not any((sums[2] if is_buy else sums[0]) and minfo[m].base == u for m, sums in acct.orders.items()):
-        return after
-    lots, notional = _walk(ex, acct, market, is_buy, price, size)
+    lots, notional = _walk(ex, acct, market, is_buy, price, size, True)
     if not lots:
         return after
     rest = size - lots
@@ -854,10 +857,20 @@ def _with_the_part_that_trades_now(ex: Exchange, acct: Account, market: MarketSp
     return now if now.shortfall > after.shortfall else after
 
 
-def _walk(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int) -> tuple[int, int]:
+def _other_side_open(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool) -> bool:
+    """Whether the account has open orders (or margin-counting triggers) of the other side
+    on ``market``'s underlying: only they make a fill's view differ from an order's."""
+    minfo = ex.minfo
+    u = minfo[market.market_id].base
+    return any((sums[2] if is_buy else sums[0]) and minfo[m].base == u for m, sums in acct.orders.items())
+
+
+def _walk(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int,
+          reduce_only_makers: bool = False) -> tuple[int, int]:
     """(lots, notional) of the part of ``size`` lots at limit ``price`` that would trade
     now against the book, at the resting orders' prices (``_walk_notional``'s walk, same
-    bound and same orders passed over)."""
+    bound and same orders passed over; ``reduce_only_makers``: those are met too, as when
+    the part that fills is what is judged, not only a value to be conservative about)."""
     book = ex.books[market.market_id]
     levels = book.asks if is_buy else book.bids
     left, total, budget = size, 0, WALK_ORDERS
@@ -871,7 +884,7 @@ def _walk(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: 
             if not left or not budget:
                 break
             budget -= 1
-            if o.owner == acct.address or o.reduce_only or lapse.lapsed(ex, o, switches):
+            if o.owner == acct.address or (o.reduce_only and not reduce_only_makers) or lapse.lapsed(ex, o, switches):
                 continue
             q = min(left, o.size)
             total += p * q
