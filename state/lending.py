@@ -412,6 +412,20 @@ class Pools:
             self._lend_idle(acct, asset, lend)
             fresh -= lend
 
+    def supply_drop(self, acct: Account, asset: int, need: int) -> int:
+        """What the pool's supply value loses when ``need`` of the account's supply leaves it
+        (``_take``'s share burn, or all of it for ``move_supply_to_idle`` when ``need`` is at
+        least the supply). The shares burnt are rounded up and each value is rounded down, so
+        the pool can lose one unit more than the account receives: the utilization cap is
+        checked on this, not on ``need``, or a withdrawal at the cap leaves the pool one unit
+        past it with that unit in the account's idle funds."""
+        s = acct.scaled.get(asset, 0)
+        if s <= 0 or need <= 0:
+            return 0
+        pool = self.by_asset[asset]
+        burnt = s if need >= mul_one(s, pool.supply_index) else min(s, -div_one(-need, pool.supply_index))
+        return pool.supply_value() - mul_one(pool.supply_shares - burnt, pool.supply_index)
+
     def move_supply_to_idle(self, acct: Account, asset: int) -> int:
         """Auto-lend off: the supplied part leaves the pool into ``idle``; returns the amount."""
         s = acct.scaled.get(asset, 0)

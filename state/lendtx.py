@@ -34,7 +34,7 @@ def handle_lend(ex: Exchange, signer: bytes, pubkey: bytes, a: Lend) -> ActionRe
         return ActionResult(Code.OK, status="ok")
     acct = ex.account(signer)
     supplied = ex.pools.supplied(acct, a.asset)
-    ex.pools[a.asset].must_lend_out(supplied, what="withdrawal")
+    ex.pools[a.asset].must_lend_out(ex.pools.supply_drop(acct, a.asset, supplied), what="withdrawal")
     acct.set_auto_lend(a.asset, False)
     ex.pools.move_supply_to_idle(acct, a.asset)
     return ActionResult(Code.OK, status="ok")

@@ -954,7 +954,7 @@ def must_afford_withdrawal(ex: Exchange, acct: Account, asset: int, amount: int,
         raise TxError(Code.INSUFFICIENT_BALANCE, f"{what} {amount}, available {have}")
     pool = ex.pools[asset]
     from_pool = amount - min(idle, amount)
-    pool.must_lend_out(from_pool, what="withdrawal" if what == "withdraw" else what)
+    pool.must_lend_out(ex.pools.supply_drop(acct, asset, from_pool), what="withdrawal" if what == "withdraw" else what)
     if amount > pool.custody:
         raise TxError(Code.POOL_ILLIQUID, f"{what} {amount} exceeds the chain's custody {pool.custody}")
     after = assess(ex, acct, True, orders=True, d_balance=(asset, -amount))

@@ -33,12 +33,19 @@ def test_extended_flows_restart_to_the_same_chain(seed: int) -> None:
     extended_adversary.one_flow(seed, True)
 
 
-@pytest.mark.parametrize("seed", [3_007_387])
-def test_a_close_into_reduce_only_bids_under_the_accounts_own_bids(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A seed the campaign found (``lapse`` budgets): a reduce-only sale of a whole long, 11%
-    under the mark into reduce-only bids, while the account's own bids of 4x the position
-    rested. The walk passed over the reduce-only makers, so no part was judged as filled and
-    the loss counted only where the asks fill; the account ended $889 below initial margin."""
+@pytest.mark.parametrize("seed", [3_007_387, 5_000_338])
+def test_seeds_the_campaigns_found_keep_every_invariant(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeds the campaigns found (``lapse`` budgets).
+
+    3,007,387: a reduce-only sale of a whole long, 11% under the mark into reduce-only bids,
+    while the account's own bids of 4x the position rested. The walk passed over the
+    reduce-only makers, so no part was judged as filled and the loss counted only where the
+    asks fill; the account ended $889 below initial margin.
+
+    5,000,338: turning auto-lend off at the pool's cap was checked on what the account
+    receives (its shares' value, rounded down), while the pool's supply value fell by one
+    unit more; the pool ended one unit past its cap with that unit idle
+    (``Pools.supply_drop``)."""
     monkeypatch.setattr(lifetimes, "SWEEP_BUDGET", 2)
     monkeypatch.setattr(lifetimes, "TX_LAPSE_BUDGET", 3)
     found: list[str] = []
