@@ -778,8 +778,7 @@ def must_afford_order(
         # for (``_walk_notional``: a market close with slippage is judged by the book it
         # meets): a close at the band's far edge into a colluding account realizes a loss that
         # can exceed the account's equity, and that deficit would be the fund's and the lenders'
-        walked: OrderLeg = leg if later else \
-            (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
+        walked = _valued(ex, acct, market, is_buy, price, size, later)
         now = assess(ex, acct, True, orders=True, drop=replacing)
         with_it = assess(ex, acct, True, orders=True, add=walked, drop=replacing)
         if not later and _other_side_open(ex, acct, market, is_buy):
@@ -807,7 +806,7 @@ def must_afford_order(
         # underlying), and selling it below initial margin deepened the orders' worst case
         now = assess(ex, acct, True, orders=True, drop=replacing)
         filled = assess(ex, acct, True, orders=True, fill=leg, drop=replacing)
-        walked = leg if later else (market.market_id, is_buy, size, _walk_notional(ex, acct, market, is_buy, price, size))
+        walked = _valued(ex, acct, market, is_buy, price, size, later)
         if filled.shortfall < now.shortfall and _solvent_if_filled(ex, acct, walked, replacing):
             return
     _must_be_priced(after, f"order on market {market.market_id}")
@@ -817,6 +816,14 @@ def must_afford_order(
                       f"order needs {borrow[1]} more of asset {borrow[0]} than the account holds and margin "
                       f"cannot borrow it: initial margin shortfall {short}")
     raise TxError(Code.INSUFFICIENT_MARGIN, f"initial margin shortfall {short}")
+
+
+def _valued(ex: Exchange, acct: Account, market: MarketSpec, is_buy: bool, price: int, size: int,
+            later: bool) -> OrderLeg:
+    """The order as a risk-reducing exception values it: at what it would trade for now
+    (``_walk_notional``), or at its limit when it trades only once a trigger fires."""
+    notional = price * size * market.tick_value if later else _walk_notional(ex, acct, market, is_buy, price, size)
+    return (market.market_id, is_buy, size, notional)
 
 
 def _same_side_open(acct: Account, market: int, is_buy: bool, replacing: Order | None) -> int:
