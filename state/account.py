@@ -16,9 +16,9 @@ next touch). Balances are kept by state/lending.py (``scaled``/``idle``); ``bala
 
 from __future__ import annotations
 
-import heapq
 from typing import Any, Final
 
+from state.byexpiry import ByExpiry
 from state.lending import Pools
 
 #: the reserved sub-account name prefix of an isolated-margin account (state/isolated.py):
@@ -91,44 +91,34 @@ class Position:
 class Expiries:
     """Derived: an account's open good-til-time orders by expiry, so that how many of them
     have expired, and which, is known without reading its other orders (state/lapse.py
-    ``expired_of``): the oids per expiry not yet passed, a min-heap of those expiries (an
-    entry whose bucket has gone is skipped; rebuilt once they outnumber the buckets), and
-    the oids whose expiry a block time has passed. Rebuilt on load from the orders."""
+    ``expired_of``): the oids per expiry not yet passed (state/byexpiry.py) and the oids
+    whose expiry a block time has passed. Rebuilt on load from the orders."""
 
-    __slots__ = ("buckets", "expired", "heap")
+    __slots__ = ("by_expiry", "expired")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, set[int]] = {}
-        self.heap: list[int] = []
+        self.by_expiry: ByExpiry[set[int]] = ByExpiry()
         self.expired: set[int] = set()
 
     def add(self, oid: int, expires_at: int) -> None:
-        b = self.buckets.get(expires_at)
-        if b is None:
-            b = self.buckets[expires_at] = set()
-            heapq.heappush(self.heap, expires_at)
-            if len(self.heap) > 2 * len(self.buckets) + 32:  # amortized O(1) a push
-                self.heap = sorted(self.buckets)  # (sorted: a heap)
-        b.add(oid)
+        self.by_expiry.bucket(expires_at, set).add(oid)
 
     def discard(self, oid: int, expires_at: int) -> None:
         """The order left the book (cancelled, filled)."""
         if oid in self.expired:
             self.expired.discard(oid)
             return
-        b = self.buckets.get(expires_at)
+        buckets = self.by_expiry.buckets
+        b = buckets.get(expires_at)
         if b is not None:
             b.discard(oid)
             if not b:
-                del self.buckets[expires_at]
+                del buckets[expires_at]
 
     def advance(self, now: int) -> set[int]:
         """The oids whose expiry is before ``now`` (moved over once per expiry)."""
-        heap, buckets = self.heap, self.buckets
-        while heap and heap[0] < now:
-            b = buckets.pop(heapq.heappop(heap), None)
-            if b:
-                self.expired |= b
+        for b in self.by_expiry.pop_before(now):
+            self.expired |= b
         return self.expired
 
 

@@ -13,10 +13,11 @@ walk that counts orders against a bound counts live ones only. Priority after a 
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections import deque
 from collections.abc import Iterator
 from typing import Final
+
+from state.byexpiry import ByExpiry
 
 #: ``Level.floor`` of a level without good-til-time orders (above any block time)
 NO_EXPIRY: Final = 1 << 63
@@ -81,9 +82,13 @@ class Order:
 LEVEL_SLACK: Final = 32
 
 
+def _no_sums() -> list[int]:
+    return [0, 0, 0]
+
+
 class Level:
-    __slots__ = ("buckets", "count", "cut", "dead", "expiries", "firm", "floor", "orders", "price", "total", "xcount",
-                 "xfirm", "xtotal")
+    __slots__ = ("by_expiry", "count", "cut", "dead", "firm", "floor", "orders", "price", "total", "xcount", "xfirm",
+                 "xtotal")
 
     def __init__(self, price: int) -> None:
         self.price = price
@@ -103,11 +108,10 @@ class Level:
         # floor is not past the block time holds no expired order (state/lapse.py)
         self.floor = NO_EXPIRY
         # derived (state/lapse.py ``count_expired``): the live good-til-time orders whose
-        # expiry is at or after ``cut``, by expiry: [count, size, not-reduce-only size]; a
-        # min-heap of those expiries (an entry whose bucket has gone is skipped); and the
-        # same sums of the live orders whose expiry is before ``cut``, counted as expired
-        self.buckets: dict[int, list[int]] = {}
-        self.expiries: list[int] = []
+        # expiry is at or after ``cut``, by expiry (state/byexpiry.py): [count, size,
+        # not-reduce-only size]; and the same sums of the live orders whose expiry is before
+        # ``cut``, counted as expired
+        self.by_expiry: ByExpiry[list[int]] = ByExpiry()
         self.cut = 0
         self.xcount = 0
         self.xtotal = 0
@@ -123,17 +127,12 @@ class Level:
             self.xtotal += size
             self.xfirm += firm
             return
-        b = self.buckets.get(e)
-        if b is None:
-            b = self.buckets[e] = [0, 0, 0]
-            heapq.heappush(self.expiries, e)
-            if len(self.expiries) > 2 * len(self.buckets) + LEVEL_SLACK:  # amortized O(1) a push
-                self.expiries = sorted(self.buckets)  # (sorted: a heap)
+        b = self.by_expiry.bucket(e, _no_sums)
         b[0] += n
         b[1] += size
         b[2] += firm
         if not b[0]:
-            del self.buckets[e]
+            del self.by_expiry.buckets[e]
 
     def head(self) -> Order | None:
         """The oldest live order, discarding dead ones it passes."""

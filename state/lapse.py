@@ -14,7 +14,7 @@ Keeping that cheap: each price level keeps ``floor``, a lower bound on the expir
 good-til-time orders (``NO_EXPIRY`` when it has none). A level whose floor is not past the
 block time holds no expired order, so while no dead-man switch is due its aggregates
 (``total``, ``firm``) are exact and read in O(1), as before. Otherwise the level's heap of
-expiries (``Level.expiries``, over per-expiry sums ``Level.buckets``) moves the orders of
+expiries (``Level.by_expiry``: per-expiry sums, state/byexpiry.py) moves the orders of
 each expiry that has passed, once, into the level's expired sums (``count_expired``), and
 the depth is the aggregates less those: O(1) a read, each expiry counted once, however
 long a backlog of expired orders waits for the sweep (56,000 on one level cost each read
@@ -29,7 +29,6 @@ is computed: the depth is exactly that of the orders that have not lapsed.
 
 from __future__ import annotations
 
-import heapq
 from typing import TYPE_CHECKING, Final
 
 from state.account import ISOLATED_PREFIX
@@ -108,16 +107,14 @@ def count_expired(level: Level, now: int) -> None:
     each once, so a backlog of orders expired at one moment costs its readers O(1) (and one
     expiry at a time costs one heap pop each, once). Then, when the level holds no expired
     order, its floor is its earliest expiry (a lower bound on those of its orders)."""
-    heap, buckets = level.expiries, level.buckets
-    while heap and heap[0] < now:
-        b = buckets.pop(heapq.heappop(heap), None)
-        if b is not None:
-            level.xcount += b[0]
-            level.xtotal += b[1]
-            level.xfirm += b[2]
+    for b in level.by_expiry.pop_before(now):
+        level.xcount += b[0]
+        level.xtotal += b[1]
+        level.xfirm += b[2]
     if now > level.cut:
         level.cut = now
     if not level.xcount:
+        heap = level.by_expiry.heap
         level.floor = heap[0] if heap else NO_EXPIRY
 
 

@@ -148,7 +148,7 @@ def checking_pools(run_one: Any, violations: list[str]) -> Any:
 
 def check_lapse_derived(ex: Any) -> None:
     """The derived structures of today's lapse rules equal what the orders give: each
-    level's aggregates, per-expiry sums and expired sums (``Level.buckets``, ``xcount``...),
+    level's aggregates, per-expiry sums and expired sums (``Level.by_expiry``, ``xcount``...),
     its floor a lower bound, its depth the brute-force depth of the orders not lapsed; each
     account's orders by expiry (``Account.expiries``) exactly its open good-til-time orders."""
     switches = lapse.switches_due(ex)
@@ -171,7 +171,7 @@ def check_lapse_derived(ex: Any) -> None:
                     row[0] += 1
                     row[1] += o.size
                     row[2] += 0 if o.reduce_only else o.size
-                assert buckets == level.buckets, ("level buckets", book.market, p, buckets, level.buckets)
+                assert buckets == level.by_expiry.buckets, ("level buckets", book.market, p, buckets, level.by_expiry.buckets)
                 assert x == [level.xcount, level.xtotal, level.xfirm], ("expired sums", book.market, p)
                 good = [o for o in live if not lapse.lapsed(ex, o, switches)]
                 want = (sum(o.size for o in good), sum(o.size for o in good if not o.reduce_only), len(good))
@@ -188,9 +188,9 @@ def check_lapse_derived(ex: Any) -> None:
             assert not gtt, ("orders by expiry missing", addr.hex()[:8])
             continue
         held = set(xp.expired)
-        for e, oids in xp.buckets.items():
+        for e, oids in xp.by_expiry.buckets.items():
             assert oids, "empty expiry bucket kept"
-            assert e in xp.heap
+            assert e in xp.by_expiry.heap
             for oid in oids:
                 assert gtt.get(oid) == e, ("bucket of a gone order", addr.hex()[:8], oid)
             assert not held & oids
