@@ -117,6 +117,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _strike(strikes: dict[str, int], peer: str) -> None:
+    """One more block-sync strike for ``peer`` (at most ``MAX_SYNC_STRIKES``)."""
+    strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
+
+
 def _signed(signature: bytes, message: bytes, pubkey: bytes) -> bool:
     """The chain's signature rule through the batch verifier (node/sigbatch.py, C): the
     answer ``state.keys.verify`` gives, at the same cost for a forged signature as for a
@@ -677,13 +682,13 @@ class ConsensusDriver:
                         items = decode(resp, max_bytes=SYNC_MAX_BYTES + 1024)
                     except Exception as err:  # a peer may be down or send garbage: try another
                         log.info("h=%d sync from %s failed: %r", start, peer[-8:], err)
-                        strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
+                        _strike(strikes, peer)
                         continue
                     strike = time.monotonic() - asked > SYNC_SLOW_S
                     answers.answer(items)
                     if not isinstance(items, list):
                         if type(items) is not int:  # an int: it pruned the blocks asked for
-                            strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
+                            _strike(strikes, peer)
                         continue
                     delivered = 0
                     for item in items:
@@ -707,7 +712,7 @@ class ConsensusDriver:
                         got = True
                         await asyncio.sleep(0)
                     if strike:
-                        strikes[peer] = min(strikes.get(peer, 0) + 1, MAX_SYNC_STRIKES)
+                        _strike(strikes, peer)
                     elif delivered and strikes.get(peer):
                         strikes[peer] -= 1
                 idle_rounds = 0 if got else idle_rounds + 1
