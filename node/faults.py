@@ -23,7 +23,7 @@ from aiohttp import web
 
 from consensus.messages import Vote
 from node.config import TestSwitches
-from node.rpc import RpcError, json_body
+from node.rpcerrors import RpcError, json_body
 from state.errors import Code
 from state.keys import PrivateKey
 

@@ -19,11 +19,22 @@ from aiohttp import WSMsgType, web
 
 from consensus.block import Block
 from consensus.certificate import CommitCertificate
-from node import evidence_index, history, hlexchange, hlws, orderindex, recordkeys, wsquota
+from node import (
+    evidence_index,
+    history,
+    hlexchange,
+    hlws,
+    orderindex,
+    recordkeys,
+    submitbody,
+    wsquota,
+)
+from node.bodylimit import body_rate_middleware
 from node.clientaddr import client_key, client_of
 from node.codes import split_hashes, unpack_codes
 from node.connlimit import IDLE_S, ConnLimit
 from node.events import Subscription
+from node.frontend.header import CLIENT_HEADER
 from node.httperrors import JsonErrorRunner
 from node.jsonfmt import (
     account_json,
@@ -38,11 +49,18 @@ from node.jsonfmt import (
     view_json,
 )
 from node.readbudget import DEFAULT_BURST_S, DEFAULT_SHARE, OverBudget, ReadBudget
+from node.rpcerrors import (
+    MAX_BODY,
+    RETRYABLE,
+    RpcError,
+    errors_middleware,
+    json_body,
+    json_object,
+    tx_bytes,
+)
 from node.stategate import NodeStopping
-from node.submitlimit import NODE_REFUSED as submit_node_refused
-from node.submitlimit import REFUSED as submit_refused
 from node.submitlimit import SubmitLimit
-from node.wire import MSGPACK, BadBody, packed_response, unpack_tx_list, wants_msgpack
+from node.wire import MSGPACK, packed_response, wants_msgpack
 from node.wsquota import WsQuota
 from state import views
 from state.apphash import app_hash
@@ -60,8 +78,6 @@ log = logging.getLogger("bookchain.rpc")
 class UnknownMarket(LookupError):
     """A market reference that is neither an id nor a symbol of this chain."""
 
-MAX_BODY = 8 * 1024 * 1024
-MAX_BATCH = 5000
 MAX_BLOCK_RANGE = 100
 MAX_COMMITS_WAIT_MS = 30_000
 MAX_WS_SUBSCRIPTIONS = 100  # per /websocket connection, as /ws (node/hlws.py) caps them
@@ -71,7 +87,6 @@ MAX_WS_SUBSCRIPTIONS = 100  # per /websocket connection, as /ws (node/hlws.py) c
 # 10,000 references (~80 KB) is several busy blocks behind
 WS_QUEUE = 10_000
 MAX_PROOF_KEY = 64  # bytes; state keys are a prefix byte and at most 32 more
-RETRYABLE = (Code.MEMPOOL_FULL, Code.MEMPOOL_BUSY)  # refusals a client retries: HTTP 503
 # what answers while a synced snapshot awaits block h+1's certificate: the node's own status
 OPEN_WHILE_UNVERIFIED = frozenset({"/health", "/status", "/genesis", "/validators", "/net_info", "/metrics"})
 #: Routes that read no exchange state, or wait for the state gate themselves right before
@@ -88,50 +103,6 @@ OWN_GATE = frozenset({"/genesis", "/validators", "/net_info", "/snapshots", "/sn
 #: budget, the client's share and the node's (node/readbudget.py), as /info's is
 HEAVY_READS = frozenset({"/blocks", "/history", "/fills", "/orders", "/orders/history", "/candles", "/evidence",
                          "/account", "/triggers"})
-
-
-def _byte_refusal(code: Code) -> tuple[int, Code, str]:
-    """(HTTP status, code, message) of a request the byte rate refuses (node/submitlimit.py):
-    429 for a client over its own rate, 503 when all clients together are over the node's."""
-    if code == Code.RATE_LIMITED:
-        return 429, code, submit_refused
-    return 503, code, submit_node_refused
-
-
-class RpcError(Exception):
-    """An error answer; ``extra`` fields join the error object (e.g. /proof's kept range)."""
-
-    def __init__(self, status: int, code: Code, message: str, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-def error_response(status: int, code: Code, message: str, *, packed: bool = False,
-                   extra: dict[str, Any] | None = None) -> web.Response:
-    doc = {"error": {"code": int(code), "name": code.name, "message": message, **(extra or {})}}
-    return packed_response(doc, status) if packed else web.json_response(doc, status=status)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    packed = wants_msgpack(request)
-    try:
-        return await handler(request)
-    except RpcError as err:
-        return error_response(err.status, err.code, err.message, packed=packed, extra=err.extra)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes", packed=packed)
-    except web.HTTPNotFound:
-        return error_response(404, Code.NOT_FOUND, f"no route {request.path}", packed=packed)
-    except web.HTTPMethodNotAllowed:
-        return error_response(405, Code.METHOD_NOT_ALLOWED, f"{request.method} not allowed on {request.path}", packed=packed)
-    except web.HTTPException:
-        raise
-    except NodeStopping:
-        return error_response(503, Code.NOT_READY, "this node is stopping", packed=packed)
-    except Exception:  # a bug must not take the node down: log it, answer 500
-        log.exception("rpc handler failed on %s", request.path)
-        return error_response(500, Code.INTERNAL_ERROR, "internal error", packed=packed)
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 62) -> int:
@@ -164,30 +135,6 @@ def _address_param(request: web.Request) -> bytes:
         raise RpcError(400, Code.MALFORMED, f"address: {err}") from None
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    return json_object(await request.read())
-
-
-def json_object(raw: bytes) -> dict[str, Any]:
-    """A request body that must be a JSON object, or 400 ``MALFORMED``."""
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
-        raise RpcError(400, Code.MALFORMED, "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise RpcError(400, Code.MALFORMED, "body must be a JSON object")
-    return body
-
-
-def _tx_bytes(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise RpcError(400, Code.MALFORMED, "tx must be a hex string")
-    try:
-        return bytes_from_hex(value.removeprefix("0x"))
-    except ValueError:
-        raise RpcError(400, Code.MALFORMED, "tx must be hex") from None
-
-
 def over_budget(err: OverBudget) -> RpcError:
     """A refused read's answer: HTTP 429 with the budget's code (``RATE_LIMITED``: this
     client's share is spent; ``NOT_READY``: the node's is). Both are retryable."""
@@ -201,9 +148,6 @@ class RpcServer:
         self.rt = rt
         limits = limits or RpcLimits()
         exempt = [client_key(a) for a in limits.exempt]  # an exempt IPv6 address exempts its /64, as clients are keyed
-        self.app = web.Application(client_max_size=MAX_BODY,
-                                   middlewares=[self._count_mw, errors_middleware, self._client_mw,
-                                                self._sync_gate_mw, self._state_gate_mw])
         self.runner: web.AppRunner | None = None
         # websocket connections, in all and per client address, and subscriptions (node/wsquota.py)
         self.ws_quota = WsQuota(max_subscriptions=limits.max_ws_subscriptions,
@@ -218,6 +162,13 @@ class RpcServer:
                                         node_burst=limits.node_submit_burst_kib * 1024, exempt=exempt)
         # open connections per client and in all (node/connlimit.py), counted from start()
         self.conn_limit = ConnLimit(exempt=exempt)
+        # the front-end process (node/frontend/) names each request's client in a header: set
+        # (by start_internal) only when the server listens to nothing but that process
+        self.behind_frontend = False
+        self.app = web.Application(client_max_size=MAX_BODY,
+                                   middlewares=[self._forwarded_mw, self._count_mw, errors_middleware,
+                                                body_rate_middleware(self.submit_limit),
+                                                self._sync_gate_mw, self._state_gate_mw])
         r = self.app.router
         for path, handler in [
             ("/health", self.health), ("/status", self.status), ("/validators", self.validators),
@@ -251,6 +202,15 @@ class RpcServer:
         self.conn_limit.attach(self.runner.server)
         site = web.TCPSite(self.runner, host, port, backlog=1024, reuse_address=True)
         await site.start()
+
+    async def start_internal(self, path: str) -> None:
+        """Serve on a Unix socket at ``path`` that only the node's front-end process
+        (node/frontend/) connects to: it holds the clients' connections and names each
+        request's client in ``CLIENT_HEADER``, which this server then trusts."""
+        self.behind_frontend = True
+        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
+        await self.runner.setup()
+        await web.UnixSite(self.runner, path).start()
 
     async def stop(self) -> None:
         self.rt.execution.release_height_waiters()  # long polls of /commits answer now
@@ -366,34 +326,15 @@ class RpcServer:
 
     # ------------------------------------------------------------------ submission
     async def broadcast_tx_sync(self, request: web.Request) -> web.Response:
-        body = await json_body(request)
-        (adm,) = await self.rt.submit([_tx_bytes(body.get("tx"))])
-        return web.json_response({"hash": adm.hash.hex(), "code": int(adm.code), "name": adm.code.name,
-                                  "message": adm.message}, status=503 if adm.code in RETRYABLE else 200)
+        return submitbody.sync_answer((await self._submit(submitbody.sync_txs(await request.read())))[0])
 
     async def broadcast_txs(self, request: web.Request) -> web.Response:
-        if request.content_type == MSGPACK:
-            return await self._broadcast_txs_packed(request)
-        body = await json_body(request)
-        txs = body.get("txs")
-        if not isinstance(txs, list):
-            raise RpcError(400, Code.MALFORMED, "txs must be a list of hex strings")
-        if len(txs) > MAX_BATCH:
-            raise RpcError(413, Code.BATCH_TOO_LARGE, f"at most {MAX_BATCH} transactions per call")
-        adms = await self.rt.submit([_tx_bytes(t) for t in txs])
-        return web.json_response({"results": [{"hash": a.hash.hex(), "code": int(a.code), "name": a.code.name,
-                                               "message": a.message} for a in adms]})
+        packed = request.content_type == MSGPACK
+        verdicts = await self._submit(submitbody.batch_txs(await request.read(), packed))
+        return submitbody.batch_answer(verdicts, packed)
 
-    async def _broadcast_txs_packed(self, request: web.Request) -> web.Response:
-        """msgpack body: an array of raw txs (bin); answer {"results": [[hash, code, message]]}."""
-        try:
-            raws = unpack_tx_list(await request.read(), MAX_BATCH)
-        except BadBody as err:
-            if err.too_many:
-                raise RpcError(413, Code.BATCH_TOO_LARGE, str(err)) from None
-            raise RpcError(400, Code.MALFORMED, str(err)) from None
-        adms = await self.rt.submit(raws)
-        return packed_response({"results": [[a.hash, int(a.code), a.message] for a in adms]})
+    async def _submit(self, raws: list[bytes]) -> list[submitbody.Verdict]:
+        return [(a.hash, int(a.code), a.message) for a in await self.rt.submit(raws)]
 
     async def commits(self, request: web.Request) -> web.Response:
         """Which txs each block committed, with their receipt codes: the compact way to follow
@@ -421,7 +362,7 @@ class RpcServer:
 
     async def broadcast_tx_commit(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        raw = _tx_bytes(body.get("tx"))
+        raw = tx_bytes(body.get("tx"))
         timeout_ms = body.get("timeout_ms", 10_000)
         if not isinstance(timeout_ms, int) or not 0 < timeout_ms <= 120_000:
             raise RpcError(400, Code.MALFORMED, "timeout_ms must be an integer in (0, 120000]")
@@ -658,46 +599,14 @@ class RpcServer:
 
     # ------------------------------------------------------------------ ops
     @web.middleware
-    async def _client_mw(self, request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """A request body, on any method (every POST: submissions, /info, /exchange; a GET
-        or another method that carries one as well), is charged to its client's byte rate
-        (node/submitlimit.py) before it is read: over it, 429 ``RATE_LIMITED`` and the body
-        is never read. A body must state its length: one without (``Transfer-Encoding:
-        chunked``) is refused unread (411 ``MALFORMED``), since its size is known only once
-        it has been read, and reading it first is the work the byte rate exists to refuse
-        (a client over its rate had every chunked body read in full, up to the 8 MiB cap,
-        and one past the cap charged nothing)."""
-        if request.method == "POST" or request.body_exists:
-            packed = wants_msgpack(request)
-            size = request.content_length
-            if size is None and request.body_exists:
-                return await self._refuse_unread(request, error_response(
-                    411, Code.MALFORMED, "a request body must state its Content-Length", packed=packed))
-            # a claimed length beyond the body cap is refused (413) unread: it costs what a full body does
-            refusal = self.submit_limit.refusal(client_of(request), min(size or 0, MAX_BODY))
-            if refusal is not None:
-                return await self._refuse_unread(request, error_response(*_byte_refusal(refusal), packed=packed))
-        else:
-            # a request without a body counts the floor (REQUEST_FLOOR bytes): light reads
-            # from one client are bounded in number too (~1,000 a second at the defaults)
-            refusal = self.submit_limit.refusal(client_of(request), 0)
-            if refusal is not None:
-                raise RpcError(*_byte_refusal(refusal))
+    async def _forwarded_mw(self, request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Behind the front-end process, a request's client is the one it names (its own
+        client's address): the per-client limits key on it as on a direct client's."""
+        forwarded = request.headers.get(CLIENT_HEADER) if self.behind_frontend else None
+        if forwarded:
+            request = request.clone(remote=forwarded)
         return await handler(request)
-
-    @staticmethod
-    async def _refuse_unread(request: web.Request, resp: web.Response) -> web.Response:
-        """Answer ``resp`` and close the connection without reading the request's body:
-        aiohttp would otherwise read and drop an unread body after the answer to keep the
-        connection, and a client flooding 585 KB bodies had the node's loop reading them."""
-        if not request.can_read_body:
-            return resp  # no body: the connection can stay
-        resp.force_close()  # "Connection: close"
-        await resp.prepare(request)
-        await resp.write_eof()
-        request.protocol.force_close()  # the answer is flushed, then the socket closed
-        return resp
 
     @web.middleware
     async def _count_mw(self, request: web.Request,

@@ -26,7 +26,8 @@ from node.codes import pack_codes, split_hashes, unpack_codes
 from node.execution import event_to_list
 from node.jsonfmt import account_json, receipt_from_list, view_json
 from node.readbudget import ReadBudget
-from node.rpc import RpcError, RpcServer
+from node.rpc import RpcServer
+from node.rpcerrors import RpcError
 from state import lapse
 from state.errors import Code, TxError
 from state.genesis import Genesis

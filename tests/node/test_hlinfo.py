@@ -331,7 +331,8 @@ def test_info_route_answers_json_and_400s(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from node.readbudget import ReadBudget
-    from node.rpc import RpcServer, errors_middleware
+    from node.rpc import RpcServer
+    from node.rpcerrors import errors_middleware
 
     ix = IndexedChain(tmp_path)
     ix.order(A, BTC_PERP, True, 60_000, 2_500)

@@ -14,7 +14,7 @@ from node import mempool as mp
 from node.admission import PEAK_TAU_S, CommitRate, Window, claimed_signer
 from node.config import MempoolConfig
 from node.mempool import Mempool
-from node.rpc import RETRYABLE
+from node.rpcerrors import RETRYABLE
 from state import hltx
 from state.eip712 import EthKey
 from state.errors import Code

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from node.admission import CommitRate, Window
 from node.config import MempoolConfig
 from node.mempool import Mempool
-from node.rpc import RETRYABLE
+from node.rpcerrors import RETRYABLE
 from node.txweight import MAX_WEIGHT, claimed_weight, tx_weight
 from state import hltx
 from state.eip712 import EthKey
