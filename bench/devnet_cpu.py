@@ -187,6 +187,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
             c = Cluster(Path(d), nodes=args.nodes, traders=args.traders, consensus=NODE_DEFAULTS)
             for i in range(args.nodes):
                 c.set_config(i, "p2p", {"worker_process": args.p2p == "process"})
+                c.set_config(i, "rpc", {"frontend_process": args.rpc == "frontend"})
             try:
                 c.start_all()
                 build = c.get(0, "/status").get("build", "?")
@@ -195,7 +196,7 @@ def run_once(args: argparse.Namespace, cores: int | None) -> dict[str, Any]:
                 c.stop_all()
     finally:
         os.sched_setaffinity(0, everything)
-    return {**r, "build": build, "cores": cores or len(everything), "p2p": args.p2p}
+    return {**r, "build": build, "cores": cores or len(everything), "p2p": args.p2p, "rpc": args.rpc}
 
 
 def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
@@ -210,10 +211,10 @@ def print_run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                      f"{r['node_main_thread_cpu_us_per_tx'][i]:,.1f} / "
                      f"{r['node_execution_thread_cpu_us_per_tx'][i]:,.1f}", "us"))
     for i, us in enumerate(r["node_serial_marginal_cpu_us_per_tx"]):
-        rows.append((f"node{i} main + execution thread above idle; other threads / p2p worker",
+        rows.append((f"node{i} main + execution thread above idle; other threads / worker processes (p2p, RPC front-end)",
                      f"{us:,.1f}; {r['node_other_threads_cpu_us_per_tx'][i]:,.1f} / "
                      f"{r['node_workers_cpu_us_per_tx'][i]:,.1f}", "us"))
-    rows.append(("node CPU when idle (mean): all / main + execution thread / p2p worker",
+    rows.append(("node CPU when idle (mean): all / main + execution thread / worker processes",
                  f"{100 * sum(r['node_idle_cpu_per_s']) / len(r['node_idle_cpu_per_s']):.1f} / "
                  f"{100 * sum(r['node_serial_idle_cpu_per_s']) / len(r['node_serial_idle_cpu_per_s']):.1f} / "
                  f"{100 * sum(r['node_workers_idle_cpu_per_s']) / len(r['node_workers_idle_cpu_per_s']):.1f}",
@@ -243,6 +244,8 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
     ap.add_argument("--p2p", choices=("process", "thread"), default="process",
                     help="libp2p in its worker process (the default) or on the node's main thread")
+    ap.add_argument("--rpc", choices=("frontend", "node"), default="node",
+                    help="clients' HTTP in the front-end process (node/frontend/) or on the node's main thread")
     ap.add_argument("--cores", default="", help="e.g. 1,2: one run per count, the devnet pinned to that many "
                     "CPUs (offer more than it commits to see how the committed rate scales)")
     ap.add_argument("--batch-txs", type=int, default=None,

@@ -326,14 +326,14 @@ class RpcServer:
 
     # ------------------------------------------------------------------ submission
     async def broadcast_tx_sync(self, request: web.Request) -> web.Response:
-        return submitbody.sync_answer((await self._submit(submitbody.sync_txs(await request.read())))[0])
+        return submitbody.sync_answer((await self.submit_verdicts(submitbody.sync_txs(await request.read())))[0])
 
     async def broadcast_txs(self, request: web.Request) -> web.Response:
         packed = request.content_type == MSGPACK
-        verdicts = await self._submit(submitbody.batch_txs(await request.read(), packed))
+        verdicts = await self.submit_verdicts(submitbody.batch_txs(await request.read(), packed))
         return submitbody.batch_answer(verdicts, packed)
 
-    async def _submit(self, raws: list[bytes]) -> list[submitbody.Verdict]:
+    async def submit_verdicts(self, raws: list[bytes]) -> list[submitbody.Verdict]:
         return [(a.hash, int(a.code), a.message) for a in await self.rt.submit(raws)]
 
     async def commits(self, request: web.Request) -> web.Response:
@@ -624,12 +624,16 @@ class RpcServer:
         """While the state comes from a snapshot that block h+1 has not certified yet
         (node/syncverify.py), only the node's own status answers: no exchange state, blocks,
         snapshots or submissions, which would all rest on an unproven state."""
+        self.refuse_while_unverified(request.path)
+        return await handler(request)
+
+    def refuse_while_unverified(self, path: str) -> None:
+        """503 ``SNAPSHOT_UNVERIFIED`` for ``path`` while the state is an uncertified snapshot's."""
         pending = self.rt.sync_pending
-        if pending is not None and request.path not in OPEN_WHILE_UNVERIFIED:
+        if pending is not None and path not in OPEN_WHILE_UNVERIFIED:
             raise RpcError(503, Code.SNAPSHOT_UNVERIFIED,
                            f"this node's state comes from a snapshot at height {pending.height} that block "
                            f"{pending.height + 1} has not certified yet; it serves no exchange state until then")
-        return await handler(request)
 
     @web.middleware
     async def _state_gate_mw(self, request: web.Request,

@@ -34,12 +34,14 @@ from node import evidence_index, sigbatch, syncverify
 from node.blockstore import BlockStore
 from node.coalesce import SubmitCoalescer
 from node.config import NodeConfig
+from node.connlimit import ConnLimit
 from node.diskfull import EXIT_DISK_FULL, StorageFailure, must_write_probe, opening, writing
 from node.driver import ConsensusDriver
 from node.events import EventBus
 from node.evidence_pool import EvidencePool
 from node.execution import Execution
 from node.faults import Faults
+from node.frontend.process import FrontendCounts, FrontendProcess
 from node.mempool import Admission, Mempool
 from node.mempool_journal import MempoolJournal
 from node.metrics import NodeMetrics
@@ -189,6 +191,7 @@ class NodeRuntime:
         self._journaled: list[bytes] = self.journal.read_and_repair()
         self._resubmit_task: asyncio.Task[None] | None = None
         self.p2p: Network = None  # type: ignore[assignment]  # set by start()
+        self.frontend: FrontendProcess | None = None  # clients' HTTP in a process of its own (rpc.frontend_process)
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
         self._gossip_task: asyncio.Task[None] | None = None
@@ -303,7 +306,7 @@ class NodeRuntime:
         timeout_s = self.config.p2p_peer_timeout_ms / 1000
         limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
         self.p2p = await self._start_network(limits)
-        await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
+        await self._start_rpc()
         log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s, signatures %s",
                  self.sm.height, self.config.moniker, self.config.rpc_host, self.config.rpc_port,
                  self.config.p2p_listen, self.validator_key.pubkey.hex()[:16] if self.validator_key else None,
@@ -312,6 +315,21 @@ class NodeRuntime:
             self._join()
         else:
             self._certify_task = asyncio.ensure_future(self._certify_snapshot(self.sync_pending))
+
+    async def _start_rpc(self) -> None:
+        """The RPC server on the RPC address, or behind the front-end process on it."""
+        c = self.config
+        if not c.rpc_frontend_process:
+            await self.rpc.start(c.rpc_host, c.rpc_port)
+            return
+        self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
+                                        log_path=str(c.log_path))
+        self.frontend.on_failure = self.fail
+        await self.frontend.start()
+
+    def _connections(self) -> ConnLimit | FrontendCounts:
+        """Whoever holds the clients' connections counts them: the front-end, if it runs."""
+        return self.frontend.counts if self.frontend is not None else self.rpc.conn_limit
 
     async def _start_network(self, limits: Limits) -> Network:
         """libp2p in its worker process (the default) or on this thread; handlers registered."""
@@ -441,6 +459,8 @@ class NodeRuntime:
                 task.cancel()
         if self._gossip_timer is not None:
             self._gossip_timer.cancel()
+        if self.frontend is not None:
+            await self.frontend.stop()
         await self.rpc.stop()
         if self.p2p is not None:
             try:
@@ -688,9 +708,9 @@ class NodeRuntime:
         m.counter_from("bookchain_request_bytes_refused", "Requests refused with 503 NOT_READY: all clients together "
                        "were over the node's rate of request bytes", lambda: self.rpc.submit_limit.refused_node)
         m.gauge("bookchain_rpc_connections", "Open RPC connections of clients the per-client limits count "
-                "(node/connlimit.py; not exempt ones)", lambda: self.rpc.conn_limit.total)
+                "(node/connlimit.py; not exempt ones)", lambda: self._connections().total)
         m.counter_from("bookchain_rpc_connections_refused", "RPC connections answered and closed as they opened: "
-                       "their client address, or the node, held as many as it may", lambda: self.rpc.conn_limit.refused)
+                       "their client address, or the node, held as many as it may", lambda: self._connections().refused)
         m.counter_from("bookchain_consensus_extra_rounds", "Rounds beyond round 0 needed to commit, summed over heights",
                        lambda: self.driver.rounds_total if self.driver else 0)
         m.counter_from("bookchain_consensus_bad_messages", "Undecodable consensus, tx or sync messages received",

@@ -24,24 +24,18 @@ cannot take part, and a restart brings both back).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
 import logging
 import os
-import socket
-import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from node.p2p import errors, identity
+from node.childproc import ChildProcess
+from node.p2p import errors, identity, protocols
 from node.p2p.core import Limits, OneWayHandler, RequestHandler
-from node.p2p.pipe import MessagePipe, PipeBroken
 
 log = logging.getLogger("bookchain.p2p.process")
 
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 _ERRORS: dict[str, type[Exception]] = {
     cls.__name__: cls for cls in (errors.RequestTimeout, errors.RemoteError, errors.PeerDisconnected,
                                   errors.PeerUnavailable, errors.QueueFull, errors.NotRunning, ValueError)}
@@ -59,7 +53,6 @@ class P2PProcess:
         self.log_path = log_path
         _, self.peer_id = identity.load_or_create(identity.resolve_key_path(home))  # before the worker reads it
         self.listen_addrs: list[str] = []
-        self.on_failure: Callable[[str], None] | None = None
         self._oneway: dict[str, OneWayHandler] = {}
         self._serving: dict[str, RequestHandler] = {}
         self._on_peer_connected: Callable[[str], None] | None = None
@@ -67,11 +60,9 @@ class P2PProcess:
         self._metrics: dict[str, Any] = {}
         self._pending: dict[int, asyncio.Future[tuple[str, Any]]] = {}
         self._ids = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._pipe: MessagePipe | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._up: asyncio.Future[str | None] | None = None
-        self._stopping = False
+        self._child = ChildProcess("node.p2p.worker", "the p2p worker", self._on_message,
+                                   max_message_bytes=protocols.PIPE_MESSAGE_BYTES)
+        self._child.on_end = self._fail_pending
 
     # ------------------------------------------------------------ configuration
     def register(self, protocol_id: str, handler: OneWayHandler) -> None:
@@ -84,48 +75,24 @@ class P2PProcess:
         self._on_peer_connected = callback
 
     # ------------------------------------------------------------ lifecycle
+    @property
+    def on_failure(self) -> Callable[[str], None] | None:
+        return self._child.on_failure
+
+    @on_failure.setter
+    def on_failure(self, callback: Callable[[str], None] | None) -> None:
+        self._child.on_failure = callback
+
     async def start(self) -> None:
         """Start the worker and wait until it listens; ``OSError`` if it cannot."""
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         config = {"home": self.home, "listen": self.listen, "peers": self.peers,
                   "limits": dataclasses.asdict(self.limits), "log_path": self.log_path,
-                  "specs": sorted([[p, "oneway"] for p in self._oneway] + [[p, "request"] for p in self._serving]), "parent_pid": os.getpid()}
-        self._up = loop.create_future()
-        try:
-            self._pipe = await MessagePipe.connect(ours, self._on_message)
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-P", "-m", "node.p2p.worker", str(theirs.fileno()), json.dumps(config),
-                pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL)
-        finally:
-            theirs.close()
-        watch = asyncio.ensure_future(self._watch())
-        self._tasks.add(watch)
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                failure = await asyncio.shield(self._up)
-        except TimeoutError:
-            failure = f"the p2p worker did not start within {START_TIMEOUT_S:.0f} s"
+                  "specs": sorted([[p, "oneway"] for p in self._oneway] + [[p, "request"] for p in self._serving])}
+        failure = await self._child.start(config)
         if failure is not None:
-            await self.stop()
             raise OSError(f"p2p on {self.listen}: {failure}")
-        log.info("p2p worker process %d up: %s", self._proc.pid, self.peer_id)
-
-    async def _watch(self) -> None:
-        """The worker's exit or the pipe's end, whichever comes first, is the node's concern."""
-        assert self._proc is not None and self._pipe is not None
-        exited: asyncio.Future[Any] = asyncio.ensure_future(self._proc.wait())
-        ended: asyncio.Future[Any] = self._pipe.closed
-        await asyncio.wait([exited, ended], return_when=asyncio.FIRST_COMPLETED)
-        reason = (f"the p2p worker exited with status {self._proc.returncode}" if exited.done()
-                  else f"the p2p pipe ended: {self._pipe.closed.result() or 'closed'}")
-        self._fail_pending(reason)
-        if self._up is not None and not self._up.done():
-            self._up.set_result(reason)
-        elif not self._stopping:
-            log.critical("%s: the node stops", reason)
-            if self.on_failure is not None:
-                self.on_failure(reason)
+        self.listen_addrs = list(self._child.up_message[2])
+        log.info("p2p worker process %d up: %s", self._child.pid, self.peer_id)
 
     def _fail_pending(self, reason: str) -> None:
         for fut in self._pending.values():
@@ -135,26 +102,7 @@ class P2PProcess:
 
     async def stop(self) -> None:
         """Stop the worker (it closes every connection and releases the port). Idempotent."""
-        if self._stopping:
-            return
-        self._stopping = True
-        proc, pipe = self._proc, self._pipe
-        if pipe is not None:
-            with contextlib.suppress(PipeBroken):
-                pipe.send(["X"])
-        if proc is not None and proc.returncode is None:
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("p2p worker %d did not stop within %.0f s: killing it", proc.pid, STOP_TIMEOUT_S)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        if pipe is not None:
-            pipe.close()
-        for task in list(self._tasks):
-            task.cancel()
-        self._fail_pending("the p2p worker stopped")
+        await self._child.stop()
 
     # ------------------------------------------------------------ sending
     def send(self, peer_id: str, protocol_id: str, frame: bytes) -> bool:
@@ -165,13 +113,7 @@ class P2PProcess:
         return len(self._connected) if self._post(["B", protocol_id, frame]) else 0
 
     def _post(self, message: list[Any]) -> bool:
-        if self._pipe is None or self._stopping:
-            return False
-        try:
-            self._pipe.send(message)
-        except PipeBroken:
-            return False
-        return True
+        return self._child.post(message)
 
     async def request(self, peer_id: str, protocol_id: str, payload: bytes, timeout_s: float = 10.0) -> bytes:
         """As ``P2PNode.request``: the body, or the same exception classes."""
@@ -198,9 +140,7 @@ class P2PProcess:
         if kind == "F":
             self._frame(message[1], message[2], message[3], message[4])
         elif kind == "Q":
-            task = asyncio.ensure_future(self._serve(message[1], message[2], message[3], message[4]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._child.spawn(self._serve(message[1], message[2], message[3], message[4]))
         elif kind == "R":
             fut = self._pending.get(message[1])
             if fut is not None and not fut.done():
@@ -212,13 +152,6 @@ class P2PProcess:
                 self._on_peer_connected(message[1])
         elif kind == "M":
             self._metrics = message[1]
-        elif kind == "U":
-            self.listen_addrs = list(message[2])
-            if self._up is not None and not self._up.done():
-                self._up.set_result(None)
-        elif kind == "E":
-            if self._up is not None and not self._up.done():
-                self._up.set_result(message[1])
         else:
             log.error("unknown message %r from the p2p worker", kind)
 
@@ -238,9 +171,7 @@ class P2PProcess:
         if pending is None:
             self._post(["A", ident, "ok", b""])
             return
-        task = asyncio.ensure_future(self._finish_frame(ident, peer, protocol, pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._child.spawn(self._finish_frame(ident, peer, protocol, pending))
 
     async def _finish_frame(self, ident: int, peer: str, protocol: str, pending: Awaitable[None]) -> None:
         try:
@@ -276,4 +207,4 @@ class P2PProcess:
         return list(self._connected)
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        return {**self._metrics, "worker_pid": self._proc.pid if self._proc is not None else None}
+        return {**self._metrics, "worker_pid": self._child.pid}

@@ -30,3 +30,7 @@ FALLBACK_MAX_FRAME_BYTES: Final = 4 * MiB
 
 # The wire length prefix is a 4-byte unsigned big-endian integer.
 ABSOLUTE_MAX_FRAME_BYTES: Final = (1 << 32) - 1
+
+# The largest message on the pipe between a node and its p2p worker (node/pipe.py): the
+# largest frame any protocol takes (a synced batch of blocks, 32 MiB) plus its envelope.
+PIPE_MESSAGE_BYTES: Final = max(*DEFAULT_MAX_FRAME_BYTES.values(), FALLBACK_MAX_FRAME_BYTES) + 64 * 1024

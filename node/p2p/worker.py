@@ -18,37 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
-import json
 import logging
-import os
-import signal
-import socket
 import sys
-from pathlib import Path
 from typing import Any
 
+from node.childproc import connect_parent, run_child
 from node.p2p import errors
 from node.p2p.core import Limits
 from node.p2p.host import P2PNode
-from node.p2p.pipe import MessagePipe, PipeBroken
+from node.pipe import MessagePipe, PipeBroken
 
 log = logging.getLogger("bookchain.p2p.worker")
 
-PR_SET_PDEATHSIG = 1
 PEERS_POLL_S = 0.05  # how often the connected set is compared (a change is sent at once)
 METRICS_EVERY_S = 0.25  # and at every change of the connected set (a reconnect is counted by then)
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel for SIGKILL when the node exits; and if it already has (the node was
-    killed between the fork and here), exit now."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(0)
 
 
 class Worker:
@@ -172,7 +156,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
     limits = Limits(**config["limits"])
     node = P2PNode(config["home"], config["listen"], peers=config["peers"], limits=limits)
     worker = Worker(node, [(p, k) for p, k in config["specs"]])
-    worker.pipe = await MessagePipe.connect(socket.socket(fileno=fd), worker.on_message)
+    worker.pipe = await connect_parent(fd, config, worker.on_message)
     worker.register()
     try:
         await node.start()
@@ -193,20 +177,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
 
 
 def main(argv: list[str]) -> None:
-    fd, config = int(argv[0]), json.loads(argv[1])
-    die_with_parent(int(config["parent_pid"]))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C reaches the whole group: the node stops us
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from node.main import setup_logging
-
-    setup_logging(Path(config["log_path"]), config.get("log_level", "INFO"))
-    try:
-        import uvloop
-
-        status = uvloop.run(serve(fd, config))
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        status = asyncio.run(serve(fd, config))
-    sys.exit(status)
+    run_child(argv, serve)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The message pipe between a node and its p2p worker process (``process.py``, ``worker.py``).
+"""The message pipe between a node and a worker process of its (node/childproc.py: the p2p
+worker, node/p2p/process.py; the RPC front-end, node/frontend/).
 
 A Unix socketpair carrying a stream of msgpack arrays, each ``[kind, ...]``. Why msgpack
 with no length prefix: ``msgpack.Unpacker`` parses a stream fed in arbitrary chunks, so
@@ -22,12 +23,6 @@ from typing import Any, cast
 
 import msgpack
 
-from node.p2p.protocols import DEFAULT_MAX_FRAME_BYTES, FALLBACK_MAX_FRAME_BYTES
-
-# The largest frame any protocol the node registers takes (a synced batch of blocks, 32 MiB),
-# plus its envelope: the node registers its protocols with these limits.
-MAX_MESSAGE_BYTES = max(*DEFAULT_MAX_FRAME_BYTES.values(), FALLBACK_MAX_FRAME_BYTES) + 64 * 1024
-
 
 class PipeBroken(Exception):
     """The other end closed the pipe, died, or sent what is not a message."""
@@ -37,17 +32,19 @@ class MessagePipe(asyncio.Protocol):
     """One end of the pipe: ``send(message)`` writes, ``on_message(message)`` receives, in
     order; ``closed`` resolves (with the reason, or None on a clean EOF) when it ends."""
 
-    def __init__(self, on_message: Callable[[list[Any]], None]) -> None:
+    def __init__(self, on_message: Callable[[list[Any]], None], max_message_bytes: int) -> None:
         self.on_message = on_message
         self.transport: asyncio.Transport | None = None
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_MESSAGE_BYTES, strict_map_key=False)
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max_message_bytes, strict_map_key=False)
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self.closed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def connect(cls, sock: socket.socket, on_message: Callable[[list[Any]], None]) -> MessagePipe:
+    async def connect(cls, sock: socket.socket, on_message: Callable[[list[Any]], None],
+                      max_message_bytes: int) -> MessagePipe:
+        """``max_message_bytes``: the largest message either end sends (the unpacker's bound)."""
         loop = asyncio.get_running_loop()
-        _, pipe = await loop.connect_accepted_socket(lambda: cls(on_message), sock)
+        _, pipe = await loop.connect_accepted_socket(lambda: cls(on_message, max_message_bytes), sock)
         return pipe
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -61,10 +58,10 @@ class MessagePipe(asyncio.Protocol):
                     raise PipeBroken(f"not a message: {type(message).__name__}")
                 self.on_message(message)
         except (PipeBroken, msgpack.UnpackException, ValueError) as err:
-            self._end(f"bad message on the p2p pipe: {err}")
+            self._end(f"bad message on the pipe: {err}")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._end(None if exc is None else f"p2p pipe lost: {exc}")
+        self._end(None if exc is None else f"pipe lost: {exc}")
 
     def _end(self, reason: str | None) -> None:
         if not self.closed.done():
@@ -75,7 +72,7 @@ class MessagePipe(asyncio.Protocol):
     def send(self, message: list[Any]) -> None:
         """Queue ``message``; raises ``PipeBroken`` once the pipe has ended."""
         if self.transport is None or self.closed.done() or self.transport.is_closing():
-            raise PipeBroken("the p2p pipe is closed")
+            raise PipeBroken("the pipe is closed")
         self.transport.write(self._pack(message))
 
     def close(self) -> None:

@@ -1,0 +1,140 @@
+"""``FrontendProcess``: the node's clients' HTTP in a worker process (node/frontend/worker.py).
+
+Why: a client that sends one transaction per request (as Hyperliquid's SDK sends an order)
+costs the node's event loop ~500 µs per request, about 60% of it aiohttp's and uvloop's
+HTTP handling (docs/performance.md, "Many small requests"), on the thread that also runs
+consensus and hands blocks to execution. With the front-end, the node's RPC server
+listens only on a Unix socket of its own, the front-end holds the clients' connections on
+the RPC address, and a submission reaches the node as one pipe message of raw
+transactions, the answer as one message of verdicts: HTTP parsing, JSON and hex of
+submissions, and the connections' bookkeeping run on another core.
+
+What stays in the node: every read (relayed to its server over the Unix socket), the
+websockets (relayed both ways), and every limit that keys on a client, which the front-end
+names in ``CLIENT_HEADER`` or the submission message: the byte rate (charged here for a
+submission, as the server's middleware charges a relayed request), the read budget, the
+websocket quota. The connection caps (node/connlimit.py) are the front-end's: it holds the
+connections. Its counters reach ``/metrics`` within ``METRICS_EVERY_S``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from typing import TYPE_CHECKING, Any, Final
+
+from node.childproc import ChildProcess
+from node.rpcerrors import MAX_BODY, RpcError, byte_refusal
+from node.stategate import NodeStopping
+from state.errors import Code
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from node.rpc import RpcServer
+
+log = logging.getLogger("bookchain.frontend")
+
+#: the largest pipe message either way: a submission's raw txs are at most a body
+PIPE_MESSAGE_BYTES: Final = 2 * MAX_BODY + 64 * 1024
+
+
+class FrontendCounts:
+    """The front-end's counters as it last reported them (``/metrics`` reads these where it
+    reads the server's own ``ConnLimit`` without a front-end)."""
+
+    __slots__ = ("connections", "connections_refused", "relayed", "submissions")
+
+    def __init__(self) -> None:
+        self.connections = self.connections_refused = self.submissions = self.relayed = 0
+
+    @property
+    def total(self) -> int:
+        return self.connections
+
+    @property
+    def refused(self) -> int:
+        return self.connections_refused
+
+
+class FrontendProcess:
+    """The front-end worker and the node's handling of what it sends."""
+
+    def __init__(self, rpc: RpcServer, host: str, port: int, *, exempt: list[str], log_path: str) -> None:
+        self.rpc = rpc
+        self.host, self.port = host, port
+        self.exempt = exempt
+        self.log_path = log_path
+        self.counts = FrontendCounts()
+        self._child = ChildProcess("node.frontend.worker", "the RPC front-end", self._on_message,
+                                   max_message_bytes=PIPE_MESSAGE_BYTES)
+        self._dir: str | None = None
+
+    @property
+    def on_failure(self) -> Callable[[str], None] | None:
+        return self._child.on_failure
+
+    @on_failure.setter
+    def on_failure(self, callback: Callable[[str], None] | None) -> None:
+        self._child.on_failure = callback
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
+
+    async def start(self) -> None:
+        """The node's server on its internal socket, then the front-end on the RPC address;
+        ``OSError`` if it cannot listen there."""
+        self._dir = tempfile.mkdtemp(prefix="bookchain-rpc-")  # 0700: only this user's processes reach it
+        internal = os.path.join(self._dir, "node.sock")
+        await self.rpc.start_internal(internal)
+        failure = await self._child.start({"host": self.host, "port": self.port, "internal": internal,
+                                           "exempt": self.exempt, "log_path": self.log_path})
+        if failure is not None:
+            raise OSError(f"rpc on {self.host}:{self.port}: {failure}")
+        log.info("rpc front-end process %d up on %s:%d", self._child.pid, self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop the front-end (no client reaches the node after), then forget the socket."""
+        await self._child.stop()
+        if self._dir is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self._dir)
+            self._dir = None
+
+    def _on_message(self, message: list[Any]) -> None:
+        kind = message[0]
+        if kind == "T":
+            self._child.spawn(self._submit(message[1], message[2], message[3] or None, int(message[4]), message[5]))
+        elif kind == "M":
+            counts = message[1]
+            for name in FrontendCounts.__slots__:
+                setattr(self.counts, name, int(counts.get(name, 0)))
+        else:
+            log.error("unknown message %r from the RPC front-end", kind)
+
+    async def _submit(self, ident: int, route: str, client: str | None, size: int, raws: list[bytes]) -> None:
+        """A client's submission, judged as the server judges one it reads itself: counted,
+        charged to the byte rate, refused while the state is unproven, then admitted."""
+        rpc = self.rpc
+        rpc.rt.metrics.on_request(route)
+        try:
+            refusal = rpc.submit_limit.refusal(client, min(size, MAX_BODY))
+            if refusal is not None:
+                raise RpcError(*byte_refusal(refusal))
+            rpc.refuse_while_unverified(route)
+            verdicts = await rpc.submit_verdicts(raws)
+        except RpcError as err:
+            self._child.post(["A", ident, None, err.status, int(err.code), err.message])
+            return
+        except NodeStopping:
+            self._child.post(["A", ident, None, 503, int(Code.NOT_READY), "this node is stopping"])
+            return
+        except Exception:  # a bug must not take the node down: log it, answer 500
+            log.exception("front-end submission on %s failed", route)
+            self._child.post(["A", ident, None, 500, int(Code.INTERNAL_ERROR), "internal error"])
+            return
+        self._child.post(["A", ident, [list(v) for v in verdicts]])
