@@ -16,7 +16,8 @@ multiplication for up to 64 signatures (node/_edcurve.c), under the chain's sign
 ~41 µs one at a time. A batch that fails is re-checked one signature at a time, so one bad
 signature never fails a good one. The extension takes libsodium's SHA-512 and scalar arithmetic from the libsodium
 PyNaCl loaded. It is built at install when a C compiler is present; without it,
-``verify_many`` answers one call at a time with ``state.keys.verify``'s answers (tests
+``verify_many`` answers one call at a time with ``state.keys.verify``'s answers, by the same
+steps (``state.keys.verify_by`` and ``prefix_by`` with the cached rule below; tests
 compare them on honest, forged and crafted signatures): libsodium first, and for a
 signature libsodium rejects the chain rule in plain Python (state/sigrule.py, 6-17 ms).
 ``backend()`` says which one runs (``/status`` reports it).
@@ -43,7 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from state import sigrule
-from state.keys import PUBKEY_LEN, SIG_LEN, SigItem, sodium_accepts
+from state.keys import SigItem, prefix_by, verify_by
 
 log = logging.getLogger("bookchain.sigbatch")
 
@@ -102,7 +103,7 @@ _rule_answers: OrderedDict[bytes, bool] = OrderedDict()
 _rule_lock = threading.Lock()
 
 
-def _rule(sig: bytes, msg: bytes, pk: bytes) -> bool:
+def _rule(pk: bytes, msg: bytes, sig: bytes) -> bool:
     """The chain rule in plain Python for a signature libsodium rejected, each distinct one
     once while its answer is cached (the answer never changes, so caching it cannot change
     any answer). Keyed by SHA-256 of the item, so a large message costs the cache 32 bytes."""
@@ -120,18 +121,16 @@ def _rule(sig: bytes, msg: bytes, pk: bytes) -> bool:
     return answer
 
 
-def _verify_one(sig: bytes, msg: bytes, pk: bytes) -> bool:
+def _verify_one(pk: bytes, msg: bytes, sig: bytes) -> bool:
     """``state.keys.verify`` with the rule's answers cached (the per-call backend)."""
-    if len(pk) != PUBKEY_LEN or len(sig) != SIG_LEN:
-        return False
-    return sodium_accepts(pk, msg, sig) or _rule(sig, msg, pk)
+    return verify_by(_rule, pk, msg, sig)
 
 
 def verify_many(items: Sequence[SigItem]) -> list[bool]:
     """Verify (signature, message, public key) items; same answers as ``state.keys.verify``."""
     if _NATIVE is not None:
         return _NATIVE(items)
-    return [_verify_one(sig, msg, pk) for sig, msg, pk in items]
+    return [_verify_one(pk, msg, sig) for sig, msg, pk in items]
 
 
 def valid_prefix(items: Sequence[SigItem]) -> int:
@@ -151,7 +150,4 @@ def valid_prefix(items: Sequence[SigItem]) -> int:
             start += size
             size = min(2 * size, CHUNK)
         return len(items)
-    for i, (sig, msg, pk) in enumerate(items):
-        if not _verify_one(sig, msg, pk):
-            return i
-    return len(items)
+    return prefix_by(_verify_one, items)

@@ -66,16 +66,28 @@ def signing_message(domain: bytes, chain_id: str, payload: bytes) -> bytes:
     return domain + chain_id.encode() + b"\x00" + payload
 
 
+#: A check of one signature, ``(public key, message, signature) -> valid``: ``verify``, the
+#: plain-Python rule ``sigrule.verify``, or a caller's cached form of either.
+Check = Callable[[bytes, bytes, bytes], bool]
+
+
 def verify(pubkey: bytes, message: bytes, signature: bytes) -> bool:
     """True when ``signature`` is a valid ed25519 signature of ``message`` by ``pubkey``
-    under the chain's rule (state/sigrule.py: libsodium's checks, cofactored equation).
+    under the chain's rule (state/sigrule.py: libsodium's checks, cofactored equation)."""
+    return verify_by(sigrule.verify, pubkey, message, signature)
+
+
+def verify_by(rule: Check, pubkey: bytes, message: bytes, signature: bytes) -> bool:
+    """``verify`` with ``rule`` answering for what libsodium rejects: ``sigrule.verify`` here,
+    the node's cache of its answers in its per-call verifier (node/sigbatch.py), so both
+    answer by the same steps.
 
     libsodium answers first: every signature it accepts is valid under the rule. Only the
     ones it rejects are checked against the rule itself, which accepts a few more (crafted
     with a small-order component; no honest signer makes them)."""
     if len(pubkey) != PUBKEY_LEN or len(signature) != SIG_LEN:
         return False
-    return sodium_accepts(pubkey, message, signature) or sigrule.verify(pubkey, message, signature)
+    return sodium_accepts(pubkey, message, signature) or rule(pubkey, message, signature)
 
 
 def sodium_accepts(pubkey: bytes, message: bytes, signature: bytes) -> bool:
@@ -109,8 +121,14 @@ def valid_prefix(items: Sequence[SigItem]) -> int:
     one: a list of forged signatures costs one run of the chain rule in plain Python (a few
     ms), not one per signature. The default of consensus's checks (tests, replay, the light
     client); a node passes its batch verifier instead (node/sigbatch.py)."""
+    return prefix_by(verify, items)
+
+
+def prefix_by(check: Check, items: Sequence[SigItem]) -> int:
+    """How many of ``items``, from the first, ``check`` accepts, one at a time: the loop of
+    ``valid_prefix`` and of the node's per-call verifier (node/sigbatch.py)."""
     for i, (sig, msg, pk) in enumerate(items):
-        if not verify(pk, msg, sig):
+        if not check(pk, msg, sig):
             return i
     return len(items)
 
