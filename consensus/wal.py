@@ -139,9 +139,9 @@ def decode_record_body(body: bytes) -> WalRecord:
     return record_from_list(decode(body, max_bytes=MAX_RECORD_BYTES))
 
 
-def _frame_at(data: bytes, offset: int) -> WalRecord | None:
-    """The record of the valid frame at ``offset``, or None (short, too long, a bad CRC,
-    an undecodable body). Never raises on garbage."""
+def _frame_at(data: bytes, offset: int) -> tuple[WalRecord, int] | None:
+    """The record of the valid frame at ``offset`` and the offset just after the frame, or
+    None (short, too long, a bad CRC, an undecodable body). Never raises on garbage."""
     if offset + HEADER_LEN > len(data):
         return None
     length, crc = _HEADER.unpack_from(data, offset)
@@ -152,7 +152,7 @@ def _frame_at(data: bytes, offset: int) -> WalRecord | None:
     if zlib.crc32(body) != crc:
         return None
     try:
-        return decode_record_body(body)
+        return decode_record_body(body), start + length
     except MalformedMessage:
         return None
 
@@ -166,9 +166,9 @@ def decode_stream(data: bytes) -> tuple[list[WalRecord], int]:
     """
     records: list[WalRecord] = []
     offset = 0
-    while (record := _frame_at(data, offset)) is not None:
+    while (frame := _frame_at(data, offset)) is not None:
+        record, offset = frame
         records.append(record)
-        offset += HEADER_LEN + _HEADER.unpack_from(data, offset)[0]
     return records, offset
 
 
