@@ -27,12 +27,12 @@ took them from evidence consensus checked; the state machine does not decode vot
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # at run time this module imports nothing: consensus/evidence.py uses ``expired``
     from state.exchange import Exchange
 
-VALIDATOR_LEN = 32  # an ed25519 public key (state/keys.py PUBKEY_LEN)
+VALIDATOR_LEN: Final = 32  # an ed25519 public key (state/keys.py PUBKEY_LEN)
 
 
 def expired(offence_height: int, block_height: int, max_age: int) -> bool:
