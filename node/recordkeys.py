@@ -14,9 +14,10 @@ from typing import Final
 from state import records
 from state.errors import Code
 from state.genesis import Genesis
-from state.keys import address_from_text
+from state.keys import PUBKEY_LEN, address_from_text, bytes_from_hex
 
 MAX_OID: Final = (1 << 64) - 1  # order ids are 8-byte keys
+MAX_HEIGHT: Final = (1 << 64) - 1  # an offence's height is an 8-byte key
 
 
 class KeyRefError(ValueError):
@@ -67,6 +68,27 @@ def market_id(genesis: Genesis, ref: str) -> int:
     return _named(ref, {m.symbol: m.market_id for m in genesis.markets}, Code.UNKNOWN_MARKET, "market")
 
 
+def validator_key(genesis: Genesis, ref: str) -> bytes:
+    """A validator's public key: ``ref`` is its 64 hex digits (``0x`` optional; any key, as
+    an ``address`` may name any account), or a genesis validator's index (digits, as the
+    oracle kind's ``validator``) or name (any case)."""
+    body = ref[2:] if ref.startswith(("0x", "0X")) else ref
+    if len(body) == 2 * PUBKEY_LEN:
+        try:
+            return bytes_from_hex(body)
+        except ValueError:
+            pass  # not hex: perhaps a name that long
+    index = _named(ref, {v.name: i for i, v in enumerate(genesis.validators)}, Code.NOT_A_VALIDATOR, "validator")
+    return genesis.validators[index].pubkey
+
+
+def _offence(genesis: Genesis, args: Mapping[str, str], kind: str) -> bytes:
+    """An offence (state/offences.py) is keyed by its height and the validator: the height
+    is ``offence_height``, since ``height`` is the height the proof is asked for."""
+    return records.offence_key(_uint(args, "offence_height", kind, MAX_HEIGHT),
+                               validator_key(genesis, _arg(args, "validator", kind)))
+
+
 def _by_address(make: Callable[[bytes], bytes]) -> Callable[[Genesis, Mapping[str, str], str], bytes]:
     return lambda _g, args, kind: make(_address(args, kind))
 
@@ -83,13 +105,14 @@ KINDS: Final[dict[str, Callable[[Genesis, Mapping[str, str], str], bytes]]] = {
     "market": lambda g, args, kind: records.market_key(market_id(g, _arg(args, "market", kind))),
     "oracle": lambda g, args, kind: records.oracle_key(asset_id(g, _arg(args, "asset", kind)),
                                                        _uint(args, "validator", kind, 0xFFFF)),
+    "offence": _offence,
     "counters": lambda _g, _args, _kind: records.COUNTERS_KEY,
 }
 
 
 def key_for(genesis: Genesis, kind: str, args: Mapping[str, str]) -> bytes:
     """The state key ``kind`` names with ``args`` (``address``, ``oid``, ``asset``, ``market``,
-    ``validator`` as the kind needs); raises ``KeyRefError``."""
+    ``validator``, ``offence_height`` as the kind needs); raises ``KeyRefError``."""
     make = KINDS.get(kind)
     if make is None:
         raise KeyRefError(Code.MALFORMED, f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,11 +33,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ProvingNode:
-    """``heights`` blocks applied through ``Execution.handshake`` with ``keep`` proof heights."""
+    """``heights`` blocks applied through ``Execution.handshake`` with ``keep`` proof heights
+    (block h carrying ``evidence[h]``, encoded ``DuplicateVote``s)."""
 
-    def __init__(self, tmp: Path, heights: int = 6, keep: int = 100) -> None:
+    def __init__(self, tmp: Path, heights: int = 6, keep: int = 100,
+                 evidence: Mapping[int, tuple[bytes, ...]] | None = None) -> None:
         self.home = tmp / "chain"
-        build_chain(self.home, heights=heights)
+        build_chain(self.home, heights=heights, evidence=evidence)
         self.genesis_path = self.home / "genesis.json"
         self.genesis = Genesis.from_json(json.loads(self.genesis_path.read_text()))
         self.blocks = BlockStore(str(self.home / "data" / "blocks"))

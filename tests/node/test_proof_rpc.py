@@ -19,7 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from consensus.certificate import CommitCertificate
+from consensus.evidence import DuplicateVote
 from consensus.messages import Vote, VoteType
+from node import recordkeys
 from node.lightclient import VerifyError, check_block, check_proof, verify_keys
 from state import records
 from state.keys import PrivateKey, address_to_text
@@ -27,11 +29,19 @@ from tests.node.proofchain import ALICE, VALIDATORS, ProvingNode
 
 HEIGHTS = 6
 STRANGER = PrivateKey(b"\x77" * 32).address
+OFFENDER = VALIDATORS[3]  # genesis validator 3, "v3": equivocated at height 1, committed by block 2
+
+
+def equivocation(key: PrivateKey, height: int) -> bytes:
+    """Evidence of ``key`` prevoting for two blocks at ``height``."""
+    a, b = (Vote.create(key, "replay-test", VoteType.PREVOTE, height, 0, bytes([n]) * 32) for n in (1, 2))
+    return DuplicateVote.make(a, b).encode()
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvingNode]:
-    n = ProvingNode(tmp_path_factory.mktemp("proofs"), heights=HEIGHTS, keep=3)
+    n = ProvingNode(tmp_path_factory.mktemp("proofs"), heights=HEIGHTS, keep=3,
+                    evidence={2: (equivocation(OFFENDER, 1),)})
     yield n
     n.close()
 
@@ -120,6 +130,36 @@ def test_convenience_kinds_name_the_same_records_as_keys(node: ProvingNode) -> N
     assert d["genesis_hash"] == node.genesis.hash().hex()
 
 
+def test_an_offence_is_named_by_its_height_and_validator_and_proven_against_the_state_root(
+        node: ProvingNode) -> None:
+    """``kind=offence``: the record state/offences.py keeps per (height, validator), the
+    validator named by genesis name (any case), genesis index or public key hex; proven
+    present (the height of the block that committed it) and absent with the light client."""
+    pubkey = OFFENDER.pubkey
+    names = ["v3", "V3", "3", pubkey.hex(), "0x" + pubkey.hex()]
+    answers = get_all(node, [
+        *(("/proof", {"kind": "offence", "offence_height": 1, "validator": v, "height": 4}) for v in names),
+        ("/proof", {"key": records.offence_key(1, pubkey).hex(), "height": 4}),
+        ("/proof", {"kind": "offence", "offence_height": 1, "validator": "v2", "height": 4}),
+        ("/proof", {"kind": "offence", "offence_height": 2, "validator": "v3", "height": 4}),
+    ])
+    assert all(status == 200 for status, _ in answers), answers
+    docs = [d for _, d in answers]
+    assert all(d == docs[0] for d in docs[:len(names) + 1])
+    assert docs[0]["key"] == records.offence_key(1, pubkey).hex()
+    assert records.decode_record(bytes.fromhex(docs[0]["value"])) == [2]  # committed by block 2
+    assert docs[-2]["value"] is None and docs[-1]["value"] is None  # v2 never equivocated; v3 not at 2
+
+    fetch = Recorded(node)
+    present, absent = verify_keys(fetch, node.genesis, [
+        recordkeys.key_for(node.genesis, "offence", {"offence_height": "1", "validator": "v3"}),
+        recordkeys.key_for(node.genesis, "offence", {"offence_height": "1", "validator": VALIDATORS[2].pubkey.hex()}),
+    ], height=4)
+    assert present.value is not None and records.decode_record(present.value) == [2]
+    assert absent.value is None  # proven absent
+    assert present.state_root.hex() == docs[0]["state_root"] and present.certified_by.height == 5
+
+
 def test_heights_outside_the_window_and_bad_input_get_stable_codes(node: ProvingNode) -> None:
     alice = address_to_text(ALICE.address)
     cases: list[tuple[dict[str, Any], int, str]] = [
@@ -140,6 +180,14 @@ def test_heights_outside_the_window_and_bad_input_get_stable_codes(node: Proving
         ({"kind": "pool", "asset": "DOGE"}, 404, "UNKNOWN_ASSET"),
         ({"kind": "market", "market": "DOGE-PERP"}, 404, "UNKNOWN_MARKET"),
         ({"kind": "account", "address": alice, "height": 0}, 404, "NOT_FOUND"),
+        ({"kind": "offence", "validator": "v3"}, 400, "MALFORMED"),
+        ({"kind": "offence", "offence_height": 1}, 400, "MALFORMED"),
+        ({"kind": "offence", "offence_height": "x", "validator": "v3"}, 400, "MALFORMED"),
+        ({"kind": "offence", "offence_height": str(1 << 64), "validator": "v3"}, 400, "MALFORMED"),
+        ({"kind": "offence", "offence_height": 1, "validator": "v9"}, 404, "NOT_A_VALIDATOR"),
+        ({"kind": "offence", "offence_height": 1, "validator": "4"}, 404, "NOT_A_VALIDATOR"),  # 4 validators
+        ({"kind": "offence", "offence_height": 1, "validator": "zz" * 32}, 404, "NOT_A_VALIDATOR"),
+        ({"kind": "offence", "offence_height": 1, "validator": "ab" * 31}, 404, "NOT_A_VALIDATOR"),
     ]
     answers = get_all(node, [("/proof", q) for q, _, _ in cases])
     for (q, status, name), (got, doc) in zip(cases, answers, strict=True):

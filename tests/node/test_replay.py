@@ -4,6 +4,7 @@ broken links and a diverging state are each reported with their height."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from consensus.block import make_block
@@ -24,7 +25,10 @@ T0 = 1_700_000_000_000
 
 
 def build_chain(home: Path, heights: int = 5, *, tamper_app_hash_at: int | None = None,
-                forge_certificate_at: int | None = None, signers: int = 3) -> None:
+                forge_certificate_at: int | None = None, signers: int = 3,
+                evidence: Mapping[int, tuple[bytes, ...]] | None = None) -> None:
+    """``heights`` blocks, each with a deposit and a resting order of Alice's, certified;
+    block h carries ``evidence[h]`` (encoded ``DuplicateVote``s), if given."""
     doc = make_genesis_doc(chain_id="replay-test", genesis_time_ms=T0, bridge_pubkey=BRIDGE.pubkey,
                            validators=[{"name": f"v{i}", "pubkey": k.pubkey.hex(), "power": 1} for i, k in enumerate(VALIDATORS)],
                            balances=[{"address": address_to_text(ALICE.address), "asset": "BTC", "amount": 10**9}])
@@ -39,7 +43,8 @@ def build_chain(home: Path, heights: int = 5, *, tamper_app_hash_at: int | None 
                sign_tx(ALICE, T0 + 100 + h, PlaceOrder(0, False, 60_000 + h, 5, Tif.GTC, False, None), "replay-test"))
         app_hash = sm.app_hash if h != tamper_app_hash_at else b"\x13" * 32
         block = make_block(chain_id="replay-test", height=h, round=0, time_ms=T0 + 1000 * h, prev_block_hash=prev,
-                           prev_app_hash=app_hash, proposer=VALIDATORS[0].pubkey, txs=txs)
+                           prev_app_hash=app_hash, proposer=VALIDATORS[0].pubkey, txs=txs,
+                           evidence=(evidence or {}).get(h, ()))
         keys = VALIDATORS[:signers] if h != forge_certificate_at else [PrivateKey(b"\x55" * 32)] * 3
         votes = [Vote.create(k, "replay-test", VoteType.PRECOMMIT, h, 0, block.hash) for k in keys]
         cert = CommitCertificate.from_votes(votes)
