@@ -61,8 +61,8 @@ def record_block(ex: Exchange, height: int, offences: Iterable[tuple[int, bytes]
     max_age = ex.genesis.evidence_max_age
     state = ex.offences
     for h, validator in offences:
-        if not height - max_age < h < height or len(validator) != VALIDATOR_LEN:
-            continue  # h == height - max_age: valid here, but no later block may repeat it
+        if not max(height - max_age, 0) < h < height or len(validator) != VALIDATOR_LEN:
+            continue  # h == height - max_age: valid here, but no later block may repeat it; h < 1: no block
         at = state.get(h)
         if at is None:
             at = state[h] = {}

@@ -70,6 +70,19 @@ def test_a_repeated_or_impossible_offence_does_not_raise_and_keeps_the_first_rec
     assert stored_offences(c) == {(4, V1): 6, (5, V2): 8, (5, V3): 8}
 
 
+def test_an_offence_at_height_zero_or_below_is_not_recorded_and_does_not_raise() -> None:
+    """A block low enough that ``height - max_age`` is negative: an offence height of 0 or
+    less (no block has it) used to pass the age window and make the record key overflow in
+    the write set, so apply_block raised. Consensus decodes evidence heights from 1; an
+    ExecBlock built another way must still apply."""
+    c = chain(max_age=3)
+    r = c.block(offences=((-1, V1), (0, V2), (-(1 << 70), V3)))  # height 1
+    assert r.height == 1 and stored_offences(c) == {}
+    c.block()
+    c.block(offences=((1, V1), (0, V2)))  # height 3
+    assert stored_offences(c) == {(1, V1): 3}
+
+
 def test_a_restart_and_a_snapshot_carry_the_offences_into_the_app_hash(tmp_path: Any) -> None:
     c = chain(max_age=10, path=str(tmp_path / "state"))
     c.block()
