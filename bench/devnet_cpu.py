@@ -244,7 +244,7 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=5, help="idle window measured before the load")
     ap.add_argument("--p2p", choices=("process", "thread"), default="process",
                     help="libp2p in its worker process (the default) or on the node's main thread")
-    ap.add_argument("--rpc", choices=("frontend", "node"), default="node",
+    ap.add_argument("--rpc", choices=("frontend", "node"), default="frontend",
                     help="clients' HTTP in the front-end process (node/frontend/) or on the node's main thread")
     ap.add_argument("--cores", default="", help="e.g. 1,2: one run per count, the devnet pinned to that many "
                     "CPUs (offer more than it commits to see how the committed rate scales)")

@@ -192,7 +192,7 @@ class NodeConfig:
     p2p_worker_process: bool = True
     # clients' HTTP in a front-end process (node/frontend/process.py says why); false serves
     # it on the node's own event loop thread
-    rpc_frontend_process: bool = False
+    rpc_frontend_process: bool = True
     consensus: ConsensusConfig = field(default_factory=lambda: ConsensusConfig.from_node_json({}))
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -311,7 +311,7 @@ class NodeConfig:
             p2p_peers=tuple(peers),
             p2p_peer_timeout_ms=_peer_timeout_ms(p2p.get("peer_timeout_ms", 3000)),
             p2p_worker_process=_flag(p2p.get("worker_process", True), "p2p.worker_process"),
-            rpc_frontend_process=_flag(rpc.get("frontend_process", False), "rpc.frontend_process"),
+            rpc_frontend_process=_flag(rpc.get("frontend_process", True), "rpc.frontend_process"),
             consensus=ConsensusConfig.from_node_json(_section(doc, "consensus")),
             mempool=MempoolConfig(**_section(doc, "mempool")),
             storage=StorageConfig(**_section(doc, "storage")),
