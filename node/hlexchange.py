@@ -335,10 +335,17 @@ async def submit_and_wait(host: ExchangeHost, prepared: Prepared, wait_s: float 
 
 async def handle(host: ExchangeHost, request: web.Request) -> web.Response:
     """``POST /exchange``."""
+    status, doc = await exchange_answer(host, await request.read())
+    return web.json_response(doc, status=status)
+
+
+async def exchange_answer(host: ExchangeHost, body: bytes) -> tuple[int, dict[str, Any]]:
+    """``POST /exchange``'s answer to ``body``: HTTP status and document. Apart from the
+    request, so the RPC front-end (node/frontend/) can hand the node the body alone."""
     ex = host.sm.ex
     chain_id = host.sm.genesis.chain_id
     try:
-        raw = request_tx(parse_body(await request.read()))
+        raw = request_tx(parse_body(body))
         done = _committed(host.blocks, tx_hash(raw))  # a client resending after a timeout
         # recovering the signer (~50 µs) runs on the verification threads, not the event loop
         pool = getattr(host, "verify_pool", None)
@@ -346,13 +353,13 @@ async def handle(host: ExchangeHost, request: web.Request) -> web.Response:
         await host.execution.gate.wait_open()  # prepare reads the state (node/stategate.py)
         prepared = prepare(ex, raw, chain_id, fresh=done is None, decoded=decoded)
     except Refusal as err:
-        return web.json_response(error_body(err.code, err.message, err.http), status=err.http)
+        return err.http, error_body(err.code, err.message, err.http)
     mempool = getattr(host, "mempool", None)
     if mempool is not None:
         mempool.remember(prepared.tx)  # admission finds it verified: never twice
     if done is not None:
-        return web.json_response(answer(ex, prepared, done))
-    return web.json_response(await submit_and_wait(host, prepared))
+        return 200, answer(ex, prepared, done)
+    return 200, await submit_and_wait(host, prepared)
 
 
 def route(host: ExchangeHost) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -565,13 +565,19 @@ class RpcServer:
     async def hl_info(self, request: web.Request) -> web.Response:
         """Hyperliquid's ``POST /info`` (node/hlinfo.py): its request types and JSON shapes,
         so its SDKs read a devnet unchanged; 400 for an unknown or malformed request."""
+        raw = await request.read()  # its bytes are charged to the byte rate (the middleware)
+        return web.Response(body=self.info_answer(raw, client_of(request)), content_type="application/json",
+                            charset="utf-8")
+
+    def info_answer(self, raw: bytes, client: str | None) -> bytes:
+        """``/info``'s answer to the body ``raw`` as JSON bytes, or ``RpcError``. Parsing is
+        loop time like the answer: both are charged to the read budget. Runs without
+        suspending: the caller has waited for the state gate."""
         from node.hlinfo import InfoError, answer
 
-        raw = await request.read()  # its bytes are charged to the byte rate (the middleware)
-        try:  # parsing is loop time like the answer: both are charged to the read budget
+        try:
             return self.read_budget.run(
-                lambda: web.json_response(answer(self.rt.sm.ex, json_object(raw), self.rt.blocks)),
-                client_of(request))
+                lambda: json.dumps(answer(self.rt.sm.ex, json_object(raw), self.rt.blocks)).encode(), client)
         except OverBudget as err:
             raise over_budget(err) from None
         except InfoError as err:

@@ -23,6 +23,9 @@ Verdict = tuple[bytes, int, str]
 
 SYNC: Final = "/broadcast_tx_sync"
 BATCH: Final = "/broadcast_txs"
+#: the JSON routes the front-end hands the node as a body (their answers are the node's JSON)
+INFO: Final = "/info"
+EXCHANGE: Final = "/exchange"
 
 
 def sync_txs(raw_body: bytes) -> list[bytes]:

@@ -20,15 +20,18 @@ connections. Its counters reach ``/metrics`` within ``METRICS_EVERY_S``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any, Final
 
+from node import hlexchange
 from node.childproc import ChildProcess
 from node.rpcerrors import MAX_BODY, RpcError, byte_refusal
 from node.stategate import NodeStopping
+from node.submitbody import EXCHANGE, INFO
 from state.errors import Code
 
 if TYPE_CHECKING:
@@ -108,7 +111,7 @@ class FrontendProcess:
     def _on_message(self, message: list[Any]) -> None:
         kind = message[0]
         if kind == "T":
-            self._child.spawn(self._submit(message[1], message[2], message[3] or None, int(message[4]), message[5]))
+            self._child.spawn(self._answer(message[1], message[2], message[3] or None, int(message[4]), message[5]))
         elif kind == "M":
             counts = message[1]
             for name in FrontendCounts.__slots__:
@@ -116,9 +119,11 @@ class FrontendProcess:
         else:
             log.error("unknown message %r from the RPC front-end", kind)
 
-    async def _submit(self, ident: int, route: str, client: str | None, size: int, raws: list[bytes]) -> None:
-        """A client's submission, judged as the server judges one it reads itself: counted,
-        charged to the byte rate, refused while the state is unproven, then admitted."""
+    async def _answer(self, ident: int, route: str, client: str | None, size: int, payload: Any) -> None:
+        """A request the front-end parsed, judged as the server judges one it reads itself:
+        counted, charged to the byte rate, refused while the state is unproven, then
+        answered: a submission's verdicts (``payload``: its raw txs), or ``/info``'s and
+        ``/exchange``'s JSON (``payload``: the body)."""
         rpc = self.rpc
         rpc.rt.metrics.on_request(route)
         try:
@@ -126,15 +131,19 @@ class FrontendProcess:
             if refusal is not None:
                 raise RpcError(*byte_refusal(refusal))
             rpc.refuse_while_unverified(route)
-            verdicts = await rpc.submit_verdicts(raws)
+            if route == INFO:
+                await rpc.rt.execution.gate.wait_open()  # a read of the state (node/stategate.py)
+                answer: list[Any] = ["j", 200, rpc.info_answer(bytes(payload), client)]
+            elif route == EXCHANGE:
+                status, doc = await hlexchange.exchange_answer(rpc.rt, bytes(payload))
+                answer = ["j", status, json.dumps(doc).encode()]
+            else:
+                answer = ["v", [list(v) for v in await rpc.submit_verdicts(payload)]]
         except RpcError as err:
-            self._child.post(["A", ident, None, err.status, int(err.code), err.message])
-            return
+            answer = ["e", err.status, int(err.code), err.message]
         except NodeStopping:
-            self._child.post(["A", ident, None, 503, int(Code.NOT_READY), "this node is stopping"])
-            return
+            answer = ["e", 503, int(Code.NOT_READY), "this node is stopping"]
         except Exception:  # a bug must not take the node down: log it, answer 500
-            log.exception("front-end submission on %s failed", route)
-            self._child.post(["A", ident, None, 500, int(Code.INTERNAL_ERROR), "internal error"])
-            return
-        self._child.post(["A", ident, [list(v) for v in verdicts]])
+            log.exception("front-end request on %s failed", route)
+            answer = ["e", 500, int(Code.INTERNAL_ERROR), "internal error"]
+        self._child.post(["A", ident, *answer])

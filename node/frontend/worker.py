@@ -8,16 +8,19 @@ It listens on the node's RPC address and holds every client connection (their co
 client and in all: node/connlimit.py). Submissions (``POST /broadcast_tx_sync`` and
 ``/broadcast_txs``) are parsed here, and only their raw transactions cross the pipe to the
 node, with the client's address and the body's size for the node's byte rate; the answer
-is built here from the verdicts that come back. Every other request, websockets
+is built here from the verdicts that come back. Hyperliquid's ``POST /info`` and
+``/exchange`` cross as their bodies, and their JSON answers come back as the node wrote
+them. Every other request, websockets
 included, is relayed as it came to the node's own server on a Unix socket, with the
 client's address in ``CLIENT_HEADER``, and its answer streamed back: the node keeps every
 read and every limit that keys on a client (byte rate, read budget, websocket quota).
 
-Pipe messages, worker -> node: ``["T", id, route, client, size, [raw, ...]]`` a submission,
-``["M", {...}]`` counters (every ``METRICS_EVERY_S``), ``["U"]`` listening, ``["E",
-reason]`` could not listen. Node -> worker: ``["A", id, [[hash, code, message], ...]]`` the
-verdicts, or ``["A", id, None, status, code, message]`` the request's error;
-``["X"]`` stop.
+Pipe messages, worker -> node: ``["T", id, route, client, size, payload]`` a request (a
+submission's ``[raw, ...]``, or /info's or /exchange's body), ``["M", {...}]`` counters
+(every ``METRICS_EVERY_S``), ``["U"]`` listening, ``["E", reason]`` could not listen.
+Node -> worker: ``["A", id, "v", [[hash, code, message], ...]]`` a submission's verdicts,
+``["A", id, "j", status, json]`` a JSON route's answer, ``["A", id, "e", status, code,
+message]`` the request's error; ``["X"]`` stop.
 """
 
 from __future__ import annotations
@@ -40,7 +43,17 @@ from node.frontend.header import CLIENT_HEADER
 from node.httperrors import JsonErrorRunner
 from node.pipe import MessagePipe, PipeBroken
 from node.rpcerrors import MAX_BODY, RpcError, error_response, errors_middleware
-from node.submitbody import BATCH, SYNC, Verdict, batch_answer, batch_txs, sync_answer, sync_txs
+from node.submitbody import (
+    BATCH,
+    EXCHANGE,
+    INFO,
+    SYNC,
+    Verdict,
+    batch_answer,
+    batch_txs,
+    sync_answer,
+    sync_txs,
+)
 from node.wire import MSGPACK, wants_msgpack
 from state.errors import Code
 
@@ -74,6 +87,8 @@ class Edge:
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware, self._length_mw])
         self.app.router.add_post(SYNC, self.sync)
         self.app.router.add_post(BATCH, self.batch)
+        self.app.router.add_post(INFO, self.json_route)
+        self.app.router.add_post(EXCHANGE, self.json_route)
         self.app.router.add_route("*", "/{tail:.*}", self.relay)
         self.internal = config["internal"]
         self.session: aiohttp.ClientSession | None = None
@@ -121,35 +136,47 @@ class Edge:
                 411, Code.MALFORMED, "a request body must state its Content-Length", packed=wants_msgpack(request)))
         return await handler(request)  # type: ignore[no-any-return]
 
-    async def _submit(self, request: web.Request, route: str, raws: list[bytes]) -> list[Verdict]:
+    async def _ask(self, request: web.Request, payload: Any) -> list[Any]:
+        """Hand the node a parsed request (a submission's raw txs, or a JSON route's body) and
+        wait for its answer: ``["v", verdicts]`` or ``["j", status, json]``; an error
+        answer raises it as ``RpcError``."""
         self._ids += 1
         ident = self._ids
         fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._pending[ident] = fut
         self.submissions += 1
         try:
-            if not self.send(["T", ident, route, client_of(request) or "", request.content_length or 0, raws]):
+            if not self.send(["T", ident, request.path, client_of(request) or "", request.content_length or 0, payload]):
                 raise RpcError(503, Code.NOT_READY, NODE_GONE)
             answer = await fut
         finally:
             self._pending.pop(ident, None)
-        if answer[0] is None:
+        if answer[0] == "e":
             raise RpcError(int(answer[1]), Code(int(answer[2])), str(answer[3]))
-        return [(bytes(h), int(c), str(m)) for h, c, m in answer[0]]
+        return answer
+
+    async def _verdicts(self, request: web.Request, raws: list[bytes]) -> list[Verdict]:
+        answer = await self._ask(request, raws)
+        return [(bytes(h), int(c), str(m)) for h, c, m in answer[1]]
 
     async def sync(self, request: web.Request) -> web.Response:
-        return sync_answer((await self._submit(request, SYNC, sync_txs(await request.read())))[0])
+        return sync_answer((await self._verdicts(request, sync_txs(await request.read())))[0])
 
     async def batch(self, request: web.Request) -> web.Response:
         packed = request.content_type == MSGPACK
-        verdicts = await self._submit(request, BATCH, batch_txs(await request.read(), packed))
+        verdicts = await self._verdicts(request, batch_txs(await request.read(), packed))
         return batch_answer(verdicts, packed)
+
+    async def json_route(self, request: web.Request) -> web.Response:
+        """``/info`` and ``/exchange``: the body to the node, its JSON answer back as it is."""
+        _, status, body = await self._ask(request, await request.read())
+        return web.Response(body=body, status=int(status), content_type="application/json", charset="utf-8")
 
     def fail_pending(self) -> None:
         """The node is gone: every submission waiting for it is answered as retryable."""
         for fut in self._pending.values():
             if not fut.done():
-                fut.set_result([None, 503, int(Code.NOT_READY), NODE_GONE])
+                fut.set_result(["e", 503, int(Code.NOT_READY), NODE_GONE])
         self._pending.clear()
 
     # ------------------------------------------------------------ relay

@@ -76,12 +76,14 @@ class StandIn:
     def on_message(self, message: list[Any]) -> None:
         self.messages.append(message)
         assert message[0] == "T"
-        ident, raws = message[1], message[5]
+        ident, route, payload = message[1], message[2], message[5]
         assert self.pipe is not None
         if self.answer is not None:
             self.pipe.send(["A", ident, *self.answer])
+        elif route in ("/info", "/exchange"):
+            self.pipe.send(["A", ident, "j", 200, json.dumps({"route": route, "body": payload.decode()}).encode()])
         else:
-            self.pipe.send(["A", ident, [[raw[:4].ljust(32, b"\0"), 0, ""] for raw in raws]])
+            self.pipe.send(["A", ident, "v", [[raw[:4].ljust(32, b"\0"), 0, ""] for raw in payload]])
 
 
 Body = Callable[[TestClient[Any, Any], StandIn, Edge], Awaitable[None]]
@@ -129,7 +131,7 @@ def test_a_relayed_request_names_the_connections_client_never_the_clients_own_he
 
 def test_bodies_and_answers_cross_whole(tmp_path: Path) -> None:
     async def go(client: TestClient[Any, Any], stand_in: StandIn, front: Edge) -> None:
-        resp = await client.post("/info", data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
+        resp = await client.post("/candles", data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
         assert resp.status == 200
         assert stand_in.requests[-1]["body"] == b'{"type":"meta"}'
         assert stand_in.requests[-1]["content_type"] == "application/json"
@@ -186,13 +188,13 @@ def test_a_bad_body_is_refused_by_the_front_end_and_the_nodes_refusals_keep_thei
         resp = await client.post("/broadcast_txs", json={"txs": ["00"] * 5001})
         assert resp.status == 413 and (await resp.json())["error"]["name"] == "BATCH_TOO_LARGE"
         assert stand_in.messages == []
-        stand_in.answer = [None, 429, int(Code.RATE_LIMITED), "over your rate"]
+        stand_in.answer = ["e", 429, int(Code.RATE_LIMITED), "over your rate"]
         resp = await client.post("/broadcast_tx_sync", json={"tx": "00"})
         assert resp.status == 429
         assert (await resp.json())["error"] == {"code": int(Code.RATE_LIMITED), "name": "RATE_LIMITED",
                                                 "message": "over your rate"}
         # a retryable admission refusal answers 503 on /broadcast_tx_sync, as the node's own RPC does
-        stand_in.answer = [[[b"\x01" * 32, int(Code.MEMPOOL_BUSY), "busy"]]]
+        stand_in.answer = ["v", [[b"\x01" * 32, int(Code.MEMPOOL_BUSY), "busy"]]]
         resp = await client.post("/broadcast_tx_sync", json={"tx": "00"})
         assert resp.status == 503 and (await resp.json())["name"] == "MEMPOOL_BUSY"
 
@@ -211,6 +213,21 @@ def test_a_submission_waiting_when_the_node_goes_is_answered_retryable(tmp_path:
         resp = await pending
         assert resp.status == 503
         assert (await resp.json())["error"] == {"code": int(Code.NOT_READY), "name": "NOT_READY", "message": NODE_GONE}
+
+    run(tmp_path, go)
+
+
+def test_hyperliquids_info_and_exchange_cross_as_their_bodies_and_answer_the_nodes_json(tmp_path: Path) -> None:
+    async def go(client: TestClient[Any, Any], stand_in: StandIn, front: Edge) -> None:
+        for route in ("/info", "/exchange"):
+            resp = await client.post(route, data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
+            assert resp.status == 200 and resp.content_type == "application/json"
+            assert await resp.json() == {"route": route, "body": '{"type":"meta"}'}
+        assert stand_in.requests == []
+        assert [m[2:5] for m in stand_in.messages] == [["/info", "127.0.0.1", 15], ["/exchange", "127.0.0.1", 15]]
+        stand_in.answer = ["j", 422, b'{"status": "err"}']  # the node's own status and body, as they are
+        resp = await client.post("/exchange", data=b"{}")
+        assert resp.status == 422 and await resp.read() == b'{"status": "err"}'
 
     run(tmp_path, go)
 
