@@ -719,6 +719,12 @@ class NodeRuntime:
                        lambda: len(self.driver.evidence) if self.driver else 0)
         m.counter_from("bookchain_execution_cpu_seconds", "CPU time spent applying, indexing and storing blocks "
                        "(on the execution thread)", lambda: round(ex.cpu_s, 6))
+        m.counter_from("bookchain_mempool_journal_damaged_bytes", "Bytes of the mempool journal dropped at start as "
+                       "damage in the middle of the file, or given up on by the salvage scan (a torn tail is not "
+                       "counted; node/mempool_journal.py)",
+                       lambda: self.journal.damaged_bytes)
+        m.counter_from("bookchain_mempool_journal_salvaged_txs", "Transactions read at start from valid mempool "
+                       "journal frames after damage, submitted again", lambda: self.journal.salvaged_txs)
         m.counter_from("bookchain_consensus_dropped_events", "Consensus events dropped while a block executed "
                        "(the queue was full)", lambda: self.driver.dropped_events if self.driver else 0)
 

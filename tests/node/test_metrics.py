@@ -56,7 +56,8 @@ def test_metrics_types_and_counts(one_node: Manifest) -> None:
     types = {name: t for name, (t, _) in fams.items()}
     for name in ("bookchain_txs_committed", "bookchain_tx_rejections", "bookchain_rpc_requests",
                  "bookchain_consensus_extra_rounds", "bookchain_consensus_bad_messages", "bookchain_evidence",
-                 "bookchain_execution_cpu_seconds", "bookchain_consensus_dropped_events"):
+                 "bookchain_execution_cpu_seconds", "bookchain_consensus_dropped_events",
+                 "bookchain_mempool_journal_damaged_bytes", "bookchain_mempool_journal_salvaged_txs"):
         assert types[name] == "counter", name
     for name in ("bookchain_block_interval_ms", "bookchain_apply_ms", "bookchain_submit_to_commit_ms"):
         assert types[name] == "histogram", name
