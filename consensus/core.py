@@ -18,7 +18,10 @@ Milosevic); comments cite its line numbers. Deviations, all liveness-only:
   validator has prevoted for it) and votes of the current round and relays the prevotes
   behind its valid/locked value (the paper assumes gossip: correct processes relay what
   they receive). This is what keeps lossy links, restarted peers and a byzantine
-  validator that shows its votes to only some nodes from stalling the height.
+  validator that shows its votes to only some nodes from stalling the height. The same
+  tick retries block sync while validators claim later heights: every tick when they
+  hold more than 1/3 of the power, by a per-validator back-off when they hold less
+  (consensus/syncbackoff.py), so one far-future vote cannot make it ask every tick.
 - Votes are tallied once per validator *per value*: an equivocator's second vote is
   reported as evidence and still counted for its own value (safe by quorum
   intersection), so a polka that others saw can be seen by everyone.
@@ -76,6 +79,7 @@ from consensus.fields import (
 )
 from consensus.messages import NIL, Proposal, Vote, VoteType
 from consensus.steps import RoundStep, TimeoutStep
+from consensus.syncbackoff import SyncBackoff
 from consensus.tally import HeightVotes
 from consensus.validators import ValidatorSet
 from consensus.wal import (
@@ -147,7 +151,10 @@ class ConsensusCore:
         self._future: list[tuple[ProposalReceived | VoteReceived, bool]] = []
         self._future_keys: set[tuple[object, ...]] = set()
         self._future_proposals: dict[int, int] = {}
+        # per validator, the highest later height it signed a message for (kept until our
+        # height reaches it), and when block sync is retried for a minority's claims
         self._higher: dict[bytes, int] = {}
+        self._sync_backoff = SyncBackoff()
         self._pending_evidence: dict[tuple[int, bytes, int, int], DuplicateVote] = {}
         self.height = 0
         self._reset_height()
@@ -320,6 +327,7 @@ class ConsensusCore:
         self._prev_app_hash = event.prev_app_hash
         self._prev_time_ms = event.prev_block_time_ms
         self._higher = {k: h for k, h in sorted(self._higher.items()) if h > self.height}
+        self._sync_backoff.keep_only(self._higher)
         for key in [k for k in sorted(self._pending_evidence) if self._expired(k[0])]:
             del self._pending_evidence[key]  # no block from this height on may carry it
         records = self._restored.pop(self.height, [])
@@ -717,9 +725,25 @@ class ConsensusCore:
                 for vote in self._votes.get(round_, VoteType.PREVOTE).votes_for(block_hash):
                     if vote is not self._own_votes.get((self.round, VoteType.PREVOTE)):
                         self._out.append(BroadcastVote(vote))
-        if self._higher:
-            self._out.append(RequestSync(self.height, self._seen_height()))
+        self._retry_sync()
         self._schedule(TimeoutStep.REBROADCAST, 0)
+
+    def _retry_sync(self) -> None:
+        """Rebroadcast tick: ask for blocks again while validators claim later heights.
+
+        Validators with more than 1/3 of the power ahead include an honest one: this node
+        is behind for certain, so it asks at every tick until it catches up (a sync that
+        found nothing may have asked before the blocks were stored, or peers that did not
+        hold them). A smaller set ahead may be one honest validator that got the commit
+        we missed, or a byzantine one claiming a height nobody can serve: ask only when
+        one of them is due by its back-off (consensus/syncbackoff.py), so one far-future
+        vote costs about log2(T) requests over T ticks (then one per
+        ``MAX_BACKOFF_TICKS``), not one per tick."""
+        if not self._higher:
+            return
+        ahead = sum(self.validators.power_of(k) for k in self._higher)
+        if self.validators.is_one_third(ahead) or self._sync_backoff.due(self._higher):
+            self._out.append(RequestSync(self.height, self._seen_height()))
 
     def _everyone_prevoted(self, round_: int, block_hash: bytes) -> bool:
         """Every validator prevoted for ``block_hash`` in ``round_``, so every one of them
