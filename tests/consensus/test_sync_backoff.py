@@ -7,6 +7,9 @@ import dataclasses
 import itertools
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from consensus import (
     CommitBlock,
     CommitCertificate,
@@ -147,6 +150,29 @@ def test_backoff_schedule_and_forgetting() -> None:
     assert backoff.due([a, b])  # b is new: due at once, whatever a's wait
     backoff.keep_only([b])  # a's claim was reached
     assert backoff.due([a])
+
+
+_OTHERS = [bytes([i]) * 32 for i in range(1, 4)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sets(st.sampled_from(_OTHERS))), max_size=400))
+def test_a_standing_claim_is_never_left_longer_than_the_cap(
+    steps: list[tuple[bool, set[bytes]]],
+) -> None:
+    """Whatever other claimants come, go or are reached, a claim that stays above our
+    height is due at least once every ``MAX_BACKOFF_TICKS`` ticks, and every wait is
+    within the bounds the state promises."""
+    backoff = SyncBackoff()
+    standing = b"\x00" * 32
+    since_due = 0
+    for is_start, others_ in steps:
+        if is_start:
+            backoff.keep_only([standing, *others_])
+            continue
+        since_due = 0 if backoff.due([standing, *others_]) else since_due + 1
+        assert since_due < MAX_BACKOFF_TICKS
+        assert all(0 <= left < wait <= MAX_BACKOFF_TICKS for left, wait in backoff._waits.values())
 
 
 class _CountingSim(Simulation):
