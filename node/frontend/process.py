@@ -41,8 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bookchain.frontend")
 
-#: the largest pipe message either way: a submission's raw txs are at most a body
-PIPE_MESSAGE_BYTES: Final = 2 * MAX_BODY + 64 * 1024
+#: the largest pipe message either way: a request's payload is at most a body (8 MiB); an
+#: answer of /info's may be larger, and one that would not fit is refused (``_fits``)
+PIPE_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+_ENVELOPE: Final = 64 * 1024
 
 
 class FrontendCounts:
@@ -133,10 +135,10 @@ class FrontendProcess:
             rpc.refuse_while_unverified(route)
             if route == INFO:
                 await rpc.rt.execution.gate.wait_open()  # a read of the state (node/stategate.py)
-                answer: list[Any] = ["j", 200, rpc.info_answer(bytes(payload), client)]
+                answer: list[Any] = ["j", 200, _fits(rpc.info_answer(bytes(payload), client))]
             elif route == EXCHANGE:
                 status, doc = await hlexchange.exchange_answer(rpc.rt, bytes(payload))
-                answer = ["j", status, json.dumps(doc).encode()]
+                answer = ["j", status, _fits(json.dumps(doc).encode())]
             else:
                 answer = ["v", [list(v) for v in await rpc.submit_verdicts(payload)]]
         except RpcError as err:
@@ -147,3 +149,11 @@ class FrontendProcess:
             log.exception("front-end request on %s failed", route)
             answer = ["e", 500, int(Code.INTERNAL_ERROR), "internal error"]
         self._child.post(["A", ident, *answer])
+
+
+def _fits(body: bytes) -> bytes:
+    """``body``, or ``RpcError`` if it would not fit a pipe message: the front-end would take
+    a bigger one for a broken pipe and stop, and the node with it."""
+    if len(body) > PIPE_MESSAGE_BYTES - _ENVELOPE:
+        raise RpcError(500, Code.OVERSIZE, f"the answer is over {PIPE_MESSAGE_BYTES - _ENVELOPE} bytes; ask for less")
+    return body

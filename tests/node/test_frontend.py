@@ -270,3 +270,15 @@ def test_the_node_trusts_the_client_header_only_behind_its_front_end(chain: Prov
 
     asyncio.run(go())
     assert server.submit_limit.tracked_clients == (1 if behind else 0)  # loopback is exempt, untracked
+
+
+def test_an_answer_too_big_for_the_pipe_is_refused_not_sent() -> None:
+    """The front-end's end of the pipe takes a message over its bound for a broken pipe and
+    exits, which stops the node: an /info answer that large is refused with a code instead."""
+    from node.frontend.process import PIPE_MESSAGE_BYTES, _fits
+    from node.rpcerrors import RpcError
+
+    assert _fits(b"{}") == b"{}"
+    with pytest.raises(RpcError) as refused:
+        _fits(b" " * PIPE_MESSAGE_BYTES)
+    assert refused.value.code == Code.OVERSIZE and refused.value.status == 500
