@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +212,7 @@ class RpcServer:
         self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
         await self.runner.setup()
         await web.UnixSite(self.runner, path).start()
+        os.chmod(path, 0o600)  # the node's user alone may name a client
 
     async def stop(self) -> None:
         self.rt.execution.release_height_waiters()  # long polls of /commits answer now

@@ -323,7 +323,7 @@ class NodeRuntime:
             await self.rpc.start(c.rpc_host, c.rpc_port)
             return
         self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
-                                        log_path=str(c.log_path))
+                                        log_path=str(c.log_path), socket_dir=c.home / "data")
         self.frontend.on_failure = self.fail
         await self.frontend.start()
 

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from node import hlexchange
@@ -44,6 +45,7 @@ log = logging.getLogger("bookchain.frontend")
 #: the largest pipe message either way: a request's payload is at most a body (8 MiB); an
 #: answer of /info's may be larger, and one that would not fit is refused (``_fits``)
 PIPE_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+MAX_SOCKET_PATH: Final = 100  # bytes: a Unix socket's address holds 108 with its terminator
 _ENVELOPE: Final = 64 * 1024
 
 
@@ -68,15 +70,18 @@ class FrontendCounts:
 class FrontendProcess:
     """The front-end worker and the node's handling of what it sends."""
 
-    def __init__(self, rpc: RpcServer, host: str, port: int, *, exempt: list[str], log_path: str) -> None:
+    def __init__(self, rpc: RpcServer, host: str, port: int, *, exempt: list[str], log_path: str,
+                 socket_dir: Path) -> None:
         self.rpc = rpc
+        self.socket_dir = socket_dir
         self.host, self.port = host, port
         self.exempt = exempt
         self.log_path = log_path
         self.counts = FrontendCounts()
         self._child = ChildProcess("node.frontend.worker", "the RPC front-end", self._on_message,
                                    max_message_bytes=PIPE_MESSAGE_BYTES)
-        self._dir: str | None = None
+        self._dir: str | None = None  # a temporary directory of the socket's, if it needed one
+        self._path: str | None = None
 
     @property
     def on_failure(self) -> Callable[[str], None] | None:
@@ -93,12 +98,12 @@ class FrontendProcess:
     async def start(self) -> None:
         """The node's server on its internal socket, then the front-end on the RPC address;
         ``OSError`` if it cannot listen there."""
-        self._dir = tempfile.mkdtemp(prefix="bookchain-rpc-")  # 0700: only this user's processes reach it
-        internal = os.path.join(self._dir, "node.sock")
+        internal = self._path = self._socket_path()
         await self.rpc.start_internal(internal)
         failure = await self._child.start({"host": self.host, "port": self.port, "internal": internal,
                                            "exempt": self.exempt, "log_path": self.log_path})
         if failure is not None:
+            await self.stop()
             raise OSError(f"rpc on {self.host}:{self.port}: {failure}")
         log.info("rpc front-end process %d up on %s:%d", self._child.pid, self.host, self.port)
 
@@ -109,6 +114,23 @@ class FrontendProcess:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._dir)
             self._dir = None
+        elif self._path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+        self._path = None
+
+    def _socket_path(self) -> str:
+        """The node's internal socket: ``data/rpc.sock`` in its home, readable and writable
+        by its user alone (a stale one, from a node killed before it could remove it, is
+        replaced); in a private temporary directory (0700) when that path is too long for a
+        Unix socket address (108 bytes on Linux)."""
+        path = self.socket_dir / "rpc.sock"
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            self._dir = tempfile.mkdtemp(prefix="bookchain-rpc-")
+            return os.path.join(self._dir, "rpc.sock")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return str(path)
 
     def _on_message(self, message: list[Any]) -> None:
         kind = message[0]

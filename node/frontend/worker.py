@@ -202,8 +202,12 @@ class Edge:
             if upstream.content_length is not None:
                 resp.content_length = upstream.content_length
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await resp.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+            except aiohttp.ClientError:  # the node went mid-answer: the client sees the cut, not a short body
+                request.protocol.force_close()
+                return resp
             await resp.write_eof()
         return resp
 
@@ -256,6 +260,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
         await web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True).start()
     except OSError as err:  # the port is taken: the node reports it
         edge.send(["E", f"{type(err).__name__}: {err}"])
+        await edge.session.close()
         await asyncio.sleep(0.1)  # let the message leave before the pipe closes
         return 1
     edge.send(["U"])
