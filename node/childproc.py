@@ -54,6 +54,13 @@ class ChildProcess:
     async def start(self, config: dict[str, Any]) -> str | None:
         """Start the worker and wait for it to serve: None, or why it did not (it is then
         stopped)."""
+        await self.spawn(config)
+        return await self.wait_up()
+
+    async def spawn(self, config: dict[str, Any]) -> None:
+        """Start the worker process; it loads its code meanwhile (``wait_up`` waits for it to
+        serve). A worker that waits for a message of the node's before it serves overlaps
+        its start-up with the node's own."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._up = loop.create_future()
@@ -65,7 +72,11 @@ class ChildProcess:
                 pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL)
         finally:
             theirs.close()
-        self.spawn(self._watch())
+        self.spawn_task(self._watch())
+
+    async def wait_up(self) -> str | None:
+        """Wait for the spawned worker to serve: None, or why it did not (it is then stopped)."""
+        assert self._up is not None, "spawn first"
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 failure = await asyncio.shield(self._up)
@@ -84,7 +95,7 @@ class ChildProcess:
         else:
             self.on_message(message)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -288,6 +288,12 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        c = self.config
+        if c.rpc_frontend_process:  # it loads while the stores open and replay; it listens in _start_rpc
+            self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
+                                            log_path=str(c.log_path), socket_dir=c.home / "data")
+            self.frontend.on_failure = self.fail
+            await self.frontend.spawn()
         replayed = self.execution.handshake()
         log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",
                  self.sm.height, self.sm.height, self.blocks.height, replayed)
@@ -318,14 +324,10 @@ class NodeRuntime:
 
     async def _start_rpc(self) -> None:
         """The RPC server on the RPC address, or behind the front-end process on it."""
-        c = self.config
-        if not c.rpc_frontend_process:
-            await self.rpc.start(c.rpc_host, c.rpc_port)
-            return
-        self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
-                                        log_path=str(c.log_path), socket_dir=c.home / "data")
-        self.frontend.on_failure = self.fail
-        await self.frontend.start()
+        if self.frontend is None:
+            await self.rpc.start(self.config.rpc_host, self.config.rpc_port)
+        else:
+            await self.frontend.start()
 
     def _connections(self) -> ConnLimit | FrontendCounts:
         """Whoever holds the clients' connections counts them: the front-end, if it runs."""

@@ -95,13 +95,19 @@ class FrontendProcess:
     def pid(self) -> int | None:
         return self._child.pid
 
+    async def spawn(self) -> None:
+        """Start the worker process now: it loads its code (~0.5 s, more on a busy machine)
+        while the node opens its stores and replays, then waits to be told to listen."""
+        await self._child.spawn({"host": self.host, "port": self.port, "exempt": self.exempt,
+                                 "log_path": self.log_path})
+
     async def start(self) -> None:
         """The node's server on its internal socket, then the front-end on the RPC address;
         ``OSError`` if it cannot listen there."""
         internal = self._path = self._socket_path()
         await self.rpc.start_internal(internal)
-        failure = await self._child.start({"host": self.host, "port": self.port, "internal": internal,
-                                           "exempt": self.exempt, "log_path": self.log_path})
+        self._child.post(["L", internal])
+        failure = await self._child.wait_up()
         if failure is not None:
             await self.stop()
             raise OSError(f"rpc on {self.host}:{self.port}: {failure}")
@@ -135,7 +141,7 @@ class FrontendProcess:
     def _on_message(self, message: list[Any]) -> None:
         kind = message[0]
         if kind == "T":
-            self._child.spawn(self._answer(message[1], message[2], message[3] or None, int(message[4]), message[5]))
+            self._child.spawn_task(self._answer(message[1], message[2], message[3] or None, int(message[4]), message[5]))
         elif kind == "M":
             counts = message[1]
             for name in FrontendCounts.__slots__:

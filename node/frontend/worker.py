@@ -20,7 +20,8 @@ submission's ``[raw, ...]``, or /info's or /exchange's body), ``["M", {...}]`` c
 (every ``METRICS_EVERY_S``), ``["U"]`` listening, ``["E", reason]`` could not listen.
 Node -> worker: ``["A", id, "v", [[hash, code, message], ...]]`` a submission's verdicts,
 ``["A", id, "j", status, json]`` a JSON route's answer, ``["A", id, "e", status, code,
-message]`` the request's error; ``["X"]`` stop.
+message]`` the request's error; ``["L", path]`` listen (the node serves on ``path``:
+the worker loads while the node starts, and listens once told); ``["X"]`` stop.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class Edge:
         self.app.router.add_post(INFO, self.json_route)
         self.app.router.add_post(EXCHANGE, self.json_route)
         self.app.router.add_route("*", "/{tail:.*}", self.relay)
-        self.internal = config["internal"]
+        self.internal = ""  # the node's socket: the node names it when it listens there (``["L", path]``)
+        self.listen = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self.pipe: MessagePipe | None = None
         self.stop = asyncio.Event()
@@ -106,6 +108,9 @@ class Edge:
             fut = self._pending.pop(message[1], None)
             if fut is not None and not fut.done():
                 fut.set_result(message[2:])
+        elif kind == "L":
+            self.internal = str(message[1])
+            self.listen.set()
         elif kind == "X":
             self.stop.set()
         else:
@@ -250,12 +255,21 @@ async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
 async def serve(fd: int, config: dict[str, Any]) -> int:
     edge = Edge(config)
     edge.pipe = await connect_parent(fd, config, edge.on_message)
-    edge.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=edge.internal, limit=0),
-                                         timeout=RELAY_TIMEOUT, auto_decompress=False)
     runner = JsonErrorRunner(edge.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
     await runner.setup()
     assert runner.server is not None
     edge.conn_limit.attach(runner.server)
+    # loaded: wait for the node's word (its server is up) or its end
+    told: asyncio.Future[Any] = asyncio.ensure_future(edge.listen.wait())
+    stop: asyncio.Future[Any] = asyncio.ensure_future(edge.stop.wait())
+    await asyncio.wait([told, stop, edge.pipe.closed], return_when=asyncio.FIRST_COMPLETED)
+    if not told.done() or stop.done():
+        told.cancel()
+        stop.cancel()
+        await runner.cleanup()
+        return 0
+    edge.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=edge.internal, limit=0),
+                                         timeout=RELAY_TIMEOUT, auto_decompress=False)
     try:
         await web.TCPSite(runner, config["host"], config["port"], backlog=1024, reuse_address=True).start()
     except OSError as err:  # the port is taken: the node reports it
@@ -264,7 +278,6 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
         await asyncio.sleep(0.1)  # let the message leave before the pipe closes
         return 1
     edge.send(["U"])
-    stop: asyncio.Future[Any] = asyncio.ensure_future(edge.stop.wait())
     ended: asyncio.Future[Any] = edge.pipe.closed
     while not (stop.done() or ended.done()):
         await asyncio.wait([stop, ended], timeout=METRICS_EVERY_S, return_when=asyncio.FIRST_COMPLETED)

@@ -140,7 +140,7 @@ class P2PProcess:
         if kind == "F":
             self._frame(message[1], message[2], message[3], message[4])
         elif kind == "Q":
-            self._child.spawn(self._serve(message[1], message[2], message[3], message[4]))
+            self._child.spawn_task(self._serve(message[1], message[2], message[3], message[4]))
         elif kind == "R":
             fut = self._pending.get(message[1])
             if fut is not None and not fut.done():
@@ -171,7 +171,7 @@ class P2PProcess:
         if pending is None:
             self._post(["A", ident, "ok", b""])
             return
-        self._child.spawn(self._finish_frame(ident, peer, protocol, pending))
+        self._child.spawn_task(self._finish_frame(ident, peer, protocol, pending))
 
     async def _finish_frame(self, ident: int, peer: str, protocol: str, pending: Awaitable[None]) -> None:
         try:

@@ -100,7 +100,8 @@ async def _run(tmp_path: Path, body: Body) -> None:
     await runner.setup()
     internal = str(tmp_path / "node.sock")
     await web.UnixSite(runner, internal).start()
-    front = Edge({"exempt": ["127.0.0.1"], "internal": internal})
+    front = Edge({"exempt": ["127.0.0.1"]})
+    front.internal = internal
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     front.pipe = await MessagePipe.connect(ours, front.on_message, 1 << 24)
     stand_in.pipe = await MessagePipe.connect(theirs, stand_in.on_message, 1 << 24)
