@@ -216,6 +216,20 @@ class Exchange:
             s += sum(self.perp_entry_sum.values()) - sum(self.perp_fref_sum.values())
         return s
 
+    def sweep_dust(self) -> None:
+        """Credit every pool's rounding dust (``pool_surplus``) to the insurance fund, the
+        protocol's owner of what rounding keeps. The end of every block does this, and so
+        does the fund's step before a write-off (state/liquidation.py ``unwind_fund``): the
+        block's dust is the fund's money, so it pays toward a loss before lenders do. The
+        credit rounds too (its shares round down), so a residue of a unit or two per asset
+        stays in the pool for the next sweep."""
+        fund = None
+        for a in range(len(self.genesis.assets)):
+            dust = self.pool_surplus(a)
+            if dust > 0:
+                fund = fund or self.account(self.insurance_account)
+                fund.credit(a, dust)
+
     def touched_accounts(self) -> set[bytes]:
         """Accounts written since the last ``collect_writes`` (the block's dirty set)."""
         return self.tracker.accounts

@@ -22,7 +22,7 @@ Rounding (always for the protocol): a supplier's value rounds down, a borrower's
 credit's shares round down, a debit's up. Every conversion therefore leaves
 ``custody - (value(S) - value(D) + idle_total)`` >= 0 for each pool, where ``custody`` is
 deposits minus withdrawals, ``S``/``D`` the total supply/debt shares. That surplus is the
-rounding dust; the per-block step sweeps it to the insurance fund (``sweep_dust``).
+rounding dust; the per-block step sweeps it to the insurance fund (``Exchange.sweep_dust``).
 
 Interest. At the start of each block the borrow index grows by
 ``rate * dt / year`` (rate fixed at the end of the previous block from utilization, debt

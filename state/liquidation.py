@@ -35,10 +35,12 @@ Steps for an account whose equity is below its maintenance requirement:
 4. At the end of the scan the fund unwinds what it holds the same way, inside the band,
    even when that realizes a loss for it (its equity does not bound it: the fund is the
    last resort and its loss is its own); then, if it is below maintenance, its perps are
-   auto-deleveraged. Only a fund left with negative equity and no perp has its debt written
-   off against the owed asset's suppliers, pro rata, for exactly that shortfall, announced
-   as a ``Socialized`` event (asset, amount, supply before). The fund is seeded at genesis
-   (``insurance_fund``) and refilled by liquidation fees and backstop remainders.
+   auto-deleveraged. Only a fund left with negative equity and no perp, once it has taken
+   the block's rounding dust (its own, swept to it at the block's end otherwise), has its
+   debt written off against the owed asset's suppliers, pro rata, for exactly that
+   shortfall, announced as a ``Socialized`` event (asset, amount, supply before). The
+   fund is seeded at genesis (``insurance_fund``) and refilled by liquidation fees,
+   backstop remainders and rounding dust.
 
 An account with no position never absorbs a loss while the fund has equity (ADL only
 meets opposite positions), and no account but the fund is left with negative equity.
@@ -270,17 +272,22 @@ def unwind_fund(ex: Exchange, fund: Account, queues: AdlQueues | None = None) ->
     stops it: waiting only lets a falling market grow the loss that lenders would end up
     paying). What the book cannot take inside the band waits for the next block. If the
     fund's equity is then below its maintenance requirement, its perps are auto-deleveraged
-    (at the mark while its equity is positive, at its bankruptcy prices otherwise). Only a
-    fund left with negative equity and no perp haircuts lenders (``socialize``), for
-    exactly that shortfall."""
+    (at the mark while its equity is positive, at its bankruptcy prices otherwise). A fund
+    left with negative equity first takes the pools' rounding dust (``Exchange.sweep_dust``:
+    the block's dust is the fund's, credited to it at the block's end anyway); only what is
+    still negative then haircuts lenders (``socialize``), for exactly that shortfall."""
     _unwind_in_band(ex, fund, "fund_unwind", 0)
     mm = maintenance(ex, fund)
     if mm.equity < mm.requirement and any(p.size for p in fund.positions.values()):
         auto_deleverage(ex, fund, max(0, -mm.equity), queues)
         ex.emit(FundDeleveraged("liquidation", fund.address, "fund_adl", mm.equity))
-    after = assess(ex, fund, False)
-    if after.equity < 0:
-        socialize(ex, fund, -after.equity)
+    if assess(ex, fund, False).equity < 0:
+        # the block's rounding dust, which the end of the block would credit to the fund, is
+        # the fund's own money: it pays toward the loss before any lender does
+        ex.sweep_dust()
+        after = assess(ex, fund, False)
+        if after.equity < 0:
+            socialize(ex, fund, -after.equity)
 
 
 # ---------------------------------------------------------------------------------- steps 3 and 4

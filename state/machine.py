@@ -29,7 +29,8 @@ The per-block sequence, always in this order (block time = ``ExecBlock.time_ms``
                cumulative funding index                               (state/funding.py)
             6. liquidation scan of the dirty set: accounts touched in this block plus
                those whose price, funding or interest triggers fired (state/watch.py,
-               state/liquidation.py)
+               state/liquidation.py; a write-off there sweeps the dust to the fund
+               first, ``Exchange.sweep_dust``)
             7. interest rates from the new utilization; rounding dust to the insurance fund
     commit  the sorted write set, the app hash
 
@@ -159,12 +160,7 @@ def end_block(ex: Exchange) -> None:
     settled = funding.maybe_settle(ex)
     liquidation.run(ex, settled)
     ex.pools.settle_idle()  # the steps' idle credits beyond what the pools may pay are lent
-    fund = None
-    for a in range(len(ex.genesis.assets)):
-        dust = ex.pool_surplus(a)
-        if dust > 0:
-            fund = fund or ex.account(ex.insurance_account)
-            fund.credit(a, dust)
+    ex.sweep_dust()
     # the dust credits are a step too: its transient notes (``Pools.opened``, ``fresh``) are
     # then empty at every commit, as in a node restarted there
     ex.pools.settle_idle()

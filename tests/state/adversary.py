@@ -24,21 +24,26 @@ insurance fund and the pools' rounding, ``tests/state/invariants.py``); every po
 is >= 0; books and derived aggregates are sound; nobody but the fund ends below zero
 equity, nobody below maintenance is left untouched; a passive account (no position, no
 debt, no order) never loses value unless a "socialized" event says lenders took a loss;
-the committed records equal the state in memory.
+the committed records equal the state in memory. And at every write-off
+(``checking_write_offs``): it is for the fund's whole deficit, after the fund took the
+pools' rounding dust, and leaves the fund with no more than its own rounding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
 
-from state import risk, tx
+from state import liquidation, risk, tx
 from state.errors import Code
-from state.genesis import INSURANCE_ACCOUNT
+from state.events import Socialized
 from state.keys import PrivateKey
 from state.machine import BlockResult
+from state.muldiv import ONE
 from tests.harness import BRIDGE, BTC, BTC_PERP, BTC_SPOT, ETH, USDC, Chain, key
 from tests.state.invariants import check_all
 from tests.state.riskkit import BTC_UNIT, USD, risk_chain
@@ -223,7 +228,9 @@ class Adversary:
     def apply(self, txs: list[bytes]) -> BlockResult:
         """One block: it must apply, and every invariant must hold after it."""
         before = self._passive_values()
-        result = self.chain.block(*txs)
+        with checking_write_offs() as write_offs:
+            result = self.chain.block(*txs)
+        assert not write_offs, write_offs[:3]
         self.results.append(result)
         self.seen.extend(txs)
         for _, e in result.events:
@@ -277,20 +284,66 @@ class Adversary:
             for a, v in vals.items():
                 now = after.get(addr, {}).get(a, v)
                 assert now >= v or socialized, f"passive {addr.hex()[:8]} lost {v - now} of asset {a}"
-        if socialized:  # lenders pay only what the fund could not: it ends with nothing left
-            fund = ex.accounts.get(INSURANCE_ACCOUNT)
-            assert fund is None or risk.maintenance(ex, fund).equity <= _dust_allowance(ex), \
-                "write-off while the fund had equity"
         for r in result.receipts:  # every rejection carries a registered code
             assert Code(r.code) in Code
 
 
-def _dust_allowance(ex: Any) -> int:
-    """What the block's rounding dust, swept to the fund after the liquidation scan, can be
-    worth: per asset at most one smallest unit per holder plus two (the pools' rounding,
-    tests/state/invariants.py), valued at the index price."""
-    total = 1
-    for a in range(len(ex.genesis.assets)):
-        holders = sum(1 for acct in ex.accounts.values() if a in acct.scaled or a in acct.idle)
-        total += -(-(holders + 2) * ex.index_px[a] // ex.unit[a])
-    return total
+@contextmanager
+def checking_write_offs() -> Iterator[list[str]]:
+    """While open, ``liquidation.socialize`` is checked against the rule it keeps: lenders
+    pay only what the fund could not. What it finds is appended to the yielded list.
+
+    At the write-off: the shortfall is the fund's whole deficit, and the pools hold no dust
+    the fund could have taken (the block's dust is the fund's; ``unwind_fund`` credits it to
+    the fund first). What is left is the residue of that credit, at most
+    ``_credit_residue`` per pool. After it: the fund holds no more than the write-off's own
+    rounding, ``_write_off_rounding`` per asset written off.
+
+    The check is at the write-off, not at the block's end: after it the block goes on (the
+    re-check of every account, whose liquidations pay the fund fees; the idle settlement;
+    the dust sweep), and what the fund holds at the end also says what those brought."""
+    found: list[str] = []
+    inner = liquidation.socialize
+
+    def socialize(ex: Any, fund: Any, shortfall: int) -> None:
+        equity = risk.assess(ex, fund, False).equity
+        if shortfall != -equity:
+            found.append(f"write-off of {shortfall} for a fund at equity {equity}")
+        for a in range(len(ex.genesis.assets)):
+            if ex.pool_surplus(a) > _credit_residue(ex, a):
+                found.append(f"write-off while pool {a} held {ex.pool_surplus(a)} units of dust")
+        start = len(ex.events)
+        inner(ex, fund, shortfall)
+        assets = [e.asset for e in ex.events[start:] if isinstance(e, Socialized)]
+        left = risk.assess(ex, fund, False).equity
+        if left > sum(_write_off_rounding(ex, a) for a in assets):
+            found.append(f"write-off of {shortfall} left the fund at equity {left} (assets {assets})")
+
+    liquidation.socialize = socialize
+    try:
+        yield found
+    finally:
+        liquidation.socialize = inner
+
+
+def _credit_residue(ex: Any, a: int) -> int:
+    """The most of a pool's dust that crediting it to the fund leaves in the pool, in units
+    (the credit's shares round down). For a credit ``d`` at index ``I`` (1e18 fixed point)
+    into supply, ``k = floor(d * 1e18 / I)`` shares: ``k * I / 1e18 > d - I / 1e18``, and
+    the pool's supply value ``floor(S * I / 1e18)`` grows by more than ``k * I / 1e18 - 1``,
+    so less than ``I / 1e18 + 1`` stays. A repayment of part of a debt is the same at the
+    borrow index; one of the whole debt cancels shares worth more than the debt less one
+    unit, and the pool's ``ceil`` debt value falls by more than that less one, then supplies
+    the rest: at most ``I / 1e18 + 3`` in all. With ``I`` the larger of the two indices,
+    the residue is below ``I / 1e18 + 3``, i.e. at most ``ceil(I / 1e18) + 2`` units."""
+    pool = ex.pools[a]
+    return -(-max(pool.supply_index, pool.borrow_index) // ONE) + 2
+
+
+def _write_off_rounding(ex: Any, a: int) -> int:
+    """What the write-off of asset ``a`` may leave the fund above zero (collateral units):
+    it writes off ``ceil(shortfall * debt / debt_value)`` units, at most one unit's worth
+    more than the shortfall, and the fund's debt may fall by one unit more than that
+    (state/liquidation.py ``socialize``); plus one for the valuation's own rounding."""
+    px = risk.asset_price(ex, a) if a != ex.collateral_asset else ex.unit[a]
+    return 2 * -(-px // ex.unit[a]) + 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from state import liquidation, risk
 from state.genesis import INSURANCE_ACCOUNT, default_risk_doc
-from state.tx import Batch, Borrow, CancelAll, OraclePrices, PlaceOrder, Tif, Withdraw
+from state.tx import Batch, Borrow, CancelAll, OraclePrices, PlaceOrder, Tif, Transfer, Withdraw
 from tests.harness import BTC, BTC_PERP, BTC_SPOT, USDC, Chain, key
 from tests.state.invariants import check_all
 from tests.state.riskkit import BTC_UNIT, USD, risk_chain, set_prices
@@ -290,3 +290,36 @@ def test_socialize_rounding_never_takes_the_pool_surplus_below_zero() -> None:
         assert ex.pool_surplus(USDC) >= 0, (w, ex.pool_surplus(USDC))
         assert ex.pools.debt(fund, USDC) == debt - w
         assert ex.events[0][:3] == ("socialized", USDC, w)
+
+
+def test_a_write_off_comes_after_the_fund_takes_the_blocks_rounding_dust() -> None:
+    """The extended adversary's seed 2,004,030: a write-off in a block whose trades had left
+    $0.006 of rounding dust in the pools. The dust is the fund's (the block's end credits
+    it to the fund), but the write-off was measured before that credit: lenders paid the
+    dust's worth of a loss the fund could cover, and the fund ended the block holding it.
+    Here the crash block also carries 40 transfers of one unit between suppliers; with the
+    supply index above 1e18 each debits the sender a unit and credits the receiver no
+    share, so they leave 40 units of dust. The write-off must be smaller by exactly those
+    40 units than in the same block without the transfers, and the fund must end the block
+    at zero either way."""
+    base = _empty_book_chain(interest=True)
+
+    def transfers(c: Chain) -> list[bytes]:
+        return [c.sign(LN_A, Transfer(LN_B.address, USDC, 1)) for _ in range(40)]
+
+    quiet, busy = base.fork(), base.fork()  # the transfers alone: 40 units lost, none received
+    quiet.block()
+    assert all(x.ok for x in busy.block(*transfers(busy)).receipts)
+    lost = quiet.balance(LN_A, USDC) - busy.balance(LN_A, USDC)
+    assert (lost, busy.balance(LN_B, USDC) - quiet.balance(LN_B, USDC)) == (40, 0)
+    written = []
+    for with_dust in (False, True):
+        c = base.fork()
+        crash = c.sign(VALIDATORS[0], OraclePrices(((BTC, 20_000 * USD),)))
+        r = c.block(crash, *(transfers(c) if with_dust else []))
+        assert all(x.ok for x in r.receipts)
+        soc = [e for _, e in r.events if isinstance(e, tuple) and e[0] == "socialized"]
+        assert len(soc) == 1 and soc[0][1] == USDC
+        written.append(soc[0][2])
+        assert risk.maintenance(c.ex, c.ex.accounts[INSURANCE_ACCOUNT]).equity == 0
+    assert written[0] - written[1] == 40  # the fund paid the dust's worth itself
