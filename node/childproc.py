@@ -119,13 +119,7 @@ class ChildProcess:
 
     def post(self, message: list[Any]) -> bool:
         """Send ``message``; False once the worker is gone or stopping."""
-        if self.pipe is None or self.stopping:
-            return False
-        try:
-            self.pipe.send(message)
-        except PipeBroken:
-            return False
-        return True
+        return self.pipe is not None and not self.stopping and self.pipe.try_send(message)
 
     async def stop(self) -> None:
         """Ask the worker to stop, kill it if it does not within ``STOP_TIMEOUT_S``. Idempotent."""

@@ -75,5 +75,13 @@ class MessagePipe(asyncio.Protocol):
             raise PipeBroken("the pipe is closed")
         self.transport.write(self._pack(message))
 
+    def try_send(self, message: list[Any]) -> bool:
+        """``send``, answering False instead of raising once the pipe has ended."""
+        try:
+            self.send(message)
+        except PipeBroken:
+            return False
+        return True
+
     def close(self) -> None:
         self._end(None)

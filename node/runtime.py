@@ -291,8 +291,7 @@ class NodeRuntime:
         c = self.config
         if c.rpc_frontend_process:  # it loads while the stores open and replay; it listens in _start_rpc
             self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
-                                            log_path=str(c.log_path), socket_dir=c.home / "data")
-            self.frontend.on_failure = self.fail
+                                            log_path=str(c.log_path), socket_dir=c.home / "data", on_failure=self.fail)
             await self.frontend.spawn()
         replayed = self.execution.handshake()
         log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",

@@ -71,7 +71,7 @@ class FrontendProcess:
     """The front-end worker and the node's handling of what it sends."""
 
     def __init__(self, rpc: RpcServer, host: str, port: int, *, exempt: list[str], log_path: str,
-                 socket_dir: Path) -> None:
+                 socket_dir: Path, on_failure: Callable[[str], None]) -> None:
         self.rpc = rpc
         self.socket_dir = socket_dir
         self.host, self.port = host, port
@@ -80,16 +80,9 @@ class FrontendProcess:
         self.counts = FrontendCounts()
         self._child = ChildProcess("node.frontend.worker", "the RPC front-end", self._on_message,
                                    max_message_bytes=PIPE_MESSAGE_BYTES)
+        self._child.on_failure = on_failure  # the front-end died: the node stops
         self._dir: str | None = None  # a temporary directory of the socket's, if it needed one
         self._path: str | None = None
-
-    @property
-    def on_failure(self) -> Callable[[str], None] | None:
-        return self._child.on_failure
-
-    @on_failure.setter
-    def on_failure(self, callback: Callable[[str], None] | None) -> None:
-        self._child.on_failure = callback
 
     @property
     def pid(self) -> int | None:

@@ -42,7 +42,7 @@ from node.clientaddr import client_key, client_of
 from node.connlimit import IDLE_S, ConnLimit
 from node.frontend.header import CLIENT_HEADER
 from node.httperrors import JsonErrorRunner
-from node.pipe import MessagePipe, PipeBroken
+from node.pipe import MessagePipe
 from node.rpcerrors import MAX_BODY, RpcError, error_response, errors_middleware
 from node.submitbody import (
     BATCH,
@@ -117,13 +117,7 @@ class Edge:
             log.error("unknown message %r from the node", kind)
 
     def send(self, message: list[Any]) -> bool:
-        if self.pipe is None:
-            return False
-        try:
-            self.pipe.send(message)
-        except PipeBroken:
-            return False
-        return True
+        return self.pipe is not None and self.pipe.try_send(message)
 
     def metrics(self) -> dict[str, int]:
         return {"connections": self.conn_limit.total, "connections_refused": self.conn_limit.refused,
