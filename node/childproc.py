@@ -165,16 +165,18 @@ async def connect_parent(fd: int, config: dict[str, Any], on_message: Callable[[
     return await MessagePipe.connect(socket.socket(fileno=fd), on_message, int(config["max_message_bytes"]))
 
 
-def run_child(argv: list[str], serve: Callable[[int, dict[str, Any]], Coroutine[Any, Any, int]]) -> None:
+def run_child(argv: list[str], serve: Callable[[int, dict[str, Any]], Coroutine[Any, Any, int]], *,
+              libp2p: bool = True) -> None:
     """A worker's ``main``: ``serve(fd, config)`` on uvloop, dying with the node, its log in
-    the node's log file, ^C and SIGTERM left to the node (which stops it)."""
+    the node's log file, ^C and SIGTERM left to the node (which stops it). ``libp2p``: the
+    worker runs libp2p (its logging is set up as the node's is)."""
     fd, config = int(argv[0]), json.loads(argv[1])
     die_with_parent(int(config["parent_pid"]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C reaches the whole group: the node stops us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from node.main import setup_logging
 
-    setup_logging(Path(config["log_path"]), config.get("log_level", "INFO"))
+    setup_logging(Path(config["log_path"]), config.get("log_level", "INFO"), with_libp2p=libp2p)
     try:
         import uvloop
 

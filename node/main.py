@@ -35,7 +35,7 @@ log = logging.getLogger("bookchain.node")
 STDERR_LEVEL_ENV = "BOOKCHAIN_LOG_STDERR"
 
 
-def setup_logging(log_path: Path, level: str = "INFO") -> None:
+def setup_logging(log_path: Path, level: str = "INFO", *, with_libp2p: bool = True) -> None:
     """Every record to the log file; to stderr from ``BOOKCHAIN_LOG_STDERR``'s level (all of
     them without it). Why a level of its own: a supervisor that keeps stderr in a file of its
     own (the devnet's ``logs/stdout.log``) needs only what the log file may miss there, the
@@ -52,7 +52,8 @@ def setup_logging(log_path: Path, level: str = "INFO") -> None:
     root.setLevel(os.environ.get("BOOKCHAIN_LOG", level))
     for noisy in ("libp2p", "multiaddr", "aiohttp.access", "trio", "async_service"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not os.environ.get("LIBP2P_DEBUG"):
+    if with_libp2p and not os.environ.get("LIBP2P_DEBUG"):
+        # (``with_libp2p``: this process runs it; the RPC front-end does not, and skips the ~1 s import)
         # importing libp2p detaches its logger (no handler, no propagation), so its warnings
         # would reach stderr through logging's last resort, unformatted and not in the log
         # file: import it first (the node and its p2p worker import it anyway), then attach

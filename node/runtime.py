@@ -131,6 +131,12 @@ def must_be_directories(paths: tuple[Path, ...]) -> None:
                                   "move it away (or restore the directory) and start again")
 
 
+#: the protocols a node serves (``_start_network`` registers a handler for each): what its
+#: p2p worker is spawned for before the handlers exist
+NODE_PROTOCOLS: list[tuple[str, str]] = [(protocols.CONSENSUS, "oneway"), (protocols.TX, "oneway"),
+                                         (protocols.EVIDENCE, "oneway"), (protocols.SYNC, "request")]
+
+
 class NodeRuntime:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -192,6 +198,7 @@ class NodeRuntime:
         self._resubmit_task: asyncio.Task[None] | None = None
         self.p2p: Network = None  # type: ignore[assignment]  # set by start()
         self.frontend: FrontendProcess | None = None  # clients' HTTP in a process of its own (rpc.frontend_process)
+        self._p2p_process: P2PProcess | None = None  # spawned as start() begins (p2p.worker_process)
         self.driver: ConsensusDriver = None  # type: ignore[assignment]
         self.started_at = time.time()
         self._gossip_task: asyncio.Task[None] | None = None
@@ -293,6 +300,13 @@ class NodeRuntime:
             self.frontend = FrontendProcess(self.rpc, c.rpc_host, c.rpc_port, exempt=list(c.rpc_limits.exempt),
                                             log_path=str(c.log_path), socket_dir=c.home / "data", on_failure=self.fail)
             await self.frontend.spawn()
+        timeout_s = c.p2p_peer_timeout_ms / 1000
+        limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
+        if c.p2p_worker_process:  # it loads libp2p meanwhile too; it listens in _start_network
+            self._p2p_process = P2PProcess(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits,
+                                           log_path=str(c.log_path))
+            self._p2p_process.on_failure = self.fail
+            await self._p2p_process.spawn(NODE_PROTOCOLS)
         replayed = self.execution.handshake()
         log.info("h=%d handshake done: state at %d, block store at %d, re-applied %d blocks",
                  self.sm.height, self.sm.height, self.blocks.height, replayed)
@@ -308,8 +322,6 @@ class NodeRuntime:
             log.info("h=%d restored %d WAL records", self.sm.height, len(records))
         self.driver = ConsensusDriver(self, core)
         self.driver.restore_evidence()
-        timeout_s = self.config.p2p_peer_timeout_ms / 1000
-        limits = Limits(peer_timeout_s=timeout_s, ping_interval_s=min(1.0, timeout_s / 3))
         self.p2p = await self._start_network(limits)
         await self._start_rpc()
         log.info("h=%d node %s up: rpc http://%s:%d p2p %s validator=%s state machine %s, signatures %s",
@@ -336,10 +348,8 @@ class NodeRuntime:
         """libp2p in its worker process (the default) or on this thread; handlers registered."""
         c = self.config
         p2p: P2PNode | P2PProcess
-        if c.p2p_worker_process:
-            p2p = P2PProcess(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits,
-                             log_path=str(c.log_path))
-            p2p.on_failure = self.fail
+        if self._p2p_process is not None:
+            p2p = self._p2p_process
         else:
             p2p = P2PNode(str(c.home), c.p2p_listen, peers=list(c.p2p_peers), limits=limits)
         assert self.driver is not None
@@ -463,6 +473,8 @@ class NodeRuntime:
         if self.frontend is not None:
             await self.frontend.stop()
         await self.rpc.stop()
+        if self.p2p is None and self._p2p_process is not None:  # spawned, start-up failed before it listened
+            self.p2p = self._p2p_process
         if self.p2p is not None:
             try:
                 await asyncio.wait_for(self.p2p.stop(), 10)

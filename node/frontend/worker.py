@@ -285,7 +285,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
 
 
 def main(argv: list[str]) -> None:
-    run_child(argv, serve)
+    run_child(argv, serve, libp2p=False)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class P2PProcess:
         self._child = ChildProcess("node.p2p.worker", "the p2p worker", self._on_message,
                                    max_message_bytes=protocols.PIPE_MESSAGE_BYTES)
         self._child.on_end = self._fail_pending
+        self._specs: list[tuple[str, str]] | None = None  # the protocols the worker was spawned for
 
     # ------------------------------------------------------------ configuration
     def register(self, protocol_id: str, handler: OneWayHandler) -> None:
@@ -83,12 +84,26 @@ class P2PProcess:
     def on_failure(self, callback: Callable[[str], None] | None) -> None:
         self._child.on_failure = callback
 
+    async def spawn(self, specs: list[tuple[str, str]]) -> None:
+        """Start the worker process now, for the protocols ``specs`` names (``(id,
+        "oneway"|"request")``): it loads libp2p (~1.3 s) while the node opens its stores and
+        replays, and listens once ``start`` tells it to, when the handlers are registered."""
+        self._specs = sorted(specs)
+        await self._child.spawn({"home": self.home, "listen": self.listen, "peers": self.peers,
+                                 "limits": dataclasses.asdict(self.limits), "log_path": self.log_path,
+                                 "specs": [list(spec) for spec in self._specs]})
+
     async def start(self) -> None:
-        """Start the worker and wait until it listens; ``OSError`` if it cannot."""
-        config = {"home": self.home, "listen": self.listen, "peers": self.peers,
-                  "limits": dataclasses.asdict(self.limits), "log_path": self.log_path,
-                  "specs": sorted([[p, "oneway"] for p in self._oneway] + [[p, "request"] for p in self._serving])}
-        failure = await self._child.start(config)
+        """Let the worker listen and dial (spawning it first if ``spawn`` did not) and wait
+        until it does; ``OSError`` if it cannot."""
+        registered = sorted([(p, "oneway") for p in self._oneway] + [(p, "request") for p in self._serving])
+        if self._specs is None:
+            await self.spawn(registered)
+        elif self._specs != registered:
+            await self.stop()
+            raise RuntimeError(f"p2p worker spawned for {self._specs}, handlers registered for {registered}")
+        self._child.post(["L"])
+        failure = await self._child.wait_up()
         if failure is not None:
             raise OSError(f"p2p on {self.listen}: {failure}")
         self.listen_addrs = list(self._child.up_message[2])

@@ -45,6 +45,7 @@ class Worker:
         self._ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.stop = asyncio.Event()
+        self.listen = asyncio.Event()  # the node's word to listen and dial (its handlers are ready)
 
     # ------------------------------------------------------------ node -> worker
     def on_message(self, message: list[Any]) -> None:
@@ -62,6 +63,8 @@ class Worker:
                 fut = self._verdicts.pop(message[1], None)
                 if fut is not None and not fut.done():
                     fut.set_result((message[2], message[3]))
+            elif kind == "L":
+                self.listen.set()
             elif kind == "X":
                 self.stop.set()
             else:
@@ -158,6 +161,14 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
     worker = Worker(node, [(p, k) for p, k in config["specs"]])
     worker.pipe = await connect_parent(fd, config, worker.on_message)
     worker.register()
+    # loaded (libp2p's import is most of a worker's start-up): wait for the node's word
+    told: asyncio.Future[Any] = asyncio.ensure_future(worker.listen.wait())
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(worker.stop.wait())
+    await asyncio.wait([told, stopped, worker.pipe.closed], return_when=asyncio.FIRST_COMPLETED)
+    if not told.done() or stopped.done():
+        told.cancel()
+        stopped.cancel()
+        return 0
     try:
         await node.start()
     except Exception as err:  # the port is taken, the address is not ours: the node reports it
