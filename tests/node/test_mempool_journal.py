@@ -191,7 +191,7 @@ def test_random_damage_never_raises_and_every_untouched_frame_survives(
 _payloads = st.one_of(
     st.binary(min_size=1, max_size=60),
     st.lists(st.binary(max_size=300), max_size=20).map(lambda b: msgpack.packb(b, use_bin_type=True)),
-    st.lists(st.one_of(st.binary(max_size=20), st.text(max_size=5), st.integers())).map(msgpack.packb))
+    st.lists(st.one_of(st.binary(max_size=20), st.text(max_size=5), st.integers(-(1 << 63), (1 << 64) - 1))).map(msgpack.packb))
 
 
 @settings(max_examples=200, deadline=None)
