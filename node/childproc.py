@@ -165,6 +165,18 @@ async def connect_parent(fd: int, config: dict[str, Any], on_message: Callable[[
     return await MessagePipe.connect(socket.socket(fileno=fd), on_message, int(config["max_message_bytes"]))
 
 
+async def told_to_serve(listen: asyncio.Event, stop: asyncio.Event, pipe: MessagePipe) -> bool:
+    """A loaded worker waits for the node's word to serve (``["L"]``: its handlers or its
+    server are ready): True once it came, False if the node asked it to stop or went first."""
+    told: asyncio.Future[Any] = asyncio.ensure_future(listen.wait())
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([told, stopped, pipe.closed], return_when=asyncio.FIRST_COMPLETED)
+    go = told.done() and not stopped.done()
+    told.cancel()
+    stopped.cancel()
+    return go
+
+
 def run_child(argv: list[str], serve: Callable[[int, dict[str, Any]], Coroutine[Any, Any, int]], *,
               libp2p: bool = True) -> None:
     """A worker's ``main``: ``serve(fd, config)`` on uvloop, dying with the node, its log in

@@ -37,7 +37,7 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from node.bodylimit import refuse_unread
-from node.childproc import connect_parent, run_child
+from node.childproc import connect_parent, run_child, told_to_serve
 from node.clientaddr import client_key, client_of
 from node.connlimit import IDLE_S, ConnLimit
 from node.frontend.header import CLIENT_HEADER
@@ -253,13 +253,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
     await runner.setup()
     assert runner.server is not None
     edge.conn_limit.attach(runner.server)
-    # loaded: wait for the node's word (its server is up) or its end
-    told: asyncio.Future[Any] = asyncio.ensure_future(edge.listen.wait())
-    stop: asyncio.Future[Any] = asyncio.ensure_future(edge.stop.wait())
-    await asyncio.wait([told, stop, edge.pipe.closed], return_when=asyncio.FIRST_COMPLETED)
-    if not told.done() or stop.done():
-        told.cancel()
-        stop.cancel()
+    if not await told_to_serve(edge.listen, edge.stop, edge.pipe):  # loaded: the node's server must be up
         await runner.cleanup()
         return 0
     edge.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=edge.internal, limit=0),
@@ -272,6 +266,7 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
         await asyncio.sleep(0.1)  # let the message leave before the pipe closes
         return 1
     edge.send(["U"])
+    stop: asyncio.Future[Any] = asyncio.ensure_future(edge.stop.wait())
     ended: asyncio.Future[Any] = edge.pipe.closed
     while not (stop.done() or ended.done()):
         await asyncio.wait([stop, ended], timeout=METRICS_EVERY_S, return_when=asyncio.FIRST_COMPLETED)

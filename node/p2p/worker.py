@@ -23,7 +23,7 @@ import logging
 import sys
 from typing import Any
 
-from node.childproc import connect_parent, run_child
+from node.childproc import connect_parent, run_child, told_to_serve
 from node.p2p import errors
 from node.p2p.core import Limits
 from node.p2p.host import P2PNode
@@ -161,13 +161,8 @@ async def serve(fd: int, config: dict[str, Any]) -> int:
     worker = Worker(node, [(p, k) for p, k in config["specs"]])
     worker.pipe = await connect_parent(fd, config, worker.on_message)
     worker.register()
-    # loaded (libp2p's import is most of a worker's start-up): wait for the node's word
-    told: asyncio.Future[Any] = asyncio.ensure_future(worker.listen.wait())
-    stopped: asyncio.Future[Any] = asyncio.ensure_future(worker.stop.wait())
-    await asyncio.wait([told, stopped, worker.pipe.closed], return_when=asyncio.FIRST_COMPLETED)
-    if not told.done() or stopped.done():
-        told.cancel()
-        stopped.cancel()
+    # loaded (libp2p's import is most of a worker's start-up): the node's handlers must be ready
+    if not await told_to_serve(worker.listen, worker.stop, worker.pipe):
         return 0
     try:
         await node.start()
