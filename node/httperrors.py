@@ -22,6 +22,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from node.connlimit import IDLE_S
 from state.errors import Code
 
 #: aiohttp's default ``max_line_size`` and ``max_field_size``: the longest request line or header line.
@@ -57,6 +58,13 @@ class _JsonErrorServer(Server):
 
 class JsonErrorRunner(web.AppRunner):
     """``web.AppRunner`` whose server answers parser refusals in the RPC's JSON shape."""
+
+    @classmethod
+    def for_clients(cls, app: web.Application) -> JsonErrorRunner:
+        """The runner of a server clients reach (the node's RPC, its front-end, the node's
+        server behind it): no access log, the node's own signal handling, an idle connection
+        closed after ``IDLE_S`` (node/connlimit.py)."""
+        return cls(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
 
     async def _make_server(self) -> Server:
         server = await super()._make_server()

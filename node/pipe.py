@@ -4,9 +4,10 @@ worker, node/p2p/process.py; the RPC front-end, node/frontend/).
 A Unix socketpair carrying a stream of msgpack arrays, each ``[kind, ...]``. Why msgpack
 with no length prefix: ``msgpack.Unpacker`` parses a stream fed in arbitrary chunks, so
 one ``data_received`` may hold many messages or part of one, with no copy per message
-beyond the unpacker's own. The unpacker's buffer is bounded (a little above the largest
-frame any protocol allows), so a peer process that writes garbage cannot make this one
-allocate without end: it gets ``PipeBroken`` and the pipe closes.
+beyond the unpacker's own. The unpacker's buffer is bounded (each owner's
+``max_message_bytes``: for the p2p worker a little above the largest frame any protocol
+allows), so a peer process that writes garbage cannot make this one allocate without end:
+it gets ``PipeBroken`` and the pipe closes.
 
 Both ends are trusted (the same node, the same code); the bound and the shape checks are
 against bugs, not adversaries. Flow is bounded by the protocol, not here: the worker keeps

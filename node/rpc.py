@@ -33,7 +33,7 @@ from node import (
 from node.bodylimit import body_rate_middleware
 from node.clientaddr import client_key, client_of
 from node.codes import split_hashes, unpack_codes
-from node.connlimit import IDLE_S, ConnLimit
+from node.connlimit import ConnLimit
 from node.events import Subscription
 from node.frontend.header import CLIENT_HEADER
 from node.httperrors import JsonErrorRunner
@@ -197,7 +197,7 @@ class RpcServer:
     async def start(self, host: str, port: int) -> None:
         # parser refusals (a URL over 8190 bytes) in the JSON error shape (node/httperrors.py);
         # an idle connection is closed after IDLE_S (node/connlimit.py)
-        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
+        self.runner = JsonErrorRunner.for_clients(self.app)
         await self.runner.setup()
         assert self.runner.server is not None  # set by setup()
         self.conn_limit.attach(self.runner.server)
@@ -209,7 +209,7 @@ class RpcServer:
         (node/frontend/) connects to: it holds the clients' connections and names each
         request's client in ``CLIENT_HEADER``, which this server then trusts."""
         self.behind_frontend = True
-        self.runner = JsonErrorRunner(self.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
+        self.runner = JsonErrorRunner.for_clients(self.app)
         await self.runner.setup()
         await web.UnixSite(self.runner, path).start()
         os.chmod(path, 0o600)  # the node's user alone may name a client

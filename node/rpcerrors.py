@@ -48,8 +48,6 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     packed = wants_msgpack(request)
     try:
         return await handler(request)
-    except RpcError as err:
-        return error_response(err.status, err.code, err.message, packed=packed, extra=err.extra)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, Code.OVERSIZE, f"request body exceeds {MAX_BODY} bytes", packed=packed)
     except web.HTTPNotFound:
@@ -58,11 +56,22 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         return error_response(405, Code.METHOD_NOT_ALLOWED, f"{request.method} not allowed on {request.path}", packed=packed)
     except web.HTTPException:
         raise
-    except NodeStopping:
-        return error_response(503, Code.NOT_READY, "this node is stopping", packed=packed)
-    except Exception:  # a bug must not take the node down: log it, answer 500
-        log.exception("rpc handler failed on %s", request.path)
-        return error_response(500, Code.INTERNAL_ERROR, "internal error", packed=packed)
+    except Exception as exc:
+        err = as_rpc_error(exc, request.path)
+        return error_response(err.status, err.code, err.message, packed=packed, extra=err.extra)
+
+
+def as_rpc_error(exc: Exception, route: str) -> RpcError:
+    """The answer to what a handler of ``route`` raised: its own, if it is an ``RpcError``;
+    503 ``NOT_READY`` while the node stops; else a bug, which must not take the node down:
+    logged, answered 500 ``INTERNAL_ERROR``. The server's middleware and the node's side of
+    its front-end (node/frontend/process.py) answer alike through this."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, NodeStopping):
+        return RpcError(503, Code.NOT_READY, "this node is stopping")
+    log.error("rpc handler failed on %s", route, exc_info=exc)
+    return RpcError(500, Code.INTERNAL_ERROR, "internal error")
 
 
 def byte_refusal(code: Code) -> tuple[int, Code, str]:

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from node import hlexchange
 from node.childproc import ChildProcess
-from node.rpcerrors import MAX_BODY, RpcError, byte_refusal
-from node.stategate import NodeStopping
+from node.rpcerrors import MAX_BODY, RpcError, as_rpc_error, byte_refusal
 from node.submitbody import EXCHANGE, INFO
 from state.errors import Code
 
@@ -50,21 +49,13 @@ _ENVELOPE: Final = 64 * 1024
 
 
 class FrontendCounts:
-    """The front-end's counters as it last reported them (``/metrics`` reads these where it
-    reads the server's own ``ConnLimit`` without a front-end)."""
+    """The front-end's connection counts as it last reported them (``/metrics`` reads these
+    where it reads the server's own ``ConnLimit`` without a front-end): open and refused."""
 
-    __slots__ = ("connections", "connections_refused", "relayed", "submissions")
+    __slots__ = ("refused", "total")
 
     def __init__(self) -> None:
-        self.connections = self.connections_refused = self.submissions = self.relayed = 0
-
-    @property
-    def total(self) -> int:
-        return self.connections
-
-    @property
-    def refused(self) -> int:
-        return self.connections_refused
+        self.total = self.refused = 0
 
 
 class FrontendProcess:
@@ -162,13 +153,9 @@ class FrontendProcess:
                 answer = ["j", status, _fits(json.dumps(doc).encode())]
             else:
                 answer = ["v", [list(v) for v in await rpc.submit_verdicts(payload)]]
-        except RpcError as err:
+        except Exception as exc:
+            err = as_rpc_error(exc, route)
             answer = ["e", err.status, int(err.code), err.message]
-        except NodeStopping:
-            answer = ["e", 503, int(Code.NOT_READY), "this node is stopping"]
-        except Exception:  # a bug must not take the node down: log it, answer 500
-            log.exception("front-end request on %s failed", route)
-            answer = ["e", 500, int(Code.INTERNAL_ERROR), "internal error"]
         self._child.post(["A", ident, *answer])
 
 

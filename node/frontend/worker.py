@@ -39,7 +39,7 @@ from yarl import URL
 from node.bodylimit import refuse_unread
 from node.childproc import connect_parent, run_child, told_to_serve
 from node.clientaddr import client_key, client_of
-from node.connlimit import IDLE_S, ConnLimit
+from node.connlimit import ConnLimit
 from node.frontend.header import CLIENT_HEADER
 from node.httperrors import JsonErrorRunner
 from node.pipe import MessagePipe
@@ -98,8 +98,7 @@ class Edge:
         self.stop = asyncio.Event()
         self._pending: dict[int, asyncio.Future[list[Any]]] = {}
         self._ids = 0
-        self.submissions = 0
-        self.relayed = 0
+        self.submissions = 0  # requests handed to the node over the pipe
 
     # ------------------------------------------------------------ pipe
     def on_message(self, message: list[Any]) -> None:
@@ -120,8 +119,7 @@ class Edge:
         return self.pipe is not None and self.pipe.try_send(message)
 
     def metrics(self) -> dict[str, int]:
-        return {"connections": self.conn_limit.total, "connections_refused": self.conn_limit.refused,
-                "submissions": self.submissions, "relayed": self.relayed}
+        return {"total": self.conn_limit.total, "refused": self.conn_limit.refused}
 
     # ------------------------------------------------------------ submissions
     @web.middleware
@@ -182,7 +180,6 @@ class Edge:
     async def relay(self, request: web.Request) -> web.StreamResponse:
         """Any other request, to the node's server as it came, the answer streamed back."""
         assert self.session is not None
-        self.relayed += 1
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._relay_websocket(request)
         headers = {name: value for name in RELAYED if (value := request.headers.get(name)) is not None}
@@ -249,7 +246,7 @@ async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
 async def serve(fd: int, config: dict[str, Any]) -> int:
     edge = Edge(config)
     edge.pipe = await connect_parent(fd, config, edge.on_message)
-    runner = JsonErrorRunner(edge.app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_S)
+    runner = JsonErrorRunner.for_clients(edge.app)
     await runner.setup()
     assert runner.server is not None
     edge.conn_limit.attach(runner.server)

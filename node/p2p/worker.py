@@ -27,7 +27,7 @@ from node.childproc import connect_parent, run_child, told_to_serve
 from node.p2p import errors
 from node.p2p.core import Limits
 from node.p2p.host import P2PNode
-from node.pipe import MessagePipe, PipeBroken
+from node.pipe import MessagePipe
 
 log = logging.getLogger("bookchain.p2p.worker")
 
@@ -86,8 +86,7 @@ class Worker:
 
     def _send(self, message: list[Any]) -> None:
         if self.pipe is not None:
-            with contextlib.suppress(PipeBroken):  # the node is gone: the pipe's end stops us
-                self.pipe.send(message)
+            self.pipe.try_send(message)  # False: the node is gone, and the pipe's end stops us
 
     # ------------------------------------------------------------ peers -> node
     async def _ask(self, message: list[Any]) -> tuple[str, Any]:
