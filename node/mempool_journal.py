@@ -70,6 +70,7 @@ from pathlib import Path
 import msgpack
 
 from node.diskfull import open_append, write_all, write_atomically, writing
+from node.wire import array_header
 
 log = logging.getLogger("bookchain.mempool")
 
@@ -174,15 +175,10 @@ def _elements(data: bytes, p: int, end: int, budget: _Budget | None) -> list[tup
     """The [start, end) of each bin in the msgpack array at ``data[p:end]`` when that is
     exactly an array of bins, else None. Work: one step per element, charged to
     ``budget`` (``_Exhausted`` when it cannot pay for the array's length)."""
-    lead = data[p]
-    if 0x90 <= lead <= 0x9F:
-        n, p = lead - 0x90, p + 1
-    elif lead == 0xDC and p + 3 <= end:
-        n, p = _U16.unpack_from(data, p + 1)[0], p + 3
-    elif lead == 0xDD and p + 5 <= end:
-        n, p = _U32.unpack_from(data, p + 1)[0], p + 5
-    else:
+    header = array_header(data, p, end)
+    if header is None:
         return None
+    n, p = header
     if 2 * n > end - p:  # a bin takes at least two bytes
         return None
     limit = n if budget is None else min(n, budget.left // _STEP_COST)

@@ -36,17 +36,20 @@ class BadBody(ValueError):
         self.too_many = too_many
 
 
-def _array_header_len(body: bytes) -> int | None:
-    """The element count a msgpack array header declares, or None if it is no array."""
-    if not body:
+def array_header(data: bytes, p: int = 0, end: int | None = None) -> tuple[int, int] | None:
+    """The msgpack array header at ``data[p:end]``: the element count it declares and where
+    its first element starts, or None if it is no (complete) array header. Read off the
+    bytes, before anything is unpacked (node/mempool_journal.py reads frames by it too)."""
+    end = len(data) if end is None else end
+    if p >= end:
         return None
-    first = body[0]
+    first = data[p]
     if 0x90 <= first <= 0x9F:
-        return first & 0x0F
-    if first == 0xDC and len(body) >= 3:
-        return int.from_bytes(body[1:3], "big")
-    if first == 0xDD and len(body) >= 5:
-        return int.from_bytes(body[1:5], "big")
+        return first & 0x0F, p + 1
+    if first == 0xDC and p + 3 <= end:
+        return int.from_bytes(data[p + 1:p + 3], "big"), p + 3
+    if first == 0xDD and p + 5 <= end:
+        return int.from_bytes(data[p + 1:p + 5], "big"), p + 5
     return None
 
 
@@ -56,10 +59,10 @@ def unpack_tx_list(body: bytes, max_items: int) -> list[bytes]:
     Only the array and its items are checked here; each tx is then decoded strictly by the
     mempool like any other submission. The count is read off the array header first, so an
     oversize batch is refused before anything is unpacked."""
-    declared = _array_header_len(body)
-    if declared is None:
+    header = array_header(body)
+    if header is None:
         raise BadBody("body must be a msgpack array of transactions (bin)")
-    if declared > max_items:
+    if header[0] > max_items:
         raise BadBody(f"at most {max_items} transactions per call", too_many=True)
     try:
         txs = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True,
