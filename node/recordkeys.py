@@ -8,6 +8,7 @@ for another record than the one asked about.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -74,10 +75,8 @@ def validator_key(genesis: Genesis, ref: str) -> bytes:
     oracle kind's ``validator``) or name (any case)."""
     body = ref[2:] if ref.startswith(("0x", "0X")) else ref
     if len(body) == 2 * PUBKEY_LEN:
-        try:
+        with contextlib.suppress(ValueError):  # not hex: perhaps a name that long
             return bytes_from_hex(body)
-        except ValueError:
-            pass  # not hex: perhaps a name that long
     index = _named(ref, {v.name: i for i, v in enumerate(genesis.validators)}, Code.NOT_A_VALIDATOR, "validator")
     return genesis.validators[index].pubkey
 
